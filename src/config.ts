@@ -1,0 +1,169 @@
+import path from 'node:path';
+import { IANAZone } from 'luxon';
+import { projectRoot } from './paths.ts';
+
+/**
+ * Environment -> validated, typed configuration. Read once at the edge (the CLI); everything else
+ * receives the object. A bad environment produces one error that lists every bad variable.
+ */
+export interface StripeApiBase {
+  protocol: 'http' | 'https';
+  host: string;
+  port: number;
+}
+
+export interface Config {
+  databaseUrl: string | null;
+  embeddedPgDir: string;
+  embeddedPgPort: number;
+  stripeSecretKey: string | null;
+  webhookSecrets: string[];
+  webhookToleranceSeconds: number;
+  stripeApiBase: StripeApiBase | null;
+  stripeRequestsPerSecond: number;
+  host: string;
+  port: number;
+  logLevel: string;
+  defaultTimeZone: string;
+  defaultLocale: string;
+  policyFile: string | null;
+  eventMaxTries: number;
+  workerConcurrency: number;
+  smtpUrl: string | null;
+  mailFrom: string;
+  outboxDir: string;
+  templatesDir: string | null;
+  merchantName: string;
+  supportEmail: string | null;
+  reportsToken: string | null;
+  opsWebhookUrl: string | null;
+  opsWebhookSecret: string | null;
+  opsAlertMinAmount: number;
+}
+
+/** What a command needs beyond the defaults; checked here so the error names the variable. */
+export type Requirement = 'stripe' | 'webhook';
+
+export class ConfigError extends Error {
+  readonly problems: string[];
+  constructor(problems: string[]) {
+    super(`Invalid configuration:\n${problems.map((p) => `  - ${p}`).join('\n')}`);
+    this.name = 'ConfigError';
+    this.problems = problems;
+  }
+}
+
+type Env = Record<string, string | undefined>;
+
+const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
+
+export function loadConfig(env: Env, require: Requirement[] = []): Config {
+  const problems: string[] = [];
+  const str = (name: string): string | null => {
+    const v = env[name]?.trim();
+    return v ? v : null;
+  };
+  const int = (name: string, fallback: number, min: number, max: number): number => {
+    const raw = str(name);
+    if (raw === null) return fallback;
+    const n = Number(raw);
+    if (!Number.isInteger(n) || n < min || n > max) {
+      problems.push(`${name}: expected an integer from ${min} to ${max}, got "${raw}"`);
+      return fallback;
+    }
+    return n;
+  };
+  const url = (name: string, protocols: string[]): string | null => {
+    const raw = str(name);
+    if (raw === null) return null;
+    try {
+      const u = new URL(raw);
+      if (!protocols.includes(u.protocol)) throw new Error('protocol');
+      return raw;
+    } catch {
+      // Never echo the value: connection URLs carry passwords.
+      problems.push(`${name}: expected a ${protocols.join(' or ')} URL`);
+      return null;
+    }
+  };
+
+  const databaseUrl = url('DATABASE_URL', ['postgres:', 'postgresql:']);
+
+  const stripeSecretKey = str('STRIPE_SECRET_KEY');
+  if (stripeSecretKey !== null && !/^(sk|rk)_(test|live)_\S+$/.test(stripeSecretKey)) {
+    problems.push('STRIPE_SECRET_KEY: expected a Stripe secret key (sk_live_..., sk_test_... or a restricted rk_ key)');
+  } else if (stripeSecretKey === null && require.includes('stripe')) {
+    problems.push('STRIPE_SECRET_KEY: required (your Stripe secret key, sk_live_... or sk_test_...)');
+  }
+
+  const webhookSecrets = (str('STRIPE_WEBHOOK_SECRET') ?? '').split(',').map((s) => s.trim()).filter(Boolean);
+  const badSecret = webhookSecrets.findIndex((s) => !s.startsWith('whsec_'));
+  if (badSecret >= 0) {
+    problems.push(`STRIPE_WEBHOOK_SECRET: entry ${badSecret + 1} does not start with "whsec_" (comma-separated signing secrets)`);
+  } else if (webhookSecrets.length === 0 && require.includes('webhook')) {
+    problems.push('STRIPE_WEBHOOK_SECRET: required (the endpoint signing secret whsec_...; several, comma-separated, during rotation)');
+  }
+
+  let stripeApiBase: StripeApiBase | null = null;
+  const apiBase = url('STRIPE_API_BASE', ['http:', 'https:']);
+  if (apiBase !== null) {
+    const u = new URL(apiBase);
+    const protocol = u.protocol === 'http:' ? 'http' : 'https';
+    stripeApiBase = { protocol, host: u.hostname, port: u.port ? Number(u.port) : protocol === 'http' ? 80 : 443 };
+  }
+
+  const logLevel = str('LOG_LEVEL') ?? 'info';
+  if (!LOG_LEVELS.includes(logLevel)) problems.push(`LOG_LEVEL: expected one of ${LOG_LEVELS.join(', ')}, got "${logLevel}"`);
+
+  const defaultTimeZone = str('DEFAULT_TIME_ZONE') ?? 'UTC';
+  if (!IANAZone.isValidZone(defaultTimeZone)) {
+    problems.push(`DEFAULT_TIME_ZONE: expected an IANA time zone such as Europe/Berlin, got "${defaultTimeZone}"`);
+  }
+
+  const defaultLocale = str('DEFAULT_LOCALE') ?? 'en';
+  if (!['en', 'de'].includes(defaultLocale)) problems.push(`DEFAULT_LOCALE: expected "en" or "de", got "${defaultLocale}"`);
+
+  const smtpUrl = url('SMTP_URL', ['smtp:', 'smtps:']);
+  const opsWebhookUrl = url('OPS_WEBHOOK_URL', ['http:', 'https:']);
+  const opsWebhookSecret = str('OPS_WEBHOOK_SECRET');
+  if (opsWebhookUrl !== null && opsWebhookSecret === null) {
+    problems.push('OPS_WEBHOOK_SECRET: required when OPS_WEBHOOK_URL is set (alerts are signed with it)');
+  }
+
+  const reportsToken = str('REPORTS_TOKEN');
+  if (reportsToken !== null && reportsToken.length < 16) {
+    problems.push('REPORTS_TOKEN: expected at least 16 characters (it guards revenue figures)');
+  }
+
+  const resolve = (p: string) => path.resolve(projectRoot, p);
+  const config: Config = {
+    databaseUrl,
+    embeddedPgDir: resolve(str('EMBEDDED_PG_DIR') ?? '.data/postgres'),
+    embeddedPgPort: int('EMBEDDED_PG_PORT', 54329, 1024, 65535),
+    stripeSecretKey,
+    webhookSecrets,
+    webhookToleranceSeconds: int('STRIPE_WEBHOOK_TOLERANCE_SECONDS', 300, 1, 86_400),
+    stripeApiBase,
+    stripeRequestsPerSecond: int('STRIPE_REQUESTS_PER_SECOND', 20, 1, 100),
+    host: str('HOST') ?? '0.0.0.0',
+    port: int('PORT', 3000, 0, 65535),
+    logLevel,
+    defaultTimeZone,
+    defaultLocale,
+    policyFile: str('DUNNING_POLICY_FILE'),
+    eventMaxTries: int('EVENT_MAX_TRIES', 8, 1, 100),
+    workerConcurrency: int('WORKER_CONCURRENCY', 4, 1, 64),
+    smtpUrl,
+    mailFrom: str('MAIL_FROM') ?? 'billing@example.com',
+    outboxDir: resolve(str('OUTBOX_DIR') ?? '.data/outbox'),
+    templatesDir: str('TEMPLATES_DIR'),
+    merchantName: str('MERCHANT_NAME') ?? 'Example Inc.',
+    supportEmail: str('SUPPORT_EMAIL'),
+    reportsToken,
+    opsWebhookUrl,
+    opsWebhookSecret,
+    opsAlertMinAmount: int('OPS_ALERT_MIN_AMOUNT', 50_000, 0, Number.MAX_SAFE_INTEGER),
+  };
+  if (problems.length > 0) throw new ConfigError(problems);
+  return config;
+}

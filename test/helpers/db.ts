@@ -1,0 +1,57 @@
+import { inject } from 'vitest';
+import { connect, type Sql } from '../../src/db.ts';
+import { withDatabase } from './global-setup.ts';
+
+export interface TestDatabase {
+  url: string;
+  sql: Sql;
+  drop(): Promise<void>;
+}
+
+let counter = 0;
+
+/**
+ * A fresh, migrated database (pg-boss schema included) for one test file. Set KEEP_TEST_DB=1 to keep
+ * it after the run for a look.
+ */
+export async function createTestDatabase(): Promise<TestDatabase> {
+  const adminUrl = inject('adminUrl');
+  const template = inject('templateDb');
+  const parentPid = template.split('_')[2];
+  const name = `dunning_t_${parentPid}_${process.pid}_${counter++}_${Math.random().toString(36).slice(2, 8)}`;
+  const admin = connect(adminUrl, { max: 1 });
+  try {
+    await admin.unsafe(`create database "${name}" template "${template}"`);
+  } finally {
+    await admin.end();
+  }
+  const url = withDatabase(adminUrl, name);
+  const sql = connect(url, { max: 5 });
+  return {
+    url,
+    sql,
+    async drop() {
+      await sql.end({ timeout: 5 });
+      if (process.env.KEEP_TEST_DB) return;
+      const a = connect(adminUrl, { max: 1 });
+      try {
+        await a.unsafe(`drop database if exists "${name}" with (force)`);
+      } finally {
+        await a.end();
+      }
+    },
+  };
+}
+
+/** Polls `check` until it returns a truthy value; fails with `what` after `timeoutMs`. */
+export async function waitFor<T>(what: string, check: () => Promise<T | null | undefined | false>, timeoutMs = 10_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let delay = 10;
+  for (;;) {
+    const value = await check();
+    if (value) return value;
+    if (Date.now() > deadline) throw new Error(`Timed out after ${timeoutMs} ms waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, delay));
+    delay = Math.min(delay * 2, 200);
+  }
+}
