@@ -1,0 +1,58 @@
+#!/usr/bin/env node
+import { ConfigError } from './config.ts';
+import { commands } from './commands/index.ts';
+import { UsageError } from './commands/types.ts';
+
+function overview(): string {
+  const width = Math.max(...commands.map((c) => c.name.length));
+  return `Usage: dunning <command> [options]
+
+Recovers failed Stripe subscription payments: smart retries, reminders, recovery reports.
+
+Commands:
+${commands.map((c) => `  ${c.name.padEnd(width)}  ${c.summary}`).join('\n')}
+
+Run \`dunning <command> --help\` for a command's options. Configuration comes from environment
+variables; see the README's configuration table.`;
+}
+
+export async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<number> {
+  const [name, ...rest] = argv;
+  if (!name || name === '--help' || name === '-h' || name === 'help') {
+    console.log(overview());
+    return name ? 0 : 2;
+  }
+  const command = commands.find((c) => c.name === name);
+  if (!command) {
+    console.error(`dunning: unknown command "${name}"\n\n${overview()}`);
+    return 2;
+  }
+  if (rest.includes('--help') || rest.includes('-h')) {
+    console.log(command.help);
+    return 0;
+  }
+  try {
+    return await command.run(rest, env);
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      console.error(err.message);
+      return 78; // EX_CONFIG
+    }
+    if (err instanceof UsageError || (err as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) {
+      console.error(`dunning ${name}: ${(err as Error).message}\n\n${command.help}`);
+      return 2;
+    }
+    console.error(`dunning ${name}: ${(err as Error).stack ?? String(err)}`);
+    return 1;
+  }
+}
+
+main(process.argv.slice(2), process.env).then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (err: unknown) => {
+    console.error(err);
+    process.exitCode = 1;
+  },
+);

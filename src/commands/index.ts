@@ -1,0 +1,5 @@
+import type { Command } from './types.ts';
+import { migrateCommand } from './migrate.ts';
+
+/** Every subcommand; `dunning --help` lists them in this order. */
+export const commands: Command[] = [migrateCommand];
