@@ -1,0 +1,22 @@
+# Build stage: compile TypeScript to dist/.
+FROM node:24-bookworm-slim AS build
+WORKDIR /app
+COPY package.json package-lock.json ./
+RUN npm ci --no-audit --no-fund
+COPY tsconfig.json tsconfig.build.json ./
+COPY src ./src
+RUN npm run build
+
+# Runtime stage: production dependencies only (no embedded Postgres: set DATABASE_URL), non-root.
+FROM node:24-bookworm-slim
+ENV NODE_ENV=production
+WORKDIR /app
+COPY package.json package-lock.json ./
+RUN npm ci --omit=dev --omit=optional --no-audit --no-fund && npm cache clean --force
+COPY --from=build /app/dist ./dist
+COPY sql ./sql
+COPY templates ./templates
+USER node
+EXPOSE 3000
+# `start` applies pending migrations (under an advisory lock) before it serves or works.
+CMD ["node", "dist/cli.js", "start", "--role", "all"]
