@@ -1,0 +1,320 @@
+/**
+ * The merchant's dunning policy: a JSON file validated by hand, with defaults for every field.
+ * Network limits are not here on purpose: they are not the merchant's to configure
+ * (see network-limits.ts). Defaults and their reasons are in docs/policy.md.
+ */
+import { createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+
+export const FINAL_ACTIONS = ['cancel_subscription', 'mark_uncollectible', 'leave_past_due', 'pause_collection'] as const;
+export type FinalAction = (typeof FINAL_ACTIONS)[number];
+
+export const WEEKDAYS = ['monday', 'tuesday', 'wednesday', 'thursday', 'friday', 'saturday', 'sunday'] as const;
+export type Weekday = (typeof WEEKDAYS)[number];
+
+export interface SpacedRule {
+  /** Declines of this category after which the case stops. */
+  maxAttempts: number;
+  /** Wait after the 1st, 2nd, ... decline of this category; the last value repeats. */
+  spacingHours: number[];
+}
+export interface GenericRule extends SpacedRule {
+  /** Stop once this many declines in a row carry the same code: the issuer is not changing its mind. */
+  stopAfterIdenticalDeclines: number;
+}
+export interface FundsRule {
+  maxAttempts: number;
+  /** Never retry a funds decline sooner than this, even if a payday is closer. */
+  minSpacingHours: number;
+}
+export interface Paydays {
+  daysOfMonth: number[];
+  lastBusinessDay: boolean;
+  weekdays: Weekday[];
+}
+export interface RetryPolicy {
+  /** Total attempts on the invoice (Stripe's first charge included), counted from the ledger. */
+  maxAttempts: number;
+  windowDays: number;
+  jitterMinutes: number;
+  /** Local hours [startHour, endHour) in which scheduled charges may run. */
+  localWindow: { startHour: number; endHour: number };
+  paydays: Paydays;
+  categories: { funds: FundsRule; temporary: SpacedRule; generic: GenericRule };
+}
+export interface PolicyBody {
+  retry: RetryPolicy;
+  finalAction: FinalAction;
+  holdoutShare: number;
+  /** The holdout cohort's plain schedule: days after the first failure. */
+  baseline: { retryDays: number[] };
+  /** Validated by the reminders module; carried here untouched. */
+  reminders: unknown;
+}
+export interface Policy extends PolicyBody {
+  /** 12 hex chars of sha256 over the canonical JSON of the body: a case records it at opening. */
+  version: string;
+}
+
+function defaultBody(): PolicyBody {
+  return {
+    retry: {
+      maxAttempts: 8,
+      windowDays: 21,
+      jitterMinutes: 20,
+      localWindow: { startHour: 6, endHour: 10 },
+      paydays: { daysOfMonth: [1, 15], lastBusinessDay: true, weekdays: ['friday'] },
+      categories: {
+        funds: { maxAttempts: 4, minSpacingHours: 24 },
+        temporary: { maxAttempts: 4, spacingHours: [1, 4, 24, 72] },
+        generic: { maxAttempts: 5, spacingHours: [72, 120, 168], stopAfterIdenticalDeclines: 4 },
+      },
+    },
+    finalAction: 'cancel_subscription',
+    holdoutShare: 0.1,
+    baseline: { retryDays: [3, 5, 7, 10, 14] },
+    reminders: null,
+  };
+}
+
+export function defaultPolicy(): Policy {
+  return withVersion(defaultBody());
+}
+
+/** JSON with object keys sorted at every level, so the hash ignores key order and whitespace. */
+export function canonicalJson(value: unknown): string {
+  if (Array.isArray(value)) return `[${value.map((v) => canonicalJson(v === undefined ? null : v)).join(',')}]`;
+  if (value !== null && typeof value === 'object') {
+    const entries = Object.entries(value as Record<string, unknown>)
+      .filter(([, v]) => v !== undefined)
+      .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+    return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${canonicalJson(v)}`).join(',')}}`;
+  }
+  return JSON.stringify(value) ?? 'null';
+}
+
+function withVersion(body: PolicyBody): Policy {
+  const version = createHash('sha256').update(canonicalJson(body)).digest('hex').slice(0, 12);
+  return { version, ...body };
+}
+
+// ---- validation ---------------------------------------------------------------------------------
+
+type Obj = Record<string, unknown>;
+
+class Issues {
+  readonly list: string[] = [];
+  bad(path: string, expected: string, got: unknown): void {
+    this.list.push(`${path}: expected ${expected}, got ${describe(got)}`);
+  }
+  note(path: string, message: string): void {
+    this.list.push(`${path}: ${message}`);
+  }
+}
+
+function describe(value: unknown): string {
+  if (value === undefined) return 'nothing';
+  try {
+    const text = JSON.stringify(value);
+    return text.length > 60 ? `${text.slice(0, 57)}...` : text;
+  } catch {
+    return String(value);
+  }
+}
+
+function isObj(value: unknown): value is Obj {
+  return value !== null && typeof value === 'object' && !Array.isArray(value);
+}
+
+/** Returns the object (or {} when absent, so defaults apply) and flags keys nobody reads: typos. */
+function section(raw: unknown, path: string, keys: readonly string[], issues: Issues): Obj {
+  if (raw === undefined) return {};
+  if (!isObj(raw)) {
+    issues.bad(path || '(policy)', 'an object', raw);
+    return {};
+  }
+  for (const key of Object.keys(raw)) {
+    if (!keys.includes(key)) issues.note(path ? `${path}.${key}` : key, `unknown field (expected one of ${keys.join(', ')})`);
+  }
+  return raw;
+}
+
+function int(raw: unknown, path: string, min: number, max: number, fallback: number, issues: Issues): number {
+  if (raw === undefined) return fallback;
+  if (typeof raw === 'number' && Number.isInteger(raw) && raw >= min && raw <= max) return raw;
+  issues.bad(path, `an integer from ${min} to ${max}`, raw);
+  return fallback;
+}
+
+function num(raw: unknown, path: string, min: number, max: number, fallback: number, issues: Issues): number {
+  if (raw === undefined) return fallback;
+  if (typeof raw === 'number' && Number.isFinite(raw) && raw >= min && raw <= max) return raw;
+  issues.bad(path, `a number from ${min} to ${max}`, raw);
+  return fallback;
+}
+
+function bool(raw: unknown, path: string, fallback: boolean, issues: Issues): boolean {
+  if (raw === undefined) return fallback;
+  if (typeof raw === 'boolean') return raw;
+  issues.bad(path, 'true or false', raw);
+  return fallback;
+}
+
+function oneOf<T extends string>(raw: unknown, path: string, allowed: readonly T[], fallback: T, issues: Issues): T {
+  if (raw === undefined) return fallback;
+  if (typeof raw === 'string' && (allowed as readonly string[]).includes(raw)) return raw as T;
+  issues.bad(path, `one of ${allowed.join(', ')}`, raw);
+  return fallback;
+}
+
+function list<T>(
+  raw: unknown, path: string, fallback: T[], issues: Issues,
+  opts: { minLength: number; item: (value: unknown, itemPath: string) => T | undefined; ascending?: boolean },
+): T[] {
+  if (raw === undefined) return fallback;
+  if (!Array.isArray(raw) || raw.length < opts.minLength) {
+    issues.bad(path, opts.minLength > 0 ? `a list with at least ${opts.minLength} item(s)` : 'a list', raw);
+    return fallback;
+  }
+  const before = issues.list.length;
+  const items = raw.map((value, i) => opts.item(value, `${path}[${i}]`));
+  if (issues.list.length > before) return fallback;
+  const out = items as T[];
+  if (opts.ascending && out.some((v, i) => i > 0 && (v as number) <= (out[i - 1] as number))) {
+    issues.bad(path, 'strictly increasing values', raw);
+    return fallback;
+  }
+  return out;
+}
+
+function intItem(min: number, max: number, issues: Issues) {
+  return (value: unknown, path: string): number | undefined =>
+    typeof value === 'number' && Number.isInteger(value) && value >= min && value <= max
+      ? value
+      : (issues.bad(path, `an integer from ${min} to ${max}`, value), undefined);
+}
+
+function numItem(min: number, max: number, issues: Issues) {
+  return (value: unknown, path: string): number | undefined =>
+    typeof value === 'number' && Number.isFinite(value) && value >= min && value <= max
+      ? value
+      : (issues.bad(path, `a number from ${min} to ${max}`, value), undefined);
+}
+
+function parseRetry(raw: unknown, d: RetryPolicy, issues: Issues): RetryPolicy {
+  const r = section(raw, 'retry', ['maxAttempts', 'windowDays', 'jitterMinutes', 'localWindow', 'paydays', 'categories'], issues);
+  const lw = section(r.localWindow, 'retry.localWindow', ['startHour', 'endHour'], issues);
+  const localWindow = {
+    startHour: int(lw.startHour, 'retry.localWindow.startHour', 0, 23, d.localWindow.startHour, issues),
+    endHour: int(lw.endHour, 'retry.localWindow.endHour', 1, 24, d.localWindow.endHour, issues),
+  };
+  if (localWindow.endHour <= localWindow.startHour) {
+    issues.note('retry.localWindow', `endHour (${localWindow.endHour}) must be after startHour (${localWindow.startHour})`);
+  }
+  const pd = section(r.paydays, 'retry.paydays', ['daysOfMonth', 'lastBusinessDay', 'weekdays'], issues);
+  const paydays: Paydays = {
+    daysOfMonth: list(pd.daysOfMonth, 'retry.paydays.daysOfMonth', d.paydays.daysOfMonth, issues,
+      { minLength: 0, item: intItem(1, 31, issues), ascending: true }),
+    lastBusinessDay: bool(pd.lastBusinessDay, 'retry.paydays.lastBusinessDay', d.paydays.lastBusinessDay, issues),
+    weekdays: list(pd.weekdays, 'retry.paydays.weekdays', d.paydays.weekdays, issues, {
+      minLength: 0,
+      item: (value, path) => typeof value === 'string' && (WEEKDAYS as readonly string[]).includes(value)
+        ? (value as Weekday)
+        : (issues.bad(path, `one of ${WEEKDAYS.join(', ')}`, value), undefined),
+    }),
+  };
+  if (paydays.daysOfMonth.length === 0 && !paydays.lastBusinessDay && paydays.weekdays.length === 0) {
+    issues.note('retry.paydays', 'at least one payday rule is needed (daysOfMonth, lastBusinessDay or weekdays)');
+  }
+  const cats = section(r.categories, 'retry.categories', ['funds', 'temporary', 'generic'], issues);
+  const f = section(cats.funds, 'retry.categories.funds', ['maxAttempts', 'minSpacingHours'], issues);
+  const t = section(cats.temporary, 'retry.categories.temporary', ['maxAttempts', 'spacingHours'], issues);
+  const g = section(cats.generic, 'retry.categories.generic', ['maxAttempts', 'spacingHours', 'stopAfterIdenticalDeclines'], issues);
+  const dc = d.categories;
+  const spacing = (value: unknown, path: string, fallback: number[]) =>
+    list(value, path, fallback, issues, { minLength: 1, item: numItem(0.25, 24 * 30, issues) });
+  return {
+    maxAttempts: int(r.maxAttempts, 'retry.maxAttempts', 1, 30, d.maxAttempts, issues),
+    windowDays: int(r.windowDays, 'retry.windowDays', 1, 90, d.windowDays, issues),
+    jitterMinutes: int(r.jitterMinutes, 'retry.jitterMinutes', 0, 120, d.jitterMinutes, issues),
+    localWindow,
+    paydays,
+    categories: {
+      funds: {
+        maxAttempts: int(f.maxAttempts, 'retry.categories.funds.maxAttempts', 1, 30, dc.funds.maxAttempts, issues),
+        minSpacingHours: num(f.minSpacingHours, 'retry.categories.funds.minSpacingHours', 0, 24 * 30, dc.funds.minSpacingHours, issues),
+      },
+      temporary: {
+        maxAttempts: int(t.maxAttempts, 'retry.categories.temporary.maxAttempts', 1, 30, dc.temporary.maxAttempts, issues),
+        spacingHours: spacing(t.spacingHours, 'retry.categories.temporary.spacingHours', dc.temporary.spacingHours),
+      },
+      generic: {
+        maxAttempts: int(g.maxAttempts, 'retry.categories.generic.maxAttempts', 1, 30, dc.generic.maxAttempts, issues),
+        spacingHours: spacing(g.spacingHours, 'retry.categories.generic.spacingHours', dc.generic.spacingHours),
+        stopAfterIdenticalDeclines: int(g.stopAfterIdenticalDeclines, 'retry.categories.generic.stopAfterIdenticalDeclines',
+          1, 30, dc.generic.stopAfterIdenticalDeclines, issues),
+      },
+    },
+  };
+}
+
+/**
+ * Validates a parsed policy document, filling defaults for absent fields. Throws one Error that
+ * lists every bad field by its path, so a merchant fixes the file in one go.
+ */
+export function parsePolicy(raw: unknown): Policy {
+  const issues = new Issues();
+  const d = defaultBody();
+  // `version` is accepted and ignored so a stored Policy can be parsed again; it is always recomputed.
+  const top = section(raw ?? {}, '', ['retry', 'finalAction', 'holdoutShare', 'baseline', 'reminders', 'version'], issues);
+  const retry = parseRetry(top.retry, d.retry, issues);
+  const base = section(top.baseline, 'baseline', ['retryDays'], issues);
+  const retryDays = list(base.retryDays, 'baseline.retryDays', d.baseline.retryDays, issues,
+    { minLength: 1, item: intItem(1, 90, issues), ascending: true });
+  const lastDay = retryDays[retryDays.length - 1] ?? 0;
+  if (lastDay > retry.windowDays) {
+    issues.note('baseline.retryDays', `day ${lastDay} is after the dunning window (retry.windowDays = ${retry.windowDays})`);
+  }
+  const body: PolicyBody = {
+    retry,
+    finalAction: oneOf(top.finalAction, 'finalAction', FINAL_ACTIONS, d.finalAction, issues),
+    holdoutShare: num(top.holdoutShare, 'holdoutShare', 0, 0.5, d.holdoutShare, issues),
+    baseline: { retryDays },
+    reminders: top.reminders === undefined ? d.reminders : top.reminders,
+  };
+  if (issues.list.length > 0) {
+    throw new Error(`invalid dunning policy:\n  - ${issues.list.join('\n  - ')}`);
+  }
+  return withVersion(body);
+}
+
+/** Reads and validates a policy file; the error names the file and every bad field. */
+export function loadPolicyFile(path: string): Policy {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (cause) {
+    throw new Error(`cannot read dunning policy file ${path}`, { cause });
+  }
+  let raw: unknown;
+  try {
+    raw = JSON.parse(text);
+  } catch (cause) {
+    throw new Error(`dunning policy file ${path} is not valid JSON: ${(cause as Error).message}`, { cause });
+  }
+  try {
+    return parsePolicy(raw);
+  } catch (cause) {
+    throw new Error(`${path}: ${(cause as Error).message}`, { cause });
+  }
+}
+
+/**
+ * Sticky holdout assignment: the same invoice always lands in the same cohort, on every process
+ * and after restarts, because it is derived from the invoice id rather than drawn at call time.
+ */
+export function assignCohort(invoiceId: string, policy: Pick<Policy, 'holdoutShare'>): 'smart' | 'holdout' {
+  const digest = createHash('sha256').update(`cohort:${invoiceId}`).digest();
+  const unit = digest.readUInt32BE(0) / 2 ** 32;
+  return unit < policy.holdoutShare ? 'holdout' : 'smart';
+}
