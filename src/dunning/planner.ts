@@ -1,0 +1,265 @@
+/**
+ * The retry planner: a pure function of (case history, customer context, policy, now) that says
+ * when to charge a failed invoice next, or why not. No I/O, no clock reads, no randomness: the
+ * same inputs always give the same plan, so a crashed worker re-plans to the same instant.
+ */
+import { classifyDecline, type Classification, type DeclineCategory, type DeclineInfo } from './declines.ts';
+import type { Policy } from './policy.ts';
+import { formatLocal, jitterMs, local, placeInWindow, resolveZone, windowClose } from './local-time.ts';
+import { nextPaydaySlot } from './paydays.ts';
+import { earliestWithinLimits, limitsFor } from './network-limits.ts';
+
+export interface LedgerAttempt {
+  attemptNo: number;
+  at: Date;
+  source: 'stripe' | 'scheduled' | 'card_update' | 'manual';
+  outcome: 'succeeded' | 'declined' | 'not_sent' | 'unknown' | 'planned';
+  paymentMethod: string | null;
+  decline: DeclineInfo | null;
+}
+
+export interface CaseHistory {
+  invoiceId: string;
+  openedAt: Date;
+  cohort: 'smart' | 'holdout';
+  attempts: LedgerAttempt[];
+  currentPaymentMethod: string | null;
+}
+
+export interface CustomerContext { timeZone: string | null; country: string | null; cardBrand: string | null }
+
+export type Plan =
+  | { kind: 'retry'; at: Date; reason: string; isLast: boolean; category: DeclineCategory | null }
+  /** No blind retry: wait for a new payment method (or 3-D Secure) until `until`, then the final action. */
+  | { kind: 'await_customer'; until: Date; reason: string; category: DeclineCategory }
+  /** Nothing more to try: policy exhausted, window over, network cap or merchant error. */
+  | { kind: 'stop'; reason: string; category: DeclineCategory | null }
+  /** An attempt is planned or its outcome unknown: reconcile it first; never plan a second charge. */
+  | { kind: 'blocked'; reason: string };
+
+const HOUR = 3_600_000;
+const DAY = 24 * HOUR;
+/** Outcomes that used up a dunning attempt; `not_sent` never reached the bank. */
+const COUNTED: ReadonlySet<LedgerAttempt['outcome']> = new Set(['succeeded', 'declined', 'unknown']);
+const AWAIT_CATEGORIES: ReadonlySet<DeclineCategory> = new Set(['hard', 'customer_action', 'authentication']);
+
+interface Decline { attempt: LedgerAttempt; c: Classification }
+
+interface Ctx {
+  history: CaseHistory;
+  policy: Policy;
+  now: Date;
+  zone: string;
+  say: (text: string) => string;
+  windowEnd: Date;
+  counted: LedgerAttempt[];
+  declines: Decline[];
+  targetPm: string | null;
+  cardBrand: string | null;
+  nextAttemptNo: number;
+}
+
+interface Slot {
+  base: Date;
+  label: string;
+  category: DeclineCategory | null;
+  /** Keep inside the local charging window (not for a card-change retry or the holdout baseline). */
+  windowed: boolean;
+  jitter: boolean;
+  /** Attempts still allowed by the category rule or baseline after this one. */
+  remainingAfter: number;
+}
+
+function samePm(a: string | null, b: string | null): boolean {
+  return (a ?? '') === (b ?? '');
+}
+
+function byTime(a: LedgerAttempt, b: LedgerAttempt): number {
+  return a.at.getTime() - b.at.getTime() || a.attemptNo - b.attemptNo;
+}
+
+function maxDate(...dates: Date[]): Date {
+  return new Date(Math.max(...dates.map((d) => d.getTime())));
+}
+
+function hours(ms: number): string {
+  return ms % DAY === 0 ? `${ms / DAY} d` : `${Math.round((ms / HOUR) * 100) / 100} h`;
+}
+
+export function planNextAttempt(
+  history: CaseHistory, customer: CustomerContext, policy: Policy, now: Date, merchantTimeZone: string,
+): Plan {
+  const attempts = [...history.attempts].sort(byTime);
+  const paid = attempts.find((a) => a.outcome === 'succeeded');
+  if (paid) return { kind: 'stop', reason: `invoice paid by attempt #${paid.attemptNo}`, category: null };
+  const pending = attempts.find((a) => a.outcome === 'unknown' || a.outcome === 'planned');
+  if (pending) {
+    return {
+      kind: 'blocked',
+      reason: `attempt #${pending.attemptNo} is ${pending.outcome}: resolve it before planning another charge`,
+    };
+  }
+
+  const { zone, note } = resolveZone(customer.timeZone, merchantTimeZone);
+  const say = (text: string) => (note ? `${text} (${note})` : text);
+  const retry = policy.retry;
+  const windowEnd = new Date(history.openedAt.getTime() + retry.windowDays * DAY);
+  const counted = attempts.filter((a) => COUNTED.has(a.outcome));
+  const declines: Decline[] = counted
+    .filter((a) => a.outcome === 'declined')
+    .map((attempt) => ({
+      attempt,
+      c: classifyDecline({ ...attempt.decline, cardBrand: attempt.decline?.cardBrand ?? customer.cardBrand }),
+    }));
+  const last = declines[declines.length - 1];
+  const lastCategory = last?.c.category ?? null;
+
+  if (now >= windowEnd) {
+    return { kind: 'stop', reason: say(`dunning window of ${retry.windowDays} days ended ${formatLocal(windowEnd, zone)}`), category: lastCategory };
+  }
+  if (counted.length >= retry.maxAttempts) {
+    return { kind: 'stop', reason: `policy cap reached: ${counted.length} of ${retry.maxAttempts} attempts used`, category: lastCategory };
+  }
+
+  const targetPm = history.currentPaymentMethod ?? last?.attempt.paymentMethod ?? null;
+  const ctx: Ctx = {
+    history, policy, now, zone, say, windowEnd, counted, declines, targetPm,
+    cardBrand: customer.cardBrand ?? last?.attempt.decline?.cardBrand ?? null,
+    nextAttemptNo: Math.max(0, ...attempts.map((a) => a.attemptNo)) + 1,
+  };
+
+  if (!last) {
+    return finish(ctx, {
+      base: now, label: 'no decline on record: charging in the next local window', category: null,
+      windowed: true, jitter: true, remainingAfter: Infinity,
+    });
+  }
+  const { c } = last;
+  if (c.category === 'merchant_error') {
+    return { kind: 'stop', reason: `${c.code}: ${c.explanation}; alert ops, the customer is not asked`, category: c.category };
+  }
+  const awaitCustomer = (d: Decline, why: string): Plan => {
+    const wanted = d.c.category === 'authentication' ? 'complete authentication' : 'update the payment method';
+    return {
+      kind: 'await_customer', until: windowEnd, category: d.c.category,
+      reason: say(`${d.c.code}: ${why}; waiting for the customer to ${wanted} until ${formatLocal(windowEnd, zone)}`),
+    };
+  };
+  const barred = declines.find((d) => d.c.neverRetrySameCard && samePm(d.attempt.paymentMethod, targetPm));
+  if (barred) return awaitCustomer(barred, 'this card must never be retried');
+  if (!samePm(targetPm, last.attempt.paymentMethod)) {
+    return finish(ctx, {
+      base: now, label: `${c.code}: payment method changed, retrying now`, category: c.category,
+      windowed: false, jitter: false, remainingAfter: Infinity,
+    });
+  }
+  if (history.cohort === 'holdout') {
+    const baseline = baselineSlot(ctx, last);
+    return 'kind' in baseline ? baseline : finish(ctx, baseline);
+  }
+  if (AWAIT_CATEGORIES.has(c.category)) return awaitCustomer(last, 'no blind retry');
+  const slot = categorySlot(ctx, last);
+  return 'kind' in slot ? slot : finish(ctx, slot);
+}
+
+/** The earliest moment the network's retry-after advice allows, never before `now`. */
+function notBefore(ctx: Ctx, last: Decline, waitMs: number): Date {
+  const wait = Math.max(waitMs, last.c.retryAfterMs ?? 0);
+  return maxDate(ctx.now, new Date(last.attempt.at.getTime() + wait));
+}
+
+function categorySlot(ctx: Ctx, last: Decline): Slot | Plan {
+  const { c } = last;
+  const categories = ctx.policy.retry.categories;
+  const sameCategory = ctx.declines.filter((d) => d.c.category === c.category).length;
+  const stop = (why: string): Plan => ({ kind: 'stop', reason: ctx.say(`${c.code}: ${why}`), category: c.category });
+
+  if (c.category === 'funds') {
+    const rule = categories.funds;
+    if (sameCategory >= rule.maxAttempts) return stop(`${sameCategory} funds declines, policy allows ${rule.maxAttempts}`);
+    const earliest = notBefore(ctx, last, rule.minSpacingHours * HOUR);
+    const slot = nextPaydaySlot(earliest, ctx.windowEnd, ctx.zone, ctx.policy.retry.localWindow, ctx.policy.retry.paydays);
+    if (!slot) return stop(`no payday left before the dunning window ends ${formatLocal(ctx.windowEnd, ctx.zone)}`);
+    return {
+      base: slot.at, label: `${c.code}: next ${slot.label}`, category: c.category,
+      windowed: true, jitter: true, remainingAfter: rule.maxAttempts - sameCategory - 1,
+    };
+  }
+
+  const rule = c.category === 'temporary' ? categories.temporary : categories.generic;
+  if (sameCategory >= rule.maxAttempts) {
+    return stop(`${sameCategory} ${c.category} declines, policy allows ${rule.maxAttempts}`);
+  }
+  if (c.category === 'generic') {
+    let identical = 0;
+    for (let i = ctx.declines.length - 1; i >= 0 && ctx.declines[i]?.c.code === c.code; i -= 1) identical += 1;
+    const limit = categories.generic.stopAfterIdenticalDeclines;
+    if (identical >= limit) return stop(`${identical} identical declines in a row; the issuer is not changing its answer`);
+  }
+  const spacingHours = rule.spacingHours[Math.min(sameCategory - 1, rule.spacingHours.length - 1)] ?? 24;
+  const spacingMs = spacingHours * HOUR;
+  const advised = (c.retryAfterMs ?? 0) > spacingMs;
+  return {
+    base: notBefore(ctx, last, spacingMs),
+    label: `${c.code}: ${advised ? `network asked to wait ${hours(c.retryAfterMs ?? 0)}` : `retry ${hours(spacingMs)} after the decline`}`,
+    category: c.category, windowed: true, jitter: true, remainingAfter: rule.maxAttempts - sameCategory - 1,
+  };
+}
+
+/**
+ * The holdout's plain schedule: fixed days after the first failure at the same local time,
+ * ignoring categories. Never-retry answers and network limits still apply (handled by the caller
+ * and by `finish`), because those are not the merchant's to switch off.
+ */
+function baselineSlot(ctx: Ctx, last: Decline): Slot | Plan {
+  const days = ctx.policy.baseline.retryDays;
+  const retriesUsed = ctx.counted.length - 1;
+  const day = days[retriesUsed];
+  const first = ctx.counted[0];
+  if (day === undefined || !first) {
+    return { kind: 'stop', reason: `baseline schedule done: ${retriesUsed} retries after the first failure`, category: last.c.category };
+  }
+  const scheduled = local(first.at, ctx.zone).plus({ days: day }).toJSDate();
+  const base = maxDate(scheduled, notBefore(ctx, last, 0));
+  return {
+    base, label: `${last.c.code}: baseline retry, day ${day} after the first failure`, category: last.c.category,
+    windowed: false, jitter: true, remainingAfter: days.length - retriesUsed - 1,
+  };
+}
+
+/** Applies the local window, network limits, jitter and the dunning window to a candidate slot. */
+function finish(ctx: Ctx, slot: Slot): Plan {
+  const { zone, policy } = ctx;
+  const window = policy.retry.localWindow;
+  const place = (d: Date) => (slot.windowed ? placeInWindow(d, zone, window) : d);
+  const earliest = maxDate(slot.base, ctx.now);
+  let at = place(earliest);
+  const windowNote = at > earliest
+    ? `, moved into the ${String(window.startHour).padStart(2, '0')}:00-${String(window.endHour).padStart(2, '0')}:00 local window`
+    : '';
+
+  // Attempts whose card is unknown count against every card: the limits are fines, not hints.
+  const onCard = ctx.counted
+    .filter((a) => a.paymentMethod === null || samePm(a.paymentMethod, ctx.targetPm))
+    .map((a) => ({ at: a.at, declined: a.outcome === 'declined' }));
+  const limited = earliestWithinLimits(onCard, at, limitsFor(ctx.cardBrand));
+  if (limited.at > at) at = place(limited.at);
+
+  if (slot.jitter && at < ctx.windowEnd) {
+    let maxJitter = Math.min(policy.retry.jitterMinutes * 60_000, ctx.windowEnd.getTime() - at.getTime());
+    if (slot.windowed) maxJitter = Math.min(maxJitter, windowClose(at, zone, window).getTime() - at.getTime());
+    at = new Date(at.getTime() + jitterMs(ctx.history.invoiceId, ctx.nextAttemptNo, maxJitter));
+  }
+  const capNote = limited.reason ? `; held back by the ${limited.reason}` : '';
+  if (at > ctx.windowEnd) {
+    return {
+      kind: 'stop', category: slot.category,
+      reason: ctx.say(`${slot.label}: next allowed time ${formatLocal(at, zone)} is after the dunning window ends ${formatLocal(ctx.windowEnd, zone)}${capNote}`),
+    };
+  }
+  const isLast = ctx.counted.length + 1 >= policy.retry.maxAttempts || slot.remainingAfter <= 0;
+  return {
+    kind: 'retry', at, isLast, category: slot.category,
+    reason: ctx.say(`${slot.label}${windowNote}, ${formatLocal(at, zone)}${capNote}`),
+  };
+}
