@@ -1,0 +1,113 @@
+import { describe, expect, it } from 'vitest';
+import {
+  classifyDecline, createUnknownCodeReporter, DECLINE_CATEGORIES, KNOWN_ADVICE_CODES, KNOWN_DECLINE_CODES,
+  KNOWN_FAILURE_CODES, KNOWN_NETWORK_ADVICE_CODES, STRIPE_NEVER_RETRY, type DeclineCategory,
+} from '../../src/dunning/declines.ts';
+
+/** Stripe's documented card decline codes (docs.stripe.com/declines/codes), checked by hand. */
+const STRIPE_DOCUMENTED = [
+  'authentication_required', 'authentication_not_handled', 'approve_with_id', 'call_issuer', 'card_not_supported',
+  'card_velocity_exceeded', 'currency_not_supported', 'do_not_honor', 'do_not_try_again', 'duplicate_transaction',
+  'expired_card', 'fraudulent', 'generic_decline', 'incorrect_address', 'incorrect_cvc', 'incorrect_number',
+  'incorrect_pin', 'incorrect_zip', 'insufficient_funds', 'invalid_account', 'invalid_amount', 'invalid_cvc',
+  'invalid_expiry_month', 'invalid_expiry_year', 'invalid_number', 'invalid_pin', 'issuer_not_available', 'lost_card',
+  'merchant_blacklist', 'mobile_device_authentication_required', 'new_account_information_available',
+  'no_action_taken', 'not_permitted', 'offline_pin_required', 'online_or_offline_pin_required', 'pickup_card',
+  'pin_try_exceeded', 'processing_error', 'reenter_transaction', 'restricted_card',
+  'revocation_of_all_authorizations', 'revocation_of_authorization', 'security_violation', 'service_not_allowed',
+  'stolen_card', 'stop_payment_order', 'testmode_decline', 'transaction_not_allowed', 'try_again_later',
+  'withdrawal_count_limit_exceeded',
+];
+
+describe('classifyDecline', () => {
+  it('knows every decline code Stripe documents', () => {
+    const missing = STRIPE_DOCUMENTED.filter((code) => !KNOWN_DECLINE_CODES.has(code));
+    expect(missing).toEqual([]);
+  });
+
+  it.each([...KNOWN_DECLINE_CODES])('classifies decline code %s as a known category', (code) => {
+    const c = classifyDecline({ declineCode: code, failureCode: 'card_declined' });
+    expect(DECLINE_CATEGORIES).toContain(c.category);
+    expect(c.known).toBe(true);
+    expect(c.code).toBe(code);
+  });
+
+  it.each([...KNOWN_FAILURE_CODES])('classifies failure code %s without a decline code', (code) => {
+    const c = classifyDecline({ failureCode: code });
+    expect(DECLINE_CATEGORIES).toContain(c.category);
+    expect(c.known).toBe(true);
+  });
+
+  it.each<[string, DeclineCategory]>([
+    ['lost_card', 'hard'], ['stolen_card', 'hard'], ['pickup_card', 'hard'], ['fraudulent', 'hard'],
+    ['do_not_try_again', 'hard'], ['stop_payment_order', 'hard'], ['transaction_not_allowed', 'hard'],
+    ['expired_card', 'customer_action'], ['incorrect_cvc', 'customer_action'], ['incorrect_zip', 'customer_action'],
+    ['authentication_required', 'authentication'], ['insufficient_funds', 'funds'],
+    ['card_velocity_exceeded', 'funds'], ['processing_error', 'temporary'], ['approve_with_id', 'temporary'],
+    ['generic_decline', 'generic'], ['do_not_honor', 'generic'], ['restricted_card', 'generic'],
+    ['invalid_amount', 'merchant_error'],
+  ])('%s is %s', (declineCode, category) => {
+    expect(classifyDecline({ declineCode }).category).toBe(category);
+  });
+
+  it("marks Stripe's never-retry codes and every hard decline as never-retry on the same card", () => {
+    for (const code of STRIPE_NEVER_RETRY) expect(classifyDecline({ declineCode: code }).neverRetrySameCard).toBe(true);
+    for (const code of KNOWN_DECLINE_CODES) {
+      const c = classifyDecline({ declineCode: code });
+      if (c.category === 'hard') expect(c.neverRetrySameCard).toBe(true);
+    }
+    expect(classifyDecline({ declineCode: 'insufficient_funds' }).neverRetrySameCard).toBe(false);
+  });
+
+  it('lets a network or Stripe "never" answer beat the decline code', () => {
+    const mc03 = classifyDecline({ declineCode: 'insufficient_funds', networkAdviceCode: '03', cardBrand: 'mastercard' });
+    expect(mc03).toMatchObject({ category: 'hard', code: 'mastercard_advice_03', neverRetrySameCard: true });
+    expect(classifyDecline({ declineCode: 'processing_error', networkAdviceCode: '21' }).category).toBe('hard');
+    expect(classifyDecline({ declineCode: 'generic_decline', adviceCode: 'do_not_try_again' }).category).toBe('hard');
+    const visa = classifyDecline({ declineCode: 'do_not_honor', networkDeclineCode: '14', cardBrand: 'visa' });
+    expect(visa).toMatchObject({ category: 'hard', neverRetrySameCard: true });
+    // Category-1 codes are Visa's rule; the same digits from another network mean something else.
+    expect(classifyDecline({ declineCode: 'do_not_honor', networkDeclineCode: '14', cardBrand: 'amex' }).category).toBe('generic');
+  });
+
+  it.each([
+    ['24', 1], ['25', 24], ['26', 48], ['27', 96], ['28', 144], ['29', 192], ['30', 240],
+  ])('turns Mastercard advice %s into a retry-after of %i h', (networkAdviceCode, hours) => {
+    const c = classifyDecline({ networkAdviceCode, cardBrand: 'mastercard' });
+    expect(c).toMatchObject({ category: 'temporary', retryAfterMs: hours * 3_600_000, neverRetrySameCard: false });
+    // A specific decline code keeps its category, but the network's wait still applies.
+    const funds = classifyDecline({ declineCode: 'insufficient_funds', networkAdviceCode, cardBrand: 'mastercard' });
+    expect(funds).toMatchObject({ category: 'funds', retryAfterMs: hours * 3_600_000 });
+  });
+
+  it('uses advice codes when the decline code is vague, and the failure code when there is none', () => {
+    expect(classifyDecline({ declineCode: 'generic_decline', adviceCode: 'try_again_later' }).category).toBe('temporary');
+    expect(classifyDecline({ declineCode: 'generic_decline', adviceCode: 'confirm_card_data' }).category).toBe('customer_action');
+    expect(classifyDecline({ declineCode: 'insufficient_funds', adviceCode: 'try_again_later' }).category).toBe('funds');
+    expect(classifyDecline({ failureCode: 'authentication_required' }).category).toBe('authentication');
+    expect(classifyDecline({ failureCode: 'expired_card' }).category).toBe('customer_action');
+    expect(classifyDecline({ failureCode: 'card_declined', declineCode: 'lost_card' }).category).toBe('hard');
+    expect(KNOWN_ADVICE_CODES.size).toBe(3);
+    expect(KNOWN_NETWORK_ADVICE_CODES.has('24')).toBe(true);
+  });
+
+  it('treats unknown codes as generic and says which codes were unknown', () => {
+    const c = classifyDecline({ declineCode: 'brand_new_code', failureCode: 'card_declined' });
+    expect(c).toMatchObject({ category: 'generic', known: false, unknownCodes: ['brand_new_code'], code: 'brand_new_code' });
+    expect(classifyDecline({}).category).toBe('generic');
+    expect(classifyDecline({}).known).toBe(true);
+  });
+});
+
+describe('createUnknownCodeReporter', () => {
+  it('logs each unknown code once per reporter', () => {
+    const lines: Array<{ obj: object; msg: string }> = [];
+    const report = createUnknownCodeReporter({ warn: (obj, msg) => lines.push({ obj, msg }) });
+    report(classifyDecline({ declineCode: 'mystery_a' }));
+    report(classifyDecline({ declineCode: 'mystery_a' }));
+    report(classifyDecline({ declineCode: 'mystery_b', adviceCode: 'odd_advice' }));
+    report(classifyDecline({ declineCode: 'insufficient_funds' }));
+    expect(lines.map((l) => (l.obj as { code: string }).code)).toEqual(['mystery_a', 'mystery_b', 'odd_advice']);
+    expect(new Set(lines.map((l) => l.msg))).toEqual(new Set(['unknown decline code']));
+  });
+});
