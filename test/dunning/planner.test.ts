@@ -1,0 +1,218 @@
+import { describe, expect, it } from 'vitest';
+import { planNextAttempt, type CaseHistory, type CustomerContext, type LedgerAttempt, type Plan } from '../../src/dunning/planner.ts';
+import { parsePolicy, type Policy } from '../../src/dunning/policy.ts';
+import type { DeclineInfo } from '../../src/dunning/declines.ts';
+
+const exact = parsePolicy({ retry: { jitterMinutes: 0 } });
+const berlin: CustomerContext = { timeZone: 'Europe/Berlin', country: 'DE', cardBrand: 'visa' };
+const newYork: CustomerContext = { timeZone: 'America/New_York', country: 'US', cardBrand: 'visa' };
+
+function declined(at: string, decline: DeclineInfo, extra: Partial<LedgerAttempt> = {}): LedgerAttempt {
+  return { attemptNo: 1, at: new Date(at), source: 'stripe', outcome: 'declined', paymentMethod: 'pm_1', decline, ...extra };
+}
+
+function history(attempts: LedgerAttempt[], extra: Partial<CaseHistory> = {}): CaseHistory {
+  const numbered = attempts.map((a, i) => ({ ...a, attemptNo: a.attemptNo === 1 ? i + 1 : a.attemptNo }));
+  return { invoiceId: 'in_test', openedAt: numbered[0]?.at ?? new Date('2026-11-02T08:00:00Z'), cohort: 'smart', attempts: numbered, currentPaymentMethod: 'pm_1', ...extra };
+}
+
+function plan(h: CaseHistory, now: string, opts: { customer?: CustomerContext; policy?: Policy; merchantZone?: string } = {}): Plan {
+  return planNextAttempt(h, opts.customer ?? berlin, opts.policy ?? exact, new Date(now), opts.merchantZone ?? 'Europe/London');
+}
+
+function retryAt(p: Plan): string {
+  if (p.kind !== 'retry') throw new Error(`expected a retry, got ${p.kind}: ${p.reason}`);
+  return p.at.toISOString();
+}
+
+describe('planNextAttempt: one example per category', () => {
+  it('funds: next payday at the opening of the local window', () => {
+    // Wed 25 Nov 2026: the next payday is Friday 27 Nov.
+    const p = plan(history([declined('2026-11-25T09:00:00Z', { declineCode: 'insufficient_funds' })]), '2026-11-25T09:00:05Z');
+    expect(retryAt(p)).toBe('2026-11-27T05:00:00.000Z');
+    expect(p).toMatchObject({ category: 'funds', reason: 'insufficient_funds: next payday (friday), Fri 27 Nov 06:00 Europe/Berlin' });
+  });
+
+  it('temporary: retries hours later, inside the local window', () => {
+    const p = plan(history([declined('2026-11-25T05:10:00Z', { declineCode: 'processing_error' })]), '2026-11-25T05:10:01Z');
+    expect(retryAt(p)).toBe('2026-11-25T06:10:00.000Z');
+    expect(p).toMatchObject({ category: 'temporary' });
+    expect((p as { reason: string }).reason).toContain('retry 1 h after the decline');
+  });
+
+  it('temporary: honours a Mastercard retry-after (advice 27: four days)', () => {
+    const p = plan(history([declined('2026-11-25T05:10:00Z', { declineCode: 'try_again_later', networkAdviceCode: '27', cardBrand: 'mastercard' })]),
+      '2026-11-25T05:10:01Z');
+    expect(retryAt(p)).toBe('2026-11-29T05:10:00.000Z');
+    expect((p as { reason: string }).reason).toContain('network asked to wait 4 d');
+  });
+
+  it('generic: spaced days, then stops after four identical declines', () => {
+    const first = declined('2026-11-02T07:00:00Z', { declineCode: 'do_not_honor' });
+    expect(retryAt(plan(history([first]), '2026-11-02T07:00:01Z'))).toBe('2026-11-05T07:00:00.000Z');
+    const four = ['2026-11-02', '2026-11-05', '2026-11-10', '2026-11-17'].map((d) => declined(`${d}T07:00:00Z`, { declineCode: 'do_not_honor' }));
+    const stop = plan(history(four), '2026-11-17T07:00:01Z');
+    expect(stop).toMatchObject({ kind: 'stop', category: 'generic' });
+    expect((stop as { reason: string }).reason).toContain('4 identical declines in a row');
+    // Three identical declines with a different fourth keep going, on the last spacing.
+    const mixed = [...four.slice(0, 3), declined('2026-11-17T07:00:00Z', { declineCode: 'generic_decline' })];
+    const longer = parsePolicy({ retry: { jitterMinutes: 0, windowDays: 30 } });
+    expect(retryAt(plan(history(mixed), '2026-11-17T07:00:01Z', { policy: longer }))).toBe('2026-11-24T07:00:00.000Z');
+  });
+
+  it.each([
+    ['lost_card', 'hard'], ['expired_card', 'customer_action'], ['authentication_required', 'authentication'],
+  ] as const)('%s (%s): waits for the customer until the window ends', (declineCode, category) => {
+    const p = plan(history([declined('2026-11-02T07:00:00Z', { declineCode })]), '2026-11-02T07:00:01Z');
+    expect(p).toMatchObject({ kind: 'await_customer', category, until: new Date('2026-11-23T07:00:00Z') });
+  });
+
+  it('merchant_error: stops without bothering the customer', () => {
+    const p = plan(history([declined('2026-11-02T07:00:00Z', { declineCode: 'invalid_amount' })]), '2026-11-02T07:00:01Z');
+    expect(p).toMatchObject({ kind: 'stop', category: 'merchant_error' });
+    expect((p as { reason: string }).reason).toContain('alert ops');
+  });
+});
+
+describe('planNextAttempt: card changes, ledger states and caps', () => {
+  it('retries right away when the payment method changed after a hard decline', () => {
+    const h = history([declined('2026-11-02T07:00:00Z', { declineCode: 'stolen_card' })], { currentPaymentMethod: 'pm_new' });
+    const p = plan(h, '2026-11-03T15:00:00Z');
+    expect(retryAt(p)).toBe('2026-11-03T15:00:00.000Z');
+    expect((p as { reason: string }).reason).toContain('payment method changed');
+    // Back on the stolen card: never again.
+    const back = plan({ ...h, currentPaymentMethod: 'pm_1' }, '2026-11-03T15:00:00Z');
+    expect(back.kind).toBe('await_customer');
+  });
+
+  it('refuses to plan while an attempt is planned or its outcome unknown', () => {
+    for (const outcome of ['unknown', 'planned'] as const) {
+      const h = history([
+        declined('2026-11-02T07:00:00Z', { declineCode: 'insufficient_funds' }),
+        declined('2026-11-06T05:00:00Z', {}, { outcome, source: 'scheduled', decline: null }),
+      ]);
+      expect(plan(h, '2026-11-06T05:00:01Z')).toMatchObject({ kind: 'blocked' });
+    }
+  });
+
+  it('does not count not_sent attempts against the cap', () => {
+    const policy = parsePolicy({ retry: { maxAttempts: 2, jitterMinutes: 0 } });
+    const h = history([
+      declined('2026-11-02T07:00:00Z', { declineCode: 'processing_error' }),
+      declined('2026-11-02T08:00:00Z', {}, { outcome: 'not_sent', decline: null }),
+    ]);
+    const p = plan(h, '2026-11-02T08:00:01Z', { policy });
+    expect(p).toMatchObject({ kind: 'retry', isLast: true });
+    const used = history([...h.attempts, declined('2026-11-02T08:30:00Z', { declineCode: 'processing_error' })]);
+    expect(plan(used, '2026-11-02T08:30:01Z', { policy })).toMatchObject({ kind: 'stop' });
+  });
+
+  it('stops when the next retry would fall after the dunning window', () => {
+    const policy = parsePolicy({ retry: { windowDays: 2, jitterMinutes: 0 }, baseline: { retryDays: [1] } });
+    const p = plan(history([declined('2026-11-02T07:00:00Z', { declineCode: 'generic_decline' })]), '2026-11-02T07:00:01Z', { policy });
+    expect(p).toMatchObject({ kind: 'stop' });
+    expect((p as { reason: string }).reason).toContain('after the dunning window ends');
+  });
+
+  it('holds back a retry that would exceed 15 attempts on one card in 30 days', () => {
+    const policy = parsePolicy({ retry: { maxAttempts: 30, jitterMinutes: 0, categories: { temporary: { maxAttempts: 30, spacingHours: [1] } } } });
+    // 15 declines, one per day from 1 Nov: the next may come only once the first is 30 days old.
+    const attempts = Array.from({ length: 15 }, (_, i) =>
+      declined(new Date(Date.UTC(2026, 10, 1 + i, 6)).toISOString(), { declineCode: 'processing_error' }));
+    const p = plan(history(attempts, { openedAt: new Date('2026-11-01T06:00:00Z') }), '2026-11-15T07:00:00Z', { policy });
+    expect(p).toMatchObject({ kind: 'stop' });
+    expect((p as { reason: string }).reason).toContain('limit of 15 attempts per card in 30 days');
+  });
+
+  it('holds back a Mastercard after 10 declines in 24 hours', () => {
+    const policy = parsePolicy({ retry: { maxAttempts: 14, jitterMinutes: 0, localWindow: { startHour: 0, endHour: 24 },
+      categories: { temporary: { maxAttempts: 20, spacingHours: [0.25] } } } });
+    const attempts = Array.from({ length: 10 }, (_, i) =>
+      declined(new Date(Date.UTC(2026, 10, 2, 6, i * 20)).toISOString(), { declineCode: 'processing_error' }));
+    const p = plan(history(attempts), '2026-11-02T09:30:00Z', { policy, customer: { ...berlin, cardBrand: 'mastercard' } });
+    expect(retryAt(p)).toBe('2026-11-03T06:00:01.000Z');
+    expect((p as { reason: string }).reason).toContain('Mastercard limit of 10 declines per card in 24 hours');
+  });
+});
+
+describe('planNextAttempt: time zones', () => {
+  const sundayPaydays = (window = { startHour: 6, endHour: 10 }) =>
+    parsePolicy({ retry: { jitterMinutes: 0, localWindow: window, paydays: { daysOfMonth: [], lastBusinessDay: false, weekdays: ['sunday'] } } });
+
+  it.each([
+    // [zone, decline (Friday), expected Sunday 06:00 local, in UTC]
+    ['Europe/Berlin', '2027-03-26T08:00:00Z', '2027-03-28T04:00:00.000Z'], // spring forward: CEST, UTC+2
+    ['Europe/Berlin', '2026-10-23T08:00:00Z', '2026-10-25T05:00:00.000Z'], // fall back: CET, UTC+1
+    ['America/New_York', '2027-03-12T14:00:00Z', '2027-03-14T10:00:00.000Z'], // spring forward: EDT, UTC-4
+    ['America/New_York', '2026-10-30T14:00:00Z', '2026-11-01T11:00:00.000Z'], // fall back: EST, UTC-5
+  ])('in %s a payday retry lands on 06:00 local across the DST change', (timeZone, declineAt, expected) => {
+    const p = plan(history([declined(declineAt, { declineCode: 'insufficient_funds' })]), declineAt,
+      { policy: sundayPaydays(), customer: { ...berlin, timeZone } });
+    expect(retryAt(p)).toBe(expected);
+  });
+
+  it('moves a window that opens inside the spring-forward gap to the first real hour', () => {
+    const p = plan(history([declined('2027-03-26T08:00:00Z', { declineCode: 'insufficient_funds' })]), '2027-03-26T08:00:00Z',
+      { policy: sundayPaydays({ startHour: 2, endHour: 5 }) });
+    expect(retryAt(p)).toBe('2027-03-28T01:00:00.000Z'); // 03:00 CEST; 02:00 does not exist that night
+  });
+
+  it('keeps inside a window on the repeated fall-back hour', () => {
+    const p = plan(history([declined('2026-11-01T00:30:00Z', { declineCode: 'processing_error' })]), '2026-11-01T05:00:00Z',
+      { policy: parsePolicy({ retry: { jitterMinutes: 0, localWindow: { startHour: 1, endHour: 2 } } }), customer: newYork });
+    // 01:00 EDT (05:00Z) is inside the window; so is 01:00 EST an hour later.
+    expect(retryAt(p)).toBe('2026-11-01T05:00:00.000Z');
+  });
+
+  it('keeps the holdout baseline at the same local time across DST', () => {
+    const p = plan(history([declined('2026-10-23T07:00:00Z', { declineCode: 'insufficient_funds' })], { cohort: 'holdout' }),
+      '2026-10-23T07:00:01Z');
+    expect(retryAt(p)).toBe('2026-10-26T08:00:00.000Z'); // 09:00 CEST -> 09:00 CET three days later
+    expect((p as { reason: string }).reason).toContain('baseline retry, day 3');
+  });
+
+  it('falls back to the merchant zone for an invalid customer zone, and says so', () => {
+    const p = plan(history([declined('2026-11-25T15:00:00Z', { declineCode: 'insufficient_funds' })]), '2026-11-25T15:00:01Z',
+      { customer: { ...berlin, timeZone: 'Mars/Olympus_Mons' }, merchantZone: 'America/New_York' });
+    expect(retryAt(p)).toBe('2026-11-27T11:00:00.000Z'); // Friday 06:00 in New York, not UTC
+    expect((p as { reason: string }).reason).toContain('customer time zone "Mars/Olympus_Mons" is invalid, using merchant zone America/New_York');
+  });
+
+  it('refuses an invalid merchant zone instead of guessing UTC', () => {
+    expect(() => plan(history([declined('2026-11-25T15:00:00Z', { declineCode: 'insufficient_funds' })]), '2026-11-25T15:00:01Z',
+      { merchantZone: 'Nowhere/Town' })).toThrow(/Nowhere\/Town/);
+  });
+});
+
+describe('planNextAttempt: paydays at month end', () => {
+  const lastBusinessDayOnly = parsePolicy({ retry: { jitterMinutes: 0, paydays: { daysOfMonth: [], lastBusinessDay: true, weekdays: [] } } });
+
+  it.each([
+    ['2026-11-23T08:00:00Z', '2026-11-30T05:00:00.000Z'], // Mon 30 Nov is a weekday
+    ['2027-01-20T08:00:00Z', '2027-01-29T05:00:00.000Z'], // 31 Jan 2027 is a Sunday -> Fri 29 Jan
+    ['2026-10-20T08:00:00Z', '2026-10-30T05:00:00.000Z'], // 31 Oct 2026 is a Saturday -> Fri 30 Oct
+  ])('after a decline on %s the last business day is %s', (declineAt, expected) => {
+    const p = plan(history([declined(declineAt, { declineCode: 'insufficient_funds' })]), declineAt, { policy: lastBusinessDayOnly });
+    expect(retryAt(p)).toBe(expected);
+    expect((p as { reason: string }).reason).toContain('last business day');
+  });
+
+  it('moves a payday on the 31st to the last day of a short month', () => {
+    const policy = parsePolicy({ retry: { jitterMinutes: 0, windowDays: 30, paydays: { daysOfMonth: [31], lastBusinessDay: false, weekdays: [] } } });
+    const p = plan(history([declined('2027-02-10T08:00:00Z', { declineCode: 'insufficient_funds' })]), '2027-02-10T08:00:00Z', { policy });
+    expect(retryAt(p)).toBe('2027-02-28T05:00:00.000Z');
+  });
+
+  it('jitters deterministically and stays in the window', () => {
+    const h = history([declined('2026-11-25T09:00:00Z', { declineCode: 'insufficient_funds' })]);
+    const jittered = parsePolicy({});
+    const a = plan(h, '2026-11-25T09:00:05Z', { policy: jittered });
+    const b = plan(h, '2026-11-25T09:00:05Z', { policy: jittered });
+    expect(a).toEqual(b);
+    const offset = new Date(retryAt(a)).getTime() - new Date('2026-11-27T05:00:00Z').getTime();
+    expect(offset).toBeGreaterThanOrEqual(0);
+    expect(offset).toBeLessThan(20 * 60_000);
+    const other = plan({ ...h, invoiceId: 'in_other' }, '2026-11-25T09:00:05Z', { policy: jittered });
+    expect(retryAt(other)).not.toBe(retryAt(a));
+  });
+});
