@@ -114,6 +114,13 @@ describe('planNextAttempt: card changes, ledger states and caps', () => {
     expect((p as { reason: string }).reason).toContain('after the dunning window ends');
   });
 
+  it('never lets jitter push a retry past the end of the dunning window', () => {
+    // The generic spacing lands exactly on the window's end; jitter must not add to it.
+    const policy = parsePolicy({ retry: { windowDays: 3, jitterMinutes: 60, localWindow: { startHour: 0, endHour: 24 } }, baseline: { retryDays: [1] } });
+    const p = plan(history([declined('2026-11-02T07:00:00Z', { declineCode: 'generic_decline' })]), '2026-11-02T07:00:01Z', { policy });
+    expect(retryAt(p)).toBe('2026-11-05T07:00:00.000Z');
+  });
+
   it('holds back a retry that would exceed 15 attempts on one card in 30 days', () => {
     const policy = parsePolicy({ retry: { maxAttempts: 30, jitterMinutes: 0, categories: { temporary: { maxAttempts: 30, spacingHours: [1] } } } });
     // 15 declines, one per day from 1 Nov: the next may come only once the first is 30 days old.
