@@ -115,10 +115,12 @@ describe('planNextAttempt: card changes, ledger states and caps', () => {
   });
 
   it('never lets jitter push a retry past the end of the dunning window', () => {
-    // The generic spacing lands exactly on the window's end; jitter must not add to it.
+    // The generic spacing lands 10 minutes before the window's end; 60 minutes of jitter must shrink to fit.
     const policy = parsePolicy({ retry: { windowDays: 3, jitterMinutes: 60, localWindow: { startHour: 0, endHour: 24 } }, baseline: { retryDays: [1] } });
-    const p = plan(history([declined('2026-11-02T07:00:00Z', { declineCode: 'generic_decline' })]), '2026-11-02T07:00:01Z', { policy });
-    expect(retryAt(p)).toBe('2026-11-05T07:00:00.000Z');
+    const h = history([declined('2026-11-02T07:00:00Z', { declineCode: 'generic_decline' })], { openedAt: new Date('2026-11-02T07:10:00Z') });
+    const at = new Date(retryAt(plan(h, '2026-11-02T07:00:01Z', { policy }))).getTime();
+    expect(at).toBeGreaterThanOrEqual(Date.parse('2026-11-05T07:00:00Z'));
+    expect(at).toBeLessThanOrEqual(Date.parse('2026-11-05T07:10:00Z'));
   });
 
   it('holds back a retry that would exceed 15 attempts on one card in 30 days', () => {
