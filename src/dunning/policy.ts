@@ -5,6 +5,7 @@
  */
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
+import { bool, int, intItem, Issues, list, num, numItem, oneOf, section } from './validate.ts';
 
 export const FINAL_ACTIONS = ['cancel_subscription', 'mark_uncollectible', 'leave_past_due', 'pause_collection'] as const;
 export type FinalAction = (typeof FINAL_ACTIONS)[number];
@@ -96,109 +97,6 @@ export function canonicalJson(value: unknown): string {
 function withVersion(body: PolicyBody): Policy {
   const version = createHash('sha256').update(canonicalJson(body)).digest('hex').slice(0, 12);
   return { version, ...body };
-}
-
-// ---- validation ---------------------------------------------------------------------------------
-
-type Obj = Record<string, unknown>;
-
-class Issues {
-  readonly list: string[] = [];
-  bad(path: string, expected: string, got: unknown): void {
-    this.list.push(`${path}: expected ${expected}, got ${describe(got)}`);
-  }
-  note(path: string, message: string): void {
-    this.list.push(`${path}: ${message}`);
-  }
-}
-
-function describe(value: unknown): string {
-  if (value === undefined) return 'nothing';
-  try {
-    const text = JSON.stringify(value);
-    return text.length > 60 ? `${text.slice(0, 57)}...` : text;
-  } catch {
-    return String(value);
-  }
-}
-
-function isObj(value: unknown): value is Obj {
-  return value !== null && typeof value === 'object' && !Array.isArray(value);
-}
-
-/** Returns the object (or {} when absent, so defaults apply) and flags keys nobody reads: typos. */
-function section(raw: unknown, path: string, keys: readonly string[], issues: Issues): Obj {
-  if (raw === undefined) return {};
-  if (!isObj(raw)) {
-    issues.bad(path || '(policy)', 'an object', raw);
-    return {};
-  }
-  for (const key of Object.keys(raw)) {
-    if (!keys.includes(key)) issues.note(path ? `${path}.${key}` : key, `unknown field (expected one of ${keys.join(', ')})`);
-  }
-  return raw;
-}
-
-function int(raw: unknown, path: string, min: number, max: number, fallback: number, issues: Issues): number {
-  if (raw === undefined) return fallback;
-  if (typeof raw === 'number' && Number.isInteger(raw) && raw >= min && raw <= max) return raw;
-  issues.bad(path, `an integer from ${min} to ${max}`, raw);
-  return fallback;
-}
-
-function num(raw: unknown, path: string, min: number, max: number, fallback: number, issues: Issues): number {
-  if (raw === undefined) return fallback;
-  if (typeof raw === 'number' && Number.isFinite(raw) && raw >= min && raw <= max) return raw;
-  issues.bad(path, `a number from ${min} to ${max}`, raw);
-  return fallback;
-}
-
-function bool(raw: unknown, path: string, fallback: boolean, issues: Issues): boolean {
-  if (raw === undefined) return fallback;
-  if (typeof raw === 'boolean') return raw;
-  issues.bad(path, 'true or false', raw);
-  return fallback;
-}
-
-function oneOf<T extends string>(raw: unknown, path: string, allowed: readonly T[], fallback: T, issues: Issues): T {
-  if (raw === undefined) return fallback;
-  if (typeof raw === 'string' && (allowed as readonly string[]).includes(raw)) return raw as T;
-  issues.bad(path, `one of ${allowed.join(', ')}`, raw);
-  return fallback;
-}
-
-function list<T>(
-  raw: unknown, path: string, fallback: T[], issues: Issues,
-  opts: { minLength: number; item: (value: unknown, itemPath: string) => T | undefined; ascending?: boolean },
-): T[] {
-  if (raw === undefined) return fallback;
-  if (!Array.isArray(raw) || raw.length < opts.minLength) {
-    issues.bad(path, opts.minLength > 0 ? `a list with at least ${opts.minLength} item(s)` : 'a list', raw);
-    return fallback;
-  }
-  const before = issues.list.length;
-  const items = raw.map((value, i) => opts.item(value, `${path}[${i}]`));
-  if (issues.list.length > before) return fallback;
-  const out = items as T[];
-  if (opts.ascending && out.some((v, i) => i > 0 && (v as number) <= (out[i - 1] as number))) {
-    issues.bad(path, 'strictly increasing values', raw);
-    return fallback;
-  }
-  return out;
-}
-
-function intItem(min: number, max: number, issues: Issues) {
-  return (value: unknown, path: string): number | undefined =>
-    typeof value === 'number' && Number.isInteger(value) && value >= min && value <= max
-      ? value
-      : (issues.bad(path, `an integer from ${min} to ${max}`, value), undefined);
-}
-
-function numItem(min: number, max: number, issues: Issues) {
-  return (value: unknown, path: string): number | undefined =>
-    typeof value === 'number' && Number.isFinite(value) && value >= min && value <= max
-      ? value
-      : (issues.bad(path, `a number from ${min} to ${max}`, value), undefined);
 }
 
 function parseRetry(raw: unknown, d: RetryPolicy, issues: Issues): RetryPolicy {
