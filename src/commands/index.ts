@@ -1,5 +1,6 @@
 import type { Command } from './types.ts';
 import { migrateCommand } from './migrate.ts';
+import { reportCommand } from './report.ts';
 
 /** Every subcommand; `dunning --help` lists them in this order. */
-export const commands: Command[] = [migrateCommand];
+export const commands: Command[] = [migrateCommand, reportCommand];

@@ -1,0 +1,29 @@
+/**
+ * What each number means. Printed with every report (table, CSV, JSON, HTML) and mirrored in the
+ * README, so figures compare across periods and with other tools.
+ */
+export interface Definition {
+  term: string;
+  text: string;
+}
+
+export const DEFINITIONS: readonly Definition[] = [
+  { term: 'Period', text: 'Whole calendar days from --from to --to inclusive, in the merchant time zone (DEFAULT_TIME_ZONE). Default: the current calendar month.' },
+  { term: 'Case', text: 'One failed invoice under dunning, opened at its first failed payment. Amounts are in the minor unit of the invoice currency; currencies are never added together.' },
+  { term: 'Opened', text: 'Cases whose first failure falls in the period, with their invoice amount due.' },
+  { term: 'Voided', text: 'Cases closed because the invoice was voided or otherwise withdrawn: neither recovered nor lost, and excluded from every rate denominator.' },
+  { term: 'Recovered (in period)', text: 'Cases whose invoice was paid in the period while the case was open, whatever the path; the amount is what was paid (recovered_amount). This is the money dunning brought back in the period.' },
+  { term: 'Attribution window', text: 'A payment counts as recovered when it arrives while the case is open: from the first failure until the policy gives up (lost). A payment after a case is lost does not count as recovered.' },
+  { term: 'Recovery rate', text: 'Of the cases opened in the period (voided excluded), the share now recovered: by count, and by revenue (amount recovered / amount due). Rates of recent periods still rise while their cases are open; a period is final once none is open.' },
+  { term: 'At risk', text: 'Amount due of cases open at the end of the period (or now, if the period has not ended).' },
+  { term: 'Lost', text: 'Cases the policy gave up on in the period (final action taken): amount due minus anything paid.' },
+  { term: 'Partial payments', text: 'A case paid in part and then closed as recovered counts as recovered with the amount actually paid; the unpaid rest is neither recovered nor lost. The number of such cases is shown.' },
+  { term: 'Refunds', text: 'Not subtracted: the worker does not track refunds or disputes, so recovered revenue is gross of them.' },
+  { term: 'Time to recover', text: 'From the first failure to payment, over cases recovered in the period: median and 90th percentile.' },
+  { term: 'Involuntary churn', text: 'Customers with a subscription active at the start of the period that ended in the period because payment failed (cancellation reason payment_failed), over customers with a subscription active at the start. All currencies together.' },
+  { term: 'By attempt', text: 'Attempt 1 is Stripe\'s own first charge. For each attempt number: charges that reached a result (succeeded or declined), and the share that succeeded.' },
+  { term: 'Recovery path', text: 'scheduled_retry: a retry planned by the worker; card_update_retry: a retry after the customer changed card; manual_retry: an operator retry; customer_paid: the customer paid through the invoice link; paid_outside: paid outside the worker (e.g. in the Stripe dashboard or by bank transfer).' },
+  { term: 'Reminder step', text: 'Cases that were sent the reminder, and how many of them were recovered after it was sent.' },
+  { term: 'Cohort', text: 'Month of the first failure; shown for at least the six months before the period end, with rates as of now.' },
+  { term: 'Holdout lift', text: 'Recovery rate by count of the smart policy minus that of the holdout group (the stickily assigned control), in percentage points, with a 95 % confidence interval for the difference of two proportions (normal approximation).' },
+];

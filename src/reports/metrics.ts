@@ -1,0 +1,88 @@
+/**
+ * The pure arithmetic of the reports: rates, the holdout lift with its confidence interval, and
+ * money formatting per currency. No I/O, no clock.
+ */
+
+/** `part / whole`, or null when there is nothing to divide by (an empty period is not 0 %). */
+export function rate(part: number, whole: number): number | null {
+  return whole > 0 ? part / whole : null;
+}
+
+export interface Arm {
+  /** Cases that could be recovered (voided cases excluded). */
+  cases: number;
+  recovered: number;
+}
+
+export interface Lift {
+  smartRate: number;
+  holdoutRate: number;
+  /** Absolute difference smart - holdout, as a proportion (0.05 = 5 percentage points). */
+  difference: number;
+  /** 95 % Wald interval of the difference of two independent proportions. */
+  low: number;
+  high: number;
+  /** smart / holdout - 1, null when the holdout recovered nothing. */
+  relative: number | null;
+}
+
+const Z_95 = 1.959963984540054;
+
+/** Null when either arm is empty: a lift without a comparison group means nothing. */
+export function liftOf(smart: Arm, holdout: Arm): Lift | null {
+  if (smart.cases === 0 || holdout.cases === 0) return null;
+  const p1 = smart.recovered / smart.cases;
+  const p2 = holdout.recovered / holdout.cases;
+  const se = Math.sqrt((p1 * (1 - p1)) / smart.cases + (p2 * (1 - p2)) / holdout.cases);
+  const difference = p1 - p2;
+  return {
+    smartRate: p1,
+    holdoutRate: p2,
+    difference,
+    low: difference - Z_95 * se,
+    high: difference + Z_95 * se,
+    relative: p2 > 0 ? p1 / p2 - 1 : null,
+  };
+}
+
+// Stripe's zero-decimal currencies: the amount is already in whole units. Intl's CLDR digits
+// differ from Stripe's for a few of them (e.g. UGX), so Stripe's list wins.
+const ZERO_DECIMAL = new Set([
+  'bif', 'clp', 'djf', 'gnf', 'jpy', 'kmf', 'krw', 'mga', 'pyg', 'rwf', 'vnd', 'vuv', 'xaf', 'xof', 'xpf',
+]);
+const THREE_DECIMAL = new Set(['bhd', 'jod', 'kwd', 'omr', 'tnd']);
+
+/** Digits of the minor unit Stripe uses for `currency`. */
+export function minorDigits(currency: string): number {
+  const c = currency.toLowerCase();
+  if (ZERO_DECIMAL.has(c)) return 0;
+  if (THREE_DECIMAL.has(c)) return 3;
+  return 2;
+}
+
+export function formatMoney(minor: number, currency: string, locale = 'en'): string {
+  const digits = minorDigits(currency);
+  return new Intl.NumberFormat(locale, {
+    style: 'currency',
+    currency: currency.toUpperCase(),
+    minimumFractionDigits: digits,
+    maximumFractionDigits: digits,
+  }).format(minor / 10 ** digits);
+}
+
+export function formatPercent(value: number | null, digits = 1): string {
+  return value === null ? 'n/a' : `${(value * 100).toFixed(digits)} %`;
+}
+
+/** Percentage points, signed: the unit of a lift. */
+export function formatPoints(value: number): string {
+  const pts = value * 100;
+  return `${pts >= 0 ? '+' : ''}${pts.toFixed(1)} pts`;
+}
+
+export function formatDuration(seconds: number | null): string {
+  if (seconds === null) return 'n/a';
+  if (seconds < 3600) return `${Math.round(seconds / 60)} min`;
+  if (seconds < 2 * 86_400) return `${(seconds / 3600).toFixed(1)} h`;
+  return `${(seconds / 86_400).toFixed(1)} d`;
+}

@@ -1,0 +1,176 @@
+import { DateTime } from 'luxon';
+import type { Tx } from '../db.ts';
+import type { Period } from './period.ts';
+
+/**
+ * The SQL behind the recovery report. Each query touches one slice of cases through an index
+ * (opened_at for the period's cases, closed_at for what ended in the period, the open-span GiST
+ * index for what was at risk at the end); they run in parallel on the pool. Money sums are cast to
+ * float8 so they arrive as JS numbers (exact below 2^53 minor units); the pool maps int8 to BigInt.
+ */
+
+export interface ReportQuery {
+  period: Period;
+  currency: string | null;
+  /** When the report is read: the at-risk snapshot is taken at min(period end, asOf). */
+  asOf: Date;
+}
+
+export interface CohortTotalsRow { currency: string; opened: number; openedAmount: number; voided: number; voidedAmount: number; recovered: number; recoveredAmount: number; lost: number; open: number }
+export interface ClosedTotalsRow { currency: string; recovered: number; recoveredAmount: number; partial: number; lost: number; lostAmount: number; p50: number | null; p90: number | null }
+export interface AtRiskRow { currency: string; count: number; amount: number }
+export interface DeclineRow { currency: string; category: string | null; code: string | null; cases: number; amount: number; recovered: number; recoveredAmount: number }
+export interface AttemptRow { currency: string; attemptNo: number; attempted: number; succeeded: number; succeededAmount: number }
+export interface PathRow { currency: string; path: string | null; count: number; amount: number }
+export interface ArmRow { currency: string; cohort: string; cases: number; recovered: number; amount: number; recoveredAmount: number }
+export interface MonthRow { currency: string; month: string; opened: number; voided: number; recovered: number; lost: number; open: number; amount: number; recoveredAmount: number }
+export interface TimelineRow { currency: string; bucket: string; count: number; amount: number }
+export interface ReminderRow { currency: string; kind: string; step: number; reached: number; recoveredAfter: number }
+export interface ChurnRow { activeAtStart: number; churned: number }
+
+export interface ReportData {
+  query: ReportQuery;
+  snapshotAt: Date;
+  cohortStart: Date;
+  timelineUnit: 'day' | 'month';
+  cohortTotals: CohortTotalsRow[];
+  closedTotals: ClosedTotalsRow[];
+  atRisk: AtRiskRow[];
+  declines: DeclineRow[];
+  attempts: AttemptRow[];
+  paths: PathRow[];
+  arms: ArmRow[];
+  months: MonthRow[];
+  timeline: TimelineRow[];
+  /** Null until the reminders migration has created `reminder_outbox`. */
+  reminders: ReminderRow[] | null;
+  churn: ChurnRow;
+}
+
+/** Cohort tables show at least six months so a one-month report still shows a trend. */
+export function cohortStartOf(period: Period): Date {
+  const sixBack = DateTime.fromJSDate(period.end, { zone: period.timeZone }).minus({ months: 6 }).startOf('month').toJSDate();
+  return sixBack < period.start ? sixBack : period.start;
+}
+
+export async function loadReportData(sql: Tx, query: ReportQuery): Promise<ReportData> {
+  const { period, currency: cur } = query;
+  const from = period.start;
+  const to = period.end;
+  const tz = period.timeZone;
+  const snapshotAt = query.asOf < to ? query.asOf : to;
+  const cohortStart = cohortStartOf(period);
+  const timelineUnit = to.getTime() - from.getTime() <= 92 * 86_400_000 ? 'day' : 'month';
+  const bucketFormat = timelineUnit === 'day' ? 'YYYY-MM-DD' : 'YYYY-MM';
+
+  // Cases opened in the period: the denominator of every rate.
+  const cohort = sql`c.opened_at >= ${from} and c.opened_at < ${to} and (${cur}::text is null or c.currency = ${cur})`;
+
+  const [cohortTotals, closedTotals, atRisk, declines, attempts, paths, arms, months, timeline, reminders, churn] = await Promise.all([
+    sql<CohortTotalsRow[]>`
+      select c.currency,
+        count(*)::int as opened,
+        coalesce(sum(c.amount), 0)::float8 as "openedAmount",
+        (count(*) filter (where c.status = 'closed'))::int as voided,
+        coalesce(sum(c.amount) filter (where c.status = 'closed'), 0)::float8 as "voidedAmount",
+        (count(*) filter (where c.status = 'recovered'))::int as recovered,
+        coalesce(sum(coalesce(c.recovered_amount, c.amount)) filter (where c.status = 'recovered'), 0)::float8 as "recoveredAmount",
+        (count(*) filter (where c.status = 'lost'))::int as lost,
+        (count(*) filter (where c.status = 'open'))::int as open
+      from dunning_cases c where ${cohort}
+      group by c.currency`,
+    sql<ClosedTotalsRow[]>`
+      select c.currency,
+        (count(*) filter (where c.status = 'recovered'))::int as recovered,
+        coalesce(sum(coalesce(c.recovered_amount, c.amount)) filter (where c.status = 'recovered'), 0)::float8 as "recoveredAmount",
+        (count(*) filter (where c.status = 'recovered' and c.recovered_amount < c.amount))::int as partial,
+        (count(*) filter (where c.status = 'lost'))::int as lost,
+        coalesce(sum(c.amount - coalesce(c.recovered_amount, 0)) filter (where c.status = 'lost'), 0)::float8 as "lostAmount",
+        percentile_cont(0.5) within group (order by extract(epoch from c.closed_at - c.opened_at)) filter (where c.status = 'recovered') as p50,
+        percentile_cont(0.9) within group (order by extract(epoch from c.closed_at - c.opened_at)) filter (where c.status = 'recovered') as p90
+      from dunning_cases c
+      where c.closed_at >= ${from} and c.closed_at < ${to} and (${cur}::text is null or c.currency = ${cur})
+      group by c.currency`,
+    // Open at the snapshot instant: opened before it and not closed by then. Matches the GiST index.
+    sql<AtRiskRow[]>`
+      select c.currency, count(*)::int as count, coalesce(sum(c.amount), 0)::float8 as amount
+      from dunning_cases c
+      where tstzrange(c.opened_at, c.closed_at) @> ${snapshotAt}::timestamptz and (${cur}::text is null or c.currency = ${cur})
+      group by c.currency`,
+    sql<DeclineRow[]>`
+      select c.currency, c.first_decline_category as category, c.first_decline_code as code,
+        count(*)::int as cases, coalesce(sum(c.amount), 0)::float8 as amount,
+        (count(*) filter (where c.status = 'recovered'))::int as recovered,
+        coalesce(sum(coalesce(c.recovered_amount, c.amount)) filter (where c.status = 'recovered'), 0)::float8 as "recoveredAmount"
+      from dunning_cases c where ${cohort} and c.status <> 'closed'
+      group by 1, 2, 3`,
+    sql<AttemptRow[]>`
+      select c.currency, a.attempt_no as "attemptNo",
+        (count(*) filter (where a.status in ('succeeded', 'declined')))::int as attempted,
+        (count(*) filter (where a.status = 'succeeded'))::int as succeeded,
+        coalesce(sum(coalesce(c.recovered_amount, c.amount)) filter (where a.status = 'succeeded' and c.status = 'recovered'), 0)::float8 as "succeededAmount"
+      from dunning_cases c join payment_attempts a on a.case_id = c.id
+      where ${cohort} and c.status <> 'closed'
+      group by 1, 2`,
+    sql<PathRow[]>`
+      select c.currency, c.recovery_path as path, count(*)::int as count,
+        coalesce(sum(coalesce(c.recovered_amount, c.amount)), 0)::float8 as amount
+      from dunning_cases c where ${cohort} and c.status = 'recovered'
+      group by 1, 2`,
+    sql<ArmRow[]>`
+      select c.currency, c.cohort, count(*)::int as cases,
+        (count(*) filter (where c.status = 'recovered'))::int as recovered,
+        coalesce(sum(c.amount), 0)::float8 as amount,
+        coalesce(sum(coalesce(c.recovered_amount, c.amount)) filter (where c.status = 'recovered'), 0)::float8 as "recoveredAmount"
+      from dunning_cases c where ${cohort} and c.status <> 'closed'
+      group by 1, 2`,
+    sql<MonthRow[]>`
+      select c.currency, to_char(date_trunc('month', c.opened_at at time zone ${tz}), 'YYYY-MM') as month,
+        count(*)::int as opened,
+        (count(*) filter (where c.status = 'closed'))::int as voided,
+        (count(*) filter (where c.status = 'recovered'))::int as recovered,
+        (count(*) filter (where c.status = 'lost'))::int as lost,
+        (count(*) filter (where c.status = 'open'))::int as open,
+        coalesce(sum(c.amount) filter (where c.status <> 'closed'), 0)::float8 as amount,
+        coalesce(sum(coalesce(c.recovered_amount, c.amount)) filter (where c.status = 'recovered'), 0)::float8 as "recoveredAmount"
+      from dunning_cases c
+      where c.opened_at >= ${cohortStart} and c.opened_at < ${to} and (${cur}::text is null or c.currency = ${cur})
+      group by 1, 2`,
+    sql<TimelineRow[]>`
+      select c.currency, to_char(c.closed_at at time zone ${tz}, ${bucketFormat}) as bucket, count(*)::int as count,
+        coalesce(sum(coalesce(c.recovered_amount, c.amount)), 0)::float8 as amount
+      from dunning_cases c
+      where c.closed_at >= ${from} and c.closed_at < ${to} and c.status = 'recovered' and (${cur}::text is null or c.currency = ${cur})
+      group by 1, 2`,
+    loadReminders(sql, from, to, cur),
+    sql<ChurnRow[]>`
+      with active as (
+        select customer_id, ended_at, cancellation_reason from subscriptions
+        where started_at < ${from} and (ended_at is null or ended_at >= ${from})
+      )
+      select count(distinct customer_id)::int as "activeAtStart",
+        (count(distinct customer_id) filter (
+          where ended_at < ${to} and cancellation_reason = 'payment_failed'))::int as churned
+      from active`,
+  ]);
+
+  return {
+    query, snapshotAt, cohortStart, timelineUnit,
+    cohortTotals, closedTotals, atRisk, declines, attempts, paths, arms, months, timeline, reminders,
+    churn: churn[0] ?? { activeAtStart: 0, churned: 0 },
+  };
+}
+
+async function loadReminders(sql: Tx, from: Date, to: Date, cur: string | null): Promise<ReminderRow[] | null> {
+  // The reminders migration may not be applied on this database yet; the report still works.
+  const [exists] = await sql<{ present: boolean }[]>`select to_regclass('reminder_outbox') is not null as present`;
+  if (!exists?.present) return null;
+  return sql<ReminderRow[]>`
+    select c.currency, r.kind, r.step,
+      count(distinct c.id)::int as reached,
+      (count(distinct c.id) filter (where c.status = 'recovered' and c.closed_at >= r.sent_at))::int as "recoveredAfter"
+    from dunning_cases c join reminder_outbox r on r.case_id = c.id
+    where c.opened_at >= ${from} and c.opened_at < ${to} and (${cur}::text is null or c.currency = ${cur})
+      and c.status <> 'closed' and r.status = 'sent'
+    group by 1, 2, 3`;
+}
