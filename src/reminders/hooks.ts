@@ -1,0 +1,193 @@
+/**
+ * The reminder side of domain events. Every hook runs inside the caller's transaction: outbox rows,
+ * ops alerts and their pg-boss jobs commit with the event or not at all.
+ */
+import type { PgBoss } from 'pg-boss';
+import type { Clock } from '../clock.ts';
+import type { Config } from '../config.ts';
+import type { Tx } from '../db.ts';
+import type { Logger } from '../log.ts';
+import type { ReminderKind } from './kinds.ts';
+import { REMINDER_KINDS } from './kinds.ts';
+import { cardExpiryEnd, chooseLocale, chooseZone, nextAllowedSend, type Locale } from './localize.ts';
+import { enqueueSend } from './mailer.ts';
+import * as outbox from './outbox.ts';
+import { isLargeAmount, recordOpsAlert } from './ops-alerts.ts';
+import * as planner from './planner.ts';
+import type { CaseFacts, PlannedReminder } from './planner.ts';
+import { defaultReminderPolicy, parseReminderPolicy, type ReminderPolicy } from './policy.ts';
+
+/**
+ * The hooks the event processor calls (structurally the same as `DomainHooks` in
+ * src/events/hooks.ts), plus `attemptPlanned`, which the retry runner calls.
+ */
+export interface ReminderHooks {
+  paymentFailed(tx: Tx, e: { caseId: number; invoiceId: string; attemptId?: number | null; opened: boolean; at: Date }): Promise<void>;
+  actionRequired(tx: Tx, e: { caseId: number; invoiceId: string; at: Date }): Promise<void>;
+  caseClosed(tx: Tx, e: { caseId: number; invoiceId: string; status: 'recovered' | 'lost' | 'closed'; reason?: string | null; at: Date }): Promise<void>;
+  paymentMethodChanged(tx: Tx, e: { customerId: string; paymentMethod?: string | null; at: Date }): Promise<void>;
+  cardExpiring(tx: Tx, e: { customerId: string; paymentMethod: string | null; expMonth: number; expYear: number; at: Date }): Promise<void>;
+  attemptPlanned(tx: Tx, e: { caseId: number; invoiceId: string; at: Date; isLast: boolean }): Promise<void>;
+}
+
+export interface ReminderHookDeps {
+  boss: Pick<PgBoss, 'send'>;
+  clock: Clock;
+  log: Logger;
+  config: Config;
+  /** The current policy's reminders: used for reminders that belong to no case (card expiring). */
+  policy?: ReminderPolicy;
+}
+
+interface CaseRow {
+  caseId: number;
+  customerId: string;
+  invoiceId: string;
+  status: string;
+  paused: boolean;
+  amount: number;
+  currency: string;
+  declineCategory: string | null;
+  reminders: unknown;
+  preferredLocales: string[] | null;
+  timeZone: string | null;
+  declined: number;
+  sent: number;
+}
+
+interface Recipient {
+  locale: Locale;
+  zone: string;
+  policy: ReminderPolicy;
+}
+
+export function createReminderHooks(deps: ReminderHookDeps): ReminderHooks {
+  const { clock, config } = deps;
+  const log = deps.log.child({ component: 'reminders' });
+  const currentPolicy = deps.policy ?? defaultReminderPolicy();
+
+  async function loadCase(tx: Tx, caseId: number): Promise<{ row: CaseRow; facts: CaseFacts; to: Recipient } | null> {
+    const [row] = await tx<CaseRow[]>`
+      select d.id::float8 as "caseId", d.customer_id as "customerId", d.invoice_id as "invoiceId", d.status, d.paused,
+             d.amount::float8 as amount, d.currency, d.last_decline_category as "declineCategory", p.body -> 'reminders' as reminders,
+             c.preferred_locales as "preferredLocales", c.time_zone as "timeZone",
+             (select count(*)::int from payment_attempts a where a.invoice_id = d.invoice_id and a.status = 'declined') as declined,
+             (select count(*)::int from reminder_outbox o where o.case_id = d.id and o.status in ('sent', 'sending')) as sent
+      from dunning_cases d
+      join policies p on p.version = d.policy_version
+      left join customers c on c.id = d.customer_id
+      where d.id = ${caseId}`;
+    if (!row) {
+      log.warn({ caseId }, 'reminder hook for an unknown case; ignored');
+      return null;
+    }
+    let policy: ReminderPolicy;
+    try {
+      policy = parseReminderPolicy(row.reminders);
+    } catch (err) {
+      // The policy module validates on load; a stored body that fails now must not block the event.
+      log.error({ caseId, err: (err as Error).message }, 'stored reminders policy is invalid; using defaults');
+      policy = defaultReminderPolicy();
+    }
+    const facts: CaseFacts = {
+      caseId: Number(row.caseId),
+      customerId: row.customerId,
+      invoiceId: row.invoiceId,
+      declinedAttempts: row.declined,
+      declineCategory: row.declineCategory,
+      sentReminders: row.sent,
+    };
+    return { row, facts, to: recipient(row.preferredLocales, row.timeZone, policy) };
+  }
+
+  function recipient(preferred: string[] | null, zone: string | null, policy: ReminderPolicy): Recipient {
+    return {
+      locale: chooseLocale(preferred, config.defaultLocale as Locale),
+      zone: chooseZone(zone, config.defaultTimeZone),
+      policy,
+    };
+  }
+
+  async function schedule(
+    tx: Tx,
+    owner: { caseId: number | null; customerId: string; invoiceId: string | null },
+    to: Recipient,
+    plans: PlannedReminder[],
+  ): Promise<void> {
+    for (const plan of plans) {
+      const quiet = to.policy.quietHours;
+      const sendAt = nextAllowedSend(plan.dueAt, to.zone, quiet);
+      const id = await outbox.insertReminder(tx, {
+        ...owner,
+        kind: plan.kind,
+        step: plan.step,
+        dedupeKey: planner.dedupeKey(owner, plan.kind, plan.step),
+        dueAt: plan.dueAt,
+        sendAt,
+        locale: to.locale,
+        timeZone: to.zone,
+        data: { ...plan.data, quietStart: quiet.start, quietEnd: quiet.end },
+      });
+      if (id === null) continue;
+      await enqueueSend(tx, deps.boss, clock, id, sendAt);
+      log.info({ outboxId: id, caseId: owner.caseId, kind: plan.kind, step: plan.step, sendAt }, 'reminder planned');
+    }
+  }
+
+  const caseOwner = (row: CaseRow) => ({ caseId: Number(row.caseId), customerId: row.customerId, invoiceId: row.invoiceId });
+  const alertFacts = (row: CaseRow, detail: string | null) => ({
+    caseId: Number(row.caseId), invoiceId: row.invoiceId, customerId: row.customerId, amount: row.amount, currency: row.currency, detail,
+  });
+  const ongoing = (row: CaseRow) => row.status === 'open' && !row.paused;
+
+  return {
+    async paymentFailed(tx, e) {
+      const loaded = await loadCase(tx, e.caseId);
+      if (!loaded) return;
+      const { row, facts, to } = loaded;
+      if (e.opened && isLargeAmount(row.amount, row.currency, config.opsAlertMinAmount)) {
+        await recordOpsAlert(tx, deps, 'case_opened_large', alertFacts(row, row.declineCategory ? `decline category ${row.declineCategory}` : null), e.at);
+      }
+      if (!ongoing(row)) return;
+      await schedule(tx, caseOwner(row), to, planner.planOnPaymentFailed(to.policy, facts, e.at));
+    },
+
+    async actionRequired(tx, e) {
+      const loaded = await loadCase(tx, e.caseId);
+      if (!loaded || !ongoing(loaded.row)) return;
+      await schedule(tx, caseOwner(loaded.row), loaded.to, planner.planOnActionRequired(loaded.to.policy, loaded.facts, e.at));
+    },
+
+    async attemptPlanned(tx, e) {
+      const loaded = await loadCase(tx, e.caseId);
+      if (!loaded || !ongoing(loaded.row)) return;
+      const plans = planner.planOnAttemptPlanned(loaded.to.policy, loaded.facts, { at: e.at, isLast: e.isLast }, clock.now());
+      await schedule(tx, caseOwner(loaded.row), loaded.to, plans);
+    },
+
+    async caseClosed(tx, e) {
+      const loaded = await loadCase(tx, e.caseId);
+      if (!loaded) return;
+      const { row, facts, to } = loaded;
+      const keep: ReminderKind[] = e.status === 'lost' ? ['final_notice', 'recovered', 'card_expiring'] : ['card_expiring'];
+      const cancelled = await outbox.cancelPendingForCase(tx, facts.caseId, `case ${e.status}`, e.at, REMINDER_KINDS.filter((k) => !keep.includes(k)));
+      if (cancelled > 0) log.info({ caseId: facts.caseId, cancelled, status: e.status }, 'pending reminders cancelled');
+      if (e.status === 'lost') await recordOpsAlert(tx, deps, 'case_lost', alertFacts(row, e.reason ?? null), e.at);
+      await schedule(tx, caseOwner(row), to, planner.planOnCaseClosed(to.policy, facts, { status: e.status, at: e.at }));
+    },
+
+    async paymentMethodChanged(tx, e) {
+      const n = await outbox.cancelPendingForCustomer(tx, e.customerId, 'card_expiring', 'payment method changed', e.at);
+      if (n > 0) log.info({ customerId: e.customerId, cancelled: n }, 'card expiry reminders cancelled');
+    },
+
+    async cardExpiring(tx, e) {
+      const [customer] = await tx<{ preferredLocales: string[] | null; timeZone: string | null }[]>`
+        select preferred_locales as "preferredLocales", time_zone as "timeZone" from customers where id = ${e.customerId}`;
+      const to = recipient(customer?.preferredLocales ?? null, customer?.timeZone ?? null, currentPolicy);
+      const expiresAt = cardExpiryEnd(e.expMonth, e.expYear, to.zone);
+      const plan = planner.planCardExpiring(to.policy, { ...e, expiresAt }, clock.now());
+      if (plan) await schedule(tx, { caseId: null, customerId: e.customerId, invoiceId: null }, to, [plan]);
+    },
+  };
+}

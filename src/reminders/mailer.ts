@@ -1,0 +1,164 @@
+/**
+ * The pg-boss worker that sends reminder emails from the outbox. Each row is taken with a row lock
+ * and a pending -> sending transition, so two workers (or a duplicated job) can never both send it;
+ * the stop rules are checked at that moment, so nothing goes out after a payment.
+ */
+import type { PgBoss } from 'pg-boss';
+import type { Clock } from '../clock.ts';
+import type { Config } from '../config.ts';
+import type { Sql, Tx } from '../db.ts';
+import type { Logger } from '../log.ts';
+import { jobDb, QUEUES } from '../queue.ts';
+import { buildValues } from './content.ts';
+import type { Locale } from './localize.ts';
+import { nextAllowedSend } from './localize.ts';
+import * as outbox from './outbox.ts';
+import { recordOpsAlert } from './ops-alerts.ts';
+import { cancelReason } from './planner.ts';
+import { defaultReminderPolicy } from './policy.ts';
+import type { TemplateSet } from './templates.ts';
+import { classifySendError, SendError, type MailTransport } from './transport.ts';
+
+export interface Backoff {
+  baseMs: number;
+  maxMs: number;
+  /** Temporary failures after which the reminder is given up and treated as permanent. */
+  maxTries: number;
+}
+
+export const DEFAULT_BACKOFF: Backoff = { baseMs: 60_000, maxMs: 3_600_000, maxTries: 8 };
+
+export interface MailerDeps {
+  sql: Sql;
+  boss: PgBoss;
+  clock: Clock;
+  log: Logger;
+  config: Config;
+  transport: MailTransport;
+  templates: TemplateSet;
+  /** An update-card link when the invoice has none (a Billing Portal session); null when unavailable. */
+  portalLink?: (customerId: string) => Promise<string | null>;
+  backoff?: Backoff;
+  pollingIntervalSeconds?: number;
+  concurrency?: number;
+}
+
+export function retryDelayMs(tries: number, b: Backoff): number {
+  return Math.min(b.maxMs, b.baseMs * 2 ** Math.max(0, tries - 1));
+}
+
+export async function enqueueSend(tx: Tx, boss: Pick<PgBoss, 'send'>, clock: Clock, outboxId: number, sendAt: Date): Promise<void> {
+  await boss.send(QUEUES.reminders, { outboxId }, { startAfter: clock.wallTimeOf(sendAt), db: jobDb(tx) });
+}
+
+type Claim = { ok: true; ctx: outbox.SendContext } | { ok: false };
+
+/** Starts the worker; the returned function stops it (in-flight sends finish first). */
+export async function startMailer(deps: MailerDeps): Promise<() => Promise<void>> {
+  const log = deps.log.child({ component: 'mailer' });
+  await deps.boss.work<{ outboxId: number }>(
+    QUEUES.reminders,
+    { pollingIntervalSeconds: deps.pollingIntervalSeconds ?? 2, localConcurrency: deps.concurrency ?? 2 },
+    async (jobs) => {
+      for (const job of jobs) await sendOne({ ...deps, log }, job.data.outboxId);
+    },
+  );
+  return () => deps.boss.offWork(QUEUES.reminders);
+}
+
+/** One outbox row, start to finish. Exported for tests and for a manual `resend` tool. */
+export async function sendOne(deps: MailerDeps, outboxId: number): Promise<void> {
+  const { sql, clock, config } = deps;
+  const log = deps.log.child({ outboxId });
+  const backoff = deps.backoff ?? DEFAULT_BACKOFF;
+
+  const claim = await sql.begin(async (tx): Promise<Claim> => {
+    const ctx = await outbox.lockSendContext(tx, outboxId);
+    // Locked by another worker (it decides) or no longer pending: nothing to do here.
+    if (!ctx || ctx.status !== 'pending') return { ok: false };
+    const now = clock.now();
+    const reason = cancelReason({
+      kind: ctx.kind,
+      caseStatus: ctx.caseStatus,
+      casePaused: ctx.casePaused,
+      invoiceStatus: ctx.invoiceStatus,
+      customerDeleted: ctx.customerDeleted,
+      reminderPaymentMethod: typeof ctx.data.paymentMethod === 'string' ? ctx.data.paymentMethod : null,
+      currentPaymentMethod: ctx.defaultPaymentMethod,
+    });
+    if (reason) {
+      await outbox.markCancelled(tx, outboxId, reason, now);
+      log.info({ kind: ctx.kind, reason }, 'reminder cancelled');
+      return { ok: false };
+    }
+    if (ctx.sendAt.getTime() > now.getTime()) {
+      // Woken early (a duplicate job, a moved clock): come back when it is due.
+      await enqueueSend(tx, deps.boss, clock, outboxId, ctx.sendAt);
+      return { ok: false };
+    }
+    if (!ctx.email) {
+      await fail(tx, deps, ctx, 'customer has no email address', now);
+      return { ok: false };
+    }
+    return (await outbox.markSending(tx, outboxId, now)) ? { ok: true, ctx } : { ok: false };
+  });
+  if (!claim.ok) return;
+  const ctx = claim.ctx;
+
+  let messageId: string | null;
+  try {
+    const link = ctx.hostedInvoiceUrl ?? (await deps.portalLink?.(ctx.customerId)) ?? null;
+    if (!link) throw new SendError('no update-card link: the invoice has no hosted URL and no Billing Portal link is available', true);
+    const values = buildValues(ctx, config, link, clock.now());
+    const email = deps.templates.render(ctx.kind, ctx.locale as Locale, values);
+    const domain = config.mailFrom.split('@')[1] ?? 'dunning.local';
+    const sent = await deps.transport.send({
+      from: config.mailFrom,
+      to: ctx.email ?? '',
+      ...email,
+      messageId: `<reminder-${ctx.id}-${ctx.kind}-${ctx.step}@${domain}>`,
+      headers: { 'X-Dunning-Reminder': `${ctx.kind}:${ctx.step}` },
+    });
+    messageId = sent.messageId;
+  } catch (err) {
+    const problem = classifySendError(err);
+    const now = clock.now();
+    await sql.begin(async (tx) => {
+      if (problem.permanent || ctx.tries + 1 >= backoff.maxTries) {
+        await fail(tx, deps, ctx, problem.message, now);
+        return;
+      }
+      const quiet = quietHoursOf(ctx);
+      const sendAt = nextAllowedSend(new Date(now.getTime() + retryDelayMs(ctx.tries + 1, backoff)), ctx.timeZone, quiet);
+      await outbox.markRetry(tx, ctx.id, problem.message, sendAt, now);
+      await enqueueSend(tx, deps.boss, clock, ctx.id, sendAt);
+      log.warn({ kind: ctx.kind, tries: ctx.tries + 1, retryAt: sendAt, err: problem.message }, 'reminder send failed; will retry');
+    });
+    return;
+  }
+  await outbox.markSent(sql, ctx.id, clock.now(), messageId);
+  log.info({ kind: ctx.kind, step: ctx.step, caseId: ctx.caseId, locale: ctx.locale }, 'reminder sent');
+}
+
+function quietHoursOf(ctx: outbox.SendContext) {
+  const { quietStart, quietEnd } = ctx.data;
+  return typeof quietStart === 'number' && typeof quietEnd === 'number'
+    ? { start: quietStart, end: quietEnd }
+    : defaultReminderPolicy().quietHours;
+}
+
+/** A permanent failure: on the row, on the case, in the log and to ops. */
+async function fail(tx: Tx, deps: MailerDeps, ctx: outbox.SendContext, problem: string, now: Date): Promise<void> {
+  await outbox.markFailed(tx, ctx.id, problem, now);
+  deps.log.warn({ outboxId: ctx.id, kind: ctx.kind, caseId: ctx.caseId, err: problem }, 'reminder failed permanently');
+  if (ctx.caseId === null) return;
+  await outbox.recordCaseProblem(tx, ctx.caseId, `${ctx.kind} email failed: ${problem}`, now);
+  await recordOpsAlert(tx, deps, 'email_failed', {
+    caseId: ctx.caseId,
+    invoiceId: ctx.invoiceId ?? '',
+    customerId: ctx.customerId,
+    amount: ctx.caseAmount ?? 0,
+    currency: ctx.currency ?? 'usd',
+    detail: `${ctx.kind}: ${problem}`,
+  }, now);
+}

@@ -1,0 +1,143 @@
+/** SQL over `reminder_outbox`. Every function takes the connection or transaction first. */
+import type { Tx } from '../db.ts';
+import type { ReminderKind } from './kinds.ts';
+import { DUNNING_KINDS } from './kinds.ts';
+
+export interface NewReminder {
+  caseId: number | null;
+  customerId: string;
+  invoiceId: string | null;
+  kind: ReminderKind;
+  step: number;
+  dedupeKey: string;
+  dueAt: Date;
+  sendAt: Date;
+  locale: string;
+  timeZone: string;
+  data: Record<string, string | number | null>;
+}
+
+/** The new row's id, or null when this reminder already exists (a duplicate event, a retry). */
+export async function insertReminder(tx: Tx, r: NewReminder): Promise<number | null> {
+  const rows = await tx<{ id: number }[]>`
+    insert into reminder_outbox (case_id, customer_id, invoice_id, kind, step, dedupe_key, due_at, send_at, locale, time_zone, data)
+    values (${r.caseId}, ${r.customerId}, ${r.invoiceId}, ${r.kind}, ${r.step}, ${r.dedupeKey}, ${r.dueAt}, ${r.sendAt},
+            ${r.locale}, ${r.timeZone}, ${tx.json(r.data)})
+    on conflict (dedupe_key) do nothing
+    returning id::float8 as id`;
+  return rows[0]?.id ?? null;
+}
+
+/** Cancels what is still pending for a case; with `kinds`, only those. Returns how many. */
+export async function cancelPendingForCase(tx: Tx, caseId: number, reason: string, at: Date, kinds: readonly ReminderKind[] = DUNNING_KINDS): Promise<number> {
+  const rows = await tx`
+    update reminder_outbox set status = 'cancelled', cancel_reason = ${reason}, updated_at = ${at}
+    where case_id = ${caseId} and status = 'pending' and kind = any(${kinds as string[]})
+    returning id`;
+  return rows.length;
+}
+
+export async function cancelPendingForCustomer(tx: Tx, customerId: string, kind: ReminderKind, reason: string, at: Date): Promise<number> {
+  const rows = await tx`
+    update reminder_outbox set status = 'cancelled', cancel_reason = ${reason}, updated_at = ${at}
+    where customer_id = ${customerId} and kind = ${kind} and status = 'pending'
+    returning id`;
+  return rows.length;
+}
+
+export async function countSentForCase(tx: Tx, caseId: number): Promise<number> {
+  const [row] = await tx<{ n: number }[]>`
+    select count(*)::int as n from reminder_outbox where case_id = ${caseId} and status in ('sent', 'sending')`;
+  return row?.n ?? 0;
+}
+
+/** Everything the mailer needs to decide and render, read in one go. */
+export interface SendContext {
+  id: number;
+  caseId: number | null;
+  customerId: string;
+  invoiceId: string | null;
+  kind: ReminderKind;
+  step: number;
+  status: string;
+  sendAt: Date;
+  locale: string;
+  timeZone: string;
+  data: Record<string, string | number | null>;
+  tries: number;
+  email: string | null;
+  customerName: string | null;
+  customerDeleted: boolean;
+  defaultPaymentMethod: string | null;
+  invoiceStatus: string | null;
+  hostedInvoiceUrl: string | null;
+  amountRemaining: number | null;
+  currency: string | null;
+  caseStatus: string | null;
+  casePaused: boolean;
+  caseAmount: number | null;
+  declineCategory: string | null;
+  nextAttemptAt: Date | null;
+}
+
+/** Locks the row for the caller's transaction, so two mailers never both decide on it. */
+export async function lockSendContext(tx: Tx, id: number): Promise<SendContext | null> {
+  const rows = await tx<SendContext[]>`
+    select o.id::float8 as id, o.case_id::float8 as "caseId", o.customer_id as "customerId", o.invoice_id as "invoiceId", o.kind, o.step,
+           o.status, o.send_at as "sendAt", o.locale, o.time_zone as "timeZone", o.data, o.tries,
+           c.email, c.name as "customerName", coalesce(c.deleted, false) as "customerDeleted",
+           c.default_payment_method as "defaultPaymentMethod",
+           i.status as "invoiceStatus", i.hosted_invoice_url as "hostedInvoiceUrl",
+           i.amount_remaining::float8 as "amountRemaining", i.currency,
+           d.status as "caseStatus", coalesce(d.paused, false) as "casePaused", d.amount::float8 as "caseAmount",
+           d.last_decline_category as "declineCategory", d.next_attempt_at as "nextAttemptAt"
+    from reminder_outbox o
+    left join customers c on c.id = o.customer_id
+    left join invoices i on i.id = o.invoice_id
+    left join dunning_cases d on d.id = o.case_id
+    where o.id = ${id}
+    for update of o skip locked`;
+  return rows[0] ?? null;
+}
+
+/** Takes a pending row for sending. False when someone else took it or it is no longer pending. */
+export async function markSending(tx: Tx, id: number, at: Date): Promise<boolean> {
+  const rows = await tx`
+    update reminder_outbox set status = 'sending', tries = tries + 1, updated_at = ${at}
+    where id = ${id} and status = 'pending' returning id`;
+  return rows.length === 1;
+}
+
+export async function markSent(tx: Tx, id: number, at: Date, messageId: string | null): Promise<void> {
+  await tx`
+    update reminder_outbox set status = 'sent', sent_at = ${at}, message_id = ${messageId}, last_error = null, updated_at = ${at}
+    where id = ${id}`;
+}
+
+export async function markRetry(tx: Tx, id: number, error: string, sendAt: Date, at: Date): Promise<void> {
+  await tx`
+    update reminder_outbox set status = 'pending', last_error = ${error}, send_at = ${sendAt}, updated_at = ${at}
+    where id = ${id}`;
+}
+
+export async function markFailed(tx: Tx, id: number, error: string, at: Date): Promise<void> {
+  await tx`
+    update reminder_outbox set status = 'failed', last_error = ${error}, updated_at = ${at} where id = ${id}`;
+}
+
+export async function markCancelled(tx: Tx, id: number, reason: string, at: Date): Promise<void> {
+  await tx`
+    update reminder_outbox set status = 'cancelled', cancel_reason = ${reason}, updated_at = ${at}
+    where id = ${id} and status = 'pending'`;
+}
+
+export async function reschedule(tx: Tx, id: number, sendAt: Date, at: Date): Promise<void> {
+  await tx`update reminder_outbox set send_at = ${sendAt}, updated_at = ${at} where id = ${id}`;
+}
+
+/** A permanent email failure, written on the case where ops look first. */
+export async function recordCaseProblem(tx: Tx, caseId: number, problem: string, at: Date): Promise<void> {
+  await tx`
+    update dunning_cases set reminder_problem = ${problem}, reminder_problem_at = ${at}, updated_at = ${at}
+    where id = ${caseId}`;
+}

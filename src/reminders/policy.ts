@@ -1,0 +1,130 @@
+/**
+ * The `reminders` section of the merchant's dunning policy. The policy module carries it as opaque
+ * JSON; this module owns its shape, its defaults and its validation.
+ */
+
+export const FIRST_NOTICE_WHEN = ['first_failure', 'first_retry_failed'] as const;
+export type FirstNoticeWhen = (typeof FIRST_NOTICE_WHEN)[number];
+
+export interface QuietHours {
+  /** Local hour (0-23) from which nothing is sent... */
+  start: number;
+  /** ...until this local hour (0-23). start === end means no quiet hours. */
+  end: number;
+}
+
+export interface ReminderPolicy {
+  enabled: boolean;
+  firstNotice: { enabled: boolean; when: FirstNoticeWhen };
+  lastChance: { enabled: boolean; hoursBefore: number };
+  finalNotice: { enabled: boolean };
+  recovered: { enabled: boolean };
+  actionRequired: { enabled: boolean };
+  cardExpiring: { enabled: boolean; daysBefore: number };
+  quietHours: QuietHours;
+}
+
+export function defaultReminderPolicy(): ReminderPolicy {
+  return {
+    enabled: true,
+    firstNotice: { enabled: true, when: 'first_failure' },
+    lastChance: { enabled: true, hoursBefore: 48 },
+    finalNotice: { enabled: true },
+    recovered: { enabled: true },
+    actionRequired: { enabled: true },
+    cardExpiring: { enabled: true, daysBefore: 14 },
+    quietHours: { start: 21, end: 8 },
+  };
+}
+
+type Obj = Record<string, unknown>;
+const isObj = (v: unknown): v is Obj => typeof v === 'object' && v !== null && !Array.isArray(v);
+
+/**
+ * Raw JSON -> a complete policy. Absent fields take defaults; every bad field is collected and
+ * reported in one error, each named by its path (e.g. `reminders.quietHours.start`).
+ */
+export function parseReminderPolicy(raw: unknown): ReminderPolicy {
+  const policy = defaultReminderPolicy();
+  if (raw === undefined || raw === null) return policy;
+  const problems: string[] = [];
+  if (!isObj(raw)) throw new Error('Invalid policy: reminders: expected an object');
+
+  const known = (obj: Obj, path: string, keys: string[]) => {
+    for (const k of Object.keys(obj)) if (!keys.includes(k)) problems.push(`${path}.${k}: unknown field`);
+  };
+  const section = (obj: Obj, key: string, path: string): Obj | null => {
+    const v = obj[key];
+    if (v === undefined) return null;
+    if (!isObj(v)) {
+      problems.push(`${path}.${key}: expected an object`);
+      return null;
+    }
+    return v;
+  };
+  const bool = (obj: Obj, key: string, path: string, fallback: boolean): boolean => {
+    const v = obj[key];
+    if (v === undefined) return fallback;
+    if (typeof v !== 'boolean') {
+      problems.push(`${path}.${key}: expected true or false`);
+      return fallback;
+    }
+    return v;
+  };
+  const int = (obj: Obj, key: string, path: string, fallback: number, min: number, max: number): number => {
+    const v = obj[key];
+    if (v === undefined) return fallback;
+    if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) {
+      problems.push(`${path}.${key}: expected an integer from ${min} to ${max}`);
+      return fallback;
+    }
+    return v;
+  };
+
+  const p = 'reminders';
+  known(raw, p, ['enabled', 'firstNotice', 'lastChance', 'finalNotice', 'recovered', 'actionRequired', 'cardExpiring', 'quietHours']);
+  policy.enabled = bool(raw, 'enabled', p, policy.enabled);
+
+  const fn = section(raw, 'firstNotice', p);
+  if (fn) {
+    const fp = `${p}.firstNotice`;
+    known(fn, fp, ['enabled', 'when']);
+    policy.firstNotice.enabled = bool(fn, 'enabled', fp, true);
+    if (fn.when !== undefined) {
+      if (FIRST_NOTICE_WHEN.includes(fn.when as FirstNoticeWhen)) policy.firstNotice.when = fn.when as FirstNoticeWhen;
+      else problems.push(`${fp}.when: expected one of ${FIRST_NOTICE_WHEN.join(', ')}`);
+    }
+  }
+  const lc = section(raw, 'lastChance', p);
+  if (lc) {
+    const lp = `${p}.lastChance`;
+    known(lc, lp, ['enabled', 'hoursBefore']);
+    policy.lastChance.enabled = bool(lc, 'enabled', lp, true);
+    policy.lastChance.hoursBefore = int(lc, 'hoursBefore', lp, policy.lastChance.hoursBefore, 1, 24 * 14);
+  }
+  for (const key of ['finalNotice', 'recovered', 'actionRequired'] as const) {
+    const s = section(raw, key, p);
+    if (s) {
+      known(s, `${p}.${key}`, ['enabled']);
+      policy[key].enabled = bool(s, 'enabled', `${p}.${key}`, true);
+    }
+  }
+  const ce = section(raw, 'cardExpiring', p);
+  if (ce) {
+    const cp = `${p}.cardExpiring`;
+    known(ce, cp, ['enabled', 'daysBefore']);
+    policy.cardExpiring.enabled = bool(ce, 'enabled', cp, true);
+    policy.cardExpiring.daysBefore = int(ce, 'daysBefore', cp, policy.cardExpiring.daysBefore, 0, 60);
+  }
+  const qh = section(raw, 'quietHours', p);
+  if (qh) {
+    const qp = `${p}.quietHours`;
+    known(qh, qp, ['start', 'end']);
+    policy.quietHours.start = int(qh, 'start', qp, policy.quietHours.start, 0, 23);
+    policy.quietHours.end = int(qh, 'end', qp, policy.quietHours.end, 0, 23);
+  }
+  if (problems.length > 0) {
+    throw new Error(`Invalid policy:\n${problems.map((x) => `  - ${x}`).join('\n')}`);
+  }
+  return policy;
+}
