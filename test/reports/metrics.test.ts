@@ -1,0 +1,70 @@
+import { describe, expect, it } from 'vitest';
+import { formatDuration, formatMoney, formatPercent, liftOf, rate } from '../../src/reports/metrics.ts';
+import { parseCurrency, PeriodError, resolvePeriod } from '../../src/reports/period.ts';
+
+describe('rates and lift', () => {
+  it('has no rate for an empty denominator', () => {
+    expect(rate(0, 0)).toBeNull();
+    expect(rate(3, 4)).toBe(0.75);
+  });
+
+  it('gives the lift with a 95 % Wald interval', () => {
+    // smart 60/100, holdout 40/100: se = sqrt(.24/100 + .24/100) = 0.069282; 1.96 * se = 0.135789.
+    const lift = liftOf({ cases: 100, recovered: 60 }, { cases: 100, recovered: 40 })!;
+    expect(lift.difference).toBeCloseTo(0.2, 12);
+    expect(lift.low).toBeCloseTo(0.064211, 5);
+    expect(lift.high).toBeCloseTo(0.335789, 5);
+    expect(lift.relative).toBeCloseTo(0.5, 12);
+  });
+
+  it('has no lift without a holdout group, and no relative lift when the holdout recovered nothing', () => {
+    expect(liftOf({ cases: 10, recovered: 5 }, { cases: 0, recovered: 0 })).toBeNull();
+    expect(liftOf({ cases: 10, recovered: 5 }, { cases: 10, recovered: 0 })!.relative).toBeNull();
+  });
+});
+
+describe('formatting', () => {
+  // Intl separates code and amount with a no-break space.
+  it('formats minor units per currency, zero- and three-decimal ones included', () => {
+    expect(formatMoney(123456, 'usd')).toBe('$1,234.56');
+    expect(formatMoney(123456, 'jpy')).toBe('¥123,456');
+    expect(formatMoney(1500, 'kwd')).toBe('KWD\u00a01.500');
+    expect(formatMoney(-250, 'eur')).toBe('-€2.50');
+    expect(formatMoney(123456, 'eur', 'de')).toBe('1.234,56\u00a0€');
+  });
+
+  it('formats percentages and durations', () => {
+    expect(formatPercent(null)).toBe('n/a');
+    expect(formatPercent(0.4567)).toBe('45.7 %');
+    expect(formatDuration(90 * 60)).toBe('1.5 h');
+    expect(formatDuration(3 * 86_400)).toBe('3.0 d');
+  });
+});
+
+describe('period', () => {
+  it('defaults to the current calendar month in the merchant time zone', () => {
+    // 23:30 UTC on 31 January is already February in Berlin.
+    const p = resolvePeriod({ timeZone: 'Europe/Berlin', now: new Date('2026-01-31T23:30:00Z') });
+    expect(p).toMatchObject({ fromDate: '2026-02-01', toDate: '2026-02-28' });
+    expect(p.start.toISOString()).toBe('2026-01-31T23:00:00.000Z');
+    expect(p.end.toISOString()).toBe('2026-02-28T23:00:00.000Z');
+  });
+
+  it('takes inclusive dates, and from alone runs to the end of the current month', () => {
+    const now = new Date('2026-11-23T10:00:00Z');
+    const p = resolvePeriod({ from: '2026-03-29', to: '2026-03-29', timeZone: 'Europe/Berlin', now });
+    // The day clocks go forward has 23 hours.
+    expect(p.end.getTime() - p.start.getTime()).toBe(23 * 3_600_000);
+    expect(resolvePeriod({ from: '2026-01-15', timeZone: 'UTC', now }).toDate).toBe('2026-11-30');
+  });
+
+  it('rejects bad dates, reversed periods and malformed currencies with clear messages', () => {
+    const now = new Date('2026-11-23T10:00:00Z');
+    expect(() => resolvePeriod({ from: '2026-02-30', timeZone: 'UTC', now })).toThrow(/--from: "2026-02-30" is not a calendar date/);
+    expect(() => resolvePeriod({ to: '23.11.2026', timeZone: 'UTC', now })).toThrow(/--to: expected a date as YYYY-MM-DD/);
+    expect(() => resolvePeriod({ from: '2026-11-02', to: '2026-11-01', timeZone: 'UTC', now })).toThrow(PeriodError);
+    expect(() => parseCurrency('dollars')).toThrow(/three-letter ISO code/);
+    expect(parseCurrency('EUR')).toBe('eur');
+    expect(parseCurrency(undefined)).toBeNull();
+  });
+});

@@ -1,0 +1,136 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { loadReport, type CurrencyReport, type Report } from '../../src/reports/build.ts';
+import { resolvePeriod } from '../../src/reports/period.ts';
+import { createTestDatabase, type TestDatabase } from '../helpers/db.ts';
+import { insertCases, insertSubscriptions, NOVEMBER, NOVEMBER_SUBSCRIPTIONS } from './fixtures.ts';
+
+const ZONE = 'Europe/Berlin';
+const NOW = new Date('2026-12-10T12:00:00Z');
+let db: TestDatabase;
+
+beforeAll(async () => {
+  db = await createTestDatabase();
+  await insertCases(db.sql, NOVEMBER);
+  await insertSubscriptions(db.sql, NOVEMBER_SUBSCRIPTIONS);
+});
+afterAll(async () => db?.drop());
+
+function report(from: string, to: string, currency: string | null = null): Promise<Report> {
+  return loadReport(db.sql, { period: resolvePeriod({ from, to, timeZone: ZONE, now: NOW }), currency, asOf: NOW });
+}
+
+function cur(r: Report, currency: string): CurrencyReport {
+  const c = r.currencies.find((x) => x.currency === currency);
+  if (!c) throw new Error(`no ${currency} in report`);
+  return c;
+}
+
+describe('monthly report over a hand-built November', () => {
+  it('counts what opened, was recovered, lost and is at risk, per currency', async () => {
+    const r = await report('2026-11-01', '2026-11-30');
+    expect(r.currencies.map((c) => c.currency)).toEqual(['eur', 'jpy', 'usd']);
+    const usd = cur(r, 'usd');
+    // b, c, d, e, f (opened 23:30 UTC on 31 Oct = 1 Nov in Berlin), g.
+    expect(usd.opened).toEqual({ count: 6, amount: { minor: 20700, formatted: '$207.00' } });
+    expect(usd.voided.count).toBe(1);
+    // a (opened in October), b, c (paid outside the worker); g is paid in December.
+    expect(usd.recovered).toEqual({ count: 3, amount: { minor: 6000, formatted: '$60.00' }, partial: 0 });
+    expect(usd.lost).toEqual({ count: 1, amount: { minor: 4000, formatted: '$40.00' } });
+    // e (open), g (closed in December), h (opened in September, still open).
+    expect(usd.atRisk).toEqual({ count: 3, amount: { minor: 11800, formatted: '$118.00' } });
+  });
+
+  it('computes the rates over November\'s cases without voided ones, and the time to recover', async () => {
+    const usd = cur(await report('2026-11-01', '2026-11-30'), 'usd');
+    expect(usd.cohort.eligible).toBe(5);
+    expect(usd.cohort.recovered).toBe(3);
+    expect(usd.cohort.rateByCount).toBeCloseTo(0.6, 10);
+    // 2000 + 3000 + 5000 (g paid 5000 of 6000) over 20000.
+    expect(usd.cohort.rateByRevenue).toBeCloseTo(0.5, 10);
+    expect(usd.cohort.open).toBe(1);
+    // Recovered in November after 14 d (a), 2 d (b), 1 d (c).
+    expect(usd.timeToRecover.medianSeconds).toBe(2 * 86_400);
+    expect(usd.timeToRecover.p90Seconds).toBeCloseTo(11.6 * 86_400, 3);
+  });
+
+  it('breaks down by decline category, attempt, path, cohort month and policy arm', async () => {
+    const usd = cur(await report('2026-11-01', '2026-11-30'), 'usd');
+    const ca = usd.byCategory.find((b) => b.key === 'customer_action');
+    expect(ca).toMatchObject({ cases: 2, recovered: 1, rate: 0.5 });
+    expect(usd.byCategory.find((b) => b.key === 'generic')).toMatchObject({ cases: 1, recovered: 1 });
+    expect(usd.byCode.find((b) => b.key === 'expired_card')).toMatchObject({ cases: 2, recovered: 1 });
+    expect(usd.byAttempt.map((a) => [a.attemptNo, a.attempted, a.succeeded])).toEqual([[1, 5, 0], [2, 3, 2], [3, 1, 0]]);
+    expect(usd.byAttempt[1]!.shareOfRecoveries).toBeCloseTo(2 / 3, 10);
+    expect(usd.byPath.map((p) => [p.path, p.count, p.amount.minor])).toEqual([
+      ['scheduled_retry', 1, 2000], ['card_update_retry', 1, 5000], ['paid_outside', 1, 3000],
+    ]);
+    expect(usd.byMonth.map((m) => [m.month, m.opened, m.recovered, m.open])).toEqual([
+      ['2026-09', 1, 0, 1], ['2026-10', 1, 1, 0], ['2026-11', 6, 3, 1],
+    ]);
+    expect(usd.policy.smart).toMatchObject({ cases: 3, recovered: 2 });
+    expect(usd.policy.holdout).toMatchObject({ cases: 2, recovered: 1 });
+    expect(usd.policy.lift?.difference).toBeCloseTo(1 / 6, 10);
+    expect(usd.timeline.map((t) => [t.bucket, t.amount.minor])).toEqual([['2026-11-03', 1000], ['2026-11-04', 2000], ['2026-11-06', 3000]]);
+  });
+
+  it('keeps a case lost just after midnight Berlin time out of November, and formats yen without decimals', async () => {
+    const jpy = cur(await report('2026-11-01', '2026-11-30'), 'jpy');
+    expect(jpy.lost.count).toBe(0);
+    expect(jpy.atRisk).toEqual({ count: 1, amount: { minor: 1500, formatted: '¥1,500' } });
+    const dec = cur(await report('2026-12-01', '2026-12-31'), 'jpy');
+    expect(dec.lost).toEqual({ count: 1, amount: { minor: 1500, formatted: '¥1,500' } });
+  });
+
+  it('counts a partial payment with what was paid, in the month it was paid', async () => {
+    const usd = cur(await report('2026-12-01', '2026-12-31'), 'usd');
+    expect(usd.recovered).toEqual({ count: 1, amount: { minor: 5000, formatted: '$50.00' }, partial: 1 });
+  });
+
+  it('measures involuntary churn over customers active at the start', async () => {
+    const r = await report('2026-11-01', '2026-11-30');
+    expect(r.churn).toEqual({ activeAtStart: 3, churned: 1, rate: 1 / 3 });
+  });
+
+  it('filters by currency', async () => {
+    const r = await report('2026-11-01', '2026-11-30', 'eur');
+    expect(r.currencies.map((c) => c.currency)).toEqual(['eur']);
+    expect(cur(r, 'eur')).toMatchObject({ recovered: { count: 1, amount: { minor: 900, formatted: '€9.00' } }, cohort: { rateByCount: 1 } });
+  });
+
+  it('returns an empty report, not zeros pretending to be rates, for a quiet period', async () => {
+    const r = await report('2025-01-01', '2025-01-31');
+    expect(r.currencies).toEqual([]);
+    expect(r.churn).toEqual({ activeAtStart: 0, churned: 0, rate: null });
+  });
+});
+
+describe('reminder breakdown', () => {
+  it('counts cases sent each reminder and those recovered after it', async () => {
+    const other = await createTestDatabase();
+    try {
+      // Stands in for the reminders migration with the columns the report reads.
+      await other.sql`drop table if exists reminder_outbox cascade`;
+      await other.sql`create table reminder_outbox (id bigserial primary key, case_id bigint, kind text, step int, status text, sent_at timestamptz)`;
+      const ids = await insertCases(other.sql, NOVEMBER);
+      const rows = [
+        ['in_b', 'first_notice', 1, 'sent', '2026-11-03T10:00:00Z'],
+        ['in_d', 'first_notice', 1, 'sent', '2026-11-11T10:00:00Z'],
+        ['in_d', 'last_chance', 2, 'sent', '2026-11-20T10:00:00Z'],
+        ['in_g', 'first_notice', 1, 'sent', '2026-11-29T10:00:00Z'],
+        ['in_e', 'first_notice', 1, 'pending', null],
+        // Sent after the payment: not "recovered after".
+        ['in_c', 'first_notice', 1, 'sent', '2026-11-07T10:00:00Z'],
+      ] as const;
+      for (const [inv, kind, step, status, sentAt] of rows) {
+        await other.sql`insert into reminder_outbox (case_id, kind, step, status, sent_at) values (${ids.get(inv)!}, ${kind}, ${step}, ${status}, ${sentAt})`;
+      }
+      const r = await loadReport(other.sql, { period: resolvePeriod({ from: '2026-11-01', to: '2026-11-30', timeZone: ZONE, now: NOW }), currency: 'usd', asOf: NOW });
+      expect(cur(r, 'usd').byReminder).toEqual([
+        { kind: 'first_notice', step: 1, reached: 4, recoveredAfter: 2, rate: 0.5 },
+        { kind: 'last_chance', step: 2, reached: 1, recoveredAfter: 0, rate: 0 },
+      ]);
+    } finally {
+      await other.drop();
+    }
+  });
+});
