@@ -23,7 +23,7 @@ export const DEFINITIONS: readonly Definition[] = [
   { term: 'Involuntary churn', text: 'Customers with a subscription active at the start of the period that ended in the period because payment failed (cancellation reason payment_failed), over customers with a subscription active at the start. All currencies together.' },
   { term: 'By attempt', text: 'Attempt 1 is Stripe\'s own first charge. For each attempt number: charges that reached a result (succeeded or declined), and the share that succeeded.' },
   { term: 'Recovery path', text: 'scheduled_retry: a retry planned by the worker; card_update_retry: a retry after the customer changed card; manual_retry: an operator retry; customer_paid: the customer paid through the invoice link; paid_outside: paid outside the worker (e.g. in the Stripe dashboard or by bank transfer).' },
-  { term: 'Reminder step', text: 'Cases that were sent the reminder, and how many of them were recovered after it was sent.' },
+  { term: 'Reminder step', text: 'Cases that were sent the reminder, and how many of them were recovered after it was sent (the thank-you mail sent after a recovery is left out).' },
   { term: 'Cohort', text: 'Month of the first failure; shown for at least the six months before the period end, with rates as of now.' },
   { term: 'Holdout lift', text: 'Recovery rate by count of the smart policy minus that of the holdout group (the stickily assigned control), in percentage points, with a 95 % confidence interval for the difference of two proportions (normal approximation).' },
 ];

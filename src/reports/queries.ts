@@ -172,5 +172,7 @@ async function loadReminders(sql: Tx, from: Date, to: Date, cur: string | null):
     from dunning_cases c join reminder_outbox r on r.case_id = c.id
     where c.opened_at >= ${from} and c.opened_at < ${to} and (${cur}::text is null or c.currency = ${cur})
       and c.status <> 'closed' and r.status = 'sent'
+      -- The thank-you mail follows the payment; it cannot have helped bring it about.
+      and r.kind <> 'recovered'
     group by 1, 2, 3`;
 }

@@ -120,6 +120,7 @@ describe('reminder breakdown', () => {
         ['in_e', 'first_notice', 1, 'pending', null],
         // Sent after the payment: not "recovered after".
         ['in_c', 'first_notice', 1, 'sent', '2026-11-07T10:00:00Z'],
+        ['in_b', 'recovered', 9, 'sent', '2026-11-04T10:00:05Z'],
       ] as const;
       for (const [inv, kind, step, status, sentAt] of rows) {
         await other.sql`insert into reminder_outbox (case_id, kind, step, status, sent_at) values (${ids.get(inv)!}, ${kind}, ${step}, ${status}, ${sentAt})`;
