@@ -48,7 +48,14 @@ export function retryDelayMs(tries: number, b: Backoff): number {
 }
 
 export async function enqueueSend(tx: Tx, boss: Pick<PgBoss, 'send'>, clock: Clock, outboxId: number, sendAt: Date): Promise<void> {
-  await boss.send(QUEUES.reminders, { outboxId }, { startAfter: clock.wallTimeOf(sendAt), db: jobDb(tx) });
+  const job: SendJob = { outboxId, sendAt: sendAt.toISOString() };
+  await boss.send(QUEUES.reminders, job, { startAfter: clock.wallTimeOf(sendAt), db: jobDb(tx) });
+}
+
+/** `sendAt` is the row's send time this job was scheduled for: a later send time means a newer job exists. */
+export interface SendJob {
+  outboxId: number;
+  sendAt?: string;
 }
 
 type Claim = { ok: true; ctx: outbox.SendContext } | { ok: false };
@@ -56,18 +63,25 @@ type Claim = { ok: true; ctx: outbox.SendContext } | { ok: false };
 /** Starts the worker; the returned function stops it (in-flight sends finish first). */
 export async function startMailer(deps: MailerDeps): Promise<() => Promise<void>> {
   const log = deps.log.child({ component: 'mailer' });
-  await deps.boss.work<{ outboxId: number }>(
+  await deps.boss.work<SendJob>(
     QUEUES.reminders,
     { pollingIntervalSeconds: deps.pollingIntervalSeconds ?? 2, localConcurrency: deps.concurrency ?? 2 },
     async (jobs) => {
-      for (const job of jobs) await sendOne({ ...deps, log }, job.data.outboxId);
+      for (const job of jobs) {
+        const scheduledFor = job.data.sendAt ? new Date(job.data.sendAt) : null;
+        await sendOne({ ...deps, log }, job.data.outboxId, scheduledFor);
+      }
     },
   );
   return () => deps.boss.offWork(QUEUES.reminders);
 }
 
-/** One outbox row, start to finish. Exported for tests and for a manual `resend` tool. */
-export async function sendOne(deps: MailerDeps, outboxId: number): Promise<void> {
+/**
+ * One outbox row, start to finish. `scheduledFor` is the send time the job was enqueued for: the
+ * queue runs it then, so it is not checked against the clock (a frozen or scaled clock would
+ * otherwise defer it forever). Without it (a stray job, a manual call) the clock decides.
+ */
+export async function sendOne(deps: MailerDeps, outboxId: number, scheduledFor: Date | null = null): Promise<void> {
   const { sql, clock, config } = deps;
   const log = deps.log.child({ outboxId });
   const backoff = deps.backoff ?? DEFAULT_BACKOFF;
@@ -91,8 +105,11 @@ export async function sendOne(deps: MailerDeps, outboxId: number): Promise<void>
       log.info({ kind: ctx.kind, reason }, 'reminder cancelled');
       return { ok: false };
     }
-    if (ctx.sendAt.getTime() > now.getTime()) {
-      // Woken early (a duplicate job, a moved clock): come back when it is due.
+    if (scheduledFor !== null && ctx.sendAt.getTime() > scheduledFor.getTime()) {
+      // The row was moved later (a retry); the job enqueued with that move will send it.
+      return { ok: false };
+    }
+    if (scheduledFor === null && ctx.sendAt.getTime() > now.getTime()) {
       await enqueueSend(tx, deps.boss, clock, outboxId, ctx.sendAt);
       return { ok: false };
     }

@@ -1,0 +1,281 @@
+/**
+ * Reminders end to end: hooks inside real transactions, pg-boss on real Postgres, the mailer
+ * sending over real SMTP to a loopback catcher, ops alerts POSTed to a loopback HTTP server.
+ */
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { PgBoss } from 'pg-boss';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { FixedClock } from '../../src/clock.ts';
+import { loadConfig, type Config } from '../../src/config.ts';
+import { createLogger } from '../../src/log.ts';
+import { startQueue } from '../../src/queue.ts';
+import { createReminderHooks, type ReminderHooks } from '../../src/reminders/hooks.ts';
+import { startMailCatcher, type CaughtMail, type MailCatcher } from '../../src/reminders/mail-catcher.ts';
+import { sendOne, startMailer, type MailerDeps } from '../../src/reminders/mailer.ts';
+import { startOpsAlerter } from '../../src/reminders/ops-alerter.ts';
+import { SIGNATURE_HEADER, verifyAlertSignature } from '../../src/reminders/ops-alerts.ts';
+import { loadTemplates } from '../../src/reminders/templates.ts';
+import { smtpTransport } from '../../src/reminders/transport.ts';
+import { createTestDatabase, waitFor, type TestDatabase } from '../helpers/db.ts';
+import { insertCase } from './fixtures.ts';
+
+const log = createLogger(process.env.TEST_LOG_LEVEL ?? 'silent');
+const SECRET = 'ops-secret-for-tests';
+const FORBIDDEN = /stolen|lost|fraud|gestohlen|verloren|betrug/i;
+const nbsp = (s: string) => s.replace(/[\u00a0\u202f]/g, ' ');
+
+let db: TestDatabase;
+let boss: PgBoss;
+let catcher: MailCatcher;
+let config: Config;
+let hooks: ReminderHooks;
+let mailerDeps: MailerDeps;
+const stops: Array<() => Promise<void>> = [];
+// Monday 2 March 2026, 16:00 in Berlin, 10:00 in New York: outside everyone's quiet hours.
+const clock = new FixedClock('2026-03-02T15:00:00Z');
+const refusals = new Map<string, number[]>();
+const alerts: Array<{ body: string; signature: string }> = [];
+
+beforeAll(async () => {
+  db = await createTestDatabase();
+  catcher = await startMailCatcher({
+    reject: (to) => {
+      const codes = refusals.get(to);
+      const code = codes?.shift();
+      return code ? { code, message: code >= 500 ? 'No such mailbox' : 'Try again later' } : null;
+    },
+  });
+  const hook = http.createServer((req, res) => {
+    let body = '';
+    req.on('data', (c: Buffer) => (body += c.toString('utf8')));
+    req.on('end', () => {
+      alerts.push({ body, signature: String(req.headers[SIGNATURE_HEADER] ?? '') });
+      res.writeHead(204).end();
+    });
+  });
+  await new Promise<void>((r) => hook.listen(0, '127.0.0.1', r));
+  stops.push(() => new Promise((r) => hook.close(() => r())));
+  config = loadConfig({
+    DEFAULT_TIME_ZONE: 'Europe/Berlin',
+    DEFAULT_LOCALE: 'en',
+    MERCHANT_NAME: 'Acme GmbH',
+    SUPPORT_EMAIL: 'help@acme.test',
+    MAIL_FROM: 'billing@acme.test',
+    SMTP_URL: catcher.url,
+    OPS_WEBHOOK_URL: `http://127.0.0.1:${(hook.address() as AddressInfo).port}/alerts`,
+    OPS_WEBHOOK_SECRET: SECRET,
+    OPS_ALERT_MIN_AMOUNT: '100000',
+  });
+  boss = await startQueue(db.url, log, { eventMaxTries: 3 });
+  hooks = createReminderHooks({ boss, clock, log, config });
+  mailerDeps = {
+    sql: db.sql, boss, clock, log, config,
+    transport: smtpTransport(catcher.url),
+    templates: loadTemplates(null),
+    backoff: { baseMs: 20, maxMs: 100, maxTries: 4 },
+    pollingIntervalSeconds: 0.5,
+  };
+  stops.push(await startMailer(mailerDeps));
+  stops.push(await startOpsAlerter({ sql: db.sql, boss, clock, log, config, pollingIntervalSeconds: 0.5 }));
+});
+
+afterAll(async () => {
+  for (const stop of stops.reverse()) await stop();
+  await boss?.stop({ graceful: false });
+  await catcher?.close();
+  await db?.drop();
+});
+
+const mailsTo = (address: string): CaughtMail[] => catcher.messages.filter((m) => m.to.includes(address));
+const rowsOf = (caseId: number) =>
+  db.sql<{ id: number; kind: string; status: string; tries: number; last_error: string | null; send_at: Date; cancel_reason: string | null }[]>`
+    select id::float8 as id, kind, status, tries, last_error, send_at, cancel_reason from reminder_outbox where case_id = ${caseId} order by id`;
+const failed = (caseId: number, attemptNo = 1) =>
+  db.sql.begin((tx) => hooks.paymentFailed(tx, { caseId, invoiceId: '', attemptId: attemptNo, opened: attemptNo === 1, at: clock.now() }));
+
+describe('content over real SMTP', () => {
+  it('writes each customer in their language, with their currency, dates in their zone and the invoice link', async () => {
+    const de = await insertCase(db.sql, {
+      customerId: 'cus_de', invoiceId: 'in_de', email: 'anna@kunde.de', name: 'Anna', locales: ['de-DE'],
+      timeZone: 'Europe/Berlin', currency: 'eur', amount: 123_456, declineCategory: 'hard',
+    });
+    const en = await insertCase(db.sql, {
+      customerId: 'cus_en', invoiceId: 'in_en', email: 'bob@customer.com', locales: ['en-US'],
+      timeZone: 'America/New_York', currency: 'usd', amount: 4_900,
+    });
+    const jp = await insertCase(db.sql, {
+      customerId: 'cus_jp', invoiceId: 'in_jp', email: 'kenji@customer.jp', locales: ['ja-JP'], currency: 'jpy', amount: 1_200,
+    });
+    // 03:30 UTC on the 6th is still the 5th in New York.
+    await db.sql`update dunning_cases set next_attempt_at = '2026-03-06T03:30:00Z' where id in (${de}, ${en})`;
+    for (const id of [de, en, jp]) await failed(id);
+    await waitFor('three first notices', async () => mailsTo('anna@kunde.de').length + mailsTo('bob@customer.com').length + mailsTo('kenji@customer.jp').length === 3);
+
+    const [anna] = mailsTo('anna@kunde.de');
+    expect(anna!.parsed.subject).toBe('Ihre Zahlung an Acme GmbH ist fehlgeschlagen');
+    expect(anna!.from).toBe('billing@acme.test');
+    const annaText = nbsp(anna!.parsed.text ?? '');
+    expect(annaText).toContain('Hallo Anna,');
+    expect(annaText).toContain('1.234,56 €');
+    expect(annaText).toContain('Ihre Bank hat die Karte abgelehnt; bitte verwenden Sie eine andere.');
+    expect(annaText).toContain('Wir versuchen es am 6. März 2026 erneut.');
+    expect(annaText).toContain('https://invoice.stripe.test/i/in_de');
+    expect(annaText).toContain('help@acme.test');
+    expect(String(anna!.parsed.html)).toContain('href="https://invoice.stripe.test/i/in_de"');
+    expect(anna!.raw).not.toMatch(FORBIDDEN);
+
+    const [bob] = mailsTo('bob@customer.com');
+    expect(bob!.parsed.subject).toBe('Your payment to Acme GmbH did not go through');
+    expect(bob!.parsed.text).toContain('$49.00');
+    expect(bob!.parsed.text).toContain('We will try again on March 5, 2026.');
+    expect(bob!.parsed.text).toContain('Hello,');
+    expect(bob!.parsed.text).not.toContain('declined the card');
+    expect(bob!.raw).not.toMatch(FORBIDDEN);
+
+    const [kenji] = mailsTo('kenji@customer.jp');
+    expect(kenji!.parsed.subject).toBe('Your payment to Acme GmbH did not go through');
+    expect(kenji!.parsed.text).toContain('¥1,200');
+    expect(kenji!.parsed.text).not.toContain('¥12.00');
+
+    const rows = await rowsOf(de);
+    expect(rows).toMatchObject([{ kind: 'first_notice', status: 'sent', tries: 1 }]);
+  });
+});
+
+describe('exactly once', () => {
+  it('sends one email for duplicate webhooks, duplicate jobs and two concurrent mailers', async () => {
+    const second = await startQueue(db.url, log, { eventMaxTries: 3 });
+    const stopSecond = await startMailer({ ...mailerDeps, boss: second });
+    try {
+      const caseId = await insertCase(db.sql, { customerId: 'cus_dup', invoiceId: 'in_dup', email: 'dup@customer.com' });
+      // The same failure delivered five times, two of them at the same moment.
+      await Promise.all([failed(caseId), failed(caseId)]);
+      await failed(caseId);
+      await failed(caseId);
+      await failed(caseId);
+      const [row] = await rowsOf(caseId);
+      // Stray extra jobs for the same row, as a retried or duplicated job would produce.
+      for (const b of [boss, second, boss, second]) await b.send('reminders-send', { outboxId: row!.id });
+      await waitFor('the row sent', async () => (await rowsOf(caseId))[0]?.status === 'sent');
+      await waitFor('every job for the row finished', async () => {
+        const [open] = await db.sql<{ n: number }[]>`
+          select count(*)::int as n from pgboss.job
+          where name = 'reminders-send' and (data ->> 'outboxId')::bigint = ${row!.id} and state not in ('completed', 'failed')`;
+        return open?.n === 0;
+      });
+      expect(await rowsOf(caseId)).toHaveLength(1);
+      expect(mailsTo('dup@customer.com')).toHaveLength(1);
+    } finally {
+      await stopSecond();
+      await second.stop({ graceful: false });
+    }
+  });
+});
+
+describe('quiet hours', () => {
+  it('holds a reminder due at night until 08:00 local, across the spring DST change', async () => {
+    const night = new FixedClock('2026-03-28T21:30:00Z'); // Sat 22:30 CET; clocks go forward at 02:00
+    const nightHooks = createReminderHooks({ boss, clock: night, log, config });
+    const caseId = await insertCase(db.sql, { customerId: 'cus_night', invoiceId: 'in_night', email: 'owl@kunde.de', timeZone: 'Europe/Berlin', locales: ['de'] });
+    await db.sql.begin((tx) => nightHooks.paymentFailed(tx, { caseId, invoiceId: 'in_night', opened: true, at: night.now() }));
+    const [row] = await rowsOf(caseId);
+    expect(row!.send_at.toISOString()).toBe('2026-03-29T06:00:00.000Z'); // 08:00 CEST
+
+    // Run early, the mailer sends nothing and keeps the row for later.
+    await sendOne({ ...mailerDeps, clock: night }, row!.id);
+    expect((await rowsOf(caseId))[0]!.status).toBe('pending');
+    night.set('2026-03-29T06:00:00Z');
+    await sendOne({ ...mailerDeps, clock: night }, row!.id);
+    expect((await rowsOf(caseId))[0]!.status).toBe('sent');
+    expect(mailsTo('owl@kunde.de')).toHaveLength(1);
+  });
+});
+
+describe('stop rules', () => {
+  it('cancels a pending reminder once the invoice is paid, even before the case is closed', async () => {
+    const caseId = await insertCase(db.sql, { customerId: 'cus_paid', invoiceId: 'in_paid', email: 'paid@customer.com' });
+    await db.sql.begin(async (tx) => {
+      await hooks.paymentFailed(tx, { caseId, invoiceId: 'in_paid', opened: true, at: clock.now() });
+      await tx`update invoices set status = 'paid', amount_remaining = 0 where id = 'in_paid'`;
+    });
+    await waitFor('the reminder cancelled', async () => (await rowsOf(caseId))[0]?.status === 'cancelled');
+    expect((await rowsOf(caseId))[0]!.cancel_reason).toBe('invoice paid');
+    expect(mailsTo('paid@customer.com')).toHaveLength(0);
+  });
+
+  it('after a recovery, drops the planned last chance and sends only the thank-you', async () => {
+    const caseId = await insertCase(db.sql, { customerId: 'cus_rec', invoiceId: 'in_rec', email: 'rec@customer.com' });
+    await failed(caseId);
+    await waitFor('first notice', async () => mailsTo('rec@customer.com').length === 1);
+    const finalAttempt = new Date(clock.now().getTime() + 10 * 86_400_000);
+    await db.sql.begin((tx) => hooks.attemptPlanned(tx, { caseId, invoiceId: 'in_rec', at: finalAttempt, isLast: true }));
+    expect((await rowsOf(caseId)).map((r) => [r.kind, r.status])).toEqual([['first_notice', 'sent'], ['last_chance', 'pending']]);
+
+    await db.sql.begin(async (tx) => {
+      await tx`update invoices set status = 'paid', amount_remaining = 0 where id = 'in_rec'`;
+      await tx`update dunning_cases set status = 'recovered', closed_at = ${clock.now()} where id = ${caseId}`;
+      await hooks.caseClosed(tx, { caseId, invoiceId: 'in_rec', status: 'recovered', reason: 'paid', at: clock.now() });
+    });
+    await waitFor('thank-you', async () => mailsTo('rec@customer.com').length === 2);
+    const rows = await rowsOf(caseId);
+    expect(rows.map((r) => [r.kind, r.status])).toEqual([['first_notice', 'sent'], ['last_chance', 'cancelled'], ['recovered', 'sent']]);
+    expect(mailsTo('rec@customer.com')[1]!.parsed.subject).toBe('Thank you: your payment to Acme GmbH went through');
+    expect(mailsTo('rec@customer.com')[1]!.parsed.text).toContain('$49.00');
+  });
+});
+
+describe('SMTP failures', () => {
+  it('retries a temporary failure with backoff until it goes through', async () => {
+    refusals.set('flaky@customer.com', [451, 421]);
+    const caseId = await insertCase(db.sql, { customerId: 'cus_flaky', invoiceId: 'in_flaky', email: 'flaky@customer.com' });
+    await failed(caseId);
+    await waitFor('sent after retries', async () => (await rowsOf(caseId))[0]?.status === 'sent');
+    expect((await rowsOf(caseId))[0]!.tries).toBe(3);
+    expect(mailsTo('flaky@customer.com')).toHaveLength(1);
+  });
+
+  it('records a permanent failure on the row and the case, and tells ops', async () => {
+    refusals.set('gone@customer.com', [550]);
+    const caseId = await insertCase(db.sql, { customerId: 'cus_gone', invoiceId: 'in_gone', email: 'gone@customer.com' });
+    await failed(caseId);
+    await waitFor('failed', async () => (await rowsOf(caseId))[0]?.status === 'failed');
+    const [row] = await rowsOf(caseId);
+    expect(row!.tries).toBe(1);
+    expect(row!.last_error).toContain('SMTP 550');
+    expect(row!.last_error).not.toContain('gone@customer.com');
+    const [c] = await db.sql<{ reminder_problem: string | null }[]>`select reminder_problem from dunning_cases where id = ${caseId}`;
+    expect(c!.reminder_problem).toContain('first_notice email failed: SMTP 550');
+    await waitFor('ops told', async () => alerts.some((a) => JSON.parse(a.body).caseId === caseId && JSON.parse(a.body).kind === 'email_failed'));
+  });
+});
+
+describe('ops alerts', () => {
+  it('fires once per event with a valid signature when a large case opens and when it is lost', async () => {
+    const caseId = await insertCase(db.sql, { customerId: 'cus_big', invoiceId: 'in_big', email: 'big@customer.com', amount: 250_000 });
+    const small = await insertCase(db.sql, { customerId: 'cus_small', invoiceId: 'in_small', email: 'small@customer.com', amount: 5_000 });
+    await Promise.all([failed(caseId), failed(caseId), failed(small)]);
+    const lost = () => db.sql.begin(async (tx) => {
+      await tx`update dunning_cases set status = 'lost', closed_at = ${clock.now()} where id = ${caseId}`;
+      await hooks.caseClosed(tx, { caseId, invoiceId: 'in_big', status: 'lost', reason: 'policy exhausted', at: clock.now() });
+    });
+    await lost();
+    await lost();
+    await waitFor('both alerts delivered', async () => {
+      const rows = await db.sql`select 1 from ops_alerts where case_id = ${caseId} and status = 'sent'`;
+      return rows.length === 2;
+    });
+    const mine = alerts.filter((a) => [caseId, small].includes(JSON.parse(a.body).caseId));
+    expect(mine.map((a) => JSON.parse(a.body).kind).sort()).toEqual(['case_lost', 'case_opened_large']);
+    for (const a of mine) {
+      expect(verifyAlertSignature(SECRET, a.body, a.signature, clock.now())).toBe(true);
+      const body = JSON.parse(a.body);
+      expect(body.text).toContain(`case ${caseId}`);
+      expect(body.text).toContain('2500.00 USD');
+      expect(a.body).not.toContain('big@customer.com');
+    }
+    // The lost case still gets its final notice, once.
+    await waitFor('final notice', async () => mailsTo('big@customer.com').some((m) => m.parsed.subject?.includes('at risk')));
+    expect(mailsTo('big@customer.com').filter((m) => m.parsed.subject?.includes('at risk'))).toHaveLength(1);
+  });
+});
