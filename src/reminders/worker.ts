@@ -1,0 +1,51 @@
+/**
+ * Everything the reminders need at `dunning start`, in one call: templates checked (a broken one
+ * stops the start with a clear error), the transport chosen and announced, the mailer and the ops
+ * alerter running. Returns one stop function.
+ */
+import type { PgBoss } from 'pg-boss';
+import type Stripe from 'stripe';
+import type { Clock } from '../clock.ts';
+import type { Config } from '../config.ts';
+import type { Sql } from '../db.ts';
+import type { Logger } from '../log.ts';
+import { billingPortalLinks } from './links.ts';
+import { startMailer } from './mailer.ts';
+import { startOpsAlerter } from './ops-alerter.ts';
+import { loadTemplates } from './templates.ts';
+import { createMailTransport, type MailTransport } from './transport.ts';
+
+export interface ReminderWorkerDeps {
+  sql: Sql;
+  boss: PgBoss;
+  clock: Clock;
+  log: Logger;
+  config: Config;
+  /** For Billing Portal links when an invoice has no hosted page; omit to rely on hosted pages only. */
+  stripe?: Stripe;
+  /** Overrides the Billing Portal link (the demo's sandbox, tests). */
+  portalLink?: (customerId: string) => Promise<string | null>;
+  /** Overrides the transport chosen from the config (tests, the demo). */
+  transport?: MailTransport;
+}
+
+export async function startReminderWorkers(deps: ReminderWorkerDeps): Promise<() => Promise<void>> {
+  const { config, log } = deps;
+  const templates = loadTemplates(config.templatesDir);
+  if (config.templatesDir) log.info({ templatesDir: config.templatesDir }, 'email templates loaded with merchant overrides');
+  if (!config.opsWebhookUrl) log.info({}, 'OPS_WEBHOOK_URL not set: ops alerts are recorded in ops_alerts but not sent');
+  const transport = deps.transport ?? createMailTransport(config, log);
+  const stopMailer = await startMailer({
+    ...deps,
+    transport,
+    templates,
+    ...(deps.portalLink ? { portalLink: deps.portalLink } : deps.stripe ? { portalLink: billingPortalLinks(deps.stripe, log) } : {}),
+    concurrency: Math.min(config.workerConcurrency, 4),
+  });
+  const stopAlerts = await startOpsAlerter(deps);
+  return async () => {
+    await stopMailer();
+    await stopAlerts();
+    transport.close();
+  };
+}
