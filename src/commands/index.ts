@@ -1,6 +1,7 @@
 import type { Command } from './types.ts';
 import { migrateCommand } from './migrate.ts';
 import { reportCommand } from './report.ts';
+import { mailCatcherCommand } from './mail-catcher.ts';
 
 /** Every subcommand; `dunning --help` lists them in this order. */
-export const commands: Command[] = [migrateCommand, reportCommand];
+export const commands: Command[] = [migrateCommand, reportCommand, mailCatcherCommand];
