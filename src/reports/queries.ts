@@ -124,18 +124,22 @@ export async function loadReportData(sql: Tx, query: ReportQuery): Promise<Repor
         coalesce(sum(coalesce(c.recovered_amount, c.amount)) filter (where c.status = 'recovered'), 0)::float8 as "recoveredAmount"
       from dunning_cases c where ${cohort} and c.status <> 'closed'
       group by 1, 2`,
+    // Group on the truncated timestamp and format only the groups: to_char per row doubles the cost.
     sql<MonthRow[]>`
-      select c.currency, to_char(date_trunc('month', c.opened_at at time zone ${tz}), 'YYYY-MM') as month,
-        count(*)::int as opened,
-        (count(*) filter (where c.status = 'closed'))::int as voided,
-        (count(*) filter (where c.status = 'recovered'))::int as recovered,
-        (count(*) filter (where c.status = 'lost'))::int as lost,
-        (count(*) filter (where c.status = 'open'))::int as open,
-        coalesce(sum(c.amount) filter (where c.status <> 'closed'), 0)::float8 as amount,
-        coalesce(sum(coalesce(c.recovered_amount, c.amount)) filter (where c.status = 'recovered'), 0)::float8 as "recoveredAmount"
-      from dunning_cases c
-      where c.opened_at >= ${cohortStart} and c.opened_at < ${to} and (${cur}::text is null or c.currency = ${cur})
-      group by 1, 2`,
+      select currency, to_char(m, 'YYYY-MM') as month, opened, voided, recovered, lost, open, amount, "recoveredAmount"
+      from (
+        select c.currency, date_trunc('month', c.opened_at at time zone ${tz}) as m,
+          count(*)::int as opened,
+          (count(*) filter (where c.status = 'closed'))::int as voided,
+          (count(*) filter (where c.status = 'recovered'))::int as recovered,
+          (count(*) filter (where c.status = 'lost'))::int as lost,
+          (count(*) filter (where c.status = 'open'))::int as open,
+          coalesce(sum(c.amount) filter (where c.status <> 'closed'), 0)::float8 as amount,
+          coalesce(sum(coalesce(c.recovered_amount, c.amount)) filter (where c.status = 'recovered'), 0)::float8 as "recoveredAmount"
+        from dunning_cases c
+        where c.opened_at >= ${cohortStart} and c.opened_at < ${to} and (${cur}::text is null or c.currency = ${cur})
+        group by 1, 2
+      ) months`,
     sql<TimelineRow[]>`
       select c.currency, to_char(c.closed_at at time zone ${tz}, ${bucketFormat}) as bucket, count(*)::int as count,
         coalesce(sum(coalesce(c.recovered_amount, c.amount)), 0)::float8 as amount
