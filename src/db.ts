@@ -18,8 +18,10 @@ export function connect(url: string, options: { max?: number; onnotice?: (n: unk
   return postgres(url, {
     max: options.max ?? 10,
     onnotice: options.onnotice ?? (() => {}),
-    // Dates come back as Date, bigint money as JS numbers: minor units fit easily below 2^53.
-    types: { bigint: postgres.BigInt },
+    // bigint money comes back as a JS number: minor units stay far below 2^53 (90 trillion dollars).
+    types: {
+      bigint: { to: 20, from: [20], serialize: (n: number | bigint) => String(n), parse: (s: string) => Number(s) },
+    },
     transform: { undefined: null },
     connection: { application_name: 'dunning' },
   });

@@ -1,5 +1,5 @@
 import { PgBoss } from 'pg-boss';
-import type { IDatabase } from 'pg-boss';
+import type { Db as IDatabase } from 'pg-boss';
 import type { Tx } from './db.ts';
 import type { Logger } from './log.ts';
 

@@ -46,7 +46,7 @@ export default async function setup(project: TestProject) {
   await sql.end();
   const boss = await startQueue(templateUrl, log, { eventMaxTries: 3 });
   await ensureQueues(boss, { eventMaxTries: 3 });
-  await boss.stop({ graceful: false, wait: true });
+  await boss.stop({ graceful: false });
 
   project.provide('adminUrl', adminUrl);
   project.provide('templateDb', templateDb);
