@@ -56,11 +56,14 @@ function currencyBlock(c: CurrencyReport): string[] {
   return out;
 }
 
-/** Left-aligned text, right-aligned numbers; empty tables say so instead of printing a lone header. */
+/**
+ * Names (the first column, identifiers such as first_notice) left-aligned, figures right-aligned;
+ * empty tables say so instead of printing a lone header.
+ */
 export function grid(header: string[], rows: Array<Array<string | number>>): string[] {
   if (rows.length === 0) return ['  (none)'];
   const cells = [header, ...rows.map((r) => r.map(String))];
   const widths = header.map((_, i) => Math.max(...cells.map((r) => (r[i] ?? '').length)));
-  const numeric = header.map((_, i) => i > 0);
+  const numeric = header.map((_, i) => i > 0 && !rows.some((r) => typeof r[i] === 'string' && /^[a-z_]+$/.test(r[i] as string)));
   return cells.map((r) => '  ' + r.map((v, i) => (numeric[i] ? v.padStart(widths[i]!) : v.padEnd(widths[i]!))).join('  ').trimEnd());
 }

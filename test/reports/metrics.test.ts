@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { formatDuration, formatMoney, formatPercent, liftOf, rate } from '../../src/reports/metrics.ts';
 import { parseCurrency, PeriodError, resolvePeriod } from '../../src/reports/period.ts';
+import { grid } from '../../src/reports/render-table.ts';
 
 describe('rates and lift', () => {
   it('has no rate for an empty denominator', () => {
@@ -66,5 +67,16 @@ describe('period', () => {
     expect(() => parseCurrency('dollars')).toThrow(/three-letter ISO code/);
     expect(parseCurrency('EUR')).toBe('eur');
     expect(parseCurrency(undefined)).toBeNull();
+  });
+});
+
+describe('terminal grid', () => {
+  it('aligns names left and figures right', () => {
+    expect(grid(['step', 'kind', 'sent to'], [[1, 'first_notice', 12], [2, 'last_chance', 3]])).toEqual([
+      '  step  kind          sent to',
+      '  1     first_notice       12',
+      '  2     last_chance         3',
+    ]);
+    expect(grid(['a'], [])).toEqual(['  (none)']);
   });
 });
