@@ -1,0 +1,191 @@
+import { DateTime } from 'luxon';
+
+/**
+ * The simulated card issuer: pure decisions over (card state, instant, random draw).
+ * Nothing here reads a clock or keeps state; the caller passes the seeded RNG so one seed
+ * replays the same story.
+ */
+
+export type FailureReason =
+  | 'insufficient_funds'
+  | 'expired_card'
+  | 'generic_decline'
+  | 'do_not_honor'
+  | 'processing_error'
+  | 'issuer_not_available'
+  | 'lost_card'
+  | 'stolen_card'
+  | 'authentication_required';
+
+export const failureReasons: readonly FailureReason[] = [
+  'insufficient_funds',
+  'expired_card',
+  'generic_decline',
+  'do_not_honor',
+  'processing_error',
+  'issuer_not_available',
+  'lost_card',
+  'stolen_card',
+  'authentication_required',
+];
+
+export type Rng = () => number;
+
+/** mulberry32: tiny, fast and good enough to make simulations repeatable. */
+export function createRng(seed: number): Rng {
+  let state = seed >>> 0;
+  return () => {
+    state = (state + 0x6d2b79f5) >>> 0;
+    let t = state;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/** What the issuer answers, in the fields Stripe spreads over the error, charge and intent. */
+export interface Decline {
+  code: string;
+  declineCode: string;
+  adviceCode: string | null;
+  networkAdviceCode: string | null;
+  networkDeclineCode: string | null;
+  message: string;
+}
+
+const declines: Record<FailureReason, Decline> = {
+  insufficient_funds: {
+    code: 'card_declined',
+    declineCode: 'insufficient_funds',
+    adviceCode: 'try_again_later',
+    networkAdviceCode: null,
+    networkDeclineCode: '51',
+    message: 'Your card has insufficient funds.',
+  },
+  expired_card: {
+    code: 'expired_card',
+    declineCode: 'expired_card',
+    adviceCode: 'confirm_card_data',
+    networkAdviceCode: null,
+    networkDeclineCode: '54',
+    message: 'Your card has expired.',
+  },
+  generic_decline: {
+    code: 'card_declined',
+    declineCode: 'generic_decline',
+    adviceCode: 'try_again_later',
+    networkAdviceCode: null,
+    networkDeclineCode: '05',
+    message: 'Your card was declined.',
+  },
+  do_not_honor: {
+    code: 'card_declined',
+    declineCode: 'do_not_honor',
+    adviceCode: 'try_again_later',
+    networkAdviceCode: null,
+    networkDeclineCode: '05',
+    message: 'Your card was declined.',
+  },
+  processing_error: {
+    code: 'processing_error',
+    declineCode: 'processing_error',
+    adviceCode: 'try_again_later',
+    networkAdviceCode: '24',
+    networkDeclineCode: '96',
+    message: 'An error occurred while processing your card. Try again in a little bit.',
+  },
+  issuer_not_available: {
+    code: 'card_declined',
+    declineCode: 'issuer_not_available',
+    adviceCode: 'try_again_later',
+    networkAdviceCode: '24',
+    networkDeclineCode: '91',
+    message: 'Your card was declined.',
+  },
+  lost_card: {
+    code: 'card_declined',
+    declineCode: 'lost_card',
+    adviceCode: 'do_not_try_again',
+    networkAdviceCode: '03',
+    networkDeclineCode: '41',
+    message: 'Your card was declined.',
+  },
+  stolen_card: {
+    code: 'card_declined',
+    declineCode: 'stolen_card',
+    adviceCode: 'do_not_try_again',
+    networkAdviceCode: '03',
+    networkDeclineCode: '43',
+    message: 'Your card was declined.',
+  },
+  authentication_required: {
+    code: 'authentication_required',
+    declineCode: 'authentication_required',
+    adviceCode: null,
+    networkAdviceCode: null,
+    networkDeclineCode: '1A',
+    message: 'Your card was declined. This transaction requires authentication.',
+  },
+};
+
+export function declineFor(reason: FailureReason): Decline {
+  return declines[reason];
+}
+
+/** 1st, 15th, last business day of the month, or a Friday, in the card holder's zone. */
+export function isPayday(local: DateTime): boolean {
+  if (local.day === 1 || local.day === 15 || local.weekday === 5) return true;
+  let last = local.endOf('month').startOf('day');
+  while (last.weekday > 5) last = last.minus({ days: 1 });
+  return local.day === last.day;
+}
+
+export interface ChargeContext {
+  reason: FailureReason | null;
+  /** When this card first failed; recovery of temporary and generic declines counts from here. */
+  firstFailedAt: Date | null;
+  at: Date;
+  timeZone: string;
+}
+
+/** Chance that a charge made at `at` goes through. */
+export function successProbability(ctx: ChargeContext): number {
+  const { reason } = ctx;
+  if (reason === null) return 1;
+  const since = ctx.firstFailedAt === null ? 0 : Math.max(0, ctx.at.getTime() - ctx.firstFailedAt.getTime());
+  const hours = since / 3_600_000;
+  switch (reason) {
+    case 'insufficient_funds': {
+      const local = DateTime.fromJSDate(ctx.at, { zone: ctx.timeZone });
+      // An invalid zone must not silently become UTC; fall back explicitly and loudly here.
+      if (!local.isValid) throw new Error(`invalid time zone ${ctx.timeZone}`);
+      const base = isPayday(local) ? 0.45 : 0.06;
+      const earlyMorning = local.hour >= 5 && local.hour < 10;
+      return earlyMorning ? Math.min(1, base * 1.4) : base;
+    }
+    case 'processing_error':
+    case 'issuer_not_available':
+      return 1 - Math.exp(-hours / 3);
+    case 'generic_decline':
+    case 'do_not_honor':
+      return Math.min(0.5, 0.05 * (hours / 24));
+    case 'expired_card':
+    case 'lost_card':
+    case 'stolen_card':
+    case 'authentication_required':
+      return 0;
+  }
+}
+
+export type ChargeDecision = { ok: true } | { ok: false; decline: Decline };
+
+export function decideCharge(ctx: ChargeContext, rng: Rng): ChargeDecision {
+  if (ctx.reason === null) return { ok: true };
+  if (rng() < successProbability(ctx)) return { ok: true };
+  return { ok: false, decline: declineFor(ctx.reason) };
+}
+
+/** Whether a reminder makes this customer put in a new card. */
+export function decideCardUpdate(probabilityPerReminder: number, rng: Rng): boolean {
+  return rng() < probabilityPerReminder;
+}
