@@ -1,0 +1,339 @@
+import { declineFor, decideCardUpdate, decideCharge, type ChargeDecision, type Rng } from './issuer-model.ts';
+import {
+  chargeJson,
+  customerJson,
+  invoiceJson,
+  paymentIntentJson,
+  paymentMethodJson,
+  subscriptionJson,
+  type RenderContext,
+} from './objects.ts';
+import {
+  unixSeconds,
+  type CardSpec,
+  type ChargeRec,
+  type CustomerRec,
+  type InvoiceRec,
+  type PaymentMethodRec,
+  type Store,
+} from './store.ts';
+import type { Clock } from './webhooks.ts';
+
+/**
+ * Billing operations shared by the HTTP API and the programmatic API: every state change
+ * happens here, and every change emits the events Stripe would send.
+ */
+
+export class ApiError extends Error {
+  readonly status: number;
+  readonly body: { error: Record<string, unknown> };
+  constructor(status: number, error: Record<string, unknown>) {
+    super(String(error.message ?? 'sandbox api error'));
+    this.status = status;
+    this.body = { error };
+  }
+}
+
+export function invalidRequest(message: string, extra: Record<string, unknown> = {}, status = 400): ApiError {
+  return new ApiError(status, { type: 'invalid_request_error', message, ...extra });
+}
+
+export interface RequestInfo {
+  id: string | null;
+  idempotencyKey: string | null;
+}
+
+export type Emit = (type: string, object: unknown, previous?: Record<string, unknown>, request?: RequestInfo) => void;
+
+export interface BillingDeps {
+  store: Store;
+  clock: Clock;
+  rng: Rng;
+  render: RenderContext;
+  emit: Emit;
+  cardUpdateProbability: number;
+}
+
+export interface NewCustomer {
+  email: string;
+  name: string;
+  country: string;
+  preferredLocales?: string[];
+  timeZone?: string;
+  card: CardSpec;
+}
+
+export interface NewInvoice {
+  amount: number;
+  currency: string;
+  subscription: boolean;
+}
+
+const noRequest: RequestInfo = { id: null, idempotencyKey: null };
+
+export function createBilling(deps: BillingDeps) {
+  const { store, clock, render, emit } = deps;
+  const now = (): number => unixSeconds(clock.now());
+
+  function mustGet<T>(map: Map<string, T>, id: string, what: string): T {
+    const found = map.get(id);
+    if (found === undefined) {
+      throw invalidRequest(`No such ${what}: '${id}'`, { code: 'resource_missing', param: 'id' }, 404);
+    }
+    return found;
+  }
+
+  function newPaymentMethod(customerId: string | null, card: CardSpec): PaymentMethodRec {
+    const id = store.nextId('pm');
+    const last4 = card.failure === null ? '4242' : String(1000 + Math.floor(deps.rng() * 9000));
+    const pm: PaymentMethodRec = { id, customer: customerId, card: { ...card }, last4, created: now(), firstFailedAt: null };
+    store.paymentMethods.set(id, pm);
+    return pm;
+  }
+
+  function createCustomer(input: NewCustomer): CustomerRec {
+    const id = store.nextId('cus');
+    const customer: CustomerRec = {
+      id,
+      email: input.email,
+      name: input.name,
+      country: input.country,
+      preferredLocales: input.preferredLocales ?? [],
+      timeZone: input.timeZone ?? null,
+      defaultPaymentMethod: null,
+      metadata: input.timeZone === undefined ? {} : { time_zone: input.timeZone },
+      created: now(),
+    };
+    store.customers.set(id, customer);
+    customer.defaultPaymentMethod = newPaymentMethod(id, input.card).id;
+    return customer;
+  }
+
+  /** A new card from the customer: attached, made default, announced like Stripe does. */
+  function updateCard(customerId: string, card: CardSpec, request = noRequest): PaymentMethodRec {
+    const customer = mustGet(store.customers, customerId, 'customer');
+    const pm = newPaymentMethod(customerId, card);
+    emit('payment_method.attached', paymentMethodJson(pm), undefined, request);
+    const previous = customerJson(customer).invoice_settings;
+    customer.defaultPaymentMethod = pm.id;
+    emit('customer.updated', customerJson(customer), { invoice_settings: previous }, request);
+    return pm;
+  }
+
+  function setSubscriptionStatus(subId: string | null, status: 'active' | 'past_due', request: RequestInfo): void {
+    const sub = subId === null ? undefined : store.subscriptions.get(subId);
+    if (sub === undefined || sub.status === status || sub.status === 'canceled') return;
+    const previous = { status: sub.status };
+    sub.status = status;
+    emit('customer.subscription.updated', subscriptionJson(sub), previous, request);
+  }
+
+  function timeZoneOf(customer: CustomerRec): string {
+    return customer.timeZone ?? 'UTC';
+  }
+
+  /** One charge attempt on an open invoice: records the charge and emits every outcome event. */
+  function charge(inv: InvoiceRec, pmId: string, source: ChargeRec['source'], request: RequestInfo, forceFail = false): ChargeRec {
+    const pm = mustGet(store.paymentMethods, pmId, 'payment_method');
+    const customer = mustGet(store.customers, inv.customer, 'customer');
+    const at = clock.now();
+    let decision: ChargeDecision;
+    if (source === 'hosted') decision = { ok: true };
+    else {
+      const reason = pm.card.failure;
+      // Stripe's own first attempt is the failure that opens the case, whatever the odds.
+      decision =
+        forceFail && reason !== null
+          ? { ok: false, decline: declineFor(reason) }
+          : decideCharge({ reason, firstFailedAt: pm.firstFailedAt, at, timeZone: timeZoneOf(customer) }, deps.rng);
+    }
+    const ch: ChargeRec = {
+      id: store.nextId('ch'),
+      invoice: inv.id,
+      paymentIntent: inv.paymentIntent,
+      paymentMethod: pm.id,
+      customer: inv.customer,
+      amount: inv.amount,
+      currency: inv.currency,
+      status: decision.ok ? 'succeeded' : 'failed',
+      failure: decision.ok ? null : { ...decision.decline },
+      created: unixSeconds(at),
+      source,
+    };
+    store.charges.set(ch.id, ch);
+    const pi = mustGet(store.paymentIntents, inv.paymentIntent, 'payment_intent');
+    pi.latestCharge = ch.id;
+    pi.paymentMethod = pm.id;
+    inv.attemptCount += 1;
+    if (decision.ok) {
+      pi.status = 'succeeded';
+      const previous = { status: inv.status, amount_paid: 0 };
+      inv.status = 'paid';
+      inv.paidAt = ch.created;
+      emit('charge.succeeded', chargeJson(ch), undefined, request);
+      emit('payment_intent.succeeded', paymentIntentJson(render, pi), undefined, request);
+      emit('invoice.paid', invoiceJson(render, inv), previous, request);
+      emit('invoice.payment_succeeded', invoiceJson(render, inv), undefined, request);
+      setSubscriptionStatus(inv.subscription, 'active', request);
+      return ch;
+    }
+    if (pm.firstFailedAt === null) pm.firstFailedAt = at;
+    const auth = decision.decline.code === 'authentication_required';
+    pi.status = auth ? 'requires_action' : 'requires_payment_method';
+    emit('charge.failed', chargeJson(ch), undefined, request);
+    emit('payment_intent.payment_failed', paymentIntentJson(render, pi), undefined, request);
+    emit('invoice.payment_failed', invoiceJson(render, inv), { attempt_count: inv.attemptCount - 1 }, request);
+    if (auth) emit('invoice.payment_action_required', invoiceJson(render, inv), undefined, request);
+    setSubscriptionStatus(inv.subscription, 'past_due', request);
+    return ch;
+  }
+
+  function createFailingInvoice(customerId: string, input: NewInvoice): { invoice: InvoiceRec; charge: ChargeRec } {
+    const customer = mustGet(store.customers, customerId, 'customer');
+    const created = now();
+    let subscription: string | null = null;
+    if (input.subscription) {
+      subscription = store.nextId('sub');
+      store.subscriptions.set(subscription, {
+        id: subscription,
+        customer: customerId,
+        status: 'active',
+        pauseCollection: null,
+        created: created - 30 * 86_400,
+        currentPeriodStart: created,
+        currentPeriodEnd: created + 30 * 86_400,
+        canceledAt: null,
+        amount: input.amount,
+        currency: input.currency,
+        metadata: {},
+      });
+    }
+    const id = store.nextId('in');
+    const pi = store.nextId('pi');
+    store.paymentIntents.set(pi, {
+      id: pi,
+      invoice: id,
+      customer: customerId,
+      amount: input.amount,
+      currency: input.currency,
+      status: 'requires_payment_method',
+      paymentMethod: null,
+      latestCharge: null,
+      created,
+    });
+    const inv: InvoiceRec = {
+      id,
+      number: `SBX-${String(store.invoices.size + 1).padStart(6, '0')}`,
+      customer: customerId,
+      subscription,
+      amount: input.amount,
+      currency: input.currency,
+      status: 'open',
+      attemptCount: 0,
+      autoAdvance: true,
+      collectionMethod: 'charge_automatically',
+      metadata: {},
+      created,
+      periodStart: created - 30 * 86_400,
+      periodEnd: created,
+      finalizedAt: created,
+      paidAt: null,
+      voidedAt: null,
+      uncollectibleAt: null,
+      paymentIntent: pi,
+    };
+    store.invoices.set(id, inv);
+    emit('invoice.finalized', invoiceJson(render, inv));
+    if (customer.defaultPaymentMethod === null) throw new Error(`customer ${customerId} has no card`);
+    const ch = charge(inv, customer.defaultPaymentMethod, 'initial', noRequest, true);
+    return { invoice: inv, charge: ch };
+  }
+
+  function payInvoice(invoiceId: string, paymentMethod: string | undefined, request: RequestInfo): InvoiceRec {
+    const inv = mustGet(store.invoices, invoiceId, 'invoice');
+    if (inv.status === 'paid') throw invalidRequest('Invoice is already paid');
+    if (inv.status === 'void') throw invalidRequest('This invoice is void and can no longer be paid.');
+    const customer = mustGet(store.customers, inv.customer, 'customer');
+    const pmId = paymentMethod ?? customer.defaultPaymentMethod;
+    if (pmId === null) {
+      throw invalidRequest('This customer has no attached payment source or default payment method.');
+    }
+    const pm = store.paymentMethods.get(pmId);
+    if (pm === undefined || pm.customer !== customer.id) {
+      throw invalidRequest(`No such PaymentMethod: '${pmId}'`, { code: 'resource_missing', param: 'payment_method' });
+    }
+    const ch = charge(inv, pmId, 'api', request);
+    if (ch.failure !== null) {
+      const pi = mustGet(store.paymentIntents, inv.paymentIntent, 'payment_intent');
+      throw new ApiError(402, {
+        type: 'card_error',
+        code: ch.failure.code,
+        decline_code: ch.failure.declineCode,
+        advice_code: ch.failure.adviceCode ?? undefined,
+        network_advice_code: ch.failure.networkAdviceCode ?? undefined,
+        network_decline_code: ch.failure.networkDeclineCode ?? undefined,
+        message: ch.failure.message,
+        charge: ch.id,
+        doc_url: `https://docs.stripe.com/error-codes/${ch.failure.code.replaceAll('_', '-')}`,
+        payment_intent: paymentIntentJson(render, pi),
+        payment_method: paymentMethodJson(pm),
+      });
+    }
+    return inv;
+  }
+
+  function markUncollectible(invoiceId: string, request: RequestInfo): InvoiceRec {
+    const inv = mustGet(store.invoices, invoiceId, 'invoice');
+    if (inv.status === 'uncollectible') return inv;
+    if (inv.status !== 'open') throw invalidRequest(`You can only mark an open invoice as uncollectible; this one is ${inv.status}.`);
+    inv.status = 'uncollectible';
+    inv.uncollectibleAt = now();
+    emit('invoice.marked_uncollectible', invoiceJson(render, inv), { status: 'open' }, request);
+    return inv;
+  }
+
+  function voidInvoice(invoiceId: string, request: RequestInfo): InvoiceRec {
+    const inv = mustGet(store.invoices, invoiceId, 'invoice');
+    if (inv.status !== 'open' && inv.status !== 'uncollectible') {
+      throw invalidRequest(`You can only void an open or uncollectible invoice; this one is ${inv.status}.`);
+    }
+    const previous = { status: inv.status };
+    inv.status = 'void';
+    inv.voidedAt = now();
+    emit('invoice.voided', invoiceJson(render, inv), previous, request);
+    return inv;
+  }
+
+  function payOutOfBand(invoiceId: string): ChargeRec {
+    const inv = mustGet(store.invoices, invoiceId, 'invoice');
+    if (inv.status !== 'open' && inv.status !== 'uncollectible') {
+      throw invalidRequest(`Invoice ${invoiceId} is ${inv.status} and cannot be paid.`);
+    }
+    const customer = mustGet(store.customers, inv.customer, 'customer');
+    const pmId = customer.defaultPaymentMethod ?? newPaymentMethod(customer.id, { brand: 'visa', failure: null, expMonth: 12, expYear: 2099 }).id;
+    return charge(inv, pmId, 'hosted', noRequest);
+  }
+
+  /** The customer got a reminder: maybe they put in a working card. Returns the new card if so. */
+  function reminderSent(customerId: string): PaymentMethodRec | null {
+    const customer = mustGet(store.customers, customerId, 'customer');
+    if (!decideCardUpdate(deps.cardUpdateProbability, deps.rng)) return null;
+    const old = customer.defaultPaymentMethod === null ? undefined : store.paymentMethods.get(customer.defaultPaymentMethod);
+    const year = clock.now().getUTCFullYear() + 3;
+    return updateCard(customerId, { brand: old?.card.brand ?? 'visa', failure: null, expMonth: 12, expYear: year });
+  }
+
+  return {
+    mustGet,
+    createCustomer,
+    updateCard,
+    createFailingInvoice,
+    payInvoice,
+    markUncollectible,
+    voidInvoice,
+    payOutOfBand,
+    reminderSent,
+  };
+}
+
+export type Billing = ReturnType<typeof createBilling>;

@@ -1,0 +1,211 @@
+import type { AddressInfo } from 'node:net';
+import { pino, type Logger } from 'pino';
+import Stripe from 'stripe';
+import { createBilling, type Emit, type NewCustomer, type NewInvoice } from './billing.ts';
+import { createFaultRegistry, type Fault } from './faults.ts';
+import { createIdempotencyCache } from './idempotency.ts';
+import { createRng } from './issuer-model.ts';
+import { apiVersion } from './objects.ts';
+import { createSandboxHttp } from './server.ts';
+import { createStore, unixSeconds, type CardSpec, type EventRec } from './store.ts';
+import { createWebhookQueue, type Clock, type DeliveryRecord, type WebhookQueue } from './webhooks.ts';
+
+/**
+ * A local Stripe-compatible server for tests, the demo and benchmarks: the real SDK talks
+ * to it over HTTP, it keeps its state in memory and sends signed webhooks.
+ */
+
+export type { Fault, FaultKind } from './faults.ts';
+export type { FailureReason } from './issuer-model.ts';
+export type { CardSpec, EventRec } from './store.ts';
+export type { DeliveryRecord } from './webhooks.ts';
+
+export interface SandboxOptions {
+  clock: Clock;
+  seed?: number;
+  webhookUrl?: string;
+  webhookSecret?: string;
+  rateLimitPerSecond?: number;
+  latencyMs?: number;
+  /** Share (0..1) of deliveries sent twice. */
+  duplicateShare?: number;
+  /** Deliver the events of one operation in shuffled order. */
+  reorder?: boolean;
+  /** Chance that one reminder makes the customer put in a working card (default 0.3). */
+  cardUpdateProbability?: number;
+  /** Clock for webhook signature timestamps (default: `clock`); receivers compare it with theirs. */
+  webhookSigningClock?: Clock;
+  /** Delivery attempts per event on non-2xx (default 4) and the first backoff (default 50 ms, doubling). */
+  webhookMaxAttempts?: number;
+  webhookBackoffMs?: number;
+  port?: number;
+  log?: Logger;
+}
+
+export interface SandboxCustomer {
+  email: string;
+  name: string;
+  country: string;
+  preferredLocales?: string[];
+  /** Stored as the customer's `metadata.time_zone`; used by the card model (default UTC). */
+  timeZone?: string;
+  card: CardSpec;
+}
+
+export interface ExecutedCharge {
+  id: string;
+  invoice: string;
+  paymentMethod: string;
+  amount: number;
+  currency: string;
+  status: 'succeeded' | 'failed';
+  declineCode: string | null;
+  source: 'initial' | 'api' | 'hosted';
+  created: number;
+}
+
+export interface Sandbox {
+  url: string;
+  host: string;
+  port: number;
+  apiKey: string;
+  /** An SDK client pointed at the sandbox, with automatic retries off. */
+  stripe(): Stripe;
+  createCustomer(input: SandboxCustomer): Promise<{ id: string; paymentMethodId: string }>;
+  /** Creates an open invoice and runs Stripe's first charge attempt, which fails for any failing card. */
+  createFailingInvoice(customerId: string, input: NewInvoice): Promise<{ id: string; subscriptionId: string | null; chargeId: string }>;
+  updateCard(customerId: string, card: CardSpec): Promise<{ paymentMethodId: string }>;
+  payInvoiceOutOfBand(invoiceId: string): Promise<void>;
+  /** Lets the card model decide whether this reminder makes the customer update their card. */
+  reminderSent(customerId: string): Promise<{ updated: boolean; paymentMethodId: string | null }>;
+  inject(fault: Fault): void;
+  clearFaults(): void;
+  charges(invoiceId?: string): ExecutedCharge[];
+  events(): EventRec[];
+  deliveries(): DeliveryRecord[];
+  flushWebhooks(): Promise<void>;
+  stop(): Promise<void>;
+}
+
+export const sandboxApiKey = 'sk_test_sandbox';
+
+export async function startSandbox(opts: SandboxOptions): Promise<Sandbox> {
+  const log = opts.log ?? pino({ level: 'silent' });
+  const rng = createRng(opts.seed ?? 1);
+  const store = createStore();
+  const render = { store, baseUrl: '' };
+  let queue: WebhookQueue | null = null;
+  if (opts.webhookUrl !== undefined) {
+    if (opts.webhookSecret === undefined) throw new Error('sandbox webhookUrl needs a webhookSecret');
+    queue = createWebhookQueue({
+      url: opts.webhookUrl,
+      secret: opts.webhookSecret,
+      // A separate stream so delivery shuffles do not change the card model's draws.
+      rng: createRng((opts.seed ?? 1) ^ 0x5eed),
+      signingClock: opts.webhookSigningClock ?? opts.clock,
+      duplicateShare: opts.duplicateShare ?? 0,
+      reorder: opts.reorder ?? false,
+      maxAttempts: opts.webhookMaxAttempts ?? 4,
+      backoffMs: opts.webhookBackoffMs ?? 50,
+      timeoutMs: 5000,
+    });
+  }
+
+  const emit: Emit = (type, object, previous, request) => {
+    const event: EventRec = {
+      id: store.nextId('evt'),
+      object: 'event',
+      api_version: apiVersion,
+      created: unixSeconds(opts.clock.now()),
+      livemode: false,
+      type,
+      data: previous === undefined ? { object } : { object, previous_attributes: previous },
+      pending_webhooks: queue === null ? 0 : 1,
+      request: { id: request?.id ?? null, idempotency_key: request?.idempotencyKey ?? null },
+    };
+    store.events.push(event);
+    queue?.enqueue(event);
+  };
+
+  const billing = createBilling({
+    store,
+    clock: opts.clock,
+    rng,
+    render,
+    emit,
+    cardUpdateProbability: opts.cardUpdateProbability ?? 0.3,
+  });
+  const faults = createFaultRegistry();
+  const http = createSandboxHttp({
+    deps: { store, billing, render, emit, clock: opts.clock },
+    faults,
+    idempotency: createIdempotencyCache(opts.clock),
+    log,
+    rateLimitPerSecond: opts.rateLimitPerSecond ?? null,
+    latencyMs: opts.latencyMs ?? 0,
+  });
+  await new Promise<void>((resolve, reject) => {
+    http.server.once('error', reject);
+    http.server.listen(opts.port ?? 0, '127.0.0.1', () => resolve());
+  });
+  const host = '127.0.0.1';
+  const port = (http.server.address() as AddressInfo).port;
+  const url = `http://${host}:${port}`;
+  render.baseUrl = url;
+  log.info({ port }, 'stripe sandbox listening');
+
+  return {
+    url,
+    host,
+    port,
+    apiKey: sandboxApiKey,
+    stripe: () => new Stripe(sandboxApiKey, { host, port, protocol: 'http', maxNetworkRetries: 0 }),
+    async createCustomer(input) {
+      const c = billing.createCustomer(input satisfies NewCustomer);
+      return { id: c.id, paymentMethodId: c.defaultPaymentMethod ?? '' };
+    },
+    async createFailingInvoice(customerId, input) {
+      const { invoice, charge } = billing.createFailingInvoice(customerId, input);
+      return { id: invoice.id, subscriptionId: invoice.subscription, chargeId: charge.id };
+    },
+    async updateCard(customerId, card) {
+      return { paymentMethodId: billing.updateCard(customerId, card).id };
+    },
+    async payInvoiceOutOfBand(invoiceId) {
+      billing.payOutOfBand(invoiceId);
+    },
+    async reminderSent(customerId) {
+      const pm = billing.reminderSent(customerId);
+      return { updated: pm !== null, paymentMethodId: pm?.id ?? null };
+    },
+    inject: (fault) => faults.add(fault),
+    clearFaults: () => faults.clear(),
+    charges(invoiceId) {
+      return [...store.charges.values()]
+        .filter((c) => invoiceId === undefined || c.invoice === invoiceId)
+        .map((c) => ({
+          id: c.id,
+          invoice: c.invoice,
+          paymentMethod: c.paymentMethod,
+          amount: c.amount,
+          currency: c.currency,
+          status: c.status,
+          declineCode: c.failure?.declineCode ?? null,
+          source: c.source,
+          created: c.created,
+        }));
+    },
+    events: () => [...store.events],
+    deliveries: () => queue?.deliveries() ?? [],
+    flushWebhooks: async () => {
+      await queue?.flush();
+    },
+    async stop() {
+      queue?.stop();
+      await queue?.flush();
+      http.dropHeld();
+      http.server.closeAllConnections();
+      await new Promise<void>((resolve) => http.server.close(() => resolve()));
+    },
+  };
+}

@@ -1,0 +1,306 @@
+import type {
+  ChargeRec,
+  CustomerRec,
+  InvoiceRec,
+  PaymentIntentRec,
+  PaymentMethodRec,
+  Store,
+  SubscriptionRec,
+} from './store.ts';
+
+/**
+ * Stripe API shapes (API version 2026-10-28.endive) built from sandbox records: realistic
+ * enough for the SDK and the worker, with only the fields anyone reads.
+ */
+
+export const apiVersion = '2026-10-28.endive';
+
+export interface RenderContext {
+  store: Store;
+  baseUrl: string;
+}
+
+export function customerJson(c: CustomerRec): Record<string, unknown> {
+  return {
+    id: c.id,
+    object: 'customer',
+    address: { city: null, country: c.country, line1: null, line2: null, postal_code: null, state: null },
+    balance: 0,
+    created: c.created,
+    currency: null,
+    default_source: null,
+    delinquent: false,
+    description: null,
+    email: c.email,
+    invoice_prefix: c.id.slice(-8).toUpperCase(),
+    invoice_settings: {
+      custom_fields: null,
+      default_payment_method: c.defaultPaymentMethod,
+      footer: null,
+      rendering_options: null,
+    },
+    livemode: false,
+    metadata: { ...c.metadata },
+    name: c.name,
+    phone: null,
+    preferred_locales: [...c.preferredLocales],
+    shipping: null,
+    tax_exempt: 'none',
+    test_clock: null,
+  };
+}
+
+export function paymentMethodJson(pm: PaymentMethodRec): Record<string, unknown> {
+  return {
+    id: pm.id,
+    object: 'payment_method',
+    allow_redisplay: 'unspecified',
+    billing_details: { address: null, email: null, name: null, phone: null, tax_id: null },
+    card: {
+      brand: pm.card.brand,
+      checks: { address_line1_check: null, address_postal_code_check: null, cvc_check: 'pass' },
+      country: 'US',
+      display_brand: pm.card.brand,
+      exp_month: pm.card.expMonth,
+      exp_year: pm.card.expYear,
+      fingerprint: `fp${pm.id.slice(-10)}`,
+      funding: 'credit',
+      last4: pm.last4,
+      networks: { available: [pm.card.brand], preferred: null },
+      three_d_secure_usage: { supported: true },
+      wallet: null,
+    },
+    created: pm.created,
+    customer: pm.customer,
+    livemode: false,
+    metadata: {},
+    type: 'card',
+  };
+}
+
+export function subscriptionJson(s: SubscriptionRec): Record<string, unknown> {
+  return {
+    id: s.id,
+    object: 'subscription',
+    billing_cycle_anchor: s.currentPeriodStart,
+    cancel_at: null,
+    cancel_at_period_end: false,
+    canceled_at: s.canceledAt,
+    collection_method: 'charge_automatically',
+    created: s.created,
+    currency: s.currency,
+    customer: s.customer,
+    default_payment_method: null,
+    ended_at: s.canceledAt,
+    items: {
+      object: 'list',
+      data: [
+        {
+          id: `si_${s.id.slice(4)}`,
+          object: 'subscription_item',
+          current_period_end: s.currentPeriodEnd,
+          current_period_start: s.currentPeriodStart,
+          quantity: 1,
+          subscription: s.id,
+          price: { id: `price_${s.currency}_${s.amount}`, object: 'price', currency: s.currency, unit_amount: s.amount },
+        },
+      ],
+      has_more: false,
+      url: `/v1/subscription_items?subscription=${s.id}`,
+    },
+    latest_invoice: null,
+    livemode: false,
+    metadata: { ...s.metadata },
+    pause_collection: s.pauseCollection === null ? null : { ...s.pauseCollection },
+    start_date: s.created,
+    status: s.status,
+    test_clock: null,
+  };
+}
+
+export function invoiceJson(ctx: RenderContext, inv: InvoiceRec, expand: readonly string[] = []): Record<string, unknown> {
+  const customer = ctx.store.customers.get(inv.customer);
+  const paid = inv.status === 'paid';
+  const json: Record<string, unknown> = {
+    id: inv.id,
+    object: 'invoice',
+    account_country: 'US',
+    account_name: 'Sandbox Merchant',
+    amount_due: inv.amount,
+    amount_overpaid: 0,
+    amount_paid: paid ? inv.amount : 0,
+    amount_remaining: paid || inv.status === 'void' ? 0 : inv.amount,
+    amount_shipping: 0,
+    attempt_count: inv.attemptCount,
+    attempted: inv.attemptCount > 0,
+    auto_advance: inv.autoAdvance,
+    automatic_tax: { enabled: false, liability: null, status: null },
+    billing_reason: inv.subscription === null ? 'manual' : 'subscription_cycle',
+    collection_method: inv.collectionMethod,
+    created: inv.created,
+    currency: inv.currency,
+    customer: inv.customer,
+    customer_email: customer?.email ?? null,
+    customer_name: customer?.name ?? null,
+    default_payment_method: null,
+    description: null,
+    due_date: null,
+    effective_at: inv.finalizedAt,
+    hosted_invoice_url: `${ctx.baseUrl}/hosted/invoices/${inv.id}`,
+    invoice_pdf: `${ctx.baseUrl}/hosted/invoices/${inv.id}/pdf`,
+    lines: { object: 'list', data: [], has_more: false, url: `/v1/invoices/${inv.id}/lines` },
+    livemode: false,
+    metadata: { ...inv.metadata },
+    // Smart Retries are off in the sandbox: the worker owns dunning.
+    next_payment_attempt: null,
+    number: inv.number,
+    parent:
+      inv.subscription === null
+        ? null
+        : {
+            type: 'subscription_details',
+            quote_details: null,
+            subscription_details: { metadata: {}, subscription: inv.subscription },
+          },
+    period_end: inv.periodEnd,
+    period_start: inv.periodStart,
+    status: inv.status,
+    status_transitions: {
+      finalized_at: inv.finalizedAt,
+      marked_uncollectible_at: inv.uncollectibleAt,
+      paid_at: inv.paidAt,
+      voided_at: inv.voidedAt,
+    },
+    subtotal: inv.amount,
+    test_clock: null,
+    total: inv.amount,
+    webhooks_delivered_at: inv.created,
+  };
+  if (expand.includes('payments')) {
+    json.payments = {
+      object: 'list',
+      data: [
+        {
+          id: `inpay_${inv.paymentIntent.slice(3)}`,
+          object: 'invoice_payment',
+          amount_paid: paid ? inv.amount : null,
+          amount_requested: inv.amount,
+          created: inv.created,
+          currency: inv.currency,
+          invoice: inv.id,
+          is_default: true,
+          livemode: false,
+          payment: { type: 'payment_intent', payment_intent: inv.paymentIntent },
+          status: paid ? 'paid' : inv.status === 'void' ? 'canceled' : 'open',
+          status_transitions: { canceled_at: inv.voidedAt, paid_at: inv.paidAt },
+        },
+      ],
+      has_more: false,
+      url: `/v1/invoice_payments?invoice=${inv.id}`,
+    };
+  }
+  return json;
+}
+
+function outcomeJson(ch: ChargeRec): Record<string, unknown> {
+  const f = ch.failure;
+  if (f === null) {
+    return {
+      advice_code: null,
+      network_advice_code: null,
+      network_decline_code: null,
+      network_status: 'approved_by_network',
+      reason: null,
+      risk_level: 'normal',
+      seller_message: 'Payment complete.',
+      type: 'authorized',
+    };
+  }
+  return {
+    advice_code: f.adviceCode,
+    network_advice_code: f.networkAdviceCode,
+    network_decline_code: f.networkDeclineCode,
+    network_status: 'declined_by_network',
+    reason: f.declineCode,
+    risk_level: 'normal',
+    seller_message: 'The bank did not return any further details with this decline.',
+    type: 'issuer_declined',
+  };
+}
+
+export function chargeJson(ch: ChargeRec): Record<string, unknown> {
+  return {
+    id: ch.id,
+    object: 'charge',
+    amount: ch.amount,
+    amount_captured: ch.status === 'succeeded' ? ch.amount : 0,
+    amount_refunded: 0,
+    captured: ch.status === 'succeeded',
+    created: ch.created,
+    currency: ch.currency,
+    customer: ch.customer,
+    description: 'Subscription update',
+    failure_code: ch.failure?.code ?? null,
+    failure_message: ch.failure?.message ?? null,
+    livemode: false,
+    metadata: {},
+    outcome: outcomeJson(ch),
+    paid: ch.status === 'succeeded',
+    payment_intent: ch.paymentIntent,
+    payment_method: ch.paymentMethod,
+    refunded: false,
+    status: ch.status,
+  };
+}
+
+export function lastPaymentErrorJson(ch: ChargeRec, pm: PaymentMethodRec | undefined): Record<string, unknown> | null {
+  const f = ch.failure;
+  if (f === null) return null;
+  return {
+    type: 'card_error',
+    code: f.code,
+    decline_code: f.declineCode,
+    ...(f.adviceCode === null ? {} : { advice_code: f.adviceCode }),
+    ...(f.networkAdviceCode === null ? {} : { network_advice_code: f.networkAdviceCode }),
+    ...(f.networkDeclineCode === null ? {} : { network_decline_code: f.networkDeclineCode }),
+    message: f.message,
+    charge: ch.id,
+    doc_url: `https://docs.stripe.com/error-codes/${f.code.replaceAll('_', '-')}`,
+    payment_method: pm === undefined ? undefined : paymentMethodJson(pm),
+  };
+}
+
+export function paymentIntentJson(ctx: RenderContext, pi: PaymentIntentRec): Record<string, unknown> {
+  const latest = pi.latestCharge === null ? undefined : ctx.store.charges.get(pi.latestCharge);
+  const pm = latest === undefined ? undefined : ctx.store.paymentMethods.get(latest.paymentMethod);
+  return {
+    id: pi.id,
+    object: 'payment_intent',
+    amount: pi.amount,
+    amount_received: pi.status === 'succeeded' ? pi.amount : 0,
+    capture_method: 'automatic',
+    created: pi.created,
+    currency: pi.currency,
+    customer: pi.customer,
+    description: 'Subscription update',
+    last_payment_error: latest === undefined ? null : lastPaymentErrorJson(latest, pm),
+    latest_charge: pi.latestCharge,
+    livemode: false,
+    metadata: {},
+    payment_method: pi.paymentMethod,
+    payment_method_types: ['card'],
+    status: pi.status,
+  };
+}
+
+export function listJson(url: string, data: unknown[], hasMore: boolean): Record<string, unknown> {
+  return { object: 'list', data, has_more: hasMore, url };
+}
+
+export function errorJson(
+  type: string,
+  message: string,
+  extra: Record<string, unknown> = {},
+): { error: Record<string, unknown> } {
+  return { error: { type, message, ...extra } };
+}

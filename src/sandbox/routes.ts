@@ -1,0 +1,235 @@
+import { invalidRequest, type Billing, type Emit, type RequestInfo } from './billing.ts';
+import { applyMetadata, obj, str, strings, type FormObject } from './form.ts';
+import {
+  chargeJson,
+  customerJson,
+  invoiceJson,
+  listJson,
+  paymentIntentJson,
+  paymentMethodJson,
+  subscriptionJson,
+  type RenderContext,
+} from './objects.ts';
+import { unixSeconds, type InvoiceRec, type Store } from './store.ts';
+import type { Clock } from './webhooks.ts';
+
+/** The Stripe API surface the sandbox answers: one small handler per route. */
+
+export interface RouteDeps {
+  store: Store;
+  billing: Billing;
+  render: RenderContext;
+  emit: Emit;
+  clock: Clock;
+}
+
+export interface Call {
+  id: string | null;
+  form: FormObject;
+  request: RequestInfo;
+}
+
+export interface Reply {
+  status: number;
+  body: unknown;
+}
+
+export interface Route {
+  method: 'GET' | 'POST' | 'DELETE';
+  /** Also the name faults match on, with the method: `POST /v1/invoices/:id/pay`. */
+  pattern: string;
+  handle(deps: RouteDeps, call: Call): Reply;
+}
+
+const ok = (body: unknown): Reply => ({ status: 200, body });
+
+function need(call: Call): string {
+  if (call.id === null) throw new Error('route without :id');
+  return call.id;
+}
+
+function listInvoices(deps: RouteDeps, call: Call): Reply {
+  const { form } = call;
+  const limitRaw = str(form, 'limit');
+  const limit = limitRaw === undefined ? 10 : Number(limitRaw);
+  if (!Number.isInteger(limit) || limit < 1 || limit > 100) {
+    throw invalidRequest('Invalid integer: limit must be between 1 and 100', { param: 'limit' });
+  }
+  const status = str(form, 'status');
+  const customer = str(form, 'customer');
+  const method = str(form, 'collection_method');
+  const subscription = str(form, 'subscription');
+  // Newest first, like Stripe; ids grow with creation so they break ties in `created`.
+  const all = [...deps.store.invoices.values()]
+    .filter(
+      (i: InvoiceRec) =>
+        (status === undefined || i.status === status) &&
+        (customer === undefined || i.customer === customer) &&
+        (method === undefined || i.collectionMethod === method) &&
+        (subscription === undefined || i.subscription === subscription),
+    )
+    .sort((a, b) => b.created - a.created || (a.id < b.id ? 1 : a.id > b.id ? -1 : 0));
+  let start = 0;
+  const after = str(form, 'starting_after');
+  if (after !== undefined) {
+    const idx = all.findIndex((i) => i.id === after);
+    if (idx === -1) throw invalidRequest(`No such invoice: '${after}'`, { code: 'resource_missing', param: 'starting_after' });
+    start = idx + 1;
+  }
+  const page = all.slice(start, start + limit);
+  const expand = strings(form, 'expand').map((e) => e.replace(/^data\./, ''));
+  return ok(listJson('/v1/invoices', page.map((i) => invoiceJson(deps.render, i, expand)), start + limit < all.length));
+}
+
+function updateInvoice(deps: RouteDeps, call: Call): Reply {
+  const inv = deps.billing.mustGet(deps.store.invoices, need(call), 'invoice');
+  const before = invoiceJson(deps.render, inv);
+  applyMetadata(inv.metadata, obj(call.form, 'metadata'));
+  const autoAdvance = str(call.form, 'auto_advance');
+  if (autoAdvance !== undefined) inv.autoAdvance = autoAdvance === 'true';
+  deps.emit('invoice.updated', invoiceJson(deps.render, inv), { metadata: before.metadata, auto_advance: before.auto_advance }, call.request);
+  return ok(invoiceJson(deps.render, inv));
+}
+
+function updateCustomer(deps: RouteDeps, call: Call): Reply {
+  const c = deps.billing.mustGet(deps.store.customers, need(call), 'customer');
+  const before = customerJson(c);
+  const pm = str(obj(call.form, 'invoice_settings') ?? {}, 'default_payment_method');
+  if (pm !== undefined) {
+    const found = deps.store.paymentMethods.get(pm);
+    if (found === undefined || found.customer !== c.id) {
+      throw invalidRequest(`No such PaymentMethod: '${pm}'`, { code: 'resource_missing', param: 'invoice_settings[default_payment_method]' });
+    }
+    c.defaultPaymentMethod = pm;
+  }
+  applyMetadata(c.metadata, obj(call.form, 'metadata'));
+  c.email = str(call.form, 'email') ?? c.email;
+  c.name = str(call.form, 'name') ?? c.name;
+  const after = customerJson(c);
+  const previous: Record<string, unknown> = {};
+  for (const key of ['invoice_settings', 'metadata', 'email', 'name'] as const) {
+    if (JSON.stringify(before[key]) !== JSON.stringify(after[key])) previous[key] = before[key];
+  }
+  if (Object.keys(previous).length > 0) deps.emit('customer.updated', after, previous, call.request);
+  return ok(after);
+}
+
+function cancelSubscription(deps: RouteDeps, call: Call): Reply {
+  const sub = deps.billing.mustGet(deps.store.subscriptions, need(call), 'subscription');
+  if (sub.status === 'canceled') {
+    throw invalidRequest(`No such subscription: '${sub.id}'`, { code: 'resource_missing' }, 404);
+  }
+  sub.status = 'canceled';
+  sub.canceledAt = unixSeconds(deps.clock.now());
+  deps.emit('customer.subscription.deleted', subscriptionJson(sub), undefined, call.request);
+  return ok(subscriptionJson(sub));
+}
+
+function updateSubscription(deps: RouteDeps, call: Call): Reply {
+  const sub = deps.billing.mustGet(deps.store.subscriptions, need(call), 'subscription');
+  const before = subscriptionJson(sub);
+  const raw = call.form.pause_collection;
+  if (raw === '') sub.pauseCollection = null;
+  else if (raw !== undefined && typeof raw !== 'string' && !Array.isArray(raw)) {
+    const behavior = str(raw, 'behavior');
+    if (behavior !== 'keep_as_draft' && behavior !== 'mark_uncollectible' && behavior !== 'void') {
+      throw invalidRequest('Invalid pause_collection[behavior]', { param: 'pause_collection[behavior]' });
+    }
+    const resumes = str(raw, 'resumes_at');
+    sub.pauseCollection = { behavior, resumes_at: resumes === undefined ? null : Number(resumes) };
+  }
+  applyMetadata(sub.metadata, obj(call.form, 'metadata'));
+  const after = subscriptionJson(sub);
+  deps.emit('customer.subscription.updated', after, { pause_collection: before.pause_collection, metadata: before.metadata }, call.request);
+  return ok(after);
+}
+
+function portalSession(deps: RouteDeps, call: Call): Reply {
+  const customer = str(call.form, 'customer');
+  if (customer === undefined) throw invalidRequest('Missing required param: customer.', { param: 'customer' });
+  deps.billing.mustGet(deps.store.customers, customer, 'customer');
+  const id = deps.store.nextId('bps');
+  return ok({
+    id,
+    object: 'billing_portal.session',
+    configuration: 'bpc_sandbox',
+    created: unixSeconds(deps.clock.now()),
+    customer,
+    flow: null,
+    livemode: false,
+    locale: str(call.form, 'locale') ?? null,
+    on_behalf_of: null,
+    return_url: str(call.form, 'return_url') ?? null,
+    url: `${deps.render.baseUrl}/portal/${id}`,
+  });
+}
+
+export const routes: readonly Route[] = [
+  { method: 'GET', pattern: '/v1/invoices', handle: listInvoices },
+  {
+    method: 'GET',
+    pattern: '/v1/invoices/:id',
+    handle: (d, c) => ok(invoiceJson(d.render, d.billing.mustGet(d.store.invoices, need(c), 'invoice'), strings(c.form, 'expand'))),
+  },
+  {
+    method: 'POST',
+    pattern: '/v1/invoices/:id/pay',
+    handle: (d, c) => ok(invoiceJson(d.render, d.billing.payInvoice(need(c), str(c.form, 'payment_method'), c.request))),
+  },
+  {
+    method: 'POST',
+    pattern: '/v1/invoices/:id/mark_uncollectible',
+    handle: (d, c) => ok(invoiceJson(d.render, d.billing.markUncollectible(need(c), c.request))),
+  },
+  { method: 'POST', pattern: '/v1/invoices/:id/void', handle: (d, c) => ok(invoiceJson(d.render, d.billing.voidInvoice(need(c), c.request))) },
+  { method: 'POST', pattern: '/v1/invoices/:id', handle: updateInvoice },
+  { method: 'GET', pattern: '/v1/customers/:id', handle: (d, c) => ok(customerJson(d.billing.mustGet(d.store.customers, need(c), 'customer'))) },
+  { method: 'POST', pattern: '/v1/customers/:id', handle: updateCustomer },
+  {
+    method: 'GET',
+    pattern: '/v1/subscriptions/:id',
+    handle: (d, c) => ok(subscriptionJson(d.billing.mustGet(d.store.subscriptions, need(c), 'subscription'))),
+  },
+  { method: 'DELETE', pattern: '/v1/subscriptions/:id', handle: cancelSubscription },
+  { method: 'POST', pattern: '/v1/subscriptions/:id', handle: updateSubscription },
+  {
+    method: 'GET',
+    pattern: '/v1/payment_methods/:id',
+    handle: (d, c) => ok(paymentMethodJson(d.billing.mustGet(d.store.paymentMethods, need(c), 'payment_method'))),
+  },
+  { method: 'GET', pattern: '/v1/charges/:id', handle: (d, c) => ok(chargeJson(d.billing.mustGet(d.store.charges, need(c), 'charge'))) },
+  {
+    method: 'GET',
+    pattern: '/v1/payment_intents/:id',
+    handle: (d, c) => ok(paymentIntentJson(d.render, d.billing.mustGet(d.store.paymentIntents, need(c), 'payment_intent'))),
+  },
+  {
+    method: 'GET',
+    pattern: '/v1/events/:id',
+    handle: (d, c) => {
+      const ev = d.store.events.find((e) => e.id === need(c));
+      if (ev === undefined) throw invalidRequest(`No such event: '${need(c)}'`, { code: 'resource_missing' }, 404);
+      return ok(ev);
+    },
+  },
+  { method: 'POST', pattern: '/v1/billing_portal/sessions', handle: portalSession },
+];
+
+/** Finds the route for a path; `:id` captures one segment. */
+export function matchRoute(method: string, path: string): { route: Route; id: string | null } | null {
+  const parts = path.split('/').filter((p) => p !== '');
+  for (const route of routes) {
+    if (route.method !== method) continue;
+    const pat = route.pattern.split('/').filter((p) => p !== '');
+    if (pat.length !== parts.length) continue;
+    let id: string | null = null;
+    let match = true;
+    for (let i = 0; i < pat.length && match; i += 1) {
+      const seg = parts[i] ?? '';
+      if (pat[i] === ':id') id = decodeURIComponent(seg);
+      else if (pat[i] !== seg) match = false;
+    }
+    if (match) return { route, id };
+  }
+  return null;
+}

@@ -1,0 +1,150 @@
+import type { FailureReason } from './issuer-model.ts';
+
+/**
+ * In-memory state of the sandbox. Records hold what the simulation needs; `objects.ts`
+ * turns them into the JSON shapes the Stripe API answers.
+ */
+
+export type Metadata = Record<string, string>;
+
+export interface CardSpec {
+  brand: string;
+  failure: FailureReason | null;
+  expMonth: number;
+  expYear: number;
+}
+
+export interface PaymentMethodRec {
+  id: string;
+  customer: string | null;
+  card: CardSpec;
+  last4: string;
+  created: number;
+  /** First failed charge on this card: recovery of soft declines counts from here. */
+  firstFailedAt: Date | null;
+}
+
+export interface CustomerRec {
+  id: string;
+  email: string;
+  name: string;
+  country: string;
+  preferredLocales: string[];
+  timeZone: string | null;
+  defaultPaymentMethod: string | null;
+  metadata: Metadata;
+  created: number;
+}
+
+export type SubscriptionStatus = 'active' | 'past_due' | 'canceled' | 'unpaid';
+
+export interface SubscriptionRec {
+  id: string;
+  customer: string;
+  status: SubscriptionStatus;
+  pauseCollection: { behavior: string; resumes_at: number | null } | null;
+  created: number;
+  currentPeriodStart: number;
+  currentPeriodEnd: number;
+  canceledAt: number | null;
+  amount: number;
+  currency: string;
+  metadata: Metadata;
+}
+
+export type InvoiceStatus = 'open' | 'paid' | 'void' | 'uncollectible';
+
+export interface InvoiceRec {
+  id: string;
+  number: string;
+  customer: string;
+  subscription: string | null;
+  amount: number;
+  currency: string;
+  status: InvoiceStatus;
+  attemptCount: number;
+  autoAdvance: boolean;
+  collectionMethod: 'charge_automatically' | 'send_invoice';
+  metadata: Metadata;
+  created: number;
+  periodStart: number;
+  periodEnd: number;
+  finalizedAt: number;
+  paidAt: number | null;
+  voidedAt: number | null;
+  uncollectibleAt: number | null;
+  /** The PaymentIntent Stripe reuses for every attempt on this invoice. */
+  paymentIntent: string;
+}
+
+export interface ChargeRec {
+  id: string;
+  invoice: string;
+  paymentIntent: string;
+  paymentMethod: string;
+  customer: string;
+  amount: number;
+  currency: string;
+  status: 'succeeded' | 'failed';
+  failure: { code: string; declineCode: string; adviceCode: string | null; networkAdviceCode: string | null; networkDeclineCode: string | null; message: string } | null;
+  created: number;
+  /** Who asked: Stripe's own first attempt, the API, or the customer on the hosted page. */
+  source: 'initial' | 'api' | 'hosted';
+}
+
+export interface PaymentIntentRec {
+  id: string;
+  invoice: string;
+  customer: string;
+  amount: number;
+  currency: string;
+  status: 'requires_payment_method' | 'requires_action' | 'succeeded';
+  paymentMethod: string | null;
+  latestCharge: string | null;
+  created: number;
+}
+
+export interface EventRec {
+  id: string;
+  object: 'event';
+  api_version: string;
+  created: number;
+  livemode: false;
+  type: string;
+  data: { object: unknown; previous_attributes?: Record<string, unknown> };
+  pending_webhooks: number;
+  request: { id: string | null; idempotency_key: string | null };
+}
+
+export interface Store {
+  customers: Map<string, CustomerRec>;
+  paymentMethods: Map<string, PaymentMethodRec>;
+  subscriptions: Map<string, SubscriptionRec>;
+  invoices: Map<string, InvoiceRec>;
+  charges: Map<string, ChargeRec>;
+  paymentIntents: Map<string, PaymentIntentRec>;
+  events: EventRec[];
+  nextId(prefix: string): string;
+}
+
+export function createStore(): Store {
+  let counter = 0;
+  return {
+    customers: new Map(),
+    paymentMethods: new Map(),
+    subscriptions: new Map(),
+    invoices: new Map(),
+    charges: new Map(),
+    paymentIntents: new Map(),
+    events: [],
+    // Ids sort in creation order, which list pagination relies on.
+    nextId(prefix) {
+      counter += 1;
+      return `${prefix}_sbx${counter.toString(36).padStart(10, '0')}`;
+    },
+  };
+}
+
+export function unixSeconds(d: Date): number {
+  return Math.floor(d.getTime() / 1000);
+}

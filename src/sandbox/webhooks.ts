@@ -1,0 +1,143 @@
+import { createHmac } from 'node:crypto';
+import type { Rng } from './issuer-model.ts';
+import type { EventRec } from './store.ts';
+
+/**
+ * Signed webhook delivery like Stripe's: at least once, optionally duplicated and out of
+ * order, retried with bounded backoff on anything but 2xx. Never awaited by API handlers.
+ */
+
+export interface Clock {
+  now(): Date;
+}
+
+/** The `Stripe-Signature` header value for a payload (same scheme as the SDK's test helper). */
+export function signatureHeader(payload: string, secret: string, timestampSeconds: number): string {
+  const v1 = createHmac('sha256', secret).update(`${timestampSeconds}.${payload}`, 'utf8').digest('hex');
+  return `t=${timestampSeconds},v1=${v1}`;
+}
+
+export interface DeliveryRecord {
+  eventId: string;
+  type: string;
+  attempt: number;
+  status: number | null;
+  error: string | null;
+}
+
+export interface WebhookQueueOptions {
+  url: string;
+  secret: string;
+  rng: Rng;
+  /** Clock for the signature timestamp; receivers check it against their own clock. */
+  signingClock: Clock;
+  duplicateShare: number;
+  reorder: boolean;
+  maxAttempts: number;
+  backoffMs: number;
+  timeoutMs: number;
+}
+
+export interface WebhookQueue {
+  enqueue(event: EventRec): void;
+  flush(): Promise<void>;
+  deliveries(): DeliveryRecord[];
+  stop(): void;
+}
+
+export function createWebhookQueue(opts: WebhookQueueOptions): WebhookQueue {
+  const pending = new Set<Promise<void>>();
+  const timers = new Map<NodeJS.Timeout, () => void>();
+  const log: DeliveryRecord[] = [];
+  let batch: EventRec[] = [];
+  let stopped = false;
+
+  const track = (p: Promise<void>): void => {
+    pending.add(p);
+    void p.finally(() => pending.delete(p));
+  };
+
+  const wait = (ms: number): Promise<void> =>
+    new Promise((resolve) => {
+      const t = setTimeout(() => {
+        timers.delete(t);
+        resolve();
+      }, ms);
+      timers.set(t, resolve);
+    });
+
+  async function deliver(event: EventRec): Promise<void> {
+    const payload = JSON.stringify(event, null, 2);
+    for (let attempt = 1; attempt <= opts.maxAttempts && !stopped; attempt += 1) {
+      const ts = Math.floor(opts.signingClock.now().getTime() / 1000);
+      const record: DeliveryRecord = { eventId: event.id, type: event.type, attempt, status: null, error: null };
+      log.push(record);
+      try {
+        const res = await fetch(opts.url, {
+          method: 'POST',
+          headers: {
+            'content-type': 'application/json; charset=utf-8',
+            'stripe-signature': signatureHeader(payload, opts.secret, ts),
+            'user-agent': 'Stripe/1.0 (+https://stripe.com/docs/webhooks)',
+          },
+          body: payload,
+          signal: AbortSignal.timeout(opts.timeoutMs),
+        });
+        record.status = res.status;
+        await res.arrayBuffer().catch(() => undefined);
+        if (res.ok) return;
+      } catch (err) {
+        record.error = err instanceof Error ? err.message : String(err);
+      }
+      if (attempt < opts.maxAttempts && !stopped) await wait(opts.backoffMs * 2 ** (attempt - 1));
+    }
+  }
+
+  function dispatch(events: EventRec[]): void {
+    const order = [...events];
+    if (opts.reorder) {
+      for (let i = order.length - 1; i > 0; i -= 1) {
+        const j = Math.floor(opts.rng() * (i + 1));
+        const a = order[i] as EventRec;
+        order[i] = order[j] as EventRec;
+        order[j] = a;
+      }
+    }
+    for (const ev of order) {
+      track(deliver(ev));
+      if (opts.duplicateShare > 0 && opts.rng() < opts.duplicateShare) track(deliver(ev));
+    }
+  }
+
+  return {
+    enqueue(event) {
+      if (stopped) return;
+      batch.push(event);
+      if (batch.length > 1) return;
+      // Events raised by one operation leave together, so reordering has something to shuffle.
+      track(
+        new Promise<void>((resolve) => {
+          setImmediate(() => {
+            const events = batch;
+            batch = [];
+            if (!stopped) dispatch(events);
+            resolve();
+          });
+        }),
+      );
+    },
+    async flush() {
+      while (pending.size > 0) await Promise.all([...pending]);
+    },
+    deliveries: () => [...log],
+    stop() {
+      stopped = true;
+      // Resolve the waits too, so a flush after stop does not hang on a cleared timer.
+      for (const [t, resolve] of timers) {
+        clearTimeout(t);
+        resolve();
+      }
+      timers.clear();
+    },
+  };
+}
