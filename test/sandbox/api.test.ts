@@ -1,0 +1,171 @@
+import Stripe from 'stripe';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startSandbox, type Sandbox } from '../../src/sandbox/index.ts';
+import { manualClock } from './helpers.ts';
+
+const clock = manualClock('2026-05-12T09:00:00Z');
+let sandbox: Sandbox;
+let stripe: Stripe;
+
+const card = (failure: Parameters<Sandbox['updateCard']>[1]['failure']) => ({ brand: 'visa', failure, expMonth: 4, expYear: 2030 });
+
+async function failingInvoice(failure: Parameters<typeof card>[0], amount = 2500) {
+  const customer = await sandbox.createCustomer({
+    email: 'ana@example.test',
+    name: 'Ana',
+    country: 'DE',
+    preferredLocales: ['de'],
+    timeZone: 'Europe/Berlin',
+    card: card(failure),
+  });
+  const invoice = await sandbox.createFailingInvoice(customer.id, { amount, currency: 'eur', subscription: true });
+  return { customer, invoice };
+}
+
+beforeAll(async () => {
+  sandbox = await startSandbox({ clock, seed: 11 });
+  stripe = sandbox.stripe();
+});
+afterAll(async () => {
+  await sandbox.stop();
+});
+
+describe('sandbox API through the real SDK', () => {
+  it('creates a failing invoice that the SDK retrieves with Stripe shapes', async () => {
+    const { customer, invoice } = await failingInvoice('insufficient_funds');
+    const inv = await stripe.invoices.retrieve(invoice.id, { expand: ['payments'] });
+    expect(inv).toMatchObject({
+      object: 'invoice',
+      status: 'open',
+      customer: customer.id,
+      amount_due: 2500,
+      currency: 'eur',
+      attempt_count: 1,
+      collection_method: 'charge_automatically',
+      parent: { subscription_details: { subscription: invoice.subscriptionId } },
+    });
+    expect(inv.hosted_invoice_url).toContain(sandbox.url);
+    const pi = inv.payments?.data[0]?.payment.payment_intent;
+    expect(typeof pi).toBe('string');
+    const intent = await stripe.paymentIntents.retrieve(pi as string);
+    expect(intent.last_payment_error?.decline_code).toBe('insufficient_funds');
+    const charge = await stripe.charges.retrieve(invoice.chargeId);
+    expect(charge.outcome?.advice_code).toBe('try_again_later');
+    expect(charge.failure_code).toBe('card_declined');
+    const sub = await stripe.subscriptions.retrieve(invoice.subscriptionId as string);
+    expect(sub.status).toBe('past_due');
+    const c = await stripe.customers.retrieve(customer.id);
+    expect(c).toMatchObject({ email: 'ana@example.test', preferred_locales: ['de'], metadata: { time_zone: 'Europe/Berlin' } });
+    const types = sandbox.events().filter((e) => (e.data.object as { id?: string }).id === invoice.id).map((e) => e.type);
+    expect(types).toContain('invoice.payment_failed');
+  });
+
+  it('declines a retry with a StripeCardError carrying the decline details', async () => {
+    const { invoice } = await failingInvoice('lost_card');
+    const err = await stripe.invoices.pay(invoice.id).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(Stripe.errors.StripeCardError);
+    const cardErr = err as Stripe.errors.StripeCardError;
+    expect(cardErr.statusCode).toBe(402);
+    expect(cardErr.code).toBe('card_declined');
+    expect(cardErr.decline_code).toBe('lost_card');
+    expect(cardErr.advice_code).toBe('do_not_try_again');
+    expect(cardErr.network_advice_code).toBe('03');
+    expect(cardErr.charge).toMatch(/^ch_/);
+    expect((await stripe.invoices.retrieve(invoice.id)).attempt_count).toBe(2);
+    expect(sandbox.charges(invoice.id).map((c) => c.status)).toEqual(['failed', 'failed']);
+  });
+
+  it('answers authentication_required and announces the action needed', async () => {
+    const { invoice } = await failingInvoice('authentication_required');
+    const err = (await stripe.invoices.pay(invoice.id).catch((e: unknown) => e)) as Stripe.errors.StripeCardError;
+    expect(err.code).toBe('authentication_required');
+    const types = sandbox.events().filter((e) => (e.data.object as { id?: string }).id === invoice.id).map((e) => e.type);
+    expect(types).toContain('invoice.payment_action_required');
+  });
+
+  it('pays after the customer gets a new default card, then refuses a second payment like Stripe', async () => {
+    const { customer, invoice } = await failingInvoice('expired_card');
+    const { paymentMethodId } = await sandbox.updateCard(customer.id, card(null));
+    const c = await stripe.customers.retrieve(customer.id);
+    expect((c as Stripe.Customer).invoice_settings.default_payment_method).toBe(paymentMethodId);
+    const paid = await stripe.invoices.pay(invoice.id);
+    expect(paid.status).toBe('paid');
+    expect(paid.amount_paid).toBe(2500);
+    expect((await stripe.subscriptions.retrieve(invoice.subscriptionId as string)).status).toBe('active');
+    const again = (await stripe.invoices.pay(invoice.id).catch((e: unknown) => e)) as Stripe.errors.StripeError;
+    expect(again).toBeInstanceOf(Stripe.errors.StripeInvalidRequestError);
+    expect(again.message).toBe('Invoice is already paid');
+  });
+
+  it('sets the default payment method through customers.update', async () => {
+    const { customer, invoice } = await failingInvoice('stolen_card');
+    const pm = await sandbox.updateCard(customer.id, card(null));
+    await stripe.customers.update(customer.id, { invoice_settings: { default_payment_method: customer.paymentMethodId } });
+    await expect(stripe.invoices.pay(invoice.id)).rejects.toBeInstanceOf(Stripe.errors.StripeCardError);
+    const updated = await stripe.customers.update(customer.id, { invoice_settings: { default_payment_method: pm.paymentMethodId } });
+    expect(updated.invoice_settings.default_payment_method).toBe(pm.paymentMethodId);
+    expect((await stripe.invoices.pay(invoice.id)).status).toBe('paid');
+    const retrievedPm = await stripe.paymentMethods.retrieve(pm.paymentMethodId);
+    expect(retrievedPm.card?.last4).toBe('4242');
+  });
+
+  it('voids, marks uncollectible and updates invoices', async () => {
+    const a = await failingInvoice('generic_decline');
+    const b = await failingInvoice('generic_decline');
+    expect((await stripe.invoices.markUncollectible(a.invoice.id)).status).toBe('uncollectible');
+    expect((await stripe.invoices.voidInvoice(b.invoice.id)).status).toBe('void');
+    await expect(stripe.invoices.pay(b.invoice.id)).rejects.toBeInstanceOf(Stripe.errors.StripeInvalidRequestError);
+    const updated = await stripe.invoices.update(a.invoice.id, { metadata: { dunning_case: 'c1' }, auto_advance: false });
+    expect(updated).toMatchObject({ metadata: { dunning_case: 'c1' }, auto_advance: false });
+  });
+
+  it('pauses and cancels subscriptions and opens portal sessions', async () => {
+    const { customer, invoice } = await failingInvoice('do_not_honor');
+    const subId = invoice.subscriptionId as string;
+    const paused = await stripe.subscriptions.update(subId, { pause_collection: { behavior: 'void' } });
+    expect(paused.pause_collection?.behavior).toBe('void');
+    const canceled = await stripe.subscriptions.cancel(subId);
+    expect(canceled.status).toBe('canceled');
+    expect(sandbox.events().some((e) => e.type === 'customer.subscription.deleted')).toBe(true);
+    const session = await stripe.billingPortal.sessions.create({ customer: customer.id, return_url: 'https://merchant.test/back' });
+    expect(session.url).toContain(`${sandbox.url}/portal/`);
+    const page = await fetch(session.url);
+    expect(page.status).toBe(200);
+  });
+
+  it('lets the customer pay on the hosted invoice page', async () => {
+    const { invoice } = await failingInvoice('insufficient_funds');
+    const inv = await stripe.invoices.retrieve(invoice.id);
+    const res = await fetch(`${inv.hosted_invoice_url}/pay`, { method: 'POST' });
+    expect(res.status).toBe(200);
+    expect((await stripe.invoices.retrieve(invoice.id)).status).toBe('paid');
+    expect(sandbox.charges(invoice.id).map((c) => c.source)).toEqual(['initial', 'hosted']);
+  });
+
+  it('pages through invoices with filters and cursors', async () => {
+    const { customer } = await failingInvoice('insufficient_funds');
+    const ids: string[] = [];
+    for (let i = 0; i < 4; i += 1) ids.push((await sandbox.createFailingInvoice(customer.id, { amount: 100 + i, currency: 'eur', subscription: false })).id);
+    const first = await stripe.invoices.list({ customer: customer.id, status: 'open', limit: 2 });
+    expect(first.object).toBe('list');
+    expect(first.has_more).toBe(true);
+    const seen = [...first.data.map((i) => i.id)];
+    const auto = await stripe.invoices.list({ customer: customer.id, status: 'open', limit: 2 }).autoPagingToArray({ limit: 100 });
+    expect(auto).toHaveLength(5);
+    const second = await stripe.invoices.list({ customer: customer.id, status: 'open', limit: 2, starting_after: seen[1] as string });
+    seen.push(...second.data.map((i) => i.id));
+    expect(new Set(seen).size).toBe(4);
+    expect(seen).toEqual(expect.arrayContaining(ids.slice(1).reverse().slice(0, 3)));
+    const none = await stripe.invoices.list({ customer: customer.id, collection_method: 'send_invoice' });
+    expect(none.data).toEqual([]);
+  });
+
+  it('refuses a wrong API key and unknown routes with Stripe-shaped errors', async () => {
+    const wrong = new Stripe('rk_live_nope', { host: sandbox.host, port: sandbox.port, protocol: 'http', maxNetworkRetries: 0 });
+    await expect(wrong.invoices.list()).rejects.toBeInstanceOf(Stripe.errors.StripeAuthenticationError);
+    const res = await fetch(`${sandbox.url}/v1/widgets`, { headers: { authorization: `Bearer ${sandbox.apiKey}` } });
+    expect(res.status).toBe(404);
+    expect(await res.json()).toMatchObject({ error: { type: 'invalid_request_error' } });
+    await expect(stripe.invoices.retrieve('in_missing')).rejects.toMatchObject({ statusCode: 404, code: 'resource_missing' });
+  });
+});

@@ -1,0 +1,128 @@
+import Stripe from 'stripe';
+import { afterEach, describe, expect, it } from 'vitest';
+import { startSandbox, type Sandbox } from '../../src/sandbox/index.ts';
+import { manualClock } from './helpers.ts';
+
+let sandbox: Sandbox | null = null;
+afterEach(async () => {
+  await sandbox?.stop();
+  sandbox = null;
+});
+
+async function setup(opts: { rateLimitPerSecond?: number; latencyMs?: number } = {}) {
+  const clock = manualClock('2026-05-15T06:00:00Z');
+  const sb = await startSandbox({ clock, seed: 3, ...opts });
+  sandbox = sb;
+  const healthy = await sb.createCustomer({ email: 'b@example.test', name: 'B', country: 'US', card: { brand: 'visa', failure: 'processing_error', expMonth: 1, expYear: 2031 } });
+  const invoice = await sb.createFailingInvoice(healthy.id, { amount: 900, currency: 'usd', subscription: true });
+  // A working card from now on, so a retry's outcome depends only on idempotency.
+  await sb.updateCard(healthy.id, { brand: 'visa', failure: null, expMonth: 1, expYear: 2031 });
+  return { sb, clock, invoiceId: invoice.id, stripe: sb.stripe() };
+}
+
+const apiCharges = (sb: Sandbox, invoiceId: string) => sb.charges(invoiceId).filter((c) => c.source === 'api');
+
+describe('idempotency, faults and rate limits', () => {
+  it('replays the first response for a repeated key and charges once', async () => {
+    const { sb, invoiceId, stripe } = await setup();
+    const first = await stripe.invoices.pay(invoiceId, {}, { idempotencyKey: 'pay-1' });
+    const second = await stripe.invoices.pay(invoiceId, {}, { idempotencyKey: 'pay-1' });
+    expect(second).toEqual(first);
+    expect(second.lastResponse.headers['idempotent-replayed']).toBe('true');
+    expect(apiCharges(sb, invoiceId)).toHaveLength(1);
+  });
+
+  it('replays a decline too, without asking the issuer again', async () => {
+    const { sb, invoiceId, stripe } = await setup();
+    const customer = (await stripe.invoices.retrieve(invoiceId)).customer as string;
+    await sb.updateCard(customer, { brand: 'visa', failure: 'lost_card', expMonth: 1, expYear: 2031 });
+    const a = (await stripe.invoices.pay(invoiceId, {}, { idempotencyKey: 'k' }).catch((e: unknown) => e)) as Stripe.errors.StripeCardError;
+    const b = (await stripe.invoices.pay(invoiceId, {}, { idempotencyKey: 'k' }).catch((e: unknown) => e)) as Stripe.errors.StripeCardError;
+    expect(b).toBeInstanceOf(Stripe.errors.StripeCardError);
+    expect(b.charge).toBe(a.charge);
+    expect(apiCharges(sb, invoiceId)).toHaveLength(1);
+  });
+
+  it('refuses the same key with other parameters', async () => {
+    const { invoiceId, stripe } = await setup();
+    await stripe.invoices.update(invoiceId, { metadata: { a: '1' } }, { idempotencyKey: 'upd' });
+    const err = await stripe.invoices.update(invoiceId, { metadata: { a: '2' } }, { idempotencyKey: 'upd' }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(Stripe.errors.StripeIdempotencyError);
+    expect((await stripe.invoices.retrieve(invoiceId)).metadata).toEqual({ a: '1' });
+  });
+
+  it('forgets keys after 24 hours', async () => {
+    const { clock, invoiceId, stripe } = await setup();
+    await stripe.invoices.update(invoiceId, { metadata: { a: '1' } }, { idempotencyKey: 'old' });
+    clock.advance(24 * 3_600_000 + 1000);
+    const res = await stripe.invoices.update(invoiceId, { metadata: { a: '2' } }, { idempotencyKey: 'old' });
+    expect(res.metadata).toEqual({ a: '2' });
+  });
+
+  it.each(['execute_then_500', 'execute_then_drop'] as const)(
+    'charges once when the answer is lost after the charge (%s) and replays the success',
+    async (kind) => {
+      const { sb, invoiceId, stripe } = await setup();
+      // The SDK retries a dropped connection once on its own (same key), so drop twice.
+      sb.inject({ kind, route: 'POST /v1/invoices/:id/pay', objectId: invoiceId, times: kind === 'execute_then_drop' ? 2 : 1 });
+      const err = await stripe.invoices.pay(invoiceId, {}, { idempotencyKey: 'crash' }).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(kind === 'execute_then_500' ? Stripe.errors.StripeAPIError : Stripe.errors.StripeConnectionError);
+      expect(apiCharges(sb, invoiceId).map((c) => c.status)).toEqual(['succeeded']);
+      const retried = await stripe.invoices.pay(invoiceId, {}, { idempotencyKey: 'crash' });
+      expect(retried.status).toBe('paid');
+      expect(apiCharges(sb, invoiceId)).toHaveLength(1);
+    },
+  );
+
+  it('survives the SDK own retry of a dropped connection: one charge, success replayed', async () => {
+    const { sb, invoiceId, stripe } = await setup();
+    sb.inject({ kind: 'execute_then_drop', route: 'POST /v1/invoices/:id/pay' });
+    const paid = await stripe.invoices.pay(invoiceId, {}, { idempotencyKey: 'drop-once' });
+    expect(paid.status).toBe('paid');
+    expect(paid.lastResponse.headers['idempotent-replayed']).toBe('true');
+    expect(apiCharges(sb, invoiceId)).toHaveLength(1);
+  });
+
+  it('runs nothing on a plain 500 fault, so the retry charges for real', async () => {
+    const { sb, invoiceId, stripe } = await setup();
+    sb.inject({ kind: 'http_500', route: 'POST /v1/invoices/:id/pay' });
+    await expect(stripe.invoices.pay(invoiceId, {}, { idempotencyKey: 'x' })).rejects.toBeInstanceOf(Stripe.errors.StripeAPIError);
+    expect(apiCharges(sb, invoiceId)).toHaveLength(0);
+    expect((await stripe.invoices.pay(invoiceId, {}, { idempotencyKey: 'x' })).status).toBe('paid');
+  });
+
+  it('holds a hung request until the client gives up', async () => {
+    const { sb, invoiceId } = await setup();
+    sb.inject({ kind: 'hang', route: 'GET /v1/invoices/:id' });
+    const impatient = new Stripe(sb.apiKey, { host: sb.host, port: sb.port, protocol: 'http', maxNetworkRetries: 0, timeout: 200 });
+    await expect(impatient.invoices.retrieve(invoiceId)).rejects.toBeInstanceOf(Stripe.errors.StripeConnectionError);
+    expect((await impatient.invoices.retrieve(invoiceId)).id).toBe(invoiceId);
+  });
+
+  it('never runs two concurrent requests with one key', async () => {
+    const { sb, invoiceId, stripe } = await setup({ latencyMs: 60 });
+    const results = await Promise.allSettled([
+      stripe.invoices.pay(invoiceId, {}, { idempotencyKey: 'race' }),
+      stripe.invoices.pay(invoiceId, {}, { idempotencyKey: 'race' }),
+    ]);
+    const statuses = results.map((r) => (r.status === 'fulfilled' ? 200 : (r.reason as Stripe.errors.StripeError).statusCode));
+    expect(statuses.sort()).toEqual([200, 409]);
+    expect(apiCharges(sb, invoiceId)).toHaveLength(1);
+  });
+
+  it('answers 429 beyond the configured rate', async () => {
+    const { invoiceId, stripe } = await setup({ rateLimitPerSecond: 3 });
+    const results = await Promise.allSettled(Array.from({ length: 6 }, () => stripe.invoices.retrieve(invoiceId)));
+    const limited = results.filter((r) => r.status === 'rejected');
+    expect(limited.length).toBeGreaterThanOrEqual(3);
+    for (const r of limited) expect((r as PromiseRejectedResult).reason).toBeInstanceOf(Stripe.errors.StripeRateLimitError);
+  });
+
+  it('injects 429 on demand for one invoice only', async () => {
+    const { sb, invoiceId, stripe } = await setup();
+    sb.inject({ kind: 'http_429', objectId: invoiceId, times: 2 });
+    await expect(stripe.invoices.retrieve(invoiceId)).rejects.toBeInstanceOf(Stripe.errors.StripeRateLimitError);
+    await expect(stripe.invoices.retrieve(invoiceId)).rejects.toBeInstanceOf(Stripe.errors.StripeRateLimitError);
+    expect((await stripe.invoices.retrieve(invoiceId)).id).toBe(invoiceId);
+  });
+});
