@@ -1,0 +1,104 @@
+import type Stripe from 'stripe';
+import type { Sql, Tx } from '../db.ts';
+import { call, classifyChargeError, retrieveInvoice, type StripeGateway } from '../stripe/charge.ts';
+import type { FinalAction } from './policy.ts';
+import type { DeadlineJob, SchedulerDeps } from './scheduler.ts';
+import * as store from './store.ts';
+
+/**
+ * What happens when dunning gives up: the policy's final action, applied through the Stripe API
+ * with an idempotency key per (invoice, action), then the case is closed as lost.
+ */
+
+export interface CaseClosedEvent { caseId: number; invoiceId: string; status: 'recovered' | 'lost' | 'closed'; reason: string; at: Date }
+
+export interface FinalActionDeps extends SchedulerDeps {
+  sql: Sql;
+  gateway: StripeGateway;
+  /** E.g. the reminders' caseClosed (thank-you or final notice). */
+  onCaseClosed?: (tx: Tx, e: CaseClosedEvent) => Promise<void>;
+}
+
+/** Applies one final action; returns what was done, for the case record. */
+export async function applyFinalAction(
+  gateway: StripeGateway,
+  action: FinalAction,
+  invoiceId: string,
+  subscriptionId: string | null,
+): Promise<string> {
+  const idempotencyKey = `dunning-final:${invoiceId}:${action}`;
+  const refusedIsDone = async (fn: () => Promise<unknown>, done: string): Promise<string> => {
+    try {
+      await fn();
+      return done;
+    } catch (err) {
+      // Already cancelled / already uncollectible: the goal is reached; anything else is retried.
+      const outcome = classifyChargeError(err);
+      if (outcome.kind === 'refused') return `${done} (Stripe: ${outcome.message})`;
+      throw new Error(`final action ${action} on invoice ${invoiceId} failed`, { cause: err });
+    }
+  };
+  switch (action) {
+    case 'leave_past_due':
+      return action;
+    case 'mark_uncollectible':
+      return refusedIsDone(() => call(gateway, (s) => s.invoices.markUncollectible(invoiceId, {}, { idempotencyKey })), action);
+    case 'cancel_subscription':
+      if (!subscriptionId) return `${action}: invoice has no subscription, nothing cancelled`;
+      return refusedIsDone(() => call(gateway, (s) => s.subscriptions.cancel(subscriptionId, {}, { idempotencyKey })), action);
+    case 'pause_collection':
+      if (!subscriptionId) return `${action}: invoice has no subscription, nothing paused`;
+      return refusedIsDone(
+        () => call(gateway, (s) => s.subscriptions.update(subscriptionId, { pause_collection: { behavior: 'void' } }, { idempotencyKey })),
+        action,
+      );
+  }
+}
+
+function subscriptionOf(invoice: Stripe.Invoice): string | null {
+  const sub = invoice.parent?.subscription_details?.subscription ?? null;
+  return typeof sub === 'string' ? sub : (sub?.id ?? null);
+}
+
+/**
+ * The deadline job: the customer had until now (`await`), or the planner stopped (`stop`). If the
+ * ledger moved since the job was planned (a new card, a manual retry), it stands down.
+ */
+export async function handleDeadline(deps: FinalActionDeps, job: DeadlineJob): Promise<'done' | 'stood_down'> {
+  const log = deps.log.child({ caseId: job.caseId });
+  const check = await deps.sql.begin(async (tx) => {
+    const c = await store.caseById(tx, job.caseId, true);
+    if (!c || c.status !== 'open' || c.paused) return null;
+    const attempts = await store.attemptsOf(tx, c.invoiceId);
+    if (attempts.length !== job.attemptsSeen) return null;
+    if (attempts.some((a) => a.status === 'planned' || a.status === 'in_flight' || a.status === 'unknown')) return null;
+    const invoice = await store.invoiceById(tx, c.invoiceId);
+    const policy = await deps.policies.get(tx, c.policyVersion);
+    return { c, subscriptionId: invoice?.subscriptionId ?? null, action: policy.finalAction };
+  });
+  if (!check) {
+    log.info({ kind: job.kind }, 'deadline stands down: the case moved on');
+    return 'stood_down';
+  }
+  const { c, action } = check;
+  let subscriptionId = check.subscriptionId;
+  const remote = await retrieveInvoice(deps.gateway, c.invoiceId);
+  if (remote.status === 'paid' || remote.status === 'void') {
+    // The event processor closes the case from the webhook; no final action against a settled invoice.
+    log.info({ status: remote.status }, 'deadline stands down: invoice settled at Stripe');
+    return 'stood_down';
+  }
+  subscriptionId ??= subscriptionOf(remote);
+  const done = await applyFinalAction(deps.gateway, action, c.invoiceId, subscriptionId);
+  const at = deps.clock.now();
+  const reason = job.kind === 'await' ? `no customer action in time: ${job.reason}` : job.reason;
+  await deps.sql.begin(async (tx) => {
+    await store.recordFinalAction(tx, c.id, done, at);
+    await store.cancelPlannedAttempts(tx, c.invoiceId, 'case lost', at);
+    if (await store.closeCase(tx, c.id, { status: 'lost', reason, at })) {
+      await deps.onCaseClosed?.(tx, { caseId: c.id, invoiceId: c.invoiceId, status: 'lost', reason, at });
+    }
+  });
+  log.info({ invoiceId: c.invoiceId, finalAction: done }, 'case lost: final action applied');
+  return 'done';
+}

@@ -1,0 +1,238 @@
+import type { PgBoss } from 'pg-boss';
+import type Stripe from 'stripe';
+import type { Clock } from '../clock.ts';
+import type { Config } from '../config.ts';
+import type { Sql, Tx } from '../db.ts';
+import type { Logger } from '../log.ts';
+import { QUEUES } from '../queue.ts';
+import { payInvoice, retrieveInvoice, type ChargeOutcome, type StripeGateway } from '../stripe/charge.ts';
+import { createThrottle, type Throttle } from '../stripe/throttle.ts';
+import { classifyDecline } from './declines.ts';
+import { handleDeadline, type CaseClosedEvent, type FinalActionDeps } from './final-action.ts';
+import type { Policy } from './policy.ts';
+import { createPolicySource, planNext, savePolicy, sendAttemptJob, type AttemptJob, type AttemptPlannedEvent, type DeadlineJob } from './scheduler.ts';
+import * as store from './store.ts';
+import type { AttemptRow, CaseRow } from './store.ts';
+
+/**
+ * Executes one planned attempt: claim it, re-check that charging still makes sense (locally, then
+ * at Stripe), charge with the attempt's idempotency key and record the outcome. The idempotency
+ * key is the crash safety: whatever happened to an earlier run of this attempt, asking again with
+ * the same key cannot charge twice.
+ */
+
+export interface RunnerDeps extends FinalActionDeps {
+  sql: Sql;
+  gateway: StripeGateway;
+  /** How long a claim protects an attempt from other workers; must exceed the Stripe timeout. */
+  leaseMs: number;
+  /** First delay before repeating a request that was not sent or has an unknown outcome; doubles. */
+  requestRetryBaseMs: number;
+  requestRetryMaxMs: number;
+  /** Test seam: runs after the charge call and before the outcome is written (a crash there). */
+  afterCharge?: (attempt: AttemptRow, outcome: ChargeOutcome) => Promise<void>;
+}
+
+export type RunResult = 'not_claimed' | 'skipped' | 'succeeded' | 'declined' | 'not_sent' | 'unknown';
+
+const RECOVERY_PATH = { scheduled: 'scheduled_retry', stripe: 'scheduled_retry', card_update: 'card_update_retry', manual: 'manual_retry' } as const;
+
+export async function executeAttempt(deps: RunnerDeps, attemptId: number): Promise<RunResult> {
+  const claimed = await deps.sql.begin((tx) => store.claimAttempt(tx, attemptId, deps.clock.now(), deps.leaseMs));
+  if (!claimed) {
+    await followUpHeldAttempt(deps, attemptId);
+    return 'not_claimed';
+  }
+  const { attempt, previous } = claimed;
+  // A planned attempt never reached Stripe. Anything else (unknown, or a crashed worker's
+  // in_flight) may have: only Stripe can say, so local state cannot skip it.
+  const mayHaveRun = previous !== 'planned';
+  const log = deps.log.child({ attemptId, invoiceId: attempt.invoiceId, attemptNo: attempt.attemptNo });
+
+  const local = await localState(deps.sql, attempt);
+  const localSkip = local.caseRow === null ? 'no dunning case' : skipReason(local.caseRow, local.invoice);
+  if (localSkip && !mayHaveRun) return skip(deps, attempt, localSkip);
+
+  let remote: Stripe.Invoice;
+  try {
+    remote = await retrieveInvoice(deps.gateway, attempt.invoiceId);
+  } catch (err) {
+    log.warn({ err }, 'cannot read the invoice before charging; retrying soon');
+    return requeue(deps, attempt, mayHaveRun ? 'unknown' : 'planned', `invoice read failed: ${(err as Error).message}`, null);
+  }
+  await deps.sql`
+    update invoices set status = ${remote.status ?? 'open'}, amount_paid = ${remote.amount_paid}, amount_remaining = ${remote.amount_remaining}
+     where id = ${attempt.invoiceId} and status not in ('paid', 'void')`;
+  // Paid while our outcome was unknown: asking again with the same key tells whether it was us
+  // (Stripe replays our success) or someone else (Stripe refuses: already paid).
+  if (remote.status !== 'open' && !(remote.status === 'paid' && mayHaveRun)) {
+    return skip(deps, attempt, `invoice is ${remote.status} at Stripe`);
+  }
+  if (localSkip && remote.status === 'open' && local.caseRow !== null && (local.caseRow.status !== 'open' || local.caseRow.paused)) {
+    // The case was closed or paused while the earlier request was unresolved, and it did not charge.
+    return skip(deps, attempt, localSkip);
+  }
+
+  const outcome = await payInvoice(deps.gateway, attempt.invoiceId, keyOf(attempt), attempt.paymentMethod);
+  await deps.afterCharge?.(attempt, outcome);
+  return record(deps, attempt, outcome, mayHaveRun);
+}
+
+function keyOf(a: AttemptRow): string {
+  if (!a.idempotencyKey) throw new Error(`attempt ${a.id} has no idempotency key`);
+  return a.idempotencyKey;
+}
+
+async function localState(sql: Sql, a: AttemptRow): Promise<{ caseRow: CaseRow | null; invoice: store.InvoiceRow | null }> {
+  const caseRow = a.caseId === null ? null : await store.caseById(sql, a.caseId);
+  return { caseRow, invoice: await store.invoiceById(sql, a.invoiceId) };
+}
+
+export function skipReason(c: CaseRow, invoice: store.InvoiceRow | null): string | null {
+  if (c.status !== 'open') return `case is ${c.status}`;
+  if (c.paused) return 'case is paused';
+  if (invoice && invoice.status !== 'open') return `invoice is ${invoice.status}`;
+  if (invoice?.collectionPaused) return 'collection is paused';
+  return null;
+}
+
+async function skip(deps: RunnerDeps, a: AttemptRow, reason: string): Promise<RunResult> {
+  await deps.sql.begin(async (tx) => {
+    await store.finishAttempt(tx, a.id, { status: 'skipped', finishedAt: deps.clock.now(), failureMessage: reason });
+    if (a.caseId !== null) {
+      await tx`update dunning_cases set next_attempt_at = null, next_attempt_reason = ${`attempt #${a.attemptNo} skipped: ${reason}`}
+                where id = ${a.caseId} and status = 'open'`;
+    }
+  });
+  deps.log.info({ attemptId: a.id, invoiceId: a.invoiceId, reason }, 'attempt skipped');
+  return 'skipped';
+}
+
+async function record(deps: RunnerDeps, a: AttemptRow, outcome: ChargeOutcome, mayHaveRun: boolean): Promise<RunResult> {
+  const now = deps.clock.now();
+  const log = deps.log.child({ attemptId: a.id, invoiceId: a.invoiceId, attemptNo: a.attemptNo });
+  switch (outcome.kind) {
+    case 'succeeded': {
+      const amount = outcome.invoice.amount_paid;
+      await deps.sql.begin(async (tx) => {
+        await store.finishAttempt(tx, a.id, { status: 'succeeded', finishedAt: now });
+        await store.syncInvoiceStatus(tx, a.invoiceId, 'paid', amount, 0, now);
+        if (a.caseId === null) return;
+        const reason = `paid by attempt #${a.attemptNo} (${a.source})`;
+        const closed = await store.closeCase(tx, a.caseId, { status: 'recovered', reason, at: now, recoveryPath: RECOVERY_PATH[a.source], recoveredAmount: amount });
+        if (closed) await deps.onCaseClosed?.(tx, { caseId: a.caseId, invoiceId: a.invoiceId, status: 'recovered', reason, at: now });
+      });
+      log.info({ amount, source: a.source }, 'attempt succeeded: case recovered');
+      return 'succeeded';
+    }
+    case 'declined': {
+      const d = outcome.decline;
+      const c = classifyDecline({ ...d, cardBrand: d.cardBrand ?? a.cardBrand });
+      await deps.sql.begin(async (tx) => {
+        await store.finishAttempt(tx, a.id, {
+          status: 'declined', finishedAt: now, chargeId: d.chargeId, paymentIntentId: d.paymentIntentId,
+          paymentMethod: d.paymentMethod, cardBrand: d.cardBrand, declineCode: d.declineCode, failureCode: d.failureCode,
+          adviceCode: d.adviceCode, networkAdviceCode: d.networkAdviceCode, networkDeclineCode: d.networkDeclineCode,
+          declineCategory: c.category, failureMessage: d.message,
+        });
+        if (a.caseId === null) return;
+        await store.recordDecline(tx, a.caseId, d.declineCode ?? d.failureCode, c.category, now);
+        await planNext(tx, deps, a.caseId);
+      });
+      log.info({ declineCode: d.declineCode, category: c.category }, 'attempt declined');
+      return 'declined';
+    }
+    case 'refused':
+      // With an unknown earlier outcome, a refusal means that request never charged (Stripe would
+      // have replayed it): someone else settled the invoice.
+      return skip(deps, a, `Stripe refused the charge: ${outcome.message}${mayHaveRun ? ' (earlier request did not charge)' : ''}`);
+    case 'not_sent':
+      log.warn({ message: outcome.message }, 'charge request not sent; repeating it with the same key');
+      return requeue(deps, a, mayHaveRun ? 'unknown' : 'planned', `not sent: ${outcome.message}`, outcome.retryAfterMs);
+    case 'unknown':
+      log.warn({ message: outcome.message }, 'charge outcome unknown; reconciling before anything else');
+      return requeue(deps, a, 'unknown', `outcome unknown: ${outcome.message}`, null);
+  }
+}
+
+/** Puts the attempt back with the same key and sends a job for soon; no dunning attempt is used. */
+async function requeue(deps: RunnerDeps, a: AttemptRow, status: 'planned' | 'unknown', message: string, retryAfterMs: number | null): Promise<RunResult> {
+  const backoff = Math.min(deps.requestRetryMaxMs, deps.requestRetryBaseMs * 2 ** Math.min(a.requestTries, 20));
+  const delayMs = Math.max(backoff, retryAfterMs ?? 0);
+  // Request retries are about Stripe's real-time health, so the job runs in real time.
+  const wallAt = new Date(Date.now() + delayMs);
+  await deps.sql.begin(async (tx) => {
+    await store.releaseAttempt(tx, a.id, status, new Date(deps.clock.now().getTime() + delayMs), message);
+    await sendAttemptJob(tx, { boss: deps.boss, clock: { now: () => wallAt, wallTimeOf: (d) => d } }, a.id, a.invoiceId, wallAt);
+  });
+  return status === 'planned' ? 'not_sent' : 'unknown';
+}
+
+/**
+ * Claimed by another worker: if that worker dies, nobody would look again. A follow-up job after
+ * its lease lets the next claim take over (it is a no-op when the holder finished).
+ */
+async function followUpHeldAttempt(deps: RunnerDeps, attemptId: number): Promise<void> {
+  const [row] = await deps.sql`select invoice_id, lease_until from payment_attempts where id = ${attemptId} and status = 'in_flight'`;
+  if (!row?.lease_until) return;
+  const wallAt = new Date((row.lease_until as Date).getTime() + 1000);
+  await sendAttemptJob(deps.sql, { boss: deps.boss, clock: { now: () => wallAt, wallTimeOf: (d) => d } }, attemptId, row.invoice_id as string, wallAt);
+}
+
+export interface RetryWorkerOptions {
+  sql: Sql;
+  boss: PgBoss;
+  stripe: Stripe;
+  clock: Clock;
+  log: Logger;
+  config: Pick<Config, 'stripeRequestsPerSecond' | 'defaultTimeZone' | 'workerConcurrency'>;
+  /** The current policy: new cases open with it; older cases keep theirs. */
+  policy: Policy;
+  onAttemptPlanned?: (tx: Tx, e: AttemptPlannedEvent) => Promise<void>;
+  onCaseClosed?: (tx: Tx, e: CaseClosedEvent) => Promise<void>;
+  /** Share one throttle with every other Stripe caller of the process. */
+  throttle?: Throttle;
+  /** Attempts fetched per poll; they run concurrently (default: 4 x WORKER_CONCURRENCY). */
+  batchSize?: number;
+  pollingIntervalSeconds?: number;
+  leaseMs?: number;
+  requestRetryBaseMs?: number;
+}
+
+/** Builds the runner's dependencies; exported so commands and tests run attempts the same way. */
+export function runnerDeps(o: Omit<RetryWorkerOptions, 'boss' | 'batchSize' | 'pollingIntervalSeconds'> & { boss: Pick<PgBoss, 'send'> }): RunnerDeps {
+  return {
+    sql: o.sql,
+    boss: o.boss,
+    clock: o.clock,
+    log: o.log.child({ component: 'retry-runner' }),
+    merchantTimeZone: o.config.defaultTimeZone,
+    policies: createPolicySource(o.policy),
+    gateway: { stripe: o.stripe, throttle: o.throttle ?? createThrottle(o.config.stripeRequestsPerSecond) },
+    leaseMs: o.leaseMs ?? 120_000,
+    requestRetryBaseMs: o.requestRetryBaseMs ?? 2_000,
+    requestRetryMaxMs: 300_000,
+    ...(o.onAttemptPlanned ? { onAttemptPlanned: o.onAttemptPlanned } : {}),
+    ...(o.onCaseClosed ? { onCaseClosed: o.onCaseClosed } : {}),
+  };
+}
+
+/** Starts the attempt and deadline workers; the returned function stops them (running jobs finish). */
+export async function startRetryWorkers(o: RetryWorkerOptions): Promise<() => Promise<void>> {
+  const deps = runnerDeps(o);
+  await savePolicy(o.sql, o.policy);
+  const batchSize = o.batchSize ?? o.config.workerConcurrency * 4;
+  const pollingIntervalSeconds = o.pollingIntervalSeconds ?? 1;
+  await o.boss.work<AttemptJob>(QUEUES.attempts, { batchSize, pollingIntervalSeconds }, async (jobs) => {
+    // One batch runs concurrently; the throttle, not the batch, paces Stripe.
+    await Promise.all(jobs.map((job) => executeAttempt(deps, job.data.attemptId)));
+  });
+  await o.boss.work<DeadlineJob>(QUEUES.deadlines, { batchSize: 4, pollingIntervalSeconds }, async (jobs) => {
+    for (const job of jobs) await handleDeadline(deps, job.data);
+  });
+  deps.log.info({ batchSize }, 'retry workers started');
+  return async () => {
+    await o.boss.offWork(QUEUES.attempts, { wait: true });
+    await o.boss.offWork(QUEUES.deadlines, { wait: true });
+  };
+}

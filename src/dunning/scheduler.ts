@@ -1,0 +1,209 @@
+import type { PgBoss } from 'pg-boss';
+import type { Clock } from '../clock.ts';
+import type { Tx } from '../db.ts';
+import type { Logger } from '../log.ts';
+import { QUEUES, jobDb } from '../queue.ts';
+import { planNextAttempt, type CaseHistory, type CustomerContext, type LedgerAttempt, type Plan } from './planner.ts';
+import { parsePolicy, type Policy } from './policy.ts';
+import * as store from './store.ts';
+import type { AttemptRow, AttemptSource, CaseRow } from './store.ts';
+
+/**
+ * Turns a plan into rows and jobs, inside the caller's transaction: the planned attempt, the case's
+ * "next attempt" columns and the pg-boss job commit together or not at all.
+ */
+
+export interface AttemptPlannedEvent { caseId: number; invoiceId: string; at: Date; isLast: boolean }
+
+export interface SchedulerDeps {
+  boss: Pick<PgBoss, 'send'>;
+  clock: Clock;
+  log: Logger;
+  merchantTimeZone: string;
+  policies: PolicySource;
+  /** Reminders want to know (e.g. to warn before the last attempt). */
+  onAttemptPlanned?: (tx: Tx, e: AttemptPlannedEvent) => Promise<void>;
+}
+
+/** Job payloads. */
+export interface AttemptJob { attemptId: number }
+export interface DeadlineJob {
+  caseId: number;
+  /** `await`: the customer had until now; `stop`: the planner gave up, apply the final action. */
+  kind: 'await' | 'stop';
+  reason: string;
+  /** Ledger size when the job was planned: if it grew, something happened and the job stands down. */
+  attemptsSeen: number;
+}
+
+/** Cases keep the policy they opened with; bodies are read from `policies` once per version. */
+export interface PolicySource {
+  get(tx: Tx, version: string): Promise<Policy>;
+}
+
+export function createPolicySource(current: Policy): PolicySource {
+  const cache = new Map<string, Policy>([[current.version, current]]);
+  return {
+    async get(tx, version) {
+      const hit = cache.get(version);
+      if (hit) return hit;
+      const [row] = await tx`select body from policies where version = ${version}`;
+      if (!row) throw new Error(`case refers to unknown policy version ${version}`);
+      const policy = { ...parsePolicy(row.body), version };
+      cache.set(version, policy);
+      return policy;
+    },
+  };
+}
+
+/** Stores the current policy so cases opened under it can find it again. */
+export async function savePolicy(tx: Tx, policy: Policy): Promise<void> {
+  const { version, ...body } = policy;
+  await tx`insert into policies (version, body) values (${version}, ${tx.json(body as never)}) on conflict (version) do nothing`;
+}
+
+const LEDGER_OUTCOME: Partial<Record<store.AttemptStatus, LedgerAttempt['outcome']>> = {
+  planned: 'planned',
+  // A claimed attempt whose result is not written yet may have charged: never plan past it.
+  in_flight: 'unknown',
+  unknown: 'unknown',
+  succeeded: 'succeeded',
+  declined: 'declined',
+  not_sent: 'not_sent',
+};
+
+export function toLedger(a: AttemptRow): LedgerAttempt | null {
+  const outcome = LEDGER_OUTCOME[a.status];
+  if (!outcome) return null; // skipped and cancelled attempts never reached Stripe
+  const hasDecline = a.declineCode !== null || a.failureCode !== null || a.adviceCode !== null || a.networkAdviceCode !== null;
+  return {
+    attemptNo: a.attemptNo,
+    at: a.startedAt ?? a.finishedAt ?? a.plannedAt ?? a.createdAt,
+    source: a.source,
+    outcome,
+    paymentMethod: a.paymentMethod,
+    decline: hasDecline
+      ? {
+          declineCode: a.declineCode,
+          failureCode: a.failureCode,
+          adviceCode: a.adviceCode,
+          networkAdviceCode: a.networkAdviceCode,
+          networkDeclineCode: a.networkDeclineCode,
+          cardBrand: a.cardBrand,
+        }
+      : null,
+  };
+}
+
+export interface PlanContext {
+  caseRow: CaseRow;
+  attempts: AttemptRow[];
+  history: CaseHistory;
+  customer: CustomerContext;
+  policy: Policy;
+}
+
+export async function loadPlanContext(tx: Tx, deps: SchedulerDeps, caseRow: CaseRow, currentPaymentMethod: string | null): Promise<PlanContext> {
+  const attempts = await store.attemptsOf(tx, caseRow.invoiceId);
+  const customer = await store.customerById(tx, caseRow.customerId);
+  const ledger = attempts.map(toLedger).filter((a): a is LedgerAttempt => a !== null);
+  const lastBrand = [...attempts].reverse().find((a) => a.cardBrand !== null)?.cardBrand ?? null;
+  return {
+    caseRow,
+    attempts,
+    history: { invoiceId: caseRow.invoiceId, openedAt: caseRow.openedAt, cohort: caseRow.cohort, attempts: ledger, currentPaymentMethod },
+    customer: { timeZone: customer?.timeZone ?? null, country: customer?.country ?? null, cardBrand: lastBrand },
+    policy: await deps.policies.get(tx, caseRow.policyVersion),
+  };
+}
+
+export type PlanResult =
+  | { kind: 'planned'; attempt: AttemptRow; plan: Plan }
+  | { kind: 'awaiting' | 'stopping'; plan: Plan }
+  | { kind: 'unchanged'; why: string };
+
+/**
+ * Plans the next attempt of an open case (the planner decides) and records the decision. A case
+ * that is closed, paused or already has an active attempt is left alone.
+ */
+export async function planNext(
+  tx: Tx,
+  deps: SchedulerDeps,
+  caseId: number,
+  options: { source?: AttemptSource; paymentMethod?: string | null } = {},
+): Promise<PlanResult> {
+  const caseRow = await store.caseById(tx, caseId, true);
+  if (!caseRow) return { kind: 'unchanged', why: `no case ${caseId}` };
+  if (caseRow.status !== 'open') return { kind: 'unchanged', why: `case is ${caseRow.status}` };
+  if (caseRow.paused) return { kind: 'unchanged', why: 'case is paused' };
+  const ctx = await loadPlanContext(tx, deps, caseRow, options.paymentMethod ?? null);
+  const now = deps.clock.now();
+  const plan = planNextAttempt(ctx.history, ctx.customer, ctx.policy, now, deps.merchantTimeZone);
+  return recordPlan(tx, deps, ctx, plan, options.source ?? 'scheduled', options.paymentMethod ?? null);
+}
+
+export async function recordPlan(
+  tx: Tx,
+  deps: SchedulerDeps,
+  ctx: PlanContext,
+  plan: Plan,
+  source: AttemptSource,
+  paymentMethod: string | null,
+): Promise<PlanResult> {
+  const { caseRow } = ctx;
+  const now = deps.clock.now();
+  const log = deps.log.child({ caseId: caseRow.id, invoiceId: caseRow.invoiceId });
+  switch (plan.kind) {
+    case 'blocked':
+      return { kind: 'unchanged', why: plan.reason };
+    case 'retry': {
+      const attempt = await scheduleAttempt(tx, deps, caseRow, { at: plan.at, reason: plan.reason, source, paymentMethod, isLast: plan.isLast });
+      if (!attempt) return { kind: 'unchanged', why: 'an attempt is already active' };
+      log.info({ attemptNo: attempt.attemptNo, at: plan.at, source }, 'retry scheduled');
+      return { kind: 'planned', attempt, plan };
+    }
+    case 'await_customer':
+      await store.setNextAttempt(tx, caseRow.id, null, `awaiting customer: ${plan.reason}`, now);
+      await sendDeadline(tx, deps, { caseId: caseRow.id, kind: 'await', reason: plan.reason, attemptsSeen: ctx.attempts.length }, plan.until);
+      log.info({ until: plan.until, category: plan.category }, 'waiting for the customer');
+      return { kind: 'awaiting', plan };
+    case 'stop':
+      if (plan.category === 'merchant_error') {
+        // The merchant's own error (e.g. invalid amount): retrying or a final action would punish
+        // the customer for it. The case stays open, without a next attempt, for ops to fix.
+        await store.setNextAttempt(tx, caseRow.id, null, `needs ops (merchant error): ${plan.reason}`, now);
+        log.error({ reason: plan.reason }, 'merchant error on a dunning case: ops must act');
+        return { kind: 'unchanged', why: plan.reason };
+      }
+      await store.setNextAttempt(tx, caseRow.id, null, `stopping: ${plan.reason}`, now);
+      await sendDeadline(tx, deps, { caseId: caseRow.id, kind: 'stop', reason: plan.reason, attemptsSeen: ctx.attempts.length }, now);
+      log.info({ reason: plan.reason }, 'dunning stops: final action queued');
+      return { kind: 'stopping', plan };
+  }
+}
+
+/** Inserts the planned row, updates the case and enqueues the job; null when one is already active. */
+export async function scheduleAttempt(
+  tx: Tx,
+  deps: SchedulerDeps,
+  caseRow: CaseRow,
+  p: { at: Date; reason: string; source: AttemptSource; paymentMethod: string | null; isLast: boolean },
+): Promise<AttemptRow | null> {
+  const attempt = await store.insertPlannedAttempt(tx, {
+    caseId: caseRow.id, invoiceId: caseRow.invoiceId, source: p.source, plannedAt: p.at, reason: p.reason, paymentMethod: p.paymentMethod,
+  });
+  if (!attempt) return null;
+  await store.setNextAttempt(tx, caseRow.id, p.at, p.reason, deps.clock.now());
+  await sendAttemptJob(tx, deps, attempt.id, caseRow.invoiceId, p.at);
+  await deps.onAttemptPlanned?.(tx, { caseId: caseRow.id, invoiceId: caseRow.invoiceId, at: p.at, isLast: p.isLast });
+  return attempt;
+}
+
+export async function sendAttemptJob(tx: Tx, deps: Pick<SchedulerDeps, 'boss' | 'clock'>, attemptId: number, invoiceId: string, at: Date): Promise<void> {
+  const data: AttemptJob = { attemptId };
+  await deps.boss.send(QUEUES.attempts, data, { startAfter: deps.clock.wallTimeOf(at), singletonKey: invoiceId, db: jobDb(tx) });
+}
+
+async function sendDeadline(tx: Tx, deps: SchedulerDeps, data: DeadlineJob, at: Date): Promise<void> {
+  await deps.boss.send(QUEUES.deadlines, data, { startAfter: deps.clock.wallTimeOf(at), singletonKey: String(data.caseId), db: jobDb(tx) });
+}

@@ -1,0 +1,325 @@
+import type { Tx } from '../db.ts';
+
+/** SQL for dunning cases and the attempt ledger. Every function takes the connection first. */
+
+export type AttemptSource = 'stripe' | 'scheduled' | 'card_update' | 'manual';
+export type AttemptStatus = 'planned' | 'in_flight' | 'succeeded' | 'declined' | 'not_sent' | 'unknown' | 'skipped' | 'cancelled';
+
+export interface CaseRow {
+  id: number;
+  invoiceId: string;
+  customerId: string;
+  currency: string;
+  amount: number;
+  status: 'open' | 'recovered' | 'lost' | 'closed';
+  policyVersion: string;
+  cohort: 'smart' | 'holdout';
+  openedAt: Date;
+  closedAt: Date | null;
+  paused: boolean;
+  nextAttemptAt: Date | null;
+  nextAttemptReason: string | null;
+  finalAction: string | null;
+}
+
+export interface AttemptRow {
+  id: number;
+  caseId: number | null;
+  invoiceId: string;
+  attemptNo: number;
+  source: AttemptSource;
+  status: AttemptStatus;
+  plannedAt: Date | null;
+  planReason: string | null;
+  startedAt: Date | null;
+  finishedAt: Date | null;
+  paymentMethod: string | null;
+  cardBrand: string | null;
+  chargeId: string | null;
+  declineCode: string | null;
+  failureCode: string | null;
+  adviceCode: string | null;
+  networkAdviceCode: string | null;
+  networkDeclineCode: string | null;
+  declineCategory: string | null;
+  failureMessage: string | null;
+  idempotencyKey: string | null;
+  requestTries: number;
+  createdAt: Date;
+}
+
+type Row = Record<string, unknown>;
+
+function toCase(r: Row): CaseRow {
+  return {
+    id: Number(r.id),
+    invoiceId: r.invoice_id as string,
+    customerId: r.customer_id as string,
+    currency: r.currency as string,
+    amount: Number(r.amount),
+    status: r.status as CaseRow['status'],
+    policyVersion: r.policy_version as string,
+    cohort: r.cohort as CaseRow['cohort'],
+    openedAt: r.opened_at as Date,
+    closedAt: (r.closed_at as Date | null) ?? null,
+    paused: r.paused as boolean,
+    nextAttemptAt: (r.next_attempt_at as Date | null) ?? null,
+    nextAttemptReason: (r.next_attempt_reason as string | null) ?? null,
+    finalAction: (r.final_action as string | null) ?? null,
+  };
+}
+
+function toAttempt(r: Row): AttemptRow {
+  const s = (k: string) => (r[k] as string | null) ?? null;
+  return {
+    id: Number(r.id),
+    caseId: r.case_id === null ? null : Number(r.case_id),
+    invoiceId: r.invoice_id as string,
+    attemptNo: Number(r.attempt_no),
+    source: r.source as AttemptSource,
+    status: r.status as AttemptStatus,
+    plannedAt: (r.planned_at as Date | null) ?? null,
+    planReason: s('plan_reason'),
+    startedAt: (r.started_at as Date | null) ?? null,
+    finishedAt: (r.finished_at as Date | null) ?? null,
+    paymentMethod: s('payment_method'),
+    cardBrand: s('card_brand'),
+    chargeId: s('charge_id'),
+    declineCode: s('decline_code'),
+    failureCode: s('failure_code'),
+    adviceCode: s('advice_code'),
+    networkAdviceCode: s('network_advice_code'),
+    networkDeclineCode: s('network_decline_code'),
+    declineCategory: s('decline_category'),
+    failureMessage: s('failure_message'),
+    idempotencyKey: s('idempotency_key'),
+    requestTries: Number(r.request_tries ?? 0),
+    createdAt: r.created_at as Date,
+  };
+}
+
+export async function caseById(tx: Tx, caseId: number, lock = false): Promise<CaseRow | null> {
+  const rows = lock
+    ? await tx`select * from dunning_cases where id = ${caseId} for update`
+    : await tx`select * from dunning_cases where id = ${caseId}`;
+  return rows[0] ? toCase(rows[0]) : null;
+}
+
+export async function caseByInvoice(tx: Tx, invoiceId: string, lock = false): Promise<CaseRow | null> {
+  const rows = lock
+    ? await tx`select * from dunning_cases where invoice_id = ${invoiceId} for update`
+    : await tx`select * from dunning_cases where invoice_id = ${invoiceId}`;
+  return rows[0] ? toCase(rows[0]) : null;
+}
+
+export async function openCasesOfCustomer(tx: Tx, customerId: string): Promise<CaseRow[]> {
+  const rows = await tx`select * from dunning_cases where customer_id = ${customerId} and status = 'open' order by id`;
+  return rows.map(toCase);
+}
+
+export async function attemptsOf(tx: Tx, invoiceId: string): Promise<AttemptRow[]> {
+  const rows = await tx`select * from payment_attempts where invoice_id = ${invoiceId} order by attempt_no`;
+  return rows.map(toAttempt);
+}
+
+export async function attemptById(tx: Tx, attemptId: number): Promise<AttemptRow | null> {
+  const rows = await tx`select * from payment_attempts where id = ${attemptId}`;
+  return rows[0] ? toAttempt(rows[0]) : null;
+}
+
+export interface PlannedAttempt {
+  caseId: number;
+  invoiceId: string;
+  source: AttemptSource;
+  plannedAt: Date;
+  reason: string;
+  paymentMethod: string | null;
+}
+
+/**
+ * Inserts a `planned` attempt with the next free number and its idempotency key. Returns null
+ * when the invoice already has an active attempt (the partial unique index decides, so two
+ * processes planning at once get one row). A number taken by a concurrent insert is retried.
+ */
+export async function insertPlannedAttempt(tx: Tx, p: PlannedAttempt): Promise<AttemptRow | null> {
+  for (let round = 0; round < 3; round += 1) {
+    const [next] = await tx`select coalesce(max(attempt_no), 0) + 1 as n from payment_attempts where invoice_id = ${p.invoiceId}`;
+    const attemptNo = Number(next?.n ?? 1);
+    const key = `dunning:${p.invoiceId}:${attemptNo}`;
+    const rows = await tx`
+      insert into payment_attempts (case_id, invoice_id, attempt_no, source, status, planned_at, plan_reason, payment_method, idempotency_key)
+      values (${p.caseId}, ${p.invoiceId}, ${attemptNo}, ${p.source}, 'planned', ${p.plannedAt}, ${p.reason}, ${p.paymentMethod}, ${key})
+      on conflict do nothing
+      returning *`;
+    if (rows[0]) return toAttempt(rows[0]);
+    const [active] = await tx`
+      select 1 from payment_attempts where invoice_id = ${p.invoiceId} and status in ('planned', 'in_flight', 'unknown')`;
+    if (active) return null;
+  }
+  throw new Error(`cannot number a new attempt for invoice ${p.invoiceId}: attempt numbers keep colliding`);
+}
+
+export async function setNextAttempt(tx: Tx, caseId: number, at: Date | null, reason: string | null, now: Date): Promise<void> {
+  await tx`update dunning_cases set next_attempt_at = ${at}, next_attempt_reason = ${reason}, updated_at = ${now} where id = ${caseId}`;
+}
+
+/**
+ * Takes an attempt for execution. Only one worker wins: the update is guarded by the status, and an
+ * `in_flight` row is taken over only once its holder's lease ran out (that holder crashed).
+ */
+export async function claimAttempt(tx: Tx, attemptId: number, now: Date, leaseMs: number): Promise<{ attempt: AttemptRow; previous: AttemptStatus } | null> {
+  const rows = await tx`
+    update payment_attempts a
+       set status = 'in_flight',
+           started_at = coalesce(a.started_at, ${now}),
+           lease_until = clock_timestamp() + make_interval(secs => ${leaseMs / 1000})
+      from (select id, status from payment_attempts where id = ${attemptId} for update) old
+     where a.id = old.id
+       and (a.status in ('planned', 'unknown') or (a.status = 'in_flight' and a.lease_until < clock_timestamp()))
+    returning a.*, old.status as previous_status`;
+  const r = rows[0];
+  return r ? { attempt: toAttempt(r), previous: r.previous_status as AttemptStatus } : null;
+}
+
+export interface AttemptResult {
+  status: Exclude<AttemptStatus, 'planned' | 'in_flight'>;
+  finishedAt: Date | null;
+  chargeId?: string | null;
+  paymentIntentId?: string | null;
+  paymentMethod?: string | null;
+  cardBrand?: string | null;
+  declineCode?: string | null;
+  failureCode?: string | null;
+  adviceCode?: string | null;
+  networkAdviceCode?: string | null;
+  networkDeclineCode?: string | null;
+  declineCategory?: string | null;
+  failureMessage?: string | null;
+}
+
+export async function finishAttempt(tx: Tx, attemptId: number, r: AttemptResult): Promise<void> {
+  await tx`
+    update payment_attempts set
+      status = ${r.status},
+      finished_at = ${r.finishedAt},
+      lease_until = null,
+      charge_id = coalesce(${r.chargeId ?? null}, charge_id),
+      payment_intent_id = coalesce(${r.paymentIntentId ?? null}, payment_intent_id),
+      payment_method = coalesce(${r.paymentMethod ?? null}, payment_method),
+      card_brand = coalesce(${r.cardBrand ?? null}, card_brand),
+      decline_code = ${r.declineCode ?? null},
+      failure_code = ${r.failureCode ?? null},
+      advice_code = ${r.adviceCode ?? null},
+      network_advice_code = ${r.networkAdviceCode ?? null},
+      network_decline_code = ${r.networkDeclineCode ?? null},
+      decline_category = ${r.declineCategory ?? null},
+      failure_message = ${r.failureMessage ?? null}
+    where id = ${attemptId}`;
+}
+
+/** The request did not settle the attempt: back to `planned` (not sent) or `unknown`, same key. */
+export async function releaseAttempt(tx: Tx, attemptId: number, status: 'planned' | 'unknown', retryAt: Date, message: string): Promise<void> {
+  await tx`
+    update payment_attempts
+       set status = ${status}, planned_at = ${retryAt}, lease_until = null,
+           request_tries = request_tries + 1, failure_message = ${message}
+     where id = ${attemptId}`;
+}
+
+/** Cancels attempts that have not started; returns how many. */
+export async function cancelPlannedAttempts(tx: Tx, invoiceId: string, reason: string, now: Date): Promise<number> {
+  const rows = await tx`
+    update payment_attempts set status = 'cancelled', finished_at = ${now}, failure_message = ${reason}
+     where invoice_id = ${invoiceId} and status = 'planned'
+    returning id`;
+  return rows.length;
+}
+
+export interface CloseCase {
+  status: 'recovered' | 'lost' | 'closed';
+  reason: string;
+  at: Date;
+  recoveryPath?: 'scheduled_retry' | 'card_update_retry' | 'manual_retry' | 'customer_paid' | 'paid_outside';
+  recoveredAmount?: number;
+}
+
+/** Closes an open case; a case already closed stays as it is (returns false). */
+export async function closeCase(tx: Tx, caseId: number, c: CloseCase): Promise<boolean> {
+  const rows = await tx`
+    update dunning_cases set
+      status = ${c.status}, closed_at = ${c.at}, close_reason = ${c.reason},
+      recovery_path = ${c.recoveryPath ?? null}, recovered_amount = ${c.recoveredAmount ?? null},
+      next_attempt_at = null, next_attempt_reason = null, updated_at = ${c.at}
+    where id = ${caseId} and status = 'open'
+    returning id`;
+  return rows.length > 0;
+}
+
+export async function recordDecline(tx: Tx, caseId: number, code: string | null, category: string | null, now: Date): Promise<void> {
+  await tx`
+    update dunning_cases set
+      first_decline_code = coalesce(first_decline_code, ${code}),
+      first_decline_category = coalesce(first_decline_category, ${category}),
+      last_decline_code = ${code}, last_decline_category = ${category}, updated_at = ${now}
+    where id = ${caseId}`;
+}
+
+export async function recordFinalAction(tx: Tx, caseId: number, action: string, at: Date): Promise<void> {
+  await tx`update dunning_cases set final_action = ${action}, final_action_at = ${at}, updated_at = ${at} where id = ${caseId}`;
+}
+
+export async function setPaused(tx: Tx, caseId: number, paused: boolean, now: Date): Promise<void> {
+  await tx`update dunning_cases set paused = ${paused}, updated_at = ${now} where id = ${caseId}`;
+}
+
+export interface InvoiceRow {
+  id: string;
+  customerId: string;
+  subscriptionId: string | null;
+  status: string;
+  currency: string;
+  amountDue: number;
+  amountRemaining: number;
+  collectionPaused: boolean;
+}
+
+export async function invoiceById(tx: Tx, invoiceId: string): Promise<InvoiceRow | null> {
+  const [r] = await tx`select * from invoices where id = ${invoiceId}`;
+  if (!r) return null;
+  return {
+    id: r.id as string,
+    customerId: r.customer_id as string,
+    subscriptionId: (r.subscription_id as string | null) ?? null,
+    status: r.status as string,
+    currency: r.currency as string,
+    amountDue: Number(r.amount_due),
+    amountRemaining: Number(r.amount_remaining),
+    collectionPaused: r.collection_paused as boolean,
+  };
+}
+
+export interface CustomerRow {
+  id: string;
+  country: string | null;
+  timeZone: string | null;
+  defaultPaymentMethod: string | null;
+}
+
+export async function customerById(tx: Tx, customerId: string): Promise<CustomerRow | null> {
+  const [r] = await tx`select id, country, time_zone, default_payment_method from customers where id = ${customerId}`;
+  if (!r) return null;
+  return {
+    id: r.id as string,
+    country: (r.country as string | null) ?? null,
+    timeZone: (r.time_zone as string | null) ?? null,
+    defaultPaymentMethod: (r.default_payment_method as string | null) ?? null,
+  };
+}
+
+/** Our copy of the invoice after a Stripe read: only moves forward (paid/void are final). */
+export async function syncInvoiceStatus(tx: Tx, invoiceId: string, status: string, amountPaid: number, amountRemaining: number, at: Date): Promise<void> {
+  await tx`
+    update invoices set status = ${status}, amount_paid = ${amountPaid}, amount_remaining = ${amountRemaining},
+           paid_at = case when ${status} = 'paid' then coalesce(paid_at, ${at}) else paid_at end
+     where id = ${invoiceId} and status not in ('paid', 'void')`;
+}

@@ -1,0 +1,121 @@
+import Stripe from 'stripe';
+import type { Throttle } from './throttle.ts';
+
+/**
+ * The charge call and what its failure means. A charge has three outcomes, not two: the bank said
+ * no (`declined`), the request never reached Stripe (`not_sent`), or nobody knows whether it ran
+ * (`unknown`). Only the first one uses up a dunning attempt.
+ */
+
+export interface StripeGateway {
+  stripe: Stripe;
+  throttle: Throttle;
+}
+
+export interface DeclineDetails {
+  declineCode: string | null;
+  failureCode: string | null;
+  adviceCode: string | null;
+  networkAdviceCode: string | null;
+  networkDeclineCode: string | null;
+  chargeId: string | null;
+  paymentIntentId: string | null;
+  paymentMethod: string | null;
+  cardBrand: string | null;
+  message: string;
+}
+
+export type ChargeOutcome =
+  | { kind: 'succeeded'; invoice: Stripe.Invoice }
+  | { kind: 'declined'; decline: DeclineDetails }
+  /** Stripe refused the request itself (e.g. the invoice is already paid or void): re-read it. */
+  | { kind: 'refused'; message: string; code: string | null }
+  | { kind: 'not_sent'; message: string; retryAfterMs: number | null }
+  | { kind: 'unknown'; message: string };
+
+/** Wraps any Stripe call: every request of the process goes through the shared throttle. */
+export async function call<T>(gateway: StripeGateway, fn: (stripe: Stripe) => Promise<T>): Promise<T> {
+  await gateway.throttle.take();
+  return fn(gateway.stripe);
+}
+
+export async function retrieveInvoice(gateway: StripeGateway, invoiceId: string): Promise<Stripe.Invoice> {
+  try {
+    return await call(gateway, (s) => s.invoices.retrieve(invoiceId));
+  } catch (cause) {
+    throw new Error(`cannot read invoice ${invoiceId} from Stripe`, { cause });
+  }
+}
+
+/**
+ * `POST /v1/invoices/:id/pay` with the attempt's idempotency key. The same key with the same
+ * parameters is safe to send again: Stripe replays the first answer, so a retried request never
+ * charges twice.
+ */
+export async function payInvoice(
+  gateway: StripeGateway,
+  invoiceId: string,
+  idempotencyKey: string,
+  paymentMethod: string | null,
+): Promise<ChargeOutcome> {
+  const params: Stripe.InvoicePayParams = paymentMethod ? { payment_method: paymentMethod } : {};
+  try {
+    const invoice = await call(gateway, (s) => s.invoices.pay(invoiceId, params, { idempotencyKey }));
+    return { kind: 'succeeded', invoice };
+  } catch (err) {
+    return classifyChargeError(err);
+  }
+}
+
+const NOT_SENT_CODES = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH']);
+
+/** Exported for tests: maps an SDK error to one of the outcomes. Unrecognised errors count as unknown. */
+export function classifyChargeError(err: unknown): ChargeOutcome {
+  if (!(err instanceof Stripe.errors.StripeError)) {
+    return { kind: 'unknown', message: err instanceof Error ? err.message : String(err) };
+  }
+  if (err instanceof Stripe.errors.StripeCardError || err.statusCode === 402) {
+    const raw = (err.raw ?? {}) as Record<string, unknown>;
+    const pi = err.payment_intent;
+    const pm = err.payment_method;
+    return {
+      kind: 'declined',
+      decline: {
+        declineCode: err.decline_code ?? null,
+        failureCode: err.code ?? null,
+        adviceCode: err.advice_code ?? stringOrNull(raw.advice_code),
+        networkAdviceCode: err.network_advice_code ?? stringOrNull(raw.network_advice_code),
+        networkDeclineCode: err.network_decline_code ?? stringOrNull(raw.network_decline_code),
+        chargeId: err.charge ?? null,
+        paymentIntentId: pi?.id ?? null,
+        paymentMethod: pm?.id ?? null,
+        cardBrand: pm?.card?.brand ?? null,
+        message: err.message,
+      },
+    };
+  }
+  if (err instanceof Stripe.errors.StripeRateLimitError || err.statusCode === 429) {
+    const header = err.headers?.['retry-after'];
+    const seconds = header === undefined ? NaN : Number(header);
+    return { kind: 'not_sent', message: err.message, retryAfterMs: Number.isFinite(seconds) ? seconds * 1000 : null };
+  }
+  // Another request with this key is still running: it was not executed twice, ask again later.
+  if (err instanceof Stripe.errors.StripeIdempotencyError || err.statusCode === 409) {
+    return { kind: 'not_sent', message: err.message, retryAfterMs: null };
+  }
+  if (err instanceof Stripe.errors.StripeConnectionError) {
+    const code = (err.detail as { code?: string } | undefined)?.code;
+    // Refused or unresolvable: the request cannot have reached Stripe. Anything else (timeout,
+    // reset) may have run there.
+    if (code !== undefined && NOT_SENT_CODES.has(code)) return { kind: 'not_sent', message: err.message, retryAfterMs: null };
+    return { kind: 'unknown', message: err.message };
+  }
+  if (err instanceof Stripe.errors.StripeInvalidRequestError || (err.statusCode !== undefined && err.statusCode >= 400 && err.statusCode < 500)) {
+    return { kind: 'refused', message: err.message, code: err.code ?? null };
+  }
+  return { kind: 'unknown', message: err.message };
+}
+
+function stringOrNull(v: unknown): string | null {
+  return typeof v === 'string' && v !== '' ? v : null;
+}

@@ -1,0 +1,132 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createDunningHooks } from '../../src/dunning/hooks.ts';
+import { executeAttempt, startRetryWorkers } from '../../src/dunning/runner.ts';
+import { waitFor } from '../helpers/db.ts';
+import { apiCharges, attemptRow, caseRow, planDueAttempt, seedFailedInvoice, startWorld, type RunnerWorld } from './runner-helpers.ts';
+
+let w: RunnerWorld;
+beforeAll(async () => {
+  w = await startWorld();
+});
+afterAll(async () => {
+  await w?.close();
+});
+
+async function jobsFor(queue: string, key: string): Promise<Array<{ data: Record<string, unknown>; start_after: Date }>> {
+  return (await w.db.sql`select data, start_after from pgboss.job where name = ${queue} and singleton_key = ${key}`) as never;
+}
+
+describe('retry runner against the sandbox', () => {
+  it('approved: the attempt succeeds and the case is recovered through a scheduled retry', async () => {
+    const s = await seedFailedInvoice(w, 'processing_error');
+    // The issuer's outage heals with time on the sandbox's clock.
+    w.sandboxClock.advance(72 * 3_600_000);
+    const id = await planDueAttempt(w.db.sql, s, w.clock.now());
+    expect(await executeAttempt(w.deps, id)).toBe('succeeded');
+    w.sandboxClock.set(w.clock.now());
+    expect((await attemptRow(w.db.sql, id)).status).toBe('succeeded');
+    const c = await caseRow(w.db.sql, s.caseId);
+    expect(c).toMatchObject({ status: 'recovered', recovery_path: 'scheduled_retry', recovered_amount: 4_900 });
+    expect(apiCharges(w.sandbox, s.invoiceId)).toHaveLength(1);
+  });
+
+  it('soft decline: the decline is recorded and the next attempt is planned with a reason and a job', async () => {
+    const s = await seedFailedInvoice(w, 'generic_decline');
+    const id = await planDueAttempt(w.db.sql, s, w.clock.now());
+    expect(await executeAttempt(w.deps, id)).toBe('declined');
+    const a = await attemptRow(w.db.sql, id);
+    // The sandbox sends advice_code try_again_later with it, which the classifier reads as temporary.
+    expect(a).toMatchObject({ status: 'declined', decline_code: 'generic_decline', advice_code: 'try_again_later', network_decline_code: '05' });
+    expect(['generic', 'temporary']).toContain(a.decline_category);
+    expect(a.charge_id).toMatch(/^ch_/);
+    const [next] = await w.db.sql`select * from payment_attempts where invoice_id = ${s.invoiceId} and status = 'planned'`;
+    expect(next).toMatchObject({ attempt_no: 3, source: 'scheduled', idempotency_key: `dunning:${s.invoiceId}:3` });
+    expect(next!.plan_reason).toMatch(/retry .* after the decline/);
+    expect((next!.planned_at as Date).getTime()).toBeGreaterThanOrEqual(w.clock.now().getTime() + 3_600_000);
+    const c = await caseRow(w.db.sql, s.caseId);
+    expect(c.next_attempt_reason).toBe(next!.plan_reason);
+    expect(c.last_decline_category).toBe(a.decline_category);
+    const jobs = await jobsFor('dunning-attempts', s.invoiceId);
+    expect(jobs.map((j) => j.data.attemptId)).toContain(Number(next!.id));
+  });
+
+  it('hard decline: no retry of that card; the case waits for the customer with a deadline', async () => {
+    const s = await seedFailedInvoice(w, 'lost_card');
+    const id = await planDueAttempt(w.db.sql, s, w.clock.now());
+    expect(await executeAttempt(w.deps, id)).toBe('declined');
+    expect((await attemptRow(w.db.sql, id)).decline_category).toBe('hard');
+    const planned = await w.db.sql`select 1 from payment_attempts where invoice_id = ${s.invoiceId} and status = 'planned'`;
+    expect(planned).toHaveLength(0);
+    const c = await caseRow(w.db.sql, s.caseId);
+    expect(c.status).toBe('open');
+    expect(c.next_attempt_reason).toMatch(/^awaiting customer: lost_card/);
+    expect(await jobsFor('dunning-deadlines', String(s.caseId))).toHaveLength(1);
+  });
+
+  it('authentication required: no blind off-session retry', async () => {
+    const s = await seedFailedInvoice(w, 'authentication_required');
+    const id = await planDueAttempt(w.db.sql, s, w.clock.now());
+    expect(await executeAttempt(w.deps, id)).toBe('declined');
+    expect((await attemptRow(w.db.sql, id)).decline_category).toBe('authentication');
+    const planned = await w.db.sql`select 1 from payment_attempts where invoice_id = ${s.invoiceId} and status = 'planned'`;
+    expect(planned).toHaveLength(0);
+    expect((await caseRow(w.db.sql, s.caseId)).next_attempt_reason).toContain('complete authentication');
+  });
+
+  it('an invoice paid elsewhere is never charged: the attempt is skipped after reading Stripe', async () => {
+    const s = await seedFailedInvoice(w, 'generic_decline');
+    const id = await planDueAttempt(w.db.sql, s, w.clock.now());
+    await w.sandbox.payInvoiceOutOfBand(s.invoiceId); // our copy still says open
+    expect(await executeAttempt(w.deps, id)).toBe('skipped');
+    expect((await attemptRow(w.db.sql, id)).failure_message).toBe('invoice is paid at Stripe');
+    expect(apiCharges(w.sandbox, s.invoiceId)).toHaveLength(0);
+  });
+
+  it('a paused case is skipped without asking Stripe to charge', async () => {
+    const s = await seedFailedInvoice(w, 'generic_decline');
+    const id = await planDueAttempt(w.db.sql, s, w.clock.now());
+    await w.db.sql`update dunning_cases set paused = true where id = ${s.caseId}`;
+    expect(await executeAttempt(w.deps, id)).toBe('skipped');
+    expect(apiCharges(w.sandbox, s.invoiceId)).toHaveLength(0);
+  });
+
+  it('paymentFailed plans the first retry once, however often the failure is delivered', async () => {
+    const s = await seedFailedInvoice(w, 'insufficient_funds');
+    const hooks = createDunningHooks(w.deps);
+    for (let i = 0; i < 2; i += 1) {
+      await w.db.sql.begin((tx) => hooks.paymentFailed(tx, { caseId: s.caseId, invoiceId: s.invoiceId, opened: i === 0, at: w.clock.now() }));
+    }
+    const planned = await w.db.sql`select * from payment_attempts where invoice_id = ${s.invoiceId} and status = 'planned'`;
+    expect(planned).toHaveLength(1);
+    expect(planned[0]!.plan_reason).toContain('insufficient_funds');
+    expect(await jobsFor('dunning-attempts', s.invoiceId)).toHaveLength(1);
+  });
+
+  it('a card update after a hard decline triggers a retry within a minute, run by the worker', async () => {
+    const s = await seedFailedInvoice(w, 'stolen_card');
+    const hooks = createDunningHooks(w.deps);
+    await w.db.sql.begin((tx) => hooks.paymentFailed(tx, { caseId: s.caseId, invoiceId: s.invoiceId, opened: true, at: w.clock.now() }));
+    expect((await caseRow(w.db.sql, s.caseId)).next_attempt_reason).toMatch(/^awaiting customer/);
+
+    const { paymentMethodId } = await w.sandbox.updateCard(s.customerId, { brand: 'visa', failure: null, expMonth: 1, expYear: 2031 });
+    await w.db.sql.begin((tx) => hooks.paymentMethodChanged(tx, { customerId: s.customerId, paymentMethod: paymentMethodId, at: w.clock.now() }));
+    const [planned] = await w.db.sql`select * from payment_attempts where invoice_id = ${s.invoiceId} and status = 'planned'`;
+    expect(planned).toMatchObject({ source: 'card_update', payment_method: paymentMethodId });
+    expect((planned!.planned_at as Date).getTime() - w.clock.now().getTime()).toBeLessThanOrEqual(60_000);
+
+    const stop = await startRetryWorkers({
+      sql: w.db.sql, boss: w.boss, stripe: w.deps.gateway.stripe, clock: w.clock, log: w.deps.log, policy: w.policy,
+      config: { stripeRequestsPerSecond: 100, defaultTimeZone: 'UTC', workerConcurrency: 1 }, pollingIntervalSeconds: 0.5, requestRetryBaseMs: 20,
+    });
+    try {
+      const c = await waitFor('case recovered by the card-update retry', async () => {
+        const row = await caseRow(w.db.sql, s.caseId);
+        return row.status === 'recovered' ? row : null;
+      });
+      expect(c.recovery_path).toBe('card_update_retry');
+      expect(apiCharges(w.sandbox, s.invoiceId).map((ch) => ch.paymentMethod)).toEqual([paymentMethodId]);
+    } finally {
+      await stop();
+    }
+  });
+});
