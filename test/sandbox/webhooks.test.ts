@@ -1,0 +1,112 @@
+import Stripe from 'stripe';
+import { afterEach, describe, expect, it } from 'vitest';
+import { startSandbox, type Sandbox, type SandboxOptions } from '../../src/sandbox/index.ts';
+import { manualClock, startReceiver, waitFor } from './helpers.ts';
+
+const secret = 'whsec_sandbox_test';
+const verifier = new Stripe('sk_test_unused');
+let cleanup: Array<() => Promise<void>> = [];
+afterEach(async () => {
+  for (const fn of cleanup.reverse()) await fn();
+  cleanup = [];
+});
+
+async function setup(receiver: Awaited<ReturnType<typeof startReceiver>>, extra: Partial<SandboxOptions> = {}) {
+  const clock = manualClock('2026-05-12T07:30:00Z');
+  const sb = await startSandbox({ clock, seed: 5, webhookUrl: receiver.url, webhookSecret: secret, webhookBackoffMs: 5, ...extra });
+  cleanup.push(() => sb.stop(), () => receiver.close());
+  return { sb, clock };
+}
+
+async function failing(sb: Sandbox) {
+  const c = await sb.createCustomer({ email: 'c@example.test', name: 'C', country: 'FR', card: { brand: 'mastercard', failure: 'insufficient_funds', expMonth: 9, expYear: 2030 } });
+  return { customerId: c.id, invoice: await sb.createFailingInvoice(c.id, { amount: 4200, currency: 'eur', subscription: true }) };
+}
+
+describe('sandbox webhooks', () => {
+  it('sends signed events that verify with constructEvent', async () => {
+    const receiver = await startReceiver();
+    const { sb, clock } = await setup(receiver);
+    const { invoice } = await failing(sb);
+    await sb.flushWebhooks();
+    const events = receiver.received.map((r) =>
+      verifier.webhooks.constructEvent(r.body, r.signature, secret, 300, undefined, Math.floor(clock.now().getTime() / 1000)),
+    );
+    const types = events.map((e) => e.type);
+    expect(types).toEqual(expect.arrayContaining(['charge.failed', 'payment_intent.payment_failed', 'invoice.payment_failed', 'customer.subscription.updated']));
+    const failed = events.find((e) => e.type === 'invoice.payment_failed') as Stripe.InvoicePaymentFailedEvent;
+    expect(failed).toMatchObject({ object: 'event', api_version: '2026-10-28.endive', livemode: false, created: Math.floor(clock.now().getTime() / 1000) });
+    expect(failed.data.object.id).toBe(invoice.id);
+    const charge = events.find((e) => e.type === 'charge.failed') as Stripe.ChargeFailedEvent;
+    expect(charge.data.object.outcome).toMatchObject({ advice_code: 'try_again_later', network_decline_code: '51' });
+    expect(charge.data.object.failure_code).toBe('card_declined');
+    // A wrong secret must not verify: the signature really depends on it.
+    const first = receiver.received[0];
+    expect(() => verifier.webhooks.constructEvent(first?.body ?? '', first?.signature ?? '', 'whsec_other')).toThrow(
+      Stripe.errors.StripeSignatureVerificationError,
+    );
+  });
+
+  it('announces payment, card updates and final states', async () => {
+    const receiver = await startReceiver();
+    const { sb } = await setup(receiver, { cardUpdateProbability: 1 });
+    const { customerId, invoice } = await failing(sb);
+    const update = await sb.reminderSent(customerId);
+    expect(update.updated).toBe(true);
+    const stripe = sb.stripe();
+    await stripe.invoices.pay(invoice.id, {}, { idempotencyKey: 'a1' });
+    const other = await sb.createFailingInvoice(customerId, { amount: 1, currency: 'eur', subscription: false });
+    expect(sb.charges(other.id)[0]?.status).toBe('succeeded');
+    await sb.flushWebhooks();
+    const types = receiver.received.map((r) => (JSON.parse(r.body) as { type: string }).type);
+    expect(types).toEqual(
+      expect.arrayContaining(['payment_method.attached', 'customer.updated', 'invoice.paid', 'invoice.payment_succeeded']),
+    );
+    const paid = receiver.received.map((r) => JSON.parse(r.body) as Stripe.Event).find((e) => e.type === 'invoice.paid');
+    expect(paid?.request).toMatchObject({ idempotency_key: 'a1' });
+  });
+
+  it('duplicates a share of deliveries when configured', async () => {
+    const receiver = await startReceiver();
+    const { sb } = await setup(receiver, { duplicateShare: 1 });
+    await failing(sb);
+    await sb.flushWebhooks();
+    const ids = receiver.received.map((r) => (JSON.parse(r.body) as { id: string }).id);
+    expect(ids.length).toBe(sb.events().length * 2);
+    expect(new Set(ids).size).toBe(sb.events().length);
+  });
+
+  it('reorders the events of one operation when configured', async () => {
+    const receiver = await startReceiver();
+    const { sb } = await setup(receiver, { reorder: true });
+    for (let i = 0; i < 5; i += 1) await failing(sb);
+    await sb.flushWebhooks();
+    const arrived = receiver.received.map((r) => (JSON.parse(r.body) as { id: string }).id);
+    const emitted = sb.events().map((e) => e.id);
+    expect([...arrived].sort()).toEqual([...emitted].sort());
+    expect(arrived).not.toEqual(emitted);
+  });
+
+  it('redelivers on non-2xx with bounded attempts, without blocking the API', async () => {
+    const receiver = await startReceiver((n) => (n <= 2 ? 500 : 200));
+    const { sb } = await setup(receiver, { webhookMaxAttempts: 3 });
+    const c = await sb.createCustomer({ email: 'd@example.test', name: 'D', country: 'US', card: { brand: 'visa', failure: null, expMonth: 1, expYear: 2030 } });
+    await sb.updateCard(c.id, { brand: 'visa', failure: null, expMonth: 2, expYear: 2031 });
+    await waitFor('deliveries to finish', () => receiver.received.length >= 4 && receiver.received.length);
+    await sb.flushWebhooks();
+    const deliveries = sb.deliveries();
+    expect(deliveries.filter((d) => d.status === 500)).toHaveLength(2);
+    expect(deliveries.every((d) => d.attempt <= 3)).toBe(true);
+    const okIds = new Set(deliveries.filter((d) => d.status === 200).map((d) => d.eventId));
+    expect(okIds.size).toBe(sb.events().length);
+  });
+
+  it('gives up after the last attempt', async () => {
+    const receiver = await startReceiver(() => 503);
+    const { sb } = await setup(receiver, { webhookMaxAttempts: 2 });
+    const c = await sb.createCustomer({ email: 'e@example.test', name: 'E', country: 'US', card: { brand: 'visa', failure: null, expMonth: 1, expYear: 2030 } });
+    await sb.updateCard(c.id, { brand: 'visa', failure: null, expMonth: 2, expYear: 2031 });
+    await sb.flushWebhooks();
+    expect(receiver.received).toHaveLength(sb.events().length * 2);
+  });
+});
