@@ -1,0 +1,114 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { executeAttempt, type RunnerDeps } from '../../src/dunning/runner.ts';
+import { apiCharges, attemptRow, caseRow, planDueAttempt, seedFailedInvoice, startWorld, type RunnerWorld } from './runner-helpers.ts';
+
+const PAY = 'POST /v1/invoices/:id/pay';
+let w: RunnerWorld;
+beforeAll(async () => {
+  // A short SDK timeout so a hanging Stripe is an unknown outcome within the test.
+  w = await startWorld({ stripeTimeoutMs: 300 });
+});
+afterAll(async () => {
+  await w?.close();
+});
+
+/** A card the sandbox approves on the retry: the customer's default becomes a working card. */
+async function payableCase() {
+  const s = await seedFailedInvoice(w, 'generic_decline');
+  await w.sandbox.updateCard(s.customerId, { brand: 'visa', failure: null, expMonth: 1, expYear: 2031 });
+  return s;
+}
+
+async function pendingJobs(attemptId: number): Promise<number> {
+  const rows = await w.db.sql`select 1 from pgboss.job where name = 'dunning-attempts' and state = 'created' and (data->>'attemptId')::int = ${attemptId}`;
+  return rows.length;
+}
+
+describe('runner under Stripe faults', () => {
+  it('429: not sent, no dunning attempt used; repeated with the same key, charged once', async () => {
+    const s = await payableCase();
+    const id = await planDueAttempt(w.db.sql, s, w.clock.now());
+    w.sandbox.inject({ kind: 'http_429', route: PAY, objectId: s.invoiceId });
+    expect(await executeAttempt(w.deps, id)).toBe('not_sent');
+    const a = await attemptRow(w.db.sql, id);
+    expect(a).toMatchObject({ status: 'planned', request_tries: 1, attempt_no: 2 });
+    expect(await pendingJobs(id)).toBe(1);
+    expect(await executeAttempt(w.deps, id)).toBe('succeeded');
+    expect(apiCharges(w.sandbox, s.invoiceId)).toHaveLength(1);
+  });
+
+  it('500 before execution: unknown, reconciled by reading the invoice, then charged once', async () => {
+    const s = await payableCase();
+    const id = await planDueAttempt(w.db.sql, s, w.clock.now());
+    w.sandbox.inject({ kind: 'http_500', route: PAY, objectId: s.invoiceId });
+    expect(await executeAttempt(w.deps, id)).toBe('unknown');
+    expect((await attemptRow(w.db.sql, id)).status).toBe('unknown');
+    expect(await executeAttempt(w.deps, id)).toBe('succeeded');
+    expect(apiCharges(w.sandbox, s.invoiceId)).toHaveLength(1);
+  });
+
+  it('timeout (Stripe hangs): unknown; a new charge is never planned while it is unknown', async () => {
+    const s = await seedFailedInvoice(w, 'generic_decline');
+    const id = await planDueAttempt(w.db.sql, s, w.clock.now());
+    w.sandbox.inject({ kind: 'hang', route: PAY, objectId: s.invoiceId });
+    expect(await executeAttempt(w.deps, id)).toBe('unknown');
+    const others = await w.db.sql`select 1 from payment_attempts where invoice_id = ${s.invoiceId} and id <> ${id} and status = 'planned'`;
+    expect(others).toHaveLength(0);
+    // Repeated with the same key, the decline is recorded and only then the next attempt planned.
+    expect(await executeAttempt(w.deps, id)).toBe('declined');
+    expect(apiCharges(w.sandbox, s.invoiceId)).toHaveLength(1);
+    const planned = await w.db.sql`select attempt_no from payment_attempts where invoice_id = ${s.invoiceId} and status = 'planned'`;
+    expect(planned.map((r) => r.attempt_no)).toEqual([3]);
+  });
+
+  it('Stripe charged but the answer was lost (execute then 500): exactly one charge after the rerun', async () => {
+    const s = await payableCase();
+    const id = await planDueAttempt(w.db.sql, s, w.clock.now());
+    w.sandbox.inject({ kind: 'execute_then_500', route: PAY, objectId: s.invoiceId });
+    expect(await executeAttempt(w.deps, id)).toBe('unknown');
+    expect(apiCharges(w.sandbox, s.invoiceId)).toHaveLength(1);
+    // Stripe already says paid: the same key replays our success instead of refusing.
+    expect(await executeAttempt(w.deps, id)).toBe('succeeded');
+    expect(apiCharges(w.sandbox, s.invoiceId)).toHaveLength(1);
+    expect((await caseRow(w.db.sql, s.caseId)).recovery_path).toBe('scheduled_retry');
+  });
+
+  it('a worker killed between the charge and the write: the next claim waits for the lease, then reconciles; one charge', async () => {
+    const s = await payableCase();
+    const id = await planDueAttempt(w.db.sql, s, w.clock.now());
+    const crashing: RunnerDeps = {
+      ...w.deps,
+      leaseMs: 200,
+      afterCharge: async () => {
+        throw new Error('simulated crash after the charge');
+      },
+    };
+    await expect(executeAttempt(crashing, id)).rejects.toThrow('simulated crash');
+    expect((await attemptRow(w.db.sql, id)).status).toBe('in_flight');
+    // Lease still held: another worker must not touch it, but leaves a follow-up job.
+    expect(await executeAttempt(w.deps, id)).toBe('not_claimed');
+    expect(await pendingJobs(id)).toBeGreaterThanOrEqual(1);
+    await w.db.sql`update payment_attempts set lease_until = now() - interval '1 second' where id = ${id}`;
+    expect(await executeAttempt(w.deps, id)).toBe('succeeded');
+    expect(apiCharges(w.sandbox, s.invoiceId)).toHaveLength(1);
+  });
+
+  it('two workers racing on the same attempt: one claim, one charge', async () => {
+    const s = await payableCase();
+    const id = await planDueAttempt(w.db.sql, s, w.clock.now());
+    const results = await Promise.all([executeAttempt(w.deps, id), executeAttempt(w.deps, id), executeAttempt(w.deps, id)]);
+    expect(results.filter((r) => r === 'succeeded')).toHaveLength(1);
+    expect(results.filter((r) => r === 'not_claimed')).toHaveLength(2);
+    expect(apiCharges(w.sandbox, s.invoiceId)).toHaveLength(1);
+  });
+
+  it('paid elsewhere while the outcome was unknown: the same key is refused, the attempt is skipped, no charge of ours', async () => {
+    const s = await payableCase();
+    const id = await planDueAttempt(w.db.sql, s, w.clock.now());
+    w.sandbox.inject({ kind: 'http_500', route: PAY, objectId: s.invoiceId });
+    expect(await executeAttempt(w.deps, id)).toBe('unknown');
+    await w.sandbox.payInvoiceOutOfBand(s.invoiceId);
+    expect(await executeAttempt(w.deps, id)).toBe('skipped');
+    expect(apiCharges(w.sandbox, s.invoiceId)).toHaveLength(0);
+  });
+});
