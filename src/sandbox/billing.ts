@@ -60,6 +60,7 @@ export interface NewCustomer {
   country: string;
   preferredLocales?: string[];
   timeZone?: string;
+  cardUpdateProbability?: number;
   card: CardSpec;
 }
 
@@ -100,6 +101,7 @@ export function createBilling(deps: BillingDeps) {
       country: input.country,
       preferredLocales: input.preferredLocales ?? [],
       timeZone: input.timeZone ?? null,
+      cardUpdateProbability: input.cardUpdateProbability ?? null,
       defaultPaymentMethod: null,
       metadata: input.timeZone === undefined ? {} : { time_zone: input.timeZone },
       created: now(),
@@ -317,7 +319,7 @@ export function createBilling(deps: BillingDeps) {
   /** The customer got a reminder: maybe they put in a working card. Returns the new card if so. */
   function reminderSent(customerId: string): PaymentMethodRec | null {
     const customer = mustGet(store.customers, customerId, 'customer');
-    if (!decideCardUpdate(deps.cardUpdateProbability, deps.rng)) return null;
+    if (!decideCardUpdate(customer.cardUpdateProbability ?? deps.cardUpdateProbability, deps.rng)) return null;
     const old = customer.defaultPaymentMethod === null ? undefined : store.paymentMethods.get(customer.defaultPaymentMethod);
     const year = clock.now().getUTCFullYear() + 3;
     return updateCard(customerId, { brand: old?.card.brand ?? 'visa', failure: null, expMonth: 12, expYear: year });

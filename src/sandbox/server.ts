@@ -2,7 +2,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import { performance } from 'node:perf_hooks';
 import type { Logger } from 'pino';
 import { ApiError } from './billing.ts';
-import type { FaultKind, FaultRegistry } from './faults.ts';
+import type { Fault, FaultKind, FaultRegistry } from './faults.ts';
 import { decodeForm, parsePairs } from './form.ts';
 import { requestFingerprint, type IdempotencyCache } from './idempotency.ts';
 import { apiVersion, errorJson } from './objects.ts';
@@ -179,6 +179,20 @@ export function createSandboxHttp(opts: HttpOptions): SandboxHttp {
     postFault(fault, res, reply, headers);
   }
 
+  /** Fault injection for a sandbox running in another process (the demo, benchmarks). */
+  function controlFaults(req: IncomingMessage, res: ServerResponse, body: string): void {
+    if (!/^Bearer sk_test_\w+$/.test(req.headers.authorization ?? '')) {
+      send(res, { status: 401, body: errorJson('invalid_request_error', 'Invalid API Key provided.') });
+      return;
+    }
+    try {
+      opts.faults.add(JSON.parse(body) as Fault);
+      send(res, { status: 200, body: { ok: true } });
+    } catch (err) {
+      send(res, { status: 400, body: errorJson('invalid_request_error', err instanceof Error ? err.message : 'bad fault') });
+    }
+  }
+
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const url = new URL(req.url ?? '/', 'http://sandbox.invalid');
     const method = (req.method ?? 'GET').toUpperCase();
@@ -187,6 +201,10 @@ export function createSandboxHttp(opts: HttpOptions): SandboxHttp {
       return;
     }
     const body = await readBody(req);
+    if (method === 'POST' && url.pathname === '/_sandbox/faults') {
+      controlFaults(req, res, body);
+      return;
+    }
     const page = renderHostedPage(opts.deps, method, url.pathname, body);
     res.writeHead(page.status, { 'content-type': page.contentType });
     res.end(page.body);

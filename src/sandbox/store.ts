@@ -31,6 +31,8 @@ export interface CustomerRec {
   country: string;
   preferredLocales: string[];
   timeZone: string | null;
+  /** Chance per reminder that this customer puts in a new card; null means the sandbox default. */
+  cardUpdateProbability: number | null;
   defaultPaymentMethod: string | null;
   metadata: Metadata;
   created: number;

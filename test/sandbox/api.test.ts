@@ -160,6 +160,17 @@ describe('sandbox API through the real SDK', () => {
     expect(none.data).toEqual([]);
   });
 
+  it('lets the model decide card updates after reminders, per customer', async () => {
+    const base = { email: 'r@example.test', name: 'R', country: 'US', card: card('expired_card') };
+    const never = await sandbox.createCustomer({ ...base, cardUpdateProbability: 0 });
+    const always = await sandbox.createCustomer({ ...base, cardUpdateProbability: 1 });
+    for (let i = 0; i < 5; i += 1) expect((await sandbox.reminderSent(never.id)).updated).toBe(false);
+    const updated = await sandbox.reminderSent(always.id);
+    expect(updated.updated).toBe(true);
+    const c = (await stripe.customers.retrieve(always.id)) as Stripe.Customer;
+    expect(c.invoice_settings.default_payment_method).toBe(updated.paymentMethodId);
+  });
+
   it('refuses a wrong API key and unknown routes with Stripe-shaped errors', async () => {
     const wrong = new Stripe('rk_live_nope', { host: sandbox.host, port: sandbox.port, protocol: 'http', maxNetworkRetries: 0 });
     await expect(wrong.invoices.list()).rejects.toBeInstanceOf(Stripe.errors.StripeAuthenticationError);

@@ -118,6 +118,18 @@ describe('idempotency, faults and rate limits', () => {
     for (const r of limited) expect((r as PromiseRejectedResult).reason).toBeInstanceOf(Stripe.errors.StripeRateLimitError);
   });
 
+  it('accepts faults over HTTP for a sandbox in another process', async () => {
+    const { sb, invoiceId, stripe } = await setup();
+    const res = await fetch(`${sb.url}/_sandbox/faults`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${sb.apiKey}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ kind: 'http_500', route: 'GET /v1/invoices/:id' }),
+    });
+    expect(res.status).toBe(200);
+    await expect(stripe.invoices.retrieve(invoiceId)).rejects.toBeInstanceOf(Stripe.errors.StripeAPIError);
+    expect((await stripe.invoices.retrieve(invoiceId)).id).toBe(invoiceId);
+  });
+
   it('injects 429 on demand for one invoice only', async () => {
     const { sb, invoiceId, stripe } = await setup();
     sb.inject({ kind: 'http_429', objectId: invoiceId, times: 2 });
