@@ -117,6 +117,9 @@ describe('sandbox API through the real SDK', () => {
     await expect(stripe.invoices.pay(b.invoice.id)).rejects.toBeInstanceOf(Stripe.errors.StripeInvalidRequestError);
     const updated = await stripe.invoices.update(a.invoice.id, { metadata: { dunning_case: 'c1' }, auto_advance: false });
     expect(updated).toMatchObject({ metadata: { dunning_case: 'c1' }, auto_advance: false });
+    const typesFor = (id: string) => sandbox.events().filter((e) => (e.data.object as { id?: string }).id === id).map((e) => e.type);
+    expect(typesFor(a.invoice.id)).toContain('invoice.marked_uncollectible');
+    expect(typesFor(b.invoice.id)).toContain('invoice.voided');
   });
 
   it('pauses and cancels subscriptions and opens portal sessions', async () => {
