@@ -2,6 +2,7 @@ import type { Command } from './types.ts';
 import { migrateCommand } from './migrate.ts';
 import { reportCommand } from './report.ts';
 import { mailCatcherCommand } from './mail-catcher.ts';
+import { opsCommands } from './ops.ts';
 
 /** Every subcommand; `dunning --help` lists them in this order. */
-export const commands: Command[] = [migrateCommand, reportCommand, mailCatcherCommand];
+export const commands: Command[] = [migrateCommand, reportCommand, mailCatcherCommand, ...opsCommands];

@@ -1,0 +1,117 @@
+import type { Sql, Tx } from '../db.ts';
+import { planNext, scheduleAttempt, type PlanResult, type SchedulerDeps } from './scheduler.ts';
+import * as store from './store.ts';
+import type { AttemptRow, CaseRow } from './store.ts';
+
+/** What ops can do to cases from the CLI: list, inspect, retry now, pause and resume. */
+
+export interface CaseListRow {
+  invoiceId: string;
+  customerId: string;
+  amount: number;
+  currency: string;
+  status: string;
+  paused: boolean;
+  attempts: number;
+  nextAttemptAt: Date | null;
+  nextAttemptReason: string | null;
+}
+
+export async function listCases(sql: Sql, options: { openOnly: boolean; limit: number }): Promise<CaseListRow[]> {
+  const rows = await sql`
+    select c.invoice_id, c.customer_id, c.amount, c.currency, c.status, c.paused, c.next_attempt_at, c.next_attempt_reason,
+           (select count(*) from payment_attempts a
+             where a.invoice_id = c.invoice_id and a.status in ('succeeded', 'declined', 'unknown', 'in_flight'))::int as attempts
+      from dunning_cases c
+     where (not ${options.openOnly} or c.status = 'open')
+     order by (c.status = 'open') desc, c.next_attempt_at nulls last, c.id desc
+     limit ${options.limit}`;
+  return rows.map((r) => ({
+    invoiceId: r.invoice_id as string,
+    customerId: r.customer_id as string,
+    amount: Number(r.amount),
+    currency: r.currency as string,
+    status: r.status as string,
+    paused: r.paused as boolean,
+    attempts: Number(r.attempts),
+    nextAttemptAt: (r.next_attempt_at as Date | null) ?? null,
+    nextAttemptReason: (r.next_attempt_reason as string | null) ?? null,
+  }));
+}
+
+export interface CaseDetail {
+  caseRow: CaseRow & { closeReason: string | null; recoveryPath: string | null; finalActionAt: Date | null };
+  attempts: AttemptRow[];
+}
+
+export async function caseDetail(sql: Sql, invoiceId: string): Promise<CaseDetail | null> {
+  const c = await store.caseByInvoice(sql, invoiceId);
+  if (!c) return null;
+  const [extra] = await sql`select close_reason, recovery_path, final_action_at from dunning_cases where id = ${c.id}`;
+  return {
+    caseRow: {
+      ...c,
+      closeReason: (extra?.close_reason as string | null) ?? null,
+      recoveryPath: (extra?.recovery_path as string | null) ?? null,
+      finalActionAt: (extra?.final_action_at as Date | null) ?? null,
+    },
+    attempts: await store.attemptsOf(sql, invoiceId),
+  };
+}
+
+export class OpsError extends Error {}
+
+async function openCase(tx: Tx, invoiceId: string): Promise<CaseRow> {
+  const c = await store.caseByInvoice(tx, invoiceId, true);
+  if (!c) throw new OpsError(`no dunning case for invoice ${invoiceId}`);
+  if (c.status !== 'open') throw new OpsError(`the case for ${invoiceId} is ${c.status}`);
+  return c;
+}
+
+/**
+ * A manual attempt due now. A planned attempt is replaced; one that is running or unresolved is not
+ * (a second charge while one is unknown could charge twice). Pausing is lifted: ops asked for it.
+ */
+export async function retryNow(tx: Tx, deps: SchedulerDeps, invoiceId: string): Promise<AttemptRow> {
+  const c = await openCase(tx, invoiceId);
+  const attempts = await store.attemptsOf(tx, invoiceId);
+  const busy = attempts.find((a) => a.status === 'in_flight' || a.status === 'unknown');
+  if (busy) throw new OpsError(`attempt #${busy.attemptNo} is ${busy.status}; it must be resolved before another charge`);
+  const now = deps.clock.now();
+  await store.cancelPlannedAttempts(tx, invoiceId, 'replaced by a manual retry', now);
+  if (c.paused) await store.setPaused(tx, c.id, false, now);
+  const attempt = await scheduleAttempt(tx, deps, c, { at: now, reason: 'manual retry requested by ops', source: 'manual', paymentMethod: null, isLast: false });
+  if (!attempt) throw new OpsError(`another attempt became active for ${invoiceId}`);
+  return attempt;
+}
+
+/** Cases named by a customer id (`cus_...`, all its open cases) or an invoice id. */
+async function casesOf(tx: Tx, target: string): Promise<CaseRow[]> {
+  if (target.startsWith('cus_')) return store.openCasesOfCustomer(tx, target);
+  const c = await store.caseByInvoice(tx, target);
+  return c && c.status === 'open' ? [c] : [];
+}
+
+export async function pause(tx: Tx, deps: SchedulerDeps, target: string): Promise<CaseRow[]> {
+  const cases = await casesOf(tx, target);
+  if (cases.length === 0) throw new OpsError(`no open dunning case for ${target}`);
+  const now = deps.clock.now();
+  for (const c of cases) {
+    await store.caseById(tx, c.id, true);
+    await store.setPaused(tx, c.id, true, now);
+    await store.cancelPlannedAttempts(tx, c.invoiceId, 'paused by ops', now);
+    await store.setNextAttempt(tx, c.id, null, 'paused by ops', now);
+  }
+  return cases;
+}
+
+export async function resume(tx: Tx, deps: SchedulerDeps, target: string): Promise<Array<{ caseRow: CaseRow; result: PlanResult }>> {
+  const cases = await casesOf(tx, target);
+  if (cases.length === 0) throw new OpsError(`no open dunning case for ${target}`);
+  const out: Array<{ caseRow: CaseRow; result: PlanResult }> = [];
+  for (const c of cases) {
+    await store.setPaused(tx, c.id, false, deps.clock.now());
+    out.push({ caseRow: c, result: await planNext(tx, deps, c.id) });
+  }
+  return out;
+}

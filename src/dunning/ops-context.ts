@@ -1,0 +1,67 @@
+import type { PgBoss } from 'pg-boss';
+import { systemClock, type Clock } from '../clock.ts';
+import { startQueue } from '../queue.ts';
+import { openRuntime, type Runtime } from '../runtime.ts';
+import { createStripeClient } from '../stripe/client.ts';
+import { createThrottle } from '../stripe/throttle.ts';
+import { minorDigits } from '../reminders/ops-alerts.ts';
+import { defaultPolicy, loadPolicyFile, type Policy } from './policy.ts';
+import { runnerDeps, type RunnerDeps } from './runner.ts';
+import { createPolicySource, type SchedulerDeps } from './scheduler.ts';
+
+/** The shell the ops commands share: runtime, queue (for planned jobs), policy and, if asked, Stripe. */
+export interface OpsContext {
+  rt: Runtime;
+  boss: PgBoss;
+  clock: Clock;
+  policy: Policy;
+  scheduler: SchedulerDeps;
+  /** Only when opened with `stripe: true`. */
+  runner: RunnerDeps | null;
+  close(): Promise<void>;
+}
+
+export async function openOps(env: NodeJS.ProcessEnv, options: { stripe?: boolean } = {}): Promise<OpsContext> {
+  const rt = await openRuntime(env, { logLevel: 'warn', require: options.stripe ? ['stripe'] : [] });
+  let boss: PgBoss;
+  try {
+    boss = await startQueue(rt.databaseUrl, rt.log, { eventMaxTries: rt.config.eventMaxTries });
+  } catch (err) {
+    await rt.close();
+    throw err;
+  }
+  const clock = systemClock;
+  const policy = rt.config.policyFile ? loadPolicyFile(rt.config.policyFile) : defaultPolicy();
+  const scheduler: SchedulerDeps = { boss, clock, log: rt.log, merchantTimeZone: rt.config.defaultTimeZone, policies: createPolicySource(policy) };
+  const runner = options.stripe
+    ? runnerDeps({
+        sql: rt.sql, boss, clock, log: rt.log, policy, config: rt.config,
+        stripe: createStripeClient(rt.config), throttle: createThrottle(rt.config.stripeRequestsPerSecond),
+      })
+    : null;
+  return {
+    rt, boss, clock, policy, scheduler, runner,
+    async close() {
+      await boss.stop({ graceful: true, timeout: 5_000 });
+      await rt.close();
+    },
+  };
+}
+
+/** `49.00 EUR` from minor units. */
+export function money(amount: number, currency: string): string {
+  const digits = minorDigits(currency);
+  return `${(amount / 10 ** digits).toFixed(digits)} ${currency.toUpperCase()}`;
+}
+
+/** `2026-03-03 08:00Z`: compact, unambiguous, sortable. */
+export function when(d: Date | null): string {
+  return d ? `${d.toISOString().slice(0, 16).replace('T', ' ')}Z` : '-';
+}
+
+/** A plain text table with a header row; the last column is not padded. */
+export function table(header: string[], rows: string[][]): string {
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
+  const line = (cells: string[]) => cells.map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i] ?? 0))).join('  ').trimEnd();
+  return [line(header), ...rows.map(line)].join('\n') + '\n';
+}
