@@ -26,11 +26,11 @@ export interface RunnerWorld {
 // A Tuesday 08:00 UTC: inside the default local charging window.
 export const START = '2026-03-03T08:00:00Z';
 
-export async function startWorld(options: { stripeTimeoutMs?: number; leaseMs?: number } = {}): Promise<RunnerWorld> {
+export async function startWorld(options: { stripeTimeoutMs?: number; leaseMs?: number; start?: Date | string } = {}): Promise<RunnerWorld> {
   const db = await createTestDatabase();
-  const clock = new FixedClock(START);
+  const clock = new FixedClock(options.start ?? START);
   // The sandbox's card model runs on its own clock so a test can let "time heal" a card.
-  const sandboxClock = new FixedClock(START);
+  const sandboxClock = new FixedClock(options.start ?? START);
   const sandbox = await startSandbox({ clock: sandboxClock, seed: 7 });
   const log = createLogger(process.env.TEST_LOG_LEVEL ?? 'silent');
   const boss = await startQueue(db.url, log, { eventMaxTries: 3 });

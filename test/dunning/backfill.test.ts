@@ -1,0 +1,53 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { backfill, type BackfillProgress } from '../../src/dunning/backfill.ts';
+import { startWorld, type RunnerWorld } from './runner-helpers.ts';
+
+let w: RunnerWorld;
+beforeAll(async () => {
+  w = await startWorld();
+});
+afterAll(async () => {
+  await w?.close();
+});
+
+describe('backfill', () => {
+  it('pages through open invoices, opens a case for each failed one and plans its next attempt; a rerun changes nothing', async () => {
+    const failing: string[] = [];
+    for (let i = 0; i < 5; i += 1) {
+      const c = await w.sandbox.createCustomer({
+        email: `c${i}@example.com`, name: `C ${i}`, country: 'US', timeZone: 'America/New_York',
+        card: { brand: 'visa', failure: i % 2 === 0 ? 'insufficient_funds' : 'generic_decline', expMonth: 1, expYear: 2030 },
+      });
+      failing.push((await w.sandbox.createFailingInvoice(c.id, { amount: 1_000 + i, currency: 'usd', subscription: true })).id);
+    }
+    // Paid at once: not open, so not listed and never a case.
+    const good = await w.sandbox.createCustomer({ email: 'g@example.com', name: 'G', country: 'US', card: { brand: 'visa', failure: null, expMonth: 1, expYear: 2030 } });
+    const paid = await w.sandbox.createFailingInvoice(good.id, { amount: 500, currency: 'usd', subscription: false });
+
+    const progress: BackfillProgress[] = [];
+    const run = () => backfill({ sql: w.db.sql, gateway: w.deps.gateway, scheduler: w.deps, policy: w.policy, pageSize: 2, progress: (p) => progress.push(p) });
+    const totals = await run();
+    expect(totals).toMatchObject({ pages: 3, seen: 5, opened: 5, planned: 5 });
+    expect(progress.map((p) => p.seen)).toEqual([2, 4, 5]);
+
+    const cases = await w.db.sql`select invoice_id from dunning_cases order by invoice_id`;
+    expect(cases.map((c) => c.invoice_id)).toEqual([...failing].sort());
+    expect(cases.map((c) => c.invoice_id)).not.toContain(paid.id);
+    const planned = await w.db.sql`
+      select a.invoice_id, a.attempt_no, a.plan_reason, c.next_attempt_at from payment_attempts a join dunning_cases c using (invoice_id)
+       where a.status = 'planned' order by a.invoice_id`;
+    expect(planned).toHaveLength(5);
+    for (const p of planned) {
+      expect(p.attempt_no).toBe(2); // after Stripe's own first try
+      expect(p.next_attempt_at).not.toBeNull();
+    }
+    const [tz] = await w.db.sql`select count(*)::int as n from customers where time_zone = 'America/New_York'`;
+    expect(tz!.n).toBe(5);
+    const jobs = await w.db.sql`select count(*)::int as n from pgboss.job where name = 'dunning-attempts'`;
+    expect(jobs[0]!.n).toBe(5);
+
+    expect(await run()).toMatchObject({ seen: 5, opened: 0, planned: 0 });
+    const [after] = await w.db.sql`select count(*)::int as n from payment_attempts where status = 'planned'`;
+    expect(after!.n).toBe(5);
+  });
+});
