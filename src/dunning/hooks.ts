@@ -1,4 +1,5 @@
 import type { Tx } from '../db.ts';
+import type { DomainHooks } from '../events/hooks.ts';
 import { planNextAttempt } from './planner.ts';
 import { loadPlanContext, planNext, scheduleAttempt, type PlanResult, type SchedulerDeps } from './scheduler.ts';
 import * as store from './store.ts';
@@ -14,7 +15,7 @@ export interface DunningHooks {
   paymentMethodChanged(tx: Tx, e: { customerId: string; paymentMethod?: string | null; at: Date }): Promise<void>;
 }
 
-export function createDunningHooks(deps: SchedulerDeps): DunningHooks {
+export function createDunningHooks(deps: SchedulerDeps): DunningHooks & DomainHooks {
   return {
     async paymentFailed(tx, e) {
       // Idempotent: a redelivered failure, or the webhook of our own declined attempt, finds the
