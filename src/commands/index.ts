@@ -3,6 +3,9 @@ import { migrateCommand } from './migrate.ts';
 import { reportCommand } from './report.ts';
 import { mailCatcherCommand } from './mail-catcher.ts';
 import { opsCommands } from './ops.ts';
+import { simulateCommand } from './simulate.ts';
+import { eventsCommand } from './events.ts';
+import { startCommand } from './start.ts';
 
 /** Every subcommand; `dunning --help` lists them in this order. */
-export const commands: Command[] = [migrateCommand, reportCommand, mailCatcherCommand, ...opsCommands];
+export const commands: Command[] = [startCommand, eventsCommand, migrateCommand, reportCommand, mailCatcherCommand, ...opsCommands, simulateCommand];

@@ -1,0 +1,85 @@
+/**
+ * `dunning simulate`'s pure core: one seeded population, three strategies (the merchant's policy,
+ * a Stripe-like fixed schedule and no retries), one table each.
+ */
+import { generatePopulation } from '../demo/population.ts';
+import type { Policy } from '../dunning/policy.ts';
+import { parseReminderPolicy } from '../reminders/policy.ts';
+import { simulateStrategy, type SimSettings, type StrategyResult } from './engine.ts';
+import { fixedSchedule, noRetries, plannerStrategy, type Strategy } from './strategies.ts';
+import { totalViolations } from './violations.ts';
+
+export interface CompareOptions {
+  seed: number;
+  customers: number;
+  policy: Policy;
+  /** Label for the policy row: the file name, or "default policy". */
+  policyLabel: string;
+  merchantTimeZone: string;
+  /** Fixed so a seed gives the same answer on every day it is run. */
+  start?: Date;
+}
+
+export const SIMULATION_START = new Date('2026-03-02T00:00:00Z');
+
+export function standardStrategies(policy: Policy, policyLabel: string, merchantTimeZone: string): Strategy[] {
+  return [
+    plannerStrategy(policy, merchantTimeZone, policyLabel),
+    fixedSchedule({ tries: 8, days: 14, name: 'Stripe-like fixed schedule' }),
+    noRetries,
+  ];
+}
+
+export function comparePolicies(o: CompareOptions): StrategyResult[] {
+  const population = generatePopulation({ seed: o.seed, customers: o.customers });
+  const reminders = parseReminderPolicy(o.policy.reminders);
+  const settings: SimSettings = {
+    seed: o.seed,
+    start: o.start ?? SIMULATION_START,
+    windowDays: o.policy.retry.windowDays,
+    reminderHours: reminders.enabled
+      ? [
+        ...(reminders.firstNotice.enabled ? [0] : []),
+        ...(reminders.lastChance.enabled ? [Math.max(0, o.policy.retry.windowDays * 24 - reminders.lastChance.hoursBefore)] : []),
+      ]
+      : [],
+  };
+  return standardStrategies(o.policy, o.policyLabel, o.merchantTimeZone).map((s) => simulateStrategy(population, s, settings));
+}
+
+/** Currencies without minor units print whole; the others with two decimals. */
+const ZERO_DECIMAL = new Set(['jpy', 'krw', 'vnd', 'clp', 'isk', 'huf', 'twd', 'ugx', 'xaf', 'xof']);
+
+export function formatMoney(amount: number, currency: string): string {
+  const major = ZERO_DECIMAL.has(currency) ? String(amount) : (amount / 100).toFixed(2);
+  return `${major.replace(/\B(?=(\d{3})+(?!\d))/g, ',')} ${currency.toUpperCase()}`;
+}
+
+function pct(part: number, whole: number): string {
+  return whole === 0 ? '-' : `${((100 * part) / whole).toFixed(1)} %`;
+}
+
+function table(rows: string[][]): string {
+  const widths = rows[0]?.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length))) ?? [];
+  return rows.map((r) => r.map((cell, i) => (i === 0 ? cell.padEnd(widths[i] ?? 0) : cell.padStart(widths[i] ?? 0))).join('  ')).join('\n');
+}
+
+export function renderComparison(results: readonly StrategyResult[], o: { seed: number; customers: number }): string {
+  const out: string[] = [`Simulated ${o.customers} failed renewals (seed ${o.seed}); the same customers and odds for every policy.`, ''];
+  for (const r of results) {
+    const v = r.violations;
+    out.push(`== ${r.name}: ${r.describe}`);
+    out.push(table([
+      ['currency', 'failed', 'recovered', 'rate', 'failed revenue', 'recovered revenue', 'revenue rate'],
+      ...r.byCurrency.map((c) => [
+        c.currency.toUpperCase(), String(c.opened), String(c.recovered), pct(c.recovered, c.opened),
+        formatMoney(c.openedAmount, c.currency), formatMoney(c.recoveredAmount, c.currency), pct(c.recoveredAmount, c.openedAmount),
+      ]),
+    ]).replace(/^/gm, '  '));
+    out.push(`  recovered ${r.recovered} of ${r.cases} (${pct(r.recovered, r.cases)}); charges used ${r.charges} (${(r.cases === 0 ? 0 : r.charges / r.cases).toFixed(2)} per case)`);
+    out.push(`  network-rule violations: ${totalViolations(v)} (over 15 per card in 30 days: ${v.over30d}; after a never-retry answer: ${v.afterNeverRetry}; Mastercard over 10 declines in 24 h: ${v.mastercard24h})`);
+    out.push('');
+  }
+  out.push('Charges count every attempt after Stripe\'s failed renewal. Reminders and card updates are the same for every policy.');
+  return out.join('\n') + '\n';
+}

@@ -1,0 +1,140 @@
+/**
+ * A fast, in-memory discrete-event simulation of dunning: each failed renewal runs through retries
+ * (timed by a strategy), reminders and card updates, with the sandbox's issuer model deciding every
+ * charge. No database, no HTTP, no clock: a seed replays the same story.
+ */
+import type { Member } from '../demo/population.ts';
+import { createRng, decideCardUpdate, decideCharge, type Rng } from '../sandbox/issuer-model.ts';
+import type { SimAttempt, SimCase, Strategy } from './strategies.ts';
+import { addViolations, countViolations, noViolations, type Violations } from './violations.ts';
+
+export interface SimSettings {
+  seed: number;
+  /** Instant the population's billing week starts. */
+  start: Date;
+  /** Dunning window: reminders and card updates count until then, whatever the strategy. */
+  windowDays: number;
+  /** Hours after the failure at which reminders go out (e.g. the first notice and the last chance). */
+  reminderHours: number[];
+}
+
+export interface CaseResult {
+  key: string;
+  currency: string;
+  amount: number;
+  recovered: boolean;
+  /** Charges after Stripe's failed renewal: scheduled retries and card-update charges. */
+  charges: number;
+  violations: Violations;
+  attempts: SimAttempt[];
+}
+
+const DAY = 86_400_000;
+const HOUR = 3_600_000;
+/** A strategy that keeps proposing retries cannot loop forever. */
+const MAX_STEPS = 200;
+
+/** Each member gets its own random stream, so strategies see the same customers and the same odds. */
+function memberRng(seed: number, index: number): Rng {
+  return createRng((seed * 0x9e3779b1 + index * 0x85ebca6b) >>> 0);
+}
+
+export function simulateCase(member: Member, index: number, strategy: Strategy, s: SimSettings): CaseResult {
+  const rng = memberRng(s.seed, index);
+  const openedAt = new Date(s.start.getTime() + member.failsAfterMs);
+  const windowEnd = openedAt.getTime() + s.windowDays * DAY;
+  const reminders = s.reminderHours.map((h) => openedAt.getTime() + h * HOUR).filter((t) => t < windowEnd).sort((a, b) => a - b);
+  const c: SimCase = {
+    invoiceId: `in_sim_${member.key}`,
+    openedAt,
+    timeZone: member.timeZone,
+    country: member.country,
+    cardBrand: member.card.brand,
+    attempts: [{ at: openedAt, card: 0, source: 'stripe', ok: false, reason: member.card.failure }],
+  };
+  const firstFailedAt = openedAt;
+  let recovered = member.card.failure === null;
+  let reminderIdx = 0;
+  for (let step = 0; step < MAX_STEPS && !recovered; step += 1) {
+    const last = c.attempts[c.attempts.length - 1] as SimAttempt;
+    const proposed = strategy.nextRetry(c);
+    // A strategy must move forward in time; anything else ends its retries.
+    const retryAt = proposed !== null && proposed.getTime() > last.at.getTime() && proposed.getTime() < windowEnd ? proposed.getTime() : Infinity;
+    const reminderAt = reminders[reminderIdx] ?? Infinity;
+    if (retryAt === Infinity && reminderAt === Infinity) break;
+    if (reminderAt <= retryAt) {
+      reminderIdx += 1;
+      if (!decideCardUpdate(member.cardUpdateProbability, rng)) continue;
+      // The customer put in a working card: every strategy charges it at once.
+      const at = new Date(Math.max(reminderAt, last.at.getTime() + 1));
+      const ok = decideCharge({ reason: null, firstFailedAt: null, at, timeZone: member.timeZone }, rng).ok;
+      c.attempts.push({ at, card: last.card + 1, source: 'card_update', ok, reason: null });
+      recovered = ok;
+      continue;
+    }
+    const at = new Date(retryAt);
+    const decision = decideCharge({ reason: member.card.failure, firstFailedAt, at, timeZone: member.timeZone }, rng);
+    c.attempts.push({ at, card: last.card, source: 'scheduled', ok: decision.ok, reason: decision.ok ? null : member.card.failure });
+    recovered = decision.ok;
+  }
+  return {
+    key: member.key,
+    currency: member.currency,
+    amount: member.amount,
+    recovered,
+    charges: c.attempts.length - 1,
+    violations: countViolations(c.attempts, member.card.brand),
+    attempts: c.attempts,
+  };
+}
+
+export interface CurrencyTotals {
+  currency: string;
+  opened: number;
+  openedAmount: number;
+  recovered: number;
+  recoveredAmount: number;
+}
+
+export interface StrategyResult {
+  name: string;
+  describe: string;
+  cases: number;
+  recovered: number;
+  charges: number;
+  violations: Violations;
+  byCurrency: CurrencyTotals[];
+}
+
+export function summarize(strategy: Strategy, results: readonly CaseResult[]): StrategyResult {
+  const byCurrency = new Map<string, CurrencyTotals>();
+  const violations = noViolations();
+  let recovered = 0;
+  let charges = 0;
+  for (const r of results) {
+    const t = byCurrency.get(r.currency) ?? { currency: r.currency, opened: 0, openedAmount: 0, recovered: 0, recoveredAmount: 0 };
+    t.opened += 1;
+    t.openedAmount += r.amount;
+    if (r.recovered) {
+      t.recovered += 1;
+      t.recoveredAmount += r.amount;
+      recovered += 1;
+    }
+    charges += r.charges;
+    addViolations(violations, r.violations);
+    byCurrency.set(r.currency, t);
+  }
+  return {
+    name: strategy.name,
+    describe: strategy.describe,
+    cases: results.length,
+    recovered,
+    charges,
+    violations,
+    byCurrency: [...byCurrency.values()].sort((a, b) => a.currency.localeCompare(b.currency)),
+  };
+}
+
+export function simulateStrategy(population: readonly Member[], strategy: Strategy, s: SimSettings): StrategyResult {
+  return summarize(strategy, population.map((m, i) => simulateCase(m, i, strategy, s)));
+}
