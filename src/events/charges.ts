@@ -1,0 +1,109 @@
+import type Stripe from 'stripe';
+import type { Tx } from '../db.ts';
+import type { HandlerContext, Outcome } from './context.ts';
+import { enrichAttempt, NO_DETAILS, parkChargeFailure, type DeclineDetails } from './ledger.ts';
+import { idOf } from './objects.ts';
+
+/**
+ * `charge.failed` and `payment_intent.payment_failed` carry the decline details that the invoice
+ * event lacks. They enrich the ledger row of the same charge (ours or Stripe's) and never add one:
+ * the invoice event is what counts an attempt.
+ */
+
+export function detailsOfCharge(ch: Stripe.Charge): DeclineDetails {
+  return {
+    chargeId: ch.id,
+    paymentIntentId: idOf(ch.payment_intent),
+    paymentMethod: ch.payment_method ?? null,
+    cardBrand: ch.payment_method_details?.card?.brand ?? null,
+    // For issuer declines Stripe puts the decline code in `outcome.reason`.
+    declineCode: ch.outcome?.type === 'issuer_declined' ? (ch.outcome.reason ?? null) : null,
+    failureCode: ch.failure_code ?? null,
+    adviceCode: ch.outcome?.advice_code ?? null,
+    networkAdviceCode: ch.outcome?.network_advice_code ?? null,
+    networkDeclineCode: ch.outcome?.network_decline_code ?? null,
+    failureMessage: ch.failure_message ?? null,
+  };
+}
+
+export function detailsOfIntent(pi: Stripe.PaymentIntent): DeclineDetails {
+  const e = pi.last_payment_error;
+  const pm = e?.payment_method;
+  return {
+    ...NO_DETAILS,
+    chargeId: e?.charge ?? idOf(pi.latest_charge),
+    paymentIntentId: pi.id,
+    paymentMethod: pm?.id ?? idOf(pi.payment_method),
+    cardBrand: pm?.card?.brand ?? null,
+    declineCode: e?.decline_code ?? null,
+    failureCode: e?.code ?? null,
+    adviceCode: e?.advice_code ?? null,
+    networkAdviceCode: e?.network_advice_code ?? null,
+    networkDeclineCode: e?.network_decline_code ?? null,
+    failureMessage: e?.message ?? null,
+  };
+}
+
+/**
+ * The ledger row these details belong to: the row with this charge id (the runner records its own
+ * charges), else the invoice's latest declined row without a charge, found through the
+ * PaymentIntent, unless one of our attempts on that invoice is still unresolved (then the charge
+ * may be that one's, and the runner will record it).
+ */
+async function attemptFor(tx: Tx, d: DeclineDetails, customerId: string | null, at: Date): Promise<number | null> {
+  if (d.chargeId) {
+    const byCharge = await tx`select id from payment_attempts where charge_id = ${d.chargeId}`;
+    if (byCharge[0]) return Number(byCharge[0].id);
+  }
+  if (d.paymentIntentId) {
+    const known = await tx`select 1 from payment_attempts where payment_intent_id = ${d.paymentIntentId} limit 1`;
+    if (known.length > 0) return byIntent(tx, d.paymentIntentId);
+  }
+  if (!customerId) return null;
+  // Webhook invoices name no charge: a Stripe attempt recorded without one, for this customer,
+  // within the hour around this charge, is the one it belongs to (unless ours is unresolved).
+  const from = new Date(at.getTime() - 3600_000);
+  const to = new Date(at.getTime() + 3600_000);
+  const rows = await tx`
+    select a.id, a.invoice_id from payment_attempts a join invoices i on i.id = a.invoice_id
+     where i.customer_id = ${customerId} and a.source = 'stripe' and a.status = 'declined'
+       and a.charge_id is null and a.payment_intent_id is null and a.finished_at between ${from} and ${to}
+     order by a.finished_at desc limit 1`;
+  const r = rows[0];
+  if (!r) return null;
+  const busy = await tx`select 1 from payment_attempts where invoice_id = ${r.invoice_id as string}
+                          and status in ('in_flight', 'unknown') limit 1`;
+  return busy.length > 0 ? null : Number(r.id);
+}
+
+async function byIntent(tx: Tx, paymentIntentId: string): Promise<number | null> {
+  const rows = await tx`
+    select id, status, charge_id from payment_attempts
+     where invoice_id in (select invoice_id from payment_attempts where payment_intent_id = ${paymentIntentId})
+     order by attempt_no desc`;
+  if (rows.some((r) => r.status === 'in_flight' || r.status === 'unknown')) return null;
+  const open = rows.find((r) => r.status === 'declined' && r.charge_id === null);
+  return open ? Number(open.id) : null;
+}
+
+async function apply(ctx: HandlerContext, d: DeclineDetails, customerId: string | null): Promise<Outcome> {
+  if (!d.chargeId && !d.paymentIntentId) return 'ignored';
+  const attemptId = await attemptFor(ctx.tx, d, customerId, ctx.at);
+  if (attemptId !== null) {
+    await enrichAttempt(ctx.tx, attemptId, d);
+    ctx.log.debug({ attemptId, chargeId: d.chargeId }, 'attempt enriched with decline details');
+  } else {
+    await parkChargeFailure(ctx.tx, customerId, ctx.at, d);
+  }
+  return 'processed';
+}
+
+export async function chargeFailed(ctx: HandlerContext): Promise<Outcome> {
+  const ch = ctx.event.data.object as Stripe.Charge;
+  return apply(ctx, detailsOfCharge(ch), idOf(ch.customer));
+}
+
+export async function intentFailed(ctx: HandlerContext): Promise<Outcome> {
+  const pi = ctx.event.data.object as Stripe.PaymentIntent;
+  return apply(ctx, detailsOfIntent(pi), idOf(pi.customer));
+}

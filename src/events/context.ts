@@ -1,0 +1,28 @@
+import type Stripe from 'stripe';
+import type { Clock } from '../clock.ts';
+import type { Tx } from '../db.ts';
+import type { Logger } from '../log.ts';
+import type { DomainHooks } from './hooks.ts';
+
+/** What the event processor needs from the outside; the CLI builds it from config and the policy. */
+export interface ProcessorDeps {
+  clock: Clock;
+  log: Logger;
+  hooks: DomainHooks;
+  /** The current policy: a case opened now records this version. */
+  policy: { version: string; body: unknown };
+  assignCohort(invoiceId: string): 'smart' | 'holdout';
+}
+
+export interface HandlerContext {
+  tx: Tx;
+  event: Stripe.Event;
+  /** The event's `created`: the domain time of what it reports. */
+  at: Date;
+  deps: ProcessorDeps;
+  log: Logger;
+}
+
+/** `processed` when the event was applied (even as a no-op on newer state), `ignored` when it does not concern us. */
+export type Outcome = 'processed' | 'ignored';
+export type EventHandler = (ctx: HandlerContext) => Promise<Outcome>;

@@ -1,0 +1,118 @@
+import type Stripe from 'stripe';
+import type { HandlerContext, Outcome } from './context.ts';
+import {
+  caseOfInvoice, CHARGED, claimChargeFailure, closeCase, enrichAttempt, insertStripeAttempt, ledgerOf, NO_DETAILS,
+  openCase, recoveryPath, refreshCaseDeclines,
+} from './ledger.ts';
+import { idOf, upsertInvoice, type InvoiceState } from './objects.ts';
+
+/** Handlers for `invoice.*` events. Each first brings our invoice copy up to date, then acts on the result. */
+
+function invoiceOf(ctx: HandlerContext): Stripe.Invoice {
+  return ctx.event.data.object as Stripe.Invoice;
+}
+
+/** The payment Stripe recorded as paid on the invoice (present when the payload expands `payments`). */
+function paidPayment(inv: Stripe.Invoice): { chargeId: string | null; offStripe: boolean } {
+  const paid = inv.payments?.data.find((p) => p.status === 'paid');
+  const offStripe = (inv.amount_paid_off_stripe ?? 0) > 0 || paid?.payment.type === 'payment_record';
+  return { chargeId: idOf(paid?.payment.charge ?? null), offStripe };
+}
+
+function intentOf(inv: Stripe.Invoice): string | null {
+  const withIntent = (inv.payments?.data ?? []).filter((p) => p.payment.payment_intent);
+  return idOf(withIntent[withIntent.length - 1]?.payment.payment_intent ?? null);
+}
+
+/**
+ * Closes the open case of a paid or void invoice. Runs after every invoice event, so the final
+ * state wins whichever event brought it.
+ */
+async function settle(ctx: HandlerContext, state: InvoiceState, inv: Stripe.Invoice): Promise<boolean> {
+  if (state.status !== 'paid' && state.status !== 'void') return false;
+  const c = await caseOfInvoice(ctx.tx, state.id);
+  if (!c || c.status !== 'open') return true;
+  if (state.status === 'paid') {
+    const paid = paidPayment(inv);
+    const path = recoveryPath(await ledgerOf(ctx.tx, state.id), paid.chargeId, paid.offStripe);
+    const amount = state.amountPaid > 0 ? state.amountPaid : state.amountDue;
+    await closeCase(ctx.tx, c.caseId, { status: 'recovered', reason: 'invoice paid', at: ctx.at, recoveryPath: path, recoveredAmount: amount });
+    ctx.log.info({ caseId: c.caseId, invoiceId: state.id, recoveryPath: path }, 'dunning case recovered');
+    await ctx.deps.hooks.caseClosed?.(ctx.tx, { caseId: c.caseId, invoiceId: state.id, status: 'recovered', reason: 'invoice paid', at: ctx.at });
+  } else {
+    await closeCase(ctx.tx, c.caseId, { status: 'closed', reason: 'invoice voided', at: ctx.at });
+    ctx.log.info({ caseId: c.caseId, invoiceId: state.id }, 'dunning case closed');
+    await ctx.deps.hooks.caseClosed?.(ctx.tx, { caseId: c.caseId, invoiceId: state.id, status: 'closed', reason: 'invoice voided', at: ctx.at });
+  }
+  return true;
+}
+
+/** Only an open invoice that Stripe charges automatically is ours to dun. */
+async function dunnable(ctx: HandlerContext): Promise<{ state: InvoiceState; inv: Stripe.Invoice } | null> {
+  const inv = invoiceOf(ctx);
+  const state = await upsertInvoice(ctx.tx, inv, ctx.at);
+  if (!state) return null;
+  if (await settle(ctx, state, inv)) return null;
+  if (state.status !== 'open' || inv.collection_method !== 'charge_automatically') return null;
+  return { state, inv };
+}
+
+async function openFor(ctx: HandlerContext, state: InvoiceState) {
+  return openCase(ctx.tx, {
+    invoiceId: state.id,
+    customerId: state.customerId,
+    currency: state.currency,
+    amount: state.amountRemaining,
+    policyVersion: ctx.deps.policy.version,
+    policyBody: ctx.deps.policy.body,
+    cohort: ctx.deps.assignCohort(state.id),
+    at: ctx.at,
+  });
+}
+
+export async function paymentFailed(ctx: HandlerContext): Promise<Outcome> {
+  const d = await dunnable(ctx);
+  if (!d) return 'processed';
+  const { state, inv } = d;
+  const c = await openFor(ctx, state);
+  if (c.status !== 'open') return 'processed';
+  const ledger = await ledgerOf(ctx.tx, state.id);
+  const charged = ledger.filter((a) => CHARGED.has(a.status));
+  let attemptId: number;
+  if (charged.length >= inv.attempt_count && charged.length > 0) {
+    // The ledger already holds this failure: our own retry (the runner wrote it) or a redelivery
+    // under another event id. Count it once.
+    attemptId = charged[charged.length - 1]!.id;
+  } else {
+    const attemptNo = Math.max(0, ...ledger.map((a) => a.attemptNo)) + 1;
+    const paymentIntentId = intentOf(inv);
+    attemptId = await insertStripeAttempt(ctx.tx, {
+      caseId: c.caseId, invoiceId: state.id, attemptNo, at: ctx.at, eventId: ctx.event.id,
+      details: { ...NO_DETAILS, paymentIntentId },
+    });
+    const parked = await claimChargeFailure(ctx.tx, { paymentIntentId, customerId: state.customerId, before: ctx.at, attemptId });
+    if (parked) await enrichAttempt(ctx.tx, attemptId, parked);
+    await refreshCaseDeclines(ctx.tx, c.caseId);
+  }
+  ctx.log.info({ caseId: c.caseId, invoiceId: state.id, attemptId, opened: c.opened }, 'payment failure recorded');
+  await ctx.deps.hooks.paymentFailed?.(ctx.tx, { caseId: c.caseId, invoiceId: state.id, attemptId, opened: c.opened, at: ctx.at });
+  return 'processed';
+}
+
+export async function actionRequired(ctx: HandlerContext): Promise<Outcome> {
+  const d = await dunnable(ctx);
+  if (!d) return 'processed';
+  const c = await openFor(ctx, d.state);
+  if (c.status !== 'open') return 'processed';
+  await ctx.deps.hooks.actionRequired?.(ctx.tx, { caseId: c.caseId, invoiceId: d.state.id, at: ctx.at });
+  return 'processed';
+}
+
+/** invoice.paid, invoice.payment_succeeded, invoice.voided, invoice.marked_uncollectible, invoice.updated. */
+export async function invoiceChanged(ctx: HandlerContext): Promise<Outcome> {
+  const inv = invoiceOf(ctx);
+  const state = await upsertInvoice(ctx.tx, inv, ctx.at);
+  if (!state) return 'ignored';
+  await settle(ctx, state, inv);
+  return 'processed';
+}

@@ -1,0 +1,231 @@
+import { classifyDecline } from '../dunning/declines.ts';
+import type { Tx } from '../db.ts';
+
+/**
+ * The processor's side of dunning cases and the attempt ledger: opening a case, recording
+ * Stripe's own attempts, and filling in decline details that arrive on other events.
+ */
+
+/** What a failed charge told us; every field may be missing depending on which event carried it. */
+export interface DeclineDetails {
+  chargeId: string | null;
+  paymentIntentId: string | null;
+  paymentMethod: string | null;
+  cardBrand: string | null;
+  declineCode: string | null;
+  failureCode: string | null;
+  adviceCode: string | null;
+  networkAdviceCode: string | null;
+  networkDeclineCode: string | null;
+  failureMessage: string | null;
+}
+
+export const NO_DETAILS: DeclineDetails = {
+  chargeId: null, paymentIntentId: null, paymentMethod: null, cardBrand: null, declineCode: null,
+  failureCode: null, adviceCode: null, networkAdviceCode: null, networkDeclineCode: null, failureMessage: null,
+};
+
+/** Fields of `a` win; `b` fills the gaps. */
+export function mergeDetails(a: DeclineDetails, b: DeclineDetails): DeclineDetails {
+  const out = { ...a };
+  for (const k of Object.keys(out) as Array<keyof DeclineDetails>) out[k] = a[k] ?? b[k];
+  return out;
+}
+
+export function categoryOf(d: DeclineDetails): string {
+  return classifyDecline(d).category;
+}
+
+export interface OpenCase {
+  invoiceId: string;
+  customerId: string;
+  currency: string;
+  amount: number;
+  policyVersion: string;
+  policyBody: unknown;
+  cohort: 'smart' | 'holdout';
+  at: Date;
+}
+
+/** One case per invoice: returns the case id and whether this call opened it. */
+export async function openCase(tx: Tx, c: OpenCase): Promise<{ caseId: number; opened: boolean; status: string }> {
+  await tx`insert into policies (version, body) values (${c.policyVersion}, ${tx.json(c.policyBody as never)})
+           on conflict (version) do nothing`;
+  const inserted = await tx`
+    insert into dunning_cases (invoice_id, customer_id, currency, amount, policy_version, cohort, opened_at, updated_at)
+    values (${c.invoiceId}, ${c.customerId}, ${c.currency}, ${c.amount}, ${c.policyVersion}, ${c.cohort}, ${c.at}, ${c.at})
+    on conflict (invoice_id) do nothing
+    returning id, status`;
+  if (inserted[0]) return { caseId: Number(inserted[0].id), opened: true, status: 'open' };
+  const rows = await tx`select id, status from dunning_cases where invoice_id = ${c.invoiceId} for update`;
+  return { caseId: Number(rows[0]!.id), opened: false, status: rows[0]!.status as string };
+}
+
+export async function caseOfInvoice(tx: Tx, invoiceId: string): Promise<{ caseId: number; status: string } | null> {
+  const rows = await tx`select id, status from dunning_cases where invoice_id = ${invoiceId} for update`;
+  return rows[0] ? { caseId: Number(rows[0].id), status: rows[0].status as string } : null;
+}
+
+export interface LedgerEntry {
+  id: number;
+  attemptNo: number;
+  source: string;
+  status: string;
+  chargeId: string | null;
+  paymentIntentId: string | null;
+}
+
+export async function ledgerOf(tx: Tx, invoiceId: string): Promise<LedgerEntry[]> {
+  const rows = await tx`
+    select id, attempt_no, source, status, charge_id, payment_intent_id
+      from payment_attempts where invoice_id = ${invoiceId} order by attempt_no`;
+  return rows.map((r) => ({
+    id: Number(r.id),
+    attemptNo: Number(r.attempt_no),
+    source: r.source as string,
+    status: r.status as string,
+    chargeId: (r.charge_id as string | null) ?? null,
+    paymentIntentId: (r.payment_intent_id as string | null) ?? null,
+  }));
+}
+
+/** Statuses of attempts that reached (or may have reached) the bank. */
+export const CHARGED = new Set(['in_flight', 'unknown', 'declined', 'succeeded']);
+
+export async function insertStripeAttempt(
+  tx: Tx,
+  a: { caseId: number; invoiceId: string; attemptNo: number; at: Date; eventId: string; details: DeclineDetails },
+): Promise<number> {
+  const d = a.details;
+  const rows = await tx`
+    insert into payment_attempts (case_id, invoice_id, attempt_no, source, status, started_at, finished_at,
+      payment_method, card_brand, charge_id, payment_intent_id, decline_code, failure_code, advice_code,
+      network_advice_code, network_decline_code, decline_category, failure_message, stripe_event_id)
+    values (${a.caseId}, ${a.invoiceId}, ${a.attemptNo}, 'stripe', 'declined', ${a.at}, ${a.at},
+      ${d.paymentMethod}, ${d.cardBrand}, ${d.chargeId}, ${d.paymentIntentId}, ${d.declineCode}, ${d.failureCode},
+      ${d.adviceCode}, ${d.networkAdviceCode}, ${d.networkDeclineCode}, ${categoryOf(d)}, ${d.failureMessage}, ${a.eventId})
+    returning id`;
+  return Number(rows[0]!.id);
+}
+
+/**
+ * Fills the gaps of an attempt with late details; never overwrites what the attempt already knows
+ * (the runner records its own charge's outcome first-hand).
+ */
+export async function enrichAttempt(tx: Tx, attemptId: number, d: DeclineDetails): Promise<void> {
+  const rows = await tx`
+    update payment_attempts set
+      charge_id = coalesce(charge_id, ${d.chargeId}),
+      payment_intent_id = coalesce(payment_intent_id, ${d.paymentIntentId}),
+      payment_method = coalesce(payment_method, ${d.paymentMethod}),
+      card_brand = coalesce(card_brand, ${d.cardBrand}),
+      decline_code = coalesce(decline_code, ${d.declineCode}),
+      failure_code = coalesce(failure_code, ${d.failureCode}),
+      advice_code = coalesce(advice_code, ${d.adviceCode}),
+      network_advice_code = coalesce(network_advice_code, ${d.networkAdviceCode}),
+      network_decline_code = coalesce(network_decline_code, ${d.networkDeclineCode}),
+      failure_message = coalesce(failure_message, ${d.failureMessage})
+    where id = ${attemptId}
+    returning *`;
+  const r = rows[0];
+  if (!r || r.status !== 'declined') return;
+  const merged: DeclineDetails = {
+    chargeId: r.charge_id as string | null, paymentIntentId: r.payment_intent_id as string | null,
+    paymentMethod: r.payment_method as string | null, cardBrand: r.card_brand as string | null,
+    declineCode: r.decline_code as string | null, failureCode: r.failure_code as string | null,
+    adviceCode: r.advice_code as string | null, networkAdviceCode: r.network_advice_code as string | null,
+    networkDeclineCode: r.network_decline_code as string | null, failureMessage: r.failure_message as string | null,
+  };
+  await tx`update payment_attempts set decline_category = ${categoryOf(merged)} where id = ${attemptId}`;
+  if (r.case_id !== null) await refreshCaseDeclines(tx, Number(r.case_id));
+}
+
+/** The case's first and last decline follow the ledger, whichever order the details arrived in. */
+export async function refreshCaseDeclines(tx: Tx, caseId: number): Promise<void> {
+  await tx`
+    update dunning_cases c set
+      first_decline_code = f.code, first_decline_category = f.category,
+      last_decline_code = l.code, last_decline_category = l.category
+    from
+      (select coalesce(decline_code, failure_code) as code, decline_category as category from payment_attempts
+        where case_id = ${caseId} and status = 'declined' order by attempt_no asc limit 1) f,
+      (select coalesce(decline_code, failure_code) as code, decline_category as category from payment_attempts
+        where case_id = ${caseId} and status = 'declined' order by attempt_no desc limit 1) l
+    where c.id = ${caseId}`;
+}
+
+/** Parks decline details whose attempt we cannot name yet. */
+export async function parkChargeFailure(tx: Tx, customerId: string | null, created: Date, d: DeclineDetails): Promise<void> {
+  if (!d.chargeId) return;
+  await tx`
+    insert into charge_failures (charge_id, payment_intent_id, customer_id, created, details)
+    values (${d.chargeId}, ${d.paymentIntentId}, ${customerId}, ${created}, ${tx.json(d as never)})
+    on conflict (charge_id) do update set
+      payment_intent_id = coalesce(charge_failures.payment_intent_id, excluded.payment_intent_id),
+      details = jsonb_strip_nulls(excluded.details) || jsonb_strip_nulls(charge_failures.details)`;
+}
+
+/**
+ * Claims the parked failure that belongs to a new Stripe attempt: by PaymentIntent when the invoice
+ * names it, else the customer's latest unclaimed failure within the hour before the invoice event
+ * (Stripe sends charge.failed just before invoice.payment_failed).
+ */
+export async function claimChargeFailure(
+  tx: Tx,
+  q: { paymentIntentId: string | null; customerId: string; before: Date; attemptId: number },
+): Promise<DeclineDetails | null> {
+  const from = new Date(q.before.getTime() - 3600_000);
+  const to = new Date(q.before.getTime() + 60_000);
+  const rows = q.paymentIntentId
+    ? await tx`select charge_id, details from charge_failures where payment_intent_id = ${q.paymentIntentId}
+                 and claimed_by is null order by created desc limit 1 for update`
+    : await tx`select charge_id, details from charge_failures where customer_id = ${q.customerId}
+                 and claimed_by is null and created between ${from} and ${to}
+                 and (payment_intent_id is null or payment_intent_id not in
+                      (select payment_intent_id from payment_attempts where payment_intent_id is not null))
+                 order by created desc limit 1 for update`;
+  const r = rows[0];
+  if (!r) return null;
+  await tx`update charge_failures set claimed_by = ${q.attemptId} where charge_id = ${r.charge_id as string}`;
+  return { ...NO_DETAILS, ...(r.details as Partial<DeclineDetails>) };
+}
+
+export type CloseStatus = 'recovered' | 'lost' | 'closed';
+export type RecoveryPath = 'scheduled_retry' | 'card_update_retry' | 'manual_retry' | 'customer_paid' | 'paid_outside';
+
+/** Closes an open case; returns false when it was already closed (a closed case stays as it is). */
+export async function closeCase(
+  tx: Tx,
+  caseId: number,
+  c: { status: CloseStatus; reason: string; at: Date; recoveryPath?: RecoveryPath; recoveredAmount?: number },
+): Promise<boolean> {
+  const rows = await tx`
+    update dunning_cases set status = ${c.status}, closed_at = ${c.at}, close_reason = ${c.reason},
+           recovery_path = ${c.recoveryPath ?? null}, recovered_amount = ${c.recoveredAmount ?? null},
+           next_attempt_at = null, next_attempt_reason = null, updated_at = ${c.at}
+     where id = ${caseId} and status = 'open'
+    returning id`;
+  return rows.length > 0;
+}
+
+const PATH_OF_SOURCE: Record<string, RecoveryPath> = {
+  scheduled: 'scheduled_retry',
+  card_update: 'card_update_retry',
+  manual: 'manual_retry',
+};
+
+/**
+ * Who recovered the money. A charge of ours that matches the payment, or that was the last thing
+ * to reach the bank without a decline, gets the credit; otherwise the customer paid by themselves,
+ * through Stripe (hosted page) or outside it.
+ */
+export function recoveryPath(ledger: LedgerEntry[], paidChargeId: string | null, paidOffStripe: boolean): RecoveryPath {
+  if (paidChargeId) {
+    const match = ledger.find((a) => a.chargeId === paidChargeId);
+    if (match) return PATH_OF_SOURCE[match.source] ?? 'customer_paid';
+  }
+  const reached = ledger.filter((a) => CHARGED.has(a.status));
+  const last = reached[reached.length - 1];
+  if (last && last.status !== 'declined' && PATH_OF_SOURCE[last.source]) return PATH_OF_SOURCE[last.source]!;
+  return paidOffStripe ? 'paid_outside' : 'customer_paid';
+}

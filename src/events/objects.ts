@@ -1,0 +1,128 @@
+import type Stripe from 'stripe';
+import type { Tx } from '../db.ts';
+
+/**
+ * Our copies of Stripe customers, subscriptions and invoices. Each upsert is guarded by
+ * `stripe_updated_at` (the `created` of the event that wrote the row): an older event never
+ * overwrites newer state. Stripe's `created` has one-second precision, so for two events of the
+ * same second the object's own progress decides (an invoice only moves forward).
+ */
+
+export function idOf(ref: string | { id: string } | null | undefined): string | null {
+  if (ref === null || ref === undefined) return null;
+  return typeof ref === 'string' ? ref : ref.id;
+}
+
+export interface InvoiceState {
+  id: string;
+  customerId: string;
+  subscriptionId: string | null;
+  status: 'draft' | 'open' | 'paid' | 'void' | 'uncollectible';
+  currency: string;
+  amountDue: number;
+  amountPaid: number;
+  amountRemaining: number;
+  attemptCount: number;
+  stripeUpdatedAt: Date;
+}
+
+export function subscriptionOfInvoice(inv: Stripe.Invoice): string | null {
+  return idOf(inv.parent?.subscription_details?.subscription ?? null);
+}
+
+/** Upserts the invoice and returns the row as it stands afterwards (ours, not necessarily the event's). */
+export async function upsertInvoice(tx: Tx, inv: Stripe.Invoice, at: Date): Promise<InvoiceState | null> {
+  const customerId = idOf(inv.customer);
+  if (!customerId || !inv.status) return null;
+  const paidAt = inv.status_transitions?.paid_at ? new Date(inv.status_transitions.paid_at * 1000) : null;
+  // Status rank: how far an invoice has moved. `paid` and `void` are final; `uncollectible` is not.
+  await tx`
+    insert into invoices as i (id, customer_id, subscription_id, status, currency, amount_due, amount_paid,
+                               amount_remaining, hosted_invoice_url, stripe_attempt_count, stripe_created, paid_at,
+                               stripe_updated_at)
+    values (${inv.id}, ${customerId}, ${subscriptionOfInvoice(inv)}, ${inv.status}, ${inv.currency}, ${inv.amount_due},
+            ${inv.amount_paid}, ${inv.amount_remaining}, ${inv.hosted_invoice_url ?? null}, ${inv.attempt_count},
+            ${new Date(inv.created * 1000)}, ${paidAt}, ${at})
+    on conflict (id) do update set
+      customer_id = excluded.customer_id,
+      subscription_id = coalesce(excluded.subscription_id, i.subscription_id),
+      status = excluded.status,
+      currency = excluded.currency,
+      amount_due = excluded.amount_due,
+      amount_paid = excluded.amount_paid,
+      amount_remaining = excluded.amount_remaining,
+      hosted_invoice_url = coalesce(excluded.hosted_invoice_url, i.hosted_invoice_url),
+      stripe_attempt_count = greatest(excluded.stripe_attempt_count, i.stripe_attempt_count),
+      paid_at = coalesce(excluded.paid_at, i.paid_at),
+      stripe_updated_at = greatest(excluded.stripe_updated_at, i.stripe_updated_at)
+    where i.status not in ('paid', 'void') and (
+      excluded.status in ('paid', 'void')
+      or excluded.stripe_updated_at > i.stripe_updated_at
+      or (excluded.stripe_updated_at = i.stripe_updated_at and (
+            (case excluded.status when 'draft' then 0 when 'open' then 1 when 'uncollectible' then 2 else 3 end)
+          > (case i.status when 'draft' then 0 when 'open' then 1 when 'uncollectible' then 2 else 3 end)
+          or (excluded.status = i.status and excluded.stripe_attempt_count >= i.stripe_attempt_count))))`;
+  // An invoice can name a customer we have not heard of yet: keep a stub with what the invoice
+  // says, at epoch, so any customer event wins over it.
+  await tx`
+    insert into customers (id, email, name, stripe_updated_at)
+    values (${customerId}, ${inv.customer_email ?? null}, ${inv.customer_name ?? null}, ${new Date(0)})
+    on conflict (id) do nothing`;
+  return invoiceState(tx, inv.id);
+}
+
+export async function invoiceState(tx: Tx, invoiceId: string): Promise<InvoiceState | null> {
+  const rows = await tx`select * from invoices where id = ${invoiceId}`;
+  const r = rows[0];
+  if (!r) return null;
+  return {
+    id: r.id as string,
+    customerId: r.customer_id as string,
+    subscriptionId: (r.subscription_id as string | null) ?? null,
+    status: r.status as InvoiceState['status'],
+    currency: r.currency as string,
+    amountDue: Number(r.amount_due),
+    amountPaid: Number(r.amount_paid),
+    amountRemaining: Number(r.amount_remaining),
+    attemptCount: Number(r.stripe_attempt_count),
+    stripeUpdatedAt: r.stripe_updated_at as Date,
+  };
+}
+
+/** Returns true when the event's state was applied (it was not older than what we hold). */
+export async function upsertCustomer(tx: Tx, c: Stripe.Customer, at: Date): Promise<boolean> {
+  const meta = c.metadata ?? {};
+  const timeZone = meta.time_zone ?? meta.timezone ?? null;
+  const rows = await tx`
+    insert into customers as c (id, email, name, preferred_locales, country, time_zone, default_payment_method,
+                                metadata, deleted, stripe_updated_at)
+    values (${c.id}, ${c.email ?? null}, ${c.name ?? null}, ${c.preferred_locales ?? []}, ${c.address?.country ?? null},
+            ${timeZone}, ${idOf(c.invoice_settings?.default_payment_method ?? null)}, ${tx.json(meta)}, false, ${at})
+    on conflict (id) do update set
+      email = excluded.email, name = excluded.name, preferred_locales = excluded.preferred_locales,
+      country = excluded.country, time_zone = excluded.time_zone,
+      default_payment_method = excluded.default_payment_method, metadata = excluded.metadata,
+      stripe_updated_at = excluded.stripe_updated_at
+    where excluded.stripe_updated_at >= c.stripe_updated_at and not c.deleted
+    returning id`;
+  return rows.length > 0;
+}
+
+/** Subscriptions only move towards their end: `canceled` and `incomplete_expired` are final. */
+export async function upsertSubscription(tx: Tx, s: Stripe.Subscription, at: Date): Promise<boolean> {
+  const customerId = idOf(s.customer);
+  if (!customerId) return false;
+  const rows = await tx`
+    insert into subscriptions as s (id, customer_id, status, started_at, ended_at, cancellation_reason, stripe_updated_at)
+    values (${s.id}, ${customerId}, ${s.status}, ${s.start_date ? new Date(s.start_date * 1000) : null},
+            ${s.ended_at ? new Date(s.ended_at * 1000) : null}, ${s.cancellation_details?.reason ?? null}, ${at})
+    on conflict (id) do update set
+      status = excluded.status, started_at = coalesce(excluded.started_at, s.started_at),
+      ended_at = coalesce(excluded.ended_at, s.ended_at),
+      cancellation_reason = coalesce(excluded.cancellation_reason, s.cancellation_reason),
+      stripe_updated_at = greatest(excluded.stripe_updated_at, s.stripe_updated_at)
+    where s.status not in ('canceled', 'incomplete_expired')
+      and (excluded.status in ('canceled', 'incomplete_expired') or excluded.stripe_updated_at >= s.stripe_updated_at)
+    returning id`;
+  return rows.length > 0;
+}

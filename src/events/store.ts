@@ -1,0 +1,102 @@
+import type Stripe from 'stripe';
+import type { Tx } from '../db.ts';
+
+/** SQL for the raw event store. Every function takes the connection first. */
+
+export type EventStatus = 'pending' | 'processed' | 'ignored' | 'failed';
+
+export interface StoredEvent {
+  id: string;
+  type: string;
+  created: Date;
+  status: EventStatus;
+  tries: number;
+  receivedAt: Date;
+  processedAt: Date | null;
+  lastError: string | null;
+  payload: Stripe.Event;
+}
+
+type Row = Record<string, unknown>;
+
+function toEvent(r: Row): StoredEvent {
+  return {
+    id: r.id as string,
+    type: r.type as string,
+    created: r.created as Date,
+    status: r.status as EventStatus,
+    tries: Number(r.tries),
+    receivedAt: r.received_at as Date,
+    processedAt: (r.processed_at as Date | null) ?? null,
+    lastError: (r.last_error as string | null) ?? null,
+    payload: r.payload as Stripe.Event,
+  };
+}
+
+/** Stores the event once; returns false for a duplicate id (a redelivery: nothing more to do). */
+export async function insertEvent(tx: Tx, event: Stripe.Event): Promise<boolean> {
+  const account = typeof event.account === 'string' ? event.account : null;
+  const rows = await tx`
+    insert into stripe_events (id, type, created, livemode, account, api_version, payload)
+    values (${event.id}, ${event.type}, ${new Date(event.created * 1000)}, ${event.livemode}, ${account},
+            ${event.api_version ?? null}, ${tx.json(event as never)})
+    on conflict (id) do nothing
+    returning id`;
+  return rows.length > 0;
+}
+
+export async function eventById(tx: Tx, id: string, lock = false): Promise<StoredEvent | null> {
+  const rows = lock
+    ? await tx`select * from stripe_events where id = ${id} for update`
+    : await tx`select * from stripe_events where id = ${id}`;
+  return rows[0] ? toEvent(rows[0]) : null;
+}
+
+export async function markDone(tx: Tx, id: string, status: 'processed' | 'ignored', at: Date): Promise<void> {
+  await tx`
+    update stripe_events set status = ${status}, tries = tries + 1, processed_at = ${at}, last_error = null
+     where id = ${id}`;
+}
+
+/** Counts a failed try in its own statement (the handler's transaction was rolled back). */
+export async function recordFailure(tx: Tx, id: string, message: string, parked: boolean): Promise<number> {
+  const rows = await tx`
+    update stripe_events set tries = tries + 1, last_error = ${message.slice(0, 2000)},
+           status = case when ${parked} then 'failed' else status end
+     where id = ${id}
+    returning tries`;
+  return Number(rows[0]?.tries ?? 0);
+}
+
+export interface EventSummary {
+  id: string;
+  type: string;
+  created: Date;
+  status: EventStatus;
+  tries: number;
+  lastError: string | null;
+}
+
+export async function listEvents(tx: Tx, filter: { status?: EventStatus; limit: number }): Promise<EventSummary[]> {
+  const rows = filter.status
+    ? await tx`select id, type, created, status, tries, last_error from stripe_events
+                where status = ${filter.status} order by received_at desc limit ${filter.limit}`
+    : await tx`select id, type, created, status, tries, last_error from stripe_events
+                order by received_at desc limit ${filter.limit}`;
+  return rows.map((r) => ({
+    id: r.id as string,
+    type: r.type as string,
+    created: r.created as Date,
+    status: r.status as EventStatus,
+    tries: Number(r.tries),
+    lastError: (r.last_error as string | null) ?? null,
+  }));
+}
+
+/** Puts an event back to `pending` with a fresh try budget; returns false when there is no such event. */
+export async function resetForReplay(tx: Tx, id: string): Promise<boolean> {
+  const rows = await tx`
+    update stripe_events set status = 'pending', tries = 0, last_error = null, processed_at = null
+     where id = ${id} returning id`;
+  return rows.length > 0;
+}
