@@ -1,0 +1,32 @@
+import type { Sql } from '../db.ts';
+import { sendJson, type Routes } from './server.ts';
+
+export interface HealthDeps {
+  sql: Sql;
+  /** True while the job queue is started (pg-boss running in this process). */
+  queueRunning(): boolean;
+  timeoutMs?: number;
+}
+
+export async function checkHealth(deps: HealthDeps): Promise<{ ok: boolean; db: 'ok' | 'down'; queue: 'ok' | 'down' }> {
+  let timer: NodeJS.Timeout | undefined;
+  const db = await Promise.race([
+    deps.sql`select 1`.then(() => 'ok' as const, () => 'down' as const),
+    new Promise<'down'>((resolve) => {
+      timer = setTimeout(() => resolve('down'), deps.timeoutMs ?? 2_000);
+    }),
+  ]);
+  clearTimeout(timer);
+  const queue = deps.queueRunning() ? 'ok' : 'down';
+  return { ok: db === 'ok' && queue === 'ok', db, queue };
+}
+
+export function healthRoutes(deps: HealthDeps): Routes {
+  return {
+    '/healthz': async (req, res) => {
+      if (req.method !== 'GET' && req.method !== 'HEAD') return sendJson(res, 405, { error: 'method not allowed' }, { allow: 'GET' });
+      const h = await checkHealth(deps);
+      sendJson(res, h.ok ? 200 : 503, h, { 'cache-control': 'no-store' });
+    },
+  };
+}

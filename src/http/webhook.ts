@@ -1,0 +1,115 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { PgBoss } from 'pg-boss';
+import Stripe from 'stripe';
+import type { Sql } from '../db.ts';
+import { insertEvent } from '../events/store.ts';
+import { jobDb, QUEUES } from '../queue.ts';
+import { BodyTooLarge, readRawBody } from './body.ts';
+import { sendJson, type Handler, type RequestContext, type Routes } from './server.ts';
+
+export const MAX_BODY_BYTES = 1024 * 1024;
+
+export interface WebhookDeps {
+  sql: Sql;
+  boss: Pick<PgBoss, 'send'>;
+  /** Every secret currently valid (rotation, several endpoints); a delivery signed with any of them is accepted. */
+  secrets: readonly string[];
+  toleranceSeconds: number;
+  /** A commit slower than this answers 503 (Stripe redelivers; the duplicate is harmless). */
+  storeTimeoutMs?: number;
+}
+
+export type Verification = { ok: true; event: Stripe.Event } | { ok: false; reason: string };
+
+/**
+ * Checks the signature against each secret on the raw bytes. A valid signature over a body that is
+ * not a Stripe event is still refused.
+ */
+export function verifyDelivery(raw: Buffer, header: string | undefined, secrets: readonly string[], toleranceSeconds: number): Verification {
+  if (!header) return { ok: false, reason: 'missing Stripe-Signature header' };
+  if (secrets.length === 0) return { ok: false, reason: 'no webhook secret configured' };
+  let reason = 'signature does not match';
+  for (const secret of secrets) {
+    let event: unknown;
+    try {
+      event = Stripe.webhooks.constructEvent(raw, header, secret, toleranceSeconds);
+    } catch (err) {
+      if (err instanceof Stripe.errors.StripeSignatureVerificationError) {
+        if (/timestamp/i.test(err.message)) reason = 'timestamp outside the tolerance';
+        else if (/unable to extract/i.test(err.message)) reason = 'malformed Stripe-Signature header';
+        continue;
+      }
+      return { ok: false, reason: 'body is not valid JSON' };
+    }
+    return isEvent(event) ? { ok: true, event } : { ok: false, reason: 'body is not a Stripe event' };
+  }
+  return { ok: false, reason };
+}
+
+function isEvent(v: unknown): v is Stripe.Event {
+  if (typeof v !== 'object' || v === null) return false;
+  const e = v as Record<string, unknown>;
+  const data = e.data as Record<string, unknown> | undefined;
+  return (
+    e.object === 'event' && typeof e.id === 'string' && e.id.length > 0 && e.id.length <= 255 &&
+    typeof e.type === 'string' && typeof e.created === 'number' && typeof e.livemode === 'boolean' &&
+    typeof data === 'object' && data !== null && typeof data.object === 'object' && data.object !== null
+  );
+}
+
+/**
+ * Stores the event and enqueues its processing in one transaction: a job exists exactly for each
+ * stored event, and a duplicate id stores and enqueues nothing.
+ */
+export async function storeEvent(sql: Sql, boss: Pick<PgBoss, 'send'>, event: Stripe.Event): Promise<boolean> {
+  return (await sql.begin(async (tx) => {
+    const inserted = await insertEvent(tx, event);
+    if (inserted) await boss.send(QUEUES.stripeEvents, { eventId: event.id }, { db: jobDb(tx) });
+    return inserted;
+  })) as boolean;
+}
+
+export function webhookRoutes(deps: WebhookDeps): Routes {
+  return { '/webhooks/stripe': webhookHandler(deps) };
+}
+
+export function webhookHandler(deps: WebhookDeps): Handler {
+  const timeoutMs = deps.storeTimeoutMs ?? 5_000;
+  return async (req: IncomingMessage, res: ServerResponse, ctx: RequestContext) => {
+    if (req.method !== 'POST') return sendJson(res, 405, { error: 'method not allowed' }, { allow: 'POST' });
+    let raw: Buffer;
+    try {
+      raw = await readRawBody(req, MAX_BODY_BYTES);
+    } catch (err) {
+      if (err instanceof BodyTooLarge) {
+        ctx.log.warn({ limit: MAX_BODY_BYTES }, 'webhook body too large');
+        res.once('finish', () => req.socket.destroy());
+        return sendJson(res, 413, { error: 'body larger than 1 MiB' }, { connection: 'close' });
+      }
+      throw err;
+    }
+    const header = req.headers['stripe-signature'];
+    const verdict = verifyDelivery(raw, typeof header === 'string' ? header : undefined, deps.secrets, deps.toleranceSeconds);
+    if (!verdict.ok) {
+      ctx.log.warn({ reason: verdict.reason, bytes: raw.length }, 'webhook rejected');
+      return sendJson(res, 400, { error: verdict.reason });
+    }
+    const event = verdict.event;
+    const log = ctx.log.child({ eventId: event.id, type: event.type });
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      const timeout = new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new Error(`storing the event took over ${timeoutMs} ms`)), timeoutMs);
+      });
+      const inserted = await Promise.race([storeEvent(deps.sql, deps.boss, event), timeout]);
+      log.info({ duplicate: !inserted }, inserted ? 'webhook event stored' : 'webhook event already stored');
+      return sendJson(res, 200, { received: true, duplicate: !inserted });
+    } catch (err) {
+      // Never 2xx for an event that may not be committed: Stripe redelivers, the duplicate is harmless.
+      log.error({ err: { message: err instanceof Error ? err.message : String(err) } }, 'webhook event not stored');
+      return sendJson(res, 503, { error: 'temporarily unable to store the event' }, { 'retry-after': '5' });
+    } finally {
+      clearTimeout(timer);
+    }
+  };
+}
