@@ -1,0 +1,93 @@
+import { parseArgs } from 'node:util';
+import { systemClock } from '../clock.ts';
+import { defaultPolicy, loadPolicyFile } from '../dunning/policy.ts';
+import { healthRoutes } from '../http/health.ts';
+import { closeServer, createServer, listen } from '../http/server.ts';
+import { webhookRoutes } from '../http/webhook.ts';
+import { startQueue } from '../queue.ts';
+import { reportRoutes } from '../reports/routes.ts';
+import { openRuntime } from '../runtime.ts';
+import { createStripeClient } from '../stripe/client.ts';
+import { startWorkers } from '../worker.ts';
+import { UsageError, type Command } from './types.ts';
+
+const ROLES = ['web', 'worker', 'all'] as const;
+type Role = (typeof ROLES)[number];
+
+export const startCommand: Command = {
+  name: 'start',
+  summary: 'run the webhook receiver and/or the background workers until stopped',
+  help: `Usage: dunning start [--role web|worker|all]
+
+Applies pending migrations, starts the job queue, then:
+  web     the HTTP server on HOST:PORT: POST /webhooks/stripe (signed Stripe events, stored
+          and queued), GET /healthz, and the reports at /reports* when REPORTS_TOKEN is set
+  worker  the background workers: Stripe event processing, retries, reminders, ops alerts
+  all     both (default)
+
+Run several workers against one database to share the load; a web process only needs the
+database. STRIPE_WEBHOOK_SECRET is required for web (comma-separated for rotation).
+SIGTERM or SIGINT stops gracefully: no new requests or jobs, in-flight ones finish; a second
+signal exits at once.`,
+  async run(argv, env) {
+    const { values } = parseArgs({ args: argv, options: { role: { type: 'string', default: 'all' } }, strict: true });
+    const role = values.role as Role;
+    if (!ROLES.includes(role)) throw new UsageError(`--role: expected one of ${ROLES.join(', ')}, got "${values.role}"`);
+    const web = role !== 'worker';
+    const work = role !== 'web';
+
+    const rt = await openRuntime(env, { require: web ? ['webhook'] : [] });
+    const { config, log, sql } = rt;
+    const clock = systemClock;
+    const boss = await startQueue(rt.databaseUrl, log, { eventMaxTries: config.eventMaxTries });
+    let queueRunning = true;
+    boss.on('stopped', () => {
+      queueRunning = false;
+    });
+
+    const shutdown: Array<() => Promise<void>> = [];
+    try {
+      if (work) {
+        const policy = config.policyFile ? loadPolicyFile(config.policyFile) : defaultPolicy();
+        const stripe = config.stripeSecretKey ? createStripeClient(config) : null;
+        shutdown.push(await startWorkers({ sql, boss, clock, log, config, policy, stripe }));
+      }
+      if (web) {
+        const server = createServer({
+          log: log.child({ component: 'http' }),
+          routes: {
+            ...webhookRoutes({ sql, boss, secrets: config.webhookSecrets, toleranceSeconds: config.webhookToleranceSeconds }),
+            ...healthRoutes({ sql, queueRunning: () => queueRunning }),
+            ...reportRoutes({ sql, config, clock, log }),
+          },
+        });
+        const port = await listen(server, config.port, config.host);
+        log.info({ host: config.host, port, role, secrets: config.webhookSecrets.length }, 'listening');
+        // Stop accepting first, so nothing new arrives while workers drain.
+        shutdown.unshift(() => closeServer(server));
+      }
+    } catch (err) {
+      await boss.stop({ graceful: false }).catch(() => {});
+      await rt.close();
+      throw err;
+    }
+    log.info({ role }, 'dunning started');
+
+    const signal = await new Promise<NodeJS.Signals>((resolve) => {
+      process.once('SIGTERM', () => resolve('SIGTERM'));
+      process.once('SIGINT', () => resolve('SIGINT'));
+    });
+    log.info({ signal }, 'shutting down: finishing in-flight requests and jobs');
+    const force = () => {
+      log.warn({}, 'second signal: exiting now');
+      process.exit(130);
+    };
+    process.once('SIGTERM', force);
+    process.once('SIGINT', force);
+    for (const stop of shutdown) await stop();
+    await boss.stop({ graceful: true, timeout: 30_000 });
+    await rt.close();
+    log.info({}, 'stopped');
+    return 0;
+  },
+};

@@ -1,0 +1,75 @@
+import type { PgBoss } from 'pg-boss';
+import type Stripe from 'stripe';
+import type { Clock } from './clock.ts';
+import type { Config } from './config.ts';
+import type { Sql } from './db.ts';
+import { assignCohort, type Policy } from './dunning/policy.ts';
+import { createDunningHooks } from './dunning/hooks.ts';
+import { startRetryWorkers } from './dunning/runner.ts';
+import { createPolicySource } from './dunning/scheduler.ts';
+import { combineHooks, type DomainHooks } from './events/hooks.ts';
+import { startEventWorker, type ProcessorDeps } from './events/processor.ts';
+import type { Logger } from './log.ts';
+import { QUEUES } from './queue.ts';
+import { createReminderHooks } from './reminders/hooks.ts';
+import { parseReminderPolicy } from './reminders/policy.ts';
+import { startReminderWorkers } from './reminders/worker.ts';
+
+/**
+ * The one place where background work is wired: which hooks react to Stripe events and which
+ * queues this process works. A new worker or hook is added here, nowhere else.
+ */
+export interface WorkerDeps {
+  sql: Sql;
+  boss: PgBoss;
+  clock: Clock;
+  log: Logger;
+  config: Config;
+  policy: Policy;
+  /** Without it (no STRIPE_SECRET_KEY) events are still stored and applied, but nothing is charged. */
+  stripe: Stripe | null;
+  /** More hooks, called after the built-in ones (tests, the demo). */
+  extraHooks?: DomainHooks[];
+}
+
+export function processorDeps(deps: Pick<WorkerDeps, 'clock' | 'log' | 'policy'>, hooks: DomainHooks): ProcessorDeps {
+  const { version, ...body } = deps.policy;
+  return {
+    clock: deps.clock,
+    log: deps.log.child({ component: 'events' }),
+    hooks,
+    policy: { version, body },
+    assignCohort: (invoiceId) => assignCohort(invoiceId, deps.policy),
+  };
+}
+
+/** Starts every worker of this process; the returned function stops them, letting running jobs finish. */
+export async function startWorkers(deps: WorkerDeps): Promise<() => Promise<void>> {
+  const { sql, boss, clock, log, config, policy } = deps;
+  const reminders = createReminderHooks({ boss, clock, log, config, policy: parseReminderPolicy(policy.reminders) });
+  const scheduler = {
+    boss, clock, log, merchantTimeZone: config.defaultTimeZone, policies: createPolicySource(policy),
+    onAttemptPlanned: reminders.attemptPlanned.bind(reminders),
+  };
+  const hooks = combineHooks(createDunningHooks(scheduler), reminders, ...(deps.extraHooks ?? []));
+  const stops: Array<() => Promise<void>> = [];
+
+  await startEventWorker(boss, sql, processorDeps(deps, hooks), { maxTries: config.eventMaxTries, concurrency: config.workerConcurrency });
+  stops.push(() => boss.offWork(QUEUES.stripeEvents, { wait: true }));
+
+  if (deps.stripe) {
+    stops.push(await startRetryWorkers({
+      sql, boss, stripe: deps.stripe, clock, log, config, policy,
+      onAttemptPlanned: reminders.attemptPlanned.bind(reminders),
+      onCaseClosed: reminders.caseClosed.bind(reminders),
+    }));
+  } else {
+    log.warn({}, 'STRIPE_SECRET_KEY not set: retries are planned but not run');
+  }
+  stops.push(await startReminderWorkers({ sql, boss, clock, log, config, ...(deps.stripe ? { stripe: deps.stripe } : {}) }));
+  log.info({ concurrency: config.workerConcurrency }, 'workers started');
+
+  return async () => {
+    for (const stop of stops.reverse()) await stop();
+  };
+}
