@@ -1,0 +1,73 @@
+import type { PgBoss } from 'pg-boss';
+import { afterAll, beforeAll, expect, test } from 'vitest';
+import { replayEvent } from '../../src/commands/events.ts';
+import type { EventHandler } from '../../src/events/context.ts';
+import { HANDLERS, startEventWorker } from '../../src/events/processor.ts';
+import { storeEvent } from '../../src/http/webhook.ts';
+import { createLogger } from '../../src/log.ts';
+import { QUEUES, startQueue } from '../../src/queue.ts';
+import { createTestDatabase, waitFor, type TestDatabase } from '../helpers/db.ts';
+import { event, invoice } from '../fixtures/events/stripe-objects.ts';
+import { attemptsOf, caseOf, recordingHooks, testDeps } from './helpers.ts';
+
+const MAX_TRIES = 3;
+let db: TestDatabase;
+let boss: PgBoss;
+/** How the test handler behaves for each invoice id: throw this many more times, then apply. */
+const failuresLeft = new Map<string, number>();
+
+const flaky: EventHandler = async (ctx) => {
+  const id = (ctx.event.data.object as { id: string }).id;
+  const left = failuresLeft.get(id) ?? 0;
+  if (left > 0) {
+    failuresLeft.set(id, left - 1);
+    throw new Error(`handler exploded for ${id}`);
+  }
+  return HANDLERS['invoice.payment_failed']!(ctx);
+};
+
+beforeAll(async () => {
+  db = await createTestDatabase();
+  const log = createLogger('silent');
+  boss = await startQueue(db.url, log, { eventMaxTries: MAX_TRIES });
+  // Production backs off for minutes; here each retry may run at once.
+  await boss.updateQueue(QUEUES.stripeEvents, { retryLimit: MAX_TRIES - 1, retryDelay: 0, retryBackoff: false, retryDelayMax: null });
+  await startEventWorker(boss, db.sql, testDeps(recordingHooks().hooks), {
+    maxTries: MAX_TRIES, concurrency: 2, handlers: { ...HANDLERS, 'invoice.payment_failed': flaky },
+  });
+});
+afterAll(async () => {
+  await boss?.stop({ graceful: false, close: true });
+  await db?.drop();
+});
+
+const row = async (id: string) => (await db.sql`select status, tries, last_error from stripe_events where id = ${id}`)[0];
+
+test('a handler that throws once is retried by the queue and the event applies once', async () => {
+  failuresLeft.set('in_w1', 1);
+  const ev = event('invoice.payment_failed', invoice({ id: 'in_w1', customer: 'cus_w1' }));
+  expect(await storeEvent(db.sql, boss, ev)).toBe(true);
+  await waitFor('event processed', async () => (await row(ev.id))?.status === 'processed', 15_000);
+  expect(await row(ev.id)).toMatchObject({ status: 'processed', tries: 2, last_error: null });
+  expect(await attemptsOf(db.sql, 'in_w1')).toHaveLength(1);
+});
+
+test('a handler that keeps throwing is parked as failed with its error, and a replay applies it', async () => {
+  failuresLeft.set('in_w2', 99);
+  const ev = event('invoice.payment_failed', invoice({ id: 'in_w2', customer: 'cus_w2' }));
+  await storeEvent(db.sql, boss, ev);
+  await waitFor('event parked', async () => (await row(ev.id))?.status === 'failed', 15_000);
+  expect(await row(ev.id)).toMatchObject({ status: 'failed', tries: MAX_TRIES, last_error: 'handler exploded for in_w2' });
+  expect(await caseOf(db.sql, 'in_w2')).toBeNull();
+  // Parked means parked: no further job is pending for it.
+  const [jobs] = await db.sql`select count(*)::int as n from pgboss.job where name = ${QUEUES.stripeEvents}
+                               and data->>'eventId' = ${ev.id} and state in ('created', 'retry', 'active')`;
+  expect(jobs!.n).toBe(0);
+
+  failuresLeft.set('in_w2', 0);
+  expect(await replayEvent(db.sql, boss, ev.id)).toBe(true);
+  await waitFor('replayed event processed', async () => (await row(ev.id))?.status === 'processed', 15_000);
+  expect(await row(ev.id)).toMatchObject({ status: 'processed', tries: 1 });
+  expect(await caseOf(db.sql, 'in_w2')).toMatchObject({ status: 'open' });
+  expect(await replayEvent(db.sql, boss, 'evt_missing')).toBe(false);
+});
