@@ -35,8 +35,8 @@ export function verifyDelivery(raw: Buffer, header: string | undefined, secrets:
       event = Stripe.webhooks.constructEvent(raw, header, secret, toleranceSeconds);
     } catch (err) {
       if (err instanceof Stripe.errors.StripeSignatureVerificationError) {
-        if (/timestamp/i.test(err.message)) reason = 'timestamp outside the tolerance';
-        else if (/unable to extract/i.test(err.message)) reason = 'malformed Stripe-Signature header';
+        if (/unable to extract|expected scheme/i.test(err.message)) reason = 'malformed Stripe-Signature header';
+        else if (/outside the tolerance/i.test(err.message)) reason = 'timestamp outside the tolerance';
         continue;
       }
       return { ok: false, reason: 'body is not valid JSON' };
