@@ -4,8 +4,9 @@ import { reportCommand } from './report.ts';
 import { mailCatcherCommand } from './mail-catcher.ts';
 import { opsCommands } from './ops.ts';
 import { simulateCommand } from './simulate.ts';
+import { demoCommand } from './demo.ts';
 import { eventsCommand } from './events.ts';
 import { startCommand } from './start.ts';
 
 /** Every subcommand; `dunning --help` lists them in this order. */
-export const commands: Command[] = [startCommand, eventsCommand, migrateCommand, reportCommand, mailCatcherCommand, ...opsCommands, simulateCommand];
+export const commands: Command[] = [startCommand, eventsCommand, migrateCommand, reportCommand, mailCatcherCommand, ...opsCommands, simulateCommand, demoCommand];

@@ -1,0 +1,290 @@
+/**
+ * The one-command demo: the real worker (receiver, event processor, planner, runner, mailer) runs
+ * in-process against a local Stripe sandbox and a mail catcher, on a time-scaled clock, while a
+ * seeded population of renewals fails. This module only wires the public start functions; it
+ * decides nothing the worker decides.
+ */
+import { randomBytes } from 'node:crypto';
+import fs from 'node:fs';
+import type http from 'node:http';
+import path from 'node:path';
+import { DateTime } from 'luxon';
+import type { PgBoss } from 'pg-boss';
+import { pino } from 'pino';
+import { systemClock } from '../clock.ts';
+import { loadConfig, type Config } from '../config.ts';
+import type { Policy } from '../dunning/policy.ts';
+import { healthRoutes } from '../http/health.ts';
+import { closeServer, createServer, listen } from '../http/server.ts';
+import { webhookRoutes } from '../http/webhook.ts';
+import { createLogger, type Logger } from '../log.ts';
+import { projectRoot } from '../paths.ts';
+import { startQueue } from '../queue.ts';
+import { DUNNING_KINDS, type ReminderKind } from '../reminders/kinds.ts';
+import { startMailCatcher, type CaughtMail, type MailCatcher } from '../reminders/mail-catcher.ts';
+import { loadReport, type Report } from '../reports/build.ts';
+import { resolvePeriod } from '../reports/period.ts';
+import { reportRoutes } from '../reports/routes.ts';
+import { sandboxApiKey, startSandbox, type ExecutedCharge, type Sandbox } from '../sandbox/index.ts';
+import { createStripeClient } from '../stripe/client.ts';
+import { startWorkers } from '../worker.ts';
+import { DemoClock } from './clock.ts';
+import { openDemoDatabase, type DemoDatabase } from './database.ts';
+import { generatePopulation, type Member } from './population.ts';
+import { progressLine, takeSnapshot } from './progress.ts';
+
+export interface DemoOptions {
+  customers: number;
+  /** Simulated days the cycle covers. */
+  days: number;
+  /** Real seconds those days take. */
+  seconds: number;
+  seed: number;
+  keep: boolean;
+  database: string;
+  mailDir: string;
+  policy: Policy;
+  /** Port for the receiver and the dashboard; 0 picks a free one. */
+  port: number;
+}
+
+export interface DemoRun {
+  report: Report;
+  clock: DemoClock;
+  databaseUrl: string;
+  mailDir: string;
+  emails: number;
+  /** What the mail catcher received and what the sandbox charged: the ground truth to check the worker against. */
+  mails: CaughtMail[];
+  charges: ExecutedCharge[];
+  dashboardUrl: string;
+  token: string;
+  /** Closes the dashboard, the sandbox, the mail catcher and the database. */
+  stop(): Promise<void>;
+}
+
+const DAY = 86_400_000;
+
+export function defaultMailDir(): string {
+  return path.join(projectRoot, '.data', 'demo-mail');
+}
+
+/** Where the dunning cycle starts: now, or after everything a kept database already holds. */
+async function simulatedStart(db: DemoDatabase): Promise<Date> {
+  const now = DateTime.utc().startOf('hour');
+  if (!db.kept) return now.toJSDate();
+  const [row] = await db.sql`select max(greatest(opened_at, coalesce(closed_at, opened_at))) as last from dunning_cases`;
+  const last = row?.last as Date | null | undefined;
+  return last && last > now.toJSDate() ? DateTime.fromJSDate(last).toUTC().plus({ hours: 1 }).startOf('hour').toJSDate() : now.toJSDate();
+}
+
+interface Parts {
+  db: DemoDatabase | null;
+  boss: PgBoss | null;
+  server: http.Server | null;
+  sandbox: Sandbox | null;
+  catcher: MailCatcher | null;
+  stopWorkers: (() => Promise<void>) | null;
+}
+
+async function closeParts(p: Parts, log: Logger): Promise<void> {
+  const steps: Array<[string, (() => Promise<unknown>) | null]> = [
+    ['workers', p.stopWorkers],
+    ['sandbox', p.sandbox ? () => p.sandbox!.stop() : null],
+    ['http server', p.server ? () => closeServer(p.server!) : null],
+    ['job queue', p.boss ? () => p.boss!.stop({ graceful: true, timeout: 5_000 }) : null],
+    ['mail catcher', p.catcher ? () => p.catcher!.close() : null],
+    ['database', p.db ? () => p.db!.close() : null],
+  ];
+  for (const [what, step] of steps) {
+    if (!step) continue;
+    try {
+      await step();
+    } catch (err) {
+      log.warn({ err, what }, 'demo shutdown step failed');
+    }
+  }
+}
+
+/** Settings the worker reads from the environment, pointed at the demo's own parts. */
+function demoEnv(env: NodeJS.ProcessEnv, parts: { databaseUrl: string; smtpUrl: string; token: string; secret: string; apiBase?: string }): NodeJS.ProcessEnv {
+  return {
+    ...env,
+    DATABASE_URL: parts.databaseUrl,
+    STRIPE_SECRET_KEY: sandboxApiKey,
+    STRIPE_WEBHOOK_SECRET: parts.secret,
+    SMTP_URL: parts.smtpUrl,
+    REPORTS_TOKEN: parts.token,
+    DEFAULT_TIME_ZONE: env.DEFAULT_TIME_ZONE || 'Europe/Berlin',
+    MERCHANT_NAME: env.MERCHANT_NAME || 'Demo Shop',
+    WORKER_CONCURRENCY: env.WORKER_CONCURRENCY || '8',
+    // Stripe's production pace would stretch the demo; the sandbox can take more.
+    STRIPE_REQUESTS_PER_SECOND: env.STRIPE_REQUESTS_PER_SECOND || '100',
+    ...(parts.apiBase ? { STRIPE_API_BASE: parts.apiBase } : {}),
+  };
+}
+
+export async function runDemo(env: NodeJS.ProcessEnv, o: DemoOptions, print: (line: string) => void): Promise<DemoRun> {
+  const base = loadConfig(env);
+  // Progress lines own stdout; the worker's logs go to stderr and only when something is wrong.
+  const log = createLogger(env.LOG_LEVEL || 'error', pino.destination({ fd: 2, sync: false }));
+  const parts: Parts = { db: null, boss: null, server: null, sandbox: null, catcher: null, stopWorkers: null };
+  try {
+    parts.db = await openDemoDatabase(base, log, o.database, o.keep);
+    const db = parts.db;
+    const start = await simulatedStart(db);
+    const clock = new DemoClock(start, (o.days * DAY) / (o.seconds * 1000));
+    const token = randomBytes(18).toString('base64url');
+    const secret = `whsec_${randomBytes(24).toString('hex')}`;
+
+    if (!o.keep) fs.rmSync(o.mailDir, { recursive: true, force: true });
+    parts.catcher = await startMailCatcher({ dir: o.mailDir });
+    const catcher = parts.catcher;
+    const webConfig = loadConfig(demoEnv(env, { databaseUrl: db.url, smtpUrl: catcher.url, token, secret }));
+    parts.boss = await startQueue(db.url, log, { eventMaxTries: webConfig.eventMaxTries });
+    const boss = parts.boss;
+    parts.server = createServer({
+      log: log.child({ component: 'http' }),
+      routes: {
+        ...webhookRoutes({ sql: db.sql, boss, secrets: webConfig.webhookSecrets, toleranceSeconds: webConfig.webhookToleranceSeconds }),
+        ...healthRoutes({ sql: db.sql, queueRunning: () => true }),
+        ...reportRoutes({ sql: db.sql, config: webConfig, clock, log }),
+      },
+    });
+    const port = await listen(parts.server, o.port, '127.0.0.1');
+
+    parts.sandbox = await startSandbox({
+      clock,
+      seed: o.seed,
+      webhookUrl: `http://127.0.0.1:${port}/webhooks/stripe`,
+      webhookSecret: secret,
+      duplicateShare: 0.1,
+      reorder: true,
+      // Signatures are checked against real time, as Stripe's are.
+      webhookSigningClock: systemClock,
+      log: log.child({ component: 'sandbox' }),
+    });
+    const sandbox = parts.sandbox;
+    const config = loadConfig(demoEnv(env, { databaseUrl: db.url, smtpUrl: catcher.url, token, secret, apiBase: sandbox.url }));
+    parts.stopWorkers = await startWorkers({ sql: db.sql, boss, clock, log, config, policy: o.policy, stripe: createStripeClient(config) });
+
+    print(`Demo: ${o.customers} failing renewals over ${o.days} simulated days in about ${o.seconds} s (1 s = ${(o.days * 24 / o.seconds).toFixed(1)} simulated hours).`);
+    print(`Stripe sandbox ${sandbox.url}, webhooks to http://127.0.0.1:${port}/webhooks/stripe, mail catcher ${catcher.url}, database ${o.database}${db.kept ? ' (kept)' : ''}.`);
+    await driveCycle({ o, clock, sandbox, catcher, db, config, print, start });
+
+    // Stop time, let in-flight webhooks land and be applied, then stop the workers.
+    clock.freeze();
+    await sandbox.flushWebhooks();
+    await settle(db, 15_000);
+    await parts.stopWorkers();
+    parts.stopWorkers = null;
+    print(`${progressLine(clock.now(), config.defaultTimeZone, await takeSnapshot(db.sql), o.customers, o.customers)}  (final)`);
+
+    const zone = config.defaultTimeZone;
+    const period = resolvePeriod({
+      from: DateTime.fromJSDate(start, { zone }).toISODate(),
+      to: DateTime.fromJSDate(clock.now(), { zone }).toISODate(),
+      timeZone: zone,
+      now: clock.now(),
+    });
+    const report = await loadReport(db.sql, { period, currency: null, asOf: clock.now() });
+    const query = `from=${period.fromDate}&to=${period.toDate}`;
+    return {
+      report,
+      clock,
+      databaseUrl: db.url,
+      mailDir: o.mailDir,
+      emails: catcher.messages.length,
+      mails: catcher.messages.slice(),
+      charges: sandbox.charges(),
+      dashboardUrl: `http://127.0.0.1:${port}/reports?${query}`,
+      token,
+      stop: () => closeParts(parts, log),
+    };
+  } catch (err) {
+    await closeParts(parts, log);
+    throw err;
+  }
+}
+
+interface Cycle {
+  o: DemoOptions;
+  clock: DemoClock;
+  sandbox: Sandbox;
+  catcher: MailCatcher;
+  db: DemoDatabase;
+  config: Config;
+  print: (line: string) => void;
+  start: Date;
+}
+
+const TICK_MS = 100;
+
+function reminderKind(mail: MailCatcher['messages'][number]): ReminderKind | null {
+  const header = mail.parsed.headers.get('x-dunning-reminder');
+  const kind = typeof header === 'string' ? header.split(':')[0] : undefined;
+  return (kind ?? null) as ReminderKind | null;
+}
+
+/**
+ * Feeds renewals as simulated time reaches them, lets the sandbox's customers react to dunning
+ * emails (some put in a new card), and prints progress until the cycle is over.
+ */
+async function driveCycle(c: Cycle): Promise<void> {
+  const spreadDays = Math.min(7, c.o.days / 4);
+  const members = generatePopulation({ seed: c.o.seed, customers: c.o.customers, spreadDays }).sort((a, b) => a.failsAfterMs - b.failsAfterMs);
+  const customerOf = new Map<string, string>();
+  for (const m of members) {
+    const created = await c.sandbox.createCustomer(sandboxCustomer(m));
+    customerOf.set(m.email, created.id);
+  }
+  const end = c.start.getTime() + c.o.days * DAY;
+  const progressEveryMs = Math.max(1000, (c.o.seconds * 1000) / 20);
+  let fed = 0;
+  let mailSeen = 0;
+  let lastPrint = 0;
+  for (;;) {
+    const now = c.clock.now().getTime();
+    while (fed < members.length && c.start.getTime() + (members[fed] as Member).failsAfterMs <= now) {
+      const m = members[fed] as Member;
+      await c.sandbox.createFailingInvoice(customerOf.get(m.email) as string, { amount: m.amount, currency: m.currency, subscription: true });
+      fed += 1;
+    }
+    for (const mail of c.catcher.messages.slice(mailSeen)) {
+      const kind = reminderKind(mail);
+      const customer = customerOf.get(mail.to[0] ?? '');
+      if (customer && kind && DUNNING_KINDS.includes(kind)) await c.sandbox.reminderSent(customer);
+    }
+    mailSeen = c.catcher.messages.length;
+    const over = now >= end;
+    if (over || Date.now() - lastPrint >= progressEveryMs) {
+      lastPrint = Date.now();
+      const s = await takeSnapshot(c.db.sql);
+      c.print(progressLine(new Date(now), c.config.defaultTimeZone, s, fed, members.length));
+      if (over || (fed === members.length && s.open === 0 && s.eventsPending === 0 && s.failed >= members.length)) return;
+    }
+    await new Promise((resolve) => setTimeout(resolve, TICK_MS));
+  }
+}
+
+function sandboxCustomer(m: Member) {
+  return {
+    email: m.email,
+    name: m.name,
+    country: m.country,
+    preferredLocales: [m.locale],
+    timeZone: m.timeZone,
+    cardUpdateProbability: m.cardUpdateProbability,
+    card: m.card,
+  };
+}
+
+/** Waits (bounded) until every stored webhook event has been applied. */
+async function settle(db: DemoDatabase, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    const [row] = await db.sql`select count(*)::int as pending from stripe_events where status = 'pending'`;
+    if ((row?.pending ?? 0) === 0) return;
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+}
