@@ -56,6 +56,74 @@ async function startSandboxChild(count: number): Promise<{ child: ChildProcess; 
   return { child, info };
 }
 
+interface WorkerReport { statements: number; peakRssMb: number; idleRssMb: number }
+
+/**
+ * Child mode: only the retry workers, so the RSS measured is the worker's, not the seeding's.
+ * Prints `ready`, then on end of stdin stops and prints its figures as JSON.
+ */
+async function workerChild(url: string, sandbox: { host: string; port: number; apiKey: string }): Promise<void> {
+  const log = createLogger('silent');
+  let statements = 0;
+  // The runner's own pool, counting statements (pg-boss has its own pool; its work shows in pg_stat).
+  const sql = postgres(url, {
+    max: 10, onnotice: () => {}, types: { bigint: postgres.BigInt }, transform: { undefined: null },
+    debug: () => {
+      statements += 1;
+    },
+  });
+  const boss = await startQueue(url, log, { eventMaxTries: 3 });
+  const stripe = createStripeClient({ stripeSecretKey: sandbox.apiKey, stripeApiBase: { protocol: 'http', host: sandbox.host, port: sandbox.port } }, { timeoutMs: 10_000 });
+  const stop = await startRetryWorkers({
+    sql, boss, stripe, clock: systemClock, log, policy: defaultPolicy(),
+    config: { stripeRequestsPerSecond: 100, defaultTimeZone: 'UTC', workerConcurrency: 25 },
+    throttle: createThrottle(2_000, { burst: 200 }), batchSize: 100, pollingIntervalSeconds: 0.5,
+  });
+  const idleRss = process.memoryUsage().rss;
+  let peakRss = idleRss;
+  const sampler = setInterval(() => {
+    peakRss = Math.max(peakRss, process.memoryUsage().rss);
+  }, 100);
+  statements = 0;
+  process.stdout.write('ready\n');
+  process.stdin.resume();
+  await new Promise((res) => process.stdin.once('end', res));
+  clearInterval(sampler);
+  await stop();
+  await boss.stop({ graceful: true, timeout: 5_000 });
+  await sql.end({ timeout: 5 });
+  process.stdout.write(JSON.stringify({ statements, peakRssMb: peakRss / 2 ** 20, idleRssMb: idleRss / 2 ** 20 } satisfies WorkerReport) + '\n');
+  process.exit(0);
+}
+
+async function startWorkerChild(url: string, info: SandboxInfo): Promise<{ child: ChildProcess; finish(): Promise<WorkerReport> }> {
+  const child = spawn(process.execPath, [import.meta.filename, '--worker', url, JSON.stringify({ host: info.host, port: info.port, apiKey: info.apiKey })], {
+    stdio: ['pipe', 'pipe', 'inherit'],
+  });
+  const lines = createInterface({ input: child.stdout! });
+  const queue: string[] = [];
+  const waiters: Array<(line: string) => void> = [];
+  lines.on('line', (line) => {
+    const w = waiters.shift();
+    if (w) w(line);
+    else queue.push(line);
+  });
+  const next = () => new Promise<string>((resolve) => {
+    const line = queue.shift();
+    if (line !== undefined) resolve(line);
+    else waiters.push(resolve);
+  });
+  const ready = await next();
+  if (ready !== 'ready') throw new Error(`worker child said ${ready}`);
+  return {
+    child,
+    async finish() {
+      child.stdin!.end();
+      return JSON.parse(await next()) as WorkerReport;
+    },
+  };
+}
+
 function withDatabase(url: string, name: string): string {
   const u = new URL(url);
   u.pathname = `/${name}`;
@@ -67,18 +135,26 @@ function percentile(sorted: number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? NaN;
 }
 
-interface DbStats { xact: number; blksHit: number; blksRead: number; tupReturned: number; tupFetched: number }
+interface DbStats { xact: number; ourBlocks: number; queueBlocks: number; ourSeqScans: number; ourIdxScans: number }
 
-async function dbStats(adminUrl: string, name: string): Promise<DbStats> {
-  const admin = postgres(adminUrl, { max: 1, onnotice: () => {} });
+/** Buffer accesses per schema: `public` is the runner's own tables, `pgboss` the queue's. */
+async function dbStats(url: string): Promise<DbStats> {
+  const db = postgres(url, { max: 1, onnotice: () => {} });
   try {
-    await admin`select pg_stat_clear_snapshot()`;
-    const [r] = await admin`
-      select xact_commit + xact_rollback as xact, blks_hit, blks_read, tup_returned, tup_fetched
-        from pg_stat_database where datname = ${name}`;
-    return { xact: Number(r!.xact), blksHit: Number(r!.blks_hit), blksRead: Number(r!.blks_read), tupReturned: Number(r!.tup_returned), tupFetched: Number(r!.tup_fetched) };
+    const [x] = await db`select xact_commit + xact_rollback as xact from pg_stat_database where datname = current_database()`;
+    const io = await db`
+      select schemaname, sum(heap_blks_hit + heap_blks_read + coalesce(idx_blks_hit, 0) + coalesce(idx_blks_read, 0)
+                             + coalesce(toast_blks_hit, 0) + coalesce(toast_blks_read, 0)) as blocks
+        from pg_statio_user_tables group by schemaname`;
+    // The tables that grow with the number of cases (the one-row policies table is read by a
+    // foreign-key check with a sequential scan, which is as cheap as it gets).
+    const [scans] = await db`
+      select sum(seq_scan) as seq, sum(coalesce(idx_scan, 0)) as idx from pg_stat_user_tables
+       where schemaname = 'public' and relname in ('payment_attempts', 'dunning_cases', 'invoices', 'customers')`;
+    const blocks = (schema: string) => Number(io.find((r) => r.schemaname === schema)?.blocks ?? 0);
+    return { xact: Number(x!.xact), ourBlocks: blocks('public'), queueBlocks: blocks('pgboss'), ourSeqScans: Number(scans!.seq), ourIdxScans: Number(scans!.idx) };
   } finally {
-    await admin.end();
+    await db.end();
   }
 }
 
@@ -90,13 +166,17 @@ export interface Result {
   latenessP50: number;
   latenessP99: number;
   latenessMax: number;
+  idleRssMb: number;
   peakRssMb: number;
   statementsPerAttempt: number;
   xactPerAttempt: number;
-  blocksPerAttempt: number;
-  tuplesPerAttempt: number;
+  ourBlocksPerAttempt: number;
+  queueBlocksPerAttempt: number;
+  ourSeqScans: number;
   outcomes: Record<string, number>;
 }
+
+type Attempt = { id: string; invoice_id: string; planned_at: Date };
 
 async function runOne(adminUrl: string, size: number, rate: number, seconds: number): Promise<Result> {
   const log = createLogger('silent');
@@ -116,81 +196,81 @@ async function runOne(adminUrl: string, size: number, rate: number, seconds: num
 
   process.stderr.write(`[${size}] seeding ${size} open cases...\n`);
   const background = size - due;
+  const half = Math.ceil(background / 2);
   await setup`insert into customers (id, country, time_zone, stripe_updated_at)
-              select 'cus_bench_' || g, 'US', 'America/New_York', now() from generate_series(1, ${Math.ceil(background / 2)}) g`;
+              select 'cus_bench_' || g, 'US', 'America/New_York', now() from generate_series(1, ${half}) g`;
   await setup`insert into invoices (id, customer_id, status, currency, amount_due, amount_remaining, stripe_attempt_count, stripe_created, stripe_updated_at)
-              select 'in_bench_' || g, 'cus_bench_' || (1 + g % ${Math.ceil(background / 2)}), 'open', 'usd', 1000 + g % 5000, 1000 + g % 5000, 1,
+              select 'in_bench_' || g, 'cus_bench_' || (1 + g % ${half}), 'open', 'usd', 1000 + g % 5000, 1000 + g % 5000, 1,
                      now() - interval '1 day', now() from generate_series(1, ${background}) g`;
   const ids = info.invoices.map((i) => i.id);
   const customers = info.invoices.map((i) => i.customer);
   await setup`insert into customers (id, country, time_zone, stripe_updated_at)
               select c, 'US', 'America/New_York', now() from unnest(${customers}::text[]) c`;
-  await setup`insert into invoices (id, customer_id, subscription_id, status, currency, amount_due, amount_remaining, stripe_attempt_count, stripe_created, stripe_updated_at)
-              select i, c, null, 'open', 'usd', 1000, 1000, 1, now() - interval '1 day', now() from unnest(${ids}::text[], ${customers}::text[]) as u(i, c)`;
+  await setup`insert into invoices (id, customer_id, status, currency, amount_due, amount_remaining, stripe_attempt_count, stripe_created, stripe_updated_at)
+              select i, c, 'open', 'usd', 1000, 1000, 1, now() - interval '1 day', now() from unnest(${ids}::text[], ${customers}::text[]) as u(i, c)`;
   await setup`insert into dunning_cases (invoice_id, customer_id, currency, amount, policy_version, cohort, opened_at)
               select id, customer_id, currency, amount_due, ${policy.version}, 'smart', now() - interval '1 day' from invoices`;
-  await setup`insert into payment_attempts (case_id, invoice_id, attempt_no, source, status, started_at, finished_at, payment_method, card_brand, decline_code, failure_code)
-              select id, invoice_id, 1, 'stripe', 'declined', opened_at, opened_at, null, 'visa', 'generic_decline', 'card_declined' from dunning_cases`;
-  // Background cases: their next attempt is days away (a job waits in pg-boss for each).
-  const far = await setup<{ id: string; invoice_id: string; planned_at: Date }[]>`
-    insert into payment_attempts (case_id, invoice_id, attempt_no, source, status, planned_at, plan_reason, idempotency_key)
-    select id, invoice_id, 2, 'scheduled', 'planned', now() + (1 + id % 7) * interval '1 day', 'bench: later', 'dunning:' || invoice_id || ':2'
-      from dunning_cases where invoice_id like 'in_bench_%'
-    returning id::text, invoice_id, planned_at`;
-  // Due cases: RATE per second, starting a few seconds from now.
-  const t0 = Date.now() + 4_000;
-  const near = await setup<{ id: string; invoice_id: string; planned_at: Date }[]>`
+  await setup`insert into payment_attempts (case_id, invoice_id, attempt_no, source, status, started_at, finished_at, card_brand, decline_code, failure_code)
+              select id, invoice_id, 1, 'stripe', 'declined', opened_at, opened_at, 'visa', 'generic_decline', 'card_declined' from dunning_cases`;
+  // Background cases: their next attempt is days away, and a job waits in pg-boss for each.
+  for (let from = 1; from <= background; from += 10_000) {
+    const far = await setup<Attempt[]>`
+      insert into payment_attempts (case_id, invoice_id, attempt_no, source, status, planned_at, plan_reason, idempotency_key)
+      select id, invoice_id, 2, 'scheduled', 'planned', now() + (1 + id % 7) * interval '1 day', 'bench: later', 'dunning:' || invoice_id || ':2'
+        from dunning_cases where id between ${from} and ${from + 9_999} and invoice_id like 'in_bench_%'
+      returning id::text, invoice_id, planned_at`;
+    await boss.insert(QUEUES.attempts, far.map((a) => ({ data: { attemptId: Number(a.id) }, startAfter: a.planned_at, singletonKey: a.invoice_id })));
+  }
+  await setup.unsafe('vacuum analyze');
+  await boss.stop({ graceful: true, timeout: 5_000 });
+
+  const worker = await startWorkerChild(url, info);
+  // Due cases: RATE per second, from two seconds after the worker is up.
+  const t0 = Date.now() + 2_000;
+  // One backend, closed before the first snapshot: a backend flushes its statistics when it exits,
+  // so the seeding does not leak into the figures measured.
+  const seeder = connect(url, { max: 1 });
+  const near = await seeder<Attempt[]>`
     insert into payment_attempts (case_id, invoice_id, attempt_no, source, status, planned_at, plan_reason, idempotency_key)
     select c.id, c.invoice_id, 2, 'scheduled', 'planned',
            to_timestamp((${t0} + (u.n - 1) * 1000.0 / ${rate}) / 1000), 'bench: due', 'dunning:' || c.invoice_id || ':2'
       from unnest(${ids}::text[]) with ordinality as u(i, n) join dunning_cases c on c.invoice_id = u.i
     returning id::text, invoice_id, planned_at`;
-  await setup`update dunning_cases c set next_attempt_at = a.planned_at, next_attempt_reason = a.plan_reason
-                from payment_attempts a where a.invoice_id = c.invoice_id and a.status = 'planned'`;
-  for (let i = 0; i < far.length; i += 5_000) {
-    await boss.insert(QUEUES.attempts, far.slice(i, i + 5_000).map((a) => ({ data: { attemptId: Number(a.id) }, startAfter: a.planned_at, singletonKey: a.invoice_id })));
-  }
-  await boss.insert(QUEUES.attempts, near.map((a) => ({ data: { attemptId: Number(a.id) }, startAfter: a.planned_at, singletonKey: a.invoice_id })));
-  await setup.unsafe('vacuum analyze');
-  if (Date.now() > t0 - 500) process.stderr.write(`[${size}] warning: seeding took longer than the lead time; early attempts start late\n`);
+  await seeder`update dunning_cases c set next_attempt_at = a.planned_at, next_attempt_reason = a.plan_reason
+                 from payment_attempts a where a.invoice_id = c.invoice_id and a.status = 'planned' and a.id >= ${near[0]!.id}`;
+  await seeder.end();
+  await setup.end();
+  const sender = await startQueue(url, log, { eventMaxTries: 3 });
+  await sender.insert(QUEUES.attempts, near.map((a) => ({ data: { attemptId: Number(a.id) }, startAfter: a.planned_at, singletonKey: a.invoice_id })));
+  await sender.stop({ graceful: true, timeout: 5_000 });
+  if (Date.now() > t0) process.stderr.write(`[${size}] warning: due attempts were enqueued after the first was due\n`);
+  const before = await dbStats(url);
 
-  let statements = 0;
-  // The runner's own pool, counting statements (pg-boss has its own pool; its work shows in pg_stat).
-  const sql = postgres(url, {
-    max: 10, onnotice: () => {}, types: { bigint: postgres.BigInt }, transform: { undefined: null },
-    debug: () => {
-      statements += 1;
-    },
-  });
-  const stripe = createStripeClient({ stripeSecretKey: info.apiKey, stripeApiBase: { protocol: 'http', host: info.host, port: info.port } }, { timeoutMs: 10_000 });
-  let peakRss = 0;
-  const sampler = setInterval(() => {
-    peakRss = Math.max(peakRss, process.memoryUsage().rss);
-  }, 100);
-  const before = await dbStats(adminUrl, name);
-  const stop = await startRetryWorkers({
-    sql, boss, stripe, clock: systemClock, log, policy,
-    config: { stripeRequestsPerSecond: 100, defaultTimeZone: 'UTC', workerConcurrency: 25 },
-    throttle: createThrottle(2_000, { burst: 200 }), batchSize: 100, pollingIntervalSeconds: 0.5,
-  });
   process.stderr.write(`[${size}] running: ${due} attempts due over ${seconds} s\n`);
-  const deadline = Date.now() + (seconds + 90) * 1000;
+  const nearIds = near.map((a) => a.id);
+  const lo = near[0]!.id;
+  const hi = near[near.length - 1]!.id;
+  // Watch sparingly (a range on the primary key, once a second, only once the window is over), so
+  // the watching barely shows in the database figures.
+  const watch = connect(url, { max: 1 });
+  await new Promise((res) => setTimeout(res, Math.max(0, t0 + seconds * 1000 - Date.now())));
+  const deadline = Date.now() + 90_000;
   for (;;) {
-    const [r] = await setup`select count(*)::int as n from payment_attempts where id = any(${near.map((a) => a.id)}::bigint[]) and status in ('planned', 'in_flight')`;
+    const [r] = await watch`select count(*)::int as n from payment_attempts where id between ${lo} and ${hi} and status in ('planned', 'in_flight')`;
     if (r!.n === 0 || Date.now() > deadline) break;
-    await new Promise((res) => setTimeout(res, 250));
+    await new Promise((res) => setTimeout(res, 1_000));
   }
-  await stop();
-  clearInterval(sampler);
-  await sql.end({ timeout: 5 });
-  await boss.stop({ graceful: true, timeout: 5_000 });
+  await watch.end();
+  const figures = await worker.finish();
   // Backends flush their statistics when they end; give the collector a moment.
   await new Promise((res) => setTimeout(res, 1_500));
-  const after = await dbStats(adminUrl, name);
+  const after = await dbStats(url);
 
-  const rows = await setup<{ status: string; late_ms: number | null; started: Date | null; finished: Date | null }[]>`
+  const results = connect(url, { max: 1 });
+  const rows = await results<{ status: string; late_ms: number | null; started: Date | null; finished: Date | null }[]>`
     select status, extract(epoch from (started_at - planned_at)) * 1000 as late_ms, started_at as started, finished_at as finished
-      from payment_attempts where id = any(${near.map((a) => a.id)}::bigint[])`;
+      from payment_attempts where id = any(${nearIds}::bigint[])`;
+  await results.end();
   const outcomes: Record<string, number> = {};
   for (const r of rows) outcomes[r.status] = (outcomes[r.status] ?? 0) + 1;
   const done = rows.filter((r) => r.finished !== null);
@@ -199,7 +279,6 @@ async function runOne(adminUrl: string, size: number, rate: number, seconds: num
   const last = Math.max(...done.map((r) => r.finished!.getTime()));
   const executed = done.length;
 
-  await setup.end();
   child.stdin!.end();
   await new Promise((res) => child.once('exit', res));
   await admin.unsafe(`drop database if exists "${name}" with (force)`);
@@ -208,11 +287,13 @@ async function runOne(adminUrl: string, size: number, rate: number, seconds: num
     openCases: size, due, executed,
     perSecond: executed / ((last - first) / 1000),
     latenessP50: percentile(lateness, 50), latenessP99: percentile(lateness, 99), latenessMax: lateness[lateness.length - 1] ?? NaN,
-    peakRssMb: peakRss / 2 ** 20,
-    statementsPerAttempt: statements / executed,
+    idleRssMb: figures.idleRssMb,
+    peakRssMb: figures.peakRssMb,
+    statementsPerAttempt: figures.statements / executed,
     xactPerAttempt: (after.xact - before.xact) / executed,
-    blocksPerAttempt: (after.blksHit + after.blksRead - before.blksHit - before.blksRead) / executed,
-    tuplesPerAttempt: (after.tupReturned + after.tupFetched - before.tupReturned - before.tupFetched) / executed,
+    ourBlocksPerAttempt: (after.ourBlocks - before.ourBlocks) / executed,
+    queueBlocksPerAttempt: (after.queueBlocks - before.queueBlocks) / executed,
+    ourSeqScans: after.ourSeqScans - before.ourSeqScans,
     outcomes,
   };
 }
@@ -227,11 +308,12 @@ function report(results: Result[]): string {
     ['lateness p50 (ms)', (r) => f(r.latenessP50)],
     ['lateness p99 (ms)', (r) => f(r.latenessP99)],
     ['lateness max (ms)', (r) => f(r.latenessMax)],
-    ['worker peak RSS (MB)', (r) => f(r.peakRssMb, 1)],
+    ['worker RSS idle / peak (MB)', (r) => `${f(r.idleRssMb)} / ${f(r.peakRssMb)}`],
     ['runner SQL statements / attempt', (r) => f(r.statementsPerAttempt, 1)],
-    ['transactions / attempt (all, incl. pg-boss)', (r) => f(r.xactPerAttempt, 1)],
-    ['buffer accesses / attempt (all)', (r) => f(r.blocksPerAttempt, 0)],
-    ['tuples read / attempt (all)', (r) => f(r.tuplesPerAttempt, 0)],
+    ['transactions / attempt (incl. pg-boss)', (r) => f(r.xactPerAttempt, 1)],
+    ['buffers / attempt, our tables', (r) => f(r.ourBlocksPerAttempt, 1)],
+    ['buffers / attempt, pg-boss tables', (r) => f(r.queueBlocksPerAttempt, 1)],
+    ['seq scans on cases/attempts/invoices/customers', (r) => String(r.ourSeqScans)],
     ['outcomes', (r) => Object.entries(r.outcomes).map(([k, v]) => `${k} ${v}`).join(', ')],
   ];
   const width = Math.max(...rows.map(([label]) => label.length));
@@ -253,6 +335,8 @@ async function main(): Promise<void> {
 
 if (process.argv[2] === '--sandbox-child') {
   await sandboxChild(Number(process.argv[3]));
+} else if (process.argv[2] === '--worker') {
+  await workerChild(process.argv[3] ?? '', JSON.parse(process.argv[4] ?? '{}') as { host: string; port: number; apiKey: string });
 } else {
   await main();
   process.exit(0);
