@@ -56,7 +56,10 @@ async function startSandboxChild(count: number): Promise<{ child: ChildProcess; 
   return { child, info };
 }
 
-interface WorkerReport { statements: number; peakRssMb: number; idleRssMb: number }
+/** Node flags for the worker process (BENCH_WORKER_FLAGS, space-separated), e.g. heap limits. */
+const WORKER_NODE_FLAGS = (process.env.BENCH_WORKER_FLAGS ?? '').split(' ').filter(Boolean);
+
+interface WorkerReport { statements: number; peakRssMb: number; idleRssMb: number; peakHeapMb: number }
 
 /**
  * Child mode: only the retry workers, so the RSS measured is the worker's, not the seeding's.
@@ -77,12 +80,16 @@ async function workerChild(url: string, sandbox: { host: string; port: number; a
   const stop = await startRetryWorkers({
     sql, boss, stripe, clock: systemClock, log, policy: defaultPolicy(),
     config: { stripeRequestsPerSecond: 100, defaultTimeZone: 'UTC', workerConcurrency: 25 },
-    throttle: createThrottle(2_000, { burst: 200 }), batchSize: 100, pollingIntervalSeconds: 0.5,
+    throttle: createThrottle(2_000, { burst: 200 }), localConcurrency: 8, batchSize: 10, pollingIntervalSeconds: 0.5,
   });
   const idleRss = process.memoryUsage().rss;
   let peakRss = idleRss;
+  let peakHeap = 0;
   const sampler = setInterval(() => {
-    peakRss = Math.max(peakRss, process.memoryUsage().rss);
+    const m = process.memoryUsage();
+    peakRss = Math.max(peakRss, m.rss);
+    peakHeap = Math.max(peakHeap, m.heapUsed);
+    if (process.env.BENCH_DEBUG && m.rss === peakRss) process.stderr.write(`${JSON.stringify(m)}\n`);
   }, 100);
   statements = 0;
   process.stdout.write('ready\n');
@@ -92,12 +99,12 @@ async function workerChild(url: string, sandbox: { host: string; port: number; a
   await stop();
   await boss.stop({ graceful: true, timeout: 5_000 });
   await sql.end({ timeout: 5 });
-  process.stdout.write(JSON.stringify({ statements, peakRssMb: peakRss / 2 ** 20, idleRssMb: idleRss / 2 ** 20 } satisfies WorkerReport) + '\n');
+  process.stdout.write(JSON.stringify({ statements, peakRssMb: peakRss / 2 ** 20, idleRssMb: idleRss / 2 ** 20, peakHeapMb: peakHeap / 2 ** 20 } satisfies WorkerReport) + '\n');
   process.exit(0);
 }
 
 async function startWorkerChild(url: string, info: SandboxInfo): Promise<{ child: ChildProcess; finish(): Promise<WorkerReport> }> {
-  const child = spawn(process.execPath, [import.meta.filename, '--worker', url, JSON.stringify({ host: info.host, port: info.port, apiKey: info.apiKey })], {
+  const child = spawn(process.execPath, [...WORKER_NODE_FLAGS, import.meta.filename, '--worker', url, JSON.stringify({ host: info.host, port: info.port, apiKey: info.apiKey })], {
     stdio: ['pipe', 'pipe', 'inherit'],
   });
   const lines = createInterface({ input: child.stdout! });
@@ -168,6 +175,7 @@ export interface Result {
   latenessMax: number;
   idleRssMb: number;
   peakRssMb: number;
+  peakHeapMb: number;
   statementsPerAttempt: number;
   xactPerAttempt: number;
   ourBlocksPerAttempt: number;
@@ -289,6 +297,7 @@ async function runOne(adminUrl: string, size: number, rate: number, seconds: num
     latenessP50: percentile(lateness, 50), latenessP99: percentile(lateness, 99), latenessMax: lateness[lateness.length - 1] ?? NaN,
     idleRssMb: figures.idleRssMb,
     peakRssMb: figures.peakRssMb,
+    peakHeapMb: figures.peakHeapMb,
     statementsPerAttempt: figures.statements / executed,
     xactPerAttempt: (after.xact - before.xact) / executed,
     ourBlocksPerAttempt: (after.ourBlocks - before.ourBlocks) / executed,
@@ -309,6 +318,7 @@ function report(results: Result[]): string {
     ['lateness p99 (ms)', (r) => f(r.latenessP99)],
     ['lateness max (ms)', (r) => f(r.latenessMax)],
     ['worker RSS idle / peak (MB)', (r) => `${f(r.idleRssMb)} / ${f(r.peakRssMb)}`],
+    ['worker peak JS heap used (MB)', (r) => f(r.peakHeapMb)],
     ['runner SQL statements / attempt', (r) => f(r.statementsPerAttempt, 1)],
     ['transactions / attempt (incl. pg-boss)', (r) => f(r.xactPerAttempt, 1)],
     ['buffers / attempt, our tables', (r) => f(r.ourBlocksPerAttempt, 1)],

@@ -192,7 +192,9 @@ export interface RetryWorkerOptions {
   onCaseClosed?: (tx: Tx, e: CaseClosedEvent) => Promise<void>;
   /** Share one throttle with every other Stripe caller of the process. */
   throttle?: Throttle;
-  /** Attempts fetched per poll; they run concurrently (default: 4 x WORKER_CONCURRENCY). */
+  /** Independent fetch loops (default WORKER_CONCURRENCY), so one slow batch does not hold up the rest. */
+  localConcurrency?: number;
+  /** Attempts fetched per poll by each loop; they run concurrently (default 10). */
   batchSize?: number;
   pollingIntervalSeconds?: number;
   leaseMs?: number;
@@ -200,7 +202,9 @@ export interface RetryWorkerOptions {
 }
 
 /** Builds the runner's dependencies; exported so commands and tests run attempts the same way. */
-export function runnerDeps(o: Omit<RetryWorkerOptions, 'boss' | 'batchSize' | 'pollingIntervalSeconds'> & { boss: Pick<PgBoss, 'send'> }): RunnerDeps {
+export function runnerDeps(
+  o: Omit<RetryWorkerOptions, 'boss' | 'batchSize' | 'localConcurrency' | 'pollingIntervalSeconds'> & { boss: Pick<PgBoss, 'send'> },
+): RunnerDeps {
   return {
     sql: o.sql,
     boss: o.boss,
@@ -221,16 +225,17 @@ export function runnerDeps(o: Omit<RetryWorkerOptions, 'boss' | 'batchSize' | 'p
 export async function startRetryWorkers(o: RetryWorkerOptions): Promise<() => Promise<void>> {
   const deps = runnerDeps(o);
   await savePolicy(o.sql, o.policy);
-  const batchSize = o.batchSize ?? o.config.workerConcurrency * 4;
+  const batchSize = o.batchSize ?? 10;
+  const localConcurrency = o.localConcurrency ?? o.config.workerConcurrency;
   const pollingIntervalSeconds = o.pollingIntervalSeconds ?? 1;
-  await o.boss.work<AttemptJob>(QUEUES.attempts, { batchSize, pollingIntervalSeconds }, async (jobs) => {
+  await o.boss.work<AttemptJob>(QUEUES.attempts, { batchSize, localConcurrency, pollingIntervalSeconds, burstWhenBatchFull: true }, async (jobs) => {
     // One batch runs concurrently; the throttle, not the batch, paces Stripe.
     await Promise.all(jobs.map((job) => executeAttempt(deps, job.data.attemptId)));
   });
   await o.boss.work<DeadlineJob>(QUEUES.deadlines, { batchSize: 4, pollingIntervalSeconds }, async (jobs) => {
     for (const job of jobs) await handleDeadline(deps, job.data);
   });
-  deps.log.info({ batchSize }, 'retry workers started');
+  deps.log.info({ batchSize, localConcurrency }, 'retry workers started');
   return async () => {
     await o.boss.offWork(QUEUES.attempts, { wait: true });
     await o.boss.offWork(QUEUES.deadlines, { wait: true });

@@ -1,0 +1,56 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { handleDeadline } from '../../src/dunning/final-action.ts';
+import { createDunningHooks } from '../../src/dunning/hooks.ts';
+import type { DeadlineJob } from '../../src/dunning/scheduler.ts';
+import { caseRow, seedFailedInvoice, startWorld, type RunnerWorld, type SeededCase } from './runner-helpers.ts';
+
+let w: RunnerWorld;
+beforeAll(async () => {
+  w = await startWorld();
+});
+afterAll(async () => {
+  await w?.close();
+});
+
+async function failAndGetDeadline(s: SeededCase): Promise<DeadlineJob> {
+  const hooks = createDunningHooks(w.deps);
+  await w.db.sql.begin((tx) => hooks.paymentFailed(tx, { caseId: s.caseId, invoiceId: s.invoiceId, opened: true, at: w.clock.now() }));
+  const [job] = await w.db.sql`select data from pgboss.job where name = 'dunning-deadlines' and singleton_key = ${String(s.caseId)}`;
+  return job!.data as DeadlineJob;
+}
+
+describe('deadlines and final actions', () => {
+  it('no new card by the deadline: the subscription is cancelled at Stripe and the case is lost', async () => {
+    const s = await seedFailedInvoice(w, 'expired_card');
+    const job = await failAndGetDeadline(s);
+    expect(job).toMatchObject({ caseId: s.caseId, kind: 'await', attemptsSeen: 1 });
+    expect(await handleDeadline(w.deps, job)).toBe('done');
+    const c = await caseRow(w.db.sql, s.caseId);
+    expect(c).toMatchObject({ status: 'lost', final_action: 'cancel_subscription' });
+    expect(c.close_reason).toContain('no customer action in time');
+    const sub = await w.deps.gateway.stripe.subscriptions.retrieve(s.subscriptionId!);
+    expect(sub.status).toBe('canceled');
+    // A redelivered deadline job changes nothing and calls Stripe for nothing.
+    expect(await handleDeadline(w.deps, job)).toBe('stood_down');
+  });
+
+  it('a new card before the deadline: the deadline stands down and the case stays open', async () => {
+    const s = await seedFailedInvoice(w, 'expired_card');
+    const job = await failAndGetDeadline(s);
+    const { paymentMethodId } = await w.sandbox.updateCard(s.customerId, { brand: 'visa', failure: null, expMonth: 1, expYear: 2031 });
+    await w.db.sql.begin((tx) => createDunningHooks(w.deps).paymentMethodChanged(tx, { customerId: s.customerId, paymentMethod: paymentMethodId, at: w.clock.now() }));
+    expect(await handleDeadline(w.deps, job)).toBe('stood_down');
+    expect((await caseRow(w.db.sql, s.caseId)).status).toBe('open');
+    const sub = await w.deps.gateway.stripe.subscriptions.retrieve(s.subscriptionId!);
+    expect(sub.status).not.toBe('canceled');
+  });
+
+  it('a closed case cancels its planned attempt', async () => {
+    const s = await seedFailedInvoice(w, 'insufficient_funds');
+    const hooks = createDunningHooks(w.deps);
+    await w.db.sql.begin((tx) => hooks.paymentFailed(tx, { caseId: s.caseId, invoiceId: s.invoiceId, opened: true, at: w.clock.now() }));
+    await w.db.sql.begin((tx) => hooks.caseClosed(tx, { caseId: s.caseId, invoiceId: s.invoiceId, status: 'closed', reason: 'invoice voided', at: w.clock.now() }));
+    const rows = await w.db.sql`select status, failure_message from payment_attempts where invoice_id = ${s.invoiceId} and attempt_no = 2`;
+    expect(rows[0]).toMatchObject({ status: 'cancelled', failure_message: 'case closed: invoice voided' });
+  });
+});
