@@ -69,7 +69,8 @@ export async function executeAttempt(deps: RunnerDeps, attemptId: number): Promi
     return skip(deps, attempt, `invoice is ${remote.status} at Stripe`);
   }
   if (localSkip && remote.status === 'open' && local.caseRow !== null && (local.caseRow.status !== 'open' || local.caseRow.paused)) {
-    // The case was closed or paused while the earlier request was unresolved, and it did not charge.
+    // Closed or paused while the earlier request was unresolved, which did not take the money.
+    // Repeating it could charge a case ops stopped; a decline it may have drawn goes unrecorded.
     return skip(deps, attempt, localSkip);
   }
 
