@@ -45,6 +45,27 @@ export async function insertEvent(tx: Tx, event: Stripe.Event): Promise<boolean>
   return rows.length > 0;
 }
 
+/**
+ * Stores many events in one statement; returns the ids that were new. `raw` is the body exactly as
+ * Stripe sent it. Ids repeated within the call are stored once.
+ */
+export async function insertEvents(tx: Tx, items: ReadonlyArray<{ event: Stripe.Event; raw: string }>): Promise<Set<string>> {
+  const seen = new Set<string>();
+  const unique = items.filter((x) => !seen.has(x.event.id) && seen.add(x.event.id));
+  if (unique.length === 0) return new Set();
+  const col = <T>(f: (e: Stripe.Event) => T) => unique.map((x) => f(x.event));
+  const rows = await tx`
+    insert into stripe_events (id, type, created, livemode, account, api_version, payload)
+    select * from unnest(
+      ${col((e) => e.id)}::text[], ${col((e) => e.type)}::text[],
+      ${col((e) => new Date(e.created * 1000).toISOString())}::timestamptz[], ${col((e) => String(e.livemode))}::text[]::boolean[],
+      ${col((e) => (typeof e.account === 'string' ? e.account : null))}::text[], ${col((e) => e.api_version ?? null)}::text[],
+      ${unique.map((x) => x.raw)}::text[]::jsonb[])
+    on conflict (id) do nothing
+    returning id`;
+  return new Set(rows.map((r) => r.id as string));
+}
+
 export async function eventById(tx: Tx, id: string, lock = false): Promise<StoredEvent | null> {
   const rows = lock
     ? await tx`select * from stripe_events where id = ${id} for update`

@@ -2,21 +2,21 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { PgBoss } from 'pg-boss';
 import Stripe from 'stripe';
 import type { Sql } from '../db.ts';
-import { insertEvent } from '../events/store.ts';
-import { jobDb, QUEUES } from '../queue.ts';
 import { BodyTooLarge, readRawBody } from './body.ts';
+import { createEventWriter, storeEvents, type EventWriterOptions } from './event-writer.ts';
 import { sendJson, type Handler, type RequestContext, type Routes } from './server.ts';
 
 export const MAX_BODY_BYTES = 1024 * 1024;
 
 export interface WebhookDeps {
   sql: Sql;
-  boss: Pick<PgBoss, 'send'>;
+  boss: Pick<PgBoss, 'insert'>;
   /** Every secret currently valid (rotation, several endpoints); a delivery signed with any of them is accepted. */
   secrets: readonly string[];
   toleranceSeconds: number;
   /** A commit slower than this answers 503 (Stripe redelivers; the duplicate is harmless). */
   storeTimeoutMs?: number;
+  batching?: EventWriterOptions;
 }
 
 export type Verification = { ok: true; event: Stripe.Event } | { ok: false; reason: string };
@@ -58,15 +58,11 @@ function isEvent(v: unknown): v is Stripe.Event {
 }
 
 /**
- * Stores the event and enqueues its processing in one transaction: a job exists exactly for each
+ * Stores one event and enqueues its processing in one transaction: a job exists exactly for each
  * stored event, and a duplicate id stores and enqueues nothing.
  */
-export async function storeEvent(sql: Sql, boss: Pick<PgBoss, 'send'>, event: Stripe.Event): Promise<boolean> {
-  return (await sql.begin(async (tx) => {
-    const inserted = await insertEvent(tx, event);
-    if (inserted) await boss.send(QUEUES.stripeEvents, { eventId: event.id }, { db: jobDb(tx) });
-    return inserted;
-  })) as boolean;
+export async function storeEvent(sql: Sql, boss: Pick<PgBoss, 'insert'>, event: Stripe.Event): Promise<boolean> {
+  return (await storeEvents(sql, boss, [{ event, raw: JSON.stringify(event) }])).has(event.id);
 }
 
 export function webhookRoutes(deps: WebhookDeps): Routes {
@@ -75,6 +71,7 @@ export function webhookRoutes(deps: WebhookDeps): Routes {
 
 export function webhookHandler(deps: WebhookDeps): Handler {
   const timeoutMs = deps.storeTimeoutMs ?? 5_000;
+  const writer = createEventWriter(deps.sql, deps.boss, deps.batching);
   return async (req: IncomingMessage, res: ServerResponse, ctx: RequestContext) => {
     if (req.method !== 'POST') return sendJson(res, 405, { error: 'method not allowed' }, { allow: 'POST' });
     let raw: Buffer;
@@ -101,7 +98,7 @@ export function webhookHandler(deps: WebhookDeps): Handler {
       const timeout = new Promise<never>((_, reject) => {
         timer = setTimeout(() => reject(new Error(`storing the event took over ${timeoutMs} ms`)), timeoutMs);
       });
-      const inserted = await Promise.race([storeEvent(deps.sql, deps.boss, event), timeout]);
+      const inserted = await Promise.race([writer.write(event, raw.toString('utf8')), timeout]);
       log.info({ duplicate: !inserted }, inserted ? 'webhook event stored' : 'webhook event already stored');
       return sendJson(res, 200, { received: true, duplicate: !inserted });
     } catch (err) {

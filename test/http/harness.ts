@@ -29,7 +29,7 @@ export interface Intake {
   close(): Promise<void>;
 }
 
-export async function startIntake(o: { sql: Sql; boss: Pick<PgBoss, 'send'>; log: Logger; secrets?: string[]; extraRoutes?: Routes }): Promise<Intake> {
+export async function startIntake(o: { sql: Sql; boss: Pick<PgBoss, 'insert'>; log: Logger; secrets?: string[]; extraRoutes?: Routes }): Promise<Intake> {
   const queueUp = { value: true };
   const server = createServer({
     log: o.log,
