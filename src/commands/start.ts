@@ -62,7 +62,7 @@ signal exits at once.`,
           },
         });
         const port = await listen(server, config.port, config.host);
-        log.info({ host: config.host, port, role, secrets: config.webhookSecrets.length }, 'listening');
+        log.info({ host: config.host, port, role, webhookSecretCount: config.webhookSecrets.length }, 'listening');
         // Stop accepting first, so nothing new arrives while workers drain.
         shutdown.unshift(() => closeServer(server));
       }

@@ -1,0 +1,67 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, expect, test } from 'vitest';
+import { createTestDatabase, waitFor, type TestDatabase } from '../helpers/db.ts';
+import { event, invoice } from '../fixtures/events/stripe-objects.ts';
+import { deliver, request, sign } from './harness.ts';
+
+const SECRET = 'whsec_start_test_0123456789';
+const cli = path.resolve(import.meta.dirname, '../../src/cli.ts');
+let db: TestDatabase;
+let outbox: string;
+
+beforeAll(async () => {
+  db = await createTestDatabase();
+  outbox = fs.mkdtempSync(path.join(os.tmpdir(), 'dunning-start-'));
+});
+afterAll(async () => {
+  await db?.drop();
+  fs.rmSync(outbox, { recursive: true, force: true });
+});
+
+function run(args: string[]): { child: ChildProcess; lines: string[]; exit: Promise<number | null> } {
+  const child = spawn(process.execPath, [cli, ...args], {
+    env: {
+      PATH: process.env.PATH, DATABASE_URL: db.url, STRIPE_WEBHOOK_SECRET: SECRET, PORT: '0', HOST: '127.0.0.1',
+      OUTBOX_DIR: outbox, LOG_LEVEL: 'info',
+    },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const lines: string[] = [];
+  const collect = (chunk: Buffer) => lines.push(...chunk.toString('utf8').split('\n').filter(Boolean));
+  child.stdout!.on('data', collect);
+  child.stderr!.on('data', collect);
+  const exit = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+  return { child, lines, exit };
+}
+
+test('dunning start serves webhooks and health, processes events, and stops cleanly on SIGTERM', async () => {
+  const p = run(['start', '--role', 'all']);
+  try {
+    const port = await waitFor('the server to listen', async () => {
+      const line = p.lines.find((l) => l.includes('"msg":"listening"'));
+      return line ? (JSON.parse(line) as { port: number }).port : null;
+    }, 20_000);
+    const url = `http://127.0.0.1:${port}`;
+    expect(await request(url, { method: 'GET', path: '/healthz' })).toMatchObject({ status: 200, body: { ok: true } });
+    const ev = event('invoice.payment_failed', invoice({ id: 'in_start1', customer: 'cus_start1' }), { created: Math.floor(Date.now() / 1000) });
+    const text = JSON.stringify(ev);
+    expect((await deliver(url, text, sign(text, SECRET))).status).toBe(200);
+    await waitFor('the event processed', async () => (await db.sql`select 1 from stripe_events where id = ${ev.id} and status = 'processed'`).length > 0, 15_000);
+    expect((await db.sql`select status from dunning_cases where invoice_id = 'in_start1'`)[0]).toMatchObject({ status: 'open' });
+    p.child.kill('SIGTERM');
+    expect(await p.exit).toBe(0);
+    expect(p.lines.some((l) => l.includes('"msg":"stopped"'))).toBe(true);
+    expect(p.lines.join('\n')).not.toContain(SECRET);
+  } finally {
+    if (p.child.exitCode === null) p.child.kill('SIGKILL');
+  }
+});
+
+test('dunning start refuses an unknown role with exit code 2', async () => {
+  const p = run(['start', '--role', 'janitor']);
+  expect(await p.exit).toBe(2);
+  expect(p.lines.join('\n')).toContain('--role: expected one of web, worker, all');
+});
