@@ -13,4 +13,3 @@ create table charge_failures (
 create index charge_failures_unclaimed on charge_failures (customer_id, created) where claimed_by is null;
 create index charge_failures_intent on charge_failures (payment_intent_id) where payment_intent_id is not null;
 create index payment_attempts_intent on payment_attempts (payment_intent_id) where payment_intent_id is not null;
-create index stripe_events_failed on stripe_events (received_at) where status = 'failed';
