@@ -70,7 +70,7 @@ export function webhookRoutes(deps: WebhookDeps): Routes {
 }
 
 export function webhookHandler(deps: WebhookDeps): Handler {
-  const timeoutMs = deps.storeTimeoutMs ?? 5_000;
+  const timeoutMs = deps.storeTimeoutMs ?? 2_000;
   const writer = createEventWriter(deps.sql, deps.boss, deps.batching);
   return async (req: IncomingMessage, res: ServerResponse, ctx: RequestContext) => {
     if (req.method !== 'POST') return sendJson(res, 405, { error: 'method not allowed' }, { allow: 'POST' });

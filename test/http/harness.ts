@@ -29,12 +29,12 @@ export interface Intake {
   close(): Promise<void>;
 }
 
-export async function startIntake(o: { sql: Sql; boss: Pick<PgBoss, 'insert'>; log: Logger; secrets?: string[]; extraRoutes?: Routes }): Promise<Intake> {
+export async function startIntake(o: { sql: Sql; boss: Pick<PgBoss, 'insert'>; log: Logger; secrets?: string[]; extraRoutes?: Routes; storeTimeoutMs?: number }): Promise<Intake> {
   const queueUp = { value: true };
   const server = createServer({
     log: o.log,
     routes: {
-      ...webhookRoutes({ sql: o.sql, boss: o.boss, secrets: o.secrets ?? [SECRET_A, SECRET_B], toleranceSeconds: 300 }),
+      ...webhookRoutes({ sql: o.sql, boss: o.boss, secrets: o.secrets ?? [SECRET_A, SECRET_B], toleranceSeconds: 300, ...(o.storeTimeoutMs ? { storeTimeoutMs: o.storeTimeoutMs } : {}) }),
       ...healthRoutes({ sql: o.sql, queueRunning: () => queueUp.value, timeoutMs: 1_000 }),
       ...(o.extraRoutes ?? {}),
     },

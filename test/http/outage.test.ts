@@ -38,6 +38,13 @@ class Proxy {
     this.port = (server.address() as net.AddressInfo).port;
     this.#server = server;
   }
+  /** Traffic stops flowing but sockets stay open: a database that hangs instead of refusing. */
+  stall(stalled: boolean): void {
+    for (const s of this.#sockets) {
+      if (stalled) s.pause();
+      else s.resume();
+    }
+  }
   async stop(): Promise<void> {
     const server = this.#server;
     this.#server = null;
@@ -61,7 +68,7 @@ beforeAll(async () => {
   proxied.port = String(proxy.port);
   viaProxy = connect(proxied.toString(), { max: 4 });
   boss = await startQueue(db.url, createLogger('silent'), { eventMaxTries: 3 });
-  intake = await startIntake({ sql: viaProxy, boss, log: createLogger('silent') });
+  intake = await startIntake({ sql: viaProxy, boss, log: createLogger('silent'), storeTimeoutMs: 500 });
 });
 afterAll(async () => {
   await intake?.close();
@@ -103,6 +110,22 @@ test('Postgres unreachable: deliveries get 503 fast; every event answered 200 is
     expect(a.status).toBe(200);
     if (!accepted.includes(e.id)) accepted.push(e.id);
   }
+
+  // A database that hangs (sockets open, nothing flows) gets the same answer once the store times out.
+  await deliver(intake.url, events('warm', 1)[0]!.text).then((a) => {
+    expect(a.status).toBe(200);
+  });
+  const hung = events('hung', 1)[0]!;
+  proxy.stall(true);
+  const slow = await deliver(intake.url, hung.text);
+  proxy.stall(false);
+  expect(slow.status).toBe(503);
+  expect(slow.ms).toBeLessThan(1_000);
+  // Its transaction may still commit after the 503: Stripe's redelivery is then a harmless duplicate.
+  expect((await deliver(intake.url, hung.text)).status).toBe(200);
+  const [{ n: warmAndHung }] = (await db.sql`select count(*)::int as n from stripe_events where payload->'data'->'object'->>'id' in ('in_warm0', 'in_hung0')`) as unknown as [{ n: number }];
+  expect(warmAndHung).toBe(2);
+  accepted.push(...(await db.sql`select id from stripe_events where payload->'data'->'object'->>'id' in ('in_warm0', 'in_hung0')`).map((r) => r.id as string));
 
   await startEventWorker(boss, db.sql, testDeps(recordingHooks().hooks), { maxTries: 3, concurrency: 2 });
   await waitFor('every accepted event processed', async () => {
