@@ -10,7 +10,7 @@ import { UsageError, type Command } from './types.ts';
 export const demoCommand: Command = {
   name: 'demo',
   summary: 'watch a whole dunning cycle in about two minutes: sandbox Stripe, real worker, report',
-  help: `Usage: dunning demo [--customers N] [--days N] [--seconds N] [--seed N] [--keep] [--exit]
+  help: `Usage: dunning demo [--customers N] [--days N] [--seconds N] [--seed N] [--keep] [--exit] [...]
 
 Runs the real worker (webhook receiver, event processor, retry planner and runner, reminder
 mailer) in this process against a local Stripe sandbox and a local mail catcher, on a clock that
@@ -30,6 +30,7 @@ The demo uses its own database (dunning_demo), dropped and created afresh on eac
   --keep       keep the earlier demo's data and continue after it, instead of starting clean
   --database   database name for the demo (default dunning_demo)
   --port       port for the webhook receiver and the dashboard (default: any free port)
+  --workers    worker instances sharing the queues, like worker processes (default 4)
   --exit       exit after the report instead of serving the dashboard until Ctrl-C
 
 Emails are kept as .eml files in .data/demo-mail/. Logs go to stderr at LOG_LEVEL (default error).`,
@@ -39,7 +40,7 @@ Emails are kept as .eml files in .data/demo-mail/. Logs go to stderr at LOG_LEVE
       options: {
         customers: { type: 'string' }, days: { type: 'string' }, seconds: { type: 'string' }, seed: { type: 'string' },
         policy: { type: 'string' }, keep: { type: 'boolean', default: false }, database: { type: 'string', default: 'dunning_demo' },
-        port: { type: 'string' }, exit: { type: 'boolean', default: false },
+        port: { type: 'string' }, workers: { type: 'string' }, exit: { type: 'boolean', default: false },
       },
       strict: true,
       allowPositionals: false,
@@ -58,6 +59,7 @@ Emails are kept as .eml files in .data/demo-mail/. Logs go to stderr at LOG_LEVE
       seconds: intFlag(values.seconds, '--seconds', 90, 5, 3600),
       seed: intFlag(values.seed, '--seed', 1, 0, 2 ** 32 - 1),
       port: intFlag(values.port, '--port', 0, 0, 65_535),
+      workers: intFlag(values.workers, '--workers', 4, 1, 16),
       keep: values.keep ?? false,
       database,
       mailDir: defaultMailDir(),

@@ -42,5 +42,6 @@ export async function takeSnapshot(sql: Tx): Promise<Snapshot> {
 export function progressLine(at: Date, zone: string, s: Snapshot, fed: number, total: number): string {
   const when = DateTime.fromJSDate(at, { zone }).toFormat('ccc dd LLL HH:mm');
   const arriving = fed < total ? `  (${fed}/${total} renewals so far)` : '';
-  return `[${when}] failed ${s.failed}  open ${s.open}  recovered ${s.recovered}  lost ${s.lost}  retries ${s.charges}  emails ${s.emails}${arriving}`;
+  const backlog = s.eventsPending > 0 ? `  webhooks queued ${s.eventsPending}` : '';
+  return `[${when}] failed ${s.failed}  open ${s.open}  recovered ${s.recovered}  lost ${s.lost}  retries ${s.charges}  emails ${s.emails}${backlog}${arriving}`;
 }

@@ -46,6 +46,8 @@ export interface DemoOptions {
   policy: Policy;
   /** Port for the receiver and the dashboard; 0 picks a free one. */
   port: number;
+  /** Worker instances sharing the queues, like that many worker processes. */
+  workers: number;
 }
 
 export interface DemoRun {
@@ -117,7 +119,9 @@ function demoEnv(env: NodeJS.ProcessEnv, parts: { databaseUrl: string; smtpUrl: 
     REPORTS_TOKEN: parts.token,
     DEFAULT_TIME_ZONE: env.DEFAULT_TIME_ZONE || 'Europe/Berlin',
     MERCHANT_NAME: env.MERCHANT_NAME || 'Demo Shop',
-    WORKER_CONCURRENCY: env.WORKER_CONCURRENCY || '8',
+    // pg-boss polls each handler slot every half second at best: event throughput is about
+    // 2 x WORKER_CONCURRENCY per second per worker, and the demo's webhooks arrive faster than that.
+    WORKER_CONCURRENCY: env.WORKER_CONCURRENCY || '16',
     // Stripe's production pace would stretch the demo; the sandbox can take more.
     STRIPE_REQUESTS_PER_SECOND: env.STRIPE_REQUESTS_PER_SECOND || '100',
     ...(parts.apiBase ? { STRIPE_API_BASE: parts.apiBase } : {}),
@@ -166,7 +170,15 @@ export async function runDemo(env: NodeJS.ProcessEnv, o: DemoOptions, print: (li
     });
     const sandbox = parts.sandbox;
     const config = loadConfig(demoEnv(env, { databaseUrl: db.url, smtpUrl: catcher.url, token, secret, apiBase: sandbox.url }));
-    parts.stopWorkers = await startWorkers({ sql: db.sql, boss, clock, log, config, policy: o.policy, stripe: createStripeClient(config) });
+    // Several worker instances share the queues exactly as several `dunning start --role worker`
+    // processes would: time runs thousands of times faster here than in production.
+    const stops: Array<() => Promise<void>> = [];
+    parts.stopWorkers = async () => {
+      for (const stop of stops.splice(0).reverse()) await stop();
+    };
+    for (let i = 0; i < o.workers; i += 1) {
+      stops.push(await startWorkers({ sql: db.sql, boss, clock, log, config, policy: o.policy, stripe: createStripeClient(config) }));
+    }
 
     print(`Demo: ${o.customers} failing renewals over ${o.days} simulated days in about ${o.seconds} s (1 s = ${(o.days * 24 / o.seconds).toFixed(1)} simulated hours).`);
     print(`Stripe sandbox ${sandbox.url}, webhooks to http://127.0.0.1:${port}/webhooks/stripe, mail catcher ${catcher.url}, database ${o.database}${db.kept ? ' (kept)' : ''}.`);

@@ -30,7 +30,7 @@ beforeAll(async () => {
   demo = await runDemo(
     { ...process.env, DATABASE_URL: adminUrl, LOG_LEVEL: 'error' },
     {
-      customers: CUSTOMERS, days: DAYS, seconds: SECONDS, seed: 3, keep: false, database, port: 0,
+      customers: CUSTOMERS, days: DAYS, seconds: SECONDS, seed: 3, keep: false, database, port: 0, workers: 2,
       mailDir: mkdtempSync(join(tmpdir(), 'demo-mail-')), policy: defaultPolicy(),
     },
     (line) => lines.push(line),
