@@ -99,7 +99,7 @@ export function webhookHandler(deps: WebhookDeps): Handler {
         timer = setTimeout(() => reject(new Error(`storing the event took over ${timeoutMs} ms`)), timeoutMs);
       });
       const inserted = await Promise.race([writer.write(event, raw.toString('utf8')), timeout]);
-      log.info({ duplicate: !inserted }, inserted ? 'webhook event stored' : 'webhook event already stored');
+      log.info({ duplicate: !inserted }, 'webhook event accepted');
       return sendJson(res, 200, { received: true, duplicate: !inserted });
     } catch (err) {
       // Never 2xx for an event that may not be committed: Stripe redelivers, the duplicate is harmless.

@@ -87,7 +87,7 @@ describe('signatures', () => {
     await deliver(intake.url, p.text, sign(p.text, 'whsec_leaky_secret_value'));
     const all = lines.join('\n');
     expect(all).toContain('req-from-stripe-1');
-    expect(lines.some((l) => l.includes('"eventId":"' + p.id + '"') && l.includes('webhook event stored'))).toBe(true);
+    expect(lines.some((l) => l.includes('"eventId":"' + p.id + '"') && l.includes('webhook event accepted'))).toBe(true);
     for (const secret of [SECRET_A, SECRET_B, 'whsec_leaky_secret_value']) expect(all).not.toContain(secret);
     expect(all).not.toContain(header.split(',')[1]!);
   });
