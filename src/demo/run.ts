@@ -20,7 +20,6 @@ import { webhookRoutes } from '../http/webhook.ts';
 import { createLogger, type Logger } from '../log.ts';
 import { projectRoot } from '../paths.ts';
 import { startQueue } from '../queue.ts';
-import { DUNNING_KINDS, type ReminderKind } from '../reminders/kinds.ts';
 import { startMailCatcher, type CaughtMail, type MailCatcher } from '../reminders/mail-catcher.ts';
 import { loadReport, type Report } from '../reports/build.ts';
 import { resolvePeriod } from '../reports/period.ts';
@@ -30,7 +29,7 @@ import { createStripeClient } from '../stripe/client.ts';
 import { startWorkers } from '../worker.ts';
 import { DemoClock } from './clock.ts';
 import { openDemoDatabase, type DemoDatabase } from './database.ts';
-import { generatePopulation, type Member } from './population.ts';
+import { driveCycle } from './cycle.ts';
 import { progressLine, takeSnapshot } from './progress.ts';
 
 export interface DemoOptions {
@@ -167,6 +166,8 @@ export async function runDemo(env: NodeJS.ProcessEnv, o: DemoOptions, print: (li
       // Signatures are checked against real time, as Stripe's are.
       webhookSigningClock: systemClock,
       log: log.child({ component: 'sandbox' }),
+      // A kept database holds the earlier sandbox's objects: new ids must not collide with them.
+      ...(db.kept ? { idTag: randomBytes(3).toString('hex') } : {}),
     });
     const sandbox = parts.sandbox;
     const config = loadConfig(demoEnv(env, { databaseUrl: db.url, smtpUrl: catcher.url, token, secret, apiBase: sandbox.url }));
@@ -217,82 +218,6 @@ export async function runDemo(env: NodeJS.ProcessEnv, o: DemoOptions, print: (li
     await closeParts(parts, log);
     throw err;
   }
-}
-
-interface Cycle {
-  o: DemoOptions;
-  clock: DemoClock;
-  sandbox: Sandbox;
-  catcher: MailCatcher;
-  db: DemoDatabase;
-  config: Config;
-  print: (line: string) => void;
-  start: Date;
-}
-
-const TICK_MS = 100;
-
-function reminderKind(mail: MailCatcher['messages'][number]): ReminderKind | null {
-  const header = mail.parsed.headers.get('x-dunning-reminder');
-  const kind = typeof header === 'string' ? header.split(':')[0] : undefined;
-  return (kind ?? null) as ReminderKind | null;
-}
-
-/**
- * Feeds renewals as simulated time reaches them, lets the sandbox's customers react to dunning
- * emails (some put in a new card), and prints progress until the cycle is over.
- */
-async function driveCycle(c: Cycle): Promise<void> {
-  const spreadDays = Math.min(7, c.o.days / 4);
-  const members = generatePopulation({ seed: c.o.seed, customers: c.o.customers, spreadDays }).sort((a, b) => a.failsAfterMs - b.failsAfterMs);
-  const customerOf = new Map<string, string>();
-  const stripe = c.sandbox.stripe();
-  for (const m of members) {
-    const created = await c.sandbox.createCustomer(sandboxCustomer(m));
-    customerOf.set(m.email, created.id);
-    // The sandbox announces no customer.created; an update through the API sends the
-    // customer.updated a merchant's own system would, so the worker learns locale and zone.
-    await stripe.customers.update(created.id, { metadata: { demo_member: m.key } });
-  }
-  const end = c.start.getTime() + c.o.days * DAY;
-  const progressEveryMs = Math.max(1000, (c.o.seconds * 1000) / 20);
-  let fed = 0;
-  let mailSeen = 0;
-  let lastPrint = 0;
-  for (;;) {
-    const now = c.clock.now().getTime();
-    while (fed < members.length && c.start.getTime() + (members[fed] as Member).failsAfterMs <= now) {
-      const m = members[fed] as Member;
-      await c.sandbox.createFailingInvoice(customerOf.get(m.email) as string, { amount: m.amount, currency: m.currency, subscription: true });
-      fed += 1;
-    }
-    for (const mail of c.catcher.messages.slice(mailSeen)) {
-      const kind = reminderKind(mail);
-      const customer = customerOf.get(mail.to[0] ?? '');
-      if (customer && kind && DUNNING_KINDS.includes(kind)) await c.sandbox.reminderSent(customer);
-    }
-    mailSeen = c.catcher.messages.length;
-    const over = now >= end;
-    if (over || Date.now() - lastPrint >= progressEveryMs) {
-      lastPrint = Date.now();
-      const s = await takeSnapshot(c.db.sql);
-      c.print(progressLine(new Date(now), c.config.defaultTimeZone, s, fed, members.length));
-      if (over || (fed === members.length && s.open === 0 && s.eventsPending === 0 && s.failed >= members.length)) return;
-    }
-    await new Promise((resolve) => setTimeout(resolve, TICK_MS));
-  }
-}
-
-function sandboxCustomer(m: Member) {
-  return {
-    email: m.email,
-    name: m.name,
-    country: m.country,
-    preferredLocales: [m.locale],
-    timeZone: m.timeZone,
-    cardUpdateProbability: m.cardUpdateProbability,
-    card: m.card,
-  };
 }
 
 /** Waits (bounded) until every stored webhook event has been applied. */

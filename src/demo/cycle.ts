@@ -1,0 +1,98 @@
+/**
+ * The demo's simulated world around the worker: renewals fail as simulated time reaches them,
+ * and customers react to dunning emails (some put in a new card), as the sandbox's card model
+ * decides. Progress is printed along the way.
+ */
+import type { Config } from '../config.ts';
+import { DUNNING_KINDS, type ReminderKind } from '../reminders/kinds.ts';
+import type { MailCatcher } from '../reminders/mail-catcher.ts';
+import type { Sandbox } from '../sandbox/index.ts';
+import type { DemoClock } from './clock.ts';
+import type { DemoDatabase } from './database.ts';
+import { generatePopulation, type Member } from './population.ts';
+import { progressLine, takeSnapshot } from './progress.ts';
+
+const DAY = 86_400_000;
+
+export interface CycleOptions {
+  customers: number;
+  days: number;
+  seconds: number;
+  seed: number;
+}
+
+export interface Cycle {
+  o: CycleOptions;
+  clock: DemoClock;
+  sandbox: Sandbox;
+  catcher: MailCatcher;
+  db: DemoDatabase;
+  config: Config;
+  print: (line: string) => void;
+  start: Date;
+}
+
+const TICK_MS = 100;
+
+function reminderKind(mail: MailCatcher['messages'][number]): ReminderKind | null {
+  const header = mail.parsed.headers.get('x-dunning-reminder');
+  const kind = typeof header === 'string' ? header.split(':')[0] : undefined;
+  return (kind ?? null) as ReminderKind | null;
+}
+
+/**
+ * Feeds renewals as simulated time reaches them, lets the sandbox's customers react to dunning
+ * emails (some put in a new card), and prints progress until the cycle is over.
+ */
+export async function driveCycle(c: Cycle): Promise<void> {
+  const spreadDays = Math.min(7, c.o.days / 4);
+  const members = generatePopulation({ seed: c.o.seed, customers: c.o.customers, spreadDays }).sort((a, b) => a.failsAfterMs - b.failsAfterMs);
+  const customerOf = new Map<string, string>();
+  const stripe = c.sandbox.stripe();
+  for (const m of members) {
+    const created = await c.sandbox.createCustomer(sandboxCustomer(m));
+    customerOf.set(m.email, created.id);
+    // The sandbox announces no customer.created; an update through the API sends the
+    // customer.updated a merchant's own system would, so the worker learns locale and zone.
+    await stripe.customers.update(created.id, { metadata: { demo_member: m.key } });
+  }
+  const end = c.start.getTime() + c.o.days * DAY;
+  const progressEveryMs = Math.max(1000, (c.o.seconds * 1000) / 20);
+  let fed = 0;
+  let mailSeen = 0;
+  let lastPrint = 0;
+  for (;;) {
+    const now = c.clock.now().getTime();
+    while (fed < members.length && c.start.getTime() + (members[fed] as Member).failsAfterMs <= now) {
+      const m = members[fed] as Member;
+      await c.sandbox.createFailingInvoice(customerOf.get(m.email) as string, { amount: m.amount, currency: m.currency, subscription: true });
+      fed += 1;
+    }
+    for (const mail of c.catcher.messages.slice(mailSeen)) {
+      const kind = reminderKind(mail);
+      const customer = customerOf.get(mail.to[0] ?? '');
+      if (customer && kind && DUNNING_KINDS.includes(kind)) await c.sandbox.reminderSent(customer);
+    }
+    mailSeen = c.catcher.messages.length;
+    const over = now >= end;
+    if (over || Date.now() - lastPrint >= progressEveryMs) {
+      lastPrint = Date.now();
+      const s = await takeSnapshot(c.db.sql);
+      c.print(progressLine(new Date(now), c.config.defaultTimeZone, s, fed, members.length));
+      if (over || (fed === members.length && s.open === 0 && s.eventsPending === 0 && s.failed >= members.length)) return;
+    }
+    await new Promise((resolve) => setTimeout(resolve, TICK_MS));
+  }
+}
+
+function sandboxCustomer(m: Member) {
+  return {
+    email: m.email,
+    name: m.name,
+    country: m.country,
+    preferredLocales: [m.locale],
+    timeZone: m.timeZone,
+    cardUpdateProbability: m.cardUpdateProbability,
+    card: m.card,
+  };
+}
