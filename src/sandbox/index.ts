@@ -40,6 +40,8 @@ export interface SandboxOptions {
   webhookBackoffMs?: number;
   port?: number;
   log?: Logger;
+  /** Put into every id, so objects differ from an earlier sandbox's kept in a database (demo --keep). */
+  idTag?: string;
 }
 
 export interface SandboxCustomer {
@@ -94,7 +96,7 @@ export const sandboxApiKey = 'sk_test_sandbox';
 export async function startSandbox(opts: SandboxOptions): Promise<Sandbox> {
   const log = opts.log ?? pino({ level: 'silent' });
   const rng = createRng(opts.seed ?? 1);
-  const store = createStore();
+  const store = createStore(opts.idTag);
   const render = { store, baseUrl: '' };
   let queue: WebhookQueue | null = null;
   if (opts.webhookUrl !== undefined) {

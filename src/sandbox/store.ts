@@ -129,7 +129,8 @@ export interface Store {
   nextId(prefix: string): string;
 }
 
-export function createStore(): Store {
+/** `idTag` keeps ids apart from an earlier sandbox's whose objects a database still holds. */
+export function createStore(idTag = ''): Store {
   let counter = 0;
   return {
     customers: new Map(),
@@ -142,7 +143,7 @@ export function createStore(): Store {
     // Ids sort in creation order, which list pagination relies on.
     nextId(prefix) {
       counter += 1;
-      return `${prefix}_sbx${counter.toString(36).padStart(10, '0')}`;
+      return `${prefix}_sbx${idTag}${counter.toString(36).padStart(10, '0')}`;
     },
   };
 }
