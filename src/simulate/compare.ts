@@ -80,6 +80,21 @@ export function renderComparison(results: readonly StrategyResult[], o: { seed: 
     out.push(`  network-rule violations: ${totalViolations(v)} (over 15 per card in 30 days: ${v.over30d}; after a never-retry answer: ${v.afterNeverRetry}; Mastercard over 10 declines in 24 h: ${v.mastercard24h})`);
     out.push('');
   }
+  const reasons = results[0]?.byReason ?? [];
+  if (reasons.length > 0) {
+    out.push('== Recovery rate by failure reason');
+    out.push(table([
+      ['reason', 'cases', ...results.map((r) => r.name)],
+      ...reasons.map((why) => [
+        why.reason, String(why.cases),
+        ...results.map((r) => {
+          const row = r.byReason.find((x) => x.reason === why.reason);
+          return row ? pct(row.recovered, row.cases) : '-';
+        }),
+      ]),
+    ]).replace(/^/gm, '  '));
+    out.push('');
+  }
   out.push('Charges count every attempt after Stripe\'s failed renewal. Reminders and card updates are the same for every policy.');
   return out.join('\n') + '\n';
 }

@@ -22,6 +22,8 @@ export interface CaseResult {
   key: string;
   currency: string;
   amount: number;
+  /** Why the renewal failed: the first decline's reason. */
+  reason: string;
   recovered: boolean;
   /** Charges after Stripe's failed renewal: scheduled retries and card-update charges. */
   charges: number;
@@ -34,13 +36,18 @@ const HOUR = 3_600_000;
 /** A strategy that keeps proposing retries cannot loop forever. */
 const MAX_STEPS = 200;
 
-/** Each member gets its own random stream, so strategies see the same customers and the same odds. */
-function memberRng(seed: number, index: number): Rng {
-  return createRng((seed * 0x9e3779b1 + index * 0x85ebca6b) >>> 0);
+/**
+ * Each member gets its own random streams, one for the issuer and one for the customer, so every
+ * strategy meets the same customers: retries drawing on the issuer stream cannot change whether a
+ * customer answers a reminder.
+ */
+function memberRng(seed: number, index: number, stream: number): Rng {
+  return createRng((seed * 0x9e3779b1 + index * 0x85ebca6b + stream * 0xc2b2ae35) >>> 0);
 }
 
 export function simulateCase(member: Member, index: number, strategy: Strategy, s: SimSettings): CaseResult {
-  const rng = memberRng(s.seed, index);
+  const issuer = memberRng(s.seed, index, 1);
+  const customer = memberRng(s.seed, index, 2);
   const openedAt = new Date(s.start.getTime() + member.failsAfterMs);
   const windowEnd = openedAt.getTime() + s.windowDays * DAY;
   const reminders = s.reminderHours.map((h) => openedAt.getTime() + h * HOUR).filter((t) => t < windowEnd).sort((a, b) => a - b);
@@ -64,16 +71,16 @@ export function simulateCase(member: Member, index: number, strategy: Strategy, 
     if (retryAt === Infinity && reminderAt === Infinity) break;
     if (reminderAt <= retryAt) {
       reminderIdx += 1;
-      if (!decideCardUpdate(member.cardUpdateProbability, rng)) continue;
+      if (!decideCardUpdate(member.cardUpdateProbability, customer)) continue;
       // The customer put in a working card: every strategy charges it at once.
       const at = new Date(Math.max(reminderAt, last.at.getTime() + 1));
-      const ok = decideCharge({ reason: null, firstFailedAt: null, at, timeZone: member.timeZone }, rng).ok;
+      const ok = decideCharge({ reason: null, firstFailedAt: null, at, timeZone: member.timeZone }, issuer).ok;
       c.attempts.push({ at, card: last.card + 1, source: 'card_update', ok, reason: null });
       recovered = ok;
       continue;
     }
     const at = new Date(retryAt);
-    const decision = decideCharge({ reason: member.card.failure, firstFailedAt, at, timeZone: member.timeZone }, rng);
+    const decision = decideCharge({ reason: member.card.failure, firstFailedAt, at, timeZone: member.timeZone }, issuer);
     c.attempts.push({ at, card: last.card, source: 'scheduled', ok: decision.ok, reason: decision.ok ? null : member.card.failure });
     recovered = decision.ok;
   }
@@ -81,6 +88,7 @@ export function simulateCase(member: Member, index: number, strategy: Strategy, 
     key: member.key,
     currency: member.currency,
     amount: member.amount,
+    reason: member.card.failure ?? 'none',
     recovered,
     charges: c.attempts.length - 1,
     violations: countViolations(c.attempts, member.card.brand),
@@ -104,11 +112,14 @@ export interface StrategyResult {
   charges: number;
   violations: Violations;
   byCurrency: CurrencyTotals[];
+  /** Cases and recoveries per failure reason, to see where a policy wins or loses. */
+  byReason: Array<{ reason: string; cases: number; recovered: number }>;
 }
 
 export function summarize(strategy: Strategy, results: readonly CaseResult[]): StrategyResult {
   const byCurrency = new Map<string, CurrencyTotals>();
   const violations = noViolations();
+  const byReason = new Map<string, { reason: string; cases: number; recovered: number }>();
   let recovered = 0;
   let charges = 0;
   for (const r of results) {
@@ -121,6 +132,10 @@ export function summarize(strategy: Strategy, results: readonly CaseResult[]): S
       recovered += 1;
     }
     charges += r.charges;
+    const why = byReason.get(r.reason) ?? { reason: r.reason, cases: 0, recovered: 0 };
+    why.cases += 1;
+    if (r.recovered) why.recovered += 1;
+    byReason.set(r.reason, why);
     addViolations(violations, r.violations);
     byCurrency.set(r.currency, t);
   }
@@ -132,6 +147,7 @@ export function summarize(strategy: Strategy, results: readonly CaseResult[]): S
     charges,
     violations,
     byCurrency: [...byCurrency.values()].sort((a, b) => a.currency.localeCompare(b.currency)),
+    byReason: [...byReason.values()].sort((a, b) => b.cases - a.cases || a.reason.localeCompare(b.reason)),
   };
 }
 

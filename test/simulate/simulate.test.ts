@@ -52,7 +52,16 @@ describe('comparePolicies', () => {
       expect(r.byCurrency.reduce((s, c) => s + c.opened, 0)).toBe(300);
       expect(r.byCurrency.reduce((s, c) => s + c.recovered, 0)).toBe(r.recovered);
     }
+    // Cards that never recover by retrying are saved only by customers answering reminders, which
+    // must not depend on the strategy: the same customers, the same answers.
+    for (const reason of ['expired_card', 'lost_card', 'stolen_card', 'authentication_required']) {
+      const rates = [policy!, fixed!, none!].map((r) => r.byReason.find((x) => x.reason === reason));
+      expect(rates[0]!.cases).toBeGreaterThan(0);
+      expect(rates[1]).toEqual(rates[0]);
+      expect(rates[2]).toEqual(rates[0]);
+    }
     const text = renderComparison([policy!, fixed!, none!], { seed: 11, customers: 300 });
+    expect(text).toContain('== Recovery rate by failure reason');
     expect(text).toContain('== Stripe-like fixed schedule');
     expect(text).toMatch(/JPY .* [\d,]+ JPY/);
   });
