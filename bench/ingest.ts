@@ -15,7 +15,7 @@ import { parseArgs } from 'node:util';
 import { pino } from 'pino';
 import Stripe from 'stripe';
 import { loadConfig } from '../src/config.ts';
-import { connect, startEmbeddedPostgres, type Sql } from '../src/db.ts';
+import { connect, databaseServer, withDatabase, type Sql } from '../src/db.ts';
 import { createServer, listen, closeServer } from '../src/http/server.ts';
 import { createEventWriter } from '../src/http/event-writer.ts';
 import { webhookRoutes } from '../src/http/webhook.ts';
@@ -95,22 +95,15 @@ async function main(): Promise<void> {
 
   const quiet = createLogger('warn');
   const config = loadConfig(process.env);
-  let adminUrl = config.databaseUrl;
-  let stopEmbedded = async () => {};
-  if (!adminUrl) {
-    const embedded = await startEmbeddedPostgres(config.embeddedPgDir, config.embeddedPgPort, quiet);
-    adminUrl = embedded.url;
-    stopEmbedded = embedded.stop;
-  }
+  const { url: adminUrl, stop: stopEmbedded } = await databaseServer(config, quiet);
   const admin = connect(adminUrl, { max: 1 });
   await admin.unsafe('drop database if exists dunning_bench_ingest with (force)');
   await admin.unsafe('create database dunning_bench_ingest');
   await admin.end();
-  const url = new URL(adminUrl);
-  url.pathname = '/dunning_bench_ingest';
-  const sql: Sql = connect(url.toString(), { max: concurrency });
+  const url = withDatabase(adminUrl, 'dunning_bench_ingest');
+  const sql: Sql = connect(url, { max: concurrency });
   await migrate(sql, quiet);
-  const boss = await startQueue(url.toString(), quiet, { eventMaxTries: 8 });
+  const boss = await startQueue(url, quiet, { eventMaxTries: 8 });
 
   // Enough pre-built payloads for a fast machine; signing happens ahead so the generator stays light.
   const capacity = Math.ceil(seconds * 6000);

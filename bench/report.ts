@@ -10,7 +10,7 @@
  */
 import { parseArgs } from 'node:util';
 import { DateTime } from 'luxon';
-import { connect, startEmbeddedPostgres, type Sql } from '../src/db.ts';
+import { connect, databaseServer, withDatabase, type Sql } from '../src/db.ts';
 import { loadConfig } from '../src/config.ts';
 import { createLogger } from '../src/log.ts';
 import { migrate } from '../src/migrate.ts';
@@ -28,21 +28,13 @@ async function main(): Promise<void> {
   if (!Number.isInteger(total) || total < BATCH) throw new Error(`--cases: expected an integer of at least ${BATCH}`);
   const log = createLogger('warn');
   const config = loadConfig(process.env);
-  let adminUrl = config.databaseUrl;
-  let stop = async () => {};
-  if (!adminUrl) {
-    const embedded = await startEmbeddedPostgres(config.embeddedPgDir, config.embeddedPgPort, log);
-    adminUrl = embedded.url;
-    stop = embedded.stop;
-  }
+  const { url: adminUrl, stop } = await databaseServer(config, log);
   const admin = connect(adminUrl, { max: 1 });
   const [exists] = await admin`select 1 from pg_database where datname = 'dunning_bench'`;
   if (exists && values.reseed) await admin.unsafe('drop database dunning_bench with (force)');
   if (!exists || values.reseed) await admin.unsafe('create database dunning_bench');
   await admin.end();
-  const url = new URL(adminUrl);
-  url.pathname = '/dunning_bench';
-  const sql = connect(url.toString(), { max: 12 });
+  const sql = connect(withDatabase(adminUrl, 'dunning_bench'), { max: 12 });
   try {
     await migrate(sql, log);
     const now = DateTime.utc().startOf('day');

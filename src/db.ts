@@ -32,6 +32,25 @@ export interface EmbeddedDatabase {
   stop(): Promise<void>;
 }
 
+/**
+ * The Postgres server to use: DATABASE_URL's when set, else the embedded one (started when it is
+ * not already running). `stop` stops only what this call started.
+ */
+export async function databaseServer(
+  config: { databaseUrl: string | null; embeddedPgDir: string; embeddedPgPort: number },
+  log: Logger,
+): Promise<EmbeddedDatabase> {
+  if (config.databaseUrl) return { url: config.databaseUrl, stop: async () => {} };
+  return startEmbeddedPostgres(config.embeddedPgDir, config.embeddedPgPort, log);
+}
+
+/** The same server's URL with another database name. */
+export function withDatabase(url: string, database: string): string {
+  const u = new URL(url);
+  u.pathname = `/${database}`;
+  return u.toString();
+}
+
 const EMBEDDED_PASSWORD = 'dunning-local';
 
 /**

@@ -1,5 +1,5 @@
 import { loadConfig, type Config, type Requirement } from './config.ts';
-import { connect, startEmbeddedPostgres, type Sql } from './db.ts';
+import { connect, databaseServer, type Sql } from './db.ts';
 import { createLogger, type Logger } from './log.ts';
 import { migrate } from './migrate.ts';
 
@@ -24,13 +24,7 @@ export interface RuntimeOptions {
 export async function openRuntime(env: NodeJS.ProcessEnv, options: RuntimeOptions = {}): Promise<Runtime> {
   const config = loadConfig(env, options.require ?? []);
   const log = createLogger(options.logLevel ?? config.logLevel);
-  let databaseUrl = config.databaseUrl;
-  let stopEmbedded = async () => {};
-  if (!databaseUrl) {
-    const embedded = await startEmbeddedPostgres(config.embeddedPgDir, config.embeddedPgPort, log);
-    databaseUrl = embedded.url;
-    stopEmbedded = embedded.stop;
-  }
+  const { url: databaseUrl, stop: stopEmbedded } = await databaseServer(config, log);
   const sql = connect(databaseUrl, { max: options.poolSize ?? 10 });
   try {
     if (options.migrate ?? true) await migrate(sql, log);

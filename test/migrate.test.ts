@@ -1,9 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { inject } from 'vitest';
-import { connect } from '../src/db.ts';
+import { connect, withDatabase } from '../src/db.ts';
 import { createLogger } from '../src/log.ts';
 import { migrate, readMigrations } from '../src/migrate.ts';
-import { withDatabase } from './helpers/global-setup.ts';
 
 const log = createLogger('silent');
 const name = `dunning_t_mig_${process.pid}_${Date.now().toString(36)}`;

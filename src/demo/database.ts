@@ -1,5 +1,5 @@
 import type { Config } from '../config.ts';
-import { connect, startEmbeddedPostgres, type Sql } from '../db.ts';
+import { connect, databaseServer, withDatabase, type Sql } from '../db.ts';
 import type { Logger } from '../log.ts';
 import { migrate } from '../migrate.ts';
 
@@ -20,13 +20,7 @@ export const DATABASE_NAME = /^[a-z_][a-z0-9_]{0,62}$/;
  */
 export async function openDemoDatabase(config: Config, log: Logger, name: string, keep: boolean): Promise<DemoDatabase> {
   if (!DATABASE_NAME.test(name)) throw new Error(`demo database name must match ${DATABASE_NAME.source}, got "${name}"`);
-  let serverUrl = config.databaseUrl;
-  let stopEmbedded = async () => {};
-  if (!serverUrl) {
-    const embedded = await startEmbeddedPostgres(config.embeddedPgDir, config.embeddedPgPort, log);
-    serverUrl = embedded.url;
-    stopEmbedded = embedded.stop;
-  }
+  const { url: serverUrl, stop: stopEmbedded } = await databaseServer(config, log);
   const admin = connect(serverUrl, { max: 1 });
   let kept = false;
   try {
@@ -40,9 +34,7 @@ export async function openDemoDatabase(config: Config, log: Logger, name: string
   } finally {
     await admin.end({ timeout: 2 });
   }
-  const u = new URL(serverUrl);
-  u.pathname = `/${name}`;
-  const url = u.toString();
+  const url = withDatabase(serverUrl, name);
   const sql = connect(url, { max: 10 });
   await migrate(sql, log);
   return {

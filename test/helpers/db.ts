@@ -1,6 +1,5 @@
 import { inject } from 'vitest';
-import { connect, type Sql } from '../../src/db.ts';
-import { withDatabase } from './global-setup.ts';
+import { connect, withDatabase, type Sql } from '../../src/db.ts';
 
 export interface TestDatabase {
   url: string;

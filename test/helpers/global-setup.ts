@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import type { TestProject } from 'vitest/node';
-import { connect, reachable, startEmbeddedPostgres } from '../../src/db.ts';
+import { connect, reachable, startEmbeddedPostgres, withDatabase } from '../../src/db.ts';
 import { createLogger } from '../../src/log.ts';
 import { migrate } from '../../src/migrate.ts';
 import { ensureQueues, startQueue } from '../../src/queue.ts';
@@ -62,10 +62,4 @@ export default async function setup(project: TestProject) {
     await stopEmbedded();
     if (tmpDir) fs.rmSync(tmpDir, { recursive: true, force: true });
   };
-}
-
-export function withDatabase(url: string, database: string): string {
-  const u = new URL(url);
-  u.pathname = `/${database}`;
-  return u.toString();
 }
