@@ -1,8 +1,9 @@
 import type { Tx } from '../db.ts';
 import type { DomainHooks } from '../events/hooks.ts';
-import { planNextAttempt } from './planner.ts';
-import { loadPlanContext, planNext, scheduleAttempt, type PlanResult, type SchedulerDeps } from './scheduler.ts';
+import { planNextAttempt, type Plan } from './planner.ts';
+import { loadPlanContext, planNext, recordPlan, type PlanContext, type PlanResult, type SchedulerDeps } from './scheduler.ts';
 import * as store from './store.ts';
+import type { AttemptRow, AttemptSource } from './store.ts';
 
 /**
  * The retry engine's reaction to domain events. Every hook runs inside the event processor's
@@ -13,6 +14,7 @@ export interface DunningHooks {
   paymentFailed(tx: Tx, e: { caseId: number; invoiceId: string; attemptId?: number | null; opened?: boolean; at: Date }): Promise<void>;
   caseClosed(tx: Tx, e: { caseId: number; invoiceId: string; status: string; reason?: string | null; at: Date }): Promise<void>;
   paymentMethodChanged(tx: Tx, e: { customerId: string; paymentMethod?: string | null; at: Date }): Promise<void>;
+  declineLearned(tx: Tx, e: { caseId: number; invoiceId: string; attemptId: number; at: Date }): Promise<void>;
 }
 
 export function createDunningHooks(deps: SchedulerDeps): DunningHooks & DomainHooks {
@@ -25,6 +27,9 @@ export function createDunningHooks(deps: SchedulerDeps): DunningHooks & DomainHo
     async caseClosed(tx, e) {
       const n = await store.cancelPlannedAttempts(tx, e.invoiceId, `case closed: ${e.reason ?? e.status}`, deps.clock.now());
       if (n > 0) deps.log.info({ caseId: e.caseId, invoiceId: e.invoiceId, cancelled: n }, 'planned attempts cancelled');
+    },
+    async declineLearned(tx, e) {
+      await replanWithLateDetails(tx, deps, e.caseId);
     },
     async paymentMethodChanged(tx, e) {
       if (!e.paymentMethod) return;
@@ -45,23 +50,64 @@ export async function retryWithNewCard(tx: Tx, deps: SchedulerDeps, caseId: numb
   if (!caseRow || caseRow.status !== 'open') return { kind: 'unchanged', why: 'case is not open' };
   if (caseRow.paused) return { kind: 'unchanged', why: 'case is paused' };
   const ctx = await loadPlanContext(tx, deps, caseRow, paymentMethod);
-  const active = ctx.attempts.find((a) => a.status === 'planned' || a.status === 'in_flight' || a.status === 'unknown');
+  const active = activeAttempt(ctx.attempts);
   if (active && active.status !== 'planned') return { kind: 'unchanged', why: `attempt #${active.attemptNo} is ${active.status}` };
   if (active && active.paymentMethod === paymentMethod) return { kind: 'unchanged', why: 'already planned with this card' };
   const tried = ctx.attempts.filter((a) => a.status !== 'planned' && a.status !== 'cancelled' && a.status !== 'skipped');
   const lastPm = tried[tried.length - 1]?.paymentMethod ?? null;
   if (lastPm === paymentMethod) return { kind: 'unchanged', why: 'the last attempt already used this card' };
 
-  // Plan as if the old planned attempt were gone; only replace it if the new card gets a retry.
-  const history = { ...ctx.history, attempts: ctx.history.attempts.filter((a) => a.outcome !== 'planned') };
-  const now = deps.clock.now();
-  const plan = planNextAttempt(history, ctx.customer, ctx.policy, now, deps.merchantTimeZone);
+  // Only replace the old planned attempt if the new card gets a retry.
+  const plan = planWithoutPlanned(deps, ctx);
   if (plan.kind !== 'retry') return { kind: 'unchanged', why: 'reason' in plan ? plan.reason : 'no retry' };
-  if (active) await store.cancelPlannedAttempts(tx, caseRow.invoiceId, 'replaced: payment method changed', now);
-  const attempt = await scheduleAttempt(tx, deps, caseRow, {
-    at: plan.at, reason: plan.reason, source: 'card_update', paymentMethod, isLast: plan.isLast,
-  });
-  if (!attempt) return { kind: 'unchanged', why: 'an attempt is already active' };
-  deps.log.info({ caseId, invoiceId: caseRow.invoiceId, attemptNo: attempt.attemptNo, at: plan.at }, 'card update retry scheduled');
-  return { kind: 'planned', attempt, plan };
+  const result = await replacePlanned(tx, deps, ctx, plan, { source: 'card_update', paymentMethod, why: 'replaced: payment method changed' });
+  if (result.kind === 'planned') {
+    deps.log.info({ caseId, invoiceId: caseRow.invoiceId, attemptNo: result.attempt.attemptNo, at: plan.at }, 'card update retry scheduled');
+  }
+  return result;
+}
+
+/**
+ * Decline details that reached the ledger after the case was planned (Stripe's events arrive in
+ * any order) can bar the card or change the category. The still-planned attempt is planned again
+ * with them, through the same replacement as a card change; if nothing changed it stays. An
+ * attempt already running or unresolved is left to the runner, which checks the card again right
+ * before charging. A manual attempt stays: ops asked for it (the runner's check still applies).
+ */
+export async function replanWithLateDetails(tx: Tx, deps: SchedulerDeps, caseId: number): Promise<PlanResult> {
+  const caseRow = await store.caseById(tx, caseId, true);
+  if (!caseRow || caseRow.status !== 'open') return { kind: 'unchanged', why: 'case is not open' };
+  if (caseRow.paused) return { kind: 'unchanged', why: 'case is paused' };
+  const planned = activeAttempt(await store.attemptsOf(tx, caseRow.invoiceId));
+  if (!planned || planned.status !== 'planned') return { kind: 'unchanged', why: 'no planned attempt' };
+  if (planned.source === 'manual') return { kind: 'unchanged', why: 'a manual attempt is planned' };
+  const paymentMethod = planned.source === 'card_update' ? planned.paymentMethod : null;
+  const ctx = await loadPlanContext(tx, deps, caseRow, paymentMethod);
+  const plan = planWithoutPlanned(deps, ctx);
+  if (plan.kind === 'retry' && plan.reason === planned.planReason && plan.at.getTime() === planned.plannedAt?.getTime()) {
+    return { kind: 'unchanged', why: 'the plan stands' };
+  }
+  deps.log.info({ caseId, invoiceId: caseRow.invoiceId, attemptNo: planned.attemptNo, plan: plan.kind }, 'planned attempt replaced: decline details arrived');
+  return replacePlanned(tx, deps, ctx, plan, { source: planned.source, paymentMethod, why: 'replaced: decline details arrived' });
+}
+
+function activeAttempt(attempts: AttemptRow[]): AttemptRow | undefined {
+  return attempts.find((a) => a.status === 'planned' || a.status === 'in_flight' || a.status === 'unknown');
+}
+
+/** The plan as if the planned attempt were gone, so it can be compared with or replace it. */
+function planWithoutPlanned(deps: SchedulerDeps, ctx: PlanContext): Plan {
+  const history = { ...ctx.history, attempts: ctx.history.attempts.filter((a) => a.outcome !== 'planned') };
+  return planNextAttempt(history, ctx.customer, ctx.policy, deps.clock.now(), deps.merchantTimeZone);
+}
+
+/**
+ * Cancels the planned attempt and records the new plan in its place. The cancelled row's pg-boss
+ * job still fires, finds nothing to claim and does nothing.
+ */
+async function replacePlanned(
+  tx: Tx, deps: SchedulerDeps, ctx: PlanContext, plan: Plan, o: { source: AttemptSource; paymentMethod: string | null; why: string },
+): Promise<PlanResult> {
+  await store.cancelPlannedAttempts(tx, ctx.caseRow.invoiceId, o.why, deps.clock.now());
+  return recordPlan(tx, deps, ctx, plan, o.source, o.paymentMethod);
 }

@@ -7,7 +7,7 @@ import { classifyDecline, type Classification, type DeclineCategory, type Declin
 import type { Policy } from './policy.ts';
 import { formatLocal, jitterMs, local, placeInWindow, resolveZone, windowClose } from './local-time.ts';
 import { nextPaydaySlot } from './paydays.ts';
-import { earliestWithinLimits, limitsFor } from './network-limits.ts';
+import { earliestWithinLimits, limitsFor, type CardAttempt } from './network-limits.ts';
 
 export interface LedgerAttempt {
   attemptNo: number;
@@ -86,6 +86,55 @@ function hours(ms: number): string {
   return ms % DAY === 0 ? `${ms / DAY} d` : `${Math.round((ms / HOUR) * 100) / 100} h`;
 }
 
+function declinesOf(counted: LedgerAttempt[], customer: CustomerContext): Decline[] {
+  return counted
+    .filter((a) => a.outcome === 'declined')
+    .map((attempt) => ({
+      attempt,
+      c: classifyDecline({ ...attempt.decline, cardBrand: attempt.decline?.cardBrand ?? customer.cardBrand }),
+    }));
+}
+
+/** The card the next charge will use: a new one the caller names, else the one last declined. */
+function targetPaymentMethod(history: CaseHistory, declines: Decline[]): string | null {
+  return history.currentPaymentMethod ?? declines[declines.length - 1]?.attempt.paymentMethod ?? null;
+}
+
+function cardBrandOf(customer: CustomerContext, declines: Decline[]): string | null {
+  return customer.cardBrand ?? declines[declines.length - 1]?.attempt.decline?.cardBrand ?? null;
+}
+
+/** A never-retry answer on this card: no charge on it, whatever the policy says. */
+function barringDecline(declines: Decline[], pm: string | null): Decline | undefined {
+  return declines.find((d) => d.c.neverRetrySameCard && samePm(d.attempt.paymentMethod, pm));
+}
+
+/** Attempts whose card is unknown count against every card: the limits are fines, not hints. */
+function attemptsOnCard(counted: LedgerAttempt[], pm: string | null): CardAttempt[] {
+  return counted
+    .filter((a) => a.paymentMethod === null || samePm(a.paymentMethod, pm))
+    .map((a) => ({ at: a.at, declined: a.outcome === 'declined' }));
+}
+
+export type ChargeCheck = { allowed: true } | { allowed: false; reason: string };
+
+/**
+ * Whether one more charge now stays clear of never-retry answers and card-network limits, with
+ * the same rules the planner plans by. The runner asks this right before charging, because decline
+ * details can reach the ledger after the attempt was planned. `history` must not contain the
+ * attempt about to be charged.
+ */
+export function checkCharge(history: CaseHistory, customer: CustomerContext, now: Date): ChargeCheck {
+  const counted = history.attempts.filter((a) => COUNTED.has(a.outcome)).sort(byTime);
+  const declines = declinesOf(counted, customer);
+  const targetPm = targetPaymentMethod(history, declines);
+  const barred = barringDecline(declines, targetPm);
+  if (barred) return { allowed: false, reason: `${barred.c.code}: this card must never be retried` };
+  const limited = earliestWithinLimits(attemptsOnCard(counted, targetPm), now, limitsFor(cardBrandOf(customer, declines)));
+  if (limited.at > now) return { allowed: false, reason: `held back by the ${limited.reason} until ${limited.at.toISOString()}` };
+  return { allowed: true };
+}
+
 export function planNextAttempt(
   history: CaseHistory, customer: CustomerContext, policy: Policy, now: Date, merchantTimeZone: string,
 ): Plan {
@@ -105,12 +154,7 @@ export function planNextAttempt(
   const retry = policy.retry;
   const windowEnd = new Date(history.openedAt.getTime() + retry.windowDays * DAY);
   const counted = attempts.filter((a) => COUNTED.has(a.outcome));
-  const declines: Decline[] = counted
-    .filter((a) => a.outcome === 'declined')
-    .map((attempt) => ({
-      attempt,
-      c: classifyDecline({ ...attempt.decline, cardBrand: attempt.decline?.cardBrand ?? customer.cardBrand }),
-    }));
+  const declines = declinesOf(counted, customer);
   const last = declines[declines.length - 1];
   const lastCategory = last?.c.category ?? null;
 
@@ -121,10 +165,10 @@ export function planNextAttempt(
     return { kind: 'stop', reason: `policy cap reached: ${counted.length} of ${retry.maxAttempts} attempts used`, category: lastCategory };
   }
 
-  const targetPm = history.currentPaymentMethod ?? last?.attempt.paymentMethod ?? null;
+  const targetPm = targetPaymentMethod(history, declines);
   const ctx: Ctx = {
     history, policy, now, zone, say, windowEnd, counted, declines, targetPm,
-    cardBrand: customer.cardBrand ?? last?.attempt.decline?.cardBrand ?? null,
+    cardBrand: cardBrandOf(customer, declines),
     nextAttemptNo: Math.max(0, ...attempts.map((a) => a.attemptNo)) + 1,
   };
 
@@ -145,7 +189,7 @@ export function planNextAttempt(
       reason: say(`${d.c.code}: ${why}; waiting for the customer to ${wanted} until ${formatLocal(windowEnd, zone)}`),
     };
   };
-  const barred = declines.find((d) => d.c.neverRetrySameCard && samePm(d.attempt.paymentMethod, targetPm));
+  const barred = barringDecline(declines, targetPm);
   if (barred) return awaitCustomer(barred, 'this card must never be retried');
   if (!samePm(targetPm, last.attempt.paymentMethod)) {
     return finish(ctx, {
@@ -238,11 +282,7 @@ function finish(ctx: Ctx, slot: Slot): Plan {
     ? `, moved into the ${String(window.startHour).padStart(2, '0')}:00-${String(window.endHour).padStart(2, '0')}:00 local window`
     : '';
 
-  // Attempts whose card is unknown count against every card: the limits are fines, not hints.
-  const onCard = ctx.counted
-    .filter((a) => a.paymentMethod === null || samePm(a.paymentMethod, ctx.targetPm))
-    .map((a) => ({ at: a.at, declined: a.outcome === 'declined' }));
-  const limited = earliestWithinLimits(onCard, at, limitsFor(ctx.cardBrand));
+  const limited = earliestWithinLimits(attemptsOnCard(ctx.counted, ctx.targetPm), at, limitsFor(ctx.cardBrand));
   if (limited.at > at) at = place(limited.at);
 
   if (slot.jitter && at < ctx.windowEnd) {

@@ -10,7 +10,8 @@ import { createThrottle, type Throttle } from '../stripe/throttle.ts';
 import { classifyDecline } from './declines.ts';
 import { handleDeadline, type CaseClosedEvent, type FinalActionDeps } from './final-action.ts';
 import type { Policy } from './policy.ts';
-import { createPolicySource, planNext, savePolicy, sendAttemptJob, type AttemptJob, type AttemptPlannedEvent, type DeadlineJob } from './scheduler.ts';
+import { checkCharge } from './planner.ts';
+import { createPolicySource, loadPlanContext, planNext, savePolicy, sendAttemptJob, type AttemptJob, type AttemptPlannedEvent, type DeadlineJob } from './scheduler.ts';
 import * as store from './store.ts';
 import type { AttemptRow, CaseRow } from './store.ts';
 
@@ -74,6 +75,13 @@ export async function executeAttempt(deps: RunnerDeps, attemptId: number): Promi
     return skip(deps, attempt, localSkip);
   }
 
+  if (remote.status === 'open' && local.caseRow !== null) {
+    // Decline details can reach the ledger after this attempt was planned (events arrive in any
+    // order): the card may be barred by now, or over a network limit.
+    const barred = await chargeBarred(deps, local.caseRow, attempt);
+    if (barred) return skip(deps, attempt, barred, { replan: true });
+  }
+
   const outcome = await payInvoice(deps.gateway, attempt.invoiceId, keyOf(attempt), attempt.paymentMethod);
   await deps.afterCharge?.(attempt, outcome);
   return record(deps, attempt, outcome, mayHaveRun);
@@ -97,12 +105,21 @@ export function skipReason(c: CaseRow, invoice: store.InvoiceRow | null): string
   return null;
 }
 
-async function skip(deps: RunnerDeps, a: AttemptRow, reason: string): Promise<RunResult> {
+/** Why charging this attempt's card now would break a never-retry answer or a network limit, if it would. */
+async function chargeBarred(deps: RunnerDeps, caseRow: CaseRow, a: AttemptRow): Promise<string | null> {
+  const ctx = await loadPlanContext(deps.sql, deps, caseRow, a.paymentMethod);
+  const history = { ...ctx.history, attempts: ctx.history.attempts.filter((x) => x.attemptNo !== a.attemptNo) };
+  const check = checkCharge(history, ctx.customer, deps.clock.now());
+  return check.allowed ? null : `not charged: ${check.reason}`;
+}
+
+async function skip(deps: RunnerDeps, a: AttemptRow, reason: string, o: { replan?: boolean } = {}): Promise<RunResult> {
   await deps.sql.begin(async (tx) => {
     await store.finishAttempt(tx, a.id, { status: 'skipped', finishedAt: deps.clock.now(), failureMessage: reason });
     if (a.caseId !== null) {
       await tx`update dunning_cases set next_attempt_at = null, next_attempt_reason = ${`attempt #${a.attemptNo} skipped: ${reason}`}
                 where id = ${a.caseId} and status = 'open'`;
+      if (o.replan) await planNext(tx, deps, a.caseId);
     }
   });
   deps.log.info({ attemptId: a.id, invoiceId: a.invoiceId, reason }, 'attempt skipped');
@@ -116,7 +133,7 @@ async function record(deps: RunnerDeps, a: AttemptRow, outcome: ChargeOutcome, m
     case 'succeeded': {
       const amount = outcome.invoice.amount_paid;
       await deps.sql.begin(async (tx) => {
-        await store.finishAttempt(tx, a.id, { status: 'succeeded', finishedAt: now });
+        await store.finishAttempt(tx, a.id, { status: 'succeeded', finishedAt: now, ...outcome.paidBy });
         await store.syncInvoiceStatus(tx, a.invoiceId, 'paid', amount, 0, now);
         if (a.caseId === null) return;
         const reason = `paid by attempt #${a.attemptNo} (${a.source})`;

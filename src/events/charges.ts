@@ -90,8 +90,11 @@ async function apply(ctx: HandlerContext, d: DeclineDetails, customerId: string 
   if (!d.chargeId && !d.paymentIntentId) return 'ignored';
   const attemptId = await attemptFor(ctx.tx, d, customerId, ctx.at);
   if (attemptId !== null) {
-    await enrichAttempt(ctx.tx, attemptId, d);
+    const enriched = await enrichAttempt(ctx.tx, attemptId, d);
     ctx.log.debug({ attemptId, chargeId: d.chargeId }, 'attempt enriched with decline details');
+    if (enriched?.declineChanged && enriched.caseId !== null) {
+      await ctx.deps.hooks.declineLearned?.(ctx.tx, { caseId: enriched.caseId, invoiceId: enriched.invoiceId, attemptId, at: ctx.at });
+    }
   } else {
     await parkChargeFailure(ctx.tx, customerId, ctx.at, d);
   }

@@ -7,6 +7,11 @@ import type { Tx } from '../db.ts';
  */
 export interface DomainHooks {
   paymentFailed?(tx: Tx, e: { caseId: number; invoiceId: string; attemptId: number; opened: boolean; at: Date }): Promise<void>;
+  /**
+   * A declined attempt of the case learned decline details it did not have (a `charge.failed`
+   * arriving after `invoice.payment_failed`): a plan made without them may be wrong.
+   */
+  declineLearned?(tx: Tx, e: { caseId: number; invoiceId: string; attemptId: number; at: Date }): Promise<void>;
   actionRequired?(tx: Tx, e: { caseId: number; invoiceId: string; at: Date }): Promise<void>;
   caseClosed?(tx: Tx, e: { caseId: number; invoiceId: string; status: 'recovered' | 'lost' | 'closed'; reason: string; at: Date }): Promise<void>;
   paymentMethodChanged?(tx: Tx, e: { customerId: string; paymentMethod: string; at: Date }): Promise<void>;
@@ -14,7 +19,7 @@ export interface DomainHooks {
 }
 
 type HookName = keyof DomainHooks;
-const NAMES: HookName[] = ['paymentFailed', 'actionRequired', 'caseClosed', 'paymentMethodChanged', 'cardExpiring'];
+const NAMES: HookName[] = ['paymentFailed', 'declineLearned', 'actionRequired', 'caseClosed', 'paymentMethodChanged', 'cardExpiring'];
 
 /** Calls each set of hooks in the order given; the first one that throws aborts the event (and its transaction). */
 export function combineHooks(...hooks: DomainHooks[]): DomainHooks {

@@ -108,11 +108,23 @@ export async function insertStripeAttempt(
   return Number(rows[0]!.id);
 }
 
+/** Ledger columns that can change a plan: what the bank said, and about which card. */
+const DECIDING = ['decline_code', 'failure_code', 'advice_code', 'network_advice_code', 'network_decline_code', 'payment_method', 'card_brand'] as const;
+
+export interface Enriched {
+  caseId: number | null;
+  invoiceId: string;
+  /** A declined attempt gained a detail that can change its plan; false for a redelivery. */
+  declineChanged: boolean;
+}
+
 /**
  * Fills the gaps of an attempt with late details; never overwrites what the attempt already knows
  * (the runner records its own charge's outcome first-hand).
  */
-export async function enrichAttempt(tx: Tx, attemptId: number, d: DeclineDetails): Promise<void> {
+export async function enrichAttempt(tx: Tx, attemptId: number, d: DeclineDetails): Promise<Enriched | null> {
+  const [before] = await tx`select * from payment_attempts where id = ${attemptId} for update`;
+  if (!before) return null;
   const rows = await tx`
     update payment_attempts set
       charge_id = coalesce(charge_id, ${d.chargeId}),
@@ -127,8 +139,10 @@ export async function enrichAttempt(tx: Tx, attemptId: number, d: DeclineDetails
       failure_message = coalesce(failure_message, ${d.failureMessage})
     where id = ${attemptId}
     returning *`;
-  const r = rows[0];
-  if (!r || r.status !== 'declined') return;
+  const r = rows[0]!;
+  const caseId = r.case_id === null ? null : Number(r.case_id);
+  const result: Enriched = { caseId, invoiceId: r.invoice_id as string, declineChanged: false };
+  if (r.status !== 'declined') return result;
   const merged: DeclineDetails = {
     chargeId: r.charge_id as string | null, paymentIntentId: r.payment_intent_id as string | null,
     paymentMethod: r.payment_method as string | null, cardBrand: r.card_brand as string | null,
@@ -137,7 +151,9 @@ export async function enrichAttempt(tx: Tx, attemptId: number, d: DeclineDetails
     networkDeclineCode: r.network_decline_code as string | null, failureMessage: r.failure_message as string | null,
   };
   await tx`update payment_attempts set decline_category = ${categoryOf(merged)} where id = ${attemptId}`;
-  if (r.case_id !== null) await refreshCaseDeclines(tx, Number(r.case_id));
+  if (caseId !== null) await refreshCaseDeclines(tx, caseId);
+  result.declineChanged = DECIDING.some((k) => before[k] !== r[k]);
+  return result;
 }
 
 /** The case's first and last decline follow the ledger, whichever order the details arrived in. */

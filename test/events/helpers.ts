@@ -22,6 +22,7 @@ export function recordingHooks(): { hooks: DomainHooks; calls: HookCall[] } {
     calls,
     hooks: {
       paymentFailed: rec('paymentFailed'),
+      declineLearned: rec('declineLearned'),
       actionRequired: rec('actionRequired'),
       caseClosed: rec('caseClosed'),
       paymentMethodChanged: rec('paymentMethodChanged'),
