@@ -174,7 +174,7 @@ export const routes: readonly Route[] = [
   {
     method: 'POST',
     pattern: '/v1/invoices/:id/pay',
-    handle: (d, c) => ok(invoiceJson(d.render, d.billing.payInvoice(need(c), str(c.form, 'payment_method'), c.request))),
+    handle: (d, c) => ok(invoiceJson(d.render, d.billing.payInvoice(need(c), str(c.form, 'payment_method'), c.request), strings(c.form, 'expand'))),
   },
   {
     method: 'POST',

@@ -26,7 +26,7 @@ export interface DeclineDetails {
 }
 
 export type ChargeOutcome =
-  | { kind: 'succeeded'; invoice: Stripe.Invoice }
+  | { kind: 'succeeded'; invoice: Stripe.Invoice; paidBy: PaidBy }
   | { kind: 'declined'; decline: DeclineDetails }
   /** Stripe refused the request itself (e.g. the invoice is already paid or void): re-read it. */
   | { kind: 'refused'; message: string; code: string | null }
@@ -47,6 +47,16 @@ export async function retrieveInvoice(gateway: StripeGateway, invoiceId: string)
   }
 }
 
+/** The customer as Stripe holds it now; null when it was deleted. */
+export async function retrieveCustomer(gateway: StripeGateway, customerId: string): Promise<Stripe.Customer | null> {
+  try {
+    const c = await call(gateway, (s) => s.customers.retrieve(customerId));
+    return c.deleted ? null : c;
+  } catch (cause) {
+    throw new Error(`cannot read customer ${customerId} from Stripe`, { cause });
+  }
+}
+
 /**
  * `POST /v1/invoices/:id/pay` with the attempt's idempotency key. The same key with the same
  * parameters is safe to send again: Stripe replays the first answer, so a retried request never
@@ -58,13 +68,34 @@ export async function payInvoice(
   idempotencyKey: string,
   paymentMethod: string | null,
 ): Promise<ChargeOutcome> {
-  const params: Stripe.InvoicePayParams = paymentMethod ? { payment_method: paymentMethod } : {};
+  // Since API 2025-03-31 the invoice names its PaymentIntent only under `payments`, and the
+  // charge only on that PaymentIntent.
+  const params: Stripe.InvoicePayParams = {
+    expand: ['payments', 'payments.data.payment.payment_intent'],
+    ...(paymentMethod ? { payment_method: paymentMethod } : {}),
+  };
   try {
     const invoice = await call(gateway, (s) => s.invoices.pay(invoiceId, params, { idempotencyKey }));
-    return { kind: 'succeeded', invoice };
+    return { kind: 'succeeded', invoice, paidBy: paidBy(invoice) };
   } catch (err) {
     return classifyChargeError(err);
   }
+}
+
+/** What paid the invoice, as far as the (expanded) invoice says. */
+export interface PaidBy {
+  chargeId: string | null;
+  paymentIntentId: string | null;
+}
+
+export function paidBy(invoice: Stripe.Invoice): PaidBy {
+  const paid = invoice.payments?.data.find((p) => p.status === 'paid');
+  const pi = paid?.payment.payment_intent ?? null;
+  const charge = paid?.payment.charge ?? (pi !== null && typeof pi !== 'string' ? pi.latest_charge : null) ?? null;
+  return {
+    chargeId: charge === null ? null : typeof charge === 'string' ? charge : charge.id,
+    paymentIntentId: pi === null ? null : typeof pi === 'string' ? pi : pi.id,
+  };
 }
 
 const NOT_SENT_CODES = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH']);

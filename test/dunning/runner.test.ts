@@ -33,7 +33,8 @@ describe('retry runner against the sandbox', () => {
     const id = await planDueAttempt(w.db.sql, s, w.clock.now());
     expect(await executeAttempt(w.deps, id)).toBe('succeeded');
     w.sandboxClock.set(w.clock.now());
-    expect((await attemptRow(w.db.sql, id)).status).toBe('succeeded');
+    // invoices.pay answers with the invoice; its expanded payments name the PaymentIntent.
+    expect(await attemptRow(w.db.sql, id)).toMatchObject({ status: 'succeeded', payment_intent_id: expect.stringMatching(/^pi_/) });
     const c = await caseRow(w.db.sql, s.caseId);
     expect(c).toMatchObject({ status: 'recovered', recovery_path: 'scheduled_retry', recovered_amount: 4_900 });
     expect(apiCharges(w.sandbox, s.invoiceId)).toHaveLength(1);
