@@ -11,6 +11,8 @@ import { combineHooks, type DomainHooks } from './events/hooks.ts';
 import { startEventWorker, type ProcessorDeps } from './events/processor.ts';
 import type { Logger } from './log.ts';
 import { QUEUES } from './queue.ts';
+import { retrieveCustomer, type StripeGateway } from './stripe/charge.ts';
+import { createThrottle } from './stripe/throttle.ts';
 import { createReminderHooks } from './reminders/hooks.ts';
 import { parseReminderPolicy } from './reminders/policy.ts';
 import { startReminderWorkers } from './reminders/worker.ts';
@@ -32,7 +34,7 @@ export interface WorkerDeps {
   extraHooks?: DomainHooks[];
 }
 
-export function processorDeps(deps: Pick<WorkerDeps, 'clock' | 'log' | 'policy'>, hooks: DomainHooks): ProcessorDeps {
+export function processorDeps(deps: Pick<WorkerDeps, 'clock' | 'log' | 'policy'>, hooks: DomainHooks, gateway?: StripeGateway): ProcessorDeps {
   const { version, ...body } = deps.policy;
   return {
     clock: deps.clock,
@@ -40,6 +42,7 @@ export function processorDeps(deps: Pick<WorkerDeps, 'clock' | 'log' | 'policy'>
     hooks,
     policy: { version, body },
     assignCohort: (invoiceId) => assignCohort(invoiceId, deps.policy),
+    ...(gateway ? { fetchCustomer: (id: string) => retrieveCustomer(gateway, id) } : {}),
   };
 }
 
@@ -53,13 +56,16 @@ export async function startWorkers(deps: WorkerDeps): Promise<() => Promise<void
   };
   const hooks = combineHooks(createDunningHooks(scheduler), reminders, ...(deps.extraHooks ?? []));
   const stops: Array<() => Promise<void>> = [];
+  // One throttle for every Stripe call of the process: customer reads, invoice reads, charges.
+  const throttle = createThrottle(config.stripeRequestsPerSecond);
+  const gateway = deps.stripe ? { stripe: deps.stripe, throttle } : undefined;
 
-  await startEventWorker(boss, sql, processorDeps(deps, hooks), { maxTries: config.eventMaxTries, concurrency: config.workerConcurrency });
+  await startEventWorker(boss, sql, processorDeps(deps, hooks, gateway), { maxTries: config.eventMaxTries, concurrency: config.workerConcurrency });
   stops.push(() => boss.offWork(QUEUES.stripeEvents, { wait: true }));
 
   if (deps.stripe) {
     stops.push(await startRetryWorkers({
-      sql, boss, stripe: deps.stripe, clock, log, config, policy,
+      sql, boss, stripe: deps.stripe, clock, log, config, policy, throttle,
       onAttemptPlanned: reminders.attemptPlanned.bind(reminders),
       onCaseClosed: reminders.caseClosed.bind(reminders),
     }));

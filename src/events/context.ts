@@ -12,6 +12,11 @@ export interface ProcessorDeps {
   /** The current policy: a case opened now records this version. */
   policy: { version: string; body: unknown };
   assignCohort(invoiceId: string): 'smart' | 'holdout';
+  /**
+   * Reads a customer from Stripe (null when deleted), for customers whose `customer.*` events never
+   * reached us. Optional: without a Stripe key, and in most tests, customers stay as events left them.
+   */
+  fetchCustomer?(customerId: string): Promise<Stripe.Customer | null>;
 }
 
 export interface HandlerContext {

@@ -13,6 +13,22 @@ export function idOf(ref: string | { id: string } | null | undefined): string | 
   return typeof ref === 'string' ? ref : ref.id;
 }
 
+/** `stripe_updated_at` of a customer row we only know from an invoice. */
+const STUB_TIME = new Date(0);
+
+/** The customer an event is about: the object itself, or the customer it names. */
+export function customerOfEvent(ev: Stripe.Event): string | null {
+  const o = ev.data.object as { object?: string; id?: string; customer?: string | { id: string } | null };
+  if (o.object === 'customer') return o.id ?? null;
+  return idOf(o.customer);
+}
+
+/** True when a customer row came from Stripe (an event or a read), not only from an invoice's stub. */
+export async function customerKnown(tx: Tx, customerId: string): Promise<boolean> {
+  const [r] = await tx`select 1 from customers where id = ${customerId} and stripe_updated_at > ${STUB_TIME}`;
+  return r !== undefined;
+}
+
 export interface InvoiceState {
   id: string;
   customerId: string;
@@ -63,11 +79,14 @@ export async function upsertInvoice(tx: Tx, inv: Stripe.Invoice, at: Date): Prom
           > (case i.status when 'draft' then 0 when 'open' then 1 when 'uncollectible' then 2 else 3 end)
           or (excluded.status = i.status and excluded.stripe_attempt_count >= i.stripe_attempt_count))))`;
   // An invoice can name a customer we have not heard of yet: keep a stub with what the invoice
-  // says, at epoch, so any customer event wins over it.
+  // says, at epoch, so any customer event wins over it. A stub learns from each invoice.
   await tx`
-    insert into customers (id, email, name, stripe_updated_at)
-    values (${customerId}, ${inv.customer_email ?? null}, ${inv.customer_name ?? null}, ${new Date(0)})
-    on conflict (id) do nothing`;
+    insert into customers as c (id, email, name, country, stripe_updated_at)
+    values (${customerId}, ${inv.customer_email ?? null}, ${inv.customer_name ?? null}, ${inv.customer_address?.country ?? null}, ${STUB_TIME})
+    on conflict (id) do update set
+      email = coalesce(excluded.email, c.email), name = coalesce(excluded.name, c.name), country = coalesce(excluded.country, c.country)
+    where c.stripe_updated_at = ${STUB_TIME}
+      and (c.email, c.name, c.country) is distinct from (coalesce(excluded.email, c.email), coalesce(excluded.name, c.name), coalesce(excluded.country, c.country))`;
   return invoiceState(tx, inv.id);
 }
 

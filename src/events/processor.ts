@@ -1,10 +1,12 @@
-import type { PgBoss } from 'pg-boss';
+import type { JobResult, PgBoss } from 'pg-boss';
 import type { Sql } from '../db.ts';
 import { QUEUES } from '../queue.ts';
 import { chargeFailed, intentFailed } from './charges.ts';
 import type { EventHandler, Outcome, ProcessorDeps } from './context.ts';
 import { customerUpdated, paymentMethodChanged, sourceExpiring, subscriptionDeleted, subscriptionUpdated } from './customers.ts';
 import { actionRequired, invoiceChanged, paymentFailed } from './invoices.ts';
+import type { Logger } from '../log.ts';
+import { customerKnown, customerOfEvent, upsertCustomer } from './objects.ts';
 import * as store from './store.ts';
 
 export type { ProcessorDeps } from './context.ts';
@@ -40,10 +42,15 @@ export type ProcessResult = Outcome | 'missing' | 'done';
  */
 export async function processEvent(sql: Sql, deps: ProcessorDeps, eventId: string, handlers = HANDLERS): Promise<ProcessResult> {
   const log = deps.log.child({ eventId });
+  if (deps.fetchCustomer) await learnCustomer(sql, deps, eventId, log);
   return (await sql.begin(async (tx) => {
     const ev = await store.eventById(tx, eventId, true);
     if (!ev) return 'missing';
     if (ev.status === 'processed' || ev.status === 'ignored') return 'done';
+    // One customer's events apply one at a time: a charge.failed and the invoice.payment_failed
+    // it explains, applied side by side, would each miss the other's uncommitted rows.
+    const customerId = customerOfEvent(ev.payload);
+    if (customerId) await tx`select pg_advisory_xact_lock(hashtextextended(${`customer:${customerId}`}, 0))`;
     const handler = handlers[ev.type];
     const outcome: Outcome = handler
       ? await handler({ tx, event: ev.payload, at: ev.created, deps, log: log.child({ type: ev.type }) })
@@ -52,6 +59,29 @@ export async function processEvent(sql: Sql, deps: ProcessorDeps, eventId: strin
     log.debug({ type: ev.type, outcome }, 'event applied');
     return outcome;
   })) as ProcessResult;
+}
+
+/**
+ * Reads a customer we know nothing (or only an invoice's stub) about from Stripe, once, before
+ * the event's transaction: no Stripe call holds a transaction open. Without it the customer's
+ * locale and time zone stay unknown when their `customer.*` events predate the install. A failed
+ * read only loses that; the event still applies.
+ */
+async function learnCustomer(sql: Sql, deps: ProcessorDeps, eventId: string, log: Logger): Promise<void> {
+  const ev = await store.eventById(sql, eventId);
+  if (!ev || ev.status === 'processed' || ev.status === 'ignored') return;
+  if ((ev.payload.data.object as { object?: string }).object === 'customer') return;
+  const customerId = customerOfEvent(ev.payload);
+  if (!customerId || (await customerKnown(sql, customerId))) return;
+  try {
+    const customer = await deps.fetchCustomer!(customerId);
+    // Stripe's copy is at least as new as the event: stamped with the event's time, a newer
+    // customer.updated still wins over it and an older one does not.
+    if (customer) await upsertCustomer(sql, customer, ev.created);
+    log.debug({ customerId, found: customer !== null }, 'customer read from Stripe');
+  } catch (err) {
+    log.warn({ customerId, err }, 'cannot read customer from Stripe; continuing without');
+  }
 }
 
 /**
@@ -77,16 +107,31 @@ export interface EventWorkerOptions {
   maxTries: number;
   concurrency: number;
   handlers?: Readonly<Record<string, EventHandler>>;
+  batchSize?: number;
 }
 
-/** Subscribes the processor to the stripe-events queue; returns the worker id for `boss.offWork`. */
+/** Events fetched per poll by each loop; a full batch fetches again at once (burst). */
+export const EVENT_BATCH_SIZE = 20;
+
+/**
+ * Subscribes the processor to the stripe-events queue; returns the worker id for `boss.offWork`.
+ * Each loop applies a batch of events side by side (one customer's events still apply one at a
+ * time) and settles every job on its own, so one failing event is retried alone. While batches
+ * come back full the loop fetches without waiting: a backlog drains at database speed rather than
+ * at one event per half-second poll.
+ */
 export async function startEventWorker(boss: PgBoss, sql: Sql, deps: ProcessorDeps, opts: EventWorkerOptions): Promise<string> {
   return boss.work<EventJob>(
     QUEUES.stripeEvents,
-    { batchSize: 1, localConcurrency: opts.concurrency, pollingIntervalSeconds: 0.5 },
-    async ([job]) => {
-      if (!job) return;
-      await processWithTries(sql, deps, job.data.eventId, opts.maxTries, opts.handlers);
-    },
+    { batchSize: opts.batchSize ?? EVENT_BATCH_SIZE, localConcurrency: opts.concurrency, pollingIntervalSeconds: 0.5, burstWhenBatchFull: true, perJobResults: true },
+    async (jobs) => Promise.all(jobs.map(async (job): Promise<JobResult> => {
+      try {
+        await processWithTries(sql, deps, job.data.eventId, opts.maxTries, opts.handlers);
+        return { id: job.id, status: 'completed' };
+      } catch (err) {
+        // processWithTries counted and logged the try; the queue retries this job with backoff.
+        return { id: job.id, status: 'failed', output: { message: err instanceof Error ? err.message : String(err) } };
+      }
+    })),
   );
 }
