@@ -154,13 +154,16 @@ const FAILURE_CODES = new Map<string, Rule>([
 const ADVICE_CODES = new Map<string, Rule>([
   ['do_not_try_again', { category: 'hard', explanation: 'Stripe advises never to retry this card' }],
   ['confirm_card_data', { category: 'customer_action', explanation: 'Stripe advises the customer to confirm the card details' }],
-  ['try_again_later', { category: 'temporary', explanation: 'Stripe advises trying again later' }],
+  // "May be retried later", not "a passing outage": Stripe sends it on insufficient_funds and
+  // generic declines alike, so on its own it means a soft decline with no reason and no timescale.
+  ['try_again_later', { category: 'generic', explanation: 'Stripe advises trying again later' }],
 ]);
 
 /** Mastercard merchant advice codes; 24..30 carry a minimum wait before the next attempt. */
 const NETWORK_ADVICE = new Map<string, Rule & { retryAfterMs: number | null }>([
   ['01', { category: 'customer_action', explanation: 'network says new account information is available', retryAfterMs: null }],
-  ['02', { category: 'temporary', explanation: 'network says try again later', retryAfterMs: null }],
+  // Mastercard's "cannot approve at this time" names no wait, so it is a soft decline like any other.
+  ['02', { category: 'generic', explanation: 'network says try again later', retryAfterMs: null }],
   ['03', { category: 'hard', explanation: 'network says do not try again', retryAfterMs: null }],
   ['04', { category: 'customer_action', explanation: 'network says token requirements not met', retryAfterMs: null }],
   ['21', { category: 'hard', explanation: 'network says the customer cancelled payments', retryAfterMs: null }],
@@ -248,11 +251,14 @@ export function classifyDecline(info: DeclineInfo): Classification {
   const declineRule = declineCode ? DECLINE_CODES.get(declineCode) : undefined;
   if (declineCode && declineRule && declineRule.category !== 'generic') return result(declineCode, declineRule);
 
-  if (networkRule && networkAdvice) {
+  // Advice that only says "retry later" adds nothing to a vague decline code; keeping the decline
+  // code lets the planner count identical declines by what the issuer actually answered.
+  const sharpens = (rule: Rule) => !(rule.category === 'generic' && declineRule);
+  if (networkRule && networkAdvice && sharpens(networkRule)) {
     return result(`${isMastercard(brand) ? 'mastercard' : 'network'}_advice_${networkAdvice}`, networkRule);
   }
   const adviceRule = adviceCode ? ADVICE_CODES.get(adviceCode) : undefined;
-  if (adviceCode && adviceRule) return result(`advice_${adviceCode}`, adviceRule);
+  if (adviceCode && adviceRule && sharpens(adviceRule)) return result(`advice_${adviceCode}`, adviceRule);
 
   if (declineCode && declineRule) return result(declineCode, declineRule);
 

@@ -81,7 +81,12 @@ describe('classifyDecline', () => {
   });
 
   it('uses advice codes when the decline code is vague, and the failure code when there is none', () => {
-    expect(classifyDecline({ declineCode: 'generic_decline', adviceCode: 'try_again_later' }).category).toBe('temporary');
+    // "Try again later" permits a retry but names no outage: a vague decline stays generic, under its own code.
+    expect(classifyDecline({ declineCode: 'generic_decline', adviceCode: 'try_again_later' })).toMatchObject({ category: 'generic', code: 'generic_decline' });
+    expect(classifyDecline({ declineCode: 'do_not_honor', networkAdviceCode: '02', cardBrand: 'mastercard' })).toMatchObject({ category: 'generic', code: 'do_not_honor' });
+    expect(classifyDecline({ failureCode: 'card_declined', adviceCode: 'try_again_later' })).toMatchObject({ category: 'generic', code: 'advice_try_again_later' });
+    // A real outage code keeps the quick retries whatever the advice says.
+    expect(classifyDecline({ declineCode: 'issuer_not_available', adviceCode: 'try_again_later' }).category).toBe('temporary');
     expect(classifyDecline({ declineCode: 'generic_decline', adviceCode: 'confirm_card_data' }).category).toBe('customer_action');
     expect(classifyDecline({ declineCode: 'insufficient_funds', adviceCode: 'try_again_later' }).category).toBe('funds');
     expect(classifyDecline({ failureCode: 'authentication_required' }).category).toBe('authentication');
