@@ -212,13 +212,30 @@ function notBefore(ctx: Ctx, last: Decline, waitMs: number): Date {
   return maxDate(ctx.now, new Date(last.attempt.at.getTime() + wait));
 }
 
+/**
+ * The category each decline is planned by. A temporary error that is still failing once its quick
+ * retries are used up is not temporary: from that decline on it is handled as a generic soft
+ * decline (days apart, under the generic caps) instead of ending the case.
+ */
+function plannedCategories(declines: Decline[], policy: Policy): DeclineCategory[] {
+  const quick = policy.retry.categories.temporary.maxAttempts;
+  let temporary = 0;
+  return declines.map((d) => {
+    if (d.c.category !== 'temporary') return d.c.category;
+    temporary += 1;
+    return temporary >= quick ? 'generic' : 'temporary';
+  });
+}
+
 function categorySlot(ctx: Ctx, last: Decline): Slot | Plan {
   const { c } = last;
   const categories = ctx.policy.retry.categories;
-  const sameCategory = ctx.declines.filter((d) => d.c.category === c.category).length;
+  const planned = plannedCategories(ctx.declines, ctx.policy);
+  const category = planned[planned.length - 1] ?? c.category;
+  const sameCategory = planned.filter((p) => p === category).length;
   const stop = (why: string): Plan => ({ kind: 'stop', reason: ctx.say(`${c.code}: ${why}`), category: c.category });
 
-  if (c.category === 'funds') {
+  if (category === 'funds') {
     const rule = categories.funds;
     if (sameCategory >= rule.maxAttempts) return stop(`${sameCategory} funds declines, policy allows ${rule.maxAttempts}`);
     const earliest = notBefore(ctx, last, rule.minSpacingHours * HOUR);
@@ -230,22 +247,24 @@ function categorySlot(ctx: Ctx, last: Decline): Slot | Plan {
     };
   }
 
-  const rule = c.category === 'temporary' ? categories.temporary : categories.generic;
+  const escalated = category !== c.category;
+  const rule = category === 'temporary' ? categories.temporary : categories.generic;
   if (sameCategory >= rule.maxAttempts) {
-    return stop(`${sameCategory} ${c.category} declines, policy allows ${rule.maxAttempts}`);
+    return stop(`${sameCategory} ${category} declines${escalated ? ' (counting temporary errors that outlasted their quick retries)' : ''}, policy allows ${rule.maxAttempts}`);
   }
-  if (c.category === 'generic') {
+  if (category === 'generic') {
     let identical = 0;
-    for (let i = ctx.declines.length - 1; i >= 0 && ctx.declines[i]?.c.code === c.code; i -= 1) identical += 1;
+    for (let i = ctx.declines.length - 1; i >= 0 && planned[i] === 'generic' && ctx.declines[i]?.c.code === c.code; i -= 1) identical += 1;
     const limit = categories.generic.stopAfterIdenticalDeclines;
     if (identical >= limit) return stop(`${identical} identical declines in a row; the issuer is not changing its answer`);
   }
   const spacingHours = rule.spacingHours[Math.min(sameCategory - 1, rule.spacingHours.length - 1)] ?? 24;
   const spacingMs = spacingHours * HOUR;
   const advised = (c.retryAfterMs ?? 0) > spacingMs;
+  const why = escalated ? `still failing after ${categories.temporary.maxAttempts} temporary declines, spaced as a generic decline: ` : '';
   return {
     base: notBefore(ctx, last, spacingMs),
-    label: `${c.code}: ${advised ? `network asked to wait ${hours(c.retryAfterMs ?? 0)}` : `retry ${hours(spacingMs)} after the decline`}`,
+    label: `${c.code}: ${why}${advised ? `network asked to wait ${hours(c.retryAfterMs ?? 0)}` : `retry ${hours(spacingMs)} after the decline`}`,
     category: c.category, windowed: true, jitter: true, remainingAfter: rule.maxAttempts - sameCategory - 1,
   };
 }

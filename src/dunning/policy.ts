@@ -14,7 +14,10 @@ export const WEEKDAYS = ['monday', 'tuesday', 'wednesday', 'thursday', 'friday',
 export type Weekday = (typeof WEEKDAYS)[number];
 
 export interface SpacedRule {
-  /** Declines of this category after which the case stops. */
+  /**
+   * Declines of this category after which the case stops; for `temporary`, after which the error
+   * is planned as a generic decline instead (an error that persists is not temporary).
+   */
   maxAttempts: number;
   /** Wait after the 1st, 2nd, ... decline of this category; the last value repeats. */
   spacingHours: number[];
@@ -66,7 +69,7 @@ function defaultBody(): PolicyBody {
       localWindow: { startHour: 6, endHour: 10 },
       paydays: { daysOfMonth: [1, 15], lastBusinessDay: true, weekdays: ['friday'] },
       categories: {
-        funds: { maxAttempts: 4, minSpacingHours: 24 },
+        funds: { maxAttempts: 6, minSpacingHours: 24 },
         temporary: { maxAttempts: 4, spacingHours: [1, 4, 24, 72] },
         generic: { maxAttempts: 5, spacingHours: [72, 120, 168], stopAfterIdenticalDeclines: 4 },
       },

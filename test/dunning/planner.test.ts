@@ -74,6 +74,55 @@ describe('planNextAttempt: one example per category', () => {
   });
 });
 
+describe('planNextAttempt: soft declines that outlast their first schedule', () => {
+  const anyHour = parsePolicy({ retry: { jitterMinutes: 0, localWindow: { startHour: 0, endHour: 24 } } });
+  const processing = (at: string) => declined(at, { declineCode: 'processing_error' });
+
+  it('continues a temporary error that outlasts its quick retries with generic spacing, then stops on the generic caps', () => {
+    // Quick retries 1 h and 4 h and 24 h after the first three declines, as configured.
+    const quick = ['2026-11-02T07:00:00Z', '2026-11-02T08:00:00Z', '2026-11-02T12:00:00Z'].map(processing);
+    const third = plan(history(quick), '2026-11-02T12:00:01Z', { policy: anyHour });
+    expect(retryAt(third)).toBe('2026-11-03T12:00:00.000Z');
+    // The fourth temporary decline used the last quick retry: days apart now, not the end of the case.
+    const fourth = [...quick, processing('2026-11-03T12:00:00Z')];
+    const p = plan(history(fourth), '2026-11-03T12:00:01Z', { policy: anyHour });
+    expect(retryAt(p)).toBe('2026-11-06T12:00:00.000Z');
+    expect(p).toMatchObject({ category: 'temporary', isLast: false });
+    expect((p as { reason: string }).reason).toContain('spaced as a generic decline: retry 3 d after the decline');
+    const fifth = [...fourth, processing('2026-11-06T12:00:00Z')];
+    expect(retryAt(plan(history(fifth), '2026-11-06T12:00:01Z', { policy: anyHour }))).toBe('2026-11-11T12:00:00.000Z');
+    const sixth = [...fifth, processing('2026-11-11T12:00:00Z')];
+    expect(retryAt(plan(history(sixth), '2026-11-11T12:00:01Z', { policy: anyHour }))).toBe('2026-11-18T12:00:00.000Z');
+    // Four identical answers since it became generic: the generic rule ends it, inside the window and the cap.
+    const stop = plan(history([...sixth, processing('2026-11-18T12:00:00Z')]), '2026-11-18T12:00:01Z', { policy: anyHour });
+    expect(stop).toMatchObject({ kind: 'stop' });
+    expect((stop as { reason: string }).reason).toContain('4 identical declines in a row');
+  });
+
+  it('counts escalated temporary errors against the generic cap', () => {
+    const policy = parsePolicy({ retry: { jitterMinutes: 0, localWindow: { startHour: 0, endHour: 24 },
+      categories: { temporary: { maxAttempts: 2, spacingHours: [1] }, generic: { maxAttempts: 2, spacingHours: [24], stopAfterIdenticalDeclines: 9 } } } });
+    const two = [processing('2026-11-02T07:00:00Z'), processing('2026-11-02T08:00:00Z')];
+    expect(plan(history(two), '2026-11-02T08:00:01Z', { policy })).toMatchObject({ kind: 'retry', isLast: true });
+    const three = [...two, processing('2026-11-03T08:00:00Z')];
+    const stop = plan(history(three), '2026-11-03T08:00:01Z', { policy });
+    expect(stop).toMatchObject({ kind: 'stop', category: 'temporary' });
+    expect((stop as { reason: string }).reason).toContain('2 generic declines (counting temporary errors that outlasted their quick retries), policy allows 2');
+  });
+
+  it('keeps retrying funds declines on paydays while the window still holds one', () => {
+    // Opened Wed 4 Nov; declined again on Fri 6, Fri 13 and Sun 15 (the 15th): Fri 20 is still in the window.
+    const funds = ['2026-11-04T09:00:00Z', '2026-11-06T05:00:00Z', '2026-11-13T05:00:00Z', '2026-11-15T05:00:00Z']
+      .map((at) => declined(at, { declineCode: 'insufficient_funds' }));
+    const p = plan(history(funds), '2026-11-15T05:00:01Z');
+    expect(retryAt(p)).toBe('2026-11-20T05:00:00.000Z');
+    // After Fri 20 the window (to 25 Nov) has no payday left: that, not a count, ends the case.
+    const stop = plan(history([...funds, declined('2026-11-20T05:00:00Z', { declineCode: 'insufficient_funds' })]), '2026-11-20T05:00:01Z');
+    expect(stop).toMatchObject({ kind: 'stop', category: 'funds' });
+    expect((stop as { reason: string }).reason).toContain('no payday left before the dunning window ends');
+  });
+});
+
 describe('planNextAttempt: card changes, ledger states and caps', () => {
   it('retries right away when the payment method changed after a hard decline', () => {
     const h = history([declined('2026-11-02T07:00:00Z', { declineCode: 'stolen_card' })], { currentPaymentMethod: 'pm_new' });
