@@ -3,14 +3,22 @@
  * enqueue its job, commit, answer), next to a baseline measured in the same run: single-row INSERT
  * commits into the same Postgres at the same concurrency.
  *
- *   DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres node bench/ingest.ts [--concurrency 16] [--seconds 8]
+ *   DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres node bench/ingest.ts [--concurrency 16] [--seconds 8] [--generator auto|wrk|node]
  *
  * Uses a fresh database `dunning_bench_ingest` (dropped at the start of each run). Without
- * DATABASE_URL it uses the embedded Postgres. The load generator runs in this process on loopback,
- * so it shares the CPU with the receiver: the figures are a floor, not a ceiling. Request logs are
- * written at info level to /dev/null, as a production process would pay for them.
+ * DATABASE_URL it uses the embedded Postgres. The receiver runs in this process; the load generator
+ * is a separate process on loopback (wrk with bench/ingest-wrk.lua when installed, else the small
+ * Node client bench/ingest-load.ts), sending deliveries signed just before the run, each with a new
+ * event id, so every 200 is a stored event and a queued job. Request logs are written at info level
+ * to /dev/null, as a production process would pay for them. CPU use is printed per phase because on
+ * a small machine the generator, the receiver and Postgres share the same cores.
  */
-import http from 'node:http';
+import { spawn, spawnSync } from 'node:child_process';
+import { createWriteStream } from 'node:fs';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { pino } from 'pino';
 import Stripe from 'stripe';
@@ -31,6 +39,12 @@ interface Run {
   seconds: number;
   latencies: number[];
   errors: number;
+}
+
+interface Figures {
+  rate: number;
+  p50: number;
+  p99: number;
 }
 
 /** `concurrency` loops call `op(i)` with increasing i until `seconds` pass. */
@@ -58,12 +72,41 @@ function pct(sorted: number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? NaN;
 }
 
-function describe(name: string, r: Run): { rate: number; p50: number; p99: number } {
+function print(name: string, f: Figures, ops: number, errors: number, cpu: string): void {
+  console.log(`${name.padEnd(34)} ${f.rate.toFixed(0).padStart(7)} /s   p50 ${f.p50.toFixed(2).padStart(6)} ms   p99 ${f.p99.toFixed(2).padStart(6)} ms   (${ops} ops, ${errors} errors; ${cpu})`);
+}
+
+function describe(name: string, r: Run, cpu: string): Figures {
   const sorted = [...r.latencies].sort((a, b) => a - b);
-  const rate = r.ops / r.seconds;
-  const out = { rate, p50: pct(sorted, 50), p99: pct(sorted, 99) };
-  console.log(`${name.padEnd(34)} ${rate.toFixed(0).padStart(7)} /s   p50 ${out.p50.toFixed(2).padStart(6)} ms   p99 ${out.p99.toFixed(2).padStart(6)} ms   (${r.ops} ops, ${r.errors} errors)`);
+  const out = { rate: r.ops / r.seconds, p50: pct(sorted, 50), p99: pct(sorted, 99) };
+  print(name, out, r.ops, r.errors, cpu);
   return out;
+}
+
+/** Busy and total jiffies of the whole machine, from /proc/stat (null where there is none). */
+async function machineTicks(): Promise<{ busy: number; total: number } | null> {
+  try {
+    const line = (await readFile('/proc/stat', 'utf8')).split('\n')[0] ?? '';
+    const n = line.trim().split(/\s+/).slice(1).map(Number);
+    const total = n.reduce((a, b) => a + b, 0);
+    return { busy: total - (n[3] ?? 0) - (n[4] ?? 0), total };
+  } catch {
+    return null;
+  }
+}
+
+/** Measures a phase's CPU: this process (the receiver or the baseline client) and the whole machine, in cores. */
+async function withCpu<T>(phase: () => Promise<T>): Promise<{ result: T; cpu: string }> {
+  const m0 = await machineTicks();
+  const p0 = process.cpuUsage();
+  const t0 = performance.now();
+  const result = await phase();
+  const wall = (performance.now() - t0) / 1000;
+  const p = process.cpuUsage(p0);
+  const m1 = await machineTicks();
+  const self = (p.user + p.system) / 1e6 / wall;
+  const cores = m0 && m1 ? ` of machine ${((m1.busy - m0.busy) / (m1.total - m0.total) * 2).toFixed(2)}` : '';
+  return { result, cpu: `cpu cores: this process ${self.toFixed(2)}${cores}` };
 }
 
 function payloads(count: number, prefix: string): string[] {
@@ -72,26 +115,59 @@ function payloads(count: number, prefix: string): string[] {
     JSON.stringify(event('invoice.payment_failed', invoice({ id: `in_${prefix}${i}`, customer: `cus_${prefix}${i % 5000}` }), { created: now, id: `evt_${prefix}${i}` })));
 }
 
-function post(agent: http.Agent, port: number, body: string, signature: string): Promise<number> {
-  return new Promise((resolve) => {
-    const req = http.request({ host: '127.0.0.1', port, path: '/webhooks/stripe', method: 'POST', agent, headers: {
-      'content-type': 'application/json', 'content-length': Buffer.byteLength(body), 'stripe-signature': signature,
-    } });
-    req.on('response', (res) => {
-      res.resume();
-      res.on('end', () => resolve(res.statusCode ?? 0));
+/** Writes `<prefix>.1` .. `<prefix>.<files>`: "signature<TAB>body" lines, signed now, split round-robin. */
+async function writeSigned(prefix: string, bodies: string[], files: number): Promise<void> {
+  const streams = Array.from({ length: files }, (_, k) => createWriteStream(`${prefix}.${k + 1}`));
+  bodies.forEach((payload, i) => {
+    const signature = Stripe.webhooks.generateTestHeaderString({ payload, secret: SECRET });
+    streams[i % files]!.write(`${signature}\t${payload}\n`);
+  });
+  await Promise.all(streams.map((s) => new Promise((resolve, reject) => s.end((err?: Error | null) => (err ? reject(err) : resolve(undefined))))));
+}
+
+interface LoadResult {
+  requests: number;
+  seconds: number;
+  non2xx: number;
+  socketErrors: number;
+  p50Ms: number;
+  p99Ms: number;
+  wrapped: number;
+}
+
+function hasWrk(): boolean {
+  return spawnSync('wrk', ['--version'], { stdio: 'ignore' }).error === undefined;
+}
+
+/** Runs the load generator as a child process and parses its one result line. */
+function generate(kind: 'wrk' | 'node', port: number, prefix: string, connections: number, seconds: number): Promise<LoadResult> {
+  const here = (f: string) => fileURLToPath(new URL(f, import.meta.url));
+  const [cmd, args] = kind === 'wrk'
+    ? ['wrk', ['-t1', `-c${connections}`, `-d${seconds}s`, '--timeout', '10s', '-s', here('./ingest-wrk.lua'), `http://127.0.0.1:${port}/webhooks/stripe`, '--', prefix]] as const
+    : [process.execPath, [here('./ingest-load.ts'), '--port', String(port), '--file', prefix, '--connections', String(connections), '--seconds', String(seconds)]] as const;
+  return new Promise((resolve, reject) => {
+    const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'inherit'] });
+    let out = '';
+    child.stdout.on('data', (c: Buffer) => { out += c.toString('utf8'); });
+    child.on('error', reject);
+    child.on('close', (code) => {
+      const line = out.split('\n').find((l) => l.startsWith('LOAD_RESULT '));
+      if (code !== 0 || !line) reject(new Error(`${kind} load generator failed (exit ${code}): ${out.slice(-500)}`));
+      else resolve(JSON.parse(line.slice('LOAD_RESULT '.length)) as LoadResult);
     });
-    req.on('error', () => resolve(0));
-    req.end(body);
   });
 }
 
 async function main(): Promise<void> {
-  const { values } = parseArgs({ options: { concurrency: { type: 'string', default: '16' }, seconds: { type: 'string', default: '8' } }, strict: true });
+  const { values } = parseArgs({ options: {
+    concurrency: { type: 'string', default: '16' }, seconds: { type: 'string', default: '8' }, generator: { type: 'string', default: 'auto' },
+  }, strict: true });
   const concurrency = Number(values.concurrency);
   const seconds = Number(values.seconds);
   if (!Number.isInteger(concurrency) || concurrency < 1) throw new Error('--concurrency: expected a positive integer');
   if (!(seconds > 0)) throw new Error('--seconds: expected a positive number');
+  if (!['auto', 'wrk', 'node'].includes(values.generator)) throw new Error('--generator: expected auto, wrk or node');
+  const generator = values.generator === 'auto' ? (hasWrk() ? 'wrk' : 'node') : (values.generator as 'wrk' | 'node');
 
   const quiet = createLogger('warn');
   const config = loadConfig(process.env);
@@ -105,46 +181,52 @@ async function main(): Promise<void> {
   await migrate(sql, quiet);
   const boss = await startQueue(url, quiet, { eventMaxTries: 8 });
 
-  // Enough pre-built payloads for a fast machine; signing happens ahead so the generator stays light.
-  const capacity = Math.ceil(seconds * 6000);
-  console.log(`preparing ${capacity} signed events ...`);
+  // Enough unique deliveries for a fast machine: a generator that runs out is reported, not hidden.
+  const capacity = Math.ceil(seconds * 8000);
+  console.log(`preparing ${capacity} events per phase ...`);
   const bodies = payloads(capacity, 'b');
-  const signatures = bodies.map((payload) => Stripe.webhooks.generateTestHeaderString({ payload, secret: SECRET }));
-  console.log(`payload ${Buffer.byteLength(bodies[0]!)} bytes, concurrency ${concurrency}, ${seconds} s per run, ${process.env.DATABASE_URL ? 'DATABASE_URL' : 'embedded'} Postgres`);
+  console.log(`payload ${Buffer.byteLength(bodies[0]!)} bytes, concurrency ${concurrency}, ${seconds} s per run, ${process.env.DATABASE_URL ? 'DATABASE_URL' : 'embedded'} Postgres, load generator ${generator} (separate process)`);
 
   // Baseline: the same payloads, one autocommitted INSERT each, same pool size and concurrency.
   await sql`create table bench_baseline (id text primary key, payload jsonb not null)`;
   await sql`insert into bench_baseline values ('warm', '{}')`;
-  const base = describe('baseline: single-row INSERT commits', await drive(concurrency, seconds, async (i) => {
+  const baseRun = await withCpu(() => drive(concurrency, seconds, async (i) => {
     const body = bodies[i % bodies.length]!;
     await sql`insert into bench_baseline (id, payload) values (${`b${i}`}, ${sql.json(JSON.parse(body))})`;
     return true;
   }));
+  const base = describe('baseline: single-row INSERT commits', baseRun.result, baseRun.cpu);
 
   // Where the time goes: the same store (event + job, group commit) without HTTP or signatures.
   const direct = createEventWriter(sql, boss);
   const directBodies = payloads(capacity, 'd');
-  describe('store only: event + job, no HTTP', await drive(concurrency, seconds, async (i) => {
+  const directRun = await withCpu(() => drive(concurrency, seconds, async (i) => {
     const body = directBodies[i % directBodies.length]!;
     await direct.write(JSON.parse(body) as Stripe.Event, body);
     return true;
   }));
+  describe('store only: event + job, no HTTP', directRun.result, directRun.cpu);
 
   const log = createLogger('info', pino.destination({ dest: '/dev/null', sync: false }));
   const server = createServer({ log, routes: webhookRoutes({ sql, boss, secrets: [SECRET], toleranceSeconds: 300 }) });
   const port = await listen(server, 0, '127.0.0.1');
-  const agent = new http.Agent({ keepAlive: true, maxSockets: concurrency });
-  await post(agent, port, bodies[0]!, signatures[0]!);
-  const intake = describe('webhook: signed delivery -> 200', await drive(concurrency, seconds, async (i) => {
-    if (i + 1 >= bodies.length) return false;
-    return (await post(agent, port, bodies[i + 1]!, signatures[i + 1]!)) === 200;
-  }));
-  const [{ n } = { n: 0 }] = await sql<{ n: number }[]>`select count(*)::int as n from stripe_events where id like 'evt_b%'`;
-  const [{ j } = { j: 0 }] = await sql<{ j: number }[]>`select count(*)::int as j from pgboss.job where name = 'stripe-events' and data->>'eventId' like 'evt_b%'`;
-  console.log(`stored events ${n}, queued jobs ${j}`);
-  console.log(`ratio webhook / baseline: ${(intake.rate / base.rate).toFixed(2)}x (target >= 0.5x), webhook p99 ${intake.p99.toFixed(1)} ms (target < 50 ms)`);
+  const dir = await mkdtemp(join(tmpdir(), 'dunning-bench-ingest-'));
+  try {
+    // Signed right before sending: the 300 s tolerance holds for any sane --seconds.
+    const prefix = join(dir, 'deliveries');
+    await writeSigned(prefix, payloads(capacity, 'w'), 1);
+    const loadRun = await withCpu(() => generate(generator, port, prefix, concurrency, seconds));
+    const load = loadRun.result;
+    const intake = { rate: load.requests / load.seconds, p50: load.p50Ms, p99: load.p99Ms };
+    print('webhook: signed delivery -> 200', intake, load.requests, load.non2xx + load.socketErrors, loadRun.cpu);
+    const [{ n } = { n: 0 }] = await sql<{ n: number }[]>`select count(*)::int as n from stripe_events where id like 'evt_w%'`;
+    const [{ j } = { j: 0 }] = await sql<{ j: number }[]>`select count(*)::int as j from pgboss.job where name = 'stripe-events' and data->>'eventId' like 'evt_w%'`;
+    console.log(`stored events ${n}, queued jobs ${j}${load.wrapped > 0 ? `; WARNING: the generator ran out of unique deliveries ${load.wrapped} time(s), the rate counts duplicates` : ''}`);
+    console.log(`ratio webhook / baseline: ${(intake.rate / base.rate).toFixed(2)}x (target >= 0.5x), webhook p99 ${intake.p99.toFixed(1)} ms (target < 50 ms)`);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
 
-  agent.destroy();
   await closeServer(server);
   await boss.stop({ graceful: false, close: true });
   await sql.end({ timeout: 5 });
