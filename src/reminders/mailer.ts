@@ -87,6 +87,7 @@ export async function sendOne(deps: MailerDeps, outboxId: number, scheduledFor: 
   const backoff = deps.backoff ?? DEFAULT_BACKOFF;
 
   const claim = await sql.begin(async (tx): Promise<Claim> => {
+    await outbox.lockCaseOf(tx, outboxId);
     const ctx = await outbox.lockSendContext(tx, outboxId);
     // Locked by another worker (it decides) or no longer pending: nothing to do here.
     if (!ctx || ctx.status !== 'pending') return { ok: false };

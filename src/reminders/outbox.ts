@@ -80,6 +80,17 @@ export interface SendContext {
   nextAttemptAt: Date | null;
 }
 
+/**
+ * Share-locks the reminder's case before the mailer decides, so the event processor cannot close
+ * the case (a payment) between that decision and its commit: either the payment is applied first
+ * and the reminder is cancelled, or the decision stands and the payment is applied after it.
+ */
+export async function lockCaseOf(tx: Tx, id: number): Promise<void> {
+  await tx`
+    select d.id from dunning_cases d join reminder_outbox o on o.case_id = d.id
+     where o.id = ${id} for share of d`;
+}
+
 /** Locks the row for the caller's transaction, so two mailers never both decide on it. */
 export async function lockSendContext(tx: Tx, id: number): Promise<SendContext | null> {
   const rows = await tx<SendContext[]>`
@@ -103,7 +114,7 @@ export async function lockSendContext(tx: Tx, id: number): Promise<SendContext |
 /** Takes a pending row for sending. False when someone else took it or it is no longer pending. */
 export async function markSending(tx: Tx, id: number, at: Date): Promise<boolean> {
   const rows = await tx`
-    update reminder_outbox set status = 'sending', tries = tries + 1, updated_at = ${at}
+    update reminder_outbox set status = 'sending', tries = tries + 1, claimed_at = ${at}, updated_at = ${at}
     where id = ${id} and status = 'pending' returning id`;
   return rows.length === 1;
 }

@@ -135,19 +135,20 @@ describe('dunning demo (headless, small)', () => {
 
   it('sends no dunning email after the worker learned the invoice was paid, and every sent email reached the catcher', async () => {
     // In scaled time a webhook's few milliseconds in transit are simulated hours, so the test holds
-    // the worker to what it knew: the moment it applied the first invoice.paid event.
+    // the worker to what it knew: it decided to send (claimed_at) before it applied the first
+    // invoice.paid event. The SMTP exchange after that decision takes scaled minutes too.
     const sent = await sql`
-      select r.invoice_id, r.kind, r.sent_at, min(e.processed_at) as known_paid_at
+      select r.invoice_id, r.kind, r.claimed_at, min(e.processed_at) as known_paid_at
         from reminder_outbox r
         left join stripe_events e on e.type = 'invoice.paid' and e.status = 'processed'
                                  and e.payload -> 'data' -> 'object' ->> 'id' = r.invoice_id
        where r.status = 'sent' and r.kind in ${sql([...DUNNING_KINDS])}
-       group by r.id, r.invoice_id, r.kind, r.sent_at`;
+       group by r.id, r.invoice_id, r.kind, r.claimed_at`;
     const paidLater = sent.filter((r) => r.known_paid_at !== null);
     // Reminders to customers who paid later exist, or the check below proves nothing.
     expect(paidLater.length).toBeGreaterThan(0);
     for (const r of paidLater) {
-      expect((r.sent_at as Date).getTime(), `${r.kind} for ${r.invoice_id}`).toBeLessThanOrEqual((r.known_paid_at as Date).getTime());
+      expect((r.claimed_at as Date).getTime(), `${r.kind} for ${r.invoice_id}`).toBeLessThanOrEqual((r.known_paid_at as Date).getTime());
     }
     const [total] = await sql`select count(*)::int as n from reminder_outbox where status = 'sent'`;
     expect(demo.mails.length).toBe(total?.n);
