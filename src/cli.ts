@@ -2,6 +2,7 @@
 import { ConfigError } from './config.ts';
 import { commands } from './commands/index.ts';
 import { UsageError } from './commands/types.ts';
+import { OpsError } from './dunning/ops-actions.ts';
 
 function overview(): string {
   const width = Math.max(...commands.map((c) => c.name.length));
@@ -37,6 +38,11 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<numb
     if (err instanceof ConfigError) {
       console.error(err.message);
       return 78; // EX_CONFIG
+    }
+    if (err instanceof OpsError) {
+      // The operator asked for something the case's state does not allow: say why, no stack.
+      console.error(`dunning ${name}: ${err.message}`);
+      return 1;
     }
     if (err instanceof UsageError || (err as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) {
       console.error(`dunning ${name}: ${(err as Error).message}\n\n${command.help}`);

@@ -2,7 +2,7 @@ import { parseArgs } from 'node:util';
 import { caseDetail } from '../dunning/ops-actions.ts';
 import { money, openOps, table, when } from '../dunning/ops-context.ts';
 import type { AttemptRow } from '../dunning/store.ts';
-import { UsageError, type Command } from './types.ts';
+import { oneArgument, type Command } from './types.ts';
 
 function declineText(a: AttemptRow): string {
   const codes = [a.declineCode, a.failureCode !== a.declineCode ? a.failureCode : null, a.adviceCode && `advice ${a.adviceCode}`,
@@ -21,8 +21,7 @@ Shows one case: status, policy version, cohort, next attempt and why, and the at
 times, the planner's reason and the decline codes with their category. Times are UTC.`,
   async run(argv, env) {
     const { positionals } = parseArgs({ args: argv, options: {}, strict: true, allowPositionals: true });
-    const [invoiceId, ...extra] = positionals;
-    if (!invoiceId || extra.length > 0) throw new UsageError('expected exactly one invoice id (in_...)');
+    const invoiceId = oneArgument(positionals, 'invoice id (in_...)');
     const ops = await openOps(env);
     try {
       const detail = await caseDetail(ops.rt.sql, invoiceId);

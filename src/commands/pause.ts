@@ -1,7 +1,7 @@
 import { parseArgs } from 'node:util';
-import { OpsError, pause } from '../dunning/ops-actions.ts';
+import { pause } from '../dunning/ops-actions.ts';
 import { openOps } from '../dunning/ops-context.ts';
-import { UsageError, type Command } from './types.ts';
+import { oneArgument, type Command } from './types.ts';
 
 export const pauseCommand: Command = {
   name: 'pause',
@@ -13,17 +13,12 @@ planned attempts are cancelled and nothing is charged until \`dunning resume\`. 
 already running finishes. Reminders for paused cases are held too.`,
   async run(argv, env) {
     const { positionals } = parseArgs({ args: argv, options: {}, strict: true, allowPositionals: true });
-    const [target, ...extra] = positionals;
-    if (!target || extra.length > 0) throw new UsageError('expected exactly one customer id (cus_...) or invoice id (in_...)');
+    const target = oneArgument(positionals, 'customer id (cus_...) or invoice id (in_...)');
     const ops = await openOps(env);
     try {
       const cases = await ops.rt.sql.begin((tx) => pause(tx, ops.scheduler, target));
       for (const c of cases) console.log(`Paused dunning for invoice ${c.invoiceId}.`);
       return 0;
-    } catch (err) {
-      if (!(err instanceof OpsError)) throw err;
-      console.error(`dunning pause: ${err.message}`);
-      return 1;
     } finally {
       await ops.close();
     }

@@ -1,8 +1,8 @@
 import { parseArgs } from 'node:util';
-import { OpsError, retryNow } from '../dunning/ops-actions.ts';
+import { retryNow } from '../dunning/ops-actions.ts';
 import { openOps } from '../dunning/ops-context.ts';
 import { executeAttempt } from '../dunning/runner.ts';
-import { UsageError, type Command } from './types.ts';
+import { oneArgument, type Command } from './types.ts';
 
 export const retryNowCommand: Command = {
   name: 'retry-now',
@@ -19,20 +19,10 @@ otherwise charge twice). A paused case is resumed.
 Needs STRIPE_SECRET_KEY unless --queue is given.`,
   async run(argv, env) {
     const { values, positionals } = parseArgs({ args: argv, options: { queue: { type: 'boolean', default: false } }, strict: true, allowPositionals: true });
-    const [invoiceId, ...extra] = positionals;
-    if (!invoiceId || extra.length > 0) throw new UsageError('expected exactly one invoice id (in_...)');
+    const invoiceId = oneArgument(positionals, 'invoice id (in_...)');
     const ops = await openOps(env, { stripe: !values.queue });
     try {
-      let attemptId: number;
-      try {
-        attemptId = (await ops.rt.sql.begin((tx) => retryNow(tx, ops.scheduler, invoiceId))).id;
-      } catch (err) {
-        if (err instanceof OpsError) {
-          console.error(`dunning retry-now: ${err.message}`);
-          return 1;
-        }
-        throw err;
-      }
+      const attemptId = (await ops.rt.sql.begin((tx) => retryNow(tx, ops.scheduler, invoiceId))).id;
       if (!ops.runner) {
         console.log(`Manual attempt planned for ${invoiceId}; the workers will charge it.`);
         return 0;
