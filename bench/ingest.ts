@@ -4,6 +4,7 @@
  * commits into the same Postgres at the same concurrency.
  *
  *   DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres node bench/ingest.ts [--concurrency 16] [--seconds 8] [--generator auto|wrk|node]
+ *     [--in-flight N] [--max-batch N]   (the webhook writer's group commit; defaults as in production)
  *
  * Uses a fresh database `dunning_bench_ingest` (dropped at the start of each run). Without
  * DATABASE_URL it uses the embedded Postgres. The receiver runs in this process; the load generator
@@ -161,12 +162,18 @@ function generate(kind: 'wrk' | 'node', port: number, prefix: string, connection
 async function main(): Promise<void> {
   const { values } = parseArgs({ options: {
     concurrency: { type: 'string', default: '16' }, seconds: { type: 'string', default: '8' }, generator: { type: 'string', default: 'auto' },
+    'in-flight': { type: 'string' }, 'max-batch': { type: 'string' },
   }, strict: true });
   const concurrency = Number(values.concurrency);
   const seconds = Number(values.seconds);
   if (!Number.isInteger(concurrency) || concurrency < 1) throw new Error('--concurrency: expected a positive integer');
   if (!(seconds > 0)) throw new Error('--seconds: expected a positive number');
   if (!['auto', 'wrk', 'node'].includes(values.generator)) throw new Error('--generator: expected auto, wrk or node');
+  const batching = {
+    ...(values['in-flight'] ? { maxInFlight: Number(values['in-flight']) } : {}),
+    ...(values['max-batch'] ? { maxBatch: Number(values['max-batch']) } : {}),
+  };
+  if (Object.values(batching).some((n) => !Number.isInteger(n) || n < 1)) throw new Error('--in-flight, --max-batch: expected positive integers');
   const generator = values.generator === 'auto' ? (hasWrk() ? 'wrk' : 'node') : (values.generator as 'wrk' | 'node');
 
   const quiet = createLogger('warn');
@@ -198,7 +205,7 @@ async function main(): Promise<void> {
   const base = describe('baseline: single-row INSERT commits', baseRun.result, baseRun.cpu);
 
   // Where the time goes: the same store (event + job, group commit) without HTTP or signatures.
-  const direct = createEventWriter(sql, boss);
+  const direct = createEventWriter(sql, boss, batching);
   const directBodies = payloads(capacity, 'd');
   const directRun = await withCpu(() => drive(concurrency, seconds, async (i) => {
     const body = directBodies[i % directBodies.length]!;
@@ -208,7 +215,7 @@ async function main(): Promise<void> {
   describe('store only: event + job, no HTTP', directRun.result, directRun.cpu);
 
   const log = createLogger('info', pino.destination({ dest: '/dev/null', sync: false }));
-  const server = createServer({ log, routes: webhookRoutes({ sql, boss, secrets: [SECRET], toleranceSeconds: 300 }) });
+  const server = createServer({ log, routes: webhookRoutes({ sql, boss, secrets: [SECRET], toleranceSeconds: 300, batching }) });
   const port = await listen(server, 0, '127.0.0.1');
   const dir = await mkdtemp(join(tmpdir(), 'dunning-bench-ingest-'));
   try {

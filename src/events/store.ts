@@ -45,24 +45,46 @@ export async function insertEvent(tx: Tx, event: Stripe.Event): Promise<boolean>
   return rows.length > 0;
 }
 
+/** One statement's text (placeholders $1..$n) and its values, for callers that run it inside a larger one. */
+export interface Statement {
+  text: string;
+  values: unknown[];
+}
+
+/**
+ * The multi-row insert of raw events, `returning id` of the rows that were new. `raw` is the body
+ * exactly as Stripe sent it, cast to jsonb by Postgres, so the event is not serialised again. Ids
+ * repeated within `items` must have been removed by the caller (see `uniqueById`).
+ */
+export function eventInsertStatement(items: ReadonlyArray<{ event: Stripe.Event; raw: string }>): Statement {
+  const col = <T>(f: (e: Stripe.Event) => T) => items.map((x) => f(x.event));
+  return {
+    text: `insert into stripe_events (id, type, created, livemode, account, api_version, payload)
+      select * from unnest($1::text[], $2::text[], $3::timestamptz[], $4::text[]::boolean[], $5::text[], $6::text[], $7::text[]::jsonb[])
+      on conflict (id) do nothing
+      returning id`,
+    values: [
+      col((e) => e.id), col((e) => e.type), col((e) => new Date(e.created * 1000).toISOString()), col((e) => String(e.livemode)),
+      col((e) => (typeof e.account === 'string' ? e.account : null)), col((e) => e.api_version ?? null), items.map((x) => x.raw),
+    ],
+  };
+}
+
+/** The first item of each id, in order. */
+export function uniqueById<T extends { event: Stripe.Event }>(items: ReadonlyArray<T>): T[] {
+  const seen = new Set<string>();
+  return items.filter((x) => !seen.has(x.event.id) && seen.add(x.event.id));
+}
+
 /**
  * Stores many events in one statement; returns the ids that were new. `raw` is the body exactly as
  * Stripe sent it. Ids repeated within the call are stored once.
  */
 export async function insertEvents(tx: Tx, items: ReadonlyArray<{ event: Stripe.Event; raw: string }>): Promise<Set<string>> {
-  const seen = new Set<string>();
-  const unique = items.filter((x) => !seen.has(x.event.id) && seen.add(x.event.id));
+  const unique = uniqueById(items);
   if (unique.length === 0) return new Set();
-  const col = <T>(f: (e: Stripe.Event) => T) => unique.map((x) => f(x.event));
-  const rows = await tx`
-    insert into stripe_events (id, type, created, livemode, account, api_version, payload)
-    select * from unnest(
-      ${col((e) => e.id)}::text[], ${col((e) => e.type)}::text[],
-      ${col((e) => new Date(e.created * 1000).toISOString())}::timestamptz[], ${col((e) => String(e.livemode))}::text[]::boolean[],
-      ${col((e) => (typeof e.account === 'string' ? e.account : null))}::text[], ${col((e) => e.api_version ?? null)}::text[],
-      ${unique.map((x) => x.raw)}::text[]::jsonb[])
-    on conflict (id) do nothing
-    returning id`;
+  const { text, values } = eventInsertStatement(unique);
+  const rows = await tx.unsafe(text, values as never[], { prepare: true });
   return new Set(rows.map((r) => r.id as string));
 }
 

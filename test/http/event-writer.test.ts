@@ -46,3 +46,26 @@ test('an event Postgres refuses fails alone: its batch neighbours are still stor
   const rows = await db.sql`select id from stripe_events where id in ${db.sql(ids)}`;
   expect(rows.map((r) => r.id).sort()).toEqual(good.map((x) => x.ev.id).sort());
 });
+
+test('a batch mixing stored and new ids stores and enqueues only the new ones', async () => {
+  const writer = createEventWriter(db.sql, boss, { maxInFlight: 1, maxBatch: 8 });
+  const [a, b, c, d] = [make(200), make(201), make(202), make(203)];
+  expect(await Promise.all([a!, b!].map((x) => writer.write(x.ev, x.raw)))).toEqual([true, true]);
+  expect(await Promise.all([a!, c!, b!, d!].map((x) => writer.write(x.ev, x.raw)))).toEqual([false, true, false, true]);
+  const ids = [a!, b!, c!, d!].map((x) => x.ev.id);
+  const jobs = await db.sql`select data->>'eventId' as id, count(*)::int as n from pgboss.job
+                             where name = ${QUEUES.stripeEvents} and data->>'eventId' in ${db.sql(ids)} group by 1 order by 1`;
+  expect(jobs).toEqual(ids.sort().map((id) => ({ id, n: 1 })));
+});
+
+test('an event whose job cannot be inserted is not stored either: one statement, one transaction', async () => {
+  // pg-boss refuses a job whose priority is not an integer; the event insert in the same statement must roll back.
+  const broken: Pick<PgBoss, 'insert'> = {
+    insert: (name, jobs, options) => boss.insert(name, jobs.map((j) => ({ ...j, priority: 'high' as unknown as number })), options),
+  };
+  const writer = createEventWriter(db.sql, broken, { maxInFlight: 1, maxBatch: 8 });
+  const x = make(300);
+  await expect(writer.write(x.ev, x.raw)).rejects.toThrow(/integer/);
+  expect(await db.sql`select id from stripe_events where id = ${x.ev.id}`).toHaveLength(0);
+  expect(await db.sql`select id from pgboss.job where data->>'eventId' = ${x.ev.id}`).toHaveLength(0);
+});
