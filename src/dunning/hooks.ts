@@ -60,7 +60,7 @@ export async function retryWithNewCard(tx: Tx, deps: SchedulerDeps, caseId: numb
   // Only replace the old planned attempt if the new card gets a retry.
   const plan = planWithoutPlanned(deps, ctx);
   if (plan.kind !== 'retry') return { kind: 'unchanged', why: 'reason' in plan ? plan.reason : 'no retry' };
-  const result = await replacePlanned(tx, deps, ctx, plan, { source: 'card_update', paymentMethod, why: 'replaced: payment method changed' });
+  const result = await replacePlanned(tx, deps, ctx, plan, { source: 'card_update', why: 'replaced: payment method changed' });
   if (result.kind === 'planned') {
     deps.log.info({ caseId, invoiceId: caseRow.invoiceId, attemptNo: result.attempt.attemptNo, at: plan.at }, 'card update retry scheduled');
   }
@@ -84,11 +84,12 @@ export async function replanWithLateDetails(tx: Tx, deps: SchedulerDeps, caseId:
   const paymentMethod = planned.source === 'card_update' ? planned.paymentMethod : null;
   const ctx = await loadPlanContext(tx, deps, caseRow, paymentMethod);
   const plan = planWithoutPlanned(deps, ctx);
-  if (plan.kind === 'retry' && plan.reason === planned.planReason && plan.at.getTime() === planned.plannedAt?.getTime()) {
+  if (plan.kind === 'retry' && plan.reason === planned.planReason && plan.at.getTime() === planned.plannedAt?.getTime()
+    && plan.paymentMethod === planned.paymentMethod) {
     return { kind: 'unchanged', why: 'the plan stands' };
   }
   deps.log.info({ caseId, invoiceId: caseRow.invoiceId, attemptNo: planned.attemptNo, plan: plan.kind }, 'planned attempt replaced: decline details arrived');
-  return replacePlanned(tx, deps, ctx, plan, { source: planned.source, paymentMethod, why: 'replaced: decline details arrived' });
+  return replacePlanned(tx, deps, ctx, plan, { source: planned.source, why: 'replaced: decline details arrived' });
 }
 
 function activeAttempt(attempts: AttemptRow[]): AttemptRow | undefined {
@@ -102,12 +103,12 @@ function planWithoutPlanned(deps: SchedulerDeps, ctx: PlanContext): Plan {
 }
 
 /**
- * Cancels the planned attempt and records the new plan in its place. The cancelled row's pg-boss
- * job still fires, finds nothing to claim and does nothing.
+ * Cancels the planned attempt and records the new plan in its place (the plan names its card). The
+ * cancelled row's pg-boss job still fires, finds nothing to claim and does nothing.
  */
 async function replacePlanned(
-  tx: Tx, deps: SchedulerDeps, ctx: PlanContext, plan: Plan, o: { source: AttemptSource; paymentMethod: string | null; why: string },
+  tx: Tx, deps: SchedulerDeps, ctx: PlanContext, plan: Plan, o: { source: AttemptSource; why: string },
 ): Promise<PlanResult> {
   await store.cancelPlannedAttempts(tx, ctx.caseRow.invoiceId, o.why, deps.clock.now());
-  return recordPlan(tx, deps, ctx, plan, o.source, o.paymentMethod);
+  return recordPlan(tx, deps, ctx, plan, o.source);
 }

@@ -29,7 +29,8 @@ export interface CaseHistory {
 export interface CustomerContext { timeZone: string | null; country: string | null; cardBrand: string | null }
 
 export type Plan =
-  | { kind: 'retry'; at: Date; reason: string; isLast: boolean; category: DeclineCategory | null }
+  /** `paymentMethod`: the card this retry was reasoned about, which is the card it must charge (null: unknown). */
+  | { kind: 'retry'; at: Date; reason: string; isLast: boolean; category: DeclineCategory | null; paymentMethod: string | null }
   /** No blind retry: wait for a new payment method (or 3-D Secure) until `until`, then the final action. */
   | { kind: 'await_customer'; until: Date; reason: string; category: DeclineCategory }
   /** Nothing more to try: policy exhausted, window over, network cap or merchant error. */
@@ -98,6 +99,30 @@ function declinesOf(counted: LedgerAttempt[], customer: CustomerContext): Declin
 /** The card the next charge will use: a new one the caller names, else the one last declined. */
 function targetPaymentMethod(history: CaseHistory, declines: Decline[]): string | null {
   return history.currentPaymentMethod ?? declines[declines.length - 1]?.attempt.paymentMethod ?? null;
+}
+
+/** The card a charge planned now would be for, as the planner reasons: a planned attempt records it. */
+export function plannedCard(history: CaseHistory): string | null {
+  const declined = history.attempts.filter((a) => a.outcome === 'declined').sort(byTime);
+  return history.currentPaymentMethod ?? declined[declined.length - 1]?.paymentMethod ?? null;
+}
+
+/**
+ * The card a new plan treats as current (`CaseHistory.currentPaymentMethod`). A card the caller
+ * names (a card-update event) wins. Otherwise the customer's default counts when this case has not
+ * tried it yet: it was set while an attempt was running, or its event was not acted on, and Stripe
+ * would charge it. A default the case already tried is no news (it may be the very card a
+ * never-retry answer barred); with the last card unknown, the default is most likely what Stripe
+ * tried, so it is not treated as a change.
+ */
+export function currentCard(attempts: LedgerAttempt[], explicit: string | null, customerDefault: string | null): string | null {
+  if (explicit) return explicit;
+  if (!customerDefault) return null;
+  const tried = attempts.filter((a) => COUNTED.has(a.outcome)).sort(byTime);
+  const last = tried[tried.length - 1];
+  if (!last) return customerDefault;
+  if (last.paymentMethod === null || tried.some((a) => a.paymentMethod === customerDefault)) return null;
+  return customerDefault;
 }
 
 function cardBrandOf(customer: CustomerContext, declines: Decline[]): string | null {
@@ -318,7 +343,7 @@ function finish(ctx: Ctx, slot: Slot): Plan {
   }
   const isLast = ctx.counted.length + 1 >= policy.retry.maxAttempts || slot.remainingAfter <= 0;
   return {
-    kind: 'retry', at, isLast, category: slot.category,
+    kind: 'retry', at, isLast, category: slot.category, paymentMethod: ctx.targetPm,
     reason: ctx.say(`${slot.label}${windowNote}, ${formatLocal(at, zone)}${capNote}`),
   };
 }

@@ -107,7 +107,8 @@ export function skipReason(c: CaseRow, invoice: store.InvoiceRow | null): string
 
 /** Why charging this attempt's card now would break a never-retry answer or a network limit, if it would. */
 async function chargeBarred(deps: RunnerDeps, caseRow: CaseRow, a: AttemptRow): Promise<string | null> {
-  const ctx = await loadPlanContext(deps.sql, deps, caseRow, a.paymentMethod);
+  // Checked against exactly the card this attempt charges (the one it was planned for).
+  const ctx = await loadPlanContext(deps.sql, deps, caseRow, a.paymentMethod, { asPlanned: true });
   const history = { ...ctx.history, attempts: ctx.history.attempts.filter((x) => x.attemptNo !== a.attemptNo) };
   const check = checkCharge(history, ctx.customer, deps.clock.now());
   return check.allowed ? null : `not charged: ${check.reason}`;

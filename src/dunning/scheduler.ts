@@ -3,7 +3,7 @@ import type { Clock } from '../clock.ts';
 import type { Tx } from '../db.ts';
 import type { Logger } from '../log.ts';
 import { QUEUES, jobDb } from '../queue.ts';
-import { planNextAttempt, type CaseHistory, type CustomerContext, type LedgerAttempt, type Plan } from './planner.ts';
+import { currentCard, planNextAttempt, plannedCard, type CaseHistory, type CustomerContext, type LedgerAttempt, type Plan } from './planner.ts';
 import { parsePolicy, type Policy } from './policy.ts';
 import * as store from './store.ts';
 import type { AttemptRow, AttemptSource, CaseRow } from './store.ts';
@@ -103,10 +103,18 @@ export interface PlanContext {
   policy: Policy;
 }
 
-export async function loadPlanContext(tx: Tx, deps: SchedulerDeps, caseRow: CaseRow, currentPaymentMethod: string | null): Promise<PlanContext> {
+/**
+ * Everything the planner needs for one case. `card` is a card the caller names as new (a card
+ * update), or with `asPlanned` the exact card of an attempt already planned, for the runner's check
+ * right before charging it.
+ */
+export async function loadPlanContext(
+  tx: Tx, deps: SchedulerDeps, caseRow: CaseRow, card: string | null, o: { asPlanned?: boolean } = {},
+): Promise<PlanContext> {
   const attempts = await store.attemptsOf(tx, caseRow.invoiceId);
   const customer = await store.customerById(tx, caseRow.customerId);
   const ledger = attempts.map(toLedger).filter((a): a is LedgerAttempt => a !== null);
+  const currentPaymentMethod = o.asPlanned ? card : currentCard(ledger, card, customer?.defaultPaymentMethod ?? null);
   const lastBrand = [...attempts].reverse().find((a) => a.cardBrand !== null)?.cardBrand ?? null;
   return {
     caseRow,
@@ -139,7 +147,7 @@ export async function planNext(
   const ctx = await loadPlanContext(tx, deps, caseRow, options.paymentMethod ?? null);
   const now = deps.clock.now();
   const plan = planNextAttempt(ctx.history, ctx.customer, ctx.policy, now, deps.merchantTimeZone);
-  return recordPlan(tx, deps, ctx, plan, options.source ?? 'scheduled', options.paymentMethod ?? null);
+  return recordPlan(tx, deps, ctx, plan, options.source ?? 'scheduled');
 }
 
 export async function recordPlan(
@@ -148,7 +156,6 @@ export async function recordPlan(
   ctx: PlanContext,
   plan: Plan,
   source: AttemptSource,
-  paymentMethod: string | null,
 ): Promise<PlanResult> {
   const { caseRow } = ctx;
   const now = deps.clock.now();
@@ -157,7 +164,7 @@ export async function recordPlan(
     case 'blocked':
       return { kind: 'unchanged', why: plan.reason };
     case 'retry': {
-      const attempt = await scheduleAttempt(tx, deps, caseRow, { at: plan.at, reason: plan.reason, source, paymentMethod, isLast: plan.isLast });
+      const attempt = await scheduleAttempt(tx, deps, caseRow, { at: plan.at, reason: plan.reason, source, paymentMethod: plan.paymentMethod, isLast: plan.isLast });
       if (!attempt) return { kind: 'unchanged', why: 'an attempt is already active' };
       log.info({ attemptNo: attempt.attemptNo, at: plan.at, source }, 'retry scheduled');
       return { kind: 'planned', attempt, plan };
@@ -182,15 +189,21 @@ export async function recordPlan(
   }
 }
 
-/** Inserts the planned row, updates the case and enqueues the job; null when one is already active. */
+/**
+ * Inserts the planned row, updates the case and enqueues the job; null when one is already active.
+ * The row names the card it is for, and the runner charges exactly that card: without it Stripe
+ * would charge whatever default it holds, which need not be the card the plan was checked against.
+ * A null `paymentMethod` (a manual retry) takes the card a plan made now would use.
+ */
 export async function scheduleAttempt(
   tx: Tx,
   deps: SchedulerDeps,
   caseRow: CaseRow,
   p: { at: Date; reason: string; source: AttemptSource; paymentMethod: string | null; isLast: boolean },
 ): Promise<AttemptRow | null> {
+  const paymentMethod = p.paymentMethod ?? plannedCard((await loadPlanContext(tx, deps, caseRow, null)).history);
   const attempt = await store.insertPlannedAttempt(tx, {
-    caseId: caseRow.id, invoiceId: caseRow.invoiceId, source: p.source, plannedAt: p.at, reason: p.reason, paymentMethod: p.paymentMethod,
+    caseId: caseRow.id, invoiceId: caseRow.invoiceId, source: p.source, plannedAt: p.at, reason: p.reason, paymentMethod,
   });
   if (!attempt) return null;
   await store.setNextAttempt(tx, caseRow.id, p.at, p.reason, deps.clock.now());

@@ -61,7 +61,9 @@ describe('ops commands', () => {
   });
 
   it('retry-now charges at once as a manual attempt; case shows the full ledger', async () => {
-    await w.sandbox.updateCard(s.customerId, { brand: 'visa', failure: null, expMonth: 1, expYear: 2031 });
+    const { paymentMethodId } = await w.sandbox.updateCard(s.customerId, { brand: 'visa', failure: null, expMonth: 1, expYear: 2031 });
+    // As the customer.updated event leaves it: the manual attempt charges the default we know of.
+    await w.db.sql`update customers set default_payment_method = ${paymentMethodId} where id = ${s.customerId}`;
     const r = await dunning('retry-now', s.invoiceId);
     expect(r.stdout).toContain('succeeded');
     expect(r.code).toBe(0);

@@ -1,0 +1,60 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createDunningHooks } from '../../src/dunning/hooks.ts';
+import { retryNow } from '../../src/dunning/ops-actions.ts';
+import { executeAttempt } from '../../src/dunning/runner.ts';
+import { apiCharges, seedFailedInvoice, startWorld, type RunnerWorld } from './runner-helpers.ts';
+
+let w: RunnerWorld;
+beforeAll(async () => {
+  w = await startWorld();
+});
+afterAll(async () => {
+  await w?.close();
+});
+
+async function plannedRow(invoiceId: string) {
+  const [row] = await w.db.sql`select * from payment_attempts where invoice_id = ${invoiceId} and status = 'planned'`;
+  return row;
+}
+
+describe('every attempt charges the card it was planned and checked for', () => {
+  it('a card attached without becoming the default: retries stay on it and the barred default is never charged again', async () => {
+    // Stripe's first charge on card A answered stolen_card; A stays the customer's default.
+    const s = await seedFailedInvoice(w, 'stolen_card');
+    const cardA = s.paymentMethod;
+    const hooks = createDunningHooks(w.deps);
+    await w.db.sql.begin((tx) => hooks.paymentFailed(tx, { caseId: s.caseId, invoiceId: s.invoiceId, opened: true, at: w.clock.now() }));
+    expect(await plannedRow(s.invoiceId)).toBeUndefined();
+
+    // The customer attaches card B but leaves A as the default at Stripe.
+    const { paymentMethodId: cardB } = await w.sandbox.updateCard(s.customerId, { brand: 'visa', failure: 'insufficient_funds', expMonth: 1, expYear: 2031 });
+    await w.deps.gateway.stripe.customers.update(s.customerId, { invoice_settings: { default_payment_method: cardA } });
+    await w.db.sql.begin((tx) => hooks.paymentMethodChanged(tx, { customerId: s.customerId, paymentMethod: cardB, at: w.clock.now() }));
+    const second = await plannedRow(s.invoiceId);
+    expect(second).toMatchObject({ attempt_no: 2, source: 'card_update', payment_method: cardB });
+    expect(await executeAttempt(w.deps, Number(second!.id))).toBe('declined');
+
+    // Retry #3 is planned for B, the card the planner checked, and names it.
+    const third = await plannedRow(s.invoiceId);
+    expect(third).toMatchObject({ attempt_no: 3, source: 'scheduled', payment_method: cardB });
+    expect(third!.plan_reason).toContain('insufficient_funds');
+    await executeAttempt(w.deps, Number(third!.id));
+
+    const charged = apiCharges(w.sandbox, s.invoiceId).map((c) => c.paymentMethod);
+    expect(charged).toEqual([cardB, cardB]);
+    expect(w.sandbox.charges(s.invoiceId).filter((c) => c.paymentMethod === cardA)).toHaveLength(1); // Stripe's own first charge only
+  });
+
+  it('a manual retry names the card too: the customer default the case has not tried, else the last card tried', async () => {
+    const s = await seedFailedInvoice(w, 'generic_decline');
+    const manual = await w.db.sql.begin((tx) => retryNow(tx, w.deps, s.invoiceId));
+    expect(manual.paymentMethod).toBe(s.paymentMethod);
+
+    const { paymentMethodId: cardC } = await w.sandbox.updateCard(s.customerId, { brand: 'visa', failure: null, expMonth: 1, expYear: 2031 });
+    await w.db.sql`update customers set default_payment_method = ${cardC} where id = ${s.customerId}`;
+    const again = await w.db.sql.begin((tx) => retryNow(tx, w.deps, s.invoiceId));
+    expect(again.paymentMethod).toBe(cardC);
+    expect(await executeAttempt(w.deps, again.id)).toBe('succeeded');
+    expect(apiCharges(w.sandbox, s.invoiceId).map((c) => c.paymentMethod)).toEqual([cardC]);
+  });
+});
