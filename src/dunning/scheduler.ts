@@ -147,7 +147,17 @@ export async function planNext(
   const ctx = await loadPlanContext(tx, deps, caseRow, options.paymentMethod ?? null);
   const now = deps.clock.now();
   const plan = planNextAttempt(ctx.history, ctx.customer, ctx.policy, now, deps.merchantTimeZone);
-  return recordPlan(tx, deps, ctx, plan, options.source ?? 'scheduled');
+  return recordPlan(tx, deps, ctx, plan, options.source ?? sourceOf(ctx, plan));
+}
+
+/**
+ * A retry on a default card this case has not tried yet (see `currentCard`) is a card-update retry:
+ * the card changed while an attempt was running, so its event could not plan it then.
+ */
+function sourceOf(ctx: PlanContext, plan: Plan): AttemptSource {
+  const card = ctx.history.currentPaymentMethod;
+  if (plan.kind !== 'retry' || card === null || plan.paymentMethod !== card) return 'scheduled';
+  return ctx.attempts.some((a) => a.status === 'declined' && a.paymentMethod !== null && a.paymentMethod !== card) ? 'card_update' : 'scheduled';
 }
 
 export async function recordPlan(

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { planNextAttempt, type CaseHistory, type CustomerContext, type LedgerAttempt, type Plan } from '../../src/dunning/planner.ts';
+import { currentCard, planNextAttempt, type CaseHistory, type CustomerContext, type LedgerAttempt, type Plan } from '../../src/dunning/planner.ts';
 import { parsePolicy, type Policy } from '../../src/dunning/policy.ts';
 import type { DeclineInfo } from '../../src/dunning/declines.ts';
 
@@ -272,5 +272,33 @@ describe('planNextAttempt: paydays at month end', () => {
     expect(offset).toBeLessThan(20 * 60_000);
     const other = plan({ ...h, invoiceId: 'in_other' }, '2026-11-25T09:00:05Z', { policy: jittered });
     expect(retryAt(other)).not.toBe(retryAt(a));
+  });
+});
+
+describe('currentCard: which card a new plan treats as current', () => {
+  const a = declined('2026-11-02T07:00:00Z', { declineCode: 'stolen_card' }, { paymentMethod: 'pm_a' });
+  const b = declined('2026-11-03T07:00:00Z', { declineCode: 'insufficient_funds' }, { attemptNo: 2, source: 'card_update', paymentMethod: 'pm_b' });
+
+  it('a card the caller names wins', () => {
+    expect(currentCard([a], 'pm_new', 'pm_a')).toBe('pm_new');
+  });
+
+  it('a default the case has not tried is the current card; one it tried is no news', () => {
+    expect(currentCard([a], null, 'pm_c')).toBe('pm_c');
+    expect(currentCard([a, b], null, 'pm_a')).toBeNull();
+    expect(currentCard([a, b], null, 'pm_b')).toBeNull();
+  });
+
+  it('with the last card unknown, the default is taken as the card Stripe tried; with nothing tried, it is the card', () => {
+    expect(currentCard([{ ...a, paymentMethod: null }], null, 'pm_c')).toBeNull();
+    expect(currentCard([], null, 'pm_c')).toBe('pm_c');
+    expect(currentCard([a], null, null)).toBeNull();
+  });
+
+  it('a new default turns a wait for the customer into a retry on that card, named in the plan', () => {
+    const p = plan(history([a], { currentPaymentMethod: currentCard([a], null, 'pm_c') }), '2026-11-03T15:00:00Z');
+    expect(p).toMatchObject({ kind: 'retry', paymentMethod: 'pm_c' });
+    const barred = plan(history([a, b], { currentPaymentMethod: currentCard([a, b], null, 'pm_a') }), '2026-11-03T15:00:00Z');
+    expect(barred).toMatchObject({ kind: 'retry', paymentMethod: 'pm_b' });
   });
 });

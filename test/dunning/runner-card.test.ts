@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createDunningHooks } from '../../src/dunning/hooks.ts';
 import { retryNow } from '../../src/dunning/ops-actions.ts';
 import { executeAttempt } from '../../src/dunning/runner.ts';
-import { apiCharges, seedFailedInvoice, startWorld, type RunnerWorld } from './runner-helpers.ts';
+import { apiCharges, caseRow, planDueAttempt, seedFailedInvoice, startWorld, type RunnerWorld } from './runner-helpers.ts';
 
 let w: RunnerWorld;
 beforeAll(async () => {
@@ -56,5 +56,38 @@ describe('every attempt charges the card it was planned and checked for', () => 
     expect(again.paymentMethod).toBe(cardC);
     expect(await executeAttempt(w.deps, again.id)).toBe('succeeded');
     expect(apiCharges(w.sandbox, s.invoiceId).map((c) => c.paymentMethod)).toEqual([cardC]);
+  });
+
+  it('a new default card set while an attempt runs is used when that attempt declines, not waited for', async () => {
+    const s = await seedFailedInvoice(w, 'expired_card');
+    // Stripe's first decline reached the ledger without its code, so a retry on A was planned.
+    await w.db.sql`update payment_attempts set decline_code = null, failure_code = 'card_declined' where invoice_id = ${s.invoiceId} and attempt_no = 1`;
+    const running = await planDueAttempt(w.db.sql, s, w.clock.now());
+    const hooks = createDunningHooks(w.deps);
+    let cardC = '';
+    let hookResult = '';
+    const deps = {
+      ...w.deps,
+      // While the charge on A is running, the customer sets card C as the default.
+      afterCharge: async () => {
+        cardC = (await w.sandbox.updateCard(s.customerId, { brand: 'visa', failure: null, expMonth: 1, expYear: 2031 })).paymentMethodId;
+        await w.db.sql`update customers set default_payment_method = ${cardC} where id = ${s.customerId}`;
+        await w.db.sql.begin(async (tx) => {
+          await hooks.paymentMethodChanged(tx, { customerId: s.customerId, paymentMethod: cardC, at: w.clock.now() });
+          const [active] = await tx`select status from payment_attempts where invoice_id = ${s.invoiceId} and status <> 'declined'`;
+          hookResult = String(active?.status);
+        });
+      },
+    };
+    expect(await executeAttempt(deps, running)).toBe('declined');
+    expect(hookResult).toBe('in_flight'); // the card event could not plan anything then
+
+    const next = await plannedRow(s.invoiceId);
+    expect(next).toMatchObject({ attempt_no: 3, source: 'card_update', payment_method: cardC });
+    expect(next!.plan_reason).toContain('payment method changed');
+    expect((await caseRow(w.db.sql, s.caseId)).next_attempt_reason).not.toMatch(/^awaiting customer/);
+    expect(await executeAttempt(w.deps, Number(next!.id))).toBe('succeeded');
+    expect((await caseRow(w.db.sql, s.caseId)).recovery_path).toBe('card_update_retry');
+    expect(apiCharges(w.sandbox, s.invoiceId).map((c) => c.paymentMethod)).toEqual([s.paymentMethod, cardC]);
   });
 });
