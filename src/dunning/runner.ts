@@ -11,7 +11,7 @@ import { classifyDecline } from './declines.ts';
 import { handleDeadline, type CaseClosedEvent, type FinalActionDeps } from './final-action.ts';
 import type { Policy } from './policy.ts';
 import { checkCharge } from './planner.ts';
-import { createPolicySource, loadPlanContext, planNext, savePolicy, sendAttemptJob, type AttemptJob, type AttemptPlannedEvent, type DeadlineJob } from './scheduler.ts';
+import { createPolicySource, loadPlanContext, planNext, savePolicy, scheduleWindowDeadline, sendAttemptJob, type AttemptJob, type AttemptPlannedEvent, type DeadlineJob } from './scheduler.ts';
 import * as store from './store.ts';
 import type { AttemptRow, CaseRow } from './store.ts';
 
@@ -121,6 +121,7 @@ async function skip(deps: RunnerDeps, a: AttemptRow, reason: string, o: { replan
       await tx`update dunning_cases set next_attempt_at = null, next_attempt_reason = ${`attempt #${a.attemptNo} skipped: ${reason}`}
                 where id = ${a.caseId} and status = 'open'`;
       if (o.replan) await planNext(tx, deps, a.caseId);
+      else await scheduleWindowDeadline(tx, deps, a.caseId, `attempt #${a.attemptNo} skipped: ${reason}`);
     }
   });
   deps.log.info({ attemptId: a.id, invoiceId: a.invoiceId, reason }, 'attempt skipped');

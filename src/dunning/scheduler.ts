@@ -227,6 +227,25 @@ export async function sendAttemptJob(tx: Tx, deps: Pick<SchedulerDeps, 'boss' | 
   await deps.boss.send(QUEUES.attempts, data, { startAfter: deps.clock.wallTimeOf(at), singletonKey: invoiceId, db: jobDb(tx) });
 }
 
+const DAY_MS = 24 * 3_600_000;
+
+/**
+ * For an open case left with nothing planned (its attempt was skipped: Stripe refused the charge,
+ * the invoice is not open, collection is paused): without a deadline nothing would ever look at it
+ * again. The final action runs when the dunning window closes, unless the ledger moves first (a new
+ * card, a manual retry), exactly like a wait for the customer.
+ */
+export async function scheduleWindowDeadline(tx: Tx, deps: SchedulerDeps, caseId: number, reason: string): Promise<Date | null> {
+  const caseRow = await store.caseById(tx, caseId, true);
+  if (!caseRow || caseRow.status !== 'open') return null;
+  const policy = await deps.policies.get(tx, caseRow.policyVersion);
+  const attempts = await store.attemptsOf(tx, caseRow.invoiceId);
+  const windowEnd = caseRow.openedAt.getTime() + policy.retry.windowDays * DAY_MS;
+  const at = new Date(Math.max(windowEnd, deps.clock.now().getTime()));
+  await sendDeadline(tx, deps, { caseId, kind: 'await', reason, attemptsSeen: attempts.length }, at);
+  return at;
+}
+
 async function sendDeadline(tx: Tx, deps: SchedulerDeps, data: DeadlineJob, at: Date): Promise<void> {
   await deps.boss.send(QUEUES.deadlines, data, { startAfter: deps.clock.wallTimeOf(at), singletonKey: String(data.caseId), db: jobDb(tx) });
 }

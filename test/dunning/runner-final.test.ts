@@ -1,8 +1,9 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { handleDeadline } from '../../src/dunning/final-action.ts';
 import { createDunningHooks } from '../../src/dunning/hooks.ts';
+import { executeAttempt } from '../../src/dunning/runner.ts';
 import type { DeadlineJob } from '../../src/dunning/scheduler.ts';
-import { caseRow, seedFailedInvoice, startWorld, type RunnerWorld, type SeededCase } from './runner-helpers.ts';
+import { apiCharges, caseRow, planDueAttempt, seedFailedInvoice, startWorld, type RunnerWorld, type SeededCase } from './runner-helpers.ts';
 
 let w: RunnerWorld;
 beforeAll(async () => {
@@ -52,5 +53,39 @@ describe('deadlines and final actions', () => {
     await w.db.sql.begin((tx) => hooks.caseClosed(tx, { caseId: s.caseId, invoiceId: s.invoiceId, status: 'closed', reason: 'invoice voided', at: w.clock.now() }));
     const rows = await w.db.sql`select status, failure_message from payment_attempts where invoice_id = ${s.invoiceId} and attempt_no = 2`;
     expect(rows[0]).toMatchObject({ status: 'cancelled', failure_message: 'case closed: invoice voided' });
+  });
+
+  /** The deadline a skipped attempt left behind, due when the 21-day dunning window closes. */
+  async function deadlineAfterSkip(s: SeededCase): Promise<DeadlineJob> {
+    const jobs = await w.db.sql`select data, start_after from pgboss.job where name = 'dunning-deadlines' and singleton_key = ${String(s.caseId)}`;
+    expect(jobs).toHaveLength(1);
+    const dueInMs = (jobs[0]!.start_after as Date).getTime() - Date.now();
+    expect(dueInMs).toBeGreaterThan(20 * 86_400_000);
+    expect(dueInMs).toBeLessThanOrEqual(21 * 86_400_000);
+    return jobs[0]!.data as DeadlineJob;
+  }
+
+  it.each([
+    ['collection paused on our copy of the invoice', (s: SeededCase) => w.db.sql`update invoices set collection_paused = true where id = ${s.invoiceId}`.then(() => undefined)],
+    ['Stripe says the invoice is uncollectible', (s: SeededCase) => w.deps.gateway.stripe.invoices.markUncollectible(s.invoiceId).then(() => undefined)],
+  ])('a skipped attempt (%s) leaves a deadline at the end of the window, so the final action still runs', async (_why, block) => {
+    const s = await seedFailedInvoice(w, 'generic_decline');
+    const id = await planDueAttempt(w.db.sql, s, w.clock.now());
+    await block(s);
+    expect(await executeAttempt(w.deps, id)).toBe('skipped');
+    expect(apiCharges(w.sandbox, s.invoiceId)).toHaveLength(0);
+    const job = await deadlineAfterSkip(s);
+    expect(job).toMatchObject({ caseId: s.caseId, kind: 'await', attemptsSeen: 2 });
+    expect(job.reason).toContain('attempt #2 skipped');
+
+    w.clock.advance(21 * 86_400_000);
+    try {
+      expect(await handleDeadline(w.deps, job)).toBe('done');
+    } finally {
+      w.clock.advance(-21 * 86_400_000);
+    }
+    const c = await caseRow(w.db.sql, s.caseId);
+    expect(c).toMatchObject({ status: 'lost', final_action: 'cancel_subscription' });
+    expect(c.close_reason).toContain('attempt #2 skipped');
   });
 });
