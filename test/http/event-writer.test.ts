@@ -69,3 +69,20 @@ test('an event whose job cannot be inserted is not stored either: one statement,
   expect(await db.sql`select id from stripe_events where id = ${x.ev.id}`).toHaveLength(0);
   expect(await db.sql`select id from pgboss.job where data->>'eventId' = ${x.ev.id}`).toHaveLength(0);
 });
+
+test('while a transaction is in flight, a few stragglers wait for it instead of starting a second one', async () => {
+  const sizes: number[] = [];
+  const counting: Pick<PgBoss, 'insert'> = {
+    insert: (name, jobs, options) => {
+      sizes.push(jobs.length);
+      return boss.insert(name, jobs, options);
+    },
+  };
+  const writer = createEventWriter(db.sql, counting, { maxInFlight: 2, minBatchWhileBusy: 4 });
+  const first = make(400);
+  const stragglers = [make(401), make(402)];
+  const lone = writer.write(first.ev, first.raw);
+  const rest = stragglers.map((x) => writer.write(x.ev, x.raw));
+  expect(await Promise.all([lone, ...rest])).toEqual([true, true, true]);
+  expect(sizes).toEqual([1, 2]);
+});
