@@ -34,7 +34,7 @@ export interface RunnerDeps extends FinalActionDeps {
   afterCharge?: (attempt: AttemptRow, outcome: ChargeOutcome) => Promise<void>;
 }
 
-export type RunResult = 'not_claimed' | 'skipped' | 'succeeded' | 'declined' | 'not_sent' | 'unknown';
+export type RunResult = 'not_claimed' | 'skipped' | 'succeeded' | 'declined' | 'not_sent' | 'unknown' | 'needs_ops';
 
 const RECOVERY_PATH = { scheduled: 'scheduled_retry', stripe: 'scheduled_retry', card_update: 'card_update_retry', manual: 'manual_retry' } as const;
 
@@ -172,6 +172,17 @@ async function record(deps: RunnerDeps, a: AttemptRow, outcome: ChargeOutcome, m
     case 'unknown':
       log.warn({ message: outcome.message }, 'charge outcome unknown; reconciling before anything else');
       return requeue(deps, a, 'unknown', `outcome unknown: ${outcome.message}`, null);
+    case 'key_conflict': {
+      // Repeating it would get the same 400 forever, and a new key could charge twice if the first
+      // request with this key went through: the attempt stays unresolved until ops look.
+      const message = `needs ops: idempotency key ${keyOf(a)} was used before with other parameters`;
+      await deps.sql.begin(async (tx) => {
+        await store.parkAttempt(tx, a.id, `${message}: ${outcome.message}`);
+        if (a.caseId !== null) await store.setNextAttempt(tx, a.caseId, null, `attempt #${a.attemptNo} ${message}`, now);
+      });
+      log.error({ idempotencyKey: keyOf(a), message: outcome.message }, 'idempotency key reused with other parameters: attempt left unresolved for ops');
+      return 'needs_ops';
+    }
   }
 }
 

@@ -226,6 +226,17 @@ export async function releaseAttempt(tx: Tx, attemptId: number, status: 'planned
      where id = ${attemptId}`;
 }
 
+/**
+ * Stops repeating an attempt's request without settling it: it stays `unknown` (so no other charge
+ * of the invoice can be planned) with no job, for ops to resolve.
+ */
+export async function parkAttempt(tx: Tx, attemptId: number, message: string): Promise<void> {
+  await tx`
+    update payment_attempts
+       set status = 'unknown', lease_until = null, request_tries = request_tries + 1, failure_message = ${message}
+     where id = ${attemptId}`;
+}
+
 /** Cancels attempts that have not started; returns how many. */
 export async function cancelPlannedAttempts(tx: Tx, invoiceId: string, reason: string, now: Date): Promise<number> {
   const rows = await tx`

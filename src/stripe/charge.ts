@@ -31,7 +31,12 @@ export type ChargeOutcome =
   /** Stripe refused the request itself (e.g. the invoice is already paid or void): re-read it. */
   | { kind: 'refused'; message: string; code: string | null }
   | { kind: 'not_sent'; message: string; retryAfterMs: number | null }
-  | { kind: 'unknown'; message: string };
+  | { kind: 'unknown'; message: string }
+  /**
+   * The key was first used with other parameters (Stripe answers 400 idempotency_error). Stripe will
+   * not replay or say what that first request did, and asking again can only get the same answer.
+   */
+  | { kind: 'key_conflict'; message: string };
 
 /** Wraps any Stripe call: every request of the process goes through the shared throttle. */
 export async function call<T>(gateway: StripeGateway, fn: (stripe: Stripe) => Promise<T>): Promise<T> {
@@ -131,8 +136,11 @@ export function classifyChargeError(err: unknown): ChargeOutcome {
     return { kind: 'not_sent', message: err.message, retryAfterMs: Number.isFinite(seconds) ? seconds * 1000 : null };
   }
   // Another request with this key is still running: it was not executed twice, ask again later.
-  if (err instanceof Stripe.errors.StripeIdempotencyError || err.statusCode === 409) {
+  if (err.statusCode === 409) {
     return { kind: 'not_sent', message: err.message, retryAfterMs: null };
+  }
+  if (err instanceof Stripe.errors.StripeIdempotencyError) {
+    return { kind: 'key_conflict', message: err.message };
   }
   if (err instanceof Stripe.errors.StripeConnectionError) {
     const code = (err.detail as { code?: string } | undefined)?.code;

@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { executeAttempt, type RunnerDeps } from '../../src/dunning/runner.ts';
+import { createLogger } from '../../src/log.ts';
 import { apiCharges, attemptRow, caseRow, planDueAttempt, seedFailedInvoice, startWorld, type RunnerWorld } from './runner-helpers.ts';
 
 const PAY = 'POST /v1/invoices/:id/pay';
@@ -109,6 +110,24 @@ describe('runner under Stripe faults', () => {
     expect(await executeAttempt(w.deps, id)).toBe('unknown');
     await w.sandbox.payInvoiceOutOfBand(s.invoiceId);
     expect(await executeAttempt(w.deps, id)).toBe('skipped');
+    expect(apiCharges(w.sandbox, s.invoiceId)).toHaveLength(0);
+  });
+
+  it('same key, other parameters (400 idempotency_error): not repeated, left unresolved for ops with an error log', async () => {
+    const s = await payableCase();
+    const id = await planDueAttempt(w.db.sql, s, w.clock.now());
+    const key = `dunning:${s.invoiceId}:2`;
+    // Something else used the attempt's key first, with other parameters (here a refused request).
+    await expect(w.deps.gateway.stripe.invoices.pay(s.invoiceId, { payment_method: 'pm_gone' }, { idempotencyKey: key })).rejects.toThrow();
+    const lines: Array<Record<string, unknown>> = [];
+    const log = createLogger('info', { write: (line: string) => void lines.push(JSON.parse(line) as Record<string, unknown>) });
+    expect(await executeAttempt({ ...w.deps, log }, id)).toBe('needs_ops');
+    const a = await attemptRow(w.db.sql, id);
+    expect(a).toMatchObject({ status: 'unknown', request_tries: 1, lease_until: null });
+    expect(a.failure_message).toMatch(/^needs ops: idempotency key .* used before with other parameters/);
+    expect(await pendingJobs(id)).toBe(0);
+    expect((await caseRow(w.db.sql, s.caseId)).next_attempt_reason).toContain('needs ops');
+    expect(lines.filter((l) => l.level === 50).map((l) => l.msg)).toEqual(['idempotency key reused with other parameters: attempt left unresolved for ops']);
     expect(apiCharges(w.sandbox, s.invoiceId)).toHaveLength(0);
   });
 });

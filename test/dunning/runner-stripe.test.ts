@@ -1,6 +1,7 @@
 import net from 'node:net';
 import { describe, expect, it } from 'vitest';
-import { payInvoice } from '../../src/stripe/charge.ts';
+import Stripe from 'stripe';
+import { classifyChargeError, payInvoice } from '../../src/stripe/charge.ts';
 import { createStripeClient } from '../../src/stripe/client.ts';
 import { createThrottle } from '../../src/stripe/throttle.ts';
 
@@ -28,5 +29,12 @@ describe('Stripe calls', () => {
     const stripe = createStripeClient({ stripeSecretKey: 'sk_test_x', stripeApiBase: { protocol: 'http', host: '127.0.0.1', port } }, { timeoutMs: 2_000 });
     const outcome = await payInvoice({ stripe, throttle: createThrottle(100) }, 'in_1', 'dunning:in_1:2', null);
     expect(outcome.kind).toBe('not_sent');
+  });
+
+  it('idempotency errors: 409 (key in use) is "not sent", 400 (other parameters) is a key conflict, not retried', () => {
+    const inUse = new Stripe.errors.StripeIdempotencyError({ type: 'idempotency_error', message: 'in progress', statusCode: 409 });
+    const reused = new Stripe.errors.StripeIdempotencyError({ type: 'idempotency_error', message: 'other parameters', statusCode: 400 });
+    expect(classifyChargeError(inUse).kind).toBe('not_sent');
+    expect(classifyChargeError(reused)).toEqual({ kind: 'key_conflict', message: 'other parameters' });
   });
 });
