@@ -11,8 +11,9 @@ export async function customerUpdated(ctx: HandlerContext): Promise<Outcome> {
   const previous = ctx.event.data.previous_attributes as Partial<Stripe.Customer> | undefined;
   const pm = idOf(c.invoice_settings?.default_payment_method ?? null);
   // Only a changed default card is news; an older event must not announce a card that was since replaced.
-  if (applied && pm && previous && 'invoice_settings' in previous) {
+  if (applied && pm && previous && 'invoice_settings' in previous && !(await supersededCard(ctx, c.id, pm))) {
     await ctx.deps.hooks.paymentMethodChanged?.(ctx.tx, { customerId: c.id, paymentMethod: pm, at: ctx.at });
+    await stampCardUpdate(ctx, c.id, pm);
   }
   return 'processed';
 }
@@ -45,8 +46,42 @@ export async function paymentMethodChanged(ctx: HandlerContext): Promise<Outcome
   const pm = ctx.event.data.object as Stripe.PaymentMethod;
   const customerId = idOf(pm.customer);
   if (!customerId) return 'ignored';
+  if (await supersededCard(ctx, customerId, pm.id)) {
+    ctx.log.info({ customerId, paymentMethod: pm.id }, 'card event older than the card already known: not acted on');
+    return 'processed';
+  }
   await ctx.deps.hooks.paymentMethodChanged?.(ctx.tx, { customerId, paymentMethod: pm.id, at: ctx.at });
+  await stampCardUpdate(ctx, customerId, pm.id);
   return 'processed';
+}
+
+/**
+ * Whether this event's card was replaced by something newer we already know: the customer row was
+ * written by a later event and names another default, or a card-update attempt on another card was
+ * planned from a later event. Events arrive in any order; a late one for an older card must not
+ * replace a retry planned on the newer card. Same-second events both apply (created is in seconds).
+ */
+async function supersededCard(ctx: HandlerContext, customerId: string, paymentMethod: string): Promise<boolean> {
+  const rows = await ctx.tx`
+    select 1 from customers
+     where id = ${customerId} and stripe_updated_at > ${ctx.at} and default_payment_method is distinct from ${paymentMethod}
+    union all
+    select 1 from payment_attempts a
+      join dunning_cases c on c.id = a.case_id
+      join stripe_events e on e.id = a.stripe_event_id
+     where c.customer_id = ${customerId} and a.source = 'card_update' and e.created > ${ctx.at}
+       and a.payment_method is distinct from ${paymentMethod}
+    limit 1`;
+  return rows.length > 0;
+}
+
+/** Names the event behind the card-update attempts it just planned, so later card events can compare times with it. */
+async function stampCardUpdate(ctx: HandlerContext, customerId: string, paymentMethod: string): Promise<void> {
+  await ctx.tx`
+    update payment_attempts a set stripe_event_id = ${ctx.event.id}
+      from dunning_cases c
+     where c.id = a.case_id and c.customer_id = ${customerId} and c.status = 'open'
+       and a.source = 'card_update' and a.status = 'planned' and a.payment_method = ${paymentMethod} and a.stripe_event_id is null`;
 }
 
 export async function sourceExpiring(ctx: HandlerContext): Promise<Outcome> {
