@@ -3,7 +3,7 @@
  * and a pending -> sending transition, so two workers (or a duplicated job) can never both send it;
  * the stop rules are checked at that moment, so nothing goes out after a payment.
  */
-import type { PgBoss } from 'pg-boss';
+import type { JobResult, PgBoss } from 'pg-boss';
 import type { Clock } from '../clock.ts';
 import type { Config } from '../config.ts';
 import type { Sql, Tx } from '../db.ts';
@@ -60,18 +60,31 @@ export interface SendJob {
 
 type Claim = { ok: true; ctx: outbox.SendContext } | { ok: false };
 
-/** Starts the worker; the returned function stops it (in-flight sends finish first). */
+/** Reminders fetched per poll by each slot; they are sent side by side. */
+const MAIL_BATCH_SIZE = 10;
+
+/**
+ * Starts the worker; the returned function stops it (in-flight sends finish first). Each job is
+ * settled on its own, so one failing send is retried alone; while batches come back full the slot
+ * fetches again at once, so a backlog (a Monday-morning wave of first notices) drains at SMTP speed
+ * rather than one reminder per poll.
+ */
 export async function startMailer(deps: MailerDeps): Promise<() => Promise<void>> {
   const log = deps.log.child({ component: 'mailer' });
   await deps.boss.work<SendJob>(
     QUEUES.reminders,
-    { pollingIntervalSeconds: deps.pollingIntervalSeconds ?? 2, localConcurrency: deps.concurrency ?? 2 },
-    async (jobs) => {
-      for (const job of jobs) {
-        const scheduledFor = job.data.sendAt ? new Date(job.data.sendAt) : null;
-        await sendOne({ ...deps, log }, job.data.outboxId, scheduledFor);
-      }
+    {
+      batchSize: MAIL_BATCH_SIZE, localConcurrency: deps.concurrency ?? 2, pollingIntervalSeconds: deps.pollingIntervalSeconds ?? 2,
+      burstWhenBatchFull: true, perJobResults: true,
     },
+    async (jobs) => Promise.all(jobs.map(async (job): Promise<JobResult> => {
+      try {
+        await sendOne({ ...deps, log }, job.data.outboxId, job.data.sendAt ? new Date(job.data.sendAt) : null);
+        return { id: job.id, status: 'completed' };
+      } catch (err) {
+        return { id: job.id, status: 'failed', output: { message: err instanceof Error ? err.message : String(err) } };
+      }
+    })),
   );
   return () => deps.boss.offWork(QUEUES.reminders);
 }
