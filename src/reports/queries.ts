@@ -149,13 +149,17 @@ export async function loadReportData(sql: Tx, query: ReportQuery): Promise<Repor
     loadReminders(sql, from, to, cur),
     sql<ChurnRow[]>`
       with active as (
-        select customer_id, ended_at, cancellation_reason from subscriptions
+        select id, customer_id, ended_at, cancellation_reason from subscriptions
         where started_at < ${from} and (ended_at is null or ended_at >= ${from})
       )
-      select count(distinct customer_id)::int as "activeAtStart",
-        (count(distinct customer_id) filter (
-          where ended_at < ${to} and cancellation_reason = 'payment_failed'))::int as churned
-      from active`,
+      select count(distinct a.customer_id)::int as "activeAtStart",
+        (count(distinct a.customer_id) filter (
+          where a.ended_at < ${to} and (
+            a.cancellation_reason = 'payment_failed'
+            -- Canceled by this worker's final action: Stripe records that as the API's cancellation.
+            or exists (select 1 from dunning_cases c join invoices i on i.id = c.invoice_id
+                        where i.subscription_id = a.id and c.status = 'lost' and c.final_action = 'cancel_subscription'))))::int as churned
+      from active a`,
   ]);
 
   return {

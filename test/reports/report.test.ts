@@ -91,6 +91,22 @@ describe('monthly report over a hand-built November', () => {
     expect(r.churn).toEqual({ activeAtStart: 3, churned: 1, rate: 1 / 3 });
   });
 
+  it('counts a subscription this worker canceled as its final action as involuntary churn', async () => {
+    // Stripe records an API cancellation as cancellation_requested, not payment_failed.
+    await insertSubscriptions(db.sql, [{ id: 'sub_6', customer: 'cu6', startedAt: '2026-01-01T00:00:00Z', endedAt: '2026-11-25T10:00:00Z', reason: 'cancellation_requested' }]);
+    await db.sql`update invoices set subscription_id = 'sub_6' where id = 'in_d'`;
+    try {
+      await db.sql`update dunning_cases set final_action = 'cancel_subscription' where invoice_id = 'in_d'`;
+      expect((await report('2026-11-01', '2026-11-30')).churn).toEqual({ activeAtStart: 4, churned: 2, rate: 2 / 4 });
+      // The same cancellation without a lost case behind it was the customer's choice.
+      await db.sql`update dunning_cases set final_action = null where invoice_id = 'in_d'`;
+      expect((await report('2026-11-01', '2026-11-30')).churn).toEqual({ activeAtStart: 4, churned: 1, rate: 1 / 4 });
+    } finally {
+      await db.sql`update invoices set subscription_id = null where id = 'in_d'`;
+      await db.sql`delete from subscriptions where id = 'sub_6'`;
+    }
+  });
+
   it('filters by currency', async () => {
     const r = await report('2026-11-01', '2026-11-30', 'eur');
     expect(r.currencies.map((c) => c.currency)).toEqual(['eur']);
