@@ -151,15 +151,20 @@ export async function loadReportData(sql: Tx, query: ReportQuery): Promise<Repor
       with active as (
         select id, customer_id, ended_at, cancellation_reason from subscriptions
         where started_at < ${from} and (ended_at is null or ended_at >= ${from})
+      ),
+      -- Canceled by this worker's final action (Stripe records that as an API cancellation, not
+      -- payment_failed). The case closes moments after the cancellation, so a day's margin on
+      -- either side of the period catches the pairs that straddle a boundary; the period's lost
+      -- cases come through dunning_cases_closed, never a scan of all cases.
+      canceled_by_worker as (
+        select i.subscription_id as id from dunning_cases c join invoices i on i.id = c.invoice_id
+        where c.closed_at >= ${from}::timestamptz - interval '1 day' and c.closed_at < ${to}::timestamptz + interval '1 day'
+          and c.status = 'lost' and c.final_action = 'cancel_subscription' and i.subscription_id is not null
       )
       select count(distinct a.customer_id)::int as "activeAtStart",
         (count(distinct a.customer_id) filter (
-          where a.ended_at < ${to} and (
-            a.cancellation_reason = 'payment_failed'
-            -- Canceled by this worker's final action: Stripe records that as the API's cancellation.
-            or exists (select 1 from dunning_cases c join invoices i on i.id = c.invoice_id
-                        where i.subscription_id = a.id and c.status = 'lost' and c.final_action = 'cancel_subscription'))))::int as churned
-      from active a`,
+          where a.ended_at < ${to} and (a.cancellation_reason = 'payment_failed' or w.id is not null)))::int as churned
+      from active a left join (select distinct id from canceled_by_worker) w on w.id = a.id`,
   ]);
 
   return {
