@@ -59,7 +59,9 @@ export interface NewCustomer {
   name: string;
   country: string;
   preferredLocales?: string[];
+  /** Stored as the customer's `metadata.time_zone`; used by the card model (default UTC). */
   timeZone?: string;
+  /** Chance per reminder that this customer puts in a working card (default: the sandbox's). */
   cardUpdateProbability?: number;
   card: CardSpec;
 }

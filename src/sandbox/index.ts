@@ -44,17 +44,7 @@ export interface SandboxOptions {
   idTag?: string;
 }
 
-export interface SandboxCustomer {
-  email: string;
-  name: string;
-  country: string;
-  preferredLocales?: string[];
-  /** Stored as the customer's `metadata.time_zone`; used by the card model (default UTC). */
-  timeZone?: string;
-  /** Chance per reminder that this customer puts in a working card (default: the sandbox's). */
-  cardUpdateProbability?: number;
-  card: CardSpec;
-}
+export type SandboxCustomer = NewCustomer;
 
 export interface ExecutedCharge {
   id: string;
@@ -165,7 +155,7 @@ export async function startSandbox(opts: SandboxOptions): Promise<Sandbox> {
     apiKey: sandboxApiKey,
     stripe: () => new Stripe(sandboxApiKey, { host, port, protocol: 'http', maxNetworkRetries: 0 }),
     async createCustomer(input) {
-      const c = billing.createCustomer(input satisfies NewCustomer);
+      const c = billing.createCustomer(input);
       return { id: c.id, paymentMethodId: c.defaultPaymentMethod ?? '' };
     },
     async createFailingInvoice(customerId, input) {
