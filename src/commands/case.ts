@@ -18,7 +18,8 @@ export const caseCommand: Command = {
 
 Shows one case: status, policy version, cohort, next attempt and why, and the attempt ledger
 (Stripe's own attempts, scheduled, card-update and manual retries) with planned and actual
-times, the planner's reason and the decline codes with their category. Times are UTC.`,
+times, the planner's reason and the decline codes with their category; then the customer
+emails of the case with their status, and any email problem ops should act on. Times are UTC.`,
   async run(argv, env) {
     const { positionals } = parseArgs({ args: argv, options: {}, strict: true, allowPositionals: true });
     const invoiceId = oneArgument(positionals, 'invoice id (in_...)');
@@ -35,6 +36,7 @@ times, the planner's reason and the decline codes with their category. Times are
         `Status ${c.status}${c.paused ? ' (paused)' : ''}  opened ${when(c.openedAt)}${c.closedAt ? `  closed ${when(c.closedAt)}: ${c.closeReason ?? ''}` : ''}`,
         `Policy ${c.policyVersion} (${c.cohort})${c.recoveryPath ? `  recovered via ${c.recoveryPath}` : ''}${c.finalAction ? `  final action ${c.finalAction} at ${when(c.finalActionAt)}` : ''}`,
         `Next attempt ${when(c.nextAttemptAt)}: ${c.nextAttemptReason ?? '-'}`,
+        ...(c.reminderProblem ? [`Email problem: ${c.reminderProblem}`] : []),
         '',
       ];
       process.stdout.write(lines.join('\n') + '\n');
@@ -45,6 +47,12 @@ times, the planner's reason and the decline codes with their category. Times are
           when(a.plannedAt), when(a.startedAt ?? a.finishedAt), declineText(a), a.planReason ?? '-',
         ]),
       ));
+      if (detail.reminders.length > 0) {
+        process.stdout.write('\nEmails\n' + table(
+          ['KIND', 'STEP', 'STATUS', 'SEND AT', 'SENT', 'TRIES', 'NOTE'],
+          detail.reminders.map((r) => [r.kind, String(r.step), r.status, when(r.sendAt), when(r.sentAt), String(r.tries), r.note ?? '-']),
+        ));
+      }
       return 0;
     } finally {
       await ops.close();

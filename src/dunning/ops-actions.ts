@@ -1,4 +1,5 @@
 import type { Sql, Tx } from '../db.ts';
+import { remindersOfCase, type ReminderLine } from '../reminders/outbox.ts';
 import { planNext, scheduleAttempt, type PlanResult, type SchedulerDeps } from './scheduler.ts';
 import * as store from './store.ts';
 import type { AttemptRow, CaseRow } from './store.ts';
@@ -40,22 +41,28 @@ export async function listCases(sql: Sql, options: { openOnly: boolean; limit: n
 }
 
 export interface CaseDetail {
-  caseRow: CaseRow & { closeReason: string | null; recoveryPath: string | null; finalActionAt: Date | null };
+  caseRow: CaseRow & {
+    closeReason: string | null; recoveryPath: string | null; finalActionAt: Date | null; reminderProblem: string | null;
+  };
   attempts: AttemptRow[];
+  reminders: ReminderLine[];
 }
 
 export async function caseDetail(sql: Sql, invoiceId: string): Promise<CaseDetail | null> {
   const c = await store.caseByInvoice(sql, invoiceId);
   if (!c) return null;
-  const [extra] = await sql`select close_reason, recovery_path, final_action_at from dunning_cases where id = ${c.id}`;
+  const [extra] = await sql`
+    select close_reason, recovery_path, final_action_at, reminder_problem from dunning_cases where id = ${c.id}`;
   return {
     caseRow: {
       ...c,
       closeReason: (extra?.close_reason as string | null) ?? null,
       recoveryPath: (extra?.recovery_path as string | null) ?? null,
       finalActionAt: (extra?.final_action_at as Date | null) ?? null,
+      reminderProblem: (extra?.reminder_problem as string | null) ?? null,
     },
     attempts: await store.attemptsOf(sql, invoiceId),
+    reminders: await remindersOfCase(sql, c.id),
   };
 }
 

@@ -64,6 +64,14 @@ type Claim = { ok: true; ctx: outbox.SendContext } | { ok: false };
 const MAIL_BATCH_SIZE = 10;
 
 /**
+ * How long a claimed send may take before it counts as stuck. The SMTP transport gives up well
+ * before this (see transport.ts), so only a worker that died mid-send leaves a row past its lease.
+ */
+export const SEND_LEASE_SECONDS = 15 * 60;
+const STUCK_SWEEP_MS = 60_000;
+const STUCK_BATCH = 100;
+
+/**
  * Starts the worker; the returned function stops it (in-flight sends finish first). Each job is
  * settled on its own, so one failing send is retried alone; while batches come back full the slot
  * fetches again at once, so a backlog (a Monday-morning wave of first notices) drains at SMTP speed
@@ -86,7 +94,34 @@ export async function startMailer(deps: MailerDeps): Promise<() => Promise<void>
       }
     })),
   );
-  return () => deps.boss.offWork(QUEUES.reminders);
+  const sweep = () => failStuckSends({ ...deps, log }).catch((err: unknown) => log.error({ err }, 'stuck-send sweep failed'));
+  await sweep();
+  const timer = setInterval(sweep, STUCK_SWEEP_MS).unref();
+  return async () => {
+    clearInterval(timer);
+    await deps.boss.offWork(QUEUES.reminders);
+  };
+}
+
+/**
+ * Fails the rows a dead worker left in `sending`. Whether those emails left is unknown; sending
+ * again could mean a duplicate, so each one is put on the case and reported to ops instead.
+ * Safe to run from every worker at once: each row is locked and taken by one of them.
+ */
+export async function failStuckSends(deps: Pick<MailerDeps, 'sql' | 'boss' | 'clock' | 'log' | 'config'>): Promise<number> {
+  let total = 0;
+  for (;;) {
+    const n = await deps.sql.begin(async (tx) => {
+      const stuck = await outbox.lockStuckSends(tx, STUCK_BATCH);
+      const now = deps.clock.now();
+      for (const row of stuck) {
+        await fail(tx, deps, row, 'delivery unknown: the worker stopped during the send; check the mail log before sending it by hand', now);
+      }
+      return stuck.length;
+    });
+    total += n;
+    if (n < STUCK_BATCH) return total;
+  }
 }
 
 /**
@@ -131,7 +166,7 @@ export async function sendOne(deps: MailerDeps, outboxId: number, scheduledFor: 
       await fail(tx, deps, ctx, 'customer has no email address', now);
       return { ok: false };
     }
-    return (await outbox.markSending(tx, outboxId, now)) ? { ok: true, ctx } : { ok: false };
+    return (await outbox.markSending(tx, outboxId, now, SEND_LEASE_SECONDS)) ? { ok: true, ctx } : { ok: false };
   });
   if (!claim.ok) return;
   const ctx = claim.ctx;
@@ -179,7 +214,7 @@ function quietHoursOf(ctx: outbox.SendContext) {
 }
 
 /** A permanent failure: on the row, on the case, in the log and to ops. */
-async function fail(tx: Tx, deps: MailerDeps, ctx: outbox.SendContext, problem: string, now: Date): Promise<void> {
+async function fail(tx: Tx, deps: Pick<MailerDeps, 'boss' | 'log' | 'config'>, ctx: outbox.StuckSend, problem: string, now: Date): Promise<void> {
   await outbox.markFailed(tx, ctx.id, problem, now);
   deps.log.warn({ outboxId: ctx.id, kind: ctx.kind, caseId: ctx.caseId, err: problem }, 'reminder failed permanently');
   if (ctx.caseId === null) return;

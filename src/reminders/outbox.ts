@@ -112,11 +112,26 @@ export async function lockSendContext(tx: Tx, id: number): Promise<SendContext |
 }
 
 /** Takes a pending row for sending. False when someone else took it or it is no longer pending. */
-export async function markSending(tx: Tx, id: number, at: Date): Promise<boolean> {
+export async function markSending(tx: Tx, id: number, at: Date, leaseSeconds: number): Promise<boolean> {
   const rows = await tx`
-    update reminder_outbox set status = 'sending', tries = tries + 1, claimed_at = ${at}, updated_at = ${at}
+    update reminder_outbox set status = 'sending', tries = tries + 1, claimed_at = ${at}, updated_at = ${at},
+           send_lease_until = now() + make_interval(secs => ${leaseSeconds})
     where id = ${id} and status = 'pending' returning id`;
   return rows.length === 1;
+}
+
+export type StuckSend = Pick<SendContext, 'id' | 'caseId' | 'customerId' | 'invoiceId' | 'kind' | 'caseAmount' | 'currency'>;
+
+/** Rows whose send outlived its lease (the worker died mid-send), locked for the caller. */
+export async function lockStuckSends(tx: Tx, limit: number): Promise<StuckSend[]> {
+  return tx<StuckSend[]>`
+    select o.id::float8 as id, o.case_id::float8 as "caseId", o.customer_id as "customerId", o.invoice_id as "invoiceId", o.kind,
+           d.amount::float8 as "caseAmount", d.currency
+    from reminder_outbox o left join dunning_cases d on d.id = o.case_id
+    where o.status = 'sending' and o.send_lease_until < now()
+    order by o.send_lease_until
+    limit ${limit}
+    for update of o skip locked`;
 }
 
 export async function markSent(tx: Tx, id: number, at: Date, messageId: string | null): Promise<void> {
@@ -144,6 +159,23 @@ export async function markCancelled(tx: Tx, id: number, reason: string, at: Date
 
 export async function reschedule(tx: Tx, id: number, sendAt: Date, at: Date): Promise<void> {
   await tx`update reminder_outbox set send_at = ${sendAt}, updated_at = ${at} where id = ${id}`;
+}
+
+/** One reminder as ops see it in `dunning case`. */
+export interface ReminderLine {
+  kind: ReminderKind;
+  step: number;
+  status: string;
+  sendAt: Date;
+  sentAt: Date | null;
+  tries: number;
+  note: string | null;
+}
+
+export async function remindersOfCase(sql: Tx, caseId: number): Promise<ReminderLine[]> {
+  return sql<ReminderLine[]>`
+    select kind, step, status, send_at as "sendAt", sent_at as "sentAt", tries, coalesce(last_error, cancel_reason) as note
+    from reminder_outbox where case_id = ${caseId} order by send_at, id`;
 }
 
 /** A permanent email failure, written on the case where ops look first. */

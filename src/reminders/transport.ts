@@ -46,8 +46,14 @@ export function classifySendError(err: unknown): SendError {
   return new SendError(typeof code === 'number' ? `SMTP ${code}: ${reply}` : `temporary: ${reply}`, false, { cause: err });
 }
 
+/**
+ * Nodemailer waits up to 10 minutes on a silent socket by default; these bounds keep every send
+ * far inside the mailer's claim lease, so a row left in `sending` really means a dead worker.
+ */
+const SMTP_TIMEOUTS = { connectionTimeout: 30_000, greetingTimeout: 30_000, socketTimeout: 60_000 };
+
 export function smtpTransport(url: string): MailTransport {
-  const transporter = nodemailer.createTransport(url);
+  const transporter = nodemailer.createTransport({ url, ...SMTP_TIMEOUTS });
   return {
     async send(email) {
       try {

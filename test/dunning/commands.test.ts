@@ -77,6 +77,19 @@ describe('ops commands', () => {
     expect(c.stdout).toMatch(/scheduled +cancelled/);
   });
 
+  it('case lists the emails of the case and the email problem ops must act on', async () => {
+    await w.db.sql`
+      insert into reminder_outbox (case_id, customer_id, invoice_id, kind, step, dedupe_key, due_at, send_at, locale, time_zone, status, tries, last_error)
+      values (${s.caseId}, ${s.customerId}, ${s.invoiceId}, 'first_notice', 1, ${`cmd-${s.caseId}`}, now(), '2026-03-02T15:00:00Z', 'en', 'UTC',
+              'failed', 1, 'SMTP 550: No such mailbox')`;
+    await w.db.sql`update dunning_cases set reminder_problem = 'first_notice email failed: SMTP 550: No such mailbox' where id = ${s.caseId}`;
+    const c = await dunning('case', s.invoiceId);
+    expect(c.code).toBe(0);
+    expect(c.stdout).toContain('Email problem: first_notice email failed: SMTP 550');
+    expect(c.stdout).toMatch(/\nEmails\nKIND +STEP +STATUS/);
+    expect(c.stdout).toMatch(/first_notice +1 +failed +2026-03-02 15:00Z +- +1 +SMTP 550: No such mailbox/);
+  });
+
   it('bad input is a usage error (exit 2); an unknown invoice is a plain failure', async () => {
     expect((await dunning('case')).code).toBe(2);
     expect((await dunning('cases', '--limit', 'many')).code).toBe(2);

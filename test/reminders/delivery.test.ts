@@ -12,7 +12,8 @@ import { createLogger } from '../../src/log.ts';
 import { startQueue } from '../../src/queue.ts';
 import { createReminderHooks, type ReminderHooks } from '../../src/reminders/hooks.ts';
 import { startMailCatcher, type CaughtMail, type MailCatcher } from '../../src/reminders/mail-catcher.ts';
-import { sendOne, startMailer, type MailerDeps } from '../../src/reminders/mailer.ts';
+import { failStuckSends, sendOne, startMailer, type MailerDeps } from '../../src/reminders/mailer.ts';
+import * as outbox from '../../src/reminders/outbox.ts';
 import { startOpsAlerter } from '../../src/reminders/ops-alerter.ts';
 import { SIGNATURE_HEADER, verifyAlertSignature } from '../../src/reminders/ops-alerts.ts';
 import { loadTemplates } from '../../src/reminders/templates.ts';
@@ -247,6 +248,34 @@ describe('SMTP failures', () => {
     const [c] = await db.sql<{ reminder_problem: string | null }[]>`select reminder_problem from dunning_cases where id = ${caseId}`;
     expect(c!.reminder_problem).toContain('first_notice email failed: SMTP 550');
     await waitFor('ops told', async () => alerts.some((a) => JSON.parse(a.body).caseId === caseId && JSON.parse(a.body).kind === 'email_failed'));
+  });
+});
+
+describe('a worker that dies mid-send', () => {
+  it('fails the send once its lease has run out, tells ops, and never sends it again', async () => {
+    const caseId = await insertCase(db.sql, { customerId: 'cus_crash', invoiceId: 'in_crash', email: 'crash@customer.com' });
+    const reminder = (kind: 'first_notice' | 'last_chance') => outbox.insertReminder(db.sql, {
+      caseId, customerId: 'cus_crash', invoiceId: 'in_crash', kind, step: 1, dedupeKey: `crash-${kind}`,
+      dueAt: clock.now(), sendAt: clock.now(), locale: 'en', timeZone: 'Europe/Berlin', data: {},
+    });
+    const dead = (await reminder('first_notice'))!;
+    const busy = (await reminder('last_chance'))!;
+    // Claimed like the mailer does, then the process is gone: nothing ever finishes these sends.
+    expect(await outbox.markSending(db.sql, dead, clock.now(), 0)).toBe(true);
+    expect(await outbox.markSending(db.sql, busy, clock.now(), 900)).toBe(true);
+
+    await failStuckSends(mailerDeps);
+    const rows = await rowsOf(caseId);
+    expect(rows.find((r) => r.id === dead)).toMatchObject({ status: 'failed', last_error: expect.stringContaining('delivery unknown') });
+    // Still inside its lease: a live worker may be talking to the SMTP server right now.
+    expect(rows.find((r) => r.id === busy)!.status).toBe('sending');
+    const [c] = await db.sql<{ reminder_problem: string | null }[]>`select reminder_problem from dunning_cases where id = ${caseId}`;
+    expect(c!.reminder_problem).toContain('first_notice email failed: delivery unknown');
+    await waitFor('ops told', async () => alerts.some((a) => JSON.parse(a.body).caseId === caseId && JSON.parse(a.body).kind === 'email_failed'));
+
+    // A duplicate job for the failed row sends nothing.
+    await sendOne(mailerDeps, dead);
+    expect(mailsTo('crash@customer.com')).toHaveLength(0);
   });
 });
 
