@@ -83,6 +83,10 @@ export async function handleDeadline(deps: FinalActionDeps, job: DeadlineJob): P
   const { c, action } = check;
   let subscriptionId = check.subscriptionId;
   const remote = await retrieveInvoice(deps.gateway, c.invoiceId);
+  if (remote === null) {
+    await closeForMissingInvoice(deps, c.id, c.invoiceId);
+    return 'stood_down';
+  }
   if (remote.status === 'paid' || remote.status === 'void') {
     // The event processor closes the case from the webhook; no final action against a settled invoice.
     log.info({ status: remote.status }, 'deadline stands down: invoice settled at Stripe');
@@ -101,4 +105,23 @@ export async function handleDeadline(deps: FinalActionDeps, job: DeadlineJob): P
   });
   log.info({ invoiceId: c.invoiceId, finalAction: done }, 'case lost: final action applied');
   return 'done';
+}
+
+/** The reason a case is closed when Stripe no longer knows its invoice. */
+export const MISSING_INVOICE = 'invoice not found at Stripe (deleted, or it belongs to another account or mode than STRIPE_SECRET_KEY)';
+
+/**
+ * Stripe answered 404 for the case's invoice: nothing can be charged or acted on, now or later.
+ * The case is closed (not lost: no money was owed on an invoice that does not exist) and what was
+ * planned is cancelled, so no job asks Stripe again.
+ */
+export async function closeForMissingInvoice(deps: FinalActionDeps, caseId: number, invoiceId: string): Promise<void> {
+  const at = deps.clock.now();
+  await deps.sql.begin(async (tx) => {
+    await store.cancelPlannedAttempts(tx, invoiceId, MISSING_INVOICE, at);
+    if (await store.closeCase(tx, caseId, { status: 'closed', reason: MISSING_INVOICE, at })) {
+      await deps.onCaseClosed?.(tx, { caseId, invoiceId, status: 'closed', reason: MISSING_INVOICE, at });
+    }
+  });
+  deps.log.warn({ caseId, invoiceId }, 'invoice not found at Stripe: case closed');
 }

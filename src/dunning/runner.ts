@@ -8,7 +8,7 @@ import { QUEUES } from '../queue.ts';
 import { payInvoice, retrieveInvoice, type ChargeOutcome, type StripeGateway } from '../stripe/charge.ts';
 import { createThrottle, type Throttle } from '../stripe/throttle.ts';
 import { classifyDecline } from './declines.ts';
-import { handleDeadline, type CaseClosedEvent, type FinalActionDeps } from './final-action.ts';
+import { closeForMissingInvoice, handleDeadline, MISSING_INVOICE, type CaseClosedEvent, type FinalActionDeps } from './final-action.ts';
 import type { Policy } from './policy.ts';
 import { checkCharge } from './planner.ts';
 import { createPolicySource, loadPlanContext, planNext, savePolicy, scheduleWindowDeadline, sendAttemptJob, type AttemptJob, type AttemptPlannedEvent, type DeadlineJob } from './scheduler.ts';
@@ -54,16 +54,20 @@ export async function executeAttempt(deps: RunnerDeps, attemptId: number): Promi
   const localSkip = local.caseRow === null ? 'no dunning case' : skipReason(local.caseRow, local.invoice);
   if (localSkip && !mayHaveRun) return skip(deps, attempt, localSkip);
 
-  let remote: Stripe.Invoice;
+  let remote: Stripe.Invoice | null;
   try {
     remote = await retrieveInvoice(deps.gateway, attempt.invoiceId);
   } catch (err) {
     log.warn({ err }, 'cannot read the invoice before charging; retrying soon');
     return requeue(deps, attempt, mayHaveRun ? 'unknown' : 'planned', `invoice read failed: ${(err as Error).message}`, null);
   }
-  await deps.sql`
-    update invoices set status = ${remote.status ?? 'open'}, amount_paid = ${remote.amount_paid}, amount_remaining = ${remote.amount_remaining}
-     where id = ${attempt.invoiceId} and status not in ('paid', 'void')`;
+  if (remote === null) {
+    // No invoice, so no earlier request of ours can have charged it either.
+    await deps.sql.begin((tx) => store.finishAttempt(tx, attempt.id, { status: 'skipped', finishedAt: deps.clock.now(), failureMessage: MISSING_INVOICE }));
+    if (attempt.caseId !== null) await closeForMissingInvoice(deps, attempt.caseId, attempt.invoiceId);
+    return 'skipped';
+  }
+  await store.syncInvoiceStatus(deps.sql, attempt.invoiceId, remote.status ?? 'open', remote.amount_paid, remote.amount_remaining, deps.clock.now());
   // Paid while our outcome was unknown: asking again with the same key tells whether it was us
   // (Stripe replays our success) or someone else (Stripe refuses: already paid).
   if (remote.status !== 'open' && !(remote.status === 'paid' && mayHaveRun)) {

@@ -332,5 +332,7 @@ export async function syncInvoiceStatus(tx: Tx, invoiceId: string, status: strin
   await tx`
     update invoices set status = ${status}, amount_paid = ${amountPaid}, amount_remaining = ${amountRemaining},
            paid_at = case when ${status} = 'paid' then coalesce(paid_at, ${at}) else paid_at end
-     where id = ${invoiceId} and status not in ('paid', 'void')`;
+     where id = ${invoiceId} and status not in ('paid', 'void')
+       -- Stripe moves an uncollectible invoice only to paid or void; an older read saying open must not undo it.
+       and not (status = 'uncollectible' and ${status} in ('draft', 'open'))`;
 }

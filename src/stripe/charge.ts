@@ -44,10 +44,15 @@ export async function call<T>(gateway: StripeGateway, fn: (stripe: Stripe) => Pr
   return fn(gateway.stripe);
 }
 
-export async function retrieveInvoice(gateway: StripeGateway, invoiceId: string): Promise<Stripe.Invoice> {
+/**
+ * The invoice as Stripe holds it now; null when Stripe answers 404 (a deleted draft, or an invoice
+ * of another account or mode than this key): asking again would get the same answer forever.
+ */
+export async function retrieveInvoice(gateway: StripeGateway, invoiceId: string): Promise<Stripe.Invoice | null> {
   try {
     return await call(gateway, (s) => s.invoices.retrieve(invoiceId));
   } catch (cause) {
+    if (cause instanceof Stripe.errors.StripeError && cause.statusCode === 404) return null;
     throw new Error(`cannot read invoice ${invoiceId} from Stripe`, { cause });
   }
 }

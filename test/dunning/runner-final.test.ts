@@ -2,6 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { handleDeadline } from '../../src/dunning/final-action.ts';
 import { createDunningHooks } from '../../src/dunning/hooks.ts';
 import { executeAttempt } from '../../src/dunning/runner.ts';
+import * as store from '../../src/dunning/store.ts';
 import type { DeadlineJob } from '../../src/dunning/scheduler.ts';
 import { apiCharges, caseRow, planDueAttempt, seedFailedInvoice, startWorld, type RunnerWorld, type SeededCase } from './runner-helpers.ts';
 
@@ -87,5 +88,45 @@ describe('deadlines and final actions', () => {
     const c = await caseRow(w.db.sql, s.caseId);
     expect(c).toMatchObject({ status: 'lost', final_action: 'cancel_subscription' });
     expect(c.close_reason).toContain('attempt #2 skipped');
+  });
+
+  /** A case whose invoice Stripe does not know (a deleted draft, an invoice of another account). */
+  async function caseOfMissingInvoice(): Promise<SeededCase> {
+    const s = await seedFailedInvoice(w, 'generic_decline');
+    const invoiceId = `in_missing_${s.caseId}`;
+    const now = w.clock.now();
+    await w.db.sql`insert into invoices (id, customer_id, status, currency, amount_due, amount_remaining, stripe_attempt_count, stripe_created, stripe_updated_at)
+                   values (${invoiceId}, ${s.customerId}, 'open', 'eur', 4900, 4900, 1, ${now}, ${now})`;
+    const [c] = await w.db.sql`insert into dunning_cases (invoice_id, customer_id, currency, amount, policy_version, cohort, opened_at)
+                               values (${invoiceId}, ${s.customerId}, 'eur', 4900, ${w.policy.version}, 'smart', ${now}) returning id`;
+    return { ...s, invoiceId, caseId: Number(c!.id) };
+  }
+
+  it('an invoice Stripe answers 404 for: the attempt is skipped and the case closed, never asked again', async () => {
+    const s = await caseOfMissingInvoice();
+    const id = await planDueAttempt(w.db.sql, s, w.clock.now());
+    expect(await executeAttempt(w.deps, id)).toBe('skipped');
+    const [a] = await w.db.sql`select status, failure_message from payment_attempts where id = ${id}`;
+    expect(a).toMatchObject({ status: 'skipped', failure_message: expect.stringContaining('not found at Stripe') });
+    expect(await caseRow(w.db.sql, s.caseId)).toMatchObject({ status: 'closed', close_reason: expect.stringContaining('not found at Stripe') });
+    const jobs = await w.db.sql`select 1 from pgboss.job where name = 'dunning-attempts' and (data->>'attemptId')::int = ${id}`;
+    expect(jobs).toHaveLength(0);
+  });
+
+  it('a deadline on an invoice Stripe answers 404 for closes the case instead of failing forever', async () => {
+    const s = await caseOfMissingInvoice();
+    const job: DeadlineJob = { caseId: s.caseId, kind: 'stop', reason: 'policy exhausted', attemptsSeen: 0 };
+    expect(await handleDeadline(w.deps, job)).toBe('stood_down');
+    expect(await caseRow(w.db.sql, s.caseId)).toMatchObject({ status: 'closed', final_action: null });
+  });
+
+  it('a stale read saying open never moves our uncollectible copy back; paid still moves it on', async () => {
+    const s = await seedFailedInvoice(w, 'generic_decline');
+    const status = async () => (await w.db.sql`select status from invoices where id = ${s.invoiceId}`)[0]!.status as string;
+    await w.db.sql`update invoices set status = 'uncollectible' where id = ${s.invoiceId}`;
+    await store.syncInvoiceStatus(w.db.sql, s.invoiceId, 'open', 0, 4_900, w.clock.now());
+    expect(await status()).toBe('uncollectible');
+    await store.syncInvoiceStatus(w.db.sql, s.invoiceId, 'paid', 4_900, 0, w.clock.now());
+    expect(await status()).toBe('paid');
   });
 });
