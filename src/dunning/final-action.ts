@@ -96,13 +96,23 @@ export async function handleDeadline(deps: FinalActionDeps, job: DeadlineJob): P
   const done = await applyFinalAction(deps.gateway, action, c.invoiceId, subscriptionId);
   const at = deps.clock.now();
   const reason = job.kind === 'await' ? `no customer action in time: ${job.reason}` : job.reason;
-  await deps.sql.begin(async (tx) => {
+  const closed = await deps.sql.begin(async (tx) => {
     await store.recordFinalAction(tx, c.id, done, at);
+    // The case lock orders this against a card update planning its retry. One that got in while
+    // Stripe applied the action still runs: the customer acted, and a paid invoice beats a lost
+    // case. If it fails, the planner stops again and the next deadline closes the case.
+    await store.caseById(tx, c.id, true);
+    if ((await store.attemptsOf(tx, c.invoiceId)).length !== job.attemptsSeen) return false;
     await store.cancelPlannedAttempts(tx, c.invoiceId, 'case lost', at);
     if (await store.closeCase(tx, c.id, { status: 'lost', reason, at })) {
       await deps.onCaseClosed?.(tx, { caseId: c.id, invoiceId: c.invoiceId, status: 'lost', reason, at });
     }
+    return true;
   });
+  if (!closed) {
+    log.warn({ invoiceId: c.invoiceId, finalAction: done }, 'final action applied, but a new attempt arrived meanwhile: the case stays open for it');
+    return 'stood_down';
+  }
   log.info({ invoiceId: c.invoiceId, finalAction: done }, 'case lost: final action applied');
   return 'done';
 }

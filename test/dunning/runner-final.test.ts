@@ -47,6 +47,32 @@ describe('deadlines and final actions', () => {
     expect(sub.status).not.toBe('canceled');
   });
 
+  it('a card update that lands while Stripe applies the final action keeps its retry, and the case stays open for it', async () => {
+    const s = await seedFailedInvoice(w, 'expired_card');
+    const job = await failAndGetDeadline(s);
+    const { paymentMethodId } = await w.sandbox.updateCard(s.customerId, { brand: 'visa', failure: null, expMonth: 1, expYear: 2031 });
+    let calls = 0;
+    // Every Stripe call passes the throttle first: the second one is the cancellation itself.
+    const throttle = {
+      waiting: () => 0,
+      take: async () => {
+        calls += 1;
+        if (calls === 2) {
+          await w.db.sql.begin((tx) => createDunningHooks(w.deps).paymentMethodChanged(tx, { customerId: s.customerId, paymentMethod: paymentMethodId, at: w.clock.now() }));
+        }
+      },
+    };
+    expect(await handleDeadline({ ...w.deps, gateway: { ...w.deps.gateway, throttle } }, job)).toBe('stood_down');
+    expect(calls).toBe(2);
+    const c = await caseRow(w.db.sql, s.caseId);
+    expect(c).toMatchObject({ status: 'open', final_action: 'cancel_subscription' });
+    const [retry] = await w.db.sql`select id, status, source from payment_attempts where invoice_id = ${s.invoiceId} and attempt_no = 2`;
+    expect(retry).toMatchObject({ status: 'planned', source: 'card_update' });
+    // Cancelling the subscription leaves its invoice open: the new card can still pay it.
+    expect(await executeAttempt(w.deps, Number(retry!.id))).toBe('succeeded');
+    expect((await caseRow(w.db.sql, s.caseId)).status).toBe('recovered');
+  });
+
   it('a closed case cancels its planned attempt', async () => {
     const s = await seedFailedInvoice(w, 'insufficient_funds');
     const hooks = createDunningHooks(w.deps);
