@@ -77,14 +77,22 @@ async function openCase(tx: Tx, invoiceId: string): Promise<CaseRow> {
 
 /**
  * A manual attempt due now. A planned attempt is replaced; one that is running or unresolved is not
- * (a second charge while one is unknown could charge twice). Pausing is lifted: ops asked for it.
+ * (a second charge while one is unknown could charge twice), unless ops checked Stripe and say the
+ * unresolved one did not charge (`resolveUnknown`). Pausing is lifted: ops asked for it.
  */
-export async function retryNow(tx: Tx, deps: SchedulerDeps, invoiceId: string): Promise<AttemptRow> {
+export async function retryNow(tx: Tx, deps: SchedulerDeps, invoiceId: string, o: { resolveUnknown?: boolean } = {}): Promise<AttemptRow> {
   const c = await openCase(tx, invoiceId);
   const attempts = await store.attemptsOf(tx, invoiceId);
-  const busy = attempts.find((a) => a.status === 'in_flight' || a.status === 'unknown');
-  if (busy) throw new OpsError(`attempt #${busy.attemptNo} is ${busy.status}; it must be resolved before another charge`);
   const now = deps.clock.now();
+  const busy = attempts.find((a) => a.status === 'in_flight' || a.status === 'unknown');
+  if (busy?.status === 'unknown' && o.resolveUnknown) {
+    // The new attempt re-reads the invoice at Stripe before charging: if the unresolved request
+    // did pay it after all, the manual one is skipped, not charged.
+    await store.finishAttempt(tx, busy.id, { status: 'skipped', finishedAt: now, failureMessage: `resolved by ops as not charged; was: ${busy.failureMessage ?? 'unknown'}` });
+  } else if (busy) {
+    throw new OpsError(`attempt #${busy.attemptNo} is ${busy.status}; it must be resolved before another charge${
+      busy.status === 'unknown' ? ' (check the invoice in the Stripe Dashboard, then use --resolve-unknown if it was not charged)' : ' (a worker holds it; try again after its lease)'}`);
+  }
   await store.cancelPlannedAttempts(tx, invoiceId, 'replaced by a manual retry', now);
   if (c.paused) await store.setPaused(tx, c.id, false, now);
   const attempt = await scheduleAttempt(tx, deps, c, { at: now, reason: 'manual retry requested by ops', source: 'manual', paymentMethod: null, isLast: false });

@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { retryNow } from '../../src/dunning/ops-actions.ts';
 import { executeAttempt, type RunnerDeps } from '../../src/dunning/runner.ts';
 import { createLogger } from '../../src/log.ts';
 import { apiCharges, attemptRow, caseRow, planDueAttempt, seedFailedInvoice, startWorld, type RunnerWorld } from './runner-helpers.ts';
@@ -16,8 +17,8 @@ afterAll(async () => {
 /** A card the sandbox approves on the retry: the customer's default becomes a working card. */
 async function payableCase() {
   const s = await seedFailedInvoice(w, 'generic_decline');
-  await w.sandbox.updateCard(s.customerId, { brand: 'visa', failure: null, expMonth: 1, expYear: 2031 });
-  return s;
+  const { paymentMethodId } = await w.sandbox.updateCard(s.customerId, { brand: 'visa', failure: null, expMonth: 1, expYear: 2031 });
+  return { ...s, workingCard: paymentMethodId };
 }
 
 async function pendingJobs(attemptId: number): Promise<number> {
@@ -129,5 +130,15 @@ describe('runner under Stripe faults', () => {
     expect((await caseRow(w.db.sql, s.caseId)).next_attempt_reason).toContain('needs ops');
     expect(lines.filter((l) => l.level === 50).map((l) => l.msg)).toEqual(['idempotency key reused with other parameters: attempt left unresolved for ops']);
     expect(apiCharges(w.sandbox, s.invoiceId)).toHaveLength(0);
+
+    // Ops: a plain manual retry is refused and says how to go on; once they resolve it, one charge
+    // (on the working card, as the customer.updated event would have recorded it).
+    await w.db.sql`update customers set default_payment_method = ${s.workingCard} where id = ${s.customerId}`;
+    await expect(w.db.sql.begin((tx) => retryNow(tx, w.deps, s.invoiceId))).rejects.toThrow(/attempt #2 is unknown.*--resolve-unknown/);
+    const manual = await w.db.sql.begin((tx) => retryNow(tx, w.deps, s.invoiceId, { resolveUnknown: true }));
+    expect(await attemptRow(w.db.sql, id)).toMatchObject({ status: 'skipped', failure_message: expect.stringMatching(/^resolved by ops as not charged; was: needs ops/) });
+    expect(await executeAttempt(w.deps, manual.id)).toBe('succeeded');
+    expect(apiCharges(w.sandbox, s.invoiceId)).toHaveLength(1);
+    expect((await caseRow(w.db.sql, s.caseId)).status).toBe('recovered');
   });
 });
