@@ -190,7 +190,7 @@ export function invoiceJson(ctx: RenderContext, inv: InvoiceRec, expand: readonl
           invoice: inv.id,
           is_default: true,
           livemode: false,
-          payment: { type: 'payment_intent', payment_intent: inv.paymentIntent },
+          payment: { type: 'payment_intent', payment_intent: expandedIntent(ctx, inv.paymentIntent, expand) },
           status: paid ? 'paid' : inv.status === 'void' ? 'canceled' : 'open',
           status_transitions: { canceled_at: inv.voidedAt, paid_at: inv.paidAt },
         },
@@ -268,6 +268,12 @@ export function lastPaymentErrorJson(ch: ChargeRec, pm: PaymentMethodRec | undef
     doc_url: `https://docs.stripe.com/error-codes/${f.code.replaceAll('_', '-')}`,
     payment_method: pm === undefined ? undefined : paymentMethodJson(pm),
   };
+}
+
+/** `expand[]=payments.data.payment.payment_intent` gives the PaymentIntent object (with its latest charge), as Stripe does. */
+function expandedIntent(ctx: RenderContext, id: string, expand: readonly string[]): string | Record<string, unknown> {
+  const pi = expand.includes('payments.data.payment.payment_intent') ? ctx.store.paymentIntents.get(id) : undefined;
+  return pi === undefined ? id : paymentIntentJson(ctx, pi);
 }
 
 export function paymentIntentJson(ctx: RenderContext, pi: PaymentIntentRec): Record<string, unknown> {

@@ -33,8 +33,11 @@ describe('retry runner against the sandbox', () => {
     const id = await planDueAttempt(w.db.sql, s, w.clock.now());
     expect(await executeAttempt(w.deps, id)).toBe('succeeded');
     w.sandboxClock.set(w.clock.now());
-    // invoices.pay answers with the invoice; its expanded payments name the PaymentIntent.
-    expect(await attemptRow(w.db.sql, id)).toMatchObject({ status: 'succeeded', payment_intent_id: expect.stringMatching(/^pi_/) });
+    // invoices.pay answers with the invoice; its expanded payments carry the PaymentIntent, whose
+    // latest charge is the one that paid.
+    const a = await attemptRow(w.db.sql, id);
+    expect(a).toMatchObject({ status: 'succeeded', payment_intent_id: expect.stringMatching(/^pi_/), charge_id: expect.stringMatching(/^ch_/) });
+    expect(a.charge_id).toBe(apiCharges(w.sandbox, s.invoiceId)[0]!.id);
     const c = await caseRow(w.db.sql, s.caseId);
     expect(c).toMatchObject({ status: 'recovered', recovery_path: 'scheduled_retry', recovered_amount: 4_900 });
     expect(apiCharges(w.sandbox, s.invoiceId)).toHaveLength(1);
