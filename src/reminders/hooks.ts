@@ -23,6 +23,7 @@ import { defaultReminderPolicy, parseReminderPolicy, type ReminderPolicy } from 
  */
 export interface ReminderHooks {
   paymentFailed(tx: Tx, e: { caseId: number; invoiceId: string; attemptId?: number | null; opened: boolean; at: Date }): Promise<void>;
+  declineLearned(tx: Tx, e: { caseId: number; invoiceId: string; at: Date }): Promise<void>;
   actionRequired(tx: Tx, e: { caseId: number; invoiceId: string; at: Date }): Promise<void>;
   caseClosed(tx: Tx, e: { caseId: number; invoiceId: string; status: 'recovered' | 'lost' | 'closed'; reason?: string | null; at: Date }): Promise<void>;
   paymentMethodChanged(tx: Tx, e: { customerId: string; paymentMethod?: string | null; at: Date }): Promise<void>;
@@ -150,6 +151,17 @@ export function createReminderHooks(deps: ReminderHookDeps): ReminderHooks {
       }
       if (!ongoing(row)) return;
       await schedule(tx, caseOwner(row), to, planner.planOnPaymentFailed(to.policy, facts, e.at));
+    },
+
+    async declineLearned(tx, e) {
+      const loaded = await loadCase(tx, e.caseId);
+      if (!loaded || !ongoing(loaded.row)) return;
+      const { cancel, plans } = planner.planOnDeclineLearned(loaded.to.policy, loaded.facts, e.at);
+      if (cancel.length > 0) {
+        const n = await outbox.cancelPendingForCase(tx, loaded.facts.caseId, `decline is ${loaded.row.declineCategory}`, e.at, cancel);
+        if (n > 0) log.info({ caseId: loaded.facts.caseId, cancelled: n, category: loaded.row.declineCategory }, 'pending reminders cancelled after late decline details');
+      }
+      await schedule(tx, caseOwner(loaded.row), loaded.to, plans);
     },
 
     async actionRequired(tx, e) {

@@ -44,6 +44,17 @@ export function planOnActionRequired(policy: ReminderPolicy, facts: CaseFacts, a
   return [{ kind: 'action_required', step: Math.max(1, facts.declinedAttempts), dueAt: at, data: {} }];
 }
 
+/**
+ * Decline details that arrived after the failure was handled (`charge.failed` after
+ * `invoice.payment_failed`) can change what the customer should hear: nothing at all for a
+ * merchant error, an authentication request rather than an update-card notice.
+ */
+export function planOnDeclineLearned(policy: ReminderPolicy, facts: CaseFacts, at: Date): { cancel: ReminderKind[]; plans: PlannedReminder[] } {
+  if (silent(facts)) return { cancel: [...DUNNING_KINDS], plans: [] };
+  if (facts.declineCategory === 'authentication') return { cancel: ['first_notice'], plans: planOnActionRequired(policy, facts, at) };
+  return { cancel: [], plans: planOnPaymentFailed(policy, facts, at) };
+}
+
 export function planOnAttemptPlanned(
   policy: ReminderPolicy,
   facts: CaseFacts,

@@ -226,6 +226,30 @@ describe('stop rules', () => {
   });
 });
 
+describe('decline details that arrive late', () => {
+  // 00:00 in Tokyo: quiet hours, so the reminders are still pending when the details arrive.
+  const pendingCase = (id: string) => insertCase(db.sql, { customerId: `cus_${id}`, invoiceId: `in_${id}`, email: `${id}@customer.jp`, timeZone: 'Asia/Tokyo' });
+  const learn = async (caseId: number, category: string) => {
+    await db.sql`update dunning_cases set last_decline_category = ${category} where id = ${caseId}`;
+    await db.sql.begin((tx) => hooks.declineLearned(tx, { caseId, invoiceId: '', at: clock.now() }));
+  };
+
+  it('a merchant error learned after the first notice was planned: the customer hears nothing', async () => {
+    const caseId = await pendingCase('late_merchant');
+    await failed(caseId);
+    expect((await rowsOf(caseId)).map((r) => [r.kind, r.status])).toEqual([['first_notice', 'pending']]);
+    await learn(caseId, 'merchant_error');
+    expect((await rowsOf(caseId)).map((r) => [r.kind, r.status, r.cancel_reason])).toEqual([['first_notice', 'cancelled', 'decline is merchant_error']]);
+  });
+
+  it('authentication learned late: the update-card notice gives way to the action-required email', async () => {
+    const caseId = await pendingCase('late_auth');
+    await failed(caseId);
+    await learn(caseId, 'authentication');
+    expect((await rowsOf(caseId)).map((r) => [r.kind, r.status])).toEqual([['first_notice', 'cancelled'], ['action_required', 'pending']]);
+  });
+});
+
 describe('SMTP failures', () => {
   it('retries a temporary failure with backoff until it goes through', async () => {
     refusals.set('flaky@customer.com', [451, 421]);
