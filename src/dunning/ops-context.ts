@@ -4,7 +4,7 @@ import { startQueue } from '../queue.ts';
 import { openRuntime, type Runtime } from '../runtime.ts';
 import { createStripeClient } from '../stripe/client.ts';
 import { createThrottle } from '../stripe/throttle.ts';
-import { minorDigits } from '../reminders/ops-alerts.ts';
+import { plainMoney } from '../money.ts';
 import { defaultPolicy, loadPolicyFile, type Policy } from './policy.ts';
 import { runnerDeps, type RunnerDeps } from './runner.ts';
 import { createPolicySource, type SchedulerDeps } from './scheduler.ts';
@@ -49,10 +49,7 @@ export async function openOps(env: NodeJS.ProcessEnv, options: { stripe?: boolea
 }
 
 /** `49.00 EUR` from minor units. */
-export function money(amount: number, currency: string): string {
-  const digits = minorDigits(currency);
-  return `${(amount / 10 ** digits).toFixed(digits)} ${currency.toUpperCase()}`;
-}
+export const money = plainMoney;
 
 /** `2026-03-03 08:00Z`: compact, unambiguous, sortable. */
 export function when(d: Date | null): string {

@@ -3,6 +3,7 @@
  * formatting of money and dates. No clock reads: every instant is passed in.
  */
 import { DateTime, IANAZone } from 'luxon';
+import { majorUnits } from '../money.ts';
 import type { QuietHours } from './policy.ts';
 
 export const LOCALES = ['en', 'de'] as const;
@@ -44,12 +45,12 @@ export function nextAllowedSend(due: Date, zone: string, quiet: QuietHours): Dat
   return end.toJSDate();
 }
 
-/** Minor units -> "12,34 €" / "$12.34" / "￥1,200": the currency decides the decimals (JPY has none). */
+/**
+ * Minor units -> "12,34 €" / "$12.34" / "￥1,200". Stripe's minor unit gives the value (HUF counts
+ * hundredths); the locale decides how it is written (Hungarian forints without decimals).
+ */
 export function formatAmount(minor: number, currency: string, locale: Locale): string {
-  const code = currency.toUpperCase();
-  const format = new Intl.NumberFormat(locale, { style: 'currency', currency: code });
-  const digits = format.resolvedOptions().maximumFractionDigits ?? 2;
-  return format.format(minor / 10 ** digits);
+  return new Intl.NumberFormat(locale, { style: 'currency', currency: currency.toUpperCase() }).format(majorUnits(minor, currency));
 }
 
 /** A calendar date as the customer reads it, in their zone: "March 30, 2026" / "30. März 2026". */

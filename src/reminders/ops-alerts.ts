@@ -7,6 +7,7 @@ import { createHmac, timingSafeEqual } from 'node:crypto';
 import type { PgBoss } from 'pg-boss';
 import type { Config } from '../config.ts';
 import type { Tx } from '../db.ts';
+import { majorUnits, plainMoney } from '../money.ts';
 import { jobDb, QUEUES } from '../queue.ts';
 
 export type OpsAlertKind = 'case_opened_large' | 'case_lost' | 'email_failed';
@@ -41,7 +42,7 @@ export interface AlertFacts {
 
 /** Ops-facing wording; no customer email or card data ever goes into an alert. */
 export function alertText(kind: OpsAlertKind, f: AlertFacts, merchantName: string): string {
-  const money = `${(f.amount / 10 ** minorDigits(f.currency)).toFixed(minorDigits(f.currency))} ${f.currency.toUpperCase()}`;
+  const money = plainMoney(f.amount, f.currency);
   const where = `case ${f.caseId}, invoice ${f.invoiceId}, customer ${f.customerId}`;
   switch (kind) {
     case 'case_opened_large':
@@ -53,20 +54,12 @@ export function alertText(kind: OpsAlertKind, f: AlertFacts, merchantName: strin
   }
 }
 
-export function minorDigits(currency: string): number {
-  try {
-    return new Intl.NumberFormat('en', { style: 'currency', currency: currency.toUpperCase() }).resolvedOptions().maximumFractionDigits ?? 2;
-  } catch {
-    return 2;
-  }
-}
-
 /**
  * OPS_ALERT_MIN_AMOUNT is read as minor units of a two-decimal currency (50000 = 500.00), so a yen
  * case is compared in yen, not in hundredths of a yen.
  */
 export function isLargeAmount(amount: number, currency: string, minAmount: number): boolean {
-  return (amount / 10 ** minorDigits(currency)) * 100 >= minAmount;
+  return majorUnits(amount, currency) * 100 >= minAmount;
 }
 
 /**

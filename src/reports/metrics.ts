@@ -2,6 +2,7 @@
  * The pure arithmetic of the reports: rates, the holdout lift with its confidence interval, and
  * money formatting per currency. No I/O, no clock.
  */
+import { minorDigits } from '../money.ts';
 
 /** `part / whole`, or null when there is nothing to divide by (an empty period is not 0 %). */
 export function rate(part: number, whole: number): number | null {
@@ -43,21 +44,6 @@ export function liftOf(smart: Arm, holdout: Arm): Lift | null {
     high: difference + Z_95 * se,
     relative: p2 > 0 ? p1 / p2 - 1 : null,
   };
-}
-
-// Stripe's zero-decimal currencies: the amount is already in whole units. Intl's CLDR digits
-// differ from Stripe's for a few of them (e.g. UGX), so Stripe's list wins.
-const ZERO_DECIMAL = new Set([
-  'bif', 'clp', 'djf', 'gnf', 'jpy', 'kmf', 'krw', 'mga', 'pyg', 'rwf', 'vnd', 'vuv', 'xaf', 'xof', 'xpf',
-]);
-const THREE_DECIMAL = new Set(['bhd', 'jod', 'kwd', 'omr', 'tnd']);
-
-/** Digits of the minor unit Stripe uses for `currency`. */
-export function minorDigits(currency: string): number {
-  const c = currency.toLowerCase();
-  if (ZERO_DECIMAL.has(c)) return 0;
-  if (THREE_DECIMAL.has(c)) return 3;
-  return 2;
 }
 
 export function formatMoney(minor: number, currency: string, locale = 'en'): string {

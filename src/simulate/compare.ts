@@ -5,6 +5,7 @@
 import { generatePopulation } from '../demo/population.ts';
 import type { Policy } from '../dunning/policy.ts';
 import { parseReminderPolicy } from '../reminders/policy.ts';
+import { majorUnits, minorDigits } from '../money.ts';
 import { simulateStrategy, type SimSettings, type StrategyResult } from './engine.ts';
 import { fixedSchedule, noRetries, plannerStrategy, type Strategy } from './strategies.ts';
 import { totalViolations } from './violations.ts';
@@ -47,12 +48,11 @@ export function comparePolicies(o: CompareOptions): StrategyResult[] {
   return standardStrategies(o.policy, o.policyLabel, o.merchantTimeZone).map((s) => simulateStrategy(population, s, settings));
 }
 
-/** Currencies without minor units print whole; the others with two decimals. */
-const ZERO_DECIMAL = new Set(['jpy', 'krw', 'vnd', 'clp', 'isk', 'huf', 'twd', 'ugx', 'xaf', 'xof']);
-
+/** `12,345.00 EUR`: grouped, since simulated totals run into the thousands. */
 export function formatMoney(amount: number, currency: string): string {
-  const major = ZERO_DECIMAL.has(currency) ? String(amount) : (amount / 100).toFixed(2);
-  return `${major.replace(/\B(?=(\d{3})+(?!\d))/g, ',')} ${currency.toUpperCase()}`;
+  const digits = minorDigits(currency);
+  const major = majorUnits(amount, currency).toLocaleString('en', { minimumFractionDigits: digits, maximumFractionDigits: digits });
+  return `${major} ${currency.toUpperCase()}`;
 }
 
 function pct(part: number, whole: number): string {

@@ -49,6 +49,9 @@ describe('locale, zone and formatting', () => {
     expect(formatAmount(4_900, 'usd', 'en')).toBe('$49.00');
     expect(formatAmount(1_200, 'jpy', 'en')).toBe('¥1,200');
     expect(nbsp(formatAmount(1_200, 'JPY', 'de'))).toBe('1.200 ¥');
+    // Stripe counts forints in hundredths although they are written without decimals.
+    expect(nbsp(formatAmount(1_000_000, 'huf', 'en'))).toBe('HUF 10,000');
+    expect(nbsp(formatAmount(1_234, 'kwd', 'en'))).toBe('KWD 1.234');
   });
   it('formats dates in the customer zone', () => {
     const at = new Date('2026-03-31T23:30:00Z');
@@ -195,5 +198,6 @@ describe('ops alert signature', () => {
     expect(isLargeAmount(50_000, 'usd', 50_000)).toBe(true);
     expect(isLargeAmount(49_999, 'usd', 50_000)).toBe(false);
     expect(isLargeAmount(600, 'jpy', 50_000)).toBe(true);
+    expect(isLargeAmount(49_999, 'huf', 50_000)).toBe(false);
   });
 });

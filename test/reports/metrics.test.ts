@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { formatDuration, formatMoney, formatPercent, liftOf, rate } from '../../src/reports/metrics.ts';
+import { plainMoney } from '../../src/money.ts';
 import { parseCurrency, PeriodError, resolvePeriod } from '../../src/reports/period.ts';
 import { grid } from '../../src/reports/render-table.ts';
 
@@ -78,5 +79,14 @@ describe('terminal grid', () => {
       '  2     last_chance         3',
     ]);
     expect(grid(['a'], [])).toEqual(['  (none)']);
+  });
+});
+
+describe('plainMoney', () => {
+  it('uses Stripe minor units, not the locale data, for the value', () => {
+    expect(plainMoney(4_900, 'eur')).toBe('49.00 EUR');
+    expect(plainMoney(1_200, 'jpy')).toBe('1200 JPY');
+    expect(plainMoney(1_000_000, 'huf')).toBe('10000.00 HUF');
+    expect(plainMoney(1_234, 'kwd')).toBe('1.234 KWD');
   });
 });
