@@ -13,7 +13,7 @@ import type { AttemptRow, AttemptSource } from './store.ts';
 export interface DunningHooks {
   paymentFailed(tx: Tx, e: { caseId: number; invoiceId: string; attemptId?: number | null; opened?: boolean; at: Date }): Promise<void>;
   caseClosed(tx: Tx, e: { caseId: number; invoiceId: string; status: string; reason?: string | null; at: Date }): Promise<void>;
-  paymentMethodChanged(tx: Tx, e: { customerId: string; paymentMethod?: string | null; at: Date }): Promise<void>;
+  paymentMethodChanged(tx: Tx, e: { customerId: string; paymentMethod?: string | null; at: Date; updated?: boolean }): Promise<void>;
   declineLearned(tx: Tx, e: { caseId: number; invoiceId: string; attemptId: number; at: Date }): Promise<void>;
 }
 
@@ -34,7 +34,7 @@ export function createDunningHooks(deps: SchedulerDeps): DunningHooks & DomainHo
     async paymentMethodChanged(tx, e) {
       if (!e.paymentMethod) return;
       for (const c of await store.openCasesOfCustomer(tx, e.customerId)) {
-        await retryWithNewCard(tx, deps, c.id, e.paymentMethod);
+        await retryWithNewCard(tx, deps, c.id, e.paymentMethod, { updated: e.updated === true });
       }
     },
   };
@@ -44,16 +44,21 @@ export function createDunningHooks(deps: SchedulerDeps): DunningHooks & DomainHo
  * A new card deserves a prompt retry, also after a hard decline on the old one (the planner bars
  * only the card that was declined). A planned attempt on the old card is replaced; one that is
  * running or unresolved is left alone (the unique index would refuse a second one anyway).
+ * `updated`: the card updater gave this same id new details, so it counts as a new card even
+ * where the id was tried or is already planned (the planner sees its earlier declines as another card's).
  */
-export async function retryWithNewCard(tx: Tx, deps: SchedulerDeps, caseId: number, paymentMethod: string): Promise<PlanResult> {
+export async function retryWithNewCard(
+  tx: Tx, deps: SchedulerDeps, caseId: number, paymentMethod: string, o: { updated?: boolean } = {},
+): Promise<PlanResult> {
   const caseRow = await store.caseById(tx, caseId, true);
   if (!caseRow || caseRow.status !== 'open') return { kind: 'unchanged', why: 'case is not open' };
   if (caseRow.paused) return { kind: 'unchanged', why: 'case is paused' };
   const ctx = await loadPlanContext(tx, deps, caseRow, paymentMethod);
   const active = activeAttempt(ctx.attempts);
   if (active && active.status !== 'planned') return { kind: 'unchanged', why: `attempt #${active.attemptNo} is ${active.status}` };
-  if (active && active.paymentMethod === paymentMethod) return { kind: 'unchanged', why: 'already planned with this card' };
-  const tried = ctx.attempts.filter((a) => a.status !== 'planned' && a.status !== 'cancelled' && a.status !== 'skipped');
+  if (active && active.paymentMethod === paymentMethod && !o.updated) return { kind: 'unchanged', why: 'already planned with this card' };
+  // The planner's view of the ledger, where attempts before a card update name the card they were on.
+  const tried = ctx.history.attempts.filter((a) => a.outcome !== 'planned');
   const lastPm = tried[tried.length - 1]?.paymentMethod ?? null;
   if (lastPm === paymentMethod) return { kind: 'unchanged', why: 'the last attempt already used this card' };
 

@@ -113,7 +113,8 @@ export async function loadPlanContext(
 ): Promise<PlanContext> {
   const attempts = await store.attemptsOf(tx, caseRow.invoiceId);
   const customer = await store.customerById(tx, caseRow.customerId);
-  const ledger = attempts.map(toLedger).filter((a): a is LedgerAttempt => a !== null);
+  const updates = await store.cardUpdatesOf(tx, caseRow.customerId);
+  const ledger = attempts.map(toLedger).filter((a): a is LedgerAttempt => a !== null).map((a) => asCardWas(a, updates));
   const currentPaymentMethod = o.asPlanned ? card : currentCard(ledger, card, customer?.defaultPaymentMethod ?? null);
   const lastBrand = [...attempts].reverse().find((a) => a.cardBrand !== null)?.cardBrand ?? null;
   return {
@@ -123,6 +124,25 @@ export async function loadPlanContext(
     customer: { timeZone: customer?.timeZone ?? null, country: customer?.country ?? null, cardBrand: lastBrand },
     policy: await deps.policies.get(tx, caseRow.policyVersion),
   };
+}
+
+/**
+ * Stripe's card updater changes the card behind a payment method id. For the planner, an attempt
+ * made before that change was on another card (its declines neither bar nor count against the
+ * updated one), so its card gets a name of its own; `realCard` turns it back into the id to charge,
+ * which now holds the updated details.
+ */
+const BEFORE_UPDATE = '#before-card-update';
+
+function asCardWas(a: LedgerAttempt, updates: ReadonlyMap<string, Date>): LedgerAttempt {
+  const updatedAt = a.paymentMethod === null ? undefined : updates.get(a.paymentMethod);
+  // Event times are whole seconds: a decline within the update's second counts as before it.
+  const before = updatedAt !== undefined && Math.floor(a.at.getTime() / 1000) * 1000 <= updatedAt.getTime();
+  return before ? { ...a, paymentMethod: `${a.paymentMethod}${BEFORE_UPDATE}` } : a;
+}
+
+export function realCard(pm: string | null): string | null {
+  return pm?.endsWith(BEFORE_UPDATE) ? pm.slice(0, -BEFORE_UPDATE.length) : pm;
 }
 
 export type PlanResult =
@@ -211,7 +231,7 @@ export async function scheduleAttempt(
   caseRow: CaseRow,
   p: { at: Date; reason: string; source: AttemptSource; paymentMethod: string | null; isLast: boolean },
 ): Promise<AttemptRow | null> {
-  const paymentMethod = p.paymentMethod ?? plannedCard((await loadPlanContext(tx, deps, caseRow, null)).history);
+  const paymentMethod = realCard(p.paymentMethod ?? plannedCard((await loadPlanContext(tx, deps, caseRow, null)).history));
   const attempt = await store.insertPlannedAttempt(tx, {
     caseId: caseRow.id, invoiceId: caseRow.invoiceId, source: p.source, plannedAt: p.at, reason: p.reason, paymentMethod,
   });

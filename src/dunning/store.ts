@@ -327,6 +327,19 @@ export async function customerById(tx: Tx, customerId: string): Promise<Customer
   };
 }
 
+/** When Stripe's card updater last changed each of the customer's payment methods. */
+export async function cardUpdatesOf(tx: Tx, customerId: string): Promise<Map<string, Date>> {
+  const rows = await tx<{ paymentMethod: string; updatedAt: Date }[]>`
+    select payment_method as "paymentMethod", updated_at as "updatedAt" from payment_method_updates where customer_id = ${customerId}`;
+  return new Map(rows.map((r) => [r.paymentMethod, r.updatedAt]));
+}
+
+export async function recordCardUpdate(tx: Tx, paymentMethod: string, customerId: string, at: Date): Promise<void> {
+  await tx`
+    insert into payment_method_updates as u (payment_method, customer_id, updated_at) values (${paymentMethod}, ${customerId}, ${at})
+    on conflict (payment_method) do update set updated_at = greatest(u.updated_at, excluded.updated_at), customer_id = excluded.customer_id`;
+}
+
 /** Our copy of the invoice after a Stripe read: only moves forward (paid/void are final). */
 export async function syncInvoiceStatus(tx: Tx, invoiceId: string, status: string, amountPaid: number, amountRemaining: number, at: Date): Promise<void> {
   await tx`

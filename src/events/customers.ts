@@ -1,5 +1,6 @@
 import type Stripe from 'stripe';
 import type { HandlerContext, Outcome } from './context.ts';
+import { recordCardUpdate } from '../dunning/store.ts';
 import { closeCase } from './ledger.ts';
 import { idOf, upsertCustomer, upsertSubscription } from './objects.ts';
 
@@ -50,7 +51,11 @@ export async function paymentMethodChanged(ctx: HandlerContext): Promise<Outcome
     ctx.log.info({ customerId, paymentMethod: pm.id }, 'card event older than the card already known: not acted on');
     return 'processed';
   }
-  await ctx.deps.hooks.paymentMethodChanged?.(ctx.tx, { customerId, paymentMethod: pm.id, at: ctx.at });
+  // The card updater keeps the id and changes the card behind it: the hooks must know, or a
+  // decline on the old details would keep barring the new ones.
+  const updated = ctx.event.type === 'payment_method.automatically_updated';
+  if (updated) await recordCardUpdate(ctx.tx, pm.id, customerId, ctx.at);
+  await ctx.deps.hooks.paymentMethodChanged?.(ctx.tx, { customerId, paymentMethod: pm.id, at: ctx.at, ...(updated ? { updated } : {}) });
   await stampCardUpdate(ctx, customerId, pm.id);
   return 'processed';
 }

@@ -14,7 +14,8 @@ export interface DomainHooks {
   declineLearned?(tx: Tx, e: { caseId: number; invoiceId: string; attemptId: number; at: Date }): Promise<void>;
   actionRequired?(tx: Tx, e: { caseId: number; invoiceId: string; at: Date }): Promise<void>;
   caseClosed?(tx: Tx, e: { caseId: number; invoiceId: string; status: 'recovered' | 'lost' | 'closed'; reason: string; at: Date }): Promise<void>;
-  paymentMethodChanged?(tx: Tx, e: { customerId: string; paymentMethod: string; at: Date }): Promise<void>;
+  /** `updated`: the same payment method got new card details from Stripe's card updater. */
+  paymentMethodChanged?(tx: Tx, e: { customerId: string; paymentMethod: string; at: Date; updated?: boolean }): Promise<void>;
   cardExpiring?(tx: Tx, e: { customerId: string; paymentMethod: string | null; expMonth: number; expYear: number; at: Date }): Promise<void>;
 }
 

@@ -124,6 +124,18 @@ export function createBilling(deps: BillingDeps) {
     return pm;
   }
 
+  /**
+   * Stripe's card updater: the network sent new details (here a new expiry, and the card works
+   * again) for a saved card. Same id; announced as `payment_method.automatically_updated`.
+   */
+  function updateCardAutomatically(paymentMethodId: string, card: Pick<CardSpec, 'expMonth' | 'expYear'>, request = noRequest): PaymentMethodRec {
+    const pm = mustGet(store.paymentMethods, paymentMethodId, 'payment_method');
+    pm.card = { ...pm.card, ...card, failure: null };
+    pm.firstFailedAt = null;
+    emit('payment_method.automatically_updated', paymentMethodJson(pm), undefined, request);
+    return pm;
+  }
+
   function setSubscriptionStatus(subId: string | null, status: 'active' | 'past_due', request: RequestInfo): void {
     const sub = subId === null ? undefined : store.subscriptions.get(subId);
     if (sub === undefined || sub.status === status || sub.status === 'canceled') return;
@@ -331,6 +343,7 @@ export function createBilling(deps: BillingDeps) {
     mustGet,
     createCustomer,
     updateCard,
+    updateCardAutomatically,
     createFailingInvoice,
     payInvoice,
     markUncollectible,

@@ -69,6 +69,8 @@ export interface Sandbox {
   /** Creates an open invoice and runs Stripe's first charge attempt, which fails for any failing card. */
   createFailingInvoice(customerId: string, input: NewInvoice): Promise<{ id: string; subscriptionId: string | null; chargeId: string }>;
   updateCard(customerId: string, card: CardSpec): Promise<{ paymentMethodId: string }>;
+  /** The card updater: new expiry for the same payment method id, which works again. */
+  updateCardAutomatically(paymentMethodId: string, card: Pick<CardSpec, 'expMonth' | 'expYear'>): Promise<void>;
   payInvoiceOutOfBand(invoiceId: string): Promise<void>;
   /** Lets the card model decide whether this reminder makes the customer update their card. */
   reminderSent(customerId: string): Promise<{ updated: boolean; paymentMethodId: string | null }>;
@@ -164,6 +166,9 @@ export async function startSandbox(opts: SandboxOptions): Promise<Sandbox> {
     },
     async updateCard(customerId, card) {
       return { paymentMethodId: billing.updateCard(customerId, card).id };
+    },
+    async updateCardAutomatically(paymentMethodId, card) {
+      billing.updateCardAutomatically(paymentMethodId, card);
     },
     async payInvoiceOutOfBand(invoiceId) {
       billing.payOutOfBand(invoiceId);

@@ -2,6 +2,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createDunningHooks } from '../../src/dunning/hooks.ts';
 import { retryNow } from '../../src/dunning/ops-actions.ts';
 import { executeAttempt } from '../../src/dunning/runner.ts';
+import { event, paymentMethod } from '../fixtures/events/stripe-objects.ts';
+import { apply, testDeps } from '../events/helpers.ts';
 import { apiCharges, caseRow, planDueAttempt, seedFailedInvoice, startWorld, type RunnerWorld } from './runner-helpers.ts';
 
 let w: RunnerWorld;
@@ -16,6 +18,36 @@ async function plannedRow(invoiceId: string) {
   const [row] = await w.db.sql`select * from payment_attempts where invoice_id = ${invoiceId} and status = 'planned'`;
   return row;
 }
+
+describe("Stripe's card updater", () => {
+  it('renews an expired card under the same id: the waiting case retries that card at once and recovers', async () => {
+    const s = await seedFailedInvoice(w, 'expired_card');
+    const hooks = createDunningHooks(w.deps);
+    await w.db.sql.begin((tx) => hooks.paymentFailed(tx, { caseId: s.caseId, invoiceId: s.invoiceId, opened: true, at: w.clock.now() }));
+    // An expired card is never retried blindly: the case waits for the customer.
+    expect(await plannedRow(s.invoiceId)).toBeUndefined();
+
+    // Two days later the network sends the new expiry; Stripe announces it for the same pm_ id.
+    w.clock.advance(2 * 86_400_000);
+    w.sandboxClock.set(w.clock.now());
+    try {
+      await w.sandbox.updateCardAutomatically(s.paymentMethod, { expMonth: 12, expYear: 2031 });
+      const updated = event('payment_method.automatically_updated', paymentMethod({ id: s.paymentMethod, customer: s.customerId }), {
+        created: Math.floor(w.clock.now().getTime() / 1000),
+      });
+      expect(await apply(w.db.sql, { ...testDeps(hooks), clock: w.clock }, updated)).toEqual(['processed']);
+
+      const retry = await plannedRow(s.invoiceId);
+      expect(retry).toMatchObject({ attempt_no: 2, source: 'card_update', payment_method: s.paymentMethod });
+      expect(retry!.plan_reason).toContain('payment method changed');
+      expect(await executeAttempt(w.deps, Number(retry!.id))).toBe('succeeded');
+      expect((await caseRow(w.db.sql, s.caseId)).recovery_path).toBe('card_update_retry');
+    } finally {
+      w.clock.advance(-2 * 86_400_000);
+      w.sandboxClock.set(w.clock.now());
+    }
+  });
+});
 
 describe('every attempt charges the card it was planned and checked for', () => {
   it('a card attached without becoming the default: retries stay on it and the barred default is never charged again', async () => {

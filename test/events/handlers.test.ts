@@ -208,7 +208,11 @@ describe('customers and cards', () => {
     const id = ids();
     const { hooks, calls } = recordingHooks();
     await apply(db.sql, testDeps(hooks), event(type, paymentMethod({ id: `pm_${id.cus}`, customer: id.cus })));
-    expect(calls).toEqual([{ hook: 'paymentMethodChanged', e: { customerId: id.cus, paymentMethod: `pm_${id.cus}`, at: new Date(T0 * 1000) } }]);
+    const updated = type === 'payment_method.automatically_updated';
+    expect(calls).toEqual([{ hook: 'paymentMethodChanged', e: { customerId: id.cus, paymentMethod: `pm_${id.cus}`, at: new Date(T0 * 1000), ...(updated ? { updated } : {}) } }]);
+    // The card updater's change is remembered: declines before it were about the old card details.
+    const rows = await db.sql`select updated_at from payment_method_updates where payment_method = ${`pm_${id.cus}`}`;
+    expect(rows.map((r) => r.updated_at)).toEqual(updated ? [new Date(T0 * 1000)] : []);
   });
 
   test('customer.source.expiring tells the hooks the expiry', async () => {
