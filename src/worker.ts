@@ -4,6 +4,7 @@ import type { Clock } from './clock.ts';
 import type { Config } from './config.ts';
 import type { Sql } from './db.ts';
 import { assignCohort, type Policy } from './dunning/policy.ts';
+import { createUnknownCodeReporter, type Classification } from './dunning/declines.ts';
 import { createDunningHooks } from './dunning/hooks.ts';
 import { startRetryWorkers } from './dunning/runner.ts';
 import { createPolicySource } from './dunning/scheduler.ts';
@@ -34,7 +35,9 @@ export interface WorkerDeps {
   extraHooks?: DomainHooks[];
 }
 
-export function processorDeps(deps: Pick<WorkerDeps, 'clock' | 'log' | 'policy'>, hooks: DomainHooks, gateway?: StripeGateway): ProcessorDeps {
+export function processorDeps(
+  deps: Pick<WorkerDeps, 'clock' | 'log' | 'policy'>, hooks: DomainHooks, gateway?: StripeGateway, reportUnknownCodes?: (c: Classification) => void,
+): ProcessorDeps {
   const { version, ...body } = deps.policy;
   return {
     clock: deps.clock,
@@ -43,6 +46,7 @@ export function processorDeps(deps: Pick<WorkerDeps, 'clock' | 'log' | 'policy'>
     policy: { version, body },
     assignCohort: (invoiceId) => assignCohort(invoiceId, deps.policy),
     ...(gateway ? { fetchCustomer: (id: string) => retrieveCustomer(gateway, id) } : {}),
+    ...(reportUnknownCodes ? { reportUnknownCodes } : {}),
   };
 }
 
@@ -59,8 +63,10 @@ export async function startWorkers(deps: WorkerDeps): Promise<() => Promise<void
   // One throttle for every Stripe call of the process: customer reads, invoice reads, charges.
   const throttle = createThrottle(config.stripeRequestsPerSecond);
   const gateway = deps.stripe ? { stripe: deps.stripe, throttle } : undefined;
+  // One per process: a code Stripe adds is logged once, wherever a decline first shows it.
+  const reportUnknownCodes = createUnknownCodeReporter(log.child({ component: 'declines' }));
 
-  await startEventWorker(boss, sql, processorDeps(deps, hooks, gateway), { maxTries: config.eventMaxTries, concurrency: config.workerConcurrency });
+  await startEventWorker(boss, sql, processorDeps(deps, hooks, gateway, reportUnknownCodes), { maxTries: config.eventMaxTries, concurrency: config.workerConcurrency });
   stops.push(() => boss.offWork(QUEUES.stripeEvents, { wait: true }));
 
   if (deps.stripe) {
@@ -68,6 +74,7 @@ export async function startWorkers(deps: WorkerDeps): Promise<() => Promise<void
       sql, boss, stripe: deps.stripe, clock, log, config, policy, throttle,
       onAttemptPlanned: reminders.attemptPlanned.bind(reminders),
       onCaseClosed: reminders.caseClosed.bind(reminders),
+      reportUnknownCodes,
     }));
   } else {
     log.warn({}, 'STRIPE_SECRET_KEY not set: retries are planned but not run');

@@ -1,7 +1,8 @@
 /**
  * Decline classification: turns what Stripe and the card networks said about a failed charge into
  * one of a few categories the planner can act on. Pure; the only side effect lives in
- * `createUnknownCodeReporter`, which the caller owns.
+ * `createUnknownCodeReporter`, which the worker creates once (src/worker.ts) and hands to the
+ * event processor and the runner, the two places where declines arrive.
  */
 
 export const DECLINE_CATEGORIES = [

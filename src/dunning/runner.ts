@@ -7,7 +7,7 @@ import type { Logger } from '../log.ts';
 import { QUEUES } from '../queue.ts';
 import { payInvoice, retrieveInvoice, type ChargeOutcome, type StripeGateway } from '../stripe/charge.ts';
 import { createThrottle, type Throttle } from '../stripe/throttle.ts';
-import { classifyDecline } from './declines.ts';
+import { classifyDecline, type Classification } from './declines.ts';
 import { closeForMissingInvoice, handleDeadline, MISSING_INVOICE, type CaseClosedEvent, type FinalActionDeps } from './final-action.ts';
 import type { Policy } from './policy.ts';
 import { checkCharge } from './planner.ts';
@@ -30,6 +30,8 @@ export interface RunnerDeps extends FinalActionDeps {
   /** First delay before repeating a request that was not sent or has an unknown outcome; doubles. */
   requestRetryBaseMs: number;
   requestRetryMaxMs: number;
+  /** Told about every decline the runner gets, so unknown codes get logged (once per process). */
+  reportUnknownCodes?: (classification: Classification) => void;
   /** Test seam: runs after the charge call and before the outcome is written (a crash there). */
   afterCharge?: (attempt: AttemptRow, outcome: ChargeOutcome) => Promise<void>;
 }
@@ -152,6 +154,7 @@ async function record(deps: RunnerDeps, a: AttemptRow, outcome: ChargeOutcome, m
     case 'declined': {
       const d = outcome.decline;
       const c = classifyDecline({ ...d, cardBrand: d.cardBrand ?? a.cardBrand });
+      deps.reportUnknownCodes?.(c);
       await deps.sql.begin(async (tx) => {
         await store.finishAttempt(tx, a.id, {
           status: 'declined', finishedAt: now, chargeId: d.chargeId, paymentIntentId: d.paymentIntentId,
@@ -225,6 +228,7 @@ export interface RetryWorkerOptions {
   policy: Policy;
   onAttemptPlanned?: (tx: Tx, e: AttemptPlannedEvent) => Promise<void>;
   onCaseClosed?: (tx: Tx, e: CaseClosedEvent) => Promise<void>;
+  reportUnknownCodes?: (classification: Classification) => void;
   /** Share one throttle with every other Stripe caller of the process. */
   throttle?: Throttle;
   /** Independent fetch loops (default WORKER_CONCURRENCY), so one slow batch does not hold up the rest. */
@@ -253,6 +257,7 @@ export function runnerDeps(
     requestRetryMaxMs: 300_000,
     ...(o.onAttemptPlanned ? { onAttemptPlanned: o.onAttemptPlanned } : {}),
     ...(o.onCaseClosed ? { onCaseClosed: o.onCaseClosed } : {}),
+    ...(o.reportUnknownCodes ? { reportUnknownCodes: o.reportUnknownCodes } : {}),
   };
 }
 

@@ -1,6 +1,7 @@
 import type Stripe from 'stripe';
 import type { Tx } from '../db.ts';
 import type { HandlerContext, Outcome } from './context.ts';
+import { classifyDecline } from '../dunning/declines.ts';
 import { enrichAttempt, NO_DETAILS, parkChargeFailure, type DeclineDetails } from './ledger.ts';
 import { idOf } from './objects.ts';
 
@@ -88,6 +89,7 @@ async function byIntent(tx: Tx, paymentIntentId: string): Promise<number | null>
 
 async function apply(ctx: HandlerContext, d: DeclineDetails, customerId: string | null): Promise<Outcome> {
   if (!d.chargeId && !d.paymentIntentId) return 'ignored';
+  ctx.deps.reportUnknownCodes?.(classifyDecline(d));
   const attemptId = await attemptFor(ctx.tx, d, customerId, ctx.at);
   if (attemptId !== null) {
     const enriched = await enrichAttempt(ctx.tx, attemptId, d);

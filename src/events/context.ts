@@ -1,6 +1,7 @@
 import type Stripe from 'stripe';
 import type { Clock } from '../clock.ts';
 import type { Tx } from '../db.ts';
+import type { Classification } from '../dunning/declines.ts';
 import type { Logger } from '../log.ts';
 import type { DomainHooks } from './hooks.ts';
 
@@ -17,6 +18,8 @@ export interface ProcessorDeps {
    * reached us. Optional: without a Stripe key, and in most tests, customers stay as events left them.
    */
   fetchCustomer?(customerId: string): Promise<Stripe.Customer | null>;
+  /** Told about every decline that arrives, so unknown codes get logged (once per process). */
+  reportUnknownCodes?(classification: Classification): void;
 }
 
 export interface HandlerContext {

@@ -47,6 +47,17 @@ describe('failed payments', () => {
     expect(policy!.body).toEqual({ test: true });
   });
 
+  test('a decline code nobody knows yet is classified generic and reported, so the worker can log it once', async () => {
+    const id = ids();
+    const reported: string[][] = [];
+    const deps = { ...testDeps(recordingHooks().hooks), reportUnknownCodes: (c: { unknownCodes: string[] }) => void reported.push(c.unknownCodes) };
+    await apply(db.sql, deps,
+      event('charge.failed', charge({ id: id.ch, customer: id.cus, paymentIntent: id.pi, declineCode: 'brand_new_code_2027' }), { created: T0 }),
+      failed(id));
+    expect(reported).toEqual([['brand_new_code_2027']]);
+    expect((await attemptsOf(db.sql, id.inv))[0]).toMatchObject({ decline_code: 'brand_new_code_2027', decline_category: 'generic' });
+  });
+
   test.each([
     ['charge.failed', (id: ReturnType<typeof ids>) => charge({ id: id.ch, customer: id.cus, paymentIntent: id.pi, declineCode: 'expired_card', failureCode: 'expired_card' })],
     ['payment_intent.payment_failed', (id: ReturnType<typeof ids>) => paymentIntent({ id: id.pi, customer: id.cus, chargeId: id.ch, declineCode: 'expired_card', failureCode: 'expired_card' })],
