@@ -1,5 +1,6 @@
 import type Stripe from 'stripe';
 import type { Sql, Tx } from '../db.ts';
+import { upsertCustomer as upsertCustomerRow } from '../events/objects.ts';
 import { call, type StripeGateway } from '../stripe/charge.ts';
 import { assignCohort, type Policy } from './policy.ts';
 import { planNext, savePolicy, type PlanResult, type SchedulerDeps } from './scheduler.ts';
@@ -61,14 +62,8 @@ async function upsertCustomer(deps: BackfillDeps, customerId: string): Promise<v
   if (known) return;
   const c = await call(deps.gateway, (s) => s.customers.retrieve(customerId));
   if ('deleted' in c && c.deleted) return;
-  const customer = c as Stripe.Customer;
-  const zone = customer.metadata?.time_zone ?? null;
-  await deps.sql`
-    insert into customers (id, email, name, preferred_locales, country, time_zone, default_payment_method, metadata, stripe_updated_at)
-    values (${customer.id}, ${customer.email ?? null}, ${customer.name ?? null}, ${customer.preferred_locales ?? []},
-            ${customer.address?.country ?? null}, ${zone}, ${idOf(customer.invoice_settings?.default_payment_method)},
-            ${deps.sql.json(customer.metadata ?? {})}, ${new Date(customer.created * 1000)})
-    on conflict (id) do nothing`;
+  // As of its creation, so any customer event we receive later wins over what backfill read.
+  await upsertCustomerRow(deps.sql, c as Stripe.Customer, new Date(c.created * 1000));
 }
 
 async function takeOver(tx: Tx, deps: BackfillDeps, inv: Stripe.Invoice, customerId: string): Promise<{ opened: boolean; plan: PlanResult | null }> {

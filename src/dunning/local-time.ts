@@ -13,6 +13,28 @@ export interface ZoneChoice {
   note: string | null;
 }
 
+// Two instants a year apart in season: zones that agree on both keep the same clock all year.
+const ZONE_PROBES = [Date.UTC(2026, 0, 15, 12), Date.UTC(2026, 6, 15, 12)];
+
+/**
+ * The zone of a country (ISO 3166 alpha-2, as in Stripe's `address.country`) when the whole
+ * country keeps one clock, from the runtime's time zone data: Germany (Berlin and Büsingen agree)
+ * or Japan yes, the US or Australia no (null: the caller falls back to the merchant's zone).
+ */
+export function zoneOfCountry(country: string | null | undefined): string | null {
+  if (!country || !/^[A-Za-z]{2}$/.test(country)) return null;
+  let zones: string[];
+  try {
+    const locale = new Intl.Locale(`und-${country.toUpperCase()}`) as Intl.Locale & { getTimeZones?(): string[]; timeZones?: string[] };
+    zones = (locale.getTimeZones?.() ?? locale.timeZones ?? []).filter((z) => IANAZone.isValidZone(z));
+  } catch {
+    return null;
+  }
+  const clock = (zone: string) => ZONE_PROBES.map((t) => IANAZone.create(zone).offset(t)).join(',');
+  const first = zones[0];
+  return first !== undefined && zones.every((z) => clock(z) === clock(first)) ? first : null;
+}
+
 /**
  * The customer's zone when it is a real IANA zone, else the merchant's. An invalid customer zone
  * is reported rather than silently turned into UTC; an invalid merchant zone is a config bug.

@@ -1,5 +1,6 @@
 import type Stripe from 'stripe';
 import type { Tx } from '../db.ts';
+import { zoneOfCountry } from '../dunning/local-time.ts';
 
 /**
  * Our copies of Stripe customers, subscriptions and invoices. Each upsert is guarded by
@@ -108,10 +109,20 @@ export async function invoiceState(tx: Tx, invoiceId: string): Promise<InvoiceSt
   };
 }
 
+/**
+ * The customer's time zone: `metadata.time_zone` (or `timezone`) when the merchant set one, else
+ * the zone of the address's country when that country keeps one clock; null leaves it to the
+ * merchant default.
+ */
+export function customerTimeZone(c: Pick<Stripe.Customer, 'metadata' | 'address'>): string | null {
+  const meta = c.metadata ?? {};
+  return meta.time_zone ?? meta.timezone ?? zoneOfCountry(c.address?.country);
+}
+
 /** Returns true when the event's state was applied (it was not older than what we hold). */
 export async function upsertCustomer(tx: Tx, c: Stripe.Customer, at: Date): Promise<boolean> {
   const meta = c.metadata ?? {};
-  const timeZone = meta.time_zone ?? meta.timezone ?? null;
+  const timeZone = customerTimeZone(c);
   const rows = await tx`
     insert into customers as c (id, email, name, preferred_locales, country, time_zone, default_payment_method,
                                 metadata, deleted, stripe_updated_at)

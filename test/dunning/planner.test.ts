@@ -2,6 +2,8 @@ import { describe, expect, it } from 'vitest';
 import { currentCard, planNextAttempt, type CaseHistory, type CustomerContext, type LedgerAttempt, type Plan } from '../../src/dunning/planner.ts';
 import { parsePolicy, type Policy } from '../../src/dunning/policy.ts';
 import type { DeclineInfo } from '../../src/dunning/declines.ts';
+import { zoneOfCountry } from '../../src/dunning/local-time.ts';
+import { customerTimeZone } from '../../src/events/objects.ts';
 
 const exact = parsePolicy({ retry: { jitterMinutes: 0 } });
 const berlin: CustomerContext = { timeZone: 'Europe/Berlin', country: 'DE', cardBrand: 'visa' };
@@ -300,5 +302,25 @@ describe('currentCard: which card a new plan treats as current', () => {
     expect(p).toMatchObject({ kind: 'retry', paymentMethod: 'pm_c' });
     const barred = plan(history([a, b], { currentPaymentMethod: currentCard([a, b], null, 'pm_a') }), '2026-11-03T15:00:00Z');
     expect(barred).toMatchObject({ kind: 'retry', paymentMethod: 'pm_b' });
+  });
+});
+
+describe('customer time zone from the address', () => {
+  it('takes the country zone when the whole country keeps one clock, else leaves it to the merchant default', () => {
+    expect(zoneOfCountry('DE')).toBe('Europe/Berlin');
+    expect(zoneOfCountry('jp')).toBe('Asia/Tokyo');
+    expect(zoneOfCountry('US')).toBeNull();
+    expect(zoneOfCountry('AU')).toBeNull();
+    expect(zoneOfCountry('XX')).toBeNull();
+    expect(zoneOfCountry('Germany')).toBeNull();
+    expect(zoneOfCountry(null)).toBeNull();
+  });
+
+  it('metadata wins over the address; the address fills in when metadata says nothing', () => {
+    const address = (country: string) => ({ city: null, country, line1: null, line2: null, postal_code: null, state: null });
+    expect(customerTimeZone({ metadata: { time_zone: 'America/Chicago' }, address: address('DE') })).toBe('America/Chicago');
+    expect(customerTimeZone({ metadata: {}, address: address('FR') })).toBe('Europe/Paris');
+    expect(customerTimeZone({ metadata: {}, address: address('US') })).toBeNull();
+    expect(customerTimeZone({ metadata: {}, address: null })).toBeNull();
   });
 });
