@@ -20,6 +20,9 @@ RUN npm ci --omit=dev --omit=optional --no-audit --no-fund && npm cache clean --
 COPY --from=build /app/dist ./dist
 COPY sql ./sql
 COPY templates ./templates
+# Without SMTP_URL reminders are written to OUTBOX_DIR (default /app/.data/outbox); the non-root
+# user must be able to create it. Mount a volume there to keep the files.
+RUN mkdir -p /app/.data && chown node:node /app/.data
 USER node
 EXPOSE 3000
 # `start` applies pending migrations (under an advisory lock) before it serves or works.
