@@ -1,4 +1,5 @@
 #!/usr/bin/env node
+import { existsSync } from 'node:fs';
 import { ConfigError } from './config.ts';
 import { commands } from './commands/index.ts';
 import { UsageError } from './commands/types.ts';
@@ -50,6 +51,16 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<numb
     }
     console.error(`dunning ${name}: ${(err as Error).stack ?? String(err)}`);
     return 1;
+  }
+}
+
+// A .env in the working directory fills in what the environment does not set (.env.example).
+if (existsSync('.env')) {
+  try {
+    process.loadEnvFile('.env');
+  } catch (err) {
+    console.error(`dunning: cannot read .env: ${(err as Error).message}`);
+    process.exit(78);
   }
 }
 

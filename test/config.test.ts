@@ -1,4 +1,9 @@
 import { describe, expect, it } from 'vitest';
+import { execFile } from 'node:child_process';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { promisify } from 'node:util';
 import { ConfigError, loadConfig } from '../src/config.ts';
 
 describe('loadConfig', () => {
@@ -48,5 +53,34 @@ describe('loadConfig', () => {
   it('requires the Stripe key and webhook secret only when the command needs them', () => {
     expect(() => loadConfig({}, ['webhook'])).toThrow(/STRIPE_WEBHOOK_SECRET: required/);
     expect(() => loadConfig({}, ['stripe'])).toThrow(/STRIPE_SECRET_KEY: required/);
+  });
+});
+
+describe('.env in the working directory', () => {
+  const cli = path.resolve(import.meta.dirname, '../src/cli.ts');
+  const migrate = async (env: NodeJS.ProcessEnv) => {
+    const dir = await mkdtemp(path.join(tmpdir(), 'dunning-dotenv-'));
+    await writeFile(path.join(dir, '.env'), 'DEFAULT_TIME_ZONE=Mars/Olympus_Mons\n');
+    try {
+      await promisify(execFile)(process.execPath, [cli, 'migrate'], { cwd: dir, env: { PATH: process.env.PATH, ...env }, timeout: 20_000 });
+      return { code: 0, stderr: '' };
+    } catch (err) {
+      return err as { code: number; stderr: string };
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  };
+
+  it('is read at start, so its bad value stops the command with the variable named', async () => {
+    const r = await migrate({});
+    expect(r.code).toBe(78);
+    expect(r.stderr).toContain('DEFAULT_TIME_ZONE');
+    expect(r.stderr).toContain('Mars/Olympus_Mons');
+  });
+
+  it('does not override what the environment sets', async () => {
+    const r = await migrate({ DEFAULT_TIME_ZONE: 'UTC', DATABASE_URL: 'not a url' });
+    expect(r.stderr).not.toContain('Mars/Olympus_Mons');
+    expect(r.stderr).toContain('DATABASE_URL');
   });
 });
