@@ -47,6 +47,11 @@ Emails are kept as .eml files in .data/demo-mail/. Logs go to stderr at LOG_LEVE
     });
     const database = values.database ?? 'dunning_demo';
     if (!DATABASE_NAME.test(database)) throw new UsageError(`--database: expected lower-case letters, digits and _, got "${database}"`);
+    // The demo drops its database on every run: never one that holds something else.
+    const configured = env.DATABASE_URL ? safeDatabaseName(env.DATABASE_URL) : null;
+    if (database === configured || RESERVED_DATABASES.has(database)) {
+      throw new UsageError(`--database: "${database}" is ${database === configured ? "DATABASE_URL's own database" : 'a system database'}; the demo drops and recreates its database, so pick another name`);
+    }
     let policy: Policy;
     try {
       policy = values.policy === undefined ? defaultPolicy() : loadPolicyFile(values.policy);
@@ -86,3 +91,13 @@ Emails are kept as .eml files in .data/demo-mail/. Logs go to stderr at LOG_LEVE
     }
   },
 };
+
+const RESERVED_DATABASES = new Set(['postgres', 'template0', 'template1']);
+
+function safeDatabaseName(url: string): string | null {
+  try {
+    return decodeURIComponent(new URL(url).pathname.slice(1)) || null;
+  } catch {
+    return null; // loadConfig reports a malformed URL
+  }
+}

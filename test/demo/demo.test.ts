@@ -1,3 +1,4 @@
+import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -162,5 +163,18 @@ describe('dunning demo (headless, small)', () => {
     expect(res.status).toBe(200);
     const body = (await res.json()) as { currencies: Array<{ opened: { count: number } }> };
     expect(body.currencies.reduce((s, c) => s + c.opened.count, 0)).toBe(CUSTOMERS);
+  });
+});
+
+describe('dunning demo arguments', () => {
+  const cli = join(import.meta.dirname, '../../src/cli.ts');
+  it('refuses to drop DATABASE_URL\'s own database or a system database', () => {
+    for (const [name, why] of [['shop_live', "DATABASE_URL's own database"], ['postgres', 'a system database']] as const) {
+      const r = spawnSync(process.execPath, [cli, 'demo', '--database', name], {
+        encoding: 'utf8', env: { PATH: process.env.PATH, DATABASE_URL: 'postgres://postgres@127.0.0.1:1/shop_live' }, timeout: 20_000,
+      });
+      expect(r.status).toBe(2);
+      expect(r.stderr).toContain(`"${name}" is ${why}`);
+    }
   });
 });
