@@ -1,5 +1,8 @@
-import { loadConfig, type Config, type Requirement } from './config.ts';
+import { ConfigError, loadConfig, type Config, type Requirement } from './config.ts';
 import { connect, databaseServer, type Sql } from './db.ts';
+import { defaultPolicy, loadPolicyFile, type Policy } from './dunning/policy.ts';
+import { parseReminderPolicy } from './reminders/policy.ts';
+import { loadTemplates, TemplateError } from './reminders/templates.ts';
 import { createLogger, type Logger } from './log.ts';
 import { migrate } from './migrate.ts';
 
@@ -10,11 +13,35 @@ export interface Runtime {
   sql: Sql;
   /** For pg-boss, which opens its own pool. */
   databaseUrl: string;
+  /** The retry policy (DUNNING_POLICY_FILE, else the default); loaded when `policy` was asked for. */
+  policy: Policy;
   close(): Promise<void>;
+}
+
+/**
+ * The policy file and the email templates are configuration too: a broken one is reported like a
+ * bad variable (one line naming it, exit 78) before the database or the queue is touched.
+ */
+export function checkedPolicy(config: Config): Policy {
+  let policy: Policy;
+  try {
+    policy = config.policyFile ? loadPolicyFile(config.policyFile) : defaultPolicy();
+    parseReminderPolicy(policy.reminders);
+  } catch (err) {
+    throw new ConfigError([`DUNNING_POLICY_FILE: ${(err as Error).message}`]);
+  }
+  try {
+    loadTemplates(config.templatesDir);
+  } catch (err) {
+    throw new ConfigError(err instanceof TemplateError ? err.problems.map((p) => `TEMPLATES_DIR: ${p}`) : [`TEMPLATES_DIR: ${(err as Error).message}`]);
+  }
+  return policy;
 }
 
 export interface RuntimeOptions {
   require?: Requirement[];
+  /** Also load and check DUNNING_POLICY_FILE and TEMPLATES_DIR, with the rest of the configuration. */
+  policy?: boolean;
   migrate?: boolean;
   /** Overrides LOG_LEVEL, e.g. quieter logs for reporting commands. */
   logLevel?: string;
@@ -23,6 +50,7 @@ export interface RuntimeOptions {
 
 export async function openRuntime(env: NodeJS.ProcessEnv, options: RuntimeOptions = {}): Promise<Runtime> {
   const config = loadConfig(env, options.require ?? []);
+  const policy = options.policy ? checkedPolicy(config) : defaultPolicy();
   const log = createLogger(options.logLevel ?? config.logLevel);
   const { url: databaseUrl, stop: stopEmbedded } = await databaseServer(config, log);
   const sql = connect(databaseUrl, { max: options.poolSize ?? 10 });
@@ -38,6 +66,7 @@ export async function openRuntime(env: NodeJS.ProcessEnv, options: RuntimeOption
     log,
     sql,
     databaseUrl,
+    policy,
     async close() {
       await sql.end({ timeout: 5 });
       await stopEmbedded();

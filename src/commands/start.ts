@@ -1,6 +1,5 @@
 import { parseArgs } from 'node:util';
 import { systemClock } from '../clock.ts';
-import { defaultPolicy, loadPolicyFile } from '../dunning/policy.ts';
 import { healthRoutes } from '../http/health.ts';
 import { closeServer, createServer, listen } from '../http/server.ts';
 import { webhookRoutes } from '../http/webhook.ts';
@@ -36,7 +35,7 @@ signal exits at once.`,
     const web = role !== 'worker';
     const work = role !== 'web';
 
-    const rt = await openRuntime(env, { require: web ? ['webhook'] : [] });
+    const rt = await openRuntime(env, { require: web ? ['webhook'] : [], policy: work });
     const { config, log, sql } = rt;
     const clock = systemClock;
     const boss = await startQueue(rt.databaseUrl, log, { eventMaxTries: config.eventMaxTries });
@@ -48,9 +47,8 @@ signal exits at once.`,
     const shutdown: Array<() => Promise<void>> = [];
     try {
       if (work) {
-        const policy = config.policyFile ? loadPolicyFile(config.policyFile) : defaultPolicy();
         const stripe = config.stripeSecretKey ? createStripeClient(config) : null;
-        shutdown.push(await startWorkers({ sql, boss, clock, log, config, policy, stripe }));
+        shutdown.push(await startWorkers({ sql, boss, clock, log, config, policy: rt.policy, stripe }));
       }
       if (web) {
         const server = createServer({

@@ -5,7 +5,7 @@ import { openRuntime, type Runtime } from '../runtime.ts';
 import { createStripeClient } from '../stripe/client.ts';
 import { createThrottle } from '../stripe/throttle.ts';
 import { plainMoney } from '../money.ts';
-import { defaultPolicy, loadPolicyFile, type Policy } from './policy.ts';
+import type { Policy } from './policy.ts';
 import { runnerDeps, type RunnerDeps } from './runner.ts';
 import { createPolicySource, type SchedulerDeps } from './scheduler.ts';
 
@@ -22,7 +22,7 @@ export interface OpsContext {
 }
 
 export async function openOps(env: NodeJS.ProcessEnv, options: { stripe?: boolean } = {}): Promise<OpsContext> {
-  const rt = await openRuntime(env, { logLevel: 'warn', require: options.stripe ? ['stripe'] : [] });
+  const rt = await openRuntime(env, { logLevel: 'warn', require: options.stripe ? ['stripe'] : [], policy: true });
   let boss: PgBoss;
   try {
     boss = await startQueue(rt.databaseUrl, rt.log, { eventMaxTries: rt.config.eventMaxTries });
@@ -31,7 +31,7 @@ export async function openOps(env: NodeJS.ProcessEnv, options: { stripe?: boolea
     throw err;
   }
   const clock = systemClock;
-  const policy = rt.config.policyFile ? loadPolicyFile(rt.config.policyFile) : defaultPolicy();
+  const policy = rt.policy;
   const scheduler: SchedulerDeps = { boss, clock, log: rt.log, merchantTimeZone: rt.config.defaultTimeZone, policies: createPolicySource(policy) };
   const runner = options.stripe
     ? runnerDeps({

@@ -21,11 +21,11 @@ afterAll(async () => {
   fs.rmSync(outbox, { recursive: true, force: true });
 });
 
-function run(args: string[]): { child: ChildProcess; lines: string[]; exit: Promise<number | null> } {
+function run(args: string[], extraEnv: Record<string, string> = {}): { child: ChildProcess; lines: string[]; exit: Promise<number | null> } {
   const child = spawn(process.execPath, [cli, ...args], {
     env: {
       PATH: process.env.PATH, DATABASE_URL: db.url, STRIPE_WEBHOOK_SECRET: SECRET, PORT: '0', HOST: '127.0.0.1',
-      OUTBOX_DIR: outbox, LOG_LEVEL: 'info',
+      OUTBOX_DIR: outbox, LOG_LEVEL: 'info', ...extraEnv,
     },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
@@ -64,4 +64,24 @@ test('dunning start refuses an unknown role with exit code 2', async () => {
   const p = run(['start', '--role', 'janitor']);
   expect(await p.exit).toBe(2);
   expect(p.lines.join('\n')).toContain('--role: expected one of web, worker, all');
+});
+
+test('a broken policy file or template stops dunning start as configuration (exit 78), before the database is touched', async () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'dunning-start-config-'));
+  try {
+    const policyFile = path.join(dir, 'dunning.config.json');
+    fs.writeFileSync(policyFile, JSON.stringify({ retry: { maxAttempts: 'lots' } }));
+    fs.mkdirSync(path.join(dir, 'en'));
+    fs.writeFileSync(path.join(dir, 'en', 'first_notice.tpl'), 'Subject: Card stolen\n\nYour card was stolen.');
+    // Port 1: were the database opened first, this would be a connection error, not exit 78.
+    const unreachable = { DATABASE_URL: 'postgres://postgres@127.0.0.1:1/nothing' };
+    const p = run(['start'], { ...unreachable, DUNNING_POLICY_FILE: policyFile });
+    expect(await p.exit).toBe(78);
+    expect(p.lines.join('\n')).toMatch(/DUNNING_POLICY_FILE: [\s\S]*retry.maxAttempts: expected an integer/);
+    const t = run(['start'], { ...unreachable, TEMPLATES_DIR: dir });
+    expect(await t.exit).toBe(78);
+    expect(t.lines.join('\n')).toMatch(/TEMPLATES_DIR: .*first_notice\.tpl/);
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
 });
