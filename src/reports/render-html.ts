@@ -47,7 +47,7 @@ ${tile('lift', 'Smart vs holdout', lift ? formatPoints(lift.difference) : 'n/a',
 ${columnChart(`${cur}-chart-timeline`, `Recovered revenue per ${report.period.timelineUnit}`, timelineBars(c, report))}
 ${horizontalBars(`${cur}-chart-attempt`, 'Success rate by attempt number', c.byAttempt.map((a) => pct({ label: `attempt ${a.attemptNo}`, rate: a.rate })), 1)}
 ${horizontalBars(`${cur}-chart-category`, 'Recovery rate by decline category', c.byCategory.map((r) => pct({ label: r.key, rate: r.rate })), 1)}
-${horizontalBars(`${cur}-chart-path`, 'Recovered revenue by path', c.byPath.map((r) => ({ label: r.path, value: r.amount.minor, display: r.amount.formatted })))}
+${horizontalBars(`${cur}-chart-path`, 'Recovered revenue by path (cases opened in the period)', c.byPath.map((r) => ({ label: r.path, value: r.amount.minor, display: r.amount.formatted })))}
 </div>
 ${table('Smart policy vs holdout', ['group', 'cases', 'recovered', 'rate', 'recovered amount'], (['smart', 'holdout'] as const).map((g) => [g, c.policy[g].cases, c.policy[g].recovered, formatPercent(c.policy[g].rate), c.policy[g].recoveredAmount.formatted]))}
 ${table('By decline code', ['code', 'cases', 'recovered', 'rate', 'recovered amount'], c.byCode.map((r) => [r.key, r.cases, r.recovered, formatPercent(r.rate), r.recoveredAmount.formatted]))}

@@ -47,7 +47,7 @@ function currencyBlock(c: CurrencyReport): string[] {
   rows('By decline code (first decline)', c.byCode);
   out.push('', 'By attempt number', ...grid(['attempt', 'charged', 'succeeded', 'success rate', 'share of recoveries'],
     c.byAttempt.map((a) => [a.attemptNo, a.attempted, a.succeeded, formatPercent(a.rate), formatPercent(a.shareOfRecoveries)])));
-  out.push('', 'By recovery path', ...grid(['path', 'recovered', 'amount', 'share'], c.byPath.map((p) => [p.path, p.count, p.amount.formatted, formatPercent(p.share)])));
+  out.push('', 'By recovery path (cases opened in the period)', ...grid(['path', 'recovered', 'amount', 'share'], c.byPath.map((p) => [p.path, p.count, p.amount.formatted, formatPercent(p.share)])));
   out.push('', 'By reminder step');
   if (c.byReminder === null) out.push('  (reminders are not set up on this database)');
   else out.push(...grid(['step', 'kind', 'sent to', 'recovered after', 'rate'], c.byReminder.map((r) => [r.step, r.kind, r.reached, r.recoveredAfter, formatPercent(r.rate)])));
