@@ -13,7 +13,12 @@ import type { AttemptRow, AttemptSource, CaseRow } from './store.ts';
  * "next attempt" columns and the pg-boss job commit together or not at all.
  */
 
-export interface AttemptPlannedEvent { caseId: number; invoiceId: string; at: Date; isLast: boolean }
+/**
+ * An attempt planned for `at`, or with `deadline`, no attempt: the case waits for the customer (a
+ * new card, 3-D Secure) until `at`, when the final action follows. Either way `at` is the last
+ * chance the customer has when `isLast`.
+ */
+export interface AttemptPlannedEvent { caseId: number; invoiceId: string; at: Date; isLast: boolean; deadline?: boolean }
 
 export interface SchedulerDeps {
   boss: Pick<PgBoss, 'send'>;
@@ -202,6 +207,7 @@ export async function recordPlan(
     case 'await_customer':
       await store.setNextAttempt(tx, caseRow.id, null, `awaiting customer: ${plan.reason}`, now);
       await sendDeadline(tx, deps, { caseId: caseRow.id, kind: 'await', reason: plan.reason, attemptsSeen: ctx.attempts.length }, plan.until);
+      await deps.onAttemptPlanned?.(tx, { caseId: caseRow.id, invoiceId: caseRow.invoiceId, at: plan.until, isLast: true, deadline: true });
       log.info({ until: plan.until, category: plan.category }, 'waiting for the customer');
       return { kind: 'awaiting', plan };
     case 'stop':

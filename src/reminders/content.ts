@@ -51,5 +51,7 @@ export function buildValues(
     hasSupport: Boolean(config.supportEmail),
     hasDate: date !== null,
     hasName: Boolean(ctx.customerName?.trim()),
+    // last_chance before a deadline rather than a final charge: the customer must act by `date`.
+    deadline: ctx.data.deadline === 1,
   };
 }

@@ -28,7 +28,7 @@ export interface ReminderHooks {
   caseClosed(tx: Tx, e: { caseId: number; invoiceId: string; status: 'recovered' | 'lost' | 'closed'; reason?: string | null; at: Date }): Promise<void>;
   paymentMethodChanged(tx: Tx, e: { customerId: string; paymentMethod?: string | null; at: Date }): Promise<void>;
   cardExpiring(tx: Tx, e: { customerId: string; paymentMethod: string | null; expMonth: number; expYear: number; at: Date }): Promise<void>;
-  attemptPlanned(tx: Tx, e: { caseId: number; invoiceId: string; at: Date; isLast: boolean }): Promise<void>;
+  attemptPlanned(tx: Tx, e: { caseId: number; invoiceId: string; at: Date; isLast: boolean; deadline?: boolean }): Promise<void>;
 }
 
 export interface ReminderHookDeps {
@@ -173,7 +173,7 @@ export function createReminderHooks(deps: ReminderHookDeps): ReminderHooks {
     async attemptPlanned(tx, e) {
       const loaded = await loadCase(tx, e.caseId);
       if (!loaded || !ongoing(loaded.row)) return;
-      const plans = planner.planOnAttemptPlanned(loaded.to.policy, loaded.facts, { at: e.at, isLast: e.isLast }, clock.now());
+      const plans = planner.planOnAttemptPlanned(loaded.to.policy, loaded.facts, { at: e.at, isLast: e.isLast, deadline: e.deadline === true }, clock.now());
       await schedule(tx, caseOwner(loaded.row), loaded.to, plans);
     },
 

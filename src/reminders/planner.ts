@@ -58,14 +58,15 @@ export function planOnDeclineLearned(policy: ReminderPolicy, facts: CaseFacts, a
 export function planOnAttemptPlanned(
   policy: ReminderPolicy,
   facts: CaseFacts,
-  attempt: { at: Date; isLast: boolean },
+  attempt: { at: Date; isLast: boolean; deadline?: boolean },
   now: Date,
 ): PlannedReminder[] {
   if (!policy.enabled || !policy.lastChance.enabled || !attempt.isLast || silent(facts)) return [];
   const wanted = attempt.at.getTime() - policy.lastChance.hoursBefore * 3_600_000;
   const dueAt = new Date(Math.max(wanted, now.getTime()));
   if (dueAt.getTime() >= attempt.at.getTime()) return [];
-  return [{ kind: 'last_chance', step: 1, dueAt, data: { attemptAt: attempt.at.toISOString() } }];
+  // With `deadline` nothing is charged at `at`: the customer has until then to act.
+  return [{ kind: 'last_chance', step: 1, dueAt, data: { attemptAt: attempt.at.toISOString(), ...(attempt.deadline ? { deadline: 1 } : {}) } }];
 }
 
 export function planOnCaseClosed(

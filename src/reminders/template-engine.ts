@@ -14,7 +14,7 @@
 
 export const VARIABLES = ['customerName', 'merchantName', 'supportEmail', 'amount', 'link', 'date', 'cardExpiry'] as const;
 export type Variable = (typeof VARIABLES)[number];
-export const FLAGS = ['hardDecline', 'hasSupport', 'hasDate', 'hasName'] as const;
+export const FLAGS = ['hardDecline', 'hasSupport', 'hasDate', 'hasName', 'deadline'] as const;
 export type Flag = (typeof FLAGS)[number];
 
 export type Values = Record<Variable, string> & Record<Flag, boolean>;

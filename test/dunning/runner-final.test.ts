@@ -73,6 +73,18 @@ describe('deadlines and final actions', () => {
     expect((await caseRow(w.db.sql, s.caseId)).status).toBe('recovered');
   });
 
+  it('a case that waits for the customer announces its deadline as the last chance', async () => {
+    const s = await seedFailedInvoice(w, 'expired_card');
+    const told: Array<{ at: Date; isLast: boolean; deadline?: boolean }> = [];
+    const hooks = createDunningHooks({ ...w.deps, onAttemptPlanned: async (_tx, e) => void told.push(e) });
+    await w.db.sql.begin((tx) => hooks.paymentFailed(tx, { caseId: s.caseId, invoiceId: s.invoiceId, opened: true, at: w.clock.now() }));
+    const [job] = await w.db.sql`select start_after from pgboss.job where name = 'dunning-deadlines' and singleton_key = ${String(s.caseId)}`;
+    expect(told).toHaveLength(1);
+    expect(told[0]).toMatchObject({ isLast: true, deadline: true });
+    // The deadline job runs at the same instant, translated to wall time.
+    expect(Math.abs(w.clock.wallTimeOf(told[0]!.at).getTime() - (job!.start_after as Date).getTime())).toBeLessThan(2_000);
+  });
+
   it('a closed case cancels its planned attempt', async () => {
     const s = await seedFailedInvoice(w, 'insufficient_funds');
     const hooks = createDunningHooks(w.deps);

@@ -226,6 +226,22 @@ describe('stop rules', () => {
   });
 });
 
+describe('a case waiting for a new card', () => {
+  it('gets its last chance before the deadline, worded as a deadline rather than a final charge', async () => {
+    const caseId = await insertCase(db.sql, {
+      customerId: 'cus_wait', invoiceId: 'in_wait', email: 'warten@kunde.de', locales: ['de-DE'], timeZone: 'Europe/Berlin',
+      currency: 'eur', declineCategory: 'hard',
+    });
+    const deadline = new Date(clock.now().getTime() + 3_600_000);
+    await db.sql.begin((tx) => hooks.attemptPlanned(tx, { caseId, invoiceId: 'in_wait', at: deadline, isLast: true, deadline: true }));
+    await waitFor('last chance', async () => mailsTo('warten@kunde.de').length === 1);
+    const text = nbsp(mailsTo('warten@kunde.de')[0]!.parsed.text ?? '');
+    expect(text).toContain('Bitte aktualisieren Sie Ihre Zahlungsdaten bis zum 2. März 2026, damit Ihr Abonnement bestehen bleibt.');
+    expect(text).not.toContain('letzten Versuch');
+    expect(text).toContain('Ihre Bank hat die Karte abgelehnt; bitte verwenden Sie eine andere.');
+  });
+});
+
 describe('decline details that arrive late', () => {
   // 00:00 in Tokyo: quiet hours, so the reminders are still pending when the details arrive.
   const pendingCase = (id: string) => insertCase(db.sql, { customerId: `cus_${id}`, invoiceId: `in_${id}`, email: `${id}@customer.jp`, timeZone: 'Asia/Tokyo' });
