@@ -26,6 +26,9 @@ export async function startQueue(url: string, log: Logger, options: QueueOptions
   return boss;
 }
 
+/** Delivery tries of one ops alert (the first and pg-boss's retries, about a day with backoff). */
+export const OPS_ALERT_TRIES = 11;
+
 export async function ensureQueues(boss: PgBoss, options: QueueOptions): Promise<void> {
   const existing = new Set((await boss.getQueues()).map((q) => q.name));
   const wanted: Array<[QueueName, Parameters<PgBoss['createQueue']>[1]]> = [
@@ -33,7 +36,7 @@ export async function ensureQueues(boss: PgBoss, options: QueueOptions): Promise
     [QUEUES.attempts, { retryLimit: 10, retryDelay: 5, retryBackoff: true, retryDelayMax: 600 }],
     [QUEUES.deadlines, { retryLimit: 10, retryDelay: 5, retryBackoff: true, retryDelayMax: 600 }],
     [QUEUES.reminders, { retryLimit: 10, retryDelay: 30, retryBackoff: true, retryDelayMax: 3600 }],
-    [QUEUES.opsAlerts, { retryLimit: 10, retryDelay: 10, retryBackoff: true, retryDelayMax: 3600 }],
+    [QUEUES.opsAlerts, { retryLimit: OPS_ALERT_TRIES - 1, retryDelay: 10, retryBackoff: true, retryDelayMax: 3600 }],
   ];
   for (const [name, opts] of wanted) {
     if (!existing.has(name)) {

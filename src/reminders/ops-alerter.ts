@@ -4,7 +4,7 @@ import type { Clock } from '../clock.ts';
 import type { Config } from '../config.ts';
 import type { Sql } from '../db.ts';
 import type { Logger } from '../log.ts';
-import { QUEUES } from '../queue.ts';
+import { OPS_ALERT_TRIES, QUEUES } from '../queue.ts';
 import { SIGNATURE_HEADER, signAlert } from './ops-alerts.ts';
 
 export interface OpsAlerterDeps {
@@ -14,6 +14,8 @@ export interface OpsAlerterDeps {
   log: Logger;
   config: Pick<Config, 'opsWebhookUrl' | 'opsWebhookSecret'>;
   fetch?: typeof fetch;
+  /** Tries before an alert is given up as `failed` (default OPS_ALERT_TRIES, the queue's retry limit + 1). */
+  maxTries?: number;
   pollingIntervalSeconds?: number;
 }
 
@@ -22,6 +24,7 @@ export async function startOpsAlerter(deps: OpsAlerterDeps): Promise<() => Promi
   const { sql, boss, clock, config } = deps;
   const log = deps.log.child({ component: 'ops-alerts' });
   const doFetch = deps.fetch ?? fetch;
+  const maxTries = deps.maxTries ?? OPS_ALERT_TRIES;
   await boss.work<{ alertId: number }>(
     QUEUES.opsAlerts,
     { pollingIntervalSeconds: deps.pollingIntervalSeconds ?? 2 },
@@ -46,7 +49,15 @@ export async function startOpsAlerter(deps: OpsAlerterDeps): Promise<() => Promi
           if (!res.ok) throw new Error(`ops webhook answered ${res.status}`);
         } catch (err) {
           const message = (err as Error).message;
-          await sql`update ops_alerts set tries = tries + 1, last_error = ${message} where id = ${alertId}`;
+          // The last try gives up visibly: `failed` in ops_alerts, an error log, not a row pending forever.
+          const [row] = await sql<{ tries: number }[]>`
+            update ops_alerts set tries = tries + 1, last_error = ${message},
+                   status = case when tries + 1 >= ${maxTries} then 'failed' else status end
+             where id = ${alertId} returning tries`;
+          if ((row?.tries ?? 0) >= maxTries) {
+            log.error({ alertId, tries: row?.tries, err: message }, 'ops alert not delivered; giving up');
+            continue;
+          }
           log.warn({ alertId, err: message }, 'ops alert delivery failed; will retry');
           // pg-boss retries the job with the queue's backoff.
           throw new Error(`ops alert ${alertId} not delivered`, { cause: err });
