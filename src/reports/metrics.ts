@@ -20,7 +20,11 @@ export interface Lift {
   holdoutRate: number;
   /** Absolute difference smart - holdout, as a proportion (0.05 = 5 percentage points). */
   difference: number;
-  /** 95 % Wald interval of the difference of two independent proportions. */
+  /**
+   * 95 % Agresti-Caffo interval of the difference of two independent proportions: the Wald
+   * interval after adding one success and one failure to each group, which keeps its coverage for
+   * small groups and rates near 0 or 100 % (where the plain Wald interval shrinks to nothing).
+   */
   low: number;
   high: number;
   /** smart / holdout - 1, null when the holdout recovered nothing. */
@@ -34,14 +38,16 @@ export function liftOf(smart: Arm, holdout: Arm): Lift | null {
   if (smart.cases === 0 || holdout.cases === 0) return null;
   const p1 = smart.recovered / smart.cases;
   const p2 = holdout.recovered / holdout.cases;
-  const se = Math.sqrt((p1 * (1 - p1)) / smart.cases + (p2 * (1 - p2)) / holdout.cases);
-  const difference = p1 - p2;
+  const a1 = (smart.recovered + 1) / (smart.cases + 2);
+  const a2 = (holdout.recovered + 1) / (holdout.cases + 2);
+  const se = Math.sqrt((a1 * (1 - a1)) / (smart.cases + 2) + (a2 * (1 - a2)) / (holdout.cases + 2));
+  const centre = a1 - a2;
   return {
     smartRate: p1,
     holdoutRate: p2,
-    difference,
-    low: difference - Z_95 * se,
-    high: difference + Z_95 * se,
+    difference: p1 - p2,
+    low: Math.max(-1, centre - Z_95 * se),
+    high: Math.min(1, centre + Z_95 * se),
     relative: p2 > 0 ? p1 / p2 - 1 : null,
   };
 }

@@ -10,13 +10,21 @@ describe('rates and lift', () => {
     expect(rate(3, 4)).toBe(0.75);
   });
 
-  it('gives the lift with a 95 % Wald interval', () => {
-    // smart 60/100, holdout 40/100: se = sqrt(.24/100 + .24/100) = 0.069282; 1.96 * se = 0.135789.
+  it('gives the lift with a 95 % Agresti-Caffo interval', () => {
+    // smart 60/100, holdout 40/100; adjusted 61/102 and 41/102: centre 20/102 = 0.196078,
+    // se = sqrt(2 * (61/102) * (41/102) / 102) = 0.068655, 1.959964 * se = 0.134561.
     const lift = liftOf({ cases: 100, recovered: 60 }, { cases: 100, recovered: 40 })!;
     expect(lift.difference).toBeCloseTo(0.2, 12);
-    expect(lift.low).toBeCloseTo(0.064211, 5);
-    expect(lift.high).toBeCloseTo(0.335789, 5);
+    expect(lift.low).toBeCloseTo(0.061517, 5);
+    expect(lift.high).toBeCloseTo(0.330639, 5);
     expect(lift.relative).toBeCloseTo(0.5, 12);
+  });
+
+  it('keeps a real interval when both groups recovered everything (Wald would claim certainty)', () => {
+    const lift = liftOf({ cases: 5, recovered: 5 }, { cases: 3, recovered: 3 })!;
+    expect(lift.difference).toBe(0);
+    expect(lift.low).toBeLessThan(-0.3);
+    expect(lift.high).toBeGreaterThan(0.2);
   });
 
   it('has no lift without a holdout group, and no relative lift when the holdout recovered nothing', () => {
