@@ -38,7 +38,7 @@ export interface Config {
   reportsToken: string | null;
   opsWebhookUrl: string | null;
   opsWebhookSecret: string | null;
-  opsAlertMinAmount: number;
+  opsAlertMinAmount: AlertThreshold;
 }
 
 /** What a command needs beyond the defaults; checked here so the error names the variable. */
@@ -56,6 +56,32 @@ export class ConfigError extends Error {
 type Env = Record<string, string | undefined>;
 
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
+
+/**
+ * When an opened case is large enough to alert ops. `byCurrency` amounts are in that currency's own
+ * minor units; `fallback` (minor units of a two-decimal currency, so 50000 = 500.00) is compared in
+ * major units for every other currency, or, when null, other currencies never alert.
+ */
+export interface AlertThreshold {
+  fallback: number | null;
+  byCurrency: Readonly<Record<string, number>>;
+}
+
+/** `50000`, or `50000,jpy:75000,krw:700000`, or only `usd:50000,eur:50000`. */
+function alertThreshold(raw: string | null, problems: string[]): AlertThreshold {
+  if (raw === null) return { fallback: 50_000, byCurrency: {} };
+  const out: { fallback: number | null; byCurrency: Record<string, number> } = { fallback: null, byCurrency: {} };
+  for (const entry of raw.split(',').map((e) => e.trim()).filter(Boolean)) {
+    const m = /^(?:([a-zA-Z]{3}):)?(\d{1,15})$/.exec(entry);
+    if (!m) {
+      problems.push(`OPS_ALERT_MIN_AMOUNT: expected an amount in minor units, or currency:amount entries such as 50000,jpy:75000; "${entry}" is neither`);
+      continue;
+    }
+    if (m[1]) out.byCurrency[m[1].toLowerCase()] = Number(m[2]);
+    else out.fallback = Number(m[2]);
+  }
+  return out;
+}
 
 export function loadConfig(env: Env, require: Requirement[] = []): Config {
   const problems: string[] = [];
@@ -162,7 +188,7 @@ export function loadConfig(env: Env, require: Requirement[] = []): Config {
     reportsToken,
     opsWebhookUrl,
     opsWebhookSecret,
-    opsAlertMinAmount: int('OPS_ALERT_MIN_AMOUNT', 50_000, 0, Number.MAX_SAFE_INTEGER),
+    opsAlertMinAmount: alertThreshold(str('OPS_ALERT_MIN_AMOUNT'), problems),
   };
   if (problems.length > 0) throw new ConfigError(problems);
   return config;

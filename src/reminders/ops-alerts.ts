@@ -5,7 +5,7 @@
  */
 import { createHmac, timingSafeEqual } from 'node:crypto';
 import type { PgBoss } from 'pg-boss';
-import type { Config } from '../config.ts';
+import type { AlertThreshold, Config } from '../config.ts';
 import type { Tx } from '../db.ts';
 import { majorUnits, plainMoney } from '../money.ts';
 import { jobDb, QUEUES } from '../queue.ts';
@@ -55,11 +55,14 @@ export function alertText(kind: OpsAlertKind, f: AlertFacts, merchantName: strin
 }
 
 /**
- * OPS_ALERT_MIN_AMOUNT is read as minor units of a two-decimal currency (50000 = 500.00), so a yen
- * case is compared in yen, not in hundredths of a yen.
+ * A currency listed in OPS_ALERT_MIN_AMOUNT is compared in its own minor units; any other against
+ * the bare amount, read as minor units of a two-decimal currency (50000 = 500.00), so a yen case
+ * is compared in yen, not in hundredths of a yen.
  */
-export function isLargeAmount(amount: number, currency: string, minAmount: number): boolean {
-  return majorUnits(amount, currency) * 100 >= minAmount;
+export function isLargeAmount(amount: number, currency: string, threshold: AlertThreshold): boolean {
+  const own = threshold.byCurrency[currency.toLowerCase()];
+  if (own !== undefined) return amount >= own;
+  return threshold.fallback !== null && majorUnits(amount, currency) * 100 >= threshold.fallback;
 }
 
 /**

@@ -2,6 +2,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { loadConfig } from '../../src/config.ts';
 import { chooseLocale, chooseZone, formatAmount, formatDate, nextAllowedSend } from '../../src/reminders/localize.ts';
 import { signAlert, verifyAlertSignature, isLargeAmount } from '../../src/reminders/ops-alerts.ts';
 import * as planner from '../../src/reminders/planner.ts';
@@ -194,10 +195,22 @@ describe('ops alert signature', () => {
     expect(verifyAlertSignature('other', '{"a":1}', header, at)).toBe(false);
     expect(verifyAlertSignature('s3cret', '{"a":1}', header, new Date(at.getTime() + 600_000))).toBe(false);
   });
-  it('compares the threshold in major units, so yen are not hundredths', () => {
-    expect(isLargeAmount(50_000, 'usd', 50_000)).toBe(true);
-    expect(isLargeAmount(49_999, 'usd', 50_000)).toBe(false);
-    expect(isLargeAmount(600, 'jpy', 50_000)).toBe(true);
-    expect(isLargeAmount(49_999, 'huf', 50_000)).toBe(false);
+  it('compares a bare threshold in major units, so yen are not hundredths', () => {
+    const bare = loadConfig({ OPS_ALERT_MIN_AMOUNT: '50000' }).opsAlertMinAmount;
+    expect(isLargeAmount(50_000, 'usd', bare)).toBe(true);
+    expect(isLargeAmount(49_999, 'usd', bare)).toBe(false);
+    expect(isLargeAmount(600, 'jpy', bare)).toBe(true);
+    expect(isLargeAmount(49_999, 'huf', bare)).toBe(false);
+  });
+
+  it('takes per-currency thresholds in that currency\'s minor units; unlisted ones use the bare amount, or never alert', () => {
+    const mixed = loadConfig({ OPS_ALERT_MIN_AMOUNT: '50000, JPY:75000' }).opsAlertMinAmount;
+    expect(isLargeAmount(600, 'jpy', mixed)).toBe(false);
+    expect(isLargeAmount(75_000, 'jpy', mixed)).toBe(true);
+    expect(isLargeAmount(50_000, 'eur', mixed)).toBe(true);
+    const listed = loadConfig({ OPS_ALERT_MIN_AMOUNT: 'usd:100000' }).opsAlertMinAmount;
+    expect(isLargeAmount(100_000, 'usd', listed)).toBe(true);
+    expect(isLargeAmount(10_000_000, 'eur', listed)).toBe(false);
+    expect(() => loadConfig({ OPS_ALERT_MIN_AMOUNT: '500.00,yen:5' })).toThrow(/OPS_ALERT_MIN_AMOUNT: .*"500.00" is neither/);
   });
 });
