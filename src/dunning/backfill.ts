@@ -1,5 +1,7 @@
 import type Stripe from 'stripe';
 import type { Sql, Tx } from '../db.ts';
+import { detailsOfIntent } from '../events/charges.ts';
+import { insertStripeAttempt, type DeclineDetails } from '../events/ledger.ts';
 import { upsertCustomer as upsertCustomerRow } from '../events/objects.ts';
 import { call, type StripeGateway } from '../stripe/charge.ts';
 import { assignCohort, type Policy } from './policy.ts';
@@ -40,7 +42,8 @@ export async function backfill(deps: BackfillDeps): Promise<BackfillProgress> {
         await upsertCustomer(deps, customerId);
         knownCustomers.add(customerId);
       }
-      const result = await deps.sql.begin((tx) => takeOver(tx, deps, invoice, customerId));
+      const last = invoice.attempt_count > 0 ? await lastDecline(deps, invoice.id) : null;
+      const result = await deps.sql.begin((tx) => takeOver(tx, deps, invoice, customerId, last));
       if (result.opened) totals.opened += 1;
       if (result.plan?.kind === 'planned') totals.planned += 1;
     }
@@ -66,7 +69,27 @@ async function upsertCustomer(deps: BackfillDeps, customerId: string): Promise<v
   await upsertCustomerRow(deps.sql, c as Stripe.Customer, new Date(c.created * 1000));
 }
 
-async function takeOver(tx: Tx, deps: BackfillDeps, inv: Stripe.Invoice, customerId: string): Promise<{ opened: boolean; plan: PlanResult | null }> {
+/**
+ * What the bank said to Stripe's latest try, from the invoice's PaymentIntent (the list response
+ * does not carry it, and expanding it there is one level too deep). Without it a lost or stolen
+ * card would look like a generic decline and be retried. Null when Stripe cannot say.
+ */
+async function lastDecline(deps: BackfillDeps, invoiceId: string): Promise<DeclineDetails | null> {
+  try {
+    const inv = await call(deps.gateway, (s) => s.invoices.retrieve(invoiceId, { expand: ['payments.data.payment.payment_intent'] }));
+    const intents = (inv.payments?.data ?? []).map((p) => p.payment.payment_intent).filter((pi): pi is Stripe.PaymentIntent => typeof pi === 'object' && pi !== null);
+    const failed = intents.filter((pi) => pi.last_payment_error);
+    const pi = failed[failed.length - 1];
+    return pi ? detailsOfIntent(pi) : null;
+  } catch (err) {
+    deps.scheduler.log.warn({ invoiceId, err: (err as Error).message }, 'backfill: cannot read the last decline; recorded without a code');
+    return null;
+  }
+}
+
+async function takeOver(
+  tx: Tx, deps: BackfillDeps, inv: Stripe.Invoice, customerId: string, last: DeclineDetails | null,
+): Promise<{ opened: boolean; plan: PlanResult | null }> {
   const created = new Date(inv.created * 1000);
   const subscription = idOf(inv.parent?.subscription_details?.subscription);
   // Never move a newer copy (written from a webhook) back.
@@ -88,10 +111,14 @@ async function takeOver(tx: Tx, deps: BackfillDeps, inv: Stripe.Invoice, custome
     returning id`;
   const caseId = opened[0]?.id;
   if (caseId === undefined) return { opened: false, plan: null };
-  // Stripe's earlier tries count against caps and network limits. Their decline codes are not on
-  // the list response; the ledger records them as declines without a code (the planner's generic
+  // Stripe's earlier tries count against caps and network limits. Only the latest one's answer can
+  // be read back; the others are recorded as declines without a code (the planner's generic
   // category) at the invoice's creation time, which errs on the side of fewer retries.
   for (let n = 1; n <= inv.attempt_count; n += 1) {
+    if (n === inv.attempt_count && last) {
+      await insertStripeAttempt(tx, { caseId: Number(caseId), invoiceId: inv.id!, attemptNo: n, at: created, eventId: null, details: last });
+      continue;
+    }
     await tx`
       insert into payment_attempts (case_id, invoice_id, attempt_no, source, status, started_at, finished_at, failure_message)
       values (${caseId}, ${inv.id!}, ${n}, 'stripe', 'declined', ${created}, ${created}, 'recorded by backfill')

@@ -94,7 +94,8 @@ export const CHARGED = new Set(['in_flight', 'unknown', 'declined', 'succeeded']
 
 export async function insertStripeAttempt(
   tx: Tx,
-  a: { caseId: number; invoiceId: string; attemptNo: number; at: Date; eventId: string; details: DeclineDetails },
+  /** `eventId`: the event that reported the failure; null when backfill read it from the API. */
+  a: { caseId: number; invoiceId: string; attemptNo: number; at: Date; eventId: string | null; details: DeclineDetails },
 ): Promise<number> {
   const d = a.details;
   const rows = await tx`

@@ -176,7 +176,8 @@ export function invoiceJson(ctx: RenderContext, inv: InvoiceRec, expand: readonl
     total: inv.amount,
     webhooks_delivered_at: inv.created,
   };
-  if (expand.includes('payments')) {
+  // Expanding a nested path expands its parent too, as Stripe does.
+  if (expand.some((e) => e === 'payments' || e.startsWith('payments.'))) {
     json.payments = {
       object: 'list',
       data: [

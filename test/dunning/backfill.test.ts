@@ -50,4 +50,22 @@ describe('backfill', () => {
     const [after] = await w.db.sql`select count(*)::int as n from payment_attempts where status = 'planned'`;
     expect(after!.n).toBe(5);
   });
+
+  it("records what the bank said to Stripe's last try, so a stolen card is never retried blindly", async () => {
+    const c = await w.sandbox.createCustomer({
+      email: 'stolen@example.com', name: 'S', country: 'DE', card: { brand: 'visa', failure: 'stolen_card', expMonth: 1, expYear: 2030 },
+    });
+    const inv = await w.sandbox.createFailingInvoice(c.id, { amount: 2_500, currency: 'eur', subscription: true });
+    await backfill({ sql: w.db.sql, gateway: w.deps.gateway, scheduler: w.deps, policy: w.policy });
+    const [first] = await w.db.sql`select * from payment_attempts where invoice_id = ${inv.id} and attempt_no = 1`;
+    expect(first).toMatchObject({
+      source: 'stripe', status: 'declined', decline_code: 'stolen_card', decline_category: 'hard', payment_method: c.paymentMethodId,
+      payment_intent_id: expect.stringMatching(/^pi_/), stripe_event_id: null,
+    });
+    // A never-retry answer: the case waits for a new card instead of planning a retry of this one.
+    const planned = await w.db.sql`select 1 from payment_attempts where invoice_id = ${inv.id} and status = 'planned'`;
+    expect(planned).toHaveLength(0);
+    const [row] = await w.db.sql`select next_attempt_reason from dunning_cases where invoice_id = ${inv.id}`;
+    expect(row!.next_attempt_reason).toMatch(/^awaiting customer: .*this card must never be retried/);
+  });
 });
