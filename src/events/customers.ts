@@ -31,15 +31,26 @@ export async function subscriptionDeleted(ctx: HandlerContext): Promise<Outcome>
   const open = await ctx.tx`
     select c.id, c.invoice_id from dunning_cases c join invoices i on i.id = c.invoice_id
      where i.subscription_id = ${s.id} and c.status = 'open' for update of c`;
-  for (const r of open) {
-    const caseId = Number(r.id);
-    const invoiceId = r.invoice_id as string;
-    if (await closeCase(ctx.tx, caseId, { status: 'lost', reason: 'subscription deleted', at: ctx.at })) {
-      ctx.log.info({ caseId, invoiceId }, 'dunning case lost');
-      await ctx.deps.hooks.caseClosed?.(ctx.tx, { caseId, invoiceId, status: 'lost', reason: 'subscription deleted', at: ctx.at });
-    }
-  }
+  for (const r of open) await loseToDeletedSubscription(ctx, Number(r.id), r.invoice_id as string);
   return 'processed';
+}
+
+/**
+ * Closes an open case as lost because its subscription was deleted, and tells the hooks (they
+ * cancel planned retries and reminders, and send the final notice).
+ */
+export async function loseToDeletedSubscription(ctx: HandlerContext, caseId: number, invoiceId: string): Promise<boolean> {
+  if (!(await closeCase(ctx.tx, caseId, { status: 'lost', reason: 'subscription deleted', at: ctx.at }))) return false;
+  ctx.log.info({ caseId, invoiceId }, 'dunning case lost');
+  await ctx.deps.hooks.caseClosed?.(ctx.tx, { caseId, invoiceId, status: 'lost', reason: 'subscription deleted', at: ctx.at });
+  return true;
+}
+
+/** Our copy says the subscription was deleted (canceled is final: no later event reopens it). */
+export async function subscriptionDeletedInOurCopy(ctx: HandlerContext, subscriptionId: string | null): Promise<boolean> {
+  if (!subscriptionId) return false;
+  const rows = await ctx.tx`select 1 from subscriptions where id = ${subscriptionId} and status = 'canceled'`;
+  return rows.length > 0;
 }
 
 /** payment_method.attached and payment_method.automatically_updated (card updater: new number or expiry). */

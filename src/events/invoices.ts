@@ -4,6 +4,7 @@ import {
   caseOfInvoice, CHARGED, claimChargeFailure, closeCase, enrichAttempt, insertStripeAttempt, ledgerOf, NO_DETAILS,
   openCase, recoveryPath, refreshCaseDeclines,
 } from './ledger.ts';
+import { loseToDeletedSubscription, subscriptionDeletedInOurCopy } from './customers.ts';
 import { idOf, upsertInvoice, type InvoiceState } from './objects.ts';
 
 /** Handlers for `invoice.*` events. Each first brings our invoice copy up to date, then acts on the result. */
@@ -57,6 +58,18 @@ async function dunnable(ctx: HandlerContext): Promise<{ state: InvoiceState; inv
   return { state, inv };
 }
 
+/**
+ * A failure that reaches us after its subscription's deletion (events arrive in any order) ends as
+ * it would have in order: the case is opened with the failure in its ledger and at once closed as
+ * lost, as `customer.subscription.deleted` closes the cases it finds open. Not opening it at all
+ * would drop the invoice from the lost figures whenever the deletion happened to arrive first.
+ * Returns true when the case was closed; the caller then plans nothing.
+ */
+async function lostAlready(ctx: HandlerContext, state: InvoiceState, caseId: number): Promise<boolean> {
+  if (!(await subscriptionDeletedInOurCopy(ctx, state.subscriptionId))) return false;
+  return loseToDeletedSubscription(ctx, caseId, state.id);
+}
+
 async function openFor(ctx: HandlerContext, state: InvoiceState) {
   return openCase(ctx.tx, {
     invoiceId: state.id,
@@ -95,6 +108,7 @@ export async function paymentFailed(ctx: HandlerContext): Promise<Outcome> {
     await refreshCaseDeclines(ctx.tx, c.caseId);
   }
   ctx.log.info({ caseId: c.caseId, invoiceId: state.id, attemptId, opened: c.opened }, 'payment failure recorded');
+  if (await lostAlready(ctx, state, c.caseId)) return 'processed';
   await ctx.deps.hooks.paymentFailed?.(ctx.tx, { caseId: c.caseId, invoiceId: state.id, attemptId, opened: c.opened, at: ctx.at });
   return 'processed';
 }
@@ -104,6 +118,7 @@ export async function actionRequired(ctx: HandlerContext): Promise<Outcome> {
   if (!d) return 'processed';
   const c = await openFor(ctx, d.state);
   if (c.status !== 'open') return 'processed';
+  if (await lostAlready(ctx, d.state, c.caseId)) return 'processed';
   await ctx.deps.hooks.actionRequired?.(ctx.tx, { caseId: c.caseId, invoiceId: d.state.id, at: ctx.at });
   return 'processed';
 }

@@ -25,6 +25,10 @@ function failed(id: { inv: string; cus: string }, o: Omit<Partial<Stripe.Invoice
   return event('invoice.payment_failed', invoice({ id: id.inv, customer: id.cus, ...o }), { created });
 }
 
+function subscriptionParent(subscription: string): Stripe.Invoice.Parent {
+  return { type: 'subscription_details', quote_details: null, subscription_details: { metadata: {}, subscription } };
+}
+
 describe('failed payments', () => {
   test('a failed invoice opens one case and records Stripe attempt with the details of its charge', async () => {
     const id = ids();
@@ -154,6 +158,33 @@ describe('closing cases', () => {
     expect(await attemptsOf(db.sql, id.inv)).toHaveLength(0);
     expect((await db.sql`select status, amount_remaining from invoices where id = ${id.inv}`)[0]).toMatchObject({ status: 'paid', amount_remaining: 0 });
     expect(calls).toEqual([]);
+  });
+
+  test.each(['invoice.payment_failed', 'invoice.payment_action_required'])(
+    'customer.subscription.deleted before an older %s: the failure is recorded and its case lost at once, as in order',
+    async (type) => {
+      const id = ids();
+      const { hooks, calls } = recordingHooks();
+      const deps = testDeps(hooks);
+      await apply(db.sql, deps,
+        event('customer.subscription.deleted', subscription({ id: id.sub, customer: id.cus, status: 'canceled', endedAt: T0 + 50 }), { created: T0 + 50 }),
+        event(type, invoice({ id: id.inv, customer: id.cus, parent: subscriptionParent(id.sub) }), { created: T0 }));
+      const c = await caseOf(db.sql, id.inv);
+      expect(c).toMatchObject({ status: 'lost', close_reason: 'subscription deleted', next_attempt_at: null });
+      expect(await attemptsOf(db.sql, id.inv)).toHaveLength(type === 'invoice.payment_failed' ? 1 : 0);
+      // Nothing is planned: the hooks only hear that the case closed.
+      expect(calls).toEqual([{ hook: 'caseClosed', e: { caseId: Number(c!.id), invoiceId: id.inv, status: 'lost', reason: 'subscription deleted', at: new Date(T0 * 1000) } }]);
+    },
+  );
+
+  test('a failure on an invoice whose subscription is only past_due opens the case as usual', async () => {
+    const id = ids();
+    const { hooks, calls } = recordingHooks();
+    await apply(db.sql, testDeps(hooks),
+      event('customer.subscription.updated', subscription({ id: id.sub, customer: id.cus, status: 'past_due' }), { created: T0 + 50 }),
+      event('invoice.payment_failed', invoice({ id: id.inv, customer: id.cus, parent: subscriptionParent(id.sub) }), { created: T0 }));
+    expect(await caseOf(db.sql, id.inv)).toMatchObject({ status: 'open' });
+    expect(calls.map((c) => c.hook)).toEqual(['paymentFailed']);
   });
 
   test('a closed case stays closed when an older failure arrives late', async () => {
