@@ -43,7 +43,10 @@ function rules(category: DeclineCategory, entries: Record<string, string>): Arra
   return Object.entries(entries).map(([code, explanation]) => [code, { category, explanation }]);
 }
 
-/** Stripe's documented card decline codes (`decline_code`), plus `highest_risk_level` from Radar. */
+/**
+ * Stripe's documented card decline codes (`decline_code`), plus the `outcome.reason` of charges
+ * Stripe blocked: `highest_risk_level` and `rule` from Radar, `previously_declined_do_not_retry`.
+ */
 const DECLINE_CODES = new Map<string, Rule>([
   ...rules('hard', {
     lost_card: 'card reported lost',
@@ -62,6 +65,7 @@ const DECLINE_CODES = new Map<string, Rule>([
     security_violation: 'issuer reported a security violation',
     service_not_allowed: 'issuer does not allow this service',
     merchant_blacklist: 'matches a block list',
+    previously_declined_do_not_retry: 'Stripe blocks further retries of this card after too many declines',
     not_permitted: 'payment not permitted by the issuer',
   }),
   ...rules('customer_action', {
@@ -106,6 +110,9 @@ const DECLINE_CODES = new Map<string, Rule>([
     call_issuer: 'declined; issuer asks the customer to call',
     no_action_taken: 'declined without a reason',
     restricted_card: 'card is restricted by the issuer',
+    // `outcome.reason` of a charge blocked by one of the merchant's own Radar rules: whether the
+    // same card passes later depends on the rule, so spaced retries that stop after a few alike.
+    rule: 'blocked by one of your Radar rules',
   }),
   ...rules('merchant_error', {
     invalid_amount: 'the amount is invalid or over a limit: check the invoice',

@@ -11,14 +11,23 @@ import { idOf } from './objects.ts';
  * the invoice event is what counts an attempt.
  */
 
+/**
+ * `outcome.reason` names the decline for an issuer decline, and for a charge Stripe blocked before
+ * the bank saw it (`highest_risk_level` from Radar, `rule` for the merchant's own Radar rules):
+ * dropping it would retry a Radar block, which Stripe never lets through, as a generic decline.
+ */
+function declineReason(outcome: Stripe.Charge.Outcome | null | undefined): string | null {
+  if (outcome?.type !== 'issuer_declined' && outcome?.type !== 'blocked') return null;
+  return outcome.reason ?? null;
+}
+
 export function detailsOfCharge(ch: Stripe.Charge): DeclineDetails {
   return {
     chargeId: ch.id,
     paymentIntentId: idOf(ch.payment_intent),
     paymentMethod: ch.payment_method ?? null,
     cardBrand: ch.payment_method_details?.card?.brand ?? null,
-    // For issuer declines Stripe puts the decline code in `outcome.reason`.
-    declineCode: ch.outcome?.type === 'issuer_declined' ? (ch.outcome.reason ?? null) : null,
+    declineCode: declineReason(ch.outcome),
     failureCode: ch.failure_code ?? null,
     adviceCode: ch.outcome?.advice_code ?? null,
     networkAdviceCode: ch.outcome?.network_advice_code ?? null,

@@ -46,6 +46,8 @@ describe('classifyDecline', () => {
     ['card_velocity_exceeded', 'funds'], ['processing_error', 'temporary'], ['approve_with_id', 'temporary'],
     ['generic_decline', 'generic'], ['do_not_honor', 'generic'], ['restricted_card', 'generic'],
     ['invalid_amount', 'merchant_error'],
+    // outcome.reason of charges Stripe blocked before the bank.
+    ['highest_risk_level', 'hard'], ['previously_declined_do_not_retry', 'hard'], ['rule', 'generic'],
   ])('%s is %s', (declineCode, category) => {
     expect(classifyDecline({ declineCode }).category).toBe(category);
   });

@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import type Stripe from 'stripe';
+import { classifyDecline } from '../../src/dunning/declines.ts';
 import { createTestDatabase, type TestDatabase } from '../helpers/db.ts';
 import {
   charge, customer, event, expiringCard, invoice, paidInvoice, paymentIntent, paymentMethod, subscription, T0,
@@ -60,6 +61,18 @@ describe('failed payments', () => {
       failed(id));
     expect(reported).toEqual([['brand_new_code_2027']]);
     expect((await attemptsOf(db.sql, id.inv))[0]).toMatchObject({ decline_code: 'brand_new_code_2027', decline_category: 'generic' });
+  });
+
+  test('a charge Radar blocked keeps its reason: highest_risk_level is a hard decline, never retried on that card', async () => {
+    const id = ids();
+    const deps = testDeps(recordingHooks().hooks);
+    await apply(db.sql, deps,
+      event('charge.failed', charge({ id: id.ch, customer: id.cus, paymentIntent: id.pi, outcomeType: 'blocked', declineCode: 'highest_risk_level' }), { created: T0 }),
+      failed(id));
+    const [attempt] = await attemptsOf(db.sql, id.inv);
+    expect(attempt).toMatchObject({ decline_code: 'highest_risk_level', failure_code: 'card_declined', decline_category: 'hard' });
+    expect(classifyDecline({ declineCode: attempt!.decline_code, failureCode: attempt!.failure_code }).neverRetrySameCard).toBe(true);
+    expect(await caseOf(db.sql, id.inv)).toMatchObject({ first_decline_code: 'highest_risk_level', first_decline_category: 'hard' });
   });
 
   test.each([
