@@ -1,32 +1,44 @@
 import { pino, type Logger, type DestinationStream } from 'pino';
+import { scrubObject, scrubText, serializeError } from './redact.ts';
 
 export type { Logger };
 
 /**
- * Paths that must never reach a log line: secrets, signatures, customer emails and card details.
- * Redaction is the safety net; code should not log these in the first place.
+ * Every logged object passes through `scrubObject` (src/redact.ts) at any depth: secrets,
+ * signatures, email addresses and card fields are censored, errors keep only a known set of
+ * fields. It is the safety net; code should not log these in the first place. A line of a few
+ * flat fields costs a key lookup and a string test per field.
  */
-const REDACT = [
-  'secret', '*.secret', 'secrets', '*.secrets',
-  'apiKey', '*.apiKey', 'stripeSecretKey', '*.stripeSecretKey',
-  'webhookSecrets', '*.webhookSecrets',
-  'signature', '*.signature', 'headers["stripe-signature"]', '*.headers["stripe-signature"]',
-  'headers.authorization', '*.headers.authorization', 'authorization', '*.authorization',
-  'email', '*.email', 'to', '*.to',
-  'card', '*.card', 'number', '*.number', 'cvc', '*.cvc', 'exp_month', '*.exp_month', 'exp_year', '*.exp_year', 'last4', '*.last4',
-  'smtpUrl', '*.smtpUrl', 'databaseUrl', '*.databaseUrl', 'token', '*.token',
-];
-
 export function createLogger(level: string, destination?: DestinationStream): Logger {
-  return pino(
+  const log = pino(
     {
       level,
       base: { service: 'dunning' },
-      redact: { paths: REDACT, censor: '[redacted]' },
+      formatters: { log: (obj) => scrubObject(obj) },
+      // The formatter has rebuilt errors already; this only keeps pino's own err serializer from
+      // seeing an Error that reached `err` some other way.
+      serializers: { err: (e: unknown) => (e instanceof Error ? serializeError(e) : e) },
+      hooks: {
+        // pino takes an error's own message for a line logged without one; scrub it too.
+        logMethod(args, method) {
+          const [first] = args as unknown[];
+          if (args.length === 1 && typeof first === 'object' && first !== null) {
+            const err = first instanceof Error ? first : (first as { err?: unknown }).err;
+            if (err instanceof Error) return method.call(this, first as object, scrubText(err.message));
+          }
+          return method.apply(this, args);
+        },
+      },
       timestamp: pino.stdTimeFunctions.isoTime,
     },
     destination,
   );
+  // pino gives child bindings to no formatter; children inherit this `child` through their prototype.
+  const child = log.child;
+  log.child = function (this: Logger, bindings: Record<string, unknown>, options?: object) {
+    return child.call(this, scrubObject(bindings), options);
+  } as Logger['child'];
+  return log;
 }
 
 /** Shows only the domain of an email address: enough for ops to spot a typo domain, no more. */
