@@ -1,3 +1,4 @@
+import { isIP } from 'node:net';
 import path from 'node:path';
 import { IANAZone } from 'luxon';
 import { projectRoot } from './paths.ts';
@@ -30,7 +31,10 @@ export interface Config {
   eventMaxTries: number;
   workerConcurrency: number;
   smtpUrl: string | null;
+  /** The From header as configured: an address or `Name <address>`. */
   mailFrom: string;
+  /** The address inside `mailFrom`. */
+  mailFromAddress: string;
   outboxDir: string;
   templatesDir: string | null;
   merchantName: string;
@@ -81,6 +85,26 @@ function alertThreshold(raw: string | null, problems: string[]): AlertThreshold 
     else out.fallback = Number(m[2]);
   }
   return out;
+}
+
+/** One hostname label: letters, digits and inner hyphens. */
+const LABEL = '[\\p{L}\\p{N}](?:[\\p{L}\\p{N}-]{0,61}[\\p{L}\\p{N}])?';
+const HOSTNAME = new RegExp(`^(?=.{1,253}$)${LABEL}(?:\\.${LABEL})*$`, 'u');
+/** A bare email address: a local part without spaces, brackets or separators, and a domain. */
+const ADDRESS = new RegExp(`^[^\\s@<>()\\[\\]",;:]+@${LABEL}(?:\\.${LABEL})*$`, 'u');
+/** `Name <address>`, the name optionally quoted. */
+const NAMED_ADDRESS = /^(?:"[^"]*"|[^"<>]*?)\s*<([^<>]+)>$/;
+
+/** A hostname or an IP address (IPv6 without brackets); dotted digits must be a real IPv4 address. */
+export function isHost(host: string): boolean {
+  if (isIP(host) !== 0) return true;
+  return !/^[\d.]+$/.test(host) && HOSTNAME.test(host);
+}
+
+/** The address of `value` when it is an address, or `Name <address>` with `named`; else null. */
+export function emailAddress(value: string, named: boolean): string | null {
+  const inner = named ? (NAMED_ADDRESS.exec(value)?.[1]?.trim() ?? value) : value;
+  return ADDRESS.test(inner) ? inner : null;
 }
 
 export function loadConfig(env: Env, require: Requirement[] = []): Config {
@@ -135,7 +159,27 @@ export function loadConfig(env: Env, require: Requirement[] = []): Config {
   if (apiBase !== null) {
     const u = new URL(apiBase);
     const protocol = u.protocol === 'http:' ? 'http' : 'https';
-    stripeApiBase = { protocol, host: u.hostname, port: u.port ? Number(u.port) : protocol === 'http' ? 80 : 443 };
+    // The SDK takes protocol, host and port only and adds /v1/... itself: anything more would be dropped.
+    if (u.pathname !== '/' || u.search || u.hash || u.username || u.password) {
+      problems.push(`STRIPE_API_BASE: expected only scheme, host and port, such as http://127.0.0.1:12111 (the SDK adds /v1/... itself; a path, query or credentials cannot be used)`);
+    } else {
+      stripeApiBase = { protocol, host: u.hostname, port: u.port ? Number(u.port) : protocol === 'http' ? 80 : 443 };
+    }
+  }
+
+  const host = str('HOST') ?? '0.0.0.0';
+  if (!isHost(host)) {
+    problems.push(`HOST: expected a hostname or IP address to listen on, such as 0.0.0.0, 127.0.0.1 or :: (IPv6 without brackets), got "${host}"`);
+  }
+
+  const mailFrom = str('MAIL_FROM') ?? 'billing@example.com';
+  const mailFromAddress = emailAddress(mailFrom, true);
+  if (mailFromAddress === null) {
+    problems.push(`MAIL_FROM: expected an email address or Name <address>, such as Example Billing <billing@example.com>, got "${mailFrom}"`);
+  }
+  const supportEmail = str('SUPPORT_EMAIL');
+  if (supportEmail !== null && emailAddress(supportEmail, false) === null) {
+    problems.push(`SUPPORT_EMAIL: expected a bare email address (it is shown and linked in emails), such as support@example.com, got "${supportEmail}"`);
   }
 
   const logLevel = str('LOG_LEVEL') ?? 'info';
@@ -171,7 +215,7 @@ export function loadConfig(env: Env, require: Requirement[] = []): Config {
     webhookToleranceSeconds: int('STRIPE_WEBHOOK_TOLERANCE_SECONDS', 300, 1, 86_400),
     stripeApiBase,
     stripeRequestsPerSecond: int('STRIPE_REQUESTS_PER_SECOND', 20, 1, 100),
-    host: str('HOST') ?? '0.0.0.0',
+    host,
     port: int('PORT', 3000, 0, 65535),
     logLevel,
     defaultTimeZone,
@@ -180,11 +224,12 @@ export function loadConfig(env: Env, require: Requirement[] = []): Config {
     eventMaxTries: int('EVENT_MAX_TRIES', 8, 1, 100),
     workerConcurrency: int('WORKER_CONCURRENCY', 4, 1, 64),
     smtpUrl,
-    mailFrom: str('MAIL_FROM') ?? 'billing@example.com',
+    mailFrom,
+    mailFromAddress: mailFromAddress ?? mailFrom,
     outboxDir: resolve(str('OUTBOX_DIR') ?? '.data/outbox'),
     templatesDir: str('TEMPLATES_DIR'),
     merchantName: str('MERCHANT_NAME') ?? 'Example Inc.',
-    supportEmail: str('SUPPORT_EMAIL'),
+    supportEmail,
     reportsToken,
     opsWebhookUrl,
     opsWebhookSecret,

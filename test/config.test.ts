@@ -50,6 +50,52 @@ describe('loadConfig', () => {
     expect((error as Error).message).not.toContain('notasecret');
   });
 
+  const problemsOf = (env: Record<string, string>): string[] => {
+    try {
+      loadConfig(env);
+      return [];
+    } catch (err) {
+      return (err as ConfigError).problems;
+    }
+  };
+
+  it.each([
+    ['HOST', '0.0.0.0'], ['HOST', '127.0.0.1'], ['HOST', '::'], ['HOST', '::1'], ['HOST', 'localhost'], ['HOST', 'dunning-web.internal'],
+    ['MAIL_FROM', 'billing@example.com'], ['MAIL_FROM', 'Example Billing <billing@example.com>'],
+    ['MAIL_FROM', '"Example, Inc." <billing@mail.example.com>'], ['MAIL_FROM', 'billing@bücher.example'],
+    ['SUPPORT_EMAIL', 'support+dunning@example.com'],
+    ['STRIPE_API_BASE', 'https://stripe-proxy.internal'], ['STRIPE_API_BASE', 'http://127.0.0.1:12111/'],
+  ])('accepts %s=%s', (name, value) => {
+    expect(problemsOf({ [name]: value })).toEqual([]);
+  });
+
+  it.each([
+    ['HOST', 'http://0.0.0.0', 'expected a hostname or IP address'],
+    ['HOST', '[::1]', 'expected a hostname or IP address'],
+    ['HOST', '300.1.1.1', 'expected a hostname or IP address'],
+    ['HOST', 'my host', 'expected a hostname or IP address'],
+    ['HOST', '-web', 'expected a hostname or IP address'],
+    ['MAIL_FROM', 'billing', 'expected an email address or Name <address>'],
+    ['MAIL_FROM', 'Billing <billing>', 'expected an email address or Name <address>'],
+    ['MAIL_FROM', 'billing@example.com, other@example.com', 'expected an email address or Name <address>'],
+    ['SUPPORT_EMAIL', 'Support <support@example.com>', 'expected a bare email address'],
+    ['SUPPORT_EMAIL', 'support at example.com', 'expected a bare email address'],
+    ['STRIPE_API_BASE', 'http://127.0.0.1:12111/v1', 'expected only scheme, host and port'],
+    ['STRIPE_API_BASE', 'https://proxy.example.com/stripe', 'expected only scheme, host and port'],
+    ['STRIPE_API_BASE', 'https://user:pw@proxy.example.com', 'expected only scheme, host and port'],
+  ])('rejects %s=%s with one line naming it', (name, value, expected) => {
+    const problems = problemsOf({ [name]: value });
+    expect(problems).toHaveLength(1);
+    expect(problems[0]).toMatch(new RegExp(`^${name}: ${expected}`));
+  });
+
+  it('keeps the configured From header and takes the address inside it for message ids', () => {
+    const c = loadConfig({ MAIL_FROM: 'Example Billing <billing@mail.example.com>' });
+    expect(c.mailFrom).toBe('Example Billing <billing@mail.example.com>');
+    expect(c.mailFromAddress).toBe('billing@mail.example.com');
+    expect(loadConfig({}).mailFromAddress).toBe('billing@example.com');
+  });
+
   it('requires the Stripe key and webhook secret only when the command needs them', () => {
     expect(() => loadConfig({}, ['webhook'])).toThrow(/STRIPE_WEBHOOK_SECRET: required/);
     expect(() => loadConfig({}, ['stripe'])).toThrow(/STRIPE_SECRET_KEY: required/);

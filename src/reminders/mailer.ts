@@ -177,7 +177,7 @@ export async function sendOne(deps: MailerDeps, outboxId: number, scheduledFor: 
     if (!link) throw new SendError('no update-card link: the invoice has no hosted URL and no Billing Portal link is available', true);
     const values = buildValues(ctx, config, link, clock.now());
     const email = deps.templates.render(ctx.kind, ctx.locale as Locale, values);
-    const domain = config.mailFrom.split('@')[1] ?? 'dunning.local';
+    const domain = config.mailFromAddress.split('@')[1] ?? 'dunning.local';
     const sent = await deps.transport.send({
       from: config.mailFrom,
       to: ctx.email ?? '',
