@@ -2,10 +2,9 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { defaultPolicy, loadPolicyFile, type Policy } from '../dunning/policy.ts';
 import { DATABASE_NAME } from '../demo/database.ts';
-import { defaultMailDir, runDemo } from '../demo/run.ts';
 import { renderTable } from '../reports/render-table.ts';
 import { intFlag } from './simulate.ts';
-import { UsageError, type Command } from './types.ts';
+import { loadDevModule, UsageError, type Command } from './types.ts';
 
 export const demoCommand: Command = {
   name: 'demo',
@@ -58,6 +57,7 @@ Emails are kept as .eml files in .data/demo-mail/. Logs go to stderr at LOG_LEVE
     } catch (err) {
       throw new UsageError(`--policy: ${(err as Error).message}`);
     }
+    const { defaultMailDir, runDemo } = await loadDevModule('dunning demo', () => import('../demo/run.ts'));
     const options = {
       customers: intFlag(values.customers, '--customers', 1000, 1, 20_000),
       days: intFlag(values.days, '--days', 28, 1, 120),

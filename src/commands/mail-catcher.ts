@@ -1,8 +1,7 @@
 import { parseArgs } from 'node:util';
 import { loadConfig } from '../config.ts';
 import { createLogger, maskEmail } from '../log.ts';
-import { startMailCatcher } from '../reminders/mail-catcher.ts';
-import { UsageError, type Command } from './types.ts';
+import { loadDevModule, UsageError, type Command } from './types.ts';
 
 export const mailCatcherCommand: Command = {
   name: 'mail-catcher',
@@ -21,6 +20,7 @@ Point the worker at it with SMTP_URL=smtp://127.0.0.1:1025. Stops on Ctrl-C.`,
     const port = Number(values.port);
     if (!Number.isInteger(port) || port < 0 || port > 65_535) throw new UsageError(`--port: expected a port number, got "${values.port}"`);
     const log = createLogger(loadConfig(env).logLevel);
+    const { startMailCatcher } = await loadDevModule('dunning mail-catcher', () => import('../reminders/mail-catcher.ts'));
     const catcher = await startMailCatcher({ port, host: values.host, ...(values.dir ? { dir: values.dir } : {}) });
     log.info({ url: catcher.url, dir: values.dir ?? null }, 'mail catcher listening');
     let seen = 0;
