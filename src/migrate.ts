@@ -27,7 +27,7 @@ export function readMigrations(dir: string = sqlDir): Migration[] {
 }
 
 // Any constant works as long as every process uses the same one.
-const MIGRATION_LOCK = 7_311_204_411;
+export const MIGRATION_LOCK = 7_311_204_411;
 
 /**
  * Applies pending migrations in order under an advisory lock, so that processes starting together
