@@ -60,6 +60,32 @@ test('dunning start serves webhooks and health, processes events, and stops clea
   }
 });
 
+test('--role web and --role worker as separate processes: the web one stores the event, the worker one applies it', async () => {
+  const web = run(['start', '--role', 'web']);
+  const worker = run(['start', '--role', 'worker']);
+  try {
+    const port = await waitFor('the web process to listen', async () => {
+      const line = web.lines.find((l) => l.includes('"msg":"listening"'));
+      return line ? (JSON.parse(line) as { port: number }).port : null;
+    }, 20_000);
+    const ev = event('invoice.payment_failed', invoice({ id: 'in_roles1', customer: 'cus_roles1' }), { created: Math.floor(Date.now() / 1000) });
+    const text = JSON.stringify(ev);
+    expect((await deliver(`http://127.0.0.1:${port}`, text, sign(text, SECRET))).status).toBe(200);
+    await waitFor('the event processed', async () => (await db.sql`select 1 from stripe_events where id = ${ev.id} and status = 'processed'`).length > 0, 20_000);
+    expect((await db.sql`select status from dunning_cases where invoice_id = 'in_roles1'`)[0]).toMatchObject({ status: 'open' });
+    // The worker process applied it; the web process serves HTTP only.
+    const applied = (lines: string[]) => lines.some((l) => l.includes('"msg":"payment failure recorded"') && l.includes(ev.id));
+    expect(applied(worker.lines)).toBe(true);
+    expect(applied(web.lines)).toBe(false);
+    expect(worker.lines.some((l) => l.includes('"msg":"listening"'))).toBe(false);
+    web.child.kill('SIGTERM');
+    worker.child.kill('SIGTERM');
+    expect(await Promise.all([web.exit, worker.exit])).toEqual([0, 0]);
+  } finally {
+    for (const p of [web, worker]) if (p.child.exitCode === null) p.child.kill('SIGKILL');
+  }
+});
+
 test('dunning start refuses an unknown role with exit code 2', async () => {
   const p = run(['start', '--role', 'janitor']);
   expect(await p.exit).toBe(2);
