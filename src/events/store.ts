@@ -136,10 +136,20 @@ export async function listEvents(tx: Tx, filter: { status?: EventStatus; limit: 
   }));
 }
 
-/** Puts an event back to `pending` with a fresh try budget; returns false when there is no such event. */
-export async function resetForReplay(tx: Tx, id: string): Promise<boolean> {
+export type ReplayResult = 'reset' | 'missing' | { refused: EventStatus };
+
+/**
+ * Puts an event back to `pending` with a fresh try budget. Only a failed event, unless `force`:
+ * replaying an applied one runs its effects again (a card-update retry, a reminder plan).
+ */
+export async function resetForReplay(tx: Tx, id: string, force = false): Promise<ReplayResult> {
   const rows = await tx`
-    update stripe_events set status = 'pending', tries = 0, last_error = null, processed_at = null
-     where id = ${id} returning id`;
-  return rows.length > 0;
+    with target as (select id, status from stripe_events where id = ${id} for update)
+    update stripe_events e set status = 'pending', tries = 0, last_error = null, processed_at = null
+      from target t
+     where e.id = t.id and (t.status = 'failed' or ${force})
+    returning e.id`;
+  if (rows.length > 0) return 'reset';
+  const [current] = await tx`select status from stripe_events where id = ${id}`;
+  return current ? { refused: current.status as EventStatus } : 'missing';
 }
