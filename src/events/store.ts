@@ -153,3 +153,23 @@ export async function resetForReplay(tx: Tx, id: string, force = false): Promise
   const [current] = await tx`select status from stripe_events where id = ${id}`;
   return current ? { refused: current.status as EventStatus } : 'missing';
 }
+
+/**
+ * Parks pending events older than `graceSeconds` that no live job will ever apply: their job
+ * ended without them (a worker killed mid-event until pg-boss ran out of tries, a job deleted by
+ * hand). Without this they would stay `pending` forever, out of `dunning events --failed`.
+ * Returns the parked ids. One hashed anti-join over the live jobs, so a backlog costs one scan.
+ */
+export async function parkOrphans(tx: Tx, graceSeconds: number, limit = 500): Promise<string[]> {
+  const rows = await tx`
+    update stripe_events set status = 'failed', last_error = 'its processing job ended without applying it (worker killed or job removed); replay it'
+     where id in (
+       select id from stripe_events
+        where status = 'pending' and received_at < now() - make_interval(secs => ${graceSeconds})
+          and id not in (select data->>'eventId' from pgboss.job
+                          where name = 'stripe-events' and state < 'completed' and data->>'eventId' is not null)
+        limit ${limit})
+       and status = 'pending'
+    returning id`;
+  return rows.map((r) => r.id as string);
+}
