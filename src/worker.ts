@@ -9,7 +9,7 @@ import { createDunningHooks } from './dunning/hooks.ts';
 import { startRetryWorkers } from './dunning/runner.ts';
 import { createPolicySource } from './dunning/scheduler.ts';
 import { combineHooks, type DomainHooks } from './events/hooks.ts';
-import { startEventWorker, type ProcessorDeps } from './events/processor.ts';
+import { startEventWorker, startOrphanSweep, type ProcessorDeps } from './events/processor.ts';
 import type { Logger } from './log.ts';
 import { QUEUES } from './queue.ts';
 import { retrieveCustomer, type StripeGateway } from './stripe/charge.ts';
@@ -68,6 +68,9 @@ export async function startWorkers(deps: WorkerDeps): Promise<() => Promise<void
 
   await startEventWorker(boss, sql, processorDeps(deps, hooks, gateway, reportUnknownCodes), { maxTries: config.eventMaxTries, concurrency: config.workerConcurrency });
   stops.push(() => boss.offWork(QUEUES.stripeEvents, { wait: true }));
+  // A job in retry or running still counts as live; the grace only keeps clear of a replay or a
+  // delivery being committed while the sweep reads.
+  stops.push(startOrphanSweep(sql, log.child({ component: 'events' }), { everyMs: 5 * 60_000, graceSeconds: 15 * 60 }));
 
   if (deps.stripe) {
     stops.push(await startRetryWorkers({

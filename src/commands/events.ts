@@ -1,7 +1,7 @@
 import { parseArgs } from 'node:util';
 import type { PgBoss } from 'pg-boss';
 import type { Sql } from '../db.ts';
-import { eventById, listEvents, resetForReplay, type EventStatus } from '../events/store.ts';
+import { eventById, listEvents, resetForReplay, type EventStatus, type ReplayResult } from '../events/store.ts';
 import { jobDb, QUEUES, startQueue } from '../queue.ts';
 import { openRuntime } from '../runtime.ts';
 import { UsageError, type Command } from './types.ts';
@@ -13,7 +13,7 @@ export const eventsCommand: Command = {
   summary: 'list stored Stripe events, show one, replay a failed one',
   help: `Usage: dunning events [--failed | --status pending|processed|ignored|failed] [--limit N]
        dunning events show <event-id>
-       dunning events replay <event-id>
+       dunning events replay <event-id> [--force]
 
 Every Stripe event the webhook accepted is stored with its processing status. An event whose
 handler kept failing is parked as "failed" after EVENT_MAX_TRIES tries, with its last error.
@@ -22,11 +22,13 @@ handler kept failing is parked as "failed" after EVENT_MAX_TRIES tries, with its
   --failed         only failed events (same as --status failed)
   --limit N        at most N events (default 50)
   show <id>        the event's status, tries, last error and its raw payload (JSON)
-  replay <id>      reset the event to pending and queue it again (after fixing the cause)`,
+  replay <id>      reset a failed event to pending and queue it again (after fixing the cause)
+  --force          replay an event that is not failed (processed, ignored, or pending with its
+                   job lost): its effects run again, e.g. a card update retries open invoices`,
   async run(argv, env) {
     const { values, positionals } = parseArgs({
       args: argv,
-      options: { failed: { type: 'boolean', default: false }, status: { type: 'string' }, limit: { type: 'string', default: '50' } },
+      options: { failed: { type: 'boolean', default: false }, status: { type: 'string' }, limit: { type: 'string', default: '50' }, force: { type: 'boolean', default: false } },
       strict: true,
       allowPositionals: true,
     });
@@ -34,6 +36,7 @@ handler kept failing is parked as "failed" after EVENT_MAX_TRIES tries, with its
     if (extra.length > 0) throw new UsageError(`unexpected arguments: ${extra.join(' ')}`);
     if ((sub === 'show' || sub === 'replay') && !id) throw new UsageError(`${sub}: missing <event-id>`);
     if (sub !== undefined && sub !== 'show' && sub !== 'replay') throw new UsageError(`unknown subcommand "${sub}"`);
+    if (values.force && sub !== 'replay') throw new UsageError('--force goes with replay');
     const limit = Number(values.limit);
     if (!Number.isInteger(limit) || limit < 1 || limit > 10_000) throw new UsageError(`--limit: expected a whole number from 1 to 10000, got "${values.limit}"`);
     const status = values.failed ? 'failed' : values.status;
@@ -47,7 +50,7 @@ handler kept failing is parked as "failed" after EVENT_MAX_TRIES tries, with its
       if (sub === 'replay') {
         const boss = await startQueue(rt.databaseUrl, rt.log, { eventMaxTries: rt.config.eventMaxTries });
         try {
-          return await replay(rt.sql, boss, id!);
+          return await replay(rt.sql, boss, id!, values.force);
         } finally {
           await boss.stop({ graceful: true, timeout: 5_000 });
         }
@@ -88,17 +91,22 @@ ${JSON.stringify(ev.payload, null, 2)}`);
 }
 
 /** Reset and enqueue commit together: a replayed event always has exactly one new job. */
-export async function replayEvent(sql: Sql, boss: Pick<PgBoss, 'send'>, id: string): Promise<boolean> {
+export async function replayEvent(sql: Sql, boss: Pick<PgBoss, 'send'>, id: string, force = false): Promise<ReplayResult> {
   return (await sql.begin(async (tx) => {
-    if (!(await resetForReplay(tx, id))) return false;
-    await boss.send(QUEUES.stripeEvents, { eventId: id }, { db: jobDb(tx) });
-    return true;
-  })) as boolean;
+    const result = await resetForReplay(tx, id, force);
+    if (result === 'reset') await boss.send(QUEUES.stripeEvents, { eventId: id }, { db: jobDb(tx) });
+    return result;
+  })) as ReplayResult;
 }
 
-async function replay(sql: Sql, boss: PgBoss, id: string): Promise<number> {
-  if (!(await replayEvent(sql, boss, id))) {
+async function replay(sql: Sql, boss: PgBoss, id: string, force: boolean): Promise<number> {
+  const result = await replayEvent(sql, boss, id, force);
+  if (result === 'missing') {
     console.error(`No stored event ${id}.`);
+    return 1;
+  }
+  if (result !== 'reset') {
+    console.error(`Event ${id} is ${result.refused}, not failed: replaying it applies it again. Add --force if that is what you want.`);
     return 1;
   }
   console.log(`Event ${id} queued again; a running worker will process it.`);

@@ -135,3 +135,26 @@ export async function startEventWorker(boss: PgBoss, sql: Sql, deps: ProcessorDe
     })),
   );
 }
+
+/**
+ * Every `everyMs`, parks events whose job is gone (see `parkOrphans`) and logs each as an error for
+ * ops. Every worker process may run it: the update is idempotent. Returns the stop function.
+ */
+export function startOrphanSweep(sql: Sql, log: Logger, opts: { everyMs: number; graceSeconds: number }): () => Promise<void> {
+  let running: Promise<void> = Promise.resolve();
+  const sweep = async () => {
+    try {
+      for (const eventId of await store.parkOrphans(sql, opts.graceSeconds)) {
+        log.error({ eventId }, 'event parked as failed: its job ended without applying it');
+      }
+    } catch (err) {
+      log.warn({ err }, 'orphaned-event sweep failed; next sweep will try again');
+    }
+  };
+  const timer = setInterval(() => { running = sweep(); }, opts.everyMs);
+  timer.unref();
+  return async () => {
+    clearInterval(timer);
+    await running;
+  };
+}

@@ -52,21 +52,33 @@ export interface Statement {
 }
 
 /**
- * The multi-row insert of raw events, `returning id` of the rows that were new. `raw` is the body
- * exactly as Stripe sent it, cast to jsonb by Postgres, so the event is not serialised again. Ids
- * repeated within `items` must have been removed by the caller (see `uniqueById`).
+ * A JSON `\u0000` escape that is not itself escaped (an even run of backslashes before it). jsonb has
+ * no NUL character and refuses the whole document, so Stripe would redeliver such an event for
+ * three days to no avail; U+FFFD keeps the rest of it.
  */
-export function eventInsertStatement(items: ReadonlyArray<{ event: Stripe.Event; raw: string }>): Statement {
-  const col = <T>(f: (e: Stripe.Event) => T) => items.map((x) => f(x.event));
+const JSON_NUL = /(?<=(?:^|[^\\])(?:\\\\)*)\\u0000/g;
+
+/** The body as jsonb will take it: unchanged unless it holds an escaped NUL. */
+export function storableJson(raw: string): string {
+  return raw.includes('\\u0000') ? raw.replace(JSON_NUL, '\\ufffd') : raw;
+}
+
+/**
+ * The multi-row insert of raw events, `returning id` of the rows that were new. The bodies travel
+ * exactly as Stripe sent them, joined into ONE json array parameter, and the columns are read from
+ * it by Postgres: no per-field arrays to escape and no second serialisation on the receiver, whose
+ * CPU is the webhook's bottleneck. Ids repeated within `items` must have been removed by the
+ * caller (see `uniqueById`).
+ */
+export function eventInsertStatement(items: ReadonlyArray<{ raw: string }>): Statement {
   return {
     text: `insert into stripe_events (id, type, created, livemode, account, api_version, payload)
-      select * from unnest($1::text[], $2::text[], $3::timestamptz[], $4::text[]::boolean[], $5::text[], $6::text[], $7::text[]::jsonb[])
+      select e->>'id', e->>'type', to_timestamp((e->>'created')::float8), (e->>'livemode')::boolean,
+             case when jsonb_typeof(e->'account') = 'string' then e->>'account' end, e->>'api_version', e
+        from jsonb_array_elements($1::text::jsonb) e
       on conflict (id) do nothing
       returning id`,
-    values: [
-      col((e) => e.id), col((e) => e.type), col((e) => new Date(e.created * 1000).toISOString()), col((e) => String(e.livemode)),
-      col((e) => (typeof e.account === 'string' ? e.account : null)), col((e) => e.api_version ?? null), items.map((x) => x.raw),
-    ],
+    values: [`[${items.map((x) => storableJson(x.raw)).join(',')}]`],
   };
 }
 
@@ -74,18 +86,6 @@ export function eventInsertStatement(items: ReadonlyArray<{ event: Stripe.Event;
 export function uniqueById<T extends { event: Stripe.Event }>(items: ReadonlyArray<T>): T[] {
   const seen = new Set<string>();
   return items.filter((x) => !seen.has(x.event.id) && seen.add(x.event.id));
-}
-
-/**
- * Stores many events in one statement; returns the ids that were new. `raw` is the body exactly as
- * Stripe sent it. Ids repeated within the call are stored once.
- */
-export async function insertEvents(tx: Tx, items: ReadonlyArray<{ event: Stripe.Event; raw: string }>): Promise<Set<string>> {
-  const unique = uniqueById(items);
-  if (unique.length === 0) return new Set();
-  const { text, values } = eventInsertStatement(unique);
-  const rows = await tx.unsafe(text, values as never[], { prepare: true });
-  return new Set(rows.map((r) => r.id as string));
 }
 
 export async function eventById(tx: Tx, id: string, lock = false): Promise<StoredEvent | null> {
@@ -136,10 +136,40 @@ export async function listEvents(tx: Tx, filter: { status?: EventStatus; limit: 
   }));
 }
 
-/** Puts an event back to `pending` with a fresh try budget; returns false when there is no such event. */
-export async function resetForReplay(tx: Tx, id: string): Promise<boolean> {
+export type ReplayResult = 'reset' | 'missing' | { refused: EventStatus };
+
+/**
+ * Puts an event back to `pending` with a fresh try budget. Only a failed event, unless `force`:
+ * replaying an applied one runs its effects again (a card-update retry, a reminder plan).
+ */
+export async function resetForReplay(tx: Tx, id: string, force = false): Promise<ReplayResult> {
   const rows = await tx`
-    update stripe_events set status = 'pending', tries = 0, last_error = null, processed_at = null
-     where id = ${id} returning id`;
-  return rows.length > 0;
+    with target as (select id, status from stripe_events where id = ${id} for update)
+    update stripe_events e set status = 'pending', tries = 0, last_error = null, processed_at = null
+      from target t
+     where e.id = t.id and (t.status = 'failed' or ${force})
+    returning e.id`;
+  if (rows.length > 0) return 'reset';
+  const [current] = await tx`select status from stripe_events where id = ${id}`;
+  return current ? { refused: current.status as EventStatus } : 'missing';
+}
+
+/**
+ * Parks pending events older than `graceSeconds` that no live job will ever apply: their job
+ * ended without them (a worker killed mid-event until pg-boss ran out of tries, a job deleted by
+ * hand). Without this they would stay `pending` forever, out of `dunning events --failed`.
+ * Returns the parked ids. One hashed anti-join over the live jobs, so a backlog costs one scan.
+ */
+export async function parkOrphans(tx: Tx, graceSeconds: number, limit = 500): Promise<string[]> {
+  const rows = await tx`
+    update stripe_events set status = 'failed', last_error = 'its processing job ended without applying it (worker killed or job removed); replay it'
+     where id in (
+       select id from stripe_events
+        where status = 'pending' and received_at < now() - make_interval(secs => ${graceSeconds})
+          and id not in (select data->>'eventId' from pgboss.job
+                          where name = 'stripe-events' and state < 'completed' and data->>'eventId' is not null)
+        limit ${limit})
+       and status = 'pending'
+    returning id`;
+  return rows.map((r) => r.id as string);
 }

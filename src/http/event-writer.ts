@@ -33,6 +33,22 @@ export interface EventWriterOptions {
    * each burst takes the free slot alone, and the rest queue behind two transactions.
    */
   minBatchWhileBusy?: number;
+  /**
+   * A caller hears "not stored" after this long, and its event leaves the queue if no transaction
+   * has taken it yet (nobody waits for it any more; Stripe redelivers). A transaction that has not
+   * answered by then gives up its slot: a connection hung on a dead server must not hold back every
+   * later delivery until TCP gives up on it, minutes later.
+   */
+  timeoutMs?: number;
+  /** Deliveries waiting at most; more are refused at once, so memory stays bounded while the database is away. */
+  maxQueued?: number;
+}
+
+export class EventNotStored extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'EventNotStored';
+  }
 }
 
 /** Where pg-boss's job insert reads its jobs (one JSON array parameter); checked, not assumed. */
@@ -92,6 +108,8 @@ export function createEventWriter(sql: Sql, boss: Pick<PgBoss, 'insert'>, option
   const maxBatch = options.maxBatch ?? 64;
   const maxInFlight = options.maxInFlight ?? 2;
   const minBatchWhileBusy = options.minBatchWhileBusy ?? 4;
+  const timeoutMs = options.timeoutMs ?? 2_000;
+  const maxQueued = options.maxQueued ?? 10_000;
   const queue: Pending[] = [];
   let inFlight = 0;
 
@@ -128,17 +146,39 @@ export function createEventWriter(sql: Sql, boss: Pick<PgBoss, 'insert'>, option
     while (inFlight < maxInFlight && queue.length > 0 && (inFlight === 0 || queue.length >= minBatchWhileBusy)) {
       const batch = queue.splice(0, maxBatch);
       inFlight += 1;
-      void flush(batch).finally(() => {
+      let released = false;
+      const release = () => {
+        if (released) return;
+        released = true;
+        clearTimeout(slotTimer);
         inFlight -= 1;
         pump();
-      });
+      };
+      // Its callers have all been told "not stored" by then; whatever the statement does later is
+      // harmless (committed: a redelivery is a duplicate; failed: Stripe redelivers).
+      const slotTimer = setTimeout(release, timeoutMs);
+      void flush(batch).finally(release);
     }
   };
 
   return {
     write(event, raw) {
+      if (queue.length >= maxQueued) {
+        return Promise.reject(new EventNotStored(`${queue.length} deliveries already wait for the database`));
+      }
       return new Promise<boolean>((resolve, reject) => {
-        queue.push({ event, raw, resolve, reject });
+        const timer = setTimeout(() => {
+          const at = queue.indexOf(pending);
+          if (at >= 0) queue.splice(at, 1);
+          reject(new EventNotStored(`storing the event took over ${timeoutMs} ms`));
+        }, timeoutMs);
+        const pending: Pending = {
+          event,
+          raw,
+          resolve: (inserted) => { clearTimeout(timer); resolve(inserted); },
+          reject: (err) => { clearTimeout(timer); reject(err); },
+        };
+        queue.push(pending);
         pump();
       });
     },

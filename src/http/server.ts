@@ -8,7 +8,10 @@ export type Handler = (req: IncomingMessage, res: ServerResponse, ctx: RequestCo
 
 export interface RequestContext {
   requestId: string;
-  log: Logger;
+  /** A logger bound to the request id (made on first use: most requests log only their request line). */
+  readonly log: Logger;
+  /** Adds fields to the request's one closing log line (e.g. the event id a delivery carried). */
+  annotate(fields: Record<string, unknown>): void;
 }
 
 /** Routes keyed by exact path; each handler checks its own methods. */
@@ -33,18 +36,28 @@ export function createServer(deps: ServerDeps): http.Server {
     const requestId = typeof given === 'string' && REQUEST_ID.test(given) ? given : randomUUID();
     res.setHeader('x-request-id', requestId);
     const path = new URL(req.url ?? '/', 'http://localhost').pathname;
-    const log = deps.log.child({ requestId });
+    let log: Logger | undefined;
+    let fields: Record<string, unknown> = {};
+    const ctx: RequestContext = {
+      requestId,
+      get log() {
+        return (log ??= deps.log.child({ requestId }));
+      },
+      annotate(more) {
+        fields = { ...fields, ...more };
+      },
+    };
     res.on('finish', () => {
       const ms = Number(process.hrtime.bigint() - started) / 1e6;
-      log.info({ method: req.method, path, status: res.statusCode, ms: Math.round(ms * 10) / 10 }, 'request');
+      deps.log.info({ requestId, method: req.method, path, status: res.statusCode, ms: Math.round(ms * 10) / 10, ...fields }, 'request');
     });
     const handler = Object.hasOwn(deps.routes, path) ? deps.routes[path] : undefined;
     if (!handler) {
       sendJson(res, 404, { error: 'not found' });
       return;
     }
-    handler(req, res, { requestId, log }).catch((err: unknown) => {
-      log.error({ err, path }, 'request handler failed');
+    handler(req, res, ctx).catch((err: unknown) => {
+      ctx.log.error({ err, path }, 'request handler failed');
       if (!res.headersSent) sendJson(res, 500, { error: 'internal error' });
       else res.destroy();
     });

@@ -65,9 +65,9 @@ test('a handler that keeps throwing is parked as failed with its error, and a re
   expect(jobs!.n).toBe(0);
 
   failuresLeft.set('in_w2', 0);
-  expect(await replayEvent(db.sql, boss, ev.id)).toBe(true);
+  expect(await replayEvent(db.sql, boss, ev.id)).toBe('reset');
   await waitFor('replayed event processed', async () => (await row(ev.id))?.status === 'processed', 15_000);
   expect(await row(ev.id)).toMatchObject({ status: 'processed', tries: 1 });
   expect(await caseOf(db.sql, 'in_w2')).toMatchObject({ status: 'open' });
-  expect(await replayEvent(db.sql, boss, 'evt_missing')).toBe(false);
+  expect(await replayEvent(db.sql, boss, 'evt_missing')).toBe('missing');
 });

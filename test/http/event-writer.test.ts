@@ -3,7 +3,7 @@ import { afterAll, beforeAll, expect, test } from 'vitest';
 import { createEventWriter } from '../../src/http/event-writer.ts';
 import { createLogger } from '../../src/log.ts';
 import { QUEUES, startQueue } from '../../src/queue.ts';
-import { createTestDatabase, type TestDatabase } from '../helpers/db.ts';
+import { createTestDatabase, waitFor, type TestDatabase } from '../helpers/db.ts';
 import { event, invoice } from '../fixtures/events/stripe-objects.ts';
 
 let db: TestDatabase;
@@ -38,13 +38,36 @@ test('concurrent writes share transactions; duplicates inside one batch count on
 test('an event Postgres refuses fails alone: its batch neighbours are still stored', async () => {
   const writer = createEventWriter(db.sql, boss, { maxInFlight: 1, maxBatch: 8 });
   const good = [make(100), make(101), make(102)];
-  // jsonb has no NUL character: valid JSON, valid signature, refused by the database.
-  const bad = make(103, 'nul \u0000 here');
+  // Valid JSON, a valid signature, and a `created` no timestamp can hold: refused by the database.
+  const bad = make(103);
+  bad.raw = bad.raw.replace(/"created":\d+/, '"created":1e300');
   const results = await Promise.allSettled([...good, bad].map((x) => writer.write(x.ev, x.raw)));
   expect(results.map((r) => r.status)).toEqual(['fulfilled', 'fulfilled', 'fulfilled', 'rejected']);
   const ids = [...good, bad].map((x) => x.ev.id);
   const rows = await db.sql`select id from stripe_events where id in ${db.sql(ids)}`;
   expect(rows.map((r) => r.id).sort()).toEqual(good.map((x) => x.ev.id).sort());
+});
+
+test('an escaped NUL, which jsonb cannot hold, is stored as U+FFFD instead of refusing the event forever', async () => {
+  const writer = createEventWriter(db.sql, boss, { maxInFlight: 1, maxBatch: 8 });
+  const nul = make(110, 'nul \u0000 here');
+  // An escaped backslash followed by "u0000" is plain text, not a NUL: it must come back unchanged.
+  const text = make(111, 'path C:\\u0000dir');
+  expect(nul.raw).toContain('nul \\u0000 here');
+  expect(await Promise.all([nul, text].map((x) => writer.write(x.ev, x.raw)))).toEqual([true, true]);
+  const rows = await db.sql`select id, payload->'data'->'object'->>'description' as d from stripe_events where id in ${db.sql([nul.ev.id, text.ev.id])}`;
+  const byId = new Map(rows.map((r) => [r.id as string, r.d as string]));
+  expect(byId.get(nul.ev.id)).toBe('nul \ufffd here');
+  expect(byId.get(text.ev.id)).toBe('path C:\\u0000dir');
+});
+
+test('columns are read from the body itself: id, type, created, livemode, account, api_version', async () => {
+  const writer = createEventWriter(db.sql, boss, { maxInFlight: 1, maxBatch: 8 });
+  const x = make(120);
+  const ev = { ...x.ev, account: 'acct_123', livemode: true, created: 1_764_547_200 };
+  expect(await writer.write(ev, JSON.stringify(ev))).toBe(true);
+  const [row] = await db.sql`select id, type, created, livemode, account, api_version from stripe_events where id = ${ev.id}`;
+  expect(row).toEqual({ id: ev.id, type: 'invoice.payment_failed', created: new Date('2025-12-01T00:00:00Z'), livemode: true, account: 'acct_123', api_version: ev.api_version });
 });
 
 test('a batch mixing stored and new ids stores and enqueues only the new ones', async () => {
@@ -85,4 +108,39 @@ test('while a transaction is in flight, a few stragglers wait for it instead of 
   const rest = stragglers.map((x) => writer.write(x.ev, x.raw));
   expect(await Promise.all([lone, ...rest])).toEqual([true, true, true]);
   expect(sizes).toEqual([1, 2]);
+});
+
+test('a database that does not answer: callers hear "not stored" in time, the slot frees, the queue stays bounded', async () => {
+  // A statement that never answers stands in for a connection hung on a dead server.
+  let hung = true;
+  const attempted: string[] = [];
+  const stuck: Pick<PgBoss, 'insert'> = {
+    insert: (name, jobs, options) => {
+      attempted.push(...jobs.map((j) => (j.data as { eventId: string }).eventId));
+      return hung ? new Promise<never>(() => {}) : boss.insert(name, jobs, options);
+    },
+  };
+  const writer = createEventWriter(db.sql, stuck, { maxInFlight: 1, maxBatch: 1, timeoutMs: 200, maxQueued: 3 });
+  const first = make(500);
+  const waiting = [make(501), make(502), make(503)];
+  const started = Date.now();
+  const a = writer.write(first.ev, first.raw);
+  const queued = waiting.map((x) => writer.write(x.ev, x.raw));
+  // A fourth waiting delivery is over the cap: refused at once, not after the timeout.
+  const over = make(504);
+  await expect(writer.write(over.ev, over.raw)).rejects.toThrow(/already wait for the database/);
+  expect(Date.now() - started).toBeLessThan(150);
+  for (const p of [a, ...queued]) await expect(p).rejects.toThrow(/took over 200 ms/);
+  // The first slot was given up when its caller gave up, and the next delivery took it (and hung);
+  // the two behind it expired in the queue and were dropped, never sent behind their callers' backs.
+  expect(attempted).toEqual([first.ev.id, waiting[0]!.ev.id]);
+  // Both hung statements still hold their connections, yet deliveries go through again.
+  hung = false;
+  let n = 510;
+  await waitFor('a delivery to be stored after the hang', async () => {
+    const x = make(n++);
+    return writer.write(x.ev, x.raw).catch(() => false);
+  });
+  expect(attempted).not.toContain(waiting[1]!.ev.id);
+  expect(attempted).not.toContain(waiting[2]!.ev.id);
 });
