@@ -294,6 +294,8 @@ export function paymentIntentJson(ctx: RenderContext, pi: PaymentIntentRec): Rec
     latest_charge: pi.latestCharge,
     livemode: false,
     metadata: {},
+    // 3-D Secure waits for the customer (the hosted invoice page completes it).
+    next_action: pi.status === 'requires_action' ? { type: 'use_stripe_sdk', use_stripe_sdk: {} } : null,
     payment_method: pi.paymentMethod,
     payment_method_types: ['card'],
     status: pi.status,

@@ -122,8 +122,10 @@ export function classifyChargeError(err: unknown): ChargeOutcome {
     return {
       kind: 'declined',
       decline: {
-        declineCode: err.decline_code ?? null,
-        failureCode: err.code ?? null,
+        // The SDK gives a missing decline code as '' (Stripe sends none with, e.g., 3-D Secure's
+        // invoice_payment_intent_requires_action); '' is no code, not a code to record.
+        declineCode: stringOrNull(err.decline_code),
+        failureCode: stringOrNull(err.code),
         adviceCode: err.advice_code ?? stringOrNull(raw.advice_code),
         networkAdviceCode: err.network_advice_code ?? stringOrNull(raw.network_advice_code),
         networkDeclineCode: err.network_decline_code ?? stringOrNull(raw.network_decline_code),
