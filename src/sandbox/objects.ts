@@ -160,7 +160,7 @@ export function invoiceJson(ctx: RenderContext, inv: InvoiceRec, expand: readonl
         : {
             type: 'subscription_details',
             quote_details: null,
-            subscription_details: { metadata: {}, subscription: inv.subscription },
+            subscription_details: { metadata: {}, subscription: expandedSubscription(ctx, inv.subscription, expand) },
           },
     period_end: inv.periodEnd,
     period_start: inv.periodStart,
@@ -269,6 +269,12 @@ export function lastPaymentErrorJson(ch: ChargeRec, pm: PaymentMethodRec | undef
     doc_url: `https://docs.stripe.com/error-codes/${f.code.replaceAll('_', '-')}`,
     payment_method: pm === undefined ? undefined : paymentMethodJson(pm),
   };
+}
+
+/** `expand[]=parent.subscription_details.subscription` gives the Subscription object, as Stripe does. */
+function expandedSubscription(ctx: RenderContext, id: string, expand: readonly string[]): string | Record<string, unknown> {
+  const sub = expand.includes('parent.subscription_details.subscription') ? ctx.store.subscriptions.get(id) : undefined;
+  return sub === undefined ? id : subscriptionJson(sub);
 }
 
 /** `expand[]=payments.data.payment.payment_intent` gives the PaymentIntent object (with its latest charge), as Stripe does. */

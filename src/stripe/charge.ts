@@ -48,9 +48,13 @@ export async function call<T>(gateway: StripeGateway, fn: (stripe: Stripe) => Pr
  * The invoice as Stripe holds it now; null when Stripe answers 404 (a deleted draft, or an invoice
  * of another account or mode than this key): asking again would get the same answer forever.
  */
-export async function retrieveInvoice(gateway: StripeGateway, invoiceId: string): Promise<Stripe.Invoice | null> {
+export async function retrieveInvoice(
+  gateway: StripeGateway, invoiceId: string, o: { withSubscription?: boolean } = {},
+): Promise<Stripe.Invoice | null> {
+  // The subscription comes in the same request: its `pause_collection` decides whether to charge.
+  const params: Stripe.InvoiceRetrieveParams = o.withSubscription ? { expand: ['parent.subscription_details.subscription'] } : {};
   try {
-    return await call(gateway, (s) => s.invoices.retrieve(invoiceId));
+    return await call(gateway, (s) => s.invoices.retrieve(invoiceId, params));
   } catch (cause) {
     if (cause instanceof Stripe.errors.StripeError && cause.statusCode === 404) return null;
     throw new Error(`cannot read invoice ${invoiceId} from Stripe`, { cause });

@@ -105,7 +105,7 @@ describe('deadlines and final actions', () => {
   }
 
   it.each([
-    ['collection paused on our copy of the invoice', (s: SeededCase) => w.db.sql`update invoices set collection_paused = true where id = ${s.invoiceId}`.then(() => undefined)],
+    ['our copy says the invoice is uncollectible', (s: SeededCase) => w.db.sql`update invoices set status = 'uncollectible' where id = ${s.invoiceId}`.then(() => undefined)],
     ['Stripe says the invoice is uncollectible', (s: SeededCase) => w.deps.gateway.stripe.invoices.markUncollectible(s.invoiceId).then(() => undefined)],
   ])('a skipped attempt (%s) leaves a deadline at the end of the window, so the final action still runs', async (_why, block) => {
     const s = await seedFailedInvoice(w, 'generic_decline');
