@@ -1,7 +1,7 @@
 import type Stripe from 'stripe';
 import type { Sql, Tx } from '../db.ts';
-import { detailsOfIntent } from '../events/charges.ts';
-import { insertStripeAttempt, type DeclineDetails } from '../events/ledger.ts';
+import { detailsOfCharge, detailsOfIntent } from '../events/charges.ts';
+import { insertStripeAttempt, mergeDetails, type DeclineDetails } from '../events/ledger.ts';
 import { upsertCustomer as upsertCustomerRow } from '../events/objects.ts';
 import { call, type StripeGateway } from '../stripe/charge.ts';
 import { assignCohort, type Policy } from './policy.ts';
@@ -10,7 +10,9 @@ import { planNext, savePolicy, type PlanResult, type SchedulerDeps } from './sch
 /**
  * Takes over dunning for invoices that failed before the worker was installed: pages through
  * Stripe's open, automatically charged invoices, copies them, and opens a case (with its next
- * attempt planned) for each that Stripe already tried to charge.
+ * attempt planned) for each that Stripe already tried to charge. The case opens at the invoice's
+ * first failure as Stripe knows it, not at the import: the dunning window and the reports count
+ * from there, as they do for a case opened by a webhook.
  */
 
 export interface BackfillProgress { pages: number; seen: number; opened: number; planned: number }
@@ -42,8 +44,8 @@ export async function backfill(deps: BackfillDeps): Promise<BackfillProgress> {
         await upsertCustomer(deps, customerId);
         knownCustomers.add(customerId);
       }
-      const last = invoice.attempt_count > 0 ? await lastDecline(deps, invoice.id) : null;
-      const result = await deps.sql.begin((tx) => takeOver(tx, deps, invoice, customerId, last));
+      const tries = invoice.attempt_count > 0 ? await stripeTries(deps, invoice) : null;
+      const result = await deps.sql.begin((tx) => takeOver(tx, deps, invoice, customerId, tries));
       if (result.opened) totals.opened += 1;
       if (result.plan?.kind === 'planned') totals.planned += 1;
     }
@@ -69,26 +71,86 @@ async function upsertCustomer(deps: BackfillDeps, customerId: string): Promise<v
   await upsertCustomerRow(deps.sql, c as Stripe.Customer, new Date(c.created * 1000));
 }
 
+/** One of Stripe's own tries at the invoice, as far as Stripe can still tell. */
+interface StripeTry {
+  at: Date;
+  /** What the bank said; null when no charge of this try was found. */
+  details: DeclineDetails | null;
+  /** For ops, on a try recorded without its charge: where its time comes from. */
+  note: string | null;
+}
+
+interface StripeTries {
+  /** The first failure: the earliest failed charge, else the invoice's finalization (see `note`). */
+  openedAt: Date;
+  /** One per `attempt_count`, oldest first. */
+  tries: StripeTry[];
+}
+
 /**
- * What the bank said to Stripe's latest try, from the invoice's PaymentIntent (the list response
- * does not carry it, and expanding it there is one level too deep). Without it a lost or stolen
- * card would look like a generic decline and be retried. Null when Stripe cannot say.
+ * Stripe's earlier tries with their own times and answers: the failed charges of the invoice's
+ * PaymentIntents (the invoice list does not carry them, and expanding them there is one level too
+ * deep). Without them a lost or stolen card would look like a generic decline and be retried, and
+ * the case would open at the import. Tries without a charge (Stripe cannot list it any more, or the
+ * try stopped at 3-D Secure) fall back to the first failure's time, or to the invoice's
+ * finalization when no failed charge is known at all, and say so.
  */
-async function lastDecline(deps: BackfillDeps, invoiceId: string): Promise<DeclineDetails | null> {
+async function stripeTries(deps: BackfillDeps, inv: Stripe.Invoice): Promise<StripeTries> {
+  const invoiceId = inv.id!;
+  let lastError: DeclineDetails | null = null;
+  let failed: Stripe.Charge[] = [];
   try {
-    const inv = await call(deps.gateway, (s) => s.invoices.retrieve(invoiceId, { expand: ['payments.data.payment.payment_intent'] }));
-    const intents = (inv.payments?.data ?? []).map((p) => p.payment.payment_intent).filter((pi): pi is Stripe.PaymentIntent => typeof pi === 'object' && pi !== null);
-    const failed = intents.filter((pi) => pi.last_payment_error);
-    const pi = failed[failed.length - 1];
-    return pi ? detailsOfIntent(pi) : null;
+    const full = await call(deps.gateway, (s) => s.invoices.retrieve(invoiceId, { expand: ['payments.data.payment.payment_intent'] }));
+    const intents = (full.payments?.data ?? []).map((p) => p.payment.payment_intent).filter((pi): pi is Stripe.PaymentIntent => typeof pi === 'object' && pi !== null);
+    const withError = intents.filter((pi) => pi.last_payment_error);
+    const latest = withError[withError.length - 1];
+    lastError = latest ? detailsOfIntent(latest) : null;
+    for (const pi of intents) failed.push(...(await failedCharges(deps, pi.id)));
   } catch (err) {
-    deps.scheduler.log.warn({ invoiceId, err: (err as Error).message }, 'backfill: cannot read the last decline; recorded without a code');
-    return null;
+    deps.scheduler.log.warn({ invoiceId, err: (err as Error).message }, "backfill: cannot read Stripe's tries; recorded without codes");
+  }
+  failed = failed.sort((a, b) => a.created - b.created || (a.id < b.id ? -1 : 1));
+  const finalized = inv.status_transitions?.finalized_at ?? inv.created;
+  const first = failed[0];
+  const openedAt = new Date((first ? first.created : finalized) * 1000);
+  if (!first) {
+    deps.scheduler.log.info({ invoiceId }, 'backfill: no failed charge found; the case opens at the invoice\'s finalization');
+  }
+  const n = inv.attempt_count;
+  const known = failed.slice(-n);
+  const unknownNote = first
+    ? 'recorded by backfill: no charge found for this try; time of the first failed charge'
+    : "recorded by backfill: no failed charge found; time of the invoice's finalization";
+  const tries: StripeTry[] = [];
+  for (let i = 0; i < n; i += 1) {
+    const ch = known[i - (n - known.length)];
+    const isLast = i === n - 1;
+    if (ch) {
+      const details = detailsOfCharge(ch);
+      // The PaymentIntent's error repeats the latest charge's answer, sometimes with more of it.
+      tries.push({ at: new Date(ch.created * 1000), details: isLast && lastError?.chargeId === ch.id ? mergeDetails(details, lastError) : details, note: null });
+    } else {
+      tries.push({ at: openedAt, details: isLast ? lastError : null, note: unknownNote });
+    }
+  }
+  return { openedAt, tries };
+}
+
+async function failedCharges(deps: BackfillDeps, paymentIntent: string): Promise<Stripe.Charge[]> {
+  const out: Stripe.Charge[] = [];
+  let startingAfter: string | undefined;
+  for (;;) {
+    const params: Stripe.ChargeListParams = { payment_intent: paymentIntent, limit: 100, ...(startingAfter ? { starting_after: startingAfter } : {}) };
+    const page = await call(deps.gateway, (s) => s.charges.list(params));
+    out.push(...page.data.filter((c) => c.status === 'failed'));
+    const last = page.data[page.data.length - 1];
+    if (!page.has_more || !last) return out;
+    startingAfter = last.id;
   }
 }
 
 async function takeOver(
-  tx: Tx, deps: BackfillDeps, inv: Stripe.Invoice, customerId: string, last: DeclineDetails | null,
+  tx: Tx, deps: BackfillDeps, inv: Stripe.Invoice, customerId: string, stripe: StripeTries | null,
 ): Promise<{ opened: boolean; plan: PlanResult | null }> {
   const created = new Date(inv.created * 1000);
   const subscription = idOf(inv.parent?.subscription_details?.subscription);
@@ -101,27 +163,29 @@ async function takeOver(
     on conflict (id) do update set status = excluded.status, amount_paid = excluded.amount_paid,
       amount_remaining = excluded.amount_remaining, stripe_attempt_count = excluded.stripe_attempt_count
     where invoices.stripe_updated_at <= excluded.stripe_updated_at and invoices.status not in ('paid', 'void')`;
-  if (inv.attempt_count <= 0) return { opened: false, plan: null };
+  if (inv.attempt_count <= 0 || !stripe) return { opened: false, plan: null };
   const now = deps.scheduler.clock.now();
   const opened = await tx`
     insert into dunning_cases (invoice_id, customer_id, currency, amount, policy_version, cohort, opened_at, updated_at)
     values (${inv.id!}, ${customerId}, ${inv.currency}, ${inv.amount_remaining}, ${deps.policy.version},
-            ${assignCohort(inv.id!, deps.policy)}, ${now}, ${now})
+            ${assignCohort(inv.id!, deps.policy)}, ${stripe.openedAt}, ${now})
     on conflict (invoice_id) do nothing
     returning id`;
   const caseId = opened[0]?.id;
   if (caseId === undefined) return { opened: false, plan: null };
-  // Stripe's earlier tries count against caps and network limits. Only the latest one's answer can
-  // be read back; the others are recorded as declines without a code (the planner's generic
-  // category) at the invoice's creation time, which errs on the side of fewer retries.
-  for (let n = 1; n <= inv.attempt_count; n += 1) {
-    if (n === inv.attempt_count && last) {
-      await insertStripeAttempt(tx, { caseId: Number(caseId), invoiceId: inv.id!, attemptNo: n, at: created, eventId: null, details: last });
+  // Stripe's tries count against caps and network limits, at their own times where Stripe still
+  // knows them. A try without its answer is a decline without a code (the planner's generic
+  // category), which errs on the side of fewer retries.
+  for (const [i, t] of stripe.tries.entries()) {
+    const n = i + 1;
+    if (t.details) {
+      const id = await insertStripeAttempt(tx, { caseId: Number(caseId), invoiceId: inv.id!, attemptNo: n, at: t.at, eventId: null, details: t.details });
+      if (t.note) await tx`update payment_attempts set failure_message = ${t.note} || coalesce(': ' || failure_message, '') where id = ${id}`;
       continue;
     }
     await tx`
       insert into payment_attempts (case_id, invoice_id, attempt_no, source, status, started_at, finished_at, failure_message)
-      values (${caseId}, ${inv.id!}, ${n}, 'stripe', 'declined', ${created}, ${created}, 'recorded by backfill')
+      values (${caseId}, ${inv.id!}, ${n}, 'stripe', 'declined', ${t.at}, ${t.at}, ${t.note ?? 'recorded by backfill'})
       on conflict do nothing`;
   }
   return { opened: true, plan: await planNext(tx, deps.scheduler, Number(caseId)) };

@@ -23,10 +23,16 @@ export interface Classification {
   category: DeclineCategory;
   /** The code that decided the category, e.g. `insufficient_funds` or `mastercard_advice_03`. */
   code: string;
-  /** The issuer or network said this card will never be approved: retrying it risks network fines. */
+  /**
+   * No charge of this card without the customer: the issuer or network said it will never be
+   * approved (retrying risks network fines), or it needs the customer to authenticate, which an
+   * off-session retry cannot do.
+   */
   neverRetrySameCard: boolean;
-  /** Minimum wait the network asked for before the next attempt, if any. */
+  /** Minimum wait the network (or Stripe) asked for before the next attempt, if any. */
   retryAfterMs: number | null;
+  /** Who asked for `retryAfterMs`. */
+  retryAfterBy: 'network' | 'Stripe' | null;
   /** For ops, never for the customer (it may name fraud or theft). */
   explanation: string;
   /** False when some code was not recognised; the caller should log it once. */
@@ -34,7 +40,12 @@ export interface Classification {
   unknownCodes: string[];
 }
 
-interface Rule { category: DeclineCategory; explanation: string }
+interface Rule {
+  category: DeclineCategory;
+  explanation: string;
+  /** A wait Stripe or the network names for this answer, applied whatever decided the category. */
+  retryAfterMs?: number | null;
+}
 
 const HOUR = 3_600_000;
 const DAY = 24 * HOUR;
@@ -125,6 +136,10 @@ const FAILURE_CODES = new Map<string, Rule>([
     authentication_required: 'issuer requires 3-D Secure authentication',
     payment_intent_authentication_failure: 'customer did not complete authentication',
     payment_action_required: 'invoice needs the customer to complete a payment action',
+    // What `invoices.pay` answers (402, no decline_code) when the invoice's PaymentIntent needs
+    // 3-D Secure: the PaymentIntent waits in `requires_action` for the customer.
+    invoice_payment_intent_requires_action: 'the invoice payment needs the customer to complete 3-D Secure',
+    payment_intent_action_required: 'the payment needs the customer to complete an action (3-D Secure)',
   }),
   ...rules('customer_action', {
     expired_card: 'card has expired',
@@ -133,6 +148,7 @@ const FAILURE_CODES = new Map<string, Rule>([
     incorrect_number: 'card number is wrong',
     invalid_number: 'card number is invalid',
     incorrect_zip: 'postal code does not match',
+    incorrect_postal_code: 'postal code does not match',
     invalid_expiry_month: 'expiry month is invalid',
     invalid_expiry_year: 'expiry year is invalid',
     postal_code_invalid: 'postal code is invalid',
@@ -142,9 +158,12 @@ const FAILURE_CODES = new Map<string, Rule>([
   }),
   ...rules('temporary', {
     processing_error: 'error while processing the card',
-    card_decline_rate_limit_exceeded: 'too many declines on this card recently: wait before retrying',
     rate_limit: 'Stripe rate limit',
   }),
+  // Stripe refuses a card declined too often in the last 24 hours and says to wait 24 hours.
+  ['card_decline_rate_limit_exceeded', {
+    category: 'temporary', explanation: 'too many declines on this card in 24 hours: Stripe says wait 24 hours', retryAfterMs: DAY,
+  }],
   ...rules('funds', {
     balance_insufficient: 'not enough funds',
   }),
@@ -175,6 +194,13 @@ const NETWORK_ADVICE = new Map<string, Rule & { retryAfterMs: number | null }>([
   ['03', { category: 'hard', explanation: 'network says do not try again', retryAfterMs: null }],
   ['04', { category: 'customer_action', explanation: 'network says token requirements not met', retryAfterMs: null }],
   ['21', { category: 'hard', explanation: 'network says the customer cancelled payments', retryAfterMs: null }],
+  // The card itself will not pay this merchant again, whenever asked: another card is needed. The
+  // customer hears "please update your card", never the reason.
+  ['22', { category: 'hard', explanation: 'network says this merchant does not qualify for the card\'s product', retryAfterMs: null }],
+  ['40', { category: 'hard', explanation: 'network says this is a non-reloadable prepaid card: not usable for recurring payments', retryAfterMs: null }],
+  ['41', { category: 'hard', explanation: 'network says this is a single-use virtual card number: not usable for recurring payments', retryAfterMs: null }],
+  ['42', { category: 'hard', explanation: 'network says the sanctions screening score is over the threshold', retryAfterMs: null }],
+  ['43', { category: 'hard', explanation: 'network says this is a multi-use virtual card number: not usable for recurring payments', retryAfterMs: null }],
   ['24', { category: 'temporary', explanation: 'network says retry after 1 hour', retryAfterMs: HOUR }],
   ['25', { category: 'temporary', explanation: 'network says retry after 24 hours', retryAfterMs: DAY }],
   ['26', { category: 'temporary', explanation: 'network says retry after 2 days', retryAfterMs: 2 * DAY }],
@@ -183,7 +209,8 @@ const NETWORK_ADVICE = new Map<string, Rule & { retryAfterMs: number | null }>([
   ['29', { category: 'temporary', explanation: 'network says retry after 8 days', retryAfterMs: 8 * DAY }],
   ['30', { category: 'temporary', explanation: 'network says retry after 10 days', retryAfterMs: 10 * DAY }],
 ]);
-const NETWORK_NEVER = new Set(['03', '21']);
+/** Advice that rules this card out whatever the decline code says. */
+const NETWORK_NEVER = new Set(['03', '21', '22', '40', '41', '42', '43']);
 
 /** Visa category 1 responses ("issuer will never approve"): Visa forbids any reattempt. */
 const VISA_CATEGORY_1 = new Set(['04', '07', '12', '14', '15', '41', '43', '46', '57', 'R0', 'R1', 'R3']);
@@ -233,12 +260,19 @@ export function classifyDecline(info: DeclineInfo): Classification {
   if (networkAdvice && !NETWORK_ADVICE.has(networkAdvice)) unknownCodes.push(`network_advice_${networkAdvice}`);
 
   const networkRule = networkAdvice ? NETWORK_ADVICE.get(networkAdvice) : undefined;
-  const retryAfterMs = networkRule?.retryAfterMs ?? null;
+  const failureWait = failureCode ? (FAILURE_CODES.get(failureCode)?.retryAfterMs ?? 0) : 0;
+  const networkWait = networkRule?.retryAfterMs ?? 0;
+  const longestWait = Math.max(networkWait, failureWait);
+  const retryAfterMs = longestWait > 0 ? longestWait : null;
+  const retryAfterBy = longestWait === 0 ? null : networkWait >= failureWait ? 'network' : 'Stripe';
   const result = (code: string, rule: Rule, neverOverride = false): Classification => ({
     category: rule.category,
     code,
-    neverRetrySameCard: neverOverride || rule.category === 'hard' || STRIPE_NEVER_RETRY.has(code),
+    // Authentication: only the customer can complete it; charging the card again off-session
+    // cannot, so it is not retried until a new card arrives (or the customer pays the invoice).
+    neverRetrySameCard: neverOverride || rule.category === 'hard' || rule.category === 'authentication' || STRIPE_NEVER_RETRY.has(code),
     retryAfterMs: rule.category === 'hard' ? null : retryAfterMs,
+    retryAfterBy: rule.category === 'hard' ? null : retryAfterBy,
     explanation: rule.explanation,
     known: unknownCodes.length === 0,
     unknownCodes,

@@ -2,7 +2,8 @@ import type Stripe from 'stripe';
 import type { Sql, Tx } from '../db.ts';
 import { call, classifyChargeError, retrieveInvoice, type StripeGateway } from '../stripe/charge.ts';
 import type { FinalAction } from './policy.ts';
-import type { DeadlineJob, SchedulerDeps } from './scheduler.ts';
+import { pauseOfInvoice, pausedAt } from './collection-pause.ts';
+import { cancelPlanned, holdOf, type DeadlineJob, type SchedulerDeps } from './scheduler.ts';
 import * as store from './store.ts';
 
 /**
@@ -68,7 +69,9 @@ export async function handleDeadline(deps: FinalActionDeps, job: DeadlineJob): P
   const log = deps.log.child({ caseId: job.caseId });
   const check = await deps.sql.begin(async (tx) => {
     const c = await store.caseById(tx, job.caseId, true);
-    if (!c || c.status !== 'open' || c.paused) return null;
+    // Held by ops or by Stripe's pause_collection: no final action while collection is stopped;
+    // lifting the hold plans the case again, and the planner stops it then if its time is up.
+    if (!c || c.status !== 'open' || (await holdOf(tx, c, deps.clock.now())) !== null) return null;
     const attempts = await store.attemptsOf(tx, c.invoiceId);
     if (attempts.length !== job.attemptsSeen) return null;
     if (attempts.some((a) => a.status === 'planned' || a.status === 'in_flight' || a.status === 'unknown')) return null;
@@ -82,9 +85,13 @@ export async function handleDeadline(deps: FinalActionDeps, job: DeadlineJob): P
   }
   const { c, action } = check;
   let subscriptionId = check.subscriptionId;
-  const remote = await retrieveInvoice(deps.gateway, c.invoiceId);
+  const remote = await retrieveInvoice(deps.gateway, c.invoiceId, { withSubscription: true });
   if (remote === null) {
     await closeForMissingInvoice(deps, c.id, c.invoiceId);
+    return 'stood_down';
+  }
+  if (remote.status === 'open' && pausedAt(pauseOfInvoice(remote), deps.clock.now())) {
+    log.info({}, 'deadline stands down: collection is paused at Stripe');
     return 'stood_down';
   }
   if (remote.status === 'paid' || remote.status === 'void') {
@@ -103,7 +110,7 @@ export async function handleDeadline(deps: FinalActionDeps, job: DeadlineJob): P
     // case. If it fails, the planner stops again and the next deadline closes the case.
     await store.caseById(tx, c.id, true);
     if ((await store.attemptsOf(tx, c.invoiceId)).length !== job.attemptsSeen) return false;
-    await store.cancelPlannedAttempts(tx, c.invoiceId, 'case lost', at);
+    await cancelPlanned(tx, deps, c.invoiceId, 'case lost');
     if (await store.closeCase(tx, c.id, { status: 'lost', reason, at })) {
       await deps.onCaseClosed?.(tx, { caseId: c.id, invoiceId: c.invoiceId, status: 'lost', reason, at });
     }
@@ -128,7 +135,7 @@ export const MISSING_INVOICE = 'invoice not found at Stripe (deleted, or it belo
 export async function closeForMissingInvoice(deps: FinalActionDeps, caseId: number, invoiceId: string): Promise<void> {
   const at = deps.clock.now();
   await deps.sql.begin(async (tx) => {
-    await store.cancelPlannedAttempts(tx, invoiceId, MISSING_INVOICE, at);
+    await cancelPlanned(tx, deps, invoiceId, MISSING_INVOICE);
     if (await store.closeCase(tx, caseId, { status: 'closed', reason: MISSING_INVOICE, at })) {
       await deps.onCaseClosed?.(tx, { caseId, invoiceId, status: 'closed', reason: MISSING_INVOICE, at });
     }

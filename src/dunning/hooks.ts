@@ -1,7 +1,8 @@
 import type { Tx } from '../db.ts';
 import type { DomainHooks } from '../events/hooks.ts';
 import { planNextAttempt, type Plan } from './planner.ts';
-import { loadPlanContext, planNext, recordPlan, type PlanContext, type PlanResult, type SchedulerDeps } from './scheduler.ts';
+import { pausedAt, pauseReason } from './collection-pause.ts';
+import { cancelPlanned, holdOf, loadPlanContext, planNext, recordPlan, type PlanContext, type PlanResult, type SchedulerDeps } from './scheduler.ts';
 import * as store from './store.ts';
 import type { AttemptRow, AttemptSource } from './store.ts';
 
@@ -15,6 +16,7 @@ export interface DunningHooks {
   caseClosed(tx: Tx, e: { caseId: number; invoiceId: string; status: string; reason?: string | null; at: Date }): Promise<void>;
   paymentMethodChanged(tx: Tx, e: { customerId: string; paymentMethod?: string | null; at: Date; updated?: boolean }): Promise<void>;
   declineLearned(tx: Tx, e: { caseId: number; invoiceId: string; attemptId: number; at: Date }): Promise<void>;
+  collectionPauseChanged(tx: Tx, e: { subscriptionId: string; at: Date }): Promise<void>;
 }
 
 export function createDunningHooks(deps: SchedulerDeps): DunningHooks & DomainHooks {
@@ -25,7 +27,7 @@ export function createDunningHooks(deps: SchedulerDeps): DunningHooks & DomainHo
       await planNext(tx, deps, e.caseId);
     },
     async caseClosed(tx, e) {
-      const n = await store.cancelPlannedAttempts(tx, e.invoiceId, `case closed: ${e.reason ?? e.status}`, deps.clock.now());
+      const n = await cancelPlanned(tx, deps, e.invoiceId, `case closed: ${e.reason ?? e.status}`);
       if (n > 0) deps.log.info({ caseId: e.caseId, invoiceId: e.invoiceId, cancelled: n }, 'planned attempts cancelled');
     },
     async declineLearned(tx, e) {
@@ -37,7 +39,32 @@ export function createDunningHooks(deps: SchedulerDeps): DunningHooks & DomainHo
         await retryWithNewCard(tx, deps, c.id, e.paymentMethod, { updated: e.updated === true });
       }
     },
+    async collectionPauseChanged(tx, e) {
+      await followCollectionPause(tx, deps, e.subscriptionId);
+    },
   };
+}
+
+/**
+ * Stripe paused or resumed collection on a subscription. Paused: its invoices' planned attempts
+ * (and their jobs) are withdrawn, as `dunning pause` does; the runner would skip them anyway.
+ * Resumed: each open case is planned again (a case ops paused stays paused).
+ */
+export async function followCollectionPause(tx: Tx, deps: SchedulerDeps, subscriptionId: string): Promise<void> {
+  const now = deps.clock.now();
+  const pause = await store.collectionPauseOf(tx, subscriptionId);
+  for (const c of await store.openCasesOfSubscription(tx, subscriptionId)) {
+    await store.caseById(tx, c.id, true);
+    if (pause && pausedAt(pause, now)) {
+      const reason = pauseReason(pause);
+      const n = await cancelPlanned(tx, deps, c.invoiceId, reason);
+      await store.setNextAttempt(tx, c.id, null, `held: ${reason}`, now);
+      deps.log.info({ caseId: c.id, invoiceId: c.invoiceId, cancelled: n }, 'collection paused at Stripe: case held');
+    } else {
+      const result = await planNext(tx, deps, c.id);
+      deps.log.info({ caseId: c.id, invoiceId: c.invoiceId, result: result.kind }, 'collection resumed at Stripe: case planned again');
+    }
+  }
 }
 
 /**
@@ -52,7 +79,8 @@ export async function retryWithNewCard(
 ): Promise<PlanResult> {
   const caseRow = await store.caseById(tx, caseId, true);
   if (!caseRow || caseRow.status !== 'open') return { kind: 'unchanged', why: 'case is not open' };
-  if (caseRow.paused) return { kind: 'unchanged', why: 'case is paused' };
+  const held = await holdOf(tx, caseRow, deps.clock.now());
+  if (held) return { kind: 'unchanged', why: held };
   const ctx = await loadPlanContext(tx, deps, caseRow, paymentMethod);
   const active = activeAttempt(ctx.attempts);
   if (active && active.status !== 'planned') return { kind: 'unchanged', why: `attempt #${active.attemptNo} is ${active.status}` };
@@ -82,7 +110,8 @@ export async function retryWithNewCard(
 export async function replanWithLateDetails(tx: Tx, deps: SchedulerDeps, caseId: number): Promise<PlanResult> {
   const caseRow = await store.caseById(tx, caseId, true);
   if (!caseRow || caseRow.status !== 'open') return { kind: 'unchanged', why: 'case is not open' };
-  if (caseRow.paused) return { kind: 'unchanged', why: 'case is paused' };
+  const held = await holdOf(tx, caseRow, deps.clock.now());
+  if (held) return { kind: 'unchanged', why: held };
   const planned = activeAttempt(await store.attemptsOf(tx, caseRow.invoiceId));
   if (!planned || planned.status !== 'planned') return { kind: 'unchanged', why: 'no planned attempt' };
   if (planned.source === 'manual') return { kind: 'unchanged', why: 'a manual attempt is planned' };
@@ -108,12 +137,12 @@ function planWithoutPlanned(deps: SchedulerDeps, ctx: PlanContext): Plan {
 }
 
 /**
- * Cancels the planned attempt and records the new plan in its place (the plan names its card). The
- * cancelled row's pg-boss job still fires, finds nothing to claim and does nothing.
+ * Cancels the planned attempt, and its pg-boss job, and records the new plan in its place (the plan
+ * names its card).
  */
 async function replacePlanned(
   tx: Tx, deps: SchedulerDeps, ctx: PlanContext, plan: Plan, o: { source: AttemptSource; why: string },
 ): Promise<PlanResult> {
-  await store.cancelPlannedAttempts(tx, ctx.caseRow.invoiceId, o.why, deps.clock.now());
+  await cancelPlanned(tx, deps, ctx.caseRow.invoiceId, o.why);
   return recordPlan(tx, deps, ctx, plan, o.source);
 }

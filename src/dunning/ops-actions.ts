@@ -1,6 +1,7 @@
 import type { Sql, Tx } from '../db.ts';
 import { remindersOfCase, type ReminderLine } from '../reminders/outbox.ts';
-import { planNext, scheduleAttempt, type PlanResult, type SchedulerDeps } from './scheduler.ts';
+import { pausedAt, pauseReason } from './collection-pause.ts';
+import { cancelPlanned, planNext, scheduleAttempt, type PlanResult, type SchedulerDeps } from './scheduler.ts';
 import * as store from './store.ts';
 import type { AttemptRow, CaseRow } from './store.ts';
 
@@ -93,7 +94,12 @@ export async function retryNow(tx: Tx, deps: SchedulerDeps, invoiceId: string, o
     throw new OpsError(`attempt #${busy.attemptNo} is ${busy.status}; it must be resolved before another charge${
       busy.status === 'unknown' ? ' (check the invoice in the Stripe Dashboard, then use --resolve-unknown if it was not charged)' : ' (a worker holds it; try again after its lease)'}`);
   }
-  await store.cancelPlannedAttempts(tx, invoiceId, 'replaced by a manual retry', now);
+  // Stripe's pause is the merchant's own setting at Stripe: ops lift it there, not here.
+  const stripePause = (await store.invoiceById(tx, invoiceId))?.collectionPause ?? null;
+  if (stripePause && pausedAt(stripePause, now)) {
+    throw new OpsError(`${pauseReason(stripePause)}: lift pause_collection on the subscription in Stripe first`);
+  }
+  await cancelPlanned(tx, deps, invoiceId, 'replaced by a manual retry');
   if (c.paused) await store.setPaused(tx, c.id, false, now);
   const attempt = await scheduleAttempt(tx, deps, c, { at: now, reason: 'manual retry requested by ops', source: 'manual', paymentMethod: null, isLast: false });
   if (!attempt) throw new OpsError(`another attempt became active for ${invoiceId}`);
@@ -114,7 +120,7 @@ export async function pause(tx: Tx, deps: SchedulerDeps, target: string): Promis
   for (const c of cases) {
     await store.caseById(tx, c.id, true);
     await store.setPaused(tx, c.id, true, now);
-    await store.cancelPlannedAttempts(tx, c.invoiceId, 'paused by ops', now);
+    await cancelPlanned(tx, deps, c.invoiceId, 'paused by ops');
     await store.setNextAttempt(tx, c.id, null, 'paused by ops', now);
   }
   return cases;

@@ -134,6 +134,13 @@ function barringDecline(declines: Decline[], pm: string | null): Decline | undef
   return declines.find((d) => d.c.neverRetrySameCard && samePm(d.attempt.paymentMethod, pm));
 }
 
+/** Why a barring decline bars the card, in the words ops read. */
+function barredBecause(d: Decline): string {
+  return d.c.category === 'authentication'
+    ? 'only the customer can complete authentication, so this card is not retried off-session'
+    : 'this card must never be retried';
+}
+
 /** Attempts whose card is unknown count against every card: the limits are fines, not hints. */
 function attemptsOnCard(counted: LedgerAttempt[], pm: string | null): CardAttempt[] {
   return counted
@@ -154,7 +161,7 @@ export function checkCharge(history: CaseHistory, customer: CustomerContext, now
   const declines = declinesOf(counted, customer);
   const targetPm = targetPaymentMethod(history, declines);
   const barred = barringDecline(declines, targetPm);
-  if (barred) return { allowed: false, reason: `${barred.c.code}: this card must never be retried` };
+  if (barred) return { allowed: false, reason: `${barred.c.code}: ${barredBecause(barred)}` };
   const limited = earliestWithinLimits(attemptsOnCard(counted, targetPm), now, limitsFor(cardBrandOf(customer, declines)));
   if (limited.at > now) return { allowed: false, reason: `held back by the ${limited.reason} until ${limited.at.toISOString()}` };
   return { allowed: true };
@@ -215,7 +222,7 @@ export function planNextAttempt(
     };
   };
   const barred = barringDecline(declines, targetPm);
-  if (barred) return awaitCustomer(barred, 'this card must never be retried');
+  if (barred) return awaitCustomer(barred, barredBecause(barred));
   if (!samePm(targetPm, last.attempt.paymentMethod)) {
     return finish(ctx, {
       base: now, label: `${c.code}: payment method changed, retrying now`, category: c.category,
@@ -289,7 +296,7 @@ function categorySlot(ctx: Ctx, last: Decline): Slot | Plan {
   const why = escalated ? `still failing after ${categories.temporary.maxAttempts} temporary declines, spaced as a generic decline: ` : '';
   return {
     base: notBefore(ctx, last, spacingMs),
-    label: `${c.code}: ${why}${advised ? `network asked to wait ${hours(c.retryAfterMs ?? 0)}` : `retry ${hours(spacingMs)} after the decline`}`,
+    label: `${c.code}: ${why}${advised ? `${c.retryAfterBy ?? 'network'} asked to wait ${hours(c.retryAfterMs ?? 0)}` : `retry ${hours(spacingMs)} after the decline`}`,
     category: c.category, windowed: true, jitter: true, remainingAfter: rule.maxAttempts - sameCategory - 1,
   };
 }

@@ -7,6 +7,7 @@ import type { Logger } from '../log.ts';
 import { QUEUES } from '../queue.ts';
 import { payInvoice, retrieveInvoice, type ChargeOutcome, type StripeGateway } from '../stripe/charge.ts';
 import { createThrottle, type Throttle } from '../stripe/throttle.ts';
+import { pauseOfInvoice, pausedAt, pauseReason } from './collection-pause.ts';
 import { classifyDecline, type Classification } from './declines.ts';
 import { closeForMissingInvoice, handleDeadline, MISSING_INVOICE, type CaseClosedEvent, type FinalActionDeps } from './final-action.ts';
 import type { Policy } from './policy.ts';
@@ -53,12 +54,12 @@ export async function executeAttempt(deps: RunnerDeps, attemptId: number): Promi
   const log = deps.log.child({ attemptId, invoiceId: attempt.invoiceId, attemptNo: attempt.attemptNo });
 
   const local = await localState(deps.sql, attempt);
-  const localSkip = local.caseRow === null ? 'no dunning case' : skipReason(local.caseRow, local.invoice);
+  const localSkip = local.caseRow === null ? 'no dunning case' : skipReason(local.caseRow, local.invoice, deps.clock.now());
   if (localSkip && !mayHaveRun) return skip(deps, attempt, localSkip);
 
   let remote: Stripe.Invoice | null;
   try {
-    remote = await retrieveInvoice(deps.gateway, attempt.invoiceId);
+    remote = await retrieveInvoice(deps.gateway, attempt.invoiceId, { withSubscription: true });
   } catch (err) {
     log.warn({ err }, 'cannot read the invoice before charging; retrying soon');
     return requeue(deps, attempt, mayHaveRun ? 'unknown' : 'planned', `invoice read failed: ${(err as Error).message}`, null);
@@ -74,6 +75,12 @@ export async function executeAttempt(deps: RunnerDeps, attemptId: number): Promi
   // (Stripe replays our success) or someone else (Stripe refuses: already paid).
   if (remote.status !== 'open' && !(remote.status === 'paid' && mayHaveRun)) {
     return skip(deps, attempt, `invoice is ${remote.status} at Stripe`);
+  }
+  // Our copy of the subscription may not know yet (its event is late, or predates the install).
+  // An open invoice also means an earlier request of this attempt did not take the money.
+  const stripePause = pauseOfInvoice(remote);
+  if (remote.status === 'open' && stripePause && pausedAt(stripePause, deps.clock.now())) {
+    return skip(deps, attempt, pauseReason(stripePause));
   }
   if (localSkip && remote.status === 'open' && local.caseRow !== null && (local.caseRow.status !== 'open' || local.caseRow.paused)) {
     // Closed or paused while the earlier request was unresolved, which did not take the money.
@@ -103,11 +110,11 @@ async function localState(sql: Sql, a: AttemptRow): Promise<{ caseRow: CaseRow |
   return { caseRow, invoice: await store.invoiceById(sql, a.invoiceId) };
 }
 
-export function skipReason(c: CaseRow, invoice: store.InvoiceRow | null): string | null {
+export function skipReason(c: CaseRow, invoice: store.InvoiceRow | null, now: Date): string | null {
   if (c.status !== 'open') return `case is ${c.status}`;
   if (c.paused) return 'case is paused';
   if (invoice && invoice.status !== 'open') return `invoice is ${invoice.status}`;
-  if (invoice?.collectionPaused) return 'collection is paused';
+  if (invoice?.collectionPause && pausedAt(invoice.collectionPause, now)) return pauseReason(invoice.collectionPause);
   return null;
 }
 
@@ -242,7 +249,7 @@ export interface RetryWorkerOptions {
 
 /** Builds the runner's dependencies; exported so commands and tests run attempts the same way. */
 export function runnerDeps(
-  o: Omit<RetryWorkerOptions, 'boss' | 'batchSize' | 'localConcurrency' | 'pollingIntervalSeconds'> & { boss: Pick<PgBoss, 'send'> },
+  o: Omit<RetryWorkerOptions, 'boss' | 'batchSize' | 'localConcurrency' | 'pollingIntervalSeconds'> & { boss: Pick<PgBoss, 'send' | 'cancel'> },
 ): RunnerDeps {
   return {
     sql: o.sql,

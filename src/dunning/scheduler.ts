@@ -3,6 +3,7 @@ import type { Clock } from '../clock.ts';
 import type { Tx } from '../db.ts';
 import type { Logger } from '../log.ts';
 import { QUEUES, jobDb } from '../queue.ts';
+import { pausedAt, pauseReason } from './collection-pause.ts';
 import { currentCard, planNextAttempt, plannedCard, type CaseHistory, type CustomerContext, type LedgerAttempt, type Plan } from './planner.ts';
 import { parsePolicy, type Policy } from './policy.ts';
 import * as store from './store.ts';
@@ -21,7 +22,7 @@ import type { AttemptRow, AttemptSource, CaseRow } from './store.ts';
 export interface AttemptPlannedEvent { caseId: number; invoiceId: string; at: Date; isLast: boolean; deadline?: boolean }
 
 export interface SchedulerDeps {
-  boss: Pick<PgBoss, 'send'>;
+  boss: Pick<PgBoss, 'send' | 'cancel'>;
   clock: Clock;
   log: Logger;
   merchantTimeZone: string;
@@ -168,11 +169,36 @@ export async function planNext(
   const caseRow = await store.caseById(tx, caseId, true);
   if (!caseRow) return { kind: 'unchanged', why: `no case ${caseId}` };
   if (caseRow.status !== 'open') return { kind: 'unchanged', why: `case is ${caseRow.status}` };
-  if (caseRow.paused) return { kind: 'unchanged', why: 'case is paused' };
-  const ctx = await loadPlanContext(tx, deps, caseRow, options.paymentMethod ?? null);
   const now = deps.clock.now();
+  const held = await holdOf(tx, caseRow, now);
+  if (held) {
+    if (!caseRow.paused) await store.setNextAttempt(tx, caseRow.id, null, `held: ${held}`, now);
+    return { kind: 'unchanged', why: held };
+  }
+  const ctx = await loadPlanContext(tx, deps, caseRow, options.paymentMethod ?? null);
   const plan = planNextAttempt(ctx.history, ctx.customer, ctx.policy, now, deps.merchantTimeZone);
   return recordPlan(tx, deps, ctx, plan, options.source ?? sourceOf(ctx, plan));
+}
+
+/**
+ * Why nothing may be planned or charged for an open case now: ops paused it (`dunning pause`), or
+ * Stripe collection is paused on its subscription (our copy). Null when neither holds.
+ */
+export async function holdOf(tx: Tx, caseRow: CaseRow, now: Date): Promise<string | null> {
+  if (caseRow.paused) return 'case is paused';
+  const pause = (await store.invoiceById(tx, caseRow.invoiceId))?.collectionPause ?? null;
+  return pause && pausedAt(pause, now) ? pauseReason(pause) : null;
+}
+
+/**
+ * Cancels the invoice's planned attempt and its pg-boss job in the caller's transaction, so a
+ * replaced or withdrawn attempt leaves no job behind: one waiting attempt job per invoice.
+ */
+export async function cancelPlanned(tx: Tx, deps: Pick<SchedulerDeps, 'boss' | 'clock'>, invoiceId: string, reason: string): Promise<number> {
+  const cancelled = await store.cancelPlannedAttempts(tx, invoiceId, reason, deps.clock.now());
+  const jobIds = cancelled.map((a) => a.jobId).filter((id): id is string => id !== null);
+  if (jobIds.length > 0) await deps.boss.cancel(QUEUES.attempts, jobIds, { db: jobDb(tx) });
+  return cancelled.length;
 }
 
 /**
@@ -248,9 +274,15 @@ export async function scheduleAttempt(
   return attempt;
 }
 
+/**
+ * Sends the job that runs the attempt at `at` and records it on the attempt, so that replacing the
+ * attempt cancels it. The singleton key only names the invoice (the queue's standard policy does not
+ * enforce it): see docs/runner.md on what "one job per invoice" means.
+ */
 export async function sendAttemptJob(tx: Tx, deps: Pick<SchedulerDeps, 'boss' | 'clock'>, attemptId: number, invoiceId: string, at: Date): Promise<void> {
   const data: AttemptJob = { attemptId };
-  await deps.boss.send(QUEUES.attempts, data, { startAfter: deps.clock.wallTimeOf(at), singletonKey: invoiceId, db: jobDb(tx) });
+  const jobId = await deps.boss.send(QUEUES.attempts, data, { startAfter: deps.clock.wallTimeOf(at), singletonKey: invoiceId, db: jobDb(tx) });
+  if (jobId) await store.setAttemptJob(tx, attemptId, jobId);
 }
 
 const DAY_MS = 24 * 3_600_000;

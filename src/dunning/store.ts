@@ -1,4 +1,5 @@
 import type { Tx } from '../db.ts';
+import type { CollectionPause } from './collection-pause.ts';
 
 /** SQL for dunning cases and the attempt ledger. Every function takes the connection first. */
 
@@ -45,6 +46,8 @@ export interface AttemptRow {
   failureMessage: string | null;
   idempotencyKey: string | null;
   requestTries: number;
+  /** The pg-boss job sent last for this attempt. */
+  jobId: string | null;
   createdAt: Date;
 }
 
@@ -94,6 +97,7 @@ function toAttempt(r: Row): AttemptRow {
     failureMessage: s('failure_message'),
     idempotencyKey: s('idempotency_key'),
     requestTries: Number(r.request_tries ?? 0),
+    jobId: s('job_id'),
     createdAt: r.created_at as Date,
   };
 }
@@ -237,13 +241,21 @@ export async function parkAttempt(tx: Tx, attemptId: number, message: string): P
      where id = ${attemptId}`;
 }
 
-/** Cancels attempts that have not started; returns how many. */
-export async function cancelPlannedAttempts(tx: Tx, invoiceId: string, reason: string, now: Date): Promise<number> {
+/**
+ * Cancels attempts that have not started; returns them with their pg-boss job, which the caller
+ * cancels too (scheduler.cancelPlanned).
+ */
+export async function cancelPlannedAttempts(tx: Tx, invoiceId: string, reason: string, now: Date): Promise<Array<{ id: number; jobId: string | null }>> {
   const rows = await tx`
     update payment_attempts set status = 'cancelled', finished_at = ${now}, failure_message = ${reason}
      where invoice_id = ${invoiceId} and status = 'planned'
-    returning id`;
-  return rows.length;
+    returning id, job_id`;
+  return rows.map((r) => ({ id: Number(r.id), jobId: (r.job_id as string | null) ?? null }));
+}
+
+/** The job that will run the attempt: the latest one sent for it. */
+export async function setAttemptJob(tx: Tx, attemptId: number, jobId: string): Promise<void> {
+  await tx`update payment_attempts set job_id = ${jobId} where id = ${attemptId}`;
 }
 
 export interface CloseCase {
@@ -291,11 +303,20 @@ export interface InvoiceRow {
   currency: string;
   amountDue: number;
   amountRemaining: number;
-  collectionPaused: boolean;
+  /** Our copy of the subscription's `pause_collection` (null: not paused, or subscription unknown). */
+  collectionPause: CollectionPause | null;
+}
+
+function pauseOf(r: Row): CollectionPause | null {
+  const behavior = (r.pause_collection_behavior as string | null) ?? null;
+  return behavior === null ? null : { behavior, resumesAt: (r.pause_collection_resumes_at as Date | null) ?? null };
 }
 
 export async function invoiceById(tx: Tx, invoiceId: string): Promise<InvoiceRow | null> {
-  const [r] = await tx`select * from invoices where id = ${invoiceId}`;
+  const [r] = await tx`
+    select i.*, s.pause_collection_behavior, s.pause_collection_resumes_at
+      from invoices i left join subscriptions s on s.id = i.subscription_id
+     where i.id = ${invoiceId}`;
   if (!r) return null;
   return {
     id: r.id as string,
@@ -305,8 +326,21 @@ export async function invoiceById(tx: Tx, invoiceId: string): Promise<InvoiceRow
     currency: r.currency as string,
     amountDue: Number(r.amount_due),
     amountRemaining: Number(r.amount_remaining),
-    collectionPaused: r.collection_paused as boolean,
+    collectionPause: pauseOf(r),
   };
+}
+
+/** Our copy of a subscription's `pause_collection`; null when not paused or not known. */
+export async function collectionPauseOf(tx: Tx, subscriptionId: string): Promise<CollectionPause | null> {
+  const [r] = await tx`select pause_collection_behavior, pause_collection_resumes_at from subscriptions where id = ${subscriptionId}`;
+  return r ? pauseOf(r) : null;
+}
+
+export async function openCasesOfSubscription(tx: Tx, subscriptionId: string): Promise<CaseRow[]> {
+  const rows = await tx`
+    select c.* from dunning_cases c join invoices i on i.id = c.invoice_id
+     where i.subscription_id = ${subscriptionId} and c.status = 'open' order by c.id`;
+  return rows.map(toCase);
 }
 
 export interface CustomerRow {

@@ -19,8 +19,20 @@ export async function customerUpdated(ctx: HandlerContext): Promise<Outcome> {
   return 'processed';
 }
 
+/** customer.subscription.created and .updated: our copy, and news when collection was paused or resumed. */
 export async function subscriptionUpdated(ctx: HandlerContext): Promise<Outcome> {
-  await upsertSubscription(ctx.tx, ctx.event.data.object as Stripe.Subscription, ctx.at);
+  const s = ctx.event.data.object as Stripe.Subscription;
+  const pauseOf = async () => (await ctx.tx`
+    select pause_collection_behavior as b, pause_collection_resumes_at as r from subscriptions where id = ${s.id}`)[0];
+  const before = await pauseOf();
+  if (!(await upsertSubscription(ctx.tx, s, ctx.at))) return 'processed';
+  const after = await pauseOf();
+  const paused = (p: typeof before) => (p?.b ?? null) !== null;
+  const resumesAt = (p: typeof before) => (p?.r as Date | null | undefined)?.getTime() ?? null;
+  if (paused(before) !== paused(after) || resumesAt(before) !== resumesAt(after)) {
+    ctx.log.info({ subscriptionId: s.id, paused: paused(after) }, 'subscription collection pause changed');
+    await ctx.deps.hooks.collectionPauseChanged?.(ctx.tx, { subscriptionId: s.id, at: ctx.at });
+  }
   return 'processed';
 }
 

@@ -17,10 +17,12 @@ export interface DomainHooks {
   /** `updated`: the same payment method got new card details from Stripe's card updater. */
   paymentMethodChanged?(tx: Tx, e: { customerId: string; paymentMethod: string; at: Date; updated?: boolean }): Promise<void>;
   cardExpiring?(tx: Tx, e: { customerId: string; paymentMethod: string | null; expMonth: number; expYear: number; at: Date }): Promise<void>;
+  /** Stripe paused or resumed collection (`pause_collection`) on the subscription; our copy is updated. */
+  collectionPauseChanged?(tx: Tx, e: { subscriptionId: string; at: Date }): Promise<void>;
 }
 
 type HookName = keyof DomainHooks;
-const NAMES: HookName[] = ['paymentFailed', 'declineLearned', 'actionRequired', 'caseClosed', 'paymentMethodChanged', 'cardExpiring'];
+const NAMES: HookName[] = ['paymentFailed', 'declineLearned', 'actionRequired', 'caseClosed', 'paymentMethodChanged', 'cardExpiring', 'collectionPauseChanged'];
 
 /** Calls each set of hooks in the order given; the first one that throws aborts the event (and its transaction). */
 export function combineHooks(...hooks: DomainHooks[]): DomainHooks {

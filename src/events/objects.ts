@@ -142,14 +142,22 @@ export async function upsertCustomer(tx: Tx, c: Stripe.Customer, at: Date): Prom
 export async function upsertSubscription(tx: Tx, s: Stripe.Subscription, at: Date): Promise<boolean> {
   const customerId = idOf(s.customer);
   if (!customerId) return false;
+  const pause = s.pause_collection ?? null;
   const rows = await tx`
-    insert into subscriptions as s (id, customer_id, status, started_at, ended_at, cancellation_reason, stripe_updated_at)
+    insert into subscriptions as s (id, customer_id, status, started_at, ended_at, cancellation_reason,
+                                    pause_collection_behavior, pause_collection_resumes_at, stripe_updated_at)
     values (${s.id}, ${customerId}, ${s.status}, ${s.start_date ? new Date(s.start_date * 1000) : null},
-            ${s.ended_at ? new Date(s.ended_at * 1000) : null}, ${s.cancellation_details?.reason ?? null}, ${at})
+            ${s.ended_at ? new Date(s.ended_at * 1000) : null}, ${s.cancellation_details?.reason ?? null},
+            ${pause?.behavior ?? null}, ${pause?.resumes_at ? new Date(pause.resumes_at * 1000) : null}, ${at})
     on conflict (id) do update set
       status = excluded.status, started_at = coalesce(excluded.started_at, s.started_at),
       ended_at = coalesce(excluded.ended_at, s.ended_at),
       cancellation_reason = coalesce(excluded.cancellation_reason, s.cancellation_reason),
+      -- A pause is state, not history: only an event at least as new as the row sets or lifts it.
+      pause_collection_behavior = case when excluded.stripe_updated_at >= s.stripe_updated_at
+                                       then excluded.pause_collection_behavior else s.pause_collection_behavior end,
+      pause_collection_resumes_at = case when excluded.stripe_updated_at >= s.stripe_updated_at
+                                         then excluded.pause_collection_resumes_at else s.pause_collection_resumes_at end,
       stripe_updated_at = greatest(excluded.stripe_updated_at, s.stripe_updated_at)
     where s.status not in ('canceled', 'incomplete_expired')
       and (excluded.status in ('canceled', 'incomplete_expired') or excluded.stripe_updated_at >= s.stripe_updated_at)

@@ -23,6 +23,7 @@ export const HANDLERS: Readonly<Record<string, EventHandler>> = {
   'charge.failed': chargeFailed,
   'payment_intent.payment_failed': intentFailed,
   'customer.updated': customerUpdated,
+  'customer.subscription.created': subscriptionUpdated,
   'customer.subscription.updated': subscriptionUpdated,
   'customer.subscription.deleted': subscriptionDeleted,
   'payment_method.attached': paymentMethodChanged,

@@ -1,4 +1,4 @@
-import { declineFor, decideCardUpdate, decideCharge, type ChargeDecision, type Rng } from './issuer-model.ts';
+import { declineFor, decideCardUpdate, decideCharge, invoiceRequiresAction, needsAuthentication, type ChargeDecision, type Rng } from './issuer-model.ts';
 import {
   chargeJson,
   customerJson,
@@ -14,6 +14,7 @@ import {
   type ChargeRec,
   type CustomerRec,
   type InvoiceRec,
+  type PaymentIntentRec,
   type PaymentMethodRec,
   type Store,
 } from './store.ts';
@@ -204,6 +205,23 @@ export function createBilling(deps: BillingDeps) {
     return ch;
   }
 
+  /**
+   * Our retry of an invoice whose card needs 3-D Secure: Stripe creates no charge (nothing reached
+   * the issuer), moves the PaymentIntent to `requires_action`, counts the attempt and tells the
+   * merchant the customer must act.
+   */
+  function requireAction(inv: InvoiceRec, pm: PaymentMethodRec, request: RequestInfo): PaymentIntentRec {
+    const pi = mustGet(store.paymentIntents, inv.paymentIntent, 'payment_intent');
+    pi.status = 'requires_action';
+    pi.paymentMethod = pm.id;
+    inv.attemptCount += 1;
+    emit('payment_intent.requires_action', paymentIntentJson(render, pi), undefined, request);
+    emit('invoice.payment_failed', invoiceJson(render, inv), { attempt_count: inv.attemptCount - 1 }, request);
+    emit('invoice.payment_action_required', invoiceJson(render, inv), undefined, request);
+    setSubscriptionStatus(inv.subscription, 'past_due', request);
+    return pi;
+  }
+
   function createFailingInvoice(customerId: string, input: NewInvoice): { invoice: InvoiceRec; charge: ChargeRec } {
     const customer = mustGet(store.customers, customerId, 'customer');
     const created = now();
@@ -277,6 +295,15 @@ export function createBilling(deps: BillingDeps) {
     const pm = store.paymentMethods.get(pmId);
     if (pm === undefined || pm.customer !== customer.id) {
       throw invalidRequest(`No such PaymentMethod: '${pmId}'`, { code: 'resource_missing', param: 'payment_method' });
+    }
+    if (needsAuthentication(pm.card.failure)) {
+      const pi = requireAction(inv, pm, request);
+      throw new ApiError(402, {
+        type: 'card_error',
+        ...invoiceRequiresAction,
+        doc_url: `https://docs.stripe.com/error-codes/${invoiceRequiresAction.code.replaceAll('_', '-')}`,
+        payment_intent: paymentIntentJson(render, pi),
+      });
     }
     const ch = charge(inv, pmId, 'api', request);
     if (ch.failure !== null) {

@@ -132,6 +132,22 @@ export function declineFor(reason: FailureReason): Decline {
   return declines[reason];
 }
 
+/**
+ * What Stripe answers when a merchant asks it to pay an invoice (`POST /v1/invoices/:id/pay`) with a
+ * card that needs 3-D Secure: no charge and no decline code, the invoice's PaymentIntent waits in
+ * `requires_action` for the customer, and the call fails with a card error of its own code.
+ */
+export const invoiceRequiresAction = {
+  code: 'invoice_payment_intent_requires_action',
+  message: 'This payment requires additional user action before it can be completed successfully. Payment can be completed '
+    + 'using the PaymentIntent associated with the invoice. For more details see: https://docs.stripe.com/billing/subscriptions/overview#requires-action',
+} as const;
+
+/** Whether an off-session charge of this card stops at 3-D Secure (only the customer can complete it). */
+export function needsAuthentication(reason: FailureReason | null): boolean {
+  return reason === 'authentication_required';
+}
+
 /** 1st, 15th, last business day of the month, or a Friday, in the card holder's zone. */
 export function isPayday(local: DateTime): boolean {
   if (local.day === 1 || local.day === 15 || local.weekday === 5) return true;

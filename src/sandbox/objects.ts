@@ -160,7 +160,7 @@ export function invoiceJson(ctx: RenderContext, inv: InvoiceRec, expand: readonl
         : {
             type: 'subscription_details',
             quote_details: null,
-            subscription_details: { metadata: {}, subscription: inv.subscription },
+            subscription_details: { metadata: {}, subscription: expandedSubscription(ctx, inv.subscription, expand) },
           },
     period_end: inv.periodEnd,
     period_start: inv.periodStart,
@@ -271,6 +271,12 @@ export function lastPaymentErrorJson(ch: ChargeRec, pm: PaymentMethodRec | undef
   };
 }
 
+/** `expand[]=parent.subscription_details.subscription` gives the Subscription object, as Stripe does. */
+function expandedSubscription(ctx: RenderContext, id: string, expand: readonly string[]): string | Record<string, unknown> {
+  const sub = expand.includes('parent.subscription_details.subscription') ? ctx.store.subscriptions.get(id) : undefined;
+  return sub === undefined ? id : subscriptionJson(sub);
+}
+
 /** `expand[]=payments.data.payment.payment_intent` gives the PaymentIntent object (with its latest charge), as Stripe does. */
 function expandedIntent(ctx: RenderContext, id: string, expand: readonly string[]): string | Record<string, unknown> {
   const pi = expand.includes('payments.data.payment.payment_intent') ? ctx.store.paymentIntents.get(id) : undefined;
@@ -294,6 +300,8 @@ export function paymentIntentJson(ctx: RenderContext, pi: PaymentIntentRec): Rec
     latest_charge: pi.latestCharge,
     livemode: false,
     metadata: {},
+    // 3-D Secure waits for the customer (the hosted invoice page completes it).
+    next_action: pi.status === 'requires_action' ? { type: 'use_stripe_sdk', use_stripe_sdk: {} } : null,
     payment_method: pi.paymentMethod,
     payment_method_types: ['card'],
     status: pi.status,

@@ -81,6 +81,29 @@ function listInvoices(deps: RouteDeps, call: Call): Reply {
   return ok(listJson('/v1/invoices', page.map((i) => invoiceJson(deps.render, i, expand)), start + limit < all.length));
 }
 
+/** `GET /v1/charges`, newest first, filtered by `payment_intent` or `customer` as Stripe allows. */
+function listCharges(deps: RouteDeps, call: Call): Reply {
+  const { form } = call;
+  const limitRaw = str(form, 'limit');
+  const limit = limitRaw === undefined ? 10 : Number(limitRaw);
+  if (!Number.isInteger(limit) || limit < 1 || limit > 100) {
+    throw invalidRequest('Invalid integer: limit must be between 1 and 100', { param: 'limit' });
+  }
+  const intent = str(form, 'payment_intent');
+  const customer = str(form, 'customer');
+  const all = [...deps.store.charges.values()]
+    .filter((c) => (intent === undefined || c.paymentIntent === intent) && (customer === undefined || c.customer === customer))
+    .sort((a, b) => b.created - a.created || (a.id < b.id ? 1 : a.id > b.id ? -1 : 0));
+  let start = 0;
+  const after = str(form, 'starting_after');
+  if (after !== undefined) {
+    const idx = all.findIndex((c) => c.id === after);
+    if (idx === -1) throw invalidRequest(`No such charge: '${after}'`, { code: 'resource_missing', param: 'starting_after' });
+    start = idx + 1;
+  }
+  return ok(listJson('/v1/charges', all.slice(start, start + limit).map(chargeJson), start + limit < all.length));
+}
+
 function updateInvoice(deps: RouteDeps, call: Call): Reply {
   const inv = deps.billing.mustGet(deps.store.invoices, need(call), 'invoice');
   const before = invoiceJson(deps.render, inv);
@@ -197,6 +220,7 @@ export const routes: readonly Route[] = [
     pattern: '/v1/payment_methods/:id',
     handle: (d, c) => ok(paymentMethodJson(d.billing.mustGet(d.store.paymentMethods, need(c), 'payment_method'))),
   },
+  { method: 'GET', pattern: '/v1/charges', handle: listCharges },
   { method: 'GET', pattern: '/v1/charges/:id', handle: (d, c) => ok(chargeJson(d.billing.mustGet(d.store.charges, need(c), 'charge'))) },
   {
     method: 'GET',

@@ -48,9 +48,13 @@ export async function call<T>(gateway: StripeGateway, fn: (stripe: Stripe) => Pr
  * The invoice as Stripe holds it now; null when Stripe answers 404 (a deleted draft, or an invoice
  * of another account or mode than this key): asking again would get the same answer forever.
  */
-export async function retrieveInvoice(gateway: StripeGateway, invoiceId: string): Promise<Stripe.Invoice | null> {
+export async function retrieveInvoice(
+  gateway: StripeGateway, invoiceId: string, o: { withSubscription?: boolean } = {},
+): Promise<Stripe.Invoice | null> {
+  // The subscription comes in the same request: its `pause_collection` decides whether to charge.
+  const params: Stripe.InvoiceRetrieveParams = o.withSubscription ? { expand: ['parent.subscription_details.subscription'] } : {};
   try {
-    return await call(gateway, (s) => s.invoices.retrieve(invoiceId));
+    return await call(gateway, (s) => s.invoices.retrieve(invoiceId, params));
   } catch (cause) {
     if (cause instanceof Stripe.errors.StripeError && cause.statusCode === 404) return null;
     throw new Error(`cannot read invoice ${invoiceId} from Stripe`, { cause });
@@ -122,8 +126,10 @@ export function classifyChargeError(err: unknown): ChargeOutcome {
     return {
       kind: 'declined',
       decline: {
-        declineCode: err.decline_code ?? null,
-        failureCode: err.code ?? null,
+        // The SDK gives a missing decline code as '' (Stripe sends none with, e.g., 3-D Secure's
+        // invoice_payment_intent_requires_action); '' is no code, not a code to record.
+        declineCode: stringOrNull(err.decline_code),
+        failureCode: stringOrNull(err.code),
         adviceCode: err.advice_code ?? stringOrNull(raw.advice_code),
         networkAdviceCode: err.network_advice_code ?? stringOrNull(raw.network_advice_code),
         networkDeclineCode: err.network_decline_code ?? stringOrNull(raw.network_decline_code),

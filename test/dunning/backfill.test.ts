@@ -68,4 +68,80 @@ describe('backfill', () => {
     const [row] = await w.db.sql`select next_attempt_reason from dunning_cases where invoice_id = ${inv.id}`;
     expect(row!.next_attempt_reason).toMatch(/^awaiting customer: .*this card must never be retried/);
   });
+
+  const HOUR = 3_600_000;
+  const DAY = 24 * HOUR;
+
+  /** An expired card: Stripe's own first try, then two more, each at its own time. */
+  async function failingThreeTimes(from: Date): Promise<{ invoiceId: string; times: Date[] }> {
+    w.sandboxClock.set(from);
+    const c = await w.sandbox.createCustomer({
+      email: 'x@example.com', name: 'X', country: 'DE', timeZone: 'Europe/Berlin', card: { brand: 'visa', failure: 'expired_card', expMonth: 1, expYear: 2030 },
+    });
+    const inv = await w.sandbox.createFailingInvoice(c.id, { amount: 3_000, currency: 'eur', subscription: true });
+    const times = [from, new Date(from.getTime() + DAY + 2 * HOUR), new Date(from.getTime() + 2 * DAY + 5 * HOUR)];
+    for (const t of times.slice(1)) {
+      w.sandboxClock.set(t);
+      await w.sandbox.stripe().invoices.pay(inv.id).catch(() => undefined);
+    }
+    return { invoiceId: inv.id, times };
+  }
+
+  it("opens the case at Stripe's first failure, with each earlier try at its own time, so the window is not restarted", async () => {
+    const start = new Date(w.clock.now());
+    const { invoiceId, times } = await failingThreeTimes(start);
+    // Imported five days later.
+    w.clock.set(new Date(start.getTime() + 5 * DAY));
+    try {
+      await backfill({ sql: w.db.sql, gateway: w.deps.gateway, scheduler: w.deps, policy: w.policy });
+      const [c] = await w.db.sql`select id, opened_at, next_attempt_reason from dunning_cases where invoice_id = ${invoiceId}`;
+      expect(c!.opened_at).toEqual(times[0]);
+      const tries = await w.db.sql`select attempt_no, source, started_at, decline_code, charge_id, failure_message from payment_attempts where invoice_id = ${invoiceId} order by attempt_no`;
+      const charges = w.sandbox.charges(invoiceId);
+      expect(tries.map((t) => [t.attempt_no, t.source, t.started_at, t.decline_code, t.charge_id])).toEqual(
+        times.map((at, i) => [i + 1, 'stripe', at, 'expired_card', charges[i]!.id]));
+      expect(tries.every((t) => t.failure_message !== null && !String(t.failure_message).startsWith('recorded by backfill'))).toBe(true);
+      // The customer has until 21 days after the first failure, not after the import.
+      expect(c!.next_attempt_reason).toMatch(/^awaiting customer: expired_card: .* until Tue 24 Mar 09:00 Europe\/Berlin$/);
+      const [deadline] = await w.db.sql`select data from pgboss.job where name = 'dunning-deadlines' and singleton_key = ${String(c!.id)}`;
+      expect(deadline!.data).toMatchObject({ kind: 'await', attemptsSeen: 3 });
+    } finally {
+      w.clock.set(start);
+      w.sandboxClock.set(start);
+    }
+  });
+
+  it('an invoice whose first failure is older than the dunning window goes straight to the final action', async () => {
+    const start = new Date(w.clock.now());
+    const { invoiceId } = await failingThreeTimes(new Date(start.getTime() - 30 * DAY));
+    w.sandboxClock.set(start);
+    await backfill({ sql: w.db.sql, gateway: w.deps.gateway, scheduler: w.deps, policy: w.policy });
+    const [c] = await w.db.sql`select id, opened_at, next_attempt_reason from dunning_cases where invoice_id = ${invoiceId}`;
+    expect(c!.opened_at).toEqual(new Date(start.getTime() - 30 * DAY));
+    expect(c!.next_attempt_reason).toMatch(/^stopping: dunning window of 21 days ended/);
+    const [deadline] = await w.db.sql`select data from pgboss.job where name = 'dunning-deadlines' and singleton_key = ${String(c!.id)}`;
+    expect(deadline!.data).toMatchObject({ kind: 'stop' });
+  });
+
+  it("falls back to the invoice's finalization when Stripe's charges cannot be read, and says so", async () => {
+    const start = new Date(w.clock.now());
+    const { invoiceId, times } = await failingThreeTimes(new Date(start.getTime() - 2 * DAY));
+    w.sandboxClock.set(start);
+    w.sandbox.inject({ kind: 'http_500', route: 'GET /v1/charges', times: 50 });
+    try {
+      await backfill({ sql: w.db.sql, gateway: w.deps.gateway, scheduler: w.deps, policy: w.policy });
+    } finally {
+      w.sandbox.clearFaults();
+    }
+    const [c] = await w.db.sql`select opened_at from dunning_cases where invoice_id = ${invoiceId}`;
+    expect(c!.opened_at).toEqual(times[0]); // the sandbox finalizes and first charges in the same second
+    const tries = await w.db.sql`select started_at, decline_code, failure_message from payment_attempts where invoice_id = ${invoiceId} order by attempt_no`;
+    expect(tries).toHaveLength(3);
+    for (const t of tries) {
+      expect(t.started_at).toEqual(times[0]);
+      expect(t.failure_message).toMatch(/^recorded by backfill: no failed charge found; time of the invoice's finalization/);
+    }
+    // The PaymentIntent still tells the latest answer.
+    expect(tries.map((t) => t.decline_code)).toEqual([null, null, 'expired_card']);
+  });
 });

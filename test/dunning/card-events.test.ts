@@ -1,9 +1,12 @@
+import type Stripe from 'stripe';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createDunningHooks } from '../../src/dunning/hooks.ts';
+import { startRetryWorkers } from '../../src/dunning/runner.ts';
+import { waitFor } from '../helpers/db.ts';
 import type { ProcessorDeps } from '../../src/events/context.ts';
 import { event, paymentMethod } from '../fixtures/events/stripe-objects.ts';
 import { apply, testDeps } from '../events/helpers.ts';
-import { seedFailedInvoice, startWorld, type RunnerWorld, type SeededCase } from './runner-helpers.ts';
+import { apiCharges, caseRow, seedFailedInvoice, startWorld, type RunnerWorld, type SeededCase } from './runner-helpers.ts';
 
 let w: RunnerWorld;
 let processor: ProcessorDeps;
@@ -51,5 +54,34 @@ describe('late card events', () => {
     // Same second as the row: both apply (Stripe's created has one-second precision).
     await apply(w.db.sql, processor, attached('pm_same_second', s.customerId, at(0)));
     expect((await planned(s.invoiceId)).map((r) => r.payment_method)).toEqual(['pm_same_second']);
+  });
+
+  it("customer.updated naming a new default card, as Stripe sends it, is applied by the processor and the worker's retry pays", async () => {
+    const s = await awaitingCase();
+    // The customer puts in a card on the hosted page: Stripe attaches it and makes it the default.
+    const { paymentMethodId } = await w.sandbox.updateCard(s.customerId, { brand: 'visa', failure: null, expMonth: 1, expYear: 2031 });
+    const updated = w.sandbox.events().filter((e) => e.type === 'customer.updated' && (e.data.object as { id: string }).id === s.customerId).at(-1);
+    expect(updated?.data.previous_attributes).toHaveProperty('invoice_settings');
+    // Only that event: the payment_method.attached that came with it would plan the same retry.
+    await apply(w.db.sql, processor, updated as unknown as Stripe.Event);
+    const [customer] = await w.db.sql`select default_payment_method from customers where id = ${s.customerId}`;
+    expect(customer!.default_payment_method).toBe(paymentMethodId);
+    const [retry] = await planned(s.invoiceId);
+    expect(retry).toMatchObject({ source: 'card_update', payment_method: paymentMethodId });
+
+    const stop = await startRetryWorkers({
+      sql: w.db.sql, boss: w.boss, stripe: w.deps.gateway.stripe, clock: w.clock, log: w.deps.log, policy: w.policy,
+      config: { stripeRequestsPerSecond: 100, defaultTimeZone: 'UTC', workerConcurrency: 1 }, pollingIntervalSeconds: 0.5, requestRetryBaseMs: 20,
+    });
+    try {
+      const c = await waitFor('case recovered by the retry on the new card', async () => {
+        const row = await caseRow(w.db.sql, s.caseId);
+        return row.status === 'recovered' ? row : null;
+      });
+      expect(c.recovery_path).toBe('card_update_retry');
+    } finally {
+      await stop();
+    }
+    expect(apiCharges(w.sandbox, s.invoiceId).map((ch) => [ch.paymentMethod, ch.status])).toEqual([[paymentMethodId, 'succeeded']]);
   });
 });

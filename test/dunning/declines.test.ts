@@ -98,6 +98,39 @@ describe('classifyDecline', () => {
     expect(KNOWN_NETWORK_ADVICE_CODES.has('24')).toBe(true);
   });
 
+  it('knows what invoices.pay answers for 3-D Secure: authentication, never an off-session retry of that card', () => {
+    // Stripe's 402 for an invoice whose PaymentIntent needs 3-D Secure carries no decline_code.
+    for (const failureCode of ['invoice_payment_intent_requires_action', 'payment_intent_action_required']) {
+      expect(classifyDecline({ failureCode })).toMatchObject({ category: 'authentication', code: failureCode, known: true, neverRetrySameCard: true });
+    }
+    // Every authentication answer bars off-session retries of the card, not only Stripe's own list.
+    for (const declineCode of ['authentication_not_handled', 'mobile_device_authentication_required']) {
+      expect(classifyDecline({ declineCode })).toMatchObject({ category: 'authentication', neverRetrySameCard: true });
+    }
+    expect(classifyDecline({ failureCode: 'incorrect_postal_code' })).toMatchObject({ category: 'customer_action', known: true });
+  });
+
+  it('waits 24 hours after card_decline_rate_limit_exceeded, whatever decided the category', () => {
+    const DAY = 24 * 3_600_000;
+    expect(classifyDecline({ failureCode: 'card_decline_rate_limit_exceeded' }))
+      .toMatchObject({ category: 'temporary', retryAfterMs: DAY, neverRetrySameCard: false });
+    expect(classifyDecline({ declineCode: 'generic_decline', failureCode: 'card_decline_rate_limit_exceeded' }))
+      .toMatchObject({ category: 'generic', code: 'generic_decline', retryAfterMs: DAY });
+    // The longer of two waits applies.
+    expect(classifyDecline({ failureCode: 'card_decline_rate_limit_exceeded', networkAdviceCode: '26', cardBrand: 'mastercard' }).retryAfterMs).toBe(2 * DAY);
+    expect(classifyDecline({ failureCode: 'card_decline_rate_limit_exceeded', networkAdviceCode: '24', cardBrand: 'mastercard' }).retryAfterMs).toBe(DAY);
+  });
+
+  it.each([
+    ['22', 'merchant does not qualify'], ['40', 'non-reloadable prepaid'], ['41', 'single-use virtual card'],
+    ['42', 'sanctions'], ['43', 'multi-use virtual card'],
+  ])('Mastercard advice %s (%s) rules the card out, whatever the decline code', (networkAdviceCode, words) => {
+    const c = classifyDecline({ declineCode: 'insufficient_funds', networkAdviceCode, cardBrand: 'mastercard' });
+    expect(c).toMatchObject({ category: 'hard', code: `mastercard_advice_${networkAdviceCode}`, neverRetrySameCard: true, retryAfterMs: null, known: true });
+    expect(c.explanation).toContain(words);
+    expect(KNOWN_NETWORK_ADVICE_CODES.has(networkAdviceCode)).toBe(true);
+  });
+
   it('treats unknown codes as generic and says which codes were unknown', () => {
     const c = classifyDecline({ declineCode: 'brand_new_code', failureCode: 'card_declined' });
     expect(c).toMatchObject({ category: 'generic', known: false, unknownCodes: ['brand_new_code'], code: 'brand_new_code' });

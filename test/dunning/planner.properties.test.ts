@@ -10,6 +10,34 @@ const DAY = 24 * HOUR;
 const RUNS = { numRuns: 300 };
 const ZONES = ['Europe/Berlin', 'America/New_York', 'Asia/Kolkata', 'Australia/Lord_Howe', 'Pacific/Chatham', 'UTC', 'America/Sao_Paulo'];
 
+/**
+ * Zones with daylight saving time: whole hours at 01:00-03:00 (Europe, the US, Sydney), at midnight
+ * (Havana, Santiago: the local day itself starts late or twice), half an hour (Lord Howe), at :45
+ * (Chatham).
+ */
+const DST_ZONES = ['Europe/Berlin', 'Europe/London', 'America/New_York', 'Australia/Sydney', 'Australia/Lord_Howe', 'Pacific/Chatham', 'America/Havana', 'America/Santiago'];
+
+/** The instants in 2026-2027 where the zone's UTC offset changes, to the minute. */
+function dstTransitions(zone: string): number[] {
+  const z = IANAZone.create(zone);
+  const found: number[] = [];
+  const WEEK = 7 * DAY;
+  for (let t = Date.UTC(2026, 0, 1); t < Date.UTC(2028, 0, 1); t += WEEK) {
+    if (z.offset(t) === z.offset(t + WEEK)) continue;
+    let lo = t;
+    let hi = t + WEEK;
+    while (hi - lo > 60_000) {
+      const mid = lo + Math.ceil((hi - lo) / 120_000) * 60_000;
+      if (z.offset(mid) === z.offset(lo)) lo = mid;
+      else hi = mid;
+    }
+    found.push(hi);
+  }
+  return found;
+}
+
+const TRANSITIONS = DST_ZONES.flatMap((zone) => dstTransitions(zone).map((at) => ({ zone, at })));
+
 /** `burst` scenarios hammer one card with many quick declines, to reach the network caps. */
 const policyArb = (burst: boolean): fc.Arbitrary<Policy> => fc
   .record({
@@ -103,9 +131,82 @@ const scenarioArb = (burst: boolean) => fc.record({
   return { ...s, history, now: new Date(t + s.nowGapMinutes * 60_000) };
 });
 
-type Scenario = ReturnType<typeof scenarioArb> extends fc.Arbitrary<infer T> ? T : never;
-/** Half ordinary histories, half bursts against one card. */
-const scenarios = fc.oneof(scenarioArb(false), scenarioArb(true));
+interface Scenario {
+  history: CaseHistory;
+  customer: CustomerContext;
+  merchantZone: string;
+  policy: Policy;
+  now: Date;
+}
+
+/** The local window's close on a local day, as the policy defines it: `endHour`, or midnight for 24. */
+function closeOn(day: DateTime, endHour: number): DateTime {
+  return endHour >= 24 ? day.plus({ days: 1 }).startOf('day') : day.startOf('day').set({ hour: endHour });
+}
+
+/**
+ * Where time arithmetic breaks: a few days around a DST transition of the customer's zone, the
+ * last decline minutes before the local window closes, and "now" either right after it or just
+ * before a later closing. A retry planned there sits at the end of the window, so jitter must be
+ * clipped to the window's close, and 24 h after a decline can be 23 or 25 local hours.
+ */
+const edgeScenarioArb: fc.Arbitrary<Scenario> = fc.record({
+  transition: fc.constantFrom(...TRANSITIONS),
+  dayShift: fc.integer({ min: -2, max: 2 }),
+  startHour: fc.integer({ min: 0, max: 23 }),
+  span: fc.integer({ min: 1, max: 6 }),
+  declineMinutesBeforeClose: fc.integer({ min: 0, max: 120 }),
+  code: fc.constantFrom('generic_decline', 'do_not_honor', 'processing_error', 'issuer_not_available', 'insufficient_funds', 'none'),
+  earlierDeclines: fc.integer({ min: 0, max: 2 }),
+  spacingHours: fc.constantFrom(1, 2, 3, 6, 23, 24, 25, 48),
+  now: fc.oneof(
+    fc.record({ kind: fc.constant('after_decline' as const), minutes: fc.integer({ min: 0, max: 10 }) }),
+    fc.record({ kind: fc.constant('before_close' as const), days: fc.integer({ min: 0, max: 3 }), minutes: fc.integer({ min: 0, max: 30 }) }),
+  ),
+  jitterMinutes: fc.integer({ min: 5, max: 60 }),
+  zoneFromMerchant: fc.boolean(),
+  cardBrand: fc.constantFrom('visa', 'mastercard'),
+}).map((e): Scenario => {
+  const { zone } = e.transition;
+  const endHour = Math.min(24, e.startHour + e.span);
+  const day = DateTime.fromMillis(e.transition.at, { zone }).startOf('day').plus({ days: e.dayShift });
+  const declineAt = closeOn(day, endHour).minus({ minutes: e.declineMinutesBeforeClose }).toJSDate();
+  const spacingMs = e.spacingHours * HOUR;
+  const attempts: LedgerAttempt[] = [];
+  for (let k = e.earlierDeclines; k >= 0; k -= 1) {
+    const at = new Date(declineAt.getTime() - k * (spacingMs + HOUR));
+    const decline = e.code === 'none' ? null : { declineCode: e.code };
+    attempts.push({ attemptNo: attempts.length + 1, at, source: k === e.earlierDeclines ? 'stripe' : 'scheduled', outcome: e.code === 'none' ? 'not_sent' : 'declined', paymentMethod: 'pm_a', decline });
+  }
+  const nowAt = e.now.kind === 'after_decline'
+    ? declineAt.getTime() + e.now.minutes * 60_000
+    : Math.max(declineAt.getTime(), closeOn(day.plus({ days: e.now.days }), endHour).minus({ minutes: e.now.minutes }).toMillis());
+  const policy = parsePolicy({
+    retry: {
+      maxAttempts: 20,
+      windowDays: 14,
+      jitterMinutes: e.jitterMinutes,
+      localWindow: { startHour: e.startHour, endHour },
+      // Every day a payday: funds retries may also land late in the window.
+      paydays: { daysOfMonth: [], lastBusinessDay: false, weekdays: [...WEEKDAYS] },
+      categories: {
+        funds: { maxAttempts: 10, minSpacingHours: e.spacingHours },
+        temporary: { maxAttempts: 10, spacingHours: [e.spacingHours] },
+        generic: { maxAttempts: 10, spacingHours: [e.spacingHours], stopAfterIdenticalDeclines: 10 },
+      },
+    },
+  });
+  return {
+    history: { invoiceId: `in_edge_${declineAt.getTime()}`, openedAt: attempts[0]!.at, cohort: 'smart', attempts, currentPaymentMethod: 'pm_a' },
+    customer: { timeZone: e.zoneFromMerchant ? null : zone, country: null, cardBrand: e.cardBrand },
+    merchantZone: e.zoneFromMerchant ? zone : 'UTC',
+    policy,
+    now: new Date(nowAt),
+  };
+});
+
+/** Ordinary histories, bursts against one card, and DST or window-closing edges, in equal shares. */
+const scenarios: fc.Arbitrary<Scenario> = fc.oneof(scenarioArb(false), scenarioArb(true), edgeScenarioArb);
 
 function run(s: Scenario) {
   return planNextAttempt(s.history, s.customer, s.policy, s.now, s.merchantZone);

@@ -49,6 +49,12 @@ describe('planNextAttempt: one example per category', () => {
     expect((p as { reason: string }).reason).toContain('network asked to wait 4 d');
   });
 
+  it("temporary: waits the 24 hours Stripe asks for after card_decline_rate_limit_exceeded", () => {
+    const p = plan(history([declined('2026-11-25T05:10:00Z', { failureCode: 'card_decline_rate_limit_exceeded' })]), '2026-11-25T05:10:01Z');
+    expect(retryAt(p)).toBe('2026-11-26T05:10:00.000Z');
+    expect((p as { reason: string }).reason).toContain('card_decline_rate_limit_exceeded: Stripe asked to wait 1 d');
+  });
+
   it('generic: spaced days, then stops after four identical declines', () => {
     const first = declined('2026-11-02T07:00:00Z', { declineCode: 'do_not_honor' });
     expect(retryAt(plan(history([first]), '2026-11-02T07:00:01Z'))).toBe('2026-11-05T07:00:00.000Z');

@@ -3,7 +3,8 @@ import { handleDeadline } from '../../src/dunning/final-action.ts';
 import { createDunningHooks } from '../../src/dunning/hooks.ts';
 import { executeAttempt } from '../../src/dunning/runner.ts';
 import * as store from '../../src/dunning/store.ts';
-import type { DeadlineJob } from '../../src/dunning/scheduler.ts';
+import { parsePolicy, type FinalAction } from '../../src/dunning/policy.ts';
+import { savePolicy, type DeadlineJob } from '../../src/dunning/scheduler.ts';
 import { apiCharges, caseRow, planDueAttempt, seedFailedInvoice, startWorld, type RunnerWorld, type SeededCase } from './runner-helpers.ts';
 
 let w: RunnerWorld;
@@ -34,6 +35,31 @@ describe('deadlines and final actions', () => {
     expect(sub.status).toBe('canceled');
     // A redelivered deadline job changes nothing and calls Stripe for nothing.
     expect(await handleDeadline(w.deps, job)).toBe('stood_down');
+  });
+
+  it.each<[FinalAction, string, string, Record<string, unknown>]>([
+    // Only the invoice is written off: the subscription goes on, and the invoice can still be paid.
+    ['mark_uncollectible', 'uncollectible', 'past_due', { pause_collection: null }],
+    // The subscription stays, but Stripe stops collecting for it (new invoices are voided).
+    ['pause_collection', 'open', 'past_due', { pause_collection: { behavior: 'void', resumes_at: null } }],
+    // Nothing at Stripe: the invoice stays open and the subscription past due, for the merchant to decide.
+    ['leave_past_due', 'open', 'past_due', { pause_collection: null }],
+  ])('final action %s: applied at Stripe, recorded on the case, and done once', async (action, invoiceStatus, subscriptionStatus, subscription) => {
+    const policy = parsePolicy({ finalAction: action });
+    await savePolicy(w.db.sql, policy);
+    const s = await seedFailedInvoice(w, 'expired_card');
+    await w.db.sql`update dunning_cases set policy_version = ${policy.version} where id = ${s.caseId}`;
+    const job = await failAndGetDeadline(s);
+    expect(await handleDeadline(w.deps, job)).toBe('done');
+    const c = await caseRow(w.db.sql, s.caseId);
+    expect(c).toMatchObject({ status: 'lost', final_action: action, final_action_at: w.clock.now() });
+    const stripe = w.deps.gateway.stripe;
+    expect((await stripe.invoices.retrieve(s.invoiceId)).status).toBe(invoiceStatus);
+    expect(await stripe.subscriptions.retrieve(s.subscriptionId!)).toMatchObject({ status: subscriptionStatus, ...subscription });
+    const changes = () => w.sandbox.events().filter((e) => e.request.id !== null && [s.invoiceId, s.subscriptionId].includes((e.data.object as { id: string }).id)).length;
+    const before = changes();
+    expect(await handleDeadline(w.deps, job)).toBe('stood_down');
+    expect(changes()).toBe(before);
   });
 
   it('a new card before the deadline: the deadline stands down and the case stays open', async () => {
@@ -105,7 +131,7 @@ describe('deadlines and final actions', () => {
   }
 
   it.each([
-    ['collection paused on our copy of the invoice', (s: SeededCase) => w.db.sql`update invoices set collection_paused = true where id = ${s.invoiceId}`.then(() => undefined)],
+    ['our copy says the invoice is uncollectible', (s: SeededCase) => w.db.sql`update invoices set status = 'uncollectible' where id = ${s.invoiceId}`.then(() => undefined)],
     ['Stripe says the invoice is uncollectible', (s: SeededCase) => w.deps.gateway.stripe.invoices.markUncollectible(s.invoiceId).then(() => undefined)],
   ])('a skipped attempt (%s) leaves a deadline at the end of the window, so the final action still runs', async (_why, block) => {
     const s = await seedFailedInvoice(w, 'generic_decline');

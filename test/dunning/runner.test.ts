@@ -48,9 +48,10 @@ describe('retry runner against the sandbox', () => {
     const id = await planDueAttempt(w.db.sql, s, w.clock.now());
     expect(await executeAttempt(w.deps, id)).toBe('declined');
     const a = await attemptRow(w.db.sql, id);
-    // The sandbox sends advice_code try_again_later with it, which the classifier reads as temporary.
+    // The sandbox sends advice_code try_again_later with it, which says no more than the vague
+    // decline code: the decline stays generic, under its own code.
     expect(a).toMatchObject({ status: 'declined', decline_code: 'generic_decline', advice_code: 'try_again_later', network_decline_code: '05' });
-    expect(['generic', 'temporary']).toContain(a.decline_category);
+    expect(a.decline_category).toBe('generic');
     expect(a.charge_id).toMatch(/^ch_/);
     const [next] = await w.db.sql`select * from payment_attempts where invoice_id = ${s.invoiceId} and status = 'planned'`;
     expect(next).toMatchObject({ attempt_no: 3, source: 'scheduled', idempotency_key: `dunning:${s.invoiceId}:3` });
@@ -78,15 +79,33 @@ describe('retry runner against the sandbox', () => {
     expect(await jobsFor('dunning-deadlines', String(s.caseId))).toHaveLength(1);
   });
 
-  it('authentication required: no blind off-session retry', async () => {
+  it('authentication required: Stripe answers requires_action, and the case waits for the customer instead of retrying', async () => {
     const s = await seedFailedInvoice(w, 'authentication_required');
     await withoutFirstDeclineCode(s.invoiceId);
     const id = await planDueAttempt(w.db.sql, s, w.clock.now());
     expect(await executeAttempt(w.deps, id)).toBe('declined');
-    expect((await attemptRow(w.db.sql, id)).decline_category).toBe('authentication');
-    const planned = await w.db.sql`select 1 from payment_attempts where invoice_id = ${s.invoiceId} and status = 'planned'`;
-    expect(planned).toHaveLength(0);
-    expect((await caseRow(w.db.sql, s.caseId)).next_attempt_reason).toContain('complete authentication');
+    // What Stripe's invoices.pay answers for a card that needs 3-D Secure: a card error without a
+    // decline code, no charge, the PaymentIntent waiting in requires_action.
+    const a = await attemptRow(w.db.sql, id);
+    expect(a).toMatchObject({
+      status: 'declined', decline_code: null, failure_code: 'invoice_payment_intent_requires_action', decline_category: 'authentication',
+      charge_id: null, payment_intent_id: expect.stringMatching(/^pi_/),
+    });
+    expect(apiCharges(w.sandbox, s.invoiceId)).toHaveLength(0);
+    const planned = async () => w.db.sql`select 1 from payment_attempts where invoice_id = ${s.invoiceId} and status = 'planned'`;
+    expect(await planned()).toHaveLength(0);
+    const c = await caseRow(w.db.sql, s.caseId);
+    expect(c).toMatchObject({ status: 'open', last_decline_code: 'invoice_payment_intent_requires_action', last_decline_category: 'authentication' });
+    expect(c.next_attempt_reason).toMatch(/^awaiting customer: invoice_payment_intent_requires_action: .*not retried off-session; waiting for the customer to complete authentication/);
+    // The deadline is the only job: the final action, unless the customer acts first.
+    expect(await jobsFor('dunning-deadlines', String(s.caseId))).toHaveLength(1);
+    // Stripe tells the merchant the customer must act: that event sends the action-required email.
+    const told = w.sandbox.events().filter((e) => e.type === 'invoice.payment_action_required' && (e.data.object as { id: string }).id === s.invoiceId);
+    expect(told.length).toBeGreaterThanOrEqual(2); // Stripe's own try, then ours
+    // Not even the holdout's fixed schedule retries it blindly.
+    await w.db.sql`update dunning_cases set cohort = 'holdout' where id = ${s.caseId}`;
+    await w.db.sql.begin((tx) => createDunningHooks(w.deps).paymentFailed(tx, { caseId: s.caseId, invoiceId: s.invoiceId, opened: false, at: w.clock.now() }));
+    expect(await planned()).toHaveLength(0);
   });
 
   it('an invoice paid elsewhere is never charged: the attempt is skipped after reading Stripe', async () => {

@@ -75,12 +75,23 @@ describe('sandbox API through the real SDK', () => {
     expect(sandbox.charges(invoice.id).map((c) => c.status)).toEqual(['failed', 'failed']);
   });
 
-  it('answers authentication_required and announces the action needed', async () => {
+  it('answers a retry on a card that needs 3-D Secure as Stripe does: requires_action, no charge, no decline code', async () => {
     const { invoice } = await failingInvoice('authentication_required');
-    const err = (await stripe.invoices.pay(invoice.id).catch((e: unknown) => e)) as Stripe.errors.StripeCardError;
-    expect(err.code).toBe('authentication_required');
-    const types = sandbox.events().filter((e) => (e.data.object as { id?: string }).id === invoice.id).map((e) => e.type);
-    expect(types).toContain('invoice.payment_action_required');
+    const err = await stripe.invoices.pay(invoice.id).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(Stripe.errors.StripeCardError);
+    const cardErr = err as Stripe.errors.StripeCardError;
+    expect(cardErr).toMatchObject({ statusCode: 402, code: 'invoice_payment_intent_requires_action', charge: undefined });
+    expect(cardErr.raw).not.toHaveProperty('decline_code'); // the SDK shows the missing code as ''
+    expect(cardErr.payment_intent).toMatchObject({ status: 'requires_action', next_action: { type: 'use_stripe_sdk' } });
+    // Nothing reached the issuer: Stripe's first try is the only charge, yet the attempt counts.
+    expect(sandbox.charges(invoice.id)).toHaveLength(1);
+    expect((await stripe.invoices.retrieve(invoice.id)).attempt_count).toBe(2);
+    const ofRetry = sandbox.events().filter((e) => e.request.id === cardErr.requestId).map((e) => e.type);
+    expect(ofRetry).toEqual(expect.arrayContaining(['payment_intent.requires_action', 'invoice.payment_failed', 'invoice.payment_action_required']));
+    expect(ofRetry).not.toContain('charge.failed');
+    // The customer completes 3-D Secure on the hosted invoice page, which pays the invoice.
+    await sandbox.payInvoiceOutOfBand(invoice.id);
+    expect((await stripe.invoices.retrieve(invoice.id)).status).toBe('paid');
   });
 
   it('pays after the customer gets a new default card, then refuses a second payment like Stripe', async () => {
