@@ -80,7 +80,9 @@ async function openCase(tx: Tx, invoiceId: string): Promise<CaseRow> {
  * (a second charge while one is unknown could charge twice), unless ops checked Stripe and say the
  * unresolved one did not charge (`resolveUnknown`). Pausing is lifted: ops asked for it.
  */
-export async function retryNow(tx: Tx, deps: SchedulerDeps, invoiceId: string, o: { resolveUnknown?: boolean } = {}): Promise<AttemptRow> {
+export async function retryNow(
+  tx: Tx, deps: SchedulerDeps, invoiceId: string, o: { resolveUnknown?: boolean; hooks?: PauseHooks } = {},
+): Promise<AttemptRow> {
   const c = await openCase(tx, invoiceId);
   const attempts = await store.attemptsOf(tx, invoiceId);
   const now = deps.clock.now();
@@ -94,7 +96,10 @@ export async function retryNow(tx: Tx, deps: SchedulerDeps, invoiceId: string, o
       busy.status === 'unknown' ? ' (check the invoice in the Stripe Dashboard, then use --resolve-unknown if it was not charged)' : ' (a worker holds it; try again after its lease)'}`);
   }
   await store.cancelPlannedAttempts(tx, invoiceId, 'replaced by a manual retry', now);
-  if (c.paused) await store.setPaused(tx, c.id, false, now);
+  if (c.paused) {
+    await store.setPaused(tx, c.id, false, now);
+    await o.hooks?.caseResumed?.(tx, { caseId: c.id, at: now });
+  }
   const attempt = await scheduleAttempt(tx, deps, c, { at: now, reason: 'manual retry requested by ops', source: 'manual', paymentMethod: null, isLast: false });
   if (!attempt) throw new OpsError(`another attempt became active for ${invoiceId}`);
   return attempt;
@@ -107,7 +112,13 @@ async function casesOf(tx: Tx, target: string): Promise<CaseRow[]> {
   return c && c.status === 'open' ? [c] : [];
 }
 
-export async function pause(tx: Tx, deps: SchedulerDeps, target: string): Promise<CaseRow[]> {
+/** The reminders' side of a pause (src/reminders/hooks.ts): pending emails held, then planned again. */
+export interface PauseHooks {
+  casePaused?(tx: Tx, e: { caseId: number; at: Date }): Promise<void>;
+  caseResumed?(tx: Tx, e: { caseId: number; at: Date }): Promise<void>;
+}
+
+export async function pause(tx: Tx, deps: SchedulerDeps, target: string, hooks: PauseHooks = {}): Promise<CaseRow[]> {
   const cases = await casesOf(tx, target);
   if (cases.length === 0) throw new OpsError(`no open dunning case for ${target}`);
   const now = deps.clock.now();
@@ -116,16 +127,19 @@ export async function pause(tx: Tx, deps: SchedulerDeps, target: string): Promis
     await store.setPaused(tx, c.id, true, now);
     await store.cancelPlannedAttempts(tx, c.invoiceId, 'paused by ops', now);
     await store.setNextAttempt(tx, c.id, null, 'paused by ops', now);
+    await hooks.casePaused?.(tx, { caseId: c.id, at: now });
   }
   return cases;
 }
 
-export async function resume(tx: Tx, deps: SchedulerDeps, target: string): Promise<Array<{ caseRow: CaseRow; result: PlanResult }>> {
+export async function resume(tx: Tx, deps: SchedulerDeps, target: string, hooks: PauseHooks = {}): Promise<Array<{ caseRow: CaseRow; result: PlanResult }>> {
   const cases = await casesOf(tx, target);
   if (cases.length === 0) throw new OpsError(`no open dunning case for ${target}`);
   const out: Array<{ caseRow: CaseRow; result: PlanResult }> = [];
   for (const c of cases) {
     await store.setPaused(tx, c.id, false, deps.clock.now());
+    // Before planning: a last chance cancelled by the pause must be plannable again.
+    await hooks.caseResumed?.(tx, { caseId: c.id, at: deps.clock.now() });
     out.push({ caseRow: c, result: await planNext(tx, deps, c.id) });
   }
   return out;
