@@ -239,6 +239,8 @@ describe('stop rules', () => {
       await hooks.caseClosed(tx, { caseId, invoiceId: 'in_rec', status: 'recovered', reason: 'paid', at: clock.now() });
     });
     await waitFor('thank-you', async () => mailsTo('rec@customer.com').length === 2);
+    // The catcher has the email a moment before the mailer records it as sent.
+    await waitFor('thank-you recorded', async () => (await rowsOf(caseId)).at(-1)?.status === 'sent');
     const rows = await rowsOf(caseId);
     expect(rows.map((r) => [r.kind, r.status])).toEqual([['first_notice', 'sent'], ['last_chance', 'cancelled'], ['recovered', 'sent']]);
     expect(mailsTo('rec@customer.com')[1]!.parsed.subject).toBe('Thank you: your payment to Acme GmbH went through');
@@ -359,6 +361,7 @@ describe('the final notice', () => {
     expect(String(mail!.parsed.html)).toContain('<a href="https://invoice.stripe.test/i/in_final_de">Sie können den offenen Betrag weiterhin hier bezahlen.</a>');
     expect(text).toContain('Wenn Sie Hilfe brauchen, schreiben Sie an help@acme.test.');
     expect(wording(mail!)).not.toMatch(FORBIDDEN);
+    await waitFor('recorded as sent', async () => (await rowsOf(caseId))[0]?.status === 'sent');
     expect((await rowsOf(caseId)).map((r) => [r.kind, r.status])).toEqual([['final_notice', 'sent']]);
   });
 });

@@ -99,6 +99,8 @@ describe('authentication requests', () => {
     await apply(event('invoice.payment_failed', inv, { created: DAY + 1 }));
     expect((await alertsOf(caseId)).map((a) => a.kind)).toEqual(['case_opened_large']);
     const [mail] = await waitFor('the action-required email', async () => (mailsTo(id.email).length > 0 ? mailsTo(id.email) : null));
+    // The catcher has the email a moment before the mailer records it as sent.
+    await waitFor('recorded as sent', async () => (await outboxOf(id.inv))[0]?.status === 'sent');
     expect((await outboxOf(id.inv)).map((r) => [r.kind, r.status])).toEqual([['action_required', 'sent']]);
     expect(mail!.parsed.subject).toBe('Please confirm your payment to Acme GmbH');
     expect(mail!.parsed.text).toContain('This is a security step (3-D Secure) that only you can complete.');

@@ -1,6 +1,6 @@
 /**
  * What a failed send means, and when the next try comes: pure, no I/O. The SMTP errors are shaped
- * exactly as nodemailer 7 throws them (recorded against smtp-server on loopback).
+ * exactly as the installed nodemailer throws them (recorded against smtp-server on loopback).
  */
 import Stripe from 'stripe';
 import { describe, expect, it } from 'vitest';
