@@ -43,6 +43,8 @@ export interface Config {
   opsWebhookUrl: string | null;
   opsWebhookSecret: string | null;
   opsAlertMinAmount: AlertThreshold;
+  /** Where Stripe's Billing Portal sends the customer back; null: the portal configuration's default. */
+  billingPortalReturnUrl: string | null;
 }
 
 /** What a command needs beyond the defaults; checked here so the error names the variable. */
@@ -234,6 +236,7 @@ export function loadConfig(env: Env, require: Requirement[] = []): Config {
     opsWebhookUrl,
     opsWebhookSecret,
     opsAlertMinAmount: alertThreshold(str('OPS_ALERT_MIN_AMOUNT'), problems),
+    billingPortalReturnUrl: url('BILLING_PORTAL_RETURN_URL', ['https:', 'http:']),
   };
   if (problems.length > 0) throw new ConfigError(problems);
   return config;

@@ -6,15 +6,16 @@ import type { Sql } from './db.ts';
 import { assignCohort, type Policy } from './dunning/policy.ts';
 import { createUnknownCodeReporter, type Classification } from './dunning/declines.ts';
 import { createDunningHooks } from './dunning/hooks.ts';
-import { startRetryWorkers } from './dunning/runner.ts';
-import { createPolicySource } from './dunning/scheduler.ts';
+import type { BackfillDeps } from './dunning/backfill.ts';
+import { startRetryWorkers, type RetryWorkerOptions } from './dunning/runner.ts';
+import { createPolicySource, type SchedulerDeps } from './dunning/scheduler.ts';
 import { combineHooks, type DomainHooks } from './events/hooks.ts';
 import { startEventWorker, startOrphanSweep, type ProcessorDeps } from './events/processor.ts';
 import type { Logger } from './log.ts';
 import { QUEUES } from './queue.ts';
 import { retrieveCustomer, type StripeGateway } from './stripe/charge.ts';
 import { createThrottle } from './stripe/throttle.ts';
-import { createReminderHooks } from './reminders/hooks.ts';
+import { createReminderHooks, type ReminderHooks } from './reminders/hooks.ts';
 import { parseReminderPolicy } from './reminders/policy.ts';
 import { startReminderWorkers } from './reminders/worker.ts';
 
@@ -50,39 +51,70 @@ export function processorDeps(
   };
 }
 
+/**
+ * The hooks every path that changes cases must call, built once here: the workers (events, retry
+ * runner) and the ops commands (`retry-now`, `pause`, `resume`, `backfill`) get the same reactions,
+ * so a manual recovery still thanks the customer and a resumed case still warns before its final
+ * attempt.
+ */
+export interface Wiring {
+  reminders: ReminderHooks;
+  /** For `planNext` and friends: plans an attempt and tells the reminders. */
+  scheduler: SchedulerDeps;
+  /** For the event processor. */
+  hooks: DomainHooks;
+  /** For `startRetryWorkers` / `runnerDeps`. */
+  runner: Pick<RetryWorkerOptions, 'onAttemptPlanned' | 'onCaseClosed' | 'onMerchantError'>;
+  /** For `backfill`. */
+  onCaseOpened: NonNullable<BackfillDeps['onCaseOpened']>;
+}
+
+export function wireHooks(deps: Pick<WorkerDeps, 'boss' | 'clock' | 'log' | 'config' | 'policy' | 'extraHooks'>): Wiring {
+  const { boss, clock, log, config, policy } = deps;
+  const reminders = createReminderHooks({ boss, clock, log, config, policy: parseReminderPolicy(policy.reminders) });
+  const runner = {
+    onAttemptPlanned: reminders.attemptPlanned.bind(reminders),
+    onCaseClosed: reminders.caseClosed.bind(reminders),
+    onMerchantError: reminders.merchantError.bind(reminders),
+  };
+  const scheduler: SchedulerDeps = {
+    boss, clock, log, merchantTimeZone: config.defaultTimeZone, policies: createPolicySource(policy),
+    onAttemptPlanned: runner.onAttemptPlanned, onMerchantError: runner.onMerchantError,
+  };
+  return {
+    reminders,
+    scheduler,
+    hooks: combineHooks(createDunningHooks(scheduler), reminders, ...(deps.extraHooks ?? [])),
+    runner,
+    onCaseOpened: (tx, e) => reminders.paymentFailed(tx, { ...e, opened: true }),
+  };
+}
+
 /** Starts every worker of this process; the returned function stops them, letting running jobs finish. */
 export async function startWorkers(deps: WorkerDeps): Promise<() => Promise<void>> {
   const { sql, boss, clock, log, config, policy } = deps;
-  const reminders = createReminderHooks({ boss, clock, log, config, policy: parseReminderPolicy(policy.reminders) });
-  const scheduler = {
-    boss, clock, log, merchantTimeZone: config.defaultTimeZone, policies: createPolicySource(policy),
-    onAttemptPlanned: reminders.attemptPlanned.bind(reminders),
-  };
-  const hooks = combineHooks(createDunningHooks(scheduler), reminders, ...(deps.extraHooks ?? []));
+  const wiring = wireHooks(deps);
   const stops: Array<() => Promise<void>> = [];
-  // One throttle for every Stripe call of the process: customer reads, invoice reads, charges.
+  // One throttle for every Stripe call of the process: customer reads, invoice reads, charges, portal sessions.
   const throttle = createThrottle(config.stripeRequestsPerSecond);
   const gateway = deps.stripe ? { stripe: deps.stripe, throttle } : undefined;
   // One per process: a code Stripe adds is logged once, wherever a decline first shows it.
   const reportUnknownCodes = createUnknownCodeReporter(log.child({ component: 'declines' }));
 
-  await startEventWorker(boss, sql, processorDeps(deps, hooks, gateway, reportUnknownCodes), { maxTries: config.eventMaxTries, concurrency: config.workerConcurrency });
+  await startEventWorker(boss, sql, processorDeps(deps, wiring.hooks, gateway, reportUnknownCodes), { maxTries: config.eventMaxTries, concurrency: config.workerConcurrency });
   stops.push(() => boss.offWork(QUEUES.stripeEvents, { wait: true }));
   // A job in retry or running still counts as live; the grace only keeps clear of a replay or a
   // delivery being committed while the sweep reads.
   stops.push(startOrphanSweep(sql, log.child({ component: 'events' }), { everyMs: 5 * 60_000, graceSeconds: 15 * 60 }));
 
   if (deps.stripe) {
-    stops.push(await startRetryWorkers({
-      sql, boss, stripe: deps.stripe, clock, log, config, policy, throttle,
-      onAttemptPlanned: reminders.attemptPlanned.bind(reminders),
-      onCaseClosed: reminders.caseClosed.bind(reminders),
-      reportUnknownCodes,
-    }));
+    stops.push(await startRetryWorkers({ sql, boss, stripe: deps.stripe, clock, log, config, policy, throttle, ...wiring.runner, reportUnknownCodes }));
   } else {
     log.warn({}, 'STRIPE_SECRET_KEY not set: retries are planned but not run');
   }
-  stops.push(await startReminderWorkers({ sql, boss, clock, log, config, ...(deps.stripe ? { stripe: deps.stripe } : {}) }));
+  stops.push(await startReminderWorkers({
+    sql, boss, clock, log, config, policy: parseReminderPolicy(policy.reminders), ...(gateway ? { gateway } : {}),
+  }));
   log.info({ concurrency: config.workerConcurrency }, 'workers started');
 
   return async () => {

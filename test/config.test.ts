@@ -96,6 +96,13 @@ describe('loadConfig', () => {
     expect(loadConfig({}).mailFromAddress).toBe('billing@example.com');
   });
 
+  it('takes an absolute http(s) URL for the Billing Portal return page, unset by default', () => {
+    expect(loadConfig({}).billingPortalReturnUrl).toBeNull();
+    expect(loadConfig({ BILLING_PORTAL_RETURN_URL: 'https://acme.test/account' }).billingPortalReturnUrl).toBe('https://acme.test/account');
+    expect(() => loadConfig({ BILLING_PORTAL_RETURN_URL: '/account' })).toThrow(/BILLING_PORTAL_RETURN_URL: expected a https: or http: URL/);
+    expect(() => loadConfig({ BILLING_PORTAL_RETURN_URL: 'javascript:alert(1)' })).toThrow(/BILLING_PORTAL_RETURN_URL/);
+  });
+
   it('requires the Stripe key and webhook secret only when the command needs them', () => {
     expect(() => loadConfig({}, ['webhook'])).toThrow(/STRIPE_WEBHOOK_SECRET: required/);
     expect(() => loadConfig({}, ['stripe'])).toThrow(/STRIPE_SECRET_KEY: required/);

@@ -20,7 +20,7 @@ Needs STRIPE_SECRET_KEY.`,
     const ops = await openOps(env, { stripe: true });
     try {
       const totals = await backfill({
-        sql: ops.rt.sql, gateway: ops.runner!.gateway, scheduler: ops.scheduler, policy: ops.policy,
+        sql: ops.rt.sql, gateway: ops.runner!.gateway, scheduler: ops.scheduler, policy: ops.policy, onCaseOpened: ops.wiring.onCaseOpened,
         progress: (p) => process.stderr.write(`page ${p.pages}: ${p.seen} open invoices seen, ${p.opened} cases opened, ${p.planned} attempts planned\n`),
       });
       console.log(`Backfill done: ${totals.seen} open invoices, ${totals.opened} new cases, ${totals.planned} attempts planned.`);

@@ -15,7 +15,7 @@ customer (cus_...), and asks the planner for the next attempt, printing when and
     const target = oneArgument(positionals, 'customer id (cus_...) or invoice id (in_...)');
     const ops = await openOps(env);
     try {
-      const results = await ops.rt.sql.begin((tx) => resume(tx, ops.scheduler, target));
+      const results = await ops.rt.sql.begin((tx) => resume(tx, ops.scheduler, target, ops.wiring.reminders));
       for (const { caseRow, result } of results) {
         const what = result.kind === 'planned'
           ? `next attempt ${when(result.attempt.plannedAt)}: ${result.attempt.planReason ?? ''}`

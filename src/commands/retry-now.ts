@@ -26,7 +26,7 @@ Needs STRIPE_SECRET_KEY unless --queue is given.`,
     const invoiceId = oneArgument(positionals, 'invoice id (in_...)');
     const ops = await openOps(env, { stripe: !values.queue });
     try {
-      const attemptId = (await ops.rt.sql.begin((tx) => retryNow(tx, ops.scheduler, invoiceId, { resolveUnknown: values['resolve-unknown'] }))).id;
+      const attemptId = (await ops.rt.sql.begin((tx) => retryNow(tx, ops.scheduler, invoiceId, { resolveUnknown: values['resolve-unknown'], hooks: ops.wiring.reminders }))).id;
       if (!ops.runner) {
         console.log(`Manual attempt planned for ${invoiceId}; the workers will charge it.`);
         return 0;

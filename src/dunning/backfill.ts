@@ -1,7 +1,7 @@
 import type Stripe from 'stripe';
 import type { Sql, Tx } from '../db.ts';
 import { detailsOfCharge, detailsOfIntent } from '../events/charges.ts';
-import { insertStripeAttempt, mergeDetails, type DeclineDetails } from '../events/ledger.ts';
+import { insertStripeAttempt, mergeDetails, refreshCaseDeclines, type DeclineDetails } from '../events/ledger.ts';
 import { upsertCustomer as upsertCustomerRow } from '../events/objects.ts';
 import { call, type StripeGateway } from '../stripe/charge.ts';
 import { assignCohort, type Policy } from './policy.ts';
@@ -22,6 +22,8 @@ export interface BackfillDeps {
   gateway: StripeGateway;
   scheduler: SchedulerDeps;
   policy: Policy;
+  /** A case was taken over: the reminders' reaction to a new case (large-case alert, first notice). */
+  onCaseOpened?: (tx: Tx, e: { caseId: number; invoiceId: string; at: Date }) => Promise<void>;
   progress?: (p: BackfillProgress) => void;
   pageSize?: number;
 }
@@ -188,5 +190,9 @@ async function takeOver(
       values (${caseId}, ${inv.id!}, ${n}, 'stripe', 'declined', ${t.at}, ${t.at}, ${t.note ?? 'recorded by backfill'})
       on conflict do nothing`;
   }
+  // The case's decline columns, as the event processor keeps them: reminders word a hard decline
+  // differently and say nothing on a merchant error.
+  await refreshCaseDeclines(tx, Number(caseId));
+  await deps.onCaseOpened?.(tx, { caseId: Number(caseId), invoiceId: inv.id!, at: now });
   return { opened: true, plan: await planNext(tx, deps.scheduler, Number(caseId)) };
 }

@@ -81,7 +81,9 @@ async function openCase(tx: Tx, invoiceId: string): Promise<CaseRow> {
  * (a second charge while one is unknown could charge twice), unless ops checked Stripe and say the
  * unresolved one did not charge (`resolveUnknown`). Pausing is lifted: ops asked for it.
  */
-export async function retryNow(tx: Tx, deps: SchedulerDeps, invoiceId: string, o: { resolveUnknown?: boolean } = {}): Promise<AttemptRow> {
+export async function retryNow(
+  tx: Tx, deps: SchedulerDeps, invoiceId: string, o: { resolveUnknown?: boolean; hooks?: PauseHooks } = {},
+): Promise<AttemptRow> {
   const c = await openCase(tx, invoiceId);
   const attempts = await store.attemptsOf(tx, invoiceId);
   const now = deps.clock.now();
@@ -100,7 +102,10 @@ export async function retryNow(tx: Tx, deps: SchedulerDeps, invoiceId: string, o
     throw new OpsError(`${pauseReason(stripePause)}: lift pause_collection on the subscription in Stripe first`);
   }
   await cancelPlanned(tx, deps, invoiceId, 'replaced by a manual retry');
-  if (c.paused) await store.setPaused(tx, c.id, false, now);
+  if (c.paused) {
+    await store.setPaused(tx, c.id, false, now);
+    await o.hooks?.caseResumed?.(tx, { caseId: c.id, at: now });
+  }
   const attempt = await scheduleAttempt(tx, deps, c, { at: now, reason: 'manual retry requested by ops', source: 'manual', paymentMethod: null, isLast: false });
   if (!attempt) throw new OpsError(`another attempt became active for ${invoiceId}`);
   return attempt;
@@ -113,7 +118,13 @@ async function casesOf(tx: Tx, target: string): Promise<CaseRow[]> {
   return c && c.status === 'open' ? [c] : [];
 }
 
-export async function pause(tx: Tx, deps: SchedulerDeps, target: string): Promise<CaseRow[]> {
+/** The reminders' side of a pause (src/reminders/hooks.ts): pending emails held, then planned again. */
+export interface PauseHooks {
+  casePaused?(tx: Tx, e: { caseId: number; at: Date }): Promise<void>;
+  caseResumed?(tx: Tx, e: { caseId: number; at: Date }): Promise<void>;
+}
+
+export async function pause(tx: Tx, deps: SchedulerDeps, target: string, hooks: PauseHooks = {}): Promise<CaseRow[]> {
   const cases = await casesOf(tx, target);
   if (cases.length === 0) throw new OpsError(`no open dunning case for ${target}`);
   const now = deps.clock.now();
@@ -122,16 +133,19 @@ export async function pause(tx: Tx, deps: SchedulerDeps, target: string): Promis
     await store.setPaused(tx, c.id, true, now);
     await cancelPlanned(tx, deps, c.invoiceId, 'paused by ops');
     await store.setNextAttempt(tx, c.id, null, 'paused by ops', now);
+    await hooks.casePaused?.(tx, { caseId: c.id, at: now });
   }
   return cases;
 }
 
-export async function resume(tx: Tx, deps: SchedulerDeps, target: string): Promise<Array<{ caseRow: CaseRow; result: PlanResult }>> {
+export async function resume(tx: Tx, deps: SchedulerDeps, target: string, hooks: PauseHooks = {}): Promise<Array<{ caseRow: CaseRow; result: PlanResult }>> {
   const cases = await casesOf(tx, target);
   if (cases.length === 0) throw new OpsError(`no open dunning case for ${target}`);
   const out: Array<{ caseRow: CaseRow; result: PlanResult }> = [];
   for (const c of cases) {
     await store.setPaused(tx, c.id, false, deps.clock.now());
+    // Before planning: a last chance cancelled by the pause must be plannable again.
+    await hooks.caseResumed?.(tx, { caseId: c.id, at: deps.clock.now() });
     out.push({ caseRow: c, result: await planNext(tx, deps, c.id) });
   }
   return out;

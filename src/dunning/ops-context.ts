@@ -5,9 +5,10 @@ import { openRuntime, type Runtime } from '../runtime.ts';
 import { createStripeClient } from '../stripe/client.ts';
 import { createThrottle } from '../stripe/throttle.ts';
 import { plainMoney } from '../money.ts';
+import { wireHooks, type Wiring } from '../worker.ts';
 import type { Policy } from './policy.ts';
 import { runnerDeps, type RunnerDeps } from './runner.ts';
-import { createPolicySource, type SchedulerDeps } from './scheduler.ts';
+import type { SchedulerDeps } from './scheduler.ts';
 
 /** The shell the ops commands share: runtime, queue (for planned jobs), policy and, if asked, Stripe. */
 export interface OpsContext {
@@ -16,6 +17,8 @@ export interface OpsContext {
   clock: Clock;
   policy: Policy;
   scheduler: SchedulerDeps;
+  /** The same hooks the workers call (src/worker.ts): reminders and ops alerts follow ops actions too. */
+  wiring: Wiring;
   /** Only when opened with `stripe: true`. */
   runner: RunnerDeps | null;
   close(): Promise<void>;
@@ -32,15 +35,16 @@ export async function openOps(env: NodeJS.ProcessEnv, options: { stripe?: boolea
   }
   const clock = systemClock;
   const policy = rt.policy;
-  const scheduler: SchedulerDeps = { boss, clock, log: rt.log, merchantTimeZone: rt.config.defaultTimeZone, policies: createPolicySource(policy) };
+  const wiring = wireHooks({ boss, clock, log: rt.log, config: rt.config, policy });
   const runner = options.stripe
     ? runnerDeps({
         sql: rt.sql, boss, clock, log: rt.log, policy, config: rt.config,
         stripe: createStripeClient(rt.config), throttle: createThrottle(rt.config.stripeRequestsPerSecond),
+        ...wiring.runner,
       })
     : null;
   return {
-    rt, boss, clock, policy, scheduler, runner,
+    rt, boss, clock, policy, scheduler: wiring.scheduler, wiring, runner,
     async close() {
       await boss.stop({ graceful: true, timeout: 5_000 });
       await rt.close();

@@ -12,7 +12,7 @@ import { classifyDecline, type Classification } from './declines.ts';
 import { closeForMissingInvoice, handleDeadline, MISSING_INVOICE, type CaseClosedEvent, type FinalActionDeps } from './final-action.ts';
 import type { Policy } from './policy.ts';
 import { checkCharge } from './planner.ts';
-import { createPolicySource, loadPlanContext, planNext, savePolicy, scheduleWindowDeadline, sendAttemptJob, type AttemptJob, type AttemptPlannedEvent, type DeadlineJob } from './scheduler.ts';
+import { createPolicySource, loadPlanContext, planNext, savePolicy, scheduleWindowDeadline, sendAttemptJob, type AttemptJob, type AttemptPlannedEvent, type DeadlineJob, type SchedulerDeps } from './scheduler.ts';
 import * as store from './store.ts';
 import type { AttemptRow, CaseRow } from './store.ts';
 
@@ -235,6 +235,7 @@ export interface RetryWorkerOptions {
   policy: Policy;
   onAttemptPlanned?: (tx: Tx, e: AttemptPlannedEvent) => Promise<void>;
   onCaseClosed?: (tx: Tx, e: CaseClosedEvent) => Promise<void>;
+  onMerchantError?: SchedulerDeps['onMerchantError'];
   reportUnknownCodes?: (classification: Classification) => void;
   /** Share one throttle with every other Stripe caller of the process. */
   throttle?: Throttle;
@@ -264,6 +265,7 @@ export function runnerDeps(
     requestRetryMaxMs: 300_000,
     ...(o.onAttemptPlanned ? { onAttemptPlanned: o.onAttemptPlanned } : {}),
     ...(o.onCaseClosed ? { onCaseClosed: o.onCaseClosed } : {}),
+    ...(o.onMerchantError ? { onMerchantError: o.onMerchantError } : {}),
     ...(o.reportUnknownCodes ? { reportUnknownCodes: o.reportUnknownCodes } : {}),
   };
 }

@@ -29,6 +29,8 @@ export interface SchedulerDeps {
   policies: PolicySource;
   /** Reminders want to know (e.g. to warn before the last attempt). */
   onAttemptPlanned?: (tx: Tx, e: AttemptPlannedEvent) => Promise<void>;
+  /** Dunning stopped on the merchant's own error: ops are alerted (once per case). */
+  onMerchantError?: (tx: Tx, e: { caseId: number; invoiceId: string; reason: string; at: Date }) => Promise<void>;
 }
 
 /** Job payloads. */
@@ -242,6 +244,7 @@ export async function recordPlan(
         // the customer for it. The case stays open, without a next attempt, for ops to fix.
         await store.setNextAttempt(tx, caseRow.id, null, `needs ops (merchant error): ${plan.reason}`, now);
         log.error({ reason: plan.reason }, 'merchant error on a dunning case: ops must act');
+        await deps.onMerchantError?.(tx, { caseId: caseRow.id, invoiceId: caseRow.invoiceId, reason: plan.reason, at: now });
         return { kind: 'unchanged', why: plan.reason };
       }
       await store.setNextAttempt(tx, caseRow.id, null, `stopping: ${plan.reason}`, now);

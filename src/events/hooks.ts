@@ -12,7 +12,8 @@ export interface DomainHooks {
    * arriving after `invoice.payment_failed`): a plan made without them may be wrong.
    */
   declineLearned?(tx: Tx, e: { caseId: number; invoiceId: string; attemptId: number; at: Date }): Promise<void>;
-  actionRequired?(tx: Tx, e: { caseId: number; invoiceId: string; at: Date }): Promise<void>;
+  /** `opened`: this request opened the case (it can arrive before `invoice.payment_failed`). */
+  actionRequired?(tx: Tx, e: { caseId: number; invoiceId: string; opened: boolean; at: Date }): Promise<void>;
   caseClosed?(tx: Tx, e: { caseId: number; invoiceId: string; status: 'recovered' | 'lost' | 'closed'; reason: string; at: Date }): Promise<void>;
   /** `updated`: the same payment method got new card details from Stripe's card updater. */
   paymentMethodChanged?(tx: Tx, e: { customerId: string; paymentMethod: string; at: Date; updated?: boolean }): Promise<void>;

@@ -119,7 +119,7 @@ export async function actionRequired(ctx: HandlerContext): Promise<Outcome> {
   const c = await openFor(ctx, d.state);
   if (c.status !== 'open') return 'processed';
   if (await lostAlready(ctx, d.state, c.caseId)) return 'processed';
-  await ctx.deps.hooks.actionRequired?.(ctx.tx, { caseId: c.caseId, invoiceId: d.state.id, at: ctx.at });
+  await ctx.deps.hooks.actionRequired?.(ctx.tx, { caseId: c.caseId, invoiceId: d.state.id, opened: c.opened, at: ctx.at });
   return 'processed';
 }
 

@@ -125,13 +125,15 @@ export async function upsertCustomer(tx: Tx, c: Stripe.Customer, at: Date): Prom
   const timeZone = customerTimeZone(c);
   const rows = await tx`
     insert into customers as c (id, email, name, preferred_locales, country, time_zone, default_payment_method,
-                                metadata, deleted, stripe_updated_at)
+                                default_source, metadata, deleted, stripe_updated_at)
     values (${c.id}, ${c.email ?? null}, ${c.name ?? null}, ${c.preferred_locales ?? []}, ${c.address?.country ?? null},
-            ${timeZone}, ${idOf(c.invoice_settings?.default_payment_method ?? null)}, ${tx.json(meta)}, false, ${at})
+            ${timeZone}, ${idOf(c.invoice_settings?.default_payment_method ?? null)}, ${idOf(c.default_source ?? null)},
+            ${tx.json(meta)}, false, ${at})
     on conflict (id) do update set
       email = excluded.email, name = excluded.name, preferred_locales = excluded.preferred_locales,
       country = excluded.country, time_zone = excluded.time_zone,
-      default_payment_method = excluded.default_payment_method, metadata = excluded.metadata,
+      default_payment_method = excluded.default_payment_method, default_source = excluded.default_source,
+      metadata = excluded.metadata,
       stripe_updated_at = excluded.stripe_updated_at
     where excluded.stripe_updated_at >= c.stripe_updated_at and not c.deleted
     returning id`;

@@ -22,14 +22,25 @@ import { defaultReminderPolicy, parseReminderPolicy, type ReminderPolicy } from 
  * src/events/hooks.ts), plus `attemptPlanned`, which the retry runner calls.
  */
 export interface ReminderHooks {
+  /** `opened`: this failure opened the case (also for cases taken over by `dunning backfill`). */
   paymentFailed(tx: Tx, e: { caseId: number; invoiceId: string; attemptId?: number | null; opened: boolean; at: Date }): Promise<void>;
   declineLearned(tx: Tx, e: { caseId: number; invoiceId: string; at: Date }): Promise<void>;
-  actionRequired(tx: Tx, e: { caseId: number; invoiceId: string; at: Date }): Promise<void>;
+  /** `opened`: the authentication request opened the case (it can arrive before the failure). */
+  actionRequired(tx: Tx, e: { caseId: number; invoiceId: string; opened?: boolean; at: Date }): Promise<void>;
   caseClosed(tx: Tx, e: { caseId: number; invoiceId: string; status: 'recovered' | 'lost' | 'closed'; reason?: string | null; at: Date }): Promise<void>;
   paymentMethodChanged(tx: Tx, e: { customerId: string; paymentMethod?: string | null; at: Date }): Promise<void>;
   cardExpiring(tx: Tx, e: { customerId: string; paymentMethod: string | null; expMonth: number; expYear: number; at: Date }): Promise<void>;
   attemptPlanned(tx: Tx, e: { caseId: number; invoiceId: string; at: Date; isLast: boolean; deadline?: boolean }): Promise<void>;
+  /** The retry engine stopped on the merchant's own error (e.g. invalid_amount): ops must act. */
+  merchantError(tx: Tx, e: { caseId: number; invoiceId: string; reason: string; at: Date }): Promise<void>;
+  /** `dunning pause`: pending reminders are cancelled. */
+  casePaused(tx: Tx, e: { caseId: number; at: Date }): Promise<void>;
+  /** `dunning resume`: what the pause cancelled may be planned again; call before re-planning attempts. */
+  caseResumed(tx: Tx, e: { caseId: number; at: Date }): Promise<void>;
 }
+
+/** The cancel reason of reminders held by a pause; the mailer uses the same words at send time. */
+const PAUSED = 'case paused';
 
 export interface ReminderHookDeps {
   boss: Pick<PgBoss, 'send'>;
@@ -54,6 +65,7 @@ interface CaseRow {
   timeZone: string | null;
   declined: number;
   sent: number;
+  actionRequested: boolean;
 }
 
 interface Recipient {
@@ -73,7 +85,9 @@ export function createReminderHooks(deps: ReminderHookDeps): ReminderHooks {
              d.amount::float8 as amount, d.currency, d.last_decline_category as "declineCategory", p.body -> 'reminders' as reminders,
              c.preferred_locales as "preferredLocales", c.time_zone as "timeZone",
              (select count(*)::int from payment_attempts a where a.invoice_id = d.invoice_id and a.status = 'declined') as declined,
-             (select count(*)::int from reminder_outbox o where o.case_id = d.id and o.status in ('sent', 'sending')) as sent
+             (select count(*)::int from reminder_outbox o where o.case_id = d.id and o.status in ('sent', 'sending')) as sent,
+             exists (select 1 from reminder_outbox o where o.case_id = d.id and o.kind = 'action_required'
+                      and o.status in ('pending', 'sending', 'sent')) as "actionRequested"
       from dunning_cases d
       join policies p on p.version = d.policy_version
       left join customers c on c.id = d.customer_id
@@ -97,6 +111,7 @@ export function createReminderHooks(deps: ReminderHookDeps): ReminderHooks {
       declinedAttempts: row.declined,
       declineCategory: row.declineCategory,
       sentReminders: row.sent,
+      actionRequested: row.actionRequested,
     };
     return { row, facts, to: recipient(row.preferredLocales, row.timeZone, policy) };
   }
@@ -141,14 +156,18 @@ export function createReminderHooks(deps: ReminderHookDeps): ReminderHooks {
   });
   const ongoing = (row: CaseRow) => row.status === 'open' && !row.paused;
 
+  /** A case just opened, whatever opened it: a large one is worth a word to ops. Once per case (ops_alerts key). */
+  async function caseOpened(tx: Tx, row: CaseRow, detail: string | null, at: Date): Promise<void> {
+    if (!isLargeAmount(row.amount, row.currency, config.opsAlertMinAmount)) return;
+    await recordOpsAlert(tx, deps, 'case_opened_large', alertFacts(row, detail), at);
+  }
+
   return {
     async paymentFailed(tx, e) {
       const loaded = await loadCase(tx, e.caseId);
       if (!loaded) return;
       const { row, facts, to } = loaded;
-      if (e.opened && isLargeAmount(row.amount, row.currency, config.opsAlertMinAmount)) {
-        await recordOpsAlert(tx, deps, 'case_opened_large', alertFacts(row, row.declineCategory ? `decline category ${row.declineCategory}` : null), e.at);
-      }
+      if (e.opened) await caseOpened(tx, row, row.declineCategory ? `decline category ${row.declineCategory}` : null, e.at);
       if (!ongoing(row)) return;
       await schedule(tx, caseOwner(row), to, planner.planOnPaymentFailed(to.policy, facts, e.at));
     },
@@ -166,8 +185,16 @@ export function createReminderHooks(deps: ReminderHookDeps): ReminderHooks {
 
     async actionRequired(tx, e) {
       const loaded = await loadCase(tx, e.caseId);
-      if (!loaded || !ongoing(loaded.row)) return;
-      await schedule(tx, caseOwner(loaded.row), loaded.to, planner.planOnActionRequired(loaded.to.policy, loaded.facts, e.at));
+      if (!loaded) return;
+      if (e.opened) await caseOpened(tx, loaded.row, 'the bank asks for authentication (3-D Secure)', e.at);
+      if (!ongoing(loaded.row)) return;
+      const plans = planner.planOnActionRequired(loaded.to.policy, loaded.facts, e.at);
+      // "Update your card" and "confirm the payment" must not both reach the customer.
+      if (plans.length > 0) {
+        const n = await outbox.cancelPendingForCase(tx, loaded.facts.caseId, 'the bank asks for authentication', e.at, planner.CONFLICTS_WITH_ACTION);
+        if (n > 0) log.info({ caseId: loaded.facts.caseId, cancelled: n }, 'pending reminders cancelled: authentication required');
+      }
+      await schedule(tx, caseOwner(loaded.row), loaded.to, plans);
     },
 
     async attemptPlanned(tx, e) {
@@ -193,12 +220,40 @@ export function createReminderHooks(deps: ReminderHookDeps): ReminderHooks {
       if (n > 0) log.info({ customerId: e.customerId, cancelled: n }, 'card expiry reminders cancelled');
     },
 
+    async merchantError(tx, e) {
+      const loaded = await loadCase(tx, e.caseId);
+      if (!loaded) return;
+      await recordOpsAlert(tx, deps, 'merchant_error', alertFacts(loaded.row, e.reason), e.at);
+      // The customer is not to blame and hears nothing more about this invoice.
+      const n = await outbox.cancelPendingForCase(tx, e.caseId, 'merchant error: ops must act', e.at);
+      if (n > 0) log.info({ caseId: e.caseId, cancelled: n }, 'pending reminders cancelled: merchant error');
+    },
+
+    async casePaused(tx, e) {
+      const n = await outbox.cancelPendingForCase(tx, e.caseId, PAUSED, e.at);
+      if (n > 0) log.info({ caseId: e.caseId, cancelled: n }, 'pending reminders cancelled: case paused');
+    },
+
+    async caseResumed(tx, e) {
+      // A reminder held by the pause was never sent: the customer may still need it. The last
+      // chance is planned again with the next attempt; the first notice (or the authentication
+      // request) here, if the ledger still calls for it.
+      await outbox.releaseCancelled(tx, e.caseId, PAUSED, e.at);
+      const loaded = await loadCase(tx, e.caseId);
+      if (!loaded || !ongoing(loaded.row)) return;
+      await schedule(tx, caseOwner(loaded.row), loaded.to, planner.planOnPaymentFailed(loaded.to.policy, loaded.facts, e.at));
+    },
+
     async cardExpiring(tx, e) {
-      const [customer] = await tx<{ preferredLocales: string[] | null; timeZone: string | null }[]>`
-        select preferred_locales as "preferredLocales", time_zone as "timeZone" from customers where id = ${e.customerId}`;
+      const [customer] = await tx<{ preferredLocales: string[] | null; timeZone: string | null; defaultPaymentMethod: string | null; defaultSource: string | null }[]>`
+        select preferred_locales as "preferredLocales", time_zone as "timeZone",
+               default_payment_method as "defaultPaymentMethod", default_source as "defaultSource"
+        from customers where id = ${e.customerId}`;
       const to = recipient(customer?.preferredLocales ?? null, customer?.timeZone ?? null, currentPolicy);
       const expiresAt = cardExpiryEnd(e.expMonth, e.expYear, to.zone);
-      const plan = planner.planCardExpiring(to.policy, { ...e, expiresAt }, clock.now());
+      const card = planner.defaultCard(customer ?? null);
+      const plan = planner.planCardExpiring(to.policy, { ...e, expiresAt, defaultCard: card }, clock.now());
+      if (!plan && e.paymentMethod !== card) log.info({ customerId: e.customerId, card: e.paymentMethod }, 'expiring card is not the default: no reminder');
       if (plan) await schedule(tx, { caseId: null, customerId: e.customerId, invoiceId: null }, to, [plan]);
     },
   };

@@ -1,19 +1,23 @@
 /** The update-card link when an invoice has no hosted page: a Billing Portal session. */
-import type Stripe from 'stripe';
 import type { Logger } from '../log.ts';
+import type { StripeGateway } from '../stripe/charge.ts';
+import { createPortalSession, PortalError } from '../stripe/portal.ts';
+import { SendError } from './transport.ts';
 
 /**
- * Sessions expire within hours, so one is created at send time, never at planning time. A Stripe
- * failure yields null: the mailer then records the reminder as failed rather than sending no link.
+ * Sessions expire within hours, so one is created at send time, never at planning time. A failure
+ * throws a SendError the mailer understands: Stripe busy or unreachable is temporary (the reminder
+ * is retried), a rejected API key is our configuration (retried, logged as an error), anything
+ * else (no such customer, no portal configured) is permanent for this reminder.
  */
-export function billingPortalLinks(stripe: Stripe, log: Logger, returnUrl?: string): (customerId: string) => Promise<string | null> {
+export function billingPortalLinks(gateway: StripeGateway, log: Logger, returnUrl: string | null = null): (customerId: string) => Promise<string | null> {
   return async (customerId) => {
     try {
-      const session = await stripe.billingPortal.sessions.create({ customer: customerId, ...(returnUrl ? { return_url: returnUrl } : {}) });
-      return session.url;
+      return await createPortalSession(gateway, customerId, returnUrl);
     } catch (err) {
-      log.warn({ customerId, err: (err as Error).message }, 'billing portal session could not be created');
-      return null;
+      const e = err instanceof PortalError ? err : new PortalError(String(err), { transient: true, configuration: false, cause: err });
+      log.warn({ customerId, transient: e.transient, err: e.message }, 'billing portal session could not be created');
+      throw new SendError(e.message, e.configuration ? 'transport' : e.transient ? 'temporary' : 'permanent', { cause: err });
     }
   };
 }

@@ -15,18 +15,27 @@ import { nextAllowedSend } from './localize.ts';
 import * as outbox from './outbox.ts';
 import { recordOpsAlert } from './ops-alerts.ts';
 import { cancelReason } from './planner.ts';
-import { defaultReminderPolicy } from './policy.ts';
+import { defaultReminderPolicy, type ReminderPolicy } from './policy.ts';
 import type { TemplateSet } from './templates.ts';
-import { classifySendError, SendError, type MailTransport } from './transport.ts';
+import { classifySendError, SendError, type MailTransport, type SendProblem } from './transport.ts';
 
 export interface Backoff {
   baseMs: number;
+  /** The longest wait between two tries. */
   maxMs: number;
-  /** Temporary failures after which the reminder is given up and treated as permanent. */
-  maxTries: number;
+  /**
+   * How long after its first temporary failure a reminder is still retried; past that it counts
+   * as failed. Transport problems (our mail server) neither start nor end this horizon.
+   */
+  horizonMs: number;
 }
 
-export const DEFAULT_BACKOFF: Backoff = { baseMs: 60_000, maxMs: 3_600_000, maxTries: 8 };
+/** 1 min doubling to 1 h, for two days: about 53 tries. */
+export const DEFAULT_BACKOFF: Backoff = { baseMs: 60_000, maxMs: 3_600_000, horizonMs: 48 * 3_600_000 };
+
+export function backoffOf(policy: Pick<ReminderPolicy, 'delivery'>): Backoff {
+  return { ...DEFAULT_BACKOFF, horizonMs: policy.delivery.retryHours * 3_600_000 };
+}
 
 export interface MailerDeps {
   sql: Sql;
@@ -36,15 +45,35 @@ export interface MailerDeps {
   config: Config;
   transport: MailTransport;
   templates: TemplateSet;
-  /** An update-card link when the invoice has none (a Billing Portal session); null when unavailable. */
+  /**
+   * An update-card link when the invoice has none (a Billing Portal session); null when there is
+   * none to give. May throw a SendError: a temporary one (Stripe busy) is retried like SMTP.
+   */
   portalLink?: (customerId: string) => Promise<string | null>;
   backoff?: Backoff;
   pollingIntervalSeconds?: number;
   concurrency?: number;
 }
 
-export function retryDelayMs(tries: number, b: Backoff): number {
+/** The wait after the `tries`-th failed try. */
+export function retryDelayMs(tries: number, b: Pick<Backoff, 'baseMs' | 'maxMs'>): number {
   return Math.min(b.maxMs, b.baseMs * 2 ** Math.max(0, tries - 1));
+}
+
+/**
+ * After the `tries`-th failed try: when to try again, or give up. Permanent problems give up at
+ * once; temporary ones once the next try would fall past the horizon, counted from the first
+ * temporary failure (`firstFailedAt`, or now for the first one); transport problems never do.
+ */
+export function nextRetry(
+  o: { tries: number; problem: SendProblem; firstFailedAt: Date | null; now: Date },
+  b: Backoff,
+): { giveUp: true } | { giveUp: false; at: Date } {
+  if (o.problem === 'permanent') return { giveUp: true };
+  const at = new Date(o.now.getTime() + retryDelayMs(o.tries, b));
+  if (o.problem === 'transport') return { giveUp: false, at };
+  const since = (o.firstFailedAt ?? o.now).getTime();
+  return at.getTime() - since > b.horizonMs ? { giveUp: true } : { giveUp: false, at };
 }
 
 export async function enqueueSend(tx: Tx, boss: Pick<PgBoss, 'send'>, clock: Clock, outboxId: number, sendAt: Date): Promise<void> {
@@ -162,6 +191,17 @@ export async function sendOne(deps: MailerDeps, outboxId: number, scheduledFor: 
       await enqueueSend(tx, deps.boss, clock, outboxId, ctx.sendAt);
       return { ok: false };
     }
+    // A job that runs late (the worker was down, a backlog) must not send into the customer's
+    // night: the row moves to the next allowed moment and a job is enqueued for it. Only ever to a
+    // time later than the row's own, so a clock that stands still (tests, the demo once its cycle
+    // ends) cannot defer a reminder again when the queue runs that job.
+    const allowed = nextAllowedSend(now, ctx.timeZone, quietHoursOf(ctx));
+    if (allowed.getTime() > now.getTime() && allowed.getTime() > ctx.sendAt.getTime()) {
+      await outbox.reschedule(tx, outboxId, allowed, now);
+      await enqueueSend(tx, deps.boss, clock, outboxId, allowed);
+      log.info({ kind: ctx.kind, due: ctx.sendAt, sendAt: allowed }, 'reminder late into quiet hours; moved to the next allowed time');
+      return { ok: false };
+    }
     if (!ctx.email) {
       await fail(tx, deps, ctx, 'customer has no email address', now);
       return { ok: false };
@@ -174,7 +214,7 @@ export async function sendOne(deps: MailerDeps, outboxId: number, scheduledFor: 
   let messageId: string | null;
   try {
     const link = ctx.hostedInvoiceUrl ?? (await deps.portalLink?.(ctx.customerId)) ?? null;
-    if (!link) throw new SendError('no update-card link: the invoice has no hosted URL and no Billing Portal link is available', true);
+    if (!link) throw new SendError('no update-card link: the invoice has no hosted URL and no Billing Portal link is available', 'permanent');
     const values = buildValues(ctx, config, link, clock.now());
     const email = deps.templates.render(ctx.kind, ctx.locale as Locale, values);
     const domain = config.mailFromAddress.split('@')[1] ?? 'dunning.local';
@@ -189,16 +229,21 @@ export async function sendOne(deps: MailerDeps, outboxId: number, scheduledFor: 
   } catch (err) {
     const problem = classifySendError(err);
     const now = clock.now();
+    const tries = ctx.tries + 1;
+    const next = nextRetry({ tries, problem: problem.problem, firstFailedAt: ctx.firstFailedAt, now }, backoff);
     await sql.begin(async (tx) => {
-      if (problem.permanent || ctx.tries + 1 >= backoff.maxTries) {
-        await fail(tx, deps, ctx, problem.message, now);
+      if (next.giveUp) {
+        const why = problem.permanent ? problem.message : `${problem.message} (still refused after ${Math.round(backoff.horizonMs / 3_600_000)} h of retries)`;
+        await fail(tx, deps, ctx, why, now);
         return;
       }
-      const quiet = quietHoursOf(ctx);
-      const sendAt = nextAllowedSend(new Date(now.getTime() + retryDelayMs(ctx.tries + 1, backoff)), ctx.timeZone, quiet);
-      await outbox.markRetry(tx, ctx.id, problem.message, sendAt, now);
+      const sendAt = nextAllowedSend(next.at, ctx.timeZone, quietHoursOf(ctx));
+      await outbox.markRetry(tx, ctx.id, problem.message, sendAt, now, problem.problem === 'temporary' ? now : null);
       await enqueueSend(tx, deps.boss, clock, ctx.id, sendAt);
-      log.warn({ kind: ctx.kind, tries: ctx.tries + 1, retryAt: sendAt, err: problem.message }, 'reminder send failed; will retry');
+      const fields = { kind: ctx.kind, caseId: ctx.caseId, tries, retryAt: sendAt, err: problem.message };
+      // Our own mail setup is broken: every reminder is held up, and only ops can fix it.
+      if (problem.problem === 'transport') log.error(fields, 'reminder not sent: the mail transport fails (check SMTP_URL and the mail server); will retry');
+      else log.warn(fields, 'reminder send failed; will retry');
     });
     return;
   }

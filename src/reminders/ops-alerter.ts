@@ -14,6 +14,11 @@ export interface OpsAlerterDeps {
   log: Logger;
   config: Pick<Config, 'opsWebhookUrl' | 'opsWebhookSecret'>;
   fetch?: typeof fetch;
+  /**
+   * Real time, for the signature's timestamp: receivers compare it with their own clock, which
+   * does not run on the worker's (possibly scaled) domain clock. Defaults to the system clock.
+   */
+  wallClock?: () => Date;
   /** Tries before an alert is given up as `failed` (default OPS_ALERT_TRIES, the queue's retry limit + 1). */
   maxTries?: number;
   pollingIntervalSeconds?: number;
@@ -25,6 +30,7 @@ export async function startOpsAlerter(deps: OpsAlerterDeps): Promise<() => Promi
   const log = deps.log.child({ component: 'ops-alerts' });
   const doFetch = deps.fetch ?? fetch;
   const maxTries = deps.maxTries ?? OPS_ALERT_TRIES;
+  const wallClock = deps.wallClock ?? (() => new Date());
   await boss.work<{ alertId: number }>(
     QUEUES.opsAlerts,
     { pollingIntervalSeconds: deps.pollingIntervalSeconds ?? 2 },
@@ -42,7 +48,7 @@ export async function startOpsAlerter(deps: OpsAlerterDeps): Promise<() => Promi
         try {
           const res = await doFetch(config.opsWebhookUrl, {
             method: 'POST',
-            headers: { 'content-type': 'application/json', [SIGNATURE_HEADER]: signAlert(config.opsWebhookSecret, body, clock.now()) },
+            headers: { 'content-type': 'application/json', [SIGNATURE_HEADER]: signAlert(config.opsWebhookSecret, body, wallClock()) },
             body,
             signal: AbortSignal.timeout(10_000),
           });

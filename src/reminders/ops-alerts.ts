@@ -1,6 +1,7 @@
 /**
  * Ops alerts: an outgoing, signed JSON webhook (with a Slack-compatible `text`) when a large case
- * opens, when a case is lost, and when a customer email fails for good. One row per (case, kind)
+ * opens, when a case is lost, when a customer email fails for good, and when dunning stops on the
+ * merchant's own error (an invalid amount: nobody but ops can fix it). One row per (case, kind)
  * in `ops_alerts` makes every duplicate trigger a no-op.
  */
 import { createHmac, timingSafeEqual } from 'node:crypto';
@@ -10,7 +11,7 @@ import type { Tx } from '../db.ts';
 import { majorUnits, plainMoney } from '../money.ts';
 import { jobDb, QUEUES } from '../queue.ts';
 
-export type OpsAlertKind = 'case_opened_large' | 'case_lost' | 'email_failed';
+export type OpsAlertKind = 'case_opened_large' | 'case_lost' | 'email_failed' | 'merchant_error';
 
 export const SIGNATURE_HEADER = 'x-dunning-signature';
 
@@ -51,6 +52,8 @@ export function alertText(kind: OpsAlertKind, f: AlertFacts, merchantName: strin
       return `[${merchantName}] Dunning case lost: ${money} not recovered (${where})${f.detail ? `: ${f.detail}` : ''}`;
     case 'email_failed':
       return `[${merchantName}] Customer email failed permanently (${where})${f.detail ? `: ${f.detail}` : ''}`;
+    case 'merchant_error':
+      return `[${merchantName}] Dunning stopped on a merchant error, ${money} (${where}): fix the invoice, then \`dunning retry-now ${f.invoiceId}\`${f.detail ? `; ${f.detail}` : ''}`;
   }
 }
 

@@ -37,6 +37,18 @@ export async function cancelPendingForCase(tx: Tx, caseId: number, reason: strin
   return rows.length;
 }
 
+/**
+ * Frees the outbox keys of a case's reminders cancelled with `reason`, so the same reminder can be
+ * planned afresh (a case resumed after a pause). The rows stay, under a key nothing plans.
+ */
+export async function releaseCancelled(tx: Tx, caseId: number, reason: string, at: Date): Promise<number> {
+  const rows = await tx`
+    update reminder_outbox set dedupe_key = dedupe_key || '#released-' || id, updated_at = ${at}
+    where case_id = ${caseId} and status = 'cancelled' and cancel_reason = ${reason} and dedupe_key not like '%#released-%'
+    returning id`;
+  return rows.length;
+}
+
 export async function cancelPendingForCustomer(tx: Tx, customerId: string, kind: ReminderKind, reason: string, at: Date): Promise<number> {
   const rows = await tx`
     update reminder_outbox set status = 'cancelled', cancel_reason = ${reason}, updated_at = ${at}
@@ -65,6 +77,8 @@ export interface SendContext {
   timeZone: string;
   data: Record<string, string | number | null>;
   tries: number;
+  /** When this reminder's temporary failures began; null while it has had none. */
+  firstFailedAt: Date | null;
   email: string | null;
   customerName: string | null;
   customerDeleted: boolean;
@@ -95,9 +109,10 @@ export async function lockCaseOf(tx: Tx, id: number): Promise<void> {
 export async function lockSendContext(tx: Tx, id: number): Promise<SendContext | null> {
   const rows = await tx<SendContext[]>`
     select o.id::float8 as id, o.case_id::float8 as "caseId", o.customer_id as "customerId", o.invoice_id as "invoiceId", o.kind, o.step,
-           o.status, o.send_at as "sendAt", o.locale, o.time_zone as "timeZone", o.data, o.tries,
+           o.status, o.send_at as "sendAt", o.locale, o.time_zone as "timeZone", o.data, o.tries, o.first_failed_at as "firstFailedAt",
            c.email, c.name as "customerName", coalesce(c.deleted, false) as "customerDeleted",
-           c.default_payment_method as "defaultPaymentMethod",
+           -- The card Stripe charges: the default payment method, else the default (legacy) source.
+           coalesce(c.default_payment_method, c.default_source) as "defaultPaymentMethod",
            i.status as "invoiceStatus", i.hosted_invoice_url as "hostedInvoiceUrl",
            i.amount_remaining::float8 as "amountRemaining", i.currency,
            d.status as "caseStatus", coalesce(d.paused, false) as "casePaused", d.amount::float8 as "caseAmount",
@@ -140,9 +155,11 @@ export async function markSent(tx: Tx, id: number, at: Date, messageId: string |
     where id = ${id}`;
 }
 
-export async function markRetry(tx: Tx, id: number, error: string, sendAt: Date, at: Date): Promise<void> {
+/** Back to pending for another try; `failingSince` starts the retry horizon unless it already runs. */
+export async function markRetry(tx: Tx, id: number, error: string, sendAt: Date, at: Date, failingSince: Date | null = null): Promise<void> {
   await tx`
-    update reminder_outbox set status = 'pending', last_error = ${error}, send_at = ${sendAt}, updated_at = ${at}
+    update reminder_outbox set status = 'pending', last_error = ${error}, send_at = ${sendAt}, updated_at = ${at},
+           first_failed_at = coalesce(first_failed_at, ${failingSince})
     where id = ${id}`;
 }
 

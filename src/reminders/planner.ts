@@ -15,6 +15,8 @@ export interface CaseFacts {
   declineCategory: string | null;
   /** Reminders of this case already sent: a customer who heard nothing gets no "thank you". */
   sentReminders: number;
+  /** The customer was asked (or is about to be) to confirm the payment: "update your card" would contradict it. */
+  actionRequested: boolean;
 }
 
 export interface PlannedReminder {
@@ -30,12 +32,18 @@ const silent = (facts: CaseFacts) => facts.declineCategory === 'merchant_error';
 export function planOnPaymentFailed(policy: ReminderPolicy, facts: CaseFacts, at: Date): PlannedReminder[] {
   if (!policy.enabled || silent(facts)) return [];
   if (facts.declineCategory === 'authentication') return planOnActionRequired(policy, facts, at);
-  if (!policy.firstNotice.enabled) return [];
+  if (!policy.firstNotice.enabled || facts.actionRequested) return [];
   const needed = policy.firstNotice.when === 'first_failure' ? 1 : 2;
   if (facts.declinedAttempts < needed) return [];
   // Step 1 whatever the attempt: a later failure finds the notice already planned and adds nothing.
   return [{ kind: 'first_notice', step: 1, dueAt: at, data: {} }];
 }
+
+/**
+ * What an authentication request makes wrong: a pending "update your card" notice, when all the
+ * customer has to do is confirm the payment on the hosted page.
+ */
+export const CONFLICTS_WITH_ACTION: readonly ReminderKind[] = ['first_notice'];
 
 export function planOnActionRequired(policy: ReminderPolicy, facts: CaseFacts, at: Date): PlannedReminder[] {
   if (!policy.enabled || !policy.actionRequired.enabled || silent(facts)) return [];
@@ -51,7 +59,7 @@ export function planOnActionRequired(policy: ReminderPolicy, facts: CaseFacts, a
  */
 export function planOnDeclineLearned(policy: ReminderPolicy, facts: CaseFacts, at: Date): { cancel: ReminderKind[]; plans: PlannedReminder[] } {
   if (silent(facts)) return { cancel: [...DUNNING_KINDS], plans: [] };
-  if (facts.declineCategory === 'authentication') return { cancel: ['first_notice'], plans: planOnActionRequired(policy, facts, at) };
+  if (facts.declineCategory === 'authentication') return { cancel: [...CONFLICTS_WITH_ACTION], plans: planOnActionRequired(policy, facts, at) };
   return { cancel: [], plans: planOnPaymentFailed(policy, facts, at) };
 }
 
@@ -84,16 +92,26 @@ export function planOnCaseClosed(
 }
 
 /**
+ * The card Stripe charges for the customer's invoices: the default payment method, else the
+ * default source (a legacy `card_...`). Null when neither is known.
+ */
+export function defaultCard(customer: { defaultPaymentMethod: string | null; defaultSource: string | null } | null): string | null {
+  return customer?.defaultPaymentMethod ?? customer?.defaultSource ?? null;
+}
+
+/**
  * A card that stops working at the end of its expiry month: remind `daysBefore` days earlier, or
- * at once when that moment has passed but the card still works. Step = YYYYMM, so each expiry of
- * each customer is announced once.
+ * at once when that moment has passed but the card still works. Only the default card matters:
+ * another saved card expiring charges nothing and is no reason to write. Step = YYYYMM, so each
+ * expiry of each customer is announced once.
  */
 export function planCardExpiring(
   policy: ReminderPolicy,
-  card: { expMonth: number; expYear: number; paymentMethod: string | null; expiresAt: Date },
+  card: { expMonth: number; expYear: number; paymentMethod: string | null; expiresAt: Date; defaultCard: string | null },
   now: Date,
 ): PlannedReminder | null {
   if (!policy.enabled || !policy.cardExpiring.enabled) return null;
+  if (card.paymentMethod === null || card.paymentMethod !== card.defaultCard) return null;
   if (card.expiresAt.getTime() <= now.getTime()) return null;
   const wanted = card.expiresAt.getTime() - policy.cardExpiring.daysBefore * 86_400_000;
   return {

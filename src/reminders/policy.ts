@@ -22,6 +22,8 @@ export interface ReminderPolicy {
   actionRequired: { enabled: boolean };
   cardExpiring: { enabled: boolean; daysBefore: number };
   quietHours: QuietHours;
+  /** How long a message the mail server keeps refusing for now (4xx) is retried before it counts as failed. */
+  delivery: { retryHours: number };
 }
 
 export function defaultReminderPolicy(): ReminderPolicy {
@@ -34,6 +36,8 @@ export function defaultReminderPolicy(): ReminderPolicy {
     actionRequired: { enabled: true },
     cardExpiring: { enabled: true, daysBefore: 14 },
     quietHours: { start: 21, end: 8 },
+    // Two days outlast a receiving server's greylisting or a weekend outage; tries are at most an hour apart.
+    delivery: { retryHours: 48 },
   };
 }
 
@@ -82,7 +86,7 @@ export function parseReminderPolicy(raw: unknown): ReminderPolicy {
   };
 
   const p = 'reminders';
-  known(raw, p, ['enabled', 'firstNotice', 'lastChance', 'finalNotice', 'recovered', 'actionRequired', 'cardExpiring', 'quietHours']);
+  known(raw, p, ['enabled', 'firstNotice', 'lastChance', 'finalNotice', 'recovered', 'actionRequired', 'cardExpiring', 'quietHours', 'delivery']);
   policy.enabled = bool(raw, 'enabled', p, policy.enabled);
 
   const fn = section(raw, 'firstNotice', p);
@@ -122,6 +126,12 @@ export function parseReminderPolicy(raw: unknown): ReminderPolicy {
     known(qh, qp, ['start', 'end']);
     policy.quietHours.start = int(qh, 'start', qp, policy.quietHours.start, 0, 23);
     policy.quietHours.end = int(qh, 'end', qp, policy.quietHours.end, 0, 23);
+  }
+  const dl = section(raw, 'delivery', p);
+  if (dl) {
+    const dp = `${p}.delivery`;
+    known(dl, dp, ['retryHours']);
+    policy.delivery.retryHours = int(dl, 'retryHours', dp, policy.delivery.retryHours, 1, 24 * 14);
   }
   if (problems.length > 0) {
     throw new Error(`Invalid policy:\n${problems.map((x) => `  - ${x}`).join('\n')}`);

@@ -24,26 +24,58 @@ export interface MailTransport {
   close(): void;
 }
 
-/** A send failure, classified: permanent ones are recorded and never retried. */
+/**
+ * Why a send failed, which decides what happens to the reminder:
+ * - `permanent`: this message or address will never be accepted (5xx to RCPT or DATA, a bad
+ *   address): the row fails, the case and ops are told;
+ * - `temporary`: this message may pass later (4xx): retried with backoff up to the horizon;
+ * - `transport`: our own sending is broken (mail server unreachable, login refused, sender
+ *   rejected): nothing to do with the customer, so it is retried without ever failing the row,
+ *   and logged as an error for ops.
+ */
+export type SendProblem = 'permanent' | 'temporary' | 'transport';
+
 export class SendError extends Error {
-  readonly permanent: boolean;
-  constructor(message: string, permanent: boolean, options?: { cause?: unknown }) {
+  readonly problem: SendProblem;
+  constructor(message: string, problem: SendProblem, options?: { cause?: unknown }) {
     super(message, options);
     this.name = 'SendError';
-    this.permanent = permanent;
+    this.problem = problem;
+  }
+  get permanent(): boolean {
+    return this.problem === 'permanent';
   }
 }
 
-/** 5xx replies and addresses rejected before sending are permanent; everything else may pass later. */
+/** Nodemailer codes for a server we could not reach or talk to at all. */
+const TRANSPORT_CODES = new Set(['ECONNECTION', 'ESOCKET', 'ETIMEDOUT', 'EDNS', 'ETLS', 'EAUTH', 'ECONNREFUSED', 'EHOSTUNREACH', 'ENETUNREACH']);
+/** Replies that mean our credentials are wrong or missing, not that this message is unwelcome. */
+const AUTH_REPLIES = new Set([530, 534, 535, 538]);
+
+/**
+ * Nodemailer's error -> a SendError. The SMTP command that failed says whose problem it is: the
+ * connection, greeting, TLS, login and our MAIL FROM are ours; RCPT TO and DATA are this message's.
+ */
 export function classifySendError(err: unknown): SendError {
   if (err instanceof SendError) return err;
-  const e = err as { responseCode?: number; code?: string; response?: string; message?: string };
+  const e = (err ?? {}) as { responseCode?: number; code?: string; command?: string; response?: string };
   const code = e.responseCode;
+  const command = (e.command ?? '').toUpperCase();
   // The server's reply text, never our own message, which may quote the recipient address.
   const reply = e.response ? e.response.replace(/[\w.+-]+@[\w.-]+/g, '***').slice(0, 200) : (e.code ?? 'send failed');
-  if (typeof code === 'number' && code >= 500 && code < 600) return new SendError(`SMTP ${code}: ${reply}`, true, { cause: err });
-  if (e.code === 'EENVELOPE' && code === undefined) return new SendError(`bad address: ${reply}`, true, { cause: err });
-  return new SendError(typeof code === 'number' ? `SMTP ${code}: ${reply}` : `temporary: ${reply}`, false, { cause: err });
+  const smtp = typeof code === 'number' ? `SMTP ${code}: ${reply}` : null;
+  if (e.code === 'EAUTH' || command.startsWith('AUTH') || (code !== undefined && AUTH_REPLIES.has(code))) {
+    return new SendError(`SMTP login failed (check SMTP_URL): ${smtp ?? reply}`, 'transport', { cause: err });
+  }
+  if ((e.code !== undefined && TRANSPORT_CODES.has(e.code)) || command === 'CONN' || command === 'EHLO' || command === 'HELO' || command === 'STARTTLS') {
+    return new SendError(`mail server unreachable or unusable (check SMTP_URL): ${smtp ?? reply}`, 'transport', { cause: err });
+  }
+  if (command === 'MAIL FROM' && code !== undefined && code >= 500) {
+    return new SendError(`sender refused (check MAIL_FROM): ${smtp}`, 'transport', { cause: err });
+  }
+  if (code !== undefined && code >= 500 && code < 600) return new SendError(smtp!, 'permanent', { cause: err });
+  if (e.code === 'EENVELOPE' && code === undefined) return new SendError(`bad address: ${reply}`, 'permanent', { cause: err });
+  return new SendError(smtp ?? `temporary: ${reply}`, 'temporary', { cause: err });
 }
 
 /**

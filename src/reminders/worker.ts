@@ -4,14 +4,15 @@
  * alerter running. Returns one stop function.
  */
 import type { PgBoss } from 'pg-boss';
-import type Stripe from 'stripe';
 import type { Clock } from '../clock.ts';
 import type { Config } from '../config.ts';
 import type { Sql } from '../db.ts';
 import type { Logger } from '../log.ts';
+import type { StripeGateway } from '../stripe/charge.ts';
 import { billingPortalLinks } from './links.ts';
-import { startMailer } from './mailer.ts';
+import { backoffOf, startMailer } from './mailer.ts';
 import { startOpsAlerter } from './ops-alerter.ts';
+import { defaultReminderPolicy, type ReminderPolicy } from './policy.ts';
 import { loadTemplates } from './templates.ts';
 import { createMailTransport, type MailTransport } from './transport.ts';
 
@@ -21,8 +22,13 @@ export interface ReminderWorkerDeps {
   clock: Clock;
   log: Logger;
   config: Config;
-  /** For Billing Portal links when an invoice has no hosted page; omit to rely on hosted pages only. */
-  stripe?: Stripe;
+  /**
+   * For Billing Portal links when an invoice has no hosted page; omit to rely on hosted pages only.
+   * The process's shared gateway, so portal calls share the throttle with every other Stripe call.
+   */
+  gateway?: StripeGateway;
+  /** The current policy's reminders: how long a refused email is retried. */
+  policy?: ReminderPolicy;
   /** Overrides the Billing Portal link (the demo's sandbox, tests). */
   portalLink?: (customerId: string) => Promise<string | null>;
   /** Overrides the transport chosen from the config (tests, the demo). */
@@ -39,7 +45,8 @@ export async function startReminderWorkers(deps: ReminderWorkerDeps): Promise<()
     ...deps,
     transport,
     templates,
-    ...(deps.portalLink ? { portalLink: deps.portalLink } : deps.stripe ? { portalLink: billingPortalLinks(deps.stripe, log) } : {}),
+    ...(deps.portalLink ? { portalLink: deps.portalLink } : deps.gateway ? { portalLink: billingPortalLinks(deps.gateway, log, config.billingPortalReturnUrl) } : {}),
+    backoff: backoffOf(deps.policy ?? defaultReminderPolicy()),
     concurrency: Math.min(config.workerConcurrency, 4),
   });
   const stopAlerts = await startOpsAlerter(deps);

@@ -120,7 +120,7 @@ describe('failed payments', () => {
     await apply(db.sql, testDeps(hooks), event('invoice.payment_action_required', invoice({ id: id.inv, customer: id.cus })));
     const c = await caseOf(db.sql, id.inv);
     expect(c).toMatchObject({ status: 'open' });
-    expect(calls).toEqual([{ hook: 'actionRequired', e: { caseId: Number(c!.id), invoiceId: id.inv, at: new Date(T0 * 1000) } }]);
+    expect(calls).toEqual([{ hook: 'actionRequired', e: { caseId: Number(c!.id), invoiceId: id.inv, opened: true, at: new Date(T0 * 1000) } }]);
   });
 });
 

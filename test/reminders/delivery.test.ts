@@ -2,6 +2,7 @@
  * Reminders end to end: hooks inside real transactions, pg-boss on real Postgres, the mailer
  * sending over real SMTP to a loopback catcher, ops alerts POSTed to a loopback HTTP server.
  */
+import { createHmac } from 'node:crypto';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { PgBoss } from 'pg-boss';
@@ -15,7 +16,7 @@ import { startMailCatcher, type CaughtMail, type MailCatcher } from '../../src/r
 import { failStuckSends, sendOne, startMailer, type MailerDeps } from '../../src/reminders/mailer.ts';
 import * as outbox from '../../src/reminders/outbox.ts';
 import { startOpsAlerter } from '../../src/reminders/ops-alerter.ts';
-import { SIGNATURE_HEADER, verifyAlertSignature } from '../../src/reminders/ops-alerts.ts';
+import { SIGNATURE_HEADER } from '../../src/reminders/ops-alerts.ts';
 import { loadTemplates } from '../../src/reminders/templates.ts';
 import { smtpTransport } from '../../src/reminders/transport.ts';
 import { createTestDatabase, waitFor, type TestDatabase } from '../helpers/db.ts';
@@ -25,6 +26,11 @@ const log = createLogger(process.env.TEST_LOG_LEVEL ?? 'silent');
 const SECRET = 'ops-secret-for-tests';
 const FORBIDDEN = /stolen|lost|fraud|gestohlen|verloren|betrug/i;
 const nbsp = (s: string) => s.replace(/[\u00a0\u202f]/g, ' ');
+/**
+ * What the customer reads: subject, text and HTML as decoded by mailparser. The raw MIME is no
+ * good for a word check: quoted-printable soft line breaks can split a word in two.
+ */
+const wording = (m: CaughtMail) => `${m.parsed.subject ?? ''}\n${m.parsed.text ?? ''}\n${String(m.parsed.html ?? '')}`;
 
 let db: TestDatabase;
 let boss: PgBoss;
@@ -74,7 +80,7 @@ beforeAll(async () => {
     sql: db.sql, boss, clock, log, config,
     transport: smtpTransport(catcher.url),
     templates: loadTemplates(null),
-    backoff: { baseMs: 20, maxMs: 100, maxTries: 4 },
+    backoff: { baseMs: 20, maxMs: 100, horizonMs: 60_000 },
     pollingIntervalSeconds: 0.5,
   };
   stops.push(await startMailer(mailerDeps));
@@ -124,7 +130,7 @@ describe('content over real SMTP', () => {
     expect(annaText).toContain('https://invoice.stripe.test/i/in_de');
     expect(annaText).toContain('help@acme.test');
     expect(String(anna!.parsed.html)).toContain('href="https://invoice.stripe.test/i/in_de"');
-    expect(anna!.raw).not.toMatch(FORBIDDEN);
+    expect(wording(anna!)).not.toMatch(FORBIDDEN);
 
     const [bob] = mailsTo('bob@customer.com');
     expect(bob!.parsed.subject).toBe('Your payment to Acme GmbH did not go through');
@@ -132,7 +138,7 @@ describe('content over real SMTP', () => {
     expect(bob!.parsed.text).toContain('We will try again on March 5, 2026.');
     expect(bob!.parsed.text).toContain('Hello,');
     expect(bob!.parsed.text).not.toContain('declined the card');
-    expect(bob!.raw).not.toMatch(FORBIDDEN);
+    expect(wording(bob!)).not.toMatch(FORBIDDEN);
 
     const [kenji] = mailsTo('kenji@customer.jp');
     expect(kenji!.parsed.subject).toBe('Your payment to Acme GmbH did not go through');
@@ -171,6 +177,20 @@ describe('exactly once', () => {
       await stopSecond();
       await second.stop({ graceful: false });
     }
+  });
+});
+
+describe('two mailers racing for one row', () => {
+  it('six sends of the same row at the same moment: one email, one try', async () => {
+    const caseId = await insertCase(db.sql, { customerId: 'cus_race', invoiceId: 'in_race', email: 'race@customer.com' });
+    // No job: only the racers below know about this row.
+    const id = (await outbox.insertReminder(db.sql, {
+      caseId, customerId: 'cus_race', invoiceId: 'in_race', kind: 'first_notice', step: 1, dedupeKey: 'race-first', dueAt: clock.now(),
+      sendAt: clock.now(), locale: 'en', timeZone: 'Europe/Berlin', data: {},
+    }))!;
+    await Promise.all(Array.from({ length: 6 }, (_, i) => sendOne(mailerDeps, id, i % 2 === 0 ? clock.now() : null)));
+    expect((await rowsOf(caseId)).map((r) => [r.status, r.tries])).toEqual([['sent', 1]]);
+    expect(mailsTo('race@customer.com')).toHaveLength(1);
   });
 });
 
@@ -219,6 +239,8 @@ describe('stop rules', () => {
       await hooks.caseClosed(tx, { caseId, invoiceId: 'in_rec', status: 'recovered', reason: 'paid', at: clock.now() });
     });
     await waitFor('thank-you', async () => mailsTo('rec@customer.com').length === 2);
+    // The catcher has the email a moment before the mailer records it as sent.
+    await waitFor('thank-you recorded', async () => (await rowsOf(caseId)).at(-1)?.status === 'sent');
     const rows = await rowsOf(caseId);
     expect(rows.map((r) => [r.kind, r.status])).toEqual([['first_notice', 'sent'], ['last_chance', 'cancelled'], ['recovered', 'sent']]);
     expect(mailsTo('rec@customer.com')[1]!.parsed.subject).toBe('Thank you: your payment to Acme GmbH went through');
@@ -239,6 +261,7 @@ describe('a case waiting for a new card', () => {
     expect(text).toContain('Bitte aktualisieren Sie Ihre Zahlungsdaten bis zum 2. März 2026, damit Ihr Abonnement bestehen bleibt.');
     expect(text).not.toContain('letzten Versuch');
     expect(text).toContain('Ihre Bank hat die Karte abgelehnt; bitte verwenden Sie eine andere.');
+    expect(wording(mailsTo('warten@kunde.de')[0]!)).not.toMatch(FORBIDDEN);
   });
 });
 
@@ -319,6 +342,30 @@ describe('a worker that dies mid-send', () => {
   });
 });
 
+describe('the final notice', () => {
+  it('in German, for a hard decline: the amount in euros, the link, and no word of why the card failed', async () => {
+    const caseId = await insertCase(db.sql, {
+      customerId: 'cus_final_de', invoiceId: 'in_final_de', email: 'ende@kunde.de', name: 'Jonas', locales: ['de-AT'],
+      timeZone: 'Europe/Vienna', currency: 'eur', amount: 123_456, declineCategory: 'hard',
+    });
+    await db.sql.begin(async (tx) => {
+      await tx`update dunning_cases set status = 'lost', closed_at = ${clock.now()} where id = ${caseId}`;
+      await hooks.caseClosed(tx, { caseId, invoiceId: 'in_final_de', status: 'lost', reason: 'stolen_card: policy exhausted', at: clock.now() });
+    });
+    const [mail] = await waitFor('the final notice', async () => (mailsTo('ende@kunde.de').length > 0 ? mailsTo('ende@kunde.de') : null));
+    expect(mail!.parsed.subject).toBe('Ihr Abonnement bei Acme GmbH ist gefährdet');
+    const text = nbsp(mail!.parsed.text ?? '');
+    expect(text).toContain('Hallo Jonas,');
+    expect(text).toContain('wir konnten Ihre Zahlung über 1.234,56 € an Acme GmbH nicht einziehen und haben die Versuche eingestellt.');
+    expect(text).toContain('https://invoice.stripe.test/i/in_final_de');
+    expect(String(mail!.parsed.html)).toContain('<a href="https://invoice.stripe.test/i/in_final_de">Sie können den offenen Betrag weiterhin hier bezahlen.</a>');
+    expect(text).toContain('Wenn Sie Hilfe brauchen, schreiben Sie an help@acme.test.');
+    expect(wording(mail!)).not.toMatch(FORBIDDEN);
+    await waitFor('recorded as sent', async () => (await rowsOf(caseId))[0]?.status === 'sent');
+    expect((await rowsOf(caseId)).map((r) => [r.kind, r.status])).toEqual([['final_notice', 'sent']]);
+  });
+});
+
 describe('ops alerts', () => {
   it('fires once per event with a valid signature when a large case opens and when it is lost', async () => {
     const caseId = await insertCase(db.sql, { customerId: 'cus_big', invoiceId: 'in_big', email: 'big@customer.com', amount: 250_000 });
@@ -337,7 +384,12 @@ describe('ops alerts', () => {
     const mine = alerts.filter((a) => [caseId, small].includes(JSON.parse(a.body).caseId));
     expect(mine.map((a) => JSON.parse(a.body).kind).sort()).toEqual(['case_lost', 'case_opened_large']);
     for (const a of mine) {
-      expect(verifyAlertSignature(SECRET, a.body, a.signature, clock.now())).toBe(true);
+      // As a receiver following docs/reminders.md would check it: t=<unix seconds>,v1=<hex HMAC-SHA256
+      // of "<t>.<body>">, t within a few minutes of its own (real) clock, whatever the worker's clock says.
+      const { t, v1 } = Object.fromEntries(a.signature.split(',').map((kv) => kv.split('='))) as { t: string; v1: string };
+      expect(v1).toBe(createHmac('sha256', SECRET).update(`${t}.${a.body}`).digest('hex'));
+      expect(Math.abs(Date.now() / 1000 - Number(t))).toBeLessThan(60);
+      expect(Math.abs(clock.now().getTime() / 1000 - Number(t))).toBeGreaterThan(3_600);
       const body = JSON.parse(a.body);
       expect(body.text).toContain(`case ${caseId}`);
       expect(body.text).toContain('2500.00 USD');

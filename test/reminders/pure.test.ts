@@ -22,14 +22,18 @@ describe('reminder policy', () => {
     expect(p.firstNotice).toEqual({ enabled: true, when: 'first_retry_failed' });
     expect(p.quietHours).toEqual({ start: 22, end: 8 });
   });
+  it('retries refused emails for 48 hours unless the policy says otherwise', () => {
+    expect(defaultReminderPolicy().delivery).toEqual({ retryHours: 48 });
+    expect(parseReminderPolicy({ delivery: { retryHours: 72 } }).delivery).toEqual({ retryHours: 72 });
+  });
   it('names every bad field in one error', () => {
     let message = '';
     try {
-      parseReminderPolicy({ quietHours: { start: 25, end: 'x' }, firstNotice: { when: 'never' }, lastChance: 3, colour: 'red' });
+      parseReminderPolicy({ quietHours: { start: 25, end: 'x' }, firstNotice: { when: 'never' }, lastChance: 3, colour: 'red', delivery: { retryHours: 0 } });
     } catch (err) {
       message = (err as Error).message;
     }
-    for (const field of ['reminders.quietHours.start', 'reminders.quietHours.end', 'reminders.firstNotice.when', 'reminders.lastChance', 'reminders.colour']) {
+    for (const field of ['reminders.quietHours.start', 'reminders.quietHours.end', 'reminders.firstNotice.when', 'reminders.lastChance', 'reminders.colour', 'reminders.delivery.retryHours']) {
       expect(message).toContain(field);
     }
   });
@@ -94,7 +98,7 @@ describe('quiet hours', () => {
 
 describe('planner', () => {
   const facts = (over: Partial<planner.CaseFacts> = {}): planner.CaseFacts => ({
-    caseId: 1, customerId: 'cus_1', invoiceId: 'in_1', declinedAttempts: 1, declineCategory: 'generic', sentReminders: 0, ...over,
+    caseId: 1, customerId: 'cus_1', invoiceId: 'in_1', declinedAttempts: 1, declineCategory: 'generic', sentReminders: 0, actionRequested: false, ...over,
   });
   const at = new Date('2026-03-02T10:00:00Z');
   it('sends the first notice at the first failure, or only after the first retry failed', () => {
@@ -108,6 +112,10 @@ describe('planner', () => {
     expect(planner.planOnPaymentFailed(defaultReminderPolicy(), facts({ declineCategory: 'authentication', declinedAttempts: 2 }), at))
       .toMatchObject([{ kind: 'action_required', step: 2 }]);
     expect(planner.planOnPaymentFailed(defaultReminderPolicy(), facts({ declineCategory: 'merchant_error' }), at)).toEqual([]);
+  });
+  it('no "update your card" once the customer was asked to confirm the payment', () => {
+    expect(planner.planOnPaymentFailed(defaultReminderPolicy(), facts({ actionRequested: true }), at)).toEqual([]);
+    expect(planner.CONFLICTS_WITH_ACTION).toEqual(['first_notice']);
   });
   it('plans the last chance hoursBefore the final attempt, never in the past', () => {
     const policy = defaultReminderPolicy();
@@ -124,12 +132,23 @@ describe('planner', () => {
     expect(planner.planOnCaseClosed(policy, facts(), { status: 'lost', at })[0]?.kind).toBe('final_notice');
     expect(planner.planOnCaseClosed(policy, facts(), { status: 'closed', at })).toEqual([]);
   });
-  it('card expiring: daysBefore the end of the expiry month, one per expiry', () => {
+  it('card expiring: daysBefore the end of the expiry month, one per expiry, only for the default card', () => {
     const expiresAt = new Date('2026-04-30T21:59:59.999Z');
-    const plan = planner.planCardExpiring(defaultReminderPolicy(), { expMonth: 4, expYear: 2026, paymentMethod: 'pm_1', expiresAt }, at);
+    const card = { expMonth: 4, expYear: 2026, paymentMethod: 'pm_1', expiresAt, defaultCard: 'pm_1' };
+    const plan = planner.planCardExpiring(defaultReminderPolicy(), card, at);
     expect(plan).toMatchObject({ kind: 'card_expiring', step: 202604 });
     expect(plan?.dueAt.toISOString()).toBe('2026-04-16T21:59:59.999Z');
-    expect(planner.planCardExpiring(defaultReminderPolicy(), { expMonth: 2, expYear: 2026, paymentMethod: null, expiresAt: new Date('2026-02-28T23:00:00Z') }, at)).toBeNull();
+    expect(planner.planCardExpiring(defaultReminderPolicy(), { ...card, expMonth: 2, expiresAt: new Date('2026-02-28T23:00:00Z') }, at)).toBeNull();
+    // Another saved card, or a customer whose default we do not know: Stripe charges neither.
+    expect(planner.planCardExpiring(defaultReminderPolicy(), { ...card, defaultCard: 'card_2' }, at)).toBeNull();
+    expect(planner.planCardExpiring(defaultReminderPolicy(), { ...card, defaultCard: null }, at)).toBeNull();
+    expect(planner.planCardExpiring(defaultReminderPolicy(), { ...card, paymentMethod: null, defaultCard: null }, at)).toBeNull();
+  });
+  it('the default card is the default payment method, else the default source', () => {
+    expect(planner.defaultCard({ defaultPaymentMethod: 'pm_1', defaultSource: 'card_1' })).toBe('pm_1');
+    expect(planner.defaultCard({ defaultPaymentMethod: null, defaultSource: 'card_1' })).toBe('card_1');
+    expect(planner.defaultCard({ defaultPaymentMethod: null, defaultSource: null })).toBeNull();
+    expect(planner.defaultCard(null)).toBeNull();
   });
   it('stop rules: nothing asks for money once paid, void, closed or paused', () => {
     const base: planner.SendState = {
