@@ -254,11 +254,17 @@ export interface CloseCase {
   recoveredAmount?: number;
 }
 
-/** Closes an open case; a case already closed stays as it is (returns false). */
+/**
+ * Closes an open case; a case already closed stays as it is (returns false). `at` comes from the
+ * worker's clock (runner) or Stripe's event time (processor): when the two disagree, `at` can fall
+ * before `opened_at`, so the close time is clamped to it. The open span [opened_at, closed_at)
+ * must not be negative: the reports' GiST index on it refuses such a row, which would make the
+ * close fail, and a negative span would be a negative time to recover.
+ */
 export async function closeCase(tx: Tx, caseId: number, c: CloseCase): Promise<boolean> {
   const rows = await tx`
     update dunning_cases set
-      status = ${c.status}, closed_at = ${c.at}, close_reason = ${c.reason},
+      status = ${c.status}, closed_at = greatest(${c.at}::timestamptz, opened_at), close_reason = ${c.reason},
       recovery_path = ${c.recoveryPath ?? null}, recovered_amount = ${c.recoveredAmount ?? null},
       next_attempt_at = null, next_attempt_reason = null, updated_at = ${c.at}
     where id = ${caseId} and status = 'open'
