@@ -104,13 +104,20 @@ export async function loadReportData(sql: Tx, query: ReportQuery): Promise<Repor
         coalesce(sum(coalesce(c.recovered_amount, c.amount)) filter (where c.status = 'recovered'), 0)::float8 as "recoveredAmount"
       from dunning_cases c where ${cohort} and c.status <> 'closed'
       group by 1, 2, 3`,
+    // Attempt N is the case's Nth charge that reached the bank and came back with an answer. The
+    // ledger's attempt_no also numbers retries that were cancelled, skipped or never sent (and must
+    // keep doing so: idempotency keys are built from it), so the charges are numbered here instead.
     sql<AttemptRow[]>`
-      select c.currency, a.attempt_no as "attemptNo",
-        (count(*) filter (where a.status in ('succeeded', 'declined')))::int as attempted,
-        (count(*) filter (where a.status = 'succeeded'))::int as succeeded,
-        coalesce(sum(coalesce(c.recovered_amount, c.amount)) filter (where a.status = 'succeeded' and c.status = 'recovered'), 0)::float8 as "succeededAmount"
-      from dunning_cases c join payment_attempts a on a.case_id = c.id
-      where ${cohort} and c.status <> 'closed'
+      select currency, n as "attemptNo",
+        count(*)::int as attempted,
+        (count(*) filter (where status = 'succeeded'))::int as succeeded,
+        coalesce(sum(paid) filter (where status = 'succeeded' and recovered), 0)::float8 as "succeededAmount"
+      from (
+        select c.currency, a.status, c.status = 'recovered' as recovered, coalesce(c.recovered_amount, c.amount) as paid,
+          (row_number() over (partition by a.case_id order by a.attempt_no))::int as n
+        from dunning_cases c join payment_attempts a on a.case_id = c.id
+        where ${cohort} and c.status <> 'closed' and a.status in ('succeeded', 'declined')
+      ) charges
       group by 1, 2`,
     sql<PathRow[]>`
       select c.currency, c.recovery_path as path, count(*)::int as count,

@@ -59,8 +59,11 @@ describe('monthly report over a hand-built November', () => {
     expect(ca).toMatchObject({ cases: 2, recovered: 1, rate: 0.5 });
     expect(usd.byCategory.find((b) => b.key === 'generic')).toMatchObject({ cases: 1, recovered: 1 });
     expect(usd.byCode.find((b) => b.key === 'expired_card')).toMatchObject({ cases: 2, recovered: 1 });
+    // Charges, not ledger rows: b is [declined, cancelled, succeeded], recovered by its 2nd charge;
+    // d is [declined, skipped, declined, not_sent, declined], three charges.
     expect(usd.byAttempt.map((a) => [a.attemptNo, a.attempted, a.succeeded])).toEqual([[1, 5, 0], [2, 3, 2], [3, 1, 0]]);
     expect(usd.byAttempt[1]!.shareOfRecoveries).toBeCloseTo(2 / 3, 10);
+    expect(usd.byAttempt[1]!.amount.minor).toBe(7000);
     expect(usd.byPath.map((p) => [p.path, p.count, p.amount.minor])).toEqual([
       ['scheduled_retry', 1, 2000], ['card_update_retry', 1, 5000], ['paid_outside', 1, 3000],
     ]);
