@@ -167,11 +167,17 @@ export async function loadReportData(sql: Tx, query: ReportQuery): Promise<Repor
         select i.subscription_id as id from dunning_cases c join invoices i on i.id = c.invoice_id
         where c.closed_at >= ${from}::timestamptz - interval '1 day' and c.closed_at < ${to}::timestamptz + interval '1 day'
           and c.status = 'lost' and c.final_action = 'cancel_subscription' and i.subscription_id is not null
+      ),
+      ended_by_failure as (
+        select distinct a.customer_id from active a left join (select distinct id from canceled_by_worker) w on w.id = a.id
+        where a.ended_at < ${to} and (a.cancellation_reason = 'payment_failed' or w.id is not null)
       )
-      select count(distinct a.customer_id)::int as "activeAtStart",
-        (count(distinct a.customer_id) filter (
-          where a.ended_at < ${to} and (a.cancellation_reason = 'payment_failed' or w.id is not null)))::int as churned
-      from active a left join (select distinct id from canceled_by_worker) w on w.id = a.id`,
+      select (select count(distinct customer_id) from active)::int as "activeAtStart",
+        -- A customer who still has a subscription at the end of the period (another one, or a new
+        -- one) has not left: only those with none are churned. Few rows, each through subscriptions_customer.
+        (select count(*) from ended_by_failure e where not exists (
+          select 1 from subscriptions s where s.customer_id = e.customer_id
+            and s.started_at < ${to} and (s.ended_at is null or s.ended_at >= ${to})))::int as churned`,
   ]);
 
   return {

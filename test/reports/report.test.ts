@@ -110,6 +110,25 @@ describe('monthly report over a hand-built November', () => {
     }
   });
 
+  it('does not count as churned a customer who keeps another subscription to the end of the period', async () => {
+    // cu1 lost sub_1 to a failed payment on 26 November.
+    await insertSubscriptions(db.sql, [
+      // Ended before the period end too: cu1 is still churned.
+      { id: 'sub_7', customer: 'cu1', startedAt: '2026-05-01T00:00:00Z', endedAt: '2026-11-28T00:00:00Z', reason: 'cancellation_requested' },
+    ]);
+    try {
+      expect((await report('2026-11-01', '2026-11-30')).churn).toEqual({ activeAtStart: 3, churned: 1, rate: 1 / 3 });
+      // Still active after 30 November in Berlin: cu1 stayed a customer.
+      await insertSubscriptions(db.sql, [{ id: 'sub_8', customer: 'cu1', startedAt: '2026-11-27T00:00:00Z' }]);
+      expect((await report('2026-11-01', '2026-11-30')).churn).toEqual({ activeAtStart: 3, churned: 0, rate: 0 });
+      // One that ended an hour before the period end (midnight Berlin) was not active at the end.
+      await db.sql`update subscriptions set ended_at = '2026-11-30T22:00:00Z', status = 'canceled' where id = 'sub_8'`;
+      expect((await report('2026-11-01', '2026-11-30')).churn).toEqual({ activeAtStart: 3, churned: 1, rate: 1 / 3 });
+    } finally {
+      await db.sql`delete from subscriptions where id in ('sub_7', 'sub_8')`;
+    }
+  });
+
   it('filters by currency', async () => {
     const r = await report('2026-11-01', '2026-11-30', 'eur');
     expect(r.currencies.map((c) => c.currency)).toEqual(['eur']);
