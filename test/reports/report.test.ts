@@ -144,32 +144,33 @@ describe('monthly report over a hand-built November', () => {
 
 describe('reminder breakdown', () => {
   it('counts cases sent each reminder and those recovered after it', async () => {
-    const other = await createTestDatabase();
+    const ids = new Map((await db.sql<{ id: number; invoiceId: string }[]>`select id::int, invoice_id as "invoiceId" from dunning_cases`).map((r) => [r.invoiceId, r.id]));
+    const rows = [
+      ['in_b', 'first_notice', 1, 'sent', '2026-11-03T10:00:00Z'],
+      ['in_d', 'first_notice', 1, 'sent', '2026-11-11T10:00:00Z'],
+      ['in_d', 'last_chance', 2, 'sent', '2026-11-20T10:00:00Z'],
+      ['in_g', 'first_notice', 1, 'sent', '2026-11-29T10:00:00Z'],
+      ['in_e', 'first_notice', 1, 'pending', null],
+      // Sent after the payment: not "recovered after".
+      ['in_c', 'first_notice', 1, 'sent', '2026-11-07T10:00:00Z'],
+      ['in_b', 'recovered', 9, 'sent', '2026-11-04T10:00:05Z'],
+      // The voided case is out of every breakdown, reminders included.
+      ['in_f', 'first_notice', 1, 'sent', '2026-11-01T08:00:00Z'],
+    ] as const;
+    // Rows of the real reminder_outbox (sql/002_reminders.sql), as the mailer leaves them.
+    for (const [inv, kind, step, status, sentAt] of rows) {
+      await db.sql`
+        insert into reminder_outbox (case_id, customer_id, invoice_id, kind, step, dedupe_key, status, due_at, send_at, sent_at, locale, time_zone)
+        values (${ids.get(inv)!}, ${'cus_' + inv}, ${inv}, ${kind}, ${step}, ${`${inv}:${kind}:${step}`}, ${status},
+                '2026-11-01T00:00:00Z', '2026-11-01T00:00:00Z', ${sentAt}, 'en', 'Europe/Berlin')`;
+    }
     try {
-      // Stands in for the reminders migration with the columns the report reads.
-      await other.sql`drop table if exists reminder_outbox cascade`;
-      await other.sql`create table reminder_outbox (id bigserial primary key, case_id bigint, kind text, step int, status text, sent_at timestamptz)`;
-      const ids = await insertCases(other.sql, NOVEMBER);
-      const rows = [
-        ['in_b', 'first_notice', 1, 'sent', '2026-11-03T10:00:00Z'],
-        ['in_d', 'first_notice', 1, 'sent', '2026-11-11T10:00:00Z'],
-        ['in_d', 'last_chance', 2, 'sent', '2026-11-20T10:00:00Z'],
-        ['in_g', 'first_notice', 1, 'sent', '2026-11-29T10:00:00Z'],
-        ['in_e', 'first_notice', 1, 'pending', null],
-        // Sent after the payment: not "recovered after".
-        ['in_c', 'first_notice', 1, 'sent', '2026-11-07T10:00:00Z'],
-        ['in_b', 'recovered', 9, 'sent', '2026-11-04T10:00:05Z'],
-      ] as const;
-      for (const [inv, kind, step, status, sentAt] of rows) {
-        await other.sql`insert into reminder_outbox (case_id, kind, step, status, sent_at) values (${ids.get(inv)!}, ${kind}, ${step}, ${status}, ${sentAt})`;
-      }
-      const r = await loadReport(other.sql, { period: resolvePeriod({ from: '2026-11-01', to: '2026-11-30', timeZone: ZONE, now: NOW }), currency: 'usd', asOf: NOW });
-      expect(cur(r, 'usd').byReminder).toEqual([
+      expect(cur(await report('2026-11-01', '2026-11-30', 'usd'), 'usd').byReminder).toEqual([
         { kind: 'first_notice', step: 1, reached: 4, recoveredAfter: 2, rate: 0.5 },
         { kind: 'last_chance', step: 2, reached: 1, recoveredAfter: 0, rate: 0 },
       ]);
     } finally {
-      await other.drop();
+      await db.sql`delete from reminder_outbox`;
     }
   });
 });
