@@ -15,7 +15,7 @@ export const PG = {
   serializationFailure: '40001',
 } as const;
 
-export function connect(url: string, options: { max?: number; onnotice?: (n: unknown) => void } = {}): Sql {
+export function connect(url: string, options: { max?: number; onnotice?: (n: unknown) => void; applicationName?: string } = {}): Sql {
   return postgres(url, {
     max: options.max ?? 10,
     onnotice: options.onnotice ?? (() => {}),
@@ -24,7 +24,8 @@ export function connect(url: string, options: { max?: number; onnotice?: (n: unk
       bigint: { to: 20, from: [20], serialize: (n: number | bigint) => String(n), parse: (s: string) => Number(s) },
     },
     transform: { undefined: null },
-    connection: { application_name: 'dunning' },
+    // Shown in pg_stat_activity, so each pool's connections can be told apart.
+    connection: { application_name: options.applicationName ?? 'dunning' },
   });
 }
 

@@ -11,6 +11,8 @@ export interface Runtime {
   config: Config;
   log: Logger;
   sql: Sql;
+  /** The pool for report queries: its own when `reportPoolSize` was asked for, else `sql`. */
+  reportSql: Sql;
   /** For pg-boss, which opens its own pool. */
   databaseUrl: string;
   /** The retry policy (DUNNING_POLICY_FILE, else the default); loaded when `policy` was asked for. */
@@ -46,6 +48,11 @@ export interface RuntimeOptions {
   /** Overrides LOG_LEVEL, e.g. quieter logs for reporting commands. */
   logLevel?: string;
   poolSize?: number;
+  /**
+   * Gives report queries a pool of their own with this many connections, so a dashboard refresh
+   * (eleven queries at once) never takes the connections webhooks and workers need.
+   */
+  reportPoolSize?: number;
 }
 
 export async function openRuntime(env: NodeJS.ProcessEnv, options: RuntimeOptions = {}): Promise<Runtime> {
@@ -54,10 +61,16 @@ export async function openRuntime(env: NodeJS.ProcessEnv, options: RuntimeOption
   const log = createLogger(options.logLevel ?? config.logLevel);
   const { url: databaseUrl, stop: stopEmbedded } = await databaseServer(config, log);
   const sql = connect(databaseUrl, { max: options.poolSize ?? 10 });
+  // Connections open on first use: an unused report pool costs nothing.
+  const reportSql = options.reportPoolSize ? connect(databaseUrl, { max: options.reportPoolSize, applicationName: 'dunning-reports' }) : sql;
+  const endPools = async (timeout: number) => {
+    if (reportSql !== sql) await reportSql.end({ timeout });
+    await sql.end({ timeout });
+  };
   try {
     if (options.migrate ?? true) await migrate(sql, log);
   } catch (err) {
-    await sql.end({ timeout: 1 });
+    await endPools(1);
     await stopEmbedded();
     throw err;
   }
@@ -65,10 +78,11 @@ export async function openRuntime(env: NodeJS.ProcessEnv, options: RuntimeOption
     config,
     log,
     sql,
+    reportSql,
     databaseUrl,
     policy,
     async close() {
-      await sql.end({ timeout: 5 });
+      await endPools(5);
       await stopEmbedded();
     },
   };

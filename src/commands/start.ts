@@ -4,7 +4,7 @@ import { healthRoutes } from '../http/health.ts';
 import { closeServer, createServer, listen } from '../http/server.ts';
 import { webhookRoutes } from '../http/webhook.ts';
 import { startQueue } from '../queue.ts';
-import { reportRoutes } from '../reports/routes.ts';
+import { REPORT_POOL_SIZE, reportRoutes } from '../reports/routes.ts';
 import { openRuntime } from '../runtime.ts';
 import { createStripeClient } from '../stripe/client.ts';
 import { startWorkers } from '../worker.ts';
@@ -35,7 +35,7 @@ signal exits at once.`,
     const web = role !== 'worker';
     const work = role !== 'web';
 
-    const rt = await openRuntime(env, { require: web ? ['webhook'] : [], policy: work });
+    const rt = await openRuntime(env, { require: web ? ['webhook'] : [], policy: work, reportPoolSize: web ? REPORT_POOL_SIZE : undefined });
     const { config, log, sql } = rt;
     const clock = systemClock;
     const boss = await startQueue(rt.databaseUrl, log, { eventMaxTries: config.eventMaxTries });
@@ -56,7 +56,7 @@ signal exits at once.`,
           routes: {
             ...webhookRoutes({ sql, boss, secrets: config.webhookSecrets, toleranceSeconds: config.webhookToleranceSeconds }),
             ...healthRoutes({ sql, queueRunning: () => queueRunning }),
-            ...reportRoutes({ sql, config, clock, log }),
+            ...reportRoutes({ sql: rt.reportSql, config, clock, log }),
           },
         });
         const port = await listen(server, config.port, config.host);

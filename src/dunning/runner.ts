@@ -152,7 +152,7 @@ async function record(deps: RunnerDeps, a: AttemptRow, outcome: ChargeOutcome, m
         await store.syncInvoiceStatus(tx, a.invoiceId, 'paid', amount, 0, now);
         if (a.caseId === null) return;
         const reason = `paid by attempt #${a.attemptNo} (${a.source})`;
-        const closed = await store.closeCase(tx, a.caseId, { status: 'recovered', reason, at: now, recoveryPath: RECOVERY_PATH[a.source], recoveredAmount: amount });
+        const closed = await store.closeCase(tx, a.caseId, { status: 'recovered', reason, at: now, recoveryPath: RECOVERY_PATH[a.source], invoicePaid: amount });
         if (closed) await deps.onCaseClosed?.(tx, { caseId: a.caseId, invoiceId: a.invoiceId, status: 'recovered', reason, at: now });
       });
       log.info({ amount, source: a.source }, 'attempt succeeded: case recovered');

@@ -263,18 +263,40 @@ export interface CloseCase {
   reason: string;
   at: Date;
   recoveryPath?: 'scheduled_retry' | 'card_update_retry' | 'manual_retry' | 'customer_paid' | 'paid_outside';
-  recoveredAmount?: number;
+  /**
+   * The invoice's `amount_paid` as Stripe reported it with the payment: everything ever paid on it,
+   * including any part paid before the first failure. Defaults to our copy of the invoice.
+   */
+  invoicePaid?: number;
 }
 
-/** Closes an open case; a case already closed stays as it is (returns false). */
+/**
+ * Closes an open case; a case already closed stays as it is (returns false). `at` comes from the
+ * worker's clock (runner) or Stripe's event time (processor): when the two disagree, `at` can fall
+ * before `opened_at`, so the close time is clamped to it. The open span [opened_at, closed_at)
+ * must not be negative: the reports' GiST index on it refuses such a row, which would make the
+ * close fail, and a negative span would be a negative time to recover.
+ *
+ * `recovered_amount` is the part of the case amount paid while the case was open. The case amount
+ * is what was still due at the first failure (amount_due - amount_paid then), so what had been paid
+ * before is amount_due - amount; the rest of amount_paid came in during dunning, and never more than
+ * the case amount. A recovered case records it as its recovery; a lost case records what was paid
+ * in part before it was given up (null when nothing), so "lost" is the case amount minus that.
+ * A credit note that lowers amount_due during dunning makes "paid before" look smaller; amount_paid
+ * then still bounds the result from above, so it errs only when both happen on one invoice.
+ */
 export async function closeCase(tx: Tx, caseId: number, c: CloseCase): Promise<boolean> {
   const rows = await tx`
-    update dunning_cases set
-      status = ${c.status}, closed_at = ${c.at}, close_reason = ${c.reason},
-      recovery_path = ${c.recoveryPath ?? null}, recovered_amount = ${c.recoveredAmount ?? null},
+    update dunning_cases d set
+      status = ${c.status}, closed_at = greatest(${c.at}::timestamptz, d.opened_at), close_reason = ${c.reason},
+      recovery_path = ${c.recoveryPath ?? null},
+      recovered_amount = (
+        select case ${c.status}::text when 'recovered' then p.in_dunning when 'lost' then nullif(p.in_dunning, 0) end
+        from (select least(d.amount, greatest(0, coalesce(${c.invoicePaid ?? null}::bigint, i.amount_paid) - greatest(0, i.amount_due - d.amount))) as in_dunning
+              from invoices i where i.id = d.invoice_id) p),
       next_attempt_at = null, next_attempt_reason = null, updated_at = ${c.at}
-    where id = ${caseId} and status = 'open'
-    returning id`;
+    where d.id = ${caseId} and d.status = 'open'
+    returning d.id`;
   return rows.length > 0;
 }
 

@@ -37,7 +37,7 @@ async function settle(ctx: HandlerContext, state: InvoiceState, inv: Stripe.Invo
     const paid = paidPayment(inv);
     const path = recoveryPath(await ledgerOf(ctx.tx, state.id), paid.chargeId, paid.offStripe);
     const amount = state.amountPaid > 0 ? state.amountPaid : state.amountDue;
-    await closeCase(ctx.tx, c.caseId, { status: 'recovered', reason: 'invoice paid', at: ctx.at, recoveryPath: path, recoveredAmount: amount });
+    await closeCase(ctx.tx, c.caseId, { status: 'recovered', reason: 'invoice paid', at: ctx.at, recoveryPath: path, invoicePaid: amount });
     ctx.log.info({ caseId: c.caseId, invoiceId: state.id, recoveryPath: path }, 'dunning case recovered');
     await ctx.deps.hooks.caseClosed?.(ctx.tx, { caseId: c.caseId, invoiceId: state.id, status: 'recovered', reason: 'invoice paid', at: ctx.at });
   } else {

@@ -210,20 +210,11 @@ export async function claimChargeFailure(
 export type CloseStatus = 'recovered' | 'lost' | 'closed';
 export type RecoveryPath = 'scheduled_retry' | 'card_update_retry' | 'manual_retry' | 'customer_paid' | 'paid_outside';
 
-/** Closes an open case; returns false when it was already closed (a closed case stays as it is). */
-export async function closeCase(
-  tx: Tx,
-  caseId: number,
-  c: { status: CloseStatus; reason: string; at: Date; recoveryPath?: RecoveryPath; recoveredAmount?: number },
-): Promise<boolean> {
-  const rows = await tx`
-    update dunning_cases set status = ${c.status}, closed_at = ${c.at}, close_reason = ${c.reason},
-           recovery_path = ${c.recoveryPath ?? null}, recovered_amount = ${c.recoveredAmount ?? null},
-           next_attempt_at = null, next_attempt_reason = null, updated_at = ${c.at}
-     where id = ${caseId} and status = 'open'
-    returning id`;
-  return rows.length > 0;
-}
+/**
+ * Closes an open case; returns false when it was already closed (a closed case stays as it is).
+ * One implementation for the processor and the runner, so both close by the same rules.
+ */
+export { closeCase } from '../dunning/store.ts';
 
 const PATH_OF_SOURCE: Record<string, RecoveryPath> = {
   scheduled: 'scheduled_retry',

@@ -54,12 +54,18 @@ export function liftOf(smart: Arm, holdout: Arm): Lift | null {
 
 export function formatMoney(minor: number, currency: string, locale = 'en'): string {
   const digits = minorDigits(currency);
-  return new Intl.NumberFormat(locale, {
-    style: 'currency',
-    currency: currency.toUpperCase(),
-    minimumFractionDigits: digits,
-    maximumFractionDigits: digits,
-  }).format(minor / 10 ** digits);
+  try {
+    return new Intl.NumberFormat(locale, {
+      style: 'currency',
+      currency: currency.toUpperCase(),
+      minimumFractionDigits: digits,
+      maximumFractionDigits: digits,
+    }).format(minor / 10 ** digits);
+  } catch (err) {
+    // Intl refuses a code that is not three letters: one odd row must not take the report down.
+    if (!(err instanceof RangeError)) throw err;
+    return `${currency} ${(minor / 10 ** digits).toFixed(digits)}`;
+  }
 }
 
 export function formatPercent(value: number | null, digits = 1): string {

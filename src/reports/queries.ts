@@ -53,21 +53,33 @@ export function cohortStartOf(period: Period): Date {
   return sixBack < period.start ? sixBack : period.start;
 }
 
-export async function loadReportData(sql: Tx, query: ReportQuery): Promise<ReportData> {
+/** When the at-risk snapshot is taken, where the cohort table starts, and the timeline's bucket. */
+function frameOf(query: ReportQuery): { snapshotAt: Date; cohortStart: Date; timelineUnit: 'day' | 'month' } {
+  const { start, end } = query.period;
+  return {
+    snapshotAt: query.asOf < end ? query.asOf : end,
+    cohortStart: cohortStartOf(query.period),
+    timelineUnit: end.getTime() - start.getTime() <= 92 * 86_400_000 ? 'day' : 'month',
+  };
+}
+
+/**
+ * The report's queries, built but not run (postgres.js runs a query when it is awaited), so tests
+ * can EXPLAIN the very text the report runs.
+ */
+export function reportQueries(sql: Tx, query: ReportQuery) {
   const { period, currency: cur } = query;
   const from = period.start;
   const to = period.end;
   const tz = period.timeZone;
-  const snapshotAt = query.asOf < to ? query.asOf : to;
-  const cohortStart = cohortStartOf(period);
-  const timelineUnit = to.getTime() - from.getTime() <= 92 * 86_400_000 ? 'day' : 'month';
+  const { snapshotAt, cohortStart, timelineUnit } = frameOf(query);
   const bucketFormat = timelineUnit === 'day' ? 'YYYY-MM-DD' : 'YYYY-MM';
 
   // Cases opened in the period: the denominator of every rate.
   const cohort = sql`c.opened_at >= ${from} and c.opened_at < ${to} and (${cur}::text is null or c.currency = ${cur})`;
 
-  const [cohortTotals, closedTotals, atRisk, declines, attempts, paths, arms, months, timeline, reminders, churn] = await Promise.all([
-    sql<CohortTotalsRow[]>`
+  return {
+    cohortTotals: sql<CohortTotalsRow[]>`
       select c.currency,
         count(*)::int as opened,
         coalesce(sum(c.amount), 0)::float8 as "openedAmount",
@@ -79,7 +91,7 @@ export async function loadReportData(sql: Tx, query: ReportQuery): Promise<Repor
         (count(*) filter (where c.status = 'open'))::int as open
       from dunning_cases c where ${cohort}
       group by c.currency`,
-    sql<ClosedTotalsRow[]>`
+    closedTotals: sql<ClosedTotalsRow[]>`
       select c.currency,
         (count(*) filter (where c.status = 'recovered'))::int as recovered,
         coalesce(sum(coalesce(c.recovered_amount, c.amount)) filter (where c.status = 'recovered'), 0)::float8 as "recoveredAmount",
@@ -92,32 +104,39 @@ export async function loadReportData(sql: Tx, query: ReportQuery): Promise<Repor
       where c.closed_at >= ${from} and c.closed_at < ${to} and (${cur}::text is null or c.currency = ${cur})
       group by c.currency`,
     // Open at the snapshot instant: opened before it and not closed by then. Matches the GiST index.
-    sql<AtRiskRow[]>`
+    atRisk: sql<AtRiskRow[]>`
       select c.currency, count(*)::int as count, coalesce(sum(c.amount), 0)::float8 as amount
       from dunning_cases c
       where tstzrange(c.opened_at, c.closed_at) @> ${snapshotAt}::timestamptz and (${cur}::text is null or c.currency = ${cur})
       group by c.currency`,
-    sql<DeclineRow[]>`
+    declines: sql<DeclineRow[]>`
       select c.currency, c.first_decline_category as category, c.first_decline_code as code,
         count(*)::int as cases, coalesce(sum(c.amount), 0)::float8 as amount,
         (count(*) filter (where c.status = 'recovered'))::int as recovered,
         coalesce(sum(coalesce(c.recovered_amount, c.amount)) filter (where c.status = 'recovered'), 0)::float8 as "recoveredAmount"
       from dunning_cases c where ${cohort} and c.status <> 'closed'
       group by 1, 2, 3`,
-    sql<AttemptRow[]>`
-      select c.currency, a.attempt_no as "attemptNo",
-        (count(*) filter (where a.status in ('succeeded', 'declined')))::int as attempted,
-        (count(*) filter (where a.status = 'succeeded'))::int as succeeded,
-        coalesce(sum(coalesce(c.recovered_amount, c.amount)) filter (where a.status = 'succeeded' and c.status = 'recovered'), 0)::float8 as "succeededAmount"
-      from dunning_cases c join payment_attempts a on a.case_id = c.id
-      where ${cohort} and c.status <> 'closed'
+    // Attempt N is the case's Nth charge that reached the bank and came back with an answer. The
+    // ledger's attempt_no also numbers retries that were cancelled, skipped or never sent (and must
+    // keep doing so: idempotency keys are built from it), so the charges are numbered here instead.
+    attempts: sql<AttemptRow[]>`
+      select currency, n as "attemptNo",
+        count(*)::int as attempted,
+        (count(*) filter (where status = 'succeeded'))::int as succeeded,
+        coalesce(sum(paid) filter (where status = 'succeeded' and recovered), 0)::float8 as "succeededAmount"
+      from (
+        select c.currency, a.status, c.status = 'recovered' as recovered, coalesce(c.recovered_amount, c.amount) as paid,
+          (row_number() over (partition by a.case_id order by a.attempt_no))::int as n
+        from dunning_cases c join payment_attempts a on a.case_id = c.id
+        where ${cohort} and c.status <> 'closed' and a.status in ('succeeded', 'declined')
+      ) charges
       group by 1, 2`,
-    sql<PathRow[]>`
+    paths: sql<PathRow[]>`
       select c.currency, c.recovery_path as path, count(*)::int as count,
         coalesce(sum(coalesce(c.recovered_amount, c.amount)), 0)::float8 as amount
       from dunning_cases c where ${cohort} and c.status = 'recovered'
       group by 1, 2`,
-    sql<ArmRow[]>`
+    arms: sql<ArmRow[]>`
       select c.currency, c.cohort, count(*)::int as cases,
         (count(*) filter (where c.status = 'recovered'))::int as recovered,
         coalesce(sum(c.amount), 0)::float8 as amount,
@@ -125,7 +144,7 @@ export async function loadReportData(sql: Tx, query: ReportQuery): Promise<Repor
       from dunning_cases c where ${cohort} and c.status <> 'closed'
       group by 1, 2`,
     // Group on the truncated timestamp and format only the groups: to_char per row doubles the cost.
-    sql<MonthRow[]>`
+    months: sql<MonthRow[]>`
       select currency, to_char(m, 'YYYY-MM') as month, opened, voided, recovered, lost, open, amount, "recoveredAmount"
       from (
         select c.currency, date_trunc('month', c.opened_at at time zone ${tz}) as m,
@@ -140,14 +159,13 @@ export async function loadReportData(sql: Tx, query: ReportQuery): Promise<Repor
         where c.opened_at >= ${cohortStart} and c.opened_at < ${to} and (${cur}::text is null or c.currency = ${cur})
         group by 1, 2
       ) months`,
-    sql<TimelineRow[]>`
+    timeline: sql<TimelineRow[]>`
       select c.currency, to_char(c.closed_at at time zone ${tz}, ${bucketFormat}) as bucket, count(*)::int as count,
         coalesce(sum(coalesce(c.recovered_amount, c.amount)), 0)::float8 as amount
       from dunning_cases c
       where c.closed_at >= ${from} and c.closed_at < ${to} and c.status = 'recovered' and (${cur}::text is null or c.currency = ${cur})
       group by 1, 2`,
-    loadReminders(sql, from, to, cur),
-    sql<ChurnRow[]>`
+    churn: sql<ChurnRow[]>`
       with active as (
         select id, customer_id, ended_at, cancellation_reason from subscriptions
         where started_at < ${from} and (ended_at is null or ended_at >= ${from})
@@ -160,11 +178,27 @@ export async function loadReportData(sql: Tx, query: ReportQuery): Promise<Repor
         select i.subscription_id as id from dunning_cases c join invoices i on i.id = c.invoice_id
         where c.closed_at >= ${from}::timestamptz - interval '1 day' and c.closed_at < ${to}::timestamptz + interval '1 day'
           and c.status = 'lost' and c.final_action = 'cancel_subscription' and i.subscription_id is not null
+      ),
+      ended_by_failure as (
+        select distinct a.customer_id from active a left join (select distinct id from canceled_by_worker) w on w.id = a.id
+        where a.ended_at < ${to} and (a.cancellation_reason = 'payment_failed' or w.id is not null)
       )
-      select count(distinct a.customer_id)::int as "activeAtStart",
-        (count(distinct a.customer_id) filter (
-          where a.ended_at < ${to} and (a.cancellation_reason = 'payment_failed' or w.id is not null)))::int as churned
-      from active a left join (select distinct id from canceled_by_worker) w on w.id = a.id`,
+      select (select count(distinct customer_id) from active)::int as "activeAtStart",
+        -- A customer who still has a subscription at the end of the period (another one, or a new
+        -- one) has not left: only those with none are churned. Few rows, each through subscriptions_customer.
+        (select count(*) from ended_by_failure e where not exists (
+          select 1 from subscriptions s where s.customer_id = e.customer_id
+            and s.started_at < ${to} and (s.ended_at is null or s.ended_at >= ${to})))::int as churned`,
+  };
+}
+
+export async function loadReportData(sql: Tx, query: ReportQuery): Promise<ReportData> {
+  const { snapshotAt, cohortStart, timelineUnit } = frameOf(query);
+  const q = reportQueries(sql, query);
+  const { period, currency: cur } = query;
+  const [cohortTotals, closedTotals, atRisk, declines, attempts, paths, arms, months, timeline, reminders, churn] = await Promise.all([
+    q.cohortTotals, q.closedTotals, q.atRisk, q.declines, q.attempts, q.paths, q.arms, q.months, q.timeline,
+    loadReminders(sql, period.start, period.end, cur), q.churn,
   ]);
 
   return {

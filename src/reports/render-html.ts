@@ -30,7 +30,7 @@ export function renderHtml(report: Report, links: { json: string; csv: string })
 function currencySection(c: CurrencyReport, report: Report): string {
   const cur = c.currency;
   const tile = (id: string, label: string, value: string, sub: string) =>
-    `<div class="tile" id="${cur}-${id}"><div class="label">${h(label)}</div><div class="value">${h(value)}</div><div class="sub">${h(sub)}</div></div>`;
+    `<div class="tile" id="${h(cur)}-${id}"><div class="label">${h(label)}</div><div class="value">${h(value)}</div><div class="sub">${h(sub)}</div></div>`;
   const lift = c.policy.lift;
   const pct = (b: { label: string; rate: number | null }): Bar => ({ label: b.label, value: b.rate ?? 0, display: formatPercent(b.rate) });
   return `<section class="currency" id="currency-${h(cur)}"><h2>${h(cur.toUpperCase())}</h2>
@@ -48,6 +48,12 @@ ${columnChart(`${cur}-chart-timeline`, `Recovered revenue per ${report.period.ti
 ${horizontalBars(`${cur}-chart-attempt`, 'Success rate by attempt number', c.byAttempt.map((a) => pct({ label: `attempt ${a.attemptNo}`, rate: a.rate })), 1)}
 ${horizontalBars(`${cur}-chart-category`, 'Recovery rate by decline category', c.byCategory.map((r) => pct({ label: r.key, rate: r.rate })), 1)}
 ${horizontalBars(`${cur}-chart-path`, 'Recovered revenue by path (cases opened in the period)', c.byPath.map((r) => ({ label: r.path, value: r.amount.minor, display: r.amount.formatted })))}
+</div>
+<div class="tables">
+<div>${table('Recovered at attempt N: share of recoveries', ['attempt', 'charges', 'succeeded', 'success rate', 'share of recoveries', 'recovered amount'],
+  c.byAttempt.map((a) => [a.attemptNo, a.attempted, a.succeeded, formatPercent(a.rate), formatPercent(a.shareOfRecoveries), a.amount.formatted]), `${cur}-table-attempt`)}</div>
+<div>${table('By decline category', ['category', 'cases', 'recovered', 'rate', 'recovered amount'],
+  c.byCategory.map((r) => [r.key, r.cases, r.recovered, formatPercent(r.rate), r.recoveredAmount.formatted]), `${cur}-table-category`)}</div>
 </div>
 ${table('Smart policy vs holdout', ['group', 'cases', 'recovered', 'rate', 'recovered amount'], (['smart', 'holdout'] as const).map((g) => [g, c.policy[g].cases, c.policy[g].recovered, formatPercent(c.policy[g].rate), c.policy[g].recoveredAmount.formatted]))}
 ${table('By decline code', ['code', 'cases', 'recovered', 'rate', 'recovered amount'], c.byCode.map((r) => [r.key, r.cases, r.recovered, formatPercent(r.rate), r.recoveredAmount.formatted]))}
@@ -72,18 +78,18 @@ function timelineBars(c: CurrencyReport, report: Report): Bar[] {
   return bars;
 }
 
-function table(title: string, header: string[], rows: Array<Array<string | number>>): string {
+function table(title: string, header: string[], rows: Array<Array<string | number>>, id?: string): string {
   const body = rows.length === 0
     ? `<tr><td colspan="${header.length}">none</td></tr>`
     : rows.map((r) => `<tr>${r.map((v) => `<td${typeof v === 'number' ? ' class="num"' : ''}>${h(String(v))}</td>`).join('')}</tr>`).join('');
-  return `<h3>${h(title)}</h3><table><thead><tr>${header.map((x) => `<th>${h(x)}</th>`).join('')}</tr></thead><tbody>${body}</tbody></table>`;
+  return `<h3>${h(title)}</h3><table${id ? ` id="${h(id)}"` : ''}><thead><tr>${header.map((x) => `<th>${h(x)}</th>`).join('')}</tr></thead><tbody>${body}</tbody></table>`;
 }
 
 const CSS = `body{font:14px/1.4 system-ui,sans-serif;margin:1.5rem;color:#1a1a1a;max-width:1200px}
 h1{margin:0 0 .5rem}h2{border-bottom:2px solid #ccc;margin-top:2rem}form label{margin-right:.8rem}
 .tiles{display:flex;flex-wrap:wrap;gap:.8rem}.tile{border:1px solid #ccc;border-radius:6px;padding:.6rem .9rem;min-width:150px}
 .tile .label{color:#555;font-size:12px}.tile .value{font-size:22px;font-weight:600}.tile .sub{color:#555;font-size:12px}
-.charts{display:flex;flex-wrap:wrap;gap:1.5rem;margin-top:1rem}figure{margin:0}figcaption{font-weight:600;margin-bottom:.3rem}
+.charts,.tables{display:flex;flex-wrap:wrap;gap:1.5rem;margin-top:1rem}figure{margin:0}figcaption{font-weight:600;margin-bottom:.3rem}
 svg text{font-size:11px;fill:#333}svg rect{fill:#2f6fb0}svg .axis{stroke:#999}
 table{border-collapse:collapse;margin:.3rem 0 1rem}th,td{border-bottom:1px solid #ddd;padding:.2rem .6rem;text-align:left}td.num{text-align:right}
 dt{font-weight:600;margin-top:.4rem}dd{margin-left:1rem;color:#333}`;

@@ -11,6 +11,15 @@ import { renderHtml } from './render-html.ts';
 
 export type Handler = (req: IncomingMessage, res: ServerResponse) => Promise<void>;
 
+/**
+ * Connections for report queries in `dunning start` (their own pool, see openRuntime). A report runs
+ * eleven queries at once: on the shared pool of ten, two or three dashboard refreshes held every
+ * connection and webhooks waited behind them. A pool of their own bounds what reports can take,
+ * however many run; more reports only queue longer among themselves. Three is enough on the
+ * two-core machines this targets (the database cannot run more queries at once anyway).
+ */
+export const REPORT_POOL_SIZE = 3;
+
 export interface ReportRouteDeps {
   sql: Sql;
   config: Pick<Config, 'reportsToken' | 'defaultTimeZone'>;

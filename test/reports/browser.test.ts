@@ -41,35 +41,46 @@ describe.runIf(run)('dashboard in headless Chromium', () => {
     await db?.drop();
   });
 
-  it('renders the numbers and the four charts, fetching nothing from elsewhere', async () => {
+  it('renders the numbers, the four charts and their tables, fetching nothing from elsewhere', async () => {
     const context = await browser.newContext({ httpCredentials: { username: 'ops', password: TOKEN }, viewport: { width: 1280, height: 900 } });
-    const page = await context.newPage();
-    const foreign: string[] = [];
-    page.on('request', (r) => { if (!r.url().startsWith(server.base)) foreign.push(r.url()); });
-    const res = await page.goto(`${server.base}/reports?from=2026-11-01&to=2026-11-30`);
-    expect(res?.status()).toBe(200);
+    try {
+      const page = await context.newPage();
+      const foreign: string[] = [];
+      page.on('request', (r) => { if (!r.url().startsWith(server.base)) foreign.push(r.url()); });
+      const res = await page.goto(`${server.base}/reports?from=2026-11-01&to=2026-11-30`);
+      // The artefact first: a run that fails below still leaves the page it saw.
+      fs.mkdirSync(ARTIFACTS, { recursive: true });
+      await page.screenshot({ path: path.join(ARTIFACTS, 'reports-dashboard.png'), fullPage: true });
+      expect(res?.status()).toBe(200);
 
-    await expect(page.locator('#usd-recovered .value').textContent()).resolves.toBe('$60.00');
-    await expect(page.locator('#usd-at-risk .value').textContent()).resolves.toBe('$118.00');
-    await expect(page.locator('#usd-rate .value').textContent()).resolves.toBe('60.0 %');
-    await expect(page.locator('#jpy-at-risk .value').textContent()).resolves.toBe('¥1,500');
+      await expect(page.locator('#usd-recovered .value').textContent()).resolves.toBe('$60.00');
+      await expect(page.locator('#usd-at-risk .value').textContent()).resolves.toBe('$118.00');
+      await expect(page.locator('#usd-rate .value').textContent()).resolves.toBe('60.0 %');
+      await expect(page.locator('#jpy-at-risk .value').textContent()).resolves.toBe('¥1,500');
 
-    // One column per day of November; the three days with recoveries have height.
-    const days = page.locator('#usd-chart-timeline rect.bar');
-    await expect(days.count()).resolves.toBe(30);
-    const tall = await days.evaluateAll((els) => els.filter((e) => Number(e.getAttribute('height')) > 0).map((e) => e.getAttribute('data-label')));
-    expect(tall).toEqual(['2026-11-03', '2026-11-04', '2026-11-06']);
-    await expect(page.locator('#usd-chart-attempt .bar').count()).resolves.toBe(3);
-    await expect(page.locator('#usd-chart-category .bar[data-label="customer_action"]').getAttribute('data-value')).resolves.toBe('0.5');
-    const pathWidths = await page.locator('#usd-chart-path rect').evaluateAll((els) => els.map((e) => e.getBoundingClientRect().width));
-    expect(pathWidths).toHaveLength(3);
-    expect(pathWidths.every((w) => w > 0)).toBe(true);
-    await expect(page.locator('#definitions dt').first().textContent()).resolves.toBe('Period');
+      // One column per day of November; the three days with recoveries have height.
+      const days = page.locator('#usd-chart-timeline rect.bar');
+      await expect(days.count()).resolves.toBe(30);
+      const tall = await days.evaluateAll((els) => els.filter((e) => Number(e.getAttribute('height')) > 0).map((e) => e.getAttribute('data-label')));
+      expect(tall).toEqual(['2026-11-03', '2026-11-04', '2026-11-06']);
+      await expect(page.locator('#usd-chart-attempt .bar').count()).resolves.toBe(3);
+      await expect(page.locator('#usd-chart-category .bar[data-label="customer_action"]').getAttribute('data-value')).resolves.toBe('0.5');
+      const pathWidths = await page.locator('#usd-chart-path rect').evaluateAll((els) => els.map((e) => e.getBoundingClientRect().width));
+      expect(pathWidths).toHaveLength(3);
+      expect(pathWidths.every((w) => w > 0)).toBe(true);
 
-    fs.mkdirSync(ARTIFACTS, { recursive: true });
-    await page.screenshot({ path: path.join(ARTIFACTS, 'reports-dashboard.png'), fullPage: true });
-    expect(foreign).toEqual([]);
-    await context.close();
+      // The same figures as numbers: two of the three recoveries came at the second charge.
+      const attempt2 = page.locator('#usd-table-attempt tbody tr').filter({ has: page.locator('td:first-child', { hasText: /^2$/ }) });
+      await expect(attempt2.locator('td').allTextContents()).resolves.toEqual(['2', '3', '2', '66.7 %', '66.7 %', '$70.00']);
+      const customerAction = page.locator('#usd-table-category tbody tr').filter({ hasText: 'customer_action' });
+      await expect(customerAction.locator('td').allTextContents()).resolves.toEqual(['customer_action', '2', '1', '50.0 %', '$50.00']);
+      await expect(page.locator('#usd-table-category').isVisible()).resolves.toBe(true);
+
+      await expect(page.locator('#definitions dt').first().textContent()).resolves.toBe('Period');
+      expect(foreign).toEqual([]);
+    } finally {
+      await context.close();
+    }
   });
 
   it('refuses the page to a browser without the token', async () => {

@@ -32,6 +32,10 @@ describe('CSV cells', () => {
     ['=HYPERLINK("http://x")', '"\'=HYPERLINK(""http://x"")"'],
     ['-1+2', "'-1+2"],
     ['@sum', "'@sum"],
+    ['+1+cmd|calc', "'+1+cmd|calc"],
+    // A leading tab or carriage return hides a formula from a quick look; both are guarded too.
+    ['\t=1+1', "'\t=1+1"],
+    ['\r=1+1', `"'\r=1+1"`],
   ])('writes %j as %s', (input, expected) => {
     expect(csvCell(input)).toBe(expected);
   });

@@ -13,8 +13,11 @@ export interface CaseSpec {
   cohort?: 'smart' | 'holdout';
   code?: string;
   category?: string;
-  /** Attempt outcomes in order: attempt 1 is Stripe's own first charge. */
-  attempts?: Array<'declined' | 'succeeded'>;
+  /**
+   * Ledger rows in attempt_no order: row 1 is Stripe's own first charge. Cancelled, skipped and
+   * not-sent rows take an attempt_no in the ledger but are not charges.
+   */
+  attempts?: Array<'declined' | 'succeeded' | 'cancelled' | 'skipped' | 'not_sent'>;
 }
 
 export async function insertCases(sql: Sql, specs: CaseSpec[]): Promise<Map<string, number>> {
@@ -58,9 +61,11 @@ export async function insertSubscriptions(sql: Sql, specs: SubscriptionSpec[]): 
 export const NOVEMBER: CaseSpec[] = [
   // Opened in October, recovered in November: counts as recovered in November, not in November's rate.
   { id: 'in_a', amount: 1000, status: 'recovered', openedAt: '2026-10-20T10:00:00Z', closedAt: '2026-11-03T10:00:00Z', path: 'scheduled_retry', code: 'insufficient_funds', category: 'funds', attempts: ['declined', 'succeeded'] },
-  { id: 'in_b', amount: 2000, status: 'recovered', openedAt: '2026-11-02T10:00:00Z', closedAt: '2026-11-04T10:00:00Z', path: 'scheduled_retry', code: 'insufficient_funds', category: 'funds', attempts: ['declined', 'succeeded'] },
+  // A retry planned and cancelled (the customer updated the card) between the two charges: paid at the second charge.
+  { id: 'in_b', amount: 2000, status: 'recovered', openedAt: '2026-11-02T10:00:00Z', closedAt: '2026-11-04T10:00:00Z', path: 'scheduled_retry', code: 'insufficient_funds', category: 'funds', attempts: ['declined', 'cancelled', 'succeeded'] },
   { id: 'in_c', amount: 3000, status: 'recovered', openedAt: '2026-11-05T10:00:00Z', closedAt: '2026-11-06T10:00:00Z', path: 'paid_outside', cohort: 'holdout', code: 'do_not_honor', category: 'generic', attempts: ['declined'] },
-  { id: 'in_d', amount: 4000, status: 'lost', openedAt: '2026-11-10T10:00:00Z', closedAt: '2026-11-25T10:00:00Z', code: 'expired_card', category: 'customer_action', attempts: ['declined', 'declined', 'declined'] },
+  // Three charges among five ledger rows: one retry skipped, one never sent.
+  { id: 'in_d', amount: 4000, status: 'lost', openedAt: '2026-11-10T10:00:00Z', closedAt: '2026-11-25T10:00:00Z', code: 'expired_card', category: 'customer_action', attempts: ['declined', 'skipped', 'declined', 'not_sent', 'declined'] },
   { id: 'in_e', amount: 5000, status: 'open', openedAt: '2026-11-20T10:00:00Z', cohort: 'holdout', code: 'try_again_later', category: 'temporary', attempts: ['declined'] },
   // 23:30 UTC on 31 October is already 1 November in Berlin.
   { id: 'in_f', amount: 700, status: 'closed', openedAt: '2026-10-31T23:30:00Z', closedAt: '2026-11-01T09:00:00Z', code: 'do_not_honor', category: 'generic', attempts: ['declined'] },

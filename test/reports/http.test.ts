@@ -62,6 +62,28 @@ describe('report routes', () => {
     expect(await res.text()).toMatch(/from 2026-11-30 is after to 2026-11-01/);
   });
 
+  it('answers 400 with the reason for a currency that is not three letters', async () => {
+    const res = await fetch(`${on.base}/reports.csv?currency=euro`, { headers: { authorization: `Bearer ${TOKEN}` } });
+    expect(res.status).toBe(400);
+    expect(await res.text()).toBe('currency: expected a three-letter ISO code such as usd or EUR, got "euro"\n');
+  });
+
+  it.each(['POST', 'PUT', 'DELETE'])('answers %s with 405 and the methods it allows', async (method) => {
+    const res = await fetch(`${on.base}/reports.json`, { method, headers: { authorization: `Bearer ${TOKEN}` } });
+    expect(res.status).toBe(405);
+    expect(res.headers.get('allow')).toBe('GET, HEAD');
+  });
+
+  it('answers HEAD like GET, without a body', async () => {
+    const res = await fetch(`${on.base}/reports.csv?from=2026-11-01&to=2026-11-30`, { method: 'HEAD', headers: { authorization: `Bearer ${TOKEN}` } });
+    expect(res.status).toBe(200);
+    expect(res.headers.get('content-type')).toBe('text/csv; charset=utf-8');
+    expect(res.headers.get('content-disposition')).toBe('attachment; filename="dunning-report-2026-11-01-2026-11-30.csv"');
+    expect(await res.text()).toBe('');
+    const anonymous = await fetch(`${on.base}/reports`, { method: 'HEAD' });
+    expect(anonymous.status).toBe(401);
+  });
+
   it('is off, and says so, when no token is configured', async () => {
     const res = await fetch(`${off.base}/reports`, { headers: { authorization: `Bearer ${TOKEN}` } });
     expect(res.status).toBe(503);

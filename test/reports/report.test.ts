@@ -59,8 +59,11 @@ describe('monthly report over a hand-built November', () => {
     expect(ca).toMatchObject({ cases: 2, recovered: 1, rate: 0.5 });
     expect(usd.byCategory.find((b) => b.key === 'generic')).toMatchObject({ cases: 1, recovered: 1 });
     expect(usd.byCode.find((b) => b.key === 'expired_card')).toMatchObject({ cases: 2, recovered: 1 });
+    // Charges, not ledger rows: b is [declined, cancelled, succeeded], recovered by its 2nd charge;
+    // d is [declined, skipped, declined, not_sent, declined], three charges.
     expect(usd.byAttempt.map((a) => [a.attemptNo, a.attempted, a.succeeded])).toEqual([[1, 5, 0], [2, 3, 2], [3, 1, 0]]);
     expect(usd.byAttempt[1]!.shareOfRecoveries).toBeCloseTo(2 / 3, 10);
+    expect(usd.byAttempt[1]!.amount.minor).toBe(7000);
     expect(usd.byPath.map((p) => [p.path, p.count, p.amount.minor])).toEqual([
       ['scheduled_retry', 1, 2000], ['card_update_retry', 1, 5000], ['paid_outside', 1, 3000],
     ]);
@@ -107,6 +110,25 @@ describe('monthly report over a hand-built November', () => {
     }
   });
 
+  it('does not count as churned a customer who keeps another subscription to the end of the period', async () => {
+    // cu1 lost sub_1 to a failed payment on 26 November.
+    await insertSubscriptions(db.sql, [
+      // Ended before the period end too: cu1 is still churned.
+      { id: 'sub_7', customer: 'cu1', startedAt: '2026-05-01T00:00:00Z', endedAt: '2026-11-28T00:00:00Z', reason: 'cancellation_requested' },
+    ]);
+    try {
+      expect((await report('2026-11-01', '2026-11-30')).churn).toEqual({ activeAtStart: 3, churned: 1, rate: 1 / 3 });
+      // Still active after 30 November in Berlin: cu1 stayed a customer.
+      await insertSubscriptions(db.sql, [{ id: 'sub_8', customer: 'cu1', startedAt: '2026-11-27T00:00:00Z' }]);
+      expect((await report('2026-11-01', '2026-11-30')).churn).toEqual({ activeAtStart: 3, churned: 0, rate: 0 });
+      // One that ended an hour before the period end (midnight Berlin) was not active at the end.
+      await db.sql`update subscriptions set ended_at = '2026-11-30T22:00:00Z', status = 'canceled' where id = 'sub_8'`;
+      expect((await report('2026-11-01', '2026-11-30')).churn).toEqual({ activeAtStart: 3, churned: 1, rate: 1 / 3 });
+    } finally {
+      await db.sql`delete from subscriptions where id in ('sub_7', 'sub_8')`;
+    }
+  });
+
   it('filters by currency', async () => {
     const r = await report('2026-11-01', '2026-11-30', 'eur');
     expect(r.currencies.map((c) => c.currency)).toEqual(['eur']);
@@ -122,32 +144,33 @@ describe('monthly report over a hand-built November', () => {
 
 describe('reminder breakdown', () => {
   it('counts cases sent each reminder and those recovered after it', async () => {
-    const other = await createTestDatabase();
+    const ids = new Map((await db.sql<{ id: number; invoiceId: string }[]>`select id::int, invoice_id as "invoiceId" from dunning_cases`).map((r) => [r.invoiceId, r.id]));
+    const rows = [
+      ['in_b', 'first_notice', 1, 'sent', '2026-11-03T10:00:00Z'],
+      ['in_d', 'first_notice', 1, 'sent', '2026-11-11T10:00:00Z'],
+      ['in_d', 'last_chance', 2, 'sent', '2026-11-20T10:00:00Z'],
+      ['in_g', 'first_notice', 1, 'sent', '2026-11-29T10:00:00Z'],
+      ['in_e', 'first_notice', 1, 'pending', null],
+      // Sent after the payment: not "recovered after".
+      ['in_c', 'first_notice', 1, 'sent', '2026-11-07T10:00:00Z'],
+      ['in_b', 'recovered', 9, 'sent', '2026-11-04T10:00:05Z'],
+      // The voided case is out of every breakdown, reminders included.
+      ['in_f', 'first_notice', 1, 'sent', '2026-11-01T08:00:00Z'],
+    ] as const;
+    // Rows of the real reminder_outbox (sql/002_reminders.sql), as the mailer leaves them.
+    for (const [inv, kind, step, status, sentAt] of rows) {
+      await db.sql`
+        insert into reminder_outbox (case_id, customer_id, invoice_id, kind, step, dedupe_key, status, due_at, send_at, sent_at, locale, time_zone)
+        values (${ids.get(inv)!}, ${'cus_' + inv}, ${inv}, ${kind}, ${step}, ${`${inv}:${kind}:${step}`}, ${status},
+                '2026-11-01T00:00:00Z', '2026-11-01T00:00:00Z', ${sentAt}, 'en', 'Europe/Berlin')`;
+    }
     try {
-      // Stands in for the reminders migration with the columns the report reads.
-      await other.sql`drop table if exists reminder_outbox cascade`;
-      await other.sql`create table reminder_outbox (id bigserial primary key, case_id bigint, kind text, step int, status text, sent_at timestamptz)`;
-      const ids = await insertCases(other.sql, NOVEMBER);
-      const rows = [
-        ['in_b', 'first_notice', 1, 'sent', '2026-11-03T10:00:00Z'],
-        ['in_d', 'first_notice', 1, 'sent', '2026-11-11T10:00:00Z'],
-        ['in_d', 'last_chance', 2, 'sent', '2026-11-20T10:00:00Z'],
-        ['in_g', 'first_notice', 1, 'sent', '2026-11-29T10:00:00Z'],
-        ['in_e', 'first_notice', 1, 'pending', null],
-        // Sent after the payment: not "recovered after".
-        ['in_c', 'first_notice', 1, 'sent', '2026-11-07T10:00:00Z'],
-        ['in_b', 'recovered', 9, 'sent', '2026-11-04T10:00:05Z'],
-      ] as const;
-      for (const [inv, kind, step, status, sentAt] of rows) {
-        await other.sql`insert into reminder_outbox (case_id, kind, step, status, sent_at) values (${ids.get(inv)!}, ${kind}, ${step}, ${status}, ${sentAt})`;
-      }
-      const r = await loadReport(other.sql, { period: resolvePeriod({ from: '2026-11-01', to: '2026-11-30', timeZone: ZONE, now: NOW }), currency: 'usd', asOf: NOW });
-      expect(cur(r, 'usd').byReminder).toEqual([
+      expect(cur(await report('2026-11-01', '2026-11-30', 'usd'), 'usd').byReminder).toEqual([
         { kind: 'first_notice', step: 1, reached: 4, recoveredAfter: 2, rate: 0.5 },
         { kind: 'last_chance', step: 2, reached: 1, recoveredAfter: 0, rate: 0 },
       ]);
     } finally {
-      await other.drop();
+      await db.sql`delete from reminder_outbox`;
     }
   });
 });
