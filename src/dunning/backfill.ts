@@ -151,6 +151,21 @@ async function failedCharges(deps: BackfillDeps, paymentIntent: string): Promise
   }
 }
 
+const DAY_MS = 24 * 3_600_000;
+
+/**
+ * A past-due invoice seen for the first time must not meet its final action (by default a
+ * cancelled subscription) the moment a new install imports it: its window is moved so that at
+ * least `takeoverDays` of it remain, for a reminder and a retry or two. Null when the window from
+ * the first failure leaves that much anyway. Reports still count the case from its first failure.
+ */
+export function takeoverWindowStart(firstFailure: Date, now: Date, policy: Policy): Date | null {
+  const { windowDays, takeoverDays } = policy.retry;
+  if (takeoverDays === 0) return null;
+  const latestStart = now.getTime() + Math.min(takeoverDays, windowDays) * DAY_MS - windowDays * DAY_MS;
+  return latestStart > firstFailure.getTime() ? new Date(latestStart) : null;
+}
+
 async function takeOver(
   tx: Tx, deps: BackfillDeps, inv: Stripe.Invoice, customerId: string, stripe: StripeTries | null,
 ): Promise<{ opened: boolean; plan: PlanResult | null }> {
@@ -168,9 +183,9 @@ async function takeOver(
   if (inv.attempt_count <= 0 || !stripe) return { opened: false, plan: null };
   const now = deps.scheduler.clock.now();
   const opened = await tx`
-    insert into dunning_cases (invoice_id, customer_id, currency, amount, policy_version, cohort, opened_at, updated_at)
+    insert into dunning_cases (invoice_id, customer_id, currency, amount, policy_version, cohort, opened_at, window_starts_at, updated_at)
     values (${inv.id!}, ${customerId}, ${inv.currency}, ${inv.amount_remaining}, ${deps.policy.version},
-            ${assignCohort(inv.id!, deps.policy)}, ${stripe.openedAt}, ${now})
+            ${assignCohort(inv.id!, deps.policy)}, ${stripe.openedAt}, ${takeoverWindowStart(stripe.openedAt, now, deps.policy)}, ${now})
     on conflict (invoice_id) do nothing
     returning id`;
   const caseId = opened[0]?.id;

@@ -21,6 +21,8 @@ export interface LedgerAttempt {
 export interface CaseHistory {
   invoiceId: string;
   openedAt: Date;
+  /** Where the dunning window starts when not at `openedAt` (an invoice taken over by backfill). */
+  windowStartsAt?: Date;
   cohort: 'smart' | 'holdout';
   attempts: LedgerAttempt[];
   currentPaymentMethod: string | null;
@@ -184,7 +186,7 @@ export function planNextAttempt(
   const { zone, note } = resolveZone(customer.timeZone, merchantTimeZone);
   const say = (text: string) => (note ? `${text} (${note})` : text);
   const retry = policy.retry;
-  const windowEnd = new Date(history.openedAt.getTime() + retry.windowDays * DAY);
+  const windowEnd = new Date((history.windowStartsAt ?? history.openedAt).getTime() + retry.windowDays * DAY);
   const counted = attempts.filter((a) => COUNTED.has(a.outcome));
   const declines = declinesOf(counted, customer);
   const last = declines[declines.length - 1];

@@ -40,6 +40,11 @@ export interface RetryPolicy {
   /** Total attempts on the invoice (Stripe's first charge included), counted from the ledger. */
   maxAttempts: number;
   windowDays: number;
+  /**
+   * Days of dunning an invoice imported by `dunning backfill` gets at least, counted from the
+   * import, when its first failure is older than the window allows.
+   */
+  takeoverDays: number;
   jitterMinutes: number;
   /** Local hours [startHour, endHour) in which scheduled charges may run. */
   localWindow: { startHour: number; endHour: number };
@@ -65,6 +70,7 @@ function defaultBody(): PolicyBody {
     retry: {
       maxAttempts: 8,
       windowDays: 21,
+      takeoverDays: 7,
       jitterMinutes: 20,
       localWindow: { startHour: 6, endHour: 10 },
       paydays: { daysOfMonth: [1, 15], lastBusinessDay: true, weekdays: ['friday'] },
@@ -103,7 +109,7 @@ function withVersion(body: PolicyBody): Policy {
 }
 
 function parseRetry(raw: unknown, d: RetryPolicy, issues: Issues): RetryPolicy {
-  const r = section(raw, 'retry', ['maxAttempts', 'windowDays', 'jitterMinutes', 'localWindow', 'paydays', 'categories'], issues);
+  const r = section(raw, 'retry', ['maxAttempts', 'windowDays', 'takeoverDays', 'jitterMinutes', 'localWindow', 'paydays', 'categories'], issues);
   const lw = section(r.localWindow, 'retry.localWindow', ['startHour', 'endHour'], issues);
   const localWindow = {
     startHour: int(lw.startHour, 'retry.localWindow.startHour', 0, 23, d.localWindow.startHour, issues),
@@ -137,6 +143,7 @@ function parseRetry(raw: unknown, d: RetryPolicy, issues: Issues): RetryPolicy {
   return {
     maxAttempts: int(r.maxAttempts, 'retry.maxAttempts', 1, 30, d.maxAttempts, issues),
     windowDays: int(r.windowDays, 'retry.windowDays', 1, 90, d.windowDays, issues),
+    takeoverDays: int(r.takeoverDays, 'retry.takeoverDays', 0, 90, d.takeoverDays, issues),
     jitterMinutes: int(r.jitterMinutes, 'retry.jitterMinutes', 0, 120, d.jitterMinutes, issues),
     localWindow,
     paydays,

@@ -128,7 +128,7 @@ export async function loadPlanContext(
   return {
     caseRow,
     attempts,
-    history: { invoiceId: caseRow.invoiceId, openedAt: caseRow.openedAt, cohort: caseRow.cohort, attempts: ledger, currentPaymentMethod },
+    history: { invoiceId: caseRow.invoiceId, openedAt: caseRow.openedAt, windowStartsAt: caseRow.windowStartsAt, cohort: caseRow.cohort, attempts: ledger, currentPaymentMethod },
     customer: { timeZone: customer?.timeZone ?? null, country: customer?.country ?? null, cardBrand: lastBrand },
     policy: await deps.policies.get(tx, caseRow.policyVersion),
   };
@@ -301,7 +301,7 @@ export async function scheduleWindowDeadline(tx: Tx, deps: SchedulerDeps, caseId
   if (!caseRow || caseRow.status !== 'open') return null;
   const policy = await deps.policies.get(tx, caseRow.policyVersion);
   const attempts = await store.attemptsOf(tx, caseRow.invoiceId);
-  const windowEnd = caseRow.openedAt.getTime() + policy.retry.windowDays * DAY_MS;
+  const windowEnd = caseRow.windowStartsAt.getTime() + policy.retry.windowDays * DAY_MS;
   const at = new Date(Math.max(windowEnd, deps.clock.now().getTime()));
   await sendDeadline(tx, deps, { caseId, kind: 'await', reason, attemptsSeen: attempts.length }, at);
   return at;

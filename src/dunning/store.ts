@@ -16,6 +16,8 @@ export interface CaseRow {
   policyVersion: string;
   cohort: 'smart' | 'holdout';
   openedAt: Date;
+  /** Where the dunning window starts: the first failure, or later for an invoice taken over by backfill. */
+  windowStartsAt: Date;
   closedAt: Date | null;
   paused: boolean;
   nextAttemptAt: Date | null;
@@ -64,6 +66,7 @@ function toCase(r: Row): CaseRow {
     policyVersion: r.policy_version as string,
     cohort: r.cohort as CaseRow['cohort'],
     openedAt: r.opened_at as Date,
+    windowStartsAt: ((r.window_starts_at as Date | null) ?? r.opened_at) as Date,
     closedAt: (r.closed_at as Date | null) ?? null,
     paused: r.paused as boolean,
     nextAttemptAt: (r.next_attempt_at as Date | null) ?? null,

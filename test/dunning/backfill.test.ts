@@ -1,5 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { backfill, type BackfillProgress } from '../../src/dunning/backfill.ts';
+import { parsePolicy } from '../../src/dunning/policy.ts';
+import { createPolicySource } from '../../src/dunning/scheduler.ts';
 import { startWorld, type RunnerWorld } from './runner-helpers.ts';
 
 let w: RunnerWorld;
@@ -111,13 +113,30 @@ describe('backfill', () => {
     }
   });
 
-  it('an invoice whose first failure is older than the dunning window goes straight to the final action', async () => {
+  it('an invoice whose first failure is older than the dunning window gets takeoverDays from the import, not its final action at once', async () => {
     const start = new Date(w.clock.now());
     const { invoiceId } = await failingThreeTimes(new Date(start.getTime() - 30 * DAY));
     w.sandboxClock.set(start);
     await backfill({ sql: w.db.sql, gateway: w.deps.gateway, scheduler: w.deps, policy: w.policy });
-    const [c] = await w.db.sql`select id, opened_at, next_attempt_reason from dunning_cases where invoice_id = ${invoiceId}`;
+    const [c] = await w.db.sql`select id, opened_at, window_starts_at, next_attempt_reason from dunning_cases where invoice_id = ${invoiceId}`;
+    // Reports count it from its first failure; the window gives it the policy's 7 days from now.
     expect(c!.opened_at).toEqual(new Date(start.getTime() - 30 * DAY));
+    expect(c!.window_starts_at).toEqual(new Date(start.getTime() + 7 * DAY - 21 * DAY));
+    expect(c!.next_attempt_reason).toMatch(/^awaiting customer: expired_card: /);
+    const [deadline] = await w.db.sql`select data, start_after from pgboss.job where name = 'dunning-deadlines' and singleton_key = ${String(c!.id)}`;
+    expect(deadline!.data).toMatchObject({ kind: 'await' });
+    // The demo-capable clock maps the deadline to wall time; a few ms pass between the two readings.
+    expect(Math.abs(deadline!.start_after.getTime() - w.clock.wallTimeOf(new Date(start.getTime() + 7 * DAY)).getTime())).toBeLessThan(1_000);
+  });
+
+  it('with retry.takeoverDays 0 such an invoice goes straight to the final action', async () => {
+    const start = new Date(w.clock.now());
+    const { invoiceId } = await failingThreeTimes(new Date(start.getTime() - 30 * DAY));
+    w.sandboxClock.set(start);
+    const policy = parsePolicy({ retry: { takeoverDays: 0 } });
+    await backfill({ sql: w.db.sql, gateway: w.deps.gateway, scheduler: { ...w.deps, policies: createPolicySource(policy) }, policy });
+    const [c] = await w.db.sql`select id, window_starts_at, next_attempt_reason from dunning_cases where invoice_id = ${invoiceId}`;
+    expect(c!.window_starts_at).toBeNull();
     expect(c!.next_attempt_reason).toMatch(/^stopping: dunning window of 21 days ended/);
     const [deadline] = await w.db.sql`select data from pgboss.job where name = 'dunning-deadlines' and singleton_key = ${String(c!.id)}`;
     expect(deadline!.data).toMatchObject({ kind: 'stop' });
