@@ -45,10 +45,21 @@ export interface Config {
   opsAlertMinAmount: AlertThreshold;
   /** Where Stripe's Billing Portal sends the customer back; null: the portal configuration's default. */
   billingPortalReturnUrl: string | null;
+  /**
+   * Where customers reach the web role (no trailing slash); emails then carry signed links to its
+   * `/update-card`. Null: links are Billing Portal sessions made at send time, which expire quickly.
+   */
+  publicUrl: string | null;
+  /** How long an emailed update-card link works. */
+  updateCardLinkDays: number;
 }
 
-/** What a command needs beyond the defaults; checked here so the error names the variable. */
-export type Requirement = 'stripe' | 'webhook';
+/**
+ * What a command needs beyond the defaults; checked here so the error names the variable.
+ * `cardLinks`: the Stripe key, but only when PUBLIC_URL is set (links are signed with a key derived
+ * from it, and a click makes a Billing Portal session).
+ */
+export type Requirement = 'stripe' | 'webhook' | 'cardLinks';
 
 export class ConfigError extends Error {
   readonly problems: string[];
@@ -107,6 +118,27 @@ export function isHost(host: string): boolean {
 export function emailAddress(value: string, named: boolean): string | null {
   const inner = named ? (NAMED_ADDRESS.exec(value)?.[1]?.trim() ?? value) : value;
   return ADDRESS.test(inner) ? inner : null;
+}
+
+/**
+ * PUBLIC_URL: an absolute http(s) URL, optionally with a path (a reverse proxy's prefix), returned
+ * without a trailing slash. A query, fragment or credentials would end up in every emailed link.
+ */
+function publicUrlOf(raw: string | null, problems: string[]): string | null {
+  if (raw === null) return null;
+  const expected = 'expected the absolute http(s) URL where customers reach the web role, such as https://billing.example.com';
+  let u: URL;
+  try {
+    u = new URL(raw);
+  } catch {
+    problems.push(`PUBLIC_URL: ${expected}`);
+    return null;
+  }
+  if (u.protocol !== 'https:' && u.protocol !== 'http:') problems.push(`PUBLIC_URL: ${expected}, got a ${u.protocol} URL`);
+  else if (u.username || u.password) problems.push(`PUBLIC_URL: ${expected}; credentials cannot be part of it (they would be in every email)`);
+  else if (raw.includes('?') || raw.includes('#')) problems.push(`PUBLIC_URL: ${expected}; no query or fragment (the link adds /update-card?t=...)`);
+  else return `${u.origin}${u.pathname.replace(/\/+$/, '')}`;
+  return null;
 }
 
 export function loadConfig(env: Env, require: Requirement[] = []): Config {
@@ -202,6 +234,11 @@ export function loadConfig(env: Env, require: Requirement[] = []): Config {
     problems.push('OPS_WEBHOOK_SECRET: required when OPS_WEBHOOK_URL is set (alerts are signed with it)');
   }
 
+  const publicUrl = publicUrlOf(str('PUBLIC_URL'), problems);
+  if (publicUrl !== null && stripeSecretKey === null && require.includes('cardLinks') && !require.includes('stripe')) {
+    problems.push('STRIPE_SECRET_KEY: required when PUBLIC_URL is set (update-card links are signed with a key derived from it, and open Billing Portal sessions)');
+  }
+
   const reportsToken = str('REPORTS_TOKEN');
   if (reportsToken !== null && reportsToken.length < 16) {
     problems.push('REPORTS_TOKEN: expected at least 16 characters (it guards revenue figures)');
@@ -237,6 +274,8 @@ export function loadConfig(env: Env, require: Requirement[] = []): Config {
     opsWebhookSecret,
     opsAlertMinAmount: alertThreshold(str('OPS_ALERT_MIN_AMOUNT'), problems),
     billingPortalReturnUrl: url('BILLING_PORTAL_RETURN_URL', ['https:', 'http:']),
+    publicUrl,
+    updateCardLinkDays: int('UPDATE_CARD_LINK_DAYS', 30, 1, 90),
   };
   if (problems.length > 0) throw new ConfigError(problems);
   return config;

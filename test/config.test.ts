@@ -65,6 +65,8 @@ describe('loadConfig', () => {
     ['MAIL_FROM', '"Example, Inc." <billing@mail.example.com>'], ['MAIL_FROM', 'billing@bücher.example'],
     ['SUPPORT_EMAIL', 'support+dunning@example.com'],
     ['STRIPE_API_BASE', 'https://stripe-proxy.internal'], ['STRIPE_API_BASE', 'http://127.0.0.1:12111/'],
+    ['PUBLIC_URL', 'https://billing.example.com'], ['PUBLIC_URL', 'http://127.0.0.1:3000/'], ['PUBLIC_URL', 'https://example.com/dunning/'],
+    ['UPDATE_CARD_LINK_DAYS', '1'], ['UPDATE_CARD_LINK_DAYS', '90'],
   ])('accepts %s=%s', (name, value) => {
     expect(problemsOf({ [name]: value })).toEqual([]);
   });
@@ -83,6 +85,14 @@ describe('loadConfig', () => {
     ['STRIPE_API_BASE', 'http://127.0.0.1:12111/v1', 'expected only scheme, host and port'],
     ['STRIPE_API_BASE', 'https://proxy.example.com/stripe', 'expected only scheme, host and port'],
     ['STRIPE_API_BASE', 'https://user:pw@proxy.example.com', 'expected only scheme, host and port'],
+    ['PUBLIC_URL', 'billing.example.com', 'expected the absolute http\\(s\\) URL'],
+    ['PUBLIC_URL', '/dunning', 'expected the absolute http\\(s\\) URL'],
+    ['PUBLIC_URL', 'ftp://billing.example.com', 'expected the absolute http\\(s\\) URL .*, got a ftp: URL'],
+    ['PUBLIC_URL', 'https://billing.example.com/?ref=mail', 'expected the absolute http\\(s\\) URL .*; no query or fragment'],
+    ['PUBLIC_URL', 'https://billing.example.com/#x', 'expected the absolute http\\(s\\) URL .*; no query or fragment'],
+    ['PUBLIC_URL', 'https://ops:pw@billing.example.com', 'expected the absolute http\\(s\\) URL .*; credentials cannot'],
+    ['UPDATE_CARD_LINK_DAYS', '0', 'expected an integer from 1 to 90'],
+    ['UPDATE_CARD_LINK_DAYS', '365', 'expected an integer from 1 to 90'],
   ])('rejects %s=%s with one line naming it', (name, value, expected) => {
     const problems = problemsOf({ [name]: value });
     expect(problems).toHaveLength(1);
@@ -107,6 +117,33 @@ describe('loadConfig', () => {
     expect(() => loadConfig({}, ['webhook'])).toThrow(/STRIPE_WEBHOOK_SECRET: required/);
     expect(() => loadConfig({}, ['stripe'])).toThrow(/STRIPE_SECRET_KEY: required/);
   });
+
+  it('takes PUBLIC_URL without a trailing slash, off by default, with 30-day links', () => {
+    expect(loadConfig({})).toMatchObject({ publicUrl: null, updateCardLinkDays: 30 });
+    expect(loadConfig({ PUBLIC_URL: 'https://Billing.Example.com/dunning/' }).publicUrl).toBe('https://billing.example.com/dunning');
+    expect(loadConfig({ PUBLIC_URL: 'http://127.0.0.1:3000' }).publicUrl).toBe('http://127.0.0.1:3000');
+  });
+
+  it('requires the Stripe key for card links only when PUBLIC_URL is set', () => {
+    expect(loadConfig({}, ['cardLinks']).publicUrl).toBeNull();
+    expect(problemsOfRequired({ PUBLIC_URL: 'https://billing.example.com' }, ['cardLinks'])).toEqual([
+      'STRIPE_SECRET_KEY: required when PUBLIC_URL is set (update-card links are signed with a key derived from it, and open Billing Portal sessions)',
+    ]);
+    expect(problemsOfRequired({ PUBLIC_URL: 'https://billing.example.com', STRIPE_SECRET_KEY: 'sk_test_x' }, ['cardLinks'])).toEqual([]);
+    // Commands that do not make links (reports, migrate) do not care.
+    expect(problemsOfRequired({ PUBLIC_URL: 'https://billing.example.com' }, [])).toEqual([]);
+    // One line, not two, when the command needs the key anyway.
+    expect(problemsOfRequired({ PUBLIC_URL: 'https://billing.example.com' }, ['stripe', 'cardLinks'])).toHaveLength(1);
+  });
+
+  const problemsOfRequired = (env: Record<string, string>, require: Parameters<typeof loadConfig>[1]): string[] => {
+    try {
+      loadConfig(env, require);
+      return [];
+    } catch (err) {
+      return (err as ConfigError).problems;
+    }
+  };
 });
 
 describe('.env in the working directory', () => {
