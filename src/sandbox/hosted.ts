@@ -58,7 +58,13 @@ export function renderHostedPage(deps: RouteDeps, method: string, path: string, 
   }
   const portal = /^\/portal\/([\w]+)$/.exec(path);
   if (portal !== null && method === 'GET') {
-    return html(200, 'Manage your billing', '<p>Sandbox billing portal: update your card here.</p>');
+    const session = deps.store.portalSessions.get(portal[1] ?? '');
+    if (session === undefined) return html(404, 'Portal session not found', '');
+    // A deep link opens one page of the portal; the id lets a test see which one it reached.
+    if (session.flow === 'payment_method_update') {
+      return html(200, 'Update your payment method', `<p id="flow">payment_method_update</p><p>Sandbox billing portal: add a new card for ${escapeHtml(session.customer)}.</p>`);
+    }
+    return html(200, 'Manage your billing', `<p id="flow">${escapeHtml(session.flow ?? 'home')}</p><p>Sandbox billing portal: update your card here.</p>`);
   }
   return notFound(method, path);
 }

@@ -167,18 +167,45 @@ function updateSubscription(deps: RouteDeps, call: Call): Reply {
   return ok(after);
 }
 
+/** Flows Stripe accepts in `flow_data[type]`; the ones naming a subscription need it, which the sandbox does not check. */
+const PORTAL_FLOWS = ['payment_method_update', 'customer_update', 'subscription_cancel', 'subscription_pause', 'subscription_update', 'subscription_update_confirm'];
+
+/** `flow_data` as Stripe echoes it in `flow`, or null without one; an unknown type is refused as Stripe does. */
+function portalFlow(form: FormObject): Record<string, unknown> | null {
+  const data = obj(form, 'flow_data');
+  if (data === undefined) return null;
+  const type = str(data, 'type');
+  if (type === undefined || !PORTAL_FLOWS.includes(type)) {
+    throw invalidRequest(`Invalid flow_data[type]: must be one of ${PORTAL_FLOWS.join(', ')}`, { param: 'flow_data[type]' });
+  }
+  const after = obj(data, 'after_completion');
+  const afterType = (after && str(after, 'type')) ?? 'portal_homepage';
+  const redirect = after && obj(after, 'redirect');
+  return {
+    type,
+    after_completion: { type: afterType, hosted_confirmation: null, redirect: redirect ? { return_url: str(redirect, 'return_url') ?? null } : null },
+    customer_update: type === 'customer_update' ? {} : null,
+    subscription_cancel: null,
+    subscription_pause: null,
+    subscription_update: null,
+    subscription_update_confirm: null,
+  };
+}
+
 function portalSession(deps: RouteDeps, call: Call): Reply {
   const customer = str(call.form, 'customer');
   if (customer === undefined) throw invalidRequest('Missing required param: customer.', { param: 'customer' });
   deps.billing.mustGet(deps.store.customers, customer, 'customer');
+  const flow = portalFlow(call.form);
   const id = deps.store.nextId('bps');
+  deps.store.portalSessions.set(id, { customer, flow: flow === null ? null : String(flow.type) });
   return ok({
     id,
     object: 'billing_portal.session',
     configuration: 'bpc_sandbox',
     created: unixSeconds(deps.clock.now()),
     customer,
-    flow: null,
+    flow,
     livemode: false,
     locale: str(call.form, 'locale') ?? null,
     on_behalf_of: null,

@@ -118,6 +118,12 @@ export interface EventRec {
   request: { id: string | null; idempotency_key: string | null };
 }
 
+/** A Billing Portal session: whose, and which deep-link flow it opens (null: the portal's home). */
+export interface PortalSessionRec {
+  customer: string;
+  flow: string | null;
+}
+
 export interface Store {
   customers: Map<string, CustomerRec>;
   paymentMethods: Map<string, PaymentMethodRec>;
@@ -125,6 +131,7 @@ export interface Store {
   invoices: Map<string, InvoiceRec>;
   charges: Map<string, ChargeRec>;
   paymentIntents: Map<string, PaymentIntentRec>;
+  portalSessions: Map<string, PortalSessionRec>;
   events: EventRec[];
   nextId(prefix: string): string;
 }
@@ -139,6 +146,7 @@ export function createStore(idTag = ''): Store {
     invoices: new Map(),
     charges: new Map(),
     paymentIntents: new Map(),
+    portalSessions: new Map(),
     events: [],
     // Ids sort in creation order, which list pagination relies on.
     nextId(prefix) {

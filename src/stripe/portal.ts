@@ -41,10 +41,19 @@ export function classifyPortalError(err: unknown): PortalError {
   return new PortalError(`billing portal: ${status ?? 'no answer'}: ${message}`, { transient, configuration, cause: err });
 }
 
-/** A new session's URL; throws a PortalError. */
+/**
+ * A new session's URL; throws a PortalError. The session is a deep link into the portal's
+ * payment-method form (`flow_data.type = payment_method_update`): the customer came to fix a card,
+ * and the new card becomes the default payment method, which is what retries charge.
+ */
 export async function createPortalSession(gateway: StripeGateway, customerId: string, returnUrl: string | null): Promise<string> {
+  const params: Stripe.BillingPortal.SessionCreateParams = {
+    customer: customerId,
+    flow_data: { type: 'payment_method_update' },
+    ...(returnUrl ? { return_url: returnUrl } : {}),
+  };
   try {
-    const session = await call(gateway, (s) => s.billingPortal.sessions.create({ customer: customerId, ...(returnUrl ? { return_url: returnUrl } : {}) }));
+    const session = await call(gateway, (s) => s.billingPortal.sessions.create(params));
     return session.url;
   } catch (err) {
     throw classifyPortalError(err);

@@ -120,12 +120,15 @@ describe('classifyPortalError', () => {
 });
 
 describe('createPortalSession', () => {
-  it('sends the configured return URL, and none when unset (the portal configuration\'s default applies)', async () => {
+  it('opens the payment-method form, with the configured return URL, and none when unset (the portal configuration\'s default applies)', async () => {
     const seen: unknown[] = [];
     const stripe = { billingPortal: { sessions: { create: async (p: unknown) => (seen.push(p), { url: 'https://billing.stripe.test/session/x' }) } } } as unknown as Stripe;
     const gateway = { stripe, throttle: createThrottle(100) };
     expect(await createPortalSession(gateway, 'cus_1', 'https://acme.test/account')).toBe('https://billing.stripe.test/session/x');
     await createPortalSession(gateway, 'cus_2', null);
-    expect(seen).toEqual([{ customer: 'cus_1', return_url: 'https://acme.test/account' }, { customer: 'cus_2' }]);
+    expect(seen).toEqual([
+      { customer: 'cus_1', flow_data: { type: 'payment_method_update' }, return_url: 'https://acme.test/account' },
+      { customer: 'cus_2', flow_data: { type: 'payment_method_update' } },
+    ]);
   });
 });

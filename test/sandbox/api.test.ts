@@ -145,6 +145,20 @@ describe('sandbox API through the real SDK', () => {
     expect(session.url).toContain(`${sandbox.url}/portal/`);
     const page = await fetch(session.url);
     expect(page.status).toBe(200);
+    expect(session.flow).toBeNull();
+    expect(await page.text()).toContain('<p id="flow">home</p>');
+    expect((await fetch(`${sandbox.url}/portal/bps_made_up`)).status).toBe(404);
+  });
+
+  it('opens portal deep links (flow_data) and refuses an unknown flow as Stripe does', async () => {
+    const { customer } = await failingInvoice('expired_card');
+    const session = await stripe.billingPortal.sessions.create({ customer: customer.id, flow_data: { type: 'payment_method_update' } });
+    expect(session.flow).toMatchObject({ type: 'payment_method_update', after_completion: { type: 'portal_homepage' } });
+    const page = await fetch(session.url);
+    expect(page.status).toBe(200);
+    expect(await page.text()).toContain('<p id="flow">payment_method_update</p>');
+    await expect(stripe.billingPortal.sessions.create({ customer: customer.id, flow_data: { type: 'teleport' } }))
+      .rejects.toMatchObject({ statusCode: 400, param: 'flow_data[type]' });
   });
 
   it('lets the customer pay on the hosted invoice page', async () => {
