@@ -14,7 +14,7 @@ import { startEventWorker, startOrphanSweep, type ProcessorDeps } from './events
 import type { Logger } from './log.ts';
 import { QUEUES } from './queue.ts';
 import { retrieveCustomer, type StripeGateway } from './stripe/charge.ts';
-import { createThrottle } from './stripe/throttle.ts';
+import { createThrottle, type Throttle } from './stripe/throttle.ts';
 import { createReminderHooks, type ReminderHooks } from './reminders/hooks.ts';
 import { parseReminderPolicy } from './reminders/policy.ts';
 import { startReminderWorkers } from './reminders/worker.ts';
@@ -32,6 +32,8 @@ export interface WorkerDeps {
   policy: Policy;
   /** Without it (no STRIPE_SECRET_KEY) events are still stored and applied, but nothing is charged. */
   stripe: Stripe | null;
+  /** The process's Stripe throttle when something else in it calls Stripe too (the update-card route); else one is made. */
+  throttle?: Throttle;
   /** More hooks, called after the built-in ones (tests, the demo). */
   extraHooks?: DomainHooks[];
 }
@@ -96,7 +98,7 @@ export async function startWorkers(deps: WorkerDeps): Promise<() => Promise<void
   const wiring = wireHooks(deps);
   const stops: Array<() => Promise<void>> = [];
   // One throttle for every Stripe call of the process: customer reads, invoice reads, charges, portal sessions.
-  const throttle = createThrottle(config.stripeRequestsPerSecond);
+  const throttle = deps.throttle ?? createThrottle(config.stripeRequestsPerSecond);
   const gateway = deps.stripe ? { stripe: deps.stripe, throttle } : undefined;
   // One per process: a code Stripe adds is logged once, wherever a decline first shows it.
   const reportUnknownCodes = createUnknownCodeReporter(log.child({ component: 'declines' }));

@@ -2,11 +2,13 @@ import { parseArgs } from 'node:util';
 import { systemClock } from '../clock.ts';
 import { healthRoutes } from '../http/health.ts';
 import { closeServer, createServer, listen } from '../http/server.ts';
+import { updateCardRoutesFor } from '../http/update-card.ts';
 import { webhookRoutes } from '../http/webhook.ts';
 import { startQueue } from '../queue.ts';
 import { REPORT_POOL_SIZE, reportRoutes } from '../reports/routes.ts';
 import { openRuntime } from '../runtime.ts';
 import { createStripeClient } from '../stripe/client.ts';
+import { createThrottle } from '../stripe/throttle.ts';
 import { startWorkers } from '../worker.ts';
 import { UsageError, type Command } from './types.ts';
 
@@ -20,12 +22,14 @@ export const startCommand: Command = {
 
 Applies pending migrations, starts the job queue, then:
   web     the HTTP server on HOST:PORT: POST /webhooks/stripe (signed Stripe events, stored
-          and queued), GET /healthz, and the reports at /reports* when REPORTS_TOKEN is set
+          and queued), GET /healthz, the reports at /reports* when REPORTS_TOKEN is set, and
+          GET /update-card (the signed update-card links in emails) when PUBLIC_URL is set
   worker  the background workers: Stripe event processing, retries, reminders, ops alerts
   all     both (default)
 
 Run several workers against one database to share the load; a web process only needs the
-database. STRIPE_WEBHOOK_SECRET is required for web (comma-separated for rotation).
+database. STRIPE_WEBHOOK_SECRET is required for web (comma-separated for rotation), and
+STRIPE_SECRET_KEY for any role when PUBLIC_URL is set (links are signed with a key derived from it).
 SIGTERM or SIGINT stops gracefully: no new requests or jobs, in-flight ones finish; a second
 signal exits at once.`,
   async run(argv, env) {
@@ -35,7 +39,8 @@ signal exits at once.`,
     const web = role !== 'worker';
     const work = role !== 'web';
 
-    const rt = await openRuntime(env, { require: web ? ['webhook'] : [], policy: work, reportPoolSize: web ? REPORT_POOL_SIZE : undefined });
+    // With PUBLIC_URL, workers sign update-card links and the web role opens portal sessions: both need the key.
+    const rt = await openRuntime(env, { require: web ? ['webhook', 'cardLinks'] : ['cardLinks'], policy: work, reportPoolSize: web ? REPORT_POOL_SIZE : undefined });
     const { config, log, sql } = rt;
     const clock = systemClock;
     const boss = await startQueue(rt.databaseUrl, log, { eventMaxTries: config.eventMaxTries });
@@ -46,9 +51,11 @@ signal exits at once.`,
 
     const shutdown: Array<() => Promise<void>> = [];
     try {
+      const stripe = config.stripeSecretKey ? createStripeClient(config) : null;
+      // One throttle for every Stripe call of the process: the workers' and the update-card clicks'.
+      const gateway = stripe ? { stripe, throttle: createThrottle(config.stripeRequestsPerSecond) } : undefined;
       if (work) {
-        const stripe = config.stripeSecretKey ? createStripeClient(config) : null;
-        shutdown.push(await startWorkers({ sql, boss, clock, log, config, policy: rt.policy, stripe }));
+        shutdown.push(await startWorkers({ sql, boss, clock, log, config, policy: rt.policy, stripe, ...(gateway ? { throttle: gateway.throttle } : {}) }));
       }
       if (web) {
         const server = createServer({
@@ -57,10 +64,11 @@ signal exits at once.`,
             ...webhookRoutes({ sql, boss, secrets: config.webhookSecrets, toleranceSeconds: config.webhookToleranceSeconds }),
             ...healthRoutes({ sql, queueRunning: () => queueRunning }),
             ...reportRoutes({ sql: rt.reportSql, config, clock, log }),
+            ...updateCardRoutesFor(config, { clock, gateway }),
           },
         });
         const port = await listen(server, config.port, config.host);
-        log.info({ host: config.host, port, role, webhookSecretCount: config.webhookSecrets.length }, 'listening');
+        log.info({ host: config.host, port, role, webhookSecretCount: config.webhookSecrets.length, updateCardLinks: config.publicUrl !== null }, 'listening');
         // Stop accepting first, so nothing new arrives while workers drain.
         shutdown.unshift(() => closeServer(server));
       }

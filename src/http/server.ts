@@ -30,6 +30,7 @@ const REQUEST_ID = /^[\w.:-]{1,128}$/;
  * that throws. Listening is the caller's business.
  */
 export function createServer(deps: ServerDeps): http.Server {
+  const routes: Routes = { ...deps.routes };
   const server = http.createServer((req, res) => {
     const started = process.hrtime.bigint();
     const given = req.headers['x-request-id'];
@@ -51,7 +52,7 @@ export function createServer(deps: ServerDeps): http.Server {
       const ms = Number(process.hrtime.bigint() - started) / 1e6;
       deps.log.info({ requestId, method: req.method, path, status: res.statusCode, ms: Math.round(ms * 10) / 10, ...fields }, 'request');
     });
-    const handler = Object.hasOwn(deps.routes, path) ? deps.routes[path] : undefined;
+    const handler = Object.hasOwn(routes, path) ? routes[path] : undefined;
     if (!handler) {
       sendJson(res, 404, { error: 'not found' });
       return;
@@ -65,7 +66,23 @@ export function createServer(deps: ServerDeps): http.Server {
   // Stripe waits at most a few seconds; a slow client must not hold a socket for minutes.
   server.requestTimeout = 30_000;
   server.headersTimeout = 10_000;
+  mounted.set(server, routes);
   return server;
+}
+
+const mounted = new WeakMap<http.Server, Routes>();
+
+/**
+ * Adds routes to a running server, for routes whose dependencies exist only once it listens (the
+ * demo's Stripe sandbox needs the server's port before the update-card route can talk to it).
+ */
+export function mountRoutes(server: http.Server, more: Routes): void {
+  const routes = mounted.get(server);
+  if (!routes) throw new Error('mountRoutes: not a server made by createServer');
+  for (const path of Object.keys(more)) {
+    if (Object.hasOwn(routes, path)) throw new Error(`mountRoutes: ${path} is already mounted`);
+  }
+  Object.assign(routes, more);
 }
 
 export function sendJson(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {

@@ -3,6 +3,9 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, expect, test } from 'vitest';
+import { createCardLinkSigner } from '../../src/card-link.ts';
+import { systemClock } from '../../src/clock.ts';
+import { startSandbox } from '../../src/sandbox/index.ts';
 import { createTestDatabase, waitFor, type TestDatabase } from '../helpers/db.ts';
 import { event, invoice } from '../fixtures/events/stripe-objects.ts';
 import { deliver, request, sign } from './harness.ts';
@@ -83,6 +86,36 @@ test('--role web and --role worker as separate processes: the web one stores the
     expect(await Promise.all([web.exit, worker.exit])).toEqual([0, 0]);
   } finally {
     for (const p of [web, worker]) if (p.child.exitCode === null) p.child.kill('SIGKILL');
+  }
+});
+
+test('with PUBLIC_URL, --role web needs STRIPE_SECRET_KEY, then sends update-card links to a fresh portal session', async () => {
+  const noKey = run(['start', '--role', 'web'], { PUBLIC_URL: 'https://billing.example.com' });
+  try {
+    expect(await Promise.race([noKey.exit, new Promise((r) => setTimeout(() => r('still running'), 15_000))])).toBe(78);
+  } finally {
+    if (noKey.child.exitCode === null) noKey.child.kill('SIGKILL');
+  }
+  expect(noKey.lines.join('\n')).toContain('STRIPE_SECRET_KEY: required when PUBLIC_URL is set');
+
+  const sandbox = await startSandbox({ clock: systemClock, seed: 2 });
+  const web = run(['start', '--role', 'web'], { PUBLIC_URL: 'https://billing.example.com', STRIPE_SECRET_KEY: sandbox.apiKey, STRIPE_API_BASE: sandbox.url });
+  try {
+    const { id } = await sandbox.createCustomer({ email: 'web@customer.com', name: 'W', country: 'US', card: { brand: 'visa', failure: null, expMonth: 1, expYear: 2030 } });
+    const port = await waitFor('the web process to listen', async () => {
+      const line = web.lines.find((l) => l.includes('"msg":"listening"'));
+      return line ? (JSON.parse(line) as { port: number }).port : null;
+    }, 20_000);
+    const token = createCardLinkSigner(sandbox.apiKey).sign(id, new Date(Date.now() + 86_400_000));
+    const a = await request(`http://127.0.0.1:${port}`, { method: 'GET', path: `/update-card?t=${token}` });
+    expect(a.status).toBe(303);
+    expect(a.headers.location).toMatch(new RegExp(`^${sandbox.url.replace(/[.]/g, '\\.')}/portal/bps_`));
+    web.child.kill('SIGTERM');
+    expect(await web.exit).toBe(0);
+    expect(web.lines.join('\n')).not.toContain(token);
+  } finally {
+    if (web.child.exitCode === null) web.child.kill('SIGKILL');
+    await sandbox.stop();
   }
 });
 
