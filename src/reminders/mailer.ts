@@ -46,8 +46,9 @@ export interface MailerDeps {
   transport: MailTransport;
   templates: TemplateSet;
   /**
-   * An update-card link when the invoice has none (a Billing Portal session); null when there is
-   * none to give. May throw a SendError: a temporary one (Stripe busy) is retried like SMTP.
+   * An update-card link when the invoice has no hosted page: a signed link to our /update-card
+   * (PUBLIC_URL set), else a Billing Portal session (see links.ts); null when there is none to
+   * give. May throw a SendError: a temporary one (Stripe busy) is retried like SMTP.
    */
   portalLink?: (customerId: string) => Promise<string | null>;
   backoff?: Backoff;
@@ -213,6 +214,7 @@ export async function sendOne(deps: MailerDeps, outboxId: number, scheduledFor: 
 
   let messageId: string | null;
   try {
+    // The invoice's own page first: it lets the customer pay as well as change card.
     const link = ctx.hostedInvoiceUrl ?? (await deps.portalLink?.(ctx.customerId)) ?? null;
     if (!link) throw new SendError('no update-card link: the invoice has no hosted URL and no Billing Portal link is available', 'permanent');
     const values = buildValues(ctx, config, link, clock.now());

@@ -9,7 +9,7 @@ import type { Config } from '../config.ts';
 import type { Sql } from '../db.ts';
 import type { Logger } from '../log.ts';
 import type { StripeGateway } from '../stripe/charge.ts';
-import { billingPortalLinks } from './links.ts';
+import { updateCardLinks } from './links.ts';
 import { backoffOf, startMailer } from './mailer.ts';
 import { startOpsAlerter } from './ops-alerter.ts';
 import { defaultReminderPolicy, type ReminderPolicy } from './policy.ts';
@@ -23,13 +23,14 @@ export interface ReminderWorkerDeps {
   log: Logger;
   config: Config;
   /**
-   * For Billing Portal links when an invoice has no hosted page; omit to rely on hosted pages only.
-   * The process's shared gateway, so portal calls share the throttle with every other Stripe call.
+   * For Billing Portal links made at send time when an invoice has no hosted page and PUBLIC_URL is
+   * unset; omit to rely on hosted pages only. The process's shared gateway, so portal calls share
+   * the throttle with every other Stripe call.
    */
   gateway?: StripeGateway;
   /** The current policy's reminders: how long a refused email is retried. */
   policy?: ReminderPolicy;
-  /** Overrides the Billing Portal link (the demo's sandbox, tests). */
+  /** Overrides the update-card link for invoices without a hosted page (tests). */
   portalLink?: (customerId: string) => Promise<string | null>;
   /** Overrides the transport chosen from the config (tests, the demo). */
   transport?: MailTransport;
@@ -41,11 +42,12 @@ export async function startReminderWorkers(deps: ReminderWorkerDeps): Promise<()
   if (config.templatesDir) log.info({ templatesDir: config.templatesDir }, 'email templates loaded with merchant overrides');
   if (!config.opsWebhookUrl) log.info({}, 'OPS_WEBHOOK_URL not set: ops alerts are recorded in ops_alerts but not sent');
   const transport = deps.transport ?? createMailTransport(config, log);
+  const portalLink = deps.portalLink ?? updateCardLinks({ config, clock: deps.clock, log, gateway: deps.gateway, policy: deps.policy ?? defaultReminderPolicy() });
   const stopMailer = await startMailer({
     ...deps,
     transport,
     templates,
-    ...(deps.portalLink ? { portalLink: deps.portalLink } : deps.gateway ? { portalLink: billingPortalLinks(deps.gateway, log, config.billingPortalReturnUrl) } : {}),
+    ...(portalLink ? { portalLink } : {}),
     backoff: backoffOf(deps.policy ?? defaultReminderPolicy()),
     concurrency: Math.min(config.workerConcurrency, 4),
   });
