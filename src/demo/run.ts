@@ -15,7 +15,8 @@ import { systemClock } from '../clock.ts';
 import { loadConfig, type Config } from '../config.ts';
 import type { Policy } from '../dunning/policy.ts';
 import { healthRoutes } from '../http/health.ts';
-import { closeServer, createServer, listen } from '../http/server.ts';
+import { closeServer, createServer, listen, mountRoutes } from '../http/server.ts';
+import { updateCardRoutesFor } from '../http/update-card.ts';
 import { webhookRoutes } from '../http/webhook.ts';
 import { createLogger, type Logger } from '../log.ts';
 import { projectRoot } from '../paths.ts';
@@ -170,7 +171,8 @@ export async function runDemo(env: NodeJS.ProcessEnv, o: DemoOptions, print: (li
       ...(db.kept ? { idTag: randomBytes(3).toString('hex') } : {}),
     });
     const sandbox = parts.sandbox;
-    const config = loadConfig(demoEnv(env, { databaseUrl: db.url, smtpUrl: catcher.url, token, secret, apiBase: sandbox.url }));
+    const config = loadConfig({ ...demoEnv(env, { databaseUrl: db.url, smtpUrl: catcher.url, token, secret, apiBase: sandbox.url }), PUBLIC_URL: `http://127.0.0.1:${port}` });
+    mountRoutes(parts.server, updateCardRoutesFor(config, { clock })); // emails link to this server's /update-card
     // Several worker instances share the queues exactly as several `dunning start --role worker`
     // processes would: time runs thousands of times faster here than in production.
     const stops: Array<() => Promise<void>> = [];
