@@ -2,7 +2,7 @@ import { createHmac, timingSafeEqual } from 'node:crypto';
 
 /**
  * Long-lived, signed update-card links: `<PUBLIC_URL>/update-card?t=<token>`. A Billing Portal
- * session expires minutes after it is made, so emails carry this token instead and the web role
+ * session is short-lived (Stripe expires it unless visited soon), so emails carry this token instead and the web role
  * makes a fresh session when the customer clicks. Pure: no clock reads, no I/O.
  *
  * Token: `<customer id>.<expiry, unix seconds>.<MAC>`, the MAC being HMAC-SHA256 over

@@ -1,7 +1,7 @@
 /**
  * `GET /update-card?t=<token>`: the target of the update-card link in emails. The token is checked,
  * then a fresh Billing Portal session is made (through the process's shared Stripe throttle) and
- * the browser is sent there with a 303. Sessions expire minutes after they are made; this link lives
+ * the browser is sent there with a 303. Sessions are short-lived; this link lives
  * for UPDATE_CARD_LINK_DAYS, so a customer who reads the email next week still gets one click.
  */
 import Stripe from 'stripe';

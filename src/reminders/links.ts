@@ -31,7 +31,7 @@ export function signedCardLinks(o: { signer: CardLinkSigner; publicUrl: string; 
 }
 
 /**
- * Sessions expire minutes after they are made, so one is created at send time, never at planning
+ * Sessions are short-lived (Stripe expires one that is not visited soon), so one is created at send time, never at planning
  * time; even so the customer must click soon. A failure throws a SendError the mailer understands:
  * Stripe busy or unreachable is temporary (the reminder is retried), a rejected API key is our
  * configuration (retried, logged as an error), anything else (no such customer, no portal
@@ -71,6 +71,6 @@ export function updateCardLinks(o: {
     return signedCardLinks({ signer: createCardLinkSigner(config.stripeSecretKey), publicUrl: config.publicUrl, clock: o.clock, days });
   }
   if (!o.gateway) return undefined;
-  log.warn({}, 'PUBLIC_URL not set: card-expiry emails carry a Billing Portal session link, which Stripe expires within minutes, so most customers will find it dead; set PUBLIC_URL to the web role\'s address so they carry a lasting link to /update-card');
+  log.warn({}, 'PUBLIC_URL not set: card-expiry emails carry a Billing Portal session link, which Stripe expires soon after it is made, so most customers will find it dead; set PUBLIC_URL to the web role\'s address so they carry a lasting link to /update-card');
   return billingPortalLinks(o.gateway, log, config.billingPortalReturnUrl);
 }
