@@ -35,7 +35,7 @@ describe('sandbox webhooks', () => {
     const types = events.map((e) => e.type);
     expect(types).toEqual(expect.arrayContaining(['charge.failed', 'payment_intent.payment_failed', 'invoice.payment_failed', 'customer.subscription.updated']));
     const failed = events.find((e) => e.type === 'invoice.payment_failed') as Stripe.InvoicePaymentFailedEvent;
-    expect(failed).toMatchObject({ object: 'event', api_version: '2026-10-28.endive', livemode: false, created: Math.floor(clock.now().getTime() / 1000) });
+    expect(failed).toMatchObject({ object: 'event', api_version: Stripe.API_VERSION, livemode: false, created: Math.floor(clock.now().getTime() / 1000) });
     expect(failed.data.object.id).toBe(invoice.id);
     const charge = events.find((e) => e.type === 'charge.failed') as Stripe.ChargeFailedEvent;
     expect(charge.data.object.outcome).toMatchObject({ advice_code: 'try_again_later', network_decline_code: '51' });
