@@ -1,5 +1,6 @@
 import Stripe from 'stripe';
 import { afterEach, describe, expect, it } from 'vitest';
+import { createIdempotencyCache } from '../../src/sandbox/idempotency.ts';
 import { startSandbox, type Sandbox } from '../../src/sandbox/index.ts';
 import { manualClock } from './helpers.ts';
 
@@ -136,5 +137,22 @@ describe('idempotency, faults and rate limits', () => {
     await expect(stripe.invoices.retrieve(invoiceId)).rejects.toBeInstanceOf(Stripe.errors.StripeRateLimitError);
     await expect(stripe.invoices.retrieve(invoiceId)).rejects.toBeInstanceOf(Stripe.errors.StripeRateLimitError);
     expect((await stripe.invoices.retrieve(invoiceId)).id).toBe(invoiceId);
+  });
+
+  it('forgets keys once they expire, so memory does not grow with every request ever made', () => {
+    const clock = manualClock('2026-05-15T06:00:00Z');
+    const cache = createIdempotencyCache(clock, 60_000);
+    for (let i = 0; i < 500; i += 1) {
+      expect(cache.begin(`k${i}`, 'f').kind).toBe('new');
+      cache.complete(`k${i}`, { status: 200, body: { i } });
+    }
+    clock.advance(30_000);
+    expect(cache.begin('k1', 'f')).toEqual({ kind: 'replay', response: { status: 200, body: { i: 1 } } });
+    expect(cache.begin('late', 'f').kind).toBe('new');
+    expect(cache.size()).toBe(501);
+    clock.advance(30_000);
+    // The first 500 are a minute old now: gone, and the key can be used afresh.
+    expect(cache.begin('k1', 'g').kind).toBe('new');
+    expect(cache.size()).toBe(2);
   });
 });
