@@ -31,6 +31,12 @@ export interface SandboxOptions {
   duplicateShare?: number;
   /** Deliver the events of one operation in shuffled order. */
   reorder?: boolean;
+  /**
+   * Share (0..1) of deliveries, duplicates included, held back for a random time of up to
+   * `lateMaxMs` real milliseconds (default 1000), so they cross the events of later operations.
+   */
+  lateShare?: number;
+  lateMaxMs?: number;
   /** Chance that one reminder makes the customer put in a working card (default 0.3). */
   cardUpdateProbability?: number;
   /** Clock for webhook signature timestamps (default: `clock`); receivers compare it with theirs. */
@@ -101,6 +107,8 @@ export async function startSandbox(opts: SandboxOptions): Promise<Sandbox> {
       signingClock: opts.webhookSigningClock ?? opts.clock,
       duplicateShare: opts.duplicateShare ?? 0,
       reorder: opts.reorder ?? false,
+      lateShare: opts.lateShare ?? 0,
+      lateMaxMs: opts.lateMaxMs ?? 1000,
       maxAttempts: opts.webhookMaxAttempts ?? 4,
       backoffMs: opts.webhookBackoffMs ?? 50,
       timeoutMs: 5000,

@@ -5,6 +5,12 @@ import type { EventRec } from './store.ts';
 /**
  * Signed webhook delivery like Stripe's: at least once, optionally duplicated and out of
  * order, retried with bounded backoff on anything but 2xx. Never awaited by API handlers.
+ *
+ * Out of order comes in two sizes: the events of one operation shuffled among themselves
+ * (`reorder`), and single deliveries held back for a while (`lateShare`), so they arrive after
+ * the events of later operations: an old `invoice.payment_failed` after `invoice.paid`, or a
+ * duplicate long after its original. Which deliveries are held, and for how long, comes from the
+ * seeded stream; the delays themselves run in real time, like Stripe's.
  */
 
 export interface Clock {
@@ -23,6 +29,10 @@ export interface DeliveryRecord {
   attempt: number;
   status: number | null;
   error: string | null;
+  /** The second copy of a duplicated delivery. */
+  duplicate: boolean;
+  /** Real milliseconds this delivery was held back before its first attempt (0: sent at once). */
+  heldMs: number;
 }
 
 export interface WebhookQueueOptions {
@@ -33,6 +43,9 @@ export interface WebhookQueueOptions {
   signingClock: Clock;
   duplicateShare: number;
   reorder: boolean;
+  /** Share (0..1) of deliveries, duplicates included, held back for up to `lateMaxMs`. */
+  lateShare: number;
+  lateMaxMs: number;
   maxAttempts: number;
   backoffMs: number;
   timeoutMs: number;
@@ -66,11 +79,12 @@ export function createWebhookQueue(opts: WebhookQueueOptions): WebhookQueue {
       timers.set(t, resolve);
     });
 
-  async function deliver(event: EventRec): Promise<void> {
+  async function deliver(event: EventRec, duplicate: boolean, heldMs: number): Promise<void> {
+    if (heldMs > 0) await wait(heldMs);
     const payload = JSON.stringify(event, null, 2);
     for (let attempt = 1; attempt <= opts.maxAttempts && !stopped; attempt += 1) {
       const ts = Math.floor(opts.signingClock.now().getTime() / 1000);
-      const record: DeliveryRecord = { eventId: event.id, type: event.type, attempt, status: null, error: null };
+      const record: DeliveryRecord = { eventId: event.id, type: event.type, attempt, status: null, error: null, duplicate, heldMs };
       log.push(record);
       try {
         const res = await fetch(opts.url, {
@@ -104,9 +118,16 @@ export function createWebhookQueue(opts: WebhookQueueOptions): WebhookQueue {
       }
     }
     for (const ev of order) {
-      track(deliver(ev));
-      if (opts.duplicateShare > 0 && opts.rng() < opts.duplicateShare) track(deliver(ev));
+      send(ev, false);
+      if (opts.duplicateShare > 0 && opts.rng() < opts.duplicateShare) send(ev, true);
     }
+  }
+
+  /** No draws at all without `lateShare`, so seeded runs without it keep their old order. */
+  function send(ev: EventRec, duplicate: boolean): void {
+    const late = opts.lateShare > 0 && opts.rng() < opts.lateShare;
+    const heldMs = late ? Math.max(1, Math.round(opts.rng() * opts.lateMaxMs)) : 0;
+    track(deliver(ev, duplicate, heldMs));
   }
 
   return {

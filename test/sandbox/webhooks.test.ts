@@ -87,6 +87,30 @@ describe('sandbox webhooks', () => {
     expect(arrived).not.toEqual(emitted);
   });
 
+  it('holds back a share of deliveries and duplicates, so they cross later operations, the same way for a seed', async () => {
+    async function story() {
+      const receiver = await startReceiver();
+      const { sb } = await setup(receiver, { seed: 1, lateShare: 0.5, lateMaxMs: 300, duplicateShare: 0.5 });
+      const { customerId, invoice } = await failing(sb);
+      await sb.updateCard(customerId, { brand: 'visa', failure: null, expMonth: 1, expYear: 2031 });
+      await sb.stripe().invoices.pay(invoice.id, {}, { idempotencyKey: 'after-update' });
+      await sb.flushWebhooks();
+      const arrived = receiver.received.map((r) => JSON.parse(r.body) as Stripe.Event);
+      return { sb, arrived, held: sb.deliveries().filter((d) => d.heldMs > 0).map((d) => `${d.eventId}${d.duplicate ? '+dup' : ''}:${d.heldMs}`).sort() };
+    }
+    const { sb, arrived, held } = await story();
+    const types = arrived.map((e) => e.type);
+    // The failure that opened the case arrives after the payment that closed it.
+    expect(types.lastIndexOf('invoice.payment_failed')).toBeGreaterThan(types.indexOf('invoice.paid'));
+    const failedEvent = sb.events().find((e) => e.type === 'invoice.payment_failed')!;
+    expect(sb.deliveries().some((d) => d.eventId === failedEvent.id && d.heldMs > 0)).toBe(true);
+    expect(sb.deliveries().some((d) => d.duplicate && d.heldMs > 0)).toBe(true);
+    // Still at least once: every event arrives.
+    expect(new Set(arrived.map((e) => e.id))).toEqual(new Set(sb.events().map((e) => e.id)));
+    // Which deliveries wait, and how long, comes from the seed.
+    expect((await story()).held).toEqual(held);
+  });
+
   it('redelivers on non-2xx with bounded attempts, without blocking the API', async () => {
     const receiver = await startReceiver((n) => (n <= 2 ? 500 : 200));
     const { sb } = await setup(receiver, { webhookMaxAttempts: 3 });
