@@ -6,7 +6,7 @@ import { createFaultRegistry, type Fault } from './faults.ts';
 import { createIdempotencyCache } from './idempotency.ts';
 import { createRng } from './issuer-model.ts';
 import { apiVersion } from './objects.ts';
-import { createSandboxHttp } from './server.ts';
+import { createSandboxHttp, type RateLimitedRequest } from './server.ts';
 import { createStore, unixSeconds, type CardSpec, type EventRec } from './store.ts';
 import { createWebhookQueue, type Clock, type DeliveryRecord, type WebhookQueue } from './webhooks.ts';
 
@@ -19,13 +19,17 @@ export type { Fault, FaultKind } from './faults.ts';
 export type { FailureReason } from './issuer-model.ts';
 export type { CardSpec, EventRec } from './store.ts';
 export type { DeliveryRecord } from './webhooks.ts';
+export type { RateLimitedRequest } from './server.ts';
 
 export interface SandboxOptions {
   clock: Clock;
   seed?: number;
   webhookUrl?: string;
   webhookSecret?: string;
+  /** Requests per second before answering 429 (default: no limit), as a token bucket. */
   rateLimitPerSecond?: number;
+  /** Requests let through at once after a quiet spell (default: rateLimitPerSecond). */
+  rateLimitBurst?: number;
   latencyMs?: number;
   /** Share (0..1) of deliveries sent twice. */
   duplicateShare?: number;
@@ -85,6 +89,8 @@ export interface Sandbox {
   charges(invoiceId?: string): ExecutedCharge[];
   events(): EventRec[];
   deliveries(): DeliveryRecord[];
+  /** Requests the rate limiter turned away with 429, in arrival order. */
+  rateLimited(): RateLimitedRequest[];
   flushWebhooks(): Promise<void>;
   stop(): Promise<void>;
 }
@@ -146,6 +152,7 @@ export async function startSandbox(opts: SandboxOptions): Promise<Sandbox> {
     idempotency: createIdempotencyCache(opts.clock),
     log,
     rateLimitPerSecond: opts.rateLimitPerSecond ?? null,
+    rateLimitBurst: opts.rateLimitBurst,
     latencyMs: opts.latencyMs ?? 0,
   });
   await new Promise<void>((resolve, reject) => {
@@ -204,6 +211,7 @@ export async function startSandbox(opts: SandboxOptions): Promise<Sandbox> {
     },
     events: () => [...store.events],
     deliveries: () => queue?.deliveries() ?? [],
+    rateLimited: () => http.rateLimited(),
     flushWebhooks: async () => {
       await queue?.flush();
     },

@@ -21,13 +21,23 @@ export interface HttpOptions {
   idempotency: IdempotencyCache;
   log: Logger;
   rateLimitPerSecond: number | null;
+  /** Requests the limiter lets through at once after a quiet spell (default: one second's worth). */
+  rateLimitBurst?: number | undefined;
   latencyMs: number;
+}
+
+/** A request the rate limiter answered 429: nothing executed, nothing stored. */
+export interface RateLimitedRequest {
+  method: string;
+  path: string;
+  idempotencyKey: string | null;
 }
 
 export interface SandboxHttp {
   server: Server;
   /** Ends every held connection (hang faults) so `close` can finish. */
   dropHeld(): void;
+  rateLimited(): RateLimitedRequest[];
 }
 
 const maxBodyBytes = 1_000_000;
@@ -50,8 +60,13 @@ const delay = (ms: number): Promise<void> => new Promise((resolve) => setTimeout
 
 export function createSandboxHttp(opts: HttpOptions): SandboxHttp {
   const held = new Set<ServerResponse>();
-  const arrivals: number[] = [];
+  const limited: RateLimitedRequest[] = [];
   let requestCounter = 0;
+  // A token bucket, like Stripe's own limiter: a burst up to `burst`, then `perSecond` steady.
+  const perSecond = opts.rateLimitPerSecond;
+  const burst = Math.max(1, opts.rateLimitBurst ?? perSecond ?? 1);
+  let tokens = burst;
+  let refilledAt = performance.now();
 
   function send(res: ServerResponse, reply: Reply, headers: Record<string, string> = {}): void {
     const body = JSON.stringify(reply.body, null, 2);
@@ -70,11 +85,12 @@ export function createSandboxHttp(opts: HttpOptions): SandboxHttp {
   }
 
   function overRateLimit(): boolean {
-    if (opts.rateLimitPerSecond === null) return false;
+    if (perSecond === null) return false;
     const now = performance.now();
-    while (arrivals.length > 0 && (arrivals[0] ?? 0) <= now - 1000) arrivals.shift();
-    if (arrivals.length >= opts.rateLimitPerSecond) return true;
-    arrivals.push(now);
+    tokens = Math.min(burst, tokens + ((now - refilledAt) / 1000) * perSecond);
+    refilledAt = now;
+    if (tokens < 1) return true;
+    tokens -= 1;
     return false;
   }
 
@@ -134,6 +150,8 @@ export function createSandboxHttp(opts: HttpOptions): SandboxHttp {
       return;
     }
     if (overRateLimit()) {
+      const key = req.headers['idempotency-key'];
+      limited.push({ method, path, idempotencyKey: typeof key === 'string' && key !== '' ? key : null });
       send(res, rateLimited());
       return;
     }
@@ -224,5 +242,6 @@ export function createSandboxHttp(opts: HttpOptions): SandboxHttp {
       for (const res of held) res.destroy();
       held.clear();
     },
+    rateLimited: () => [...limited],
   };
 }

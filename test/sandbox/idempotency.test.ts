@@ -10,7 +10,7 @@ afterEach(async () => {
   sandbox = null;
 });
 
-async function setup(opts: { rateLimitPerSecond?: number; latencyMs?: number } = {}) {
+async function setup(opts: { rateLimitPerSecond?: number; rateLimitBurst?: number; latencyMs?: number } = {}) {
   const clock = manualClock('2026-05-15T06:00:00Z');
   const sb = await startSandbox({ clock, seed: 3, ...opts });
   sandbox = sb;
@@ -117,6 +117,23 @@ describe('idempotency, faults and rate limits', () => {
     const limited = results.filter((r) => r.status === 'rejected');
     expect(limited.length).toBeGreaterThanOrEqual(3);
     for (const r of limited) expect((r as PromiseRejectedResult).reason).toBeInstanceOf(Stripe.errors.StripeRateLimitError);
+  });
+
+  it('lets a burst through, then limits to the steady rate, and records what it turned away', async () => {
+    // 50 per second, but only 4 at once: a burst of 10 gets 4 through and 6 answered 429.
+    const { sb, invoiceId, stripe } = await setup({ rateLimitPerSecond: 50, rateLimitBurst: 4 });
+    await new Promise((resolve) => setTimeout(resolve, 200)); // setup's own requests: let the bucket refill
+    const results = await Promise.allSettled(Array.from({ length: 10 }, (_, i) => stripe.invoices.pay(invoiceId, {}, { idempotencyKey: `burst-${i}` })));
+    const limited = results.filter((r) => r.status === 'rejected' && r.reason instanceof Stripe.errors.StripeRateLimitError);
+    expect(limited.length).toBeGreaterThanOrEqual(5);
+    expect(limited.length).toBeLessThanOrEqual(6);
+    expect(sb.rateLimited()).toHaveLength(limited.length);
+    expect(sb.rateLimited()[0]).toMatchObject({ method: 'POST', path: `/v1/invoices/${invoiceId}/pay`, idempotencyKey: expect.stringMatching(/^burst-\d$/) });
+    // A 429 stored nothing: the same key runs for real once the bucket has refilled.
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    const key = sb.rateLimited()[0]!.idempotencyKey!;
+    const retried = await stripe.invoices.pay(invoiceId, {}, { idempotencyKey: key }).catch((e: unknown) => e as Stripe.errors.StripeError);
+    expect((retried as Stripe.errors.StripeError).message).toBe('Invoice is already paid');
   });
 
   it('accepts faults over HTTP for a sandbox in another process', async () => {
