@@ -7,6 +7,7 @@ import { createIdempotencyCache } from './idempotency.ts';
 import { createRng } from './issuer-model.ts';
 import { apiVersion } from './objects.ts';
 import { createSandboxHttp, type RateLimitedRequest } from './server.ts';
+import { captureState, restoreStore, type SandboxState } from './snapshot.ts';
 import { createStore, unixSeconds, type CardSpec, type EventRec } from './store.ts';
 import { createWebhookQueue, type Clock, type DeliveryRecord, type WebhookQueue } from './webhooks.ts';
 
@@ -20,6 +21,7 @@ export type { FailureReason } from './issuer-model.ts';
 export type { CardSpec, EventRec } from './store.ts';
 export type { DeliveryRecord } from './webhooks.ts';
 export type { RateLimitedRequest } from './server.ts';
+export { parseState, stringifyState, type SandboxState } from './snapshot.ts';
 
 export interface SandboxOptions {
   clock: Clock;
@@ -52,6 +54,8 @@ export interface SandboxOptions {
   log?: Logger;
   /** Put into every id, so objects differ from an earlier sandbox's kept in a database (demo --keep). */
   idTag?: string;
+  /** Go on from an earlier sandbox's `saveState()` (its objects and id numbering; not its random draws). */
+  state?: SandboxState;
 }
 
 export type SandboxCustomer = NewCustomer;
@@ -89,6 +93,10 @@ export interface Sandbox {
   charges(invoiceId?: string): ExecutedCharge[];
   events(): EventRec[];
   deliveries(): DeliveryRecord[];
+  /** Every customer's id and email, restored ones included. */
+  customers(): Array<{ id: string; email: string }>;
+  /** Everything needed to go on later: pass it as `state` to a new sandbox. */
+  saveState(): SandboxState;
   /** Requests the rate limiter turned away with 429, in arrival order. */
   rateLimited(): RateLimitedRequest[];
   flushWebhooks(): Promise<void>;
@@ -100,7 +108,7 @@ export const sandboxApiKey = 'sk_test_sandbox';
 export async function startSandbox(opts: SandboxOptions): Promise<Sandbox> {
   const log = opts.log ?? pino({ level: 'silent' });
   const rng = createRng(opts.seed ?? 1);
-  const store = createStore(opts.idTag);
+  const store = opts.state ? restoreStore(opts.state) : createStore(opts.idTag);
   const render = { store, baseUrl: '' };
   let queue: WebhookQueue | null = null;
   if (opts.webhookUrl !== undefined) {
@@ -211,6 +219,8 @@ export async function startSandbox(opts: SandboxOptions): Promise<Sandbox> {
     },
     events: () => [...store.events],
     deliveries: () => queue?.deliveries() ?? [],
+    customers: () => [...store.customers.values()].map((c) => ({ id: c.id, email: c.email })),
+    saveState: () => captureState(store),
     rateLimited: () => http.rateLimited(),
     flushWebhooks: async () => {
       await queue?.flush();
