@@ -40,6 +40,12 @@ describe('sandbox state', () => {
     const next = await b.createCustomer({ email: 'n@example.test', name: 'N', country: 'DE', card: { brand: 'visa', failure: null, expMonth: 3, expYear: 2030 } });
     expect(next.id > customer.id).toBe(true);
     expect(b.customers().map((c) => c.email)).toEqual(['k@example.test', 'n@example.test']);
+    // Charging the restored card works off its restored first failure (a 402 decline, not a 500).
+    clock.set('2026-05-13T07:30:00Z');
+    const declined = await stripe.invoices.pay(invoice.id, {}, { idempotencyKey: 'old-card' }).then(() => null, (e: { statusCode?: number }) => e.statusCode);
+    expect(declined).toBe(402);
+    const restoredPm = b.saveState().paymentMethods.find((p) => (p as { id: string }).id === customer.paymentMethodId) as { firstFailedAt: unknown };
+    expect(restoredPm.firstFailedAt).toBeInstanceOf(Date);
     await b.updateCard(customer.id, { brand: 'visa', failure: null, expMonth: 1, expYear: 2031 });
     expect((await stripe.invoices.pay(invoice.id, {}, { idempotencyKey: 'after-restore' })).status).toBe('paid');
   });
