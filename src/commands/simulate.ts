@@ -10,10 +10,27 @@ const MAX_CUSTOMERS = 200_000;
 /** A whole number in [min, max] from a flag, or a UsageError naming the flag. */
 export function intFlag(value: string | undefined, flag: string, fallback: number, min: number, max: number): number {
   if (value === undefined) return fallback;
-  if (!/^\d+$/.test(value.trim())) throw new UsageError(`${flag}: expected a whole number, got "${value}"`);
+  if (!/^-?\d+$/.test(value.trim())) throw new UsageError(`${flag}: expected a whole number, got "${value}"`);
   const n = Number(value);
   if (n < min || n > max) throw new UsageError(`${flag}: expected ${min} to ${max}, got ${n}`);
   return n;
+}
+
+/**
+ * `--seed -1`: Node's parseArgs takes "-1" for an option and calls the value ambiguous. Handing
+ * it over as `--seed=-1` lets the flag's own check say what is wrong with it.
+ */
+export function joinNegativeNumbers(argv: readonly string[]): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < argv.length; i += 1) {
+    const arg = argv[i] as string;
+    const next = argv[i + 1];
+    if (arg.startsWith('--') && !arg.includes('=') && next !== undefined && /^-\d/.test(next)) {
+      out.push(`${arg}=${next}`);
+      i += 1;
+    } else out.push(arg);
+  }
+  return out;
 }
 
 export const simulateCommand: Command = {
@@ -41,7 +58,7 @@ so this is a comparison between policies, not a forecast of your revenue.
 Local times use DEFAULT_TIME_ZONE for customers without a known zone (default UTC).`,
   async run(argv, env) {
     const { values } = parseArgs({
-      args: argv,
+      args: joinNegativeNumbers(argv),
       options: { policy: { type: 'string' }, seed: { type: 'string' }, customers: { type: 'string' } },
       strict: true,
       allowPositionals: false,
