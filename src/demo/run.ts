@@ -30,6 +30,7 @@ import { startWorkers } from '../worker.ts';
 import { DemoClock } from './clock.ts';
 import { openDemoDatabase, type DemoDatabase } from './database.ts';
 import { driveCycle } from './cycle.ts';
+import { checkContinuity, DEMO_STATE_FORMAT, loadDemoState, moveQueuedJobs, removeDemoState, saveDemoState } from './keep.ts';
 import { progressLine, takeSnapshot } from './progress.ts';
 
 export interface DemoOptions {
@@ -42,6 +43,8 @@ export interface DemoOptions {
   keep: boolean;
   database: string;
   mailDir: string;
+  /** Where the sandbox's state is saved at the end, for a later `--keep`. */
+  stateFile: string;
   policy: Policy;
   /** Port for the receiver and the dashboard; 0 picks a free one. */
   port: number;
@@ -51,6 +54,8 @@ export interface DemoOptions {
 
 export interface DemoRun {
   report: Report;
+  /** Simulated time the cycle started at; the clock stands still at its end. */
+  start: Date;
   clock: DemoClock;
   databaseUrl: string;
   mailDir: string;
@@ -66,8 +71,21 @@ export interface DemoRun {
 
 const DAY = 86_400_000;
 
-export function defaultMailDir(): string {
-  return path.join(projectRoot, '.data', 'demo-mail');
+/** The demo's files, one folder per demo database, so two demos never share (or wipe) them. */
+export function demoDataDir(database: string): string {
+  return path.join(projectRoot, '.data', 'demo', database);
+}
+
+/** Removes the emails of an earlier run: only the .eml files, whatever else the folder holds. */
+function clearMail(dir: string): void {
+  let names: string[];
+  try {
+    names = fs.readdirSync(dir);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
+    throw err;
+  }
+  for (const name of names) if (name.endsWith('.eml')) fs.rmSync(path.join(dir, name), { force: true });
 }
 
 /** Where the dunning cycle starts: now, or after everything a kept database already holds. */
@@ -135,17 +153,23 @@ export async function runDemo(env: NodeJS.ProcessEnv, o: DemoOptions, print: (li
   try {
     parts.db = await openDemoDatabase(base, log, o.database, o.keep);
     const db = parts.db;
-    const start = await simulatedStart(db);
-    const clock = new DemoClock(start, (o.days * DAY) / (o.seconds * 1000));
+    const kept = db.kept ? loadDemoState(o.stateFile) : null;
+    if (db.kept) await checkContinuity(db.sql, kept, o.stateFile);
+    else removeDemoState(o.stateFile);
+    // A kept run's time resumes where the last one stopped, so what it planned stays in the future.
+    const start = kept ? new Date(kept.clock.frozenAt) : await simulatedStart(db);
+    const scale = (o.days * DAY) / (o.seconds * 1000);
+    const clock = new DemoClock(start, scale);
     const token = randomBytes(18).toString('base64url');
     const secret = `whsec_${randomBytes(24).toString('hex')}`;
 
-    if (!o.keep) fs.rmSync(o.mailDir, { recursive: true, force: true });
+    if (!db.kept) clearMail(o.mailDir);
     parts.catcher = await startMailCatcher({ dir: o.mailDir });
     const catcher = parts.catcher;
     const webConfig = loadConfig(demoEnv(env, { databaseUrl: db.url, smtpUrl: catcher.url, token, secret }));
     parts.boss = await startQueue(db.url, log, { eventMaxTries: webConfig.eventMaxTries });
     const boss = parts.boss;
+    if (kept) await moveQueuedJobs(db.sql, kept.clock, { simStart: start.getTime(), realStart: clock.scaled.realStart, scale });
     parts.server = createServer({
       log: log.child({ component: 'http' }),
       routes: {
@@ -166,8 +190,9 @@ export async function runDemo(env: NodeJS.ProcessEnv, o: DemoOptions, print: (li
       // Signatures are checked against real time, as Stripe's are.
       webhookSigningClock: systemClock,
       log: log.child({ component: 'sandbox' }),
-      // A kept database holds the earlier sandbox's objects: new ids must not collide with them.
-      ...(db.kept ? { idTag: randomBytes(3).toString('hex') } : {}),
+      // The kept database points at the earlier sandbox's objects: bring them back. Without a
+      // saved state (nothing was open), new ids must still not collide with the old ones.
+      ...(kept ? { state: kept.sandbox } : db.kept ? { idTag: randomBytes(3).toString('hex') } : {}),
     });
     const sandbox = parts.sandbox;
     const config = loadConfig(demoEnv(env, { databaseUrl: db.url, smtpUrl: catcher.url, token, secret, apiBase: sandbox.url }));
@@ -183,7 +208,9 @@ export async function runDemo(env: NodeJS.ProcessEnv, o: DemoOptions, print: (li
 
     print(`Demo: ${o.customers} failing renewals over ${o.days} simulated days in about ${o.seconds} s (1 s = ${(o.days * 24 / o.seconds).toFixed(1)} simulated hours).`);
     print(`Stripe sandbox ${sandbox.url}, webhooks to http://127.0.0.1:${port}/webhooks/stripe, mail catcher ${catcher.url}, database ${o.database}${db.kept ? ' (kept)' : ''}.`);
-    await driveCycle({ o, clock, sandbox, catcher, db, config, print, start });
+    const run = (kept?.runs ?? (db.kept ? 1 : 0)) + 1;
+    // The same seed makes the same people again: a kept run's customers get their own addresses.
+    await driveCycle({ o, clock, sandbox, catcher, db, config, print, start, emailTag: run > 1 ? `run${run}` : null });
 
     // Stop time, let in-flight webhooks land and be applied, then stop the workers.
     clock.freeze();
@@ -191,6 +218,13 @@ export async function runDemo(env: NodeJS.ProcessEnv, o: DemoOptions, print: (li
     await settle(db, 15_000);
     await parts.stopWorkers();
     parts.stopWorkers = null;
+    const s = clock.scaled;
+    saveDemoState(o.stateFile, {
+      format: DEMO_STATE_FORMAT,
+      runs: run,
+      clock: { simStart: s.simStart, realStart: s.realStart, scale: s.scale, frozenAt: clock.now().getTime() },
+      sandbox: sandbox.saveState(),
+    });
     print(`${progressLine(clock.now(), config.defaultTimeZone, await takeSnapshot(db.sql), o.customers, o.customers)}  (final)`);
 
     const zone = config.defaultTimeZone;
@@ -204,6 +238,7 @@ export async function runDemo(env: NodeJS.ProcessEnv, o: DemoOptions, print: (li
     const query = `from=${period.fromDate}&to=${period.toDate}`;
     return {
       report,
+      start,
       clock,
       databaseUrl: db.url,
       mailDir: o.mailDir,

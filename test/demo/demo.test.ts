@@ -23,6 +23,7 @@ const SECONDS = 25;
 const SCALE = (DAYS * 86_400) / SECONDS;
 const database = `dunning_demo_t_${process.pid}_${Math.random().toString(36).slice(2, 8)}`;
 const adminUrl = inject('adminUrl');
+const files = mkdtempSync(join(tmpdir(), 'demo-'));
 let demo: DemoRun;
 let sql: Sql;
 const lines: string[] = [];
@@ -32,7 +33,7 @@ beforeAll(async () => {
     { ...process.env, DATABASE_URL: adminUrl, LOG_LEVEL: 'error' },
     {
       customers: CUSTOMERS, days: DAYS, seconds: SECONDS, seed: 3, keep: false, database, port: 0, workers: 2,
-      mailDir: mkdtempSync(join(tmpdir(), 'demo-mail-')), policy: defaultPolicy(),
+      mailDir: join(files, 'mail'), stateFile: join(files, 'sandbox.json'), policy: defaultPolicy(),
     },
     (line) => lines.push(line),
   );
