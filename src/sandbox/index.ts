@@ -21,7 +21,7 @@ export type { FailureReason } from './issuer-model.ts';
 export type { CardSpec, EventRec } from './store.ts';
 export type { DeliveryRecord } from './webhooks.ts';
 export type { RateLimitedRequest } from './server.ts';
-export { parseState, stringifyState, type SandboxState } from './snapshot.ts';
+export { parseState, parseWithDates, stringifyState, stringifyWithDates, type SandboxState } from './snapshot.ts';
 
 export interface SandboxOptions {
   clock: Clock;

@@ -41,20 +41,28 @@ export function restoreStore(state: SandboxState): Store {
   return store;
 }
 
-/** JSON with dates kept as dates: `{"$date": "..."}` for every Date anywhere in the records. */
 export function stringifyState(state: SandboxState): string {
-  return JSON.stringify(state, function (this: Record<string, unknown>, key, value: unknown) {
-    const raw = this[key];
-    return raw instanceof Date ? { $date: raw.toISOString() } : value;
-  });
+  return stringifyWithDates(state);
 }
 
 export function parseState(text: string): SandboxState {
+  return parseWithDates<SandboxState>(text);
+}
+
+/** JSON with dates kept as dates: `{"$date": "..."}` for every Date anywhere in the value. */
+export function stringifyWithDates(value: unknown): string {
+  return JSON.stringify(value, function (this: Record<string, unknown>, key, v: unknown) {
+    const raw = this[key];
+    return raw instanceof Date ? { $date: raw.toISOString() } : v;
+  });
+}
+
+export function parseWithDates<T>(text: string): T {
   return JSON.parse(text, (_key, value: unknown) => {
     if (value !== null && typeof value === 'object' && !Array.isArray(value)) {
       const d = (value as { $date?: unknown }).$date;
       if (typeof d === 'string' && Object.keys(value).length === 1) return new Date(d);
     }
     return value;
-  }) as SandboxState;
+  }) as T;
 }
