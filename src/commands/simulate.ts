@@ -42,9 +42,15 @@ Runs the same seeded population of failed renewals (EUR, USD, GBP and JPY custom
 time zones, realistic decline reasons, card brands and card-update habits) through three retry
 strategies, in memory and in a second or two:
 
-  1. your policy (the default policy when --policy is not given), timed by the worker's planner
-  2. a Stripe-like fixed schedule: 8 tries evenly over 14 days
-  3. no retries at all: only reminders and card updates
+  1. your policy (the default policy when --policy is not given), timed by the worker's planner,
+     over its dunning window with its reminders
+  2. a Stripe-like fixed schedule: 8 retries evenly over 14 days after the failed renewal
+     (Stripe's recommended "8 tries within 2 weeks", which its dashboard counts as retries),
+     whatever the decline except Stripe's never-retry codes, as Stripe does
+  3. no retries at all: only reminders and card updates, over the same 14 days
+
+The two baselines keep their own 14-day window and reminders (a notice at the failure and a last
+chance two days before the end), so they stay the same whatever your policy file says.
 
 and prints for each: recovered revenue per currency, recovery rate (count and revenue), charges
 used and card-network rule violations (over 15 charges per card in 30 days, a retry after a
