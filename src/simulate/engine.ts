@@ -71,13 +71,13 @@ export function simulateCase(member: Member, index: number, strategy: Strategy, 
       if (!decideCardUpdate(member.cardUpdateProbability, customer)) continue;
       // The customer put in a working card: every strategy charges it at once.
       const at = new Date(Math.max(reminderAt, last.at.getTime() + 1));
-      const ok = decideCharge({ reason: null, firstFailedAt: null, at, timeZone: member.timeZone }, issuer).ok;
+      const ok = decideCharge({ reason: null, cardBrand: member.card.brand, firstFailedAt: null, at, timeZone: member.timeZone }, issuer).ok;
       c.attempts.push({ at, card: last.card + 1, source: 'card_update', ok, reason: null });
       recovered = ok;
       continue;
     }
     const at = new Date(retryAt);
-    const decision = decideCharge({ reason: member.card.failure, firstFailedAt, at, timeZone: member.timeZone }, issuer);
+    const decision = decideCharge({ reason: member.card.failure, cardBrand: member.card.brand, firstFailedAt, at, timeZone: member.timeZone }, issuer);
     c.attempts.push({ at, card: last.card, source: 'scheduled', ok: decision.ok, reason: decision.ok ? null : member.card.failure });
     recovered = decision.ok;
   }

@@ -44,7 +44,7 @@ export interface Strategy {
 const DAY = 86_400_000;
 
 export function declineInfo(reason: FailureReason, cardBrand: string): DeclineInfo {
-  const d = declineFor(reason);
+  const d = declineFor(reason, cardBrand);
   return {
     declineCode: d.declineCode,
     failureCode: d.code,
@@ -128,7 +128,7 @@ export function fixedSchedule(opts: { retries: number; days: number; name?: stri
       const last = c.attempts[c.attempts.length - 1];
       const retries = c.attempts.filter((a) => a.source === 'scheduled').length;
       if (!last || retries >= opts.retries) return null;
-      if (!opts.ignoreNeverRetry && last.reason !== null && STRIPE_NEVER_RETRY.has(declineFor(last.reason).declineCode)) return null;
+      if (!opts.ignoreNeverRetry && last.reason !== null && STRIPE_NEVER_RETRY.has(declineFor(last.reason, c.cardBrand).declineCode)) return null;
       return new Date(c.openedAt.getTime() + (retries + 1) * gap);
     },
   };
