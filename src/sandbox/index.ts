@@ -28,20 +28,24 @@ export interface SandboxOptions {
   seed?: number;
   webhookUrl?: string;
   webhookSecret?: string;
-  /** Requests per second before answering 429 (default: no limit), as a token bucket. */
+  /** Requests per second over all endpoints before answering 429 (default: no limit), as a token bucket. */
   rateLimitPerSecond?: number;
   /** Requests let through at once after a quiet spell (default: rateLimitPerSecond). */
   rateLimitBurst?: number;
+  /** The same for each endpoint on its own (Stripe's is 25/s), on top of the account's (default: none). */
+  endpointRateLimit?: { perSecond: number; burst?: number };
   latencyMs?: number;
   /** Share (0..1) of deliveries sent twice. */
   duplicateShare?: number;
   /** Deliver the events of one operation in shuffled order. */
   reorder?: boolean;
   /**
-   * Share (0..1) of deliveries, duplicates included, held back for a random time of up to
-   * `lateMaxMs` real milliseconds (default 1000), so they cross the events of later operations.
+   * Share (0..1) of API requests whose deliveries are held back together, and of duplicates held
+   * back on their own, for a random time between `lateMinMs` (default 0) and `lateMaxMs` (default
+   * 1000) real milliseconds, so they cross the events of later operations.
    */
   lateShare?: number;
+  lateMinMs?: number;
   lateMaxMs?: number;
   /** Chance that one reminder makes the customer put in a working card (default 0.3). */
   cardUpdateProbability?: number;
@@ -122,6 +126,7 @@ export async function startSandbox(opts: SandboxOptions): Promise<Sandbox> {
       duplicateShare: opts.duplicateShare ?? 0,
       reorder: opts.reorder ?? false,
       lateShare: opts.lateShare ?? 0,
+      lateMinMs: opts.lateMinMs ?? 0,
       lateMaxMs: opts.lateMaxMs ?? 1000,
       maxAttempts: opts.webhookMaxAttempts ?? 4,
       backoffMs: opts.webhookBackoffMs ?? 50,
@@ -159,8 +164,10 @@ export async function startSandbox(opts: SandboxOptions): Promise<Sandbox> {
     faults,
     idempotency: createIdempotencyCache(opts.clock),
     log,
-    rateLimitPerSecond: opts.rateLimitPerSecond ?? null,
-    rateLimitBurst: opts.rateLimitBurst,
+    rateLimit: {
+      account: opts.rateLimitPerSecond === undefined ? null : { perSecond: opts.rateLimitPerSecond, burst: opts.rateLimitBurst },
+      endpoint: opts.endpointRateLimit ?? null,
+    },
     latencyMs: opts.latencyMs ?? 0,
   });
   await new Promise<void>((resolve, reject) => {

@@ -1,10 +1,10 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import { performance } from 'node:perf_hooks';
 import type { Logger } from 'pino';
 import { ApiError } from './billing.ts';
 import type { Fault, FaultKind, FaultRegistry } from './faults.ts';
 import { decodeForm, parsePairs } from './form.ts';
 import { requestFingerprint, type IdempotencyCache } from './idempotency.ts';
+import { createRateLimiter, type LimitSpec } from './limiter.ts';
 import { apiVersion, errorJson } from './objects.ts';
 import { matchRoute, type Reply, type RouteDeps } from './routes.ts';
 import { renderHostedPage } from './hosted.ts';
@@ -20,9 +20,8 @@ export interface HttpOptions {
   faults: FaultRegistry;
   idempotency: IdempotencyCache;
   log: Logger;
-  rateLimitPerSecond: number | null;
-  /** Requests the limiter lets through at once after a quiet spell (default: one second's worth). */
-  rateLimitBurst?: number | undefined;
+  /** The account's limit over every request, and each endpoint's own; null: none. */
+  rateLimit: { account: LimitSpec | null; endpoint: LimitSpec | null };
   latencyMs: number;
 }
 
@@ -62,11 +61,7 @@ export function createSandboxHttp(opts: HttpOptions): SandboxHttp {
   const held = new Set<ServerResponse>();
   const limited: RateLimitedRequest[] = [];
   let requestCounter = 0;
-  // A token bucket, like Stripe's own limiter: a burst up to `burst`, then `perSecond` steady.
-  const perSecond = opts.rateLimitPerSecond;
-  const burst = Math.max(1, opts.rateLimitBurst ?? perSecond ?? 1);
-  let tokens = burst;
-  let refilledAt = performance.now();
+  const limiter = createRateLimiter(opts.rateLimit);
 
   function send(res: ServerResponse, reply: Reply, headers: Record<string, string> = {}): void {
     const body = JSON.stringify(reply.body, null, 2);
@@ -82,16 +77,6 @@ export function createSandboxHttp(opts: HttpOptions): SandboxHttp {
   function hold(res: ServerResponse): void {
     held.add(res);
     res.on('close', () => held.delete(res));
-  }
-
-  function overRateLimit(): boolean {
-    if (perSecond === null) return false;
-    const now = performance.now();
-    tokens = Math.min(burst, tokens + ((now - refilledAt) / 1000) * perSecond);
-    refilledAt = now;
-    if (tokens < 1) return true;
-    tokens -= 1;
-    return false;
   }
 
   const apiError500 = (): Reply => ({
@@ -149,13 +134,13 @@ export function createSandboxHttp(opts: HttpOptions): SandboxHttp {
       });
       return;
     }
-    if (overRateLimit()) {
+    const matched = matchRoute(method, path);
+    if (!limiter.allow(`${method} ${matched?.route.pattern ?? 'unknown'}`)) {
       const key = req.headers['idempotency-key'];
       limited.push({ method, path, idempotencyKey: typeof key === 'string' && key !== '' ? key : null });
       send(res, rateLimited());
       return;
     }
-    const matched = matchRoute(method, path);
     const fault = matched === null ? null : opts.faults.take(`${method} ${matched.route.pattern}`, matched.id);
     if (fault !== null && preFault(fault, res)) return;
 
