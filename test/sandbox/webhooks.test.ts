@@ -87,23 +87,32 @@ describe('sandbox webhooks', () => {
     expect(arrived).not.toEqual(emitted);
   });
 
-  it('holds back a share of deliveries and duplicates, so they cross later operations, the same way for a seed', async () => {
+  it('holds back a share of API requests\' events and of duplicates, so they cross later operations, the same way for a seed', async () => {
     async function story() {
       const receiver = await startReceiver();
-      const { sb } = await setup(receiver, { seed: 1, lateShare: 0.5, lateMaxMs: 300, duplicateShare: 0.5 });
-      const { customerId, invoice } = await failing(sb);
-      await sb.updateCard(customerId, { brand: 'visa', failure: null, expMonth: 1, expYear: 2031 });
-      await sb.stripe().invoices.pay(invoice.id, {}, { idempotencyKey: 'after-update' });
+      const { sb } = await setup(receiver, { seed: 8, lateShare: 0.5, lateMaxMs: 300, duplicateShare: 0.5 });
+      const c = await sb.createCustomer({ email: 'g@example.test', name: 'G', country: 'FR', card: { brand: 'mastercard', failure: 'generic_decline', expMonth: 9, expYear: 2030 } });
+      const invoice = await sb.createFailingInvoice(c.id, { amount: 4200, currency: 'eur', subscription: true });
+      const stripe = sb.stripe();
+      await expect(stripe.invoices.pay(invoice.id, {}, { idempotencyKey: 'retry' })).rejects.toBeInstanceOf(Stripe.errors.StripeCardError);
+      await sb.updateCard(c.id, { brand: 'visa', failure: null, expMonth: 1, expYear: 2031 });
+      await stripe.invoices.pay(invoice.id, {}, { idempotencyKey: 'after-update' });
       await sb.flushWebhooks();
       const arrived = receiver.received.map((r) => JSON.parse(r.body) as Stripe.Event);
       return { sb, arrived, held: sb.deliveries().filter((d) => d.heldMs > 0).map((d) => `${d.eventId}${d.duplicate ? '+dup' : ''}:${d.heldMs}`).sort() };
     }
     const { sb, arrived, held } = await story();
     const types = arrived.map((e) => e.type);
-    // The failure that opened the case arrives after the payment that closed it.
+    // The retry's failure arrives after the payment that closed the invoice.
     expect(types.lastIndexOf('invoice.payment_failed')).toBeGreaterThan(types.indexOf('invoice.paid'));
-    const failedEvent = sb.events().find((e) => e.type === 'invoice.payment_failed')!;
-    expect(sb.deliveries().some((d) => d.eventId === failedEvent.id && d.heldMs > 0)).toBe(true);
+    const retryEvents = sb.events().filter((e) => e.request.idempotency_key === 'retry');
+    const firstTry = (id: string) => sb.deliveries().find((d) => d.eventId === id && !d.duplicate && d.attempt === 1)!;
+    // Held together: the failure never arrives without the charge that explains it.
+    expect(new Set(retryEvents.map((e) => firstTry(e.id).heldMs)).size).toBe(1);
+    expect(firstTry(retryEvents[0]!.id).heldMs).toBeGreaterThan(0);
+    // Stripe's own renewal charge (no API request) is never held; duplicates may be.
+    const renewal = sb.events().filter((e) => e.request.id === null && e.type === 'invoice.payment_failed');
+    expect(renewal.map((e) => firstTry(e.id).heldMs)).toEqual([0]);
     expect(sb.deliveries().some((d) => d.duplicate && d.heldMs > 0)).toBe(true);
     // Still at least once: every event arrives.
     expect(new Set(arrived.map((e) => e.id))).toEqual(new Set(sb.events().map((e) => e.id)));
