@@ -24,7 +24,7 @@ import { startMailCatcher, type CaughtMail, type MailCatcher } from '../reminder
 import { loadReport, type Report } from '../reports/build.ts';
 import { resolvePeriod } from '../reports/period.ts';
 import { reportRoutes } from '../reports/routes.ts';
-import { sandboxApiKey, startSandbox, type ExecutedCharge, type Sandbox } from '../sandbox/index.ts';
+import { sandboxApiKey, startSandbox, type DeliveryRecord, type ExecutedCharge, type RateLimitedRequest, type Sandbox } from '../sandbox/index.ts';
 import { createStripeClient } from '../stripe/client.ts';
 import { startWorkers } from '../worker.ts';
 import { DemoClock } from './clock.ts';
@@ -50,6 +50,11 @@ export interface DemoOptions {
   port: number;
   /** Worker instances sharing the queues, like that many worker processes. */
   workers: number;
+  /**
+   * Operations whose webhooks the sandbox holds back, and for up to how many simulated days (half
+   * that at least): default 10 %, 2 days. Tests raise both to see more crossings.
+   */
+  late?: { share: number; maxDays: number };
 }
 
 export interface DemoRun {
@@ -63,6 +68,10 @@ export interface DemoRun {
   /** What the mail catcher received and what the sandbox charged: the ground truth to check the worker against. */
   mails: CaughtMail[];
   charges: ExecutedCharge[];
+  /** Requests the sandbox answered 429. */
+  rateLimited: RateLimitedRequest[];
+  /** Every webhook delivery attempt the sandbox made. */
+  deliveries: DeliveryRecord[];
   dashboardUrl: string;
   token: string;
   /** Closes the dashboard, the sandbox, the mail catcher and the database. */
@@ -95,6 +104,24 @@ async function simulatedStart(db: DemoDatabase): Promise<Date> {
   const [row] = await db.sql`select max(greatest(opened_at, coalesce(closed_at, opened_at))) as last from dunning_cases`;
   const last = row?.last as Date | null | undefined;
   return last && last > now.toJSDate() ? DateTime.fromJSDate(last).toUTC().plus({ hours: 1 }).startOf('hour').toJSDate() : now.toJSDate();
+}
+
+/**
+ * Stripe limits requests per account and per endpoint (src/sandbox/limiter.ts), while the demo's
+ * workers pace themselves one by one, like separate processes (each lets a quarter second's worth
+ * through at once: src/stripe/throttle.ts). The sandbox allows a little under their pace: the
+ * account 90 % of all workers' together, each endpoint 90 % of one worker's, both with half the
+ * burst. So batches of due attempts meet 429s, and take the "not sent, retry soon" path.
+ */
+export function sandboxRateLimits(pacePerWorker: number, workers: number): { account: Limit; endpoint: Limit } {
+  const burst = Math.max(1, Math.ceil(pacePerWorker / 4));
+  const limit = (perSecond: number, b: number): Limit => ({ perSecond: Math.max(1, Math.floor(0.9 * perSecond)), burst: Math.max(1, Math.floor(b / 2)) });
+  return { account: limit(pacePerWorker * workers, burst * workers), endpoint: limit(pacePerWorker, burst) };
+}
+
+interface Limit {
+  perSecond: number;
+  burst: number;
 }
 
 interface Parts {
@@ -180,6 +207,8 @@ export async function runDemo(env: NodeJS.ProcessEnv, o: DemoOptions, print: (li
     });
     const port = await listen(parts.server, o.port, '127.0.0.1');
 
+    const limits = sandboxRateLimits(webConfig.stripeRequestsPerSecond, o.workers);
+    const late = o.late ?? { share: 0.1, maxDays: 2 };
     parts.sandbox = await startSandbox({
       clock,
       seed: o.seed,
@@ -187,6 +216,15 @@ export async function runDemo(env: NodeJS.ProcessEnv, o: DemoOptions, print: (li
       webhookSecret: secret,
       duplicateShare: 0.1,
       reorder: true,
+      // Some operations' webhooks (and some duplicates) arrive days late, after later events: an
+      // old failure after the payment. An operation's events stay together, so the worker never
+      // sees a failure without the charge that explains it.
+      lateShare: late.share,
+      lateMinMs: (late.maxDays * DAY) / scale / 2,
+      lateMaxMs: (late.maxDays * DAY) / scale,
+      rateLimitPerSecond: limits.account.perSecond,
+      rateLimitBurst: limits.account.burst,
+      endpointRateLimit: limits.endpoint,
       // Signatures are checked against real time, as Stripe's are.
       webhookSigningClock: systemClock,
       log: log.child({ component: 'sandbox' }),
@@ -207,7 +245,7 @@ export async function runDemo(env: NodeJS.ProcessEnv, o: DemoOptions, print: (li
     }
 
     print(`Demo: ${o.customers} failing renewals over ${o.days} simulated days in about ${o.seconds} s (1 s = ${(o.days * 24 / o.seconds).toFixed(1)} simulated hours).`);
-    print(`Stripe sandbox ${sandbox.url}, webhooks to http://127.0.0.1:${port}/webhooks/stripe, mail catcher ${catcher.url}, database ${o.database}${db.kept ? ' (kept)' : ''}.`);
+    print(`Stripe sandbox ${sandbox.url} (${limits.account.perSecond} requests/s, ${limits.endpoint.perSecond}/s per endpoint), webhooks to http://127.0.0.1:${port}/webhooks/stripe, mail catcher ${catcher.url}, database ${o.database}${db.kept ? ' (kept)' : ''}.`);
     const run = (kept?.runs ?? (db.kept ? 1 : 0)) + 1;
     // The same seed makes the same people again: a kept run's customers get their own addresses.
     await driveCycle({ o, clock, sandbox, catcher, db, config, print, start, emailTag: run > 1 ? `run${run}` : null });
@@ -245,6 +283,8 @@ export async function runDemo(env: NodeJS.ProcessEnv, o: DemoOptions, print: (li
       emails: catcher.messages.length,
       mails: catcher.messages.slice(),
       charges: sandbox.charges(),
+      rateLimited: sandbox.rateLimited(),
+      deliveries: sandbox.deliveries(),
       dashboardUrl: `http://127.0.0.1:${port}/reports?${query}`,
       token,
       stop: () => closeParts(parts, log),

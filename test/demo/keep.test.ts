@@ -43,7 +43,7 @@ describe('dunning demo --keep', () => {
     try {
       const openBefore = await db`select invoice_id from dunning_cases where status = 'open'`;
       // Eight days of a 21-day window: most cases are still open, or this proves nothing.
-      expect(openBefore.length).toBeGreaterThanOrEqual(6);
+      expect(openBefore.length).toBeGreaterThanOrEqual(3);
 
       const second = await runDemo(env, { ...options, customers: 4, keep: true }, () => {});
       runs.push(second);
