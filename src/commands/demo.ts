@@ -82,7 +82,7 @@ Logs go to stderr at LOG_LEVEL (default error).`,
       print('');
       print(renderTable(demo.report).trimEnd());
       print('');
-      print(`Emails: ${demo.emails} caught by the local mail catcher; .eml copies in ${path.relative(process.cwd(), demo.mailDir) || demo.mailDir}/`);
+      print(`Emails: ${demo.emails} caught by the local mail catcher; .eml copies in ${shortPath(demo.mailDir)}/`);
       // The dashboard takes the token as a basic-auth password, which a URL can carry.
       print(`Dashboard: ${withPassword(demo.dashboardUrl, demo.token)}`);
       print(`  token ${demo.token} (as a bearer token, or as the password with any user name)`);
@@ -98,6 +98,12 @@ Logs go to stderr at LOG_LEVEL (default error).`,
     }
   },
 };
+
+/** Relative to the working directory when inside it, else absolute. */
+function shortPath(dir: string): string {
+  const rel = path.relative(process.cwd(), dir);
+  return rel === '' || rel.startsWith('..') || path.isAbsolute(rel) ? dir : rel;
+}
 
 function withPassword(url: string, token: string): string {
   const u = new URL(url);
