@@ -54,6 +54,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await sql?.end({ timeout: 5 });
   await demo?.stop();
+  if (process.env.KEEP_TEST_DB) return; // as for the other test databases: keep it for a look
   const admin = connect(adminUrl, { max: 1 });
   try {
     await admin.unsafe(`drop database if exists "${database}" with (force)`);
