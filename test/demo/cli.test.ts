@@ -1,5 +1,5 @@
 import { spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -75,7 +75,9 @@ describe('dunning demo --exit', () => {
       expect(firstCases).toBeLessThanOrEqual(CUSTOMERS);
       await db.end();
 
-      // Again, on the same database: nothing of the first run is left, in the database or the mail folder.
+      // Again, on the same database: nothing of the first run is left, in the database or the mail
+      // folder, where only .eml files are removed.
+      writeFileSync(join(mailDir, 'notes.txt'), 'mine');
       const second = await runDemoCli();
       expect(second.status).toBe(0);
       const b = ending(second.stdout);
@@ -88,6 +90,7 @@ describe('dunning demo --exit', () => {
         await again.end();
       }
       expect(readdirSync(mailDir).filter((f) => f.endsWith('.eml'))).toHaveLength(Number(/^Emails: (\d+)/.exec(b.emails)?.[1]));
+      expect(existsSync(join(mailDir, 'notes.txt'))).toBe(true);
       expect(b.token).not.toBe(a.token);
     } finally {
       await db.end().catch(() => undefined);

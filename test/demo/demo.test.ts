@@ -261,6 +261,9 @@ describe('dunning demo (headless, small)', () => {
     expect((await fetch(url)).status).toBe(401);
     const res = await fetch(url, { headers: { authorization: `Bearer ${demo.token}` } });
     expect(res.status).toBe(200);
+    // The way `dunning demo` prints the URL: user "demo", the token as its password (basic auth).
+    const basic = await fetch(url, { headers: { authorization: `Basic ${Buffer.from(`demo:${demo.token}`).toString('base64')}` } });
+    expect(basic.status).toBe(200);
     const body = (await res.json()) as { currencies: Array<{ opened: { count: number } }> };
     expect(body.currencies.reduce((s, c) => s + c.opened.count, 0)).toBe(CUSTOMERS);
   });
