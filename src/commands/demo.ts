@@ -3,7 +3,7 @@ import { parseArgs } from 'node:util';
 import { defaultPolicy, loadPolicyFile, type Policy } from '../dunning/policy.ts';
 import { DATABASE_NAME } from '../demo/database.ts';
 import { renderTable } from '../reports/render-table.ts';
-import { intFlag } from './simulate.ts';
+import { intFlag, joinNegativeNumbers } from './simulate.ts';
 import { loadDevModule, UsageError, type Command } from './types.ts';
 
 export const demoCommand: Command = {
@@ -19,27 +19,32 @@ reasons; you watch retries, reminders and recoveries, then get the recovery repo
 with every email sent, and the dashboard's URL and token.
 
 Needs nothing but Node: without DATABASE_URL an embedded Postgres starts under .data/postgres.
-The demo uses its own database (dunning_demo), dropped and created afresh on each run.
+The demo uses its own database (dunning_demo), dropped and created afresh on each run; its files
+(emails, and the Stripe sandbox's state for --keep) go to .data/demo/<database>/.
 
   --customers  failing renewals (default 1000)
   --days       simulated days (default 28: a week of failures, then a 21-day dunning window)
   --seconds    real seconds for those days (default 90)
   --seed       random seed for the population and the card issuer (default 1)
   --policy     dunning policy JSON file (default: the built-in policy)
-  --keep       keep the earlier demo's data and continue after it, instead of starting clean
+  --keep       keep the earlier demo's data and continue it (open cases go on), instead of
+               starting clean
   --database   database name for the demo (default dunning_demo)
+  --mail-dir   folder for the .eml copies of the emails (default .data/demo/<database>/mail);
+               a clean run deletes the .eml files in it, nothing else
   --port       port for the webhook receiver and the dashboard (default: any free port)
   --workers    worker instances sharing the queues, like worker processes (default 4)
   --exit       exit after the report instead of serving the dashboard until Ctrl-C
 
-Emails are kept as .eml files in .data/demo-mail/. Logs go to stderr at LOG_LEVEL (default error).`,
+Logs go to stderr at LOG_LEVEL (default error).`,
   async run(argv, env) {
     const { values } = parseArgs({
-      args: argv,
+      args: joinNegativeNumbers(argv),
       options: {
         customers: { type: 'string' }, days: { type: 'string' }, seconds: { type: 'string' }, seed: { type: 'string' },
         policy: { type: 'string' }, keep: { type: 'boolean', default: false }, database: { type: 'string', default: 'dunning_demo' },
         port: { type: 'string' }, workers: { type: 'string' }, exit: { type: 'boolean', default: false },
+        'mail-dir': { type: 'string' },
       },
       strict: true,
       allowPositionals: false,
@@ -57,7 +62,7 @@ Emails are kept as .eml files in .data/demo-mail/. Logs go to stderr at LOG_LEVE
     } catch (err) {
       throw new UsageError(`--policy: ${(err as Error).message}`);
     }
-    const { defaultMailDir, runDemo } = await loadDevModule('dunning demo', () => import('../demo/run.ts'));
+    const { demoDataDir, runDemo } = await loadDevModule('dunning demo', () => import('../demo/run.ts'));
     const options = {
       customers: intFlag(values.customers, '--customers', 1000, 1, 20_000),
       days: intFlag(values.days, '--days', 28, 1, 120),
@@ -67,7 +72,8 @@ Emails are kept as .eml files in .data/demo-mail/. Logs go to stderr at LOG_LEVE
       workers: intFlag(values.workers, '--workers', 4, 1, 16),
       keep: values.keep ?? false,
       database,
-      mailDir: defaultMailDir(),
+      mailDir: path.resolve(values['mail-dir'] ?? path.join(demoDataDir(database), 'mail')),
+      stateFile: path.join(demoDataDir(database), 'sandbox.json'),
       policy,
     };
     const print = (line: string) => process.stdout.write(`${line}\n`);
@@ -76,8 +82,9 @@ Emails are kept as .eml files in .data/demo-mail/. Logs go to stderr at LOG_LEVE
       print('');
       print(renderTable(demo.report).trimEnd());
       print('');
-      print(`Emails: ${demo.emails} caught by the local mail catcher; .eml copies in ${path.relative(process.cwd(), demo.mailDir) || demo.mailDir}/`);
-      print(`Dashboard: ${demo.dashboardUrl}`);
+      print(`Emails: ${demo.emails} caught by the local mail catcher; .eml copies in ${shortPath(demo.mailDir)}/`);
+      // The dashboard takes the token as a basic-auth password, which a URL can carry.
+      print(`Dashboard: ${withPassword(demo.dashboardUrl, demo.token)}`);
       print(`  token ${demo.token} (as a bearer token, or as the password with any user name)`);
       if (values.exit) return 0;
       print('The dashboard stays up until Ctrl-C.');
@@ -91,6 +98,19 @@ Emails are kept as .eml files in .data/demo-mail/. Logs go to stderr at LOG_LEVE
     }
   },
 };
+
+/** Relative to the working directory when inside it, else absolute. */
+function shortPath(dir: string): string {
+  const rel = path.relative(process.cwd(), dir);
+  return rel === '' || rel.startsWith('..') || path.isAbsolute(rel) ? dir : rel;
+}
+
+function withPassword(url: string, token: string): string {
+  const u = new URL(url);
+  u.username = 'demo';
+  u.password = token;
+  return u.toString();
+}
 
 const RESERVED_DATABASES = new Set(['postgres', 'template0', 'template1']);
 

@@ -10,10 +10,27 @@ const MAX_CUSTOMERS = 200_000;
 /** A whole number in [min, max] from a flag, or a UsageError naming the flag. */
 export function intFlag(value: string | undefined, flag: string, fallback: number, min: number, max: number): number {
   if (value === undefined) return fallback;
-  if (!/^\d+$/.test(value.trim())) throw new UsageError(`${flag}: expected a whole number, got "${value}"`);
+  if (!/^-?\d+$/.test(value.trim())) throw new UsageError(`${flag}: expected a whole number, got "${value}"`);
   const n = Number(value);
   if (n < min || n > max) throw new UsageError(`${flag}: expected ${min} to ${max}, got ${n}`);
   return n;
+}
+
+/**
+ * `--seed -1`: Node's parseArgs takes "-1" for an option and calls the value ambiguous. Handing
+ * it over as `--seed=-1` lets the flag's own check say what is wrong with it.
+ */
+export function joinNegativeNumbers(argv: readonly string[]): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < argv.length; i += 1) {
+    const arg = argv[i] as string;
+    const next = argv[i + 1];
+    if (arg.startsWith('--') && !arg.includes('=') && next !== undefined && /^-\d/.test(next)) {
+      out.push(`${arg}=${next}`);
+      i += 1;
+    } else out.push(arg);
+  }
+  return out;
 }
 
 export const simulateCommand: Command = {
@@ -25,9 +42,15 @@ Runs the same seeded population of failed renewals (EUR, USD, GBP and JPY custom
 time zones, realistic decline reasons, card brands and card-update habits) through three retry
 strategies, in memory and in a second or two:
 
-  1. your policy (the default policy when --policy is not given), timed by the worker's planner
-  2. a Stripe-like fixed schedule: 8 tries evenly over 14 days
-  3. no retries at all: only reminders and card updates
+  1. your policy (the default policy when --policy is not given), timed by the worker's planner,
+     over its dunning window with its reminders
+  2. a Stripe-like fixed schedule: 8 retries evenly over 14 days after the failed renewal
+     (Stripe's recommended "8 tries within 2 weeks", which its dashboard counts as retries),
+     whatever the decline except Stripe's never-retry codes, as Stripe does
+  3. no retries at all: only reminders and card updates, over the same 14 days
+
+The two baselines keep their own 14-day window and reminders (a notice at the failure and a last
+chance two days before the end), so they stay the same whatever your policy file says.
 
 and prints for each: recovered revenue per currency, recovery rate (count and revenue), charges
 used and card-network rule violations (over 15 charges per card in 30 days, a retry after a
@@ -41,7 +64,7 @@ so this is a comparison between policies, not a forecast of your revenue.
 Local times use DEFAULT_TIME_ZONE for customers without a known zone (default UTC).`,
   async run(argv, env) {
     const { values } = parseArgs({
-      args: argv,
+      args: joinNegativeNumbers(argv),
       options: { policy: { type: 'string' }, seed: { type: 'string' }, customers: { type: 'string' } },
       strict: true,
       allowPositionals: false,

@@ -30,6 +30,8 @@ export interface Cycle {
   config: Config;
   print: (line: string) => void;
   start: Date;
+  /** Put into this run's email addresses (`name+tag@`), so they differ from a kept run's. */
+  emailTag: string | null;
 }
 
 const TICK_MS = 100;
@@ -47,12 +49,14 @@ function reminderKind(mail: MailCatcher['messages'][number]): ReminderKind | nul
 export async function driveCycle(c: Cycle): Promise<void> {
   const spreadDays = Math.min(7, c.o.days / 4);
   const members = generatePopulation({ seed: c.o.seed, customers: c.o.customers, spreadDays }).sort((a, b) => a.failsAfterMs - b.failsAfterMs);
-  const customerOf = new Map<string, string>();
+  // Customers a kept run brought back still get reminders for their open cases.
+  const customerOf = new Map(c.sandbox.customers().map((x) => [x.email, x.id]));
   for (const m of members) {
-    const created = await c.sandbox.createCustomer(sandboxCustomer(m));
+    const input = sandboxCustomer(m, c.emailTag);
+    const created = await c.sandbox.createCustomer(input);
     // No customer event announces them (as for customers created before the install): the
     // worker reads each from Stripe when its first failed invoice names it.
-    customerOf.set(m.email, created.id);
+    customerOf.set(input.email, created.id);
   }
   const end = c.start.getTime() + c.o.days * DAY;
   const progressEveryMs = Math.max(1000, (c.o.seconds * 1000) / 20);
@@ -63,7 +67,7 @@ export async function driveCycle(c: Cycle): Promise<void> {
     const now = c.clock.now().getTime();
     while (fed < members.length && c.start.getTime() + (members[fed] as Member).failsAfterMs <= now) {
       const m = members[fed] as Member;
-      await c.sandbox.createFailingInvoice(customerOf.get(m.email) as string, { amount: m.amount, currency: m.currency, subscription: true });
+      await c.sandbox.createFailingInvoice(customerOf.get(sandboxCustomer(m, c.emailTag).email) as string, { amount: m.amount, currency: m.currency, subscription: true });
       fed += 1;
     }
     for (const mail of c.catcher.messages.slice(mailSeen)) {
@@ -83,9 +87,9 @@ export async function driveCycle(c: Cycle): Promise<void> {
   }
 }
 
-function sandboxCustomer(m: Member) {
+function sandboxCustomer(m: Member, emailTag: string | null) {
   return {
-    email: m.email,
+    email: emailTag === null ? m.email : m.email.replace('@', `+${emailTag}@`),
     name: m.name,
     country: m.country,
     preferredLocales: [m.locale],

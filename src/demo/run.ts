@@ -25,12 +25,13 @@ import { startMailCatcher, type CaughtMail, type MailCatcher } from '../reminder
 import { loadReport, type Report } from '../reports/build.ts';
 import { resolvePeriod } from '../reports/period.ts';
 import { reportRoutes } from '../reports/routes.ts';
-import { sandboxApiKey, startSandbox, type ExecutedCharge, type Sandbox } from '../sandbox/index.ts';
+import { sandboxApiKey, startSandbox, type DeliveryRecord, type ExecutedCharge, type RateLimitedRequest, type Sandbox } from '../sandbox/index.ts';
 import { createStripeClient } from '../stripe/client.ts';
 import { startWorkers } from '../worker.ts';
 import { DemoClock } from './clock.ts';
 import { openDemoDatabase, type DemoDatabase } from './database.ts';
 import { driveCycle } from './cycle.ts';
+import { checkContinuity, DEMO_STATE_FORMAT, loadDemoState, moveQueuedJobs, removeDemoState, saveDemoState } from './keep.ts';
 import { progressLine, takeSnapshot } from './progress.ts';
 
 export interface DemoOptions {
@@ -43,15 +44,24 @@ export interface DemoOptions {
   keep: boolean;
   database: string;
   mailDir: string;
+  /** Where the sandbox's state is saved at the end, for a later `--keep`. */
+  stateFile: string;
   policy: Policy;
   /** Port for the receiver and the dashboard; 0 picks a free one. */
   port: number;
   /** Worker instances sharing the queues, like that many worker processes. */
   workers: number;
+  /**
+   * Operations whose webhooks the sandbox holds back, and for up to how many simulated days (half
+   * that at least): default 10 %, 2 days. Tests raise both to see more crossings.
+   */
+  late?: { share: number; maxDays: number };
 }
 
 export interface DemoRun {
   report: Report;
+  /** Simulated time the cycle started at; the clock stands still at its end. */
+  start: Date;
   clock: DemoClock;
   databaseUrl: string;
   mailDir: string;
@@ -59,6 +69,10 @@ export interface DemoRun {
   /** What the mail catcher received and what the sandbox charged: the ground truth to check the worker against. */
   mails: CaughtMail[];
   charges: ExecutedCharge[];
+  /** Requests the sandbox answered 429. */
+  rateLimited: RateLimitedRequest[];
+  /** Every webhook delivery attempt the sandbox made. */
+  deliveries: DeliveryRecord[];
   dashboardUrl: string;
   token: string;
   /** Closes the dashboard, the sandbox, the mail catcher and the database. */
@@ -67,8 +81,21 @@ export interface DemoRun {
 
 const DAY = 86_400_000;
 
-export function defaultMailDir(): string {
-  return path.join(projectRoot, '.data', 'demo-mail');
+/** The demo's files, one folder per demo database, so two demos never share (or wipe) them. */
+export function demoDataDir(database: string): string {
+  return path.join(projectRoot, '.data', 'demo', database);
+}
+
+/** Removes the emails of an earlier run: only the .eml files, whatever else the folder holds. */
+function clearMail(dir: string): void {
+  let names: string[];
+  try {
+    names = fs.readdirSync(dir);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
+    throw err;
+  }
+  for (const name of names) if (name.endsWith('.eml')) fs.rmSync(path.join(dir, name), { force: true });
 }
 
 /** Where the dunning cycle starts: now, or after everything a kept database already holds. */
@@ -78,6 +105,24 @@ async function simulatedStart(db: DemoDatabase): Promise<Date> {
   const [row] = await db.sql`select max(greatest(opened_at, coalesce(closed_at, opened_at))) as last from dunning_cases`;
   const last = row?.last as Date | null | undefined;
   return last && last > now.toJSDate() ? DateTime.fromJSDate(last).toUTC().plus({ hours: 1 }).startOf('hour').toJSDate() : now.toJSDate();
+}
+
+/**
+ * Stripe limits requests per account and per endpoint (src/sandbox/limiter.ts), while the demo's
+ * workers pace themselves one by one, like separate processes (each lets a quarter second's worth
+ * through at once: src/stripe/throttle.ts). The sandbox allows a little under their pace: the
+ * account 90 % of all workers' together, each endpoint 90 % of one worker's, both with half the
+ * burst. So batches of due attempts meet 429s, and take the "not sent, retry soon" path.
+ */
+export function sandboxRateLimits(pacePerWorker: number, workers: number): { account: Limit; endpoint: Limit } {
+  const burst = Math.max(1, Math.ceil(pacePerWorker / 4));
+  const limit = (perSecond: number, b: number): Limit => ({ perSecond: Math.max(1, Math.floor(0.9 * perSecond)), burst: Math.max(1, Math.floor(b / 2)) });
+  return { account: limit(pacePerWorker * workers, burst * workers), endpoint: limit(pacePerWorker, burst) };
+}
+
+interface Limit {
+  perSecond: number;
+  burst: number;
 }
 
 interface Parts {
@@ -136,17 +181,23 @@ export async function runDemo(env: NodeJS.ProcessEnv, o: DemoOptions, print: (li
   try {
     parts.db = await openDemoDatabase(base, log, o.database, o.keep);
     const db = parts.db;
-    const start = await simulatedStart(db);
-    const clock = new DemoClock(start, (o.days * DAY) / (o.seconds * 1000));
+    const kept = db.kept ? loadDemoState(o.stateFile) : null;
+    if (db.kept) await checkContinuity(db.sql, kept, o.stateFile);
+    else removeDemoState(o.stateFile);
+    // A kept run's time resumes where the last one stopped, so what it planned stays in the future.
+    const start = kept ? new Date(kept.clock.frozenAt) : await simulatedStart(db);
+    const scale = (o.days * DAY) / (o.seconds * 1000);
+    const clock = new DemoClock(start, scale);
     const token = randomBytes(18).toString('base64url');
     const secret = `whsec_${randomBytes(24).toString('hex')}`;
 
-    if (!o.keep) fs.rmSync(o.mailDir, { recursive: true, force: true });
+    if (!db.kept) clearMail(o.mailDir);
     parts.catcher = await startMailCatcher({ dir: o.mailDir });
     const catcher = parts.catcher;
     const webConfig = loadConfig(demoEnv(env, { databaseUrl: db.url, smtpUrl: catcher.url, token, secret }));
     parts.boss = await startQueue(db.url, log, { eventMaxTries: webConfig.eventMaxTries });
     const boss = parts.boss;
+    if (kept) await moveQueuedJobs(db.sql, kept.clock, { simStart: start.getTime(), realStart: clock.scaled.realStart, scale });
     parts.server = createServer({
       log: log.child({ component: 'http' }),
       routes: {
@@ -157,6 +208,8 @@ export async function runDemo(env: NodeJS.ProcessEnv, o: DemoOptions, print: (li
     });
     const port = await listen(parts.server, o.port, '127.0.0.1');
 
+    const limits = sandboxRateLimits(webConfig.stripeRequestsPerSecond, o.workers);
+    const late = o.late ?? { share: 0.1, maxDays: 2 };
     parts.sandbox = await startSandbox({
       clock,
       seed: o.seed,
@@ -164,11 +217,21 @@ export async function runDemo(env: NodeJS.ProcessEnv, o: DemoOptions, print: (li
       webhookSecret: secret,
       duplicateShare: 0.1,
       reorder: true,
+      // Some operations' webhooks (and some duplicates) arrive days late, after later events: an
+      // old failure after the payment. An operation's events stay together, so the worker never
+      // sees a failure without the charge that explains it.
+      lateShare: late.share,
+      lateMinMs: (late.maxDays * DAY) / scale / 2,
+      lateMaxMs: (late.maxDays * DAY) / scale,
+      rateLimitPerSecond: limits.account.perSecond,
+      rateLimitBurst: limits.account.burst,
+      endpointRateLimit: limits.endpoint,
       // Signatures are checked against real time, as Stripe's are.
       webhookSigningClock: systemClock,
       log: log.child({ component: 'sandbox' }),
-      // A kept database holds the earlier sandbox's objects: new ids must not collide with them.
-      ...(db.kept ? { idTag: randomBytes(3).toString('hex') } : {}),
+      // The kept database points at the earlier sandbox's objects: bring them back. Without a
+      // saved state (nothing was open), new ids must still not collide with the old ones.
+      ...(kept ? { state: kept.sandbox } : db.kept ? { idTag: randomBytes(3).toString('hex') } : {}),
     });
     const sandbox = parts.sandbox;
     const config = loadConfig({ ...demoEnv(env, { databaseUrl: db.url, smtpUrl: catcher.url, token, secret, apiBase: sandbox.url }), PUBLIC_URL: `http://127.0.0.1:${port}` });
@@ -184,8 +247,10 @@ export async function runDemo(env: NodeJS.ProcessEnv, o: DemoOptions, print: (li
     }
 
     print(`Demo: ${o.customers} failing renewals over ${o.days} simulated days in about ${o.seconds} s (1 s = ${(o.days * 24 / o.seconds).toFixed(1)} simulated hours).`);
-    print(`Stripe sandbox ${sandbox.url}, webhooks to http://127.0.0.1:${port}/webhooks/stripe, mail catcher ${catcher.url}, database ${o.database}${db.kept ? ' (kept)' : ''}.`);
-    await driveCycle({ o, clock, sandbox, catcher, db, config, print, start });
+    print(`Stripe sandbox ${sandbox.url} (${limits.account.perSecond} requests/s, ${limits.endpoint.perSecond}/s per endpoint), webhooks to http://127.0.0.1:${port}/webhooks/stripe, mail catcher ${catcher.url}, database ${o.database}${db.kept ? ' (kept)' : ''}.`);
+    const run = (kept?.runs ?? (db.kept ? 1 : 0)) + 1;
+    // The same seed makes the same people again: a kept run's customers get their own addresses.
+    await driveCycle({ o, clock, sandbox, catcher, db, config, print, start, emailTag: run > 1 ? `run${run}` : null });
 
     // Stop time, let in-flight webhooks land and be applied, then stop the workers.
     clock.freeze();
@@ -193,6 +258,13 @@ export async function runDemo(env: NodeJS.ProcessEnv, o: DemoOptions, print: (li
     await settle(db, 15_000);
     await parts.stopWorkers();
     parts.stopWorkers = null;
+    const s = clock.scaled;
+    saveDemoState(o.stateFile, {
+      format: DEMO_STATE_FORMAT,
+      runs: run,
+      clock: { simStart: s.simStart, realStart: s.realStart, scale: s.scale, frozenAt: clock.now().getTime() },
+      sandbox: sandbox.saveState(),
+    });
     print(`${progressLine(clock.now(), config.defaultTimeZone, await takeSnapshot(db.sql), o.customers, o.customers)}  (final)`);
 
     const zone = config.defaultTimeZone;
@@ -206,12 +278,15 @@ export async function runDemo(env: NodeJS.ProcessEnv, o: DemoOptions, print: (li
     const query = `from=${period.fromDate}&to=${period.toDate}`;
     return {
       report,
+      start,
       clock,
       databaseUrl: db.url,
       mailDir: o.mailDir,
       emails: catcher.messages.length,
       mails: catcher.messages.slice(),
       charges: sandbox.charges(),
+      rateLimited: sandbox.rateLimited(),
+      deliveries: sandbox.deliveries(),
       dashboardUrl: `http://127.0.0.1:${port}/reports?${query}`,
       token,
       stop: () => closeParts(parts, log),

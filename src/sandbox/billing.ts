@@ -161,8 +161,8 @@ export function createBilling(deps: BillingDeps) {
       // Stripe's own first attempt is the failure that opens the case, whatever the odds.
       decision =
         forceFail && reason !== null
-          ? { ok: false, decline: declineFor(reason) }
-          : decideCharge({ reason, firstFailedAt: pm.firstFailedAt, at, timeZone: timeZoneOf(customer) }, deps.rng);
+          ? { ok: false, decline: declineFor(reason, pm.card.brand) }
+          : decideCharge({ reason, cardBrand: pm.card.brand, firstFailedAt: pm.firstFailedAt, at, timeZone: timeZoneOf(customer) }, deps.rng);
     }
     const ch: ChargeRec = {
       id: store.nextId('ch'),

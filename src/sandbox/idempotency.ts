@@ -31,15 +31,30 @@ export interface IdempotencyCache {
   complete(key: string, response: StoredResponse): void;
   /** Forget a claim whose request never executed, so a retry runs for real. */
   release(key: string): void;
+  /** Keys held in memory, expired ones included until the next sweep (for tests). */
+  size(): number;
 }
 
+/**
+ * Entries sit in the map in claim order, and every entry lives exactly `ttlMs`, so the expired
+ * ones are always at the front: each `begin` drops them from there, in time proportional to what
+ * it drops. Without this a long demo or benchmark keeps every key (and its response) forever.
+ * The order holds as long as the clock does not run backwards, which no sandbox clock does.
+ */
 export function createIdempotencyCache(clock: Clock, ttlMs = idempotencyTtlMs): IdempotencyCache {
   const entries = new Map<string, Entry>();
+  function sweep(now: number): void {
+    for (const [key, entry] of entries) {
+      if (entry.expiresAt > now) return;
+      entries.delete(key);
+    }
+  }
   return {
     begin(key, fingerprint) {
       const now = clock.now().getTime();
+      sweep(now);
       const found = entries.get(key);
-      if (found !== undefined && found.expiresAt > now) {
+      if (found !== undefined) {
         if (found.fingerprint !== fingerprint) return { kind: 'mismatch' };
         if (found.response === null) return { kind: 'in_flight' };
         return { kind: 'replay', response: found.response };
@@ -55,6 +70,7 @@ export function createIdempotencyCache(clock: Clock, ttlMs = idempotencyTtlMs): 
       const found = entries.get(key);
       if (found !== undefined && found.response === null) entries.delete(key);
     },
+    size: () => entries.size,
   };
 }
 

@@ -6,7 +6,8 @@ import { createFaultRegistry, type Fault } from './faults.ts';
 import { createIdempotencyCache } from './idempotency.ts';
 import { createRng } from './issuer-model.ts';
 import { apiVersion } from './objects.ts';
-import { createSandboxHttp } from './server.ts';
+import { createSandboxHttp, type RateLimitedRequest } from './server.ts';
+import { captureState, restoreStore, type SandboxState } from './snapshot.ts';
 import { createStore, unixSeconds, type CardSpec, type EventRec } from './store.ts';
 import { createWebhookQueue, type Clock, type DeliveryRecord, type WebhookQueue } from './webhooks.ts';
 
@@ -19,18 +20,33 @@ export type { Fault, FaultKind } from './faults.ts';
 export type { FailureReason } from './issuer-model.ts';
 export type { CardSpec, EventRec } from './store.ts';
 export type { DeliveryRecord } from './webhooks.ts';
+export type { RateLimitedRequest } from './server.ts';
+export { parseState, parseWithDates, stringifyState, stringifyWithDates, type SandboxState } from './snapshot.ts';
 
 export interface SandboxOptions {
   clock: Clock;
   seed?: number;
   webhookUrl?: string;
   webhookSecret?: string;
+  /** Requests per second over all endpoints before answering 429 (default: no limit), as a token bucket. */
   rateLimitPerSecond?: number;
+  /** Requests let through at once after a quiet spell (default: rateLimitPerSecond). */
+  rateLimitBurst?: number;
+  /** The same for each endpoint on its own (Stripe's is 25/s), on top of the account's (default: none). */
+  endpointRateLimit?: { perSecond: number; burst?: number };
   latencyMs?: number;
   /** Share (0..1) of deliveries sent twice. */
   duplicateShare?: number;
   /** Deliver the events of one operation in shuffled order. */
   reorder?: boolean;
+  /**
+   * Share (0..1) of API requests whose deliveries are held back together, and of duplicates held
+   * back on their own, for a random time between `lateMinMs` (default 0) and `lateMaxMs` (default
+   * 1000) real milliseconds, so they cross the events of later operations.
+   */
+  lateShare?: number;
+  lateMinMs?: number;
+  lateMaxMs?: number;
   /** Chance that one reminder makes the customer put in a working card (default 0.3). */
   cardUpdateProbability?: number;
   /** Clock for webhook signature timestamps (default: `clock`); receivers compare it with theirs. */
@@ -42,6 +58,8 @@ export interface SandboxOptions {
   log?: Logger;
   /** Put into every id, so objects differ from an earlier sandbox's kept in a database (demo --keep). */
   idTag?: string;
+  /** Go on from an earlier sandbox's `saveState()` (its objects and id numbering; not its random draws). */
+  state?: SandboxState;
 }
 
 export type SandboxCustomer = NewCustomer;
@@ -79,6 +97,12 @@ export interface Sandbox {
   charges(invoiceId?: string): ExecutedCharge[];
   events(): EventRec[];
   deliveries(): DeliveryRecord[];
+  /** Every customer's id and email, restored ones included. */
+  customers(): Array<{ id: string; email: string }>;
+  /** Everything needed to go on later: pass it as `state` to a new sandbox. */
+  saveState(): SandboxState;
+  /** Requests the rate limiter turned away with 429, in arrival order. */
+  rateLimited(): RateLimitedRequest[];
   flushWebhooks(): Promise<void>;
   stop(): Promise<void>;
 }
@@ -88,7 +112,7 @@ export const sandboxApiKey = 'sk_test_sandbox';
 export async function startSandbox(opts: SandboxOptions): Promise<Sandbox> {
   const log = opts.log ?? pino({ level: 'silent' });
   const rng = createRng(opts.seed ?? 1);
-  const store = createStore(opts.idTag);
+  const store = opts.state ? restoreStore(opts.state) : createStore(opts.idTag);
   const render = { store, baseUrl: '' };
   let queue: WebhookQueue | null = null;
   if (opts.webhookUrl !== undefined) {
@@ -101,6 +125,9 @@ export async function startSandbox(opts: SandboxOptions): Promise<Sandbox> {
       signingClock: opts.webhookSigningClock ?? opts.clock,
       duplicateShare: opts.duplicateShare ?? 0,
       reorder: opts.reorder ?? false,
+      lateShare: opts.lateShare ?? 0,
+      lateMinMs: opts.lateMinMs ?? 0,
+      lateMaxMs: opts.lateMaxMs ?? 1000,
       maxAttempts: opts.webhookMaxAttempts ?? 4,
       backoffMs: opts.webhookBackoffMs ?? 50,
       timeoutMs: 5000,
@@ -137,7 +164,10 @@ export async function startSandbox(opts: SandboxOptions): Promise<Sandbox> {
     faults,
     idempotency: createIdempotencyCache(opts.clock),
     log,
-    rateLimitPerSecond: opts.rateLimitPerSecond ?? null,
+    rateLimit: {
+      account: opts.rateLimitPerSecond === undefined ? null : { perSecond: opts.rateLimitPerSecond, burst: opts.rateLimitBurst },
+      endpoint: opts.endpointRateLimit ?? null,
+    },
     latencyMs: opts.latencyMs ?? 0,
   });
   await new Promise<void>((resolve, reject) => {
@@ -196,6 +226,9 @@ export async function startSandbox(opts: SandboxOptions): Promise<Sandbox> {
     },
     events: () => [...store.events],
     deliveries: () => queue?.deliveries() ?? [],
+    customers: () => [...store.customers.values()].map((c) => ({ id: c.id, email: c.email })),
+    saveState: () => captureState(store),
+    rateLimited: () => http.rateLimited(),
     flushWebhooks: async () => {
       await queue?.flush();
     },

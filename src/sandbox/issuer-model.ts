@@ -4,6 +4,25 @@ import { DateTime } from 'luxon';
  * The simulated card issuer: pure decisions over (card state, instant, random draw).
  * Nothing here reads a clock or keeps state; the caller passes the seeded RNG so one seed
  * replays the same story.
+ *
+ * The model, per failure reason: the chance that a charge goes through, from the days since the
+ * card first failed and the hour in the card holder's time zone. Our assumptions, not Stripe data:
+ *
+ * | reason                                | chance per charge                                  | hour of day (local)                       |
+ * |---------------------------------------|----------------------------------------------------|-------------------------------------------|
+ * | insufficient_funds                    | paydays 0.45; other days 0.06, + 0.01 per day      | x1.4 from 05:00 to 10:00 (pay has landed, |
+ * |                                       | since the failure up to 0.15 (money trickles in)   | nothing spent yet)                        |
+ * | generic_decline, do_not_honor         | 0.05 per day since the failure, up to 0.5          | x0.6 from 00:00 to 06:00 (risk rules are  |
+ * |                                       |                                                    | strictest at night)                       |
+ * | processing_error, issuer_not_available| 1 - e^(-hours since the failure / 3)               | x0.3 from 01:00 to 04:00 (issuers' batch  |
+ * |                                       |                                                    | and maintenance windows)                  |
+ * | expired_card, lost_card, stolen_card, | 0: only a new card helps                           |                                           |
+ * | authentication_required               |                                                    |                                           |
+ *
+ * Paydays are the 1st, the 15th, Fridays and the last business day of the month. Advice codes
+ * depend on the card brand: only Mastercard sends Merchant Advice Codes (`network_advice_code`:
+ * 03 "do not try again" for lost and stolen cards, 24 "retry after 1 hour" for issuer outages);
+ * Visa and Amex declines carry none. Stripe's own `advice_code` is the same for every brand.
  */
 
 export type FailureReason =
@@ -90,7 +109,7 @@ const declines: Record<FailureReason, Decline> = {
     code: 'processing_error',
     declineCode: 'processing_error',
     adviceCode: 'try_again_later',
-    networkAdviceCode: '24',
+    networkAdviceCode: null,
     networkDeclineCode: '96',
     message: 'An error occurred while processing your card. Try again in a little bit.',
   },
@@ -98,7 +117,7 @@ const declines: Record<FailureReason, Decline> = {
     code: 'card_declined',
     declineCode: 'issuer_not_available',
     adviceCode: 'try_again_later',
-    networkAdviceCode: '24',
+    networkAdviceCode: null,
     networkDeclineCode: '91',
     message: 'Your card was declined.',
   },
@@ -106,7 +125,7 @@ const declines: Record<FailureReason, Decline> = {
     code: 'card_declined',
     declineCode: 'lost_card',
     adviceCode: 'do_not_try_again',
-    networkAdviceCode: '03',
+    networkAdviceCode: null,
     networkDeclineCode: '41',
     message: 'Your card was declined.',
   },
@@ -114,7 +133,7 @@ const declines: Record<FailureReason, Decline> = {
     code: 'card_declined',
     declineCode: 'stolen_card',
     adviceCode: 'do_not_try_again',
-    networkAdviceCode: '03',
+    networkAdviceCode: null,
     networkDeclineCode: '43',
     message: 'Your card was declined.',
   },
@@ -128,8 +147,17 @@ const declines: Record<FailureReason, Decline> = {
   },
 };
 
-export function declineFor(reason: FailureReason): Decline {
-  return declines[reason];
+/** Mastercard's Merchant Advice Codes; other brands send none. */
+const MASTERCARD_ADVICE: Partial<Record<FailureReason, string>> = {
+  lost_card: '03',
+  stolen_card: '03',
+  processing_error: '24',
+  issuer_not_available: '24',
+};
+
+export function declineFor(reason: FailureReason, cardBrand: string): Decline {
+  const base = declines[reason];
+  return { ...base, networkAdviceCode: cardBrand === 'mastercard' ? (MASTERCARD_ADVICE[reason] ?? null) : null };
 }
 
 /**
@@ -158,13 +186,22 @@ export function isPayday(local: DateTime): boolean {
 
 export interface ChargeContext {
   reason: FailureReason | null;
+  /** `visa`, `mastercard`, `amex`...: decides the network advice code of a decline. */
+  cardBrand: string;
   /** When this card first failed; recovery of temporary and generic declines counts from here. */
   firstFailedAt: Date | null;
   at: Date;
   timeZone: string;
 }
 
-/** Chance that a charge made at `at` goes through. */
+function localTime(ctx: ChargeContext): DateTime {
+  const local = DateTime.fromJSDate(ctx.at, { zone: ctx.timeZone });
+  // An invalid zone must not silently become UTC; fail loudly here.
+  if (!local.isValid) throw new Error(`invalid time zone ${ctx.timeZone}`);
+  return local;
+}
+
+/** Chance that a charge made at `at` goes through: the table at the top of this file. */
 export function successProbability(ctx: ChargeContext): number {
   const { reason } = ctx;
   if (reason === null) return 1;
@@ -172,19 +209,21 @@ export function successProbability(ctx: ChargeContext): number {
   const hours = since / 3_600_000;
   switch (reason) {
     case 'insufficient_funds': {
-      const local = DateTime.fromJSDate(ctx.at, { zone: ctx.timeZone });
-      // An invalid zone must not silently become UTC; fall back explicitly and loudly here.
-      if (!local.isValid) throw new Error(`invalid time zone ${ctx.timeZone}`);
-      const base = isPayday(local) ? 0.45 : 0.06;
+      const local = localTime(ctx);
+      const base = isPayday(local) ? 0.45 : Math.min(0.15, 0.06 + 0.01 * (hours / 24));
       const earlyMorning = local.hour >= 5 && local.hour < 10;
       return earlyMorning ? Math.min(1, base * 1.4) : base;
     }
     case 'processing_error':
-    case 'issuer_not_available':
-      return 1 - Math.exp(-hours / 3);
+    case 'issuer_not_available': {
+      const maintenance = localTime(ctx).hour >= 1 && localTime(ctx).hour < 4;
+      return (1 - Math.exp(-hours / 3)) * (maintenance ? 0.3 : 1);
+    }
     case 'generic_decline':
-    case 'do_not_honor':
-      return Math.min(0.5, 0.05 * (hours / 24));
+    case 'do_not_honor': {
+      const night = localTime(ctx).hour < 6;
+      return Math.min(0.5, 0.05 * (hours / 24)) * (night ? 0.6 : 1);
+    }
     case 'expired_card':
     case 'lost_card':
     case 'stolen_card':
@@ -198,7 +237,7 @@ export type ChargeDecision = { ok: true } | { ok: false; decline: Decline };
 export function decideCharge(ctx: ChargeContext, rng: Rng): ChargeDecision {
   if (ctx.reason === null) return { ok: true };
   if (rng() < successProbability(ctx)) return { ok: true };
-  return { ok: false, decline: declineFor(ctx.reason) };
+  return { ok: false, decline: declineFor(ctx.reason, ctx.cardBrand) };
 }
 
 /** Whether a reminder makes this customer put in a new card. */

@@ -1,3 +1,4 @@
+import Stripe from 'stripe';
 import type {
   ChargeRec,
   CustomerRec,
@@ -9,11 +10,12 @@ import type {
 } from './store.ts';
 
 /**
- * Stripe API shapes (API version 2026-10-28.endive) built from sandbox records: realistic
+ * Stripe API shapes of the API version the SDK pins, built from sandbox records: realistic
  * enough for the SDK and the worker, with only the fields anyone reads.
  */
 
-export const apiVersion = '2026-10-28.endive';
+/** The SDK's own pinned version, so an SDK upgrade cannot leave the sandbox claiming an older one. */
+export const apiVersion: string = Stripe.API_VERSION;
 
 export interface RenderContext {
   store: Store;

@@ -1,10 +1,10 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import { performance } from 'node:perf_hooks';
 import type { Logger } from 'pino';
 import { ApiError } from './billing.ts';
 import type { Fault, FaultKind, FaultRegistry } from './faults.ts';
 import { decodeForm, parsePairs } from './form.ts';
 import { requestFingerprint, type IdempotencyCache } from './idempotency.ts';
+import { createRateLimiter, type LimitSpec } from './limiter.ts';
 import { apiVersion, errorJson } from './objects.ts';
 import { matchRoute, type Reply, type RouteDeps } from './routes.ts';
 import { renderHostedPage } from './hosted.ts';
@@ -20,14 +20,23 @@ export interface HttpOptions {
   faults: FaultRegistry;
   idempotency: IdempotencyCache;
   log: Logger;
-  rateLimitPerSecond: number | null;
+  /** The account's limit over every request, and each endpoint's own; null: none. */
+  rateLimit: { account: LimitSpec | null; endpoint: LimitSpec | null };
   latencyMs: number;
+}
+
+/** A request the rate limiter answered 429: nothing executed, nothing stored. */
+export interface RateLimitedRequest {
+  method: string;
+  path: string;
+  idempotencyKey: string | null;
 }
 
 export interface SandboxHttp {
   server: Server;
   /** Ends every held connection (hang faults) so `close` can finish. */
   dropHeld(): void;
+  rateLimited(): RateLimitedRequest[];
 }
 
 const maxBodyBytes = 1_000_000;
@@ -50,8 +59,9 @@ const delay = (ms: number): Promise<void> => new Promise((resolve) => setTimeout
 
 export function createSandboxHttp(opts: HttpOptions): SandboxHttp {
   const held = new Set<ServerResponse>();
-  const arrivals: number[] = [];
+  const limited: RateLimitedRequest[] = [];
   let requestCounter = 0;
+  const limiter = createRateLimiter(opts.rateLimit);
 
   function send(res: ServerResponse, reply: Reply, headers: Record<string, string> = {}): void {
     const body = JSON.stringify(reply.body, null, 2);
@@ -67,15 +77,6 @@ export function createSandboxHttp(opts: HttpOptions): SandboxHttp {
   function hold(res: ServerResponse): void {
     held.add(res);
     res.on('close', () => held.delete(res));
-  }
-
-  function overRateLimit(): boolean {
-    if (opts.rateLimitPerSecond === null) return false;
-    const now = performance.now();
-    while (arrivals.length > 0 && (arrivals[0] ?? 0) <= now - 1000) arrivals.shift();
-    if (arrivals.length >= opts.rateLimitPerSecond) return true;
-    arrivals.push(now);
-    return false;
   }
 
   const apiError500 = (): Reply => ({
@@ -133,11 +134,13 @@ export function createSandboxHttp(opts: HttpOptions): SandboxHttp {
       });
       return;
     }
-    if (overRateLimit()) {
+    const matched = matchRoute(method, path);
+    if (!limiter.allow(`${method} ${matched?.route.pattern ?? 'unknown'}`)) {
+      const key = req.headers['idempotency-key'];
+      limited.push({ method, path, idempotencyKey: typeof key === 'string' && key !== '' ? key : null });
       send(res, rateLimited());
       return;
     }
-    const matched = matchRoute(method, path);
     const fault = matched === null ? null : opts.faults.take(`${method} ${matched.route.pattern}`, matched.id);
     if (fault !== null && preFault(fault, res)) return;
 
@@ -224,5 +227,6 @@ export function createSandboxHttp(opts: HttpOptions): SandboxHttp {
       for (const res of held) res.destroy();
       held.clear();
     },
+    rateLimited: () => [...limited],
   };
 }

@@ -134,11 +134,16 @@ export interface Store {
   portalSessions: Map<string, PortalSessionRec>;
   events: EventRec[];
   nextId(prefix: string): string;
+  /** What a restored store needs to go on numbering where this one stopped. */
+  ids(): { tag: string; counter: number };
 }
 
-/** `idTag` keeps ids apart from an earlier sandbox's whose objects a database still holds. */
-export function createStore(idTag = ''): Store {
-  let counter = 0;
+/**
+ * `idTag` keeps ids apart from an earlier sandbox's whose objects a database still holds;
+ * `counter` continues the numbering of a restored one.
+ */
+export function createStore(idTag = '', startCounter = 0): Store {
+  let counter = startCounter;
   return {
     customers: new Map(),
     paymentMethods: new Map(),
@@ -153,6 +158,7 @@ export function createStore(idTag = ''): Store {
       counter += 1;
       return `${prefix}_sbx${idTag}${counter.toString(36).padStart(10, '0')}`;
     },
+    ids: () => ({ tag: idTag, counter }),
   };
 }
 

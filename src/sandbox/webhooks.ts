@@ -5,6 +5,12 @@ import type { EventRec } from './store.ts';
 /**
  * Signed webhook delivery like Stripe's: at least once, optionally duplicated and out of
  * order, retried with bounded backoff on anything but 2xx. Never awaited by API handlers.
+ *
+ * Out of order comes in two sizes: the events of one operation shuffled among themselves
+ * (`reorder`), and the events of an API request (or a duplicate) held back for a while
+ * (`lateShare`), so they arrive after the events of later operations: an old
+ * `invoice.payment_failed` after `invoice.paid`, or a duplicate long after its original. Which are held, and for how long, comes
+ * from the seeded stream; the delays themselves run in real time, like Stripe's.
  */
 
 export interface Clock {
@@ -23,6 +29,10 @@ export interface DeliveryRecord {
   attempt: number;
   status: number | null;
   error: string | null;
+  /** The second copy of a duplicated delivery. */
+  duplicate: boolean;
+  /** Real milliseconds this delivery was held back before its first attempt (0: sent at once). */
+  heldMs: number;
 }
 
 export interface WebhookQueueOptions {
@@ -33,6 +43,10 @@ export interface WebhookQueueOptions {
   signingClock: Clock;
   duplicateShare: number;
   reorder: boolean;
+  /** Share (0..1) of API requests' deliveries, and of duplicates, held back for `lateMinMs` to `lateMaxMs`. */
+  lateShare: number;
+  lateMinMs: number;
+  lateMaxMs: number;
   maxAttempts: number;
   backoffMs: number;
   timeoutMs: number;
@@ -66,11 +80,12 @@ export function createWebhookQueue(opts: WebhookQueueOptions): WebhookQueue {
       timers.set(t, resolve);
     });
 
-  async function deliver(event: EventRec): Promise<void> {
+  async function deliver(event: EventRec, duplicate: boolean, heldMs: number): Promise<void> {
+    if (heldMs > 0) await wait(heldMs);
     const payload = JSON.stringify(event, null, 2);
     for (let attempt = 1; attempt <= opts.maxAttempts && !stopped; attempt += 1) {
       const ts = Math.floor(opts.signingClock.now().getTime() / 1000);
-      const record: DeliveryRecord = { eventId: event.id, type: event.type, attempt, status: null, error: null };
+      const record: DeliveryRecord = { eventId: event.id, type: event.type, attempt, status: null, error: null, duplicate, heldMs };
       log.push(record);
       try {
         const res = await fetch(opts.url, {
@@ -103,10 +118,22 @@ export function createWebhookQueue(opts: WebhookQueueOptions): WebhookQueue {
         order[j] = a;
       }
     }
+    // One operation's events are held back together, as when the endpoint missed them and Stripe
+    // tries again later: a receiver never learns of a failure without the charge that explains it.
+    // Only answers to API requests are held, whose caller already has the answer: a held renewal
+    // failure would open its case late, with retries already due before the rest of the batch is
+    // applied, which on the demo's compressed clock is days (the worker would charge blind).
+    const heldMs = events.some((e) => e.request.id !== null) ? holdTime() : 0;
     for (const ev of order) {
-      track(deliver(ev));
-      if (opts.duplicateShare > 0 && opts.rng() < opts.duplicateShare) track(deliver(ev));
+      track(deliver(ev, false, heldMs));
+      if (opts.duplicateShare > 0 && opts.rng() < opts.duplicateShare) track(deliver(ev, true, holdTime()));
     }
+  }
+
+  /** No draws at all without `lateShare`, so seeded runs without it keep their old order. */
+  function holdTime(): number {
+    if (!(opts.lateShare > 0 && opts.rng() < opts.lateShare)) return 0;
+    return Math.max(1, Math.round(opts.lateMinMs + opts.rng() * (opts.lateMaxMs - opts.lateMinMs)));
   }
 
   return {

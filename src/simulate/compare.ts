@@ -4,10 +4,9 @@
  */
 import { generatePopulation } from '../demo/population.ts';
 import type { Policy } from '../dunning/policy.ts';
-import { parseReminderPolicy } from '../reminders/policy.ts';
 import { majorUnits, minorDigits } from '../money.ts';
 import { simulateStrategy, type SimSettings, type StrategyResult } from './engine.ts';
-import { fixedSchedule, noRetries, plannerStrategy, type Strategy } from './strategies.ts';
+import { fixedSchedule, noRetries, plannerStrategy, STRIPE_LIKE, type Strategy } from './strategies.ts';
 import { totalViolations } from './violations.ts';
 
 export interface CompareOptions {
@@ -26,25 +25,14 @@ export const SIMULATION_START = new Date('2026-03-02T00:00:00Z');
 export function standardStrategies(policy: Policy, policyLabel: string, merchantTimeZone: string): Strategy[] {
   return [
     plannerStrategy(policy, merchantTimeZone, policyLabel),
-    fixedSchedule({ tries: 8, days: 14, name: 'Stripe-like fixed schedule' }),
+    fixedSchedule({ ...STRIPE_LIKE, name: 'Stripe-like fixed schedule' }),
     noRetries,
   ];
 }
 
 export function comparePolicies(o: CompareOptions): StrategyResult[] {
   const population = generatePopulation({ seed: o.seed, customers: o.customers });
-  const reminders = parseReminderPolicy(o.policy.reminders);
-  const settings: SimSettings = {
-    seed: o.seed,
-    start: o.start ?? SIMULATION_START,
-    windowDays: o.policy.retry.windowDays,
-    reminderHours: reminders.enabled
-      ? [
-        ...(reminders.firstNotice.enabled ? [0] : []),
-        ...(reminders.lastChance.enabled ? [Math.max(0, o.policy.retry.windowDays * 24 - reminders.lastChance.hoursBefore)] : []),
-      ]
-      : [],
-  };
+  const settings: SimSettings = { seed: o.seed, start: o.start ?? SIMULATION_START };
   return standardStrategies(o.policy, o.policyLabel, o.merchantTimeZone).map((s) => simulateStrategy(population, s, settings));
 }
 
@@ -95,6 +83,8 @@ export function renderComparison(results: readonly StrategyResult[], o: { seed: 
     ]).replace(/^/gm, '  '));
     out.push('');
   }
-  out.push('Charges count every attempt after Stripe\'s failed renewal. Reminders and card updates are the same for every policy.');
+  out.push('Charges count every attempt after Stripe\'s failed renewal. Each strategy keeps its case open for its own window and sends');
+  out.push('a notice at the failure and a last chance before its window ends (your policy: as its reminder settings say); how');
+  out.push('customers answer reminders is the same for every strategy.');
   return out.join('\n') + '\n';
 }

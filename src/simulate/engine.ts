@@ -12,10 +12,6 @@ export interface SimSettings {
   seed: number;
   /** Instant the population's billing week starts. */
   start: Date;
-  /** Dunning window: reminders and card updates count until then, whatever the strategy. */
-  windowDays: number;
-  /** Hours after the failure at which reminders go out (e.g. the first notice and the last chance). */
-  reminderHours: number[];
 }
 
 export interface CaseResult {
@@ -49,8 +45,9 @@ export function simulateCase(member: Member, index: number, strategy: Strategy, 
   const issuer = memberRng(s.seed, index, 1);
   const customer = memberRng(s.seed, index, 2);
   const openedAt = new Date(s.start.getTime() + member.failsAfterMs);
-  const windowEnd = openedAt.getTime() + s.windowDays * DAY;
-  const reminders = s.reminderHours.map((h) => openedAt.getTime() + h * HOUR).filter((t) => t < windowEnd).sort((a, b) => a - b);
+  // Each strategy's own window: a baseline must not move with the policy under test.
+  const windowEnd = openedAt.getTime() + strategy.windowDays * DAY;
+  const reminders = strategy.reminderHours.map((h) => openedAt.getTime() + h * HOUR).filter((t) => t < windowEnd).sort((a, b) => a - b);
   const c: SimCase = {
     invoiceId: `in_sim_${member.key}`,
     openedAt,
@@ -65,8 +62,8 @@ export function simulateCase(member: Member, index: number, strategy: Strategy, 
   for (let step = 0; step < MAX_STEPS && !recovered; step += 1) {
     const last = c.attempts[c.attempts.length - 1] as SimAttempt;
     const proposed = strategy.nextRetry(c);
-    // A strategy must move forward in time; anything else ends its retries.
-    const retryAt = proposed !== null && proposed.getTime() > last.at.getTime() && proposed.getTime() < windowEnd ? proposed.getTime() : Infinity;
+    // A strategy must move forward in time, within its window (a retry on its last day counts).
+    const retryAt = proposed !== null && proposed.getTime() > last.at.getTime() && proposed.getTime() <= windowEnd ? proposed.getTime() : Infinity;
     const reminderAt = reminders[reminderIdx] ?? Infinity;
     if (retryAt === Infinity && reminderAt === Infinity) break;
     if (reminderAt <= retryAt) {
@@ -74,13 +71,13 @@ export function simulateCase(member: Member, index: number, strategy: Strategy, 
       if (!decideCardUpdate(member.cardUpdateProbability, customer)) continue;
       // The customer put in a working card: every strategy charges it at once.
       const at = new Date(Math.max(reminderAt, last.at.getTime() + 1));
-      const ok = decideCharge({ reason: null, firstFailedAt: null, at, timeZone: member.timeZone }, issuer).ok;
+      const ok = decideCharge({ reason: null, cardBrand: member.card.brand, firstFailedAt: null, at, timeZone: member.timeZone }, issuer).ok;
       c.attempts.push({ at, card: last.card + 1, source: 'card_update', ok, reason: null });
       recovered = ok;
       continue;
     }
     const at = new Date(retryAt);
-    const decision = decideCharge({ reason: member.card.failure, firstFailedAt, at, timeZone: member.timeZone }, issuer);
+    const decision = decideCharge({ reason: member.card.failure, cardBrand: member.card.brand, firstFailedAt, at, timeZone: member.timeZone }, issuer);
     c.attempts.push({ at, card: last.card, source: 'scheduled', ok: decision.ok, reason: decision.ok ? null : member.card.failure });
     recovered = decision.ok;
   }

@@ -1,11 +1,13 @@
 /**
- * Retry strategies the simulator compares. A strategy only decides when to retry the card that
- * failed; reminders and card updates are the same for every strategy, so the comparison isolates
- * retry timing.
+ * Retry strategies the simulator compares. A strategy decides when to retry the card that failed,
+ * how long its case stays open (its window) and when its reminders go out; how customers answer a
+ * reminder is the same for every strategy. Each strategy brings its own window, so the baselines
+ * do not move when the merchant's policy file does.
  */
 import { classifyDecline, type DeclineInfo } from '../dunning/declines.ts';
 import { planNextAttempt, type CaseHistory, type LedgerAttempt } from '../dunning/planner.ts';
 import type { Policy } from '../dunning/policy.ts';
+import { parseReminderPolicy } from '../reminders/policy.ts';
 import { declineFor, type FailureReason } from '../sandbox/issuer-model.ts';
 
 export interface SimAttempt {
@@ -31,6 +33,10 @@ export interface Strategy {
   name: string;
   /** One line saying what the strategy does, printed above its results. */
   describe: string;
+  /** Days from the failure until the case ends: retries, reminders and card updates count until then. */
+  windowDays: number;
+  /** Hours after the failure at which dunning reminders go out (each may make the customer put in a card). */
+  reminderHours: number[];
   /** When to retry the failed card next, after its last decline; null when no blind retry follows. */
   nextRetry(c: SimCase): Date | null;
 }
@@ -38,7 +44,7 @@ export interface Strategy {
 const DAY = 86_400_000;
 
 export function declineInfo(reason: FailureReason, cardBrand: string): DeclineInfo {
-  const d = declineFor(reason);
+  const d = declineFor(reason, cardBrand);
   return {
     declineCode: d.declineCode,
     failureCode: d.code,
@@ -60,11 +66,25 @@ function toLedger(c: SimCase): LedgerAttempt[] {
   }));
 }
 
-/** The worker's own planner with the merchant's policy (every case in the smart cohort). */
+/** A notice at the failure and a last chance `lastChanceHoursBefore` the window ends, as the reminder policy has them. */
+export function reminderSchedule(windowDays: number, o: { firstNotice: boolean; lastChanceHoursBefore: number | null }): number[] {
+  return [
+    ...(o.firstNotice ? [0] : []),
+    ...(o.lastChanceHoursBefore === null ? [] : [Math.max(0, windowDays * 24 - o.lastChanceHoursBefore)]),
+  ];
+}
+
+/** The worker's own planner with the merchant's policy (every case in the smart cohort), with its window and reminders. */
 export function plannerStrategy(policy: Policy, merchantTimeZone: string, name = 'policy'): Strategy {
+  const reminders = parseReminderPolicy(policy.reminders);
   return {
     name,
     describe: `the planner with policy ${policy.version} (${policy.retry.maxAttempts} attempts in ${policy.retry.windowDays} days, by decline category)`,
+    windowDays: policy.retry.windowDays,
+    reminderHours: reminderSchedule(policy.retry.windowDays, {
+      firstNotice: reminders.enabled && reminders.firstNotice.enabled,
+      lastChanceHoursBefore: reminders.enabled && reminders.lastChance.enabled ? reminders.lastChance.hoursBefore : null,
+    }),
     nextRetry(c) {
       const last = c.attempts[c.attempts.length - 1];
       if (!last) return null;
@@ -87,27 +107,45 @@ const STRIPE_NEVER_RETRY = new Set([
   'revocation_of_all_authorizations', 'authentication_required', 'highest_risk_level',
 ]);
 
+/** The baselines' reminders: a notice at the failure and a last chance two days before their window ends. */
+const BASELINE_REMINDERS = { firstNotice: true, lastChanceHoursBefore: 48 };
+
 /**
- * `tries` charges (the failed renewal included) evenly over `days`, at the time of day the renewal
- * failed, whatever the decline said, except Stripe's own never-retry codes unless told to ignore them.
+ * `retries` charges after the failed renewal, evenly over `days` (the last on the day the window
+ * ends), at the time of day the renewal failed, whatever the decline said, except Stripe's own
+ * never-retry codes unless told to ignore them: Stripe does not retry those on any schedule.
  */
-export function fixedSchedule(opts: { tries: number; days: number; name?: string; ignoreNeverRetry?: boolean }): Strategy {
-  const gap = (opts.days * DAY) / Math.max(1, opts.tries - 1);
+export function fixedSchedule(opts: { retries: number; days: number; name?: string; ignoreNeverRetry?: boolean; reminderHours?: number[] }): Strategy {
+  const gap = (opts.days * DAY) / Math.max(1, opts.retries);
   return {
     name: opts.name ?? 'fixed',
-    describe: `${opts.tries} tries evenly over ${opts.days} days, blind to decline categories`,
+    describe: `${opts.retries} retries evenly over ${opts.days} days after the failed renewal, whatever the decline, ${
+      opts.ignoreNeverRetry ? 'never-retry codes included' : "except Stripe's never-retry codes"
+    }; the case ends with the last retry`,
+    windowDays: opts.days,
+    reminderHours: opts.reminderHours ?? reminderSchedule(opts.days, BASELINE_REMINDERS),
     nextRetry(c) {
       const last = c.attempts[c.attempts.length - 1];
-      if (!last || c.attempts.length >= opts.tries) return null;
-      if (!opts.ignoreNeverRetry && last.reason !== null && STRIPE_NEVER_RETRY.has(declineFor(last.reason).declineCode)) return null;
-      return new Date(c.openedAt.getTime() + c.attempts.length * gap);
+      const retries = c.attempts.filter((a) => a.source === 'scheduled').length;
+      if (!last || retries >= opts.retries) return null;
+      if (!opts.ignoreNeverRetry && last.reason !== null && STRIPE_NEVER_RETRY.has(declineFor(last.reason, c.cardBrand).declineCode)) return null;
+      return new Date(c.openedAt.getTime() + (retries + 1) * gap);
     },
   };
 }
 
+/**
+ * Stripe's recommended Smart Retries setting is "8 tries within 2 weeks", set in its dashboard as
+ * a number of retries: 8 retries after the failed renewal, the last on day 14. No retries gets the
+ * same 14 days and reminders, so the two baselines differ only in retrying.
+ */
+export const STRIPE_LIKE = { retries: 8, days: 14 } as const;
+
 export const noRetries: Strategy = {
   name: 'no retries',
-  describe: 'only Stripe\'s failed renewal; recoveries come from reminders and card updates alone',
+  describe: `only Stripe's failed renewal; recoveries come from reminders and card updates alone, over ${STRIPE_LIKE.days} days`,
+  windowDays: STRIPE_LIKE.days,
+  reminderHours: reminderSchedule(STRIPE_LIKE.days, BASELINE_REMINDERS),
   nextRetry: () => null,
 };
 

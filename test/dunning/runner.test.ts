@@ -74,8 +74,9 @@ describe('retry runner against the sandbox', () => {
     expect(planned).toHaveLength(0);
     const c = await caseRow(w.db.sql, s.caseId);
     expect(c.status).toBe('open');
-    // The sandbox's lost_card carries Mastercard-style advice 03, which the classifier names first.
-    expect(c.next_attempt_reason).toMatch(/^awaiting customer: (lost_card|network_advice_03): this card must never be retried/);
+    // Whichever of the answer's codes the classifier names first: the decline code, Mastercard's
+    // advice 03, or Visa's category 1 response code 41 (the sandbox's advice codes follow the brand).
+    expect(c.next_attempt_reason).toMatch(/^awaiting customer: (lost_card|network_advice_03|visa_category_1_41): this card must never be retried/);
     expect(await jobsFor('dunning-deadlines', String(s.caseId))).toHaveLength(1);
   });
 

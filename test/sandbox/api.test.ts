@@ -7,16 +7,16 @@ const clock = manualClock('2026-05-12T09:00:00Z');
 let sandbox: Sandbox;
 let stripe: Stripe;
 
-const card = (failure: Parameters<Sandbox['updateCard']>[1]['failure']) => ({ brand: 'visa', failure, expMonth: 4, expYear: 2030 });
+const card = (failure: Parameters<Sandbox['updateCard']>[1]['failure'], brand = 'visa') => ({ brand, failure, expMonth: 4, expYear: 2030 });
 
-async function failingInvoice(failure: Parameters<typeof card>[0], amount = 2500) {
+async function failingInvoice(failure: Parameters<typeof card>[0], amount = 2500, brand = 'visa') {
   const customer = await sandbox.createCustomer({
     email: 'ana@example.test',
     name: 'Ana',
     country: 'DE',
     preferredLocales: ['de'],
     timeZone: 'Europe/Berlin',
-    card: card(failure),
+    card: card(failure, brand),
   });
   const invoice = await sandbox.createFailingInvoice(customer.id, { amount, currency: 'eur', subscription: true });
   return { customer, invoice };
@@ -61,7 +61,7 @@ describe('sandbox API through the real SDK', () => {
   });
 
   it('declines a retry with a StripeCardError carrying the decline details', async () => {
-    const { invoice } = await failingInvoice('lost_card');
+    const { invoice } = await failingInvoice('lost_card', 2500, 'mastercard');
     const err = await stripe.invoices.pay(invoice.id).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(Stripe.errors.StripeCardError);
     const cardErr = err as Stripe.errors.StripeCardError;
@@ -69,7 +69,9 @@ describe('sandbox API through the real SDK', () => {
     expect(cardErr.code).toBe('card_declined');
     expect(cardErr.decline_code).toBe('lost_card');
     expect(cardErr.advice_code).toBe('do_not_try_again');
+    // Mastercard's advice code 03, "do not try again"; a Visa card has no advice code (issuer-model.test.ts).
     expect(cardErr.network_advice_code).toBe('03');
+    expect(cardErr.network_decline_code).toBe('41');
     expect(cardErr.charge).toMatch(/^ch_/);
     expect((await stripe.invoices.retrieve(invoice.id)).attempt_count).toBe(2);
     expect(sandbox.charges(invoice.id).map((c) => c.status)).toEqual(['failed', 'failed']);

@@ -1,5 +1,6 @@
 import Stripe from 'stripe';
 import { afterEach, describe, expect, it } from 'vitest';
+import { createIdempotencyCache } from '../../src/sandbox/idempotency.ts';
 import { startSandbox, type Sandbox } from '../../src/sandbox/index.ts';
 import { manualClock } from './helpers.ts';
 
@@ -9,7 +10,7 @@ afterEach(async () => {
   sandbox = null;
 });
 
-async function setup(opts: { rateLimitPerSecond?: number; latencyMs?: number } = {}) {
+async function setup(opts: { rateLimitPerSecond?: number; rateLimitBurst?: number; latencyMs?: number } = {}) {
   const clock = manualClock('2026-05-15T06:00:00Z');
   const sb = await startSandbox({ clock, seed: 3, ...opts });
   sandbox = sb;
@@ -118,6 +119,24 @@ describe('idempotency, faults and rate limits', () => {
     for (const r of limited) expect((r as PromiseRejectedResult).reason).toBeInstanceOf(Stripe.errors.StripeRateLimitError);
   });
 
+  it('lets a burst through, then limits to the steady rate, and records what it turned away', async () => {
+    // 4 per second, and 4 at once: a burst of 10 gets 4 through and 6 answered 429 (5 if the
+    // requests take over a quarter second to arrive).
+    const { sb, invoiceId, stripe } = await setup({ rateLimitPerSecond: 4, rateLimitBurst: 4 });
+    await new Promise((resolve) => setTimeout(resolve, 1100)); // setup's own requests: let the bucket refill
+    const results = await Promise.allSettled(Array.from({ length: 10 }, (_, i) => stripe.invoices.pay(invoiceId, {}, { idempotencyKey: `burst-${i}` })));
+    const limited = results.filter((r) => r.status === 'rejected' && r.reason instanceof Stripe.errors.StripeRateLimitError);
+    expect(limited.length).toBeGreaterThanOrEqual(5);
+    expect(limited.length).toBeLessThanOrEqual(6);
+    expect(sb.rateLimited()).toHaveLength(limited.length);
+    expect(sb.rateLimited()[0]).toMatchObject({ method: 'POST', path: `/v1/invoices/${invoiceId}/pay`, idempotencyKey: expect.stringMatching(/^burst-\d$/) });
+    // A 429 stored nothing: the same key runs for real once the bucket has refilled.
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    const key = sb.rateLimited()[0]!.idempotencyKey!;
+    const retried = await stripe.invoices.pay(invoiceId, {}, { idempotencyKey: key }).catch((e: unknown) => e as Stripe.errors.StripeError);
+    expect((retried as Stripe.errors.StripeError).message).toBe('Invoice is already paid');
+  });
+
   it('accepts faults over HTTP for a sandbox in another process', async () => {
     const { sb, invoiceId, stripe } = await setup();
     const res = await fetch(`${sb.url}/_sandbox/faults`, {
@@ -136,5 +155,22 @@ describe('idempotency, faults and rate limits', () => {
     await expect(stripe.invoices.retrieve(invoiceId)).rejects.toBeInstanceOf(Stripe.errors.StripeRateLimitError);
     await expect(stripe.invoices.retrieve(invoiceId)).rejects.toBeInstanceOf(Stripe.errors.StripeRateLimitError);
     expect((await stripe.invoices.retrieve(invoiceId)).id).toBe(invoiceId);
+  });
+
+  it('forgets keys once they expire, so memory does not grow with every request ever made', () => {
+    const clock = manualClock('2026-05-15T06:00:00Z');
+    const cache = createIdempotencyCache(clock, 60_000);
+    for (let i = 0; i < 500; i += 1) {
+      expect(cache.begin(`k${i}`, 'f').kind).toBe('new');
+      cache.complete(`k${i}`, { status: 200, body: { i } });
+    }
+    clock.advance(30_000);
+    expect(cache.begin('k1', 'f')).toEqual({ kind: 'replay', response: { status: 200, body: { i: 1 } } });
+    expect(cache.begin('late', 'f').kind).toBe('new');
+    expect(cache.size()).toBe(501);
+    clock.advance(30_000);
+    // The first 500 are a minute old now: gone, and the key can be used afresh.
+    expect(cache.begin('k1', 'g').kind).toBe('new');
+    expect(cache.size()).toBe(2);
   });
 });

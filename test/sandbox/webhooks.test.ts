@@ -35,7 +35,7 @@ describe('sandbox webhooks', () => {
     const types = events.map((e) => e.type);
     expect(types).toEqual(expect.arrayContaining(['charge.failed', 'payment_intent.payment_failed', 'invoice.payment_failed', 'customer.subscription.updated']));
     const failed = events.find((e) => e.type === 'invoice.payment_failed') as Stripe.InvoicePaymentFailedEvent;
-    expect(failed).toMatchObject({ object: 'event', api_version: '2026-10-28.endive', livemode: false, created: Math.floor(clock.now().getTime() / 1000) });
+    expect(failed).toMatchObject({ object: 'event', api_version: Stripe.API_VERSION, livemode: false, created: Math.floor(clock.now().getTime() / 1000) });
     expect(failed.data.object.id).toBe(invoice.id);
     const charge = events.find((e) => e.type === 'charge.failed') as Stripe.ChargeFailedEvent;
     expect(charge.data.object.outcome).toMatchObject({ advice_code: 'try_again_later', network_decline_code: '51' });
@@ -85,6 +85,39 @@ describe('sandbox webhooks', () => {
     const emitted = sb.events().map((e) => e.id);
     expect([...arrived].sort()).toEqual([...emitted].sort());
     expect(arrived).not.toEqual(emitted);
+  });
+
+  it('holds back a share of API requests\' events and of duplicates, so they cross later operations, the same way for a seed', async () => {
+    async function story() {
+      const receiver = await startReceiver();
+      const { sb } = await setup(receiver, { seed: 8, lateShare: 0.5, lateMaxMs: 300, duplicateShare: 0.5 });
+      const c = await sb.createCustomer({ email: 'g@example.test', name: 'G', country: 'FR', card: { brand: 'mastercard', failure: 'generic_decline', expMonth: 9, expYear: 2030 } });
+      const invoice = await sb.createFailingInvoice(c.id, { amount: 4200, currency: 'eur', subscription: true });
+      const stripe = sb.stripe();
+      await expect(stripe.invoices.pay(invoice.id, {}, { idempotencyKey: 'retry' })).rejects.toBeInstanceOf(Stripe.errors.StripeCardError);
+      await sb.updateCard(c.id, { brand: 'visa', failure: null, expMonth: 1, expYear: 2031 });
+      await stripe.invoices.pay(invoice.id, {}, { idempotencyKey: 'after-update' });
+      await sb.flushWebhooks();
+      const arrived = receiver.received.map((r) => JSON.parse(r.body) as Stripe.Event);
+      return { sb, arrived, held: sb.deliveries().filter((d) => d.heldMs > 0).map((d) => `${d.eventId}${d.duplicate ? '+dup' : ''}:${d.heldMs}`).sort() };
+    }
+    const { sb, arrived, held } = await story();
+    const types = arrived.map((e) => e.type);
+    // The retry's failure arrives after the payment that closed the invoice.
+    expect(types.lastIndexOf('invoice.payment_failed')).toBeGreaterThan(types.indexOf('invoice.paid'));
+    const retryEvents = sb.events().filter((e) => e.request.idempotency_key === 'retry');
+    const firstTry = (id: string) => sb.deliveries().find((d) => d.eventId === id && !d.duplicate && d.attempt === 1)!;
+    // Held together: the failure never arrives without the charge that explains it.
+    expect(new Set(retryEvents.map((e) => firstTry(e.id).heldMs)).size).toBe(1);
+    expect(firstTry(retryEvents[0]!.id).heldMs).toBeGreaterThan(0);
+    // Stripe's own renewal charge (no API request) is never held; duplicates may be.
+    const renewal = sb.events().filter((e) => e.request.id === null && e.type === 'invoice.payment_failed');
+    expect(renewal.map((e) => firstTry(e.id).heldMs)).toEqual([0]);
+    expect(sb.deliveries().some((d) => d.duplicate && d.heldMs > 0)).toBe(true);
+    // Still at least once: every event arrives.
+    expect(new Set(arrived.map((e) => e.id))).toEqual(new Set(sb.events().map((e) => e.id)));
+    // Which deliveries wait, and how long, comes from the seed.
+    expect((await story()).held).toEqual(held);
   });
 
   it('redelivers on non-2xx with bounded attempts, without blocking the API', async () => {

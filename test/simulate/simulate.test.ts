@@ -6,12 +6,12 @@ import { describe, expect, it } from 'vitest';
 import { generatePopulation } from '../../src/demo/population.ts';
 import { defaultPolicy } from '../../src/dunning/policy.ts';
 import { comparePolicies, renderComparison, SIMULATION_START } from '../../src/simulate/compare.ts';
-import { simulateStrategy, type SimSettings } from '../../src/simulate/engine.ts';
+import { simulateCase, simulateStrategy, type SimSettings } from '../../src/simulate/engine.ts';
 import { fixedSchedule, type SimAttempt } from '../../src/simulate/strategies.ts';
 import { countViolations, totalViolations } from '../../src/simulate/violations.ts';
 
 const cli = join(import.meta.dirname, '../../src/cli.ts');
-const settings: SimSettings = { seed: 7, start: SIMULATION_START, windowDays: 21, reminderHours: [0, 21 * 24 - 48] };
+const settings: SimSettings = { seed: 7, start: SIMULATION_START };
 const H = 3_600_000;
 
 function run(args: string[]) {
@@ -39,6 +39,34 @@ describe('comparePolicies', () => {
     const first = comparePolicies(options);
     expect(comparePolicies(options)).toEqual(first);
     expect(comparePolicies({ ...options, seed: 12 })).not.toEqual(first);
+  });
+
+  it('keeps the baselines where they are whatever the policy file says', () => {
+    const other = defaultPolicy();
+    other.retry.windowDays = 9;
+    other.retry.maxAttempts = 3;
+    other.reminders = { firstNotice: { enabled: false }, lastChance: { hoursBefore: 120 } };
+    const [mine, fixed, none] = comparePolicies(options);
+    const [theirs, fixed2, none2] = comparePolicies({ ...options, policy: other, policyLabel: 'policy other.json' });
+    // The policy row does change, or the file never reached the simulation.
+    expect(theirs).not.toEqual(mine);
+    expect(fixed2).toEqual(fixed);
+    expect(none2).toEqual(none);
+  });
+
+  it('retries 8 times over 14 days in the Stripe-like schedule, and not after a never-retry code', () => {
+    const population = generatePopulation({ seed: 11, customers: 300 });
+    const stripeLike = fixedSchedule({ retries: 8, days: 14 });
+    const noReminders = { ...stripeLike, reminderHours: [] };
+    const byReason = (reason: string) => population.findIndex((m) => m.card.failure === reason);
+    const runOne = (i: number) => simulateCase(population[i]!, i, noReminders, settings);
+    // Expired cards never pass and are not on Stripe's never-retry list: all 8 retries, the last on day 14.
+    const expired = runOne(byReason('expired_card'));
+    expect(expired.charges).toBe(8);
+    const opened = expired.attempts[0]!.at.getTime();
+    expect(expired.attempts.slice(1).map((a) => (a.at.getTime() - opened) / 86_400_000)).toEqual([1.75, 3.5, 5.25, 7, 8.75, 10.5, 12.25, 14]);
+    // A stolen card is on it: Stripe stops at once.
+    expect(runOne(byReason('stolen_card')).charges).toBe(0);
   });
 
   it('recovers least with no retries, and the planner keeps within the network rules', () => {
@@ -70,8 +98,8 @@ describe('comparePolicies', () => {
 describe('violations', () => {
   it('are counted when a deliberately bad schedule hammers every card', () => {
     const population = generatePopulation({ seed: 5, customers: 120 });
-    const hammer = fixedSchedule({ tries: 60, days: 2, name: 'hammer', ignoreNeverRetry: true });
-    const result = simulateStrategy(population, hammer, { ...settings, reminderHours: [] });
+    const hammer = fixedSchedule({ retries: 60, days: 2, name: 'hammer', ignoreNeverRetry: true, reminderHours: [] });
+    const result = simulateStrategy(population, hammer, settings);
     expect(result.violations.over30d).toBeGreaterThan(0);
     expect(result.violations.afterNeverRetry).toBeGreaterThan(0);
     expect(result.violations.mastercard24h).toBeGreaterThan(0);
