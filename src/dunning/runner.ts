@@ -8,7 +8,8 @@ import { QUEUES } from '../queue.ts';
 import { payInvoice, retrieveInvoice, type ChargeOutcome, type StripeGateway } from '../stripe/charge.ts';
 import { createThrottle, type Throttle } from '../stripe/throttle.ts';
 import { pauseOfInvoice, pausedAt, pauseReason } from './collection-pause.ts';
-import { classifyDecline, type Classification } from './declines.ts';
+import { classifyDecline, type Classification, type DeclineInfo } from './declines.ts';
+import { detailsOfIntent } from '../events/charges.ts';
 import { closeForMissingInvoice, handleDeadline, MISSING_INVOICE, type CaseClosedEvent, type FinalActionDeps } from './final-action.ts';
 import type { Policy } from './policy.ts';
 import { checkCharge } from './planner.ts';
@@ -91,8 +92,10 @@ export async function executeAttempt(deps: RunnerDeps, attemptId: number): Promi
   if (remote.status === 'open' && local.caseRow !== null) {
     // Decline details can reach the ledger after this attempt was planned (events arrive in any
     // order): the card may be barred by now, or over a network limit.
-    const barred = await chargeBarred(deps, local.caseRow, attempt);
-    if (barred) return skip(deps, attempt, barred, { replan: true });
+    const barred = await chargeBarred(deps, local.caseRow, attempt, remote);
+    // Barred by details the ledger does not hold yet: planning again from the ledger would plan
+    // the same blind charge, so the case waits; the late event re-plans it when it lands.
+    if (barred) return skip(deps, attempt, barred.reason, { replan: !barred.late });
   }
 
   const outcome = await payInvoice(deps.gateway, attempt.invoiceId, keyOf(attempt), attempt.paymentMethod);
@@ -118,13 +121,51 @@ export function skipReason(c: CaseRow, invoice: store.InvoiceRow | null, now: Da
   return null;
 }
 
-/** Why charging this attempt's card now would break a never-retry answer or a network limit, if it would. */
-async function chargeBarred(deps: RunnerDeps, caseRow: CaseRow, a: AttemptRow): Promise<string | null> {
+/**
+ * Why charging this attempt's card now would break a never-retry answer or a network limit, if it
+ * would. `late`: only the details of Stripe's own charge read from `remote` (see
+ * `lateStripeDecline`) bar it.
+ */
+async function chargeBarred(deps: RunnerDeps, caseRow: CaseRow, a: AttemptRow, remote: Stripe.Invoice): Promise<{ reason: string; late: boolean } | null> {
   // Checked against exactly the card this attempt charges (the one it was planned for).
   const ctx = await loadPlanContext(deps.sql, deps, caseRow, a.paymentMethod, { asPlanned: true });
   const history = { ...ctx.history, attempts: ctx.history.attempts.filter((x) => x.attemptNo !== a.attemptNo) };
   const check = checkCharge(history, ctx.customer, deps.clock.now());
-  return check.allowed ? null : `not charged: ${check.reason}`;
+  if (!check.allowed) return { reason: `not charged: ${check.reason}`, late: false };
+  const late = lateStripeDecline(remote, ctx.attempts);
+  if (!late) return null;
+  const patched = history.attempts.map((x) => (x.attemptNo === late.attemptNo ? { ...x, decline: late.decline, paymentMethod: x.paymentMethod ?? late.paymentMethod } : x));
+  const recheck = checkCharge({ ...history, attempts: patched }, ctx.customer, deps.clock.now());
+  if (recheck.allowed) return null;
+  deps.log.info({ attemptId: a.id, invoiceId: a.invoiceId, stripeAttempt: late.attemptNo }, 'decline details read from Stripe ahead of their event bar this charge');
+  return { reason: `not charged: ${recheck.reason} (read from Stripe before its event arrived)`, late: true };
+}
+
+/**
+ * What the bank said to Stripe's own latest charge, when the ledger holds that decline without
+ * details: charge.failed and payment_intent.payment_failed can sit behind a backlog, so a retry
+ * may come due planned blind, on a card that is lost or needs 3-D Secure. The invoice read before
+ * every charge carries the PaymentIntents' last error. Used for this check only: the ledger gets
+ * the details from the events, which also tell the reminders.
+ */
+export function lateStripeDecline(remote: Stripe.Invoice, attempts: readonly AttemptRow[]): { attemptNo: number; paymentMethod: string | null; decline: DeclineInfo } | null {
+  const last = attempts.filter((x) => x.status === 'declined').sort((x, y) => y.attemptNo - x.attemptNo)[0];
+  if (!last || last.source !== 'stripe') return null;
+  if (last.declineCode || last.failureCode || last.adviceCode || last.networkAdviceCode) return null;
+  const intents = (remote.payments?.data ?? [])
+    .map((p) => p.payment?.payment_intent)
+    .filter((pi): pi is Stripe.PaymentIntent => typeof pi === 'object' && pi !== null && pi.last_payment_error != null);
+  const latest = intents[intents.length - 1];
+  if (!latest) return null;
+  const d = detailsOfIntent(latest);
+  // An error the ledger already holds on another attempt is that attempt's, not Stripe's.
+  if (d.chargeId && attempts.some((x) => x.chargeId === d.chargeId && x.id !== last.id)) return null;
+  if (!d.declineCode && !d.failureCode && !d.adviceCode && !d.networkAdviceCode) return null;
+  return {
+    attemptNo: last.attemptNo,
+    paymentMethod: d.paymentMethod,
+    decline: { declineCode: d.declineCode, failureCode: d.failureCode, adviceCode: d.adviceCode, networkAdviceCode: d.networkAdviceCode, networkDeclineCode: d.networkDeclineCode, cardBrand: d.cardBrand },
+  };
 }
 
 async function skip(deps: RunnerDeps, a: AttemptRow, reason: string, o: { replan?: boolean } = {}): Promise<RunResult> {

@@ -51,8 +51,12 @@ export async function call<T>(gateway: StripeGateway, fn: (stripe: Stripe) => Pr
 export async function retrieveInvoice(
   gateway: StripeGateway, invoiceId: string, o: { withSubscription?: boolean } = {},
 ): Promise<Stripe.Invoice | null> {
-  // The subscription comes in the same request: its `pause_collection` decides whether to charge.
-  const params: Stripe.InvoiceRetrieveParams = o.withSubscription ? { expand: ['parent.subscription_details.subscription'] } : {};
+  // In the same request: the subscription, whose `pause_collection` decides whether to charge, and
+  // the PaymentIntents, whose last error tells what the bank said to Stripe's own charge when its
+  // event has not reached us yet.
+  const params: Stripe.InvoiceRetrieveParams = o.withSubscription
+    ? { expand: ['parent.subscription_details.subscription', 'payments.data.payment.payment_intent'] }
+    : {};
   try {
     return await call(gateway, (s) => s.invoices.retrieve(invoiceId, params));
   } catch (cause) {

@@ -109,6 +109,35 @@ describe('retry runner against the sandbox', () => {
     expect(await planned()).toHaveLength(0);
   });
 
+  /** Stripe's own decline is in the ledger without anything the bank said: its charge.failed is still queued. */
+  async function withoutFirstDeclineDetails(invoiceId: string): Promise<void> {
+    await w.db.sql`update payment_attempts set decline_code = null, failure_code = null, advice_code = null, network_advice_code = null,
+                     network_decline_code = null, decline_category = null where invoice_id = ${invoiceId} and attempt_no = 1`;
+  }
+
+  it("a retry planned before Stripe's decline details arrived is not charged when Stripe already says the card is stolen", async () => {
+    const s = await seedFailedInvoice(w, 'stolen_card');
+    await withoutFirstDeclineDetails(s.invoiceId);
+    const id = await planDueAttempt(w.db.sql, s, w.clock.now());
+    expect(await executeAttempt(w.deps, id)).toBe('skipped');
+    expect(apiCharges(w.sandbox, s.invoiceId)).toHaveLength(0);
+    expect((await attemptRow(w.db.sql, id)).failure_message).toMatch(/^not charged: .*(stolen_card|network_advice_03|visa_category_1).*read from Stripe before its event arrived/);
+    // Planning again from the ledger would plan the same blind charge: the case waits for the late
+    // event (or its deadline) instead.
+    expect(await w.db.sql`select 1 from payment_attempts where invoice_id = ${s.invoiceId} and status = 'planned'`).toHaveLength(0);
+    expect(await jobsFor('dunning-deadlines', String(s.caseId))).toHaveLength(1);
+    // The ledger is left for the event to fill, which also tells the reminders.
+    expect((await w.db.sql`select decline_code from payment_attempts where invoice_id = ${s.invoiceId} and attempt_no = 1`)[0]!.decline_code).toBeNull();
+  });
+
+  it('late details that do not bar the card let the planned retry go ahead', async () => {
+    const s = await seedFailedInvoice(w, 'insufficient_funds');
+    await withoutFirstDeclineDetails(s.invoiceId);
+    const id = await planDueAttempt(w.db.sql, s, w.clock.now());
+    expect(['succeeded', 'declined']).toContain(await executeAttempt(w.deps, id));
+    expect(apiCharges(w.sandbox, s.invoiceId)).toHaveLength(1);
+  });
+
   it('an invoice paid elsewhere is never charged: the attempt is skipped after reading Stripe', async () => {
     const s = await seedFailedInvoice(w, 'generic_decline');
     const id = await planDueAttempt(w.db.sql, s, w.clock.now());
