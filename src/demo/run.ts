@@ -20,7 +20,7 @@ import { updateCardRoutesFor } from '../http/update-card.ts';
 import { webhookRoutes } from '../http/webhook.ts';
 import { createLogger, type Logger } from '../log.ts';
 import { projectRoot } from '../paths.ts';
-import { startQueue } from '../queue.ts';
+import { QUEUES, startQueue } from '../queue.ts';
 import { startMailCatcher, type CaughtMail, type MailCatcher } from '../reminders/mail-catcher.ts';
 import { loadReport, type Report } from '../reports/build.ts';
 import { resolvePeriod } from '../reports/period.ts';
@@ -252,7 +252,10 @@ export async function runDemo(env: NodeJS.ProcessEnv, o: DemoOptions, print: (li
     // The same seed makes the same people again: a kept run's customers get their own addresses.
     await driveCycle({ o, clock, sandbox, catcher, db, config, print, start, emailTag: run > 1 ? `run${run}` : null });
 
-    // Stop time, let in-flight webhooks land and be applied, then stop the workers.
+    // Stop charging first (a charge started now would run against stopped time, before the
+    // moment it was planned for), then stop time, let in-flight webhooks land and be applied, and
+    // stop the remaining workers.
+    for (const queue of [QUEUES.attempts, QUEUES.deadlines]) await boss.offWork(queue, { wait: true });
     clock.freeze();
     await sandbox.flushWebhooks();
     await settle(db, 15_000);

@@ -127,8 +127,10 @@ describe('dunning demo (headless, small)', () => {
     // Successful retries carry no charge id in the ledger (invoices.pay answers with the invoice),
     // so charges and attempts are paired per invoice, in time order.
     const ledger = await sql`
-      select invoice_id, attempt_no, source, planned_at, started_at, plan_reason, request_tries from payment_attempts
+      select invoice_id, attempt_no, source, status, planned_at, started_at, finished_at, plan_reason, request_tries, failure_message from payment_attempts
        where source <> 'stripe' and status in ('succeeded', 'declined', 'unknown', 'in_flight')
+         -- A card that needs 3-D Secure is answered without a charge, as Stripe does.
+         and failure_code is distinct from 'invoice_payment_intent_requires_action'
        order by invoice_id, attempt_no`;
     const attemptsOf = new Map<string, typeof ledger>();
     for (const r of ledger) attemptsOf.set(r.invoice_id as string, [...(attemptsOf.get(r.invoice_id as string) ?? []), r] as typeof ledger);
@@ -136,7 +138,7 @@ describe('dunning demo (headless, small)', () => {
     for (const c of retries) chargesOf.set(c.invoice, [...(chargesOf.get(c.invoice) ?? []), c]);
     for (const [invoice, charges] of chargesOf) {
       const attempts = attemptsOf.get(invoice) ?? [];
-      expect(charges.length, `charges at the sandbox for ${invoice}`).toBe(attempts.length);
+      expect(charges.length, `charges at the sandbox for ${invoice}: ${JSON.stringify(charges)} ledger ${JSON.stringify(attempts)}`).toBe(attempts.length);
       charges.sort((a, b) => a.created - b.created);
       charges.forEach((charge, i) => {
         const a = attempts[i]!;
@@ -147,7 +149,7 @@ describe('dunning demo (headless, small)', () => {
           .toBeGreaterThanOrEqual(Math.floor((a.planned_at as Date).getTime() / 1000) - SCALE / 10);
       });
     }
-    expect([...attemptsOf.keys()].every((invoice) => chargesOf.has(invoice))).toBe(true);
+    expect([...attemptsOf.keys()].filter((invoice) => !chargesOf.has(invoice)).map((i) => JSON.stringify(attemptsOf.get(i)))).toEqual([]);
   });
 
   it('never charges a card again after a never-retry decline on it, nor off-session after it asked for authentication', async () => {
