@@ -65,10 +65,51 @@ export async function retrieveInvoice(
   }
 }
 
-/** The customer as Stripe holds it now; null when it was deleted. */
-export async function retrieveCustomer(gateway: StripeGateway, customerId: string): Promise<Stripe.Customer | null> {
+/**
+ * Whether asking Stripe again later may get another answer: it was busy (429), a lock was held
+ * (409), it had trouble of its own (5xx), or it never answered (connection refused, timeout).
+ */
+export function isTransientStripeError(err: unknown): boolean {
+  if (!(err instanceof Stripe.errors.StripeError)) return true;
+  const status = err.statusCode;
+  return err instanceof Stripe.errors.StripeConnectionError
+    || err instanceof Stripe.errors.StripeRateLimitError
+    || err instanceof Stripe.errors.StripeAPIError
+    || status === undefined || status === 409 || status === 429 || status >= 500;
+}
+
+export interface ReadRetries {
+  /** Tries in all, the first included. */
+  tries: number;
+  /** Wait before the second try; doubles after each. */
+  firstDelayMs: number;
+}
+
+/**
+ * A read repeated, with backoff, while Stripe's answer is transient. Reads only: repeating them is
+ * always safe, where a write has an idempotency key and an outcome of its own to reason about.
+ */
+export async function readWithRetries<T>(read: () => Promise<T>, r: ReadRetries): Promise<T> {
+  for (let tryNo = 1; ; tryNo += 1) {
+    try {
+      return await read();
+    } catch (err) {
+      if (tryNo >= r.tries || !isTransientStripeError(err)) throw err;
+      await new Promise((resolve) => setTimeout(resolve, r.firstDelayMs * 2 ** (tryNo - 1)));
+    }
+  }
+}
+
+/**
+ * The customer as Stripe holds it now; null when it was deleted. Repeated while Stripe is busy
+ * (by default three tries within about 1.5 s): without it a customer first seen during a burst of
+ * 429s would be dunned in the merchant's zone and language.
+ */
+export async function retrieveCustomer(
+  gateway: StripeGateway, customerId: string, retries: ReadRetries = { tries: 3, firstDelayMs: 500 },
+): Promise<Stripe.Customer | null> {
   try {
-    const c = await call(gateway, (s) => s.customers.retrieve(customerId));
+    const c = await readWithRetries(() => call(gateway, (s) => s.customers.retrieve(customerId)), retries);
     return c.deleted ? null : c;
   } catch (cause) {
     throw new Error(`cannot read customer ${customerId} from Stripe`, { cause });

@@ -1,5 +1,5 @@
 import Stripe from 'stripe';
-import { call, type StripeGateway } from './charge.ts';
+import { call, isTransientStripeError, type StripeGateway } from './charge.ts';
 
 /**
  * Billing Portal sessions: the update-card link for a customer whose invoice has no hosted page
@@ -33,11 +33,7 @@ export function classifyPortalError(err: unknown): PortalError {
   const status = err.statusCode;
   const configuration = err instanceof Stripe.errors.StripeAuthenticationError || err instanceof Stripe.errors.StripePermissionError
     || status === 401 || status === 403;
-  const transient = configuration
-    || err instanceof Stripe.errors.StripeConnectionError
-    || err instanceof Stripe.errors.StripeRateLimitError
-    || err instanceof Stripe.errors.StripeAPIError
-    || status === undefined || status === 409 || status === 429 || status >= 500;
+  const transient = configuration || isTransientStripeError(err);
   return new PortalError(`billing portal: ${status ?? 'no answer'}: ${message}`, { transient, configuration, cause: err });
 }
 

@@ -70,6 +70,36 @@ describe('customers the worker never heard about', () => {
     expect((await customerRow(c.id))!.time_zone).toBe('America/New_York');
   });
 
+  test('a read Stripe answers 429 is asked again, so the customer still gets their zone and language', async () => {
+    const c = await sandbox.createCustomer({
+      email: 'busy@example.de', name: 'B', country: 'DE', preferredLocales: ['de'], timeZone: 'Europe/Berlin',
+      card: { brand: 'visa', failure: 'insufficient_funds', expMonth: 12, expYear: 2030 },
+    });
+    sandbox.inject({ kind: 'http_429', route: 'GET /v1/customers/:id', objectId: c.id, times: 2 });
+    await apply(db.sql, deps, event('invoice.payment_failed', invoice({ id: 'in_f4', customer: c.id })));
+    expect(await customerRow(c.id)).toMatchObject({ preferred_locales: ['de'], time_zone: 'Europe/Berlin' });
+  });
+
+  test('a read that keeps failing gives up after its tries; an answer that will not change is not asked again', async () => {
+    const stripe = createStripeClient(
+      { stripeSecretKey: sandbox.apiKey, stripeApiBase: { protocol: 'http', host: sandbox.host, port: sandbox.port } },
+      { timeoutMs: 2_000 },
+    );
+    const gateway = { stripe, throttle: createThrottle(100) };
+    const c = await sandbox.createCustomer({
+      email: 'x@example.com', name: 'X', country: 'DE', card: { brand: 'visa', failure: null, expMonth: 12, expYear: 2030 },
+    });
+    sandbox.inject({ kind: 'http_500', route: 'GET /v1/customers/:id', objectId: c.id, times: 5 });
+    await expect(retrieveCustomer(gateway, c.id, { tries: 3, firstDelayMs: 10 })).rejects.toThrow(/cannot read customer/);
+    // Two of the five faults are left: exactly three tries were made.
+    await expect(retrieveCustomer(gateway, c.id, { tries: 2, firstDelayMs: 10 })).rejects.toThrow(/cannot read customer/);
+    expect(await retrieveCustomer(gateway, c.id, { tries: 1, firstDelayMs: 10 })).toMatchObject({ id: c.id });
+    // 404 is final: one try only, even with tries to spare.
+    const started = Date.now();
+    await expect(retrieveCustomer(gateway, 'cus_nobody', { tries: 3, firstDelayMs: 1_000 })).rejects.toThrow(/cannot read customer/);
+    expect(Date.now() - started).toBeLessThan(900);
+  });
+
   test('when Stripe cannot be read the event still applies, with what the invoice says about the customer', async () => {
     const failing: ProcessorDeps = { ...deps, fetchCustomer: async () => { throw new Error('connection refused'); } };
     await apply(db.sql, failing, event('invoice.payment_failed', invoice({
