@@ -82,6 +82,8 @@ export function wireHooks(deps: Pick<WorkerDeps, 'boss' | 'clock' | 'log' | 'con
   const scheduler: SchedulerDeps = {
     boss, clock, log, merchantTimeZone: config.defaultTimeZone, policies: createPolicySource(policy),
     onAttemptPlanned: runner.onAttemptPlanned, onMerchantError: runner.onMerchantError,
+    // Stripe's pause_collection holds reminders as `dunning pause` does.
+    onCaseHeld: reminders.casePaused.bind(reminders), onCaseReleased: reminders.caseResumed.bind(reminders),
   };
   return {
     reminders,

@@ -59,8 +59,10 @@ export async function followCollectionPause(tx: Tx, deps: SchedulerDeps, subscri
       const reason = pauseReason(pause);
       const n = await cancelPlanned(tx, deps, c.invoiceId, reason);
       await store.setNextAttempt(tx, c.id, null, `held: ${reason}`, now);
+      await deps.onCaseHeld?.(tx, { caseId: c.id, at: now });
       deps.log.info({ caseId: c.id, invoiceId: c.invoiceId, cancelled: n }, 'collection paused at Stripe: case held');
     } else {
+      if (!c.paused) await deps.onCaseReleased?.(tx, { caseId: c.id, at: now });
       const result = await planNext(tx, deps, c.id);
       deps.log.info({ caseId: c.id, invoiceId: c.invoiceId, result: result.kind }, 'collection resumed at Stripe: case planned again');
     }

@@ -31,6 +31,12 @@ export interface SchedulerDeps {
   onAttemptPlanned?: (tx: Tx, e: AttemptPlannedEvent) => Promise<void>;
   /** Dunning stopped on the merchant's own error: ops are alerted (once per case). */
   onMerchantError?: (tx: Tx, e: { caseId: number; invoiceId: string; reason: string; at: Date }) => Promise<void>;
+  /**
+   * Stripe paused collection (the case is held) or lifted the pause. Resumed is told before the
+   * case is planned again, so what the pause held back can be planned with it.
+   */
+  onCaseHeld?: (tx: Tx, e: { caseId: number; at: Date }) => Promise<void>;
+  onCaseReleased?: (tx: Tx, e: { caseId: number; at: Date }) => Promise<void>;
 }
 
 /** Job payloads. */

@@ -33,7 +33,7 @@ export interface ReminderHooks {
   attemptPlanned(tx: Tx, e: { caseId: number; invoiceId: string; at: Date; isLast: boolean; deadline?: boolean }): Promise<void>;
   /** The retry engine stopped on the merchant's own error (e.g. invalid_amount): ops must act. */
   merchantError(tx: Tx, e: { caseId: number; invoiceId: string; reason: string; at: Date }): Promise<void>;
-  /** `dunning pause`: pending reminders are cancelled. */
+  /** `dunning pause`, or Stripe's pause_collection: pending reminders are cancelled. */
   casePaused(tx: Tx, e: { caseId: number; at: Date }): Promise<void>;
   /** `dunning resume`: what the pause cancelled may be planned again; call before re-planning attempts. */
   caseResumed(tx: Tx, e: { caseId: number; at: Date }): Promise<void>;

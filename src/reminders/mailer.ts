@@ -3,6 +3,7 @@
  * and a pending -> sending transition, so two workers (or a duplicated job) can never both send it;
  * the stop rules are checked at that moment, so nothing goes out after a payment.
  */
+import { pausedAt } from '../dunning/collection-pause.ts';
 import type { JobResult, PgBoss } from 'pg-boss';
 import type { Clock } from '../clock.ts';
 import type { Config } from '../config.ts';
@@ -173,7 +174,9 @@ export async function sendOne(deps: MailerDeps, outboxId: number, scheduledFor: 
     const reason = cancelReason({
       kind: ctx.kind,
       caseStatus: ctx.caseStatus,
-      casePaused: ctx.casePaused,
+      // Collection paused at Stripe holds the case like `dunning pause` does, also where the
+      // event that paused it found this reminder already queued.
+      casePaused: ctx.casePaused || pausedAt(ctx.pauseBehavior === null ? null : { behavior: ctx.pauseBehavior, resumesAt: ctx.pauseResumesAt }, now),
       invoiceStatus: ctx.invoiceStatus,
       customerDeleted: ctx.customerDeleted,
       reminderPaymentMethod: typeof ctx.data.paymentMethod === 'string' ? ctx.data.paymentMethod : null,

@@ -89,6 +89,9 @@ export interface SendContext {
   currency: string | null;
   caseStatus: string | null;
   casePaused: boolean;
+  /** Stripe's pause_collection on the invoice's subscription, as our copy has it. */
+  pauseBehavior: string | null;
+  pauseResumesAt: Date | null;
   caseAmount: number | null;
   declineCategory: string | null;
   nextAttemptAt: Date | null;
@@ -116,10 +119,12 @@ export async function lockSendContext(tx: Tx, id: number): Promise<SendContext |
            i.status as "invoiceStatus", i.hosted_invoice_url as "hostedInvoiceUrl",
            i.amount_remaining::float8 as "amountRemaining", i.currency,
            d.status as "caseStatus", coalesce(d.paused, false) as "casePaused", d.amount::float8 as "caseAmount",
-           d.last_decline_category as "declineCategory", d.next_attempt_at as "nextAttemptAt"
+           d.last_decline_category as "declineCategory", d.next_attempt_at as "nextAttemptAt",
+           s.pause_collection_behavior as "pauseBehavior", s.pause_collection_resumes_at as "pauseResumesAt"
     from reminder_outbox o
     left join customers c on c.id = o.customer_id
     left join invoices i on i.id = o.invoice_id
+    left join subscriptions s on s.id = i.subscription_id
     left join dunning_cases d on d.id = o.case_id
     where o.id = ${id}
     for update of o skip locked`;

@@ -12,6 +12,8 @@ import { loadConfig, type Config } from '../../src/config.ts';
 import { createLogger } from '../../src/log.ts';
 import { startQueue } from '../../src/queue.ts';
 import { createReminderHooks, type ReminderHooks } from '../../src/reminders/hooks.ts';
+import { defaultPolicy } from '../../src/dunning/policy.ts';
+import { wireHooks } from '../../src/worker.ts';
 import { startMailCatcher, type CaughtMail, type MailCatcher } from '../../src/reminders/mail-catcher.ts';
 import { failStuckSends, sendOne, startMailer, type MailerDeps } from '../../src/reminders/mailer.ts';
 import * as outbox from '../../src/reminders/outbox.ts';
@@ -245,6 +247,47 @@ describe('stop rules', () => {
     expect(rows.map((r) => [r.kind, r.status])).toEqual([['first_notice', 'sent'], ['last_chance', 'cancelled'], ['recovered', 'sent']]);
     expect(mailsTo('rec@customer.com')[1]!.parsed.subject).toBe('Thank you: your payment to Acme GmbH went through');
     expect(mailsTo('rec@customer.com')[1]!.parsed.text).toContain('$49.00');
+  });
+});
+
+describe('collection paused at Stripe', () => {
+  const pauseSub = (id: string, paused: boolean) => db.sql`
+    update subscriptions set pause_collection_behavior = ${paused ? 'void' : null}, pause_collection_resumes_at = null where id = ${id}`;
+
+  it('holds the reminders of its cases like dunning pause; lifting it frees them to be planned again', async () => {
+    // The worker's own wiring: the retry engine follows the pause and tells the reminders.
+    const wiring = wireHooks({ boss, clock, log, config, policy: defaultPolicy() });
+    const caseId = await insertCase(db.sql, { customerId: 'cus_sp', invoiceId: 'in_sp', email: 'sp@customer.com' });
+    await db.sql`insert into subscriptions (id, customer_id, status, stripe_updated_at) values ('sub_sp', 'cus_sp', 'past_due', ${clock.now()})`;
+    await db.sql`update invoices set subscription_id = 'sub_sp' where id = 'in_sp'`;
+    const lastChance = () => db.sql.begin((tx) => hooks.attemptPlanned(tx, { caseId, invoiceId: 'in_sp', at: new Date(clock.now().getTime() + 10 * 86_400_000), isLast: true }));
+    const pauseChanged = () => db.sql.begin((tx) => wiring.hooks.collectionPauseChanged!(tx, { subscriptionId: 'sub_sp', at: clock.now() }));
+    await lastChance();
+    expect((await rowsOf(caseId)).map((r) => [r.kind, r.status])).toEqual([['last_chance', 'pending']]);
+
+    await pauseSub('sub_sp', true);
+    await pauseChanged();
+    expect((await rowsOf(caseId)).map((r) => [r.kind, r.status, r.cancel_reason])).toEqual([['last_chance', 'cancelled', 'case paused']]);
+
+    await pauseSub('sub_sp', false);
+    await pauseChanged();
+    // The retry engine planned the case again; the held last chance is free to come back with
+    // the last attempt, as after `dunning resume`.
+    expect((await db.sql`select 1 from payment_attempts where invoice_id = 'in_sp' and status = 'planned'`)).toHaveLength(1);
+    await lastChance();
+    const held = (await rowsOf(caseId)).filter((r) => r.kind === 'last_chance');
+    expect(held.map((r) => r.status)).toEqual(['cancelled', 'pending']);
+  });
+
+  it('a reminder already queued when the pause reached us is not sent while collection is paused', async () => {
+    const caseId = await insertCase(db.sql, { customerId: 'cus_sp2', invoiceId: 'in_sp2', email: 'sp2@customer.com' });
+    await db.sql`insert into subscriptions (id, customer_id, status, pause_collection_behavior, stripe_updated_at)
+                 values ('sub_sp2', 'cus_sp2', 'past_due', 'keep_as_draft', ${clock.now()})`;
+    await db.sql`update invoices set subscription_id = 'sub_sp2' where id = 'in_sp2'`;
+    await failed(caseId);
+    await waitFor('the first notice decided', async () => (await rowsOf(caseId))[0]?.status === 'cancelled');
+    expect((await rowsOf(caseId))[0]!.cancel_reason).toBe('case paused');
+    expect(mailsTo('sp2@customer.com')).toHaveLength(0);
   });
 });
 
