@@ -1,6 +1,7 @@
 import { parseArgs } from 'node:util';
 import type { PgBoss } from 'pg-boss';
 import type { Sql } from '../db.ts';
+import type { EventJob } from '../events/processor.ts';
 import { eventById, listEvents, resetForReplay, type EventStatus, type ReplayResult } from '../events/store.ts';
 import { jobDb, QUEUES, startQueue } from '../queue.ts';
 import { openRuntime } from '../runtime.ts';
@@ -94,7 +95,7 @@ ${JSON.stringify(ev.payload, null, 2)}`);
 export async function replayEvent(sql: Sql, boss: Pick<PgBoss, 'send'>, id: string, force = false): Promise<ReplayResult> {
   return (await sql.begin(async (tx) => {
     const result = await resetForReplay(tx, id, force);
-    if (result === 'reset') await boss.send(QUEUES.stripeEvents, { eventId: id }, { db: jobDb(tx) });
+    if (result === 'reset') await boss.send(QUEUES.stripeEvents, { eventIds: [id] } satisfies EventJob, { db: jobDb(tx) });
     return result;
   })) as ReplayResult;
 }

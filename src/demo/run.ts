@@ -12,7 +12,7 @@ import { DateTime } from 'luxon';
 import type { PgBoss } from 'pg-boss';
 import { pino } from 'pino';
 import { systemClock } from '../clock.ts';
-import { loadConfig, type Config } from '../config.ts';
+import { loadConfig } from '../config.ts';
 import type { Policy } from '../dunning/policy.ts';
 import { healthRoutes } from '../http/health.ts';
 import { closeServer, createServer, listen, mountRoutes } from '../http/server.ts';

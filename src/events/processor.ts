@@ -31,8 +31,17 @@ export const HANDLERS: Readonly<Record<string, EventHandler>> = {
   'customer.source.expiring': sourceExpiring,
 };
 
+/**
+ * A job of the stripe-events queue: the events one webhook batch stored, in arrival order
+ * (`eventId`: one event, as jobs queued by earlier versions carry it).
+ */
 export interface EventJob {
-  eventId: string;
+  eventIds?: string[];
+  eventId?: string;
+}
+
+export function eventIdsOf(job: EventJob): string[] {
+  return job.eventIds ?? (job.eventId ? [job.eventId] : []);
 }
 
 export type ProcessResult = Outcome | 'missing' | 'done';
@@ -111,29 +120,45 @@ export interface EventWorkerOptions {
   batchSize?: number;
 }
 
-/** Events fetched per poll by each loop; a full batch fetches again at once (burst). */
+/** Jobs fetched per poll by each loop; a full batch fetches again at once (burst). */
 export const EVENT_BATCH_SIZE = 20;
+
+/** Events of the fetched jobs applied side by side by one loop. */
+const EVENTS_AT_ONCE = 16;
 
 /**
  * Subscribes the processor to the stripe-events queue; returns the worker id for `boss.offWork`.
- * Each loop applies a batch of events side by side (one customer's events still apply one at a
- * time) and settles every job on its own, so one failing event is retried alone. While batches
- * come back full the loop fetches without waiting: a backlog drains at database speed rather than
- * at one event per half-second poll.
+ * Each loop applies the events of a batch of jobs side by side (one customer's events still apply
+ * one at a time, under their lock) and settles every job on its own: a job completes when all its
+ * events are applied or parked, and otherwise fails so the queue retries it with backoff, when
+ * the events already applied are skipped. While batches come back full the loop fetches without
+ * waiting: a backlog drains at database speed rather than at one poll per half-second.
  */
 export async function startEventWorker(boss: PgBoss, sql: Sql, deps: ProcessorDeps, opts: EventWorkerOptions): Promise<string> {
   return boss.work<EventJob>(
     QUEUES.stripeEvents,
     { batchSize: opts.batchSize ?? EVENT_BATCH_SIZE, localConcurrency: opts.concurrency, pollingIntervalSeconds: 0.5, burstWhenBatchFull: true, perJobResults: true },
-    async (jobs) => Promise.all(jobs.map(async (job): Promise<JobResult> => {
-      try {
-        await processWithTries(sql, deps, job.data.eventId, opts.maxTries, opts.handlers);
-        return { id: job.id, status: 'completed' };
-      } catch (err) {
-        // processWithTries counted and logged the try; the queue retries this job with backoff.
-        return { id: job.id, status: 'failed', output: { message: err instanceof Error ? err.message : String(err) } };
-      }
-    })),
+    async (jobs) => {
+      const work = jobs.flatMap((job) => eventIdsOf(job.data).map((eventId) => ({ job: job.id, eventId })));
+      const failures = new Map<string, string[]>();
+      let next = 0;
+      const lane = async () => {
+        for (let i = next++; i < work.length; i = next++) {
+          const { job, eventId } = work[i]!;
+          try {
+            await processWithTries(sql, deps, eventId, opts.maxTries, opts.handlers);
+          } catch (err) {
+            // processWithTries counted and logged the try; the queue retries this job with backoff.
+            failures.set(job, [...(failures.get(job) ?? []), err instanceof Error ? err.message : String(err)]);
+          }
+        }
+      };
+      await Promise.all(Array.from({ length: Math.min(EVENTS_AT_ONCE, work.length) }, lane));
+      return jobs.map((job): JobResult => {
+        const failed = failures.get(job.id);
+        return failed ? { id: job.id, status: 'failed', output: { message: failed.join('; ') } } : { id: job.id, status: 'completed' };
+      });
+    },
   );
 }
 

@@ -166,8 +166,9 @@ export async function parkOrphans(tx: Tx, graceSeconds: number, limit = 500): Pr
      where id in (
        select id from stripe_events
         where status = 'pending' and received_at < now() - make_interval(secs => ${graceSeconds})
-          and id not in (select data->>'eventId' from pgboss.job
-                          where name = 'stripe-events' and state < 'completed' and data->>'eventId' is not null)
+          and id not in (select e.id from pgboss.job j,
+                                 jsonb_array_elements_text(coalesce(j.data->'eventIds', jsonb_build_array(j.data->'eventId'))) e(id)
+                          where j.name = 'stripe-events' and j.state < 'completed' and e.id is not null)
         limit ${limit})
        and status = 'pending'
     returning id`;

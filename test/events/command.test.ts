@@ -2,8 +2,7 @@ import { spawn } from 'node:child_process';
 import path from 'node:path';
 import { afterAll, beforeAll, expect, test } from 'vitest';
 import { insertEvent, recordFailure } from '../../src/events/store.ts';
-import { QUEUES } from '../../src/queue.ts';
-import { createTestDatabase, type TestDatabase } from '../helpers/db.ts';
+import { createTestDatabase, jobsNaming, type TestDatabase } from '../helpers/db.ts';
 import { event, invoice } from '../fixtures/events/stripe-objects.ts';
 
 const cli = path.resolve(import.meta.dirname, '../../src/cli.ts');
@@ -47,20 +46,19 @@ test('dunning events lists failed events, shows one, and replays it into the que
   const replay = await dunning('events', 'replay', failed.id);
   expect(replay.code).toBe(0);
   expect((await db.sql`select status, tries, last_error from stripe_events where id = ${failed.id}`)[0]).toEqual({ status: 'pending', tries: 0, last_error: null });
-  const [jobs] = await db.sql`select count(*)::int as n from pgboss.job where name = ${QUEUES.stripeEvents} and data->>'eventId' = ${failed.id}`;
-  expect(jobs!.n).toBe(1);
+  expect(await jobsNaming(db.sql, failed.id)).toBe(1);
 
   // An applied event is replayed only on purpose: its effects would run again.
   const refused = await dunning('events', 'replay', fine.id);
   expect(refused.code).toBe(1);
   expect(refused.out).toContain('is pending, not failed');
-  expect((await db.sql`select count(*)::int as n from pgboss.job where data->>'eventId' = ${fine.id}`)[0]!.n).toBe(0);
+  expect(await jobsNaming(db.sql, fine.id)).toBe(0);
   await db.sql`update stripe_events set status = 'processed' where id = ${fine.id}`;
   expect((await dunning('events', 'replay', fine.id)).out).toContain('is processed, not failed');
   const forced = await dunning('events', 'replay', fine.id, '--force');
   expect(forced.code).toBe(0);
   expect((await db.sql`select status from stripe_events where id = ${fine.id}`)[0]!.status).toBe('pending');
-  expect((await db.sql`select count(*)::int as n from pgboss.job where data->>'eventId' = ${fine.id}`)[0]!.n).toBe(1);
+  expect(await jobsNaming(db.sql, fine.id)).toBe(1);
 
   expect((await dunning('events', 'replay', 'evt_nope')).code).toBe(1);
   expect((await dunning('events', '--force')).code).toBe(2);

@@ -43,7 +43,7 @@ test('a pending event whose job is gone is parked as failed; one with a live job
   expect((await status(done.id))!.status).toBe('processed');
 
   // The job of the queued one fails for good (pg-boss out of tries): now it is an orphan too.
-  await db.sql`update pgboss.job set state = 'failed' where data->>'eventId' = ${queued.id}`;
+  await db.sql`update pgboss.job set state = 'failed' where name = 'stripe-events' and data->'eventIds' ? ${queued.id}`;
   expect(await parkOrphans(db.sql, 15 * 60)).toEqual([queued.id]);
 });
 

@@ -5,8 +5,8 @@ import type { EventHandler } from '../../src/events/context.ts';
 import { HANDLERS, startEventWorker } from '../../src/events/processor.ts';
 import { storeEvent } from '../../src/http/webhook.ts';
 import { createLogger } from '../../src/log.ts';
-import { QUEUES, startQueue } from '../../src/queue.ts';
-import { createTestDatabase, waitFor, type TestDatabase } from '../helpers/db.ts';
+import { startQueue } from '../../src/queue.ts';
+import { createTestDatabase, jobsNaming, waitFor, type TestDatabase } from '../helpers/db.ts';
 import { event, invoice } from '../fixtures/events/stripe-objects.ts';
 import { attemptsOf, caseOf, recordingHooks, testDeps } from './helpers.ts';
 
@@ -60,9 +60,7 @@ test('a handler that keeps throwing is parked as failed with its error, and a re
   expect(await row(ev.id)).toMatchObject({ status: 'failed', tries: MAX_TRIES, last_error: 'handler exploded for in_w2' });
   expect(await caseOf(db.sql, 'in_w2')).toBeNull();
   // Parked means parked: no further job is pending for it.
-  const [jobs] = await db.sql`select count(*)::int as n from pgboss.job where name = ${QUEUES.stripeEvents}
-                               and data->>'eventId' = ${ev.id} and state in ('created', 'retry', 'active')`;
-  expect(jobs!.n).toBe(0);
+  expect(await jobsNaming(db.sql, ev.id, ['created', 'retry', 'active'])).toBe(0);
 
   failuresLeft.set('in_w2', 0);
   expect(await replayEvent(db.sql, boss, ev.id)).toBe('reset');

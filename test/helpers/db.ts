@@ -54,3 +54,12 @@ export async function waitFor<T>(what: string, check: () => Promise<T | null | u
     delay = Math.min(delay * 2, 200);
   }
 }
+
+/** How many stripe-events jobs name this event (a job names the events of one webhook batch). */
+export async function jobsNaming(sql: Sql, eventId: string, states: readonly string[] = ['created', 'retry', 'active', 'completed', 'cancelled', 'failed']): Promise<number> {
+  const [row] = await sql<{ n: number }[]>`
+    select count(*)::int as n from pgboss.job
+     where name = 'stripe-events' and state::text in ${sql(states)}
+       and (data->'eventIds' ? ${eventId} or data->>'eventId' = ${eventId})`;
+  return row?.n ?? 0;
+}

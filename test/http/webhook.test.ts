@@ -1,9 +1,9 @@
 import type { PgBoss } from 'pg-boss';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { createLogger } from '../../src/log.ts';
-import { QUEUES, startQueue } from '../../src/queue.ts';
+import { startQueue } from '../../src/queue.ts';
 import { sendJson } from '../../src/http/server.ts';
-import { createTestDatabase, type TestDatabase } from '../helpers/db.ts';
+import { createTestDatabase, jobsNaming, type TestDatabase } from '../helpers/db.ts';
 import { event, invoice } from '../fixtures/events/stripe-objects.ts';
 import { capturingLogger, deliver, request, SECRET_A, SECRET_B, sign, startIntake, type Intake } from './harness.ts';
 
@@ -35,7 +35,7 @@ function payload(): { id: string; text: string } {
 
 const stored = async (id: string) => Number((await db.sql`select count(*)::int as n from stripe_events where id = ${id}`)[0]!.n);
 const jobs = async (id: string) =>
-  Number((await db.sql`select count(*)::int as n from pgboss.job where name = ${QUEUES.stripeEvents} and data->>'eventId' = ${id}`)[0]!.n);
+  jobsNaming(db.sql, id);
 
 describe('signatures', () => {
   test('a delivery signed with the current secret is stored with one job, and answered 200', async () => {
