@@ -21,8 +21,12 @@ export interface ClosedTotalsRow { currency: string; recovered: number; recovere
 export interface AtRiskRow { currency: string; count: number; amount: number }
 export interface DeclineRow { currency: string; category: string | null; code: string | null; cases: number; amount: number; recovered: number; recoveredAmount: number }
 export interface AttemptRow { currency: string; attemptNo: number; attempted: number; succeeded: number; succeededAmount: number }
+/** Cases of the period grouped by how many charges they had, and whether the last one paid. */
+export interface ChargeCountRow { currency: string; charges: number; won: boolean; cases: number; paidAmount: number }
 export interface PathRow { currency: string; path: string | null; count: number; amount: number }
 export interface ArmRow { currency: string; cohort: string; cases: number; recovered: number; amount: number; recoveredAmount: number }
+/** `bucket`: 1 for the first month of `monthStartsOf`, 2 for the next, ... */
+interface MonthBucketRow { currency: string; bucket: number; opened: number; voided: number; recovered: number; lost: number; open: number; amount: number; recoveredAmount: number }
 export interface MonthRow { currency: string; month: string; opened: number; voided: number; recovered: number; lost: number; open: number; amount: number; recoveredAmount: number }
 export interface TimelineRow { currency: string; bucket: string; count: number; amount: number }
 export interface ReminderRow { currency: string; kind: string; step: number; reached: number; recoveredAfter: number }
@@ -63,6 +67,36 @@ function frameOf(query: ReportQuery): { snapshotAt: Date; cohortStart: Date; tim
   };
 }
 
+/** The first instant of each month from `from`'s month up to `to` (exclusive), in `zone`, plus the end. */
+export function monthStartsOf(from: Date, to: Date, zone: string): Date[] {
+  const out: Date[] = [];
+  for (let m = DateTime.fromJSDate(from, { zone }).startOf('month'); m.toJSDate() < to; m = m.plus({ months: 1 })) out.push(m.toJSDate());
+  out.push(to);
+  return out;
+}
+
+/**
+ * Rows per attempt number from cases grouped by their number of charges: attempt N was made in
+ * every case with at least N charges, and succeeded in the recovered cases whose N-th charge was
+ * their last. Pure.
+ */
+export function chargesByNumber(groups: readonly ChargeCountRow[]): AttemptRow[] {
+  const rows = new Map<string, AttemptRow>();
+  for (const g of groups) {
+    for (let n = 1; n <= g.charges; n += 1) {
+      const key = `${g.currency}:${n}`;
+      const row = rows.get(key) ?? { currency: g.currency, attemptNo: n, attempted: 0, succeeded: 0, succeededAmount: 0 };
+      row.attempted += g.cases;
+      if (g.won && n === g.charges) {
+        row.succeeded += g.cases;
+        row.succeededAmount += g.paidAmount;
+      }
+      rows.set(key, row);
+    }
+  }
+  return [...rows.values()];
+}
+
 /**
  * The report's queries, built but not run (postgres.js runs a query when it is awaited), so tests
  * can EXPLAIN the very text the report runs.
@@ -74,6 +108,7 @@ export function reportQueries(sql: Tx, query: ReportQuery) {
   const tz = period.timeZone;
   const { snapshotAt, cohortStart, timelineUnit } = frameOf(query);
   const bucketFormat = timelineUnit === 'day' ? 'YYYY-MM-DD' : 'YYYY-MM';
+  const monthStarts = monthStartsOf(cohortStart, to, tz);
 
   // Cases opened in the period: the denominator of every rate.
   const cohort = sql`c.opened_at >= ${from} and c.opened_at < ${to} and (${cur}::text is null or c.currency = ${cur})`;
@@ -118,19 +153,21 @@ export function reportQueries(sql: Tx, query: ReportQuery) {
       group by 1, 2, 3`,
     // Attempt N is the case's Nth charge that reached the bank and came back with an answer. The
     // ledger's attempt_no also numbers retries that were cancelled, skipped or never sent (and must
-    // keep doing so: idempotency keys are built from it), so the charges are numbered here instead.
-    attempts: sql<AttemptRow[]>`
-      select currency, n as "attemptNo",
-        count(*)::int as attempted,
-        (count(*) filter (where status = 'succeeded'))::int as succeeded,
-        coalesce(sum(paid) filter (where status = 'succeeded' and recovered), 0)::float8 as "succeededAmount"
+    // keep doing so: idempotency keys are built from it), so charges are counted here instead. A
+    // case's charges end with its success (the invoice is paid), so a recovered case succeeded at
+    // its last charge: one pass groups cases by how many charges they had, and `chargesByNumber`
+    // turns that into rows per attempt number, with no per-row numbering or sort.
+    attempts: sql<ChargeCountRow[]>`
+      select currency, charges, won, count(*)::int as cases,
+        coalesce(sum(paid) filter (where won and recovered), 0)::float8 as "paidAmount"
       from (
-        select c.currency, a.status, c.status = 'recovered' as recovered, coalesce(c.recovered_amount, c.amount) as paid,
-          (row_number() over (partition by a.case_id order by a.attempt_no))::int as n
+        select c.currency, c.status = 'recovered' as recovered, coalesce(c.recovered_amount, c.amount) as paid,
+          count(*)::int as charges, bool_or(a.status = 'succeeded') as won
         from dunning_cases c join payment_attempts a on a.case_id = c.id
         where ${cohort} and c.status <> 'closed' and a.status in ('succeeded', 'declined')
-      ) charges
-      group by 1, 2`,
+        group by c.id
+      ) per_case
+      group by 1, 2, 3`,
     paths: sql<PathRow[]>`
       select c.currency, c.recovery_path as path, count(*)::int as count,
         coalesce(sum(coalesce(c.recovered_amount, c.amount)), 0)::float8 as amount
@@ -143,47 +180,49 @@ export function reportQueries(sql: Tx, query: ReportQuery) {
         coalesce(sum(coalesce(c.recovered_amount, c.amount)) filter (where c.status = 'recovered'), 0)::float8 as "recoveredAmount"
       from dunning_cases c where ${cohort} and c.status <> 'closed'
       group by 1, 2`,
-    // Group on the truncated timestamp and format only the groups: to_char per row doubles the cost.
-    months: sql<MonthRow[]>`
-      select currency, to_char(m, 'YYYY-MM') as month, opened, voided, recovered, lost, open, amount, "recoveredAmount"
-      from (
-        select c.currency, date_trunc('month', c.opened_at at time zone ${tz}) as m,
-          count(*)::int as opened,
-          (count(*) filter (where c.status = 'closed'))::int as voided,
-          (count(*) filter (where c.status = 'recovered'))::int as recovered,
-          (count(*) filter (where c.status = 'lost'))::int as lost,
-          (count(*) filter (where c.status = 'open'))::int as open,
-          coalesce(sum(c.amount) filter (where c.status <> 'closed'), 0)::float8 as amount,
-          coalesce(sum(coalesce(c.recovered_amount, c.amount)) filter (where c.status = 'recovered'), 0)::float8 as "recoveredAmount"
-        from dunning_cases c
-        where c.opened_at >= ${cohortStart} and c.opened_at < ${to} and (${cur}::text is null or c.currency = ${cur})
-        group by 1, 2
-      ) months`,
+    // Bucketed by the months' own instants (luxon, in the merchant zone): a time zone conversion
+    // and a truncation per row cost more than the whole aggregate.
+    months: sql<MonthBucketRow[]>`
+      select c.currency, width_bucket(c.opened_at, ${monthStarts.map((m) => m.toISOString())}::timestamptz[]) as bucket,
+        count(*)::int as opened,
+        (count(*) filter (where c.status = 'closed'))::int as voided,
+        (count(*) filter (where c.status = 'recovered'))::int as recovered,
+        (count(*) filter (where c.status = 'lost'))::int as lost,
+        (count(*) filter (where c.status = 'open'))::int as open,
+        coalesce(sum(c.amount) filter (where c.status <> 'closed'), 0)::float8 as amount,
+        coalesce(sum(coalesce(c.recovered_amount, c.amount)) filter (where c.status = 'recovered'), 0)::float8 as "recoveredAmount"
+      from dunning_cases c
+      where c.opened_at >= ${cohortStart} and c.opened_at < ${to} and (${cur}::text is null or c.currency = ${cur})
+      group by 1, 2`,
     timeline: sql<TimelineRow[]>`
       select c.currency, to_char(c.closed_at at time zone ${tz}, ${bucketFormat}) as bucket, count(*)::int as count,
         coalesce(sum(coalesce(c.recovered_amount, c.amount)), 0)::float8 as amount
       from dunning_cases c
       where c.closed_at >= ${from} and c.closed_at < ${to} and c.status = 'recovered' and (${cur}::text is null or c.currency = ${cur})
       group by 1, 2`,
+    // Subscriptions active at the start (started before it, not ended by then), counted by
+    // customer with a hash aggregate; those of them that ended in the period come through
+    // subscriptions_ended, not a second pass over every subscription.
     churn: sql<ChurnRow[]>`
-      with active as (
-        select id, customer_id, ended_at, cancellation_reason from subscriptions
-        where started_at < ${from} and (ended_at is null or ended_at >= ${from})
-      ),
+      with
       -- Canceled by this worker's final action (Stripe records that as an API cancellation, not
       -- payment_failed). The case closes moments after the cancellation, so a day's margin on
       -- either side of the period catches the pairs that straddle a boundary; the period's lost
       -- cases come through dunning_cases_closed, never a scan of all cases.
       canceled_by_worker as (
-        select i.subscription_id as id from dunning_cases c join invoices i on i.id = c.invoice_id
+        select distinct i.subscription_id as id from dunning_cases c join invoices i on i.id = c.invoice_id
         where c.closed_at >= ${from}::timestamptz - interval '1 day' and c.closed_at < ${to}::timestamptz + interval '1 day'
           and c.status = 'lost' and c.final_action = 'cancel_subscription' and i.subscription_id is not null
       ),
       ended_by_failure as (
-        select distinct a.customer_id from active a left join (select distinct id from canceled_by_worker) w on w.id = a.id
-        where a.ended_at < ${to} and (a.cancellation_reason = 'payment_failed' or w.id is not null)
+        select distinct s.customer_id from subscriptions s
+        where s.ended_at >= ${from} and s.ended_at < ${to} and s.started_at < ${from}
+          and (s.cancellation_reason = 'payment_failed' or s.id in (select id from canceled_by_worker))
       )
-      select (select count(distinct customer_id) from active)::int as "activeAtStart",
+      select
+        (select count(*) from (
+          select customer_id from subscriptions
+          where started_at < ${from} and (ended_at is null or ended_at >= ${from}) group by customer_id) active)::int as "activeAtStart",
         -- A customer who still has a subscription at the end of the period (another one, or a new
         -- one) has not left: only those with none are churned. Few rows, each through subscriptions_customer.
         (select count(*) from ended_by_failure e where not exists (
@@ -201,9 +240,13 @@ export async function loadReportData(sql: Tx, query: ReportQuery): Promise<Repor
     loadReminders(sql, period.start, period.end, cur), q.churn,
   ]);
 
+  const monthStarts = monthStartsOf(cohortStart, period.end, period.timeZone);
+  const monthLabel = (bucket: number) => DateTime.fromJSDate(monthStarts[bucket - 1]!, { zone: period.timeZone }).toFormat('yyyy-MM');
   return {
     query, snapshotAt, cohortStart, timelineUnit,
-    cohortTotals, closedTotals, atRisk, declines, attempts, paths, arms, months, timeline, reminders,
+    cohortTotals, closedTotals, atRisk, declines, paths, arms, timeline, reminders,
+    attempts: chargesByNumber(attempts),
+    months: months.map(({ bucket, ...m }) => ({ ...m, month: monthLabel(bucket) })),
     churn: churn[0] ?? { activeAtStart: 0, churned: 0 },
   };
 }
