@@ -67,6 +67,10 @@ interface WorkerReport { statements: number; peakRssMb: number; idleRssMb: numbe
  */
 async function workerChild(url: string, sandbox: { host: string; port: number; apiKey: string }): Promise<void> {
   const log = createLogger('silent');
+  // Counting statements through postgres.js's debug hook makes it capture a stack trace per query
+  // (`new Error()`), which cost this process more CPU than the luxon and JSON work of an attempt.
+  // Production runs without the hook; without stacks here the count stays and the cost goes.
+  Error.stackTraceLimit = 0;
   let statements = 0;
   // The runner's own pool, counting statements (pg-boss has its own pool; its work shows in pg_stat).
   const sql = postgres(url, {

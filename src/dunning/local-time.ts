@@ -35,17 +35,33 @@ export function zoneOfCountry(country: string | null | undefined): string | null
   return first !== undefined && zones.every((z) => clock(z) === clock(first)) ? first : null;
 }
 
+const zoneValidity = new Map<string, boolean>();
+
+/**
+ * Whether `name` is a real IANA zone. Remembered per name: luxon answers by building an
+ * Intl.DateTimeFormat every time, which was a twentieth of a retry worker's CPU (planning asks
+ * for every attempt), and the answer cannot change while the process runs. Only a few hundred
+ * zones exist, so the cache stays small (unknown names are not kept).
+ */
+export function isZone(name: string): boolean {
+  const known = zoneValidity.get(name);
+  if (known !== undefined) return known;
+  const valid = IANAZone.isValidZone(name);
+  if (valid) zoneValidity.set(name, true);
+  return valid;
+}
+
 /**
  * The customer's zone when it is a real IANA zone, else the merchant's. An invalid customer zone
  * is reported rather than silently turned into UTC; an invalid merchant zone is a config bug.
  */
 export function resolveZone(customerZone: string | null, merchantZone: string): ZoneChoice {
-  if (!IANAZone.isValidZone(merchantZone)) {
+  if (!isZone(merchantZone)) {
     throw new Error(`merchant time zone "${merchantZone}" is not a valid IANA zone`);
   }
   const wanted = customerZone?.trim() ?? '';
   if (wanted === '') return { zone: merchantZone, note: null };
-  if (IANAZone.isValidZone(wanted)) return { zone: wanted, note: null };
+  if (isZone(wanted)) return { zone: wanted, note: null };
   return { zone: merchantZone, note: `customer time zone "${wanted.slice(0, 40)}" is invalid, using merchant zone ${merchantZone}` };
 }
 

@@ -43,7 +43,8 @@ export type RunResult = 'not_claimed' | 'skipped' | 'succeeded' | 'declined' | '
 const RECOVERY_PATH = { scheduled: 'scheduled_retry', stripe: 'scheduled_retry', card_update: 'card_update_retry', manual: 'manual_retry' } as const;
 
 export async function executeAttempt(deps: RunnerDeps, attemptId: number): Promise<RunResult> {
-  const claimed = await deps.sql.begin((tx) => store.claimAttempt(tx, attemptId, deps.clock.now(), deps.leaseMs));
+  // One guarded UPDATE: atomic on its own, no explicit transaction (two round trips fewer).
+  const claimed = await store.claimAttempt(deps.sql, attemptId, deps.clock.now(), deps.leaseMs);
   if (!claimed) {
     await followUpHeldAttempt(deps, attemptId);
     return 'not_claimed';
@@ -109,8 +110,11 @@ function keyOf(a: AttemptRow): string {
 }
 
 async function localState(sql: Sql, a: AttemptRow): Promise<{ caseRow: CaseRow | null; invoice: store.InvoiceRow | null }> {
-  const caseRow = a.caseId === null ? null : await store.caseById(sql, a.caseId);
-  return { caseRow, invoice: await store.invoiceById(sql, a.invoiceId) };
+  const [caseRow, invoice] = await Promise.all([
+    a.caseId === null ? null : store.caseById(sql, a.caseId),
+    store.invoiceById(sql, a.invoiceId),
+  ]);
+  return { caseRow, invoice };
 }
 
 export function skipReason(c: CaseRow, invoice: store.InvoiceRow | null, now: Date): string | null {

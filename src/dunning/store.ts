@@ -141,6 +141,8 @@ export interface PlannedAttempt {
   plannedAt: Date;
   reason: string;
   paymentMethod: string | null;
+  /** The id of the job that will run it, chosen before the job is sent (see `sendAttemptJob`). */
+  jobId: string;
 }
 
 /**
@@ -150,12 +152,12 @@ export interface PlannedAttempt {
  */
 export async function insertPlannedAttempt(tx: Tx, p: PlannedAttempt): Promise<AttemptRow | null> {
   for (let round = 0; round < 3; round += 1) {
-    const [next] = await tx`select coalesce(max(attempt_no), 0) + 1 as n from payment_attempts where invoice_id = ${p.invoiceId}`;
-    const attemptNo = Number(next?.n ?? 1);
-    const key = `dunning:${p.invoiceId}:${attemptNo}`;
+    // Numbered in the statement itself: one round trip, and the key follows the number.
     const rows = await tx`
-      insert into payment_attempts (case_id, invoice_id, attempt_no, source, status, planned_at, plan_reason, payment_method, idempotency_key)
-      values (${p.caseId}, ${p.invoiceId}, ${attemptNo}, ${p.source}, 'planned', ${p.plannedAt}, ${p.reason}, ${p.paymentMethod}, ${key})
+      insert into payment_attempts (case_id, invoice_id, attempt_no, source, status, planned_at, plan_reason, payment_method, idempotency_key, job_id)
+      select ${p.caseId}, ${p.invoiceId}, n, ${p.source}, 'planned', ${p.plannedAt}, ${p.reason}, ${p.paymentMethod},
+             'dunning:' || ${p.invoiceId}::text || ':' || n, ${p.jobId}::uuid
+        from (select coalesce(max(attempt_no), 0) + 1 as n from payment_attempts where invoice_id = ${p.invoiceId}) next
       on conflict do nothing
       returning *`;
     if (rows[0]) return toAttempt(rows[0]);

@@ -2,7 +2,8 @@
  * Pure decisions about a customer's language, zone and the moment an email may go out, plus the
  * formatting of money and dates. No clock reads: every instant is passed in.
  */
-import { DateTime, IANAZone } from 'luxon';
+import { DateTime } from 'luxon';
+import { isZone } from '../dunning/local-time.ts';
 import { majorUnits } from '../money.ts';
 import type { QuietHours } from './policy.ts';
 
@@ -22,7 +23,7 @@ export function chooseLocale(preferred: readonly string[] | null | undefined, fa
 /** The customer's zone when it is a real IANA zone; never a silent UTC for a typo. */
 export function chooseZone(customerZone: string | null | undefined, merchantZone: string): string {
   const wanted = customerZone?.trim();
-  return wanted && IANAZone.isValidZone(wanted) ? wanted : merchantZone;
+  return wanted && isZone(wanted) ? wanted : merchantZone;
 }
 
 function isQuiet(localHour: number, quiet: QuietHours): boolean {
