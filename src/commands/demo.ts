@@ -24,7 +24,7 @@ The demo uses its own database (dunning_demo), dropped and created afresh on eac
 
   --customers  failing renewals (default 1000)
   --days       simulated days (default 28: a week of failures, then a 21-day dunning window)
-  --seconds    real seconds for those days (default 90)
+  --seconds    real seconds for those days (default 75)
   --seed       random seed for the population and the card issuer (default 1)
   --policy     dunning policy JSON file (default: the built-in policy)
   --keep       keep the earlier demo's data and continue it (open cases go on), instead of
@@ -66,7 +66,7 @@ Logs go to stderr at LOG_LEVEL (default error).`,
     const options = {
       customers: intFlag(values.customers, '--customers', 1000, 1, 20_000),
       days: intFlag(values.days, '--days', 28, 1, 120),
-      seconds: intFlag(values.seconds, '--seconds', 90, 5, 3600),
+      seconds: intFlag(values.seconds, '--seconds', 75, 5, 3600),
       seed: intFlag(values.seed, '--seed', 1, 0, 2 ** 32 - 1),
       port: intFlag(values.port, '--port', 0, 0, 65_535),
       workers: intFlag(values.workers, '--workers', 4, 1, 16),

@@ -54,6 +54,8 @@ export interface SandboxOptions {
   /** Delivery attempts per event on non-2xx (default 4) and the first backoff (default 50 ms, doubling). */
   webhookMaxAttempts?: number;
   webhookBackoffMs?: number;
+  /** Deliveries in flight to the webhook endpoint at most (default 16). */
+  webhookConcurrency?: number;
   port?: number;
   log?: Logger;
   /** Put into every id, so objects differ from an earlier sandbox's kept in a database (demo --keep). */
@@ -130,6 +132,7 @@ export async function startSandbox(opts: SandboxOptions): Promise<Sandbox> {
       lateMaxMs: opts.lateMaxMs ?? 1000,
       maxAttempts: opts.webhookMaxAttempts ?? 4,
       backoffMs: opts.webhookBackoffMs ?? 50,
+      ...(opts.webhookConcurrency ? { concurrency: opts.webhookConcurrency } : {}),
       timeoutMs: 5000,
     });
   }

@@ -50,6 +50,12 @@ export interface WebhookQueueOptions {
   maxAttempts: number;
   backoffMs: number;
   timeoutMs: number;
+  /**
+   * Requests in flight to the endpoint at most (default 16); the rest wait their turn, as Stripe
+   * paces deliveries to one endpoint. Unbounded, a burst of renewals opened a connection per event
+   * and buried a slow receiver under requests it could only answer 503.
+   */
+  concurrency?: number;
 }
 
 export interface WebhookQueue {
@@ -65,6 +71,22 @@ export function createWebhookQueue(opts: WebhookQueueOptions): WebhookQueue {
   const log: DeliveryRecord[] = [];
   let batch: EventRec[] = [];
   let stopped = false;
+  const limit = opts.concurrency ?? 16;
+  let inFlight = 0;
+  /** Resolves true with a slot (handed over by `release`), false when the queue stopped first. */
+  const waiting: Array<(granted: boolean) => void> = [];
+  const acquire = (): Promise<boolean> => {
+    if (inFlight < limit) {
+      inFlight += 1;
+      return Promise.resolve(true);
+    }
+    return new Promise((resolve) => waiting.push(resolve));
+  };
+  const release = (): void => {
+    const next = waiting.shift();
+    if (next) next(true);
+    else inFlight -= 1;
+  };
 
   const track = (p: Promise<void>): void => {
     pending.add(p);
@@ -84,6 +106,12 @@ export function createWebhookQueue(opts: WebhookQueueOptions): WebhookQueue {
     if (heldMs > 0) await wait(heldMs);
     const payload = JSON.stringify(event, null, 2);
     for (let attempt = 1; attempt <= opts.maxAttempts && !stopped; attempt += 1) {
+      if (!(await acquire())) return;
+      if (stopped) {
+        release();
+        return;
+      }
+      // Signed when it goes out, not when it started waiting for its turn.
       const ts = Math.floor(opts.signingClock.now().getTime() / 1000);
       const record: DeliveryRecord = { eventId: event.id, type: event.type, attempt, status: null, error: null, duplicate, heldMs };
       log.push(record);
@@ -103,6 +131,8 @@ export function createWebhookQueue(opts: WebhookQueueOptions): WebhookQueue {
         if (res.ok) return;
       } catch (err) {
         record.error = err instanceof Error ? err.message : String(err);
+      } finally {
+        release();
       }
       if (attempt < opts.maxAttempts && !stopped) await wait(opts.backoffMs * 2 ** (attempt - 1));
     }
@@ -159,6 +189,8 @@ export function createWebhookQueue(opts: WebhookQueueOptions): WebhookQueue {
     deliveries: () => [...log],
     stop() {
       stopped = true;
+      // Deliveries waiting for their turn see `stopped` and end.
+      for (const next of waiting.splice(0)) next(false);
       // Resolve the waits too, so a flush after stop does not hang on a cleared timer.
       for (const [t, resolve] of timers) {
         clearTimeout(t);

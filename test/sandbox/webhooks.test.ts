@@ -1,3 +1,5 @@
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import Stripe from 'stripe';
 import { afterEach, describe, expect, it } from 'vitest';
 import { startSandbox, type Sandbox, type SandboxOptions } from '../../src/sandbox/index.ts';
@@ -132,6 +134,31 @@ describe('sandbox webhooks', () => {
     expect(deliveries.every((d) => d.attempt <= 3)).toBe(true);
     const okIds = new Set(deliveries.filter((d) => d.status === 200).map((d) => d.eventId));
     expect(okIds.size).toBe(sb.events().length);
+  });
+
+  it('keeps at most webhookConcurrency deliveries in flight; the rest wait their turn and all arrive', async () => {
+    let inFlight = 0;
+    let most = 0;
+    let received = 0;
+    const server = createServer((req, res) => {
+      inFlight += 1;
+      most = Math.max(most, inFlight);
+      req.resume();
+      req.on('end', () => setTimeout(() => {
+        inFlight -= 1;
+        received += 1;
+        res.writeHead(200).end();
+      }, 15));
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/webhooks`;
+    const sb = await startSandbox({ clock: manualClock('2026-05-12T07:30:00Z'), seed: 5, webhookUrl: url, webhookSecret: secret, webhookConcurrency: 3 });
+    cleanup.push(() => sb.stop(), () => new Promise<void>((resolve) => server.close(() => resolve())));
+    for (let i = 0; i < 6; i += 1) await failing(sb);
+    await sb.flushWebhooks();
+    expect(received).toBeGreaterThan(20);
+    expect(received).toBe(sb.deliveries().length);
+    expect(most).toBe(3);
   });
 
   it('gives up after the last attempt', async () => {
