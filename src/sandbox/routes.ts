@@ -48,60 +48,54 @@ function need(call: Call): string {
   return call.id;
 }
 
-function listInvoices(deps: RouteDeps, call: Call): Reply {
-  const { form } = call;
+/**
+ * One page of a list, newest first, as Stripe pages: `limit` (1-100, default 10) and
+ * `starting_after` (an id on the list; an unknown one is a 404 like Stripe's). Ids grow with
+ * creation, so they break ties in `created`.
+ */
+function pageOf<T extends { id: string; created: number }>(form: Call['form'], items: Iterable<T>, noun: string): { page: T[]; hasMore: boolean } {
   const limitRaw = str(form, 'limit');
   const limit = limitRaw === undefined ? 10 : Number(limitRaw);
   if (!Number.isInteger(limit) || limit < 1 || limit > 100) {
     throw invalidRequest('Invalid integer: limit must be between 1 and 100', { param: 'limit' });
   }
+  const all = [...items].sort((a, b) => b.created - a.created || (a.id < b.id ? 1 : a.id > b.id ? -1 : 0));
+  let start = 0;
+  const after = str(form, 'starting_after');
+  if (after !== undefined) {
+    const idx = all.findIndex((x) => x.id === after);
+    if (idx === -1) throw invalidRequest(`No such ${noun}: '${after}'`, { code: 'resource_missing', param: 'starting_after' });
+    start = idx + 1;
+  }
+  return { page: all.slice(start, start + limit), hasMore: start + limit < all.length };
+}
+
+function listInvoices(deps: RouteDeps, call: Call): Reply {
+  const { form } = call;
   const status = str(form, 'status');
   const customer = str(form, 'customer');
   const method = str(form, 'collection_method');
   const subscription = str(form, 'subscription');
-  // Newest first, like Stripe; ids grow with creation so they break ties in `created`.
-  const all = [...deps.store.invoices.values()]
-    .filter(
-      (i: InvoiceRec) =>
-        (status === undefined || i.status === status) &&
-        (customer === undefined || i.customer === customer) &&
-        (method === undefined || i.collectionMethod === method) &&
-        (subscription === undefined || i.subscription === subscription),
-    )
-    .sort((a, b) => b.created - a.created || (a.id < b.id ? 1 : a.id > b.id ? -1 : 0));
-  let start = 0;
-  const after = str(form, 'starting_after');
-  if (after !== undefined) {
-    const idx = all.findIndex((i) => i.id === after);
-    if (idx === -1) throw invalidRequest(`No such invoice: '${after}'`, { code: 'resource_missing', param: 'starting_after' });
-    start = idx + 1;
-  }
-  const page = all.slice(start, start + limit);
+  const { page, hasMore } = pageOf(form, [...deps.store.invoices.values()].filter(
+    (i: InvoiceRec) =>
+      (status === undefined || i.status === status) &&
+      (customer === undefined || i.customer === customer) &&
+      (method === undefined || i.collectionMethod === method) &&
+      (subscription === undefined || i.subscription === subscription),
+  ), 'invoice');
   const expand = strings(form, 'expand').map((e) => e.replace(/^data\./, ''));
-  return ok(listJson('/v1/invoices', page.map((i) => invoiceJson(deps.render, i, expand)), start + limit < all.length));
+  return ok(listJson('/v1/invoices', page.map((i) => invoiceJson(deps.render, i, expand)), hasMore));
 }
 
 /** `GET /v1/charges`, newest first, filtered by `payment_intent` or `customer` as Stripe allows. */
 function listCharges(deps: RouteDeps, call: Call): Reply {
   const { form } = call;
-  const limitRaw = str(form, 'limit');
-  const limit = limitRaw === undefined ? 10 : Number(limitRaw);
-  if (!Number.isInteger(limit) || limit < 1 || limit > 100) {
-    throw invalidRequest('Invalid integer: limit must be between 1 and 100', { param: 'limit' });
-  }
   const intent = str(form, 'payment_intent');
   const customer = str(form, 'customer');
-  const all = [...deps.store.charges.values()]
-    .filter((c) => (intent === undefined || c.paymentIntent === intent) && (customer === undefined || c.customer === customer))
-    .sort((a, b) => b.created - a.created || (a.id < b.id ? 1 : a.id > b.id ? -1 : 0));
-  let start = 0;
-  const after = str(form, 'starting_after');
-  if (after !== undefined) {
-    const idx = all.findIndex((c) => c.id === after);
-    if (idx === -1) throw invalidRequest(`No such charge: '${after}'`, { code: 'resource_missing', param: 'starting_after' });
-    start = idx + 1;
-  }
-  return ok(listJson('/v1/charges', all.slice(start, start + limit).map(chargeJson), start + limit < all.length));
+  const { page, hasMore } = pageOf(form, [...deps.store.charges.values()].filter(
+    (c) => (intent === undefined || c.paymentIntent === intent) && (customer === undefined || c.customer === customer),
+  ), 'charge');
+  return ok(listJson('/v1/charges', page.map(chargeJson), hasMore));
 }
 
 function updateInvoice(deps: RouteDeps, call: Call): Reply {

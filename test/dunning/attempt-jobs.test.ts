@@ -1,9 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createDunningHooks, replanWithLateDetails } from '../../src/dunning/hooks.ts';
 import { retryNow } from '../../src/dunning/ops-actions.ts';
-import { startRetryWorkers } from '../../src/dunning/runner.ts';
 import { waitFor } from '../helpers/db.ts';
-import { seedFailedInvoice, startWorld, type RunnerWorld, type SeededCase } from './runner-helpers.ts';
+import { seedFailedInvoice, startWorld, type RunnerWorld, type SeededCase, startWorldWorkers } from './runner-helpers.ts';
 
 let w: RunnerWorld;
 beforeAll(async () => {
@@ -64,10 +63,7 @@ describe('one attempt job per invoice', () => {
     const s = await seedFailedInvoice(w, 'generic_decline');
     const manual = await w.db.sql.begin((tx) => retryNow(tx, w.deps, s.invoiceId));
     w.sandbox.inject({ kind: 'http_429', route: 'POST /v1/invoices/:id/pay', objectId: s.invoiceId });
-    const stop = await startRetryWorkers({
-      sql: w.db.sql, boss: w.boss, stripe: w.deps.gateway.stripe, clock: w.clock, log: w.deps.log, policy: w.policy,
-      config: { stripeRequestsPerSecond: 100, defaultTimeZone: 'UTC', workerConcurrency: 1 }, pollingIntervalSeconds: 0.5, requestRetryBaseMs: 20,
-    });
+    const stop = await startWorldWorkers(w);
     try {
       await waitFor('the manual attempt declined after its repeated request', async () => {
         const [a] = await w.db.sql`select status, request_tries from payment_attempts where id = ${manual.id}`;

@@ -1,12 +1,11 @@
 import type Stripe from 'stripe';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createDunningHooks } from '../../src/dunning/hooks.ts';
-import { startRetryWorkers } from '../../src/dunning/runner.ts';
 import { waitFor } from '../helpers/db.ts';
 import type { ProcessorDeps } from '../../src/events/context.ts';
 import { event, paymentMethod } from '../fixtures/events/stripe-objects.ts';
 import { apply, testDeps } from '../events/helpers.ts';
-import { apiCharges, caseRow, seedFailedInvoice, startWorld, type RunnerWorld, type SeededCase } from './runner-helpers.ts';
+import { apiCharges, caseRow, seedFailedInvoice, startWorld, type RunnerWorld, type SeededCase, startWorldWorkers } from './runner-helpers.ts';
 
 let w: RunnerWorld;
 let processor: ProcessorDeps;
@@ -69,10 +68,7 @@ describe('late card events', () => {
     const [retry] = await planned(s.invoiceId);
     expect(retry).toMatchObject({ source: 'card_update', payment_method: paymentMethodId });
 
-    const stop = await startRetryWorkers({
-      sql: w.db.sql, boss: w.boss, stripe: w.deps.gateway.stripe, clock: w.clock, log: w.deps.log, policy: w.policy,
-      config: { stripeRequestsPerSecond: 100, defaultTimeZone: 'UTC', workerConcurrency: 1 }, pollingIntervalSeconds: 0.5, requestRetryBaseMs: 20,
-    });
+    const stop = await startWorldWorkers(w);
     try {
       const c = await waitFor('case recovered by the retry on the new card', async () => {
         const row = await caseRow(w.db.sql, s.caseId);

@@ -4,7 +4,7 @@ import type { Sql } from '../../src/db.ts';
 import { createLogger } from '../../src/log.ts';
 import { startQueue } from '../../src/queue.ts';
 import { defaultPolicy, type Policy } from '../../src/dunning/policy.ts';
-import { runnerDeps, type RunnerDeps } from '../../src/dunning/runner.ts';
+import { runnerDeps, startRetryWorkers, type RunnerDeps } from '../../src/dunning/runner.ts';
 import { savePolicy } from '../../src/dunning/scheduler.ts';
 import { startSandbox, type FailureReason, type Sandbox } from '../../src/sandbox/index.ts';
 import { createStripeClient } from '../../src/stripe/client.ts';
@@ -112,4 +112,12 @@ export async function attemptRow(sql: Sql, id: number) {
 export async function caseRow(sql: Sql, id: number) {
   const [row] = await sql`select * from dunning_cases where id = ${id}`;
   return row!;
+}
+
+/** The retry workers on this world's queue, polling fast and repeating requests soon; resolves to their stop function. */
+export function startWorldWorkers(w: RunnerWorld): Promise<() => Promise<void>> {
+  return startRetryWorkers({
+    sql: w.db.sql, boss: w.boss, stripe: w.deps.gateway.stripe, clock: w.clock, log: w.deps.log, policy: w.policy,
+    config: { stripeRequestsPerSecond: 100, defaultTimeZone: 'UTC', workerConcurrency: 1 }, pollingIntervalSeconds: 0.5, requestRetryBaseMs: 20,
+  });
 }

@@ -1,8 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createDunningHooks } from '../../src/dunning/hooks.ts';
-import { executeAttempt, startRetryWorkers } from '../../src/dunning/runner.ts';
+import { executeAttempt } from '../../src/dunning/runner.ts';
 import { waitFor } from '../helpers/db.ts';
-import { apiCharges, attemptRow, caseRow, planDueAttempt, seedFailedInvoice, startWorld, type RunnerWorld } from './runner-helpers.ts';
+import { apiCharges, attemptRow, caseRow, planDueAttempt, seedFailedInvoice, startWorld, type RunnerWorld, startWorldWorkers } from './runner-helpers.ts';
 
 let w: RunnerWorld;
 beforeAll(async () => {
@@ -179,10 +179,7 @@ describe('retry runner against the sandbox', () => {
     expect(planned).toMatchObject({ source: 'card_update', payment_method: paymentMethodId });
     expect((planned!.planned_at as Date).getTime() - w.clock.now().getTime()).toBeLessThanOrEqual(60_000);
 
-    const stop = await startRetryWorkers({
-      sql: w.db.sql, boss: w.boss, stripe: w.deps.gateway.stripe, clock: w.clock, log: w.deps.log, policy: w.policy,
-      config: { stripeRequestsPerSecond: 100, defaultTimeZone: 'UTC', workerConcurrency: 1 }, pollingIntervalSeconds: 0.5, requestRetryBaseMs: 20,
-    });
+    const stop = await startWorldWorkers(w);
     try {
       const c = await waitFor('case recovered by the card-update retry', async () => {
         const row = await caseRow(w.db.sql, s.caseId);

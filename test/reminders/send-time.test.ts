@@ -4,7 +4,6 @@
  * without failing them, and Billing Portal links come from the Stripe sandbox through the shared
  * gateway, with Stripe's own hiccups retried.
  */
-import net from 'node:net';
 import type { PgBoss } from 'pg-boss';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FixedClock } from '../../src/clock.ts';
@@ -22,6 +21,7 @@ import { createStripeClient } from '../../src/stripe/client.ts';
 import { createThrottle, type Throttle } from '../../src/stripe/throttle.ts';
 import { createTestDatabase, waitFor, type TestDatabase } from '../helpers/db.ts';
 import { insertCase } from './fixtures.ts';
+import { freePort } from '../helpers/net.ts';
 
 const lines: Array<Record<string, unknown>> = [];
 const log = createLogger('info', { write: (line: string) => void lines.push(JSON.parse(line) as Record<string, unknown>) });
@@ -195,10 +195,3 @@ describe('Billing Portal links', () => {
   });
 });
 
-async function freePort(): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  const { port } = server.address() as net.AddressInfo;
-  await new Promise((r) => server.close(r));
-  return port;
-}
