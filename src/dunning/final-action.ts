@@ -3,7 +3,7 @@ import type { Sql, Tx } from '../db.ts';
 import { call, classifyChargeError, retrieveInvoice, type StripeGateway } from '../stripe/charge.ts';
 import type { FinalAction } from './policy.ts';
 import { pauseOfInvoice, pausedAt } from './collection-pause.ts';
-import { cancelPlanned, holdOf, type DeadlineJob, type SchedulerDeps } from './scheduler.ts';
+import { cancelPlanned, holdOf, planNext, stripePauseHolds, type DeadlineJob, type SchedulerDeps } from './scheduler.ts';
 import * as store from './store.ts';
 
 /**
@@ -67,6 +67,18 @@ function subscriptionOf(invoice: Stripe.Invoice): string | null {
  */
 export async function handleDeadline(deps: FinalActionDeps, job: DeadlineJob): Promise<'done' | 'stood_down'> {
   const log = deps.log.child({ caseId: job.caseId });
+  if (job.kind === 'resume') {
+    // A Stripe pause ran out by itself: plan the case again (the planner stops it if its time is
+    // up), unless something holds it still or it closed meanwhile.
+    const planned = await deps.sql.begin(async (tx) => {
+      const c = await store.caseById(tx, job.caseId, true);
+      if (!c || c.status !== 'open' || (await holdOf(tx, c, deps.clock.now())) !== null) return false;
+      await planNext(tx, deps, c.id);
+      return true;
+    });
+    log.info({ planned }, planned ? 'Stripe pause over: case planned again' : 'Stripe pause over: nothing to plan');
+    return planned ? 'done' : 'stood_down';
+  }
   const check = await deps.sql.begin(async (tx) => {
     const c = await store.caseById(tx, job.caseId, true);
     // Held by ops or by Stripe's pause_collection: no final action while collection is stopped;
@@ -90,7 +102,7 @@ export async function handleDeadline(deps: FinalActionDeps, job: DeadlineJob): P
     await closeForMissingInvoice(deps, c.id, c.invoiceId);
     return 'stood_down';
   }
-  if (remote.status === 'open' && pausedAt(pauseOfInvoice(remote), deps.clock.now())) {
+  if (remote.status === 'open' && pausedAt(pauseOfInvoice(remote), deps.clock.now()) && stripePauseHolds(c)) {
     log.info({}, 'deadline stands down: collection is paused at Stripe');
     return 'stood_down';
   }

@@ -2,7 +2,7 @@ import type { Tx } from '../db.ts';
 import type { DomainHooks } from '../events/hooks.ts';
 import { planNextAttempt, type Plan } from './planner.ts';
 import { pausedAt, pauseReason } from './collection-pause.ts';
-import { cancelPlanned, holdOf, loadPlanContext, planNext, recordPlan, type PlanContext, type PlanResult, type SchedulerDeps } from './scheduler.ts';
+import { cancelPlanned, holdOf, loadPlanContext, planNext, recordPlan, scheduleResume, stripePauseHolds, type PlanContext, type PlanResult, type SchedulerDeps } from './scheduler.ts';
 import * as store from './store.ts';
 import type { AttemptRow, AttemptSource } from './store.ts';
 
@@ -53,12 +53,15 @@ export function createDunningHooks(deps: SchedulerDeps): DunningHooks & DomainHo
 export async function followCollectionPause(tx: Tx, deps: SchedulerDeps, subscriptionId: string): Promise<void> {
   const now = deps.clock.now();
   const pause = await store.collectionPauseOf(tx, subscriptionId);
-  for (const c of await store.openCasesOfSubscription(tx, subscriptionId)) {
-    await store.caseById(tx, c.id, true);
+  for (const listed of await store.openCasesOfSubscription(tx, subscriptionId)) {
+    // Decide on the locked row: the case may have closed while we waited for its lock.
+    const c = await store.caseById(tx, listed.id, true);
+    if (!c || c.status !== 'open' || !stripePauseHolds(c)) continue;
     if (pause && pausedAt(pause, now)) {
       const reason = pauseReason(pause);
       const n = await cancelPlanned(tx, deps, c.invoiceId, reason);
       await store.setNextAttempt(tx, c.id, null, `held: ${reason}`, now);
+      if (pause.resumesAt) await scheduleResume(tx, deps, c.id, pause.resumesAt, reason);
       await deps.onCaseHeld?.(tx, { caseId: c.id, at: now });
       deps.log.info({ caseId: c.id, invoiceId: c.invoiceId, cancelled: n }, 'collection paused at Stripe: case held');
     } else {
@@ -114,7 +117,13 @@ export async function replanWithLateDetails(tx: Tx, deps: SchedulerDeps, caseId:
   if (!caseRow || caseRow.status !== 'open') return { kind: 'unchanged', why: 'case is not open' };
   const held = await holdOf(tx, caseRow, deps.clock.now());
   if (held) return { kind: 'unchanged', why: held };
-  const planned = activeAttempt(await store.attemptsOf(tx, caseRow.invoiceId));
+  const attempts = await store.attemptsOf(tx, caseRow.invoiceId);
+  const planned = activeAttempt(attempts);
+  if (!planned && attempts[attempts.length - 1]?.status === 'skipped') {
+    // The runner skipped the last attempt because these very details (read from Stripe ahead of
+    // this event) bar the card: nothing is planned, so plan now, with the details on record.
+    return planNext(tx, deps, caseId);
+  }
   if (!planned || planned.status !== 'planned') return { kind: 'unchanged', why: 'no planned attempt' };
   if (planned.source === 'manual') return { kind: 'unchanged', why: 'a manual attempt is planned' };
   const paymentMethod = planned.source === 'card_update' ? planned.paymentMethod : null;

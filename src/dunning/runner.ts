@@ -13,7 +13,7 @@ import { detailsOfIntent } from '../events/charges.ts';
 import { closeForMissingInvoice, handleDeadline, MISSING_INVOICE, type CaseClosedEvent, type FinalActionDeps } from './final-action.ts';
 import type { Policy } from './policy.ts';
 import { checkCharge } from './planner.ts';
-import { createPolicySource, loadPlanContext, planNext, savePolicy, scheduleWindowDeadline, sendAttemptJob, type AttemptJob, type AttemptPlannedEvent, type DeadlineJob, type SchedulerDeps } from './scheduler.ts';
+import { createPolicySource, loadPlanContext, planNext, savePolicy, scheduleResume, scheduleWindowDeadline, sendAttemptJob, stripePauseHolds, type AttemptJob, type AttemptPlannedEvent, type DeadlineJob, type SchedulerDeps } from './scheduler.ts';
 import * as store from './store.ts';
 import type { AttemptRow, CaseRow } from './store.ts';
 
@@ -81,8 +81,9 @@ export async function executeAttempt(deps: RunnerDeps, attemptId: number): Promi
   // Our copy of the subscription may not know yet (its event is late, or predates the install).
   // An open invoice also means an earlier request of this attempt did not take the money.
   const stripePause = pauseOfInvoice(remote);
-  if (remote.status === 'open' && stripePause && pausedAt(stripePause, deps.clock.now())) {
-    return skip(deps, attempt, pauseReason(stripePause));
+  if (remote.status === 'open' && stripePause && pausedAt(stripePause, deps.clock.now())
+    && (local.caseRow === null || stripePauseHolds(local.caseRow))) {
+    return skip(deps, attempt, pauseReason(stripePause), { resumesAt: stripePause.resumesAt });
   }
   if (localSkip && remote.status === 'open' && local.caseRow !== null && (local.caseRow.status !== 'open' || local.caseRow.paused)) {
     // Closed or paused while the earlier request was unresolved, which did not take the money.
@@ -121,7 +122,7 @@ export function skipReason(c: CaseRow, invoice: store.InvoiceRow | null, now: Da
   if (c.status !== 'open') return `case is ${c.status}`;
   if (c.paused) return 'case is paused';
   if (invoice && invoice.status !== 'open') return `invoice is ${invoice.status}`;
-  if (invoice?.collectionPause && pausedAt(invoice.collectionPause, now)) return pauseReason(invoice.collectionPause);
+  if (invoice?.collectionPause && pausedAt(invoice.collectionPause, now) && stripePauseHolds(c)) return pauseReason(invoice.collectionPause);
   return null;
 }
 
@@ -172,7 +173,7 @@ export function lateStripeDecline(remote: Stripe.Invoice, attempts: readonly Att
   };
 }
 
-async function skip(deps: RunnerDeps, a: AttemptRow, reason: string, o: { replan?: boolean } = {}): Promise<RunResult> {
+async function skip(deps: RunnerDeps, a: AttemptRow, reason: string, o: { replan?: boolean; resumesAt?: Date | null } = {}): Promise<RunResult> {
   await deps.sql.begin(async (tx) => {
     await store.finishAttempt(tx, a.id, { status: 'skipped', finishedAt: deps.clock.now(), failureMessage: reason });
     if (a.caseId !== null) {
@@ -180,6 +181,7 @@ async function skip(deps: RunnerDeps, a: AttemptRow, reason: string, o: { replan
                 where id = ${a.caseId} and status = 'open'`;
       if (o.replan) await planNext(tx, deps, a.caseId);
       else await scheduleWindowDeadline(tx, deps, a.caseId, `attempt #${a.attemptNo} skipped: ${reason}`);
+      if (o.resumesAt) await scheduleResume(tx, deps, a.caseId, o.resumesAt, reason);
     }
   });
   deps.log.info({ attemptId: a.id, invoiceId: a.invoiceId, reason }, 'attempt skipped');

@@ -44,8 +44,11 @@ export interface SchedulerDeps {
 export interface AttemptJob { attemptId: number }
 export interface DeadlineJob {
   caseId: number;
-  /** `await`: the customer had until now; `stop`: the planner gave up, apply the final action. */
-  kind: 'await' | 'stop';
+  /**
+   * `await`: the customer had until now; `stop`: the planner gave up, apply the final action;
+   * `resume`: a Stripe pause with a `resumes_at` ends now: plan the case again (no final action).
+   */
+  kind: 'await' | 'stop' | 'resume';
   reason: string;
   /** Ledger size when the job was planned: if it grew, something happened and the job stands down. */
   attemptsSeen: number;
@@ -196,8 +199,18 @@ export async function planNext(
  */
 export async function holdOf(tx: Tx, caseRow: CaseRow, now: Date): Promise<string | null> {
   if (caseRow.paused) return 'case is paused';
+  if (!stripePauseHolds(caseRow)) return null;
   const pause = (await store.invoiceById(tx, caseRow.invoiceId))?.collectionPause ?? null;
   return pause && pausedAt(pause, now) ? pauseReason(pause) : null;
+}
+
+/**
+ * Whether Stripe's pause_collection holds this case. Not once its final action is recorded: that
+ * pause may be our own (the `pause_collection` final action), and a case still open then is open
+ * for a card update that landed meanwhile, which must be charged and closed, not held for ever.
+ */
+export function stripePauseHolds(caseRow: Pick<CaseRow, 'finalAction'>): boolean {
+  return caseRow.finalAction === null;
 }
 
 /**
@@ -320,6 +333,14 @@ export async function scheduleWindowDeadline(tx: Tx, deps: SchedulerDeps, caseId
   const at = new Date(Math.max(windowEnd, deps.clock.now().getTime()));
   await sendDeadline(tx, deps, { caseId, kind: 'await', reason, attemptsSeen: attempts.length }, at);
   return at;
+}
+
+/**
+ * A case held for a Stripe pause that ends by itself at `resumesAt` is planned again then, whether
+ * or not an event tells us the pause ended (and in whatever order its events arrive).
+ */
+export async function scheduleResume(tx: Tx, deps: SchedulerDeps, caseId: number, resumesAt: Date, reason: string): Promise<void> {
+  await sendDeadline(tx, deps, { caseId, kind: 'resume', reason, attemptsSeen: 0 }, new Date(resumesAt.getTime() + 1000));
 }
 
 async function sendDeadline(tx: Tx, deps: SchedulerDeps, data: DeadlineJob, at: Date): Promise<void> {

@@ -194,3 +194,53 @@ describe('deadlines and final actions', () => {
     expect(await status()).toBe('paid');
   });
 });
+
+describe('a pause_collection final action and a card update landing while Stripe applies it', () => {
+  it('does not hold the case for our own pause: the new card is charged and the next deadline closes the case', async () => {
+    const policy = parsePolicy({ finalAction: 'pause_collection' });
+    await savePolicy(w.db.sql, policy);
+    const s = await seedFailedInvoice(w, 'expired_card');
+    await w.db.sql`update dunning_cases set policy_version = ${policy.version} where id = ${s.caseId}`;
+    // A deadline run while the card update can still plan a retry (as when the planner stopped the
+    // case before its window ended).
+    const job = await failAndGetDeadline(s);
+    const start = w.clock.now();
+    // The new card declines too, so the case has to end through its deadline.
+    const { paymentMethodId } = await w.sandbox.updateCard(s.customerId, { brand: 'visa', failure: 'generic_decline', expMonth: 1, expYear: 2031 });
+    // The card update is applied between the deadline's checks and its close (on its second Stripe call).
+    let calls = 0;
+    const throttle = {
+      ...w.deps.gateway.throttle,
+      take: async () => {
+        calls += 1;
+        if (calls === 2) {
+          await w.db.sql.begin((tx) => createDunningHooks(w.deps).paymentMethodChanged(tx, { customerId: s.customerId, paymentMethod: paymentMethodId, at: w.clock.now() }));
+        }
+      },
+    };
+    expect(await handleDeadline({ ...w.deps, gateway: { ...w.deps.gateway, throttle } }, job)).toBe('stood_down');
+    expect(await caseRow(w.db.sql, s.caseId)).toMatchObject({ status: 'open', final_action: 'pause_collection' });
+    // Stripe's event for the pause we applied reaches us: it must not withdraw the customer's retry.
+    await w.db.sql`update subscriptions set pause_collection_behavior = 'void' where id = ${s.subscriptionId!}`;
+    await w.db.sql.begin((tx) => createDunningHooks(w.deps).collectionPauseChanged(tx, { subscriptionId: s.subscriptionId!, at: w.clock.now() }));
+    const [retry] = await w.db.sql`select id from payment_attempts where invoice_id = ${s.invoiceId} and status = 'planned'`;
+    expect(retry).toBeDefined();
+    const charged = apiCharges(w.sandbox, s.invoiceId).length;
+    expect(await executeAttempt(w.deps, Number(retry!.id))).toBe('declined');
+    expect(apiCharges(w.sandbox, s.invoiceId)).toHaveLength(charged + 1);
+    // The case moves on with the new card's decline (another retry while its window lasts), held by
+    // nothing; once the window is over, the next attempt stops it and the deadline closes it.
+    w.clock.set(new Date(start.getTime() + 22 * 86_400_000));
+    w.sandboxClock.set(w.clock.now());
+    const [next] = await w.db.sql`select id from payment_attempts where invoice_id = ${s.invoiceId} and status = 'planned'`;
+    expect(next).toBeDefined();
+    const outcome = await executeAttempt(w.deps, Number(next!.id));
+    expect(['succeeded', 'declined']).toContain(outcome);
+    const deadlines = await w.db.sql`select data from pgboss.job where name = 'dunning-deadlines' and singleton_key = ${String(s.caseId)} and state = 'created'`;
+    for (const d of deadlines) await handleDeadline(w.deps, d.data as DeadlineJob);
+    // Paid by the new card, or lost at its deadline: either way closed, never open for ever.
+    expect((await caseRow(w.db.sql, s.caseId)).status).toBe(outcome === 'succeeded' ? 'recovered' : 'lost');
+    w.clock.set(start);
+    w.sandboxClock.set(start);
+  });
+});

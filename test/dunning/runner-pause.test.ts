@@ -105,18 +105,49 @@ describe("Stripe's pause_collection on the subscription", () => {
     }
   });
 
-  it('a pause whose resumes_at has passed no longer holds the case', async () => {
+  it('a pause that ends by itself at resumes_at plans the case again then, with no event telling us', async () => {
     const s = await failedCase();
     const resumesAt = Math.floor(w.clock.now().getTime() / 1000) + 3_600;
     await apply(w.db.sql, processor, await setPause(s, { behavior: 'void', resumes_at: resumesAt }));
     expect((await caseRow(w.db.sql, s.caseId)).next_attempt_reason).toContain('held: collection is paused');
+    const [job] = await w.db.sql`select data from pgboss.job where name = 'dunning-deadlines' and singleton_key = ${String(s.caseId)} and data->>'kind' = 'resume'`;
+    expect(job).toBeDefined();
+    // Run early, while the pause still holds: nothing happens.
+    expect(await handleDeadline(w.deps, job!.data as DeadlineJob)).toBe('stood_down');
     w.clock.advance(2 * 3_600_000);
     try {
-      const [r] = await w.db.sql.begin((tx) => resume(tx, w.deps, s.invoiceId));
-      expect(r!.result.kind).toBe('planned');
+      expect(await handleDeadline(w.deps, job!.data as DeadlineJob)).toBe('done');
+      expect((await attempts(s)).filter((a) => a.status === 'planned')).toHaveLength(1);
+      // It never applies a final action, whatever the ledger says.
+      expect((await caseRow(w.db.sql, s.caseId))).toMatchObject({ status: 'open', final_action: null });
     } finally {
       w.clock.advance(-2 * 3_600_000);
     }
+  });
+
+  it('a case that closes while the pause event waits for its lock is left alone', async () => {
+    const s = await failedCase();
+    await w.db.sql`
+      insert into subscriptions (id, customer_id, status, pause_collection_behavior, stripe_updated_at)
+      values (${s.subscriptionId!}, ${s.customerId}, 'past_due', 'void', ${w.clock.now()})
+      on conflict (id) do update set pause_collection_behavior = 'void'`;
+    await w.db.sql`update invoices set subscription_id = ${s.subscriptionId!} where id = ${s.invoiceId}`;
+    const held: number[] = [];
+    const hooks = createDunningHooks({ ...w.deps, onCaseHeld: async (_tx, e) => { held.push(e.caseId); } });
+    let closeNow!: () => void;
+    const closing = w.db.sql.begin(async (tx) => {
+      await tx`select id from dunning_cases where id = ${s.caseId} for update`;
+      await tx`update dunning_cases set status = 'recovered', closed_at = now() where id = ${s.caseId}`;
+      await new Promise<void>((resolve) => { closeNow = resolve; });
+    });
+    // The pause event lists the case as open (the close is not committed yet), then waits for its lock.
+    const following = w.db.sql.begin((tx) => hooks.collectionPauseChanged!(tx, { subscriptionId: s.subscriptionId!, at: w.clock.now() }));
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    closeNow();
+    await closing;
+    await following;
+    expect(held).toEqual([]);
+    expect((await caseRow(w.db.sql, s.caseId)).next_attempt_reason).not.toMatch(/^held:/);
   });
 
   it("ops' own pause still holds and cancels the planned attempt's job; resume brings one back", async () => {

@@ -128,6 +128,11 @@ describe('retry runner against the sandbox', () => {
     expect(await jobsFor('dunning-deadlines', String(s.caseId))).toHaveLength(1);
     // The ledger is left for the event to fill, which also tells the reminders.
     expect((await w.db.sql`select decline_code from payment_attempts where invoice_id = ${s.invoiceId} and attempt_no = 1`)[0]!.decline_code).toBeNull();
+    // When the event lands, the case is planned with what it says: it waits for a new card.
+    const [first] = await w.db.sql`select id from payment_attempts where invoice_id = ${s.invoiceId} and attempt_no = 1`;
+    await w.db.sql`update payment_attempts set decline_code = 'stolen_card', decline_category = 'hard' where id = ${first!.id}`;
+    await w.db.sql.begin((tx) => createDunningHooks(w.deps).declineLearned(tx, { caseId: s.caseId, invoiceId: s.invoiceId, attemptId: Number(first!.id), at: w.clock.now() }));
+    expect((await caseRow(w.db.sql, s.caseId)).next_attempt_reason).toMatch(/^awaiting customer: stolen_card: /);
   });
 
   it('late details that do not bar the card let the planned retry go ahead', async () => {
