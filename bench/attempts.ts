@@ -79,7 +79,7 @@ async function workerChild(url: string, sandbox: { host: string; port: number; a
       statements += 1;
     },
   });
-  const boss = await startQueue(url, log, { eventMaxTries: 3 });
+  const boss = await startQueue(url, log);
   const stripe = createStripeClient({ stripeSecretKey: sandbox.apiKey, stripeApiBase: { protocol: 'http', host: sandbox.host, port: sandbox.port } }, { timeoutMs: 10_000 });
   const stop = await startRetryWorkers({
     sql, boss, stripe, clock: systemClock, log, policy: defaultPolicy(),
@@ -199,7 +199,7 @@ async function runOne(adminUrl: string, size: number, rate: number, seconds: num
   const url = withDatabase(adminUrl, name);
   const setup = connect(url, { max: 4 });
   await migrate(setup, log);
-  const boss = await startQueue(url, log, { eventMaxTries: 3 });
+  const boss = await startQueue(url, log);
   const due = rate * seconds;
   process.stderr.write(`[${size}] starting sandbox with ${due} failed invoices...\n`);
   const { child, info } = await startSandboxChild(due);
@@ -252,7 +252,7 @@ async function runOne(adminUrl: string, size: number, rate: number, seconds: num
                  from payment_attempts a where a.invoice_id = c.invoice_id and a.status = 'planned' and a.id >= ${near[0]!.id}`;
   await seeder.end();
   await setup.end();
-  const sender = await startQueue(url, log, { eventMaxTries: 3 });
+  const sender = await startQueue(url, log);
   await sender.insert(QUEUES.attempts, near.map((a) => ({ data: { attemptId: Number(a.id) }, startAfter: a.planned_at, singletonKey: a.invoice_id })));
   await sender.stop({ graceful: true, timeout: 5_000 });
   if (Date.now() > t0) process.stderr.write(`[${size}] warning: due attempts were enqueued after the first was due\n`);

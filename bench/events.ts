@@ -36,7 +36,7 @@ await admin.end();
 const url = withDatabase(adminUrl, 'dunning_bench_events');
 const sql = connect(url, { max: 10 });
 await migrate(sql, quiet);
-const boss = await startQueue(url, quiet, { eventMaxTries: 8 });
+const boss = await startQueue(url, quiet);
 const policy = defaultPolicy();
 await savePolicy(sql, policy);
 

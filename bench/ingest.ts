@@ -189,7 +189,7 @@ async function main(): Promise<void> {
   const url = withDatabase(adminUrl, 'dunning_bench_ingest');
   const sql: Sql = connect(url, { max: concurrency });
   await migrate(sql, quiet);
-  const boss = await startQueue(url, quiet, { eventMaxTries: 8 });
+  const boss = await startQueue(url, quiet);
 
   // Enough unique deliveries for a fast machine: a generator that runs out is reported, not hidden.
   const capacity = Math.ceil(seconds * 8000);

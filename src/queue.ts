@@ -13,21 +13,11 @@ export const QUEUES = {
 } as const;
 export type QueueName = (typeof QUEUES)[keyof typeof QUEUES];
 
-export interface QueueOptions {
-  /** Tries of a stripe event before it is parked as failed. */
-  eventMaxTries: number;
-  /**
-   * First wait before an event's retry, doubled per try up to 5 minutes (default 2 s). 0 retries at
-   * once without backoff: for tests, which must not wait minutes for a parked event.
-   */
-  eventRetryDelaySeconds?: number;
-}
-
-export async function startQueue(url: string, log: Logger, options: QueueOptions): Promise<PgBoss> {
+export async function startQueue(url: string, log: Logger): Promise<PgBoss> {
   const boss = new PgBoss({ connectionString: url, schema: 'pgboss', max: 5, application_name: 'dunning-queue' });
   boss.on('error', (err: Error) => log.error({ err }, 'job queue error'));
   await boss.start();
-  await ensureQueues(boss, options);
+  await ensureQueues(boss);
   return boss;
 }
 
@@ -42,13 +32,15 @@ export interface RetrySettings {
   retryDelayMax: number | null;
 }
 
-/** The retry settings each queue must have, from the configuration. */
-export function queueSettings(options: QueueOptions): Array<[QueueName, RetrySettings]> {
-  const eventDelay = options.eventRetryDelaySeconds ?? 2;
+/**
+ * The retry settings each queue must have. For stripe-events they cover only a run that died (a
+ * crash, an expired job, the database away): an event's own tries (EVENT_MAX_TRIES) are counted on
+ * its row, and the processor sends a new job for the events that failed (src/events/processor.ts),
+ * so no setting here depends on the configuration, and every process agrees on them.
+ */
+export function queueSettings(): Array<[QueueName, RetrySettings]> {
   return [
-    [QUEUES.stripeEvents, {
-      retryLimit: options.eventMaxTries - 1, retryDelay: eventDelay, retryBackoff: eventDelay > 0, retryDelayMax: eventDelay > 0 ? 300 : null,
-    }],
+    [QUEUES.stripeEvents, { retryLimit: 10, retryDelay: 2, retryBackoff: true, retryDelayMax: 300 }],
     [QUEUES.attempts, { retryLimit: 10, retryDelay: 5, retryBackoff: true, retryDelayMax: 600 }],
     [QUEUES.deadlines, { retryLimit: 10, retryDelay: 5, retryBackoff: true, retryDelayMax: 600 }],
     [QUEUES.reminders, { retryLimit: 10, retryDelay: 30, retryBackoff: true, retryDelayMax: 3600 }],
@@ -57,14 +49,12 @@ export function queueSettings(options: QueueOptions): Array<[QueueName, RetrySet
 }
 
 /**
- * Creates missing queues and brings existing ones to the configured retry settings. pg-boss copies
- * a queue's retryLimit into each job it sends, so a queue left at an old EVENT_MAX_TRIES would fail
- * jobs before the processor's last try: the event would never be parked and stay pending. Processes
- * started with different settings each apply their own; the last one to start wins.
+ * Creates missing queues and brings existing ones to the settings above (pg-boss copies a queue's
+ * settings into each job it sends, so a queue created by an older version keeps old ones otherwise).
  */
-export async function ensureQueues(boss: PgBoss, options: QueueOptions): Promise<void> {
+export async function ensureQueues(boss: PgBoss): Promise<void> {
   const existing = new Map((await boss.getQueues()).map((q) => [q.name, q]));
-  for (const [name, wanted] of queueSettings(options)) {
+  for (const [name, wanted] of queueSettings()) {
     let current = existing.get(name) ?? null;
     if (!current) {
       try {

@@ -49,7 +49,7 @@ handler kept failing is parked as "failed" after EVENT_MAX_TRIES tries, with its
     try {
       if (sub === 'show') return await show(rt.sql, id!);
       if (sub === 'replay') {
-        const boss = await startQueue(rt.databaseUrl, rt.log, { eventMaxTries: rt.config.eventMaxTries });
+        const boss = await startQueue(rt.databaseUrl, rt.log);
         try {
           return await replay(rt.sql, boss, id!, values.force);
         } finally {

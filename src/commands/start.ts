@@ -43,7 +43,7 @@ signal exits at once.`,
     const rt = await openRuntime(env, { require: web ? ['webhook', 'cardLinks'] : ['cardLinks'], policy: work, reportPoolSize: web ? REPORT_POOL_SIZE : undefined });
     const { config, log, sql } = rt;
     const clock = systemClock;
-    const boss = await startQueue(rt.databaseUrl, log, { eventMaxTries: config.eventMaxTries });
+    const boss = await startQueue(rt.databaseUrl, log);
     let queueRunning = true;
     boss.on('stopped', () => {
       queueRunning = false;

@@ -195,7 +195,7 @@ export async function runDemo(env: NodeJS.ProcessEnv, o: DemoOptions, print: (li
     parts.catcher = await startMailCatcher({ dir: o.mailDir });
     const catcher = parts.catcher;
     const webConfig = loadConfig(demoEnv(env, { databaseUrl: db.url, smtpUrl: catcher.url, token, secret }));
-    parts.boss = await startQueue(db.url, log, { eventMaxTries: webConfig.eventMaxTries });
+    parts.boss = await startQueue(db.url, log);
     const boss = parts.boss;
     if (kept) await moveQueuedJobs(db.sql, kept.clock, { simStart: start.getTime(), realStart: clock.scaled.realStart, scale });
     parts.server = createServer({

@@ -28,7 +28,7 @@ export async function openOps(env: NodeJS.ProcessEnv, options: { stripe?: boolea
   const rt = await openRuntime(env, { logLevel: 'warn', require: options.stripe ? ['stripe'] : [], policy: true });
   let boss: PgBoss;
   try {
-    boss = await startQueue(rt.databaseUrl, rt.log, { eventMaxTries: rt.config.eventMaxTries });
+    boss = await startQueue(rt.databaseUrl, rt.log);
   } catch (err) {
     await rt.close();
     throw err;

@@ -94,10 +94,22 @@ async function learnCustomer(sql: Sql, deps: ProcessorDeps, eventId: string, log
   }
 }
 
+/** An event's handler failed and it has tries left: it must run again, after `tries` failures. */
+export class EventRetryDue extends Error {
+  readonly eventId: string;
+  readonly tries: number;
+  constructor(eventId: string, tries: number, maxTries: number, cause: unknown) {
+    super(`event ${eventId} failed (try ${tries} of ${maxTries})`, { cause });
+    this.name = 'EventRetryDue';
+    this.eventId = eventId;
+    this.tries = tries;
+  }
+}
+
 /**
  * Runs `processEvent`, counting a failed try on the event row (outside the rolled-back transaction).
- * On the last allowed try the event is parked as `failed`; earlier failures rethrow so pg-boss
- * retries with backoff.
+ * On the last allowed try the event is parked as `failed`; earlier failures throw `EventRetryDue`.
+ * Anything else thrown (the database away while counting) is the run's failure, not the event's.
  */
 export async function processWithTries(sql: Sql, deps: ProcessorDeps, eventId: string, maxTries: number, handlers = HANDLERS): Promise<ProcessResult> {
   try {
@@ -109,7 +121,7 @@ export async function processWithTries(sql: Sql, deps: ProcessorDeps, eventId: s
     const tries = await store.recordFailure(sql, eventId, message, parked);
     deps.log.error({ eventId, type: current?.type, tries, parked, err }, parked ? 'event parked as failed' : 'event failed; will retry');
     if (parked) return 'done';
-    throw new Error(`event ${eventId} failed (try ${tries} of ${maxTries})`, { cause: err });
+    throw new EventRetryDue(eventId, tries, maxTries, err);
   }
 }
 
@@ -118,6 +130,13 @@ export interface EventWorkerOptions {
   concurrency: number;
   handlers?: Readonly<Record<string, EventHandler>>;
   batchSize?: number;
+  /** Wait before an event's second try, doubled per try up to 5 minutes (default 2 s; 0 for tests). */
+  retryDelaySeconds?: number;
+}
+
+/** Seconds before the next try of an event that failed `tries` times. */
+export function eventRetryDelay(tries: number, firstSeconds: number): number {
+  return Math.min(300, firstSeconds * 2 ** Math.max(0, tries - 1));
 }
 
 /** Jobs fetched per poll by each loop; a full batch fetches again at once (burst). */
@@ -129,18 +148,22 @@ const EVENTS_AT_ONCE = 16;
 /**
  * Subscribes the processor to the stripe-events queue; returns the worker id for `boss.offWork`.
  * Each loop applies the events of a batch of jobs side by side (one customer's events still apply
- * one at a time, under their lock) and settles every job on its own: a job completes when all its
- * events are applied or parked, and otherwise fails so the queue retries it with backoff, when
- * the events already applied are skipped. While batches come back full the loop fetches without
- * waiting: a backlog drains at database speed rather than at one poll per half-second.
+ * one at a time, under their lock). A job completes once each of its events is applied, parked, or
+ * handed on: the events that failed with tries left go into a new job of their own, delayed by
+ * their backoff, so every event gets its EVENT_MAX_TRIES whatever its batch neighbours do. A job
+ * fails (and the queue runs it again, skipping what was applied) only when the run itself broke,
+ * e.g. the database went away. While batches come back full the loop fetches without waiting: a
+ * backlog drains at database speed rather than at one poll per half-second.
  */
 export async function startEventWorker(boss: PgBoss, sql: Sql, deps: ProcessorDeps, opts: EventWorkerOptions): Promise<string> {
+  const firstDelay = opts.retryDelaySeconds ?? 2;
   return boss.work<EventJob>(
     QUEUES.stripeEvents,
     { batchSize: opts.batchSize ?? EVENT_BATCH_SIZE, localConcurrency: opts.concurrency, pollingIntervalSeconds: 0.5, burstWhenBatchFull: true, perJobResults: true },
     async (jobs) => {
       const work = jobs.flatMap((job) => eventIdsOf(job.data).map((eventId) => ({ job: job.id, eventId })));
-      const failures = new Map<string, string[]>();
+      const retries = new Map<string, EventRetryDue[]>();
+      const broken = new Map<string, string>();
       let next = 0;
       const lane = async () => {
         for (let i = next++; i < work.length; i = next++) {
@@ -148,16 +171,26 @@ export async function startEventWorker(boss: PgBoss, sql: Sql, deps: ProcessorDe
           try {
             await processWithTries(sql, deps, eventId, opts.maxTries, opts.handlers);
           } catch (err) {
-            // processWithTries counted and logged the try; the queue retries this job with backoff.
-            failures.set(job, [...(failures.get(job) ?? []), err instanceof Error ? err.message : String(err)]);
+            if (err instanceof EventRetryDue) retries.set(job, [...(retries.get(job) ?? []), err]);
+            else broken.set(job, err instanceof Error ? err.message : String(err));
           }
         }
       };
       await Promise.all(Array.from({ length: Math.min(EVENTS_AT_ONCE, work.length) }, lane));
-      return jobs.map((job): JobResult => {
-        const failed = failures.get(job.id);
-        return failed ? { id: job.id, status: 'failed', output: { message: failed.join('; ') } } : { id: job.id, status: 'completed' };
-      });
+      return Promise.all(jobs.map(async (job): Promise<JobResult> => {
+        const failure = broken.get(job.id);
+        if (failure !== undefined) return { id: job.id, status: 'failed', output: { message: failure } };
+        const due = retries.get(job.id);
+        if (due) {
+          try {
+            const tries = Math.max(...due.map((r) => r.tries));
+            await boss.send(QUEUES.stripeEvents, { eventIds: due.map((r) => r.eventId) } satisfies EventJob, { startAfter: eventRetryDelay(tries, firstDelay) });
+          } catch (err) {
+            return { id: job.id, status: 'failed', output: { message: `cannot queue the retry: ${err instanceof Error ? err.message : String(err)}` } };
+          }
+        }
+        return { id: job.id, status: 'completed' };
+      }));
     },
   );
 }
@@ -167,7 +200,7 @@ export async function startEventWorker(boss: PgBoss, sql: Sql, deps: ProcessorDe
  * ops. Every worker process may run it: the update is idempotent. Returns the stop function.
  */
 export function startOrphanSweep(sql: Sql, log: Logger, opts: { everyMs: number; graceSeconds: number }): () => Promise<void> {
-  let running: Promise<void> = Promise.resolve();
+  let running: Promise<void> | null = null;
   const sweep = async () => {
     try {
       for (const eventId of await store.parkOrphans(sql, opts.graceSeconds)) {
@@ -177,7 +210,10 @@ export function startOrphanSweep(sql: Sql, log: Logger, opts: { everyMs: number;
       log.warn({ err }, 'orphaned-event sweep failed; next sweep will try again');
     }
   };
-  const timer = setInterval(() => { running = sweep(); }, opts.everyMs);
+  // A sweep still running (a slow database) is not joined by another one.
+  const timer = setInterval(() => {
+    running ??= sweep().finally(() => { running = null; });
+  }, opts.everyMs);
   timer.unref();
   return async () => {
     clearInterval(timer);

@@ -161,14 +161,17 @@ export async function resetForReplay(tx: Tx, id: string, force = false): Promise
  * Returns the parked ids. One hashed anti-join over the live jobs, so a backlog costs one scan.
  */
 export async function parkOrphans(tx: Tx, graceSeconds: number, limit = 500): Promise<string[]> {
+  // NOT EXISTS, not NOT IN: the planner makes it a hash anti-join whatever the backlog, where NOT IN
+  // over a big id list stops hashing and rescans the list for every pending event.
   const rows = await tx`
     update stripe_events set status = 'failed', last_error = 'its processing job ended without applying it (worker killed or job removed); replay it'
      where id in (
-       select id from stripe_events
-        where status = 'pending' and received_at < now() - make_interval(secs => ${graceSeconds})
-          and id not in (select e.id from pgboss.job j,
-                                 jsonb_array_elements_text(coalesce(j.data->'eventIds', jsonb_build_array(j.data->'eventId'))) e(id)
-                          where j.name = 'stripe-events' and j.state < 'completed' and e.id is not null)
+       select s.id from stripe_events s
+        where s.status = 'pending' and s.received_at < now() - make_interval(secs => ${graceSeconds})
+          and not exists (
+            select 1 from pgboss.job j,
+                   jsonb_array_elements_text(coalesce(j.data->'eventIds', jsonb_build_array(j.data->'eventId'))) e(id)
+             where j.name = 'stripe-events' and j.state < 'completed' and e.id = s.id)
         limit ${limit})
        and status = 'pending'
     returning id`;

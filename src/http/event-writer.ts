@@ -43,6 +43,13 @@ export interface EventWriterOptions {
   timeoutMs?: number;
   /** Deliveries waiting at most; more are refused at once, so memory stays bounded while the database is away. */
   maxQueued?: number;
+  /**
+   * Transactions given up on (past `timeoutMs`) that have not answered yet, at most; beyond it
+   * deliveries are refused at once. Each holds a pooled connection and its batch's bodies until
+   * the database answers or TCP gives up, so without a bound a hung database would take every
+   * connection and the memory of every batch sent to it meanwhile.
+   */
+  maxAbandoned?: number;
 }
 
 export class EventNotStored extends Error {
@@ -112,8 +119,10 @@ export function createEventWriter(sql: Sql, boss: Pick<PgBoss, 'insert'>, option
   const minBatchWhileBusy = options.minBatchWhileBusy ?? 4;
   const timeoutMs = options.timeoutMs ?? 2_000;
   const maxQueued = options.maxQueued ?? 10_000;
+  const maxAbandoned = options.maxAbandoned ?? 2 * maxInFlight;
   const queue: Pending[] = [];
   let inFlight = 0;
+  let abandoned = 0;
 
   const settle = (batch: Pending[], inserted: Set<string>) => {
     // Within one batch a repeated id is new only for its first delivery.
@@ -149,17 +158,23 @@ export function createEventWriter(sql: Sql, boss: Pick<PgBoss, 'insert'>, option
       const batch = queue.splice(0, maxBatch);
       inFlight += 1;
       let released = false;
+      let settled = false;
       const release = () => {
         if (released) return;
         released = true;
         clearTimeout(slotTimer);
         inFlight -= 1;
+        if (!settled) abandoned += 1;
         pump();
       };
       // Its callers have all been told "not stored" by then; whatever the statement does later is
       // harmless (committed: a redelivery is a duplicate; failed: Stripe redelivers).
       const slotTimer = setTimeout(release, timeoutMs);
-      void flush(batch).finally(release);
+      void flush(batch).finally(() => {
+        settled = true;
+        if (released) abandoned -= 1;
+        else release();
+      });
     }
   };
 
@@ -167,6 +182,9 @@ export function createEventWriter(sql: Sql, boss: Pick<PgBoss, 'insert'>, option
     write(event, raw) {
       if (queue.length >= maxQueued) {
         return Promise.reject(new EventNotStored(`${queue.length} deliveries already wait for the database`));
+      }
+      if (abandoned >= maxAbandoned) {
+        return Promise.reject(new EventNotStored(`${abandoned} transactions are still waiting for the database`));
       }
       return new Promise<boolean>((resolve, reject) => {
         const timer = setTimeout(() => {

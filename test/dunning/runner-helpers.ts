@@ -33,7 +33,7 @@ export async function startWorld(options: { stripeTimeoutMs?: number; leaseMs?: 
   const sandboxClock = new FixedClock(options.start ?? START);
   const sandbox = await startSandbox({ clock: sandboxClock, seed: 7 });
   const log = createLogger(process.env.TEST_LOG_LEVEL ?? 'silent');
-  const boss = await startQueue(db.url, log, { eventMaxTries: 3 });
+  const boss = await startQueue(db.url, log);
   const policy = defaultPolicy();
   await savePolicy(db.sql, policy);
   const stripe = createStripeClient(

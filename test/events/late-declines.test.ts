@@ -26,7 +26,7 @@ const policy = defaultPolicy();
 beforeAll(async () => {
   db = await createTestDatabase();
   const log = createLogger('silent');
-  boss = await startQueue(db.url, log, { eventMaxTries: 3 });
+  boss = await startQueue(db.url, log);
   await savePolicy(db.sql, policy);
   const clock = new FixedClock(new Date((T0 + 60) * 1000));
   const dunning = createDunningHooks({ boss, clock, log, merchantTimeZone: 'UTC', policies: createPolicySource(policy) });

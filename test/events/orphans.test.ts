@@ -13,7 +13,7 @@ let db: TestDatabase;
 let boss: PgBoss;
 beforeAll(async () => {
   db = await createTestDatabase();
-  boss = await startQueue(db.url, createLogger('silent'), { eventMaxTries: 3 });
+  boss = await startQueue(db.url, createLogger('silent'));
 });
 afterAll(async () => {
   await boss?.stop({ graceful: false, close: true });

@@ -44,8 +44,8 @@ export default async function setup(project: TestProject) {
   const sql = connect(templateUrl, { max: 2 });
   await migrate(sql, log);
   await sql.end();
-  const boss = await startQueue(templateUrl, log, { eventMaxTries: 3 });
-  await ensureQueues(boss, { eventMaxTries: 3 });
+  const boss = await startQueue(templateUrl, log);
+  await ensureQueues(boss);
   await boss.stop({ graceful: false });
 
   project.provide('adminUrl', adminUrl);

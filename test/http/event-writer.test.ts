@@ -10,7 +10,7 @@ let db: TestDatabase;
 let boss: PgBoss;
 beforeAll(async () => {
   db = await createTestDatabase();
-  boss = await startQueue(db.url, createLogger('silent'), { eventMaxTries: 3 });
+  boss = await startQueue(db.url, createLogger('silent'));
 });
 afterAll(async () => {
   await boss?.stop({ graceful: false, close: true });
@@ -131,7 +131,7 @@ test('a database that does not answer: callers hear "not stored" in time, the sl
       return new Promise<never>(() => {});
     },
   };
-  const writer = createEventWriter(db.sql, stuck, { maxInFlight: 1, maxBatch: 1, timeoutMs: 200, maxQueued: 3 });
+  const writer = createEventWriter(db.sql, stuck, { maxInFlight: 1, maxBatch: 1, timeoutMs: 200, maxQueued: 3, maxAbandoned: 4 });
   const first = make(500);
   const waiting = [make(501), make(502), make(503)];
   const started = Date.now();
@@ -154,4 +154,19 @@ test('a database that does not answer: callers hear "not stored" in time, the sl
   });
   // The ones that expired in the queue were dropped, never written behind their callers' backs.
   expect(await db.sql`select id from stripe_events where id in ${db.sql([waiting[1]!.ev.id, waiting[2]!.ev.id])}`).toHaveLength(0);
+});
+
+test('transactions given up on but still hung are bounded: past the bound, deliveries are refused at once', async () => {
+  const hang: Pick<PgBoss, 'insert'> = { insert: () => new Promise<never>(() => {}) };
+  const writer = createEventWriter(db.sql, hang, { maxInFlight: 1, maxBatch: 1, timeoutMs: 100, maxAbandoned: 2 });
+  const [a, b] = [make(600), make(601)];
+  // Each times out and gives up its slot, leaving its statement hung.
+  await expect(writer.write(a.ev, a.raw)).rejects.toThrow(/took over 100 ms/);
+  await expect(writer.write(b.ev, b.raw)).rejects.toThrow(/took over 100 ms/);
+  // The slot is given up a moment after its caller hears, on its own timer.
+  await new Promise((r) => setTimeout(r, 30));
+  const c = make(602);
+  const started = Date.now();
+  await expect(writer.write(c.ev, c.raw)).rejects.toThrow(/2 transactions are still waiting for the database/);
+  expect(Date.now() - started).toBeLessThan(50);
 });

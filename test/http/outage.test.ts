@@ -67,7 +67,7 @@ beforeAll(async () => {
   const proxied = new URL(db.url);
   proxied.port = String(proxy.port);
   viaProxy = connect(proxied.toString(), { max: 4 });
-  boss = await startQueue(db.url, createLogger('silent'), { eventMaxTries: 3 });
+  boss = await startQueue(db.url, createLogger('silent'));
   intake = await startIntake({ sql: viaProxy, boss, log: createLogger('silent'), storeTimeoutMs: 500 });
 });
 afterAll(async () => {

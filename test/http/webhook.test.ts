@@ -14,7 +14,7 @@ const { log, lines } = capturingLogger();
 
 beforeAll(async () => {
   db = await createTestDatabase();
-  boss = await startQueue(db.url, createLogger('silent'), { eventMaxTries: 3 });
+  boss = await startQueue(db.url, createLogger('silent'));
   intake = await startIntake({
     sql: db.sql, boss, log,
     extraRoutes: { '/extra': async (_req, res) => sendJson(res, 200, { mounted: true }) },

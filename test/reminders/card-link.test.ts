@@ -50,7 +50,7 @@ beforeAll(async () => {
   db = await createTestDatabase();
   catcher = await startMailCatcher();
   sandbox = await startSandbox({ clock, seed: 11 });
-  boss = await startQueue(db.url, log, { eventMaxTries: 3 });
+  boss = await startQueue(db.url, log);
   const inner = createThrottle(100);
   throttle = { take: () => ((stripeCalls += 1), inner.take()), waiting: () => inner.waiting() };
   // The web role: it must listen before PUBLIC_URL (its address) is known.

@@ -76,7 +76,7 @@ beforeAll(async () => {
     OPS_WEBHOOK_SECRET: SECRET,
     OPS_ALERT_MIN_AMOUNT: '100000',
   });
-  boss = await startQueue(db.url, log, { eventMaxTries: 3 });
+  boss = await startQueue(db.url, log);
   hooks = createReminderHooks({ boss, clock, log, config });
   mailerDeps = {
     sql: db.sql, boss, clock, log, config,
@@ -154,7 +154,7 @@ describe('content over real SMTP', () => {
 
 describe('exactly once', () => {
   it('sends one email for duplicate webhooks, duplicate jobs and two concurrent mailers', async () => {
-    const second = await startQueue(db.url, log, { eventMaxTries: 3 });
+    const second = await startQueue(db.url, log);
     const stopSecond = await startMailer({ ...mailerDeps, boss: second });
     try {
       const caseId = await insertCase(db.sql, { customerId: 'cus_dup', invoiceId: 'in_dup', email: 'dup@customer.com' });

@@ -42,7 +42,7 @@ beforeAll(async () => {
   db = await createTestDatabase();
   catcher = await startMailCatcher();
   config = loadConfig({ DEFAULT_TIME_ZONE: 'Europe/Berlin', MERCHANT_NAME: 'Acme GmbH', MAIL_FROM: 'billing@acme.test', SMTP_URL: catcher.url });
-  boss = await startQueue(db.url, log, { eventMaxTries: 3 });
+  boss = await startQueue(db.url, log);
   await savePolicy(db.sql, policy);
   const wiring = wireHooks({ boss, clock, log, config, policy });
   deps = processorDeps({ clock, log, policy }, wiring.hooks);

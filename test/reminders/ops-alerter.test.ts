@@ -28,7 +28,7 @@ beforeAll(async () => {
     });
   });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  boss = await startQueue(db.url, createLogger('silent'), { eventMaxTries: 3 });
+  boss = await startQueue(db.url, createLogger('silent'));
 });
 afterAll(async () => {
   for (const stop of stops.reverse()) await stop();

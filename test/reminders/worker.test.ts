@@ -37,7 +37,7 @@ let stop: (() => Promise<void>) | null = null;
 
 beforeAll(async () => {
   db = await createTestDatabase();
-  boss = await startQueue(db.url, log, { eventMaxTries: 3 });
+  boss = await startQueue(db.url, log);
   config = loadConfig({ OUTBOX_DIR: outboxDir, DEFAULT_TIME_ZONE: 'Europe/Berlin', DEFAULT_LOCALE: 'de', MERCHANT_NAME: 'Acme GmbH' });
 });
 
