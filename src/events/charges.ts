@@ -2,7 +2,7 @@ import type Stripe from 'stripe';
 import type { Tx } from '../db.ts';
 import type { HandlerContext, Outcome } from './context.ts';
 import { classifyDecline } from '../dunning/declines.ts';
-import { enrichAttempt, NO_DETAILS, parkChargeFailure, type DeclineDetails } from './ledger.ts';
+import { enrichAttempt, NO_DETAILS, parkChargeFailure, STRIPE_CLOCK_SKEW_MS, type DeclineDetails } from './ledger.ts';
 import { idOf } from './objects.ts';
 
 /**
@@ -57,17 +57,19 @@ export function detailsOfIntent(pi: Stripe.PaymentIntent): DeclineDetails {
 /**
  * The ledger row these details belong to: the row with this charge id (the runner records its own
  * charges), else the invoice's latest declined row without a charge, found through the
- * PaymentIntent, unless one of our attempts on that invoice is still unresolved (then the charge
- * may be that one's, and the runner will record it).
+ * PaymentIntent, unless one of our attempts on that invoice is still unresolved and may have made
+ * this charge (then the runner will record it). An attempt of ours that started after the charge,
+ * give or take the clocks' skew, did not make it: a charge.failed may arrive late, behind our retry.
  */
 async function attemptFor(tx: Tx, d: DeclineDetails, customerId: string | null, at: Date): Promise<number | null> {
   if (d.chargeId) {
     const byCharge = await tx`select id from payment_attempts where charge_id = ${d.chargeId}`;
     if (byCharge[0]) return Number(byCharge[0].id);
   }
+  const mayOwn = new Date(at.getTime() + STRIPE_CLOCK_SKEW_MS);
   if (d.paymentIntentId) {
     const known = await tx`select 1 from payment_attempts where payment_intent_id = ${d.paymentIntentId} limit 1`;
-    if (known.length > 0) return byIntent(tx, d.paymentIntentId);
+    if (known.length > 0) return byIntent(tx, d.paymentIntentId, mayOwn);
   }
   if (!customerId) return null;
   // Webhook invoices name no charge: a Stripe attempt recorded without one, for this customer,
@@ -82,17 +84,20 @@ async function attemptFor(tx: Tx, d: DeclineDetails, customerId: string | null, 
   const r = rows[0];
   if (!r) return null;
   const busy = await tx`select 1 from payment_attempts where invoice_id = ${r.invoice_id as string}
-                          and status in ('in_flight', 'unknown') limit 1`;
+                          and status in ('in_flight', 'unknown') and started_at <= ${mayOwn} limit 1`;
   return busy.length > 0 ? null : Number(r.id);
 }
 
-async function byIntent(tx: Tx, paymentIntentId: string): Promise<number | null> {
+/** `mayOwn`: unresolved attempts that started after it cannot have made the charge. */
+async function byIntent(tx: Tx, paymentIntentId: string, mayOwn: Date): Promise<number | null> {
   const rows = await tx`
-    select id, status, charge_id from payment_attempts
+    select id, status, charge_id, started_at from payment_attempts
      where invoice_id in (select invoice_id from payment_attempts where payment_intent_id = ${paymentIntentId})
-     order by attempt_no desc`;
-  if (rows.some((r) => r.status === 'in_flight' || r.status === 'unknown')) return null;
-  const open = rows.find((r) => r.status === 'declined' && r.charge_id === null);
+     order by started_at desc nulls first, attempt_no desc`;
+  const unresolved = (r: (typeof rows)[number]) => r.status === 'in_flight' || r.status === 'unknown';
+  if (rows.some((r) => unresolved(r) && (r.started_at === null || (r.started_at as Date) <= mayOwn))) return null;
+  // The latest declined row without a charge that had started by the charge's time.
+  const open = rows.find((r) => r.status === 'declined' && r.charge_id === null && (r.started_at === null || (r.started_at as Date) <= mayOwn));
   return open ? Number(open.id) : null;
 }
 

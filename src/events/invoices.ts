@@ -2,7 +2,7 @@ import type Stripe from 'stripe';
 import type { HandlerContext, Outcome } from './context.ts';
 import {
   caseOfInvoice, CHARGED, claimChargeFailure, closeCase, enrichAttempt, insertStripeAttempt, ledgerOf, NO_DETAILS,
-  openCase, recoveryPath, refreshCaseDeclines,
+  openCase, recoveryPath, refreshCaseDeclines, STRIPE_CLOCK_SKEW_MS,
 } from './ledger.ts';
 import { loseToDeletedSubscription, subscriptionDeletedInOurCopy } from './customers.ts';
 import { idOf, upsertInvoice, type InvoiceState } from './objects.ts';
@@ -83,34 +83,62 @@ async function openFor(ctx: HandlerContext, state: InvoiceState) {
   });
 }
 
+/**
+ * Records the failure an `invoice.payment_failed` reports, once, and returns its ledger row. The
+ * event's `attempt_count` counts every charge Stripe made on the invoice, ours included; only the
+ * charges that had started by the event's time count against it, so the late event of an earlier
+ * failure is still recorded when a retry of ours went first.
+ */
+async function recordFailure(ctx: HandlerContext, inv: Stripe.Invoice, c: { caseId: number; invoiceId: string; customerId: string }): Promise<number> {
+  const ledger = await ledgerOf(ctx.tx, c.invoiceId);
+  const upTo = ctx.at.getTime() + STRIPE_CLOCK_SKEW_MS;
+  const charged = ledger.filter((a) => CHARGED.has(a.status) && (a.startedAt === null || a.startedAt.getTime() <= upTo));
+  // Already in the ledger: our own retry (the runner wrote it) or a redelivery under another event id.
+  if (charged.length >= inv.attempt_count && charged.length > 0) return charged[charged.length - 1]!.id;
+  const attemptNo = Math.max(0, ...ledger.map((a) => a.attemptNo)) + 1;
+  const paymentIntentId = intentOf(inv);
+  const attemptId = await insertStripeAttempt(ctx.tx, {
+    caseId: c.caseId, invoiceId: c.invoiceId, attemptNo, at: ctx.at, eventId: ctx.event.id,
+    details: { ...NO_DETAILS, paymentIntentId },
+  });
+  const parked = await claimChargeFailure(ctx.tx, { paymentIntentId, customerId: c.customerId, before: ctx.at, attemptId });
+  if (parked) await enrichAttempt(ctx.tx, attemptId, parked);
+  await refreshCaseDeclines(ctx.tx, c.caseId);
+  return attemptId;
+}
+
 export async function paymentFailed(ctx: HandlerContext): Promise<Outcome> {
   const d = await dunnable(ctx);
-  if (!d) return 'processed';
+  if (!d) {
+    await recordPastFailure(ctx);
+    return 'processed';
+  }
   const { state, inv } = d;
   const c = await openFor(ctx, state);
-  if (c.status !== 'open') return 'processed';
-  const ledger = await ledgerOf(ctx.tx, state.id);
-  const charged = ledger.filter((a) => CHARGED.has(a.status));
-  let attemptId: number;
-  if (charged.length >= inv.attempt_count && charged.length > 0) {
-    // The ledger already holds this failure: our own retry (the runner wrote it) or a redelivery
-    // under another event id. Count it once.
-    attemptId = charged[charged.length - 1]!.id;
-  } else {
-    const attemptNo = Math.max(0, ...ledger.map((a) => a.attemptNo)) + 1;
-    const paymentIntentId = intentOf(inv);
-    attemptId = await insertStripeAttempt(ctx.tx, {
-      caseId: c.caseId, invoiceId: state.id, attemptNo, at: ctx.at, eventId: ctx.event.id,
-      details: { ...NO_DETAILS, paymentIntentId },
-    });
-    const parked = await claimChargeFailure(ctx.tx, { paymentIntentId, customerId: state.customerId, before: ctx.at, attemptId });
-    if (parked) await enrichAttempt(ctx.tx, attemptId, parked);
-    await refreshCaseDeclines(ctx.tx, c.caseId);
+  if (c.status !== 'open') {
+    await recordPastFailure(ctx);
+    return 'processed';
   }
+  const attemptId = await recordFailure(ctx, inv, { caseId: c.caseId, invoiceId: state.id, customerId: state.customerId });
   ctx.log.info({ caseId: c.caseId, invoiceId: state.id, attemptId, opened: c.opened }, 'payment failure recorded');
   if (await lostAlready(ctx, state, c.caseId)) return 'processed';
   await ctx.deps.hooks.paymentFailed?.(ctx.tx, { caseId: c.caseId, invoiceId: state.id, attemptId, opened: c.opened, at: ctx.at });
   return 'processed';
+}
+
+/**
+ * A failure whose event arrives after its case closed (paid, lost or voided since) belongs to the
+ * case's history when it happened before the close: recorded in the ledger, so the case's first
+ * decline and attempt count are right in the reports; nothing is planned or sent.
+ */
+async function recordPastFailure(ctx: HandlerContext): Promise<void> {
+  const inv = invoiceOf(ctx);
+  const customerId = idOf(inv.customer);
+  if (!inv.id || !customerId) return;
+  const c = await caseOfInvoice(ctx.tx, inv.id);
+  if (!c || c.status === 'open' || !c.closedAt || c.closedAt.getTime() <= ctx.at.getTime()) return;
+  const attemptId = await recordFailure(ctx, inv, { caseId: c.caseId, invoiceId: inv.id, customerId });
+  ctx.log.info({ caseId: c.caseId, invoiceId: inv.id, attemptId }, 'failure recorded in the history of a closed case');
 }
 
 export async function actionRequired(ctx: HandlerContext): Promise<Outcome> {

@@ -61,9 +61,10 @@ export async function openCase(tx: Tx, c: OpenCase): Promise<{ caseId: number; o
   return { caseId: Number(rows[0]!.id), opened: false, status: rows[0]!.status as string };
 }
 
-export async function caseOfInvoice(tx: Tx, invoiceId: string): Promise<{ caseId: number; status: string } | null> {
-  const rows = await tx`select id, status from dunning_cases where invoice_id = ${invoiceId} for update`;
-  return rows[0] ? { caseId: Number(rows[0].id), status: rows[0].status as string } : null;
+export async function caseOfInvoice(tx: Tx, invoiceId: string): Promise<{ caseId: number; status: string; closedAt: Date | null } | null> {
+  const rows = await tx`select id, status, closed_at from dunning_cases where invoice_id = ${invoiceId} for update`;
+  const r = rows[0];
+  return r ? { caseId: Number(r.id), status: r.status as string, closedAt: (r.closed_at as Date | null) ?? null } : null;
 }
 
 export interface LedgerEntry {
@@ -73,12 +74,24 @@ export interface LedgerEntry {
   status: string;
   chargeId: string | null;
   paymentIntentId: string | null;
+  /** When the charge went to the bank (Stripe's own: its event's time); null for one never sent. */
+  startedAt: Date | null;
 }
 
+/**
+ * How far Stripe's clock (event and charge times) may be from ours. A charge of ours that started
+ * more than this after a Stripe event's time cannot be what the event reports.
+ */
+export const STRIPE_CLOCK_SKEW_MS = 60_000;
+
+/**
+ * The invoice's attempts in the order they reached the bank. That is not always attempt_no order:
+ * a Stripe failure whose event arrives after our next charge gets the next free number.
+ */
 export async function ledgerOf(tx: Tx, invoiceId: string): Promise<LedgerEntry[]> {
   const rows = await tx`
-    select id, attempt_no, source, status, charge_id, payment_intent_id
-      from payment_attempts where invoice_id = ${invoiceId} order by attempt_no`;
+    select id, attempt_no, source, status, charge_id, payment_intent_id, started_at
+      from payment_attempts where invoice_id = ${invoiceId} order by started_at nulls last, attempt_no`;
   return rows.map((r) => ({
     id: Number(r.id),
     attemptNo: Number(r.attempt_no),
@@ -86,6 +99,7 @@ export async function ledgerOf(tx: Tx, invoiceId: string): Promise<LedgerEntry[]
     status: r.status as string,
     chargeId: (r.charge_id as string | null) ?? null,
     paymentIntentId: (r.payment_intent_id as string | null) ?? null,
+    startedAt: (r.started_at as Date | null) ?? null,
   }));
 }
 
@@ -157,7 +171,7 @@ export async function enrichAttempt(tx: Tx, attemptId: number, d: DeclineDetails
   return result;
 }
 
-/** The case's first and last decline follow the ledger, whichever order the details arrived in. */
+/** The case's first and last decline, in the order they happened, whichever order their events arrived in. */
 export async function refreshCaseDeclines(tx: Tx, caseId: number): Promise<void> {
   await tx`
     update dunning_cases c set
@@ -165,9 +179,9 @@ export async function refreshCaseDeclines(tx: Tx, caseId: number): Promise<void>
       last_decline_code = l.code, last_decline_category = l.category
     from
       (select coalesce(decline_code, failure_code) as code, decline_category as category from payment_attempts
-        where case_id = ${caseId} and status = 'declined' order by attempt_no asc limit 1) f,
+        where case_id = ${caseId} and status = 'declined' order by started_at asc nulls last, attempt_no asc limit 1) f,
       (select coalesce(decline_code, failure_code) as code, decline_category as category from payment_attempts
-        where case_id = ${caseId} and status = 'declined' order by attempt_no desc limit 1) l
+        where case_id = ${caseId} and status = 'declined' order by started_at desc nulls first, attempt_no desc limit 1) l
     where c.id = ${caseId}`;
 }
 
@@ -185,7 +199,9 @@ export async function parkChargeFailure(tx: Tx, customerId: string | null, creat
 /**
  * Claims the parked failure that belongs to a new Stripe attempt: by PaymentIntent when the invoice
  * names it, else the customer's latest unclaimed failure within the hour before the invoice event
- * (Stripe sends charge.failed just before invoice.payment_failed).
+ * (Stripe sends charge.failed just before invoice.payment_failed). Never a charge the ledger already
+ * holds, nor one an unresolved attempt of ours may have made: Stripe charges every try of an invoice
+ * on the same PaymentIntent, so the intent alone does not say whose charge it was; its time does.
  */
 export async function claimChargeFailure(
   tx: Tx,
@@ -193,13 +209,16 @@ export async function claimChargeFailure(
 ): Promise<DeclineDetails | null> {
   const from = new Date(q.before.getTime() - 3600_000);
   const to = new Date(q.before.getTime() + 60_000);
+  const notOurs = tx`
+    not exists (select 1 from payment_attempts a where a.charge_id = f.charge_id)
+    and not exists (select 1 from payment_attempts a where a.payment_intent_id = f.payment_intent_id
+                      and a.status in ('in_flight', 'unknown')
+                      and a.started_at <= f.created + make_interval(secs => ${STRIPE_CLOCK_SKEW_MS / 1000}))`;
   const rows = q.paymentIntentId
-    ? await tx`select charge_id, details from charge_failures where payment_intent_id = ${q.paymentIntentId}
-                 and claimed_by is null order by created desc limit 1 for update`
-    : await tx`select charge_id, details from charge_failures where customer_id = ${q.customerId}
-                 and claimed_by is null and created between ${from} and ${to}
-                 and (payment_intent_id is null or payment_intent_id not in
-                      (select payment_intent_id from payment_attempts where payment_intent_id is not null))
+    ? await tx`select charge_id, details from charge_failures f where payment_intent_id = ${q.paymentIntentId}
+                 and claimed_by is null and ${notOurs} order by created desc limit 1 for update`
+    : await tx`select charge_id, details from charge_failures f where customer_id = ${q.customerId}
+                 and claimed_by is null and created between ${from} and ${to} and ${notOurs}
                  order by created desc limit 1 for update`;
   const r = rows[0];
   if (!r) return null;

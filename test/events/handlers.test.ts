@@ -107,6 +107,32 @@ describe('failed payments', () => {
     expect(calls.filter((x) => x.hook === 'paymentFailed').map((x) => [x.e.opened, x.e.attemptId])).toEqual([[true, Number(attempts[0]!.id)], [false, Number(attempts[1]!.id)]]);
   });
 
+  test('a charge.failed delayed behind our next retry still explains the Stripe failure; a charge made after that retry started waits for it', async () => {
+    const id = ids();
+    const deps = testDeps(recordingHooks().hooks);
+    await apply(db.sql, deps, failed(id));
+    const c = await caseOf(db.sql, id.inv);
+    // Our retry #2 on the same PaymentIntent is still waiting for Stripe's answer.
+    const retryAt = new Date((T0 + 86_400) * 1000);
+    await db.sql`insert into payment_attempts (case_id, invoice_id, attempt_no, source, status, payment_intent_id, started_at)
+                 values (${c!.id}, ${id.inv}, 2, 'scheduled', 'in_flight', ${id.pi}, ${retryAt})`;
+    // A charge made after our retry started may be our retry's: it waits, parked, for the runner.
+    await apply(db.sql, deps,
+      event('charge.failed', charge({ id: 'ch_maybe_ours', customer: id.cus, paymentIntent: id.pi, declineCode: 'do_not_honor', created: T0 + 86_401 }), { created: T0 + 86_401 }));
+    expect(await db.sql`select 1 from charge_failures where charge_id = 'ch_maybe_ours' and claimed_by is null`).toHaveLength(1);
+    expect((await attemptsOf(db.sql, id.inv))[0]).toMatchObject({ charge_id: null, decline_code: null });
+    // The first failure's charge, a day older than our retry, cannot be it: it explains attempt #1.
+    await apply(db.sql, deps,
+      event('charge.failed', charge({ id: id.ch, customer: id.cus, paymentIntent: id.pi, declineCode: 'insufficient_funds' }), { created: T0 }));
+    const attempts = await attemptsOf(db.sql, id.inv);
+    expect(attempts.map((a) => [a.attempt_no, a.status, a.charge_id, a.decline_code])).toEqual([
+      [1, 'declined', id.ch, 'insufficient_funds'],
+      [2, 'in_flight', null, null],
+    ]);
+    expect(await caseOf(db.sql, id.inv)).toMatchObject({ first_decline_code: 'insufficient_funds' });
+    expect(await db.sql`select 1 from charge_failures where charge_id = ${id.ch}`).toHaveLength(0);
+  });
+
   test('a failure on an invoice sent for manual payment opens no case', async () => {
     const id = ids();
     await apply(db.sql, testDeps(recordingHooks().hooks), failed(id, { collection_method: 'send_invoice' }));
@@ -200,13 +226,51 @@ describe('closing cases', () => {
     expect(calls.map((c) => c.hook)).toEqual(['paymentFailed']);
   });
 
-  test('a closed case stays closed when an older failure arrives late', async () => {
+  test('a closed case stays closed when an older failure arrives late; the failure joins its history, nothing is planned', async () => {
     const id = ids();
-    const deps = testDeps(recordingHooks().hooks);
+    const { hooks, calls } = recordingHooks();
+    const deps = testDeps(hooks);
     await apply(db.sql, deps, failed(id, {}, T0), event('invoice.paid', paidInvoice({ id: id.inv, customer: id.cus }), { created: T0 + 60 }),
       failed(id, { attempt_count: 2 }, T0 + 30));
     expect(await caseOf(db.sql, id.inv)).toMatchObject({ status: 'recovered' });
+    expect((await attemptsOf(db.sql, id.inv)).map((a) => [a.attempt_no, a.source, a.status])).toEqual([[1, 'stripe', 'declined'], [2, 'stripe', 'declined']]);
+    expect(calls.map((c) => c.hook)).toEqual(['paymentFailed', 'caseClosed']);
+  });
+
+  test('a failure dated after its case closed is not written into that case', async () => {
+    const id = ids();
+    const deps = testDeps(recordingHooks().hooks);
+    await apply(db.sql, deps, failed(id, {}, T0), event('invoice.paid', paidInvoice({ id: id.inv, customer: id.cus }), { created: T0 + 60 }),
+      failed(id, { attempt_count: 2 }, T0 + 90));
     expect(await attemptsOf(db.sql, id.inv)).toHaveLength(1);
+  });
+
+  test('the failure that opened a case arrives after our card-update retry paid it: recorded with its details, first decline right', async () => {
+    const id = ids();
+    const { hooks, calls } = recordingHooks();
+    const deps = testDeps(hooks);
+    // payment_action_required opened the case; the customer's new card was charged an hour later.
+    await apply(db.sql, deps, event('invoice.payment_action_required', invoice({ id: id.inv, customer: id.cus }), { created: T0 }));
+    const c = await caseOf(db.sql, id.inv);
+    const retriedAt = new Date((T0 + 3_600) * 1000);
+    await db.sql`insert into payment_attempts (case_id, invoice_id, attempt_no, source, status, charge_id, payment_intent_id, started_at, finished_at)
+                 values (${c!.id}, ${id.inv}, 1, 'card_update', 'succeeded', ${`${id.ch}_ours`}, ${id.pi}, ${retriedAt}, ${retriedAt})`;
+    await apply(db.sql, deps, event('invoice.paid', paidInvoice({ id: id.inv, customer: id.cus, attempt_count: 2 }, T0 + 3_600), { created: T0 + 3_600 }));
+    expect(await caseOf(db.sql, id.inv)).toMatchObject({ status: 'recovered', recovery_path: 'card_update_retry', first_decline_code: null });
+    // Now the first failure's events, late.
+    await apply(db.sql, deps,
+      event('charge.failed', charge({ id: id.ch, customer: id.cus, paymentIntent: id.pi, declineCode: 'authentication_required', failureCode: 'authentication_required' }), { created: T0 }),
+      failed(id, {}, T0));
+    const attempts = await attemptsOf(db.sql, id.inv);
+    expect(attempts.map((a) => [a.attempt_no, a.source, a.status, a.charge_id, a.decline_code])).toEqual([
+      [1, 'card_update', 'succeeded', `${id.ch}_ours`, null],
+      [2, 'stripe', 'declined', id.ch, 'authentication_required'],
+    ]);
+    expect(await caseOf(db.sql, id.inv)).toMatchObject({
+      status: 'recovered', recovery_path: 'card_update_retry', first_decline_code: 'authentication_required', first_decline_category: 'authentication',
+    });
+    expect(await db.sql`select 1 from charge_failures where charge_id = ${id.ch} and claimed_by is null`).toHaveLength(0);
+    expect(calls.map((x) => x.hook)).toEqual(['actionRequired', 'caseClosed']);
   });
 });
 
