@@ -236,6 +236,21 @@ describe('dunning demo (headless, small)', () => {
     }
   });
 
+  it('records every failure Stripe made in the ledger with its decline, whichever order its events arrived in', async () => {
+    // Renewal and hosted-page charges are Stripe's own: only their webhooks tell the worker, and the
+    // sandbox held many back, so an invoice.payment_failed, its charge.failed and our next retry
+    // cross each other here.
+    const failures = demo.charges.filter((c) => c.status === 'failed' && c.source !== 'api');
+    expect(failures.length).toBeGreaterThan(CUSTOMERS / 2);
+    const rows = await sql`select charge_id, source, status, decline_code from payment_attempts where charge_id in ${sql(failures.map((c) => c.id))}`;
+    const byCharge = new Map(rows.map((r) => [r.charge_id as string, r]));
+    const missing = failures
+      .filter((c) => { const r = byCharge.get(c.id); return r?.source !== 'stripe' || r.status !== 'declined' || r.decline_code !== c.declineCode; })
+      .map((c) => `${c.id} (${c.source}, ${c.declineCode}) of ${c.invoice}: ${JSON.stringify(byCharge.get(c.id) ?? null)}`);
+    expect(missing).toEqual([]);
+    expect(await sql`select invoice_id from dunning_cases where first_decline_code is null`).toEqual([]);
+  });
+
   it('sends no dunning email after the worker learned the invoice was paid, and every sent email reached the catcher', async () => {
     // In scaled time a webhook's few milliseconds in transit are simulated hours, so the test holds
     // the worker to what it knew: it decided to send (claimed_at) before it applied the first
