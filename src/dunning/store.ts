@@ -207,6 +207,12 @@ export interface AttemptResult {
 }
 
 export async function finishAttempt(tx: Tx, attemptId: number, r: AttemptResult): Promise<void> {
+  if (r.chargeId) {
+    // Our own charge, first-hand: should a late event have pinned it on a Stripe attempt, it leaves
+    // that row, rather than the unique index failing this update on every try for good.
+    await tx`update payment_attempts set charge_id = null
+              where charge_id = ${r.chargeId} and id <> ${attemptId} and source = 'stripe'`;
+  }
   await tx`
     update payment_attempts set
       status = ${r.status},
@@ -226,11 +232,16 @@ export async function finishAttempt(tx: Tx, attemptId: number, r: AttemptResult)
     where id = ${attemptId}`;
 }
 
-/** The request did not settle the attempt: back to `planned` (not sent) or `unknown`, same key. */
+/**
+ * The request did not settle the attempt: back to `planned` (not sent) or `unknown`, same key.
+ * Not sent, it has not started: the claim that sends it sets `started_at`, which says which
+ * charges it may own (src/events/charges.ts). Unknown, it keeps the time it may have charged.
+ */
 export async function releaseAttempt(tx: Tx, attemptId: number, status: 'planned' | 'unknown', retryAt: Date, message: string): Promise<void> {
   await tx`
     update payment_attempts
        set status = ${status}, planned_at = ${retryAt}, lease_until = null,
+           started_at = case when ${status} = 'planned' then null else started_at end,
            request_tries = request_tries + 1, failure_message = ${message}
      where id = ${attemptId}`;
 }

@@ -73,7 +73,7 @@ async function attemptFor(tx: Tx, d: DeclineDetails, customerId: string | null, 
   }
   if (!customerId) return null;
   // Webhook invoices name no charge: a Stripe attempt recorded without one, for this customer,
-  // within the hour around this charge, is the one it belongs to (unless ours is unresolved).
+  // within the hour around this charge, is the one it belongs to (unless one of ours may own it).
   const from = new Date(at.getTime() - 3600_000);
   const to = new Date(at.getTime() + 3600_000);
   const rows = await tx`
@@ -83,8 +83,10 @@ async function attemptFor(tx: Tx, d: DeclineDetails, customerId: string | null, 
      order by a.finished_at desc limit 1`;
   const r = rows[0];
   if (!r) return null;
-  const busy = await tx`select 1 from payment_attempts where invoice_id = ${r.invoice_id as string}
-                          and status in ('in_flight', 'unknown') and started_at <= ${mayOwn} limit 1`;
+  // Ours on any of the customer's invoices: the charge names no invoice, so it may be that one's.
+  const busy = await tx`select 1 from payment_attempts a join invoices i on i.id = a.invoice_id
+                         where i.customer_id = ${customerId} and a.status in ('in_flight', 'unknown')
+                           and a.started_at <= ${mayOwn} limit 1`;
   return busy.length > 0 ? null : Number(r.id);
 }
 

@@ -101,7 +101,7 @@ async function recordFailure(ctx: HandlerContext, inv: Stripe.Invoice, c: { case
     caseId: c.caseId, invoiceId: c.invoiceId, attemptNo, at: ctx.at, eventId: ctx.event.id,
     details: { ...NO_DETAILS, paymentIntentId },
   });
-  const parked = await claimChargeFailure(ctx.tx, { paymentIntentId, customerId: c.customerId, before: ctx.at, attemptId });
+  const parked = await claimChargeFailure(ctx.tx, { invoiceId: c.invoiceId, paymentIntentId, customerId: c.customerId, before: ctx.at, attemptId });
   if (parked) await enrichAttempt(ctx.tx, attemptId, parked);
   await refreshCaseDeclines(ctx.tx, c.caseId);
   return attemptId;

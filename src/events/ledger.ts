@@ -199,26 +199,32 @@ export async function parkChargeFailure(tx: Tx, customerId: string | null, creat
 /**
  * Claims the parked failure that belongs to a new Stripe attempt: by PaymentIntent when the invoice
  * names it, else the customer's latest unclaimed failure within the hour before the invoice event
- * (Stripe sends charge.failed just before invoice.payment_failed). Never a charge the ledger already
- * holds, nor one an unresolved attempt of ours may have made: Stripe charges every try of an invoice
- * on the same PaymentIntent, so the intent alone does not say whose charge it was; its time does.
+ * (Stripe sends charge.failed just before invoice.payment_failed); never one made after the event.
+ * Never a charge the ledger already holds, one whose PaymentIntent is another invoice's, nor one an
+ * unresolved attempt of ours may have made: such an attempt knows its charge only once it finishes,
+ * so the charge's time decides (made after one of the customer's attempts started, it may be ours).
  */
 export async function claimChargeFailure(
   tx: Tx,
-  q: { paymentIntentId: string | null; customerId: string; before: Date; attemptId: number },
+  q: { invoiceId: string; paymentIntentId: string | null; customerId: string; before: Date; attemptId: number },
 ): Promise<DeclineDetails | null> {
   const from = new Date(q.before.getTime() - 3600_000);
-  const to = new Date(q.before.getTime() + 60_000);
+  const to = new Date(q.before.getTime() + STRIPE_CLOCK_SKEW_MS);
   const notOurs = tx`
-    not exists (select 1 from payment_attempts a where a.charge_id = f.charge_id)
-    and not exists (select 1 from payment_attempts a where a.payment_intent_id = f.payment_intent_id
-                      and a.status in ('in_flight', 'unknown')
-                      and a.started_at <= f.created + make_interval(secs => ${STRIPE_CLOCK_SKEW_MS / 1000}))`;
+    f.created <= ${to}
+    and not exists (select 1 from payment_attempts a where a.charge_id = f.charge_id)
+    and (f.payment_intent_id is null or not exists (
+          select 1 from payment_attempts a where a.payment_intent_id = f.payment_intent_id and a.invoice_id <> ${q.invoiceId}))
+    and not exists (
+          select 1 from payment_attempts a join invoices i on i.id = a.invoice_id
+           where (a.invoice_id = ${q.invoiceId} or i.customer_id = ${q.customerId})
+             and a.status in ('in_flight', 'unknown')
+             and a.started_at <= f.created + make_interval(secs => ${STRIPE_CLOCK_SKEW_MS / 1000}))`;
   const rows = q.paymentIntentId
     ? await tx`select charge_id, details from charge_failures f where payment_intent_id = ${q.paymentIntentId}
                  and claimed_by is null and ${notOurs} order by created desc limit 1 for update`
     : await tx`select charge_id, details from charge_failures f where customer_id = ${q.customerId}
-                 and claimed_by is null and created between ${from} and ${to} and ${notOurs}
+                 and claimed_by is null and created >= ${from} and ${notOurs}
                  order by created desc limit 1 for update`;
   const r = rows[0];
   if (!r) return null;
