@@ -24,12 +24,12 @@ export async function startQueue(url: string, log: Logger): Promise<PgBoss> {
 /** Delivery tries of one ops alert (the first and pg-boss's retries, about a day with backoff). */
 export const OPS_ALERT_TRIES = 11;
 
-/** A queue's retry settings; `retryDelayMax` null means no cap. */
+/** A queue's retry settings. */
 export interface RetrySettings {
   retryLimit: number;
   retryDelay: number;
   retryBackoff: boolean;
-  retryDelayMax: number | null;
+  retryDelayMax: number;
 }
 
 /**
@@ -58,7 +58,7 @@ export async function ensureQueues(boss: PgBoss): Promise<void> {
     let current = existing.get(name) ?? null;
     if (!current) {
       try {
-        await boss.createQueue(name, { ...wanted, retryDelayMax: wanted.retryDelayMax ?? undefined });
+        await boss.createQueue(name, wanted);
         continue;
       } catch (err) {
         // Another process created it between our check and our call: compare with what it made.
@@ -72,7 +72,7 @@ export async function ensureQueues(boss: PgBoss): Promise<void> {
 
 function sameRetry(q: Partial<RetrySettings>, wanted: RetrySettings): boolean {
   return q.retryLimit === wanted.retryLimit && q.retryDelay === wanted.retryDelay
-    && q.retryBackoff === wanted.retryBackoff && (q.retryDelayMax ?? null) === wanted.retryDelayMax;
+    && q.retryBackoff === wanted.retryBackoff && q.retryDelayMax === wanted.retryDelayMax;
 }
 
 /**

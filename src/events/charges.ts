@@ -2,7 +2,7 @@ import type Stripe from 'stripe';
 import type { Tx } from '../db.ts';
 import type { HandlerContext, Outcome } from './context.ts';
 import { classifyDecline } from '../dunning/declines.ts';
-import { enrichAttempt, NO_DETAILS, parkChargeFailure, STRIPE_CLOCK_SKEW_MS, type DeclineDetails } from './ledger.ts';
+import { enrichAttempt, NO_DETAILS, ourAttemptMayOwn, parkChargeFailure, startedBy, type DeclineDetails } from './ledger.ts';
 import { idOf } from './objects.ts';
 
 /**
@@ -66,10 +66,9 @@ async function attemptFor(tx: Tx, d: DeclineDetails, customerId: string | null, 
     const byCharge = await tx`select id from payment_attempts where charge_id = ${d.chargeId}`;
     if (byCharge[0]) return Number(byCharge[0].id);
   }
-  const mayOwn = new Date(at.getTime() + STRIPE_CLOCK_SKEW_MS);
   if (d.paymentIntentId) {
     const known = await tx`select 1 from payment_attempts where payment_intent_id = ${d.paymentIntentId} limit 1`;
-    if (known.length > 0) return byIntent(tx, d.paymentIntentId, mayOwn);
+    if (known.length > 0) return byIntent(tx, d.paymentIntentId, at);
   }
   if (!customerId) return null;
   // Webhook invoices name no charge: a Stripe attempt recorded without one, for this customer,
@@ -84,22 +83,20 @@ async function attemptFor(tx: Tx, d: DeclineDetails, customerId: string | null, 
   const r = rows[0];
   if (!r) return null;
   // Ours on any of the customer's invoices: the charge names no invoice, so it may be that one's.
-  const busy = await tx`select 1 from payment_attempts a join invoices i on i.id = a.invoice_id
-                         where i.customer_id = ${customerId} and a.status in ('in_flight', 'unknown')
-                           and a.started_at <= ${mayOwn} limit 1`;
-  return busy.length > 0 ? null : Number(r.id);
+  const [{ busy }] = await tx`select ${ourAttemptMayOwn(tx, customerId, at)} as busy` as [{ busy: boolean }];
+  return busy ? null : Number(r.id);
 }
 
-/** `mayOwn`: unresolved attempts that started after it cannot have made the charge. */
-async function byIntent(tx: Tx, paymentIntentId: string, mayOwn: Date): Promise<number | null> {
+/** `at`: the charge's time; attempts that started after it cannot have made it. */
+async function byIntent(tx: Tx, paymentIntentId: string, at: Date): Promise<number | null> {
   const rows = await tx`
     select id, status, charge_id, started_at from payment_attempts
      where invoice_id in (select invoice_id from payment_attempts where payment_intent_id = ${paymentIntentId})
      order by started_at desc nulls first, attempt_no desc`;
-  const unresolved = (r: (typeof rows)[number]) => r.status === 'in_flight' || r.status === 'unknown';
-  if (rows.some((r) => unresolved(r) && (r.started_at === null || (r.started_at as Date) <= mayOwn))) return null;
+  const started = rows.filter((r) => startedBy(r.started_at as Date | null, at));
+  if (started.some((r) => r.status === 'in_flight' || r.status === 'unknown')) return null;
   // The latest declined row without a charge that had started by the charge's time.
-  const open = rows.find((r) => r.status === 'declined' && r.charge_id === null && (r.started_at === null || (r.started_at as Date) <= mayOwn));
+  const open = started.find((r) => r.status === 'declined' && r.charge_id === null);
   return open ? Number(open.id) : null;
 }
 

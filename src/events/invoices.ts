@@ -2,7 +2,7 @@ import type Stripe from 'stripe';
 import type { HandlerContext, Outcome } from './context.ts';
 import {
   caseOfInvoice, CHARGED, claimChargeFailure, closeCase, enrichAttempt, insertStripeAttempt, ledgerOf, NO_DETAILS,
-  openCase, recoveryPath, refreshCaseDeclines, STRIPE_CLOCK_SKEW_MS,
+  openCase, recoveryPath, refreshCaseDeclines, startedBy,
 } from './ledger.ts';
 import { loseToDeletedSubscription, subscriptionDeletedInOurCopy } from './customers.ts';
 import { idOf, upsertInvoice, type InvoiceState } from './objects.ts';
@@ -91,8 +91,7 @@ async function openFor(ctx: HandlerContext, state: InvoiceState) {
  */
 async function recordFailure(ctx: HandlerContext, inv: Stripe.Invoice, c: { caseId: number; invoiceId: string; customerId: string }): Promise<number> {
   const ledger = await ledgerOf(ctx.tx, c.invoiceId);
-  const upTo = ctx.at.getTime() + STRIPE_CLOCK_SKEW_MS;
-  const charged = ledger.filter((a) => CHARGED.has(a.status) && (a.startedAt === null || a.startedAt.getTime() <= upTo));
+  const charged = ledger.filter((a) => CHARGED.has(a.status) && startedBy(a.startedAt, ctx.at));
   // Already in the ledger: our own retry (the runner wrote it) or a redelivery under another event id.
   if (charged.length >= inv.attempt_count && charged.length > 0) return charged[charged.length - 1]!.id;
   const attemptNo = Math.max(0, ...ledger.map((a) => a.attemptNo)) + 1;

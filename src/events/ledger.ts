@@ -1,4 +1,5 @@
 import { classifyDecline } from '../dunning/declines.ts';
+import type postgres from 'postgres';
 import type { Tx } from '../db.ts';
 
 /**
@@ -83,6 +84,23 @@ export interface LedgerEntry {
  * more than this after a Stripe event's time cannot be what the event reports.
  */
 export const STRIPE_CLOCK_SKEW_MS = 60_000;
+
+/** Whether an attempt that started at `startedAt` (null: never started) had started by a Stripe time `at`. */
+export function startedBy(startedAt: Date | null, at: Date): boolean {
+  return startedAt === null || startedAt.getTime() <= at.getTime() + STRIPE_CLOCK_SKEW_MS;
+}
+
+/**
+ * SQL condition: an attempt of ours on one of the customer's invoices is unresolved and had started
+ * by `chargeAt`, so a charge made then may be its own. Such an attempt learns its charge only when it
+ * finishes, and every try of an invoice shares one PaymentIntent, so the charge's time decides.
+ */
+export function ourAttemptMayOwn(tx: Tx, customerId: string, chargeAt: Date | postgres.PendingQuery<postgres.Row[]>) {
+  return tx`exists (
+    select 1 from payment_attempts a join invoices i on i.id = a.invoice_id
+     where i.customer_id = ${customerId} and a.status in ('in_flight', 'unknown')
+       and a.started_at <= ${chargeAt}::timestamptz + make_interval(secs => ${STRIPE_CLOCK_SKEW_MS / 1000}))`;
+}
 
 /**
  * The invoice's attempts in the order they reached the bank. That is not always attempt_no order:
@@ -215,11 +233,7 @@ export async function claimChargeFailure(
     and not exists (select 1 from payment_attempts a where a.charge_id = f.charge_id)
     and (f.payment_intent_id is null or not exists (
           select 1 from payment_attempts a where a.payment_intent_id = f.payment_intent_id and a.invoice_id <> ${q.invoiceId}))
-    and not exists (
-          select 1 from payment_attempts a join invoices i on i.id = a.invoice_id
-           where (a.invoice_id = ${q.invoiceId} or i.customer_id = ${q.customerId})
-             and a.status in ('in_flight', 'unknown')
-             and a.started_at <= f.created + make_interval(secs => ${STRIPE_CLOCK_SKEW_MS / 1000}))`;
+    and not ${ourAttemptMayOwn(tx, q.customerId, tx`f.created`)}`;
   const rows = q.paymentIntentId
     ? await tx`select charge_id, details from charge_failures f where payment_intent_id = ${q.paymentIntentId}
                  and claimed_by is null and ${notOurs} order by created desc limit 1 for update`
