@@ -64,7 +64,10 @@ export function createCardLinkSigner(stripeSecretKey: string): CardLinkSigner {
   };
 }
 
+/** Where the web role serves the link (src/http/update-card.ts). */
+export const UPDATE_CARD_PATH = '/update-card';
+
 /** The URL the email carries. `publicUrl` has no trailing slash (config normalises it). */
 export function cardLinkUrl(publicUrl: string, token: string): string {
-  return `${publicUrl}/update-card?t=${token}`;
+  return `${publicUrl}${UPDATE_CARD_PATH}?t=${token}`;
 }

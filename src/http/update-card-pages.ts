@@ -3,6 +3,7 @@
  * no script, no external assets, in English or German. Pure.
  */
 import { chooseLocale, type Locale } from '../reminders/localize.ts';
+import { escapeHtml } from '../reminders/template-engine.ts';
 
 export type PageKind = 'invalid' | 'expired' | 'gone' | 'unavailable';
 
@@ -10,9 +11,6 @@ export interface PageContext {
   merchantName: string;
   supportEmail: string | null;
 }
-
-const escapeHtml = (s: string): string =>
-  s.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c] ?? c);
 
 /** Who to ask, already escaped: a mailto link, else the merchant's support in words. */
 function support(locale: Locale, c: PageContext): string {

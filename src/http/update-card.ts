@@ -6,7 +6,7 @@
  */
 import Stripe from 'stripe';
 import type { ServerResponse } from 'node:http';
-import { createCardLinkSigner, type CardLinkSigner } from '../card-link.ts';
+import { createCardLinkSigner, UPDATE_CARD_PATH, type CardLinkSigner } from '../card-link.ts';
 import type { Clock } from '../clock.ts';
 import type { Config } from '../config.ts';
 import type { Locale } from '../reminders/localize.ts';
@@ -23,8 +23,6 @@ export interface UpdateCardDeps {
   clock: Clock;
   config: Pick<Config, 'merchantName' | 'supportEmail' | 'defaultLocale' | 'billingPortalReturnUrl'>;
 }
-
-export const UPDATE_CARD_PATH = '/update-card';
 
 // Nothing but the inline style; no forms, frames or referrers: the URL holds a bearer token, and the
 // Referrer-Policy also covers the redirect, so Stripe's page never sees our link.
@@ -71,7 +69,7 @@ export function updateCardRoutes(deps: UpdateCardDeps): Routes {
       try {
         url = await createPortalSession(deps.gateway, check.customerId, deps.config.billingPortalReturnUrl);
       } catch (err) {
-        const e = err instanceof PortalError ? err : classifyPortalError(err);
+        const e = classifyPortalError(err);
         if (customerGone(e)) {
           ctx.annotate({ link: 'customer_gone' });
           ctx.log.warn({ customerId: check.customerId, err: e.message }, 'update-card link: Stripe does not know this customer');

@@ -7,7 +7,7 @@ import type { Clock } from '../clock.ts';
 import type { Config } from '../config.ts';
 import type { Logger } from '../log.ts';
 import type { StripeGateway } from '../stripe/charge.ts';
-import { createPortalSession, PortalError } from '../stripe/portal.ts';
+import { classifyPortalError, createPortalSession } from '../stripe/portal.ts';
 import type { ReminderPolicy } from './policy.ts';
 import { SendError } from './transport.ts';
 
@@ -42,7 +42,7 @@ export function billingPortalLinks(gateway: StripeGateway, log: Logger, returnUr
     try {
       return await createPortalSession(gateway, customerId, returnUrl);
     } catch (err) {
-      const e = err instanceof PortalError ? err : new PortalError(String(err), { transient: true, configuration: false, cause: err });
+      const e = classifyPortalError(err);
       log.warn({ customerId, transient: e.transient, err: e.message }, 'billing portal session could not be created');
       throw new SendError(e.message, e.configuration ? 'transport' : e.transient ? 'temporary' : 'permanent', { cause: err });
     }

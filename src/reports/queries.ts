@@ -57,13 +57,23 @@ export function cohortStartOf(period: Period): Date {
   return sixBack < period.start ? sixBack : period.start;
 }
 
-/** When the at-risk snapshot is taken, where the cohort table starts, and the timeline's bucket. */
-function frameOf(query: ReportQuery): { snapshotAt: Date; cohortStart: Date; timelineUnit: 'day' | 'month' } {
-  const { start, end } = query.period;
+interface Frame {
+  snapshotAt: Date;
+  cohortStart: Date;
+  timelineUnit: 'day' | 'month';
+  /** The cohort table's months (`monthStartsOf`): the SQL buckets by them, the labels come from them. */
+  monthStarts: Date[];
+}
+
+/** When the at-risk snapshot is taken, where the cohort table starts, its months, and the timeline's bucket. */
+function frameOf(query: ReportQuery): Frame {
+  const { start, end, timeZone } = query.period;
+  const cohortStart = cohortStartOf(query.period);
   return {
     snapshotAt: query.asOf < end ? query.asOf : end,
-    cohortStart: cohortStartOf(query.period),
+    cohortStart,
     timelineUnit: end.getTime() - start.getTime() <= 92 * 86_400_000 ? 'day' : 'month',
+    monthStarts: monthStartsOf(cohortStart, end, timeZone),
   };
 }
 
@@ -101,14 +111,13 @@ export function chargesByNumber(groups: readonly ChargeCountRow[]): AttemptRow[]
  * The report's queries, built but not run (postgres.js runs a query when it is awaited), so tests
  * can EXPLAIN the very text the report runs.
  */
-export function reportQueries(sql: Tx, query: ReportQuery) {
+export function reportQueries(sql: Tx, query: ReportQuery, frame: Frame = frameOf(query)) {
   const { period, currency: cur } = query;
   const from = period.start;
   const to = period.end;
   const tz = period.timeZone;
-  const { snapshotAt, cohortStart, timelineUnit } = frameOf(query);
+  const { snapshotAt, cohortStart, timelineUnit, monthStarts } = frame;
   const bucketFormat = timelineUnit === 'day' ? 'YYYY-MM-DD' : 'YYYY-MM';
-  const monthStarts = monthStartsOf(cohortStart, to, tz);
 
   // Cases opened in the period: the denominator of every rate.
   const cohort = sql`c.opened_at >= ${from} and c.opened_at < ${to} and (${cur}::text is null or c.currency = ${cur})`;
@@ -232,15 +241,15 @@ export function reportQueries(sql: Tx, query: ReportQuery) {
 }
 
 export async function loadReportData(sql: Tx, query: ReportQuery): Promise<ReportData> {
-  const { snapshotAt, cohortStart, timelineUnit } = frameOf(query);
-  const q = reportQueries(sql, query);
+  const frame = frameOf(query);
+  const { snapshotAt, cohortStart, timelineUnit, monthStarts } = frame;
+  const q = reportQueries(sql, query, frame);
   const { period, currency: cur } = query;
   const [cohortTotals, closedTotals, atRisk, declines, attempts, paths, arms, months, timeline, reminders, churn] = await Promise.all([
     q.cohortTotals, q.closedTotals, q.atRisk, q.declines, q.attempts, q.paths, q.arms, q.months, q.timeline,
     loadReminders(sql, period.start, period.end, cur), q.churn,
   ]);
 
-  const monthStarts = monthStartsOf(cohortStart, period.end, period.timeZone);
   const monthLabel = (bucket: number) => DateTime.fromJSDate(monthStarts[bucket - 1]!, { zone: period.timeZone }).toFormat('yyyy-MM');
   return {
     query, snapshotAt, cohortStart, timelineUnit,

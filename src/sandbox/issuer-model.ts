@@ -109,7 +109,7 @@ const declines: Record<FailureReason, Decline> = {
     code: 'processing_error',
     declineCode: 'processing_error',
     adviceCode: 'try_again_later',
-    networkAdviceCode: null,
+    networkAdviceCode: '24',
     networkDeclineCode: '96',
     message: 'An error occurred while processing your card. Try again in a little bit.',
   },
@@ -117,7 +117,7 @@ const declines: Record<FailureReason, Decline> = {
     code: 'card_declined',
     declineCode: 'issuer_not_available',
     adviceCode: 'try_again_later',
-    networkAdviceCode: null,
+    networkAdviceCode: '24',
     networkDeclineCode: '91',
     message: 'Your card was declined.',
   },
@@ -125,7 +125,7 @@ const declines: Record<FailureReason, Decline> = {
     code: 'card_declined',
     declineCode: 'lost_card',
     adviceCode: 'do_not_try_again',
-    networkAdviceCode: null,
+    networkAdviceCode: '03',
     networkDeclineCode: '41',
     message: 'Your card was declined.',
   },
@@ -133,7 +133,7 @@ const declines: Record<FailureReason, Decline> = {
     code: 'card_declined',
     declineCode: 'stolen_card',
     adviceCode: 'do_not_try_again',
-    networkAdviceCode: null,
+    networkAdviceCode: '03',
     networkDeclineCode: '43',
     message: 'Your card was declined.',
   },
@@ -147,17 +147,10 @@ const declines: Record<FailureReason, Decline> = {
   },
 };
 
-/** Mastercard's Merchant Advice Codes; other brands send none. */
-const MASTERCARD_ADVICE: Partial<Record<FailureReason, string>> = {
-  lost_card: '03',
-  stolen_card: '03',
-  processing_error: '24',
-  issuer_not_available: '24',
-};
-
+/** `networkAdviceCode` in the table is Mastercard's Merchant Advice Code; other brands send none. */
 export function declineFor(reason: FailureReason, cardBrand: string): Decline {
   const base = declines[reason];
-  return { ...base, networkAdviceCode: cardBrand === 'mastercard' ? (MASTERCARD_ADVICE[reason] ?? null) : null };
+  return { ...base, networkAdviceCode: cardBrand === 'mastercard' ? base.networkAdviceCode : null };
 }
 
 /**
@@ -216,7 +209,8 @@ export function successProbability(ctx: ChargeContext): number {
     }
     case 'processing_error':
     case 'issuer_not_available': {
-      const maintenance = localTime(ctx).hour >= 1 && localTime(ctx).hour < 4;
+      const hour = localTime(ctx).hour;
+      const maintenance = hour >= 1 && hour < 4;
       return (1 - Math.exp(-hours / 3)) * (maintenance ? 0.3 : 1);
     }
     case 'generic_decline':

@@ -24,8 +24,10 @@ export class PortalError extends Error {
  * Stripe busy (429), a lock (409), its own trouble (5xx), or no answer at all (connection refused,
  * timeout) are transient; so is a rejected key (401/403), which is ours to fix and must not cost a
  * customer the email. Anything else (no such customer, no portal configured) will not change.
+ * A PortalError is returned as it is, so callers of `createPortalSession` can classify whatever it threw.
  */
 export function classifyPortalError(err: unknown): PortalError {
+  if (err instanceof PortalError) return err;
   const message = err instanceof Error ? err.message : String(err);
   if (!(err instanceof Stripe.errors.StripeError)) {
     return new PortalError(`billing portal: ${message}`, { transient: true, configuration: false, cause: err });
