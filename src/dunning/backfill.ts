@@ -1,6 +1,6 @@
 import type Stripe from 'stripe';
 import type { Sql, Tx } from '../db.ts';
-import { detailsOfCharge, detailsOfIntent } from '../events/charges.ts';
+import { detailsOfCharge, intentsOf, lastIntentError } from '../events/charges.ts';
 import { insertStripeAttempt, mergeDetails, refreshCaseDeclines, type DeclineDetails } from '../events/ledger.ts';
 import { upsertCustomer as upsertCustomerRow } from '../events/objects.ts';
 import { call, type StripeGateway } from '../stripe/charge.ts';
@@ -103,11 +103,8 @@ async function stripeTries(deps: BackfillDeps, inv: Stripe.Invoice): Promise<Str
   let failed: Stripe.Charge[] = [];
   try {
     const full = await call(deps.gateway, (s) => s.invoices.retrieve(invoiceId, { expand: ['payments.data.payment.payment_intent'] }));
-    const intents = (full.payments?.data ?? []).map((p) => p.payment.payment_intent).filter((pi): pi is Stripe.PaymentIntent => typeof pi === 'object' && pi !== null);
-    const withError = intents.filter((pi) => pi.last_payment_error);
-    const latest = withError[withError.length - 1];
-    lastError = latest ? detailsOfIntent(latest) : null;
-    for (const pi of intents) failed.push(...(await failedCharges(deps, pi.id)));
+    lastError = lastIntentError(full);
+    for (const pi of intentsOf(full)) failed.push(...(await failedCharges(deps, pi.id)));
   } catch (err) {
     deps.scheduler.log.warn({ invoiceId, err: (err as Error).message }, "backfill: cannot read Stripe's tries; recorded without codes");
   }

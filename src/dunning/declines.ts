@@ -209,9 +209,6 @@ const NETWORK_ADVICE = new Map<string, Rule & { retryAfterMs: number | null }>([
   ['29', { category: 'temporary', explanation: 'network says retry after 8 days', retryAfterMs: 8 * DAY }],
   ['30', { category: 'temporary', explanation: 'network says retry after 10 days', retryAfterMs: 10 * DAY }],
 ]);
-/** Advice that rules this card out whatever the decline code says. */
-const NETWORK_NEVER = new Set(['03', '21', '22', '40', '41', '42', '43']);
-
 /** Visa category 1 responses ("issuer will never approve"): Visa forbids any reattempt. */
 const VISA_CATEGORY_1 = new Set(['04', '07', '12', '14', '15', '41', '43', '46', '57', 'R0', 'R1', 'R3']);
 
@@ -278,7 +275,8 @@ export function classifyDecline(info: DeclineInfo): Classification {
     unknownCodes,
   });
 
-  if (networkAdvice && NETWORK_NEVER.has(networkAdvice) && networkRule) {
+  // Hard network advice rules this card out whatever the decline code says.
+  if (networkRule?.category === 'hard') {
     return result(`${isMastercard(brand) ? 'mastercard' : 'network'}_advice_${networkAdvice}`, networkRule);
   }
   if (networkDecline && isVisa(brand) && VISA_CATEGORY_1.has(networkDecline.toUpperCase())) {

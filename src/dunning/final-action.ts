@@ -2,8 +2,8 @@ import type Stripe from 'stripe';
 import type { Sql, Tx } from '../db.ts';
 import { call, classifyChargeError, retrieveInvoice, type StripeGateway } from '../stripe/charge.ts';
 import type { FinalAction } from './policy.ts';
-import { pauseOfInvoice, pausedAt } from './collection-pause.ts';
-import { cancelPlanned, holdOf, planNext, stripePauseHolds, type DeadlineJob, type SchedulerDeps } from './scheduler.ts';
+import { pauseOfInvoice } from './collection-pause.ts';
+import { cancelPlanned, holdOf, planNext, stripeHold, type DeadlineJob, type SchedulerDeps } from './scheduler.ts';
 import * as store from './store.ts';
 
 /**
@@ -97,12 +97,12 @@ export async function handleDeadline(deps: FinalActionDeps, job: DeadlineJob): P
   }
   const { c, action } = check;
   let subscriptionId = check.subscriptionId;
-  const remote = await retrieveInvoice(deps.gateway, c.invoiceId, { withSubscription: true });
+  const remote = await retrieveInvoice(deps.gateway, c.invoiceId);
   if (remote === null) {
     await closeForMissingInvoice(deps, c.id, c.invoiceId);
     return 'stood_down';
   }
-  if (remote.status === 'open' && pausedAt(pauseOfInvoice(remote), deps.clock.now()) && stripePauseHolds(c)) {
+  if (remote.status === 'open' && stripeHold(c, pauseOfInvoice(remote), deps.clock.now())) {
     log.info({}, 'deadline stands down: collection is paused at Stripe');
     return 'stood_down';
   }

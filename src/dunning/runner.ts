@@ -7,13 +7,13 @@ import type { Logger } from '../log.ts';
 import { QUEUES } from '../queue.ts';
 import { payInvoice, retrieveInvoice, type ChargeOutcome, type StripeGateway } from '../stripe/charge.ts';
 import { createThrottle, type Throttle } from '../stripe/throttle.ts';
-import { pauseOfInvoice, pausedAt, pauseReason } from './collection-pause.ts';
+import { pauseOfInvoice } from './collection-pause.ts';
 import { classifyDecline, type Classification, type DeclineInfo } from './declines.ts';
-import { detailsOfIntent } from '../events/charges.ts';
+import { lastIntentError } from '../events/charges.ts';
 import { closeForMissingInvoice, handleDeadline, MISSING_INVOICE, type CaseClosedEvent, type FinalActionDeps } from './final-action.ts';
 import type { Policy } from './policy.ts';
 import { checkCharge } from './planner.ts';
-import { createPolicySource, loadPlanContext, planNext, savePolicy, scheduleResume, scheduleWindowDeadline, sendAttemptJob, stripePauseHolds, type AttemptJob, type AttemptPlannedEvent, type DeadlineJob, type SchedulerDeps } from './scheduler.ts';
+import { createPolicySource, loadPlanContext, planNext, savePolicy, scheduleResume, scheduleWindowDeadline, sendAttemptJob, stripeHold, type AttemptJob, type AttemptPlannedEvent, type DeadlineJob, type SchedulerDeps } from './scheduler.ts';
 import * as store from './store.ts';
 import type { AttemptRow, CaseRow } from './store.ts';
 
@@ -61,7 +61,7 @@ export async function executeAttempt(deps: RunnerDeps, attemptId: number): Promi
 
   let remote: Stripe.Invoice | null;
   try {
-    remote = await retrieveInvoice(deps.gateway, attempt.invoiceId, { withSubscription: true });
+    remote = await retrieveInvoice(deps.gateway, attempt.invoiceId);
   } catch (err) {
     log.warn({ err }, 'cannot read the invoice before charging; retrying soon');
     return requeue(deps, attempt, mayHaveRun ? 'unknown' : 'planned', `invoice read failed: ${(err as Error).message}`, null);
@@ -81,10 +81,8 @@ export async function executeAttempt(deps: RunnerDeps, attemptId: number): Promi
   // Our copy of the subscription may not know yet (its event is late, or predates the install).
   // An open invoice also means an earlier request of this attempt did not take the money.
   const stripePause = pauseOfInvoice(remote);
-  if (remote.status === 'open' && stripePause && pausedAt(stripePause, deps.clock.now())
-    && (local.caseRow === null || stripePauseHolds(local.caseRow))) {
-    return skip(deps, attempt, pauseReason(stripePause), { resumesAt: stripePause.resumesAt });
-  }
+  const held = remote.status === 'open' ? stripeHold(local.caseRow, stripePause, deps.clock.now()) : null;
+  if (held) return skip(deps, attempt, held, { resumesAt: stripePause?.resumesAt ?? null });
   if (localSkip && remote.status === 'open' && local.caseRow !== null && (local.caseRow.status !== 'open' || local.caseRow.paused)) {
     // Closed or paused while the earlier request was unresolved, which did not take the money.
     // Repeating it could charge a case ops stopped; a decline it may have drawn goes unrecorded.
@@ -122,8 +120,7 @@ export function skipReason(c: CaseRow, invoice: store.InvoiceRow | null, now: Da
   if (c.status !== 'open') return `case is ${c.status}`;
   if (c.paused) return 'case is paused';
   if (invoice && invoice.status !== 'open') return `invoice is ${invoice.status}`;
-  if (invoice?.collectionPause && pausedAt(invoice.collectionPause, now) && stripePauseHolds(c)) return pauseReason(invoice.collectionPause);
-  return null;
+  return stripeHold(c, invoice?.collectionPause ?? null, now);
 }
 
 /**
@@ -157,19 +154,15 @@ export function lateStripeDecline(remote: Stripe.Invoice, attempts: readonly Att
   const last = attempts.filter((x) => x.status === 'declined').sort((x, y) => y.attemptNo - x.attemptNo)[0];
   if (!last || last.source !== 'stripe') return null;
   if (last.declineCode || last.failureCode || last.adviceCode || last.networkAdviceCode) return null;
-  const intents = (remote.payments?.data ?? [])
-    .map((p) => p.payment?.payment_intent)
-    .filter((pi): pi is Stripe.PaymentIntent => typeof pi === 'object' && pi !== null && pi.last_payment_error != null);
-  const latest = intents[intents.length - 1];
-  if (!latest) return null;
-  const d = detailsOfIntent(latest);
+  const d = lastIntentError(remote);
+  if (!d) return null;
   // An error the ledger already holds on another attempt is that attempt's, not Stripe's.
   if (d.chargeId && attempts.some((x) => x.chargeId === d.chargeId && x.id !== last.id)) return null;
   if (!d.declineCode && !d.failureCode && !d.adviceCode && !d.networkAdviceCode) return null;
   return {
     attemptNo: last.attemptNo,
     paymentMethod: d.paymentMethod,
-    decline: { declineCode: d.declineCode, failureCode: d.failureCode, adviceCode: d.adviceCode, networkAdviceCode: d.networkAdviceCode, networkDeclineCode: d.networkDeclineCode, cardBrand: d.cardBrand },
+    decline: d,
   };
 }
 

@@ -4,7 +4,7 @@ import type { Clock } from '../clock.ts';
 import type { Tx } from '../db.ts';
 import type { Logger } from '../log.ts';
 import { QUEUES, jobDb } from '../queue.ts';
-import { pausedAt, pauseReason } from './collection-pause.ts';
+import { pausedAt, pauseReason, type CollectionPause } from './collection-pause.ts';
 import { currentCard, planNextAttempt, plannedCard, type CaseHistory, type CustomerContext, type LedgerAttempt, type Plan } from './planner.ts';
 import { parsePolicy, type Policy } from './policy.ts';
 import * as store from './store.ts';
@@ -200,8 +200,7 @@ export async function planNext(
 export async function holdOf(tx: Tx, caseRow: CaseRow, now: Date): Promise<string | null> {
   if (caseRow.paused) return 'case is paused';
   if (!stripePauseHolds(caseRow)) return null;
-  const pause = (await store.invoiceById(tx, caseRow.invoiceId))?.collectionPause ?? null;
-  return pause && pausedAt(pause, now) ? pauseReason(pause) : null;
+  return stripeHold(caseRow, (await store.invoiceById(tx, caseRow.invoiceId))?.collectionPause ?? null, now);
 }
 
 /**
@@ -211,6 +210,14 @@ export async function holdOf(tx: Tx, caseRow: CaseRow, now: Date): Promise<strin
  */
 export function stripePauseHolds(caseRow: Pick<CaseRow, 'finalAction'>): boolean {
   return caseRow.finalAction === null;
+}
+
+/**
+ * Why a Stripe pause_collection holds the case now, or null: none in effect, or one that does not
+ * hold this case (`stripePauseHolds`). With no case (an attempt without one) any pause in effect holds.
+ */
+export function stripeHold(caseRow: Pick<CaseRow, 'finalAction'> | null, pause: CollectionPause | null, now: Date): string | null {
+  return pause && pausedAt(pause, now) && (caseRow === null || stripePauseHolds(caseRow)) ? pauseReason(pause) : null;
 }
 
 /**

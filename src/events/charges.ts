@@ -54,6 +54,20 @@ export function detailsOfIntent(pi: Stripe.PaymentIntent): DeclineDetails {
   };
 }
 
+/** The PaymentIntents of an invoice read with `expand[]=payments.data.payment.payment_intent`. */
+export function intentsOf(inv: Stripe.Invoice): Stripe.PaymentIntent[] {
+  return (inv.payments?.data ?? [])
+    .map((p) => p.payment?.payment_intent)
+    .filter((pi): pi is Stripe.PaymentIntent => typeof pi === 'object' && pi !== null);
+}
+
+/** What the bank said to the latest of those PaymentIntents that failed; null when none did. */
+export function lastIntentError(inv: Stripe.Invoice): DeclineDetails | null {
+  const failed = intentsOf(inv).filter((pi) => pi.last_payment_error != null);
+  const latest = failed[failed.length - 1];
+  return latest ? detailsOfIntent(latest) : null;
+}
+
 /**
  * The ledger row these details belong to: the row with this charge id (the runner records its own
  * charges), else the invoice's latest declined row without a charge, found through the

@@ -48,15 +48,13 @@ export async function call<T>(gateway: StripeGateway, fn: (stripe: Stripe) => Pr
  * The invoice as Stripe holds it now; null when Stripe answers 404 (a deleted draft, or an invoice
  * of another account or mode than this key): asking again would get the same answer forever.
  */
-export async function retrieveInvoice(
-  gateway: StripeGateway, invoiceId: string, o: { withSubscription?: boolean } = {},
-): Promise<Stripe.Invoice | null> {
+export async function retrieveInvoice(gateway: StripeGateway, invoiceId: string): Promise<Stripe.Invoice | null> {
   // In the same request: the subscription, whose `pause_collection` decides whether to charge, and
   // the PaymentIntents, whose last error tells what the bank said to Stripe's own charge when its
   // event has not reached us yet.
-  const params: Stripe.InvoiceRetrieveParams = o.withSubscription
-    ? { expand: ['parent.subscription_details.subscription', 'payments.data.payment.payment_intent'] }
-    : {};
+  const params: Stripe.InvoiceRetrieveParams = {
+    expand: ['parent.subscription_details.subscription', 'payments.data.payment.payment_intent'],
+  };
   try {
     return await call(gateway, (s) => s.invoices.retrieve(invoiceId, params));
   } catch (cause) {
