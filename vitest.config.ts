@@ -12,7 +12,15 @@ export default defineConfig({
       // The demo runs on a time-scaled clock: how much of its simulated month gets done depends on
       // the CPU it gets. Its files run last and one at a time, so the rest of the suite does not
       // starve them.
-      { extends: true, test: { name: 'demo', include: ['test/demo/**/*.test.ts'], fileParallelism: false, sequence: { groupOrder: 1 } } },
+      {
+        extends: true,
+        test: {
+          name: 'demo',
+          include: ['test/demo/**/*.test.ts'],
+          fileParallelism: false,
+          sequence: { groupOrder: 1 },
+        },
+      },
     ],
   },
 });

@@ -25,8 +25,16 @@ import { startSandbox } from '../src/sandbox/index.ts';
 import { createStripeClient } from '../src/stripe/client.ts';
 import { createThrottle } from '../src/stripe/throttle.ts';
 
-interface SandboxInvoice { id: string; customer: string }
-interface SandboxInfo { host: string; port: number; apiKey: string; invoices: SandboxInvoice[] }
+interface SandboxInvoice {
+  id: string;
+  customer: string;
+}
+interface SandboxInfo {
+  host: string;
+  port: number;
+  apiKey: string;
+  invoices: SandboxInvoice[];
+}
 
 /** Child mode: a sandbox with `count` failed invoices (30 % will pay on retry), then wait. */
 async function sandboxChild(count: number): Promise<void> {
@@ -34,20 +42,32 @@ async function sandboxChild(count: number): Promise<void> {
   const invoices: SandboxInvoice[] = [];
   for (let i = 0; i < count; i += 1) {
     const c = await sandbox.createCustomer({
-      email: `b${i}@example.com`, name: `B ${i}`, country: 'US', timeZone: 'America/New_York',
+      email: `b${i}@example.com`,
+      name: `B ${i}`,
+      country: 'US',
+      timeZone: 'America/New_York',
       card: { brand: 'visa', failure: 'generic_decline', expMonth: 1, expYear: 2030 },
     });
-    const inv = await sandbox.createFailingInvoice(c.id, { amount: 1_000 + (i % 5_000), currency: 'usd', subscription: true });
+    const inv = await sandbox.createFailingInvoice(c.id, {
+      amount: 1_000 + (i % 5_000),
+      currency: 'usd',
+      subscription: true,
+    });
     if (i % 10 < 3) await sandbox.updateCard(c.id, { brand: 'visa', failure: null, expMonth: 1, expYear: 2031 });
     invoices.push({ id: inv.id, customer: c.id });
   }
-  process.stdout.write(JSON.stringify({ host: sandbox.host, port: sandbox.port, apiKey: sandbox.apiKey, invoices } satisfies SandboxInfo) + '\n');
+  process.stdout.write(
+    JSON.stringify({ host: sandbox.host, port: sandbox.port, apiKey: sandbox.apiKey, invoices } satisfies SandboxInfo) +
+      '\n',
+  );
   process.stdin.resume();
   process.stdin.on('end', () => void sandbox.stop().then(() => process.exit(0)));
 }
 
 async function startSandboxChild(count: number): Promise<{ child: ChildProcess; info: SandboxInfo }> {
-  const child = spawn(process.execPath, [import.meta.filename, '--sandbox-child', String(count)], { stdio: ['pipe', 'pipe', 'inherit'] });
+  const child = spawn(process.execPath, [import.meta.filename, '--sandbox-child', String(count)], {
+    stdio: ['pipe', 'pipe', 'inherit'],
+  });
   const lines = createInterface({ input: child.stdout! });
   const info = await new Promise<SandboxInfo>((resolve, reject) => {
     lines.once('line', (line) => resolve(JSON.parse(line) as SandboxInfo));
@@ -59,7 +79,12 @@ async function startSandboxChild(count: number): Promise<{ child: ChildProcess; 
 /** Node flags for the worker process (BENCH_WORKER_FLAGS, space-separated), e.g. heap limits. */
 const WORKER_NODE_FLAGS = (process.env.BENCH_WORKER_FLAGS ?? '').split(' ').filter(Boolean);
 
-interface WorkerReport { statements: number; peakRssMb: number; idleRssMb: number; peakHeapMb: number }
+interface WorkerReport {
+  statements: number;
+  peakRssMb: number;
+  idleRssMb: number;
+  peakHeapMb: number;
+}
 
 /**
  * Child mode: only the retry workers, so the RSS measured is the worker's, not the seeding's.
@@ -74,17 +99,31 @@ async function workerChild(url: string, sandbox: { host: string; port: number; a
   let statements = 0;
   // The runner's own pool, counting statements (pg-boss has its own pool; its work shows in pg_stat).
   const sql = postgres(url, {
-    max: 10, onnotice: () => {}, types: { bigint: postgres.BigInt }, transform: { undefined: null },
+    max: 10,
+    onnotice: () => {},
+    types: { bigint: postgres.BigInt },
+    transform: { undefined: null },
     debug: () => {
       statements += 1;
     },
   });
   const boss = await startQueue(url, log);
-  const stripe = createStripeClient({ stripeSecretKey: sandbox.apiKey, stripeApiBase: { protocol: 'http', host: sandbox.host, port: sandbox.port } }, { timeoutMs: 10_000 });
+  const stripe = createStripeClient(
+    { stripeSecretKey: sandbox.apiKey, stripeApiBase: { protocol: 'http', host: sandbox.host, port: sandbox.port } },
+    { timeoutMs: 10_000 },
+  );
   const stop = await startRetryWorkers({
-    sql, boss, stripe, clock: systemClock, log, policy: defaultPolicy(),
+    sql,
+    boss,
+    stripe,
+    clock: systemClock,
+    log,
+    policy: defaultPolicy(),
     config: { stripeRequestsPerSecond: 100, defaultTimeZone: 'UTC', workerConcurrency: 25 },
-    throttle: createThrottle(2_000, { burst: 200 }), localConcurrency: 8, batchSize: 10, pollingIntervalSeconds: 0.5,
+    throttle: createThrottle(2_000, { burst: 200 }),
+    localConcurrency: 8,
+    batchSize: 10,
+    pollingIntervalSeconds: 0.5,
   });
   const idleRss = process.memoryUsage().rss;
   let peakRss = idleRss;
@@ -103,14 +142,34 @@ async function workerChild(url: string, sandbox: { host: string; port: number; a
   await stop();
   await boss.stop({ graceful: true, timeout: 5_000 });
   await sql.end({ timeout: 5 });
-  process.stdout.write(JSON.stringify({ statements, peakRssMb: peakRss / 2 ** 20, idleRssMb: idleRss / 2 ** 20, peakHeapMb: peakHeap / 2 ** 20 } satisfies WorkerReport) + '\n');
+  process.stdout.write(
+    JSON.stringify({
+      statements,
+      peakRssMb: peakRss / 2 ** 20,
+      idleRssMb: idleRss / 2 ** 20,
+      peakHeapMb: peakHeap / 2 ** 20,
+    } satisfies WorkerReport) + '\n',
+  );
   process.exit(0);
 }
 
-async function startWorkerChild(url: string, info: SandboxInfo): Promise<{ child: ChildProcess; finish(): Promise<WorkerReport> }> {
-  const child = spawn(process.execPath, [...WORKER_NODE_FLAGS, import.meta.filename, '--worker', url, JSON.stringify({ host: info.host, port: info.port, apiKey: info.apiKey })], {
-    stdio: ['pipe', 'pipe', 'inherit'],
-  });
+async function startWorkerChild(
+  url: string,
+  info: SandboxInfo,
+): Promise<{ child: ChildProcess; finish(): Promise<WorkerReport> }> {
+  const child = spawn(
+    process.execPath,
+    [
+      ...WORKER_NODE_FLAGS,
+      import.meta.filename,
+      '--worker',
+      url,
+      JSON.stringify({ host: info.host, port: info.port, apiKey: info.apiKey }),
+    ],
+    {
+      stdio: ['pipe', 'pipe', 'inherit'],
+    },
+  );
   const lines = createInterface({ input: child.stdout! });
   const queue: string[] = [];
   const waiters: Array<(line: string) => void> = [];
@@ -119,11 +178,12 @@ async function startWorkerChild(url: string, info: SandboxInfo): Promise<{ child
     if (w) w(line);
     else queue.push(line);
   });
-  const next = () => new Promise<string>((resolve) => {
-    const line = queue.shift();
-    if (line !== undefined) resolve(line);
-    else waiters.push(resolve);
-  });
+  const next = () =>
+    new Promise<string>((resolve) => {
+      const line = queue.shift();
+      if (line !== undefined) resolve(line);
+      else waiters.push(resolve);
+    });
   const ready = await next();
   if (ready !== 'ready') throw new Error(`worker child said ${ready}`);
   return {
@@ -146,13 +206,20 @@ function percentile(sorted: number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? NaN;
 }
 
-interface DbStats { xact: number; ourBlocks: number; queueBlocks: number; ourSeqScans: number; ourIdxScans: number }
+interface DbStats {
+  xact: number;
+  ourBlocks: number;
+  queueBlocks: number;
+  ourSeqScans: number;
+  ourIdxScans: number;
+}
 
 /** Buffer accesses per schema: `public` is the runner's own tables, `pgboss` the queue's. */
 async function dbStats(url: string): Promise<DbStats> {
   const db = postgres(url, { max: 1, onnotice: () => {} });
   try {
-    const [x] = await db`select xact_commit + xact_rollback as xact from pg_stat_database where datname = current_database()`;
+    const [x] =
+      await db`select xact_commit + xact_rollback as xact from pg_stat_database where datname = current_database()`;
     const io = await db`
       select schemaname, sum(heap_blks_hit + heap_blks_read + coalesce(idx_blks_hit, 0) + coalesce(idx_blks_read, 0)
                              + coalesce(toast_blks_hit, 0) + coalesce(toast_blks_read, 0)) as blocks
@@ -163,7 +230,13 @@ async function dbStats(url: string): Promise<DbStats> {
       select sum(seq_scan) as seq, sum(coalesce(idx_scan, 0)) as idx from pg_stat_user_tables
        where schemaname = 'public' and relname in ('payment_attempts', 'dunning_cases', 'invoices', 'customers')`;
     const blocks = (schema: string) => Number(io.find((r) => r.schemaname === schema)?.blocks ?? 0);
-    return { xact: Number(x!.xact), ourBlocks: blocks('public'), queueBlocks: blocks('pgboss'), ourSeqScans: Number(scans!.seq), ourIdxScans: Number(scans!.idx) };
+    return {
+      xact: Number(x!.xact),
+      ourBlocks: blocks('public'),
+      queueBlocks: blocks('pgboss'),
+      ourSeqScans: Number(scans!.seq),
+      ourIdxScans: Number(scans!.idx),
+    };
   } finally {
     await db.end();
   }
@@ -231,7 +304,10 @@ async function runOne(adminUrl: string, size: number, rate: number, seconds: num
       select id, invoice_id, 2, 'scheduled', 'planned', now() + (1 + id % 7) * interval '1 day', 'bench: later', 'dunning:' || invoice_id || ':2'
         from dunning_cases where id between ${from} and ${from + 9_999} and invoice_id like 'in_bench_%'
       returning id::text, invoice_id, planned_at`;
-    await boss.insert(QUEUES.attempts, far.map((a) => ({ data: { attemptId: Number(a.id) }, startAfter: a.planned_at, singletonKey: a.invoice_id })));
+    await boss.insert(
+      QUEUES.attempts,
+      far.map((a) => ({ data: { attemptId: Number(a.id) }, startAfter: a.planned_at, singletonKey: a.invoice_id })),
+    );
   }
   await setup.unsafe('vacuum analyze');
   await boss.stop({ graceful: true, timeout: 5_000 });
@@ -253,7 +329,10 @@ async function runOne(adminUrl: string, size: number, rate: number, seconds: num
   await seeder.end();
   await setup.end();
   const sender = await startQueue(url, log);
-  await sender.insert(QUEUES.attempts, near.map((a) => ({ data: { attemptId: Number(a.id) }, startAfter: a.planned_at, singletonKey: a.invoice_id })));
+  await sender.insert(
+    QUEUES.attempts,
+    near.map((a) => ({ data: { attemptId: Number(a.id) }, startAfter: a.planned_at, singletonKey: a.invoice_id })),
+  );
   await sender.stop({ graceful: true, timeout: 5_000 });
   if (Date.now() > t0) process.stderr.write(`[${size}] warning: due attempts were enqueued after the first was due\n`);
   const before = await dbStats(url);
@@ -268,7 +347,8 @@ async function runOne(adminUrl: string, size: number, rate: number, seconds: num
   await new Promise((res) => setTimeout(res, Math.max(0, t0 + seconds * 1000 - Date.now())));
   const deadline = Date.now() + 90_000;
   for (;;) {
-    const [r] = await watch`select count(*)::int as n from payment_attempts where id between ${lo} and ${hi} and status in ('planned', 'in_flight')`;
+    const [r] =
+      await watch`select count(*)::int as n from payment_attempts where id between ${lo} and ${hi} and status in ('planned', 'in_flight')`;
     if (r!.n === 0 || Date.now() > deadline) break;
     await new Promise((res) => setTimeout(res, 1_000));
   }
@@ -286,7 +366,10 @@ async function runOne(adminUrl: string, size: number, rate: number, seconds: num
   const outcomes: Record<string, number> = {};
   for (const r of rows) outcomes[r.status] = (outcomes[r.status] ?? 0) + 1;
   const done = rows.filter((r) => r.finished !== null);
-  const lateness = rows.filter((r) => r.late_ms !== null).map((r) => Number(r.late_ms)).sort((a, b) => a - b);
+  const lateness = rows
+    .filter((r) => r.late_ms !== null)
+    .map((r) => Number(r.late_ms))
+    .sort((a, b) => a - b);
   const first = Math.min(...done.map((r) => r.started!.getTime()));
   const last = Math.max(...done.map((r) => r.finished!.getTime()));
   const executed = done.length;
@@ -296,9 +379,13 @@ async function runOne(adminUrl: string, size: number, rate: number, seconds: num
   await admin.unsafe(`drop database if exists "${name}" with (force)`);
   await admin.end();
   return {
-    openCases: size, due, executed,
+    openCases: size,
+    due,
+    executed,
     perSecond: executed / ((last - first) / 1000),
-    latenessP50: percentile(lateness, 50), latenessP99: percentile(lateness, 99), latenessMax: lateness[lateness.length - 1] ?? NaN,
+    latenessP50: percentile(lateness, 50),
+    latenessP99: percentile(lateness, 99),
+    latenessMax: lateness[lateness.length - 1] ?? NaN,
     idleRssMb: figures.idleRssMb,
     peakRssMb: figures.peakRssMb,
     peakHeapMb: figures.peakHeapMb,
@@ -328,16 +415,28 @@ function report(results: Result[]): string {
     ['buffers / attempt, our tables', (r) => f(r.ourBlocksPerAttempt, 1)],
     ['buffers / attempt, pg-boss tables', (r) => f(r.queueBlocksPerAttempt, 1)],
     ['seq scans on cases/attempts/invoices/customers', (r) => String(r.ourSeqScans)],
-    ['outcomes', (r) => Object.entries(r.outcomes).map(([k, v]) => `${k} ${v}`).join(', ')],
+    [
+      'outcomes',
+      (r) =>
+        Object.entries(r.outcomes)
+          .map(([k, v]) => `${k} ${v}`)
+          .join(', '),
+    ],
   ];
   const width = Math.max(...rows.map(([label]) => label.length));
-  return rows.map(([label, fn]) => `${label.padEnd(width)}  ${results.map((r) => fn(r).padStart(14)).join('  ')}`).join('\n');
+  return rows
+    .map(([label, fn]) => `${label.padEnd(width)}  ${results.map((r) => fn(r).padStart(14)).join('  ')}`)
+    .join('\n');
 }
 
 async function main(): Promise<void> {
   const { values } = parseArgs({
     args: process.argv.slice(2),
-    options: { sizes: { type: 'string', default: '10000,100000' }, rate: { type: 'string', default: '200' }, seconds: { type: 'string', default: '15' } },
+    options: {
+      sizes: { type: 'string', default: '10000,100000' },
+      rate: { type: 'string', default: '200' },
+      seconds: { type: 'string', default: '15' },
+    },
     strict: true,
   });
   const adminUrl = process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
@@ -350,7 +449,10 @@ async function main(): Promise<void> {
 if (process.argv[2] === '--sandbox-child') {
   await sandboxChild(Number(process.argv[3]));
 } else if (process.argv[2] === '--worker') {
-  await workerChild(process.argv[3] ?? '', JSON.parse(process.argv[4] ?? '{}') as { host: string; port: number; apiKey: string });
+  await workerChild(
+    process.argv[3] ?? '',
+    JSON.parse(process.argv[4] ?? '{}') as { host: string; port: number; apiKey: string },
+  );
 } else {
   await main();
   process.exit(0);

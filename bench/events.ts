@@ -22,7 +22,9 @@ import { QUEUES, startQueue } from '../src/queue.ts';
 import { processorDeps } from '../src/worker.ts';
 import { charge, event, invoice, T0 } from '../test/fixtures/events/stripe-objects.ts';
 
-const { values } = parseArgs({ options: { events: { type: 'string', default: '2000' }, concurrency: { type: 'string', default: '4' } } });
+const { values } = parseArgs({
+  options: { events: { type: 'string', default: '2000' }, concurrency: { type: 'string', default: '4' } },
+});
 const total = Number(values.events);
 const concurrency = Number(values.concurrency);
 
@@ -44,14 +46,25 @@ const items = [];
 for (let i = 0; i < total / 2; i += 1) {
   const ids = { inv: `in_b${i}`, cus: `cus_b${i}`, ch: `ch_b${i}`, pi: `pi_b${i}` };
   for (const ev of [
-    event('charge.failed', charge({ id: ids.ch, customer: ids.cus, paymentIntent: ids.pi, declineCode: 'insufficient_funds' }), { created: T0 }),
+    event(
+      'charge.failed',
+      charge({ id: ids.ch, customer: ids.cus, paymentIntent: ids.pi, declineCode: 'insufficient_funds' }),
+      { created: T0 },
+    ),
     event('invoice.payment_failed', invoice({ id: ids.inv, customer: ids.cus }), { created: T0 }),
-  ]) items.push({ event: ev, raw: JSON.stringify(ev) });
+  ])
+    items.push({ event: ev, raw: JSON.stringify(ev) });
 }
 for (let i = 0; i < items.length; i += 500) await storeEvents(sql, boss, items.slice(i, i + 500));
 
 const clock = new FixedClock(new Date((T0 + 60) * 1000));
-const hooks = createDunningHooks({ boss, clock, log: quiet, merchantTimeZone: 'UTC', policies: createPolicySource(policy) });
+const hooks = createDunningHooks({
+  boss,
+  clock,
+  log: quiet,
+  merchantTimeZone: 'UTC',
+  policies: createPolicySource(policy),
+});
 const started = performance.now();
 await startEventWorker(boss, sql, processorDeps({ clock, log: quiet, policy }, hooks), { maxTries: 8, concurrency });
 for (;;) {
@@ -62,7 +75,9 @@ for (;;) {
 const seconds = (performance.now() - started) / 1000;
 const [cases] = await sql`select count(*)::int as n from dunning_cases`;
 const [planned] = await sql`select count(*)::int as n from payment_attempts where status = 'planned'`;
-console.log(`events ${total}  concurrency ${concurrency}  drained in ${seconds.toFixed(2)} s  = ${Math.round(total / seconds)} events/s  (cases ${cases?.n}, planned ${planned?.n})`);
+console.log(
+  `events ${total}  concurrency ${concurrency}  drained in ${seconds.toFixed(2)} s  = ${Math.round(total / seconds)} events/s  (cases ${cases?.n}, planned ${planned?.n})`,
+);
 
 await boss.offWork(QUEUES.stripeEvents);
 await boss.stop({ graceful: false, close: true });

@@ -11,7 +11,12 @@ import http from 'node:http';
 import { parseArgs } from 'node:util';
 
 const { values } = parseArgs({
-  options: { port: { type: 'string' }, file: { type: 'string' }, connections: { type: 'string' }, seconds: { type: 'string' } },
+  options: {
+    port: { type: 'string' },
+    file: { type: 'string' },
+    connections: { type: 'string' },
+    seconds: { type: 'string' },
+  },
   strict: true,
 });
 const port = Number(values.port);
@@ -22,7 +27,9 @@ if (!values.file || !(port > 0) || !(connections > 0) || !(seconds > 0)) {
   process.exit(2);
 }
 
-const lines = readFileSync(`${values.file}.1`, 'utf8').split('\n').filter((l) => l.length > 0);
+const lines = readFileSync(`${values.file}.1`, 'utf8')
+  .split('\n')
+  .filter((l) => l.length > 0);
 const requests = lines.map((line) => {
   const tab = line.indexOf('\t');
   return { signature: line.slice(0, tab), body: Buffer.from(line.slice(tab + 1)) };
@@ -33,7 +40,11 @@ const agent = new http.Agent({ keepAlive: true, maxSockets: connections });
 function post(signature: string, body: Buffer): Promise<number> {
   return new Promise((resolve) => {
     const req = http.request({
-      host: '127.0.0.1', port, path: '/webhooks/stripe', method: 'POST', agent,
+      host: '127.0.0.1',
+      port,
+      path: '/webhooks/stripe',
+      method: 'POST',
+      agent,
       headers: { 'content-type': 'application/json', 'content-length': body.length, 'stripe-signature': signature },
     });
     req.on('response', (res) => {
@@ -52,22 +63,26 @@ let non2xx = 0;
 let socketErrors = 0;
 const started = performance.now();
 const deadline = started + seconds * 1000;
-await Promise.all(Array.from({ length: connections }, async () => {
-  while (performance.now() < deadline) {
-    if (next >= requests.length) {
-      next = 0;
-      wrapped += 1;
+await Promise.all(
+  Array.from({ length: connections }, async () => {
+    while (performance.now() < deadline) {
+      if (next >= requests.length) {
+        next = 0;
+        wrapped += 1;
+      }
+      const r = requests[next++]!;
+      const t = performance.now();
+      const status = await post(r.signature, r.body);
+      latencies.push(performance.now() - t);
+      if (status === 0) socketErrors += 1;
+      else if (status < 200 || status > 299) non2xx += 1;
     }
-    const r = requests[next++]!;
-    const t = performance.now();
-    const status = await post(r.signature, r.body);
-    latencies.push(performance.now() - t);
-    if (status === 0) socketErrors += 1;
-    else if (status < 200 || status > 299) non2xx += 1;
-  }
-}));
+  }),
+);
 const elapsed = (performance.now() - started) / 1000;
 agent.destroy();
 latencies.sort((a, b) => a - b);
 const pct = (p: number) => latencies[Math.min(latencies.length - 1, Math.floor((p / 100) * latencies.length))] ?? NaN;
-console.log(`LOAD_RESULT ${JSON.stringify({ requests: latencies.length, seconds: elapsed, non2xx, socketErrors, p50Ms: pct(50), p99Ms: pct(99), wrapped })}`);
+console.log(
+  `LOAD_RESULT ${JSON.stringify({ requests: latencies.length, seconds: elapsed, non2xx, socketErrors, p50Ms: pct(50), p99Ms: pct(99), wrapped })}`,
+);

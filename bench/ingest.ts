@@ -74,7 +74,9 @@ function pct(sorted: number[], p: number): number {
 }
 
 function print(name: string, f: Figures, ops: number, errors: number, cpu: string): void {
-  console.log(`${name.padEnd(34)} ${f.rate.toFixed(0).padStart(7)} /s   p50 ${f.p50.toFixed(2).padStart(6)} ms   p99 ${f.p99.toFixed(2).padStart(6)} ms   (${ops} ops, ${errors} errors; ${cpu})`);
+  console.log(
+    `${name.padEnd(34)} ${f.rate.toFixed(0).padStart(7)} /s   p50 ${f.p50.toFixed(2).padStart(6)} ms   p99 ${f.p99.toFixed(2).padStart(6)} ms   (${ops} ops, ${errors} errors; ${cpu})`,
+  );
 }
 
 function describe(name: string, r: Run, cpu: string): Figures {
@@ -106,14 +108,20 @@ async function withCpu<T>(phase: () => Promise<T>): Promise<{ result: T; cpu: st
   const p = process.cpuUsage(p0);
   const m1 = await machineTicks();
   const self = (p.user + p.system) / 1e6 / wall;
-  const cores = m0 && m1 ? ` of machine ${((m1.busy - m0.busy) / (m1.total - m0.total) * 2).toFixed(2)}` : '';
+  const cores = m0 && m1 ? ` of machine ${(((m1.busy - m0.busy) / (m1.total - m0.total)) * 2).toFixed(2)}` : '';
   return { result, cpu: `cpu cores: this process ${self.toFixed(2)}${cores}` };
 }
 
 function payloads(count: number, prefix: string): string[] {
   const now = Math.floor(Date.now() / 1000);
   return Array.from({ length: count }, (_, i) =>
-    JSON.stringify(event('invoice.payment_failed', invoice({ id: `in_${prefix}${i}`, customer: `cus_${prefix}${i % 5000}` }), { created: now, id: `evt_${prefix}${i}` })));
+    JSON.stringify(
+      event('invoice.payment_failed', invoice({ id: `in_${prefix}${i}`, customer: `cus_${prefix}${i % 5000}` }), {
+        created: now,
+        id: `evt_${prefix}${i}`,
+      }),
+    ),
+  );
 }
 
 /** Writes `<prefix>.1` .. `<prefix>.<files>`: "signature<TAB>body" lines, signed now, split round-robin. */
@@ -123,7 +131,11 @@ async function writeSigned(prefix: string, bodies: string[], files: number): Pro
     const signature = Stripe.webhooks.generateTestHeaderString({ payload, secret: SECRET });
     streams[i % files]!.write(`${signature}\t${payload}\n`);
   });
-  await Promise.all(streams.map((s) => new Promise((resolve, reject) => s.end((err?: Error | null) => (err ? reject(err) : resolve(undefined))))));
+  await Promise.all(
+    streams.map(
+      (s) => new Promise((resolve, reject) => s.end((err?: Error | null) => (err ? reject(err) : resolve(undefined)))),
+    ),
+  );
 }
 
 interface LoadResult {
@@ -141,15 +153,51 @@ function hasWrk(): boolean {
 }
 
 /** Runs the load generator as a child process and parses its one result line. */
-function generate(kind: 'wrk' | 'node', port: number, prefix: string, connections: number, seconds: number): Promise<LoadResult> {
+function generate(
+  kind: 'wrk' | 'node',
+  port: number,
+  prefix: string,
+  connections: number,
+  seconds: number,
+): Promise<LoadResult> {
   const here = (f: string) => fileURLToPath(new URL(f, import.meta.url));
-  const [cmd, args] = kind === 'wrk'
-    ? ['wrk', ['-t1', `-c${connections}`, `-d${seconds}s`, '--timeout', '10s', '-s', here('./ingest-wrk.lua'), `http://127.0.0.1:${port}/webhooks/stripe`, '--', prefix]] as const
-    : [process.execPath, [here('./ingest-load.ts'), '--port', String(port), '--file', prefix, '--connections', String(connections), '--seconds', String(seconds)]] as const;
+  const [cmd, args] =
+    kind === 'wrk'
+      ? ([
+          'wrk',
+          [
+            '-t1',
+            `-c${connections}`,
+            `-d${seconds}s`,
+            '--timeout',
+            '10s',
+            '-s',
+            here('./ingest-wrk.lua'),
+            `http://127.0.0.1:${port}/webhooks/stripe`,
+            '--',
+            prefix,
+          ],
+        ] as const)
+      : ([
+          process.execPath,
+          [
+            here('./ingest-load.ts'),
+            '--port',
+            String(port),
+            '--file',
+            prefix,
+            '--connections',
+            String(connections),
+            '--seconds',
+            String(seconds),
+          ],
+        ] as const);
   return new Promise((resolve, reject) => {
     const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'inherit'] });
     let out = '';
-    child.stdout.on('data', (c: Buffer) => { out += c.toString('utf8'); });
+    child.stdout.on('data', (c: Buffer) => {
+      out += c.toString('utf8');
+    });
     child.on('error', reject);
     child.on('close', (code) => {
       const line = out.split('\n').find((l) => l.startsWith('LOAD_RESULT '));
@@ -160,10 +208,18 @@ function generate(kind: 'wrk' | 'node', port: number, prefix: string, connection
 }
 
 async function main(): Promise<void> {
-  const { values } = parseArgs({ options: {
-    concurrency: { type: 'string', default: '16' }, seconds: { type: 'string', default: '5' }, rounds: { type: 'string', default: '3' }, generator: { type: 'string', default: 'auto' },
-    'in-flight': { type: 'string' }, 'max-batch': { type: 'string' }, 'min-busy': { type: 'string' },
-  }, strict: true });
+  const { values } = parseArgs({
+    options: {
+      concurrency: { type: 'string', default: '16' },
+      seconds: { type: 'string', default: '5' },
+      rounds: { type: 'string', default: '3' },
+      generator: { type: 'string', default: 'auto' },
+      'in-flight': { type: 'string' },
+      'max-batch': { type: 'string' },
+      'min-busy': { type: 'string' },
+    },
+    strict: true,
+  });
   const concurrency = Number(values.concurrency);
   const seconds = Number(values.seconds);
   if (!Number.isInteger(concurrency) || concurrency < 1) throw new Error('--concurrency: expected a positive integer');
@@ -176,7 +232,8 @@ async function main(): Promise<void> {
     ...(values['max-batch'] ? { maxBatch: Number(values['max-batch']) } : {}),
     ...(values['min-busy'] ? { minBatchWhileBusy: Number(values['min-busy']) } : {}),
   };
-  if (Object.values(batching).some((n) => !Number.isInteger(n) || n < 1)) throw new Error('--in-flight, --max-batch, --min-busy: expected positive integers');
+  if (Object.values(batching).some((n) => !Number.isInteger(n) || n < 1))
+    throw new Error('--in-flight, --max-batch, --min-busy: expected positive integers');
   const generator = values.generator === 'auto' ? (hasWrk() ? 'wrk' : 'node') : (values.generator as 'wrk' | 'node');
 
   const quiet = createLogger('warn');
@@ -194,13 +251,18 @@ async function main(): Promise<void> {
   // Enough unique deliveries for a fast machine: a generator that runs out is reported, not hidden.
   const capacity = Math.ceil(seconds * 8000);
   const sample = payloads(1, 's')[0]!;
-  console.log(`payload ${Buffer.byteLength(sample)} bytes, concurrency ${concurrency}, ${rounds} round(s) of ${seconds} s per phase, ${process.env.DATABASE_URL ? 'DATABASE_URL' : 'embedded'} Postgres, load generator ${generator} (separate process)`);
+  console.log(
+    `payload ${Buffer.byteLength(sample)} bytes, concurrency ${concurrency}, ${rounds} round(s) of ${seconds} s per phase, ${process.env.DATABASE_URL ? 'DATABASE_URL' : 'embedded'} Postgres, load generator ${generator} (separate process)`,
+  );
 
   await sql`create table bench_baseline (id text primary key, payload jsonb not null)`;
   await sql`insert into bench_baseline values ('warm', '{}')`;
   const direct = createEventWriter(sql, boss, batching);
   const log = createLogger('info', pino.destination({ dest: '/dev/null', sync: false }));
-  const server = createServer({ log, routes: webhookRoutes({ sql, boss, secrets: [SECRET], toleranceSeconds: 300, batching }) });
+  const server = createServer({
+    log,
+    routes: webhookRoutes({ sql, boss, secrets: [SECRET], toleranceSeconds: 300, batching }),
+  });
   const port = await listen(server, 0, '127.0.0.1');
   const dir = await mkdtemp(join(tmpdir(), 'dunning-bench-ingest-'));
   // The machine is shared: phases alternate within each round and the ratio is taken per round, so
@@ -213,20 +275,24 @@ async function main(): Promise<void> {
       console.log(`round ${round}`);
       // Baseline: the same payloads, one autocommitted INSERT each, same pool size and concurrency.
       const bodies = payloads(capacity, `b${round}_`);
-      const baseRun = await withCpu(() => drive(concurrency, seconds, async (i) => {
-        const body = bodies[i % bodies.length]!;
-        await sql`insert into bench_baseline (id, payload) values (${`b${round}_${i}`}, ${sql.json(JSON.parse(body))})`;
-        return true;
-      }));
+      const baseRun = await withCpu(() =>
+        drive(concurrency, seconds, async (i) => {
+          const body = bodies[i % bodies.length]!;
+          await sql`insert into bench_baseline (id, payload) values (${`b${round}_${i}`}, ${sql.json(JSON.parse(body))})`;
+          return true;
+        }),
+      );
       const base = describe('  baseline: single-row INSERT commits', baseRun.result, baseRun.cpu);
 
       // Where the time goes: the same store (event + job, group commit) without HTTP or signatures.
       const directBodies = payloads(capacity, `d${round}_`);
-      const directRun = await withCpu(() => drive(concurrency, seconds, async (i) => {
-        const body = directBodies[i % directBodies.length]!;
-        await direct.write(JSON.parse(body) as Stripe.Event, body);
-        return true;
-      }));
+      const directRun = await withCpu(() =>
+        drive(concurrency, seconds, async (i) => {
+          const body = directBodies[i % directBodies.length]!;
+          await direct.write(JSON.parse(body) as Stripe.Event, body);
+          return true;
+        }),
+      );
       describe('  store only: event + job, no HTTP', directRun.result, directRun.cpu);
 
       // Signed right before sending: the 300 s tolerance holds for any sane --seconds.
@@ -245,17 +311,25 @@ async function main(): Promise<void> {
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
-  const [{ n } = { n: 0 }] = await sql<{ n: number }[]>`select count(*)::int as n from stripe_events where id like 'evt_w%'`;
+  const [{ n } = { n: 0 }] = await sql<
+    { n: number }[]
+  >`select count(*)::int as n from stripe_events where id like 'evt_w%'`;
   // One job per group commit names its batch's new events: each stored event must be named once.
   const [{ j } = { j: 0 }] = await sql<{ j: number }[]>`
     select count(*)::int as j from pgboss.job, jsonb_array_elements_text(data->'eventIds') e(id)
      where name = 'stripe-events' and e.id like 'evt_w%'`;
   // A few more rows than answered requests is normal: deliveries in flight when the generator stopped.
-  console.log(`answered deliveries ${sent}, stored events ${n}, events named by jobs ${j}${wrapped > 0 ? `; WARNING: the generator ran out of unique deliveries ${wrapped} time(s), the rate counts duplicates` : ''}`);
+  console.log(
+    `answered deliveries ${sent}, stored events ${n}, events named by jobs ${j}${wrapped > 0 ? `; WARNING: the generator ran out of unique deliveries ${wrapped} time(s), the rate counts duplicates` : ''}`,
+  );
   const median = (xs: number[]) => [...xs].sort((x, y) => x - y)[Math.floor(xs.length / 2)] ?? NaN;
   const ratio = median(summary.map((r) => r.intake.rate / r.base.rate));
-  console.log(`median of ${rounds}: baseline ${median(summary.map((r) => r.base.rate)).toFixed(0)} /s, webhook ${median(summary.map((r) => r.intake.rate)).toFixed(0)} /s, p50 ${median(summary.map((r) => r.intake.p50)).toFixed(2)} ms, p99 ${median(summary.map((r) => r.intake.p99)).toFixed(1)} ms`);
-  console.log(`ratio webhook / baseline (median of per-round ratios): ${ratio.toFixed(2)}x (target >= 0.5x); worst webhook p99 ${Math.max(...summary.map((r) => r.intake.p99)).toFixed(1)} ms (target < 50 ms)`);
+  console.log(
+    `median of ${rounds}: baseline ${median(summary.map((r) => r.base.rate)).toFixed(0)} /s, webhook ${median(summary.map((r) => r.intake.rate)).toFixed(0)} /s, p50 ${median(summary.map((r) => r.intake.p50)).toFixed(2)} ms, p99 ${median(summary.map((r) => r.intake.p99)).toFixed(1)} ms`,
+  );
+  console.log(
+    `ratio webhook / baseline (median of per-round ratios): ${ratio.toFixed(2)}x (target >= 0.5x); worst webhook p99 ${Math.max(...summary.map((r) => r.intake.p99)).toFixed(1)} ms (target < 50 ms)`,
+  );
 
   await closeServer(server);
   await boss.stop({ graceful: false, close: true });

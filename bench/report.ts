@@ -23,7 +23,10 @@ const CUSTOMERS = 200_000;
 const RUNS = 7;
 
 async function main(): Promise<void> {
-  const { values } = parseArgs({ options: { cases: { type: 'string', default: '1000000' }, reseed: { type: 'boolean', default: false } }, strict: true });
+  const { values } = parseArgs({
+    options: { cases: { type: 'string', default: '1000000' }, reseed: { type: 'boolean', default: false } },
+    strict: true,
+  });
   const total = Number(values.cases);
   if (!Number.isInteger(total) || total < BATCH) throw new Error(`--cases: expected an integer of at least ${BATCH}`);
   const log = createLogger('warn');
@@ -125,7 +128,9 @@ async function seed(sql: Sql, total: number, now: DateTime): Promise<void> {
         from cases c where c.id % 2 = 0`;
     });
     const secs = (Date.now() - began) / 1000;
-    process.stdout.write(`seeded ${hi.toLocaleString('en')} / ${total.toLocaleString('en')} cases, ${(hi * ATTEMPTS_PER_CASE).toLocaleString('en')} attempts (${secs.toFixed(0)} s, ${Math.round(hi / secs).toLocaleString('en')} cases/s)\n`);
+    process.stdout.write(
+      `seeded ${hi.toLocaleString('en')} / ${total.toLocaleString('en')} cases, ${(hi * ATTEMPTS_PER_CASE).toLocaleString('en')} attempts (${secs.toFixed(0)} s, ${Math.round(hi / secs).toLocaleString('en')} cases/s)\n`,
+    );
   }
   // A live database is kept vacuumed by autovacuum; without the visibility map the index-only
   // scans the report relies on would read the heap.
@@ -135,10 +140,19 @@ async function seed(sql: Sql, total: number, now: DateTime): Promise<void> {
 
 async function time(sql: Sql, now: DateTime): Promise<void> {
   const month = now.minus({ months: 1 });
-  const period = resolvePeriod({ from: month.startOf('month').toISODate()!, to: month.endOf('month').toISODate()!, timeZone: 'UTC', now: now.toJSDate() });
-  const [{ attempts } = { attempts: 0 }] = await sql<{ attempts: number }[]>`select count(*)::int as attempts from payment_attempts`;
+  const period = resolvePeriod({
+    from: month.startOf('month').toISODate()!,
+    to: month.endOf('month').toISODate()!,
+    timeZone: 'UTC',
+    now: now.toJSDate(),
+  });
+  const [{ attempts } = { attempts: 0 }] = await sql<
+    { attempts: number }[]
+  >`select count(*)::int as attempts from payment_attempts`;
   const [{ cases } = { cases: 0 }] = await sql<{ cases: number }[]>`select count(*)::int as cases from dunning_cases`;
-  console.log(`database: ${cases.toLocaleString('en')} cases, ${attempts.toLocaleString('en')} attempts; report period ${period.fromDate} .. ${period.toDate}`);
+  console.log(
+    `database: ${cases.toLocaleString('en')} cases, ${attempts.toLocaleString('en')} attempts; report period ${period.fromDate} .. ${period.toDate}`,
+  );
 
   const measure = async (fn: () => Promise<unknown>): Promise<number[]> => {
     await fn(); // warm the cache: both sides are timed warm
@@ -157,8 +171,12 @@ async function time(sql: Sql, now: DateTime): Promise<void> {
   });
   const baseline = await measure(() => sql`select count(*) from payment_attempts`);
   const med = (xs: number[]) => xs[Math.floor(xs.length / 2)]!;
-  console.log(`monthly report (${opened.toLocaleString('en')} cases opened in the month): median ${med(report).toFixed(0)} ms, max ${report[report.length - 1]!.toFixed(0)} ms over ${RUNS} runs`);
-  console.log(`baseline count(*) over payment_attempts: median ${med(baseline).toFixed(0)} ms, max ${baseline[baseline.length - 1]!.toFixed(0)} ms over ${RUNS} runs`);
+  console.log(
+    `monthly report (${opened.toLocaleString('en')} cases opened in the month): median ${med(report).toFixed(0)} ms, max ${report[report.length - 1]!.toFixed(0)} ms over ${RUNS} runs`,
+  );
+  console.log(
+    `baseline count(*) over payment_attempts: median ${med(baseline).toFixed(0)} ms, max ${baseline[baseline.length - 1]!.toFixed(0)} ms over ${RUNS} runs`,
+  );
   console.log(`ratio report / baseline: ${(med(report) / med(baseline)).toFixed(2)}`);
   console.log(`target: report under 1000 ms: ${med(report) < 1000 ? 'met' : 'NOT met'}`);
 }

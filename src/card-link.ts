@@ -42,7 +42,8 @@ export function createCardLinkSigner(stripeSecretKey: string): CardLinkSigner {
     createHmac('sha256', key).update(`${VERSION}.${customerId}.${expiry}`).digest().subarray(0, MAC_BYTES);
   return {
     sign(customerId, expiresAt) {
-      if (!CUSTOMER_ID.test(customerId)) throw new Error(`update-card link: "${customerId}" is not a Stripe customer id`);
+      if (!CUSTOMER_ID.test(customerId))
+        throw new Error(`update-card link: "${customerId}" is not a Stripe customer id`);
       // Rounded up: a link never dies before the moment it was promised.
       const expiry = String(Math.ceil(expiresAt.getTime() / 1000));
       return `${customerId}.${expiry}.${mac(customerId, expiry).toString('base64url')}`;
@@ -51,11 +52,13 @@ export function createCardLinkSigner(stripeSecretKey: string): CardLinkSigner {
       const parts = token.split('.');
       if (parts.length !== 3) return { ok: false, reason: 'malformed' };
       const [customerId = '', expiry = '', given = ''] = parts;
-      if (!CUSTOMER_ID.test(customerId) || !EXPIRY.test(expiry) || !MAC.test(given)) return { ok: false, reason: 'malformed' };
+      if (!CUSTOMER_ID.test(customerId) || !EXPIRY.test(expiry) || !MAC.test(given))
+        return { ok: false, reason: 'malformed' };
       // The encoded forms are compared, not decoded bytes: base64url's spare low bits would let
       // several spellings of one MAC pass. Both are 22 ASCII characters; compared in constant time.
       const expected = mac(customerId, expiry).toString('base64url');
-      if (!timingSafeEqual(Buffer.from(given, 'ascii'), Buffer.from(expected, 'ascii'))) return { ok: false, reason: 'bad_signature' };
+      if (!timingSafeEqual(Buffer.from(given, 'ascii'), Buffer.from(expected, 'ascii')))
+        return { ok: false, reason: 'bad_signature' };
       // Only a genuine link learns that it expired: a forged one is told nothing more than "bad".
       const expiresAt = new Date(Number(expiry) * 1000);
       if (now.getTime() >= expiresAt.getTime()) return { ok: false, reason: 'expired', customerId, expiresAt };

@@ -33,7 +33,9 @@ export class FixedClock implements Clock {
   }
   /** Fixed time never arrives by itself: anything planned is due as soon as it is scheduled. */
   wallTimeOf(at: Date): Date {
-    return at.getTime() <= this.#now.getTime() ? new Date() : new Date(Date.now() + (at.getTime() - this.#now.getTime()));
+    return at.getTime() <= this.#now.getTime()
+      ? new Date()
+      : new Date(Date.now() + (at.getTime() - this.#now.getTime()));
   }
 }
 

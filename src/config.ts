@@ -88,10 +88,15 @@ export interface AlertThreshold {
 function alertThreshold(raw: string | null, problems: string[]): AlertThreshold {
   if (raw === null) return { fallback: 50_000, byCurrency: {} };
   const out: { fallback: number | null; byCurrency: Record<string, number> } = { fallback: null, byCurrency: {} };
-  for (const entry of raw.split(',').map((e) => e.trim()).filter(Boolean)) {
+  for (const entry of raw
+    .split(',')
+    .map((e) => e.trim())
+    .filter(Boolean)) {
     const m = /^(?:([a-zA-Z]{3}):)?(\d{1,15})$/.exec(entry);
     if (!m) {
-      problems.push(`OPS_ALERT_MIN_AMOUNT: expected an amount in minor units, or currency:amount entries such as 50000,jpy:75000; "${entry}" is neither`);
+      problems.push(
+        `OPS_ALERT_MIN_AMOUNT: expected an amount in minor units, or currency:amount entries such as 50000,jpy:75000; "${entry}" is neither`,
+      );
       continue;
     }
     if (m[1]) out.byCurrency[m[1].toLowerCase()] = Number(m[2]);
@@ -126,7 +131,8 @@ export function emailAddress(value: string, named: boolean): string | null {
  */
 function publicUrlOf(raw: string | null, problems: string[]): string | null {
   if (raw === null) return null;
-  const expected = 'expected the absolute http(s) URL where customers reach the web role, such as https://billing.example.com';
+  const expected =
+    'expected the absolute http(s) URL where customers reach the web role, such as https://billing.example.com';
   let u: URL;
   try {
     u = new URL(raw);
@@ -134,9 +140,12 @@ function publicUrlOf(raw: string | null, problems: string[]): string | null {
     problems.push(`PUBLIC_URL: ${expected}`);
     return null;
   }
-  if (u.protocol !== 'https:' && u.protocol !== 'http:') problems.push(`PUBLIC_URL: ${expected}, got a ${u.protocol} URL`);
-  else if (u.username || u.password) problems.push(`PUBLIC_URL: ${expected}; credentials cannot be part of it (they would be in every email)`);
-  else if (raw.includes('?') || raw.includes('#')) problems.push(`PUBLIC_URL: ${expected}; no query or fragment (the link adds /update-card?t=...)`);
+  if (u.protocol !== 'https:' && u.protocol !== 'http:')
+    problems.push(`PUBLIC_URL: ${expected}, got a ${u.protocol} URL`);
+  else if (u.username || u.password)
+    problems.push(`PUBLIC_URL: ${expected}; credentials cannot be part of it (they would be in every email)`);
+  else if (raw.includes('?') || raw.includes('#'))
+    problems.push(`PUBLIC_URL: ${expected}; no query or fragment (the link adds /update-card?t=...)`);
   else return `${u.origin}${u.pathname.replace(/\/+$/, '')}`;
   return null;
 }
@@ -180,12 +189,19 @@ export function loadConfig(env: Env, require: Requirement[] = []): Config {
     problems.push('STRIPE_SECRET_KEY: required (your Stripe secret key, sk_live_... or sk_test_...)');
   }
 
-  const webhookSecrets = (str('STRIPE_WEBHOOK_SECRET') ?? '').split(',').map((s) => s.trim()).filter(Boolean);
+  const webhookSecrets = (str('STRIPE_WEBHOOK_SECRET') ?? '')
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
   const badSecret = webhookSecrets.findIndex((s) => !s.startsWith('whsec_'));
   if (badSecret >= 0) {
-    problems.push(`STRIPE_WEBHOOK_SECRET: entry ${badSecret + 1} does not start with "whsec_" (comma-separated signing secrets)`);
+    problems.push(
+      `STRIPE_WEBHOOK_SECRET: entry ${badSecret + 1} does not start with "whsec_" (comma-separated signing secrets)`,
+    );
   } else if (webhookSecrets.length === 0 && require.includes('webhook')) {
-    problems.push('STRIPE_WEBHOOK_SECRET: required (the endpoint signing secret whsec_...; several, comma-separated, during rotation)');
+    problems.push(
+      'STRIPE_WEBHOOK_SECRET: required (the endpoint signing secret whsec_...; several, comma-separated, during rotation)',
+    );
   }
 
   let stripeApiBase: StripeApiBase | null = null;
@@ -195,7 +211,9 @@ export function loadConfig(env: Env, require: Requirement[] = []): Config {
     const protocol = u.protocol === 'http:' ? 'http' : 'https';
     // The SDK takes protocol, host and port only and adds /v1/... itself: anything more would be dropped.
     if (u.pathname !== '/' || u.search || u.hash || u.username || u.password) {
-      problems.push(`STRIPE_API_BASE: expected only scheme, host and port, such as http://127.0.0.1:12111 (the SDK adds /v1/... itself; a path, query or credentials cannot be used)`);
+      problems.push(
+        `STRIPE_API_BASE: expected only scheme, host and port, such as http://127.0.0.1:12111 (the SDK adds /v1/... itself; a path, query or credentials cannot be used)`,
+      );
     } else {
       stripeApiBase = { protocol, host: u.hostname, port: u.port ? Number(u.port) : protocol === 'http' ? 80 : 443 };
     }
@@ -203,21 +221,28 @@ export function loadConfig(env: Env, require: Requirement[] = []): Config {
 
   const host = str('HOST') ?? '0.0.0.0';
   if (!isHost(host)) {
-    problems.push(`HOST: expected a hostname or IP address to listen on, such as 0.0.0.0, 127.0.0.1 or :: (IPv6 without brackets), got "${host}"`);
+    problems.push(
+      `HOST: expected a hostname or IP address to listen on, such as 0.0.0.0, 127.0.0.1 or :: (IPv6 without brackets), got "${host}"`,
+    );
   }
 
   const mailFrom = str('MAIL_FROM') ?? 'billing@example.com';
   const mailFromAddress = emailAddress(mailFrom, true);
   if (mailFromAddress === null) {
-    problems.push(`MAIL_FROM: expected an email address or Name <address>, such as Example Billing <billing@example.com>, got "${mailFrom}"`);
+    problems.push(
+      `MAIL_FROM: expected an email address or Name <address>, such as Example Billing <billing@example.com>, got "${mailFrom}"`,
+    );
   }
   const supportEmail = str('SUPPORT_EMAIL');
   if (supportEmail !== null && emailAddress(supportEmail, false) === null) {
-    problems.push(`SUPPORT_EMAIL: expected a bare email address (it is shown and linked in emails), such as support@example.com, got "${supportEmail}"`);
+    problems.push(
+      `SUPPORT_EMAIL: expected a bare email address (it is shown and linked in emails), such as support@example.com, got "${supportEmail}"`,
+    );
   }
 
   const logLevel = str('LOG_LEVEL') ?? 'info';
-  if (!LOG_LEVELS.includes(logLevel)) problems.push(`LOG_LEVEL: expected one of ${LOG_LEVELS.join(', ')}, got "${logLevel}"`);
+  if (!LOG_LEVELS.includes(logLevel))
+    problems.push(`LOG_LEVEL: expected one of ${LOG_LEVELS.join(', ')}, got "${logLevel}"`);
 
   const defaultTimeZone = str('DEFAULT_TIME_ZONE') ?? 'UTC';
   if (!IANAZone.isValidZone(defaultTimeZone)) {
@@ -225,7 +250,8 @@ export function loadConfig(env: Env, require: Requirement[] = []): Config {
   }
 
   const defaultLocale = str('DEFAULT_LOCALE') ?? 'en';
-  if (!['en', 'de'].includes(defaultLocale)) problems.push(`DEFAULT_LOCALE: expected "en" or "de", got "${defaultLocale}"`);
+  if (!['en', 'de'].includes(defaultLocale))
+    problems.push(`DEFAULT_LOCALE: expected "en" or "de", got "${defaultLocale}"`);
 
   const smtpUrl = url('SMTP_URL', ['smtp:', 'smtps:']);
   const opsWebhookUrl = url('OPS_WEBHOOK_URL', ['http:', 'https:']);
@@ -236,7 +262,9 @@ export function loadConfig(env: Env, require: Requirement[] = []): Config {
 
   const publicUrl = publicUrlOf(str('PUBLIC_URL'), problems);
   if (publicUrl !== null && stripeSecretKey === null && require.includes('cardLinks') && !require.includes('stripe')) {
-    problems.push('STRIPE_SECRET_KEY: required when PUBLIC_URL is set (update-card links are signed with a key derived from it, and open Billing Portal sessions)');
+    problems.push(
+      'STRIPE_SECRET_KEY: required when PUBLIC_URL is set (update-card links are signed with a key derived from it, and open Billing Portal sessions)',
+    );
   }
 
   const reportsToken = str('REPORTS_TOKEN');

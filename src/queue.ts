@@ -71,8 +71,12 @@ export async function ensureQueues(boss: PgBoss): Promise<void> {
 }
 
 function sameRetry(q: Partial<RetrySettings>, wanted: RetrySettings): boolean {
-  return q.retryLimit === wanted.retryLimit && q.retryDelay === wanted.retryDelay
-    && q.retryBackoff === wanted.retryBackoff && q.retryDelayMax === wanted.retryDelayMax;
+  return (
+    q.retryLimit === wanted.retryLimit &&
+    q.retryDelay === wanted.retryDelay &&
+    q.retryBackoff === wanted.retryBackoff &&
+    q.retryDelayMax === wanted.retryDelayMax
+  );
 }
 
 /**

@@ -11,15 +11,48 @@ export const CENSOR = '[redacted]';
 /** Keys (compared in lower case) whose values never reach a log line, at any depth. */
 const SENSITIVE_KEYS: ReadonlySet<string> = new Set([
   // secrets and credentials
-  'secret', 'secrets', 'apikey', 'api_key', 'stripesecretkey', 'webhooksecret', 'webhooksecrets', 'opswebhooksecret',
-  'signature', 'stripe-signature', 'authorization', 'cookie', 'set-cookie', 'password', 'pass', 'token', 'reportstoken',
-  'client_secret', 'smtpurl', 'databaseurl',
+  'secret',
+  'secrets',
+  'apikey',
+  'api_key',
+  'stripesecretkey',
+  'webhooksecret',
+  'webhooksecrets',
+  'opswebhooksecret',
+  'signature',
+  'stripe-signature',
+  'authorization',
+  'cookie',
+  'set-cookie',
+  'password',
+  'pass',
+  'token',
+  'reportstoken',
+  'client_secret',
+  'smtpurl',
+  'databaseurl',
   // email addresses
-  'email', 'to', 'cc', 'bcc', 'customer_email', 'receipt_email',
+  'email',
+  'to',
+  'cc',
+  'bcc',
+  'customer_email',
+  'receipt_email',
   // card data and the objects that hold it
-  'card', 'number', 'cvc', 'exp_month', 'exp_year', 'last4', 'fingerprint', 'billing_details', 'payment_method_details',
+  'card',
+  'number',
+  'cvc',
+  'exp_month',
+  'exp_year',
+  'last4',
+  'fingerprint',
+  'billing_details',
+  'payment_method_details',
   // raw request and response bodies (a Stripe event payload holds all of the above)
-  'raw', 'rawbody', 'body', 'payload',
+  'raw',
+  'rawbody',
+  'body',
+  'payload',
 ]);
 
 /** How deep a logged object is followed; deeper values (and cycles) become a marker. */
@@ -50,7 +83,8 @@ export function scrubText(s: string): string {
   if (s.length < 8) return s;
   let out = s;
   if (out.includes('@')) out = out.replace(URL_PASSWORD, '$1***@').replace(EMAIL, '***@$1');
-  if (out.includes('_')) out = out.replace(STRIPE_SECRET, (_m, prefix?: string, secret?: string) => `${prefix ?? secret}***`);
+  if (out.includes('_'))
+    out = out.replace(STRIPE_SECRET, (_m, prefix?: string, secret?: string) => `${prefix ?? secret}***`);
   if (DIGITS_12.test(out)) {
     out = out.replace(CARD_NUMBER, (m) => {
       const digits = m.replace(/[ -]/g, '');
@@ -85,16 +119,38 @@ export function scrubObject(obj: Record<string, unknown>, depth = 0): Record<str
   const out: Record<string, unknown> = {};
   for (const key of Object.keys(obj)) {
     const v = obj[key];
-    out[key] = v !== null && v !== undefined && SENSITIVE_KEYS.has(key.toLowerCase()) ? CENSOR : scrubValue(v, depth + 1);
+    out[key] =
+      v !== null && v !== undefined && SENSITIVE_KEYS.has(key.toLowerCase()) ? CENSOR : scrubValue(v, depth + 1);
   }
   return out;
 }
 
 /** Error fields that help ops and carry no customer data: Node, Stripe, Postgres and SMTP ones. */
 const ERROR_FIELDS = [
-  'code', 'errno', 'syscall', 'statusCode', 'status', 'requestId', 'rawType', 'decline_code', 'advice_code',
-  'network_advice_code', 'network_decline_code', 'param', 'doc_url', 'charge', 'severity', 'detail', 'hint',
-  'routine', 'constraint_name', 'table_name', 'column_name', 'responseCode', 'response', 'command',
+  'code',
+  'errno',
+  'syscall',
+  'statusCode',
+  'status',
+  'requestId',
+  'rawType',
+  'decline_code',
+  'advice_code',
+  'network_advice_code',
+  'network_decline_code',
+  'param',
+  'doc_url',
+  'charge',
+  'severity',
+  'detail',
+  'hint',
+  'routine',
+  'constraint_name',
+  'table_name',
+  'column_name',
+  'responseCode',
+  'response',
+  'command',
 ] as const;
 /** Stripe error fields that hold whole objects (with billing details and cards): only their id is kept. */
 const ERROR_OBJECT_IDS = ['payment_intent', 'payment_method', 'setup_intent', 'source'] as const;
@@ -114,7 +170,8 @@ export function serializeError(err: unknown, depth = 0): unknown {
   if (e.stack) out.stack = scrubText(e.stack);
   for (const k of ERROR_FIELDS) {
     const v = e[k];
-    if (v !== undefined && v !== null && v !== '' && typeof v !== 'object') out[k] = typeof v === 'string' ? scrubText(v) : v;
+    if (v !== undefined && v !== null && v !== '' && typeof v !== 'object')
+      out[k] = typeof v === 'string' ? scrubText(v) : v;
   }
   for (const k of ERROR_OBJECT_IDS) {
     const v = e[k];
@@ -123,7 +180,8 @@ export function serializeError(err: unknown, depth = 0): unknown {
   }
   if (depth < MAX_DEPTH) {
     if (e.cause !== undefined) out.cause = serializeError(e.cause, depth + 1);
-    if (err instanceof AggregateError) out.errors = err.errors.slice(0, 5).map((x: unknown) => serializeError(x, depth + 1));
+    if (err instanceof AggregateError)
+      out.errors = err.errors.slice(0, 5).map((x: unknown) => serializeError(x, depth + 1));
   }
   return out;
 }

@@ -35,7 +35,11 @@ export function checkedPolicy(config: Config): Policy {
   try {
     loadTemplates(config.templatesDir);
   } catch (err) {
-    throw new ConfigError(err instanceof TemplateError ? err.problems.map((p) => `TEMPLATES_DIR: ${p}`) : [`TEMPLATES_DIR: ${(err as Error).message}`]);
+    throw new ConfigError(
+      err instanceof TemplateError
+        ? err.problems.map((p) => `TEMPLATES_DIR: ${p}`)
+        : [`TEMPLATES_DIR: ${(err as Error).message}`],
+    );
   }
   return policy;
 }
@@ -62,7 +66,9 @@ export async function openRuntime(env: NodeJS.ProcessEnv, options: RuntimeOption
   const { url: databaseUrl, stop: stopEmbedded } = await databaseServer(config, log);
   const sql = connect(databaseUrl, { max: options.poolSize ?? 10 });
   // Connections open on first use: an unused report pool costs nothing.
-  const reportSql = options.reportPoolSize ? connect(databaseUrl, { max: options.reportPoolSize, applicationName: 'dunning-reports' }) : sql;
+  const reportSql = options.reportPoolSize
+    ? connect(databaseUrl, { max: options.reportPoolSize, applicationName: 'dunning-reports' })
+    : sql;
   const endPools = async (timeout: number) => {
     if (reportSql !== sql) await reportSql.end({ timeout });
     await sql.end({ timeout });

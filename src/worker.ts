@@ -39,7 +39,10 @@ export interface WorkerDeps {
 }
 
 export function processorDeps(
-  deps: Pick<WorkerDeps, 'clock' | 'log' | 'policy'>, hooks: DomainHooks, gateway?: StripeGateway, reportUnknownCodes?: (c: Classification) => void,
+  deps: Pick<WorkerDeps, 'clock' | 'log' | 'policy'>,
+  hooks: DomainHooks,
+  gateway?: StripeGateway,
+  reportUnknownCodes?: (c: Classification) => void,
 ): ProcessorDeps {
   const { version, ...body } = deps.policy;
   return {
@@ -71,7 +74,9 @@ export interface Wiring {
   onCaseOpened: NonNullable<BackfillDeps['onCaseOpened']>;
 }
 
-export function wireHooks(deps: Pick<WorkerDeps, 'boss' | 'clock' | 'log' | 'config' | 'policy' | 'extraHooks'>): Wiring {
+export function wireHooks(
+  deps: Pick<WorkerDeps, 'boss' | 'clock' | 'log' | 'config' | 'policy' | 'extraHooks'>,
+): Wiring {
   const { boss, clock, log, config, policy } = deps;
   const reminders = createReminderHooks({ boss, clock, log, config, policy: parseReminderPolicy(policy.reminders) });
   const runner = {
@@ -80,10 +85,16 @@ export function wireHooks(deps: Pick<WorkerDeps, 'boss' | 'clock' | 'log' | 'con
     onMerchantError: reminders.merchantError.bind(reminders),
   };
   const scheduler: SchedulerDeps = {
-    boss, clock, log, merchantTimeZone: config.defaultTimeZone, policies: createPolicySource(policy),
-    onAttemptPlanned: runner.onAttemptPlanned, onMerchantError: runner.onMerchantError,
+    boss,
+    clock,
+    log,
+    merchantTimeZone: config.defaultTimeZone,
+    policies: createPolicySource(policy),
+    onAttemptPlanned: runner.onAttemptPlanned,
+    onMerchantError: runner.onMerchantError,
     // Stripe's pause_collection holds reminders as `dunning pause` does.
-    onCaseHeld: reminders.casePaused.bind(reminders), onCaseReleased: reminders.caseResumed.bind(reminders),
+    onCaseHeld: reminders.casePaused.bind(reminders),
+    onCaseReleased: reminders.caseResumed.bind(reminders),
   };
   return {
     reminders,
@@ -105,20 +116,44 @@ export async function startWorkers(deps: WorkerDeps): Promise<() => Promise<void
   // One per process: a code Stripe adds is logged once, wherever a decline first shows it.
   const reportUnknownCodes = createUnknownCodeReporter(log.child({ component: 'declines' }));
 
-  await startEventWorker(boss, sql, processorDeps(deps, wiring.hooks, gateway, reportUnknownCodes), { maxTries: config.eventMaxTries, concurrency: config.workerConcurrency });
+  await startEventWorker(boss, sql, processorDeps(deps, wiring.hooks, gateway, reportUnknownCodes), {
+    maxTries: config.eventMaxTries,
+    concurrency: config.workerConcurrency,
+  });
   stops.push(() => boss.offWork(QUEUES.stripeEvents, { wait: true }));
   // A job in retry or running still counts as live; the grace only keeps clear of a replay or a
   // delivery being committed while the sweep reads.
   stops.push(startOrphanSweep(sql, log.child({ component: 'events' }), { everyMs: 5 * 60_000, graceSeconds: 15 * 60 }));
 
   if (deps.stripe) {
-    stops.push(await startRetryWorkers({ sql, boss, stripe: deps.stripe, clock, log, config, policy, throttle, ...wiring.runner, reportUnknownCodes }));
+    stops.push(
+      await startRetryWorkers({
+        sql,
+        boss,
+        stripe: deps.stripe,
+        clock,
+        log,
+        config,
+        policy,
+        throttle,
+        ...wiring.runner,
+        reportUnknownCodes,
+      }),
+    );
   } else {
     log.warn({}, 'STRIPE_SECRET_KEY not set: retries are planned but not run');
   }
-  stops.push(await startReminderWorkers({
-    sql, boss, clock, log, config, policy: parseReminderPolicy(policy.reminders), ...(gateway ? { gateway } : {}),
-  }));
+  stops.push(
+    await startReminderWorkers({
+      sql,
+      boss,
+      clock,
+      log,
+      config,
+      policy: parseReminderPolicy(policy.reminders),
+      ...(gateway ? { gateway } : {}),
+    }),
+  );
   log.info({ concurrency: config.workerConcurrency }, 'workers started');
 
   return async () => {

@@ -15,7 +15,12 @@ describe('update-card link tokens', () => {
 
   it('expires at its time, and says so only because the signature is good', () => {
     const token = signer.sign('cus_1', in30Days);
-    expect(signer.verify(token, in30Days)).toEqual({ ok: false, reason: 'expired', customerId: 'cus_1', expiresAt: in30Days });
+    expect(signer.verify(token, in30Days)).toEqual({
+      ok: false,
+      reason: 'expired',
+      customerId: 'cus_1',
+      expiresAt: in30Days,
+    });
     expect(signer.verify(token, new Date('2027-01-01T00:00:00Z'))).toMatchObject({ ok: false, reason: 'expired' });
   });
 
@@ -34,10 +39,15 @@ describe('update-card link tokens', () => {
     // One flipped character of the MAC, wherever it is.
     for (let i = 0; i < mac.length; i += 1) {
       const c = mac[i] === 'A' ? 'B' : 'A';
-      expect(signer.verify(`${cus}.${exp}.${mac.slice(0, i)}${c}${mac.slice(i + 1)}`, now)).toMatchObject({ ok: false });
+      expect(signer.verify(`${cus}.${exp}.${mac.slice(0, i)}${c}${mac.slice(i + 1)}`, now)).toMatchObject({
+        ok: false,
+      });
     }
     // A tampered link that is also past its expiry is bad, not "expired".
-    expect(signer.verify(`cus_attacker.${exp}.${mac}`, new Date('2030-01-01T00:00:00Z'))).toEqual({ ok: false, reason: 'bad_signature' });
+    expect(signer.verify(`cus_attacker.${exp}.${mac}`, new Date('2030-01-01T00:00:00Z'))).toEqual({
+      ok: false,
+      reason: 'bad_signature',
+    });
   });
 
   it('refuses a token signed with another key (a rotated Stripe key)', () => {
@@ -63,6 +73,8 @@ describe('update-card link tokens', () => {
   });
 
   it('builds the link under the public URL', () => {
-    expect(cardLinkUrl('https://billing.example.com/dunning', 'tok')).toBe('https://billing.example.com/dunning/update-card?t=tok');
+    expect(cardLinkUrl('https://billing.example.com/dunning', 'tok')).toBe(
+      'https://billing.example.com/dunning/update-card?t=tok',
+    );
   });
 });

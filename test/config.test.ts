@@ -17,11 +17,14 @@ describe('loadConfig', () => {
   });
 
   it('accepts several comma-separated webhook secrets for rotation and parses the API base', () => {
-    const c = loadConfig({
-      STRIPE_WEBHOOK_SECRET: 'whsec_old, whsec_new',
-      STRIPE_SECRET_KEY: 'sk_test_abc',
-      STRIPE_API_BASE: 'http://127.0.0.1:12111',
-    }, ['stripe', 'webhook']);
+    const c = loadConfig(
+      {
+        STRIPE_WEBHOOK_SECRET: 'whsec_old, whsec_new',
+        STRIPE_SECRET_KEY: 'sk_test_abc',
+        STRIPE_API_BASE: 'http://127.0.0.1:12111',
+      },
+      ['stripe', 'webhook'],
+    );
     expect(c.webhookSecrets).toEqual(['whsec_old', 'whsec_new']);
     expect(c.stripeApiBase).toEqual({ protocol: 'http', host: '127.0.0.1', port: 12111 });
   });
@@ -29,22 +32,33 @@ describe('loadConfig', () => {
   it('lists every bad variable in one error, without echoing secrets', () => {
     let error: unknown;
     try {
-      loadConfig({
-        DATABASE_URL: 'mysql://user:hunter2@db/x',
-        PORT: '99999',
-        DEFAULT_TIME_ZONE: 'Europe/Atlantis',
-        STRIPE_WEBHOOK_SECRET: 'whsec_ok,notasecret',
-        LOG_LEVEL: 'chatty',
-        OPS_WEBHOOK_URL: 'https://hooks.example.com/x',
-      }, ['stripe']);
+      loadConfig(
+        {
+          DATABASE_URL: 'mysql://user:hunter2@db/x',
+          PORT: '99999',
+          DEFAULT_TIME_ZONE: 'Europe/Atlantis',
+          STRIPE_WEBHOOK_SECRET: 'whsec_ok,notasecret',
+          LOG_LEVEL: 'chatty',
+          OPS_WEBHOOK_URL: 'https://hooks.example.com/x',
+        },
+        ['stripe'],
+      );
     } catch (err) {
       error = err;
     }
     expect(error).toBeInstanceOf(ConfigError);
     const problems = (error as ConfigError).problems;
-    expect(new Set(problems.map((p) => p.split(':')[0]))).toEqual(new Set([
-      'DATABASE_URL', 'PORT', 'DEFAULT_TIME_ZONE', 'STRIPE_WEBHOOK_SECRET', 'LOG_LEVEL', 'OPS_WEBHOOK_SECRET', 'STRIPE_SECRET_KEY',
-    ]));
+    expect(new Set(problems.map((p) => p.split(':')[0]))).toEqual(
+      new Set([
+        'DATABASE_URL',
+        'PORT',
+        'DEFAULT_TIME_ZONE',
+        'STRIPE_WEBHOOK_SECRET',
+        'LOG_LEVEL',
+        'OPS_WEBHOOK_SECRET',
+        'STRIPE_SECRET_KEY',
+      ]),
+    );
     expect(problems).toHaveLength(7);
     expect((error as Error).message).not.toContain('hunter2');
     expect((error as Error).message).not.toContain('notasecret');
@@ -60,13 +74,24 @@ describe('loadConfig', () => {
   };
 
   it.each([
-    ['HOST', '0.0.0.0'], ['HOST', '127.0.0.1'], ['HOST', '::'], ['HOST', '::1'], ['HOST', 'localhost'], ['HOST', 'dunning-web.internal'],
-    ['MAIL_FROM', 'billing@example.com'], ['MAIL_FROM', 'Example Billing <billing@example.com>'],
-    ['MAIL_FROM', '"Example, Inc." <billing@mail.example.com>'], ['MAIL_FROM', 'billing@bücher.example'],
+    ['HOST', '0.0.0.0'],
+    ['HOST', '127.0.0.1'],
+    ['HOST', '::'],
+    ['HOST', '::1'],
+    ['HOST', 'localhost'],
+    ['HOST', 'dunning-web.internal'],
+    ['MAIL_FROM', 'billing@example.com'],
+    ['MAIL_FROM', 'Example Billing <billing@example.com>'],
+    ['MAIL_FROM', '"Example, Inc." <billing@mail.example.com>'],
+    ['MAIL_FROM', 'billing@bücher.example'],
     ['SUPPORT_EMAIL', 'support+dunning@example.com'],
-    ['STRIPE_API_BASE', 'https://stripe-proxy.internal'], ['STRIPE_API_BASE', 'http://127.0.0.1:12111/'],
-    ['PUBLIC_URL', 'https://billing.example.com'], ['PUBLIC_URL', 'http://127.0.0.1:3000/'], ['PUBLIC_URL', 'https://example.com/dunning/'],
-    ['UPDATE_CARD_LINK_DAYS', '1'], ['UPDATE_CARD_LINK_DAYS', '90'],
+    ['STRIPE_API_BASE', 'https://stripe-proxy.internal'],
+    ['STRIPE_API_BASE', 'http://127.0.0.1:12111/'],
+    ['PUBLIC_URL', 'https://billing.example.com'],
+    ['PUBLIC_URL', 'http://127.0.0.1:3000/'],
+    ['PUBLIC_URL', 'https://example.com/dunning/'],
+    ['UPDATE_CARD_LINK_DAYS', '1'],
+    ['UPDATE_CARD_LINK_DAYS', '90'],
   ])('accepts %s=%s', (name, value) => {
     expect(problemsOf({ [name]: value })).toEqual([]);
   });
@@ -88,9 +113,17 @@ describe('loadConfig', () => {
     ['PUBLIC_URL', 'billing.example.com', 'expected the absolute http\\(s\\) URL'],
     ['PUBLIC_URL', '/dunning', 'expected the absolute http\\(s\\) URL'],
     ['PUBLIC_URL', 'ftp://billing.example.com', 'expected the absolute http\\(s\\) URL .*, got a ftp: URL'],
-    ['PUBLIC_URL', 'https://billing.example.com/?ref=mail', 'expected the absolute http\\(s\\) URL .*; no query or fragment'],
+    [
+      'PUBLIC_URL',
+      'https://billing.example.com/?ref=mail',
+      'expected the absolute http\\(s\\) URL .*; no query or fragment',
+    ],
     ['PUBLIC_URL', 'https://billing.example.com/#x', 'expected the absolute http\\(s\\) URL .*; no query or fragment'],
-    ['PUBLIC_URL', 'https://ops:pw@billing.example.com', 'expected the absolute http\\(s\\) URL .*; credentials cannot'],
+    [
+      'PUBLIC_URL',
+      'https://ops:pw@billing.example.com',
+      'expected the absolute http\\(s\\) URL .*; credentials cannot',
+    ],
     ['UPDATE_CARD_LINK_DAYS', '0', 'expected an integer from 1 to 90'],
     ['UPDATE_CARD_LINK_DAYS', '365', 'expected an integer from 1 to 90'],
   ])('rejects %s=%s with one line naming it', (name, value, expected) => {
@@ -108,8 +141,12 @@ describe('loadConfig', () => {
 
   it('takes an absolute http(s) URL for the Billing Portal return page, unset by default', () => {
     expect(loadConfig({}).billingPortalReturnUrl).toBeNull();
-    expect(loadConfig({ BILLING_PORTAL_RETURN_URL: 'https://acme.test/account' }).billingPortalReturnUrl).toBe('https://acme.test/account');
-    expect(() => loadConfig({ BILLING_PORTAL_RETURN_URL: '/account' })).toThrow(/BILLING_PORTAL_RETURN_URL: expected a https: or http: URL/);
+    expect(loadConfig({ BILLING_PORTAL_RETURN_URL: 'https://acme.test/account' }).billingPortalReturnUrl).toBe(
+      'https://acme.test/account',
+    );
+    expect(() => loadConfig({ BILLING_PORTAL_RETURN_URL: '/account' })).toThrow(
+      /BILLING_PORTAL_RETURN_URL: expected a https: or http: URL/,
+    );
     expect(() => loadConfig({ BILLING_PORTAL_RETURN_URL: 'javascript:alert(1)' })).toThrow(/BILLING_PORTAL_RETURN_URL/);
   });
 
@@ -120,7 +157,9 @@ describe('loadConfig', () => {
 
   it('takes PUBLIC_URL without a trailing slash, off by default, with 30-day links', () => {
     expect(loadConfig({})).toMatchObject({ publicUrl: null, updateCardLinkDays: 30 });
-    expect(loadConfig({ PUBLIC_URL: 'https://Billing.Example.com/dunning/' }).publicUrl).toBe('https://billing.example.com/dunning');
+    expect(loadConfig({ PUBLIC_URL: 'https://Billing.Example.com/dunning/' }).publicUrl).toBe(
+      'https://billing.example.com/dunning',
+    );
     expect(loadConfig({ PUBLIC_URL: 'http://127.0.0.1:3000' }).publicUrl).toBe('http://127.0.0.1:3000');
   });
 
@@ -129,7 +168,9 @@ describe('loadConfig', () => {
     expect(problemsOfRequired({ PUBLIC_URL: 'https://billing.example.com' }, ['cardLinks'])).toEqual([
       'STRIPE_SECRET_KEY: required when PUBLIC_URL is set (update-card links are signed with a key derived from it, and open Billing Portal sessions)',
     ]);
-    expect(problemsOfRequired({ PUBLIC_URL: 'https://billing.example.com', STRIPE_SECRET_KEY: 'sk_test_x' }, ['cardLinks'])).toEqual([]);
+    expect(
+      problemsOfRequired({ PUBLIC_URL: 'https://billing.example.com', STRIPE_SECRET_KEY: 'sk_test_x' }, ['cardLinks']),
+    ).toEqual([]);
     // Commands that do not make links (reports, migrate) do not care.
     expect(problemsOfRequired({ PUBLIC_URL: 'https://billing.example.com' }, [])).toEqual([]);
     // One line, not two, when the command needs the key anyway.
@@ -152,7 +193,11 @@ describe('.env in the working directory', () => {
     const dir = await mkdtemp(path.join(tmpdir(), 'dunning-dotenv-'));
     await writeFile(path.join(dir, '.env'), 'DEFAULT_TIME_ZONE=Mars/Olympus_Mons\n');
     try {
-      await promisify(execFile)(process.execPath, [cli, 'migrate'], { cwd: dir, env: { PATH: process.env.PATH, ...env }, timeout: 20_000 });
+      await promisify(execFile)(process.execPath, [cli, 'migrate'], {
+        cwd: dir,
+        env: { PATH: process.env.PATH, ...env },
+        timeout: 20_000,
+      });
       return { code: 0, stderr: '' };
     } catch (err) {
       return err as { code: number; stderr: string };

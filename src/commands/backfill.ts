@@ -20,10 +20,19 @@ Needs STRIPE_SECRET_KEY.`,
     const ops = await openOps(env, { stripe: true });
     try {
       const totals = await backfill({
-        sql: ops.rt.sql, gateway: ops.runner!.gateway, scheduler: ops.scheduler, policy: ops.policy, onCaseOpened: ops.wiring.onCaseOpened,
-        progress: (p) => process.stderr.write(`page ${p.pages}: ${p.seen} open invoices seen, ${p.opened} cases opened, ${p.planned} attempts planned\n`),
+        sql: ops.rt.sql,
+        gateway: ops.runner!.gateway,
+        scheduler: ops.scheduler,
+        policy: ops.policy,
+        onCaseOpened: ops.wiring.onCaseOpened,
+        progress: (p) =>
+          process.stderr.write(
+            `page ${p.pages}: ${p.seen} open invoices seen, ${p.opened} cases opened, ${p.planned} attempts planned\n`,
+          ),
       });
-      console.log(`Backfill done: ${totals.seen} open invoices, ${totals.opened} new cases, ${totals.planned} attempts planned.`);
+      console.log(
+        `Backfill done: ${totals.seen} open invoices, ${totals.opened} new cases, ${totals.planned} attempts planned.`,
+      );
       return 0;
     } finally {
       await ops.close();

@@ -5,8 +5,12 @@ import type { AttemptRow } from '../dunning/store.ts';
 import { oneArgument, type Command } from './types.ts';
 
 function declineText(a: AttemptRow): string {
-  const codes = [a.declineCode, a.failureCode !== a.declineCode ? a.failureCode : null, a.adviceCode && `advice ${a.adviceCode}`,
-    a.networkAdviceCode && `network advice ${a.networkAdviceCode}`].filter(Boolean);
+  const codes = [
+    a.declineCode,
+    a.failureCode !== a.declineCode ? a.failureCode : null,
+    a.adviceCode && `advice ${a.adviceCode}`,
+    a.networkAdviceCode && `network advice ${a.networkAdviceCode}`,
+  ].filter(Boolean);
   if (codes.length === 0) return a.failureMessage ?? '-';
   return `${codes.join(', ')}${a.declineCategory ? ` [${a.declineCategory}]` : ''}`;
 }
@@ -40,18 +44,36 @@ emails of the case with their status, and any email problem ops should act on. T
         '',
       ];
       process.stdout.write(lines.join('\n') + '\n');
-      process.stdout.write(table(
-        ['#', 'SOURCE', 'STATUS', 'PLANNED', 'RAN', 'DECLINE', 'REASON'],
-        detail.attempts.map((a) => [
-          String(a.attemptNo), a.source, a.requestTries > 0 ? `${a.status} (${a.requestTries} resent)` : a.status,
-          when(a.plannedAt), when(a.startedAt ?? a.finishedAt), declineText(a), a.planReason ?? '-',
-        ]),
-      ));
+      process.stdout.write(
+        table(
+          ['#', 'SOURCE', 'STATUS', 'PLANNED', 'RAN', 'DECLINE', 'REASON'],
+          detail.attempts.map((a) => [
+            String(a.attemptNo),
+            a.source,
+            a.requestTries > 0 ? `${a.status} (${a.requestTries} resent)` : a.status,
+            when(a.plannedAt),
+            when(a.startedAt ?? a.finishedAt),
+            declineText(a),
+            a.planReason ?? '-',
+          ]),
+        ),
+      );
       if (detail.reminders.length > 0) {
-        process.stdout.write('\nEmails\n' + table(
-          ['KIND', 'STEP', 'STATUS', 'SEND AT', 'SENT', 'TRIES', 'NOTE'],
-          detail.reminders.map((r) => [r.kind, String(r.step), r.status, when(r.sendAt), when(r.sentAt), String(r.tries), r.note ?? '-']),
-        ));
+        process.stdout.write(
+          '\nEmails\n' +
+            table(
+              ['KIND', 'STEP', 'STATUS', 'SEND AT', 'SENT', 'TRIES', 'NOTE'],
+              detail.reminders.map((r) => [
+                r.kind,
+                String(r.step),
+                r.status,
+                when(r.sendAt),
+                when(r.sentAt),
+                String(r.tries),
+                r.note ?? '-',
+              ]),
+            ),
+        );
       }
       return 0;
     } finally {

@@ -41,20 +41,30 @@ Logs go to stderr at LOG_LEVEL (default error).`,
     const { values } = parseArgs({
       args: joinNegativeNumbers(argv),
       options: {
-        customers: { type: 'string' }, days: { type: 'string' }, seconds: { type: 'string' }, seed: { type: 'string' },
-        policy: { type: 'string' }, keep: { type: 'boolean', default: false }, database: { type: 'string', default: 'dunning_demo' },
-        port: { type: 'string' }, workers: { type: 'string' }, exit: { type: 'boolean', default: false },
+        customers: { type: 'string' },
+        days: { type: 'string' },
+        seconds: { type: 'string' },
+        seed: { type: 'string' },
+        policy: { type: 'string' },
+        keep: { type: 'boolean', default: false },
+        database: { type: 'string', default: 'dunning_demo' },
+        port: { type: 'string' },
+        workers: { type: 'string' },
+        exit: { type: 'boolean', default: false },
         'mail-dir': { type: 'string' },
       },
       strict: true,
       allowPositionals: false,
     });
     const database = values.database ?? 'dunning_demo';
-    if (!DATABASE_NAME.test(database)) throw new UsageError(`--database: expected lower-case letters, digits and _, got "${database}"`);
+    if (!DATABASE_NAME.test(database))
+      throw new UsageError(`--database: expected lower-case letters, digits and _, got "${database}"`);
     // The demo drops its database on every run: never one that holds something else.
     const configured = env.DATABASE_URL ? safeDatabaseName(env.DATABASE_URL) : null;
     if (database === configured || RESERVED_DATABASES.has(database)) {
-      throw new UsageError(`--database: "${database}" is ${database === configured ? "DATABASE_URL's own database" : 'a system database'}; the demo drops and recreates its database, so pick another name`);
+      throw new UsageError(
+        `--database: "${database}" is ${database === configured ? "DATABASE_URL's own database" : 'a system database'}; the demo drops and recreates its database, so pick another name`,
+      );
     }
     let policy: Policy;
     try {

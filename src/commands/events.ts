@@ -29,7 +29,12 @@ handler kept failing is parked as "failed" after EVENT_MAX_TRIES tries, with its
   async run(argv, env) {
     const { values, positionals } = parseArgs({
       args: argv,
-      options: { failed: { type: 'boolean', default: false }, status: { type: 'string' }, limit: { type: 'string', default: '50' }, force: { type: 'boolean', default: false } },
+      options: {
+        failed: { type: 'boolean', default: false },
+        status: { type: 'string' },
+        limit: { type: 'string', default: '50' },
+        force: { type: 'boolean', default: false },
+      },
       strict: true,
       allowPositionals: true,
     });
@@ -39,7 +44,8 @@ handler kept failing is parked as "failed" after EVENT_MAX_TRIES tries, with its
     if (sub !== undefined && sub !== 'show' && sub !== 'replay') throw new UsageError(`unknown subcommand "${sub}"`);
     if (values.force && sub !== 'replay') throw new UsageError('--force goes with replay');
     const limit = Number(values.limit);
-    if (!Number.isInteger(limit) || limit < 1 || limit > 10_000) throw new UsageError(`--limit: expected a whole number from 1 to 10000, got "${values.limit}"`);
+    if (!Number.isInteger(limit) || limit < 1 || limit > 10_000)
+      throw new UsageError(`--limit: expected a whole number from 1 to 10000, got "${values.limit}"`);
     const status = values.failed ? 'failed' : values.status;
     if (status !== undefined && !STATUSES.includes(status as EventStatus)) {
       throw new UsageError(`--status: expected one of ${STATUSES.join(', ')}, got "${status}"`);
@@ -92,10 +98,16 @@ ${JSON.stringify(ev.payload, null, 2)}`);
 }
 
 /** Reset and enqueue commit together: a replayed event always has exactly one new job. */
-export async function replayEvent(sql: Sql, boss: Pick<PgBoss, 'send'>, id: string, force = false): Promise<ReplayResult> {
+export async function replayEvent(
+  sql: Sql,
+  boss: Pick<PgBoss, 'send'>,
+  id: string,
+  force = false,
+): Promise<ReplayResult> {
   return (await sql.begin(async (tx) => {
     const result = await resetForReplay(tx, id, force);
-    if (result === 'reset') await boss.send(QUEUES.stripeEvents, { eventIds: [id] } satisfies EventJob, { db: jobDb(tx) });
+    if (result === 'reset')
+      await boss.send(QUEUES.stripeEvents, { eventIds: [id] } satisfies EventJob, { db: jobDb(tx) });
     return result;
   })) as ReplayResult;
 }
@@ -107,7 +119,9 @@ async function replay(sql: Sql, boss: PgBoss, id: string, force: boolean): Promi
     return 1;
   }
   if (result !== 'reset') {
-    console.error(`Event ${id} is ${result.refused}, not failed: replaying it applies it again. Add --force if that is what you want.`);
+    console.error(
+      `Event ${id} is ${result.refused}, not failed: replaying it applies it again. Add --force if that is what you want.`,
+    );
     return 1;
   }
   console.log(`Event ${id} queued again; a running worker will process it.`);

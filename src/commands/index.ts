@@ -9,4 +9,13 @@ import { eventsCommand } from './events.ts';
 import { startCommand } from './start.ts';
 
 /** Every subcommand; `dunning --help` lists them in this order. */
-export const commands: Command[] = [startCommand, eventsCommand, migrateCommand, reportCommand, mailCatcherCommand, ...opsCommands, simulateCommand, demoCommand];
+export const commands: Command[] = [
+  startCommand,
+  eventsCommand,
+  migrateCommand,
+  reportCommand,
+  mailCatcherCommand,
+  ...opsCommands,
+  simulateCommand,
+  demoCommand,
+];

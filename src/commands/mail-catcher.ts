@@ -14,13 +14,21 @@ Point the worker at it with SMTP_URL=smtp://127.0.0.1:1025. Stops on Ctrl-C.`,
   async run(argv, env) {
     const { values } = parseArgs({
       args: argv,
-      options: { port: { type: 'string', default: '1025' }, host: { type: 'string', default: '127.0.0.1' }, dir: { type: 'string' } },
+      options: {
+        port: { type: 'string', default: '1025' },
+        host: { type: 'string', default: '127.0.0.1' },
+        dir: { type: 'string' },
+      },
       strict: true,
     });
     const port = Number(values.port);
-    if (!Number.isInteger(port) || port < 0 || port > 65_535) throw new UsageError(`--port: expected a port number, got "${values.port}"`);
+    if (!Number.isInteger(port) || port < 0 || port > 65_535)
+      throw new UsageError(`--port: expected a port number, got "${values.port}"`);
     const log = createLogger(loadConfig(env).logLevel);
-    const { startMailCatcher } = await loadDevModule('dunning mail-catcher', () => import('../reminders/mail-catcher.ts'));
+    const { startMailCatcher } = await loadDevModule(
+      'dunning mail-catcher',
+      () => import('../reminders/mail-catcher.ts'),
+    );
     const catcher = await startMailCatcher({ port, host: values.host, ...(values.dir ? { dir: values.dir } : {}) });
     log.info({ url: catcher.url, dir: values.dir ?? null }, 'mail catcher listening');
     let seen = 0;

@@ -7,4 +7,11 @@ import { retryNowCommand } from './retry-now.ts';
 import type { Command } from './types.ts';
 
 /** The retry engine's ops commands, in the order `dunning --help` lists them. */
-export const opsCommands: Command[] = [casesCommand, caseCommand, retryNowCommand, pauseCommand, resumeCommand, backfillCommand];
+export const opsCommands: Command[] = [
+  casesCommand,
+  caseCommand,
+  retryNowCommand,
+  pauseCommand,
+  resumeCommand,
+  backfillCommand,
+];

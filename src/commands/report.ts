@@ -29,12 +29,18 @@ The definitions of every figure are printed with the report. The same report is 
   async run(argv, env) {
     const { values } = parseArgs({
       args: argv,
-      options: { from: { type: 'string' }, to: { type: 'string' }, currency: { type: 'string' }, format: { type: 'string', default: 'table' } },
+      options: {
+        from: { type: 'string' },
+        to: { type: 'string' },
+        currency: { type: 'string' },
+        format: { type: 'string', default: 'table' },
+      },
       strict: true,
       allowPositionals: false,
     });
     const format = values.format ?? 'table';
-    if (!FORMATS.includes(format)) throw new UsageError(`--format: expected one of ${FORMATS.join(', ')}, got "${format}"`);
+    if (!FORMATS.includes(format))
+      throw new UsageError(`--format: expected one of ${FORMATS.join(', ')}, got "${format}"`);
     let currency: string | null;
     try {
       currency = parseCurrency(values.currency);
@@ -45,13 +51,23 @@ The definitions of every figure are printed with the report. The same report is 
     try {
       let period;
       try {
-        period = resolvePeriod({ from: values.from, to: values.to, timeZone: rt.config.defaultTimeZone, now: systemClock.now() });
+        period = resolvePeriod({
+          from: values.from,
+          to: values.to,
+          timeZone: rt.config.defaultTimeZone,
+          now: systemClock.now(),
+        });
       } catch (err) {
         if (err instanceof PeriodError) throw new UsageError(err.message);
         throw err;
       }
       const report = await loadReport(rt.sql, { period, currency, asOf: systemClock.now() });
-      const text = format === 'json' ? JSON.stringify(report, null, 2) + '\n' : format === 'csv' ? renderCsv(report) : renderTable(report);
+      const text =
+        format === 'json'
+          ? JSON.stringify(report, null, 2) + '\n'
+          : format === 'csv'
+            ? renderCsv(report)
+            : renderTable(report);
       process.stdout.write(text);
       return 0;
     } finally {

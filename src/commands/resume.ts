@@ -17,9 +17,12 @@ customer (cus_...), and asks the planner for the next attempt, printing when and
     try {
       const results = await ops.rt.sql.begin((tx) => resume(tx, ops.scheduler, target, ops.wiring.reminders));
       for (const { caseRow, result } of results) {
-        const what = result.kind === 'planned'
-          ? `next attempt ${when(result.attempt.plannedAt)}: ${result.attempt.planReason ?? ''}`
-          : result.kind === 'unchanged' ? `no new attempt: ${result.why}` : `${result.kind}: ${'reason' in result.plan ? result.plan.reason : ''}`;
+        const what =
+          result.kind === 'planned'
+            ? `next attempt ${when(result.attempt.plannedAt)}: ${result.attempt.planReason ?? ''}`
+            : result.kind === 'unchanged'
+              ? `no new attempt: ${result.why}`
+              : `${result.kind}: ${'reason' in result.plan ? result.plan.reason : ''}`;
         console.log(`Resumed ${caseRow.invoiceId}; ${what}`);
       }
       return 0;

@@ -22,19 +22,35 @@ otherwise charge twice). A paused case is resumed.
 
 Needs STRIPE_SECRET_KEY unless --queue is given.`,
   async run(argv, env) {
-    const { values, positionals } = parseArgs({ args: argv, options: { queue: { type: 'boolean', default: false }, 'resolve-unknown': { type: 'boolean', default: false } }, strict: true, allowPositionals: true });
+    const { values, positionals } = parseArgs({
+      args: argv,
+      options: { queue: { type: 'boolean', default: false }, 'resolve-unknown': { type: 'boolean', default: false } },
+      strict: true,
+      allowPositionals: true,
+    });
     const invoiceId = oneArgument(positionals, 'invoice id (in_...)');
     const ops = await openOps(env, { stripe: !values.queue });
     try {
-      const attemptId = (await ops.rt.sql.begin((tx) => retryNow(tx, ops.scheduler, invoiceId, { resolveUnknown: values['resolve-unknown'], hooks: ops.wiring.reminders }))).id;
+      const attemptId = (
+        await ops.rt.sql.begin((tx) =>
+          retryNow(tx, ops.scheduler, invoiceId, {
+            resolveUnknown: values['resolve-unknown'],
+            hooks: ops.wiring.reminders,
+          }),
+        )
+      ).id;
       if (!ops.runner) {
         console.log(`Manual attempt planned for ${invoiceId}; the workers will charge it.`);
         return 0;
       }
       const result = await executeAttempt(ops.runner, attemptId);
-      const [row] = await ops.rt.sql`select status, decline_code, failure_message from payment_attempts where id = ${attemptId}`;
-      console.log(`Manual attempt on ${invoiceId}: ${result}${row?.decline_code ? ` (${String(row.decline_code)})` : ''}${
-        result === 'not_sent' || result === 'unknown' ? ' - it will be repeated with the same idempotency key' : ''}`);
+      const [row] = await ops.rt
+        .sql`select status, decline_code, failure_message from payment_attempts where id = ${attemptId}`;
+      console.log(
+        `Manual attempt on ${invoiceId}: ${result}${row?.decline_code ? ` (${String(row.decline_code)})` : ''}${
+          result === 'not_sent' || result === 'unknown' ? ' - it will be repeated with the same idempotency key' : ''
+        }`,
+      );
       return result === 'succeeded' ? 0 : 1;
     } finally {
       await ops.close();

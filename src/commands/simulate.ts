@@ -78,7 +78,8 @@ Local times use DEFAULT_TIME_ZONE for customers without a known zone (default UT
       throw new UsageError(`--policy: ${(err as Error).message}`);
     }
     const zone = env.DEFAULT_TIME_ZONE || 'UTC';
-    if (!IANAZone.isValidZone(zone)) throw new UsageError(`DEFAULT_TIME_ZONE: expected an IANA time zone such as Europe/Berlin, got "${zone}"`);
+    if (!IANAZone.isValidZone(zone))
+      throw new UsageError(`DEFAULT_TIME_ZONE: expected an IANA time zone such as Europe/Berlin, got "${zone}"`);
     const policyLabel = values.policy === undefined ? 'default policy' : `policy ${basename(values.policy)}`;
     const results = comparePolicies({ seed, customers, policy, policyLabel, merchantTimeZone: zone });
     process.stdout.write(renderComparison(results, { seed, customers }));

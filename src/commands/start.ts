@@ -35,12 +35,17 @@ signal exits at once.`,
   async run(argv, env) {
     const { values } = parseArgs({ args: argv, options: { role: { type: 'string', default: 'all' } }, strict: true });
     const role = values.role as Role;
-    if (!ROLES.includes(role)) throw new UsageError(`--role: expected one of ${ROLES.join(', ')}, got "${values.role}"`);
+    if (!ROLES.includes(role))
+      throw new UsageError(`--role: expected one of ${ROLES.join(', ')}, got "${values.role}"`);
     const web = role !== 'worker';
     const work = role !== 'web';
 
     // With PUBLIC_URL, workers sign update-card links and the web role opens portal sessions: both need the key.
-    const rt = await openRuntime(env, { require: web ? ['webhook', 'cardLinks'] : ['cardLinks'], policy: work, reportPoolSize: web ? REPORT_POOL_SIZE : undefined });
+    const rt = await openRuntime(env, {
+      require: web ? ['webhook', 'cardLinks'] : ['cardLinks'],
+      policy: work,
+      reportPoolSize: web ? REPORT_POOL_SIZE : undefined,
+    });
     const { config, log, sql } = rt;
     const clock = systemClock;
     const boss = await startQueue(rt.databaseUrl, log);
@@ -55,20 +60,45 @@ signal exits at once.`,
       // One throttle for every Stripe call of the process: the workers' and the update-card clicks'.
       const gateway = stripe ? { stripe, throttle: createThrottle(config.stripeRequestsPerSecond) } : undefined;
       if (work) {
-        shutdown.push(await startWorkers({ sql, boss, clock, log, config, policy: rt.policy, stripe, ...(gateway ? { throttle: gateway.throttle } : {}) }));
+        shutdown.push(
+          await startWorkers({
+            sql,
+            boss,
+            clock,
+            log,
+            config,
+            policy: rt.policy,
+            stripe,
+            ...(gateway ? { throttle: gateway.throttle } : {}),
+          }),
+        );
       }
       if (web) {
         const server = createServer({
           log: log.child({ component: 'http' }),
           routes: {
-            ...webhookRoutes({ sql, boss, secrets: config.webhookSecrets, toleranceSeconds: config.webhookToleranceSeconds }),
+            ...webhookRoutes({
+              sql,
+              boss,
+              secrets: config.webhookSecrets,
+              toleranceSeconds: config.webhookToleranceSeconds,
+            }),
             ...healthRoutes({ sql, queueRunning: () => queueRunning }),
             ...reportRoutes({ sql: rt.reportSql, config, clock, log }),
             ...updateCardRoutesFor(config, { clock, gateway }),
           },
         });
         const port = await listen(server, config.port, config.host);
-        log.info({ host: config.host, port, role, webhookSecretCount: config.webhookSecrets.length, updateCardLinks: config.publicUrl !== null }, 'listening');
+        log.info(
+          {
+            host: config.host,
+            port,
+            role,
+            webhookSecretCount: config.webhookSecrets.length,
+            updateCardLinks: config.publicUrl !== null,
+          },
+          'listening',
+        );
         // Stop accepting first, so nothing new arrives while workers drain.
         shutdown.unshift(() => closeServer(server));
       }

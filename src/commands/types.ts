@@ -33,6 +33,8 @@ export async function loadDevModule<T>(command: string, load: () => Promise<T>):
     return await load();
   } catch (err) {
     if ((err as { code?: unknown }).code !== 'ERR_MODULE_NOT_FOUND') throw err;
-    throw new UsageError(`${command} needs the development dependencies, which this installation leaves out (the Docker image does): ${(err as Error).message.split('\n')[0]}`);
+    throw new UsageError(
+      `${command} needs the development dependencies, which this installation leaves out (the Docker image does): ${(err as Error).message.split('\n')[0]}`,
+    );
   }
 }

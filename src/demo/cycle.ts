@@ -48,7 +48,9 @@ function reminderKind(mail: MailCatcher['messages'][number]): ReminderKind | nul
  */
 export async function driveCycle(c: Cycle): Promise<void> {
   const spreadDays = Math.min(7, c.o.days / 4);
-  const members = generatePopulation({ seed: c.o.seed, customers: c.o.customers, spreadDays }).sort((a, b) => a.failsAfterMs - b.failsAfterMs);
+  const members = generatePopulation({ seed: c.o.seed, customers: c.o.customers, spreadDays }).sort(
+    (a, b) => a.failsAfterMs - b.failsAfterMs,
+  );
   // Customers a kept run brought back still get reminders for their open cases.
   const customerOf = new Map(c.sandbox.customers().map((x) => [x.email, x.id]));
   for (const m of members) {
@@ -67,7 +69,11 @@ export async function driveCycle(c: Cycle): Promise<void> {
     const now = c.clock.now().getTime();
     while (fed < members.length && c.start.getTime() + (members[fed] as Member).failsAfterMs <= now) {
       const m = members[fed] as Member;
-      await c.sandbox.createFailingInvoice(customerOf.get(sandboxCustomer(m, c.emailTag).email) as string, { amount: m.amount, currency: m.currency, subscription: true });
+      await c.sandbox.createFailingInvoice(customerOf.get(sandboxCustomer(m, c.emailTag).email) as string, {
+        amount: m.amount,
+        currency: m.currency,
+        subscription: true,
+      });
       fed += 1;
     }
     for (const mail of c.catcher.messages.slice(mailSeen)) {
@@ -81,7 +87,8 @@ export async function driveCycle(c: Cycle): Promise<void> {
       lastPrint = Date.now();
       const s = await takeSnapshot(c.db.sql);
       c.print(progressLine(new Date(now), c.config.defaultTimeZone, s, fed, members.length));
-      if (over || (fed === members.length && s.open === 0 && s.eventsPending === 0 && s.failed >= members.length)) return;
+      if (over || (fed === members.length && s.open === 0 && s.eventsPending === 0 && s.failed >= members.length))
+        return;
     }
     await new Promise((resolve) => setTimeout(resolve, TICK_MS));
   }

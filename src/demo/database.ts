@@ -18,8 +18,14 @@ export const DATABASE_NAME = /^[a-z_][a-z0-9_]{0,62}$/;
  * The demo's own database on DATABASE_URL's server (or embedded Postgres): dropped and created
  * afresh unless `keep`, so a second run starts clean without touching the merchant's database.
  */
-export async function openDemoDatabase(config: Config, log: Logger, name: string, keep: boolean): Promise<DemoDatabase> {
-  if (!DATABASE_NAME.test(name)) throw new Error(`demo database name must match ${DATABASE_NAME.source}, got "${name}"`);
+export async function openDemoDatabase(
+  config: Config,
+  log: Logger,
+  name: string,
+  keep: boolean,
+): Promise<DemoDatabase> {
+  if (!DATABASE_NAME.test(name))
+    throw new Error(`demo database name must match ${DATABASE_NAME.source}, got "${name}"`);
   const { url: serverUrl, stop: stopEmbedded } = await databaseServer(config, log);
   const admin = connect(serverUrl, { max: 1 });
   let kept = false;

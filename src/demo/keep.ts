@@ -28,7 +28,10 @@ export function loadDemoState(file: string): DemoState | null {
     throw new Error(`cannot read the demo's sandbox state ${file}`, { cause: err });
   }
   const state = parseWithDates<DemoState>(text);
-  if (state.format !== DEMO_STATE_FORMAT) throw new Error(`demo state ${file} has format ${String(state.format)}, expected ${DEMO_STATE_FORMAT}; run without --keep`);
+  if (state.format !== DEMO_STATE_FORMAT)
+    throw new Error(
+      `demo state ${file} has format ${String(state.format)}, expected ${DEMO_STATE_FORMAT}; run without --keep`,
+    );
   return state;
 }
 
@@ -55,8 +58,13 @@ export async function checkContinuity(sql: Tx, state: DemoState | null, file: st
   const known = new Set((state?.sandbox.invoices ?? []).map((i) => (i as { id: string }).id));
   const missing = open.filter((r) => !known.has(r.invoice_id)).length;
   if (missing === 0) return;
-  const why = state === null ? `there is no saved sandbox state at ${file} (was the last run interrupted?)` : `the sandbox state at ${file} does not hold ${missing} of them`;
-  throw new Error(`--keep: the kept database has ${open.length} open cases, but ${why}; run without --keep to start clean`);
+  const why =
+    state === null
+      ? `there is no saved sandbox state at ${file} (was the last run interrupted?)`
+      : `the sandbox state at ${file} does not hold ${missing} of them`;
+  throw new Error(
+    `--keep: the kept database has ${open.length} open cases, but ${why}; run without --keep to start clean`,
+  );
 }
 
 /**
@@ -65,7 +73,11 @@ export async function checkContinuity(sql: Tx, state: DemoState | null, file: st
  * time at which the new clock reaches the simulated time it was planned for; jobs already due
  * then run at once.
  */
-export async function moveQueuedJobs(sql: Tx, last: DemoState['clock'], next: { simStart: number; realStart: number; scale: number }): Promise<number> {
+export async function moveQueuedJobs(
+  sql: Tx,
+  last: DemoState['clock'],
+  next: { simStart: number; realStart: number; scale: number },
+): Promise<number> {
   const moved = await sql`
     update pgboss.job
        set start_after = to_timestamp((

@@ -61,15 +61,66 @@ const MARKETS: Weighted<Market> = [
   [{ country: 'DE', currency: 'eur', locale: 'de', zones: ['Europe/Berlin'], prices: [990, 1990, 4900, 9900] }, 0.28],
   [{ country: 'AT', currency: 'eur', locale: 'de', zones: ['Europe/Vienna'], prices: [990, 1990, 4900] }, 0.05],
   [{ country: 'NL', currency: 'eur', locale: 'en', zones: ['Europe/Amsterdam'], prices: [990, 1990, 4900] }, 0.07],
-  [{ country: 'US', currency: 'usd', locale: 'en', zones: ['America/New_York', 'America/Chicago', 'America/Los_Angeles'], prices: [900, 2900, 7900, 19900] }, 0.3],
+  [
+    {
+      country: 'US',
+      currency: 'usd',
+      locale: 'en',
+      zones: ['America/New_York', 'America/Chicago', 'America/Los_Angeles'],
+      prices: [900, 2900, 7900, 19900],
+    },
+    0.3,
+  ],
   [{ country: 'GB', currency: 'gbp', locale: 'en', zones: ['Europe/London'], prices: [800, 1800, 4500] }, 0.18],
   [{ country: 'JP', currency: 'jpy', locale: 'en', zones: ['Asia/Tokyo'], prices: [1200, 2900, 9800] }, 0.12],
 ];
 
-const BRANDS: Weighted<string> = [['visa', 0.55], ['mastercard', 0.35], ['amex', 0.1]];
+const BRANDS: Weighted<string> = [
+  ['visa', 0.55],
+  ['mastercard', 0.35],
+  ['amex', 0.1],
+];
 
-const FIRST_NAMES = ['Anna', 'Ben', 'Clara', 'David', 'Emma', 'Felix', 'Greta', 'Hiro', 'Ines', 'Jonas', 'Kate', 'Lukas', 'Mia', 'Noah', 'Olivia', 'Paul', 'Rin', 'Sofia', 'Tom', 'Yuki'];
-const LAST_NAMES = ['Bauer', 'Clarke', 'Fischer', 'Garcia', 'Hoffmann', 'Ito', 'Jones', 'Klein', 'Meyer', 'Patel', 'Sato', 'Schmidt', 'Smith', 'Tanaka', 'Walker', 'Weber'];
+const FIRST_NAMES = [
+  'Anna',
+  'Ben',
+  'Clara',
+  'David',
+  'Emma',
+  'Felix',
+  'Greta',
+  'Hiro',
+  'Ines',
+  'Jonas',
+  'Kate',
+  'Lukas',
+  'Mia',
+  'Noah',
+  'Olivia',
+  'Paul',
+  'Rin',
+  'Sofia',
+  'Tom',
+  'Yuki',
+];
+const LAST_NAMES = [
+  'Bauer',
+  'Clarke',
+  'Fischer',
+  'Garcia',
+  'Hoffmann',
+  'Ito',
+  'Jones',
+  'Klein',
+  'Meyer',
+  'Patel',
+  'Sato',
+  'Schmidt',
+  'Smith',
+  'Tanaka',
+  'Walker',
+  'Weber',
+];
 
 const DAY = 86_400_000;
 
@@ -87,7 +138,8 @@ function one<T>(rng: Rng, items: readonly T[]): T {
 }
 
 export function generatePopulation(opts: PopulationOptions): Member[] {
-  if (!Number.isInteger(opts.customers) || opts.customers < 0) throw new Error(`customers must be a whole number >= 0, got ${opts.customers}`);
+  if (!Number.isInteger(opts.customers) || opts.customers < 0)
+    throw new Error(`customers must be a whole number >= 0, got ${opts.customers}`);
   const rng = createRng(opts.seed);
   const spreadMs = (opts.spreadDays ?? 7) * DAY;
   const width = Math.max(4, String(opts.customers).length);
@@ -109,7 +161,12 @@ export function generatePopulation(opts: PopulationOptions): Member[] {
       locale: market.locale,
       currency: market.currency,
       amount: one(rng, market.prices),
-      card: { brand: pick(rng, BRANDS), failure, expMonth: 1 + Math.floor(rng() * 12), expYear: expiresSoon ? 2024 : 2028 + Math.floor(rng() * 3) },
+      card: {
+        brand: pick(rng, BRANDS),
+        failure,
+        expMonth: 1 + Math.floor(rng() * 12),
+        expYear: expiresSoon ? 2024 : 2028 + Math.floor(rng() * 3),
+      },
       cardUpdateProbability: 0.1 + rng() * 0.35,
       failsAfterMs: Math.floor(rng() * spreadMs),
     });

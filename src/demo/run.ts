@@ -25,13 +25,27 @@ import { startMailCatcher, type CaughtMail, type MailCatcher } from '../reminder
 import { loadReport, type Report } from '../reports/build.ts';
 import { resolvePeriod } from '../reports/period.ts';
 import { reportRoutes } from '../reports/routes.ts';
-import { sandboxApiKey, startSandbox, type DeliveryRecord, type ExecutedCharge, type RateLimitedRequest, type Sandbox } from '../sandbox/index.ts';
+import {
+  sandboxApiKey,
+  startSandbox,
+  type DeliveryRecord,
+  type ExecutedCharge,
+  type RateLimitedRequest,
+  type Sandbox,
+} from '../sandbox/index.ts';
 import { createStripeClient } from '../stripe/client.ts';
 import { startWorkers } from '../worker.ts';
 import { DemoClock } from './clock.ts';
 import { openDemoDatabase, type DemoDatabase } from './database.ts';
 import { driveCycle } from './cycle.ts';
-import { checkContinuity, DEMO_STATE_FORMAT, loadDemoState, moveQueuedJobs, removeDemoState, saveDemoState } from './keep.ts';
+import {
+  checkContinuity,
+  DEMO_STATE_FORMAT,
+  loadDemoState,
+  moveQueuedJobs,
+  removeDemoState,
+  saveDemoState,
+} from './keep.ts';
 import { progressLine, takeSnapshot } from './progress.ts';
 
 export interface DemoOptions {
@@ -102,9 +116,12 @@ function clearMail(dir: string): void {
 async function simulatedStart(db: DemoDatabase): Promise<Date> {
   const now = DateTime.utc().startOf('hour');
   if (!db.kept) return now.toJSDate();
-  const [row] = await db.sql`select max(greatest(opened_at, coalesce(closed_at, opened_at))) as last from dunning_cases`;
+  const [row] =
+    await db.sql`select max(greatest(opened_at, coalesce(closed_at, opened_at))) as last from dunning_cases`;
   const last = row?.last as Date | null | undefined;
-  return last && last > now.toJSDate() ? DateTime.fromJSDate(last).toUTC().plus({ hours: 1 }).startOf('hour').toJSDate() : now.toJSDate();
+  return last && last > now.toJSDate()
+    ? DateTime.fromJSDate(last).toUTC().plus({ hours: 1 }).startOf('hour').toJSDate()
+    : now.toJSDate();
 }
 
 /**
@@ -116,7 +133,10 @@ async function simulatedStart(db: DemoDatabase): Promise<Date> {
  */
 export function sandboxRateLimits(pacePerWorker: number, workers: number): { account: Limit; endpoint: Limit } {
   const burst = Math.max(1, Math.ceil(pacePerWorker / 4));
-  const limit = (perSecond: number, b: number): Limit => ({ perSecond: Math.max(1, Math.floor(0.9 * perSecond)), burst: Math.max(1, Math.floor(b / 2)) });
+  const limit = (perSecond: number, b: number): Limit => ({
+    perSecond: Math.max(1, Math.floor(0.9 * perSecond)),
+    burst: Math.max(1, Math.floor(b / 2)),
+  });
   return { account: limit(pacePerWorker * workers, burst * workers), endpoint: limit(pacePerWorker, burst) };
 }
 
@@ -154,7 +174,10 @@ async function closeParts(p: Parts, log: Logger): Promise<void> {
 }
 
 /** Settings the worker reads from the environment, pointed at the demo's own parts. */
-function demoEnv(env: NodeJS.ProcessEnv, parts: { databaseUrl: string; smtpUrl: string; token: string; secret: string; apiBase?: string }): NodeJS.ProcessEnv {
+function demoEnv(
+  env: NodeJS.ProcessEnv,
+  parts: { databaseUrl: string; smtpUrl: string; token: string; secret: string; apiBase?: string },
+): NodeJS.ProcessEnv {
   return {
     ...env,
     DATABASE_URL: parts.databaseUrl,
@@ -197,11 +220,17 @@ export async function runDemo(env: NodeJS.ProcessEnv, o: DemoOptions, print: (li
     const webConfig = loadConfig(demoEnv(env, { databaseUrl: db.url, smtpUrl: catcher.url, token, secret }));
     parts.boss = await startQueue(db.url, log);
     const boss = parts.boss;
-    if (kept) await moveQueuedJobs(db.sql, kept.clock, { simStart: start.getTime(), realStart: clock.scaled.realStart, scale });
+    if (kept)
+      await moveQueuedJobs(db.sql, kept.clock, { simStart: start.getTime(), realStart: clock.scaled.realStart, scale });
     parts.server = createServer({
       log: log.child({ component: 'http' }),
       routes: {
-        ...webhookRoutes({ sql: db.sql, boss, secrets: webConfig.webhookSecrets, toleranceSeconds: webConfig.webhookToleranceSeconds }),
+        ...webhookRoutes({
+          sql: db.sql,
+          boss,
+          secrets: webConfig.webhookSecrets,
+          toleranceSeconds: webConfig.webhookToleranceSeconds,
+        }),
         ...healthRoutes({ sql: db.sql, queueRunning: () => true }),
         ...reportRoutes({ sql: db.sql, config: webConfig, clock, log }),
       },
@@ -234,7 +263,10 @@ export async function runDemo(env: NodeJS.ProcessEnv, o: DemoOptions, print: (li
       ...(kept ? { state: kept.sandbox } : db.kept ? { idTag: randomBytes(3).toString('hex') } : {}),
     });
     const sandbox = parts.sandbox;
-    const config = loadConfig({ ...demoEnv(env, { databaseUrl: db.url, smtpUrl: catcher.url, token, secret, apiBase: sandbox.url }), PUBLIC_URL: `http://127.0.0.1:${port}` });
+    const config = loadConfig({
+      ...demoEnv(env, { databaseUrl: db.url, smtpUrl: catcher.url, token, secret, apiBase: sandbox.url }),
+      PUBLIC_URL: `http://127.0.0.1:${port}`,
+    });
     mountRoutes(parts.server, updateCardRoutesFor(config, { clock })); // emails link to this server's /update-card
     // Several worker instances share the queues exactly as several `dunning start --role worker`
     // processes would: time runs thousands of times faster here than in production.
@@ -243,11 +275,25 @@ export async function runDemo(env: NodeJS.ProcessEnv, o: DemoOptions, print: (li
       for (const stop of stops.splice(0).reverse()) await stop();
     };
     for (let i = 0; i < o.workers; i += 1) {
-      stops.push(await startWorkers({ sql: db.sql, boss, clock, log, config, policy: o.policy, stripe: createStripeClient(config) }));
+      stops.push(
+        await startWorkers({
+          sql: db.sql,
+          boss,
+          clock,
+          log,
+          config,
+          policy: o.policy,
+          stripe: createStripeClient(config),
+        }),
+      );
     }
 
-    print(`Demo: ${o.customers} failing renewals over ${o.days} simulated days in about ${o.seconds} s (1 s = ${(o.days * 24 / o.seconds).toFixed(1)} simulated hours).`);
-    print(`Stripe sandbox ${sandbox.url} (${limits.account.perSecond} requests/s, ${limits.endpoint.perSecond}/s per endpoint), webhooks to http://127.0.0.1:${port}/webhooks/stripe, mail catcher ${catcher.url}, database ${o.database}${db.kept ? ' (kept)' : ''}.`);
+    print(
+      `Demo: ${o.customers} failing renewals over ${o.days} simulated days in about ${o.seconds} s (1 s = ${((o.days * 24) / o.seconds).toFixed(1)} simulated hours).`,
+    );
+    print(
+      `Stripe sandbox ${sandbox.url} (${limits.account.perSecond} requests/s, ${limits.endpoint.perSecond}/s per endpoint), webhooks to http://127.0.0.1:${port}/webhooks/stripe, mail catcher ${catcher.url}, database ${o.database}${db.kept ? ' (kept)' : ''}.`,
+    );
     const run = (kept?.runs ?? (db.kept ? 1 : 0)) + 1;
     // The same seed makes the same people again: a kept run's customers get their own addresses.
     await driveCycle({ o, clock, sandbox, catcher, db, config, print, start, emailTag: run > 1 ? `run${run}` : null });
@@ -268,7 +314,9 @@ export async function runDemo(env: NodeJS.ProcessEnv, o: DemoOptions, print: (li
       clock: { simStart: s.simStart, realStart: s.realStart, scale: s.scale, frozenAt: clock.now().getTime() },
       sandbox: sandbox.saveState(),
     });
-    print(`${progressLine(clock.now(), config.defaultTimeZone, await takeSnapshot(db.sql), o.customers, o.customers)}  (final)`);
+    print(
+      `${progressLine(clock.now(), config.defaultTimeZone, await takeSnapshot(db.sql), o.customers, o.customers)}  (final)`,
+    );
 
     const zone = config.defaultTimeZone;
     const period = resolvePeriod({

@@ -15,7 +15,12 @@ import { planNext, savePolicy, type PlanResult, type SchedulerDeps } from './sch
  * from there, as they do for a case opened by a webhook.
  */
 
-export interface BackfillProgress { pages: number; seen: number; opened: number; planned: number }
+export interface BackfillProgress {
+  pages: number;
+  seen: number;
+  opened: number;
+  planned: number;
+}
 
 export interface BackfillDeps {
   sql: Sql;
@@ -34,7 +39,11 @@ export async function backfill(deps: BackfillDeps): Promise<BackfillProgress> {
   const knownCustomers = new Set<string>();
   let startingAfter: string | undefined;
   for (;;) {
-    const params: Stripe.InvoiceListParams = { status: 'open', collection_method: 'charge_automatically', limit: deps.pageSize ?? 100 };
+    const params: Stripe.InvoiceListParams = {
+      status: 'open',
+      collection_method: 'charge_automatically',
+      limit: deps.pageSize ?? 100,
+    };
     if (startingAfter) params.starting_after = startingAfter;
     const page = await call(deps.gateway, (s) => s.invoices.list(params));
     totals.pages += 1;
@@ -102,18 +111,26 @@ async function stripeTries(deps: BackfillDeps, inv: Stripe.Invoice): Promise<Str
   let lastError: DeclineDetails | null = null;
   let failed: Stripe.Charge[] = [];
   try {
-    const full = await call(deps.gateway, (s) => s.invoices.retrieve(invoiceId, { expand: ['payments.data.payment.payment_intent'] }));
+    const full = await call(deps.gateway, (s) =>
+      s.invoices.retrieve(invoiceId, { expand: ['payments.data.payment.payment_intent'] }),
+    );
     lastError = lastIntentError(full);
     for (const pi of intentsOf(full)) failed.push(...(await failedCharges(deps, pi.id)));
   } catch (err) {
-    deps.scheduler.log.warn({ invoiceId, err: (err as Error).message }, "backfill: cannot read Stripe's tries; recorded without codes");
+    deps.scheduler.log.warn(
+      { invoiceId, err: (err as Error).message },
+      "backfill: cannot read Stripe's tries; recorded without codes",
+    );
   }
   failed = failed.sort((a, b) => a.created - b.created || (a.id < b.id ? -1 : 1));
   const finalized = inv.status_transitions?.finalized_at ?? inv.created;
   const first = failed[0];
   const openedAt = new Date((first ? first.created : finalized) * 1000);
   if (!first) {
-    deps.scheduler.log.info({ invoiceId }, 'backfill: no failed charge found; the case opens at the invoice\'s finalization');
+    deps.scheduler.log.info(
+      { invoiceId },
+      "backfill: no failed charge found; the case opens at the invoice's finalization",
+    );
   }
   const n = inv.attempt_count;
   const known = failed.slice(-n);
@@ -127,7 +144,11 @@ async function stripeTries(deps: BackfillDeps, inv: Stripe.Invoice): Promise<Str
     if (ch) {
       const details = detailsOfCharge(ch);
       // The PaymentIntent's error repeats the latest charge's answer, sometimes with more of it.
-      tries.push({ at: new Date(ch.created * 1000), details: isLast && lastError?.chargeId === ch.id ? mergeDetails(details, lastError) : details, note: null });
+      tries.push({
+        at: new Date(ch.created * 1000),
+        details: isLast && lastError?.chargeId === ch.id ? mergeDetails(details, lastError) : details,
+        note: null,
+      });
     } else {
       tries.push({ at: openedAt, details: isLast ? lastError : null, note: unknownNote });
     }
@@ -139,7 +160,11 @@ async function failedCharges(deps: BackfillDeps, paymentIntent: string): Promise
   const out: Stripe.Charge[] = [];
   let startingAfter: string | undefined;
   for (;;) {
-    const params: Stripe.ChargeListParams = { payment_intent: paymentIntent, limit: 100, ...(startingAfter ? { starting_after: startingAfter } : {}) };
+    const params: Stripe.ChargeListParams = {
+      payment_intent: paymentIntent,
+      limit: 100,
+      ...(startingAfter ? { starting_after: startingAfter } : {}),
+    };
     const page = await call(deps.gateway, (s) => s.charges.list(params));
     out.push(...page.data.filter((c) => c.status === 'failed'));
     const last = page.data[page.data.length - 1];
@@ -164,7 +189,11 @@ export function takeoverWindowStart(firstFailure: Date, now: Date, policy: Polic
 }
 
 async function takeOver(
-  tx: Tx, deps: BackfillDeps, inv: Stripe.Invoice, customerId: string, stripe: StripeTries | null,
+  tx: Tx,
+  deps: BackfillDeps,
+  inv: Stripe.Invoice,
+  customerId: string,
+  stripe: StripeTries | null,
 ): Promise<{ opened: boolean; plan: PlanResult | null }> {
   const created = new Date(inv.created * 1000);
   const subscription = idOf(inv.parent?.subscription_details?.subscription);
@@ -193,8 +222,16 @@ async function takeOver(
   for (const [i, t] of stripe.tries.entries()) {
     const n = i + 1;
     if (t.details) {
-      const id = await insertStripeAttempt(tx, { caseId: Number(caseId), invoiceId: inv.id!, attemptNo: n, at: t.at, eventId: null, details: t.details });
-      if (t.note) await tx`update payment_attempts set failure_message = ${t.note} || coalesce(': ' || failure_message, '') where id = ${id}`;
+      const id = await insertStripeAttempt(tx, {
+        caseId: Number(caseId),
+        invoiceId: inv.id!,
+        attemptNo: n,
+        at: t.at,
+        eventId: null,
+        details: t.details,
+      });
+      if (t.note)
+        await tx`update payment_attempts set failure_message = ${t.note} || coalesce(': ' || failure_message, '') where id = ${id}`;
       continue;
     }
     await tx`

@@ -6,7 +6,13 @@
  */
 
 export const DECLINE_CATEGORIES = [
-  'hard', 'customer_action', 'authentication', 'funds', 'temporary', 'generic', 'merchant_error',
+  'hard',
+  'customer_action',
+  'authentication',
+  'funds',
+  'temporary',
+  'generic',
+  'merchant_error',
 ] as const;
 export type DeclineCategory = (typeof DECLINE_CATEGORIES)[number];
 
@@ -161,9 +167,14 @@ const FAILURE_CODES = new Map<string, Rule>([
     rate_limit: 'Stripe rate limit',
   }),
   // Stripe refuses a card declined too often in the last 24 hours and says to wait 24 hours.
-  ['card_decline_rate_limit_exceeded', {
-    category: 'temporary', explanation: 'too many declines on this card in 24 hours: Stripe says wait 24 hours', retryAfterMs: DAY,
-  }],
+  [
+    'card_decline_rate_limit_exceeded',
+    {
+      category: 'temporary',
+      explanation: 'too many declines on this card in 24 hours: Stripe says wait 24 hours',
+      retryAfterMs: DAY,
+    },
+  ],
   ...rules('funds', {
     balance_insufficient: 'not enough funds',
   }),
@@ -180,7 +191,10 @@ const FAILURE_CODES = new Map<string, Rule>([
 
 const ADVICE_CODES = new Map<string, Rule>([
   ['do_not_try_again', { category: 'hard', explanation: 'Stripe advises never to retry this card' }],
-  ['confirm_card_data', { category: 'customer_action', explanation: 'Stripe advises the customer to confirm the card details' }],
+  [
+    'confirm_card_data',
+    { category: 'customer_action', explanation: 'Stripe advises the customer to confirm the card details' },
+  ],
   // "May be retried later", not "a passing outage": Stripe sends it on insufficient_funds and
   // generic declines alike, so on its own it means a soft decline with no reason and no timescale.
   ['try_again_later', { category: 'generic', explanation: 'Stripe advises trying again later' }],
@@ -188,7 +202,14 @@ const ADVICE_CODES = new Map<string, Rule>([
 
 /** Mastercard merchant advice codes; 24..30 carry a minimum wait before the next attempt. */
 const NETWORK_ADVICE = new Map<string, Rule & { retryAfterMs: number | null }>([
-  ['01', { category: 'customer_action', explanation: 'network says new account information is available', retryAfterMs: null }],
+  [
+    '01',
+    {
+      category: 'customer_action',
+      explanation: 'network says new account information is available',
+      retryAfterMs: null,
+    },
+  ],
   // Mastercard's "cannot approve at this time" names no wait, so it is a soft decline like any other.
   ['02', { category: 'generic', explanation: 'network says try again later', retryAfterMs: null }],
   ['03', { category: 'hard', explanation: 'network says do not try again', retryAfterMs: null }],
@@ -196,11 +217,46 @@ const NETWORK_ADVICE = new Map<string, Rule & { retryAfterMs: number | null }>([
   ['21', { category: 'hard', explanation: 'network says the customer cancelled payments', retryAfterMs: null }],
   // The card itself will not pay this merchant again, whenever asked: another card is needed. The
   // customer hears "please update your card", never the reason.
-  ['22', { category: 'hard', explanation: 'network says this merchant does not qualify for the card\'s product', retryAfterMs: null }],
-  ['40', { category: 'hard', explanation: 'network says this is a non-reloadable prepaid card: not usable for recurring payments', retryAfterMs: null }],
-  ['41', { category: 'hard', explanation: 'network says this is a single-use virtual card number: not usable for recurring payments', retryAfterMs: null }],
-  ['42', { category: 'hard', explanation: 'network says the sanctions screening score is over the threshold', retryAfterMs: null }],
-  ['43', { category: 'hard', explanation: 'network says this is a multi-use virtual card number: not usable for recurring payments', retryAfterMs: null }],
+  [
+    '22',
+    {
+      category: 'hard',
+      explanation: "network says this merchant does not qualify for the card's product",
+      retryAfterMs: null,
+    },
+  ],
+  [
+    '40',
+    {
+      category: 'hard',
+      explanation: 'network says this is a non-reloadable prepaid card: not usable for recurring payments',
+      retryAfterMs: null,
+    },
+  ],
+  [
+    '41',
+    {
+      category: 'hard',
+      explanation: 'network says this is a single-use virtual card number: not usable for recurring payments',
+      retryAfterMs: null,
+    },
+  ],
+  [
+    '42',
+    {
+      category: 'hard',
+      explanation: 'network says the sanctions screening score is over the threshold',
+      retryAfterMs: null,
+    },
+  ],
+  [
+    '43',
+    {
+      category: 'hard',
+      explanation: 'network says this is a multi-use virtual card number: not usable for recurring payments',
+      retryAfterMs: null,
+    },
+  ],
   ['24', { category: 'temporary', explanation: 'network says retry after 1 hour', retryAfterMs: HOUR }],
   ['25', { category: 'temporary', explanation: 'network says retry after 24 hours', retryAfterMs: DAY }],
   ['26', { category: 'temporary', explanation: 'network says retry after 2 days', retryAfterMs: 2 * DAY }],
@@ -214,8 +270,14 @@ const VISA_CATEGORY_1 = new Set(['04', '07', '12', '14', '15', '41', '43', '46',
 
 /** Stripe's own list of decline codes it will not let a merchant retry on the same card. */
 export const STRIPE_NEVER_RETRY: ReadonlySet<string> = new Set([
-  'incorrect_number', 'lost_card', 'pickup_card', 'stolen_card', 'revocation_of_authorization',
-  'revocation_of_all_authorizations', 'authentication_required', 'highest_risk_level',
+  'incorrect_number',
+  'lost_card',
+  'pickup_card',
+  'stolen_card',
+  'revocation_of_authorization',
+  'revocation_of_all_authorizations',
+  'authentication_required',
+  'highest_risk_level',
 ]);
 
 export const KNOWN_DECLINE_CODES: ReadonlySet<string> = new Set(DECLINE_CODES.keys());
@@ -267,7 +329,8 @@ export function classifyDecline(info: DeclineInfo): Classification {
     code,
     // Authentication: only the customer can complete it; charging the card again off-session
     // cannot, so it is not retried until a new card arrives (or the customer pays the invoice).
-    neverRetrySameCard: neverOverride || rule.category === 'hard' || rule.category === 'authentication' || STRIPE_NEVER_RETRY.has(code),
+    neverRetrySameCard:
+      neverOverride || rule.category === 'hard' || rule.category === 'authentication' || STRIPE_NEVER_RETRY.has(code),
     retryAfterMs: rule.category === 'hard' ? null : retryAfterMs,
     retryAfterBy: rule.category === 'hard' ? null : retryAfterBy,
     explanation: rule.explanation,
@@ -281,7 +344,8 @@ export function classifyDecline(info: DeclineInfo): Classification {
   }
   if (networkDecline && isVisa(brand) && VISA_CATEGORY_1.has(networkDecline.toUpperCase())) {
     return result(`visa_category_1_${networkDecline}`, {
-      category: 'hard', explanation: 'Visa says the issuer will never approve this card',
+      category: 'hard',
+      explanation: 'Visa says the issuer will never approve this card',
     });
   }
   if (adviceCode === 'do_not_try_again') {
@@ -311,11 +375,14 @@ export function classifyDecline(info: DeclineInfo): Classification {
   const code = declineCode ?? failureCode ?? 'no_decline_code';
   return result(code, {
     category: 'generic',
-    explanation: unknownCodes.length > 0 ? 'unrecognised decline code, treated as a generic decline' : 'no decline code given',
+    explanation:
+      unknownCodes.length > 0 ? 'unrecognised decline code, treated as a generic decline' : 'no decline code given',
   });
 }
 
-export interface WarnLogger { warn(obj: object, msg: string): void }
+export interface WarnLogger {
+  warn(obj: object, msg: string): void;
+}
 
 /**
  * Logs each unrecognised code once per process, so a new Stripe code shows up in the logs

@@ -11,7 +11,13 @@ import * as store from './store.ts';
  * with an idempotency key per (invoice, action), then the case is closed as lost.
  */
 
-export interface CaseClosedEvent { caseId: number; invoiceId: string; status: 'recovered' | 'lost' | 'closed'; reason: string; at: Date }
+export interface CaseClosedEvent {
+  caseId: number;
+  invoiceId: string;
+  status: 'recovered' | 'lost' | 'closed';
+  reason: string;
+  at: Date;
+}
 
 export interface FinalActionDeps extends SchedulerDeps {
   sql: Sql;
@@ -43,14 +49,23 @@ export async function applyFinalAction(
     case 'leave_past_due':
       return action;
     case 'mark_uncollectible':
-      return refusedIsDone(() => call(gateway, (s) => s.invoices.markUncollectible(invoiceId, {}, { idempotencyKey })), action);
+      return refusedIsDone(
+        () => call(gateway, (s) => s.invoices.markUncollectible(invoiceId, {}, { idempotencyKey })),
+        action,
+      );
     case 'cancel_subscription':
       if (!subscriptionId) return `${action}: invoice has no subscription, nothing cancelled`;
-      return refusedIsDone(() => call(gateway, (s) => s.subscriptions.cancel(subscriptionId, {}, { idempotencyKey })), action);
+      return refusedIsDone(
+        () => call(gateway, (s) => s.subscriptions.cancel(subscriptionId, {}, { idempotencyKey })),
+        action,
+      );
     case 'pause_collection':
       if (!subscriptionId) return `${action}: invoice has no subscription, nothing paused`;
       return refusedIsDone(
-        () => call(gateway, (s) => s.subscriptions.update(subscriptionId, { pause_collection: { behavior: 'void' } }, { idempotencyKey })),
+        () =>
+          call(gateway, (s) =>
+            s.subscriptions.update(subscriptionId, { pause_collection: { behavior: 'void' } }, { idempotencyKey }),
+          ),
         action,
       );
   }
@@ -129,7 +144,10 @@ export async function handleDeadline(deps: FinalActionDeps, job: DeadlineJob): P
     return true;
   });
   if (!closed) {
-    log.warn({ invoiceId: c.invoiceId, finalAction: done }, 'final action applied, but a new attempt arrived meanwhile: the case stays open for it');
+    log.warn(
+      { invoiceId: c.invoiceId, finalAction: done },
+      'final action applied, but a new attempt arrived meanwhile: the case stays open for it',
+    );
     return 'stood_down';
   }
   log.info({ invoiceId: c.invoiceId, finalAction: done }, 'case lost: final action applied');
@@ -137,7 +155,8 @@ export async function handleDeadline(deps: FinalActionDeps, job: DeadlineJob): P
 }
 
 /** The reason a case is closed when Stripe no longer knows its invoice. */
-export const MISSING_INVOICE = 'invoice not found at Stripe (deleted, or it belongs to another account or mode than STRIPE_SECRET_KEY)';
+export const MISSING_INVOICE =
+  'invoice not found at Stripe (deleted, or it belongs to another account or mode than STRIPE_SECRET_KEY)';
 
 /**
  * Stripe answered 404 for the case's invoice: nothing can be charged or acted on, now or later.

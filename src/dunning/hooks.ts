@@ -2,7 +2,18 @@ import type { Tx } from '../db.ts';
 import type { DomainHooks } from '../events/hooks.ts';
 import { planNextAttempt, type Plan } from './planner.ts';
 import { pausedAt, pauseReason } from './collection-pause.ts';
-import { cancelPlanned, holdOf, loadPlanContext, planNext, recordPlan, scheduleResume, stripePauseHolds, type PlanContext, type PlanResult, type SchedulerDeps } from './scheduler.ts';
+import {
+  cancelPlanned,
+  holdOf,
+  loadPlanContext,
+  planNext,
+  recordPlan,
+  scheduleResume,
+  stripePauseHolds,
+  type PlanContext,
+  type PlanResult,
+  type SchedulerDeps,
+} from './scheduler.ts';
 import * as store from './store.ts';
 import type { AttemptRow, AttemptSource } from './store.ts';
 
@@ -12,9 +23,18 @@ import type { AttemptRow, AttemptSource } from './store.ts';
  * matches `DomainHooks` from src/events/hooks.ts.
  */
 export interface DunningHooks {
-  paymentFailed(tx: Tx, e: { caseId: number; invoiceId: string; attemptId?: number | null; opened?: boolean; at: Date }): Promise<void>;
-  caseClosed(tx: Tx, e: { caseId: number; invoiceId: string; status: string; reason?: string | null; at: Date }): Promise<void>;
-  paymentMethodChanged(tx: Tx, e: { customerId: string; paymentMethod?: string | null; at: Date; updated?: boolean }): Promise<void>;
+  paymentFailed(
+    tx: Tx,
+    e: { caseId: number; invoiceId: string; attemptId?: number | null; opened?: boolean; at: Date },
+  ): Promise<void>;
+  caseClosed(
+    tx: Tx,
+    e: { caseId: number; invoiceId: string; status: string; reason?: string | null; at: Date },
+  ): Promise<void>;
+  paymentMethodChanged(
+    tx: Tx,
+    e: { customerId: string; paymentMethod?: string | null; at: Date; updated?: boolean },
+  ): Promise<void>;
   declineLearned(tx: Tx, e: { caseId: number; invoiceId: string; attemptId: number; at: Date }): Promise<void>;
   collectionPauseChanged(tx: Tx, e: { subscriptionId: string; at: Date }): Promise<void>;
 }
@@ -28,7 +48,8 @@ export function createDunningHooks(deps: SchedulerDeps): DunningHooks & DomainHo
     },
     async caseClosed(tx, e) {
       const n = await cancelPlanned(tx, deps, e.invoiceId, `case closed: ${e.reason ?? e.status}`);
-      if (n > 0) deps.log.info({ caseId: e.caseId, invoiceId: e.invoiceId, cancelled: n }, 'planned attempts cancelled');
+      if (n > 0)
+        deps.log.info({ caseId: e.caseId, invoiceId: e.invoiceId, cancelled: n }, 'planned attempts cancelled');
     },
     async declineLearned(tx, e) {
       await replanWithLateDetails(tx, deps, e.caseId);
@@ -67,7 +88,10 @@ export async function followCollectionPause(tx: Tx, deps: SchedulerDeps, subscri
     } else {
       if (!c.paused) await deps.onCaseReleased?.(tx, { caseId: c.id, at: now });
       const result = await planNext(tx, deps, c.id);
-      deps.log.info({ caseId: c.id, invoiceId: c.invoiceId, result: result.kind }, 'collection resumed at Stripe: case planned again');
+      deps.log.info(
+        { caseId: c.id, invoiceId: c.invoiceId, result: result.kind },
+        'collection resumed at Stripe: case planned again',
+      );
     }
   }
 }
@@ -80,7 +104,11 @@ export async function followCollectionPause(tx: Tx, deps: SchedulerDeps, subscri
  * where the id was tried or is already planned (the planner sees its earlier declines as another card's).
  */
 export async function retryWithNewCard(
-  tx: Tx, deps: SchedulerDeps, caseId: number, paymentMethod: string, o: { updated?: boolean } = {},
+  tx: Tx,
+  deps: SchedulerDeps,
+  caseId: number,
+  paymentMethod: string,
+  o: { updated?: boolean } = {},
 ): Promise<PlanResult> {
   const caseRow = await store.caseById(tx, caseId, true);
   if (!caseRow || caseRow.status !== 'open') return { kind: 'unchanged', why: 'case is not open' };
@@ -88,8 +116,10 @@ export async function retryWithNewCard(
   if (held) return { kind: 'unchanged', why: held };
   const ctx = await loadPlanContext(tx, deps, caseRow, paymentMethod);
   const active = activeAttempt(ctx.attempts);
-  if (active && active.status !== 'planned') return { kind: 'unchanged', why: `attempt #${active.attemptNo} is ${active.status}` };
-  if (active && active.paymentMethod === paymentMethod && !o.updated) return { kind: 'unchanged', why: 'already planned with this card' };
+  if (active && active.status !== 'planned')
+    return { kind: 'unchanged', why: `attempt #${active.attemptNo} is ${active.status}` };
+  if (active && active.paymentMethod === paymentMethod && !o.updated)
+    return { kind: 'unchanged', why: 'already planned with this card' };
   // The planner's view of the ledger, where attempts before a card update name the card they were on.
   const tried = ctx.history.attempts.filter((a) => a.outcome !== 'planned');
   const lastPm = tried[tried.length - 1]?.paymentMethod ?? null;
@@ -98,9 +128,15 @@ export async function retryWithNewCard(
   // Only replace the old planned attempt if the new card gets a retry.
   const plan = planWithoutPlanned(deps, ctx);
   if (plan.kind !== 'retry') return { kind: 'unchanged', why: 'reason' in plan ? plan.reason : 'no retry' };
-  const result = await replacePlanned(tx, deps, ctx, plan, { source: 'card_update', why: 'replaced: payment method changed' });
+  const result = await replacePlanned(tx, deps, ctx, plan, {
+    source: 'card_update',
+    why: 'replaced: payment method changed',
+  });
   if (result.kind === 'planned') {
-    deps.log.info({ caseId, invoiceId: caseRow.invoiceId, attemptNo: result.attempt.attemptNo, at: plan.at }, 'card update retry scheduled');
+    deps.log.info(
+      { caseId, invoiceId: caseRow.invoiceId, attemptNo: result.attempt.attemptNo, at: plan.at },
+      'card update retry scheduled',
+    );
   }
   return result;
 }
@@ -129,11 +165,18 @@ export async function replanWithLateDetails(tx: Tx, deps: SchedulerDeps, caseId:
   const paymentMethod = planned.source === 'card_update' ? planned.paymentMethod : null;
   const ctx = await loadPlanContext(tx, deps, caseRow, paymentMethod);
   const plan = planWithoutPlanned(deps, ctx);
-  if (plan.kind === 'retry' && plan.reason === planned.planReason && plan.at.getTime() === planned.plannedAt?.getTime()
-    && plan.paymentMethod === planned.paymentMethod) {
+  if (
+    plan.kind === 'retry' &&
+    plan.reason === planned.planReason &&
+    plan.at.getTime() === planned.plannedAt?.getTime() &&
+    plan.paymentMethod === planned.paymentMethod
+  ) {
     return { kind: 'unchanged', why: 'the plan stands' };
   }
-  deps.log.info({ caseId, invoiceId: caseRow.invoiceId, attemptNo: planned.attemptNo, plan: plan.kind }, 'planned attempt replaced: decline details arrived');
+  deps.log.info(
+    { caseId, invoiceId: caseRow.invoiceId, attemptNo: planned.attemptNo, plan: plan.kind },
+    'planned attempt replaced: decline details arrived',
+  );
   return replacePlanned(tx, deps, ctx, plan, { source: planned.source, why: 'replaced: decline details arrived' });
 }
 
@@ -152,7 +195,11 @@ function planWithoutPlanned(deps: SchedulerDeps, ctx: PlanContext): Plan {
  * names its card).
  */
 async function replacePlanned(
-  tx: Tx, deps: SchedulerDeps, ctx: PlanContext, plan: Plan, o: { source: AttemptSource; why: string },
+  tx: Tx,
+  deps: SchedulerDeps,
+  ctx: PlanContext,
+  plan: Plan,
+  o: { source: AttemptSource; why: string },
 ): Promise<PlanResult> {
   await cancelPlanned(tx, deps, ctx.caseRow.invoiceId, o.why);
   return recordPlan(tx, deps, ctx, plan, o.source);

@@ -5,7 +5,10 @@
 import { createHash } from 'node:crypto';
 import { DateTime, IANAZone } from 'luxon';
 
-export interface LocalWindow { startHour: number; endHour: number }
+export interface LocalWindow {
+  startHour: number;
+  endHour: number;
+}
 
 export interface ZoneChoice {
   zone: string;
@@ -25,7 +28,10 @@ export function zoneOfCountry(country: string | null | undefined): string | null
   if (!country || !/^[A-Za-z]{2}$/.test(country)) return null;
   let zones: string[];
   try {
-    const locale = new Intl.Locale(`und-${country.toUpperCase()}`) as Intl.Locale & { getTimeZones?(): string[]; timeZones?: string[] };
+    const locale = new Intl.Locale(`und-${country.toUpperCase()}`) as Intl.Locale & {
+      getTimeZones?(): string[];
+      timeZones?: string[];
+    };
     zones = (locale.getTimeZones?.() ?? locale.timeZones ?? []).filter((z) => IANAZone.isValidZone(z));
   } catch {
     return null;
@@ -62,7 +68,10 @@ export function resolveZone(customerZone: string | null, merchantZone: string): 
   const wanted = customerZone?.trim() ?? '';
   if (wanted === '') return { zone: merchantZone, note: null };
   if (isZone(wanted)) return { zone: wanted, note: null };
-  return { zone: merchantZone, note: `customer time zone "${wanted.slice(0, 40)}" is invalid, using merchant zone ${merchantZone}` };
+  return {
+    zone: merchantZone,
+    note: `customer time zone "${wanted.slice(0, 40)}" is invalid, using merchant zone ${merchantZone}`,
+  };
 }
 
 export function local(at: Date, zone: string): DateTime {
@@ -86,9 +95,10 @@ export function placeInWindow(earliest: Date, zone: string, window: LocalWindow)
   for (let i = 0; i < 5; i += 1) {
     if (candidate.hour >= window.startHour && candidate.hour < window.endHour) return candidate.toJSDate();
     const sameDay = openingOn(candidate, window);
-    candidate = candidate.hour < window.startHour && sameDay > candidate
-      ? sameDay
-      : openingOn(candidate.plus({ days: 1 }), window);
+    candidate =
+      candidate.hour < window.startHour && sameDay > candidate
+        ? sameDay
+        : openingOn(candidate.plus({ days: 1 }), window);
   }
   throw new Error(`no local time in hours [${window.startHour}, ${window.endHour}) found in zone ${zone}`);
 }

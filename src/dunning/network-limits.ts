@@ -34,7 +34,10 @@ export function limitsFor(cardBrand: string | null): CardLimits {
   return { maxAttempts30d: STRIPE_MAX_ATTEMPTS_30D, maxDeclines24h: null, label: brand === 'visa' ? 'Visa' : 'Stripe' };
 }
 
-export interface CardAttempt { at: Date; declined: boolean }
+export interface CardAttempt {
+  at: Date;
+  declined: boolean;
+}
 
 /**
  * The earliest instant >= `candidate` at which one more attempt on this card stays within the
@@ -42,7 +45,9 @@ export interface CardAttempt { at: Date; declined: boolean }
  * `attempts` must all lie at or before `candidate`.
  */
 export function earliestWithinLimits(
-  attempts: CardAttempt[], candidate: Date, limits: CardLimits,
+  attempts: CardAttempt[],
+  candidate: Date,
+  limits: CardLimits,
 ): { at: Date; reason: string | null } {
   const times = attempts.map((a) => a.at.getTime()).sort((a, b) => a - b);
   let at = candidate.getTime();
@@ -56,7 +61,10 @@ export function earliestWithinLimits(
   }
 
   if (limits.maxDeclines24h !== null) {
-    const declines = attempts.filter((a) => a.declined).map((a) => a.at.getTime()).sort((a, b) => a - b);
+    const declines = attempts
+      .filter((a) => a.declined)
+      .map((a) => a.at.getTime())
+      .sort((a, b) => a - b);
     const lastDay = declines.filter((t) => t >= at - WINDOW_24H_MS);
     if (lastDay.length >= limits.maxDeclines24h) {
       const oldestThatMustExpire = lastDay[lastDay.length - limits.maxDeclines24h] as number;

@@ -43,7 +43,10 @@ export async function listCases(sql: Sql, options: { openOnly: boolean; limit: n
 
 export interface CaseDetail {
   caseRow: CaseRow & {
-    closeReason: string | null; recoveryPath: string | null; finalActionAt: Date | null; reminderProblem: string | null;
+    closeReason: string | null;
+    recoveryPath: string | null;
+    finalActionAt: Date | null;
+    reminderProblem: string | null;
   };
   attempts: AttemptRow[];
   reminders: ReminderLine[];
@@ -82,7 +85,10 @@ async function openCase(tx: Tx, invoiceId: string): Promise<CaseRow> {
  * unresolved one did not charge (`resolveUnknown`). Pausing is lifted: ops asked for it.
  */
 export async function retryNow(
-  tx: Tx, deps: SchedulerDeps, invoiceId: string, o: { resolveUnknown?: boolean; hooks?: PauseHooks } = {},
+  tx: Tx,
+  deps: SchedulerDeps,
+  invoiceId: string,
+  o: { resolveUnknown?: boolean; hooks?: PauseHooks } = {},
 ): Promise<AttemptRow> {
   const c = await openCase(tx, invoiceId);
   const attempts = await store.attemptsOf(tx, invoiceId);
@@ -91,10 +97,19 @@ export async function retryNow(
   if (busy?.status === 'unknown' && o.resolveUnknown) {
     // The new attempt re-reads the invoice at Stripe before charging: if the unresolved request
     // did pay it after all, the manual one is skipped, not charged.
-    await store.finishAttempt(tx, busy.id, { status: 'skipped', finishedAt: now, failureMessage: `resolved by ops as not charged; was: ${busy.failureMessage ?? 'unknown'}` });
+    await store.finishAttempt(tx, busy.id, {
+      status: 'skipped',
+      finishedAt: now,
+      failureMessage: `resolved by ops as not charged; was: ${busy.failureMessage ?? 'unknown'}`,
+    });
   } else if (busy) {
-    throw new OpsError(`attempt #${busy.attemptNo} is ${busy.status}; it must be resolved before another charge${
-      busy.status === 'unknown' ? ' (check the invoice in the Stripe Dashboard, then use --resolve-unknown if it was not charged)' : ' (a worker holds it; try again after its lease)'}`);
+    throw new OpsError(
+      `attempt #${busy.attemptNo} is ${busy.status}; it must be resolved before another charge${
+        busy.status === 'unknown'
+          ? ' (check the invoice in the Stripe Dashboard, then use --resolve-unknown if it was not charged)'
+          : ' (a worker holds it; try again after its lease)'
+      }`,
+    );
   }
   // Stripe's pause is the merchant's own setting at Stripe: ops lift it there, not here.
   const stripePause = (await store.invoiceById(tx, invoiceId))?.collectionPause ?? null;
@@ -106,7 +121,13 @@ export async function retryNow(
     await store.setPaused(tx, c.id, false, now);
     await o.hooks?.caseResumed?.(tx, { caseId: c.id, at: now });
   }
-  const attempt = await scheduleAttempt(tx, deps, c, { at: now, reason: 'manual retry requested by ops', source: 'manual', paymentMethod: null, isLast: false });
+  const attempt = await scheduleAttempt(tx, deps, c, {
+    at: now,
+    reason: 'manual retry requested by ops',
+    source: 'manual',
+    paymentMethod: null,
+    isLast: false,
+  });
   if (!attempt) throw new OpsError(`another attempt became active for ${invoiceId}`);
   return attempt;
 }
@@ -138,7 +159,12 @@ export async function pause(tx: Tx, deps: SchedulerDeps, target: string, hooks: 
   return cases;
 }
 
-export async function resume(tx: Tx, deps: SchedulerDeps, target: string, hooks: PauseHooks = {}): Promise<Array<{ caseRow: CaseRow; result: PlanResult }>> {
+export async function resume(
+  tx: Tx,
+  deps: SchedulerDeps,
+  target: string,
+  hooks: PauseHooks = {},
+): Promise<Array<{ caseRow: CaseRow; result: PlanResult }>> {
   const cases = await casesOf(tx, target);
   if (cases.length === 0) throw new OpsError(`no open dunning case for ${target}`);
   const out: Array<{ caseRow: CaseRow; result: PlanResult }> = [];

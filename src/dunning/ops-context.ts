@@ -38,13 +38,25 @@ export async function openOps(env: NodeJS.ProcessEnv, options: { stripe?: boolea
   const wiring = wireHooks({ boss, clock, log: rt.log, config: rt.config, policy });
   const runner = options.stripe
     ? runnerDeps({
-        sql: rt.sql, boss, clock, log: rt.log, policy, config: rt.config,
-        stripe: createStripeClient(rt.config), throttle: createThrottle(rt.config.stripeRequestsPerSecond),
+        sql: rt.sql,
+        boss,
+        clock,
+        log: rt.log,
+        policy,
+        config: rt.config,
+        stripe: createStripeClient(rt.config),
+        throttle: createThrottle(rt.config.stripeRequestsPerSecond),
         ...wiring.runner,
       })
     : null;
   return {
-    rt, boss, clock, policy, scheduler: wiring.scheduler, wiring, runner,
+    rt,
+    boss,
+    clock,
+    policy,
+    scheduler: wiring.scheduler,
+    wiring,
+    runner,
     async close() {
       await boss.stop({ graceful: true, timeout: 5_000 });
       await rt.close();
@@ -63,6 +75,10 @@ export function when(d: Date | null): string {
 /** A plain text table with a header row; the last column is not padded. */
 export function table(header: string[], rows: string[][]): string {
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
-  const line = (cells: string[]) => cells.map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i] ?? 0))).join('  ').trimEnd();
+  const line = (cells: string[]) =>
+    cells
+      .map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i] ?? 0)))
+      .join('  ')
+      .trimEnd();
   return [line(header), ...rows.map(line)].join('\n') + '\n';
 }

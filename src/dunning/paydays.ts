@@ -25,14 +25,21 @@ export function paydayLabel(day: DateTime, paydays: Paydays): string | null {
   return null;
 }
 
-export interface PaydaySlot { at: Date; label: string }
+export interface PaydaySlot {
+  at: Date;
+  label: string;
+}
 
 /**
  * The first payday slot at or after `earliest` and not after `latest`: the window opening on
  * that local date, or a later moment of the same day's window when `earliest` falls inside it.
  */
 export function nextPaydaySlot(
-  earliest: Date, latest: Date, zone: string, window: LocalWindow, paydays: Paydays,
+  earliest: Date,
+  latest: Date,
+  zone: string,
+  window: LocalWindow,
+  paydays: Paydays,
 ): PaydaySlot | null {
   let day = local(earliest, zone).startOf('day');
   const lastDay = local(latest, zone).startOf('day');

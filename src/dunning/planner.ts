@@ -28,11 +28,22 @@ export interface CaseHistory {
   currentPaymentMethod: string | null;
 }
 
-export interface CustomerContext { timeZone: string | null; country: string | null; cardBrand: string | null }
+export interface CustomerContext {
+  timeZone: string | null;
+  country: string | null;
+  cardBrand: string | null;
+}
 
 export type Plan =
   /** `paymentMethod`: the card this retry was reasoned about, which is the card it must charge (null: unknown). */
-  | { kind: 'retry'; at: Date; reason: string; isLast: boolean; category: DeclineCategory | null; paymentMethod: string | null }
+  | {
+      kind: 'retry';
+      at: Date;
+      reason: string;
+      isLast: boolean;
+      category: DeclineCategory | null;
+      paymentMethod: string | null;
+    }
   /** No blind retry: wait for a new payment method (or 3-D Secure) until `until`, then the final action. */
   | { kind: 'await_customer'; until: Date; reason: string; category: DeclineCategory }
   /** Nothing more to try: policy exhausted, window over, network cap or merchant error. */
@@ -46,7 +57,10 @@ const DAY = 24 * HOUR;
 const COUNTED: ReadonlySet<LedgerAttempt['outcome']> = new Set(['succeeded', 'declined', 'unknown']);
 const AWAIT_CATEGORIES: ReadonlySet<DeclineCategory> = new Set(['hard', 'customer_action', 'authentication']);
 
-interface Decline { attempt: LedgerAttempt; c: Classification }
+interface Decline {
+  attempt: LedgerAttempt;
+  c: Classification;
+}
 
 interface Ctx {
   history: CaseHistory;
@@ -117,7 +131,11 @@ export function plannedCard(history: CaseHistory): string | null {
  * never-retry answer barred); with the last card unknown, the default is most likely what Stripe
  * tried, so it is not treated as a change.
  */
-export function currentCard(attempts: LedgerAttempt[], explicit: string | null, customerDefault: string | null): string | null {
+export function currentCard(
+  attempts: LedgerAttempt[],
+  explicit: string | null,
+  customerDefault: string | null,
+): string | null {
   if (explicit) return explicit;
   if (!customerDefault) return null;
   const tried = attempts.filter((a) => COUNTED.has(a.outcome)).sort(byTime);
@@ -164,13 +182,22 @@ export function checkCharge(history: CaseHistory, customer: CustomerContext, now
   const targetPm = targetPaymentMethod(history, declines);
   const barred = barringDecline(declines, targetPm);
   if (barred) return { allowed: false, reason: `${barred.c.code}: ${barredBecause(barred)}` };
-  const limited = earliestWithinLimits(attemptsOnCard(counted, targetPm), now, limitsFor(cardBrandOf(customer, declines)));
-  if (limited.at > now) return { allowed: false, reason: `held back by the ${limited.reason} until ${limited.at.toISOString()}` };
+  const limited = earliestWithinLimits(
+    attemptsOnCard(counted, targetPm),
+    now,
+    limitsFor(cardBrandOf(customer, declines)),
+  );
+  if (limited.at > now)
+    return { allowed: false, reason: `held back by the ${limited.reason} until ${limited.at.toISOString()}` };
   return { allowed: true };
 }
 
 export function planNextAttempt(
-  history: CaseHistory, customer: CustomerContext, policy: Policy, now: Date, merchantTimeZone: string,
+  history: CaseHistory,
+  customer: CustomerContext,
+  policy: Policy,
+  now: Date,
+  merchantTimeZone: string,
 ): Plan {
   const attempts = [...history.attempts].sort(byTime);
   const paid = attempts.find((a) => a.outcome === 'succeeded');
@@ -193,33 +220,59 @@ export function planNextAttempt(
   const lastCategory = last?.c.category ?? null;
 
   if (now >= windowEnd) {
-    return { kind: 'stop', reason: say(`dunning window of ${retry.windowDays} days ended ${formatLocal(windowEnd, zone)}`), category: lastCategory };
+    return {
+      kind: 'stop',
+      reason: say(`dunning window of ${retry.windowDays} days ended ${formatLocal(windowEnd, zone)}`),
+      category: lastCategory,
+    };
   }
   if (counted.length >= retry.maxAttempts) {
-    return { kind: 'stop', reason: `policy cap reached: ${counted.length} of ${retry.maxAttempts} attempts used`, category: lastCategory };
+    return {
+      kind: 'stop',
+      reason: `policy cap reached: ${counted.length} of ${retry.maxAttempts} attempts used`,
+      category: lastCategory,
+    };
   }
 
   const targetPm = targetPaymentMethod(history, declines);
   const ctx: Ctx = {
-    history, policy, now, zone, say, windowEnd, counted, declines, targetPm,
+    history,
+    policy,
+    now,
+    zone,
+    say,
+    windowEnd,
+    counted,
+    declines,
+    targetPm,
     cardBrand: cardBrandOf(customer, declines),
     nextAttemptNo: Math.max(0, ...attempts.map((a) => a.attemptNo)) + 1,
   };
 
   if (!last) {
     return finish(ctx, {
-      base: now, label: 'no decline on record: charging in the next local window', category: null,
-      windowed: true, jitter: true, remainingAfter: Infinity,
+      base: now,
+      label: 'no decline on record: charging in the next local window',
+      category: null,
+      windowed: true,
+      jitter: true,
+      remainingAfter: Infinity,
     });
   }
   const { c } = last;
   if (c.category === 'merchant_error') {
-    return { kind: 'stop', reason: `${c.code}: ${c.explanation}; alert ops, the customer is not asked`, category: c.category };
+    return {
+      kind: 'stop',
+      reason: `${c.code}: ${c.explanation}; alert ops, the customer is not asked`,
+      category: c.category,
+    };
   }
   const awaitCustomer = (d: Decline, why: string): Plan => {
     const wanted = d.c.category === 'authentication' ? 'complete authentication' : 'update the payment method';
     return {
-      kind: 'await_customer', until: windowEnd, category: d.c.category,
+      kind: 'await_customer',
+      until: windowEnd,
+      category: d.c.category,
       reason: say(`${d.c.code}: ${why}; waiting for the customer to ${wanted} until ${formatLocal(windowEnd, zone)}`),
     };
   };
@@ -227,8 +280,12 @@ export function planNextAttempt(
   if (barred) return awaitCustomer(barred, barredBecause(barred));
   if (!samePm(targetPm, last.attempt.paymentMethod)) {
     return finish(ctx, {
-      base: now, label: `${c.code}: payment method changed, retrying now`, category: c.category,
-      windowed: false, jitter: false, remainingAfter: Infinity,
+      base: now,
+      label: `${c.code}: payment method changed, retrying now`,
+      category: c.category,
+      windowed: false,
+      jitter: false,
+      remainingAfter: Infinity,
     });
   }
   if (history.cohort === 'holdout') {
@@ -271,35 +328,59 @@ function categorySlot(ctx: Ctx, last: Decline): Slot | Plan {
 
   if (category === 'funds') {
     const rule = categories.funds;
-    if (sameCategory >= rule.maxAttempts) return stop(`${sameCategory} funds declines, policy allows ${rule.maxAttempts}`);
+    if (sameCategory >= rule.maxAttempts)
+      return stop(`${sameCategory} funds declines, policy allows ${rule.maxAttempts}`);
     const earliest = notBefore(ctx, last, rule.minSpacingHours * HOUR);
-    const slot = nextPaydaySlot(earliest, ctx.windowEnd, ctx.zone, ctx.policy.retry.localWindow, ctx.policy.retry.paydays);
+    const slot = nextPaydaySlot(
+      earliest,
+      ctx.windowEnd,
+      ctx.zone,
+      ctx.policy.retry.localWindow,
+      ctx.policy.retry.paydays,
+    );
     if (!slot) return stop(`no payday left before the dunning window ends ${formatLocal(ctx.windowEnd, ctx.zone)}`);
     return {
-      base: slot.at, label: `${c.code}: next ${slot.label}`, category: c.category,
-      windowed: true, jitter: true, remainingAfter: rule.maxAttempts - sameCategory - 1,
+      base: slot.at,
+      label: `${c.code}: next ${slot.label}`,
+      category: c.category,
+      windowed: true,
+      jitter: true,
+      remainingAfter: rule.maxAttempts - sameCategory - 1,
     };
   }
 
   const escalated = category !== c.category;
   const rule = category === 'temporary' ? categories.temporary : categories.generic;
   if (sameCategory >= rule.maxAttempts) {
-    return stop(`${sameCategory} ${category} declines${escalated ? ' (counting temporary errors that outlasted their quick retries)' : ''}, policy allows ${rule.maxAttempts}`);
+    return stop(
+      `${sameCategory} ${category} declines${escalated ? ' (counting temporary errors that outlasted their quick retries)' : ''}, policy allows ${rule.maxAttempts}`,
+    );
   }
   if (category === 'generic') {
     let identical = 0;
-    for (let i = ctx.declines.length - 1; i >= 0 && planned[i] === 'generic' && ctx.declines[i]?.c.code === c.code; i -= 1) identical += 1;
+    for (
+      let i = ctx.declines.length - 1;
+      i >= 0 && planned[i] === 'generic' && ctx.declines[i]?.c.code === c.code;
+      i -= 1
+    )
+      identical += 1;
     const limit = categories.generic.stopAfterIdenticalDeclines;
-    if (identical >= limit) return stop(`${identical} identical declines in a row; the issuer is not changing its answer`);
+    if (identical >= limit)
+      return stop(`${identical} identical declines in a row; the issuer is not changing its answer`);
   }
   const spacingHours = rule.spacingHours[Math.min(sameCategory - 1, rule.spacingHours.length - 1)] ?? 24;
   const spacingMs = spacingHours * HOUR;
   const advised = (c.retryAfterMs ?? 0) > spacingMs;
-  const why = escalated ? `still failing after ${categories.temporary.maxAttempts} temporary declines, spaced as a generic decline: ` : '';
+  const why = escalated
+    ? `still failing after ${categories.temporary.maxAttempts} temporary declines, spaced as a generic decline: `
+    : '';
   return {
     base: notBefore(ctx, last, spacingMs),
     label: `${c.code}: ${why}${advised ? `${c.retryAfterBy ?? 'network'} asked to wait ${hours(c.retryAfterMs ?? 0)}` : `retry ${hours(spacingMs)} after the decline`}`,
-    category: c.category, windowed: true, jitter: true, remainingAfter: rule.maxAttempts - sameCategory - 1,
+    category: c.category,
+    windowed: true,
+    jitter: true,
+    remainingAfter: rule.maxAttempts - sameCategory - 1,
   };
 }
 
@@ -314,13 +395,21 @@ function baselineSlot(ctx: Ctx, last: Decline): Slot | Plan {
   const day = days[retriesUsed];
   const first = ctx.counted[0];
   if (day === undefined || !first) {
-    return { kind: 'stop', reason: `baseline schedule done: ${retriesUsed} retries after the first failure`, category: last.c.category };
+    return {
+      kind: 'stop',
+      reason: `baseline schedule done: ${retriesUsed} retries after the first failure`,
+      category: last.c.category,
+    };
   }
   const scheduled = local(first.at, ctx.zone).plus({ days: day }).toJSDate();
   const base = maxDate(scheduled, notBefore(ctx, last, 0));
   return {
-    base, label: `${last.c.code}: baseline retry, day ${day} after the first failure`, category: last.c.category,
-    windowed: false, jitter: true, remainingAfter: days.length - retriesUsed - 1,
+    base,
+    label: `${last.c.code}: baseline retry, day ${day} after the first failure`,
+    category: last.c.category,
+    windowed: false,
+    jitter: true,
+    remainingAfter: days.length - retriesUsed - 1,
   };
 }
 
@@ -331,9 +420,10 @@ function finish(ctx: Ctx, slot: Slot): Plan {
   const place = (d: Date) => (slot.windowed ? placeInWindow(d, zone, window) : d);
   const earliest = maxDate(slot.base, ctx.now);
   let at = place(earliest);
-  const windowNote = at > earliest
-    ? `, moved into the ${String(window.startHour).padStart(2, '0')}:00-${String(window.endHour).padStart(2, '0')}:00 local window`
-    : '';
+  const windowNote =
+    at > earliest
+      ? `, moved into the ${String(window.startHour).padStart(2, '0')}:00-${String(window.endHour).padStart(2, '0')}:00 local window`
+      : '';
 
   const limited = earliestWithinLimits(attemptsOnCard(ctx.counted, ctx.targetPm), at, limitsFor(ctx.cardBrand));
   if (limited.at > at) at = place(limited.at);
@@ -346,13 +436,20 @@ function finish(ctx: Ctx, slot: Slot): Plan {
   const capNote = limited.reason ? `; held back by the ${limited.reason}` : '';
   if (at > ctx.windowEnd) {
     return {
-      kind: 'stop', category: slot.category,
-      reason: ctx.say(`${slot.label}: next allowed time ${formatLocal(at, zone)} is after the dunning window ends ${formatLocal(ctx.windowEnd, zone)}${capNote}`),
+      kind: 'stop',
+      category: slot.category,
+      reason: ctx.say(
+        `${slot.label}: next allowed time ${formatLocal(at, zone)} is after the dunning window ends ${formatLocal(ctx.windowEnd, zone)}${capNote}`,
+      ),
     };
   }
   const isLast = ctx.counted.length + 1 >= policy.retry.maxAttempts || slot.remainingAfter <= 0;
   return {
-    kind: 'retry', at, isLast, category: slot.category, paymentMethod: ctx.targetPm,
+    kind: 'retry',
+    at,
+    isLast,
+    category: slot.category,
+    paymentMethod: ctx.targetPm,
     reason: ctx.say(`${slot.label}${windowNote}, ${formatLocal(at, zone)}${capNote}`),
   };
 }

@@ -7,7 +7,12 @@ import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { bool, int, intItem, Issues, list, num, numItem, oneOf, section } from './validate.ts';
 
-export const FINAL_ACTIONS = ['cancel_subscription', 'mark_uncollectible', 'leave_past_due', 'pause_collection'] as const;
+export const FINAL_ACTIONS = [
+  'cancel_subscription',
+  'mark_uncollectible',
+  'leave_past_due',
+  'pause_collection',
+] as const;
 export type FinalAction = (typeof FINAL_ACTIONS)[number];
 
 export const WEEKDAYS = ['monday', 'tuesday', 'wednesday', 'thursday', 'friday', 'saturday', 'sunday'] as const;
@@ -109,25 +114,37 @@ function withVersion(body: PolicyBody): Policy {
 }
 
 function parseRetry(raw: unknown, d: RetryPolicy, issues: Issues): RetryPolicy {
-  const r = section(raw, 'retry', ['maxAttempts', 'windowDays', 'takeoverDays', 'jitterMinutes', 'localWindow', 'paydays', 'categories'], issues);
+  const r = section(
+    raw,
+    'retry',
+    ['maxAttempts', 'windowDays', 'takeoverDays', 'jitterMinutes', 'localWindow', 'paydays', 'categories'],
+    issues,
+  );
   const lw = section(r.localWindow, 'retry.localWindow', ['startHour', 'endHour'], issues);
   const localWindow = {
     startHour: int(lw.startHour, 'retry.localWindow.startHour', 0, 23, d.localWindow.startHour, issues),
     endHour: int(lw.endHour, 'retry.localWindow.endHour', 1, 24, d.localWindow.endHour, issues),
   };
   if (localWindow.endHour <= localWindow.startHour) {
-    issues.note('retry.localWindow', `endHour (${localWindow.endHour}) must be after startHour (${localWindow.startHour})`);
+    issues.note(
+      'retry.localWindow',
+      `endHour (${localWindow.endHour}) must be after startHour (${localWindow.startHour})`,
+    );
   }
   const pd = section(r.paydays, 'retry.paydays', ['daysOfMonth', 'lastBusinessDay', 'weekdays'], issues);
   const paydays: Paydays = {
-    daysOfMonth: list(pd.daysOfMonth, 'retry.paydays.daysOfMonth', d.paydays.daysOfMonth, issues,
-      { minLength: 0, item: intItem(1, 31, issues), ascending: true }),
+    daysOfMonth: list(pd.daysOfMonth, 'retry.paydays.daysOfMonth', d.paydays.daysOfMonth, issues, {
+      minLength: 0,
+      item: intItem(1, 31, issues),
+      ascending: true,
+    }),
     lastBusinessDay: bool(pd.lastBusinessDay, 'retry.paydays.lastBusinessDay', d.paydays.lastBusinessDay, issues),
     weekdays: list(pd.weekdays, 'retry.paydays.weekdays', d.paydays.weekdays, issues, {
       minLength: 0,
-      item: (value, path) => typeof value === 'string' && (WEEKDAYS as readonly string[]).includes(value)
-        ? (value as Weekday)
-        : (issues.bad(path, `one of ${WEEKDAYS.join(', ')}`, value), undefined),
+      item: (value, path) =>
+        typeof value === 'string' && (WEEKDAYS as readonly string[]).includes(value)
+          ? (value as Weekday)
+          : (issues.bad(path, `one of ${WEEKDAYS.join(', ')}`, value), undefined),
     }),
   };
   if (paydays.daysOfMonth.length === 0 && !paydays.lastBusinessDay && paydays.weekdays.length === 0) {
@@ -136,7 +153,12 @@ function parseRetry(raw: unknown, d: RetryPolicy, issues: Issues): RetryPolicy {
   const cats = section(r.categories, 'retry.categories', ['funds', 'temporary', 'generic'], issues);
   const f = section(cats.funds, 'retry.categories.funds', ['maxAttempts', 'minSpacingHours'], issues);
   const t = section(cats.temporary, 'retry.categories.temporary', ['maxAttempts', 'spacingHours'], issues);
-  const g = section(cats.generic, 'retry.categories.generic', ['maxAttempts', 'spacingHours', 'stopAfterIdenticalDeclines'], issues);
+  const g = section(
+    cats.generic,
+    'retry.categories.generic',
+    ['maxAttempts', 'spacingHours', 'stopAfterIdenticalDeclines'],
+    issues,
+  );
   const dc = d.categories;
   const spacing = (value: unknown, path: string, fallback: number[]) =>
     list(value, path, fallback, issues, { minLength: 1, item: numItem(0.25, 24 * 30, issues) });
@@ -150,17 +172,37 @@ function parseRetry(raw: unknown, d: RetryPolicy, issues: Issues): RetryPolicy {
     categories: {
       funds: {
         maxAttempts: int(f.maxAttempts, 'retry.categories.funds.maxAttempts', 1, 30, dc.funds.maxAttempts, issues),
-        minSpacingHours: num(f.minSpacingHours, 'retry.categories.funds.minSpacingHours', 0, 24 * 30, dc.funds.minSpacingHours, issues),
+        minSpacingHours: num(
+          f.minSpacingHours,
+          'retry.categories.funds.minSpacingHours',
+          0,
+          24 * 30,
+          dc.funds.minSpacingHours,
+          issues,
+        ),
       },
       temporary: {
-        maxAttempts: int(t.maxAttempts, 'retry.categories.temporary.maxAttempts', 1, 30, dc.temporary.maxAttempts, issues),
+        maxAttempts: int(
+          t.maxAttempts,
+          'retry.categories.temporary.maxAttempts',
+          1,
+          30,
+          dc.temporary.maxAttempts,
+          issues,
+        ),
         spacingHours: spacing(t.spacingHours, 'retry.categories.temporary.spacingHours', dc.temporary.spacingHours),
       },
       generic: {
         maxAttempts: int(g.maxAttempts, 'retry.categories.generic.maxAttempts', 1, 30, dc.generic.maxAttempts, issues),
         spacingHours: spacing(g.spacingHours, 'retry.categories.generic.spacingHours', dc.generic.spacingHours),
-        stopAfterIdenticalDeclines: int(g.stopAfterIdenticalDeclines, 'retry.categories.generic.stopAfterIdenticalDeclines',
-          1, 30, dc.generic.stopAfterIdenticalDeclines, issues),
+        stopAfterIdenticalDeclines: int(
+          g.stopAfterIdenticalDeclines,
+          'retry.categories.generic.stopAfterIdenticalDeclines',
+          1,
+          30,
+          dc.generic.stopAfterIdenticalDeclines,
+          issues,
+        ),
       },
     },
   };
@@ -174,14 +216,25 @@ export function parsePolicy(raw: unknown): Policy {
   const issues = new Issues();
   const d = defaultBody();
   // `version` is accepted and ignored so a stored Policy can be parsed again; it is always recomputed.
-  const top = section(raw ?? {}, '', ['retry', 'finalAction', 'holdoutShare', 'baseline', 'reminders', 'version'], issues);
+  const top = section(
+    raw ?? {},
+    '',
+    ['retry', 'finalAction', 'holdoutShare', 'baseline', 'reminders', 'version'],
+    issues,
+  );
   const retry = parseRetry(top.retry, d.retry, issues);
   const base = section(top.baseline, 'baseline', ['retryDays'], issues);
-  const retryDays = list(base.retryDays, 'baseline.retryDays', d.baseline.retryDays, issues,
-    { minLength: 1, item: intItem(1, 90, issues), ascending: true });
+  const retryDays = list(base.retryDays, 'baseline.retryDays', d.baseline.retryDays, issues, {
+    minLength: 1,
+    item: intItem(1, 90, issues),
+    ascending: true,
+  });
   const lastDay = retryDays[retryDays.length - 1] ?? 0;
   if (lastDay > retry.windowDays) {
-    issues.note('baseline.retryDays', `day ${lastDay} is after the dunning window (retry.windowDays = ${retry.windowDays})`);
+    issues.note(
+      'baseline.retryDays',
+      `day ${lastDay} is after the dunning window (retry.windowDays = ${retry.windowDays})`,
+    );
   }
   const body: PolicyBody = {
     retry,

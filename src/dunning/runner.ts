@@ -10,10 +10,29 @@ import { createThrottle, type Throttle } from '../stripe/throttle.ts';
 import { pauseOfInvoice } from './collection-pause.ts';
 import { classifyDecline, type Classification, type DeclineInfo } from './declines.ts';
 import { lastIntentError } from '../events/charges.ts';
-import { closeForMissingInvoice, handleDeadline, MISSING_INVOICE, type CaseClosedEvent, type FinalActionDeps } from './final-action.ts';
+import {
+  closeForMissingInvoice,
+  handleDeadline,
+  MISSING_INVOICE,
+  type CaseClosedEvent,
+  type FinalActionDeps,
+} from './final-action.ts';
 import type { Policy } from './policy.ts';
 import { checkCharge } from './planner.ts';
-import { createPolicySource, loadPlanContext, planNext, savePolicy, scheduleResume, scheduleWindowDeadline, sendAttemptJob, stripeHold, type AttemptJob, type AttemptPlannedEvent, type DeadlineJob, type SchedulerDeps } from './scheduler.ts';
+import {
+  createPolicySource,
+  loadPlanContext,
+  planNext,
+  savePolicy,
+  scheduleResume,
+  scheduleWindowDeadline,
+  sendAttemptJob,
+  stripeHold,
+  type AttemptJob,
+  type AttemptPlannedEvent,
+  type DeadlineJob,
+  type SchedulerDeps,
+} from './scheduler.ts';
 import * as store from './store.ts';
 import type { AttemptRow, CaseRow } from './store.ts';
 
@@ -40,7 +59,12 @@ export interface RunnerDeps extends FinalActionDeps {
 
 export type RunResult = 'not_claimed' | 'skipped' | 'succeeded' | 'declined' | 'not_sent' | 'unknown' | 'needs_ops';
 
-const RECOVERY_PATH = { scheduled: 'scheduled_retry', stripe: 'scheduled_retry', card_update: 'card_update_retry', manual: 'manual_retry' } as const;
+const RECOVERY_PATH = {
+  scheduled: 'scheduled_retry',
+  stripe: 'scheduled_retry',
+  card_update: 'card_update_retry',
+  manual: 'manual_retry',
+} as const;
 
 export async function executeAttempt(deps: RunnerDeps, attemptId: number): Promise<RunResult> {
   // One guarded UPDATE: atomic on its own, no explicit transaction (two round trips fewer).
@@ -56,7 +80,8 @@ export async function executeAttempt(deps: RunnerDeps, attemptId: number): Promi
   const log = deps.log.child({ attemptId, invoiceId: attempt.invoiceId, attemptNo: attempt.attemptNo });
 
   const local = await localState(deps.sql, attempt);
-  const localSkip = local.caseRow === null ? 'no dunning case' : skipReason(local.caseRow, local.invoice, deps.clock.now());
+  const localSkip =
+    local.caseRow === null ? 'no dunning case' : skipReason(local.caseRow, local.invoice, deps.clock.now());
   if (localSkip && !mayHaveRun) return skip(deps, attempt, localSkip);
 
   let remote: Stripe.Invoice | null;
@@ -64,15 +89,34 @@ export async function executeAttempt(deps: RunnerDeps, attemptId: number): Promi
     remote = await retrieveInvoice(deps.gateway, attempt.invoiceId);
   } catch (err) {
     log.warn({ err }, 'cannot read the invoice before charging; retrying soon');
-    return requeue(deps, attempt, mayHaveRun ? 'unknown' : 'planned', `invoice read failed: ${(err as Error).message}`, null);
+    return requeue(
+      deps,
+      attempt,
+      mayHaveRun ? 'unknown' : 'planned',
+      `invoice read failed: ${(err as Error).message}`,
+      null,
+    );
   }
   if (remote === null) {
     // No invoice, so no earlier request of ours can have charged it either.
-    await deps.sql.begin((tx) => store.finishAttempt(tx, attempt.id, { status: 'skipped', finishedAt: deps.clock.now(), failureMessage: MISSING_INVOICE }));
+    await deps.sql.begin((tx) =>
+      store.finishAttempt(tx, attempt.id, {
+        status: 'skipped',
+        finishedAt: deps.clock.now(),
+        failureMessage: MISSING_INVOICE,
+      }),
+    );
     if (attempt.caseId !== null) await closeForMissingInvoice(deps, attempt.caseId, attempt.invoiceId);
     return 'skipped';
   }
-  await store.syncInvoiceStatus(deps.sql, attempt.invoiceId, remote.status ?? 'open', remote.amount_paid, remote.amount_remaining, deps.clock.now());
+  await store.syncInvoiceStatus(
+    deps.sql,
+    attempt.invoiceId,
+    remote.status ?? 'open',
+    remote.amount_paid,
+    remote.amount_remaining,
+    deps.clock.now(),
+  );
   // Paid while our outcome was unknown: asking again with the same key tells whether it was us
   // (Stripe replays our success) or someone else (Stripe refuses: already paid).
   if (remote.status !== 'open' && !(remote.status === 'paid' && mayHaveRun)) {
@@ -83,7 +127,12 @@ export async function executeAttempt(deps: RunnerDeps, attemptId: number): Promi
   const stripePause = pauseOfInvoice(remote);
   const held = remote.status === 'open' ? stripeHold(local.caseRow, stripePause, deps.clock.now()) : null;
   if (held) return skip(deps, attempt, held, { resumesAt: stripePause?.resumesAt ?? null });
-  if (localSkip && remote.status === 'open' && local.caseRow !== null && (local.caseRow.status !== 'open' || local.caseRow.paused)) {
+  if (
+    localSkip &&
+    remote.status === 'open' &&
+    local.caseRow !== null &&
+    (local.caseRow.status !== 'open' || local.caseRow.paused)
+  ) {
     // Closed or paused while the earlier request was unresolved, which did not take the money.
     // Repeating it could charge a case ops stopped; a decline it may have drawn goes unrecorded.
     return skip(deps, attempt, localSkip);
@@ -108,7 +157,10 @@ function keyOf(a: AttemptRow): string {
   return a.idempotencyKey;
 }
 
-async function localState(sql: Sql, a: AttemptRow): Promise<{ caseRow: CaseRow | null; invoice: store.InvoiceRow | null }> {
+async function localState(
+  sql: Sql,
+  a: AttemptRow,
+): Promise<{ caseRow: CaseRow | null; invoice: store.InvoiceRow | null }> {
   const [caseRow, invoice] = await Promise.all([
     a.caseId === null ? null : store.caseById(sql, a.caseId),
     store.invoiceById(sql, a.invoiceId),
@@ -128,7 +180,12 @@ export function skipReason(c: CaseRow, invoice: store.InvoiceRow | null, now: Da
  * would. `late`: only the details of Stripe's own charge read from `remote` (see
  * `lateStripeDecline`) bar it.
  */
-async function chargeBarred(deps: RunnerDeps, caseRow: CaseRow, a: AttemptRow, remote: Stripe.Invoice): Promise<{ reason: string; late: boolean } | null> {
+async function chargeBarred(
+  deps: RunnerDeps,
+  caseRow: CaseRow,
+  a: AttemptRow,
+  remote: Stripe.Invoice,
+): Promise<{ reason: string; late: boolean } | null> {
   // Checked against exactly the card this attempt charges (the one it was planned for).
   const ctx = await loadPlanContext(deps.sql, deps, caseRow, a.paymentMethod, { asPlanned: true });
   const history = { ...ctx.history, attempts: ctx.history.attempts.filter((x) => x.attemptNo !== a.attemptNo) };
@@ -136,10 +193,17 @@ async function chargeBarred(deps: RunnerDeps, caseRow: CaseRow, a: AttemptRow, r
   if (!check.allowed) return { reason: `not charged: ${check.reason}`, late: false };
   const late = lateStripeDecline(remote, ctx.attempts);
   if (!late) return null;
-  const patched = history.attempts.map((x) => (x.attemptNo === late.attemptNo ? { ...x, decline: late.decline, paymentMethod: x.paymentMethod ?? late.paymentMethod } : x));
+  const patched = history.attempts.map((x) =>
+    x.attemptNo === late.attemptNo
+      ? { ...x, decline: late.decline, paymentMethod: x.paymentMethod ?? late.paymentMethod }
+      : x,
+  );
   const recheck = checkCharge({ ...history, attempts: patched }, ctx.customer, deps.clock.now());
   if (recheck.allowed) return null;
-  deps.log.info({ attemptId: a.id, invoiceId: a.invoiceId, stripeAttempt: late.attemptNo }, 'decline details read from Stripe ahead of their event bar this charge');
+  deps.log.info(
+    { attemptId: a.id, invoiceId: a.invoiceId, stripeAttempt: late.attemptNo },
+    'decline details read from Stripe ahead of their event bar this charge',
+  );
   return { reason: `not charged: ${recheck.reason} (read from Stripe before its event arrived)`, late: true };
 }
 
@@ -150,7 +214,10 @@ async function chargeBarred(deps: RunnerDeps, caseRow: CaseRow, a: AttemptRow, r
  * every charge carries the PaymentIntents' last error. Used for this check only: the ledger gets
  * the details from the events, which also tell the reminders.
  */
-export function lateStripeDecline(remote: Stripe.Invoice, attempts: readonly AttemptRow[]): { attemptNo: number; paymentMethod: string | null; decline: DeclineInfo } | null {
+export function lateStripeDecline(
+  remote: Stripe.Invoice,
+  attempts: readonly AttemptRow[],
+): { attemptNo: number; paymentMethod: string | null; decline: DeclineInfo } | null {
   const last = attempts.filter((x) => x.status === 'declined').sort((x, y) => y.attemptNo - x.attemptNo)[0];
   if (!last || last.source !== 'stripe') return null;
   if (last.declineCode || last.failureCode || last.adviceCode || last.networkAdviceCode) return null;
@@ -166,7 +233,12 @@ export function lateStripeDecline(remote: Stripe.Invoice, attempts: readonly Att
   };
 }
 
-async function skip(deps: RunnerDeps, a: AttemptRow, reason: string, o: { replan?: boolean; resumesAt?: Date | null } = {}): Promise<RunResult> {
+async function skip(
+  deps: RunnerDeps,
+  a: AttemptRow,
+  reason: string,
+  o: { replan?: boolean; resumesAt?: Date | null } = {},
+): Promise<RunResult> {
   await deps.sql.begin(async (tx) => {
     await store.finishAttempt(tx, a.id, { status: 'skipped', finishedAt: deps.clock.now(), failureMessage: reason });
     if (a.caseId !== null) {
@@ -181,7 +253,12 @@ async function skip(deps: RunnerDeps, a: AttemptRow, reason: string, o: { replan
   return 'skipped';
 }
 
-async function record(deps: RunnerDeps, a: AttemptRow, outcome: ChargeOutcome, mayHaveRun: boolean): Promise<RunResult> {
+async function record(
+  deps: RunnerDeps,
+  a: AttemptRow,
+  outcome: ChargeOutcome,
+  mayHaveRun: boolean,
+): Promise<RunResult> {
   const now = deps.clock.now();
   const log = deps.log.child({ attemptId: a.id, invoiceId: a.invoiceId, attemptNo: a.attemptNo });
   switch (outcome.kind) {
@@ -192,8 +269,21 @@ async function record(deps: RunnerDeps, a: AttemptRow, outcome: ChargeOutcome, m
         await store.syncInvoiceStatus(tx, a.invoiceId, 'paid', amount, 0, now);
         if (a.caseId === null) return;
         const reason = `paid by attempt #${a.attemptNo} (${a.source})`;
-        const closed = await store.closeCase(tx, a.caseId, { status: 'recovered', reason, at: now, recoveryPath: RECOVERY_PATH[a.source], invoicePaid: amount });
-        if (closed) await deps.onCaseClosed?.(tx, { caseId: a.caseId, invoiceId: a.invoiceId, status: 'recovered', reason, at: now });
+        const closed = await store.closeCase(tx, a.caseId, {
+          status: 'recovered',
+          reason,
+          at: now,
+          recoveryPath: RECOVERY_PATH[a.source],
+          invoicePaid: amount,
+        });
+        if (closed)
+          await deps.onCaseClosed?.(tx, {
+            caseId: a.caseId,
+            invoiceId: a.invoiceId,
+            status: 'recovered',
+            reason,
+            at: now,
+          });
       });
       log.info({ amount, source: a.source }, 'attempt succeeded: case recovered');
       return 'succeeded';
@@ -204,10 +294,19 @@ async function record(deps: RunnerDeps, a: AttemptRow, outcome: ChargeOutcome, m
       deps.reportUnknownCodes?.(c);
       await deps.sql.begin(async (tx) => {
         await store.finishAttempt(tx, a.id, {
-          status: 'declined', finishedAt: now, chargeId: d.chargeId, paymentIntentId: d.paymentIntentId,
-          paymentMethod: d.paymentMethod, cardBrand: d.cardBrand, declineCode: d.declineCode, failureCode: d.failureCode,
-          adviceCode: d.adviceCode, networkAdviceCode: d.networkAdviceCode, networkDeclineCode: d.networkDeclineCode,
-          declineCategory: c.category, failureMessage: d.message,
+          status: 'declined',
+          finishedAt: now,
+          chargeId: d.chargeId,
+          paymentIntentId: d.paymentIntentId,
+          paymentMethod: d.paymentMethod,
+          cardBrand: d.cardBrand,
+          declineCode: d.declineCode,
+          failureCode: d.failureCode,
+          adviceCode: d.adviceCode,
+          networkAdviceCode: d.networkAdviceCode,
+          networkDeclineCode: d.networkDeclineCode,
+          declineCategory: c.category,
+          failureMessage: d.message,
         });
         if (a.caseId === null) return;
         await store.recordDecline(tx, a.caseId, d.declineCode ?? d.failureCode, c.category, now);
@@ -219,7 +318,11 @@ async function record(deps: RunnerDeps, a: AttemptRow, outcome: ChargeOutcome, m
     case 'refused':
       // With an unknown earlier outcome, a refusal means that request never charged (Stripe would
       // have replayed it): someone else settled the invoice.
-      return skip(deps, a, `Stripe refused the charge: ${outcome.message}${mayHaveRun ? ' (earlier request did not charge)' : ''}`);
+      return skip(
+        deps,
+        a,
+        `Stripe refused the charge: ${outcome.message}${mayHaveRun ? ' (earlier request did not charge)' : ''}`,
+      );
     case 'not_sent':
       log.warn({ message: outcome.message }, 'charge request not sent; repeating it with the same key');
       return requeue(deps, a, mayHaveRun ? 'unknown' : 'planned', `not sent: ${outcome.message}`, outcome.retryAfterMs);
@@ -232,23 +335,39 @@ async function record(deps: RunnerDeps, a: AttemptRow, outcome: ChargeOutcome, m
       const message = `needs ops: idempotency key ${keyOf(a)} was used before with other parameters`;
       await deps.sql.begin(async (tx) => {
         await store.parkAttempt(tx, a.id, `${message}: ${outcome.message}`);
-        if (a.caseId !== null) await store.setNextAttempt(tx, a.caseId, null, `attempt #${a.attemptNo} ${message}`, now);
+        if (a.caseId !== null)
+          await store.setNextAttempt(tx, a.caseId, null, `attempt #${a.attemptNo} ${message}`, now);
       });
-      log.error({ idempotencyKey: keyOf(a), message: outcome.message }, 'idempotency key reused with other parameters: attempt left unresolved for ops');
+      log.error(
+        { idempotencyKey: keyOf(a), message: outcome.message },
+        'idempotency key reused with other parameters: attempt left unresolved for ops',
+      );
       return 'needs_ops';
     }
   }
 }
 
 /** Puts the attempt back with the same key and sends a job for soon; no dunning attempt is used. */
-async function requeue(deps: RunnerDeps, a: AttemptRow, status: 'planned' | 'unknown', message: string, retryAfterMs: number | null): Promise<RunResult> {
+async function requeue(
+  deps: RunnerDeps,
+  a: AttemptRow,
+  status: 'planned' | 'unknown',
+  message: string,
+  retryAfterMs: number | null,
+): Promise<RunResult> {
   const backoff = Math.min(deps.requestRetryMaxMs, deps.requestRetryBaseMs * 2 ** Math.min(a.requestTries, 20));
   const delayMs = Math.max(backoff, retryAfterMs ?? 0);
   // Request retries are about Stripe's real-time health, so the job runs in real time.
   const wallAt = new Date(Date.now() + delayMs);
   await deps.sql.begin(async (tx) => {
     await store.releaseAttempt(tx, a.id, status, new Date(deps.clock.now().getTime() + delayMs), message);
-    await sendAttemptJob(tx, { boss: deps.boss, clock: { now: () => wallAt, wallTimeOf: (d) => d } }, a.id, a.invoiceId, wallAt);
+    await sendAttemptJob(
+      tx,
+      { boss: deps.boss, clock: { now: () => wallAt, wallTimeOf: (d) => d } },
+      a.id,
+      a.invoiceId,
+      wallAt,
+    );
   });
   return status === 'planned' ? 'not_sent' : 'unknown';
 }
@@ -258,10 +377,17 @@ async function requeue(deps: RunnerDeps, a: AttemptRow, status: 'planned' | 'unk
  * its lease lets the next claim take over (it is a no-op when the holder finished).
  */
 async function followUpHeldAttempt(deps: RunnerDeps, attemptId: number): Promise<void> {
-  const [row] = await deps.sql`select invoice_id, lease_until from payment_attempts where id = ${attemptId} and status = 'in_flight'`;
+  const [row] =
+    await deps.sql`select invoice_id, lease_until from payment_attempts where id = ${attemptId} and status = 'in_flight'`;
   if (!row?.lease_until) return;
   const wallAt = new Date((row.lease_until as Date).getTime() + 1000);
-  await sendAttemptJob(deps.sql, { boss: deps.boss, clock: { now: () => wallAt, wallTimeOf: (d) => d } }, attemptId, row.invoice_id as string, wallAt);
+  await sendAttemptJob(
+    deps.sql,
+    { boss: deps.boss, clock: { now: () => wallAt, wallTimeOf: (d) => d } },
+    attemptId,
+    row.invoice_id as string,
+    wallAt,
+  );
 }
 
 export interface RetryWorkerOptions {
@@ -290,7 +416,9 @@ export interface RetryWorkerOptions {
 
 /** Builds the runner's dependencies; exported so commands and tests run attempts the same way. */
 export function runnerDeps(
-  o: Omit<RetryWorkerOptions, 'boss' | 'batchSize' | 'localConcurrency' | 'pollingIntervalSeconds'> & { boss: Pick<PgBoss, 'send' | 'cancel'> },
+  o: Omit<RetryWorkerOptions, 'boss' | 'batchSize' | 'localConcurrency' | 'pollingIntervalSeconds'> & {
+    boss: Pick<PgBoss, 'send' | 'cancel'>;
+  },
 ): RunnerDeps {
   return {
     sql: o.sql,
@@ -317,10 +445,14 @@ export async function startRetryWorkers(o: RetryWorkerOptions): Promise<() => Pr
   const batchSize = o.batchSize ?? 10;
   const localConcurrency = o.localConcurrency ?? o.config.workerConcurrency;
   const pollingIntervalSeconds = o.pollingIntervalSeconds ?? 1;
-  await o.boss.work<AttemptJob>(QUEUES.attempts, { batchSize, localConcurrency, pollingIntervalSeconds, burstWhenBatchFull: true }, async (jobs) => {
-    // One batch runs concurrently; the throttle, not the batch, paces Stripe.
-    await Promise.all(jobs.map((job) => executeAttempt(deps, job.data.attemptId)));
-  });
+  await o.boss.work<AttemptJob>(
+    QUEUES.attempts,
+    { batchSize, localConcurrency, pollingIntervalSeconds, burstWhenBatchFull: true },
+    async (jobs) => {
+      // One batch runs concurrently; the throttle, not the batch, paces Stripe.
+      await Promise.all(jobs.map((job) => executeAttempt(deps, job.data.attemptId)));
+    },
+  );
   await o.boss.work<DeadlineJob>(QUEUES.deadlines, { batchSize: 4, pollingIntervalSeconds }, async (jobs) => {
     for (const job of jobs) await handleDeadline(deps, job.data);
   });

@@ -5,7 +5,15 @@ import type { Tx } from '../db.ts';
 import type { Logger } from '../log.ts';
 import { QUEUES, jobDb } from '../queue.ts';
 import { pausedAt, pauseReason, type CollectionPause } from './collection-pause.ts';
-import { currentCard, planNextAttempt, plannedCard, type CaseHistory, type CustomerContext, type LedgerAttempt, type Plan } from './planner.ts';
+import {
+  currentCard,
+  planNextAttempt,
+  plannedCard,
+  type CaseHistory,
+  type CustomerContext,
+  type LedgerAttempt,
+  type Plan,
+} from './planner.ts';
 import { parsePolicy, type Policy } from './policy.ts';
 import * as store from './store.ts';
 import type { AttemptRow, AttemptSource, CaseRow } from './store.ts';
@@ -20,7 +28,13 @@ import type { AttemptRow, AttemptSource, CaseRow } from './store.ts';
  * new card, 3-D Secure) until `at`, when the final action follows. Either way `at` is the last
  * chance the customer has when `isLast`.
  */
-export interface AttemptPlannedEvent { caseId: number; invoiceId: string; at: Date; isLast: boolean; deadline?: boolean }
+export interface AttemptPlannedEvent {
+  caseId: number;
+  invoiceId: string;
+  at: Date;
+  isLast: boolean;
+  deadline?: boolean;
+}
 
 export interface SchedulerDeps {
   boss: Pick<PgBoss, 'send' | 'cancel'>;
@@ -41,7 +55,9 @@ export interface SchedulerDeps {
 }
 
 /** Job payloads. */
-export interface AttemptJob { attemptId: number }
+export interface AttemptJob {
+  attemptId: number;
+}
 export interface DeadlineJob {
   caseId: number;
   /**
@@ -93,7 +109,8 @@ const LEDGER_OUTCOME: Partial<Record<store.AttemptStatus, LedgerAttempt['outcome
 export function toLedger(a: AttemptRow): LedgerAttempt | null {
   const outcome = LEDGER_OUTCOME[a.status];
   if (!outcome) return null; // skipped and cancelled attempts never reached Stripe
-  const hasDecline = a.declineCode !== null || a.failureCode !== null || a.adviceCode !== null || a.networkAdviceCode !== null;
+  const hasDecline =
+    a.declineCode !== null || a.failureCode !== null || a.adviceCode !== null || a.networkAdviceCode !== null;
   return {
     attemptNo: a.attemptNo,
     at: a.startedAt ?? a.finishedAt ?? a.plannedAt ?? a.createdAt,
@@ -127,19 +144,35 @@ export interface PlanContext {
  * right before charging it.
  */
 export async function loadPlanContext(
-  tx: Tx, deps: SchedulerDeps, caseRow: CaseRow, card: string | null, o: { asPlanned?: boolean } = {},
+  tx: Tx,
+  deps: SchedulerDeps,
+  caseRow: CaseRow,
+  card: string | null,
+  o: { asPlanned?: boolean } = {},
 ): Promise<PlanContext> {
   // Independent reads, sent together: pipelined on the connection, one round trip instead of three.
   const [attempts, customer, updates] = await Promise.all([
-    store.attemptsOf(tx, caseRow.invoiceId), store.customerById(tx, caseRow.customerId), store.cardUpdatesOf(tx, caseRow.customerId),
+    store.attemptsOf(tx, caseRow.invoiceId),
+    store.customerById(tx, caseRow.customerId),
+    store.cardUpdatesOf(tx, caseRow.customerId),
   ]);
-  const ledger = attempts.map(toLedger).filter((a): a is LedgerAttempt => a !== null).map((a) => asCardWas(a, updates));
+  const ledger = attempts
+    .map(toLedger)
+    .filter((a): a is LedgerAttempt => a !== null)
+    .map((a) => asCardWas(a, updates));
   const currentPaymentMethod = o.asPlanned ? card : currentCard(ledger, card, customer?.defaultPaymentMethod ?? null);
   const lastBrand = [...attempts].reverse().find((a) => a.cardBrand !== null)?.cardBrand ?? null;
   return {
     caseRow,
     attempts,
-    history: { invoiceId: caseRow.invoiceId, openedAt: caseRow.openedAt, windowStartsAt: caseRow.windowStartsAt, cohort: caseRow.cohort, attempts: ledger, currentPaymentMethod },
+    history: {
+      invoiceId: caseRow.invoiceId,
+      openedAt: caseRow.openedAt,
+      windowStartsAt: caseRow.windowStartsAt,
+      cohort: caseRow.cohort,
+      attempts: ledger,
+      currentPaymentMethod,
+    },
     customer: { timeZone: customer?.timeZone ?? null, country: customer?.country ?? null, cardBrand: lastBrand },
     policy: await deps.policies.get(tx, caseRow.policyVersion),
   };
@@ -216,7 +249,11 @@ export function stripePauseHolds(caseRow: Pick<CaseRow, 'finalAction'>): boolean
  * Why a Stripe pause_collection holds the case now, or null: none in effect, or one that does not
  * hold this case (`stripePauseHolds`). With no case (an attempt without one) any pause in effect holds.
  */
-export function stripeHold(caseRow: Pick<CaseRow, 'finalAction'> | null, pause: CollectionPause | null, now: Date): string | null {
+export function stripeHold(
+  caseRow: Pick<CaseRow, 'finalAction'> | null,
+  pause: CollectionPause | null,
+  now: Date,
+): string | null {
   return pause && pausedAt(pause, now) && (caseRow === null || stripePauseHolds(caseRow)) ? pauseReason(pause) : null;
 }
 
@@ -224,7 +261,12 @@ export function stripeHold(caseRow: Pick<CaseRow, 'finalAction'> | null, pause: 
  * Cancels the invoice's planned attempt and its pg-boss job in the caller's transaction, so a
  * replaced or withdrawn attempt leaves no job behind: one waiting attempt job per invoice.
  */
-export async function cancelPlanned(tx: Tx, deps: Pick<SchedulerDeps, 'boss' | 'clock'>, invoiceId: string, reason: string): Promise<number> {
+export async function cancelPlanned(
+  tx: Tx,
+  deps: Pick<SchedulerDeps, 'boss' | 'clock'>,
+  invoiceId: string,
+  reason: string,
+): Promise<number> {
   const cancelled = await store.cancelPlannedAttempts(tx, invoiceId, reason, deps.clock.now());
   const jobIds = cancelled.map((a) => a.jobId).filter((id): id is string => id !== null);
   if (jobIds.length > 0) await deps.boss.cancel(QUEUES.attempts, jobIds, { db: jobDb(tx) });
@@ -238,7 +280,9 @@ export async function cancelPlanned(tx: Tx, deps: Pick<SchedulerDeps, 'boss' | '
 function sourceOf(ctx: PlanContext, plan: Plan): AttemptSource {
   const card = ctx.history.currentPaymentMethod;
   if (plan.kind !== 'retry' || card === null || plan.paymentMethod !== card) return 'scheduled';
-  return ctx.attempts.some((a) => a.status === 'declined' && a.paymentMethod !== null && a.paymentMethod !== card) ? 'card_update' : 'scheduled';
+  return ctx.attempts.some((a) => a.status === 'declined' && a.paymentMethod !== null && a.paymentMethod !== card)
+    ? 'card_update'
+    : 'scheduled';
 }
 
 export async function recordPlan(
@@ -255,15 +299,32 @@ export async function recordPlan(
     case 'blocked':
       return { kind: 'unchanged', why: plan.reason };
     case 'retry': {
-      const attempt = await scheduleAttempt(tx, deps, caseRow, { at: plan.at, reason: plan.reason, source, paymentMethod: plan.paymentMethod, isLast: plan.isLast });
+      const attempt = await scheduleAttempt(tx, deps, caseRow, {
+        at: plan.at,
+        reason: plan.reason,
+        source,
+        paymentMethod: plan.paymentMethod,
+        isLast: plan.isLast,
+      });
       if (!attempt) return { kind: 'unchanged', why: 'an attempt is already active' };
       log.info({ attemptNo: attempt.attemptNo, at: plan.at, source }, 'retry scheduled');
       return { kind: 'planned', attempt, plan };
     }
     case 'await_customer':
       await store.setNextAttempt(tx, caseRow.id, null, `awaiting customer: ${plan.reason}`, now);
-      await sendDeadline(tx, deps, { caseId: caseRow.id, kind: 'await', reason: plan.reason, attemptsSeen: ctx.attempts.length }, plan.until);
-      await deps.onAttemptPlanned?.(tx, { caseId: caseRow.id, invoiceId: caseRow.invoiceId, at: plan.until, isLast: true, deadline: true });
+      await sendDeadline(
+        tx,
+        deps,
+        { caseId: caseRow.id, kind: 'await', reason: plan.reason, attemptsSeen: ctx.attempts.length },
+        plan.until,
+      );
+      await deps.onAttemptPlanned?.(tx, {
+        caseId: caseRow.id,
+        invoiceId: caseRow.invoiceId,
+        at: plan.until,
+        isLast: true,
+        deadline: true,
+      });
       log.info({ until: plan.until, category: plan.category }, 'waiting for the customer');
       return { kind: 'awaiting', plan };
     case 'stop':
@@ -272,11 +333,21 @@ export async function recordPlan(
         // the customer for it. The case stays open, without a next attempt, for ops to fix.
         await store.setNextAttempt(tx, caseRow.id, null, `needs ops (merchant error): ${plan.reason}`, now);
         log.error({ reason: plan.reason }, 'merchant error on a dunning case: ops must act');
-        await deps.onMerchantError?.(tx, { caseId: caseRow.id, invoiceId: caseRow.invoiceId, reason: plan.reason, at: now });
+        await deps.onMerchantError?.(tx, {
+          caseId: caseRow.id,
+          invoiceId: caseRow.invoiceId,
+          reason: plan.reason,
+          at: now,
+        });
         return { kind: 'unchanged', why: plan.reason };
       }
       await store.setNextAttempt(tx, caseRow.id, null, `stopping: ${plan.reason}`, now);
-      await sendDeadline(tx, deps, { caseId: caseRow.id, kind: 'stop', reason: plan.reason, attemptsSeen: ctx.attempts.length }, now);
+      await sendDeadline(
+        tx,
+        deps,
+        { caseId: caseRow.id, kind: 'stop', reason: plan.reason, attemptsSeen: ctx.attempts.length },
+        now,
+      );
       log.info({ reason: plan.reason }, 'dunning stops: final action queued');
       return { kind: 'stopping', plan };
   }
@@ -294,10 +365,18 @@ export async function scheduleAttempt(
   caseRow: CaseRow,
   p: { at: Date; reason: string; source: AttemptSource; paymentMethod: string | null; isLast: boolean },
 ): Promise<AttemptRow | null> {
-  const paymentMethod = realCard(p.paymentMethod ?? plannedCard((await loadPlanContext(tx, deps, caseRow, null)).history));
+  const paymentMethod = realCard(
+    p.paymentMethod ?? plannedCard((await loadPlanContext(tx, deps, caseRow, null)).history),
+  );
   const jobId = randomUUID();
   const attempt = await store.insertPlannedAttempt(tx, {
-    caseId: caseRow.id, invoiceId: caseRow.invoiceId, source: p.source, plannedAt: p.at, reason: p.reason, paymentMethod, jobId,
+    caseId: caseRow.id,
+    invoiceId: caseRow.invoiceId,
+    source: p.source,
+    plannedAt: p.at,
+    reason: p.reason,
+    paymentMethod,
+    jobId,
   });
   if (!attempt) return null;
   await store.setNextAttempt(tx, caseRow.id, p.at, p.reason, deps.clock.now());
@@ -314,11 +393,19 @@ export async function scheduleAttempt(
  * what "one job per invoice" means.
  */
 export async function sendAttemptJob(
-  tx: Tx, deps: Pick<SchedulerDeps, 'boss' | 'clock'>, attemptId: number, invoiceId: string, at: Date, recordedId?: string,
+  tx: Tx,
+  deps: Pick<SchedulerDeps, 'boss' | 'clock'>,
+  attemptId: number,
+  invoiceId: string,
+  at: Date,
+  recordedId?: string,
 ): Promise<void> {
   const data: AttemptJob = { attemptId };
   const jobId = await deps.boss.send(QUEUES.attempts, data, {
-    ...(recordedId ? { id: recordedId } : {}), startAfter: deps.clock.wallTimeOf(at), singletonKey: invoiceId, db: jobDb(tx),
+    ...(recordedId ? { id: recordedId } : {}),
+    startAfter: deps.clock.wallTimeOf(at),
+    singletonKey: invoiceId,
+    db: jobDb(tx),
   });
   if (jobId && jobId !== recordedId) await store.setAttemptJob(tx, attemptId, jobId);
 }
@@ -331,7 +418,12 @@ const DAY_MS = 24 * 3_600_000;
  * again. The final action runs when the dunning window closes, unless the ledger moves first (a new
  * card, a manual retry), exactly like a wait for the customer.
  */
-export async function scheduleWindowDeadline(tx: Tx, deps: SchedulerDeps, caseId: number, reason: string): Promise<Date | null> {
+export async function scheduleWindowDeadline(
+  tx: Tx,
+  deps: SchedulerDeps,
+  caseId: number,
+  reason: string,
+): Promise<Date | null> {
   const caseRow = await store.caseById(tx, caseId, true);
   if (!caseRow || caseRow.status !== 'open') return null;
   const policy = await deps.policies.get(tx, caseRow.policyVersion);
@@ -346,10 +438,25 @@ export async function scheduleWindowDeadline(tx: Tx, deps: SchedulerDeps, caseId
  * A case held for a Stripe pause that ends by itself at `resumesAt` is planned again then, whether
  * or not an event tells us the pause ended (and in whatever order its events arrive).
  */
-export async function scheduleResume(tx: Tx, deps: SchedulerDeps, caseId: number, resumesAt: Date, reason: string): Promise<void> {
-  await sendDeadline(tx, deps, { caseId, kind: 'resume', reason, attemptsSeen: 0 }, new Date(resumesAt.getTime() + 1000));
+export async function scheduleResume(
+  tx: Tx,
+  deps: SchedulerDeps,
+  caseId: number,
+  resumesAt: Date,
+  reason: string,
+): Promise<void> {
+  await sendDeadline(
+    tx,
+    deps,
+    { caseId, kind: 'resume', reason, attemptsSeen: 0 },
+    new Date(resumesAt.getTime() + 1000),
+  );
 }
 
 async function sendDeadline(tx: Tx, deps: SchedulerDeps, data: DeadlineJob, at: Date): Promise<void> {
-  await deps.boss.send(QUEUES.deadlines, data, { startAfter: deps.clock.wallTimeOf(at), singletonKey: String(data.caseId), db: jobDb(tx) });
+  await deps.boss.send(QUEUES.deadlines, data, {
+    startAfter: deps.clock.wallTimeOf(at),
+    singletonKey: String(data.caseId),
+    db: jobDb(tx),
+  });
 }

@@ -4,7 +4,8 @@ import type { CollectionPause } from './collection-pause.ts';
 /** SQL for dunning cases and the attempt ledger. Every function takes the connection first. */
 
 export type AttemptSource = 'stripe' | 'scheduled' | 'card_update' | 'manual';
-export type AttemptStatus = 'planned' | 'in_flight' | 'succeeded' | 'declined' | 'not_sent' | 'unknown' | 'skipped' | 'cancelled';
+export type AttemptStatus =
+  'planned' | 'in_flight' | 'succeeded' | 'declined' | 'not_sent' | 'unknown' | 'skipped' | 'cancelled';
 
 export interface CaseRow {
   id: number;
@@ -168,7 +169,13 @@ export async function insertPlannedAttempt(tx: Tx, p: PlannedAttempt): Promise<A
   throw new Error(`cannot number a new attempt for invoice ${p.invoiceId}: attempt numbers keep colliding`);
 }
 
-export async function setNextAttempt(tx: Tx, caseId: number, at: Date | null, reason: string | null, now: Date): Promise<void> {
+export async function setNextAttempt(
+  tx: Tx,
+  caseId: number,
+  at: Date | null,
+  reason: string | null,
+  now: Date,
+): Promise<void> {
   await tx`update dunning_cases set next_attempt_at = ${at}, next_attempt_reason = ${reason}, updated_at = ${now} where id = ${caseId}`;
 }
 
@@ -176,7 +183,12 @@ export async function setNextAttempt(tx: Tx, caseId: number, at: Date | null, re
  * Takes an attempt for execution. Only one worker wins: the update is guarded by the status, and an
  * `in_flight` row is taken over only once its holder's lease ran out (that holder crashed).
  */
-export async function claimAttempt(tx: Tx, attemptId: number, now: Date, leaseMs: number): Promise<{ attempt: AttemptRow; previous: AttemptStatus } | null> {
+export async function claimAttempt(
+  tx: Tx,
+  attemptId: number,
+  now: Date,
+  leaseMs: number,
+): Promise<{ attempt: AttemptRow; previous: AttemptStatus } | null> {
   const rows = await tx`
     update payment_attempts a
        set status = 'in_flight',
@@ -237,7 +249,13 @@ export async function finishAttempt(tx: Tx, attemptId: number, r: AttemptResult)
  * Not sent, it has not started: the claim that sends it sets `started_at`, which says which
  * charges it may own (src/events/charges.ts). Unknown, it keeps the time it may have charged.
  */
-export async function releaseAttempt(tx: Tx, attemptId: number, status: 'planned' | 'unknown', retryAt: Date, message: string): Promise<void> {
+export async function releaseAttempt(
+  tx: Tx,
+  attemptId: number,
+  status: 'planned' | 'unknown',
+  retryAt: Date,
+  message: string,
+): Promise<void> {
   await tx`
     update payment_attempts
        set status = ${status}, planned_at = ${retryAt}, lease_until = null,
@@ -261,7 +279,12 @@ export async function parkAttempt(tx: Tx, attemptId: number, message: string): P
  * Cancels attempts that have not started; returns them with their pg-boss job, which the caller
  * cancels too (scheduler.cancelPlanned).
  */
-export async function cancelPlannedAttempts(tx: Tx, invoiceId: string, reason: string, now: Date): Promise<Array<{ id: number; jobId: string | null }>> {
+export async function cancelPlannedAttempts(
+  tx: Tx,
+  invoiceId: string,
+  reason: string,
+  now: Date,
+): Promise<Array<{ id: number; jobId: string | null }>> {
   const rows = await tx`
     update payment_attempts set status = 'cancelled', finished_at = ${now}, failure_message = ${reason}
      where invoice_id = ${invoiceId} and status = 'planned'
@@ -316,7 +339,13 @@ export async function closeCase(tx: Tx, caseId: number, c: CloseCase): Promise<b
   return rows.length > 0;
 }
 
-export async function recordDecline(tx: Tx, caseId: number, code: string | null, category: string | null, now: Date): Promise<void> {
+export async function recordDecline(
+  tx: Tx,
+  caseId: number,
+  code: string | null,
+  category: string | null,
+  now: Date,
+): Promise<void> {
   await tx`
     update dunning_cases set
       first_decline_code = coalesce(first_decline_code, ${code}),
@@ -370,7 +399,8 @@ export async function invoiceById(tx: Tx, invoiceId: string): Promise<InvoiceRow
 
 /** Our copy of a subscription's `pause_collection`; null when not paused or not known. */
 export async function collectionPauseOf(tx: Tx, subscriptionId: string): Promise<CollectionPause | null> {
-  const [r] = await tx`select pause_collection_behavior, pause_collection_resumes_at from subscriptions where id = ${subscriptionId}`;
+  const [r] =
+    await tx`select pause_collection_behavior, pause_collection_resumes_at from subscriptions where id = ${subscriptionId}`;
   return r ? pauseOf(r) : null;
 }
 
@@ -413,7 +443,14 @@ export async function recordCardUpdate(tx: Tx, paymentMethod: string, customerId
 }
 
 /** Our copy of the invoice after a Stripe read: only moves forward (paid/void are final). */
-export async function syncInvoiceStatus(tx: Tx, invoiceId: string, status: string, amountPaid: number, amountRemaining: number, at: Date): Promise<void> {
+export async function syncInvoiceStatus(
+  tx: Tx,
+  invoiceId: string,
+  status: string,
+  amountPaid: number,
+  amountRemaining: number,
+  at: Date,
+): Promise<void> {
   await tx`
     update invoices set status = ${status}, amount_paid = ${amountPaid}, amount_remaining = ${amountRemaining},
            paid_at = case when ${status} = 'paid' then coalesce(paid_at, ${at}) else paid_at end

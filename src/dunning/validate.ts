@@ -38,7 +38,8 @@ export function section(raw: unknown, path: string, keys: readonly string[], iss
     return {};
   }
   for (const key of Object.keys(raw)) {
-    if (!keys.includes(key)) issues.note(path ? `${path}.${key}` : key, `unknown field (expected one of ${keys.join(', ')})`);
+    if (!keys.includes(key))
+      issues.note(path ? `${path}.${key}` : key, `unknown field (expected one of ${keys.join(', ')})`);
   }
   return raw;
 }
@@ -64,7 +65,13 @@ export function bool(raw: unknown, path: string, fallback: boolean, issues: Issu
   return fallback;
 }
 
-export function oneOf<T extends string>(raw: unknown, path: string, allowed: readonly T[], fallback: T, issues: Issues): T {
+export function oneOf<T extends string>(
+  raw: unknown,
+  path: string,
+  allowed: readonly T[],
+  fallback: T,
+  issues: Issues,
+): T {
   if (raw === undefined) return fallback;
   if (typeof raw === 'string' && (allowed as readonly string[]).includes(raw)) return raw as T;
   issues.bad(path, `one of ${allowed.join(', ')}`, raw);
@@ -72,7 +79,10 @@ export function oneOf<T extends string>(raw: unknown, path: string, allowed: rea
 }
 
 export function list<T>(
-  raw: unknown, path: string, fallback: T[], issues: Issues,
+  raw: unknown,
+  path: string,
+  fallback: T[],
+  issues: Issues,
   opts: { minLength: number; item: (value: unknown, itemPath: string) => T | undefined; ascending?: boolean },
 ): T[] {
   if (raw === undefined) return fallback;

@@ -2,7 +2,14 @@ import type Stripe from 'stripe';
 import type { Tx } from '../db.ts';
 import type { HandlerContext, Outcome } from './context.ts';
 import { classifyDecline } from '../dunning/declines.ts';
-import { enrichAttempt, NO_DETAILS, ourAttemptMayOwn, parkChargeFailure, startedBy, type DeclineDetails } from './ledger.ts';
+import {
+  enrichAttempt,
+  NO_DETAILS,
+  ourAttemptMayOwn,
+  parkChargeFailure,
+  startedBy,
+  type DeclineDetails,
+} from './ledger.ts';
 import { idOf } from './objects.ts';
 
 /**
@@ -97,7 +104,7 @@ async function attemptFor(tx: Tx, d: DeclineDetails, customerId: string | null, 
   const r = rows[0];
   if (!r) return null;
   // Ours on any of the customer's invoices: the charge names no invoice, so it may be that one's.
-  const [{ busy }] = await tx`select ${ourAttemptMayOwn(tx, customerId, at)} as busy` as [{ busy: boolean }];
+  const [{ busy }] = (await tx`select ${ourAttemptMayOwn(tx, customerId, at)} as busy`) as [{ busy: boolean }];
   return busy ? null : Number(r.id);
 }
 
@@ -122,7 +129,12 @@ async function apply(ctx: HandlerContext, d: DeclineDetails, customerId: string 
     const enriched = await enrichAttempt(ctx.tx, attemptId, d);
     ctx.log.debug({ attemptId, chargeId: d.chargeId }, 'attempt enriched with decline details');
     if (enriched?.declineChanged && enriched.caseId !== null) {
-      await ctx.deps.hooks.declineLearned?.(ctx.tx, { caseId: enriched.caseId, invoiceId: enriched.invoiceId, attemptId, at: ctx.at });
+      await ctx.deps.hooks.declineLearned?.(ctx.tx, {
+        caseId: enriched.caseId,
+        invoiceId: enriched.invoiceId,
+        attemptId,
+        at: ctx.at,
+      });
     }
   } else {
     await parkChargeFailure(ctx.tx, customerId, ctx.at, d);

@@ -22,8 +22,11 @@ export async function customerUpdated(ctx: HandlerContext): Promise<Outcome> {
 /** customer.subscription.created and .updated: our copy, and news when collection was paused or resumed. */
 export async function subscriptionUpdated(ctx: HandlerContext): Promise<Outcome> {
   const s = ctx.event.data.object as Stripe.Subscription;
-  const pauseOf = async () => (await ctx.tx`
-    select pause_collection_behavior as b, pause_collection_resumes_at as r from subscriptions where id = ${s.id}`)[0];
+  const pauseOf = async () =>
+    (
+      await ctx.tx`
+    select pause_collection_behavior as b, pause_collection_resumes_at as r from subscriptions where id = ${s.id}`
+    )[0];
   const before = await pauseOf();
   if (!(await upsertSubscription(ctx.tx, s, ctx.at))) return 'processed';
   const after = await pauseOf();
@@ -51,15 +54,28 @@ export async function subscriptionDeleted(ctx: HandlerContext): Promise<Outcome>
  * Closes an open case as lost because its subscription was deleted, and tells the hooks (they
  * cancel planned retries and reminders, and send the final notice).
  */
-export async function loseToDeletedSubscription(ctx: HandlerContext, caseId: number, invoiceId: string): Promise<boolean> {
+export async function loseToDeletedSubscription(
+  ctx: HandlerContext,
+  caseId: number,
+  invoiceId: string,
+): Promise<boolean> {
   if (!(await closeCase(ctx.tx, caseId, { status: 'lost', reason: 'subscription deleted', at: ctx.at }))) return false;
   ctx.log.info({ caseId, invoiceId }, 'dunning case lost');
-  await ctx.deps.hooks.caseClosed?.(ctx.tx, { caseId, invoiceId, status: 'lost', reason: 'subscription deleted', at: ctx.at });
+  await ctx.deps.hooks.caseClosed?.(ctx.tx, {
+    caseId,
+    invoiceId,
+    status: 'lost',
+    reason: 'subscription deleted',
+    at: ctx.at,
+  });
   return true;
 }
 
 /** Our copy says the subscription was deleted (canceled is final: no later event reopens it). */
-export async function subscriptionDeletedInOurCopy(ctx: HandlerContext, subscriptionId: string | null): Promise<boolean> {
+export async function subscriptionDeletedInOurCopy(
+  ctx: HandlerContext,
+  subscriptionId: string | null,
+): Promise<boolean> {
   if (!subscriptionId) return false;
   const rows = await ctx.tx`select 1 from subscriptions where id = ${subscriptionId} and status = 'canceled'`;
   return rows.length > 0;
@@ -78,7 +94,12 @@ export async function paymentMethodChanged(ctx: HandlerContext): Promise<Outcome
   // decline on the old details would keep barring the new ones.
   const updated = ctx.event.type === 'payment_method.automatically_updated';
   if (updated) await recordCardUpdate(ctx.tx, pm.id, customerId, ctx.at);
-  await ctx.deps.hooks.paymentMethodChanged?.(ctx.tx, { customerId, paymentMethod: pm.id, at: ctx.at, ...(updated ? { updated } : {}) });
+  await ctx.deps.hooks.paymentMethodChanged?.(ctx.tx, {
+    customerId,
+    paymentMethod: pm.id,
+    at: ctx.at,
+    ...(updated ? { updated } : {}),
+  });
   await stampCardUpdate(ctx, customerId, pm.id);
   return 'processed';
 }
@@ -117,7 +138,11 @@ export async function sourceExpiring(ctx: HandlerContext): Promise<Outcome> {
   const customerId = idOf(card.customer ?? null);
   if (!customerId || card.object !== 'card') return 'ignored';
   await ctx.deps.hooks.cardExpiring?.(ctx.tx, {
-    customerId, paymentMethod: card.id, expMonth: card.exp_month, expYear: card.exp_year, at: ctx.at,
+    customerId,
+    paymentMethod: card.id,
+    expMonth: card.exp_month,
+    expYear: card.exp_year,
+    at: ctx.at,
   });
   return 'processed';
 }

@@ -1,8 +1,18 @@
 import type Stripe from 'stripe';
 import type { HandlerContext, Outcome } from './context.ts';
 import {
-  caseOfInvoice, CHARGED, claimChargeFailure, closeCase, enrichAttempt, insertStripeAttempt, ledgerOf, NO_DETAILS,
-  openCase, recoveryPath, refreshCaseDeclines, startedBy,
+  caseOfInvoice,
+  CHARGED,
+  claimChargeFailure,
+  closeCase,
+  enrichAttempt,
+  insertStripeAttempt,
+  ledgerOf,
+  NO_DETAILS,
+  openCase,
+  recoveryPath,
+  refreshCaseDeclines,
+  startedBy,
 } from './ledger.ts';
 import { loseToDeletedSubscription, subscriptionDeletedInOurCopy } from './customers.ts';
 import { idOf, upsertInvoice, type InvoiceState } from './objects.ts';
@@ -37,13 +47,31 @@ async function settle(ctx: HandlerContext, state: InvoiceState, inv: Stripe.Invo
     const paid = paidPayment(inv);
     const path = recoveryPath(await ledgerOf(ctx.tx, state.id), paid.chargeId, paid.offStripe);
     const amount = state.amountPaid > 0 ? state.amountPaid : state.amountDue;
-    await closeCase(ctx.tx, c.caseId, { status: 'recovered', reason: 'invoice paid', at: ctx.at, recoveryPath: path, invoicePaid: amount });
+    await closeCase(ctx.tx, c.caseId, {
+      status: 'recovered',
+      reason: 'invoice paid',
+      at: ctx.at,
+      recoveryPath: path,
+      invoicePaid: amount,
+    });
     ctx.log.info({ caseId: c.caseId, invoiceId: state.id, recoveryPath: path }, 'dunning case recovered');
-    await ctx.deps.hooks.caseClosed?.(ctx.tx, { caseId: c.caseId, invoiceId: state.id, status: 'recovered', reason: 'invoice paid', at: ctx.at });
+    await ctx.deps.hooks.caseClosed?.(ctx.tx, {
+      caseId: c.caseId,
+      invoiceId: state.id,
+      status: 'recovered',
+      reason: 'invoice paid',
+      at: ctx.at,
+    });
   } else {
     await closeCase(ctx.tx, c.caseId, { status: 'closed', reason: 'invoice voided', at: ctx.at });
     ctx.log.info({ caseId: c.caseId, invoiceId: state.id }, 'dunning case closed');
-    await ctx.deps.hooks.caseClosed?.(ctx.tx, { caseId: c.caseId, invoiceId: state.id, status: 'closed', reason: 'invoice voided', at: ctx.at });
+    await ctx.deps.hooks.caseClosed?.(ctx.tx, {
+      caseId: c.caseId,
+      invoiceId: state.id,
+      status: 'closed',
+      reason: 'invoice voided',
+      at: ctx.at,
+    });
   }
   return true;
 }
@@ -89,7 +117,11 @@ async function openFor(ctx: HandlerContext, state: InvoiceState) {
  * charges that had started by the event's time count against it, so the late event of an earlier
  * failure is still recorded when a retry of ours went first.
  */
-async function recordFailure(ctx: HandlerContext, inv: Stripe.Invoice, c: { caseId: number; invoiceId: string; customerId: string }): Promise<number> {
+async function recordFailure(
+  ctx: HandlerContext,
+  inv: Stripe.Invoice,
+  c: { caseId: number; invoiceId: string; customerId: string },
+): Promise<number> {
   const ledger = await ledgerOf(ctx.tx, c.invoiceId);
   const charged = ledger.filter((a) => CHARGED.has(a.status) && startedBy(a.startedAt, ctx.at));
   // Already in the ledger: our own retry (the runner wrote it) or a redelivery under another event id.
@@ -97,10 +129,20 @@ async function recordFailure(ctx: HandlerContext, inv: Stripe.Invoice, c: { case
   const attemptNo = Math.max(0, ...ledger.map((a) => a.attemptNo)) + 1;
   const paymentIntentId = intentOf(inv);
   const attemptId = await insertStripeAttempt(ctx.tx, {
-    caseId: c.caseId, invoiceId: c.invoiceId, attemptNo, at: ctx.at, eventId: ctx.event.id,
+    caseId: c.caseId,
+    invoiceId: c.invoiceId,
+    attemptNo,
+    at: ctx.at,
+    eventId: ctx.event.id,
     details: { ...NO_DETAILS, paymentIntentId },
   });
-  const parked = await claimChargeFailure(ctx.tx, { invoiceId: c.invoiceId, paymentIntentId, customerId: c.customerId, before: ctx.at, attemptId });
+  const parked = await claimChargeFailure(ctx.tx, {
+    invoiceId: c.invoiceId,
+    paymentIntentId,
+    customerId: c.customerId,
+    before: ctx.at,
+    attemptId,
+  });
   if (parked) await enrichAttempt(ctx.tx, attemptId, parked);
   await refreshCaseDeclines(ctx.tx, c.caseId);
   return attemptId;
@@ -118,10 +160,20 @@ export async function paymentFailed(ctx: HandlerContext): Promise<Outcome> {
     await recordPastFailure(ctx);
     return 'processed';
   }
-  const attemptId = await recordFailure(ctx, inv, { caseId: c.caseId, invoiceId: state.id, customerId: state.customerId });
+  const attemptId = await recordFailure(ctx, inv, {
+    caseId: c.caseId,
+    invoiceId: state.id,
+    customerId: state.customerId,
+  });
   ctx.log.info({ caseId: c.caseId, invoiceId: state.id, attemptId, opened: c.opened }, 'payment failure recorded');
   if (await lostAlready(ctx, state, c.caseId)) return 'processed';
-  await ctx.deps.hooks.paymentFailed?.(ctx.tx, { caseId: c.caseId, invoiceId: state.id, attemptId, opened: c.opened, at: ctx.at });
+  await ctx.deps.hooks.paymentFailed?.(ctx.tx, {
+    caseId: c.caseId,
+    invoiceId: state.id,
+    attemptId,
+    opened: c.opened,
+    at: ctx.at,
+  });
   return 'processed';
 }
 
@@ -146,7 +198,12 @@ export async function actionRequired(ctx: HandlerContext): Promise<Outcome> {
   const c = await openFor(ctx, d.state);
   if (c.status !== 'open') return 'processed';
   if (await lostAlready(ctx, d.state, c.caseId)) return 'processed';
-  await ctx.deps.hooks.actionRequired?.(ctx.tx, { caseId: c.caseId, invoiceId: d.state.id, opened: c.opened, at: ctx.at });
+  await ctx.deps.hooks.actionRequired?.(ctx.tx, {
+    caseId: c.caseId,
+    invoiceId: d.state.id,
+    opened: c.opened,
+    at: ctx.at,
+  });
   return 'processed';
 }
 

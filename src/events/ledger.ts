@@ -22,8 +22,16 @@ export interface DeclineDetails {
 }
 
 export const NO_DETAILS: DeclineDetails = {
-  chargeId: null, paymentIntentId: null, paymentMethod: null, cardBrand: null, declineCode: null,
-  failureCode: null, adviceCode: null, networkAdviceCode: null, networkDeclineCode: null, failureMessage: null,
+  chargeId: null,
+  paymentIntentId: null,
+  paymentMethod: null,
+  cardBrand: null,
+  declineCode: null,
+  failureCode: null,
+  adviceCode: null,
+  networkAdviceCode: null,
+  networkDeclineCode: null,
+  failureMessage: null,
 };
 
 /** Fields of `a` win; `b` fills the gaps. */
@@ -62,10 +70,15 @@ export async function openCase(tx: Tx, c: OpenCase): Promise<{ caseId: number; o
   return { caseId: Number(rows[0]!.id), opened: false, status: rows[0]!.status as string };
 }
 
-export async function caseOfInvoice(tx: Tx, invoiceId: string): Promise<{ caseId: number; status: string; closedAt: Date | null } | null> {
+export async function caseOfInvoice(
+  tx: Tx,
+  invoiceId: string,
+): Promise<{ caseId: number; status: string; closedAt: Date | null } | null> {
   const rows = await tx`select id, status, closed_at from dunning_cases where invoice_id = ${invoiceId} for update`;
   const r = rows[0];
-  return r ? { caseId: Number(r.id), status: r.status as string, closedAt: (r.closed_at as Date | null) ?? null } : null;
+  return r
+    ? { caseId: Number(r.id), status: r.status as string, closedAt: (r.closed_at as Date | null) ?? null }
+    : null;
 }
 
 export interface LedgerEntry {
@@ -127,7 +140,14 @@ export const CHARGED = new Set(['in_flight', 'unknown', 'declined', 'succeeded']
 export async function insertStripeAttempt(
   tx: Tx,
   /** `eventId`: the event that reported the failure; null when backfill read it from the API. */
-  a: { caseId: number; invoiceId: string; attemptNo: number; at: Date; eventId: string | null; details: DeclineDetails },
+  a: {
+    caseId: number;
+    invoiceId: string;
+    attemptNo: number;
+    at: Date;
+    eventId: string | null;
+    details: DeclineDetails;
+  },
 ): Promise<number> {
   const d = a.details;
   const rows = await tx`
@@ -142,7 +162,15 @@ export async function insertStripeAttempt(
 }
 
 /** Ledger columns that can change a plan: what the bank said, and about which card. */
-const DECIDING = ['decline_code', 'failure_code', 'advice_code', 'network_advice_code', 'network_decline_code', 'payment_method', 'card_brand'] as const;
+const DECIDING = [
+  'decline_code',
+  'failure_code',
+  'advice_code',
+  'network_advice_code',
+  'network_decline_code',
+  'payment_method',
+  'card_brand',
+] as const;
 
 export interface Enriched {
   caseId: number | null;
@@ -177,11 +205,16 @@ export async function enrichAttempt(tx: Tx, attemptId: number, d: DeclineDetails
   const result: Enriched = { caseId, invoiceId: r.invoice_id as string, declineChanged: false };
   if (r.status !== 'declined') return result;
   const merged: DeclineDetails = {
-    chargeId: r.charge_id as string | null, paymentIntentId: r.payment_intent_id as string | null,
-    paymentMethod: r.payment_method as string | null, cardBrand: r.card_brand as string | null,
-    declineCode: r.decline_code as string | null, failureCode: r.failure_code as string | null,
-    adviceCode: r.advice_code as string | null, networkAdviceCode: r.network_advice_code as string | null,
-    networkDeclineCode: r.network_decline_code as string | null, failureMessage: r.failure_message as string | null,
+    chargeId: r.charge_id as string | null,
+    paymentIntentId: r.payment_intent_id as string | null,
+    paymentMethod: r.payment_method as string | null,
+    cardBrand: r.card_brand as string | null,
+    declineCode: r.decline_code as string | null,
+    failureCode: r.failure_code as string | null,
+    adviceCode: r.advice_code as string | null,
+    networkAdviceCode: r.network_advice_code as string | null,
+    networkDeclineCode: r.network_decline_code as string | null,
+    failureMessage: r.failure_message as string | null,
   };
   await tx`update payment_attempts set decline_category = ${categoryOf(merged)} where id = ${attemptId}`;
   if (caseId !== null) await refreshCaseDeclines(tx, caseId);
@@ -204,7 +237,12 @@ export async function refreshCaseDeclines(tx: Tx, caseId: number): Promise<void>
 }
 
 /** Parks decline details whose attempt we cannot name yet. */
-export async function parkChargeFailure(tx: Tx, customerId: string | null, created: Date, d: DeclineDetails): Promise<void> {
+export async function parkChargeFailure(
+  tx: Tx,
+  customerId: string | null,
+  created: Date,
+  d: DeclineDetails,
+): Promise<void> {
   if (!d.chargeId) return;
   await tx`
     insert into charge_failures (charge_id, payment_intent_id, customer_id, created, details)

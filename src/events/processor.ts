@@ -3,7 +3,13 @@ import type { Sql } from '../db.ts';
 import { QUEUES } from '../queue.ts';
 import { chargeFailed, intentFailed } from './charges.ts';
 import type { EventHandler, Outcome, ProcessorDeps } from './context.ts';
-import { customerUpdated, paymentMethodChanged, sourceExpiring, subscriptionDeleted, subscriptionUpdated } from './customers.ts';
+import {
+  customerUpdated,
+  paymentMethodChanged,
+  sourceExpiring,
+  subscriptionDeleted,
+  subscriptionUpdated,
+} from './customers.ts';
 import { actionRequired, invoiceChanged, paymentFailed } from './invoices.ts';
 import type { Logger } from '../log.ts';
 import { customerKnown, customerOfEvent, upsertCustomer } from './objects.ts';
@@ -50,7 +56,12 @@ export type ProcessResult = Outcome | 'missing' | 'done';
  * Applies one stored event in one transaction: domain updates, hooks and the event's own status
  * commit together. An event already finished is left alone (a job delivered twice).
  */
-export async function processEvent(sql: Sql, deps: ProcessorDeps, eventId: string, handlers = HANDLERS): Promise<ProcessResult> {
+export async function processEvent(
+  sql: Sql,
+  deps: ProcessorDeps,
+  eventId: string,
+  handlers = HANDLERS,
+): Promise<ProcessResult> {
   const log = deps.log.child({ eventId });
   if (deps.fetchCustomer) await learnCustomer(sql, deps, eventId, log);
   return (await sql.begin(async (tx) => {
@@ -111,7 +122,13 @@ export class EventRetryDue extends Error {
  * On the last allowed try the event is parked as `failed`; earlier failures throw `EventRetryDue`.
  * Anything else thrown (the database away while counting) is the run's failure, not the event's.
  */
-export async function processWithTries(sql: Sql, deps: ProcessorDeps, eventId: string, maxTries: number, handlers = HANDLERS): Promise<ProcessResult> {
+export async function processWithTries(
+  sql: Sql,
+  deps: ProcessorDeps,
+  eventId: string,
+  maxTries: number,
+  handlers = HANDLERS,
+): Promise<ProcessResult> {
   try {
     return await processEvent(sql, deps, eventId, handlers);
   } catch (err) {
@@ -119,7 +136,10 @@ export async function processWithTries(sql: Sql, deps: ProcessorDeps, eventId: s
     const current = await store.eventById(sql, eventId);
     const parked = (current?.tries ?? 0) + 1 >= maxTries;
     const tries = await store.recordFailure(sql, eventId, message, parked);
-    deps.log.error({ eventId, type: current?.type, tries, parked, err }, parked ? 'event parked as failed' : 'event failed; will retry');
+    deps.log.error(
+      { eventId, type: current?.type, tries, parked, err },
+      parked ? 'event parked as failed' : 'event failed; will retry',
+    );
     if (parked) return 'done';
     throw new EventRetryDue(eventId, tries, maxTries, err);
   }
@@ -155,11 +175,22 @@ const EVENTS_AT_ONCE = 16;
  * e.g. the database went away. While batches come back full the loop fetches without waiting: a
  * backlog drains at database speed rather than at one poll per half-second.
  */
-export async function startEventWorker(boss: PgBoss, sql: Sql, deps: ProcessorDeps, opts: EventWorkerOptions): Promise<string> {
+export async function startEventWorker(
+  boss: PgBoss,
+  sql: Sql,
+  deps: ProcessorDeps,
+  opts: EventWorkerOptions,
+): Promise<string> {
   const firstDelay = opts.retryDelaySeconds ?? 2;
   return boss.work<EventJob>(
     QUEUES.stripeEvents,
-    { batchSize: opts.batchSize ?? EVENT_BATCH_SIZE, localConcurrency: opts.concurrency, pollingIntervalSeconds: 0.5, burstWhenBatchFull: true, perJobResults: true },
+    {
+      batchSize: opts.batchSize ?? EVENT_BATCH_SIZE,
+      localConcurrency: opts.concurrency,
+      pollingIntervalSeconds: 0.5,
+      burstWhenBatchFull: true,
+      perJobResults: true,
+    },
     async (jobs) => {
       const work = jobs.flatMap((job) => eventIdsOf(job.data).map((eventId) => ({ job: job.id, eventId })));
       const retries = new Map<string, EventRetryDue[]>();
@@ -177,20 +208,28 @@ export async function startEventWorker(boss: PgBoss, sql: Sql, deps: ProcessorDe
         }
       };
       await Promise.all(Array.from({ length: Math.min(EVENTS_AT_ONCE, work.length) }, lane));
-      return Promise.all(jobs.map(async (job): Promise<JobResult> => {
-        const failure = broken.get(job.id);
-        if (failure !== undefined) return { id: job.id, status: 'failed', output: { message: failure } };
-        const due = retries.get(job.id);
-        if (due) {
-          try {
-            const tries = Math.max(...due.map((r) => r.tries));
-            await boss.send(QUEUES.stripeEvents, { eventIds: due.map((r) => r.eventId) } satisfies EventJob, { startAfter: eventRetryDelay(tries, firstDelay) });
-          } catch (err) {
-            return { id: job.id, status: 'failed', output: { message: `cannot queue the retry: ${err instanceof Error ? err.message : String(err)}` } };
+      return Promise.all(
+        jobs.map(async (job): Promise<JobResult> => {
+          const failure = broken.get(job.id);
+          if (failure !== undefined) return { id: job.id, status: 'failed', output: { message: failure } };
+          const due = retries.get(job.id);
+          if (due) {
+            try {
+              const tries = Math.max(...due.map((r) => r.tries));
+              await boss.send(QUEUES.stripeEvents, { eventIds: due.map((r) => r.eventId) } satisfies EventJob, {
+                startAfter: eventRetryDelay(tries, firstDelay),
+              });
+            } catch (err) {
+              return {
+                id: job.id,
+                status: 'failed',
+                output: { message: `cannot queue the retry: ${err instanceof Error ? err.message : String(err)}` },
+              };
+            }
           }
-        }
-        return { id: job.id, status: 'completed' };
-      }));
+          return { id: job.id, status: 'completed' };
+        }),
+      );
     },
   );
 }
@@ -199,7 +238,11 @@ export async function startEventWorker(boss: PgBoss, sql: Sql, deps: ProcessorDe
  * Every `everyMs`, parks events whose job is gone (see `parkOrphans`) and logs each as an error for
  * ops. Every worker process may run it: the update is idempotent. Returns the stop function.
  */
-export function startOrphanSweep(sql: Sql, log: Logger, opts: { everyMs: number; graceSeconds: number }): () => Promise<void> {
+export function startOrphanSweep(
+  sql: Sql,
+  log: Logger,
+  opts: { everyMs: number; graceSeconds: number },
+): () => Promise<void> {
   let running: Promise<void> | null = null;
   const sweep = async () => {
     try {
@@ -212,7 +255,9 @@ export function startOrphanSweep(sql: Sql, log: Logger, opts: { everyMs: number;
   };
   // A sweep still running (a slow database) is not joined by another one.
   const timer = setInterval(() => {
-    running ??= sweep().finally(() => { running = null; });
+    running ??= sweep().finally(() => {
+      running = null;
+    });
   }, opts.everyMs);
   timer.unref();
   return async () => {

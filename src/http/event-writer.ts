@@ -82,9 +82,17 @@ function withEventsDb(sql: Sql, events: Statement): IDatabase {
     executeSql: async (text: string, values: unknown[] = []) => {
       const insertJobs = text.trimStart();
       const at = insertJobs.indexOf(JOBS_PARAM);
-      if (!/^insert\s/i.test(insertJobs) || !/\sreturning\s+id\s*$/i.test(insertJobs) || at < 0
-        || insertJobs.indexOf(JOBS_PARAM, at + 1) >= 0 || /\$(?!1\b)\d/.test(insertJobs) || values.length !== 1) {
-        throw new Error('pg-boss job insert no longer has the shape the webhook writer embeds (one INSERT ... RETURNING id over one $1 job array)');
+      if (
+        !/^insert\s/i.test(insertJobs) ||
+        !/\sreturning\s+id\s*$/i.test(insertJobs) ||
+        at < 0 ||
+        insertJobs.indexOf(JOBS_PARAM, at + 1) >= 0 ||
+        /\$(?!1\b)\d/.test(insertJobs) ||
+        values.length !== 1
+      ) {
+        throw new Error(
+          'pg-boss job insert no longer has the shape the webhook writer embeds (one INSERT ... RETURNING id over one $1 job array)',
+        );
       }
       const p = events.values.length + 1;
       const jobs = `(select coalesce(json_agg(jsonb_set(j::jsonb, '{data,eventIds}', n.ids)), '[]')
@@ -104,16 +112,27 @@ function withEventsDb(sql: Sql, events: Statement): IDatabase {
  * Stores the events that are new and one job naming all of them, atomically (one statement);
  * returns the ids that were new. Ids repeated within `items` are stored once.
  */
-export async function storeEvents(sql: Sql, boss: Pick<PgBoss, 'insert'>, items: ReadonlyArray<{ event: Stripe.Event; raw: string }>): Promise<Set<string>> {
+export async function storeEvents(
+  sql: Sql,
+  boss: Pick<PgBoss, 'insert'>,
+  items: ReadonlyArray<{ event: Stripe.Event; raw: string }>,
+): Promise<Set<string>> {
   const unique = uniqueById(items);
   if (unique.length === 0) return new Set();
   // The statement fills in data.eventIds with the ids that turn out to be new.
   const job: { id: string; data: EventJob } = { id: randomUUID(), data: { eventIds: [] } };
-  const newIds = await boss.insert(QUEUES.stripeEvents, [job], { db: withEventsDb(sql, eventInsertStatement(unique)), returnId: true });
+  const newIds = await boss.insert(QUEUES.stripeEvents, [job], {
+    db: withEventsDb(sql, eventInsertStatement(unique)),
+    returnId: true,
+  });
   return new Set(newIds ?? []);
 }
 
-export function createEventWriter(sql: Sql, boss: Pick<PgBoss, 'insert'>, options: EventWriterOptions = {}): EventWriter {
+export function createEventWriter(
+  sql: Sql,
+  boss: Pick<PgBoss, 'insert'>,
+  options: EventWriterOptions = {},
+): EventWriter {
   const maxBatch = options.maxBatch ?? 64;
   const maxInFlight = options.maxInFlight ?? 2;
   const minBatchWhileBusy = options.minBatchWhileBusy ?? 4;
@@ -143,13 +162,15 @@ export function createEventWriter(sql: Sql, boss: Pick<PgBoss, 'insert'>, option
         return;
       }
       // One bad event must not fail its neighbours: retry each alone.
-      await Promise.all(batch.map(async (p) => {
-        try {
-          settle([p], await storeEvents(sql, boss, [p]));
-        } catch (e) {
-          p.reject(e);
-        }
-      }));
+      await Promise.all(
+        batch.map(async (p) => {
+          try {
+            settle([p], await storeEvents(sql, boss, [p]));
+          } catch (e) {
+            p.reject(e);
+          }
+        }),
+      );
     }
   };
 
@@ -195,8 +216,14 @@ export function createEventWriter(sql: Sql, boss: Pick<PgBoss, 'insert'>, option
         const pending: Pending = {
           event,
           raw,
-          resolve: (inserted) => { clearTimeout(timer); resolve(inserted); },
-          reject: (err) => { clearTimeout(timer); reject(err); },
+          resolve: (inserted) => {
+            clearTimeout(timer);
+            resolve(inserted);
+          },
+          reject: (err) => {
+            clearTimeout(timer);
+            reject(err);
+          },
         };
         queue.push(pending);
         pump();

@@ -11,7 +11,10 @@ export interface HealthDeps {
 export async function checkHealth(deps: HealthDeps): Promise<{ ok: boolean; db: 'ok' | 'down'; queue: 'ok' | 'down' }> {
   let timer: NodeJS.Timeout | undefined;
   const db = await Promise.race([
-    deps.sql`select 1`.then(() => 'ok' as const, () => 'down' as const),
+    deps.sql`select 1`.then(
+      () => 'ok' as const,
+      () => 'down' as const,
+    ),
     new Promise<'down'>((resolve) => {
       timer = setTimeout(() => resolve('down'), deps.timeoutMs ?? 2_000);
     }),
@@ -24,7 +27,8 @@ export async function checkHealth(deps: HealthDeps): Promise<{ ok: boolean; db: 
 export function healthRoutes(deps: HealthDeps): Routes {
   return {
     '/healthz': async (req, res) => {
-      if (req.method !== 'GET' && req.method !== 'HEAD') return sendJson(res, 405, { error: 'method not allowed' }, { allow: 'GET' });
+      if (req.method !== 'GET' && req.method !== 'HEAD')
+        return sendJson(res, 405, { error: 'method not allowed' }, { allow: 'GET' });
       const h = await checkHealth(deps);
       sendJson(res, h.ok ? 200 : 503, h, { 'cache-control': 'no-store' });
     },

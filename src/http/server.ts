@@ -50,7 +50,10 @@ export function createServer(deps: ServerDeps): http.Server {
     };
     res.on('finish', () => {
       const ms = Number(process.hrtime.bigint() - started) / 1e6;
-      deps.log.info({ requestId, method: req.method, path, status: res.statusCode, ms: Math.round(ms * 10) / 10, ...fields }, 'request');
+      deps.log.info(
+        { requestId, method: req.method, path, status: res.statusCode, ms: Math.round(ms * 10) / 10, ...fields },
+        'request',
+      );
     });
     const handler = Object.hasOwn(routes, path) ? routes[path] : undefined;
     if (!handler) {
@@ -85,7 +88,12 @@ export function mountRoutes(server: http.Server, more: Routes): void {
   Object.assign(routes, more);
 }
 
-export function sendJson(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
+export function sendJson(
+  res: ServerResponse,
+  status: number,
+  body: unknown,
+  headers: Record<string, string> = {},
+): void {
   const text = JSON.stringify(body);
   res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text), ...headers });
   res.end(text);

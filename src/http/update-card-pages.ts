@@ -76,5 +76,8 @@ export function pageLocale(acceptLanguage: string | undefined, fallback: Locale)
     return { tag: tag.trim(), q: q === undefined ? 1 : Number(q), i };
   });
   const ranked = tags.filter((t) => t.tag !== '' && t.tag !== '*' && t.q > 0).sort((a, b) => b.q - a.q || a.i - b.i);
-  return chooseLocale(ranked.map((t) => t.tag), fallback);
+  return chooseLocale(
+    ranked.map((t) => t.tag),
+    fallback,
+  );
 }

@@ -31,7 +31,8 @@ const HEADERS = {
   'referrer-policy': 'no-referrer',
   'x-content-type-options': 'nosniff',
   'x-robots-tag': 'noindex',
-  'content-security-policy': "default-src 'none'; style-src 'unsafe-inline'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
+  'content-security-policy':
+    "default-src 'none'; style-src 'unsafe-inline'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
 };
 
 const STATUS: Record<PageKind, number> = { invalid: 400, expired: 410, gone: 410, unavailable: 503 };
@@ -47,14 +48,21 @@ export function updateCardRoutes(deps: UpdateCardDeps): Routes {
       const locale = pageLocale(req.headers['accept-language'], deps.config.defaultLocale as Locale);
       const page = (kind: PageKind, extra: Record<string, string> = {}) => {
         const body = renderPage(kind, locale, deps.config);
-        res.writeHead(STATUS[kind], { ...HEADERS, 'content-type': 'text/html; charset=utf-8', 'content-length': Buffer.byteLength(body), ...extra });
+        res.writeHead(STATUS[kind], {
+          ...HEADERS,
+          'content-type': 'text/html; charset=utf-8',
+          'content-length': Buffer.byteLength(body),
+          ...extra,
+        });
         res.end(req.method === 'HEAD' ? undefined : body);
       };
       // The token is read here and nowhere logged: the request line logs the path without its query.
       const token = new URL(req.url ?? '/', 'http://localhost').searchParams.get('t') ?? '';
       const check = deps.signer.verify(token, deps.clock.now());
       if (!check.ok) {
-        ctx.annotate(check.reason === 'expired' ? { link: 'expired', customerId: check.customerId } : { link: check.reason });
+        ctx.annotate(
+          check.reason === 'expired' ? { link: 'expired', customerId: check.customerId } : { link: check.reason },
+        );
         return page(check.reason === 'expired' ? 'expired' : 'invalid');
       }
       ctx.annotate({ customerId: check.customerId });
@@ -72,13 +80,24 @@ export function updateCardRoutes(deps: UpdateCardDeps): Routes {
         const e = classifyPortalError(err);
         if (customerGone(e)) {
           ctx.annotate({ link: 'customer_gone' });
-          ctx.log.warn({ customerId: check.customerId, err: e.message }, 'update-card link: Stripe does not know this customer');
+          ctx.log.warn(
+            { customerId: check.customerId, err: e.message },
+            'update-card link: Stripe does not know this customer',
+          );
           return page('gone');
         }
         ctx.annotate({ link: 'stripe_unavailable' });
         // Stripe busy or down passes; a refused key or a portal that is not enabled is ours to fix.
-        if (e.transient && !e.configuration) ctx.log.warn({ customerId: check.customerId, err: e.message }, 'update-card link: Billing Portal session could not be created; the customer was asked to retry');
-        else ctx.log.error({ customerId: check.customerId, err: e.message }, 'update-card link: Stripe refused the Billing Portal session (check STRIPE_SECRET_KEY and that the customer portal is enabled in the Stripe dashboard)');
+        if (e.transient && !e.configuration)
+          ctx.log.warn(
+            { customerId: check.customerId, err: e.message },
+            'update-card link: Billing Portal session could not be created; the customer was asked to retry',
+          );
+        else
+          ctx.log.error(
+            { customerId: check.customerId, err: e.message },
+            'update-card link: Stripe refused the Billing Portal session (check STRIPE_SECRET_KEY and that the customer portal is enabled in the Stripe dashboard)',
+          );
         return page('unavailable', { 'retry-after': '60' });
       }
       ctx.annotate({ link: 'redirected' });
@@ -93,7 +112,10 @@ export function updateCardRoutes(deps: UpdateCardDeps): Routes {
  */
 export function updateCardRoutesFor(config: Config, o: { clock: Clock; gateway?: StripeGateway | undefined }): Routes {
   if (!config.publicUrl || !config.stripeSecretKey) return {};
-  const gateway = o.gateway ?? { stripe: createStripeClient(config), throttle: createThrottle(config.stripeRequestsPerSecond) };
+  const gateway = o.gateway ?? {
+    stripe: createStripeClient(config),
+    throttle: createThrottle(config.stripeRequestsPerSecond),
+  };
   return updateCardRoutes({ signer: createCardLinkSigner(config.stripeSecretKey), gateway, clock: o.clock, config });
 }
 

@@ -25,7 +25,12 @@ export type Verification = { ok: true; event: Stripe.Event } | { ok: false; reas
  * Checks the signature against each secret on the raw bytes. A valid signature over a body that is
  * not a Stripe event is still refused.
  */
-export function verifyDelivery(raw: Buffer, header: string | undefined, secrets: readonly string[], toleranceSeconds: number): Verification {
+export function verifyDelivery(
+  raw: Buffer,
+  header: string | undefined,
+  secrets: readonly string[],
+  toleranceSeconds: number,
+): Verification {
   if (!header) return { ok: false, reason: 'missing Stripe-Signature header' };
   if (secrets.length === 0) return { ok: false, reason: 'no webhook secret configured' };
   let reason = 'signature does not match';
@@ -51,9 +56,17 @@ function isEvent(v: unknown): v is Stripe.Event {
   const e = v as Record<string, unknown>;
   const data = e.data as Record<string, unknown> | undefined;
   return (
-    e.object === 'event' && typeof e.id === 'string' && e.id.length > 0 && e.id.length <= 255 &&
-    typeof e.type === 'string' && typeof e.created === 'number' && typeof e.livemode === 'boolean' &&
-    typeof data === 'object' && data !== null && typeof data.object === 'object' && data.object !== null
+    e.object === 'event' &&
+    typeof e.id === 'string' &&
+    e.id.length > 0 &&
+    e.id.length <= 255 &&
+    typeof e.type === 'string' &&
+    typeof e.created === 'number' &&
+    typeof e.livemode === 'boolean' &&
+    typeof data === 'object' &&
+    data !== null &&
+    typeof data.object === 'object' &&
+    data.object !== null
   );
 }
 
@@ -85,7 +98,12 @@ export function webhookHandler(deps: WebhookDeps): Handler {
       throw err;
     }
     const header = req.headers['stripe-signature'];
-    const verdict = verifyDelivery(raw, typeof header === 'string' ? header : undefined, deps.secrets, deps.toleranceSeconds);
+    const verdict = verifyDelivery(
+      raw,
+      typeof header === 'string' ? header : undefined,
+      deps.secrets,
+      deps.toleranceSeconds,
+    );
     if (!verdict.ok) {
       ctx.log.warn({ reason: verdict.reason, bytes: raw.length }, 'webhook rejected');
       return sendJson(res, 400, { error: verdict.reason });
@@ -99,7 +117,10 @@ export function webhookHandler(deps: WebhookDeps): Handler {
       return sendJson(res, 200, { received: true, duplicate: !inserted });
     } catch (err) {
       // Never 2xx for an event that may not be committed: Stripe redelivers, the duplicate is harmless.
-      ctx.log.error({ eventId: event.id, type: event.type, err: { message: err instanceof Error ? err.message : String(err) } }, 'webhook event not stored');
+      ctx.log.error(
+        { eventId: event.id, type: event.type, err: { message: err instanceof Error ? err.message : String(err) } },
+        'webhook event not stored',
+      );
       return sendJson(res, 503, { error: 'temporarily unable to store the event' }, { 'retry-after': '5' });
     }
   };

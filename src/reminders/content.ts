@@ -36,7 +36,10 @@ export function buildValues(
   const locale = ctx.locale as Locale;
   const date = dateFor(ctx, now);
   // What is still owed; after a recovery that is zero, so the confirmation names the case amount.
-  const minor = ctx.kind === 'recovered' || !ctx.amountRemaining ? (ctx.caseAmount ?? ctx.amountRemaining ?? 0) : ctx.amountRemaining;
+  const minor =
+    ctx.kind === 'recovered' || !ctx.amountRemaining
+      ? (ctx.caseAmount ?? ctx.amountRemaining ?? 0)
+      : ctx.amountRemaining;
   const expMonth = Number(ctx.data.expMonth);
   const expYear = Number(ctx.data.expYear);
   return {

@@ -23,14 +23,26 @@ import { defaultReminderPolicy, parseReminderPolicy, type ReminderPolicy } from 
  */
 export interface ReminderHooks {
   /** `opened`: this failure opened the case (also for cases taken over by `dunning backfill`). */
-  paymentFailed(tx: Tx, e: { caseId: number; invoiceId: string; attemptId?: number | null; opened: boolean; at: Date }): Promise<void>;
+  paymentFailed(
+    tx: Tx,
+    e: { caseId: number; invoiceId: string; attemptId?: number | null; opened: boolean; at: Date },
+  ): Promise<void>;
   declineLearned(tx: Tx, e: { caseId: number; invoiceId: string; at: Date }): Promise<void>;
   /** `opened`: the authentication request opened the case (it can arrive before the failure). */
   actionRequired(tx: Tx, e: { caseId: number; invoiceId: string; opened?: boolean; at: Date }): Promise<void>;
-  caseClosed(tx: Tx, e: { caseId: number; invoiceId: string; status: 'recovered' | 'lost' | 'closed'; reason?: string | null; at: Date }): Promise<void>;
+  caseClosed(
+    tx: Tx,
+    e: { caseId: number; invoiceId: string; status: 'recovered' | 'lost' | 'closed'; reason?: string | null; at: Date },
+  ): Promise<void>;
   paymentMethodChanged(tx: Tx, e: { customerId: string; paymentMethod?: string | null; at: Date }): Promise<void>;
-  cardExpiring(tx: Tx, e: { customerId: string; paymentMethod: string | null; expMonth: number; expYear: number; at: Date }): Promise<void>;
-  attemptPlanned(tx: Tx, e: { caseId: number; invoiceId: string; at: Date; isLast: boolean; deadline?: boolean }): Promise<void>;
+  cardExpiring(
+    tx: Tx,
+    e: { customerId: string; paymentMethod: string | null; expMonth: number; expYear: number; at: Date },
+  ): Promise<void>;
+  attemptPlanned(
+    tx: Tx,
+    e: { caseId: number; invoiceId: string; at: Date; isLast: boolean; deadline?: boolean },
+  ): Promise<void>;
   /** The retry engine stopped on the merchant's own error (e.g. invalid_amount): ops must act. */
   merchantError(tx: Tx, e: { caseId: number; invoiceId: string; reason: string; at: Date }): Promise<void>;
   /** `dunning pause`, or Stripe's pause_collection: pending reminders are cancelled. */
@@ -150,9 +162,18 @@ export function createReminderHooks(deps: ReminderHookDeps): ReminderHooks {
     }
   }
 
-  const caseOwner = (row: CaseRow) => ({ caseId: Number(row.caseId), customerId: row.customerId, invoiceId: row.invoiceId });
+  const caseOwner = (row: CaseRow) => ({
+    caseId: Number(row.caseId),
+    customerId: row.customerId,
+    invoiceId: row.invoiceId,
+  });
   const alertFacts = (row: CaseRow, detail: string | null) => ({
-    caseId: Number(row.caseId), invoiceId: row.invoiceId, customerId: row.customerId, amount: row.amount, currency: row.currency, detail,
+    caseId: Number(row.caseId),
+    invoiceId: row.invoiceId,
+    customerId: row.customerId,
+    amount: row.amount,
+    currency: row.currency,
+    detail,
   });
   const ongoing = (row: CaseRow) => row.status === 'open' && !row.paused;
 
@@ -167,7 +188,8 @@ export function createReminderHooks(deps: ReminderHookDeps): ReminderHooks {
       const loaded = await loadCase(tx, e.caseId);
       if (!loaded) return;
       const { row, facts, to } = loaded;
-      if (e.opened) await caseOpened(tx, row, row.declineCategory ? `decline category ${row.declineCategory}` : null, e.at);
+      if (e.opened)
+        await caseOpened(tx, row, row.declineCategory ? `decline category ${row.declineCategory}` : null, e.at);
       if (!ongoing(row)) return;
       await schedule(tx, caseOwner(row), to, planner.planOnPaymentFailed(to.policy, facts, e.at));
     },
@@ -177,8 +199,18 @@ export function createReminderHooks(deps: ReminderHookDeps): ReminderHooks {
       if (!loaded || !ongoing(loaded.row)) return;
       const { cancel, plans } = planner.planOnDeclineLearned(loaded.to.policy, loaded.facts, e.at);
       if (cancel.length > 0) {
-        const n = await outbox.cancelPendingForCase(tx, loaded.facts.caseId, `decline is ${loaded.row.declineCategory}`, e.at, cancel);
-        if (n > 0) log.info({ caseId: loaded.facts.caseId, cancelled: n, category: loaded.row.declineCategory }, 'pending reminders cancelled after late decline details');
+        const n = await outbox.cancelPendingForCase(
+          tx,
+          loaded.facts.caseId,
+          `decline is ${loaded.row.declineCategory}`,
+          e.at,
+          cancel,
+        );
+        if (n > 0)
+          log.info(
+            { caseId: loaded.facts.caseId, cancelled: n, category: loaded.row.declineCategory },
+            'pending reminders cancelled after late decline details',
+          );
       }
       await schedule(tx, caseOwner(loaded.row), loaded.to, plans);
     },
@@ -191,8 +223,18 @@ export function createReminderHooks(deps: ReminderHookDeps): ReminderHooks {
       const plans = planner.planOnActionRequired(loaded.to.policy, loaded.facts, e.at);
       // "Update your card" and "confirm the payment" must not both reach the customer.
       if (plans.length > 0) {
-        const n = await outbox.cancelPendingForCase(tx, loaded.facts.caseId, 'the bank asks for authentication', e.at, planner.CONFLICTS_WITH_ACTION);
-        if (n > 0) log.info({ caseId: loaded.facts.caseId, cancelled: n }, 'pending reminders cancelled: authentication required');
+        const n = await outbox.cancelPendingForCase(
+          tx,
+          loaded.facts.caseId,
+          'the bank asks for authentication',
+          e.at,
+          planner.CONFLICTS_WITH_ACTION,
+        );
+        if (n > 0)
+          log.info(
+            { caseId: loaded.facts.caseId, cancelled: n },
+            'pending reminders cancelled: authentication required',
+          );
       }
       await schedule(tx, caseOwner(loaded.row), loaded.to, plans);
     },
@@ -200,7 +242,12 @@ export function createReminderHooks(deps: ReminderHookDeps): ReminderHooks {
     async attemptPlanned(tx, e) {
       const loaded = await loadCase(tx, e.caseId);
       if (!loaded || !ongoing(loaded.row)) return;
-      const plans = planner.planOnAttemptPlanned(loaded.to.policy, loaded.facts, { at: e.at, isLast: e.isLast, deadline: e.deadline === true }, clock.now());
+      const plans = planner.planOnAttemptPlanned(
+        loaded.to.policy,
+        loaded.facts,
+        { at: e.at, isLast: e.isLast, deadline: e.deadline === true },
+        clock.now(),
+      );
       await schedule(tx, caseOwner(loaded.row), loaded.to, plans);
     },
 
@@ -208,15 +255,33 @@ export function createReminderHooks(deps: ReminderHookDeps): ReminderHooks {
       const loaded = await loadCase(tx, e.caseId);
       if (!loaded) return;
       const { row, facts, to } = loaded;
-      const keep: ReminderKind[] = e.status === 'lost' ? ['final_notice', 'recovered', 'card_expiring'] : ['card_expiring'];
-      const cancelled = await outbox.cancelPendingForCase(tx, facts.caseId, `case ${e.status}`, e.at, REMINDER_KINDS.filter((k) => !keep.includes(k)));
+      const keep: ReminderKind[] =
+        e.status === 'lost' ? ['final_notice', 'recovered', 'card_expiring'] : ['card_expiring'];
+      const cancelled = await outbox.cancelPendingForCase(
+        tx,
+        facts.caseId,
+        `case ${e.status}`,
+        e.at,
+        REMINDER_KINDS.filter((k) => !keep.includes(k)),
+      );
       if (cancelled > 0) log.info({ caseId: facts.caseId, cancelled, status: e.status }, 'pending reminders cancelled');
       if (e.status === 'lost') await recordOpsAlert(tx, deps, 'case_lost', alertFacts(row, e.reason ?? null), e.at);
-      await schedule(tx, caseOwner(row), to, planner.planOnCaseClosed(to.policy, facts, { status: e.status, at: e.at }));
+      await schedule(
+        tx,
+        caseOwner(row),
+        to,
+        planner.planOnCaseClosed(to.policy, facts, { status: e.status, at: e.at }),
+      );
     },
 
     async paymentMethodChanged(tx, e) {
-      const n = await outbox.cancelPendingForCustomer(tx, e.customerId, 'card_expiring', 'payment method changed', e.at);
+      const n = await outbox.cancelPendingForCustomer(
+        tx,
+        e.customerId,
+        'card_expiring',
+        'payment method changed',
+        e.at,
+      );
       if (n > 0) log.info({ customerId: e.customerId, cancelled: n }, 'card expiry reminders cancelled');
     },
 
@@ -241,11 +306,23 @@ export function createReminderHooks(deps: ReminderHookDeps): ReminderHooks {
       await outbox.releaseCancelled(tx, e.caseId, PAUSED, e.at);
       const loaded = await loadCase(tx, e.caseId);
       if (!loaded || !ongoing(loaded.row)) return;
-      await schedule(tx, caseOwner(loaded.row), loaded.to, planner.planOnPaymentFailed(loaded.to.policy, loaded.facts, e.at));
+      await schedule(
+        tx,
+        caseOwner(loaded.row),
+        loaded.to,
+        planner.planOnPaymentFailed(loaded.to.policy, loaded.facts, e.at),
+      );
     },
 
     async cardExpiring(tx, e) {
-      const [customer] = await tx<{ preferredLocales: string[] | null; timeZone: string | null; defaultPaymentMethod: string | null; defaultSource: string | null }[]>`
+      const [customer] = await tx<
+        {
+          preferredLocales: string[] | null;
+          timeZone: string | null;
+          defaultPaymentMethod: string | null;
+          defaultSource: string | null;
+        }[]
+      >`
         select preferred_locales as "preferredLocales", time_zone as "timeZone",
                default_payment_method as "defaultPaymentMethod", default_source as "defaultSource"
         from customers where id = ${e.customerId}`;
@@ -253,7 +330,8 @@ export function createReminderHooks(deps: ReminderHookDeps): ReminderHooks {
       const expiresAt = cardExpiryEnd(e.expMonth, e.expYear, to.zone);
       const card = planner.defaultCard(customer ?? null);
       const plan = planner.planCardExpiring(to.policy, { ...e, expiresAt, defaultCard: card }, clock.now());
-      if (!plan && e.paymentMethod !== card) log.info({ customerId: e.customerId, card: e.paymentMethod }, 'expiring card is not the default: no reminder');
+      if (!plan && e.paymentMethod !== card)
+        log.info({ customerId: e.customerId, card: e.paymentMethod }, 'expiring card is not the default: no reminder');
       if (plan) await schedule(tx, { caseId: null, customerId: e.customerId, invoiceId: null }, to, [plan]);
     },
   };

@@ -19,7 +19,12 @@ const DAY_MS = 86_400_000;
  * Links the web role turns into a fresh portal session on click; they work for `days`. No Stripe
  * call at send time, so Stripe being busy never holds an email back.
  */
-export function signedCardLinks(o: { signer: CardLinkSigner; publicUrl: string; clock: Clock; days: number }): LinkSource {
+export function signedCardLinks(o: {
+  signer: CardLinkSigner;
+  publicUrl: string;
+  clock: Clock;
+  days: number;
+}): LinkSource {
   return async (customerId) => {
     try {
       return cardLinkUrl(o.publicUrl, o.signer.sign(customerId, new Date(o.clock.now().getTime() + o.days * DAY_MS)));
@@ -44,7 +49,9 @@ export function billingPortalLinks(gateway: StripeGateway, log: Logger, returnUr
     } catch (err) {
       const e = classifyPortalError(err);
       log.warn({ customerId, transient: e.transient, err: e.message }, 'billing portal session could not be created');
-      throw new SendError(e.message, e.configuration ? 'transport' : e.transient ? 'temporary' : 'permanent', { cause: err });
+      throw new SendError(e.message, e.configuration ? 'transport' : e.transient ? 'temporary' : 'permanent', {
+        cause: err,
+      });
     }
   };
 }
@@ -65,12 +72,22 @@ export function updateCardLinks(o: {
   if (config.publicUrl && config.stripeSecretKey) {
     const days = config.updateCardLinkDays;
     if (o.policy?.cardExpiring.enabled && o.policy.cardExpiring.daysBefore > days) {
-      log.warn({ daysBefore: o.policy.cardExpiring.daysBefore, updateCardLinkDays: days },
-        'UPDATE_CARD_LINK_DAYS is shorter than cardExpiring.daysBefore: links in card-expiry emails stop working before the card does');
+      log.warn(
+        { daysBefore: o.policy.cardExpiring.daysBefore, updateCardLinkDays: days },
+        'UPDATE_CARD_LINK_DAYS is shorter than cardExpiring.daysBefore: links in card-expiry emails stop working before the card does',
+      );
     }
-    return signedCardLinks({ signer: createCardLinkSigner(config.stripeSecretKey), publicUrl: config.publicUrl, clock: o.clock, days });
+    return signedCardLinks({
+      signer: createCardLinkSigner(config.stripeSecretKey),
+      publicUrl: config.publicUrl,
+      clock: o.clock,
+      days,
+    });
   }
   if (!o.gateway) return undefined;
-  log.warn({}, 'PUBLIC_URL not set: card-expiry emails carry a Billing Portal session link, which Stripe expires soon after it is made, so most customers will find it dead; set PUBLIC_URL to the web role\'s address so they carry a lasting link to /update-card');
+  log.warn(
+    {},
+    "PUBLIC_URL not set: card-expiry emails carry a Billing Portal session link, which Stripe expires soon after it is made, so most customers will find it dead; set PUBLIC_URL to the web role's address so they carry a lasting link to /update-card",
+  );
   return billingPortalLinks(o.gateway, log, config.billingPortalReturnUrl);
 }

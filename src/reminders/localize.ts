@@ -51,7 +51,9 @@ export function nextAllowedSend(due: Date, zone: string, quiet: QuietHours): Dat
  * hundredths); the locale decides how it is written (Hungarian forints without decimals).
  */
 export function formatAmount(minor: number, currency: string, locale: Locale): string {
-  return new Intl.NumberFormat(locale, { style: 'currency', currency: currency.toUpperCase() }).format(majorUnits(minor, currency));
+  return new Intl.NumberFormat(locale, { style: 'currency', currency: currency.toUpperCase() }).format(
+    majorUnits(minor, currency),
+  );
 }
 
 /** A calendar date as the customer reads it, in their zone: "March 30, 2026" / "30. März 2026". */

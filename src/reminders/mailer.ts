@@ -78,7 +78,13 @@ export function nextRetry(
   return at.getTime() - since > b.horizonMs ? { giveUp: true } : { giveUp: false, at };
 }
 
-export async function enqueueSend(tx: Tx, boss: Pick<PgBoss, 'send'>, clock: Clock, outboxId: number, sendAt: Date): Promise<void> {
+export async function enqueueSend(
+  tx: Tx,
+  boss: Pick<PgBoss, 'send'>,
+  clock: Clock,
+  outboxId: number,
+  sendAt: Date,
+): Promise<void> {
   const job: SendJob = { outboxId, sendAt: sendAt.toISOString() };
   await boss.send(QUEUES.reminders, job, { startAfter: clock.wallTimeOf(sendAt), db: jobDb(tx) });
 }
@@ -113,19 +119,30 @@ export async function startMailer(deps: MailerDeps): Promise<() => Promise<void>
   await deps.boss.work<SendJob>(
     QUEUES.reminders,
     {
-      batchSize: MAIL_BATCH_SIZE, localConcurrency: deps.concurrency ?? 2, pollingIntervalSeconds: deps.pollingIntervalSeconds ?? 2,
-      burstWhenBatchFull: true, perJobResults: true,
+      batchSize: MAIL_BATCH_SIZE,
+      localConcurrency: deps.concurrency ?? 2,
+      pollingIntervalSeconds: deps.pollingIntervalSeconds ?? 2,
+      burstWhenBatchFull: true,
+      perJobResults: true,
     },
-    async (jobs) => Promise.all(jobs.map(async (job): Promise<JobResult> => {
-      try {
-        await sendOne({ ...deps, log }, job.data.outboxId, job.data.sendAt ? new Date(job.data.sendAt) : null);
-        return { id: job.id, status: 'completed' };
-      } catch (err) {
-        return { id: job.id, status: 'failed', output: { message: err instanceof Error ? err.message : String(err) } };
-      }
-    })),
+    async (jobs) =>
+      Promise.all(
+        jobs.map(async (job): Promise<JobResult> => {
+          try {
+            await sendOne({ ...deps, log }, job.data.outboxId, job.data.sendAt ? new Date(job.data.sendAt) : null);
+            return { id: job.id, status: 'completed' };
+          } catch (err) {
+            return {
+              id: job.id,
+              status: 'failed',
+              output: { message: err instanceof Error ? err.message : String(err) },
+            };
+          }
+        }),
+      ),
   );
-  const sweep = () => failStuckSends({ ...deps, log }).catch((err: unknown) => log.error({ err }, 'stuck-send sweep failed'));
+  const sweep = () =>
+    failStuckSends({ ...deps, log }).catch((err: unknown) => log.error({ err }, 'stuck-send sweep failed'));
   await sweep();
   const timer = setInterval(sweep, STUCK_SWEEP_MS).unref();
   return async () => {
@@ -139,14 +156,22 @@ export async function startMailer(deps: MailerDeps): Promise<() => Promise<void>
  * again could mean a duplicate, so each one is put on the case and reported to ops instead.
  * Safe to run from every worker at once: each row is locked and taken by one of them.
  */
-export async function failStuckSends(deps: Pick<MailerDeps, 'sql' | 'boss' | 'clock' | 'log' | 'config'>): Promise<number> {
+export async function failStuckSends(
+  deps: Pick<MailerDeps, 'sql' | 'boss' | 'clock' | 'log' | 'config'>,
+): Promise<number> {
   let total = 0;
   for (;;) {
     const n = await deps.sql.begin(async (tx) => {
       const stuck = await outbox.lockStuckSends(tx, STUCK_BATCH);
       const now = deps.clock.now();
       for (const row of stuck) {
-        await fail(tx, deps, row, 'delivery unknown: the worker stopped during the send; check the mail log before sending it by hand', now);
+        await fail(
+          tx,
+          deps,
+          row,
+          'delivery unknown: the worker stopped during the send; check the mail log before sending it by hand',
+          now,
+        );
       }
       return stuck.length;
     });
@@ -176,7 +201,12 @@ export async function sendOne(deps: MailerDeps, outboxId: number, scheduledFor: 
       caseStatus: ctx.caseStatus,
       // Collection paused at Stripe holds the case like `dunning pause` does, also where the
       // event that paused it found this reminder already queued.
-      casePaused: ctx.casePaused || pausedAt(ctx.pauseBehavior === null ? null : { behavior: ctx.pauseBehavior, resumesAt: ctx.pauseResumesAt }, now),
+      casePaused:
+        ctx.casePaused ||
+        pausedAt(
+          ctx.pauseBehavior === null ? null : { behavior: ctx.pauseBehavior, resumesAt: ctx.pauseResumesAt },
+          now,
+        ),
       invoiceStatus: ctx.invoiceStatus,
       customerDeleted: ctx.customerDeleted,
       reminderPaymentMethod: typeof ctx.data.paymentMethod === 'string' ? ctx.data.paymentMethod : null,
@@ -203,7 +233,10 @@ export async function sendOne(deps: MailerDeps, outboxId: number, scheduledFor: 
     if (allowed.getTime() > now.getTime() && allowed.getTime() > ctx.sendAt.getTime()) {
       await outbox.reschedule(tx, outboxId, allowed, now);
       await enqueueSend(tx, deps.boss, clock, outboxId, allowed);
-      log.info({ kind: ctx.kind, due: ctx.sendAt, sendAt: allowed }, 'reminder late into quiet hours; moved to the next allowed time');
+      log.info(
+        { kind: ctx.kind, due: ctx.sendAt, sendAt: allowed },
+        'reminder late into quiet hours; moved to the next allowed time',
+      );
       return { ok: false };
     }
     if (!ctx.email) {
@@ -219,7 +252,11 @@ export async function sendOne(deps: MailerDeps, outboxId: number, scheduledFor: 
   try {
     // The invoice's own page first: it lets the customer pay as well as change card.
     const link = ctx.hostedInvoiceUrl ?? (await deps.portalLink?.(ctx.customerId)) ?? null;
-    if (!link) throw new SendError('no update-card link: the invoice has no hosted URL and no Billing Portal link is available', 'permanent');
+    if (!link)
+      throw new SendError(
+        'no update-card link: the invoice has no hosted URL and no Billing Portal link is available',
+        'permanent',
+      );
     const values = buildValues(ctx, config, link, clock.now());
     const email = deps.templates.render(ctx.kind, ctx.locale as Locale, values);
     const domain = config.mailFromAddress.split('@')[1] ?? 'dunning.local';
@@ -238,7 +275,9 @@ export async function sendOne(deps: MailerDeps, outboxId: number, scheduledFor: 
     const next = nextRetry({ tries, problem: problem.problem, firstFailedAt: ctx.firstFailedAt, now }, backoff);
     await sql.begin(async (tx) => {
       if (next.giveUp) {
-        const why = problem.permanent ? problem.message : `${problem.message} (still refused after ${Math.round(backoff.horizonMs / 3_600_000)} h of retries)`;
+        const why = problem.permanent
+          ? problem.message
+          : `${problem.message} (still refused after ${Math.round(backoff.horizonMs / 3_600_000)} h of retries)`;
         await fail(tx, deps, ctx, why, now);
         return;
       }
@@ -247,7 +286,11 @@ export async function sendOne(deps: MailerDeps, outboxId: number, scheduledFor: 
       await enqueueSend(tx, deps.boss, clock, ctx.id, sendAt);
       const fields = { kind: ctx.kind, caseId: ctx.caseId, tries, retryAt: sendAt, err: problem.message };
       // Our own mail setup is broken: every reminder is held up, and only ops can fix it.
-      if (problem.problem === 'transport') log.error(fields, 'reminder not sent: the mail transport fails (check SMTP_URL and the mail server); will retry');
+      if (problem.problem === 'transport')
+        log.error(
+          fields,
+          'reminder not sent: the mail transport fails (check SMTP_URL and the mail server); will retry',
+        );
       else log.warn(fields, 'reminder send failed; will retry');
     });
     return;
@@ -264,17 +307,29 @@ function quietHoursOf(ctx: outbox.SendContext) {
 }
 
 /** A permanent failure: on the row, on the case, in the log and to ops. */
-async function fail(tx: Tx, deps: Pick<MailerDeps, 'boss' | 'log' | 'config'>, ctx: outbox.StuckSend, problem: string, now: Date): Promise<void> {
+async function fail(
+  tx: Tx,
+  deps: Pick<MailerDeps, 'boss' | 'log' | 'config'>,
+  ctx: outbox.StuckSend,
+  problem: string,
+  now: Date,
+): Promise<void> {
   await outbox.markFailed(tx, ctx.id, problem, now);
   deps.log.warn({ outboxId: ctx.id, kind: ctx.kind, caseId: ctx.caseId, err: problem }, 'reminder failed permanently');
   if (ctx.caseId === null) return;
   await outbox.recordCaseProblem(tx, ctx.caseId, `${ctx.kind} email failed: ${problem}`, now);
-  await recordOpsAlert(tx, deps, 'email_failed', {
-    caseId: ctx.caseId,
-    invoiceId: ctx.invoiceId ?? '',
-    customerId: ctx.customerId,
-    amount: ctx.caseAmount ?? 0,
-    currency: ctx.currency ?? 'usd',
-    detail: `${ctx.kind}: ${problem}`,
-  }, now);
+  await recordOpsAlert(
+    tx,
+    deps,
+    'email_failed',
+    {
+      caseId: ctx.caseId,
+      invoiceId: ctx.invoiceId ?? '',
+      customerId: ctx.customerId,
+      amount: ctx.caseAmount ?? 0,
+      currency: ctx.currency ?? 'usd',
+      detail: `${ctx.kind}: ${problem}`,
+    },
+    now,
+  );
 }

@@ -48,7 +48,10 @@ export async function startOpsAlerter(deps: OpsAlerterDeps): Promise<() => Promi
         try {
           const res = await doFetch(config.opsWebhookUrl, {
             method: 'POST',
-            headers: { 'content-type': 'application/json', [SIGNATURE_HEADER]: signAlert(config.opsWebhookSecret, body, wallClock()) },
+            headers: {
+              'content-type': 'application/json',
+              [SIGNATURE_HEADER]: signAlert(config.opsWebhookSecret, body, wallClock()),
+            },
             body,
             signal: AbortSignal.timeout(10_000),
           });

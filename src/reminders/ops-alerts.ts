@@ -23,7 +23,13 @@ export function signAlert(secret: string, body: string, at: Date): string {
 }
 
 /** For receivers (and our tests): true when the header matches the body and is recent enough. */
-export function verifyAlertSignature(secret: string, body: string, header: string, now: Date, toleranceSeconds = 300): boolean {
+export function verifyAlertSignature(
+  secret: string,
+  body: string,
+  header: string,
+  now: Date,
+  toleranceSeconds = 300,
+): boolean {
   const parts = Object.fromEntries(header.split(',').map((kv) => kv.split('=', 2) as [string, string]));
   const t = Number(parts.t);
   if (!Number.isInteger(t) || !parts.v1 || Math.abs(now.getTime() / 1000 - t) > toleranceSeconds) return false;

@@ -29,7 +29,13 @@ export async function insertReminder(tx: Tx, r: NewReminder): Promise<number | n
 }
 
 /** Cancels what is still pending for a case; with `kinds`, only those. Returns how many. */
-export async function cancelPendingForCase(tx: Tx, caseId: number, reason: string, at: Date, kinds: readonly ReminderKind[] = DUNNING_KINDS): Promise<number> {
+export async function cancelPendingForCase(
+  tx: Tx,
+  caseId: number,
+  reason: string,
+  at: Date,
+  kinds: readonly ReminderKind[] = DUNNING_KINDS,
+): Promise<number> {
   const rows = await tx`
     update reminder_outbox set status = 'cancelled', cancel_reason = ${reason}, updated_at = ${at}
     where case_id = ${caseId} and status = 'pending' and kind = any(${kinds as string[]})
@@ -49,7 +55,13 @@ export async function releaseCancelled(tx: Tx, caseId: number, reason: string, a
   return rows.length;
 }
 
-export async function cancelPendingForCustomer(tx: Tx, customerId: string, kind: ReminderKind, reason: string, at: Date): Promise<number> {
+export async function cancelPendingForCustomer(
+  tx: Tx,
+  customerId: string,
+  kind: ReminderKind,
+  reason: string,
+  at: Date,
+): Promise<number> {
   const rows = await tx`
     update reminder_outbox set status = 'cancelled', cancel_reason = ${reason}, updated_at = ${at}
     where customer_id = ${customerId} and kind = ${kind} and status = 'pending'
@@ -140,7 +152,10 @@ export async function markSending(tx: Tx, id: number, at: Date, leaseSeconds: nu
   return rows.length === 1;
 }
 
-export type StuckSend = Pick<SendContext, 'id' | 'caseId' | 'customerId' | 'invoiceId' | 'kind' | 'caseAmount' | 'currency'>;
+export type StuckSend = Pick<
+  SendContext,
+  'id' | 'caseId' | 'customerId' | 'invoiceId' | 'kind' | 'caseAmount' | 'currency'
+>;
 
 /** Rows whose send outlived its lease (the worker died mid-send), locked for the caller. */
 export async function lockStuckSends(tx: Tx, limit: number): Promise<StuckSend[]> {
@@ -161,7 +176,14 @@ export async function markSent(tx: Tx, id: number, at: Date, messageId: string |
 }
 
 /** Back to pending for another try; `failingSince` starts the retry horizon unless it already runs. */
-export async function markRetry(tx: Tx, id: number, error: string, sendAt: Date, at: Date, failingSince: Date | null = null): Promise<void> {
+export async function markRetry(
+  tx: Tx,
+  id: number,
+  error: string,
+  sendAt: Date,
+  at: Date,
+  failingSince: Date | null = null,
+): Promise<void> {
   await tx`
     update reminder_outbox set status = 'pending', last_error = ${error}, send_at = ${sendAt}, updated_at = ${at},
            first_failed_at = coalesce(first_failed_at, ${failingSince})

@@ -57,9 +57,14 @@ export function planOnActionRequired(policy: ReminderPolicy, facts: CaseFacts, a
  * `invoice.payment_failed`) can change what the customer should hear: nothing at all for a
  * merchant error, an authentication request rather than an update-card notice.
  */
-export function planOnDeclineLearned(policy: ReminderPolicy, facts: CaseFacts, at: Date): { cancel: ReminderKind[]; plans: PlannedReminder[] } {
+export function planOnDeclineLearned(
+  policy: ReminderPolicy,
+  facts: CaseFacts,
+  at: Date,
+): { cancel: ReminderKind[]; plans: PlannedReminder[] } {
   if (silent(facts)) return { cancel: [...DUNNING_KINDS], plans: [] };
-  if (facts.declineCategory === 'authentication') return { cancel: [...CONFLICTS_WITH_ACTION], plans: planOnActionRequired(policy, facts, at) };
+  if (facts.declineCategory === 'authentication')
+    return { cancel: [...CONFLICTS_WITH_ACTION], plans: planOnActionRequired(policy, facts, at) };
   return { cancel: [], plans: planOnPaymentFailed(policy, facts, at) };
 }
 
@@ -74,7 +79,14 @@ export function planOnAttemptPlanned(
   const dueAt = new Date(Math.max(wanted, now.getTime()));
   if (dueAt.getTime() >= attempt.at.getTime()) return [];
   // With `deadline` nothing is charged at `at`: the customer has until then to act.
-  return [{ kind: 'last_chance', step: 1, dueAt, data: { attemptAt: attempt.at.toISOString(), ...(attempt.deadline ? { deadline: 1 } : {}) } }];
+  return [
+    {
+      kind: 'last_chance',
+      step: 1,
+      dueAt,
+      data: { attemptAt: attempt.at.toISOString(), ...(attempt.deadline ? { deadline: 1 } : {}) },
+    },
+  ];
 }
 
 export function planOnCaseClosed(
@@ -84,7 +96,8 @@ export function planOnCaseClosed(
 ): PlannedReminder[] {
   if (!policy.enabled || silent(facts)) return [];
   const data = { closedAt: closed.at.toISOString() };
-  if (closed.status === 'lost' && policy.finalNotice.enabled) return [{ kind: 'final_notice', step: 1, dueAt: closed.at, data }];
+  if (closed.status === 'lost' && policy.finalNotice.enabled)
+    return [{ kind: 'final_notice', step: 1, dueAt: closed.at, data }];
   if (closed.status === 'recovered' && policy.recovered.enabled && facts.sentReminders > 0) {
     return [{ kind: 'recovered', step: 1, dueAt: closed.at, data }];
   }
@@ -95,7 +108,9 @@ export function planOnCaseClosed(
  * The card Stripe charges for the customer's invoices: the default payment method, else the
  * default source (a legacy `card_...`). Null when neither is known.
  */
-export function defaultCard(customer: { defaultPaymentMethod: string | null; defaultSource: string | null } | null): string | null {
+export function defaultCard(
+  customer: { defaultPaymentMethod: string | null; defaultSource: string | null } | null,
+): string | null {
   return customer?.defaultPaymentMethod ?? customer?.defaultSource ?? null;
 }
 
@@ -107,7 +122,13 @@ export function defaultCard(customer: { defaultPaymentMethod: string | null; def
  */
 export function planCardExpiring(
   policy: ReminderPolicy,
-  card: { expMonth: number; expYear: number; paymentMethod: string | null; expiresAt: Date; defaultCard: string | null },
+  card: {
+    expMonth: number;
+    expYear: number;
+    paymentMethod: string | null;
+    expiresAt: Date;
+    defaultCard: string | null;
+  },
   now: Date,
 ): PlannedReminder | null {
   if (!policy.enabled || !policy.cardExpiring.enabled) return null;
@@ -118,12 +139,23 @@ export function planCardExpiring(
     kind: 'card_expiring',
     step: card.expYear * 100 + card.expMonth,
     dueAt: new Date(Math.max(wanted, now.getTime())),
-    data: { expMonth: card.expMonth, expYear: card.expYear, paymentMethod: card.paymentMethod, expiresAt: card.expiresAt.toISOString() },
+    data: {
+      expMonth: card.expMonth,
+      expYear: card.expYear,
+      paymentMethod: card.paymentMethod,
+      expiresAt: card.expiresAt.toISOString(),
+    },
   };
 }
 
-export function dedupeKey(owner: { caseId: number | null; customerId: string }, kind: ReminderKind, step: number): string {
-  return owner.caseId !== null ? `case:${owner.caseId}:${kind}:${step}` : `customer:${owner.customerId}:${kind}:${step}`;
+export function dedupeKey(
+  owner: { caseId: number | null; customerId: string },
+  kind: ReminderKind,
+  step: number,
+): string {
+  return owner.caseId !== null
+    ? `case:${owner.caseId}:${kind}:${step}`
+    : `customer:${owner.customerId}:${kind}:${step}`;
 }
 
 export interface SendState {
@@ -150,8 +182,12 @@ export function cancelReason(s: SendState): string | null {
     if (settled) return `invoice ${s.invoiceStatus}`;
     if (s.caseStatus === 'recovered') return 'case recovered';
   }
-  if (s.kind === 'card_expiring' && s.reminderPaymentMethod !== null && s.currentPaymentMethod !== null
-    && s.reminderPaymentMethod !== s.currentPaymentMethod) {
+  if (
+    s.kind === 'card_expiring' &&
+    s.reminderPaymentMethod !== null &&
+    s.currentPaymentMethod !== null &&
+    s.reminderPaymentMethod !== s.currentPaymentMethod
+  ) {
     return 'payment method changed';
   }
   return null;

@@ -86,7 +86,17 @@ export function parseReminderPolicy(raw: unknown): ReminderPolicy {
   };
 
   const p = 'reminders';
-  known(raw, p, ['enabled', 'firstNotice', 'lastChance', 'finalNotice', 'recovered', 'actionRequired', 'cardExpiring', 'quietHours', 'delivery']);
+  known(raw, p, [
+    'enabled',
+    'firstNotice',
+    'lastChance',
+    'finalNotice',
+    'recovered',
+    'actionRequired',
+    'cardExpiring',
+    'quietHours',
+    'delivery',
+  ]);
   policy.enabled = bool(raw, 'enabled', p, policy.enabled);
 
   const fn = section(raw, 'firstNotice', p);

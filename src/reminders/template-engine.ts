@@ -12,14 +12,25 @@
  * content when the flag is true, `{{^flag}}...{{/flag}}` when it is false.
  */
 
-export const VARIABLES = ['customerName', 'merchantName', 'supportEmail', 'amount', 'link', 'date', 'cardExpiry'] as const;
+export const VARIABLES = [
+  'customerName',
+  'merchantName',
+  'supportEmail',
+  'amount',
+  'link',
+  'date',
+  'cardExpiry',
+] as const;
 export type Variable = (typeof VARIABLES)[number];
 export const FLAGS = ['hardDecline', 'hasSupport', 'hasDate', 'hasName', 'deadline'] as const;
 export type Flag = (typeof FLAGS)[number];
 
 export type Values = Record<Variable, string> & Record<Flag, boolean>;
 
-type Node = { type: 'text'; text: string } | { type: 'var'; name: Variable } | { type: 'block'; flag: Flag; negate: boolean; body: Node[] };
+type Node =
+  | { type: 'text'; text: string }
+  | { type: 'var'; name: Variable }
+  | { type: 'block'; flag: Flag; negate: boolean; body: Node[] };
 
 export interface CompiledTemplate {
   subject: Node[];
@@ -41,16 +52,26 @@ export function compileTemplate(source: string): { template: CompiledTemplate | 
   const htmlStart = lines.findIndex((l) => l.trim() === '--- html ---');
   if (textStart < 0) problems.push('missing the "--- text ---" section');
   if (htmlStart < 0) problems.push('missing the "--- html ---" section');
-  if (textStart >= 0 && htmlStart >= 0 && htmlStart < textStart) problems.push('"--- html ---" must come after "--- text ---"');
+  if (textStart >= 0 && htmlStart >= 0 && htmlStart < textStart)
+    problems.push('"--- html ---" must come after "--- text ---"');
   if (problems.length > 0) return { template: null, problems };
 
   const parts = {
     subject: (subjectMatch?.[1] ?? '').trim(),
-    text: lines.slice(textStart + 1, htmlStart).join('\n').trim() + '\n',
-    html: lines.slice(htmlStart + 1).join('\n').trim() + '\n',
+    text:
+      lines
+        .slice(textStart + 1, htmlStart)
+        .join('\n')
+        .trim() + '\n',
+    html:
+      lines
+        .slice(htmlStart + 1)
+        .join('\n')
+        .trim() + '\n',
   };
   const forbidden = FORBIDDEN.exec(source);
-  if (forbidden) problems.push(`uses the word "${forbidden[0]}": never tell a customer their card was lost, stolen or fraudulent`);
+  if (forbidden)
+    problems.push(`uses the word "${forbidden[0]}": never tell a customer their card was lost, stolen or fraudulent`);
   const compiled: Partial<CompiledTemplate> = {};
   for (const key of ['subject', 'text', 'html'] as const) {
     try {
@@ -74,13 +95,15 @@ function parse(source: string): Node[] {
     last = m.index + m[0].length;
     const [, sigil, name = ''] = m;
     if (sigil === '') {
-      if (!(VARIABLES as readonly string[]).includes(name)) throw new Error(`unknown variable {{${name}}} (known: ${VARIABLES.join(', ')})`);
+      if (!(VARIABLES as readonly string[]).includes(name))
+        throw new Error(`unknown variable {{${name}}} (known: ${VARIABLES.join(', ')})`);
       current().push({ type: 'var', name: name as Variable });
     } else if (sigil === '/') {
       const open = stack.pop();
       if (!open || open.flag !== name) throw new Error(`{{/${name}}} does not close the open block`);
     } else {
-      if (!(FLAGS as readonly string[]).includes(name)) throw new Error(`unknown flag {{${sigil}${name}}} (known: ${FLAGS.join(', ')})`);
+      if (!(FLAGS as readonly string[]).includes(name))
+        throw new Error(`unknown flag {{${sigil}${name}}} (known: ${FLAGS.join(', ')})`);
       const body: Node[] = [];
       current().push({ type: 'block', flag: name as Flag, negate: sigil === '^', body });
       stack.push({ flag: name as Flag, body });
@@ -93,7 +116,10 @@ function parse(source: string): Node[] {
 }
 
 export function escapeHtml(s: string): string {
-  return s.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c] ?? c);
+  return s.replace(
+    /[&<>"']/g,
+    (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c] ?? c,
+  );
 }
 
 function renderNodes(nodes: Node[], values: Values, escape: (s: string) => string): string {

@@ -8,7 +8,13 @@ import path from 'node:path';
 import { projectRoot } from '../paths.ts';
 import { REMINDER_KINDS, type ReminderKind } from './kinds.ts';
 import { LOCALES, type Locale } from './localize.ts';
-import { compileTemplate, renderTemplate, type CompiledTemplate, type RenderedEmail, type Values } from './template-engine.ts';
+import {
+  compileTemplate,
+  renderTemplate,
+  type CompiledTemplate,
+  type RenderedEmail,
+  type Values,
+} from './template-engine.ts';
 
 export const defaultTemplatesDir = path.join(projectRoot, 'templates');
 
@@ -76,7 +82,9 @@ function strayFiles(dir: string): string[] {
     for (const file of fs.readdirSync(path.join(dir, entry.name))) {
       const kind = file.replace(/\.tpl$/, '');
       if (!file.endsWith('.tpl') || !(REMINDER_KINDS as readonly string[]).includes(kind)) {
-        problems.push(`${path.join(dir, entry.name, file)}: not a known template (expected one of ${REMINDER_KINDS.map((k) => `${k}.tpl`).join(', ')})`);
+        problems.push(
+          `${path.join(dir, entry.name, file)}: not a known template (expected one of ${REMINDER_KINDS.map((k) => `${k}.tpl`).join(', ')})`,
+        );
       }
     }
   }

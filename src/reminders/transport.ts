@@ -48,7 +48,17 @@ export class SendError extends Error {
 }
 
 /** Nodemailer codes for a server we could not reach or talk to at all. */
-const TRANSPORT_CODES = new Set(['ECONNECTION', 'ESOCKET', 'ETIMEDOUT', 'EDNS', 'ETLS', 'EAUTH', 'ECONNREFUSED', 'EHOSTUNREACH', 'ENETUNREACH']);
+const TRANSPORT_CODES = new Set([
+  'ECONNECTION',
+  'ESOCKET',
+  'ETIMEDOUT',
+  'EDNS',
+  'ETLS',
+  'EAUTH',
+  'ECONNREFUSED',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+]);
 /** Replies that mean our credentials are wrong or missing, not that this message is unwelcome. */
 const AUTH_REPLIES = new Set([530, 534, 535, 538]);
 
@@ -67,14 +77,23 @@ export function classifySendError(err: unknown): SendError {
   if (e.code === 'EAUTH' || command.startsWith('AUTH') || (code !== undefined && AUTH_REPLIES.has(code))) {
     return new SendError(`SMTP login failed (check SMTP_URL): ${smtp ?? reply}`, 'transport', { cause: err });
   }
-  if ((e.code !== undefined && TRANSPORT_CODES.has(e.code)) || command === 'CONN' || command === 'EHLO' || command === 'HELO' || command === 'STARTTLS') {
-    return new SendError(`mail server unreachable or unusable (check SMTP_URL): ${smtp ?? reply}`, 'transport', { cause: err });
+  if (
+    (e.code !== undefined && TRANSPORT_CODES.has(e.code)) ||
+    command === 'CONN' ||
+    command === 'EHLO' ||
+    command === 'HELO' ||
+    command === 'STARTTLS'
+  ) {
+    return new SendError(`mail server unreachable or unusable (check SMTP_URL): ${smtp ?? reply}`, 'transport', {
+      cause: err,
+    });
   }
   if (command === 'MAIL FROM' && code !== undefined && code >= 500) {
     return new SendError(`sender refused (check MAIL_FROM): ${smtp}`, 'transport', { cause: err });
   }
   if (code !== undefined && code >= 500 && code < 600) return new SendError(smtp!, 'permanent', { cause: err });
-  if (e.code === 'EENVELOPE' && code === undefined) return new SendError(`bad address: ${reply}`, 'permanent', { cause: err });
+  if (e.code === 'EENVELOPE' && code === undefined)
+    return new SendError(`bad address: ${reply}`, 'permanent', { cause: err });
   return new SendError(smtp ?? `temporary: ${reply}`, 'temporary', { cause: err });
 }
 

@@ -39,10 +39,20 @@ export interface ReminderWorkerDeps {
 export async function startReminderWorkers(deps: ReminderWorkerDeps): Promise<() => Promise<void>> {
   const { config, log } = deps;
   const templates = loadTemplates(config.templatesDir);
-  if (config.templatesDir) log.info({ templatesDir: config.templatesDir }, 'email templates loaded with merchant overrides');
-  if (!config.opsWebhookUrl) log.info({}, 'OPS_WEBHOOK_URL not set: ops alerts are recorded in ops_alerts but not sent');
+  if (config.templatesDir)
+    log.info({ templatesDir: config.templatesDir }, 'email templates loaded with merchant overrides');
+  if (!config.opsWebhookUrl)
+    log.info({}, 'OPS_WEBHOOK_URL not set: ops alerts are recorded in ops_alerts but not sent');
   const transport = deps.transport ?? createMailTransport(config, log);
-  const portalLink = deps.portalLink ?? updateCardLinks({ config, clock: deps.clock, log, gateway: deps.gateway, policy: deps.policy ?? defaultReminderPolicy() });
+  const portalLink =
+    deps.portalLink ??
+    updateCardLinks({
+      config,
+      clock: deps.clock,
+      log,
+      gateway: deps.gateway,
+      policy: deps.policy ?? defaultReminderPolicy(),
+    });
   const stopMailer = await startMailer({
     ...deps,
     transport,

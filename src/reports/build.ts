@@ -18,11 +18,46 @@ export interface BreakdownRow {
   rate: number | null;
 }
 
-export interface AttemptBreakdown { attemptNo: number; attempted: number; succeeded: number; rate: number | null; shareOfRecoveries: number | null; amount: Money }
-export interface PathBreakdown { path: string; count: number; amount: Money; share: number | null }
-export interface ReminderBreakdown { kind: string; step: number; reached: number; recoveredAfter: number; rate: number | null }
-export interface MonthBreakdown { month: string; opened: number; voided: number; recovered: number; lost: number; open: number; amount: Money; recoveredAmount: Money; rate: number | null; revenueRate: number | null }
-export interface ArmSummary { cases: number; recovered: number; rate: number | null; amount: Money; recoveredAmount: Money }
+export interface AttemptBreakdown {
+  attemptNo: number;
+  attempted: number;
+  succeeded: number;
+  rate: number | null;
+  shareOfRecoveries: number | null;
+  amount: Money;
+}
+export interface PathBreakdown {
+  path: string;
+  count: number;
+  amount: Money;
+  share: number | null;
+}
+export interface ReminderBreakdown {
+  kind: string;
+  step: number;
+  reached: number;
+  recoveredAfter: number;
+  rate: number | null;
+}
+export interface MonthBreakdown {
+  month: string;
+  opened: number;
+  voided: number;
+  recovered: number;
+  lost: number;
+  open: number;
+  amount: Money;
+  recoveredAmount: Money;
+  rate: number | null;
+  revenueRate: number | null;
+}
+export interface ArmSummary {
+  cases: number;
+  recovered: number;
+  rate: number | null;
+  amount: Money;
+  recoveredAmount: Money;
+}
 
 export interface CurrencyReport {
   currency: string;
@@ -31,7 +66,16 @@ export interface CurrencyReport {
   recovered: { count: number; amount: Money; partial: number };
   lost: { count: number; amount: Money };
   atRisk: { count: number; amount: Money };
-  cohort: { eligible: number; recovered: number; lost: number; open: number; rateByCount: number | null; rateByRevenue: number | null; eligibleAmount: Money; recoveredAmount: Money };
+  cohort: {
+    eligible: number;
+    recovered: number;
+    lost: number;
+    open: number;
+    rateByCount: number | null;
+    rateByRevenue: number | null;
+    eligibleAmount: Money;
+    recoveredAmount: Money;
+  };
   timeToRecover: { medianSeconds: number | null; p90Seconds: number | null };
   byCategory: BreakdownRow[];
   byCode: BreakdownRow[];
@@ -44,7 +88,15 @@ export interface CurrencyReport {
 }
 
 export interface Report {
-  period: { from: string; to: string; timeZone: string; start: string; end: string; snapshotAt: string; timelineUnit: 'day' | 'month' };
+  period: {
+    from: string;
+    to: string;
+    timeZone: string;
+    start: string;
+    end: string;
+    snapshotAt: string;
+    timelineUnit: 'day' | 'month';
+  };
   currency: string | null;
   churn: { activeAtStart: number; churned: number; rate: number | null };
   currencies: CurrencyReport[];
@@ -59,13 +111,18 @@ const PATHS = ['scheduled_retry', 'card_update_retry', 'manual_retry', 'customer
 
 export function buildReport(data: ReportData): Report {
   const currencies = new Set<string>();
-  for (const rows of [data.cohortTotals, data.closedTotals, data.atRisk]) for (const r of rows) currencies.add(r.currency);
+  for (const rows of [data.cohortTotals, data.closedTotals, data.atRisk])
+    for (const r of rows) currencies.add(r.currency);
   const { period } = data.query;
   return {
     period: {
-      from: period.fromDate, to: period.toDate, timeZone: period.timeZone,
-      start: period.start.toISOString(), end: period.end.toISOString(),
-      snapshotAt: data.snapshotAt.toISOString(), timelineUnit: data.timelineUnit,
+      from: period.fromDate,
+      to: period.toDate,
+      timeZone: period.timeZone,
+      start: period.start.toISOString(),
+      end: period.end.toISOString(),
+      snapshotAt: data.snapshotAt.toISOString(),
+      timelineUnit: data.timelineUnit,
     },
     currency: data.query.currency,
     churn: { ...data.churn, rate: rate(data.churn.churned, data.churn.activeAtStart) },
@@ -91,12 +148,22 @@ function currencyReport(data: ReportData, currency: string): CurrencyReport {
     for (const r of declines) {
       const key = keyOf(r);
       const a = acc.get(key) ?? { cases: 0, amount: 0, recovered: 0, recoveredAmount: 0 };
-      a.cases += r.cases; a.amount += r.amount; a.recovered += r.recovered; a.recoveredAmount += r.recoveredAmount;
+      a.cases += r.cases;
+      a.amount += r.amount;
+      a.recovered += r.recovered;
+      a.recoveredAmount += r.recoveredAmount;
       acc.set(key, a);
     }
-    return [...acc].map(([key, a]) => ({
-      key, cases: a.cases, amount: money(a.amount), recovered: a.recovered, recoveredAmount: money(a.recoveredAmount), rate: rate(a.recovered, a.cases),
-    })).sort((x, y) => y.cases - x.cases || x.key.localeCompare(y.key));
+    return [...acc]
+      .map(([key, a]) => ({
+        key,
+        cases: a.cases,
+        amount: money(a.amount),
+        recovered: a.recovered,
+        recoveredAmount: money(a.recoveredAmount),
+        rate: rate(a.recovered, a.cases),
+      }))
+      .sort((x, y) => y.cases - x.cases || x.key.localeCompare(y.key));
   };
 
   const attempts = mine(data.attempts).sort((a, b) => a.attemptNo - b.attemptNo);
@@ -105,8 +172,11 @@ function currencyReport(data: ReportData, currency: string): CurrencyReport {
   const arm = (name: string): ArmSummary => {
     const r = mine(data.arms).find((a) => a.cohort === name);
     return {
-      cases: r?.cases ?? 0, recovered: r?.recovered ?? 0, rate: rate(r?.recovered ?? 0, r?.cases ?? 0),
-      amount: money(r?.amount ?? 0), recoveredAmount: money(r?.recoveredAmount ?? 0),
+      cases: r?.cases ?? 0,
+      recovered: r?.recovered ?? 0,
+      rate: rate(r?.recovered ?? 0, r?.cases ?? 0),
+      amount: money(r?.amount ?? 0),
+      recoveredAmount: money(r?.recoveredAmount ?? 0),
     };
   };
   const smart = arm('smart');
@@ -120,30 +190,64 @@ function currencyReport(data: ReportData, currency: string): CurrencyReport {
     lost: { count: cl?.lost ?? 0, amount: money(cl?.lostAmount ?? 0) },
     atRisk: { count: risk?.count ?? 0, amount: money(risk?.amount ?? 0) },
     cohort: {
-      eligible, recovered: cohortRecovered, lost: co?.lost ?? 0, open: co?.open ?? 0,
-      rateByCount: rate(cohortRecovered, eligible), rateByRevenue: rate(co?.recoveredAmount ?? 0, eligibleAmount),
-      eligibleAmount: money(eligibleAmount), recoveredAmount: money(co?.recoveredAmount ?? 0),
+      eligible,
+      recovered: cohortRecovered,
+      lost: co?.lost ?? 0,
+      open: co?.open ?? 0,
+      rateByCount: rate(cohortRecovered, eligible),
+      rateByRevenue: rate(co?.recoveredAmount ?? 0, eligibleAmount),
+      eligibleAmount: money(eligibleAmount),
+      recoveredAmount: money(co?.recoveredAmount ?? 0),
     },
     timeToRecover: { medianSeconds: cl?.p50 ?? null, p90Seconds: cl?.p90 ?? null },
     byCategory: group((r) => r.category ?? 'unknown'),
     byCode: group((r) => r.code ?? 'unknown'),
     byAttempt: attempts.map((a) => ({
-      attemptNo: a.attemptNo, attempted: a.attempted, succeeded: a.succeeded, rate: rate(a.succeeded, a.attempted),
-      shareOfRecoveries: rate(a.succeeded, cohortRecovered), amount: money(a.succeededAmount),
+      attemptNo: a.attemptNo,
+      attempted: a.attempted,
+      succeeded: a.succeeded,
+      rate: rate(a.succeeded, a.attempted),
+      shareOfRecoveries: rate(a.succeeded, cohortRecovered),
+      amount: money(a.succeededAmount),
     })),
     byPath: paths
-      .map((p) => ({ path: p.path ?? 'unknown', count: p.count, amount: money(p.amount), share: rate(p.count, pathTotal) }))
+      .map((p) => ({
+        path: p.path ?? 'unknown',
+        count: p.count,
+        amount: money(p.amount),
+        share: rate(p.count, pathTotal),
+      }))
       .sort((a, b) => pathOrder(a.path) - pathOrder(b.path)),
-    byReminder: data.reminders === null ? null : mine(data.reminders)
-      .map((r) => ({ kind: r.kind, step: r.step, reached: r.reached, recoveredAfter: r.recoveredAfter, rate: rate(r.recoveredAfter, r.reached) }))
-      .sort((a, b) => a.step - b.step || a.kind.localeCompare(b.kind)),
-    byMonth: mine(data.months).sort((a, b) => a.month.localeCompare(b.month)).map((m) => ({
-      month: m.month, opened: m.opened, voided: m.voided, recovered: m.recovered, lost: m.lost, open: m.open,
-      amount: money(m.amount), recoveredAmount: money(m.recoveredAmount),
-      rate: rate(m.recovered, m.opened - m.voided), revenueRate: rate(m.recoveredAmount, m.amount),
-    })),
+    byReminder:
+      data.reminders === null
+        ? null
+        : mine(data.reminders)
+            .map((r) => ({
+              kind: r.kind,
+              step: r.step,
+              reached: r.reached,
+              recoveredAfter: r.recoveredAfter,
+              rate: rate(r.recoveredAfter, r.reached),
+            }))
+            .sort((a, b) => a.step - b.step || a.kind.localeCompare(b.kind)),
+    byMonth: mine(data.months)
+      .sort((a, b) => a.month.localeCompare(b.month))
+      .map((m) => ({
+        month: m.month,
+        opened: m.opened,
+        voided: m.voided,
+        recovered: m.recovered,
+        lost: m.lost,
+        open: m.open,
+        amount: money(m.amount),
+        recoveredAmount: money(m.recoveredAmount),
+        rate: rate(m.recovered, m.opened - m.voided),
+        revenueRate: rate(m.recoveredAmount, m.amount),
+      })),
     policy: { smart, holdout, lift: liftOf(smart, holdout) },
-    timeline: mine(data.timeline).sort((a, b) => a.bucket.localeCompare(b.bucket)).map((t) => ({ bucket: t.bucket, count: t.count, amount: money(t.amount) })),
+    timeline: mine(data.timeline)
+      .sort((a, b) => a.bucket.localeCompare(b.bucket))
+      .map((t) => ({ bucket: t.bucket, count: t.count, amount: money(t.amount) })),
   };
 }
 

@@ -21,13 +21,19 @@ export function horizontalBars(id: string, title: string, bars: Bar[], max?: num
   const rows = bars.map((b, i) => {
     const w = top > 0 ? Math.max(0, (b.value / top) * barW) : 0;
     const y = 4 + i * rowH;
-    return `<g class="bar" data-label="${escapeHtml(b.label)}" data-value="${b.value}">` +
+    return (
+      `<g class="bar" data-label="${escapeHtml(b.label)}" data-value="${b.value}">` +
       `<text x="${labelW - 6}" y="${y + 15}" text-anchor="end">${escapeHtml(b.label)}</text>` +
       `<rect x="${labelW}" y="${y + 3}" width="${w.toFixed(1)}" height="${rowH - 6}"><title>${escapeHtml(b.label)}: ${escapeHtml(b.display)}</title></rect>` +
-      `<text x="${labelW + w + 6}" y="${y + 15}">${escapeHtml(b.display)}</text></g>`;
+      `<text x="${labelW + w + 6}" y="${y + 15}">${escapeHtml(b.display)}</text></g>`
+    );
   });
   const body = bars.length === 0 ? `<text x="10" y="18">no data</text>` : rows.join('');
-  return figure(id, title, `<svg role="img" aria-label="${escapeHtml(title)}" viewBox="0 0 ${labelW + barW + 120} ${height}" width="${labelW + barW + 120}" height="${height}">${body}</svg>`);
+  return figure(
+    id,
+    title,
+    `<svg role="img" aria-label="${escapeHtml(title)}" viewBox="0 0 ${labelW + barW + 120} ${height}" width="${labelW + barW + 120}" height="${height}">${body}</svg>`,
+  );
 }
 
 /** Vertical bars over time; every bucket of the period is drawn so gaps show as gaps. */
@@ -44,9 +50,14 @@ export function columnChart(id: string, title: string, bars: Bar[]): string {
   });
   const first = bars[0]?.label ?? '';
   const last = bars[bars.length - 1]?.label ?? '';
-  const axis = `<line x1="10" y1="${base}" x2="${width - 10}" y2="${base}" class="axis"/>` +
+  const axis =
+    `<line x1="10" y1="${base}" x2="${width - 10}" y2="${base}" class="axis"/>` +
     `<text x="10" y="${height - 6}">${escapeHtml(first)}</text><text x="${width - 10}" y="${height - 6}" text-anchor="end">${escapeHtml(last)}</text>`;
-  return figure(id, title, `<svg role="img" aria-label="${escapeHtml(title)}" viewBox="0 0 ${width} ${height}" width="${width}" height="${height}">${cols.join('')}${axis}</svg>`);
+  return figure(
+    id,
+    title,
+    `<svg role="img" aria-label="${escapeHtml(title)}" viewBox="0 0 ${width} ${height}" width="${width}" height="${height}">${cols.join('')}${axis}</svg>`,
+  );
 }
 
 function figure(id: string, title: string, svg: string): string {

@@ -56,6 +56,7 @@ export function resolvePeriod(input: PeriodInput): Period {
 /** A currency filter as given by a user: three letters, stored lower-case like Stripe does. */
 export function parseCurrency(raw: string | null | undefined): string | null {
   if (raw === null || raw === undefined || raw === '') return null;
-  if (!/^[A-Za-z]{3}$/.test(raw)) throw new PeriodError(`--currency: expected a three-letter ISO code such as usd or EUR, got "${raw}"`);
+  if (!/^[A-Za-z]{3}$/.test(raw))
+    throw new PeriodError(`--currency: expected a three-letter ISO code such as usd or EUR, got "${raw}"`);
   return raw.toLowerCase();
 }

@@ -16,21 +16,110 @@ export interface ReportQuery {
   asOf: Date;
 }
 
-export interface CohortTotalsRow { currency: string; opened: number; openedAmount: number; voided: number; voidedAmount: number; recovered: number; recoveredAmount: number; lost: number; open: number }
-export interface ClosedTotalsRow { currency: string; recovered: number; recoveredAmount: number; partial: number; lost: number; lostAmount: number; p50: number | null; p90: number | null }
-export interface AtRiskRow { currency: string; count: number; amount: number }
-export interface DeclineRow { currency: string; category: string | null; code: string | null; cases: number; amount: number; recovered: number; recoveredAmount: number }
-export interface AttemptRow { currency: string; attemptNo: number; attempted: number; succeeded: number; succeededAmount: number }
+export interface CohortTotalsRow {
+  currency: string;
+  opened: number;
+  openedAmount: number;
+  voided: number;
+  voidedAmount: number;
+  recovered: number;
+  recoveredAmount: number;
+  lost: number;
+  open: number;
+}
+export interface ClosedTotalsRow {
+  currency: string;
+  recovered: number;
+  recoveredAmount: number;
+  partial: number;
+  lost: number;
+  lostAmount: number;
+  p50: number | null;
+  p90: number | null;
+}
+export interface AtRiskRow {
+  currency: string;
+  count: number;
+  amount: number;
+}
+export interface DeclineRow {
+  currency: string;
+  category: string | null;
+  code: string | null;
+  cases: number;
+  amount: number;
+  recovered: number;
+  recoveredAmount: number;
+}
+export interface AttemptRow {
+  currency: string;
+  attemptNo: number;
+  attempted: number;
+  succeeded: number;
+  succeededAmount: number;
+}
 /** Cases of the period grouped by how many charges they had, and whether the last one paid. */
-export interface ChargeCountRow { currency: string; charges: number; won: boolean; cases: number; paidAmount: number }
-export interface PathRow { currency: string; path: string | null; count: number; amount: number }
-export interface ArmRow { currency: string; cohort: string; cases: number; recovered: number; amount: number; recoveredAmount: number }
+export interface ChargeCountRow {
+  currency: string;
+  charges: number;
+  won: boolean;
+  cases: number;
+  paidAmount: number;
+}
+export interface PathRow {
+  currency: string;
+  path: string | null;
+  count: number;
+  amount: number;
+}
+export interface ArmRow {
+  currency: string;
+  cohort: string;
+  cases: number;
+  recovered: number;
+  amount: number;
+  recoveredAmount: number;
+}
 /** `bucket`: 1 for the first month of `monthStartsOf`, 2 for the next, ... */
-interface MonthBucketRow { currency: string; bucket: number; opened: number; voided: number; recovered: number; lost: number; open: number; amount: number; recoveredAmount: number }
-export interface MonthRow { currency: string; month: string; opened: number; voided: number; recovered: number; lost: number; open: number; amount: number; recoveredAmount: number }
-export interface TimelineRow { currency: string; bucket: string; count: number; amount: number }
-export interface ReminderRow { currency: string; kind: string; step: number; reached: number; recoveredAfter: number }
-export interface ChurnRow { activeAtStart: number; churned: number }
+interface MonthBucketRow {
+  currency: string;
+  bucket: number;
+  opened: number;
+  voided: number;
+  recovered: number;
+  lost: number;
+  open: number;
+  amount: number;
+  recoveredAmount: number;
+}
+export interface MonthRow {
+  currency: string;
+  month: string;
+  opened: number;
+  voided: number;
+  recovered: number;
+  lost: number;
+  open: number;
+  amount: number;
+  recoveredAmount: number;
+}
+export interface TimelineRow {
+  currency: string;
+  bucket: string;
+  count: number;
+  amount: number;
+}
+export interface ReminderRow {
+  currency: string;
+  kind: string;
+  step: number;
+  reached: number;
+  recoveredAfter: number;
+}
+export interface ChurnRow {
+  activeAtStart: number;
+  churned: number;
+}
 
 export interface ReportData {
   query: ReportQuery;
@@ -53,7 +142,10 @@ export interface ReportData {
 
 /** Cohort tables show at least six months so a one-month report still shows a trend. */
 export function cohortStartOf(period: Period): Date {
-  const sixBack = DateTime.fromJSDate(period.end, { zone: period.timeZone }).minus({ months: 6 }).startOf('month').toJSDate();
+  const sixBack = DateTime.fromJSDate(period.end, { zone: period.timeZone })
+    .minus({ months: 6 })
+    .startOf('month')
+    .toJSDate();
   return sixBack < period.start ? sixBack : period.start;
 }
 
@@ -80,7 +172,8 @@ function frameOf(query: ReportQuery): Frame {
 /** The first instant of each month from `from`'s month up to `to` (exclusive), in `zone`, plus the end. */
 export function monthStartsOf(from: Date, to: Date, zone: string): Date[] {
   const out: Date[] = [];
-  for (let m = DateTime.fromJSDate(from, { zone }).startOf('month'); m.toJSDate() < to; m = m.plus({ months: 1 })) out.push(m.toJSDate());
+  for (let m = DateTime.fromJSDate(from, { zone }).startOf('month'); m.toJSDate() < to; m = m.plus({ months: 1 }))
+    out.push(m.toJSDate());
   out.push(to);
   return out;
 }
@@ -95,7 +188,13 @@ export function chargesByNumber(groups: readonly ChargeCountRow[]): AttemptRow[]
   for (const g of groups) {
     for (let n = 1; n <= g.charges; n += 1) {
       const key = `${g.currency}:${n}`;
-      const row = rows.get(key) ?? { currency: g.currency, attemptNo: n, attempted: 0, succeeded: 0, succeededAmount: 0 };
+      const row = rows.get(key) ?? {
+        currency: g.currency,
+        attemptNo: n,
+        attempted: 0,
+        succeeded: 0,
+        succeededAmount: 0,
+      };
       row.attempted += g.cases;
       if (g.won && n === g.charges) {
         row.succeeded += g.cases;
@@ -245,15 +344,36 @@ export async function loadReportData(sql: Tx, query: ReportQuery): Promise<Repor
   const { snapshotAt, cohortStart, timelineUnit, monthStarts } = frame;
   const q = reportQueries(sql, query, frame);
   const { period, currency: cur } = query;
-  const [cohortTotals, closedTotals, atRisk, declines, attempts, paths, arms, months, timeline, reminders, churn] = await Promise.all([
-    q.cohortTotals, q.closedTotals, q.atRisk, q.declines, q.attempts, q.paths, q.arms, q.months, q.timeline,
-    loadReminders(sql, period.start, period.end, cur), q.churn,
-  ]);
+  const [cohortTotals, closedTotals, atRisk, declines, attempts, paths, arms, months, timeline, reminders, churn] =
+    await Promise.all([
+      q.cohortTotals,
+      q.closedTotals,
+      q.atRisk,
+      q.declines,
+      q.attempts,
+      q.paths,
+      q.arms,
+      q.months,
+      q.timeline,
+      loadReminders(sql, period.start, period.end, cur),
+      q.churn,
+    ]);
 
-  const monthLabel = (bucket: number) => DateTime.fromJSDate(monthStarts[bucket - 1]!, { zone: period.timeZone }).toFormat('yyyy-MM');
+  const monthLabel = (bucket: number) =>
+    DateTime.fromJSDate(monthStarts[bucket - 1]!, { zone: period.timeZone }).toFormat('yyyy-MM');
   return {
-    query, snapshotAt, cohortStart, timelineUnit,
-    cohortTotals, closedTotals, atRisk, declines, paths, arms, timeline, reminders,
+    query,
+    snapshotAt,
+    cohortStart,
+    timelineUnit,
+    cohortTotals,
+    closedTotals,
+    atRisk,
+    declines,
+    paths,
+    arms,
+    timeline,
+    reminders,
     attempts: chargesByNumber(attempts),
     months: months.map(({ bucket, ...m }) => ({ ...m, month: monthLabel(bucket) })),
     churn: churn[0] ?? { activeAtStart: 0, churned: 0 },

@@ -19,37 +19,62 @@ export function renderCsv(report: Report): string {
   for (const c of report.currencies) {
     const cur = c.currency;
     const s = (metric: string, value: number | null) => add(cur, 'summary', '', metric, value);
-    s('opened_count', c.opened.count); s('opened_amount', c.opened.amount.minor);
-    s('voided_count', c.voided.count); s('voided_amount', c.voided.amount.minor);
-    s('recovered_count', c.recovered.count); s('recovered_amount', c.recovered.amount.minor); s('recovered_partial_count', c.recovered.partial);
-    s('lost_count', c.lost.count); s('lost_amount', c.lost.amount.minor);
-    s('at_risk_count', c.atRisk.count); s('at_risk_amount', c.atRisk.amount.minor);
-    s('cohort_eligible_count', c.cohort.eligible); s('cohort_recovered_count', c.cohort.recovered);
-    s('recovery_rate_by_count', c.cohort.rateByCount); s('recovery_rate_by_revenue', c.cohort.rateByRevenue);
-    s('time_to_recover_median_seconds', c.timeToRecover.medianSeconds); s('time_to_recover_p90_seconds', c.timeToRecover.p90Seconds);
-    for (const [section, list] of [['decline_category', c.byCategory], ['decline_code', c.byCode]] as const) {
+    s('opened_count', c.opened.count);
+    s('opened_amount', c.opened.amount.minor);
+    s('voided_count', c.voided.count);
+    s('voided_amount', c.voided.amount.minor);
+    s('recovered_count', c.recovered.count);
+    s('recovered_amount', c.recovered.amount.minor);
+    s('recovered_partial_count', c.recovered.partial);
+    s('lost_count', c.lost.count);
+    s('lost_amount', c.lost.amount.minor);
+    s('at_risk_count', c.atRisk.count);
+    s('at_risk_amount', c.atRisk.amount.minor);
+    s('cohort_eligible_count', c.cohort.eligible);
+    s('cohort_recovered_count', c.cohort.recovered);
+    s('recovery_rate_by_count', c.cohort.rateByCount);
+    s('recovery_rate_by_revenue', c.cohort.rateByRevenue);
+    s('time_to_recover_median_seconds', c.timeToRecover.medianSeconds);
+    s('time_to_recover_p90_seconds', c.timeToRecover.p90Seconds);
+    for (const [section, list] of [
+      ['decline_category', c.byCategory],
+      ['decline_code', c.byCode],
+    ] as const) {
       for (const r of list) {
-        add(cur, section, r.key, 'cases', r.cases); add(cur, section, r.key, 'recovered', r.recovered);
-        add(cur, section, r.key, 'recovered_amount', r.recoveredAmount.minor); add(cur, section, r.key, 'rate', r.rate);
+        add(cur, section, r.key, 'cases', r.cases);
+        add(cur, section, r.key, 'recovered', r.recovered);
+        add(cur, section, r.key, 'recovered_amount', r.recoveredAmount.minor);
+        add(cur, section, r.key, 'rate', r.rate);
       }
     }
     for (const a of c.byAttempt) {
       const k = String(a.attemptNo);
-      add(cur, 'attempt', k, 'charged', a.attempted); add(cur, 'attempt', k, 'succeeded', a.succeeded);
-      add(cur, 'attempt', k, 'success_rate', a.rate); add(cur, 'attempt', k, 'share_of_recoveries', a.shareOfRecoveries);
+      add(cur, 'attempt', k, 'charged', a.attempted);
+      add(cur, 'attempt', k, 'succeeded', a.succeeded);
+      add(cur, 'attempt', k, 'success_rate', a.rate);
+      add(cur, 'attempt', k, 'share_of_recoveries', a.shareOfRecoveries);
     }
-    for (const r of c.byPath) { add(cur, 'path', r.path, 'recovered', r.count); add(cur, 'path', r.path, 'amount', r.amount.minor); }
+    for (const r of c.byPath) {
+      add(cur, 'path', r.path, 'recovered', r.count);
+      add(cur, 'path', r.path, 'amount', r.amount.minor);
+    }
     for (const r of c.byReminder ?? []) {
       const k = `${r.step}:${r.kind}`;
-      add(cur, 'reminder', k, 'sent_to', r.reached); add(cur, 'reminder', k, 'recovered_after', r.recoveredAfter);
+      add(cur, 'reminder', k, 'sent_to', r.reached);
+      add(cur, 'reminder', k, 'recovered_after', r.recoveredAfter);
     }
     for (const m of c.byMonth) {
-      add(cur, 'cohort', m.month, 'opened', m.opened); add(cur, 'cohort', m.month, 'recovered', m.recovered);
-      add(cur, 'cohort', m.month, 'lost', m.lost); add(cur, 'cohort', m.month, 'open', m.open); add(cur, 'cohort', m.month, 'rate', m.rate);
+      add(cur, 'cohort', m.month, 'opened', m.opened);
+      add(cur, 'cohort', m.month, 'recovered', m.recovered);
+      add(cur, 'cohort', m.month, 'lost', m.lost);
+      add(cur, 'cohort', m.month, 'open', m.open);
+      add(cur, 'cohort', m.month, 'rate', m.rate);
     }
     for (const arm of ['smart', 'holdout'] as const) {
       const a = c.policy[arm];
-      add(cur, 'policy', arm, 'cases', a.cases); add(cur, 'policy', arm, 'recovered', a.recovered); add(cur, 'policy', arm, 'rate', a.rate);
+      add(cur, 'policy', arm, 'cases', a.cases);
+      add(cur, 'policy', arm, 'recovered', a.recovered);
+      add(cur, 'policy', arm, 'rate', a.rate);
     }
     const l = c.policy.lift;
     add(cur, 'policy', 'lift', 'difference', l?.difference ?? null);

@@ -6,10 +6,14 @@ import { formatDuration, formatMoney, formatPercent, formatPoints } from './metr
 /** The dashboard page: server-rendered, self-contained (inline CSS and SVG, no scripts). */
 export function renderHtml(report: Report, links: { json: string; csv: string }): string {
   const p = report.period;
-  const churn = report.churn.activeAtStart === 0 ? 'n/a' : `${formatPercent(report.churn.rate, 2)} (${report.churn.churned} of ${report.churn.activeAtStart} customers)`;
-  const sections = report.currencies.length === 0
-    ? '<p class="empty">No dunning activity in this period.</p>'
-    : report.currencies.map((c) => currencySection(c, report)).join('\n');
+  const churn =
+    report.churn.activeAtStart === 0
+      ? 'n/a'
+      : `${formatPercent(report.churn.rate, 2)} (${report.churn.churned} of ${report.churn.activeAtStart} customers)`;
+  const sections =
+    report.currencies.length === 0
+      ? '<p class="empty">No dunning activity in this period.</p>'
+      : report.currencies.map((c) => currencySection(c, report)).join('\n');
   return `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>Dunning recovery ${h(p.from)} to ${h(p.to)}</title>
 <meta name="viewport" content="width=device-width, initial-scale=1">
@@ -32,7 +36,11 @@ function currencySection(c: CurrencyReport, report: Report): string {
   const tile = (id: string, label: string, value: string, sub: string) =>
     `<div class="tile" id="${h(cur)}-${id}"><div class="label">${h(label)}</div><div class="value">${h(value)}</div><div class="sub">${h(sub)}</div></div>`;
   const lift = c.policy.lift;
-  const pct = (b: { label: string; rate: number | null }): Bar => ({ label: b.label, value: b.rate ?? 0, display: formatPercent(b.rate) });
+  const pct = (b: { label: string; rate: number | null }): Bar => ({
+    label: b.label,
+    value: b.rate ?? 0,
+    display: formatPercent(b.rate),
+  });
   return `<section class="currency" id="currency-${h(cur)}"><h2>${h(cur.toUpperCase())}</h2>
 <div class="tiles">
 ${tile('recovered', 'Recovered in period', c.recovered.amount.formatted, `${c.recovered.count} cases`)}
@@ -45,21 +53,88 @@ ${tile('lift', 'Smart vs holdout', lift ? formatPoints(lift.difference) : 'n/a',
 </div>
 <div class="charts">
 ${columnChart(`${cur}-chart-timeline`, `Recovered revenue per ${report.period.timelineUnit}`, timelineBars(c, report))}
-${horizontalBars(`${cur}-chart-attempt`, 'Success rate by attempt number', c.byAttempt.map((a) => pct({ label: `attempt ${a.attemptNo}`, rate: a.rate })), 1)}
-${horizontalBars(`${cur}-chart-category`, 'Recovery rate by decline category', c.byCategory.map((r) => pct({ label: r.key, rate: r.rate })), 1)}
-${horizontalBars(`${cur}-chart-path`, 'Recovered revenue by path (cases opened in the period)', c.byPath.map((r) => ({ label: r.path, value: r.amount.minor, display: r.amount.formatted })))}
+${horizontalBars(
+  `${cur}-chart-attempt`,
+  'Success rate by attempt number',
+  c.byAttempt.map((a) => pct({ label: `attempt ${a.attemptNo}`, rate: a.rate })),
+  1,
+)}
+${horizontalBars(
+  `${cur}-chart-category`,
+  'Recovery rate by decline category',
+  c.byCategory.map((r) => pct({ label: r.key, rate: r.rate })),
+  1,
+)}
+${horizontalBars(
+  `${cur}-chart-path`,
+  'Recovered revenue by path (cases opened in the period)',
+  c.byPath.map((r) => ({ label: r.path, value: r.amount.minor, display: r.amount.formatted })),
+)}
 </div>
 <div class="tables">
-<div>${table('Recovered at attempt N: share of recoveries', ['attempt', 'charges', 'succeeded', 'success rate', 'share of recoveries', 'recovered amount'],
-  c.byAttempt.map((a) => [a.attemptNo, a.attempted, a.succeeded, formatPercent(a.rate), formatPercent(a.shareOfRecoveries), a.amount.formatted]), `${cur}-table-attempt`)}</div>
-<div>${table('By decline category', ['category', 'cases', 'recovered', 'rate', 'recovered amount'],
-  c.byCategory.map((r) => [r.key, r.cases, r.recovered, formatPercent(r.rate), r.recoveredAmount.formatted]), `${cur}-table-category`)}</div>
+<div>${table(
+    'Recovered at attempt N: share of recoveries',
+    ['attempt', 'charges', 'succeeded', 'success rate', 'share of recoveries', 'recovered amount'],
+    c.byAttempt.map((a) => [
+      a.attemptNo,
+      a.attempted,
+      a.succeeded,
+      formatPercent(a.rate),
+      formatPercent(a.shareOfRecoveries),
+      a.amount.formatted,
+    ]),
+    `${cur}-table-attempt`,
+  )}</div>
+<div>${table(
+    'By decline category',
+    ['category', 'cases', 'recovered', 'rate', 'recovered amount'],
+    c.byCategory.map((r) => [r.key, r.cases, r.recovered, formatPercent(r.rate), r.recoveredAmount.formatted]),
+    `${cur}-table-category`,
+  )}</div>
 </div>
-${table('Smart policy vs holdout', ['group', 'cases', 'recovered', 'rate', 'recovered amount'], (['smart', 'holdout'] as const).map((g) => [g, c.policy[g].cases, c.policy[g].recovered, formatPercent(c.policy[g].rate), c.policy[g].recoveredAmount.formatted]))}
-${table('By decline code', ['code', 'cases', 'recovered', 'rate', 'recovered amount'], c.byCode.map((r) => [r.key, r.cases, r.recovered, formatPercent(r.rate), r.recoveredAmount.formatted]))}
-${table('By recovery path', ['path', 'recovered', 'amount', 'share'], c.byPath.map((r) => [r.path, r.count, r.amount.formatted, formatPercent(r.share)]))}
-${c.byReminder === null ? '<h3>By reminder step</h3><p>Reminders are not set up on this database.</p>' : table('By reminder step', ['step', 'kind', 'sent to', 'recovered after', 'rate'], c.byReminder.map((r) => [r.step, r.kind, r.reached, r.recoveredAfter, formatPercent(r.rate)]))}
-${table('By cohort (month of first failure)', ['month', 'opened', 'recovered', 'lost', 'open', 'rate', 'revenue rate'], c.byMonth.map((m) => [m.month, m.opened, m.recovered, m.lost, m.open, formatPercent(m.rate), formatPercent(m.revenueRate)]))}
+${table(
+  'Smart policy vs holdout',
+  ['group', 'cases', 'recovered', 'rate', 'recovered amount'],
+  (['smart', 'holdout'] as const).map((g) => [
+    g,
+    c.policy[g].cases,
+    c.policy[g].recovered,
+    formatPercent(c.policy[g].rate),
+    c.policy[g].recoveredAmount.formatted,
+  ]),
+)}
+${table(
+  'By decline code',
+  ['code', 'cases', 'recovered', 'rate', 'recovered amount'],
+  c.byCode.map((r) => [r.key, r.cases, r.recovered, formatPercent(r.rate), r.recoveredAmount.formatted]),
+)}
+${table(
+  'By recovery path',
+  ['path', 'recovered', 'amount', 'share'],
+  c.byPath.map((r) => [r.path, r.count, r.amount.formatted, formatPercent(r.share)]),
+)}
+${
+  c.byReminder === null
+    ? '<h3>By reminder step</h3><p>Reminders are not set up on this database.</p>'
+    : table(
+        'By reminder step',
+        ['step', 'kind', 'sent to', 'recovered after', 'rate'],
+        c.byReminder.map((r) => [r.step, r.kind, r.reached, r.recoveredAfter, formatPercent(r.rate)]),
+      )
+}
+${table(
+  'By cohort (month of first failure)',
+  ['month', 'opened', 'recovered', 'lost', 'open', 'rate', 'revenue rate'],
+  c.byMonth.map((m) => [
+    m.month,
+    m.opened,
+    m.recovered,
+    m.lost,
+    m.open,
+    formatPercent(m.rate),
+    formatPercent(m.revenueRate),
+  ]),
+)}
 </section>`;
 }
 
@@ -70,7 +145,11 @@ function timelineBars(c: CurrencyReport, report: Report): Bar[] {
   const bars: Bar[] = [];
   const zone = report.period.timeZone;
   const end = DateTime.fromISO(report.period.to, { zone });
-  for (let d = DateTime.fromISO(report.period.from, { zone }).startOf(unit); d <= end; d = d.plus(unit === 'day' ? { days: 1 } : { months: 1 })) {
+  for (
+    let d = DateTime.fromISO(report.period.from, { zone }).startOf(unit);
+    d <= end;
+    d = d.plus(unit === 'day' ? { days: 1 } : { months: 1 })
+  ) {
     const label = unit === 'day' ? d.toISODate()! : d.toFormat('yyyy-MM');
     const value = byBucket.get(label) ?? 0;
     bars.push({ label, value, display: formatMoney(value, c.currency) });
@@ -79,9 +158,15 @@ function timelineBars(c: CurrencyReport, report: Report): Bar[] {
 }
 
 function table(title: string, header: string[], rows: Array<Array<string | number>>, id?: string): string {
-  const body = rows.length === 0
-    ? `<tr><td colspan="${header.length}">none</td></tr>`
-    : rows.map((r) => `<tr>${r.map((v) => `<td${typeof v === 'number' ? ' class="num"' : ''}>${h(String(v))}</td>`).join('')}</tr>`).join('');
+  const body =
+    rows.length === 0
+      ? `<tr><td colspan="${header.length}">none</td></tr>`
+      : rows
+          .map(
+            (r) =>
+              `<tr>${r.map((v) => `<td${typeof v === 'number' ? ' class="num"' : ''}>${h(String(v))}</td>`).join('')}</tr>`,
+          )
+          .join('');
   return `<h3>${h(title)}</h3><table${id ? ` id="${h(id)}"` : ''}><thead><tr>${header.map((x) => `<th>${h(x)}</th>`).join('')}</tr></thead><tbody>${body}</tbody></table>`;
 }
 

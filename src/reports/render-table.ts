@@ -5,10 +5,14 @@ import { formatDuration, formatPercent, formatPoints } from './metrics.ts';
 export function renderTable(report: Report, options: { definitions?: boolean } = {}): string {
   const p = report.period;
   const out: string[] = [];
-  out.push(`Dunning recovery report  ${p.from} .. ${p.to} (${p.timeZone})${report.currency ? `  currency ${report.currency.toUpperCase()}` : ''}`);
+  out.push(
+    `Dunning recovery report  ${p.from} .. ${p.to} (${p.timeZone})${report.currency ? `  currency ${report.currency.toUpperCase()}` : ''}`,
+  );
   out.push(`At-risk snapshot at ${p.snapshotAt}`);
   const churn = report.churn;
-  out.push(`Involuntary churn (all currencies): ${churn.activeAtStart === 0 ? 'n/a (no subscriptions active at the start of the period)' : `${churn.churned} of ${churn.activeAtStart} customers = ${formatPercent(churn.rate, 2)}`}`);
+  out.push(
+    `Involuntary churn (all currencies): ${churn.activeAtStart === 0 ? 'n/a (no subscriptions active at the start of the period)' : `${churn.churned} of ${churn.activeAtStart} customers = ${formatPercent(churn.rate, 2)}`}`,
+  );
   if (report.currencies.length === 0) out.push('', 'No dunning activity in this period.');
   for (const c of report.currencies) out.push('', ...currencyBlock(c));
   if (options.definitions ?? true) {
@@ -20,14 +24,19 @@ export function renderTable(report: Report, options: { definitions?: boolean } =
 
 function currencyBlock(c: CurrencyReport): string[] {
   const out = [`== ${c.currency.toUpperCase()} ==`];
-  out.push(...grid(['metric', 'count', 'amount'], [
-    ['cases opened', c.opened.count, c.opened.amount.formatted],
-    ['  of which voided', c.voided.count, c.voided.amount.formatted],
-    ['recovered in period', c.recovered.count, c.recovered.amount.formatted],
-    ['  of which partly paid', c.recovered.partial, ''],
-    ['lost in period', c.lost.count, c.lost.amount.formatted],
-    ['still at risk', c.atRisk.count, c.atRisk.amount.formatted],
-  ]));
+  out.push(
+    ...grid(
+      ['metric', 'count', 'amount'],
+      [
+        ['cases opened', c.opened.count, c.opened.amount.formatted],
+        ['  of which voided', c.voided.count, c.voided.amount.formatted],
+        ['recovered in period', c.recovered.count, c.recovered.amount.formatted],
+        ['  of which partly paid', c.recovered.partial, ''],
+        ['lost in period', c.lost.count, c.lost.amount.formatted],
+        ['still at risk', c.atRisk.count, c.atRisk.amount.formatted],
+      ],
+    ),
+  );
   out.push(
     `recovery rate of cases opened: ${formatPercent(c.cohort.rateByCount)} by count (${c.cohort.recovered}/${c.cohort.eligible}), ` +
       `${formatPercent(c.cohort.rateByRevenue)} by revenue (${c.cohort.recoveredAmount.formatted} of ${c.cohort.eligibleAmount.formatted}); ${c.cohort.open} still open`,
@@ -35,24 +44,92 @@ function currencyBlock(c: CurrencyReport): string[] {
   );
   const lift = c.policy.lift;
   out.push('', 'Smart policy vs holdout');
-  out.push(...grid(['group', 'cases', 'recovered', 'rate', 'recovered amount'], [
-    ['smart', c.policy.smart.cases, c.policy.smart.recovered, formatPercent(c.policy.smart.rate), c.policy.smart.recoveredAmount.formatted],
-    ['holdout', c.policy.holdout.cases, c.policy.holdout.recovered, formatPercent(c.policy.holdout.rate), c.policy.holdout.recoveredAmount.formatted],
-  ]));
-  out.push(lift ? `lift ${formatPoints(lift.difference)} (95 % CI ${formatPoints(lift.low)} .. ${formatPoints(lift.high)})` : 'lift: n/a (needs cases in both groups)');
+  out.push(
+    ...grid(
+      ['group', 'cases', 'recovered', 'rate', 'recovered amount'],
+      [
+        [
+          'smart',
+          c.policy.smart.cases,
+          c.policy.smart.recovered,
+          formatPercent(c.policy.smart.rate),
+          c.policy.smart.recoveredAmount.formatted,
+        ],
+        [
+          'holdout',
+          c.policy.holdout.cases,
+          c.policy.holdout.recovered,
+          formatPercent(c.policy.holdout.rate),
+          c.policy.holdout.recoveredAmount.formatted,
+        ],
+      ],
+    ),
+  );
+  out.push(
+    lift
+      ? `lift ${formatPoints(lift.difference)} (95 % CI ${formatPoints(lift.low)} .. ${formatPoints(lift.high)})`
+      : 'lift: n/a (needs cases in both groups)',
+  );
   const rows = (title: string, b: CurrencyReport['byCategory']) => {
-    out.push('', title, ...grid(['key', 'cases', 'recovered', 'rate', 'recovered amount'], b.map((r) => [r.key, r.cases, r.recovered, formatPercent(r.rate), r.recoveredAmount.formatted])));
+    out.push(
+      '',
+      title,
+      ...grid(
+        ['key', 'cases', 'recovered', 'rate', 'recovered amount'],
+        b.map((r) => [r.key, r.cases, r.recovered, formatPercent(r.rate), r.recoveredAmount.formatted]),
+      ),
+    );
   };
   rows('By decline category (first decline)', c.byCategory);
   rows('By decline code (first decline)', c.byCode);
-  out.push('', 'By attempt number', ...grid(['attempt', 'charged', 'succeeded', 'success rate', 'share of recoveries'],
-    c.byAttempt.map((a) => [a.attemptNo, a.attempted, a.succeeded, formatPercent(a.rate), formatPercent(a.shareOfRecoveries)])));
-  out.push('', 'By recovery path (cases opened in the period)', ...grid(['path', 'recovered', 'amount', 'share'], c.byPath.map((p) => [p.path, p.count, p.amount.formatted, formatPercent(p.share)])));
+  out.push(
+    '',
+    'By attempt number',
+    ...grid(
+      ['attempt', 'charged', 'succeeded', 'success rate', 'share of recoveries'],
+      c.byAttempt.map((a) => [
+        a.attemptNo,
+        a.attempted,
+        a.succeeded,
+        formatPercent(a.rate),
+        formatPercent(a.shareOfRecoveries),
+      ]),
+    ),
+  );
+  out.push(
+    '',
+    'By recovery path (cases opened in the period)',
+    ...grid(
+      ['path', 'recovered', 'amount', 'share'],
+      c.byPath.map((p) => [p.path, p.count, p.amount.formatted, formatPercent(p.share)]),
+    ),
+  );
   out.push('', 'By reminder step');
   if (c.byReminder === null) out.push('  (reminders are not set up on this database)');
-  else out.push(...grid(['step', 'kind', 'sent to', 'recovered after', 'rate'], c.byReminder.map((r) => [r.step, r.kind, r.reached, r.recoveredAfter, formatPercent(r.rate)])));
-  out.push('', 'By cohort (month of first failure)', ...grid(['month', 'opened', 'voided', 'recovered', 'lost', 'open', 'rate', 'revenue rate'],
-    c.byMonth.map((m) => [m.month, m.opened, m.voided, m.recovered, m.lost, m.open, formatPercent(m.rate), formatPercent(m.revenueRate)])));
+  else
+    out.push(
+      ...grid(
+        ['step', 'kind', 'sent to', 'recovered after', 'rate'],
+        c.byReminder.map((r) => [r.step, r.kind, r.reached, r.recoveredAfter, formatPercent(r.rate)]),
+      ),
+    );
+  out.push(
+    '',
+    'By cohort (month of first failure)',
+    ...grid(
+      ['month', 'opened', 'voided', 'recovered', 'lost', 'open', 'rate', 'revenue rate'],
+      c.byMonth.map((m) => [
+        m.month,
+        m.opened,
+        m.voided,
+        m.recovered,
+        m.lost,
+        m.open,
+        formatPercent(m.rate),
+        formatPercent(m.revenueRate),
+      ]),
+    ),
+  );
   return out;
 }
 
@@ -64,6 +141,15 @@ export function grid(header: string[], rows: Array<Array<string | number>>): str
   if (rows.length === 0) return ['  (none)'];
   const cells = [header, ...rows.map((r) => r.map(String))];
   const widths = header.map((_, i) => Math.max(...cells.map((r) => (r[i] ?? '').length)));
-  const numeric = header.map((_, i) => i > 0 && !rows.some((r) => typeof r[i] === 'string' && /^[a-z_]+$/.test(r[i] as string)));
-  return cells.map((r) => '  ' + r.map((v, i) => (numeric[i] ? v.padStart(widths[i]!) : v.padEnd(widths[i]!))).join('  ').trimEnd());
+  const numeric = header.map(
+    (_, i) => i > 0 && !rows.some((r) => typeof r[i] === 'string' && /^[a-z_]+$/.test(r[i] as string)),
+  );
+  return cells.map(
+    (r) =>
+      '  ' +
+      r
+        .map((v, i) => (numeric[i] ? v.padStart(widths[i]!) : v.padEnd(widths[i]!)))
+        .join('  ')
+        .trimEnd(),
+  );
 }

@@ -39,7 +39,8 @@ export function reportRoutes(deps: ReportRouteDeps): Record<'/reports' | '/repor
 type Format = 'html' | 'json' | 'csv';
 
 // No script, no external anything: the page must render offline and leak nothing.
-const CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:; form-action 'self'; base-uri 'none'; frame-ancestors 'none'";
+const CSP =
+  "default-src 'none'; style-src 'unsafe-inline'; img-src data:; form-action 'self'; base-uri 'none'; frame-ancestors 'none'";
 
 function handler(deps: ReportRouteDeps, format: Format): Handler {
   return async (req, res) => {
@@ -48,18 +49,36 @@ function handler(deps: ReportRouteDeps, format: Format): Handler {
     }
     const token = deps.config.reportsToken;
     if (!token) {
-      return send(res, 503, 'text/plain', 'The reports dashboard is off: set REPORTS_TOKEN (16+ characters) to turn it on.\n');
+      return send(
+        res,
+        503,
+        'text/plain',
+        'The reports dashboard is off: set REPORTS_TOKEN (16+ characters) to turn it on.\n',
+      );
     }
     if (!authorized(req.headers.authorization, token)) {
-      res.setHeader('www-authenticate', ['Basic realm="dunning reports", charset="UTF-8"', 'Bearer realm="dunning reports"']);
-      return send(res, 401, 'text/plain', 'Reports need the REPORTS_TOKEN, as a bearer token or as the basic-auth password.\n');
+      res.setHeader('www-authenticate', [
+        'Basic realm="dunning reports", charset="UTF-8"',
+        'Bearer realm="dunning reports"',
+      ]);
+      return send(
+        res,
+        401,
+        'text/plain',
+        'Reports need the REPORTS_TOKEN, as a bearer token or as the basic-auth password.\n',
+      );
     }
     const url = new URL(req.url ?? '/', 'http://localhost');
     const q = url.searchParams;
     let period;
     let currency;
     try {
-      period = resolvePeriod({ from: q.get('from'), to: q.get('to'), timeZone: deps.config.defaultTimeZone, now: deps.clock.now() });
+      period = resolvePeriod({
+        from: q.get('from'),
+        to: q.get('to'),
+        timeZone: deps.config.defaultTimeZone,
+        now: deps.clock.now(),
+      });
       currency = parseCurrency(q.get('currency'));
     } catch (err) {
       if (err instanceof PeriodError) return send(res, 400, 'text/plain', `${err.message.replace(/--/g, '')}\n`);
@@ -74,7 +93,12 @@ function handler(deps: ReportRouteDeps, format: Format): Handler {
           'content-disposition': `attachment; filename="dunning-report-${period.fromDate}-${period.toDate}.csv"`,
         });
       }
-      return send(res, 200, 'text/html; charset=utf-8', renderHtml(report, { json: `/reports.json${search}`, csv: `/reports.csv${search}` }));
+      return send(
+        res,
+        200,
+        'text/html; charset=utf-8',
+        renderHtml(report, { json: `/reports.json${search}`, csv: `/reports.csv${search}` }),
+      );
     } catch (err) {
       deps.log?.error({ err, format }, 'report failed');
       return send(res, 500, 'text/plain', 'The report could not be built; see the server log.\n');
@@ -104,7 +128,13 @@ export function authorized(header: string | undefined, token: string): boolean {
   return timingSafeEqual(digest(presented), digest(token));
 }
 
-function send(res: ServerResponse, status: number, type: string, body: string, headers: Record<string, string> = {}): void {
+function send(
+  res: ServerResponse,
+  status: number,
+  type: string,
+  body: string,
+  headers: Record<string, string> = {},
+): void {
   res.writeHead(status, {
     'content-type': type,
     'cache-control': 'no-store',

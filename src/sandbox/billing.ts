@@ -1,4 +1,12 @@
-import { declineFor, decideCardUpdate, decideCharge, invoiceRequiresAction, needsAuthentication, type ChargeDecision, type Rng } from './issuer-model.ts';
+import {
+  declineFor,
+  decideCardUpdate,
+  decideCharge,
+  invoiceRequiresAction,
+  needsAuthentication,
+  type ChargeDecision,
+  type Rng,
+} from './issuer-model.ts';
 import {
   chargeJson,
   customerJson,
@@ -90,7 +98,14 @@ export function createBilling(deps: BillingDeps) {
   function newPaymentMethod(customerId: string | null, card: CardSpec): PaymentMethodRec {
     const id = store.nextId('pm');
     const last4 = card.failure === null ? '4242' : String(1000 + Math.floor(deps.rng() * 9000));
-    const pm: PaymentMethodRec = { id, customer: customerId, card: { ...card }, last4, created: now(), firstFailedAt: null };
+    const pm: PaymentMethodRec = {
+      id,
+      customer: customerId,
+      card: { ...card },
+      last4,
+      created: now(),
+      firstFailedAt: null,
+    };
     store.paymentMethods.set(id, pm);
     return pm;
   }
@@ -129,7 +144,11 @@ export function createBilling(deps: BillingDeps) {
    * Stripe's card updater: the network sent new details (here a new expiry, and the card works
    * again) for a saved card. Same id; announced as `payment_method.automatically_updated`.
    */
-  function updateCardAutomatically(paymentMethodId: string, card: Pick<CardSpec, 'expMonth' | 'expYear'>, request = noRequest): PaymentMethodRec {
+  function updateCardAutomatically(
+    paymentMethodId: string,
+    card: Pick<CardSpec, 'expMonth' | 'expYear'>,
+    request = noRequest,
+  ): PaymentMethodRec {
     const pm = mustGet(store.paymentMethods, paymentMethodId, 'payment_method');
     pm.card = { ...pm.card, ...card, failure: null };
     pm.firstFailedAt = null;
@@ -150,7 +169,13 @@ export function createBilling(deps: BillingDeps) {
   }
 
   /** One charge attempt on an open invoice: records the charge and emits every outcome event. */
-  function charge(inv: InvoiceRec, pmId: string, source: ChargeRec['source'], request: RequestInfo, forceFail = false): ChargeRec {
+  function charge(
+    inv: InvoiceRec,
+    pmId: string,
+    source: ChargeRec['source'],
+    request: RequestInfo,
+    forceFail = false,
+  ): ChargeRec {
     const pm = mustGet(store.paymentMethods, pmId, 'payment_method');
     const customer = mustGet(store.customers, inv.customer, 'customer');
     const at = clock.now();
@@ -162,7 +187,10 @@ export function createBilling(deps: BillingDeps) {
       decision =
         forceFail && reason !== null
           ? { ok: false, decline: declineFor(reason, pm.card.brand) }
-          : decideCharge({ reason, cardBrand: pm.card.brand, firstFailedAt: pm.firstFailedAt, at, timeZone: timeZoneOf(customer) }, deps.rng);
+          : decideCharge(
+              { reason, cardBrand: pm.card.brand, firstFailedAt: pm.firstFailedAt, at, timeZone: timeZoneOf(customer) },
+              deps.rng,
+            );
     }
     const ch: ChargeRec = {
       id: store.nextId('ch'),
@@ -328,7 +356,8 @@ export function createBilling(deps: BillingDeps) {
   function markUncollectible(invoiceId: string, request: RequestInfo): InvoiceRec {
     const inv = mustGet(store.invoices, invoiceId, 'invoice');
     if (inv.status === 'uncollectible') return inv;
-    if (inv.status !== 'open') throw invalidRequest(`You can only mark an open invoice as uncollectible; this one is ${inv.status}.`);
+    if (inv.status !== 'open')
+      throw invalidRequest(`You can only mark an open invoice as uncollectible; this one is ${inv.status}.`);
     inv.status = 'uncollectible';
     inv.uncollectibleAt = now();
     emit('invoice.marked_uncollectible', invoiceJson(render, inv), { status: 'open' }, request);
@@ -353,7 +382,9 @@ export function createBilling(deps: BillingDeps) {
       throw invalidRequest(`Invoice ${invoiceId} is ${inv.status} and cannot be paid.`);
     }
     const customer = mustGet(store.customers, inv.customer, 'customer');
-    const pmId = customer.defaultPaymentMethod ?? newPaymentMethod(customer.id, { brand: 'visa', failure: null, expMonth: 12, expYear: 2099 }).id;
+    const pmId =
+      customer.defaultPaymentMethod ??
+      newPaymentMethod(customer.id, { brand: 'visa', failure: null, expMonth: 12, expYear: 2099 }).id;
     return charge(inv, pmId, 'hosted', noRequest);
   }
 
@@ -361,7 +392,8 @@ export function createBilling(deps: BillingDeps) {
   function reminderSent(customerId: string): PaymentMethodRec | null {
     const customer = mustGet(store.customers, customerId, 'customer');
     if (!decideCardUpdate(customer.cardUpdateProbability ?? deps.cardUpdateProbability, deps.rng)) return null;
-    const old = customer.defaultPaymentMethod === null ? undefined : store.paymentMethods.get(customer.defaultPaymentMethod);
+    const old =
+      customer.defaultPaymentMethod === null ? undefined : store.paymentMethods.get(customer.defaultPaymentMethod);
     const year = clock.now().getUTCFullYear() + 3;
     return updateCard(customerId, { brand: old?.card.brand ?? 'visa', failure: null, expMonth: 12, expYear: year });
   }

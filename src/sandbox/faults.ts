@@ -5,12 +5,7 @@
  */
 
 export type FaultKind =
-  | 'http_500'
-  | 'http_429'
-  | 'hang'
-  | 'execute_then_500'
-  | 'execute_then_drop'
-  | 'execute_then_hang';
+  'http_500' | 'http_429' | 'hang' | 'execute_then_500' | 'execute_then_drop' | 'execute_then_hang';
 
 export interface Fault {
   kind: FaultKind;

@@ -53,7 +53,11 @@ export function renderHostedPage(deps: RouteDeps, method: string, path: string, 
         inv.status === 'open' || inv.status === 'uncollectible'
           ? `<form method="post" action="/hosted/invoices/${inv.id}/pay"><button type="submit" id="pay">Pay ${escapeHtml(amount)}</button></form>`
           : '';
-      return html(200, `Invoice ${inv.number}`, `<p>Amount: ${escapeHtml(amount)}</p><p id="status">${inv.status}</p>${form}`);
+      return html(
+        200,
+        `Invoice ${inv.number}`,
+        `<p>Amount: ${escapeHtml(amount)}</p><p id="status">${inv.status}</p>${form}`,
+      );
     }
   }
   const portal = /^\/portal\/([\w]+)$/.exec(path);
@@ -62,9 +66,17 @@ export function renderHostedPage(deps: RouteDeps, method: string, path: string, 
     if (session === undefined) return html(404, 'Portal session not found', '');
     // A deep link opens one page of the portal; the id lets a test see which one it reached.
     if (session.flow === 'payment_method_update') {
-      return html(200, 'Update your payment method', `<p id="flow">payment_method_update</p><p>Sandbox billing portal: add a new card for ${escapeHtml(session.customer)}.</p>`);
+      return html(
+        200,
+        'Update your payment method',
+        `<p id="flow">payment_method_update</p><p>Sandbox billing portal: add a new card for ${escapeHtml(session.customer)}.</p>`,
+      );
     }
-    return html(200, 'Manage your billing', `<p id="flow">${escapeHtml(session.flow ?? 'home')}</p><p>Sandbox billing portal: update your card here.</p>`);
+    return html(
+      200,
+      'Manage your billing',
+      `<p id="flow">${escapeHtml(session.flow ?? 'home')}</p><p>Sandbox billing portal: update your card here.</p>`,
+    );
   }
   return notFound(method, path);
 }

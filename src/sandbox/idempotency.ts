@@ -12,10 +12,7 @@ export interface StoredResponse {
 }
 
 export type IdempotencyLookup =
-  | { kind: 'new' }
-  | { kind: 'replay'; response: StoredResponse }
-  | { kind: 'mismatch' }
-  | { kind: 'in_flight' };
+  { kind: 'new' } | { kind: 'replay'; response: StoredResponse } | { kind: 'mismatch' } | { kind: 'in_flight' };
 
 interface Entry {
   fingerprint: string;
@@ -75,7 +72,11 @@ export function createIdempotencyCache(clock: Clock, ttlMs = idempotencyTtlMs): 
 }
 
 /** Canonical form of a request, so the same parameters in another order still match. */
-export function requestFingerprint(method: string, path: string, params: ReadonlyArray<readonly [string, string]>): string {
+export function requestFingerprint(
+  method: string,
+  path: string,
+  params: ReadonlyArray<readonly [string, string]>,
+): string {
   const sorted = [...params].sort((a, b) => (a[0] === b[0] ? a[1].localeCompare(b[1]) : a[0].localeCompare(b[0])));
   return JSON.stringify([method, path, sorted]);
 }

@@ -87,7 +87,10 @@ export interface Sandbox {
   stripe(): Stripe;
   createCustomer(input: SandboxCustomer): Promise<{ id: string; paymentMethodId: string }>;
   /** Creates an open invoice and runs Stripe's first charge attempt, which fails for any failing card. */
-  createFailingInvoice(customerId: string, input: NewInvoice): Promise<{ id: string; subscriptionId: string | null; chargeId: string }>;
+  createFailingInvoice(
+    customerId: string,
+    input: NewInvoice,
+  ): Promise<{ id: string; subscriptionId: string | null; chargeId: string }>;
   updateCard(customerId: string, card: CardSpec): Promise<{ paymentMethodId: string }>;
   /** The card updater: new expiry for the same payment method id, which works again. */
   updateCardAutomatically(paymentMethodId: string, card: Pick<CardSpec, 'expMonth' | 'expYear'>): Promise<void>;
@@ -168,7 +171,10 @@ export async function startSandbox(opts: SandboxOptions): Promise<Sandbox> {
     idempotency: createIdempotencyCache(opts.clock),
     log,
     rateLimit: {
-      account: opts.rateLimitPerSecond === undefined ? null : { perSecond: opts.rateLimitPerSecond, burst: opts.rateLimitBurst },
+      account:
+        opts.rateLimitPerSecond === undefined
+          ? null
+          : { perSecond: opts.rateLimitPerSecond, burst: opts.rateLimitBurst },
       endpoint: opts.endpointRateLimit ?? null,
     },
     latencyMs: opts.latencyMs ?? 0,

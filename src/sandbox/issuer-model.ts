@@ -160,8 +160,9 @@ export function declineFor(reason: FailureReason, cardBrand: string): Decline {
  */
 export const invoiceRequiresAction = {
   code: 'invoice_payment_intent_requires_action',
-  message: 'This payment requires additional user action before it can be completed successfully. Payment can be completed '
-    + 'using the PaymentIntent associated with the invoice. For more details see: https://docs.stripe.com/billing/subscriptions/overview#requires-action',
+  message:
+    'This payment requires additional user action before it can be completed successfully. Payment can be completed ' +
+    'using the PaymentIntent associated with the invoice. For more details see: https://docs.stripe.com/billing/subscriptions/overview#requires-action',
 } as const;
 
 /** Whether an off-session charge of this card stops at 3-D Secure (only the customer can complete it). */

@@ -22,7 +22,11 @@ interface Bucket {
   at: number;
 }
 
-export function createRateLimiter(o: { account: LimitSpec | null; endpoint: LimitSpec | null; now?: () => number }): RateLimiter {
+export function createRateLimiter(o: {
+  account: LimitSpec | null;
+  endpoint: LimitSpec | null;
+  now?: () => number;
+}): RateLimiter {
   const now = o.now ?? (() => performance.now());
   const capacity = (spec: LimitSpec) => Math.max(1, spec.burst ?? spec.perSecond);
   const fresh = (spec: LimitSpec): Bucket => ({ tokens: capacity(spec), at: now() });

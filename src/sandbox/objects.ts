@@ -104,7 +104,12 @@ export function subscriptionJson(s: SubscriptionRec): Record<string, unknown> {
           current_period_start: s.currentPeriodStart,
           quantity: 1,
           subscription: s.id,
-          price: { id: `price_${s.currency}_${s.amount}`, object: 'price', currency: s.currency, unit_amount: s.amount },
+          price: {
+            id: `price_${s.currency}_${s.amount}`,
+            object: 'price',
+            currency: s.currency,
+            unit_amount: s.amount,
+          },
         },
       ],
       has_more: false,
@@ -120,7 +125,11 @@ export function subscriptionJson(s: SubscriptionRec): Record<string, unknown> {
   };
 }
 
-export function invoiceJson(ctx: RenderContext, inv: InvoiceRec, expand: readonly string[] = []): Record<string, unknown> {
+export function invoiceJson(
+  ctx: RenderContext,
+  inv: InvoiceRec,
+  expand: readonly string[] = [],
+): Record<string, unknown> {
   const customer = ctx.store.customers.get(inv.customer);
   const paid = inv.status === 'paid';
   const json: Record<string, unknown> = {
@@ -274,7 +283,11 @@ export function lastPaymentErrorJson(ch: ChargeRec, pm: PaymentMethodRec | undef
 }
 
 /** `expand[]=parent.subscription_details.subscription` gives the Subscription object, as Stripe does. */
-function expandedSubscription(ctx: RenderContext, id: string, expand: readonly string[]): string | Record<string, unknown> {
+function expandedSubscription(
+  ctx: RenderContext,
+  id: string,
+  expand: readonly string[],
+): string | Record<string, unknown> {
   const sub = expand.includes('parent.subscription_details.subscription') ? ctx.store.subscriptions.get(id) : undefined;
   return sub === undefined ? id : subscriptionJson(sub);
 }

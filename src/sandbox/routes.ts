@@ -53,7 +53,11 @@ function need(call: Call): string {
  * `starting_after` (an id on the list; an unknown one is a 404 like Stripe's). Ids grow with
  * creation, so they break ties in `created`.
  */
-function pageOf<T extends { id: string; created: number }>(form: Call['form'], items: Iterable<T>, noun: string): { page: T[]; hasMore: boolean } {
+function pageOf<T extends { id: string; created: number }>(
+  form: Call['form'],
+  items: Iterable<T>,
+  noun: string,
+): { page: T[]; hasMore: boolean } {
   const limitRaw = str(form, 'limit');
   const limit = limitRaw === undefined ? 10 : Number(limitRaw);
   if (!Number.isInteger(limit) || limit < 1 || limit > 100) {
@@ -64,7 +68,8 @@ function pageOf<T extends { id: string; created: number }>(form: Call['form'], i
   const after = str(form, 'starting_after');
   if (after !== undefined) {
     const idx = all.findIndex((x) => x.id === after);
-    if (idx === -1) throw invalidRequest(`No such ${noun}: '${after}'`, { code: 'resource_missing', param: 'starting_after' });
+    if (idx === -1)
+      throw invalidRequest(`No such ${noun}: '${after}'`, { code: 'resource_missing', param: 'starting_after' });
     start = idx + 1;
   }
   return { page: all.slice(start, start + limit), hasMore: start + limit < all.length };
@@ -76,15 +81,25 @@ function listInvoices(deps: RouteDeps, call: Call): Reply {
   const customer = str(form, 'customer');
   const method = str(form, 'collection_method');
   const subscription = str(form, 'subscription');
-  const { page, hasMore } = pageOf(form, [...deps.store.invoices.values()].filter(
-    (i: InvoiceRec) =>
-      (status === undefined || i.status === status) &&
-      (customer === undefined || i.customer === customer) &&
-      (method === undefined || i.collectionMethod === method) &&
-      (subscription === undefined || i.subscription === subscription),
-  ), 'invoice');
+  const { page, hasMore } = pageOf(
+    form,
+    [...deps.store.invoices.values()].filter(
+      (i: InvoiceRec) =>
+        (status === undefined || i.status === status) &&
+        (customer === undefined || i.customer === customer) &&
+        (method === undefined || i.collectionMethod === method) &&
+        (subscription === undefined || i.subscription === subscription),
+    ),
+    'invoice',
+  );
   const expand = strings(form, 'expand').map((e) => e.replace(/^data\./, ''));
-  return ok(listJson('/v1/invoices', page.map((i) => invoiceJson(deps.render, i, expand)), hasMore));
+  return ok(
+    listJson(
+      '/v1/invoices',
+      page.map((i) => invoiceJson(deps.render, i, expand)),
+      hasMore,
+    ),
+  );
 }
 
 /** `GET /v1/charges`, newest first, filtered by `payment_intent` or `customer` as Stripe allows. */
@@ -92,9 +107,14 @@ function listCharges(deps: RouteDeps, call: Call): Reply {
   const { form } = call;
   const intent = str(form, 'payment_intent');
   const customer = str(form, 'customer');
-  const { page, hasMore } = pageOf(form, [...deps.store.charges.values()].filter(
-    (c) => (intent === undefined || c.paymentIntent === intent) && (customer === undefined || c.customer === customer),
-  ), 'charge');
+  const { page, hasMore } = pageOf(
+    form,
+    [...deps.store.charges.values()].filter(
+      (c) =>
+        (intent === undefined || c.paymentIntent === intent) && (customer === undefined || c.customer === customer),
+    ),
+    'charge',
+  );
   return ok(listJson('/v1/charges', page.map(chargeJson), hasMore));
 }
 
@@ -104,7 +124,12 @@ function updateInvoice(deps: RouteDeps, call: Call): Reply {
   applyMetadata(inv.metadata, obj(call.form, 'metadata'));
   const autoAdvance = str(call.form, 'auto_advance');
   if (autoAdvance !== undefined) inv.autoAdvance = autoAdvance === 'true';
-  deps.emit('invoice.updated', invoiceJson(deps.render, inv), { metadata: before.metadata, auto_advance: before.auto_advance }, call.request);
+  deps.emit(
+    'invoice.updated',
+    invoiceJson(deps.render, inv),
+    { metadata: before.metadata, auto_advance: before.auto_advance },
+    call.request,
+  );
   return ok(invoiceJson(deps.render, inv));
 }
 
@@ -115,7 +140,10 @@ function updateCustomer(deps: RouteDeps, call: Call): Reply {
   if (pm !== undefined) {
     const found = deps.store.paymentMethods.get(pm);
     if (found === undefined || found.customer !== c.id) {
-      throw invalidRequest(`No such PaymentMethod: '${pm}'`, { code: 'resource_missing', param: 'invoice_settings[default_payment_method]' });
+      throw invalidRequest(`No such PaymentMethod: '${pm}'`, {
+        code: 'resource_missing',
+        param: 'invoice_settings[default_payment_method]',
+      });
     }
     c.defaultPaymentMethod = pm;
   }
@@ -157,12 +185,24 @@ function updateSubscription(deps: RouteDeps, call: Call): Reply {
   }
   applyMetadata(sub.metadata, obj(call.form, 'metadata'));
   const after = subscriptionJson(sub);
-  deps.emit('customer.subscription.updated', after, { pause_collection: before.pause_collection, metadata: before.metadata }, call.request);
+  deps.emit(
+    'customer.subscription.updated',
+    after,
+    { pause_collection: before.pause_collection, metadata: before.metadata },
+    call.request,
+  );
   return ok(after);
 }
 
 /** Flows Stripe accepts in `flow_data[type]`; the ones naming a subscription need it, which the sandbox does not check. */
-const PORTAL_FLOWS = ['payment_method_update', 'customer_update', 'subscription_cancel', 'subscription_pause', 'subscription_update', 'subscription_update_confirm'];
+const PORTAL_FLOWS = [
+  'payment_method_update',
+  'customer_update',
+  'subscription_cancel',
+  'subscription_pause',
+  'subscription_update',
+  'subscription_update_confirm',
+];
 
 /** `flow_data` as Stripe echoes it in `flow`, or null without one; an unknown type is refused as Stripe does. */
 function portalFlow(form: FormObject): Record<string, unknown> | null {
@@ -170,14 +210,20 @@ function portalFlow(form: FormObject): Record<string, unknown> | null {
   if (data === undefined) return null;
   const type = str(data, 'type');
   if (type === undefined || !PORTAL_FLOWS.includes(type)) {
-    throw invalidRequest(`Invalid flow_data[type]: must be one of ${PORTAL_FLOWS.join(', ')}`, { param: 'flow_data[type]' });
+    throw invalidRequest(`Invalid flow_data[type]: must be one of ${PORTAL_FLOWS.join(', ')}`, {
+      param: 'flow_data[type]',
+    });
   }
   const after = obj(data, 'after_completion');
   const afterType = (after && str(after, 'type')) ?? 'portal_homepage';
   const redirect = after && obj(after, 'redirect');
   return {
     type,
-    after_completion: { type: afterType, hosted_confirmation: null, redirect: redirect ? { return_url: str(redirect, 'return_url') ?? null } : null },
+    after_completion: {
+      type: afterType,
+      hosted_confirmation: null,
+      redirect: redirect ? { return_url: str(redirect, 'return_url') ?? null } : null,
+    },
     customer_update: type === 'customer_update' ? {} : null,
     subscription_cancel: null,
     subscription_pause: null,
@@ -213,21 +259,37 @@ export const routes: readonly Route[] = [
   {
     method: 'GET',
     pattern: '/v1/invoices/:id',
-    handle: (d, c) => ok(invoiceJson(d.render, d.billing.mustGet(d.store.invoices, need(c), 'invoice'), strings(c.form, 'expand'))),
+    handle: (d, c) =>
+      ok(invoiceJson(d.render, d.billing.mustGet(d.store.invoices, need(c), 'invoice'), strings(c.form, 'expand'))),
   },
   {
     method: 'POST',
     pattern: '/v1/invoices/:id/pay',
-    handle: (d, c) => ok(invoiceJson(d.render, d.billing.payInvoice(need(c), str(c.form, 'payment_method'), c.request), strings(c.form, 'expand'))),
+    handle: (d, c) =>
+      ok(
+        invoiceJson(
+          d.render,
+          d.billing.payInvoice(need(c), str(c.form, 'payment_method'), c.request),
+          strings(c.form, 'expand'),
+        ),
+      ),
   },
   {
     method: 'POST',
     pattern: '/v1/invoices/:id/mark_uncollectible',
     handle: (d, c) => ok(invoiceJson(d.render, d.billing.markUncollectible(need(c), c.request))),
   },
-  { method: 'POST', pattern: '/v1/invoices/:id/void', handle: (d, c) => ok(invoiceJson(d.render, d.billing.voidInvoice(need(c), c.request))) },
+  {
+    method: 'POST',
+    pattern: '/v1/invoices/:id/void',
+    handle: (d, c) => ok(invoiceJson(d.render, d.billing.voidInvoice(need(c), c.request))),
+  },
   { method: 'POST', pattern: '/v1/invoices/:id', handle: updateInvoice },
-  { method: 'GET', pattern: '/v1/customers/:id', handle: (d, c) => ok(customerJson(d.billing.mustGet(d.store.customers, need(c), 'customer'))) },
+  {
+    method: 'GET',
+    pattern: '/v1/customers/:id',
+    handle: (d, c) => ok(customerJson(d.billing.mustGet(d.store.customers, need(c), 'customer'))),
+  },
   { method: 'POST', pattern: '/v1/customers/:id', handle: updateCustomer },
   {
     method: 'GET',
@@ -242,11 +304,16 @@ export const routes: readonly Route[] = [
     handle: (d, c) => ok(paymentMethodJson(d.billing.mustGet(d.store.paymentMethods, need(c), 'payment_method'))),
   },
   { method: 'GET', pattern: '/v1/charges', handle: listCharges },
-  { method: 'GET', pattern: '/v1/charges/:id', handle: (d, c) => ok(chargeJson(d.billing.mustGet(d.store.charges, need(c), 'charge'))) },
+  {
+    method: 'GET',
+    pattern: '/v1/charges/:id',
+    handle: (d, c) => ok(chargeJson(d.billing.mustGet(d.store.charges, need(c), 'charge'))),
+  },
   {
     method: 'GET',
     pattern: '/v1/payment_intents/:id',
-    handle: (d, c) => ok(paymentIntentJson(d.render, d.billing.mustGet(d.store.paymentIntents, need(c), 'payment_intent'))),
+    handle: (d, c) =>
+      ok(paymentIntentJson(d.render, d.billing.mustGet(d.store.paymentIntents, need(c), 'payment_intent'))),
   },
   {
     method: 'GET',

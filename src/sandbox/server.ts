@@ -85,9 +85,13 @@ export function createSandboxHttp(opts: HttpOptions): SandboxHttp {
   });
   const rateLimited = (): Reply => ({
     status: 429,
-    body: errorJson('rate_limit_error', 'Request rate limit exceeded. Learn more about rate limits here https://docs.stripe.com/rate-limits.', {
-      code: 'rate_limit',
-    }),
+    body: errorJson(
+      'rate_limit_error',
+      'Request rate limit exceeded. Learn more about rate limits here https://docs.stripe.com/rate-limits.',
+      {
+        code: 'rate_limit',
+      },
+    ),
   });
 
   /** Faults that strike before the API sees the request: nothing executes, nothing is stored. */
@@ -106,17 +110,31 @@ export function createSandboxHttp(opts: HttpOptions): SandboxHttp {
     else send(res, reply, headers);
   }
 
-  function execute(method: string, path: string, query: string, body: string, requestId: string, idemKey: string | null): Reply {
+  function execute(
+    method: string,
+    path: string,
+    query: string,
+    body: string,
+    requestId: string,
+    idemKey: string | null,
+  ): Reply {
     const matched = matchRoute(method, path);
     if (matched === null) {
       return {
         status: 404,
-        body: errorJson('invalid_request_error', `Unrecognized request URL (${method}: ${path}). Please see https://docs.stripe.com or we can help at https://support.stripe.com/.`),
+        body: errorJson(
+          'invalid_request_error',
+          `Unrecognized request URL (${method}: ${path}). Please see https://docs.stripe.com or we can help at https://support.stripe.com/.`,
+        ),
       };
     }
     const form = decodeForm([...parsePairs(query), ...parsePairs(body)]);
     try {
-      return matched.route.handle(opts.deps, { id: matched.id, form, request: { id: requestId, idempotencyKey: idemKey } });
+      return matched.route.handle(opts.deps, {
+        id: matched.id,
+        form,
+        request: { id: requestId, idempotencyKey: idemKey },
+      });
     } catch (err) {
       if (err instanceof ApiError) return { status: err.status, body: err.body };
       opts.log.error({ err, method, route: matched.route.pattern }, 'sandbox handler failed');
@@ -124,7 +142,13 @@ export function createSandboxHttp(opts: HttpOptions): SandboxHttp {
     }
   }
 
-  async function handleApi(req: IncomingMessage, res: ServerResponse, method: string, path: string, query: string): Promise<void> {
+  async function handleApi(
+    req: IncomingMessage,
+    res: ServerResponse,
+    method: string,
+    path: string,
+    query: string,
+  ): Promise<void> {
     const body = await readBody(req);
     const auth = req.headers.authorization ?? '';
     if (!/^Bearer sk_test_\w+$/.test(auth)) {
@@ -157,22 +181,34 @@ export function createSandboxHttp(opts: HttpOptions): SandboxHttp {
         return;
       }
       if (lookup.kind === 'mismatch') {
-        send(res, {
-          status: 400,
-          body: errorJson(
-            'idempotency_error',
-            `Keys for idempotent requests can only be used with the same parameters they were first used with. Try using a key other than '${idemKey}' if you meant to execute a different request.`,
-          ),
-        }, headers);
+        send(
+          res,
+          {
+            status: 400,
+            body: errorJson(
+              'idempotency_error',
+              `Keys for idempotent requests can only be used with the same parameters they were first used with. Try using a key other than '${idemKey}' if you meant to execute a different request.`,
+            ),
+          },
+          headers,
+        );
         return;
       }
       if (lookup.kind === 'in_flight') {
-        send(res, {
-          status: 409,
-          body: errorJson('invalid_request_error', 'There is currently another in-progress request using this idempotency key. Please try again later.', {
-            code: 'idempotency_key_in_use',
-          }),
-        }, headers);
+        send(
+          res,
+          {
+            status: 409,
+            body: errorJson(
+              'invalid_request_error',
+              'There is currently another in-progress request using this idempotency key. Please try again later.',
+              {
+                code: 'idempotency_key_in_use',
+              },
+            ),
+          },
+          headers,
+        );
         return;
       }
     }
@@ -192,7 +228,10 @@ export function createSandboxHttp(opts: HttpOptions): SandboxHttp {
       opts.faults.add(JSON.parse(body) as Fault);
       send(res, { status: 200, body: { ok: true } });
     } catch (err) {
-      send(res, { status: 400, body: errorJson('invalid_request_error', err instanceof Error ? err.message : 'bad fault') });
+      send(res, {
+        status: 400,
+        body: errorJson('invalid_request_error', err instanceof Error ? err.message : 'bad fault'),
+      });
     }
   }
 

@@ -31,7 +31,8 @@ export function captureState(store: Store): SandboxState {
 }
 
 export function restoreStore(state: SandboxState): Store {
-  if (state.format !== STATE_FORMAT) throw new Error(`sandbox state format ${String(state.format)} is not ${STATE_FORMAT}`);
+  if (state.format !== STATE_FORMAT)
+    throw new Error(`sandbox state format ${String(state.format)} is not ${STATE_FORMAT}`);
   const store = createStore(state.ids.tag, state.ids.counter);
   for (const name of MAPS) {
     const map = store[name] as Map<string, unknown>;

@@ -88,7 +88,14 @@ export interface ChargeRec {
   amount: number;
   currency: string;
   status: 'succeeded' | 'failed';
-  failure: { code: string; declineCode: string; adviceCode: string | null; networkAdviceCode: string | null; networkDeclineCode: string | null; message: string } | null;
+  failure: {
+    code: string;
+    declineCode: string;
+    adviceCode: string | null;
+    networkAdviceCode: string | null;
+    networkDeclineCode: string | null;
+    message: string;
+  } | null;
   created: number;
   /** Who asked: Stripe's own first attempt, the API, or the customer on the hosted page. */
   source: 'initial' | 'api' | 'hosted';

@@ -113,7 +113,15 @@ export function createWebhookQueue(opts: WebhookQueueOptions): WebhookQueue {
       }
       // Signed when it goes out, not when it started waiting for its turn.
       const ts = Math.floor(opts.signingClock.now().getTime() / 1000);
-      const record: DeliveryRecord = { eventId: event.id, type: event.type, attempt, status: null, error: null, duplicate, heldMs };
+      const record: DeliveryRecord = {
+        eventId: event.id,
+        type: event.type,
+        attempt,
+        status: null,
+        error: null,
+        duplicate,
+        heldMs,
+      };
       log.push(record);
       try {
         const res = await fetch(opts.url, {

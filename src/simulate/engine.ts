@@ -47,7 +47,10 @@ export function simulateCase(member: Member, index: number, strategy: Strategy, 
   const openedAt = new Date(s.start.getTime() + member.failsAfterMs);
   // Each strategy's own window: a baseline must not move with the policy under test.
   const windowEnd = openedAt.getTime() + strategy.windowDays * DAY;
-  const reminders = strategy.reminderHours.map((h) => openedAt.getTime() + h * HOUR).filter((t) => t < windowEnd).sort((a, b) => a - b);
+  const reminders = strategy.reminderHours
+    .map((h) => openedAt.getTime() + h * HOUR)
+    .filter((t) => t < windowEnd)
+    .sort((a, b) => a - b);
   const c: SimCase = {
     invoiceId: `in_sim_${member.key}`,
     openedAt,
@@ -63,7 +66,10 @@ export function simulateCase(member: Member, index: number, strategy: Strategy, 
     const last = c.attempts[c.attempts.length - 1] as SimAttempt;
     const proposed = strategy.nextRetry(c);
     // A strategy must move forward in time, within its window (a retry on its last day counts).
-    const retryAt = proposed !== null && proposed.getTime() > last.at.getTime() && proposed.getTime() <= windowEnd ? proposed.getTime() : Infinity;
+    const retryAt =
+      proposed !== null && proposed.getTime() > last.at.getTime() && proposed.getTime() <= windowEnd
+        ? proposed.getTime()
+        : Infinity;
     const reminderAt = reminders[reminderIdx] ?? Infinity;
     if (retryAt === Infinity && reminderAt === Infinity) break;
     if (reminderAt <= retryAt) {
@@ -71,14 +77,26 @@ export function simulateCase(member: Member, index: number, strategy: Strategy, 
       if (!decideCardUpdate(member.cardUpdateProbability, customer)) continue;
       // The customer put in a working card: every strategy charges it at once.
       const at = new Date(Math.max(reminderAt, last.at.getTime() + 1));
-      const ok = decideCharge({ reason: null, cardBrand: member.card.brand, firstFailedAt: null, at, timeZone: member.timeZone }, issuer).ok;
+      const ok = decideCharge(
+        { reason: null, cardBrand: member.card.brand, firstFailedAt: null, at, timeZone: member.timeZone },
+        issuer,
+      ).ok;
       c.attempts.push({ at, card: last.card + 1, source: 'card_update', ok, reason: null });
       recovered = ok;
       continue;
     }
     const at = new Date(retryAt);
-    const decision = decideCharge({ reason: member.card.failure, cardBrand: member.card.brand, firstFailedAt, at, timeZone: member.timeZone }, issuer);
-    c.attempts.push({ at, card: last.card, source: 'scheduled', ok: decision.ok, reason: decision.ok ? null : member.card.failure });
+    const decision = decideCharge(
+      { reason: member.card.failure, cardBrand: member.card.brand, firstFailedAt, at, timeZone: member.timeZone },
+      issuer,
+    );
+    c.attempts.push({
+      at,
+      card: last.card,
+      source: 'scheduled',
+      ok: decision.ok,
+      reason: decision.ok ? null : member.card.failure,
+    });
     recovered = decision.ok;
   }
   return {
@@ -120,7 +138,13 @@ export function summarize(strategy: Strategy, results: readonly CaseResult[]): S
   let recovered = 0;
   let charges = 0;
   for (const r of results) {
-    const t = byCurrency.get(r.currency) ?? { currency: r.currency, opened: 0, openedAmount: 0, recovered: 0, recoveredAmount: 0 };
+    const t = byCurrency.get(r.currency) ?? {
+      currency: r.currency,
+      opened: 0,
+      openedAmount: 0,
+      recovered: 0,
+      recoveredAmount: 0,
+    };
     t.opened += 1;
     t.openedAmount += r.amount;
     if (r.recovered) {
@@ -149,5 +173,8 @@ export function summarize(strategy: Strategy, results: readonly CaseResult[]): S
 }
 
 export function simulateStrategy(population: readonly Member[], strategy: Strategy, s: SimSettings): StrategyResult {
-  return summarize(strategy, population.map((m, i) => simulateCase(m, i, strategy, s)));
+  return summarize(
+    strategy,
+    population.map((m, i) => simulateCase(m, i, strategy, s)),
+  );
 }

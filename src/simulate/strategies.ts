@@ -67,7 +67,10 @@ function toLedger(c: SimCase): LedgerAttempt[] {
 }
 
 /** A notice at the failure and a last chance `lastChanceHoursBefore` the window ends, as the reminder policy has them. */
-export function reminderSchedule(windowDays: number, o: { firstNotice: boolean; lastChanceHoursBefore: number | null }): number[] {
+export function reminderSchedule(
+  windowDays: number,
+  o: { firstNotice: boolean; lastChanceHoursBefore: number | null },
+): number[] {
   return [
     ...(o.firstNotice ? [0] : []),
     ...(o.lastChanceHoursBefore === null ? [] : [Math.max(0, windowDays * 24 - o.lastChanceHoursBefore)]),
@@ -83,7 +86,8 @@ export function plannerStrategy(policy: Policy, merchantTimeZone: string, name =
     windowDays: policy.retry.windowDays,
     reminderHours: reminderSchedule(policy.retry.windowDays, {
       firstNotice: reminders.enabled && reminders.firstNotice.enabled,
-      lastChanceHoursBefore: reminders.enabled && reminders.lastChance.enabled ? reminders.lastChance.hoursBefore : null,
+      lastChanceHoursBefore:
+        reminders.enabled && reminders.lastChance.enabled ? reminders.lastChance.hoursBefore : null,
     }),
     nextRetry(c) {
       const last = c.attempts[c.attempts.length - 1];
@@ -95,7 +99,13 @@ export function plannerStrategy(policy: Policy, merchantTimeZone: string, name =
         attempts: toLedger(c),
         currentPaymentMethod: `pm_sim_${last.card}`,
       };
-      const plan = planNextAttempt(history, { timeZone: c.timeZone, country: c.country, cardBrand: c.cardBrand }, policy, last.at, merchantTimeZone);
+      const plan = planNextAttempt(
+        history,
+        { timeZone: c.timeZone, country: c.country, cardBrand: c.cardBrand },
+        policy,
+        last.at,
+        merchantTimeZone,
+      );
       return plan.kind === 'retry' ? plan.at : null;
     },
   };
@@ -103,8 +113,14 @@ export function plannerStrategy(policy: Policy, merchantTimeZone: string, name =
 
 /** Stripe's published never-retry list: even its fixed schedule stops on these. */
 const STRIPE_NEVER_RETRY = new Set([
-  'incorrect_number', 'lost_card', 'pickup_card', 'stolen_card', 'revocation_of_authorization',
-  'revocation_of_all_authorizations', 'authentication_required', 'highest_risk_level',
+  'incorrect_number',
+  'lost_card',
+  'pickup_card',
+  'stolen_card',
+  'revocation_of_authorization',
+  'revocation_of_all_authorizations',
+  'authentication_required',
+  'highest_risk_level',
 ]);
 
 /** The baselines' reminders: a notice at the failure and a last chance two days before their window ends. */
@@ -115,7 +131,13 @@ const BASELINE_REMINDERS = { firstNotice: true, lastChanceHoursBefore: 48 };
  * ends), at the time of day the renewal failed, whatever the decline said, except Stripe's own
  * never-retry codes unless told to ignore them: Stripe does not retry those on any schedule.
  */
-export function fixedSchedule(opts: { retries: number; days: number; name?: string; ignoreNeverRetry?: boolean; reminderHours?: number[] }): Strategy {
+export function fixedSchedule(opts: {
+  retries: number;
+  days: number;
+  name?: string;
+  ignoreNeverRetry?: boolean;
+  reminderHours?: number[];
+}): Strategy {
   const gap = (opts.days * DAY) / Math.max(1, opts.retries);
   return {
     name: opts.name ?? 'fixed',
@@ -128,7 +150,12 @@ export function fixedSchedule(opts: { retries: number; days: number; name?: stri
       const last = c.attempts[c.attempts.length - 1];
       const retries = c.attempts.filter((a) => a.source === 'scheduled').length;
       if (!last || retries >= opts.retries) return null;
-      if (!opts.ignoreNeverRetry && last.reason !== null && STRIPE_NEVER_RETRY.has(declineFor(last.reason, c.cardBrand).declineCode)) return null;
+      if (
+        !opts.ignoreNeverRetry &&
+        last.reason !== null &&
+        STRIPE_NEVER_RETRY.has(declineFor(last.reason, c.cardBrand).declineCode)
+      )
+        return null;
       return new Date(c.openedAt.getTime() + (retries + 1) * gap);
     },
   };

@@ -70,10 +70,15 @@ export async function retrieveInvoice(gateway: StripeGateway, invoiceId: string)
 export function isTransientStripeError(err: unknown): boolean {
   if (!(err instanceof Stripe.errors.StripeError)) return true;
   const status = err.statusCode;
-  return err instanceof Stripe.errors.StripeConnectionError
-    || err instanceof Stripe.errors.StripeRateLimitError
-    || err instanceof Stripe.errors.StripeAPIError
-    || status === undefined || status === 409 || status === 429 || status >= 500;
+  return (
+    err instanceof Stripe.errors.StripeConnectionError ||
+    err instanceof Stripe.errors.StripeRateLimitError ||
+    err instanceof Stripe.errors.StripeAPIError ||
+    status === undefined ||
+    status === 409 ||
+    status === 429 ||
+    status >= 500
+  );
 }
 
 export interface ReadRetries {
@@ -104,7 +109,9 @@ export async function readWithRetries<T>(read: () => Promise<T>, r: ReadRetries)
  * 429s would be dunned in the merchant's zone and language.
  */
 export async function retrieveCustomer(
-  gateway: StripeGateway, customerId: string, retries: ReadRetries = { tries: 3, firstDelayMs: 500 },
+  gateway: StripeGateway,
+  customerId: string,
+  retries: ReadRetries = { tries: 3, firstDelayMs: 500 },
 ): Promise<Stripe.Customer | null> {
   try {
     const c = await readWithRetries(() => call(gateway, (s) => s.customers.retrieve(customerId)), retries);
@@ -200,10 +207,14 @@ export function classifyChargeError(err: unknown): ChargeOutcome {
     const code = (err.detail as { code?: string } | undefined)?.code;
     // Refused or unresolvable: the request cannot have reached Stripe. Anything else (timeout,
     // reset) may have run there.
-    if (code !== undefined && NOT_SENT_CODES.has(code)) return { kind: 'not_sent', message: err.message, retryAfterMs: null };
+    if (code !== undefined && NOT_SENT_CODES.has(code))
+      return { kind: 'not_sent', message: err.message, retryAfterMs: null };
     return { kind: 'unknown', message: err.message };
   }
-  if (err instanceof Stripe.errors.StripeInvalidRequestError || (err.statusCode !== undefined && err.statusCode >= 400 && err.statusCode < 500)) {
+  if (
+    err instanceof Stripe.errors.StripeInvalidRequestError ||
+    (err.statusCode !== undefined && err.statusCode >= 400 && err.statusCode < 500)
+  ) {
     return { kind: 'refused', message: err.message, code: err.code ?? null };
   }
   return { kind: 'unknown', message: err.message };

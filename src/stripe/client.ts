@@ -6,7 +6,10 @@ import type { Config } from '../config.ts';
  * or a proxy. Network retries are ours to make (the runner decides what a failure means), so the SDK
  * does not retry by itself.
  */
-export function createStripeClient(config: Pick<Config, 'stripeSecretKey' | 'stripeApiBase'>, options: { timeoutMs?: number } = {}): Stripe {
+export function createStripeClient(
+  config: Pick<Config, 'stripeSecretKey' | 'stripeApiBase'>,
+  options: { timeoutMs?: number } = {},
+): Stripe {
   if (!config.stripeSecretKey) throw new Error('STRIPE_SECRET_KEY is not set: cannot talk to Stripe');
   return new Stripe(config.stripeSecretKey, {
     maxNetworkRetries: 0,

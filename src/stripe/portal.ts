@@ -33,10 +33,17 @@ export function classifyPortalError(err: unknown): PortalError {
     return new PortalError(`billing portal: ${message}`, { transient: true, configuration: false, cause: err });
   }
   const status = err.statusCode;
-  const configuration = err instanceof Stripe.errors.StripeAuthenticationError || err instanceof Stripe.errors.StripePermissionError
-    || status === 401 || status === 403;
+  const configuration =
+    err instanceof Stripe.errors.StripeAuthenticationError ||
+    err instanceof Stripe.errors.StripePermissionError ||
+    status === 401 ||
+    status === 403;
   const transient = configuration || isTransientStripeError(err);
-  return new PortalError(`billing portal: ${status ?? 'no answer'}: ${message}`, { transient, configuration, cause: err });
+  return new PortalError(`billing portal: ${status ?? 'no answer'}: ${message}`, {
+    transient,
+    configuration,
+    cause: err,
+  });
 }
 
 /**
@@ -44,7 +51,11 @@ export function classifyPortalError(err: unknown): PortalError {
  * payment-method form (`flow_data.type = payment_method_update`): the customer came to fix a card,
  * and the new card becomes the default payment method, which is what retries charge.
  */
-export async function createPortalSession(gateway: StripeGateway, customerId: string, returnUrl: string | null): Promise<string> {
+export async function createPortalSession(
+  gateway: StripeGateway,
+  customerId: string,
+  returnUrl: string | null,
+): Promise<string> {
   const params: Stripe.BillingPortal.SessionCreateParams = {
     customer: customerId,
     flow_data: { type: 'payment_method_update' },

@@ -29,10 +29,27 @@ afterAll(async () => {
 
 function runDemoCli(): Promise<{ status: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [
-      cli, 'demo', '--exit', '--customers', String(CUSTOMERS), '--days', '5', '--seconds', '5', '--workers', '1',
-      '--database', database, '--mail-dir', mailDir,
-    ], { env: { PATH: process.env.PATH, DATABASE_URL: adminUrl, LOG_LEVEL: 'error' } });
+    const child = spawn(
+      process.execPath,
+      [
+        cli,
+        'demo',
+        '--exit',
+        '--customers',
+        String(CUSTOMERS),
+        '--days',
+        '5',
+        '--seconds',
+        '5',
+        '--workers',
+        '1',
+        '--database',
+        database,
+        '--mail-dir',
+        mailDir,
+      ],
+      { env: { PATH: process.env.PATH, DATABASE_URL: adminUrl, LOG_LEVEL: 'error' } },
+    );
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
@@ -42,7 +59,8 @@ function runDemoCli(): Promise<{ status: number | null; stdout: string; stderr: 
   });
 }
 
-const run = (args: string[]) => spawnSync(process.execPath, [cli, ...args], { encoding: 'utf8', env: { PATH: process.env.PATH }, timeout: 20_000 });
+const run = (args: string[]) =>
+  spawnSync(process.execPath, [cli, ...args], { encoding: 'utf8', env: { PATH: process.env.PATH }, timeout: 20_000 });
 
 describe('dunning demo --exit', () => {
   it('ends with the report, where the emails are and the dashboard URL carrying its token; a rerun starts clean', async () => {
@@ -55,16 +73,29 @@ describe('dunning demo --exit', () => {
       return { lines, emails: emails ?? '', dashboard: dashboard ?? '', token: token ?? '' };
     };
     const a = ending(first.stdout);
-    expect(a.lines.some((l) => /^Dunning recovery report  \d{4}-\d{2}-\d{2} \.\. \d{4}-\d{2}-\d{2} \(Europe\/Berlin\)$/.test(l))).toBe(true);
+    expect(
+      a.lines.some((l) =>
+        /^Dunning recovery report  \d{4}-\d{2}-\d{2} \.\. \d{4}-\d{2}-\d{2} \(Europe\/Berlin\)$/.test(l),
+      ),
+    ).toBe(true);
     expect(a.lines.some((l) => l.endsWith('(final)'))).toBe(true);
-    expect(a.emails).toMatch(new RegExp(`^Emails: (\\d+) caught by the local mail catcher; \\.eml copies in ${mailDir.replaceAll('/', '\\/')}/$`));
+    expect(a.emails).toMatch(
+      new RegExp(
+        `^Emails: (\\d+) caught by the local mail catcher; \\.eml copies in ${mailDir.replaceAll('/', '\\/')}/$`,
+      ),
+    );
     const sent = Number(/^Emails: (\d+)/.exec(a.emails)?.[1]);
     expect(sent).toBeGreaterThan(0);
     expect(readdirSync(mailDir).filter((f) => f.endsWith('.eml'))).toHaveLength(sent);
     const url = new URL(/^Dashboard: (\S+)$/.exec(a.dashboard)?.[1] ?? '');
     const token = /^ {2}token (\S+) \(as a bearer token, or as the password with any user name\)$/.exec(a.token)?.[1];
     expect(token).toMatch(/^[\w-]{24}$/);
-    expect({ user: url.username, password: url.password, host: url.hostname, path: url.pathname }).toEqual({ user: 'demo', password: token, host: '127.0.0.1', path: '/reports' });
+    expect({ user: url.username, password: url.password, host: url.hostname, path: url.pathname }).toEqual({
+      user: 'demo',
+      password: token,
+      host: '127.0.0.1',
+      path: '/reports',
+    });
     expect(url.searchParams.get('from')).toMatch(/^\d{4}-\d{2}-\d{2}$/);
 
     const db = connect(`${adminUrl.replace(/\/[^/]*$/, '')}/${database}`, { max: 1 });
@@ -83,13 +114,16 @@ describe('dunning demo --exit', () => {
       const b = ending(second.stdout);
       const again = connect(`${adminUrl.replace(/\/[^/]*$/, '')}/${database}`, { max: 1 });
       try {
-        const [row] = await again`select count(*)::int as n, count(distinct customer_id)::int as customers from dunning_cases`;
+        const [row] =
+          await again`select count(*)::int as n, count(distinct customer_id)::int as customers from dunning_cases`;
         expect(row?.n).toBeLessThanOrEqual(CUSTOMERS);
         expect(row?.customers).toBe(row?.n);
       } finally {
         await again.end();
       }
-      expect(readdirSync(mailDir).filter((f) => f.endsWith('.eml'))).toHaveLength(Number(/^Emails: (\d+)/.exec(b.emails)?.[1]));
+      expect(readdirSync(mailDir).filter((f) => f.endsWith('.eml'))).toHaveLength(
+        Number(/^Emails: (\d+)/.exec(b.emails)?.[1]),
+      );
       expect(existsSync(join(mailDir, 'notes.txt'))).toBe(true);
       expect(b.token).not.toBe(a.token);
     } finally {
@@ -103,7 +137,9 @@ describe('dunning demo and simulate arguments', () => {
     const r = run([command, '--help']);
     expect(r.status).toBe(0);
     expect(r.stdout).toMatch(new RegExp(`^Usage: dunning ${command} `));
-    for (const flag of command === 'demo' ? ['--customers', '--days', '--seconds', '--seed', '--keep', '--mail-dir', '--exit'] : ['--policy', '--seed', '--customers']) {
+    for (const flag of command === 'demo'
+      ? ['--customers', '--days', '--seconds', '--seed', '--keep', '--mail-dir', '--exit']
+      : ['--policy', '--seed', '--customers']) {
       expect(r.stdout).toContain(`  ${flag} `);
     }
   });

@@ -17,10 +17,24 @@ import { DUNNING_KINDS } from '../../src/reminders/kinds.ts';
  */
 /** Never retried on the same card: DESIGN.md's hard declines and Stripe's own never-retry list (authentication_required apart). */
 const NEVER_RETRY = new Set([
-  'lost_card', 'stolen_card', 'pickup_card', 'fraudulent', 'highest_risk_level', 'do_not_try_again',
-  'revocation_of_authorization', 'revocation_of_all_authorizations', 'stop_payment_order', 'invalid_account',
-  'card_not_supported', 'currency_not_supported', 'transaction_not_allowed', 'security_violation',
-  'service_not_allowed', 'merchant_blacklist', 'not_permitted', 'incorrect_number',
+  'lost_card',
+  'stolen_card',
+  'pickup_card',
+  'fraudulent',
+  'highest_risk_level',
+  'do_not_try_again',
+  'revocation_of_authorization',
+  'revocation_of_all_authorizations',
+  'stop_payment_order',
+  'invalid_account',
+  'card_not_supported',
+  'currency_not_supported',
+  'transaction_not_allowed',
+  'security_violation',
+  'service_not_allowed',
+  'merchant_blacklist',
+  'not_permitted',
+  'incorrect_number',
 ]);
 const CUSTOMERS = 60;
 const DAYS = 26;
@@ -40,11 +54,20 @@ beforeAll(async () => {
     // 5 (sandboxRateLimit), so batches of due attempts meet 429s.
     { ...process.env, DATABASE_URL: adminUrl, LOG_LEVEL: 'error', STRIPE_REQUESTS_PER_SECOND: '20' },
     {
-      customers: CUSTOMERS, days: DAYS, seconds: SECONDS, seed: 3, keep: false, database, port: 0, workers: 2,
+      customers: CUSTOMERS,
+      days: DAYS,
+      seconds: SECONDS,
+      seed: 3,
+      keep: false,
+      database,
+      port: 0,
+      workers: 2,
       // Most operations' webhooks held back four to eight simulated days: a payment comes days
       // after the last failure, so crossings need many long holds to show up reliably.
       late: { share: 0.6, maxDays: 8 },
-      mailDir: join(files, 'mail'), stateFile: join(files, 'sandbox.json'), policy: defaultPolicy(),
+      mailDir: join(files, 'mail'),
+      stateFile: join(files, 'sandbox.json'),
+      policy: defaultPolicy(),
     },
     (line) => lines.push(line),
   );
@@ -65,11 +88,14 @@ afterAll(async () => {
 
 describe('dunning demo (headless, small)', () => {
   it('opens a case for every failing renewal, in four currencies and two languages, and shows progress', async () => {
-    const [cases] = await sql`select count(*)::int as n, count(distinct currency)::int as currencies from dunning_cases`;
+    const [cases] =
+      await sql`select count(*)::int as n, count(distinct currency)::int as currencies from dunning_cases`;
     expect(cases).toEqual({ n: CUSTOMERS, currencies: 4 });
     const locales = await sql`select distinct locale from reminder_outbox where status = 'sent' order by locale`;
     expect(locales.map((r) => r.locale)).toEqual(['de', 'en']);
-    expect(lines.filter((l) => /^\[\w{3} \d{2} \w{3} \d{2}:\d{2}\] failed \d+ {2}open \d+/.test(l)).length).toBeGreaterThanOrEqual(3);
+    expect(
+      lines.filter((l) => /^\[\w{3} \d{2} \w{3} \d{2}:\d{2}\] failed \d+ {2}open \d+/.test(l)).length,
+    ).toBeGreaterThanOrEqual(3);
     // Money came back and some customers were lost: a cycle that did nothing would fail here.
     expect(demo.report.currencies.reduce((s, c) => s + c.recovered.count, 0)).toBeGreaterThan(0);
     expect(demo.report.currencies.reduce((s, c) => s + c.lost.count, 0)).toBeGreaterThan(0);
@@ -115,7 +141,12 @@ describe('dunning demo (headless, small)', () => {
       });
       expect(c.recovered.count + c.lost.count + c.atRisk.count + c.voided.count, r.currency).toBe(c.opened.count);
       expect(
-        c.recovered.amount.minor + c.lost.amount.minor + c.atRisk.amount.minor + c.voided.amount.minor + r.unpaid_of_recovered + r.paid_of_lost,
+        c.recovered.amount.minor +
+          c.lost.amount.minor +
+          c.atRisk.amount.minor +
+          c.voided.amount.minor +
+          r.unpaid_of_recovered +
+          r.paid_of_lost,
         r.currency,
       ).toBe(c.opened.amount.minor);
     }
@@ -133,23 +164,31 @@ describe('dunning demo (headless, small)', () => {
          and failure_code is distinct from 'invoice_payment_intent_requires_action'
        order by invoice_id, attempt_no`;
     const attemptsOf = new Map<string, typeof ledger>();
-    for (const r of ledger) attemptsOf.set(r.invoice_id as string, [...(attemptsOf.get(r.invoice_id as string) ?? []), r] as typeof ledger);
+    for (const r of ledger)
+      attemptsOf.set(r.invoice_id as string, [...(attemptsOf.get(r.invoice_id as string) ?? []), r] as typeof ledger);
     const chargesOf = new Map<string, typeof retries>();
     for (const c of retries) chargesOf.set(c.invoice, [...(chargesOf.get(c.invoice) ?? []), c]);
     for (const [invoice, charges] of chargesOf) {
       const attempts = attemptsOf.get(invoice) ?? [];
-      expect(charges.length, `charges at the sandbox for ${invoice}: ${JSON.stringify(charges)} ledger ${JSON.stringify(attempts)}`).toBe(attempts.length);
+      expect(
+        charges.length,
+        `charges at the sandbox for ${invoice}: ${JSON.stringify(charges)} ledger ${JSON.stringify(attempts)}`,
+      ).toBe(attempts.length);
       charges.sort((a, b) => a.created - b.created);
       charges.forEach((charge, i) => {
         const a = attempts[i]!;
         expect(a.plan_reason, `attempt #${a.attempt_no} of ${invoice}`).toBeTruthy();
         // Never charged before its planned time, give or take 100 real ms of clock noise
         // between pg-boss and Node, which the scaled clock turns into simulated hours.
-        expect(charge.created, `${charge.id} for attempt #${a.attempt_no} (${a.source}, started ${(a.started_at as Date | null)?.toISOString()}, request tries ${a.request_tries}) of ${invoice}`)
-          .toBeGreaterThanOrEqual(Math.floor((a.planned_at as Date).getTime() / 1000) - SCALE / 10);
+        expect(
+          charge.created,
+          `${charge.id} for attempt #${a.attempt_no} (${a.source}, started ${(a.started_at as Date | null)?.toISOString()}, request tries ${a.request_tries}) of ${invoice}`,
+        ).toBeGreaterThanOrEqual(Math.floor((a.planned_at as Date).getTime() / 1000) - SCALE / 10);
       });
     }
-    expect([...attemptsOf.keys()].filter((invoice) => !chargesOf.has(invoice)).map((i) => JSON.stringify(attemptsOf.get(i)))).toEqual([]);
+    expect(
+      [...attemptsOf.keys()].filter((invoice) => !chargesOf.has(invoice)).map((i) => JSON.stringify(attemptsOf.get(i))),
+    ).toEqual([]);
   });
 
   it('never charges a card again after a never-retry decline on it, nor off-session after it asked for authentication', async () => {
@@ -160,13 +199,17 @@ describe('dunning demo (headless, small)', () => {
     for (const [invoice, charges] of byInvoice) {
       const barred = new Map<string, string>();
       const needsAuth = new Set<string>();
-      for (const c of [...charges].sort((a, b) => a.created - b.created || a.id.localeCompare(b.id, 'en', { numeric: true }))) {
+      for (const c of [...charges].sort(
+        (a, b) => a.created - b.created || a.id.localeCompare(b.id, 'en', { numeric: true }),
+      )) {
         const earlier = barred.get(c.paymentMethod);
         if (earlier || (c.source === 'api' && needsAuth.has(c.paymentMethod))) {
           const [plan] = await sql`select attempt_no, plan_reason from payment_attempts
                                     where invoice_id = ${invoice} and source <> 'stripe' and planned_at is not null
                                     order by attempt_no limit 1`;
-          offences.push(`${invoice}: charge ${c.id} on a card that answered ${earlier ?? 'authentication_required'}; plan of attempt #${plan?.attempt_no}: "${plan?.plan_reason}"`);
+          offences.push(
+            `${invoice}: charge ${c.id} on a card that answered ${earlier ?? 'authentication_required'}; plan of attempt #${plan?.attempt_no}: "${plan?.plan_reason}"`,
+          );
         }
         if (c.status !== 'failed' || c.declineCode === null) continue;
         if (NEVER_RETRY.has(c.declineCode)) {
@@ -185,20 +228,28 @@ describe('dunning demo (headless, small)', () => {
   it('meets 429s from the sandbox and repeats those requests, with no dunning attempt used up by them', async () => {
     // An attempt reads its invoice, then pays it: a 429 on either sends it back, same key, no attempt used.
     const invoiceIn = (path: string) => /^\/v1\/invoices\/([^/]+)(\/pay)?$/.exec(path)?.[1] ?? null;
-    const onAttempts = demo.rateLimited.filter((r) => invoiceIn(r.path) !== null && (r.method === 'GET' || r.path.endsWith('/pay')));
+    const onAttempts = demo.rateLimited.filter(
+      (r) => invoiceIn(r.path) !== null && (r.method === 'GET' || r.path.endsWith('/pay')),
+    );
     expect(onAttempts.length, 'rate-limited reads or charges of invoices').toBeGreaterThan(0);
-    const repeated = await sql`select invoice_id, attempt_no, status, request_tries from payment_attempts where request_tries > 0`;
+    const repeated =
+      await sql`select invoice_id, attempt_no, status, request_tries from payment_attempts where request_tries > 0`;
     expect(repeated.length, 'attempts sent again after "not sent"').toBeGreaterThan(0);
-    const [asDeclines] = await sql`select count(*)::int as n from payment_attempts where 'rate_limit' in (decline_code, failure_code)`;
+    const [asDeclines] =
+      await sql`select count(*)::int as n from payment_attempts where 'rate_limit' in (decline_code, failure_code)`;
     expect(asDeclines?.n).toBe(0);
     for (const r of onAttempts.filter((x) => x.idempotencyKey !== null)) {
-      const [a] = await sql`select attempt_no, request_tries from payment_attempts where idempotency_key = ${r.idempotencyKey}`;
+      const [a] =
+        await sql`select attempt_no, request_tries from payment_attempts where idempotency_key = ${r.idempotencyKey}`;
       expect(a?.request_tries, `attempt with key ${r.idempotencyKey}`).toBeGreaterThan(0);
     }
     for (const invoice of new Set(onAttempts.map((r) => invoiceIn(r.path) as string))) {
       const [ledger] = await sql`select count(*)::int as n from payment_attempts
                                   where invoice_id = ${invoice} and source <> 'stripe' and status in ('succeeded', 'declined')`;
-      expect(demo.charges.filter((c) => c.invoice === invoice && c.source === 'api'), `charges of ${invoice}`).toHaveLength(ledger!.n);
+      expect(
+        demo.charges.filter((c) => c.invoice === invoice && c.source === 'api'),
+        `charges of ${invoice}`,
+      ).toHaveLength(ledger!.n);
     }
   });
 
@@ -213,26 +264,39 @@ describe('dunning demo (headless, small)', () => {
              coalesce(payload -> 'data' -> 'object' ->> 'latest_charge', case when type = 'charge.failed' then payload -> 'data' -> 'object' ->> 'id' end) as charge_id
         from stripe_events where type in ('invoice.payment_failed', 'charge.failed', 'payment_intent.payment_failed')`;
     // When the worker learned of each payment: its own charge went through, or invoice.paid was applied.
-    const paidAt = new Map((await sql`
+    const paidAt = new Map(
+      (
+        await sql`
       select invoice_id, min(at) as at from (
         select invoice_id, finished_at as at from payment_attempts where status = 'succeeded'
         union all
         select payload -> 'data' -> 'object' ->> 'id', processed_at from stripe_events where type = 'invoice.paid' and status = 'processed'
-      ) paid group by invoice_id`).map((r) => [r.invoice_id as string, r.at as Date]));
-    const invoiceOf = (e: (typeof events)[number]) => (e.invoice_id as string | null) ?? invoiceOfCharge.get(e.charge_id as string) ?? '';
+      ) paid group by invoice_id`
+      ).map((r) => [r.invoice_id as string, r.at as Date]),
+    );
+    const invoiceOf = (e: (typeof events)[number]) =>
+      (e.invoice_id as string | null) ?? invoiceOfCharge.get(e.charge_id as string) ?? '';
     const crossed = events.filter((f) => {
       const at = paidAt.get(invoiceOf(f));
       return at !== undefined && (f.created as Date) < at && (f.processed_at as Date) > at;
     });
     // The sandbox holds some operations' webhooks back: such crossings happen, or this proves nothing.
     const held = new Set(demo.deliveries.filter((d) => d.heldMs > 0 && !d.duplicate).map((d) => d.eventId));
-    expect(crossed.filter((f) => held.has(f.id as string)).length, 'crossings by deliveries the sandbox held back').toBeGreaterThan(0);
-    const cases = new Map((await sql`select invoice_id, status, closed_at from dunning_cases`).map((c) => [c.invoice_id as string, c]));
+    expect(
+      crossed.filter((f) => held.has(f.id as string)).length,
+      'crossings by deliveries the sandbox held back',
+    ).toBeGreaterThan(0);
+    const cases = new Map(
+      (await sql`select invoice_id, status, closed_at from dunning_cases`).map((c) => [c.invoice_id as string, c]),
+    );
     for (const f of crossed) {
       expect(f.status, `${f.type} ${f.id}`).toMatch(/^(processed|ignored)$/);
       const c = cases.get(invoiceOf(f));
       expect(c?.status, `case of ${invoiceOf(f)} after the late ${f.type} ${f.id}`).toBe('recovered');
-      expect((c?.closed_at as Date).getTime(), `case of ${invoiceOf(f)} closed when the payment was learned`).toBeLessThanOrEqual(paidAt.get(invoiceOf(f))!.getTime());
+      expect(
+        (c?.closed_at as Date).getTime(),
+        `case of ${invoiceOf(f)} closed when the payment was learned`,
+      ).toBeLessThanOrEqual(paidAt.get(invoiceOf(f))!.getTime());
     }
   });
 
@@ -242,11 +306,17 @@ describe('dunning demo (headless, small)', () => {
     // cross each other here.
     const failures = demo.charges.filter((c) => c.status === 'failed' && c.source !== 'api');
     expect(failures.length).toBeGreaterThan(CUSTOMERS / 2);
-    const rows = await sql`select charge_id, source, status, decline_code from payment_attempts where charge_id in ${sql(failures.map((c) => c.id))}`;
+    const rows =
+      await sql`select charge_id, source, status, decline_code from payment_attempts where charge_id in ${sql(failures.map((c) => c.id))}`;
     const byCharge = new Map(rows.map((r) => [r.charge_id as string, r]));
     const missing = failures
-      .filter((c) => { const r = byCharge.get(c.id); return r?.source !== 'stripe' || r.status !== 'declined' || r.decline_code !== c.declineCode; })
-      .map((c) => `${c.id} (${c.source}, ${c.declineCode}) of ${c.invoice}: ${JSON.stringify(byCharge.get(c.id) ?? null)}`);
+      .filter((c) => {
+        const r = byCharge.get(c.id);
+        return r?.source !== 'stripe' || r.status !== 'declined' || r.decline_code !== c.declineCode;
+      })
+      .map(
+        (c) => `${c.id} (${c.source}, ${c.declineCode}) of ${c.invoice}: ${JSON.stringify(byCharge.get(c.id) ?? null)}`,
+      );
     expect(missing).toEqual([]);
     expect(await sql`select invoice_id from dunning_cases where first_decline_code is null`).toEqual([]);
   });
@@ -266,7 +336,9 @@ describe('dunning demo (headless, small)', () => {
     // Reminders to customers who paid later exist, or the check below proves nothing.
     expect(paidLater.length).toBeGreaterThan(0);
     for (const r of paidLater) {
-      expect((r.claimed_at as Date).getTime(), `${r.kind} for ${r.invoice_id}`).toBeLessThanOrEqual((r.known_paid_at as Date).getTime());
+      expect((r.claimed_at as Date).getTime(), `${r.kind} for ${r.invoice_id}`).toBeLessThanOrEqual(
+        (r.known_paid_at as Date).getTime(),
+      );
     }
     const [total] = await sql`select count(*)::int as n from reminder_outbox where status = 'sent'`;
     expect(demo.mails.length).toBe(total?.n);
@@ -279,7 +351,9 @@ describe('dunning demo (headless, small)', () => {
     const res = await fetch(url, { headers: { authorization: `Bearer ${demo.token}` } });
     expect(res.status).toBe(200);
     // The way `dunning demo` prints the URL: user "demo", the token as its password (basic auth).
-    const basic = await fetch(url, { headers: { authorization: `Basic ${Buffer.from(`demo:${demo.token}`).toString('base64')}` } });
+    const basic = await fetch(url, {
+      headers: { authorization: `Basic ${Buffer.from(`demo:${demo.token}`).toString('base64')}` },
+    });
     expect(basic.status).toBe(200);
     const body = (await res.json()) as { currencies: Array<{ opened: { count: number } }> };
     expect(body.currencies.reduce((s, c) => s + c.opened.count, 0)).toBe(CUSTOMERS);
@@ -288,10 +362,15 @@ describe('dunning demo (headless, small)', () => {
 
 describe('dunning demo arguments', () => {
   const cli = join(import.meta.dirname, '../../src/cli.ts');
-  it('refuses to drop DATABASE_URL\'s own database or a system database', () => {
-    for (const [name, why] of [['shop_live', "DATABASE_URL's own database"], ['postgres', 'a system database']] as const) {
+  it("refuses to drop DATABASE_URL's own database or a system database", () => {
+    for (const [name, why] of [
+      ['shop_live', "DATABASE_URL's own database"],
+      ['postgres', 'a system database'],
+    ] as const) {
       const r = spawnSync(process.execPath, [cli, 'demo', '--database', name], {
-        encoding: 'utf8', env: { PATH: process.env.PATH, DATABASE_URL: 'postgres://postgres@127.0.0.1:1/shop_live' }, timeout: 20_000,
+        encoding: 'utf8',
+        env: { PATH: process.env.PATH, DATABASE_URL: 'postgres://postgres@127.0.0.1:1/shop_live' },
+        timeout: 20_000,
       });
       expect(r.status).toBe(2);
       expect(r.stderr).toContain(`"${name}" is ${why}`);

@@ -17,8 +17,17 @@ const adminUrl = inject('adminUrl');
 const database = `dunning_demo_k_${process.pid}_${Math.random().toString(36).slice(2, 8)}`;
 const files = mkdtempSync(join(tmpdir(), 'demo-keep-'));
 const options: DemoOptions = {
-  customers: 12, days: 8, seconds: 6, seed: 5, keep: false, database, port: 0, workers: 1,
-  mailDir: join(files, 'mail'), stateFile: join(files, 'sandbox.json'), policy: defaultPolicy(),
+  customers: 12,
+  days: 8,
+  seconds: 6,
+  seed: 5,
+  keep: false,
+  database,
+  port: 0,
+  workers: 1,
+  mailDir: join(files, 'mail'),
+  stateFile: join(files, 'sandbox.json'),
+  policy: defaultPolicy(),
 };
 const env = { ...process.env, DATABASE_URL: adminUrl, LOG_LEVEL: 'error' };
 const runs: DemoRun[] = [];
@@ -49,7 +58,8 @@ describe('dunning demo --keep', () => {
       runs.push(second);
       expect(second.start).toEqual(firstEnd);
 
-      const [counts] = await db`select count(*)::int as cases, count(*) filter (where close_reason = ${MISSING_INVOICE})::int as not_found from dunning_cases`;
+      const [counts] =
+        await db`select count(*)::int as cases, count(*) filter (where close_reason = ${MISSING_INVOICE})::int as not_found from dunning_cases`;
       expect(counts).toEqual({ cases: 16, not_found: 0 });
       // The old cases went on: charged again after the first run ended, at or after their planned
       // times (pg-boss jobs moved with the resumed clock), with the sandbox knowing their invoices.
@@ -62,10 +72,14 @@ describe('dunning demo --keep', () => {
       const scale = (options.days * 86_400_000) / (options.seconds * 1000);
       for (const a of later) {
         // 100 real ms of slack between pg-boss and Node, in simulated time.
-        expect((a.started_at as Date).getTime(), `attempt #${a.attempt_no} of ${a.invoice_id}`).toBeGreaterThanOrEqual((a.planned_at as Date).getTime() - 100 * scale);
+        expect((a.started_at as Date).getTime(), `attempt #${a.attempt_no} of ${a.invoice_id}`).toBeGreaterThanOrEqual(
+          (a.planned_at as Date).getTime() - 100 * scale,
+        );
       }
       const invoices = new Set(later.map((a) => a.invoice_id as string));
-      expect(second.charges.filter((c) => invoices.has(c.invoice) && c.source === 'api').length).toBeGreaterThanOrEqual(later.length);
+      expect(second.charges.filter((c) => invoices.has(c.invoice) && c.source === 'api').length).toBeGreaterThanOrEqual(
+        later.length,
+      );
     } finally {
       await db.end({ timeout: 5 });
     }

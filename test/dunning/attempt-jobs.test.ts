@@ -2,7 +2,13 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createDunningHooks, replanWithLateDetails } from '../../src/dunning/hooks.ts';
 import { retryNow } from '../../src/dunning/ops-actions.ts';
 import { waitFor } from '../helpers/db.ts';
-import { seedFailedInvoice, startWorld, type RunnerWorld, type SeededCase, startWorldWorkers } from './runner-helpers.ts';
+import {
+  seedFailedInvoice,
+  startWorld,
+  type RunnerWorld,
+  type SeededCase,
+  startWorldWorkers,
+} from './runner-helpers.ts';
 
 let w: RunnerWorld;
 beforeAll(async () => {
@@ -35,16 +41,26 @@ describe('one attempt job per invoice', () => {
   it('replacing a planned attempt (new card, late decline details, manual retry) cancels its job in the same transaction', async () => {
     const s = await seedFailedInvoice(w, 'insufficient_funds');
     const hooks = createDunningHooks(w.deps);
-    await w.db.sql.begin((tx) => hooks.paymentFailed(tx, { caseId: s.caseId, invoiceId: s.invoiceId, opened: true, at: w.clock.now() }));
+    await w.db.sql.begin((tx) =>
+      hooks.paymentFailed(tx, { caseId: s.caseId, invoiceId: s.invoiceId, opened: true, at: w.clock.now() }),
+    );
     const first = await expectOneJobForActiveAttempt(s);
 
-    const { paymentMethodId } = await w.sandbox.updateCard(s.customerId, { brand: 'visa', failure: null, expMonth: 1, expYear: 2031 });
-    await w.db.sql.begin((tx) => hooks.paymentMethodChanged(tx, { customerId: s.customerId, paymentMethod: paymentMethodId, at: w.clock.now() }));
+    const { paymentMethodId } = await w.sandbox.updateCard(s.customerId, {
+      brand: 'visa',
+      failure: null,
+      expMonth: 1,
+      expYear: 2031,
+    });
+    await w.db.sql.begin((tx) =>
+      hooks.paymentMethodChanged(tx, { customerId: s.customerId, paymentMethod: paymentMethodId, at: w.clock.now() }),
+    );
     const second = await expectOneJobForActiveAttempt(s);
     expect(second).not.toBe(first);
 
     // Late details bar the new card: its planned attempt is replaced by a wait, and its job goes.
-    await w.db.sql`update payment_attempts set payment_method = ${paymentMethodId}, decline_code = 'stolen_card' where invoice_id = ${s.invoiceId} and attempt_no = 1`;
+    await w.db
+      .sql`update payment_attempts set payment_method = ${paymentMethodId}, decline_code = 'stolen_card' where invoice_id = ${s.invoiceId} and attempt_no = 1`;
     await w.db.sql.begin((tx) => replanWithLateDetails(tx, w.deps, s.caseId));
     expect(await waiting(s)).toHaveLength(0);
 
@@ -53,9 +69,18 @@ describe('one attempt job per invoice', () => {
     const again = await w.db.sql.begin((tx) => retryNow(tx, w.deps, s.invoiceId));
     expect(await expectOneJobForActiveAttempt(s)).toBe(again.id);
 
-    await w.db.sql.begin((tx) => hooks.caseClosed(tx, { caseId: s.caseId, invoiceId: s.invoiceId, status: 'closed', reason: 'invoice voided', at: w.clock.now() }));
+    await w.db.sql.begin((tx) =>
+      hooks.caseClosed(tx, {
+        caseId: s.caseId,
+        invoiceId: s.invoiceId,
+        status: 'closed',
+        reason: 'invoice voided',
+        at: w.clock.now(),
+      }),
+    );
     expect(await waiting(s)).toHaveLength(0);
-    const cancelled = await w.db.sql`select state from pgboss.job where name = 'dunning-attempts' and singleton_key = ${s.invoiceId}`;
+    const cancelled = await w.db
+      .sql`select state from pgboss.job where name = 'dunning-attempts' and singleton_key = ${s.invoiceId}`;
     expect(cancelled.map((j) => j.state).sort()).toEqual(['cancelled', 'cancelled', 'cancelled', 'cancelled']);
   });
 
@@ -76,7 +101,11 @@ describe('one attempt job per invoice', () => {
     expect(a!.request_tries).toBe(1);
     const next = await expectOneJobForActiveAttempt(s);
     expect(next).not.toBe(manual.id);
-    const states = await w.db.sql`select state, count(*)::int as n from pgboss.job where name = 'dunning-attempts' and singleton_key = ${s.invoiceId} group by state order by state::text`;
-    expect(states).toEqual([{ state: 'completed', n: 2 }, { state: 'created', n: 1 }]);
+    const states = await w.db
+      .sql`select state, count(*)::int as n from pgboss.job where name = 'dunning-attempts' and singleton_key = ${s.invoiceId} group by state order by state::text`;
+    expect(states).toEqual([
+      { state: 'completed', n: 2 },
+      { state: 'created', n: 1 },
+    ]);
   });
 });

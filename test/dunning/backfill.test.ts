@@ -17,17 +17,40 @@ describe('backfill', () => {
     const failing: string[] = [];
     for (let i = 0; i < 5; i += 1) {
       const c = await w.sandbox.createCustomer({
-        email: `c${i}@example.com`, name: `C ${i}`, country: 'US', timeZone: 'America/New_York',
-        card: { brand: 'visa', failure: i % 2 === 0 ? 'insufficient_funds' : 'generic_decline', expMonth: 1, expYear: 2030 },
+        email: `c${i}@example.com`,
+        name: `C ${i}`,
+        country: 'US',
+        timeZone: 'America/New_York',
+        card: {
+          brand: 'visa',
+          failure: i % 2 === 0 ? 'insufficient_funds' : 'generic_decline',
+          expMonth: 1,
+          expYear: 2030,
+        },
       });
-      failing.push((await w.sandbox.createFailingInvoice(c.id, { amount: 1_000 + i, currency: 'usd', subscription: true })).id);
+      failing.push(
+        (await w.sandbox.createFailingInvoice(c.id, { amount: 1_000 + i, currency: 'usd', subscription: true })).id,
+      );
     }
     // Paid at once: not open, so not listed and never a case.
-    const good = await w.sandbox.createCustomer({ email: 'g@example.com', name: 'G', country: 'US', card: { brand: 'visa', failure: null, expMonth: 1, expYear: 2030 } });
+    const good = await w.sandbox.createCustomer({
+      email: 'g@example.com',
+      name: 'G',
+      country: 'US',
+      card: { brand: 'visa', failure: null, expMonth: 1, expYear: 2030 },
+    });
     const paid = await w.sandbox.createFailingInvoice(good.id, { amount: 500, currency: 'usd', subscription: false });
 
     const progress: BackfillProgress[] = [];
-    const run = () => backfill({ sql: w.db.sql, gateway: w.deps.gateway, scheduler: w.deps, policy: w.policy, pageSize: 2, progress: (p) => progress.push(p) });
+    const run = () =>
+      backfill({
+        sql: w.db.sql,
+        gateway: w.deps.gateway,
+        scheduler: w.deps,
+        policy: w.policy,
+        pageSize: 2,
+        progress: (p) => progress.push(p),
+      });
     const totals = await run();
     expect(totals).toMatchObject({ pages: 3, seen: 5, opened: 5, planned: 5 });
     expect(progress.map((p) => p.seen)).toEqual([2, 4, 5]);
@@ -55,14 +78,22 @@ describe('backfill', () => {
 
   it("records what the bank said to Stripe's last try, so a stolen card is never retried blindly", async () => {
     const c = await w.sandbox.createCustomer({
-      email: 'stolen@example.com', name: 'S', country: 'DE', card: { brand: 'visa', failure: 'stolen_card', expMonth: 1, expYear: 2030 },
+      email: 'stolen@example.com',
+      name: 'S',
+      country: 'DE',
+      card: { brand: 'visa', failure: 'stolen_card', expMonth: 1, expYear: 2030 },
     });
     const inv = await w.sandbox.createFailingInvoice(c.id, { amount: 2_500, currency: 'eur', subscription: true });
     await backfill({ sql: w.db.sql, gateway: w.deps.gateway, scheduler: w.deps, policy: w.policy });
     const [first] = await w.db.sql`select * from payment_attempts where invoice_id = ${inv.id} and attempt_no = 1`;
     expect(first).toMatchObject({
-      source: 'stripe', status: 'declined', decline_code: 'stolen_card', decline_category: 'hard', payment_method: c.paymentMethodId,
-      payment_intent_id: expect.stringMatching(/^pi_/), stripe_event_id: null,
+      source: 'stripe',
+      status: 'declined',
+      decline_code: 'stolen_card',
+      decline_category: 'hard',
+      payment_method: c.paymentMethodId,
+      payment_intent_id: expect.stringMatching(/^pi_/),
+      stripe_event_id: null,
     });
     // A never-retry answer: the case waits for a new card instead of planning a retry of this one.
     const planned = await w.db.sql`select 1 from payment_attempts where invoice_id = ${inv.id} and status = 'planned'`;
@@ -78,13 +109,20 @@ describe('backfill', () => {
   async function failingThreeTimes(from: Date): Promise<{ invoiceId: string; times: Date[] }> {
     w.sandboxClock.set(from);
     const c = await w.sandbox.createCustomer({
-      email: 'x@example.com', name: 'X', country: 'DE', timeZone: 'Europe/Berlin', card: { brand: 'visa', failure: 'expired_card', expMonth: 1, expYear: 2030 },
+      email: 'x@example.com',
+      name: 'X',
+      country: 'DE',
+      timeZone: 'Europe/Berlin',
+      card: { brand: 'visa', failure: 'expired_card', expMonth: 1, expYear: 2030 },
     });
     const inv = await w.sandbox.createFailingInvoice(c.id, { amount: 3_000, currency: 'eur', subscription: true });
     const times = [from, new Date(from.getTime() + DAY + 2 * HOUR), new Date(from.getTime() + 2 * DAY + 5 * HOUR)];
     for (const t of times.slice(1)) {
       w.sandboxClock.set(t);
-      await w.sandbox.stripe().invoices.pay(inv.id).catch(() => undefined);
+      await w.sandbox
+        .stripe()
+        .invoices.pay(inv.id)
+        .catch(() => undefined);
     }
     return { invoiceId: inv.id, times };
   }
@@ -96,16 +134,24 @@ describe('backfill', () => {
     w.clock.set(new Date(start.getTime() + 5 * DAY));
     try {
       await backfill({ sql: w.db.sql, gateway: w.deps.gateway, scheduler: w.deps, policy: w.policy });
-      const [c] = await w.db.sql`select id, opened_at, next_attempt_reason from dunning_cases where invoice_id = ${invoiceId}`;
+      const [c] = await w.db
+        .sql`select id, opened_at, next_attempt_reason from dunning_cases where invoice_id = ${invoiceId}`;
       expect(c!.opened_at).toEqual(times[0]);
-      const tries = await w.db.sql`select attempt_no, source, started_at, decline_code, charge_id, failure_message from payment_attempts where invoice_id = ${invoiceId} order by attempt_no`;
+      const tries = await w.db
+        .sql`select attempt_no, source, started_at, decline_code, charge_id, failure_message from payment_attempts where invoice_id = ${invoiceId} order by attempt_no`;
       const charges = w.sandbox.charges(invoiceId);
       expect(tries.map((t) => [t.attempt_no, t.source, t.started_at, t.decline_code, t.charge_id])).toEqual(
-        times.map((at, i) => [i + 1, 'stripe', at, 'expired_card', charges[i]!.id]));
-      expect(tries.every((t) => t.failure_message !== null && !String(t.failure_message).startsWith('recorded by backfill'))).toBe(true);
+        times.map((at, i) => [i + 1, 'stripe', at, 'expired_card', charges[i]!.id]),
+      );
+      expect(
+        tries.every((t) => t.failure_message !== null && !String(t.failure_message).startsWith('recorded by backfill')),
+      ).toBe(true);
       // The customer has until 21 days after the first failure, not after the import.
-      expect(c!.next_attempt_reason).toMatch(/^awaiting customer: expired_card: .* until Tue 24 Mar 09:00 Europe\/Berlin$/);
-      const [deadline] = await w.db.sql`select data from pgboss.job where name = 'dunning-deadlines' and singleton_key = ${String(c!.id)}`;
+      expect(c!.next_attempt_reason).toMatch(
+        /^awaiting customer: expired_card: .* until Tue 24 Mar 09:00 Europe\/Berlin$/,
+      );
+      const [deadline] = await w.db
+        .sql`select data from pgboss.job where name = 'dunning-deadlines' and singleton_key = ${String(c!.id)}`;
       expect(deadline!.data).toMatchObject({ kind: 'await', attemptsSeen: 3 });
     } finally {
       w.clock.set(start);
@@ -118,15 +164,19 @@ describe('backfill', () => {
     const { invoiceId } = await failingThreeTimes(new Date(start.getTime() - 30 * DAY));
     w.sandboxClock.set(start);
     await backfill({ sql: w.db.sql, gateway: w.deps.gateway, scheduler: w.deps, policy: w.policy });
-    const [c] = await w.db.sql`select id, opened_at, window_starts_at, next_attempt_reason from dunning_cases where invoice_id = ${invoiceId}`;
+    const [c] = await w.db
+      .sql`select id, opened_at, window_starts_at, next_attempt_reason from dunning_cases where invoice_id = ${invoiceId}`;
     // Reports count it from its first failure; the window gives it the policy's 7 days from now.
     expect(c!.opened_at).toEqual(new Date(start.getTime() - 30 * DAY));
     expect(c!.window_starts_at).toEqual(new Date(start.getTime() + 7 * DAY - 21 * DAY));
     expect(c!.next_attempt_reason).toMatch(/^awaiting customer: expired_card: /);
-    const [deadline] = await w.db.sql`select data, start_after from pgboss.job where name = 'dunning-deadlines' and singleton_key = ${String(c!.id)}`;
+    const [deadline] = await w.db
+      .sql`select data, start_after from pgboss.job where name = 'dunning-deadlines' and singleton_key = ${String(c!.id)}`;
     expect(deadline!.data).toMatchObject({ kind: 'await' });
     // The demo-capable clock maps the deadline to wall time; a few ms pass between the two readings.
-    expect(Math.abs(deadline!.start_after.getTime() - w.clock.wallTimeOf(new Date(start.getTime() + 7 * DAY)).getTime())).toBeLessThan(1_000);
+    expect(
+      Math.abs(deadline!.start_after.getTime() - w.clock.wallTimeOf(new Date(start.getTime() + 7 * DAY)).getTime()),
+    ).toBeLessThan(1_000);
   });
 
   it('with retry.takeoverDays 0 such an invoice goes straight to the final action', async () => {
@@ -134,11 +184,18 @@ describe('backfill', () => {
     const { invoiceId } = await failingThreeTimes(new Date(start.getTime() - 30 * DAY));
     w.sandboxClock.set(start);
     const policy = parsePolicy({ retry: { takeoverDays: 0 } });
-    await backfill({ sql: w.db.sql, gateway: w.deps.gateway, scheduler: { ...w.deps, policies: createPolicySource(policy) }, policy });
-    const [c] = await w.db.sql`select id, window_starts_at, next_attempt_reason from dunning_cases where invoice_id = ${invoiceId}`;
+    await backfill({
+      sql: w.db.sql,
+      gateway: w.deps.gateway,
+      scheduler: { ...w.deps, policies: createPolicySource(policy) },
+      policy,
+    });
+    const [c] = await w.db
+      .sql`select id, window_starts_at, next_attempt_reason from dunning_cases where invoice_id = ${invoiceId}`;
     expect(c!.window_starts_at).toBeNull();
     expect(c!.next_attempt_reason).toMatch(/^stopping: dunning window of 21 days ended/);
-    const [deadline] = await w.db.sql`select data from pgboss.job where name = 'dunning-deadlines' and singleton_key = ${String(c!.id)}`;
+    const [deadline] = await w.db
+      .sql`select data from pgboss.job where name = 'dunning-deadlines' and singleton_key = ${String(c!.id)}`;
     expect(deadline!.data).toMatchObject({ kind: 'stop' });
   });
 
@@ -154,11 +211,14 @@ describe('backfill', () => {
     }
     const [c] = await w.db.sql`select opened_at from dunning_cases where invoice_id = ${invoiceId}`;
     expect(c!.opened_at).toEqual(times[0]); // the sandbox finalizes and first charges in the same second
-    const tries = await w.db.sql`select started_at, decline_code, failure_message from payment_attempts where invoice_id = ${invoiceId} order by attempt_no`;
+    const tries = await w.db
+      .sql`select started_at, decline_code, failure_message from payment_attempts where invoice_id = ${invoiceId} order by attempt_no`;
     expect(tries).toHaveLength(3);
     for (const t of tries) {
       expect(t.started_at).toEqual(times[0]);
-      expect(t.failure_message).toMatch(/^recorded by backfill: no failed charge found; time of the invoice's finalization/);
+      expect(t.failure_message).toMatch(
+        /^recorded by backfill: no failed charge found; time of the invoice's finalization/,
+      );
     }
     // The PaymentIntent still tells the latest answer.
     expect(tries.map((t) => t.decline_code)).toEqual([null, null, 'expired_card']);

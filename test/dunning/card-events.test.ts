@@ -5,7 +5,15 @@ import { waitFor } from '../helpers/db.ts';
 import type { ProcessorDeps } from '../../src/events/context.ts';
 import { event, paymentMethod } from '../fixtures/events/stripe-objects.ts';
 import { apply, testDeps } from '../events/helpers.ts';
-import { apiCharges, caseRow, seedFailedInvoice, startWorld, type RunnerWorld, type SeededCase, startWorldWorkers } from './runner-helpers.ts';
+import {
+  apiCharges,
+  caseRow,
+  seedFailedInvoice,
+  startWorld,
+  type RunnerWorld,
+  type SeededCase,
+  startWorldWorkers,
+} from './runner-helpers.ts';
 
 let w: RunnerWorld;
 let processor: ProcessorDeps;
@@ -22,15 +30,24 @@ const at = (seconds: number) => Math.floor(w.clock.now().getTime() / 1000) + sec
 
 async function awaitingCase(): Promise<SeededCase> {
   const s = await seedFailedInvoice(w, 'stolen_card');
-  await w.db.sql.begin((tx) => createDunningHooks(w.deps).paymentFailed(tx, { caseId: s.caseId, invoiceId: s.invoiceId, opened: true, at: w.clock.now() }));
+  await w.db.sql.begin((tx) =>
+    createDunningHooks(w.deps).paymentFailed(tx, {
+      caseId: s.caseId,
+      invoiceId: s.invoiceId,
+      opened: true,
+      at: w.clock.now(),
+    }),
+  );
   return s;
 }
 
 async function planned(invoiceId: string) {
-  return w.db.sql`select id, source, payment_method from payment_attempts where invoice_id = ${invoiceId} and status = 'planned'`;
+  return w.db
+    .sql`select id, source, payment_method from payment_attempts where invoice_id = ${invoiceId} and status = 'planned'`;
 }
 
-const attached = (pm: string, customer: string, created: number) => event('payment_method.attached', paymentMethod({ id: pm, customer }), { created });
+const attached = (pm: string, customer: string, created: number) =>
+  event('payment_method.attached', paymentMethod({ id: pm, customer }), { created });
 
 describe('late card events', () => {
   it('a late event for an older card does not replace the retry planned on the newer card; a newer one does', async () => {
@@ -58,8 +75,16 @@ describe('late card events', () => {
   it("customer.updated naming a new default card, as Stripe sends it, is applied by the processor and the worker's retry pays", async () => {
     const s = await awaitingCase();
     // The customer puts in a card on the hosted page: Stripe attaches it and makes it the default.
-    const { paymentMethodId } = await w.sandbox.updateCard(s.customerId, { brand: 'visa', failure: null, expMonth: 1, expYear: 2031 });
-    const updated = w.sandbox.events().filter((e) => e.type === 'customer.updated' && (e.data.object as { id: string }).id === s.customerId).at(-1);
+    const { paymentMethodId } = await w.sandbox.updateCard(s.customerId, {
+      brand: 'visa',
+      failure: null,
+      expMonth: 1,
+      expYear: 2031,
+    });
+    const updated = w.sandbox
+      .events()
+      .filter((e) => e.type === 'customer.updated' && (e.data.object as { id: string }).id === s.customerId)
+      .at(-1);
     expect(updated?.data.previous_attributes).toHaveProperty('invoice_settings');
     // Only that event: the payment_method.attached that came with it would plan the same retry.
     await apply(w.db.sql, processor, updated as unknown as Stripe.Event);
@@ -78,6 +103,8 @@ describe('late card events', () => {
     } finally {
       await stop();
     }
-    expect(apiCharges(w.sandbox, s.invoiceId).map((ch) => [ch.paymentMethod, ch.status])).toEqual([[paymentMethodId, 'succeeded']]);
+    expect(apiCharges(w.sandbox, s.invoiceId).map((ch) => [ch.paymentMethod, ch.status])).toEqual([
+      [paymentMethodId, 'succeeded'],
+    ]);
   });
 });

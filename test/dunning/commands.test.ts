@@ -3,7 +3,14 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createDunningHooks } from '../../src/dunning/hooks.ts';
-import { apiCharges, caseRow, seedFailedInvoice, startWorld, type RunnerWorld, type SeededCase } from './runner-helpers.ts';
+import {
+  apiCharges,
+  caseRow,
+  seedFailedInvoice,
+  startWorld,
+  type RunnerWorld,
+  type SeededCase,
+} from './runner-helpers.ts';
 
 const run = promisify(execFile);
 const cli = path.resolve(import.meta.dirname, '../../src/cli.ts');
@@ -12,7 +19,11 @@ let s: SeededCase;
 
 async function dunning(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
   const env = {
-    PATH: process.env.PATH, DATABASE_URL: w.db.url, STRIPE_SECRET_KEY: w.sandbox.apiKey, STRIPE_API_BASE: w.sandbox.url, LOG_LEVEL: 'silent',
+    PATH: process.env.PATH,
+    DATABASE_URL: w.db.url,
+    STRIPE_SECRET_KEY: w.sandbox.apiKey,
+    STRIPE_API_BASE: w.sandbox.url,
+    LOG_LEVEL: 'silent',
   };
   try {
     const { stdout, stderr } = await run(process.execPath, [cli, ...args], { env, timeout: 20_000 });
@@ -32,7 +43,14 @@ beforeAll(async () => {
   // The CLI runs on the system clock, so the case opens now.
   w = await startWorld({ start: new Date() });
   s = await seedFailedInvoice(w, 'generic_decline', 12_345);
-  await w.db.sql.begin((tx) => createDunningHooks(w.deps).paymentFailed(tx, { caseId: s.caseId, invoiceId: s.invoiceId, opened: true, at: w.clock.now() }));
+  await w.db.sql.begin((tx) =>
+    createDunningHooks(w.deps).paymentFailed(tx, {
+      caseId: s.caseId,
+      invoiceId: s.invoiceId,
+      opened: true,
+      at: w.clock.now(),
+    }),
+  );
 });
 afterAll(async () => {
   await w?.close();
@@ -61,7 +79,12 @@ describe('ops commands', () => {
   });
 
   it('retry-now charges at once as a manual attempt; case shows the full ledger', async () => {
-    const { paymentMethodId } = await w.sandbox.updateCard(s.customerId, { brand: 'visa', failure: null, expMonth: 1, expYear: 2031 });
+    const { paymentMethodId } = await w.sandbox.updateCard(s.customerId, {
+      brand: 'visa',
+      failure: null,
+      expMonth: 1,
+      expYear: 2031,
+    });
     // As the customer.updated event leaves it: the manual attempt charges the default we know of.
     await w.db.sql`update customers set default_payment_method = ${paymentMethodId} where id = ${s.customerId}`;
     const r = await dunning('retry-now', s.invoiceId);
@@ -82,7 +105,8 @@ describe('ops commands', () => {
       insert into reminder_outbox (case_id, customer_id, invoice_id, kind, step, dedupe_key, due_at, send_at, locale, time_zone, status, tries, last_error)
       values (${s.caseId}, ${s.customerId}, ${s.invoiceId}, 'first_notice', 1, ${`cmd-${s.caseId}`}, now(), '2026-03-02T15:00:00Z', 'en', 'UTC',
               'failed', 1, 'SMTP 550: No such mailbox')`;
-    await w.db.sql`update dunning_cases set reminder_problem = 'first_notice email failed: SMTP 550: No such mailbox' where id = ${s.caseId}`;
+    await w.db
+      .sql`update dunning_cases set reminder_problem = 'first_notice email failed: SMTP 550: No such mailbox' where id = ${s.caseId}`;
     const c = await dunning('case', s.invoiceId);
     expect(c.code).toBe(0);
     expect(c.stdout).toContain('Email problem: first_notice email failed: SMTP 550');

@@ -29,8 +29,13 @@ let w: RunnerWorld;
 
 async function dunning(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
   const env = {
-    PATH: process.env.PATH, DATABASE_URL: w.db.url, STRIPE_SECRET_KEY: w.sandbox.apiKey, STRIPE_API_BASE: w.sandbox.url,
-    LOG_LEVEL: 'silent', DUNNING_POLICY_FILE: policyFile, OPS_ALERT_MIN_AMOUNT: '50000',
+    PATH: process.env.PATH,
+    DATABASE_URL: w.db.url,
+    STRIPE_SECRET_KEY: w.sandbox.apiKey,
+    STRIPE_API_BASE: w.sandbox.url,
+    LOG_LEVEL: 'silent',
+    DUNNING_POLICY_FILE: policyFile,
+    OPS_ALERT_MIN_AMOUNT: '50000',
   };
   try {
     const { stdout, stderr } = await run(process.execPath, [cli, ...args], { env, timeout: 30_000 });
@@ -46,7 +51,9 @@ const remindersOf = (caseId: number) =>
     select id::float8 as id, kind, status, cancel_reason from reminder_outbox where case_id = ${caseId} order by id`;
 /** kind:status (cancel reason) of each reminder, sorted: the order hooks run in is not the point. */
 const summary = async (caseId: number) =>
-  (await remindersOf(caseId)).map((x) => `${x.kind}:${x.status}${x.cancel_reason ? ` (${x.cancel_reason})` : ''}`).sort();
+  (await remindersOf(caseId))
+    .map((x) => `${x.kind}:${x.status}${x.cancel_reason ? ` (${x.cancel_reason})` : ''}`)
+    .sort();
 const sendJobs = (outboxId: number) =>
   w.db.sql`select 1 from pgboss.job where name = ${QUEUES.reminders} and (data ->> 'outboxId')::bigint = ${outboxId}`;
 
@@ -67,14 +74,22 @@ describe('ops commands and reminders', () => {
     await w.db.sql`
       insert into reminder_outbox (case_id, customer_id, invoice_id, kind, step, dedupe_key, due_at, send_at, locale, time_zone, status, sent_at)
       values (${s.caseId}, ${s.customerId}, ${s.invoiceId}, 'first_notice', 1, ${`case:${s.caseId}:first_notice:1`}, now(), now(), 'en', 'UTC', 'sent', now())`;
-    const { paymentMethodId } = await w.sandbox.updateCard(s.customerId, { brand: 'visa', failure: null, expMonth: 1, expYear: 2031 });
+    const { paymentMethodId } = await w.sandbox.updateCard(s.customerId, {
+      brand: 'visa',
+      failure: null,
+      expMonth: 1,
+      expYear: 2031,
+    });
     await w.db.sql`update customers set default_payment_method = ${paymentMethodId} where id = ${s.customerId}`;
 
     const r = await dunning('retry-now', s.invoiceId);
     expect(r.stdout).toContain('succeeded');
     expect((await caseRow(w.db.sql, s.caseId)).status).toBe('recovered');
     const rows = await remindersOf(s.caseId);
-    expect(rows.map((x) => [x.kind, x.status])).toEqual([['first_notice', 'sent'], ['recovered', 'pending']]);
+    expect(rows.map((x) => [x.kind, x.status])).toEqual([
+      ['first_notice', 'sent'],
+      ['recovered', 'pending'],
+    ]);
     expect(await sendJobs(rows[1]!.id)).toHaveLength(1);
   });
 
@@ -83,23 +98,41 @@ describe('ops commands and reminders', () => {
     // As the worker reacts to the failure: the final attempt planned, the first notice and the last chance with it.
     const log = createLogger('silent');
     const wiring = wireHooks({ boss: w.boss, clock: w.clock, log, config: loadConfig({}), policy });
-    await w.db.sql.begin((tx) => wiring.hooks.paymentFailed!(tx, { caseId: s.caseId, invoiceId: s.invoiceId, attemptId: 0, opened: true, at: w.clock.now() }));
+    await w.db.sql.begin((tx) =>
+      wiring.hooks.paymentFailed!(tx, {
+        caseId: s.caseId,
+        invoiceId: s.invoiceId,
+        attemptId: 0,
+        opened: true,
+        at: w.clock.now(),
+      }),
+    );
     expect(await summary(s.caseId)).toEqual(['first_notice:pending', 'last_chance:pending']);
 
     expect((await dunning('pause', s.invoiceId)).code).toBe(0);
-    expect(await summary(s.caseId)).toEqual(['first_notice:cancelled (case paused)', 'last_chance:cancelled (case paused)']);
+    expect(await summary(s.caseId)).toEqual([
+      'first_notice:cancelled (case paused)',
+      'last_chance:cancelled (case paused)',
+    ]);
 
     const r = await dunning('resume', s.invoiceId);
     expect(r.stdout).toContain('next attempt');
     expect(await summary(s.caseId)).toEqual([
-      'first_notice:cancelled (case paused)', 'first_notice:pending', 'last_chance:cancelled (case paused)', 'last_chance:pending',
+      'first_notice:cancelled (case paused)',
+      'first_notice:pending',
+      'last_chance:cancelled (case paused)',
+      'last_chance:pending',
     ]);
-    for (const row of (await remindersOf(s.caseId)).filter((x) => x.status === 'pending')) expect(await sendJobs(row.id)).toHaveLength(1);
+    for (const row of (await remindersOf(s.caseId)).filter((x) => x.status === 'pending'))
+      expect(await sendJobs(row.id)).toHaveLength(1);
   });
 
   it('backfill alerts ops about a large case it takes over, and plans its first notice and last chance', async () => {
     const c = await w.sandbox.createCustomer({
-      email: 'big@example.com', name: 'Big', country: 'DE', timeZone: 'Europe/Berlin',
+      email: 'big@example.com',
+      name: 'Big',
+      country: 'DE',
+      timeZone: 'Europe/Berlin',
       card: { brand: 'visa', failure: 'generic_decline', expMonth: 1, expYear: 2030 },
     });
     const inv = await w.sandbox.createFailingInvoice(c.id, { amount: 75_000, currency: 'eur', subscription: true });

@@ -1,5 +1,12 @@
 import { describe, expect, it } from 'vitest';
-import { currentCard, planNextAttempt, type CaseHistory, type CustomerContext, type LedgerAttempt, type Plan } from '../../src/dunning/planner.ts';
+import {
+  currentCard,
+  planNextAttempt,
+  type CaseHistory,
+  type CustomerContext,
+  type LedgerAttempt,
+  type Plan,
+} from '../../src/dunning/planner.ts';
 import { parsePolicy, type Policy } from '../../src/dunning/policy.ts';
 import type { DeclineInfo } from '../../src/dunning/declines.ts';
 import { zoneOfCountry } from '../../src/dunning/local-time.ts';
@@ -10,16 +17,41 @@ const berlin: CustomerContext = { timeZone: 'Europe/Berlin', country: 'DE', card
 const newYork: CustomerContext = { timeZone: 'America/New_York', country: 'US', cardBrand: 'visa' };
 
 function declined(at: string, decline: DeclineInfo, extra: Partial<LedgerAttempt> = {}): LedgerAttempt {
-  return { attemptNo: 1, at: new Date(at), source: 'stripe', outcome: 'declined', paymentMethod: 'pm_1', decline, ...extra };
+  return {
+    attemptNo: 1,
+    at: new Date(at),
+    source: 'stripe',
+    outcome: 'declined',
+    paymentMethod: 'pm_1',
+    decline,
+    ...extra,
+  };
 }
 
 function history(attempts: LedgerAttempt[], extra: Partial<CaseHistory> = {}): CaseHistory {
   const numbered = attempts.map((a, i) => ({ ...a, attemptNo: a.attemptNo === 1 ? i + 1 : a.attemptNo }));
-  return { invoiceId: 'in_test', openedAt: numbered[0]?.at ?? new Date('2026-11-02T08:00:00Z'), cohort: 'smart', attempts: numbered, currentPaymentMethod: 'pm_1', ...extra };
+  return {
+    invoiceId: 'in_test',
+    openedAt: numbered[0]?.at ?? new Date('2026-11-02T08:00:00Z'),
+    cohort: 'smart',
+    attempts: numbered,
+    currentPaymentMethod: 'pm_1',
+    ...extra,
+  };
 }
 
-function plan(h: CaseHistory, now: string, opts: { customer?: CustomerContext; policy?: Policy; merchantZone?: string } = {}): Plan {
-  return planNextAttempt(h, opts.customer ?? berlin, opts.policy ?? exact, new Date(now), opts.merchantZone ?? 'Europe/London');
+function plan(
+  h: CaseHistory,
+  now: string,
+  opts: { customer?: CustomerContext; policy?: Policy; merchantZone?: string } = {},
+): Plan {
+  return planNextAttempt(
+    h,
+    opts.customer ?? berlin,
+    opts.policy ?? exact,
+    new Date(now),
+    opts.merchantZone ?? 'Europe/London',
+  );
 }
 
 function retryAt(p: Plan): string {
@@ -30,27 +62,47 @@ function retryAt(p: Plan): string {
 describe('planNextAttempt: one example per category', () => {
   it('funds: next payday at the opening of the local window', () => {
     // Wed 25 Nov 2026: the next payday is Friday 27 Nov.
-    const p = plan(history([declined('2026-11-25T09:00:00Z', { declineCode: 'insufficient_funds' })]), '2026-11-25T09:00:05Z');
+    const p = plan(
+      history([declined('2026-11-25T09:00:00Z', { declineCode: 'insufficient_funds' })]),
+      '2026-11-25T09:00:05Z',
+    );
     expect(retryAt(p)).toBe('2026-11-27T05:00:00.000Z');
-    expect(p).toMatchObject({ category: 'funds', reason: 'insufficient_funds: next payday (friday), Fri 27 Nov 06:00 Europe/Berlin' });
+    expect(p).toMatchObject({
+      category: 'funds',
+      reason: 'insufficient_funds: next payday (friday), Fri 27 Nov 06:00 Europe/Berlin',
+    });
   });
 
   it('temporary: retries hours later, inside the local window', () => {
-    const p = plan(history([declined('2026-11-25T05:10:00Z', { declineCode: 'processing_error' })]), '2026-11-25T05:10:01Z');
+    const p = plan(
+      history([declined('2026-11-25T05:10:00Z', { declineCode: 'processing_error' })]),
+      '2026-11-25T05:10:01Z',
+    );
     expect(retryAt(p)).toBe('2026-11-25T06:10:00.000Z');
     expect(p).toMatchObject({ category: 'temporary' });
     expect((p as { reason: string }).reason).toContain('retry 1 h after the decline');
   });
 
   it('temporary: honours a Mastercard retry-after (advice 27: four days)', () => {
-    const p = plan(history([declined('2026-11-25T05:10:00Z', { declineCode: 'try_again_later', networkAdviceCode: '27', cardBrand: 'mastercard' })]),
-      '2026-11-25T05:10:01Z');
+    const p = plan(
+      history([
+        declined('2026-11-25T05:10:00Z', {
+          declineCode: 'try_again_later',
+          networkAdviceCode: '27',
+          cardBrand: 'mastercard',
+        }),
+      ]),
+      '2026-11-25T05:10:01Z',
+    );
     expect(retryAt(p)).toBe('2026-11-29T05:10:00.000Z');
     expect((p as { reason: string }).reason).toContain('network asked to wait 4 d');
   });
 
-  it("temporary: waits the 24 hours Stripe asks for after card_decline_rate_limit_exceeded", () => {
-    const p = plan(history([declined('2026-11-25T05:10:00Z', { failureCode: 'card_decline_rate_limit_exceeded' })]), '2026-11-25T05:10:01Z');
+  it('temporary: waits the 24 hours Stripe asks for after card_decline_rate_limit_exceeded', () => {
+    const p = plan(
+      history([declined('2026-11-25T05:10:00Z', { failureCode: 'card_decline_rate_limit_exceeded' })]),
+      '2026-11-25T05:10:01Z',
+    );
     expect(retryAt(p)).toBe('2026-11-26T05:10:00.000Z');
     expect((p as { reason: string }).reason).toContain('card_decline_rate_limit_exceeded: Stripe asked to wait 1 d');
   });
@@ -58,7 +110,9 @@ describe('planNextAttempt: one example per category', () => {
   it('generic: spaced days, then stops after four identical declines', () => {
     const first = declined('2026-11-02T07:00:00Z', { declineCode: 'do_not_honor' });
     expect(retryAt(plan(history([first]), '2026-11-02T07:00:01Z'))).toBe('2026-11-05T07:00:00.000Z');
-    const four = ['2026-11-02', '2026-11-05', '2026-11-10', '2026-11-17'].map((d) => declined(`${d}T07:00:00Z`, { declineCode: 'do_not_honor' }));
+    const four = ['2026-11-02', '2026-11-05', '2026-11-10', '2026-11-17'].map((d) =>
+      declined(`${d}T07:00:00Z`, { declineCode: 'do_not_honor' }),
+    );
     const stop = plan(history(four), '2026-11-17T07:00:01Z');
     expect(stop).toMatchObject({ kind: 'stop', category: 'generic' });
     expect((stop as { reason: string }).reason).toContain('4 identical declines in a row');
@@ -69,14 +123,19 @@ describe('planNextAttempt: one example per category', () => {
   });
 
   it.each([
-    ['lost_card', 'hard'], ['expired_card', 'customer_action'], ['authentication_required', 'authentication'],
+    ['lost_card', 'hard'],
+    ['expired_card', 'customer_action'],
+    ['authentication_required', 'authentication'],
   ] as const)('%s (%s): waits for the customer until the window ends', (declineCode, category) => {
     const p = plan(history([declined('2026-11-02T07:00:00Z', { declineCode })]), '2026-11-02T07:00:01Z');
     expect(p).toMatchObject({ kind: 'await_customer', category, until: new Date('2026-11-23T07:00:00Z') });
   });
 
   it('merchant_error: stops without bothering the customer', () => {
-    const p = plan(history([declined('2026-11-02T07:00:00Z', { declineCode: 'invalid_amount' })]), '2026-11-02T07:00:01Z');
+    const p = plan(
+      history([declined('2026-11-02T07:00:00Z', { declineCode: 'invalid_amount' })]),
+      '2026-11-02T07:00:01Z',
+    );
     expect(p).toMatchObject({ kind: 'stop', category: 'merchant_error' });
     expect((p as { reason: string }).reason).toContain('alert ops');
   });
@@ -102,30 +161,46 @@ describe('planNextAttempt: soft declines that outlast their first schedule', () 
     const sixth = [...fifth, processing('2026-11-11T12:00:00Z')];
     expect(retryAt(plan(history(sixth), '2026-11-11T12:00:01Z', { policy: anyHour }))).toBe('2026-11-18T12:00:00.000Z');
     // Four identical answers since it became generic: the generic rule ends it, inside the window and the cap.
-    const stop = plan(history([...sixth, processing('2026-11-18T12:00:00Z')]), '2026-11-18T12:00:01Z', { policy: anyHour });
+    const stop = plan(history([...sixth, processing('2026-11-18T12:00:00Z')]), '2026-11-18T12:00:01Z', {
+      policy: anyHour,
+    });
     expect(stop).toMatchObject({ kind: 'stop' });
     expect((stop as { reason: string }).reason).toContain('4 identical declines in a row');
   });
 
   it('counts escalated temporary errors against the generic cap', () => {
-    const policy = parsePolicy({ retry: { jitterMinutes: 0, localWindow: { startHour: 0, endHour: 24 },
-      categories: { temporary: { maxAttempts: 2, spacingHours: [1] }, generic: { maxAttempts: 2, spacingHours: [24], stopAfterIdenticalDeclines: 9 } } } });
+    const policy = parsePolicy({
+      retry: {
+        jitterMinutes: 0,
+        localWindow: { startHour: 0, endHour: 24 },
+        categories: {
+          temporary: { maxAttempts: 2, spacingHours: [1] },
+          generic: { maxAttempts: 2, spacingHours: [24], stopAfterIdenticalDeclines: 9 },
+        },
+      },
+    });
     const two = [processing('2026-11-02T07:00:00Z'), processing('2026-11-02T08:00:00Z')];
     expect(plan(history(two), '2026-11-02T08:00:01Z', { policy })).toMatchObject({ kind: 'retry', isLast: true });
     const three = [...two, processing('2026-11-03T08:00:00Z')];
     const stop = plan(history(three), '2026-11-03T08:00:01Z', { policy });
     expect(stop).toMatchObject({ kind: 'stop', category: 'temporary' });
-    expect((stop as { reason: string }).reason).toContain('2 generic declines (counting temporary errors that outlasted their quick retries), policy allows 2');
+    expect((stop as { reason: string }).reason).toContain(
+      '2 generic declines (counting temporary errors that outlasted their quick retries), policy allows 2',
+    );
   });
 
   it('keeps retrying funds declines on paydays while the window still holds one', () => {
     // Opened Wed 4 Nov; declined again on Fri 6, Fri 13 and Sun 15 (the 15th): Fri 20 is still in the window.
-    const funds = ['2026-11-04T09:00:00Z', '2026-11-06T05:00:00Z', '2026-11-13T05:00:00Z', '2026-11-15T05:00:00Z']
-      .map((at) => declined(at, { declineCode: 'insufficient_funds' }));
+    const funds = ['2026-11-04T09:00:00Z', '2026-11-06T05:00:00Z', '2026-11-13T05:00:00Z', '2026-11-15T05:00:00Z'].map(
+      (at) => declined(at, { declineCode: 'insufficient_funds' }),
+    );
     const p = plan(history(funds), '2026-11-15T05:00:01Z');
     expect(retryAt(p)).toBe('2026-11-20T05:00:00.000Z');
     // After Fri 20 the window (to 25 Nov) has no payday left: that, not a count, ends the case.
-    const stop = plan(history([...funds, declined('2026-11-20T05:00:00Z', { declineCode: 'insufficient_funds' })]), '2026-11-20T05:00:01Z');
+    const stop = plan(
+      history([...funds, declined('2026-11-20T05:00:00Z', { declineCode: 'insufficient_funds' })]),
+      '2026-11-20T05:00:01Z',
+    );
     expect(stop).toMatchObject({ kind: 'stop', category: 'funds' });
     expect((stop as { reason: string }).reason).toContain('no payday left before the dunning window ends');
   });
@@ -133,7 +208,9 @@ describe('planNextAttempt: soft declines that outlast their first schedule', () 
 
 describe('planNextAttempt: card changes, ledger states and caps', () => {
   it('retries right away when the payment method changed after a hard decline', () => {
-    const h = history([declined('2026-11-02T07:00:00Z', { declineCode: 'stolen_card' })], { currentPaymentMethod: 'pm_new' });
+    const h = history([declined('2026-11-02T07:00:00Z', { declineCode: 'stolen_card' })], {
+      currentPaymentMethod: 'pm_new',
+    });
     const p = plan(h, '2026-11-03T15:00:00Z');
     expect(retryAt(p)).toBe('2026-11-03T15:00:00.000Z');
     expect((p as { reason: string }).reason).toContain('payment method changed');
@@ -166,36 +243,60 @@ describe('planNextAttempt: card changes, ledger states and caps', () => {
 
   it('stops when the next retry would fall after the dunning window', () => {
     const policy = parsePolicy({ retry: { windowDays: 2, jitterMinutes: 0 }, baseline: { retryDays: [1] } });
-    const p = plan(history([declined('2026-11-02T07:00:00Z', { declineCode: 'generic_decline' })]), '2026-11-02T07:00:01Z', { policy });
+    const p = plan(
+      history([declined('2026-11-02T07:00:00Z', { declineCode: 'generic_decline' })]),
+      '2026-11-02T07:00:01Z',
+      { policy },
+    );
     expect(p).toMatchObject({ kind: 'stop' });
     expect((p as { reason: string }).reason).toContain('after the dunning window ends');
   });
 
   it('never lets jitter push a retry past the end of the dunning window', () => {
     // The generic spacing lands 10 minutes before the window's end; 60 minutes of jitter must shrink to fit.
-    const policy = parsePolicy({ retry: { windowDays: 3, jitterMinutes: 60, localWindow: { startHour: 0, endHour: 24 } }, baseline: { retryDays: [1] } });
-    const h = history([declined('2026-11-02T07:00:00Z', { declineCode: 'generic_decline' })], { openedAt: new Date('2026-11-02T07:10:00Z') });
+    const policy = parsePolicy({
+      retry: { windowDays: 3, jitterMinutes: 60, localWindow: { startHour: 0, endHour: 24 } },
+      baseline: { retryDays: [1] },
+    });
+    const h = history([declined('2026-11-02T07:00:00Z', { declineCode: 'generic_decline' })], {
+      openedAt: new Date('2026-11-02T07:10:00Z'),
+    });
     const at = new Date(retryAt(plan(h, '2026-11-02T07:00:01Z', { policy }))).getTime();
     expect(at).toBeGreaterThanOrEqual(Date.parse('2026-11-05T07:00:00Z'));
     expect(at).toBeLessThanOrEqual(Date.parse('2026-11-05T07:10:00Z'));
   });
 
   it('holds back a retry that would exceed 15 attempts on one card in 30 days', () => {
-    const policy = parsePolicy({ retry: { maxAttempts: 30, jitterMinutes: 0, categories: { temporary: { maxAttempts: 30, spacingHours: [1] } } } });
+    const policy = parsePolicy({
+      retry: { maxAttempts: 30, jitterMinutes: 0, categories: { temporary: { maxAttempts: 30, spacingHours: [1] } } },
+    });
     // 15 declines, one per day from 1 Nov: the next may come only once the first is 30 days old.
     const attempts = Array.from({ length: 15 }, (_, i) =>
-      declined(new Date(Date.UTC(2026, 10, 1 + i, 6)).toISOString(), { declineCode: 'processing_error' }));
-    const p = plan(history(attempts, { openedAt: new Date('2026-11-01T06:00:00Z') }), '2026-11-15T07:00:00Z', { policy });
+      declined(new Date(Date.UTC(2026, 10, 1 + i, 6)).toISOString(), { declineCode: 'processing_error' }),
+    );
+    const p = plan(history(attempts, { openedAt: new Date('2026-11-01T06:00:00Z') }), '2026-11-15T07:00:00Z', {
+      policy,
+    });
     expect(p).toMatchObject({ kind: 'stop' });
     expect((p as { reason: string }).reason).toContain('limit of 15 attempts per card in 30 days');
   });
 
   it('holds back a Mastercard after 10 declines in 24 hours', () => {
-    const policy = parsePolicy({ retry: { maxAttempts: 14, jitterMinutes: 0, localWindow: { startHour: 0, endHour: 24 },
-      categories: { temporary: { maxAttempts: 20, spacingHours: [0.25] } } } });
+    const policy = parsePolicy({
+      retry: {
+        maxAttempts: 14,
+        jitterMinutes: 0,
+        localWindow: { startHour: 0, endHour: 24 },
+        categories: { temporary: { maxAttempts: 20, spacingHours: [0.25] } },
+      },
+    });
     const attempts = Array.from({ length: 10 }, (_, i) =>
-      declined(new Date(Date.UTC(2026, 10, 2, 6, i * 20)).toISOString(), { declineCode: 'processing_error' }));
-    const p = plan(history(attempts), '2026-11-02T09:30:00Z', { policy, customer: { ...berlin, cardBrand: 'mastercard' } });
+      declined(new Date(Date.UTC(2026, 10, 2, 6, i * 20)).toISOString(), { declineCode: 'processing_error' }),
+    );
+    const p = plan(history(attempts), '2026-11-02T09:30:00Z', {
+      policy,
+      customer: { ...berlin, cardBrand: 'mastercard' },
+    });
     expect(retryAt(p)).toBe('2026-11-03T06:00:01.000Z');
     expect((p as { reason: string }).reason).toContain('Mastercard limit of 10 declines per card in 24 hours');
   });
@@ -203,7 +304,13 @@ describe('planNextAttempt: card changes, ledger states and caps', () => {
 
 describe('planNextAttempt: time zones', () => {
   const sundayPaydays = (window = { startHour: 6, endHour: 10 }) =>
-    parsePolicy({ retry: { jitterMinutes: 0, localWindow: window, paydays: { daysOfMonth: [], lastBusinessDay: false, weekdays: ['sunday'] } } });
+    parsePolicy({
+      retry: {
+        jitterMinutes: 0,
+        localWindow: window,
+        paydays: { daysOfMonth: [], lastBusinessDay: false, weekdays: ['sunday'] },
+      },
+    });
 
   it.each([
     // [zone, decline (Friday), expected Sunday 06:00 local, in UTC]
@@ -212,60 +319,91 @@ describe('planNextAttempt: time zones', () => {
     ['America/New_York', '2027-03-12T14:00:00Z', '2027-03-14T10:00:00.000Z'], // spring forward: EDT, UTC-4
     ['America/New_York', '2026-10-30T14:00:00Z', '2026-11-01T11:00:00.000Z'], // fall back: EST, UTC-5
   ])('in %s a payday retry lands on 06:00 local across the DST change', (timeZone, declineAt, expected) => {
-    const p = plan(history([declined(declineAt, { declineCode: 'insufficient_funds' })]), declineAt,
-      { policy: sundayPaydays(), customer: { ...berlin, timeZone } });
+    const p = plan(history([declined(declineAt, { declineCode: 'insufficient_funds' })]), declineAt, {
+      policy: sundayPaydays(),
+      customer: { ...berlin, timeZone },
+    });
     expect(retryAt(p)).toBe(expected);
   });
 
   it('moves a window that opens inside the spring-forward gap to the first real hour', () => {
-    const p = plan(history([declined('2027-03-26T08:00:00Z', { declineCode: 'insufficient_funds' })]), '2027-03-26T08:00:00Z',
-      { policy: sundayPaydays({ startHour: 2, endHour: 5 }) });
+    const p = plan(
+      history([declined('2027-03-26T08:00:00Z', { declineCode: 'insufficient_funds' })]),
+      '2027-03-26T08:00:00Z',
+      { policy: sundayPaydays({ startHour: 2, endHour: 5 }) },
+    );
     expect(retryAt(p)).toBe('2027-03-28T01:00:00.000Z'); // 03:00 CEST; 02:00 does not exist that night
   });
 
   it('keeps inside a window on the repeated fall-back hour', () => {
-    const p = plan(history([declined('2026-11-01T00:30:00Z', { declineCode: 'processing_error' })]), '2026-11-01T05:00:00Z',
-      { policy: parsePolicy({ retry: { jitterMinutes: 0, localWindow: { startHour: 1, endHour: 2 } } }), customer: newYork });
+    const p = plan(
+      history([declined('2026-11-01T00:30:00Z', { declineCode: 'processing_error' })]),
+      '2026-11-01T05:00:00Z',
+      {
+        policy: parsePolicy({ retry: { jitterMinutes: 0, localWindow: { startHour: 1, endHour: 2 } } }),
+        customer: newYork,
+      },
+    );
     // 01:00 EDT (05:00Z) is inside the window; so is 01:00 EST an hour later.
     expect(retryAt(p)).toBe('2026-11-01T05:00:00.000Z');
   });
 
   it('keeps the holdout baseline at the same local time across DST', () => {
-    const p = plan(history([declined('2026-10-23T07:00:00Z', { declineCode: 'insufficient_funds' })], { cohort: 'holdout' }),
-      '2026-10-23T07:00:01Z');
+    const p = plan(
+      history([declined('2026-10-23T07:00:00Z', { declineCode: 'insufficient_funds' })], { cohort: 'holdout' }),
+      '2026-10-23T07:00:01Z',
+    );
     expect(retryAt(p)).toBe('2026-10-26T08:00:00.000Z'); // 09:00 CEST -> 09:00 CET three days later
     expect((p as { reason: string }).reason).toContain('baseline retry, day 3');
   });
 
   it('falls back to the merchant zone for an invalid customer zone, and says so', () => {
-    const p = plan(history([declined('2026-11-25T15:00:00Z', { declineCode: 'insufficient_funds' })]), '2026-11-25T15:00:01Z',
-      { customer: { ...berlin, timeZone: 'Mars/Olympus_Mons' }, merchantZone: 'America/New_York' });
+    const p = plan(
+      history([declined('2026-11-25T15:00:00Z', { declineCode: 'insufficient_funds' })]),
+      '2026-11-25T15:00:01Z',
+      { customer: { ...berlin, timeZone: 'Mars/Olympus_Mons' }, merchantZone: 'America/New_York' },
+    );
     expect(retryAt(p)).toBe('2026-11-27T11:00:00.000Z'); // Friday 06:00 in New York, not UTC
-    expect((p as { reason: string }).reason).toContain('customer time zone "Mars/Olympus_Mons" is invalid, using merchant zone America/New_York');
+    expect((p as { reason: string }).reason).toContain(
+      'customer time zone "Mars/Olympus_Mons" is invalid, using merchant zone America/New_York',
+    );
   });
 
   it('refuses an invalid merchant zone instead of guessing UTC', () => {
-    expect(() => plan(history([declined('2026-11-25T15:00:00Z', { declineCode: 'insufficient_funds' })]), '2026-11-25T15:00:01Z',
-      { merchantZone: 'Nowhere/Town' })).toThrow(/Nowhere\/Town/);
+    expect(() =>
+      plan(history([declined('2026-11-25T15:00:00Z', { declineCode: 'insufficient_funds' })]), '2026-11-25T15:00:01Z', {
+        merchantZone: 'Nowhere/Town',
+      }),
+    ).toThrow(/Nowhere\/Town/);
   });
 });
 
 describe('planNextAttempt: paydays at month end', () => {
-  const lastBusinessDayOnly = parsePolicy({ retry: { jitterMinutes: 0, paydays: { daysOfMonth: [], lastBusinessDay: true, weekdays: [] } } });
+  const lastBusinessDayOnly = parsePolicy({
+    retry: { jitterMinutes: 0, paydays: { daysOfMonth: [], lastBusinessDay: true, weekdays: [] } },
+  });
 
   it.each([
     ['2026-11-23T08:00:00Z', '2026-11-30T05:00:00.000Z'], // Mon 30 Nov is a weekday
     ['2027-01-20T08:00:00Z', '2027-01-29T05:00:00.000Z'], // 31 Jan 2027 is a Sunday -> Fri 29 Jan
     ['2026-10-20T08:00:00Z', '2026-10-30T05:00:00.000Z'], // 31 Oct 2026 is a Saturday -> Fri 30 Oct
   ])('after a decline on %s the last business day is %s', (declineAt, expected) => {
-    const p = plan(history([declined(declineAt, { declineCode: 'insufficient_funds' })]), declineAt, { policy: lastBusinessDayOnly });
+    const p = plan(history([declined(declineAt, { declineCode: 'insufficient_funds' })]), declineAt, {
+      policy: lastBusinessDayOnly,
+    });
     expect(retryAt(p)).toBe(expected);
     expect((p as { reason: string }).reason).toContain('last business day');
   });
 
   it('moves a payday on the 31st to the last day of a short month', () => {
-    const policy = parsePolicy({ retry: { jitterMinutes: 0, windowDays: 30, paydays: { daysOfMonth: [31], lastBusinessDay: false, weekdays: [] } } });
-    const p = plan(history([declined('2027-02-10T08:00:00Z', { declineCode: 'insufficient_funds' })]), '2027-02-10T08:00:00Z', { policy });
+    const policy = parsePolicy({
+      retry: { jitterMinutes: 0, windowDays: 30, paydays: { daysOfMonth: [31], lastBusinessDay: false, weekdays: [] } },
+    });
+    const p = plan(
+      history([declined('2027-02-10T08:00:00Z', { declineCode: 'insufficient_funds' })]),
+      '2027-02-10T08:00:00Z',
+      { policy },
+    );
     expect(retryAt(p)).toBe('2027-02-28T05:00:00.000Z');
   });
 
@@ -285,7 +423,11 @@ describe('planNextAttempt: paydays at month end', () => {
 
 describe('currentCard: which card a new plan treats as current', () => {
   const a = declined('2026-11-02T07:00:00Z', { declineCode: 'stolen_card' }, { paymentMethod: 'pm_a' });
-  const b = declined('2026-11-03T07:00:00Z', { declineCode: 'insufficient_funds' }, { attemptNo: 2, source: 'card_update', paymentMethod: 'pm_b' });
+  const b = declined(
+    '2026-11-03T07:00:00Z',
+    { declineCode: 'insufficient_funds' },
+    { attemptNo: 2, source: 'card_update', paymentMethod: 'pm_b' },
+  );
 
   it('a card the caller names wins', () => {
     expect(currentCard([a], 'pm_new', 'pm_a')).toBe('pm_new');
@@ -306,7 +448,10 @@ describe('currentCard: which card a new plan treats as current', () => {
   it('a new default turns a wait for the customer into a retry on that card, named in the plan', () => {
     const p = plan(history([a], { currentPaymentMethod: currentCard([a], null, 'pm_c') }), '2026-11-03T15:00:00Z');
     expect(p).toMatchObject({ kind: 'retry', paymentMethod: 'pm_c' });
-    const barred = plan(history([a, b], { currentPaymentMethod: currentCard([a, b], null, 'pm_a') }), '2026-11-03T15:00:00Z');
+    const barred = plan(
+      history([a, b], { currentPaymentMethod: currentCard([a, b], null, 'pm_a') }),
+      '2026-11-03T15:00:00Z',
+    );
     expect(barred).toMatchObject({ kind: 'retry', paymentMethod: 'pm_b' });
   });
 });
@@ -323,8 +468,17 @@ describe('customer time zone from the address', () => {
   });
 
   it('metadata wins over the address; the address fills in when metadata says nothing', () => {
-    const address = (country: string) => ({ city: null, country, line1: null, line2: null, postal_code: null, state: null });
-    expect(customerTimeZone({ metadata: { time_zone: 'America/Chicago' }, address: address('DE') })).toBe('America/Chicago');
+    const address = (country: string) => ({
+      city: null,
+      country,
+      line1: null,
+      line2: null,
+      postal_code: null,
+      state: null,
+    });
+    expect(customerTimeZone({ metadata: { time_zone: 'America/Chicago' }, address: address('DE') })).toBe(
+      'America/Chicago',
+    );
     expect(customerTimeZone({ metadata: {}, address: address('FR') })).toBe('Europe/Paris');
     expect(customerTimeZone({ metadata: {}, address: address('US') })).toBeNull();
     expect(customerTimeZone({ metadata: {}, address: null })).toBeNull();

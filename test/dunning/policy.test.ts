@@ -29,7 +29,10 @@ describe('parsePolicy', () => {
   });
 
   it('keeps given values and merges them with defaults', () => {
-    const p = parsePolicy({ retry: { maxAttempts: 5, categories: { funds: { maxAttempts: 2 } } }, finalAction: 'pause_collection' });
+    const p = parsePolicy({
+      retry: { maxAttempts: 5, categories: { funds: { maxAttempts: 2 } } },
+      finalAction: 'pause_collection',
+    });
     expect(p.retry.maxAttempts).toBe(5);
     expect(p.retry.categories.funds).toEqual({ maxAttempts: 2, minSpacingHours: 24 });
     expect(p.retry.categories.generic.stopAfterIdenticalDeclines).toBe(4);
@@ -37,32 +40,40 @@ describe('parsePolicy', () => {
   });
 
   it('lists every bad field by path in one error', () => {
-    const message = errorOf(() => parsePolicy({
-      retry: {
-        maxAttempts: 'x', windowDays: 0, maxAttemps: 3,
-        localWindow: { startHour: 10, endHour: 6 },
-        categories: { generic: { spacingHours: [72, -1] } },
-        paydays: { weekdays: ['fryday'] },
-      },
-      finalAction: 'delete_customer',
-      holdoutShare: 0.9,
-    }));
+    const message = errorOf(() =>
+      parsePolicy({
+        retry: {
+          maxAttempts: 'x',
+          windowDays: 0,
+          maxAttemps: 3,
+          localWindow: { startHour: 10, endHour: 6 },
+          categories: { generic: { spacingHours: [72, -1] } },
+          paydays: { weekdays: ['fryday'] },
+        },
+        finalAction: 'delete_customer',
+        holdoutShare: 0.9,
+      }),
+    );
     expect(message).toContain('retry.maxAttempts: expected an integer from 1 to 30, got "x"');
     expect(message).toContain('retry.windowDays: expected an integer from 1 to 90, got 0');
     expect(message).toContain('retry.maxAttemps: unknown field');
     expect(message).toContain('retry.localWindow: endHour (6) must be after startHour (10)');
     expect(message).toContain('retry.categories.generic.spacingHours[1]: expected a number');
     expect(message).toContain('retry.paydays.weekdays[0]: expected one of monday');
-    expect(message).toContain('finalAction: expected one of cancel_subscription, mark_uncollectible, leave_past_due, pause_collection, got "delete_customer"');
+    expect(message).toContain(
+      'finalAction: expected one of cancel_subscription, mark_uncollectible, leave_past_due, pause_collection, got "delete_customer"',
+    );
     expect(message).toContain('holdoutShare: expected a number from 0 to 0.5, got 0.9');
     expect(message.split('\n  - ')).toHaveLength(9);
   });
 
   it('rejects a baseline that runs past the dunning window and a policy without paydays', () => {
-    const message = errorOf(() => parsePolicy({
-      retry: { windowDays: 10, paydays: { daysOfMonth: [], lastBusinessDay: false, weekdays: [] } },
-      baseline: { retryDays: [3, 14] },
-    }));
+    const message = errorOf(() =>
+      parsePolicy({
+        retry: { windowDays: 10, paydays: { daysOfMonth: [], lastBusinessDay: false, weekdays: [] } },
+        baseline: { retryDays: [3, 14] },
+      }),
+    );
     expect(message).toContain('baseline.retryDays: day 14 is after the dunning window');
     expect(message).toContain('retry.paydays: at least one payday rule');
   });
@@ -74,7 +85,11 @@ describe('parsePolicy', () => {
 
   it('versions by content, not by key order or a stale version field', () => {
     const a = parsePolicy({ retry: { maxAttempts: 6, windowDays: 14 }, baseline: { retryDays: [2, 4] } });
-    const b = parsePolicy({ baseline: { retryDays: [2, 4] }, retry: { windowDays: 14, maxAttempts: 6 }, version: 'old' });
+    const b = parsePolicy({
+      baseline: { retryDays: [2, 4] },
+      retry: { windowDays: 14, maxAttempts: 6 },
+      version: 'old',
+    });
     expect(a.version).toBe(b.version);
     expect(parsePolicy(a).version).toBe(a.version);
     expect(parsePolicy({ retry: { maxAttempts: 7 } }).version).not.toBe(defaultPolicy().version);

@@ -4,7 +4,14 @@ import { retryNow } from '../../src/dunning/ops-actions.ts';
 import { executeAttempt } from '../../src/dunning/runner.ts';
 import { event, paymentMethod } from '../fixtures/events/stripe-objects.ts';
 import { apply, testDeps } from '../events/helpers.ts';
-import { apiCharges, caseRow, planDueAttempt, seedFailedInvoice, startWorld, type RunnerWorld } from './runner-helpers.ts';
+import {
+  apiCharges,
+  caseRow,
+  planDueAttempt,
+  seedFailedInvoice,
+  startWorld,
+  type RunnerWorld,
+} from './runner-helpers.ts';
 
 let w: RunnerWorld;
 beforeAll(async () => {
@@ -23,7 +30,9 @@ describe("Stripe's card updater", () => {
   it('renews an expired card under the same id: the waiting case retries that card at once and recovers', async () => {
     const s = await seedFailedInvoice(w, 'expired_card');
     const hooks = createDunningHooks(w.deps);
-    await w.db.sql.begin((tx) => hooks.paymentFailed(tx, { caseId: s.caseId, invoiceId: s.invoiceId, opened: true, at: w.clock.now() }));
+    await w.db.sql.begin((tx) =>
+      hooks.paymentFailed(tx, { caseId: s.caseId, invoiceId: s.invoiceId, opened: true, at: w.clock.now() }),
+    );
     // An expired card is never retried blindly: the case waits for the customer.
     expect(await plannedRow(s.invoiceId)).toBeUndefined();
 
@@ -32,9 +41,13 @@ describe("Stripe's card updater", () => {
     w.sandboxClock.set(w.clock.now());
     try {
       await w.sandbox.updateCardAutomatically(s.paymentMethod, { expMonth: 12, expYear: 2031 });
-      const updated = event('payment_method.automatically_updated', paymentMethod({ id: s.paymentMethod, customer: s.customerId }), {
-        created: Math.floor(w.clock.now().getTime() / 1000),
-      });
+      const updated = event(
+        'payment_method.automatically_updated',
+        paymentMethod({ id: s.paymentMethod, customer: s.customerId }),
+        {
+          created: Math.floor(w.clock.now().getTime() / 1000),
+        },
+      );
       expect(await apply(w.db.sql, { ...testDeps(hooks), clock: w.clock }, updated)).toEqual(['processed']);
 
       const retry = await plannedRow(s.invoiceId);
@@ -55,13 +68,22 @@ describe('every attempt charges the card it was planned and checked for', () => 
     const s = await seedFailedInvoice(w, 'stolen_card');
     const cardA = s.paymentMethod;
     const hooks = createDunningHooks(w.deps);
-    await w.db.sql.begin((tx) => hooks.paymentFailed(tx, { caseId: s.caseId, invoiceId: s.invoiceId, opened: true, at: w.clock.now() }));
+    await w.db.sql.begin((tx) =>
+      hooks.paymentFailed(tx, { caseId: s.caseId, invoiceId: s.invoiceId, opened: true, at: w.clock.now() }),
+    );
     expect(await plannedRow(s.invoiceId)).toBeUndefined();
 
     // The customer attaches card B but leaves A as the default at Stripe.
-    const { paymentMethodId: cardB } = await w.sandbox.updateCard(s.customerId, { brand: 'visa', failure: 'insufficient_funds', expMonth: 1, expYear: 2031 });
+    const { paymentMethodId: cardB } = await w.sandbox.updateCard(s.customerId, {
+      brand: 'visa',
+      failure: 'insufficient_funds',
+      expMonth: 1,
+      expYear: 2031,
+    });
     await w.deps.gateway.stripe.customers.update(s.customerId, { invoice_settings: { default_payment_method: cardA } });
-    await w.db.sql.begin((tx) => hooks.paymentMethodChanged(tx, { customerId: s.customerId, paymentMethod: cardB, at: w.clock.now() }));
+    await w.db.sql.begin((tx) =>
+      hooks.paymentMethodChanged(tx, { customerId: s.customerId, paymentMethod: cardB, at: w.clock.now() }),
+    );
     const second = await plannedRow(s.invoiceId);
     expect(second).toMatchObject({ attempt_no: 2, source: 'card_update', payment_method: cardB });
     expect(await executeAttempt(w.deps, Number(second!.id))).toBe('declined');
@@ -82,7 +104,12 @@ describe('every attempt charges the card it was planned and checked for', () => 
     const manual = await w.db.sql.begin((tx) => retryNow(tx, w.deps, s.invoiceId));
     expect(manual.paymentMethod).toBe(s.paymentMethod);
 
-    const { paymentMethodId: cardC } = await w.sandbox.updateCard(s.customerId, { brand: 'visa', failure: null, expMonth: 1, expYear: 2031 });
+    const { paymentMethodId: cardC } = await w.sandbox.updateCard(s.customerId, {
+      brand: 'visa',
+      failure: null,
+      expMonth: 1,
+      expYear: 2031,
+    });
     await w.db.sql`update customers set default_payment_method = ${cardC} where id = ${s.customerId}`;
     const again = await w.db.sql.begin((tx) => retryNow(tx, w.deps, s.invoiceId));
     expect(again.paymentMethod).toBe(cardC);
@@ -93,7 +120,8 @@ describe('every attempt charges the card it was planned and checked for', () => 
   it('a new default card set while an attempt runs is used when that attempt declines, not waited for', async () => {
     const s = await seedFailedInvoice(w, 'expired_card');
     // Stripe's first decline reached the ledger without its code, so a retry on A was planned.
-    await w.db.sql`update payment_attempts set decline_code = null, failure_code = 'card_declined' where invoice_id = ${s.invoiceId} and attempt_no = 1`;
+    await w.db
+      .sql`update payment_attempts set decline_code = null, failure_code = 'card_declined' where invoice_id = ${s.invoiceId} and attempt_no = 1`;
     const running = await planDueAttempt(w.db.sql, s, w.clock.now());
     const hooks = createDunningHooks(w.deps);
     let cardC = '';
@@ -102,11 +130,13 @@ describe('every attempt charges the card it was planned and checked for', () => 
       ...w.deps,
       // While the charge on A is running, the customer sets card C as the default.
       afterCharge: async () => {
-        cardC = (await w.sandbox.updateCard(s.customerId, { brand: 'visa', failure: null, expMonth: 1, expYear: 2031 })).paymentMethodId;
+        cardC = (await w.sandbox.updateCard(s.customerId, { brand: 'visa', failure: null, expMonth: 1, expYear: 2031 }))
+          .paymentMethodId;
         await w.db.sql`update customers set default_payment_method = ${cardC} where id = ${s.customerId}`;
         await w.db.sql.begin(async (tx) => {
           await hooks.paymentMethodChanged(tx, { customerId: s.customerId, paymentMethod: cardC, at: w.clock.now() });
-          const [active] = await tx`select status from payment_attempts where invoice_id = ${s.invoiceId} and status <> 'declined'`;
+          const [active] =
+            await tx`select status from payment_attempts where invoice_id = ${s.invoiceId} and status <> 'declined'`;
           hookResult = String(active?.status);
         });
       },

@@ -2,7 +2,15 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { retryNow } from '../../src/dunning/ops-actions.ts';
 import { executeAttempt, type RunnerDeps } from '../../src/dunning/runner.ts';
 import { createLogger } from '../../src/log.ts';
-import { apiCharges, attemptRow, caseRow, planDueAttempt, seedFailedInvoice, startWorld, type RunnerWorld } from './runner-helpers.ts';
+import {
+  apiCharges,
+  attemptRow,
+  caseRow,
+  planDueAttempt,
+  seedFailedInvoice,
+  startWorld,
+  type RunnerWorld,
+} from './runner-helpers.ts';
 
 const PAY = 'POST /v1/invoices/:id/pay';
 let w: RunnerWorld;
@@ -17,12 +25,18 @@ afterAll(async () => {
 /** A card the sandbox approves on the retry: the customer's default becomes a working card. */
 async function payableCase() {
   const s = await seedFailedInvoice(w, 'generic_decline');
-  const { paymentMethodId } = await w.sandbox.updateCard(s.customerId, { brand: 'visa', failure: null, expMonth: 1, expYear: 2031 });
+  const { paymentMethodId } = await w.sandbox.updateCard(s.customerId, {
+    brand: 'visa',
+    failure: null,
+    expMonth: 1,
+    expYear: 2031,
+  });
   return { ...s, workingCard: paymentMethodId };
 }
 
 async function pendingJobs(attemptId: number): Promise<number> {
-  const rows = await w.db.sql`select 1 from pgboss.job where name = 'dunning-attempts' and state = 'created' and (data->>'attemptId')::int = ${attemptId}`;
+  const rows = await w.db
+    .sql`select 1 from pgboss.job where name = 'dunning-attempts' and state = 'created' and (data->>'attemptId')::int = ${attemptId}`;
   return rows.length;
 }
 
@@ -54,12 +68,14 @@ describe('runner under Stripe faults', () => {
     const id = await planDueAttempt(w.db.sql, s, w.clock.now());
     w.sandbox.inject({ kind: 'hang', route: PAY, objectId: s.invoiceId });
     expect(await executeAttempt(w.deps, id)).toBe('unknown');
-    const others = await w.db.sql`select 1 from payment_attempts where invoice_id = ${s.invoiceId} and id <> ${id} and status = 'planned'`;
+    const others = await w.db
+      .sql`select 1 from payment_attempts where invoice_id = ${s.invoiceId} and id <> ${id} and status = 'planned'`;
     expect(others).toHaveLength(0);
     // Repeated with the same key, the decline is recorded and only then the next attempt planned.
     expect(await executeAttempt(w.deps, id)).toBe('declined');
     expect(apiCharges(w.sandbox, s.invoiceId)).toHaveLength(1);
-    const planned = await w.db.sql`select attempt_no from payment_attempts where invoice_id = ${s.invoiceId} and status = 'planned'`;
+    const planned = await w.db
+      .sql`select attempt_no from payment_attempts where invoice_id = ${s.invoiceId} and status = 'planned'`;
     expect(planned.map((r) => r.attempt_no)).toEqual([3]);
   });
 
@@ -98,7 +114,11 @@ describe('runner under Stripe faults', () => {
   it('two workers racing on the same attempt: one claim, one charge', async () => {
     const s = await payableCase();
     const id = await planDueAttempt(w.db.sql, s, w.clock.now());
-    const results = await Promise.all([executeAttempt(w.deps, id), executeAttempt(w.deps, id), executeAttempt(w.deps, id)]);
+    const results = await Promise.all([
+      executeAttempt(w.deps, id),
+      executeAttempt(w.deps, id),
+      executeAttempt(w.deps, id),
+    ]);
     expect(results.filter((r) => r === 'succeeded')).toHaveLength(1);
     expect(results.filter((r) => r === 'not_claimed')).toHaveLength(2);
     expect(apiCharges(w.sandbox, s.invoiceId)).toHaveLength(1);
@@ -119,24 +139,35 @@ describe('runner under Stripe faults', () => {
     const id = await planDueAttempt(w.db.sql, s, w.clock.now());
     const key = `dunning:${s.invoiceId}:2`;
     // Something else used the attempt's key first, with other parameters (here a refused request).
-    await expect(w.deps.gateway.stripe.invoices.pay(s.invoiceId, { payment_method: 'pm_gone' }, { idempotencyKey: key })).rejects.toThrow();
+    await expect(
+      w.deps.gateway.stripe.invoices.pay(s.invoiceId, { payment_method: 'pm_gone' }, { idempotencyKey: key }),
+    ).rejects.toThrow();
     const lines: Array<Record<string, unknown>> = [];
-    const log = createLogger('info', { write: (line: string) => void lines.push(JSON.parse(line) as Record<string, unknown>) });
+    const log = createLogger('info', {
+      write: (line: string) => void lines.push(JSON.parse(line) as Record<string, unknown>),
+    });
     expect(await executeAttempt({ ...w.deps, log }, id)).toBe('needs_ops');
     const a = await attemptRow(w.db.sql, id);
     expect(a).toMatchObject({ status: 'unknown', request_tries: 1, lease_until: null });
     expect(a.failure_message).toMatch(/^needs ops: idempotency key .* used before with other parameters/);
     expect(await pendingJobs(id)).toBe(0);
     expect((await caseRow(w.db.sql, s.caseId)).next_attempt_reason).toContain('needs ops');
-    expect(lines.filter((l) => l.level === 50).map((l) => l.msg)).toEqual(['idempotency key reused with other parameters: attempt left unresolved for ops']);
+    expect(lines.filter((l) => l.level === 50).map((l) => l.msg)).toEqual([
+      'idempotency key reused with other parameters: attempt left unresolved for ops',
+    ]);
     expect(apiCharges(w.sandbox, s.invoiceId)).toHaveLength(0);
 
     // Ops: a plain manual retry is refused and says how to go on; once they resolve it, one charge
     // (on the working card, as the customer.updated event would have recorded it).
     await w.db.sql`update customers set default_payment_method = ${s.workingCard} where id = ${s.customerId}`;
-    await expect(w.db.sql.begin((tx) => retryNow(tx, w.deps, s.invoiceId))).rejects.toThrow(/attempt #2 is unknown.*--resolve-unknown/);
+    await expect(w.db.sql.begin((tx) => retryNow(tx, w.deps, s.invoiceId))).rejects.toThrow(
+      /attempt #2 is unknown.*--resolve-unknown/,
+    );
     const manual = await w.db.sql.begin((tx) => retryNow(tx, w.deps, s.invoiceId, { resolveUnknown: true }));
-    expect(await attemptRow(w.db.sql, id)).toMatchObject({ status: 'skipped', failure_message: expect.stringMatching(/^resolved by ops as not charged; was: needs ops/) });
+    expect(await attemptRow(w.db.sql, id)).toMatchObject({
+      status: 'skipped',
+      failure_message: expect.stringMatching(/^resolved by ops as not charged; was: needs ops/),
+    });
     expect(await executeAttempt(w.deps, manual.id)).toBe('succeeded');
     expect(apiCharges(w.sandbox, s.invoiceId)).toHaveLength(1);
     expect((await caseRow(w.db.sql, s.caseId)).status).toBe('recovered');

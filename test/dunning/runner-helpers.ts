@@ -26,7 +26,9 @@ export interface RunnerWorld {
 // A Tuesday 08:00 UTC: inside the default local charging window.
 export const START = '2026-03-03T08:00:00Z';
 
-export async function startWorld(options: { stripeTimeoutMs?: number; leaseMs?: number; start?: Date | string } = {}): Promise<RunnerWorld> {
+export async function startWorld(
+  options: { stripeTimeoutMs?: number; leaseMs?: number; start?: Date | string } = {},
+): Promise<RunnerWorld> {
   const db = await createTestDatabase();
   const clock = new FixedClock(options.start ?? START);
   // The sandbox's card model runs on its own clock so a test can let "time heal" a card.
@@ -41,14 +43,25 @@ export async function startWorld(options: { stripeTimeoutMs?: number; leaseMs?: 
     { timeoutMs: options.stripeTimeoutMs ?? 2_000 },
   );
   const deps = runnerDeps({
-    sql: db.sql, boss, stripe, clock, log, policy,
+    sql: db.sql,
+    boss,
+    stripe,
+    clock,
+    log,
+    policy,
     config: { stripeRequestsPerSecond: 100, defaultTimeZone: 'UTC', workerConcurrency: 2 },
     throttle: createThrottle(100),
     leaseMs: options.leaseMs ?? 60_000,
     requestRetryBaseMs: 20,
   });
   return {
-    db, sandbox, boss, clock, sandboxClock, policy, deps,
+    db,
+    sandbox,
+    boss,
+    clock,
+    sandboxClock,
+    policy,
+    deps,
     async close() {
       await boss.stop({ graceful: false });
       await sandbox.stop();
@@ -71,7 +84,10 @@ export interface SeededCase {
  */
 export async function seedFailedInvoice(w: RunnerWorld, failure: FailureReason, amount = 4_900): Promise<SeededCase> {
   const customer = await w.sandbox.createCustomer({
-    email: 'someone@example.com', name: 'Some One', country: 'DE', timeZone: 'Europe/Berlin',
+    email: 'someone@example.com',
+    name: 'Some One',
+    country: 'DE',
+    timeZone: 'Europe/Berlin',
     card: { brand: 'visa', failure, expMonth: 12, expYear: 2030 },
   });
   const inv = await w.sandbox.createFailingInvoice(customer.id, { amount, currency: 'eur', subscription: true });
@@ -82,13 +98,20 @@ export async function seedFailedInvoice(w: RunnerWorld, failure: FailureReason, 
             values (${customer.id}, 'DE', 'Europe/Berlin', ${customer.paymentMethodId}, ${now})`;
   await sql`insert into invoices (id, customer_id, subscription_id, status, currency, amount_due, amount_remaining, stripe_attempt_count, stripe_created, stripe_updated_at)
             values (${inv.id}, ${customer.id}, ${inv.subscriptionId}, 'open', 'eur', ${amount}, ${amount}, 1, ${now}, ${now})`;
-  const [c] = await sql`insert into dunning_cases (invoice_id, customer_id, currency, amount, policy_version, cohort, opened_at)
+  const [c] =
+    await sql`insert into dunning_cases (invoice_id, customer_id, currency, amount, policy_version, cohort, opened_at)
             values (${inv.id}, ${customer.id}, 'eur', ${amount}, ${w.policy.version}, 'smart', ${now}) returning id`;
   const decline = first?.declineCode ?? failure;
   await sql`insert into payment_attempts (case_id, invoice_id, attempt_no, source, status, started_at, finished_at, payment_method, card_brand, charge_id, decline_code, failure_code)
             values (${c!.id}, ${inv.id}, 1, 'stripe', 'declined', ${now}, ${now}, ${customer.paymentMethodId}, 'visa', ${inv.chargeId}, ${decline},
                     ${decline === 'expired_card' || decline === 'authentication_required' || decline === 'processing_error' ? decline : 'card_declined'})`;
-  return { customerId: customer.id, invoiceId: inv.id, caseId: Number(c!.id), paymentMethod: customer.paymentMethodId, subscriptionId: inv.subscriptionId };
+  return {
+    customerId: customer.id,
+    invoiceId: inv.id,
+    caseId: Number(c!.id),
+    paymentMethod: customer.paymentMethodId,
+    subscriptionId: inv.subscriptionId,
+  };
 }
 
 /** Inserts a planned attempt due now, as the scheduler would, and returns its id. */
@@ -117,7 +140,14 @@ export async function caseRow(sql: Sql, id: number) {
 /** The retry workers on this world's queue, polling fast and repeating requests soon; resolves to their stop function. */
 export function startWorldWorkers(w: RunnerWorld): Promise<() => Promise<void>> {
   return startRetryWorkers({
-    sql: w.db.sql, boss: w.boss, stripe: w.deps.gateway.stripe, clock: w.clock, log: w.deps.log, policy: w.policy,
-    config: { stripeRequestsPerSecond: 100, defaultTimeZone: 'UTC', workerConcurrency: 1 }, pollingIntervalSeconds: 0.5, requestRetryBaseMs: 20,
+    sql: w.db.sql,
+    boss: w.boss,
+    stripe: w.deps.gateway.stripe,
+    clock: w.clock,
+    log: w.deps.log,
+    policy: w.policy,
+    config: { stripeRequestsPerSecond: 100, defaultTimeZone: 'UTC', workerConcurrency: 1 },
+    pollingIntervalSeconds: 0.5,
+    requestRetryBaseMs: 20,
   });
 }

@@ -26,14 +26,25 @@ describe('Stripe calls', () => {
 
   it('connection refused is "not sent": the request never reached Stripe', async () => {
     const port = await closedPort();
-    const stripe = createStripeClient({ stripeSecretKey: 'sk_test_x', stripeApiBase: { protocol: 'http', host: '127.0.0.1', port } }, { timeoutMs: 2_000 });
+    const stripe = createStripeClient(
+      { stripeSecretKey: 'sk_test_x', stripeApiBase: { protocol: 'http', host: '127.0.0.1', port } },
+      { timeoutMs: 2_000 },
+    );
     const outcome = await payInvoice({ stripe, throttle: createThrottle(100) }, 'in_1', 'dunning:in_1:2', null);
     expect(outcome.kind).toBe('not_sent');
   });
 
   it('idempotency errors: 409 (key in use) is "not sent", 400 (other parameters) is a key conflict, not retried', () => {
-    const inUse = new Stripe.errors.StripeIdempotencyError({ type: 'idempotency_error', message: 'in progress', statusCode: 409 });
-    const reused = new Stripe.errors.StripeIdempotencyError({ type: 'idempotency_error', message: 'other parameters', statusCode: 400 });
+    const inUse = new Stripe.errors.StripeIdempotencyError({
+      type: 'idempotency_error',
+      message: 'in progress',
+      statusCode: 409,
+    });
+    const reused = new Stripe.errors.StripeIdempotencyError({
+      type: 'idempotency_error',
+      message: 'other parameters',
+      statusCode: 400,
+    });
     expect(classifyChargeError(inUse).kind).toBe('not_sent');
     expect(classifyChargeError(reused)).toEqual({ kind: 'key_conflict', message: 'other parameters' });
   });

@@ -2,7 +2,16 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createDunningHooks } from '../../src/dunning/hooks.ts';
 import { executeAttempt } from '../../src/dunning/runner.ts';
 import { waitFor } from '../helpers/db.ts';
-import { apiCharges, attemptRow, caseRow, planDueAttempt, seedFailedInvoice, startWorld, type RunnerWorld, startWorldWorkers } from './runner-helpers.ts';
+import {
+  apiCharges,
+  attemptRow,
+  caseRow,
+  planDueAttempt,
+  seedFailedInvoice,
+  startWorld,
+  type RunnerWorld,
+  startWorldWorkers,
+} from './runner-helpers.ts';
 
 let w: RunnerWorld;
 beforeAll(async () => {
@@ -12,8 +21,12 @@ afterAll(async () => {
   await w?.close();
 });
 
-async function jobsFor(queue: string, key: string): Promise<Array<{ data: Record<string, unknown>; start_after: Date }>> {
-  return (await w.db.sql`select data, start_after from pgboss.job where name = ${queue} and singleton_key = ${key}`) as never;
+async function jobsFor(
+  queue: string,
+  key: string,
+): Promise<Array<{ data: Record<string, unknown>; start_after: Date }>> {
+  return (await w.db
+    .sql`select data, start_after from pgboss.job where name = ${queue} and singleton_key = ${key}`) as never;
 }
 
 /**
@@ -22,7 +35,8 @@ async function jobsFor(queue: string, key: string): Promise<Array<{ data: Record
  * record the runner would refuse to charge (test/dunning/runner-guard.test.ts).
  */
 async function withoutFirstDeclineCode(invoiceId: string): Promise<void> {
-  await w.db.sql`update payment_attempts set decline_code = null, failure_code = 'card_declined' where invoice_id = ${invoiceId} and attempt_no = 1`;
+  await w.db
+    .sql`update payment_attempts set decline_code = null, failure_code = 'card_declined' where invoice_id = ${invoiceId} and attempt_no = 1`;
 }
 
 describe('retry runner against the sandbox', () => {
@@ -36,7 +50,11 @@ describe('retry runner against the sandbox', () => {
     // invoices.pay answers with the invoice; its expanded payments carry the PaymentIntent, whose
     // latest charge is the one that paid.
     const a = await attemptRow(w.db.sql, id);
-    expect(a).toMatchObject({ status: 'succeeded', payment_intent_id: expect.stringMatching(/^pi_/), charge_id: expect.stringMatching(/^ch_/) });
+    expect(a).toMatchObject({
+      status: 'succeeded',
+      payment_intent_id: expect.stringMatching(/^pi_/),
+      charge_id: expect.stringMatching(/^ch_/),
+    });
     expect(a.charge_id).toBe(apiCharges(w.sandbox, s.invoiceId)[0]!.id);
     const c = await caseRow(w.db.sql, s.caseId);
     expect(c).toMatchObject({ status: 'recovered', recovery_path: 'scheduled_retry', recovered_amount: 4_900 });
@@ -50,10 +68,16 @@ describe('retry runner against the sandbox', () => {
     const a = await attemptRow(w.db.sql, id);
     // The sandbox sends advice_code try_again_later with it, which says no more than the vague
     // decline code: the decline stays generic, under its own code.
-    expect(a).toMatchObject({ status: 'declined', decline_code: 'generic_decline', advice_code: 'try_again_later', network_decline_code: '05' });
+    expect(a).toMatchObject({
+      status: 'declined',
+      decline_code: 'generic_decline',
+      advice_code: 'try_again_later',
+      network_decline_code: '05',
+    });
     expect(a.decline_category).toBe('generic');
     expect(a.charge_id).toMatch(/^ch_/);
-    const [next] = await w.db.sql`select * from payment_attempts where invoice_id = ${s.invoiceId} and status = 'planned'`;
+    const [next] = await w.db
+      .sql`select * from payment_attempts where invoice_id = ${s.invoiceId} and status = 'planned'`;
     expect(next).toMatchObject({ attempt_no: 3, source: 'scheduled', idempotency_key: `dunning:${s.invoiceId}:3` });
     expect(next!.plan_reason).toMatch(/retry .* after the decline/);
     expect((next!.planned_at as Date).getTime()).toBeGreaterThanOrEqual(w.clock.now().getTime() + 3_600_000);
@@ -70,13 +94,16 @@ describe('retry runner against the sandbox', () => {
     const id = await planDueAttempt(w.db.sql, s, w.clock.now());
     expect(await executeAttempt(w.deps, id)).toBe('declined');
     expect((await attemptRow(w.db.sql, id)).decline_category).toBe('hard');
-    const planned = await w.db.sql`select 1 from payment_attempts where invoice_id = ${s.invoiceId} and status = 'planned'`;
+    const planned = await w.db
+      .sql`select 1 from payment_attempts where invoice_id = ${s.invoiceId} and status = 'planned'`;
     expect(planned).toHaveLength(0);
     const c = await caseRow(w.db.sql, s.caseId);
     expect(c.status).toBe('open');
     // Whichever of the answer's codes the classifier names first: the decline code, Mastercard's
     // advice 03, or Visa's category 1 response code 41 (the sandbox's advice codes follow the brand).
-    expect(c.next_attempt_reason).toMatch(/^awaiting customer: (lost_card|network_advice_03|visa_category_1_41): this card must never be retried/);
+    expect(c.next_attempt_reason).toMatch(
+      /^awaiting customer: (lost_card|network_advice_03|visa_category_1_41): this card must never be retried/,
+    );
     expect(await jobsFor('dunning-deadlines', String(s.caseId))).toHaveLength(1);
   });
 
@@ -89,29 +116,52 @@ describe('retry runner against the sandbox', () => {
     // decline code, no charge, the PaymentIntent waiting in requires_action.
     const a = await attemptRow(w.db.sql, id);
     expect(a).toMatchObject({
-      status: 'declined', decline_code: null, failure_code: 'invoice_payment_intent_requires_action', decline_category: 'authentication',
-      charge_id: null, payment_intent_id: expect.stringMatching(/^pi_/),
+      status: 'declined',
+      decline_code: null,
+      failure_code: 'invoice_payment_intent_requires_action',
+      decline_category: 'authentication',
+      charge_id: null,
+      payment_intent_id: expect.stringMatching(/^pi_/),
     });
     expect(apiCharges(w.sandbox, s.invoiceId)).toHaveLength(0);
-    const planned = async () => w.db.sql`select 1 from payment_attempts where invoice_id = ${s.invoiceId} and status = 'planned'`;
+    const planned = async () =>
+      w.db.sql`select 1 from payment_attempts where invoice_id = ${s.invoiceId} and status = 'planned'`;
     expect(await planned()).toHaveLength(0);
     const c = await caseRow(w.db.sql, s.caseId);
-    expect(c).toMatchObject({ status: 'open', last_decline_code: 'invoice_payment_intent_requires_action', last_decline_category: 'authentication' });
-    expect(c.next_attempt_reason).toMatch(/^awaiting customer: invoice_payment_intent_requires_action: .*not retried off-session; waiting for the customer to complete authentication/);
+    expect(c).toMatchObject({
+      status: 'open',
+      last_decline_code: 'invoice_payment_intent_requires_action',
+      last_decline_category: 'authentication',
+    });
+    expect(c.next_attempt_reason).toMatch(
+      /^awaiting customer: invoice_payment_intent_requires_action: .*not retried off-session; waiting for the customer to complete authentication/,
+    );
     // The deadline is the only job: the final action, unless the customer acts first.
     expect(await jobsFor('dunning-deadlines', String(s.caseId))).toHaveLength(1);
     // Stripe tells the merchant the customer must act: that event sends the action-required email.
-    const told = w.sandbox.events().filter((e) => e.type === 'invoice.payment_action_required' && (e.data.object as { id: string }).id === s.invoiceId);
+    const told = w.sandbox
+      .events()
+      .filter(
+        (e) => e.type === 'invoice.payment_action_required' && (e.data.object as { id: string }).id === s.invoiceId,
+      );
     expect(told.length).toBeGreaterThanOrEqual(2); // Stripe's own try, then ours
     // Not even the holdout's fixed schedule retries it blindly.
     await w.db.sql`update dunning_cases set cohort = 'holdout' where id = ${s.caseId}`;
-    await w.db.sql.begin((tx) => createDunningHooks(w.deps).paymentFailed(tx, { caseId: s.caseId, invoiceId: s.invoiceId, opened: false, at: w.clock.now() }));
+    await w.db.sql.begin((tx) =>
+      createDunningHooks(w.deps).paymentFailed(tx, {
+        caseId: s.caseId,
+        invoiceId: s.invoiceId,
+        opened: false,
+        at: w.clock.now(),
+      }),
+    );
     expect(await planned()).toHaveLength(0);
   });
 
   /** Stripe's own decline is in the ledger without anything the bank said: its charge.failed is still queued. */
   async function withoutFirstDeclineDetails(invoiceId: string): Promise<void> {
-    await w.db.sql`update payment_attempts set decline_code = null, failure_code = null, advice_code = null, network_advice_code = null,
+    await w.db
+      .sql`update payment_attempts set decline_code = null, failure_code = null, advice_code = null, network_advice_code = null,
                      network_decline_code = null, decline_category = null where invoice_id = ${invoiceId} and attempt_no = 1`;
   }
 
@@ -121,17 +171,34 @@ describe('retry runner against the sandbox', () => {
     const id = await planDueAttempt(w.db.sql, s, w.clock.now());
     expect(await executeAttempt(w.deps, id)).toBe('skipped');
     expect(apiCharges(w.sandbox, s.invoiceId)).toHaveLength(0);
-    expect((await attemptRow(w.db.sql, id)).failure_message).toMatch(/^not charged: .*(stolen_card|network_advice_03|visa_category_1).*read from Stripe before its event arrived/);
+    expect((await attemptRow(w.db.sql, id)).failure_message).toMatch(
+      /^not charged: .*(stolen_card|network_advice_03|visa_category_1).*read from Stripe before its event arrived/,
+    );
     // Planning again from the ledger would plan the same blind charge: the case waits for the late
     // event (or its deadline) instead.
-    expect(await w.db.sql`select 1 from payment_attempts where invoice_id = ${s.invoiceId} and status = 'planned'`).toHaveLength(0);
+    expect(
+      await w.db.sql`select 1 from payment_attempts where invoice_id = ${s.invoiceId} and status = 'planned'`,
+    ).toHaveLength(0);
     expect(await jobsFor('dunning-deadlines', String(s.caseId))).toHaveLength(1);
     // The ledger is left for the event to fill, which also tells the reminders.
-    expect((await w.db.sql`select decline_code from payment_attempts where invoice_id = ${s.invoiceId} and attempt_no = 1`)[0]!.decline_code).toBeNull();
+    expect(
+      (
+        await w.db.sql`select decline_code from payment_attempts where invoice_id = ${s.invoiceId} and attempt_no = 1`
+      )[0]!.decline_code,
+    ).toBeNull();
     // When the event lands, the case is planned with what it says: it waits for a new card.
-    const [first] = await w.db.sql`select id from payment_attempts where invoice_id = ${s.invoiceId} and attempt_no = 1`;
-    await w.db.sql`update payment_attempts set decline_code = 'stolen_card', decline_category = 'hard' where id = ${first!.id}`;
-    await w.db.sql.begin((tx) => createDunningHooks(w.deps).declineLearned(tx, { caseId: s.caseId, invoiceId: s.invoiceId, attemptId: Number(first!.id), at: w.clock.now() }));
+    const [first] = await w.db
+      .sql`select id from payment_attempts where invoice_id = ${s.invoiceId} and attempt_no = 1`;
+    await w.db
+      .sql`update payment_attempts set decline_code = 'stolen_card', decline_category = 'hard' where id = ${first!.id}`;
+    await w.db.sql.begin((tx) =>
+      createDunningHooks(w.deps).declineLearned(tx, {
+        caseId: s.caseId,
+        invoiceId: s.invoiceId,
+        attemptId: Number(first!.id),
+        at: w.clock.now(),
+      }),
+    );
     expect((await caseRow(w.db.sql, s.caseId)).next_attempt_reason).toMatch(/^awaiting customer: stolen_card: /);
   });
 
@@ -164,9 +231,12 @@ describe('retry runner against the sandbox', () => {
     const s = await seedFailedInvoice(w, 'insufficient_funds');
     const hooks = createDunningHooks(w.deps);
     for (let i = 0; i < 2; i += 1) {
-      await w.db.sql.begin((tx) => hooks.paymentFailed(tx, { caseId: s.caseId, invoiceId: s.invoiceId, opened: i === 0, at: w.clock.now() }));
+      await w.db.sql.begin((tx) =>
+        hooks.paymentFailed(tx, { caseId: s.caseId, invoiceId: s.invoiceId, opened: i === 0, at: w.clock.now() }),
+      );
     }
-    const planned = await w.db.sql`select * from payment_attempts where invoice_id = ${s.invoiceId} and status = 'planned'`;
+    const planned = await w.db
+      .sql`select * from payment_attempts where invoice_id = ${s.invoiceId} and status = 'planned'`;
     expect(planned).toHaveLength(1);
     expect(planned[0]!.plan_reason).toContain('insufficient_funds');
     expect(await jobsFor('dunning-attempts', s.invoiceId)).toHaveLength(1);
@@ -175,12 +245,22 @@ describe('retry runner against the sandbox', () => {
   it('a card update after a hard decline triggers a retry within a minute, run by the worker', async () => {
     const s = await seedFailedInvoice(w, 'stolen_card');
     const hooks = createDunningHooks(w.deps);
-    await w.db.sql.begin((tx) => hooks.paymentFailed(tx, { caseId: s.caseId, invoiceId: s.invoiceId, opened: true, at: w.clock.now() }));
+    await w.db.sql.begin((tx) =>
+      hooks.paymentFailed(tx, { caseId: s.caseId, invoiceId: s.invoiceId, opened: true, at: w.clock.now() }),
+    );
     expect((await caseRow(w.db.sql, s.caseId)).next_attempt_reason).toMatch(/^awaiting customer/);
 
-    const { paymentMethodId } = await w.sandbox.updateCard(s.customerId, { brand: 'visa', failure: null, expMonth: 1, expYear: 2031 });
-    await w.db.sql.begin((tx) => hooks.paymentMethodChanged(tx, { customerId: s.customerId, paymentMethod: paymentMethodId, at: w.clock.now() }));
-    const [planned] = await w.db.sql`select * from payment_attempts where invoice_id = ${s.invoiceId} and status = 'planned'`;
+    const { paymentMethodId } = await w.sandbox.updateCard(s.customerId, {
+      brand: 'visa',
+      failure: null,
+      expMonth: 1,
+      expYear: 2031,
+    });
+    await w.db.sql.begin((tx) =>
+      hooks.paymentMethodChanged(tx, { customerId: s.customerId, paymentMethod: paymentMethodId, at: w.clock.now() }),
+    );
+    const [planned] = await w.db
+      .sql`select * from payment_attempts where invoice_id = ${s.invoiceId} and status = 'planned'`;
     expect(planned).toMatchObject({ source: 'card_update', payment_method: paymentMethodId });
     expect((planned!.planned_at as Date).getTime() - w.clock.now().getTime()).toBeLessThanOrEqual(60_000);
 

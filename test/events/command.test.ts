@@ -17,7 +17,9 @@ afterAll(async () => {
 
 function dunning(...args: string[]): Promise<{ code: number | null; out: string }> {
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, [cli, ...args], { env: { PATH: process.env.PATH, DATABASE_URL: db.url, LOG_LEVEL: 'warn' } });
+    const child = spawn(process.execPath, [cli, ...args], {
+      env: { PATH: process.env.PATH, DATABASE_URL: db.url, LOG_LEVEL: 'warn' },
+    });
     let out = '';
     child.stdout.on('data', (c: Buffer) => (out += c.toString()));
     child.stderr.on('data', (c: Buffer) => (out += c.toString()));
@@ -45,7 +47,11 @@ test('dunning events lists failed events, shows one, and replays it into the que
 
   const replay = await dunning('events', 'replay', failed.id);
   expect(replay.code).toBe(0);
-  expect((await db.sql`select status, tries, last_error from stripe_events where id = ${failed.id}`)[0]).toEqual({ status: 'pending', tries: 0, last_error: null });
+  expect((await db.sql`select status, tries, last_error from stripe_events where id = ${failed.id}`)[0]).toEqual({
+    status: 'pending',
+    tries: 0,
+    last_error: null,
+  });
   expect(await jobsNaming(db.sql, failed.id)).toBe(1);
 
   // An applied event is replayed only on purpose: its effects would run again.

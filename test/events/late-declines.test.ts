@@ -29,10 +29,20 @@ beforeAll(async () => {
   boss = await startQueue(db.url, log);
   await savePolicy(db.sql, policy);
   const clock = new FixedClock(new Date((T0 + 60) * 1000));
-  const dunning = createDunningHooks({ boss, clock, log, merchantTimeZone: 'UTC', policies: createPolicySource(policy) });
+  const dunning = createDunningHooks({
+    boss,
+    clock,
+    log,
+    merchantTimeZone: 'UTC',
+    policies: createPolicySource(policy),
+  });
   const { version, ...body } = policy;
   deps = {
-    clock, log, hooks: combineHooks(dunning, recorded.hooks), policy: { version, body }, assignCohort: () => 'smart',
+    clock,
+    log,
+    hooks: combineHooks(dunning, recorded.hooks),
+    policy: { version, body },
+    assignCohort: () => 'smart',
   };
 });
 afterAll(async () => {
@@ -63,7 +73,10 @@ describe('decline details that arrive after planning', () => {
 
     expect(await planned(id.inv)).toHaveLength(0);
     const attempts = await attemptsOf(db.sql, id.inv);
-    expect(attempts.map((a) => [a.attempt_no, a.status, a.decline_code])).toEqual([[1, 'declined', 'lost_card'], [2, 'cancelled', null]]);
+    expect(attempts.map((a) => [a.attempt_no, a.status, a.decline_code])).toEqual([
+      [1, 'declined', 'lost_card'],
+      [2, 'cancelled', null],
+    ]);
     expect(attempts[1]!.failure_message).toBe('replaced: decline details arrived');
     const c = await caseOf(db.sql, id.inv);
     expect(c).toMatchObject({ status: 'open', next_attempt_at: null, last_decline_category: 'hard' });
@@ -74,8 +87,16 @@ describe('decline details that arrive after planning', () => {
 
     // A redelivery (another event id, same charge) learns nothing new and changes nothing.
     const learned = recorded.calls.filter((x) => x.hook === 'declineLearned').length;
-    await apply(db.sql, deps, event('charge.failed', late, { created: T0 + 2 }),
-      event('payment_intent.payment_failed', paymentIntent({ id: id.pi, customer: id.cus, chargeId: id.ch, declineCode: 'lost_card' }), { created: T0 + 2 }));
+    await apply(
+      db.sql,
+      deps,
+      event('charge.failed', late, { created: T0 + 2 }),
+      event(
+        'payment_intent.payment_failed',
+        paymentIntent({ id: id.pi, customer: id.cus, chargeId: id.ch, declineCode: 'lost_card' }),
+        { created: T0 + 2 },
+      ),
+    );
     expect(recorded.calls.filter((x) => x.hook === 'declineLearned')).toHaveLength(learned);
     expect(await attemptsOf(db.sql, id.inv)).toHaveLength(2);
     expect(await jobsOf('dunning-deadlines', String(c!.id))).toHaveLength(1);
@@ -84,22 +105,44 @@ describe('decline details that arrive after planning', () => {
   test('a late soft decline replaces the blind plan with one for its category', async () => {
     const id = ids();
     await apply(db.sql, deps, event('invoice.payment_failed', invoice({ id: id.inv, customer: id.cus })));
-    await apply(db.sql, deps,
-      event('charge.failed', charge({ id: id.ch, customer: id.cus, paymentIntent: id.pi, declineCode: 'insufficient_funds' }), { created: T0 + 1 }));
+    await apply(
+      db.sql,
+      deps,
+      event(
+        'charge.failed',
+        charge({ id: id.ch, customer: id.cus, paymentIntent: id.pi, declineCode: 'insufficient_funds' }),
+        { created: T0 + 1 },
+      ),
+    );
     const attempts = await attemptsOf(db.sql, id.inv);
-    expect(attempts.map((a) => [a.attempt_no, a.status])).toEqual([[1, 'declined'], [2, 'cancelled'], [3, 'planned']]);
+    expect(attempts.map((a) => [a.attempt_no, a.status])).toEqual([
+      [1, 'declined'],
+      [2, 'cancelled'],
+      [3, 'planned'],
+    ]);
     expect(attempts[2]!.plan_reason).toMatch(/^insufficient_funds: next /);
     expect((await caseOf(db.sql, id.inv))!.next_attempt_reason).toBe(attempts[2]!.plan_reason);
     expect(recorded.calls.filter((x) => x.hook === 'declineLearned' && x.e.invoiceId === id.inv)).toEqual([
-      { hook: 'declineLearned', e: { caseId: Number(attempts[0]!.case_id), invoiceId: id.inv, attemptId: Number(attempts[0]!.id), at: new Date((T0 + 1) * 1000) } },
+      {
+        hook: 'declineLearned',
+        e: {
+          caseId: Number(attempts[0]!.case_id),
+          invoiceId: id.inv,
+          attemptId: Number(attempts[0]!.id),
+          at: new Date((T0 + 1) * 1000),
+        },
+      },
     ]);
   });
 
   test('details that arrive before the invoice event plan right the first time, with no replacement', async () => {
     const id = ids();
-    await apply(db.sql, deps,
+    await apply(
+      db.sql,
+      deps,
       event('charge.failed', charge({ id: id.ch, customer: id.cus, paymentIntent: id.pi, declineCode: 'stolen_card' })),
-      event('invoice.payment_failed', invoice({ id: id.inv, customer: id.cus })));
+      event('invoice.payment_failed', invoice({ id: id.inv, customer: id.cus })),
+    );
     const attempts = await attemptsOf(db.sql, id.inv);
     expect(attempts.map((a) => [a.attempt_no, a.status, a.decline_code])).toEqual([[1, 'declined', 'stolen_card']]);
     expect((await caseOf(db.sql, id.inv))!.next_attempt_reason).toMatch(/^awaiting customer: stolen_card/);

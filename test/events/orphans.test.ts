@@ -21,7 +21,8 @@ afterAll(async () => {
 });
 
 const make = (id: string) => event('invoice.payment_failed', invoice({ id: `in_${id}`, customer: `cus_${id}` }));
-const age = (id: string, minutes: number) => db.sql`update stripe_events set received_at = now() - make_interval(mins => ${minutes}) where id = ${id}`;
+const age = (id: string, minutes: number) =>
+  db.sql`update stripe_events set received_at = now() - make_interval(mins => ${minutes}) where id = ${id}`;
 const status = async (id: string) => (await db.sql`select status, last_error from stripe_events where id = ${id}`)[0];
 
 test('a pending event whose job is gone is parked as failed; one with a live job, a fresh one, or a finished one is left alone', async () => {
@@ -37,7 +38,10 @@ test('a pending event whose job is gone is parked as failed; one with a live job
   for (const id of [orphan.id, queued.id, done.id]) await age(id, 60);
 
   expect(await parkOrphans(db.sql, 15 * 60)).toEqual([orphan.id]);
-  expect(await status(orphan.id)).toMatchObject({ status: 'failed', last_error: expect.stringMatching(/job ended without applying it/) });
+  expect(await status(orphan.id)).toMatchObject({
+    status: 'failed',
+    last_error: expect.stringMatching(/job ended without applying it/),
+  });
   expect((await status(queued.id))!.status).toBe('pending');
   expect((await status(fresh.id))!.status).toBe('pending');
   expect((await status(done.id))!.status).toBe('processed');
@@ -52,7 +56,15 @@ test('the sweep runs on its own and tells ops which event it parked', async () =
   await insertEvent(db.sql, lost);
   await age(lost.id, 60);
   const lines: string[] = [];
-  const log = createLogger('info', new Writable({ write(chunk, _enc, cb) { lines.push(String(chunk)); cb(); } }));
+  const log = createLogger(
+    'info',
+    new Writable({
+      write(chunk, _enc, cb) {
+        lines.push(String(chunk));
+        cb();
+      },
+    }),
+  );
   const stop = startOrphanSweep(db.sql, log, { everyMs: 20, graceSeconds: 15 * 60 });
   try {
     await waitFor('the orphan parked', async () => (await status(lost.id))?.status === 'failed');

@@ -34,7 +34,10 @@ beforeAll(async () => {
   boss = await startQueue(db.url, log);
   // Production backs off for minutes; here each retry may run at once.
   await startEventWorker(boss, db.sql, testDeps(recordingHooks().hooks), {
-    maxTries: MAX_TRIES, concurrency: 2, retryDelaySeconds: 0, handlers: { ...HANDLERS, 'invoice.payment_failed': flaky },
+    maxTries: MAX_TRIES,
+    concurrency: 2,
+    retryDelaySeconds: 0,
+    handlers: { ...HANDLERS, 'invoice.payment_failed': flaky },
   });
 });
 afterAll(async () => {
@@ -42,19 +45,26 @@ afterAll(async () => {
   await db?.drop();
 });
 
-const row = async (id: string) => (await db.sql`select status, tries, last_error from stripe_events where id = ${id}`)[0];
+const row = async (id: string) =>
+  (await db.sql`select status, tries, last_error from stripe_events where id = ${id}`)[0];
 
 test('events of one batch keep their own tries: one failing for good does not take its neighbours with it', async () => {
   // Stored together, so one job names all three.
-  const evs = ['in_wb1', 'in_wb2', 'in_wb3'].map((id, i) => event('invoice.payment_failed', invoice({ id, customer: `cus_wb${i}` })));
+  const evs = ['in_wb1', 'in_wb2', 'in_wb3'].map((id, i) =>
+    event('invoice.payment_failed', invoice({ id, customer: `cus_wb${i}` })),
+  );
   failuresLeft.set('in_wb1', 99); // a handler bug: fails every time
   failuresLeft.set('in_wb2', 2); // fails twice, then applies
   const items = evs.map((ev) => ({ event: ev, raw: JSON.stringify(ev) }));
   expect((await storeEvents(db.sql, boss, items)).size).toBe(3);
-  await waitFor('all three settled', async () => {
-    const rows = await Promise.all(evs.map((ev) => row(ev.id)));
-    return rows.every((r) => r?.status === 'processed' || r?.status === 'failed');
-  }, 15_000);
+  await waitFor(
+    'all three settled',
+    async () => {
+      const rows = await Promise.all(evs.map((ev) => row(ev.id)));
+      return rows.every((r) => r?.status === 'processed' || r?.status === 'failed');
+    },
+    15_000,
+  );
   expect(await row(evs[0]!.id)).toMatchObject({ status: 'failed', tries: MAX_TRIES });
   expect(await row(evs[1]!.id)).toMatchObject({ status: 'processed', tries: 3 });
   expect(await row(evs[2]!.id)).toMatchObject({ status: 'processed', tries: 1 });
@@ -79,7 +89,11 @@ test('a handler that keeps throwing is parked as failed with its error, and a re
   const ev = event('invoice.payment_failed', invoice({ id: 'in_w2', customer: 'cus_w2' }));
   await storeEvent(db.sql, boss, ev);
   await waitFor('event parked', async () => (await row(ev.id))?.status === 'failed', 15_000);
-  expect(await row(ev.id)).toMatchObject({ status: 'failed', tries: MAX_TRIES, last_error: 'handler exploded for in_w2' });
+  expect(await row(ev.id)).toMatchObject({
+    status: 'failed',
+    tries: MAX_TRIES,
+    last_error: 'handler exploded for in_w2',
+  });
   expect(await caseOf(db.sql, 'in_w2')).toBeNull();
   // Parked means parked: no further job is pending for it.
   expect(await jobsNaming(db.sql, ev.id, ['created', 'retry', 'active'])).toBe(0);

@@ -43,7 +43,11 @@ export async function createTestDatabase(): Promise<TestDatabase> {
 }
 
 /** Polls `check` until it returns a truthy value; fails with `what` after `timeoutMs`. */
-export async function waitFor<T>(what: string, check: () => Promise<T | null | undefined | false>, timeoutMs = 10_000): Promise<T> {
+export async function waitFor<T>(
+  what: string,
+  check: () => Promise<T | null | undefined | false>,
+  timeoutMs = 10_000,
+): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   let delay = 10;
   for (;;) {
@@ -56,7 +60,11 @@ export async function waitFor<T>(what: string, check: () => Promise<T | null | u
 }
 
 /** How many stripe-events jobs name this event (a job names the events of one webhook batch). */
-export async function jobsNaming(sql: Sql, eventId: string, states: readonly string[] = ['created', 'retry', 'active', 'completed', 'cancelled', 'failed']): Promise<number> {
+export async function jobsNaming(
+  sql: Sql,
+  eventId: string,
+  states: readonly string[] = ['created', 'retry', 'active', 'completed', 'cancelled', 'failed'],
+): Promise<number> {
   const [row] = await sql<{ n: number }[]>`
     select count(*)::int as n from pgboss.job
      where name = 'stripe-events' and state::text in ${sql(states)}

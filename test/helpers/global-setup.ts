@@ -26,7 +26,9 @@ export default async function setup(project: TestProject) {
   let tmpDir: string | null = null;
   if (adminUrl) {
     if (!(await reachable(adminUrl))) {
-      throw new Error(`Tests need Postgres: DATABASE_URL is set but the server does not answer. Start it, or unset DATABASE_URL to use an embedded one.`);
+      throw new Error(
+        `Tests need Postgres: DATABASE_URL is set but the server does not answer. Start it, or unset DATABASE_URL to use an embedded one.`,
+      );
     }
   } else {
     tmpDir = fs.mkdtempSync(path.join(os.tmpdir(), 'dunning-test-pg-'));

@@ -21,7 +21,9 @@ registerHooks({
   resolve(specifier, context, nextResolve) {
     const fromOurCode = !context.parentURL?.includes('/node_modules/');
     if (fromOurCode && absent.has(packageName(specifier))) {
-      const err = new Error(`Cannot find package '${specifier}' imported from ${context.parentURL} (not installed in production)`);
+      const err = new Error(
+        `Cannot find package '${specifier}' imported from ${context.parentURL} (not installed in production)`,
+      );
       throw Object.assign(err, { code: 'ERR_MODULE_NOT_FOUND' });
     }
     return nextResolve(specifier, context);

@@ -30,12 +30,15 @@ test('concurrent writes share transactions; duplicates inside one batch count on
   expect(results.slice(0, 20)).toEqual(Array(20).fill(true));
   expect(results.slice(20)).toEqual([false, false, false]);
   // One job per transaction (at most 8 events each), naming exactly the new events.
-  const jobs = await db.sql<{ ids: string[] }[]>`select data->'eventIds' as ids from pgboss.job where name = ${QUEUES.stripeEvents}`;
+  const jobs = await db.sql<
+    { ids: string[] }[]
+  >`select data->'eventIds' as ids from pgboss.job where name = ${QUEUES.stripeEvents}`;
   expect(jobs.length).toBeGreaterThanOrEqual(3);
   expect(jobs.length).toBeLessThan(20);
   expect(jobs.every((j) => j.ids.length >= 1 && j.ids.length <= 8)).toBe(true);
   expect(jobs.flatMap((j) => j.ids).sort()).toEqual(items.map((x) => x.ev.id).sort());
-  const [stored] = await db.sql`select count(*)::int as n from stripe_events where payload->'data'->'object'->>'customer' = 'cus_g'`;
+  const [stored] =
+    await db.sql`select count(*)::int as n from stripe_events where payload->'data'->'object'->>'customer' = 'cus_g'`;
   expect(stored!.n).toBe(20);
 });
 
@@ -59,7 +62,8 @@ test('an escaped NUL, which jsonb cannot hold, is stored as U+FFFD instead of re
   const text = make(111, 'path C:\\u0000dir');
   expect(nul.raw).toContain('nul \\u0000 here');
   expect(await Promise.all([nul, text].map((x) => writer.write(x.ev, x.raw)))).toEqual([true, true]);
-  const rows = await db.sql`select id, payload->'data'->'object'->>'description' as d from stripe_events where id in ${db.sql([nul.ev.id, text.ev.id])}`;
+  const rows =
+    await db.sql`select id, payload->'data'->'object'->>'description' as d from stripe_events where id in ${db.sql([nul.ev.id, text.ev.id])}`;
   const byId = new Map(rows.map((r) => [r.id as string, r.d as string]));
   expect(byId.get(nul.ev.id)).toBe('nul \ufffd here');
   expect(byId.get(text.ev.id)).toBe('path C:\\u0000dir');
@@ -70,8 +74,16 @@ test('columns are read from the body itself: id, type, created, livemode, accoun
   const x = make(120);
   const ev = { ...x.ev, account: 'acct_123', livemode: true, created: 1_764_547_200 };
   expect(await writer.write(ev, JSON.stringify(ev))).toBe(true);
-  const [row] = await db.sql`select id, type, created, livemode, account, api_version from stripe_events where id = ${ev.id}`;
-  expect(row).toEqual({ id: ev.id, type: 'invoice.payment_failed', created: new Date('2025-12-01T00:00:00Z'), livemode: true, account: 'acct_123', api_version: ev.api_version });
+  const [row] =
+    await db.sql`select id, type, created, livemode, account, api_version from stripe_events where id = ${ev.id}`;
+  expect(row).toEqual({
+    id: ev.id,
+    type: 'invoice.payment_failed',
+    created: new Date('2025-12-01T00:00:00Z'),
+    livemode: true,
+    account: 'acct_123',
+    api_version: ev.api_version,
+  });
 });
 
 test('a batch mixing stored and new ids stores and enqueues only the new ones', async () => {
@@ -90,7 +102,12 @@ test('a batch mixing stored and new ids stores and enqueues only the new ones', 
 test('an event whose job cannot be inserted is not stored either: one statement, one transaction', async () => {
   // pg-boss refuses a job whose priority is not an integer; the event insert in the same statement must roll back.
   const broken: Pick<PgBoss, 'insert'> = {
-    insert: (name, jobs, options) => boss.insert(name, jobs.map((j) => ({ ...j, priority: 'high' as unknown as number })), options),
+    insert: (name, jobs, options) =>
+      boss.insert(
+        name,
+        jobs.map((j) => ({ ...j, priority: 'high' as unknown as number })),
+        options,
+      ),
   };
   const writer = createEventWriter(db.sql, broken, { maxInFlight: 1, maxBatch: 8 });
   const x = make(300);
@@ -131,7 +148,13 @@ test('a database that does not answer: callers hear "not stored" in time, the sl
       return new Promise<never>(() => {});
     },
   };
-  const writer = createEventWriter(db.sql, stuck, { maxInFlight: 1, maxBatch: 1, timeoutMs: 200, maxQueued: 3, maxAbandoned: 4 });
+  const writer = createEventWriter(db.sql, stuck, {
+    maxInFlight: 1,
+    maxBatch: 1,
+    timeoutMs: 200,
+    maxQueued: 3,
+    maxAbandoned: 4,
+  });
   const first = make(500);
   const waiting = [make(501), make(502), make(503)];
   const started = Date.now();
@@ -153,7 +176,9 @@ test('a database that does not answer: callers hear "not stored" in time, the sl
     return writer.write(x.ev, x.raw).catch(() => false);
   });
   // The ones that expired in the queue were dropped, never written behind their callers' backs.
-  expect(await db.sql`select id from stripe_events where id in ${db.sql([waiting[1]!.ev.id, waiting[2]!.ev.id])}`).toHaveLength(0);
+  expect(
+    await db.sql`select id from stripe_events where id in ${db.sql([waiting[1]!.ev.id, waiting[2]!.ev.id])}`,
+  ).toHaveLength(0);
 });
 
 test('transactions given up on but still hung are bounded: past the bound, deliveries are refused at once', async () => {

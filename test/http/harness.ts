@@ -29,12 +29,25 @@ export interface Intake {
   close(): Promise<void>;
 }
 
-export async function startIntake(o: { sql: Sql; boss: Pick<PgBoss, 'insert'>; log: Logger; secrets?: string[]; extraRoutes?: Routes; storeTimeoutMs?: number }): Promise<Intake> {
+export async function startIntake(o: {
+  sql: Sql;
+  boss: Pick<PgBoss, 'insert'>;
+  log: Logger;
+  secrets?: string[];
+  extraRoutes?: Routes;
+  storeTimeoutMs?: number;
+}): Promise<Intake> {
   const queueUp = { value: true };
   const server = createServer({
     log: o.log,
     routes: {
-      ...webhookRoutes({ sql: o.sql, boss: o.boss, secrets: o.secrets ?? [SECRET_A, SECRET_B], toleranceSeconds: 300, ...(o.storeTimeoutMs ? { storeTimeoutMs: o.storeTimeoutMs } : {}) }),
+      ...webhookRoutes({
+        sql: o.sql,
+        boss: o.boss,
+        secrets: o.secrets ?? [SECRET_A, SECRET_B],
+        toleranceSeconds: 300,
+        ...(o.storeTimeoutMs ? { storeTimeoutMs: o.storeTimeoutMs } : {}),
+      }),
       ...healthRoutes({ sql: o.sql, queueRunning: () => queueUp.value, timeoutMs: 1_000 }),
       ...(o.extraRoutes ?? {}),
     },
@@ -58,7 +71,16 @@ export interface Answer {
  * One request over a fresh connection. Written with node:http rather than fetch so that a server
  * that answers before reading the whole body (413) still yields its answer.
  */
-export function request(url: string, o: { method?: string; path?: string; body?: string | Buffer; headers?: Record<string, string>; chunked?: boolean } = {}): Promise<Answer> {
+export function request(
+  url: string,
+  o: {
+    method?: string;
+    path?: string;
+    body?: string | Buffer;
+    headers?: Record<string, string>;
+    chunked?: boolean;
+  } = {},
+): Promise<Answer> {
   const started = performance.now();
   return new Promise((resolve, reject) => {
     const body = o.body === undefined ? undefined : Buffer.from(o.body);

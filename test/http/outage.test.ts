@@ -80,7 +80,9 @@ afterAll(async () => {
 
 function events(prefix: string, count: number): Array<{ id: string; text: string }> {
   return Array.from({ length: count }, (_, i) => {
-    const ev = event('invoice.payment_failed', invoice({ id: `in_${prefix}${i}`, customer: `cus_${prefix}${i}` }), { created: Math.floor(Date.now() / 1000) });
+    const ev = event('invoice.payment_failed', invoice({ id: `in_${prefix}${i}`, customer: `cus_${prefix}${i}` }), {
+      created: Math.floor(Date.now() / 1000),
+    });
     return { id: ev.id, text: JSON.stringify(ev) };
   });
 }
@@ -99,8 +101,14 @@ test('Postgres unreachable: deliveries get 503 fast; every event answered 200 is
   const refused = await Promise.all(during.map((e) => deliver(intake.url, e.text)));
   expect(refused.map((a) => a.status)).toEqual([503, 503, 503, 503]);
   expect(Math.max(...refused.map((a) => a.ms))).toBeLessThan(1_000);
-  expect(await request(intake.url, { method: 'GET', path: '/healthz' })).toMatchObject({ status: 503, body: { db: 'down' } });
-  const [{ n: storedDuringOutage }] = (await db.sql`select count(*)::int as n from stripe_events where id in ${db.sql(during.map((e) => e.id))}`) as unknown as [{ n: number }];
+  expect(await request(intake.url, { method: 'GET', path: '/healthz' })).toMatchObject({
+    status: 503,
+    body: { db: 'down' },
+  });
+  const [{ n: storedDuringOutage }] =
+    (await db.sql`select count(*)::int as n from stripe_events where id in ${db.sql(during.map((e) => e.id))}`) as unknown as [
+      { n: number },
+    ];
   expect(storedDuringOutage).toBe(0);
 
   await proxy.start();
@@ -123,15 +131,26 @@ test('Postgres unreachable: deliveries get 503 fast; every event answered 200 is
   expect(slow.ms).toBeLessThan(1_000);
   // Its transaction may still commit after the 503: Stripe's redelivery is then a harmless duplicate.
   expect((await deliver(intake.url, hung.text)).status).toBe(200);
-  const [{ n: warmAndHung }] = (await db.sql`select count(*)::int as n from stripe_events where payload->'data'->'object'->>'id' in ('in_warm0', 'in_hung0')`) as unknown as [{ n: number }];
+  const [{ n: warmAndHung }] =
+    (await db.sql`select count(*)::int as n from stripe_events where payload->'data'->'object'->>'id' in ('in_warm0', 'in_hung0')`) as unknown as [
+      { n: number },
+    ];
   expect(warmAndHung).toBe(2);
-  accepted.push(...(await db.sql`select id from stripe_events where payload->'data'->'object'->>'id' in ('in_warm0', 'in_hung0')`).map((r) => r.id as string));
+  accepted.push(
+    ...(
+      await db.sql`select id from stripe_events where payload->'data'->'object'->>'id' in ('in_warm0', 'in_hung0')`
+    ).map((r) => r.id as string),
+  );
 
   await startEventWorker(boss, db.sql, testDeps(recordingHooks().hooks), { maxTries: 3, concurrency: 2 });
-  await waitFor('every accepted event processed', async () => {
-    const [r] = await db.sql`select count(*)::int as n from stripe_events where status = 'processed'`;
-    return r!.n === accepted.length;
-  }, 15_000);
+  await waitFor(
+    'every accepted event processed',
+    async () => {
+      const [r] = await db.sql`select count(*)::int as n from stripe_events where status = 'processed'`;
+      return r!.n === accepted.length;
+    },
+    15_000,
+  );
   const rows = await db.sql`select id, tries from stripe_events order by id`;
   expect(rows.map((r) => r.id).sort()).toEqual([...accepted].sort());
   expect(rows.every((r) => r.tries === 1)).toBe(true);

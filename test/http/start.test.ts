@@ -24,11 +24,20 @@ afterAll(async () => {
   fs.rmSync(outbox, { recursive: true, force: true });
 });
 
-function run(args: string[], extraEnv: Record<string, string> = {}): { child: ChildProcess; lines: string[]; exit: Promise<number | null> } {
+function run(
+  args: string[],
+  extraEnv: Record<string, string> = {},
+): { child: ChildProcess; lines: string[]; exit: Promise<number | null> } {
   const child = spawn(process.execPath, [cli, ...args], {
     env: {
-      PATH: process.env.PATH, DATABASE_URL: db.url, STRIPE_WEBHOOK_SECRET: SECRET, PORT: '0', HOST: '127.0.0.1',
-      OUTBOX_DIR: outbox, LOG_LEVEL: 'info', ...extraEnv,
+      PATH: process.env.PATH,
+      DATABASE_URL: db.url,
+      STRIPE_WEBHOOK_SECRET: SECRET,
+      PORT: '0',
+      HOST: '127.0.0.1',
+      OUTBOX_DIR: outbox,
+      LOG_LEVEL: 'info',
+      ...extraEnv,
     },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
@@ -43,17 +52,29 @@ function run(args: string[], extraEnv: Record<string, string> = {}): { child: Ch
 test('dunning start serves webhooks and health, processes events, and stops cleanly on SIGTERM', async () => {
   const p = run(['start', '--role', 'all']);
   try {
-    const port = await waitFor('the server to listen', async () => {
-      const line = p.lines.find((l) => l.includes('"msg":"listening"'));
-      return line ? (JSON.parse(line) as { port: number }).port : null;
-    }, 20_000);
+    const port = await waitFor(
+      'the server to listen',
+      async () => {
+        const line = p.lines.find((l) => l.includes('"msg":"listening"'));
+        return line ? (JSON.parse(line) as { port: number }).port : null;
+      },
+      20_000,
+    );
     const url = `http://127.0.0.1:${port}`;
     expect(await request(url, { method: 'GET', path: '/healthz' })).toMatchObject({ status: 200, body: { ok: true } });
-    const ev = event('invoice.payment_failed', invoice({ id: 'in_start1', customer: 'cus_start1' }), { created: Math.floor(Date.now() / 1000) });
+    const ev = event('invoice.payment_failed', invoice({ id: 'in_start1', customer: 'cus_start1' }), {
+      created: Math.floor(Date.now() / 1000),
+    });
     const text = JSON.stringify(ev);
     expect((await deliver(url, text, sign(text, SECRET))).status).toBe(200);
-    await waitFor('the event processed', async () => (await db.sql`select 1 from stripe_events where id = ${ev.id} and status = 'processed'`).length > 0, 15_000);
-    expect((await db.sql`select status from dunning_cases where invoice_id = 'in_start1'`)[0]).toMatchObject({ status: 'open' });
+    await waitFor(
+      'the event processed',
+      async () => (await db.sql`select 1 from stripe_events where id = ${ev.id} and status = 'processed'`).length > 0,
+      15_000,
+    );
+    expect((await db.sql`select status from dunning_cases where invoice_id = 'in_start1'`)[0]).toMatchObject({
+      status: 'open',
+    });
     p.child.kill('SIGTERM');
     expect(await p.exit).toBe(0);
     expect(p.lines.some((l) => l.includes('"msg":"stopped"'))).toBe(true);
@@ -67,17 +88,30 @@ test('--role web and --role worker as separate processes: the web one stores the
   const web = run(['start', '--role', 'web']);
   const worker = run(['start', '--role', 'worker']);
   try {
-    const port = await waitFor('the web process to listen', async () => {
-      const line = web.lines.find((l) => l.includes('"msg":"listening"'));
-      return line ? (JSON.parse(line) as { port: number }).port : null;
-    }, 20_000);
-    const ev = event('invoice.payment_failed', invoice({ id: 'in_roles1', customer: 'cus_roles1' }), { created: Math.floor(Date.now() / 1000) });
+    const port = await waitFor(
+      'the web process to listen',
+      async () => {
+        const line = web.lines.find((l) => l.includes('"msg":"listening"'));
+        return line ? (JSON.parse(line) as { port: number }).port : null;
+      },
+      20_000,
+    );
+    const ev = event('invoice.payment_failed', invoice({ id: 'in_roles1', customer: 'cus_roles1' }), {
+      created: Math.floor(Date.now() / 1000),
+    });
     const text = JSON.stringify(ev);
     expect((await deliver(`http://127.0.0.1:${port}`, text, sign(text, SECRET))).status).toBe(200);
-    await waitFor('the event processed', async () => (await db.sql`select 1 from stripe_events where id = ${ev.id} and status = 'processed'`).length > 0, 20_000);
-    expect((await db.sql`select status from dunning_cases where invoice_id = 'in_roles1'`)[0]).toMatchObject({ status: 'open' });
+    await waitFor(
+      'the event processed',
+      async () => (await db.sql`select 1 from stripe_events where id = ${ev.id} and status = 'processed'`).length > 0,
+      20_000,
+    );
+    expect((await db.sql`select status from dunning_cases where invoice_id = 'in_roles1'`)[0]).toMatchObject({
+      status: 'open',
+    });
     // The worker process applied it; the web process serves HTTP only.
-    const applied = (lines: string[]) => lines.some((l) => l.includes('"msg":"payment failure recorded"') && l.includes(ev.id));
+    const applied = (lines: string[]) =>
+      lines.some((l) => l.includes('"msg":"payment failure recorded"') && l.includes(ev.id));
     expect(applied(worker.lines)).toBe(true);
     expect(applied(web.lines)).toBe(false);
     expect(worker.lines.some((l) => l.includes('"msg":"listening"'))).toBe(false);
@@ -99,13 +133,26 @@ test('with PUBLIC_URL, --role web needs STRIPE_SECRET_KEY, then sends update-car
   expect(noKey.lines.join('\n')).toContain('STRIPE_SECRET_KEY: required when PUBLIC_URL is set');
 
   const sandbox = await startSandbox({ clock: systemClock, seed: 2 });
-  const web = run(['start', '--role', 'web'], { PUBLIC_URL: 'https://billing.example.com', STRIPE_SECRET_KEY: sandbox.apiKey, STRIPE_API_BASE: sandbox.url });
+  const web = run(['start', '--role', 'web'], {
+    PUBLIC_URL: 'https://billing.example.com',
+    STRIPE_SECRET_KEY: sandbox.apiKey,
+    STRIPE_API_BASE: sandbox.url,
+  });
   try {
-    const { id } = await sandbox.createCustomer({ email: 'web@customer.com', name: 'W', country: 'US', card: { brand: 'visa', failure: null, expMonth: 1, expYear: 2030 } });
-    const port = await waitFor('the web process to listen', async () => {
-      const line = web.lines.find((l) => l.includes('"msg":"listening"'));
-      return line ? (JSON.parse(line) as { port: number }).port : null;
-    }, 20_000);
+    const { id } = await sandbox.createCustomer({
+      email: 'web@customer.com',
+      name: 'W',
+      country: 'US',
+      card: { brand: 'visa', failure: null, expMonth: 1, expYear: 2030 },
+    });
+    const port = await waitFor(
+      'the web process to listen',
+      async () => {
+        const line = web.lines.find((l) => l.includes('"msg":"listening"'));
+        return line ? (JSON.parse(line) as { port: number }).port : null;
+      },
+      20_000,
+    );
     const token = createCardLinkSigner(sandbox.apiKey).sign(id, new Date(Date.now() + 86_400_000));
     const a = await request(`http://127.0.0.1:${port}`, { method: 'GET', path: `/update-card?t=${token}` });
     expect(a.status).toBe(303);

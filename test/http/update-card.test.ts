@@ -24,19 +24,41 @@ let base: string;
 let customerId: string;
 let stripeCalls = 0;
 const signer = () => createCardLinkSigner(sandbox.apiKey);
-const linkFor = (customer: string, expiresAt = new Date(clock.now().getTime() + 30 * DAY)) => signer().sign(customer, expiresAt);
+const linkFor = (customer: string, expiresAt = new Date(clock.now().getTime() + 30 * DAY)) =>
+  signer().sign(customer, expiresAt);
 const get = (token: string, headers: Record<string, string> = {}, method = 'GET') =>
-  request(base, { method, path: new URL(cardLinkUrl(base, token)).pathname + new URL(cardLinkUrl(base, token)).search, headers });
+  request(base, {
+    method,
+    path: new URL(cardLinkUrl(base, token)).pathname + new URL(cardLinkUrl(base, token)).search,
+    headers,
+  });
 
 beforeAll(async () => {
   sandbox = await startSandbox({ clock, seed: 5 });
-  customerId = (await sandbox.createCustomer({ email: 'karte@kunde.de', name: 'K', country: 'DE', card: { brand: 'visa', failure: null, expMonth: 3, expYear: 2026 } })).id;
+  customerId = (
+    await sandbox.createCustomer({
+      email: 'karte@kunde.de',
+      name: 'K',
+      country: 'DE',
+      card: { brand: 'visa', failure: null, expMonth: 3, expYear: 2026 },
+    })
+  ).id;
   const inner = createThrottle(100);
   // Counts what passes the shared throttle: every portal session must be one of those calls.
   const throttle: Throttle = { take: () => ((stripeCalls += 1), inner.take()), waiting: () => inner.waiting() };
-  const stripe = createStripeClient({ stripeSecretKey: sandbox.apiKey, stripeApiBase: { protocol: 'http', host: sandbox.host, port: sandbox.port } }, { timeoutMs: 2_000 });
-  const config = loadConfig({ MERCHANT_NAME: 'Acme GmbH', SUPPORT_EMAIL: 'hilfe@acme.test', BILLING_PORTAL_RETURN_URL: 'https://acme.test/account' });
-  server = createServer({ log, routes: updateCardRoutes({ signer: signer(), gateway: { stripe, throttle }, clock, config }) });
+  const stripe = createStripeClient(
+    { stripeSecretKey: sandbox.apiKey, stripeApiBase: { protocol: 'http', host: sandbox.host, port: sandbox.port } },
+    { timeoutMs: 2_000 },
+  );
+  const config = loadConfig({
+    MERCHANT_NAME: 'Acme GmbH',
+    SUPPORT_EMAIL: 'hilfe@acme.test',
+    BILLING_PORTAL_RETURN_URL: 'https://acme.test/account',
+  });
+  server = createServer({
+    log,
+    routes: updateCardRoutes({ signer: signer(), gateway: { stripe, throttle }, clock, config }),
+  });
   base = `http://127.0.0.1:${await listen(server, 0, '127.0.0.1')}`;
 });
 
@@ -68,7 +90,7 @@ describe('GET /update-card', () => {
     expect(second.headers.location).not.toBe(first.headers.location);
   });
 
-  it('an expired link is a 410 page pointing to a newer email, in the browser\'s language', async () => {
+  it("an expired link is a 410 page pointing to a newer email, in the browser's language", async () => {
     const token = linkFor(customerId, new Date(clock.now().getTime() - 1_000));
     const before = stripeCalls;
     const en = await get(token);
@@ -90,8 +112,18 @@ describe('GET /update-card', () => {
   it('a tampered, cut-off, missing or foreign link is a 400 page, and Stripe is not asked', async () => {
     const token = linkFor(customerId);
     const [, exp, mac] = token.split('.');
-    const other = (await sandbox.createCustomer({ email: 'other@customer.com', name: 'O', country: 'US', card: { brand: 'visa', failure: null, expMonth: 1, expYear: 2030 } })).id;
-    const rotated = createCardLinkSigner('sk_test_an_older_key_0000000000').sign(customerId, new Date(clock.now().getTime() + DAY));
+    const other = (
+      await sandbox.createCustomer({
+        email: 'other@customer.com',
+        name: 'O',
+        country: 'US',
+        card: { brand: 'visa', failure: null, expMonth: 1, expYear: 2030 },
+      })
+    ).id;
+    const rotated = createCardLinkSigner('sk_test_an_older_key_0000000000').sign(
+      customerId,
+      new Date(clock.now().getTime() + DAY),
+    );
     const before = stripeCalls;
     for (const bad of [`${other}.${exp}.${mac}`, token.slice(0, -4), '', rotated]) {
       const a = await get(bad);
@@ -136,7 +168,9 @@ describe('GET /update-card', () => {
     await get(token);
     await get(token.slice(0, -1) + (token.endsWith('A') ? 'B' : 'A'));
     const all = lines.join('\n');
-    const requests = lines.map((l) => JSON.parse(l) as Record<string, unknown>).filter((l) => l.msg === 'request' && l.path === '/update-card');
+    const requests = lines
+      .map((l) => JSON.parse(l) as Record<string, unknown>)
+      .filter((l) => l.msg === 'request' && l.path === '/update-card');
     expect(requests.some((l) => l.link === 'redirected' && l.customerId === customerId && l.status === 303)).toBe(true);
     expect(requests.some((l) => l.link === 'bad_signature' && l.status === 400)).toBe(true);
     expect(requests.some((l) => l.link === 'stripe_unavailable' && l.status === 503)).toBe(true);

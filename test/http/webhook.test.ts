@@ -16,7 +16,9 @@ beforeAll(async () => {
   db = await createTestDatabase();
   boss = await startQueue(db.url, createLogger('silent'));
   intake = await startIntake({
-    sql: db.sql, boss, log,
+    sql: db.sql,
+    boss,
+    log,
     extraRoutes: { '/extra': async (_req, res) => sendJson(res, 200, { mounted: true }) },
   });
 });
@@ -29,13 +31,15 @@ afterAll(async () => {
 let n = 0;
 function payload(): { id: string; text: string } {
   n += 1;
-  const ev = event('invoice.payment_failed', invoice({ id: `in_h${n}`, customer: `cus_h${n}` }), { created: Math.floor(Date.now() / 1000) });
+  const ev = event('invoice.payment_failed', invoice({ id: `in_h${n}`, customer: `cus_h${n}` }), {
+    created: Math.floor(Date.now() / 1000),
+  });
   return { id: ev.id, text: JSON.stringify(ev) };
 }
 
-const stored = async (id: string) => Number((await db.sql`select count(*)::int as n from stripe_events where id = ${id}`)[0]!.n);
-const jobs = async (id: string) =>
-  jobsNaming(db.sql, id);
+const stored = async (id: string) =>
+  Number((await db.sql`select count(*)::int as n from stripe_events where id = ${id}`)[0]!.n);
+const jobs = async (id: string) => jobsNaming(db.sql, id);
 
 describe('signatures', () => {
   test('a delivery signed with the current secret is stored with one job, and answered 200', async () => {
@@ -45,8 +49,15 @@ describe('signatures', () => {
     expect(a.body).toEqual({ received: true, duplicate: false });
     expect(await stored(p.id)).toBe(1);
     expect(await jobs(p.id)).toBe(1);
-    const [row] = await db.sql`select type, livemode, api_version, payload->>'id' as pid, status from stripe_events where id = ${p.id}`;
-    expect(row).toMatchObject({ type: 'invoice.payment_failed', livemode: false, api_version: '2026-10-28.endive', pid: p.id, status: 'pending' });
+    const [row] =
+      await db.sql`select type, livemode, api_version, payload->>'id' as pid, status from stripe_events where id = ${p.id}`;
+    expect(row).toMatchObject({
+      type: 'invoice.payment_failed',
+      livemode: false,
+      api_version: '2026-10-28.endive',
+      pid: p.id,
+      status: 'pending',
+    });
   });
 
   test('a delivery signed with the second (rotated) secret is accepted', async () => {
@@ -57,9 +68,17 @@ describe('signatures', () => {
 
   test.each([
     ['a wrong secret', (t: string) => ({ body: t, header: sign(t, 'whsec_someone_else') }), 'signature does not match'],
-    ['a tampered body', (t: string) => ({ body: t.replace('"usd"', '"eur"'), header: sign(t) }), 'signature does not match'],
+    [
+      'a tampered body',
+      (t: string) => ({ body: t.replace('"usd"', '"eur"'), header: sign(t) }),
+      'signature does not match',
+    ],
     ['no signature header', (t: string) => ({ body: t, header: null }), 'missing Stripe-Signature header'],
-    ['an expired timestamp', (t: string) => ({ body: t, header: sign(t, SECRET_A, Math.floor(Date.now() / 1000) - 301) }), 'timestamp outside the tolerance'],
+    [
+      'an expired timestamp',
+      (t: string) => ({ body: t, header: sign(t, SECRET_A, Math.floor(Date.now() / 1000) - 301) }),
+      'timestamp outside the tolerance',
+    ],
     ['a garbled header', (t: string) => ({ body: t, header: 'nonsense' }), 'malformed Stripe-Signature header'],
   ])('%s is refused with 400 and nothing is stored', async (_what, make, reason) => {
     const p = payload();
@@ -82,14 +101,25 @@ describe('signatures', () => {
   test('logs carry the request id and never the signature or the secrets', async () => {
     const p = payload();
     const header = sign(p.text);
-    const a = await request(intake.url, { body: p.text, headers: { 'stripe-signature': header, 'x-request-id': 'req-from-stripe-1' } });
+    const a = await request(intake.url, {
+      body: p.text,
+      headers: { 'stripe-signature': header, 'x-request-id': 'req-from-stripe-1' },
+    });
     expect(a.headers['x-request-id']).toBe('req-from-stripe-1');
     await deliver(intake.url, p.text, sign(p.text, 'whsec_leaky_secret_value'));
     const all = lines.join('\n');
     expect(all).toContain('req-from-stripe-1');
     // One line per delivery: the request line, carrying the request id and the event it stored.
-    const line = lines.map((l) => JSON.parse(l) as Record<string, unknown>).find((l) => l.msg === 'request' && l.eventId === p.id);
-    expect(line).toMatchObject({ requestId: 'req-from-stripe-1', status: 200, path: '/webhooks/stripe', type: 'invoice.payment_failed', duplicate: false });
+    const line = lines
+      .map((l) => JSON.parse(l) as Record<string, unknown>)
+      .find((l) => l.msg === 'request' && l.eventId === p.id);
+    expect(line).toMatchObject({
+      requestId: 'req-from-stripe-1',
+      status: 200,
+      path: '/webhooks/stripe',
+      type: 'invoice.payment_failed',
+      duplicate: false,
+    });
     for (const secret of [SECRET_A, SECRET_B, 'whsec_leaky_secret_value']) expect(all).not.toContain(secret);
     expect(all).not.toContain(header.split(',')[1]!);
   });
@@ -132,7 +162,10 @@ describe('limits and routes', () => {
     expect(ok.headers['x-request-id']).toMatch(/^[0-9a-f-]{36}$/);
     intake.queueUp.value = false;
     try {
-      expect(await request(intake.url, { method: 'GET', path: '/healthz' })).toMatchObject({ status: 503, body: { ok: false, db: 'ok', queue: 'down' } });
+      expect(await request(intake.url, { method: 'GET', path: '/healthz' })).toMatchObject({
+        status: 503,
+        body: { ok: false, db: 'ok', queue: 'down' },
+      });
     } finally {
       intake.queueUp.value = true;
     }
@@ -141,6 +174,9 @@ describe('limits and routes', () => {
   test('unknown paths are 404, wrong methods 405, mounted routes answer', async () => {
     expect((await request(intake.url, { method: 'GET', path: '/nope' })).status).toBe(404);
     expect((await request(intake.url, { method: 'GET' })).status).toBe(405);
-    expect(await request(intake.url, { method: 'GET', path: '/extra' })).toMatchObject({ status: 200, body: { mounted: true } });
+    expect(await request(intake.url, { method: 'GET', path: '/extra' })).toMatchObject({
+      status: 200,
+      body: { mounted: true },
+    });
   });
 });

@@ -26,7 +26,9 @@ import { createTestDatabase, waitFor, type TestDatabase } from '../helpers/db.ts
 import { insertCase } from './fixtures.ts';
 
 const lines: Array<Record<string, unknown>> = [];
-const log = createLogger('info', { write: (line: string) => void lines.push(JSON.parse(line) as Record<string, unknown>) });
+const log = createLogger('info', {
+  write: (line: string) => void lines.push(JSON.parse(line) as Record<string, unknown>),
+});
 // Fri 20 March 2026, 13:00 in Berlin: a card expiring end of March is due for its reminder (14 days before).
 const clock = new FixedClock('2026-03-20T12:00:00Z');
 const DAY = 86_400_000;
@@ -42,8 +44,13 @@ let throttle: Throttle;
 let stop: (() => Promise<void>) | null = null;
 
 const envFor = (extra: Record<string, string> = {}) => ({
-  DEFAULT_TIME_ZONE: 'Europe/Berlin', MERCHANT_NAME: 'Acme GmbH', MAIL_FROM: 'billing@acme.test', SMTP_URL: catcher.url,
-  STRIPE_SECRET_KEY: sandbox.apiKey, STRIPE_API_BASE: sandbox.url, ...extra,
+  DEFAULT_TIME_ZONE: 'Europe/Berlin',
+  MERCHANT_NAME: 'Acme GmbH',
+  MAIL_FROM: 'billing@acme.test',
+  SMTP_URL: catcher.url,
+  STRIPE_SECRET_KEY: sandbox.apiKey,
+  STRIPE_API_BASE: sandbox.url,
+  ...extra,
 });
 
 beforeAll(async () => {
@@ -69,17 +76,33 @@ afterAll(async () => {
 });
 
 async function expiringCustomer(email: string): Promise<string> {
-  const { id, paymentMethodId } = await sandbox.createCustomer({ email, name: 'Karla', country: 'DE', card: { brand: 'visa', failure: null, expMonth: 3, expYear: 2026 } });
+  const { id, paymentMethodId } = await sandbox.createCustomer({
+    email,
+    name: 'Karla',
+    country: 'DE',
+    card: { brand: 'visa', failure: null, expMonth: 3, expYear: 2026 },
+  });
   await db.sql`insert into customers (id, email, preferred_locales, time_zone, default_payment_method, stripe_updated_at)
                values (${id}, ${email}, '{de}', 'Europe/Berlin', ${paymentMethodId}, now())`;
   const config = loadConfig(envFor());
   const hooks = createReminderHooks({ boss, clock, log, config });
-  await db.sql.begin((tx) => hooks.cardExpiring(tx, { customerId: id, paymentMethod: paymentMethodId, expMonth: 3, expYear: 2026, at: clock.now() }));
+  await db.sql.begin((tx) =>
+    hooks.cardExpiring(tx, {
+      customerId: id,
+      paymentMethod: paymentMethodId,
+      expMonth: 3,
+      expYear: 2026,
+      at: clock.now(),
+    }),
+  );
   return id;
 }
 
 const gateway = () => ({
-  stripe: createStripeClient({ stripeSecretKey: sandbox.apiKey, stripeApiBase: { protocol: 'http', host: sandbox.host, port: sandbox.port } }, { timeoutMs: 2_000 }),
+  stripe: createStripeClient(
+    { stripeSecretKey: sandbox.apiKey, stripeApiBase: { protocol: 'http', host: sandbox.host, port: sandbox.port } },
+    { timeoutMs: 2_000 },
+  ),
   throttle,
 });
 
@@ -91,7 +114,9 @@ describe('card-expiry email with PUBLIC_URL', () => {
 
     const before = stripeCalls;
     const customerId = await expiringCustomer('karla@kunde.de');
-    const mail = await waitFor('the card-expiry email', async () => catcher.messages.find((m) => m.to.includes('karla@kunde.de')));
+    const mail = await waitFor('the card-expiry email', async () =>
+      catcher.messages.find((m) => m.to.includes('karla@kunde.de')),
+    );
     expect(stripeCalls - before).toBe(0);
     expect(mail.parsed.subject).toBe('Ihre Karte für Acme GmbH läuft bald ab');
 
@@ -100,7 +125,9 @@ describe('card-expiry email with PUBLIC_URL', () => {
     const [url, token] = link as unknown as [string, string];
     expect(String(mail.parsed.html)).toContain(`href="${url}"`);
     expect(createCardLinkSigner(sandbox.apiKey).verify(token, clock.now())).toEqual({
-      ok: true, customerId, expiresAt: new Date(clock.now().getTime() + 30 * DAY),
+      ok: true,
+      customerId,
+      expiresAt: new Date(clock.now().getTime() + 30 * DAY),
     });
 
     // The customer clicks, days later: a fresh session, on the card form.
@@ -118,11 +145,20 @@ describe('card-expiry email with PUBLIC_URL', () => {
     expect(row).toEqual({ status: 'sent' });
   });
 
-  it('still gives an invoice\'s own page first: there the customer can pay as well', async () => {
+  it("still gives an invoice's own page first: there the customer can pay as well", async () => {
     const hooks = createReminderHooks({ boss, clock, log, config: loadConfig(envFor()) });
-    const caseId = await insertCase(db.sql, { customerId: 'cus_hosted', invoiceId: 'in_hosted', email: 'hosted@kunde.de', timeZone: 'Europe/Berlin' });
-    await db.sql.begin((tx) => hooks.paymentFailed(tx, { caseId, invoiceId: 'in_hosted', opened: true, at: clock.now() }));
-    const mail = await waitFor('the first notice', async () => catcher.messages.find((m) => m.to.includes('hosted@kunde.de')));
+    const caseId = await insertCase(db.sql, {
+      customerId: 'cus_hosted',
+      invoiceId: 'in_hosted',
+      email: 'hosted@kunde.de',
+      timeZone: 'Europe/Berlin',
+    });
+    await db.sql.begin((tx) =>
+      hooks.paymentFailed(tx, { caseId, invoiceId: 'in_hosted', opened: true, at: clock.now() }),
+    );
+    const mail = await waitFor('the first notice', async () =>
+      catcher.messages.find((m) => m.to.includes('hosted@kunde.de')),
+    );
     expect(mail.parsed.text).toContain('https://invoice.stripe.test/i/in_hosted');
     expect(mail.parsed.text).not.toContain('/update-card');
     await stop?.();
@@ -142,7 +178,9 @@ describe('card-expiry email without PUBLIC_URL', () => {
     expect(warnings[0]!.level).toBe(40);
 
     await expiringCustomer('kurt@kunde.de');
-    const mail = await waitFor('the card-expiry email', async () => catcher.messages.find((m) => m.to.includes('kurt@kunde.de')));
+    const mail = await waitFor('the card-expiry email', async () =>
+      catcher.messages.find((m) => m.to.includes('kurt@kunde.de')),
+    );
     expect(mail.parsed.text).toMatch(new RegExp(`${sandbox.url.replace(/[.]/g, '\\.')}/portal/bps_\\w+`));
     expect(mail.parsed.text).not.toContain('/update-card');
   });
@@ -153,6 +191,12 @@ describe('card-expiry email without PUBLIC_URL', () => {
     const config = loadConfig(envFor({ PUBLIC_URL: base, UPDATE_CARD_LINK_DAYS: '7' }));
     const policy = (await import('../../src/reminders/policy.ts')).defaultReminderPolicy();
     stop = await startReminderWorkers({ sql: db.sql, boss, clock, log, config, gateway: gateway(), policy });
-    expect(lines.some((l) => String(l.msg).startsWith('UPDATE_CARD_LINK_DAYS is shorter than cardExpiring.daysBefore') && l.daysBefore === 14)).toBe(true);
+    expect(
+      lines.some(
+        (l) =>
+          String(l.msg).startsWith('UPDATE_CARD_LINK_DAYS is shorter than cardExpiring.daysBefore') &&
+          l.daysBefore === 14,
+      ),
+    ).toBe(true);
   });
 });

@@ -79,7 +79,11 @@ beforeAll(async () => {
   boss = await startQueue(db.url, log);
   hooks = createReminderHooks({ boss, clock, log, config });
   mailerDeps = {
-    sql: db.sql, boss, clock, log, config,
+    sql: db.sql,
+    boss,
+    clock,
+    log,
+    config,
     transport: smtpTransport(catcher.url),
     templates: loadTemplates(null),
     backoff: { baseMs: 20, maxMs: 100, horizonMs: 60_000 },
@@ -98,28 +102,62 @@ afterAll(async () => {
 
 const mailsTo = (address: string): CaughtMail[] => catcher.messages.filter((m) => m.to.includes(address));
 const rowsOf = (caseId: number) =>
-  db.sql<{ id: number; kind: string; status: string; tries: number; last_error: string | null; send_at: Date; cancel_reason: string | null }[]>`
+  db.sql<
+    {
+      id: number;
+      kind: string;
+      status: string;
+      tries: number;
+      last_error: string | null;
+      send_at: Date;
+      cancel_reason: string | null;
+    }[]
+  >`
     select id::float8 as id, kind, status, tries, last_error, send_at, cancel_reason from reminder_outbox where case_id = ${caseId} order by id`;
 const failed = (caseId: number, attemptNo = 1) =>
-  db.sql.begin((tx) => hooks.paymentFailed(tx, { caseId, invoiceId: '', attemptId: attemptNo, opened: attemptNo === 1, at: clock.now() }));
+  db.sql.begin((tx) =>
+    hooks.paymentFailed(tx, { caseId, invoiceId: '', attemptId: attemptNo, opened: attemptNo === 1, at: clock.now() }),
+  );
 
 describe('content over real SMTP', () => {
   it('writes each customer in their language, with their currency, dates in their zone and the invoice link', async () => {
     const de = await insertCase(db.sql, {
-      customerId: 'cus_de', invoiceId: 'in_de', email: 'anna@kunde.de', name: 'Anna', locales: ['de-DE'],
-      timeZone: 'Europe/Berlin', currency: 'eur', amount: 123_456, declineCategory: 'hard',
+      customerId: 'cus_de',
+      invoiceId: 'in_de',
+      email: 'anna@kunde.de',
+      name: 'Anna',
+      locales: ['de-DE'],
+      timeZone: 'Europe/Berlin',
+      currency: 'eur',
+      amount: 123_456,
+      declineCategory: 'hard',
     });
     const en = await insertCase(db.sql, {
-      customerId: 'cus_en', invoiceId: 'in_en', email: 'bob@customer.com', locales: ['en-US'],
-      timeZone: 'America/New_York', currency: 'usd', amount: 4_900,
+      customerId: 'cus_en',
+      invoiceId: 'in_en',
+      email: 'bob@customer.com',
+      locales: ['en-US'],
+      timeZone: 'America/New_York',
+      currency: 'usd',
+      amount: 4_900,
     });
     const jp = await insertCase(db.sql, {
-      customerId: 'cus_jp', invoiceId: 'in_jp', email: 'kenji@customer.jp', locales: ['ja-JP'], currency: 'jpy', amount: 1_200,
+      customerId: 'cus_jp',
+      invoiceId: 'in_jp',
+      email: 'kenji@customer.jp',
+      locales: ['ja-JP'],
+      currency: 'jpy',
+      amount: 1_200,
     });
     // 03:30 UTC on the 6th is still the 5th in New York.
     await db.sql`update dunning_cases set next_attempt_at = '2026-03-06T03:30:00Z' where id in (${de}, ${en})`;
     for (const id of [de, en, jp]) await failed(id);
-    await waitFor('three first notices', async () => mailsTo('anna@kunde.de').length + mailsTo('bob@customer.com').length + mailsTo('kenji@customer.jp').length === 3);
+    await waitFor(
+      'three first notices',
+      async () =>
+        mailsTo('anna@kunde.de').length + mailsTo('bob@customer.com').length + mailsTo('kenji@customer.jp').length ===
+        3,
+    );
 
     const [anna] = mailsTo('anna@kunde.de');
     expect(anna!.parsed.subject).toBe('Ihre Zahlung an Acme GmbH ist fehlgeschlagen');
@@ -157,7 +195,11 @@ describe('exactly once', () => {
     const second = await startQueue(db.url, log);
     const stopSecond = await startMailer({ ...mailerDeps, boss: second });
     try {
-      const caseId = await insertCase(db.sql, { customerId: 'cus_dup', invoiceId: 'in_dup', email: 'dup@customer.com' });
+      const caseId = await insertCase(db.sql, {
+        customerId: 'cus_dup',
+        invoiceId: 'in_dup',
+        email: 'dup@customer.com',
+      });
       // The same failure delivered five times, two of them at the same moment.
       await Promise.all([failed(caseId), failed(caseId)]);
       await failed(caseId);
@@ -184,11 +226,24 @@ describe('exactly once', () => {
 
 describe('two mailers racing for one row', () => {
   it('six sends of the same row at the same moment: one email, one try', async () => {
-    const caseId = await insertCase(db.sql, { customerId: 'cus_race', invoiceId: 'in_race', email: 'race@customer.com' });
+    const caseId = await insertCase(db.sql, {
+      customerId: 'cus_race',
+      invoiceId: 'in_race',
+      email: 'race@customer.com',
+    });
     // No job: only the racers below know about this row.
     const id = (await outbox.insertReminder(db.sql, {
-      caseId, customerId: 'cus_race', invoiceId: 'in_race', kind: 'first_notice', step: 1, dedupeKey: 'race-first', dueAt: clock.now(),
-      sendAt: clock.now(), locale: 'en', timeZone: 'Europe/Berlin', data: {},
+      caseId,
+      customerId: 'cus_race',
+      invoiceId: 'in_race',
+      kind: 'first_notice',
+      step: 1,
+      dedupeKey: 'race-first',
+      dueAt: clock.now(),
+      sendAt: clock.now(),
+      locale: 'en',
+      timeZone: 'Europe/Berlin',
+      data: {},
     }))!;
     await Promise.all(Array.from({ length: 6 }, (_, i) => sendOne(mailerDeps, id, i % 2 === 0 ? clock.now() : null)));
     expect((await rowsOf(caseId)).map((r) => [r.status, r.tries])).toEqual([['sent', 1]]);
@@ -200,8 +255,16 @@ describe('quiet hours', () => {
   it('holds a reminder due at night until 08:00 local, across the spring DST change', async () => {
     const night = new FixedClock('2026-03-28T21:30:00Z'); // Sat 22:30 CET; clocks go forward at 02:00
     const nightHooks = createReminderHooks({ boss, clock: night, log, config });
-    const caseId = await insertCase(db.sql, { customerId: 'cus_night', invoiceId: 'in_night', email: 'owl@kunde.de', timeZone: 'Europe/Berlin', locales: ['de'] });
-    await db.sql.begin((tx) => nightHooks.paymentFailed(tx, { caseId, invoiceId: 'in_night', opened: true, at: night.now() }));
+    const caseId = await insertCase(db.sql, {
+      customerId: 'cus_night',
+      invoiceId: 'in_night',
+      email: 'owl@kunde.de',
+      timeZone: 'Europe/Berlin',
+      locales: ['de'],
+    });
+    await db.sql.begin((tx) =>
+      nightHooks.paymentFailed(tx, { caseId, invoiceId: 'in_night', opened: true, at: night.now() }),
+    );
     const [row] = await rowsOf(caseId);
     expect(row!.send_at.toISOString()).toBe('2026-03-29T06:00:00.000Z'); // 08:00 CEST
 
@@ -217,7 +280,11 @@ describe('quiet hours', () => {
 
 describe('stop rules', () => {
   it('cancels a pending reminder once the invoice is paid, even before the case is closed', async () => {
-    const caseId = await insertCase(db.sql, { customerId: 'cus_paid', invoiceId: 'in_paid', email: 'paid@customer.com' });
+    const caseId = await insertCase(db.sql, {
+      customerId: 'cus_paid',
+      invoiceId: 'in_paid',
+      email: 'paid@customer.com',
+    });
     await db.sql.begin(async (tx) => {
       await hooks.paymentFailed(tx, { caseId, invoiceId: 'in_paid', opened: true, at: clock.now() });
       await tx`update invoices set status = 'paid', amount_remaining = 0 where id = 'in_paid'`;
@@ -232,8 +299,13 @@ describe('stop rules', () => {
     await failed(caseId);
     await waitFor('first notice', async () => mailsTo('rec@customer.com').length === 1);
     const finalAttempt = new Date(clock.now().getTime() + 10 * 86_400_000);
-    await db.sql.begin((tx) => hooks.attemptPlanned(tx, { caseId, invoiceId: 'in_rec', at: finalAttempt, isLast: true }));
-    expect((await rowsOf(caseId)).map((r) => [r.kind, r.status])).toEqual([['first_notice', 'sent'], ['last_chance', 'pending']]);
+    await db.sql.begin((tx) =>
+      hooks.attemptPlanned(tx, { caseId, invoiceId: 'in_rec', at: finalAttempt, isLast: true }),
+    );
+    expect((await rowsOf(caseId)).map((r) => [r.kind, r.status])).toEqual([
+      ['first_notice', 'sent'],
+      ['last_chance', 'pending'],
+    ]);
 
     await db.sql.begin(async (tx) => {
       await tx`update invoices set status = 'paid', amount_remaining = 0 where id = 'in_rec'`;
@@ -244,7 +316,11 @@ describe('stop rules', () => {
     // The catcher has the email a moment before the mailer records it as sent.
     await waitFor('thank-you recorded', async () => (await rowsOf(caseId)).at(-1)?.status === 'sent');
     const rows = await rowsOf(caseId);
-    expect(rows.map((r) => [r.kind, r.status])).toEqual([['first_notice', 'sent'], ['last_chance', 'cancelled'], ['recovered', 'sent']]);
+    expect(rows.map((r) => [r.kind, r.status])).toEqual([
+      ['first_notice', 'sent'],
+      ['last_chance', 'cancelled'],
+      ['recovered', 'sent'],
+    ]);
     expect(mailsTo('rec@customer.com')[1]!.parsed.subject).toBe('Thank you: your payment to Acme GmbH went through');
     expect(mailsTo('rec@customer.com')[1]!.parsed.text).toContain('$49.00');
   });
@@ -260,20 +336,33 @@ describe('collection paused at Stripe', () => {
     const caseId = await insertCase(db.sql, { customerId: 'cus_sp', invoiceId: 'in_sp', email: 'sp@customer.com' });
     await db.sql`insert into subscriptions (id, customer_id, status, stripe_updated_at) values ('sub_sp', 'cus_sp', 'past_due', ${clock.now()})`;
     await db.sql`update invoices set subscription_id = 'sub_sp' where id = 'in_sp'`;
-    const lastChance = () => db.sql.begin((tx) => hooks.attemptPlanned(tx, { caseId, invoiceId: 'in_sp', at: new Date(clock.now().getTime() + 10 * 86_400_000), isLast: true }));
-    const pauseChanged = () => db.sql.begin((tx) => wiring.hooks.collectionPauseChanged!(tx, { subscriptionId: 'sub_sp', at: clock.now() }));
+    const lastChance = () =>
+      db.sql.begin((tx) =>
+        hooks.attemptPlanned(tx, {
+          caseId,
+          invoiceId: 'in_sp',
+          at: new Date(clock.now().getTime() + 10 * 86_400_000),
+          isLast: true,
+        }),
+      );
+    const pauseChanged = () =>
+      db.sql.begin((tx) => wiring.hooks.collectionPauseChanged!(tx, { subscriptionId: 'sub_sp', at: clock.now() }));
     await lastChance();
     expect((await rowsOf(caseId)).map((r) => [r.kind, r.status])).toEqual([['last_chance', 'pending']]);
 
     await pauseSub('sub_sp', true);
     await pauseChanged();
-    expect((await rowsOf(caseId)).map((r) => [r.kind, r.status, r.cancel_reason])).toEqual([['last_chance', 'cancelled', 'case paused']]);
+    expect((await rowsOf(caseId)).map((r) => [r.kind, r.status, r.cancel_reason])).toEqual([
+      ['last_chance', 'cancelled', 'case paused'],
+    ]);
 
     await pauseSub('sub_sp', false);
     await pauseChanged();
     // The retry engine planned the case again; the held last chance is free to come back with
     // the last attempt, as after `dunning resume`.
-    expect((await db.sql`select 1 from payment_attempts where invoice_id = 'in_sp' and status = 'planned'`)).toHaveLength(1);
+    expect(await db.sql`select 1 from payment_attempts where invoice_id = 'in_sp' and status = 'planned'`).toHaveLength(
+      1,
+    );
     await lastChance();
     const held = (await rowsOf(caseId)).filter((r) => r.kind === 'last_chance');
     expect(held.map((r) => r.status)).toEqual(['cancelled', 'pending']);
@@ -294,14 +383,23 @@ describe('collection paused at Stripe', () => {
 describe('a case waiting for a new card', () => {
   it('gets its last chance before the deadline, worded as a deadline rather than a final charge', async () => {
     const caseId = await insertCase(db.sql, {
-      customerId: 'cus_wait', invoiceId: 'in_wait', email: 'warten@kunde.de', locales: ['de-DE'], timeZone: 'Europe/Berlin',
-      currency: 'eur', declineCategory: 'hard',
+      customerId: 'cus_wait',
+      invoiceId: 'in_wait',
+      email: 'warten@kunde.de',
+      locales: ['de-DE'],
+      timeZone: 'Europe/Berlin',
+      currency: 'eur',
+      declineCategory: 'hard',
     });
     const deadline = new Date(clock.now().getTime() + 3_600_000);
-    await db.sql.begin((tx) => hooks.attemptPlanned(tx, { caseId, invoiceId: 'in_wait', at: deadline, isLast: true, deadline: true }));
+    await db.sql.begin((tx) =>
+      hooks.attemptPlanned(tx, { caseId, invoiceId: 'in_wait', at: deadline, isLast: true, deadline: true }),
+    );
     await waitFor('last chance', async () => mailsTo('warten@kunde.de').length === 1);
     const text = nbsp(mailsTo('warten@kunde.de')[0]!.parsed.text ?? '');
-    expect(text).toContain('Bitte aktualisieren Sie Ihre Zahlungsdaten bis zum 2. März 2026, damit Ihr Abonnement bestehen bleibt.');
+    expect(text).toContain(
+      'Bitte aktualisieren Sie Ihre Zahlungsdaten bis zum 2. März 2026, damit Ihr Abonnement bestehen bleibt.',
+    );
     expect(text).not.toContain('letzten Versuch');
     expect(text).toContain('Ihre Bank hat die Karte abgelehnt; bitte verwenden Sie eine andere.');
     expect(wording(mailsTo('warten@kunde.de')[0]!)).not.toMatch(FORBIDDEN);
@@ -310,7 +408,13 @@ describe('a case waiting for a new card', () => {
 
 describe('decline details that arrive late', () => {
   // 00:00 in Tokyo: quiet hours, so the reminders are still pending when the details arrive.
-  const pendingCase = (id: string) => insertCase(db.sql, { customerId: `cus_${id}`, invoiceId: `in_${id}`, email: `${id}@customer.jp`, timeZone: 'Asia/Tokyo' });
+  const pendingCase = (id: string) =>
+    insertCase(db.sql, {
+      customerId: `cus_${id}`,
+      invoiceId: `in_${id}`,
+      email: `${id}@customer.jp`,
+      timeZone: 'Asia/Tokyo',
+    });
   const learn = async (caseId: number, category: string) => {
     await db.sql`update dunning_cases set last_decline_category = ${category} where id = ${caseId}`;
     await db.sql.begin((tx) => hooks.declineLearned(tx, { caseId, invoiceId: '', at: clock.now() }));
@@ -321,21 +425,30 @@ describe('decline details that arrive late', () => {
     await failed(caseId);
     expect((await rowsOf(caseId)).map((r) => [r.kind, r.status])).toEqual([['first_notice', 'pending']]);
     await learn(caseId, 'merchant_error');
-    expect((await rowsOf(caseId)).map((r) => [r.kind, r.status, r.cancel_reason])).toEqual([['first_notice', 'cancelled', 'decline is merchant_error']]);
+    expect((await rowsOf(caseId)).map((r) => [r.kind, r.status, r.cancel_reason])).toEqual([
+      ['first_notice', 'cancelled', 'decline is merchant_error'],
+    ]);
   });
 
   it('authentication learned late: the update-card notice gives way to the action-required email', async () => {
     const caseId = await pendingCase('late_auth');
     await failed(caseId);
     await learn(caseId, 'authentication');
-    expect((await rowsOf(caseId)).map((r) => [r.kind, r.status])).toEqual([['first_notice', 'cancelled'], ['action_required', 'pending']]);
+    expect((await rowsOf(caseId)).map((r) => [r.kind, r.status])).toEqual([
+      ['first_notice', 'cancelled'],
+      ['action_required', 'pending'],
+    ]);
   });
 });
 
 describe('SMTP failures', () => {
   it('retries a temporary failure with backoff until it goes through', async () => {
     refusals.set('flaky@customer.com', [451, 421]);
-    const caseId = await insertCase(db.sql, { customerId: 'cus_flaky', invoiceId: 'in_flaky', email: 'flaky@customer.com' });
+    const caseId = await insertCase(db.sql, {
+      customerId: 'cus_flaky',
+      invoiceId: 'in_flaky',
+      email: 'flaky@customer.com',
+    });
     await failed(caseId);
     await waitFor('sent after retries', async () => (await rowsOf(caseId))[0]?.status === 'sent');
     expect((await rowsOf(caseId))[0]!.tries).toBe(3);
@@ -344,26 +457,48 @@ describe('SMTP failures', () => {
 
   it('records a permanent failure on the row and the case, and tells ops', async () => {
     refusals.set('gone@customer.com', [550]);
-    const caseId = await insertCase(db.sql, { customerId: 'cus_gone', invoiceId: 'in_gone', email: 'gone@customer.com' });
+    const caseId = await insertCase(db.sql, {
+      customerId: 'cus_gone',
+      invoiceId: 'in_gone',
+      email: 'gone@customer.com',
+    });
     await failed(caseId);
     await waitFor('failed', async () => (await rowsOf(caseId))[0]?.status === 'failed');
     const [row] = await rowsOf(caseId);
     expect(row!.tries).toBe(1);
     expect(row!.last_error).toContain('SMTP 550');
     expect(row!.last_error).not.toContain('gone@customer.com');
-    const [c] = await db.sql<{ reminder_problem: string | null }[]>`select reminder_problem from dunning_cases where id = ${caseId}`;
+    const [c] = await db.sql<
+      { reminder_problem: string | null }[]
+    >`select reminder_problem from dunning_cases where id = ${caseId}`;
     expect(c!.reminder_problem).toContain('first_notice email failed: SMTP 550');
-    await waitFor('ops told', async () => alerts.some((a) => JSON.parse(a.body).caseId === caseId && JSON.parse(a.body).kind === 'email_failed'));
+    await waitFor('ops told', async () =>
+      alerts.some((a) => JSON.parse(a.body).caseId === caseId && JSON.parse(a.body).kind === 'email_failed'),
+    );
   });
 });
 
 describe('a worker that dies mid-send', () => {
   it('fails the send once its lease has run out, tells ops, and never sends it again', async () => {
-    const caseId = await insertCase(db.sql, { customerId: 'cus_crash', invoiceId: 'in_crash', email: 'crash@customer.com' });
-    const reminder = (kind: 'first_notice' | 'last_chance') => outbox.insertReminder(db.sql, {
-      caseId, customerId: 'cus_crash', invoiceId: 'in_crash', kind, step: 1, dedupeKey: `crash-${kind}`,
-      dueAt: clock.now(), sendAt: clock.now(), locale: 'en', timeZone: 'Europe/Berlin', data: {},
+    const caseId = await insertCase(db.sql, {
+      customerId: 'cus_crash',
+      invoiceId: 'in_crash',
+      email: 'crash@customer.com',
     });
+    const reminder = (kind: 'first_notice' | 'last_chance') =>
+      outbox.insertReminder(db.sql, {
+        caseId,
+        customerId: 'cus_crash',
+        invoiceId: 'in_crash',
+        kind,
+        step: 1,
+        dedupeKey: `crash-${kind}`,
+        dueAt: clock.now(),
+        sendAt: clock.now(),
+        locale: 'en',
+        timeZone: 'Europe/Berlin',
+        data: {},
+      });
     const dead = (await reminder('first_notice'))!;
     const busy = (await reminder('last_chance'))!;
     // Claimed like the mailer does, then the process is gone: nothing ever finishes these sends.
@@ -372,12 +507,19 @@ describe('a worker that dies mid-send', () => {
 
     await failStuckSends(mailerDeps);
     const rows = await rowsOf(caseId);
-    expect(rows.find((r) => r.id === dead)).toMatchObject({ status: 'failed', last_error: expect.stringContaining('delivery unknown') });
+    expect(rows.find((r) => r.id === dead)).toMatchObject({
+      status: 'failed',
+      last_error: expect.stringContaining('delivery unknown'),
+    });
     // Still inside its lease: a live worker may be talking to the SMTP server right now.
     expect(rows.find((r) => r.id === busy)!.status).toBe('sending');
-    const [c] = await db.sql<{ reminder_problem: string | null }[]>`select reminder_problem from dunning_cases where id = ${caseId}`;
+    const [c] = await db.sql<
+      { reminder_problem: string | null }[]
+    >`select reminder_problem from dunning_cases where id = ${caseId}`;
     expect(c!.reminder_problem).toContain('first_notice email failed: delivery unknown');
-    await waitFor('ops told', async () => alerts.some((a) => JSON.parse(a.body).caseId === caseId && JSON.parse(a.body).kind === 'email_failed'));
+    await waitFor('ops told', async () =>
+      alerts.some((a) => JSON.parse(a.body).caseId === caseId && JSON.parse(a.body).kind === 'email_failed'),
+    );
 
     // A duplicate job for the failed row sends nothing.
     await sendOne(mailerDeps, dead);
@@ -388,20 +530,39 @@ describe('a worker that dies mid-send', () => {
 describe('the final notice', () => {
   it('in German, for a hard decline: the amount in euros, the link, and no word of why the card failed', async () => {
     const caseId = await insertCase(db.sql, {
-      customerId: 'cus_final_de', invoiceId: 'in_final_de', email: 'ende@kunde.de', name: 'Jonas', locales: ['de-AT'],
-      timeZone: 'Europe/Vienna', currency: 'eur', amount: 123_456, declineCategory: 'hard',
+      customerId: 'cus_final_de',
+      invoiceId: 'in_final_de',
+      email: 'ende@kunde.de',
+      name: 'Jonas',
+      locales: ['de-AT'],
+      timeZone: 'Europe/Vienna',
+      currency: 'eur',
+      amount: 123_456,
+      declineCategory: 'hard',
     });
     await db.sql.begin(async (tx) => {
       await tx`update dunning_cases set status = 'lost', closed_at = ${clock.now()} where id = ${caseId}`;
-      await hooks.caseClosed(tx, { caseId, invoiceId: 'in_final_de', status: 'lost', reason: 'stolen_card: policy exhausted', at: clock.now() });
+      await hooks.caseClosed(tx, {
+        caseId,
+        invoiceId: 'in_final_de',
+        status: 'lost',
+        reason: 'stolen_card: policy exhausted',
+        at: clock.now(),
+      });
     });
-    const [mail] = await waitFor('the final notice', async () => (mailsTo('ende@kunde.de').length > 0 ? mailsTo('ende@kunde.de') : null));
+    const [mail] = await waitFor('the final notice', async () =>
+      mailsTo('ende@kunde.de').length > 0 ? mailsTo('ende@kunde.de') : null,
+    );
     expect(mail!.parsed.subject).toBe('Ihr Abonnement bei Acme GmbH ist gefährdet');
     const text = nbsp(mail!.parsed.text ?? '');
     expect(text).toContain('Hallo Jonas,');
-    expect(text).toContain('wir konnten Ihre Zahlung über 1.234,56 € an Acme GmbH nicht einziehen und haben die Versuche eingestellt.');
+    expect(text).toContain(
+      'wir konnten Ihre Zahlung über 1.234,56 € an Acme GmbH nicht einziehen und haben die Versuche eingestellt.',
+    );
     expect(text).toContain('https://invoice.stripe.test/i/in_final_de');
-    expect(String(mail!.parsed.html)).toContain('<a href="https://invoice.stripe.test/i/in_final_de">Sie können den offenen Betrag weiterhin hier bezahlen.</a>');
+    expect(String(mail!.parsed.html)).toContain(
+      '<a href="https://invoice.stripe.test/i/in_final_de">Sie können den offenen Betrag weiterhin hier bezahlen.</a>',
+    );
     expect(text).toContain('Wenn Sie Hilfe brauchen, schreiben Sie an help@acme.test.');
     expect(wording(mail!)).not.toMatch(FORBIDDEN);
     await waitFor('recorded as sent', async () => (await rowsOf(caseId))[0]?.status === 'sent');
@@ -411,13 +572,30 @@ describe('the final notice', () => {
 
 describe('ops alerts', () => {
   it('fires once per event with a valid signature when a large case opens and when it is lost', async () => {
-    const caseId = await insertCase(db.sql, { customerId: 'cus_big', invoiceId: 'in_big', email: 'big@customer.com', amount: 250_000 });
-    const small = await insertCase(db.sql, { customerId: 'cus_small', invoiceId: 'in_small', email: 'small@customer.com', amount: 5_000 });
-    await Promise.all([failed(caseId), failed(caseId), failed(small)]);
-    const lost = () => db.sql.begin(async (tx) => {
-      await tx`update dunning_cases set status = 'lost', closed_at = ${clock.now()} where id = ${caseId}`;
-      await hooks.caseClosed(tx, { caseId, invoiceId: 'in_big', status: 'lost', reason: 'policy exhausted', at: clock.now() });
+    const caseId = await insertCase(db.sql, {
+      customerId: 'cus_big',
+      invoiceId: 'in_big',
+      email: 'big@customer.com',
+      amount: 250_000,
     });
+    const small = await insertCase(db.sql, {
+      customerId: 'cus_small',
+      invoiceId: 'in_small',
+      email: 'small@customer.com',
+      amount: 5_000,
+    });
+    await Promise.all([failed(caseId), failed(caseId), failed(small)]);
+    const lost = () =>
+      db.sql.begin(async (tx) => {
+        await tx`update dunning_cases set status = 'lost', closed_at = ${clock.now()} where id = ${caseId}`;
+        await hooks.caseClosed(tx, {
+          caseId,
+          invoiceId: 'in_big',
+          status: 'lost',
+          reason: 'policy exhausted',
+          at: clock.now(),
+        });
+      });
     await lost();
     await lost();
     await waitFor('both alerts delivered', async () => {
@@ -429,7 +607,10 @@ describe('ops alerts', () => {
     for (const a of mine) {
       // As a receiver following docs/reminders.md would check it: t=<unix seconds>,v1=<hex HMAC-SHA256
       // of "<t>.<body>">, t within a few minutes of its own (real) clock, whatever the worker's clock says.
-      const { t, v1 } = Object.fromEntries(a.signature.split(',').map((kv) => kv.split('='))) as { t: string; v1: string };
+      const { t, v1 } = Object.fromEntries(a.signature.split(',').map((kv) => kv.split('='))) as {
+        t: string;
+        v1: string;
+      };
       expect(v1).toBe(createHmac('sha256', SECRET).update(`${t}.${a.body}`).digest('hex'));
       expect(Math.abs(Date.now() / 1000 - Number(t))).toBeLessThan(60);
       expect(Math.abs(clock.now().getTime() / 1000 - Number(t))).toBeGreaterThan(3_600);
@@ -439,7 +620,9 @@ describe('ops alerts', () => {
       expect(a.body).not.toContain('big@customer.com');
     }
     // The lost case still gets its final notice, once.
-    await waitFor('final notice', async () => mailsTo('big@customer.com').some((m) => m.parsed.subject?.includes('at risk')));
+    await waitFor('final notice', async () =>
+      mailsTo('big@customer.com').some((m) => m.parsed.subject?.includes('at risk')),
+    );
     expect(mailsTo('big@customer.com').filter((m) => m.parsed.subject?.includes('at risk'))).toHaveLength(1);
   });
 });

@@ -5,7 +5,9 @@ import { waitFor } from '../helpers/db.ts';
 
 describe('dunning mail-catcher', () => {
   it('catches an email over SMTP, logs it without the full address and stops cleanly on SIGINT', async () => {
-    const child = spawn(process.execPath, ['src/cli.ts', 'mail-catcher', '--port', '0'], { env: { ...process.env, LOG_LEVEL: 'info' } });
+    const child = spawn(process.execPath, ['src/cli.ts', 'mail-catcher', '--port', '0'], {
+      env: { ...process.env, LOG_LEVEL: 'info' },
+    });
     const lines: Array<Record<string, unknown>> = [];
     let buffer = '';
     child.stdout.on('data', (c: Buffer) => {
@@ -16,11 +18,18 @@ describe('dunning mail-catcher', () => {
     });
     const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
     try {
-      const listening = await waitFor('listening line', async () => lines.find((l) => l.msg === 'mail catcher listening'));
+      const listening = await waitFor('listening line', async () =>
+        lines.find((l) => l.msg === 'mail catcher listening'),
+      );
       const transport = smtpTransport(String(listening.url));
       await transport.send({
-        from: 'billing@acme.test', to: 'someone@customer.com', subject: 'Hello there', text: 'hi', html: '<p>hi</p>',
-        messageId: '<t-1@acme.test>', headers: {},
+        from: 'billing@acme.test',
+        to: 'someone@customer.com',
+        subject: 'Hello there',
+        text: 'hi',
+        html: '<p>hi</p>',
+        messageId: '<t-1@acme.test>',
+        headers: {},
       });
       transport.close();
       const caught = await waitFor('caught line', async () => lines.find((l) => l.msg === 'email caught'));

@@ -39,16 +39,34 @@ afterAll(async () => {
 
 it('gives an alert up as failed after its last try, instead of leaving it pending for ever', async () => {
   const config = loadConfig({
-    OPS_WEBHOOK_URL: `http://127.0.0.1:${(server.address() as AddressInfo).port}/alerts`, OPS_WEBHOOK_SECRET: 'ops-secret-for-tests',
+    OPS_WEBHOOK_URL: `http://127.0.0.1:${(server.address() as AddressInfo).port}/alerts`,
+    OPS_WEBHOOK_SECRET: 'ops-secret-for-tests',
   });
   const clock = new FixedClock('2026-03-02T15:00:00Z');
   const lines: Array<Record<string, unknown>> = [];
-  const log = createLogger('info', { write: (line: string) => void lines.push(JSON.parse(line) as Record<string, unknown>) });
-  stops.push(await startOpsAlerter({ sql: db.sql, boss, clock, log, config, pollingIntervalSeconds: 0.5, maxTries: 1 }));
+  const log = createLogger('info', {
+    write: (line: string) => void lines.push(JSON.parse(line) as Record<string, unknown>),
+  });
+  stops.push(
+    await startOpsAlerter({ sql: db.sql, boss, clock, log, config, pollingIntervalSeconds: 0.5, maxTries: 1 }),
+  );
   const caseId = await insertCase(db.sql, { customerId: 'cus_alert', invoiceId: 'in_alert', amount: 900_000 });
-  await db.sql.begin((tx) => recordOpsAlert(tx, { boss, config }, 'case_lost', {
-    caseId, invoiceId: 'in_alert', customerId: 'cus_alert', amount: 900_000, currency: 'usd', detail: null,
-  }, clock.now()));
+  await db.sql.begin((tx) =>
+    recordOpsAlert(
+      tx,
+      { boss, config },
+      'case_lost',
+      {
+        caseId,
+        invoiceId: 'in_alert',
+        customerId: 'cus_alert',
+        amount: 900_000,
+        currency: 'usd',
+        detail: null,
+      },
+      clock.now(),
+    ),
+  );
 
   const [alert] = await waitFor('alert given up', async () => {
     const rows = await db.sql`select status, tries, last_error from ops_alerts where case_id = ${caseId}`;

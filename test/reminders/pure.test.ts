@@ -29,11 +29,24 @@ describe('reminder policy', () => {
   it('names every bad field in one error', () => {
     let message = '';
     try {
-      parseReminderPolicy({ quietHours: { start: 25, end: 'x' }, firstNotice: { when: 'never' }, lastChance: 3, colour: 'red', delivery: { retryHours: 0 } });
+      parseReminderPolicy({
+        quietHours: { start: 25, end: 'x' },
+        firstNotice: { when: 'never' },
+        lastChance: 3,
+        colour: 'red',
+        delivery: { retryHours: 0 },
+      });
     } catch (err) {
       message = (err as Error).message;
     }
-    for (const field of ['reminders.quietHours.start', 'reminders.quietHours.end', 'reminders.firstNotice.when', 'reminders.lastChance', 'reminders.colour', 'reminders.delivery.retryHours']) {
+    for (const field of [
+      'reminders.quietHours.start',
+      'reminders.quietHours.end',
+      'reminders.firstNotice.when',
+      'reminders.lastChance',
+      'reminders.colour',
+      'reminders.delivery.retryHours',
+    ]) {
       expect(message).toContain(field);
     }
   });
@@ -98,7 +111,14 @@ describe('quiet hours', () => {
 
 describe('planner', () => {
   const facts = (over: Partial<planner.CaseFacts> = {}): planner.CaseFacts => ({
-    caseId: 1, customerId: 'cus_1', invoiceId: 'in_1', declinedAttempts: 1, declineCategory: 'generic', sentReminders: 0, actionRequested: false, ...over,
+    caseId: 1,
+    customerId: 'cus_1',
+    invoiceId: 'in_1',
+    declinedAttempts: 1,
+    declineCategory: 'generic',
+    sentReminders: 0,
+    actionRequested: false,
+    ...over,
   });
   const at = new Date('2026-03-02T10:00:00Z');
   it('sends the first notice at the first failure, or only after the first retry failed', () => {
@@ -106,12 +126,22 @@ describe('planner', () => {
     expect(planner.planOnPaymentFailed(policy, facts(), at).map((p) => p.kind)).toEqual(['first_notice']);
     const later = parseReminderPolicy({ firstNotice: { when: 'first_retry_failed' } });
     expect(planner.planOnPaymentFailed(later, facts(), at)).toEqual([]);
-    expect(planner.planOnPaymentFailed(later, facts({ declinedAttempts: 2 }), at)[0]).toMatchObject({ kind: 'first_notice', step: 1 });
+    expect(planner.planOnPaymentFailed(later, facts({ declinedAttempts: 2 }), at)[0]).toMatchObject({
+      kind: 'first_notice',
+      step: 1,
+    });
   });
   it('asks for authentication instead of a first notice, and says nothing on a merchant error', () => {
-    expect(planner.planOnPaymentFailed(defaultReminderPolicy(), facts({ declineCategory: 'authentication', declinedAttempts: 2 }), at))
-      .toMatchObject([{ kind: 'action_required', step: 2 }]);
-    expect(planner.planOnPaymentFailed(defaultReminderPolicy(), facts({ declineCategory: 'merchant_error' }), at)).toEqual([]);
+    expect(
+      planner.planOnPaymentFailed(
+        defaultReminderPolicy(),
+        facts({ declineCategory: 'authentication', declinedAttempts: 2 }),
+        at,
+      ),
+    ).toMatchObject([{ kind: 'action_required', step: 2 }]);
+    expect(
+      planner.planOnPaymentFailed(defaultReminderPolicy(), facts({ declineCategory: 'merchant_error' }), at),
+    ).toEqual([]);
   });
   it('no "update your card" once the customer was asked to confirm the payment', () => {
     expect(planner.planOnPaymentFailed(defaultReminderPolicy(), facts({ actionRequested: true }), at)).toEqual([]);
@@ -120,7 +150,9 @@ describe('planner', () => {
   it('plans the last chance hoursBefore the final attempt, never in the past', () => {
     const policy = defaultReminderPolicy();
     const attemptAt = new Date('2026-03-10T06:00:00Z');
-    expect(planner.planOnAttemptPlanned(policy, facts(), { at: attemptAt, isLast: true }, at)[0]?.dueAt.toISOString()).toBe('2026-03-08T06:00:00.000Z');
+    expect(
+      planner.planOnAttemptPlanned(policy, facts(), { at: attemptAt, isLast: true }, at)[0]?.dueAt.toISOString(),
+    ).toBe('2026-03-08T06:00:00.000Z');
     expect(planner.planOnAttemptPlanned(policy, facts(), { at: attemptAt, isLast: false }, at)).toEqual([]);
     const soon = new Date(at.getTime() + 3_600_000);
     expect(planner.planOnAttemptPlanned(policy, facts(), { at: soon, isLast: true }, at)[0]?.dueAt).toEqual(at);
@@ -128,7 +160,9 @@ describe('planner', () => {
   it('confirms a recovery only to a customer who was told about the failure', () => {
     const policy = defaultReminderPolicy();
     expect(planner.planOnCaseClosed(policy, facts(), { status: 'recovered', at })).toEqual([]);
-    expect(planner.planOnCaseClosed(policy, facts({ sentReminders: 1 }), { status: 'recovered', at })[0]?.kind).toBe('recovered');
+    expect(planner.planOnCaseClosed(policy, facts({ sentReminders: 1 }), { status: 'recovered', at })[0]?.kind).toBe(
+      'recovered',
+    );
     expect(planner.planOnCaseClosed(policy, facts(), { status: 'lost', at })[0]?.kind).toBe('final_notice');
     expect(planner.planOnCaseClosed(policy, facts(), { status: 'closed', at })).toEqual([]);
   });
@@ -138,11 +172,19 @@ describe('planner', () => {
     const plan = planner.planCardExpiring(defaultReminderPolicy(), card, at);
     expect(plan).toMatchObject({ kind: 'card_expiring', step: 202604 });
     expect(plan?.dueAt.toISOString()).toBe('2026-04-16T21:59:59.999Z');
-    expect(planner.planCardExpiring(defaultReminderPolicy(), { ...card, expMonth: 2, expiresAt: new Date('2026-02-28T23:00:00Z') }, at)).toBeNull();
+    expect(
+      planner.planCardExpiring(
+        defaultReminderPolicy(),
+        { ...card, expMonth: 2, expiresAt: new Date('2026-02-28T23:00:00Z') },
+        at,
+      ),
+    ).toBeNull();
     // Another saved card, or a customer whose default we do not know: Stripe charges neither.
     expect(planner.planCardExpiring(defaultReminderPolicy(), { ...card, defaultCard: 'card_2' }, at)).toBeNull();
     expect(planner.planCardExpiring(defaultReminderPolicy(), { ...card, defaultCard: null }, at)).toBeNull();
-    expect(planner.planCardExpiring(defaultReminderPolicy(), { ...card, paymentMethod: null, defaultCard: null }, at)).toBeNull();
+    expect(
+      planner.planCardExpiring(defaultReminderPolicy(), { ...card, paymentMethod: null, defaultCard: null }, at),
+    ).toBeNull();
   });
   it('the default card is the default payment method, else the default source', () => {
     expect(planner.defaultCard({ defaultPaymentMethod: 'pm_1', defaultSource: 'card_1' })).toBe('pm_1');
@@ -152,21 +194,39 @@ describe('planner', () => {
   });
   it('stop rules: nothing asks for money once paid, void, closed or paused', () => {
     const base: planner.SendState = {
-      kind: 'first_notice', caseStatus: 'open', casePaused: false, invoiceStatus: 'open', customerDeleted: false,
-      reminderPaymentMethod: null, currentPaymentMethod: null,
+      kind: 'first_notice',
+      caseStatus: 'open',
+      casePaused: false,
+      invoiceStatus: 'open',
+      customerDeleted: false,
+      reminderPaymentMethod: null,
+      currentPaymentMethod: null,
     };
     expect(planner.cancelReason(base)).toBeNull();
     expect(planner.cancelReason({ ...base, invoiceStatus: 'paid' })).toBe('invoice paid');
     expect(planner.cancelReason({ ...base, invoiceStatus: 'void' })).toBe('invoice void');
     expect(planner.cancelReason({ ...base, caseStatus: 'closed' })).toBe('case closed');
     expect(planner.cancelReason({ ...base, casePaused: true })).toBe('case paused');
-    expect(planner.cancelReason({ ...base, kind: 'final_notice', caseStatus: 'lost', invoiceStatus: 'paid' })).toBe('invoice paid');
-    expect(planner.cancelReason({ ...base, kind: 'recovered', caseStatus: 'recovered', invoiceStatus: 'paid' })).toBeNull();
-    expect(planner.cancelReason({ ...base, kind: 'card_expiring', reminderPaymentMethod: 'pm_1', currentPaymentMethod: 'pm_2' })).toBe('payment method changed');
+    expect(planner.cancelReason({ ...base, kind: 'final_notice', caseStatus: 'lost', invoiceStatus: 'paid' })).toBe(
+      'invoice paid',
+    );
+    expect(
+      planner.cancelReason({ ...base, kind: 'recovered', caseStatus: 'recovered', invoiceStatus: 'paid' }),
+    ).toBeNull();
+    expect(
+      planner.cancelReason({
+        ...base,
+        kind: 'card_expiring',
+        reminderPaymentMethod: 'pm_1',
+        currentPaymentMethod: 'pm_2',
+      }),
+    ).toBe('payment method changed');
   });
   it('dedupe keys separate cases from customers', () => {
     expect(planner.dedupeKey({ caseId: 7, customerId: 'c' }, 'first_notice', 1)).toBe('case:7:first_notice:1');
-    expect(planner.dedupeKey({ caseId: null, customerId: 'c' }, 'card_expiring', 202604)).toBe('customer:c:card_expiring:202604');
+    expect(planner.dedupeKey({ caseId: null, customerId: 'c' }, 'card_expiring', 202604)).toBe(
+      'customer:c:card_expiring:202604',
+    );
   });
 });
 
@@ -175,17 +235,28 @@ describe('templates', () => {
     expect(Object.keys(loadTemplates(null).sources)).toHaveLength(12);
   });
   it('rejects unknown variables, unclosed blocks, missing sections and forbidden words', () => {
-    expect(compileTemplate('Subject: x {{amout}}\n--- text ---\nt\n--- html ---\nh').problems.join()).toContain('unknown variable {{amout}}');
-    expect(compileTemplate('Subject: x\n--- text ---\n{{#hardDecline}} t\n--- html ---\nh').problems.join()).toContain('never closed');
+    expect(compileTemplate('Subject: x {{amout}}\n--- text ---\nt\n--- html ---\nh').problems.join()).toContain(
+      'unknown variable {{amout}}',
+    );
+    expect(compileTemplate('Subject: x\n--- text ---\n{{#hardDecline}} t\n--- html ---\nh').problems.join()).toContain(
+      'never closed',
+    );
     expect(compileTemplate('Subject: x\n--- text ---\nt').problems.join()).toContain('--- html ---');
-    expect(compileTemplate('Subject: x\n--- text ---\nYour card was stolen\n--- html ---\nh').problems.join()).toContain('"stolen"');
-    expect(compileTemplate('Subject: x\n--- text ---\nBetrugsverdacht\n--- html ---\nh').problems.join()).toContain('Betrugsverdacht');
+    expect(
+      compileTemplate('Subject: x\n--- text ---\nYour card was stolen\n--- html ---\nh').problems.join(),
+    ).toContain('"stolen"');
+    expect(compileTemplate('Subject: x\n--- text ---\nBetrugsverdacht\n--- html ---\nh').problems.join()).toContain(
+      'Betrugsverdacht',
+    );
   });
   it('uses a merchant override and fails at load, naming the file, when one is broken', () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tpl-'));
     try {
       fs.mkdirSync(path.join(dir, 'de'));
-      fs.writeFileSync(path.join(dir, 'de', 'recovered.tpl'), 'Subject: Danke {{customerName}}\n--- text ---\nDanke\n--- html ---\n<p>Danke</p>');
+      fs.writeFileSync(
+        path.join(dir, 'de', 'recovered.tpl'),
+        'Subject: Danke {{customerName}}\n--- text ---\nDanke\n--- html ---\n<p>Danke</p>',
+      );
       const set = loadTemplates(dir);
       expect(set.sources['de/recovered']).toBe(path.join(dir, 'de', 'recovered.tpl'));
       fs.writeFileSync(path.join(dir, 'de', 'last_chance.tpl'), 'Subject: {{nope}}\n--- text ---\n--- html ---\n');
@@ -222,7 +293,7 @@ describe('ops alert signature', () => {
     expect(isLargeAmount(49_999, 'huf', bare)).toBe(false);
   });
 
-  it('takes per-currency thresholds in that currency\'s minor units; unlisted ones use the bare amount, or never alert', () => {
+  it("takes per-currency thresholds in that currency's minor units; unlisted ones use the bare amount, or never alert", () => {
     const mixed = loadConfig({ OPS_ALERT_MIN_AMOUNT: '50000, JPY:75000' }).opsAlertMinAmount;
     expect(isLargeAmount(600, 'jpy', mixed)).toBe(false);
     expect(isLargeAmount(75_000, 'jpy', mixed)).toBe(true);
@@ -230,6 +301,8 @@ describe('ops alert signature', () => {
     const listed = loadConfig({ OPS_ALERT_MIN_AMOUNT: 'usd:100000' }).opsAlertMinAmount;
     expect(isLargeAmount(100_000, 'usd', listed)).toBe(true);
     expect(isLargeAmount(10_000_000, 'eur', listed)).toBe(false);
-    expect(() => loadConfig({ OPS_ALERT_MIN_AMOUNT: '500.00,yen:5' })).toThrow(/OPS_ALERT_MIN_AMOUNT: .*"500.00" is neither/);
+    expect(() => loadConfig({ OPS_ALERT_MIN_AMOUNT: '500.00,yen:5' })).toThrow(
+      /OPS_ALERT_MIN_AMOUNT: .*"500.00" is neither/,
+    );
   });
 });

@@ -24,7 +24,9 @@ import { insertCase } from './fixtures.ts';
 import { freePort } from '../helpers/net.ts';
 
 const lines: Array<Record<string, unknown>> = [];
-const log = createLogger('info', { write: (line: string) => void lines.push(JSON.parse(line) as Record<string, unknown>) });
+const log = createLogger('info', {
+  write: (line: string) => void lines.push(JSON.parse(line) as Record<string, unknown>),
+});
 // Mon 2 March 2026, 19:30 in Berlin (CET): still allowed, 90 minutes before the quiet hours.
 const clock = new FixedClock('2026-03-02T18:30:00Z');
 
@@ -44,16 +46,28 @@ beforeAll(async () => {
   db = await createTestDatabase();
   catcher = await startMailCatcher();
   sandbox = await startSandbox({ clock: new FixedClock('2026-03-02T18:30:00Z'), seed: 3 });
-  config = loadConfig({ DEFAULT_TIME_ZONE: 'Europe/Berlin', MERCHANT_NAME: 'Acme GmbH', MAIL_FROM: 'billing@acme.test', SMTP_URL: catcher.url });
+  config = loadConfig({
+    DEFAULT_TIME_ZONE: 'Europe/Berlin',
+    MERCHANT_NAME: 'Acme GmbH',
+    MAIL_FROM: 'billing@acme.test',
+    SMTP_URL: catcher.url,
+  });
   boss = await startQueue(db.url, log);
   hooks = createReminderHooks({ boss, clock, log, config });
   transport = smtpTransport(catcher.url);
   const inner = createThrottle(100);
   // Counts what passes the shared throttle: a portal session must be one of those calls.
   const throttle: Throttle = { take: () => ((portalCalls += 1), inner.take()), waiting: () => inner.waiting() };
-  const stripe = createStripeClient({ stripeSecretKey: sandbox.apiKey, stripeApiBase: { protocol: 'http', host: sandbox.host, port: sandbox.port } }, { timeoutMs: 2_000 });
+  const stripe = createStripeClient(
+    { stripeSecretKey: sandbox.apiKey, stripeApiBase: { protocol: 'http', host: sandbox.host, port: sandbox.port } },
+    { timeoutMs: 2_000 },
+  );
   mailerDeps = {
-    sql: db.sql, boss, clock, log, config,
+    sql: db.sql,
+    boss,
+    clock,
+    log,
+    config,
     transport: { send: (email) => transport.send(email), close: () => transport.close() },
     templates: loadTemplates(null),
     portalLink: billingPortalLinks({ stripe, throttle }, log, 'https://acme.test/account'),
@@ -72,7 +86,17 @@ afterAll(async () => {
 });
 
 const rowOf = async (caseId: number) => {
-  const [row] = await db.sql<{ id: number; status: string; tries: number; send_at: Date; sent_at: Date | null; last_error: string | null; first_failed_at: Date | null }[]>`
+  const [row] = await db.sql<
+    {
+      id: number;
+      status: string;
+      tries: number;
+      send_at: Date;
+      sent_at: Date | null;
+      last_error: string | null;
+      first_failed_at: Date | null;
+    }[]
+  >`
     select id::float8 as id, status, tries, send_at, sent_at, last_error, first_failed_at from reminder_outbox where case_id = ${caseId}`;
   return row!;
 };
@@ -86,7 +110,13 @@ const failed = (caseId: number, invoiceId: string) =>
 
 describe('quiet hours at send time', () => {
   it('a job that runs late into the night moves the reminder to 08:00 and enqueues it for then, instead of sending', async () => {
-    const caseId = await insertCase(db.sql, { customerId: 'cus_late', invoiceId: 'in_late', email: 'late@kunde.de', timeZone: 'Europe/Berlin', locales: ['de'] });
+    const caseId = await insertCase(db.sql, {
+      customerId: 'cus_late',
+      invoiceId: 'in_late',
+      email: 'late@kunde.de',
+      timeZone: 'Europe/Berlin',
+      locales: ['de'],
+    });
     // The worker is down when the reminder falls due.
     await stopMailer!();
     await failed(caseId, 'in_late');
@@ -119,8 +149,15 @@ describe('quiet hours at send time', () => {
 
   it('a clock that stands still defers a reminder once, not for ever: the queue ran the job at its time', async () => {
     clock.set('2026-03-03T20:30:00Z'); // 21:30 CET
-    const caseId = await insertCase(db.sql, { customerId: 'cus_still', invoiceId: 'in_still', email: 'still@kunde.de', timeZone: 'Europe/Berlin' });
-    await db.sql.begin((tx) => hooks.paymentFailed(tx, { caseId, invoiceId: 'in_still', opened: true, at: new Date('2026-03-03T19:00:00Z') }));
+    const caseId = await insertCase(db.sql, {
+      customerId: 'cus_still',
+      invoiceId: 'in_still',
+      email: 'still@kunde.de',
+      timeZone: 'Europe/Berlin',
+    });
+    await db.sql.begin((tx) =>
+      hooks.paymentFailed(tx, { caseId, invoiceId: 'in_still', opened: true, at: new Date('2026-03-03T19:00:00Z') }),
+    );
     // Planned for 20:00, before the quiet hours: the first job runs now, at 21:30, and defers it.
     const row = await rowOf(caseId);
     const [, next] = await waitFor('deferred', async () => {
@@ -135,13 +172,18 @@ describe('quiet hours at send time', () => {
 });
 
 describe('a mail server that refuses connections', () => {
-  it('is our problem, not the customer\'s: the reminder is retried, nothing is failed, and ops see an error in the log', async () => {
+  it("is our problem, not the customer's: the reminder is retried, nothing is failed, and ops see an error in the log", async () => {
     clock.set('2026-03-04T10:00:00Z');
     const closed = await freePort();
     transport = smtpTransport(`smtp://127.0.0.1:${closed}`);
-    const caseId = await insertCase(db.sql, { customerId: 'cus_refused', invoiceId: 'in_refused', email: 'refused@customer.com' });
+    const caseId = await insertCase(db.sql, {
+      customerId: 'cus_refused',
+      invoiceId: 'in_refused',
+      email: 'refused@customer.com',
+    });
     await failed(caseId, 'in_refused');
-    const transportErrors = () => lines.filter((l) => l.level === 50 && String(l.msg).includes('mail transport fails') && l.caseId === caseId);
+    const transportErrors = () =>
+      lines.filter((l) => l.level === 50 && String(l.msg).includes('mail transport fails') && l.caseId === caseId);
     await waitFor('three refused tries', async () => transportErrors().length >= 3);
 
     const row = await rowOf(caseId);
@@ -167,7 +209,12 @@ describe('Billing Portal links', () => {
 
   it('come from the sandbox through the shared throttle; a 500 and a 429 from Stripe are retried, not failed', async () => {
     clock.set('2026-03-04T11:00:00Z');
-    const customer = await sandbox.createCustomer({ email: 'portal@customer.com', name: 'P', country: 'DE', card: { brand: 'visa', failure: null, expMonth: 1, expYear: 2030 } });
+    const customer = await sandbox.createCustomer({
+      email: 'portal@customer.com',
+      name: 'P',
+      country: 'DE',
+      card: { brand: 'visa', failure: null, expMonth: 1, expYear: 2030 },
+    });
     sandbox.inject({ kind: 'http_500', route: 'POST /v1/billing_portal/sessions' });
     sandbox.inject({ kind: 'http_429', route: 'POST /v1/billing_portal/sessions' });
     const before = portalCalls;
@@ -181,8 +228,13 @@ describe('Billing Portal links', () => {
     expect(portalCalls - before).toBe(3);
     const [mail] = catcher.messages.filter((m) => m.to.includes('portal@customer.com'));
     expect(mail!.parsed.text).toMatch(new RegExp(`${sandbox.url.replace(/[.]/g, '\\.')}/portal/bps_\\w+`));
-    const warnings = lines.filter((l) => l.msg === 'reminder send failed; will retry' && l.caseId === caseId).map((l) => String(l.err));
-    expect(warnings).toEqual([expect.stringMatching(/^billing portal: 500/), expect.stringMatching(/^billing portal: 429/)]);
+    const warnings = lines
+      .filter((l) => l.msg === 'reminder send failed; will retry' && l.caseId === caseId)
+      .map((l) => String(l.err));
+    expect(warnings).toEqual([
+      expect.stringMatching(/^billing portal: 500/),
+      expect.stringMatching(/^billing portal: 429/),
+    ]);
   });
 
   it('a customer Stripe does not know fails the reminder for good, on the case and to ops', async () => {
@@ -194,4 +246,3 @@ describe('Billing Portal links', () => {
     expect(c!.reminder_problem).toMatch(/^first_notice email failed: billing portal: 404/);
   });
 });
-

@@ -12,7 +12,8 @@ const CHROMIUM = '/usr/bin/chromium';
 const present = fs.existsSync(CHROMIUM);
 // In CI the dashboard must be checked in a real browser: a missing Chromium fails there.
 const run = present || Boolean(process.env.CI);
-if (!run) console.warn(`dashboard browser test skipped: ${CHROMIUM} is missing (apt-get install chromium); CI is not set`);
+if (!run)
+  console.warn(`dashboard browser test skipped: ${CHROMIUM} is missing (apt-get install chromium); CI is not set`);
 
 const TOKEN = 'browser-test-token-0123456789';
 const ARTIFACTS = path.resolve(import.meta.dirname, '../../test-artifacts');
@@ -26,13 +27,25 @@ describe.runIf(run)('dashboard in headless Chromium', () => {
     if (!present) throw new Error(`CI is set but ${CHROMIUM} is missing: install Debian's chromium package`);
     db = await createTestDatabase();
     await insertCases(db.sql, NOVEMBER);
-    server = await serveRoutes(reportRoutes({
-      sql: db.sql, clock: new FixedClock('2026-12-10T12:00:00Z'), config: { reportsToken: TOKEN, defaultTimeZone: 'Europe/Berlin' },
-    }));
+    server = await serveRoutes(
+      reportRoutes({
+        sql: db.sql,
+        clock: new FixedClock('2026-12-10T12:00:00Z'),
+        config: { reportsToken: TOKEN, defaultTimeZone: 'Europe/Berlin' },
+      }),
+    );
     browser = await chromium.launch({
       executablePath: CHROMIUM,
-      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
-        '--disable-component-update', '--disable-sync'],
+      args: [
+        '--headless',
+        '--no-sandbox',
+        '--disable-gpu',
+        '--disable-quic',
+        '--no-first-run',
+        '--disable-background-networking',
+        '--disable-component-update',
+        '--disable-sync',
+      ],
     });
   });
   afterAll(async () => {
@@ -42,11 +55,16 @@ describe.runIf(run)('dashboard in headless Chromium', () => {
   });
 
   it('renders the numbers, the four charts and their tables, fetching nothing from elsewhere', async () => {
-    const context = await browser.newContext({ httpCredentials: { username: 'ops', password: TOKEN }, viewport: { width: 1280, height: 900 } });
+    const context = await browser.newContext({
+      httpCredentials: { username: 'ops', password: TOKEN },
+      viewport: { width: 1280, height: 900 },
+    });
     try {
       const page = await context.newPage();
       const foreign: string[] = [];
-      page.on('request', (r) => { if (!r.url().startsWith(server.base)) foreign.push(r.url()); });
+      page.on('request', (r) => {
+        if (!r.url().startsWith(server.base)) foreign.push(r.url());
+      });
       const res = await page.goto(`${server.base}/reports?from=2026-11-01&to=2026-11-30`);
       // The artefact first: a run that fails below still leaves the page it saw.
       fs.mkdirSync(ARTIFACTS, { recursive: true });
@@ -61,19 +79,40 @@ describe.runIf(run)('dashboard in headless Chromium', () => {
       // One column per day of November; the three days with recoveries have height.
       const days = page.locator('#usd-chart-timeline rect.bar');
       await expect(days.count()).resolves.toBe(30);
-      const tall = await days.evaluateAll((els) => els.filter((e) => Number(e.getAttribute('height')) > 0).map((e) => e.getAttribute('data-label')));
+      const tall = await days.evaluateAll((els) =>
+        els.filter((e) => Number(e.getAttribute('height')) > 0).map((e) => e.getAttribute('data-label')),
+      );
       expect(tall).toEqual(['2026-11-03', '2026-11-04', '2026-11-06']);
       await expect(page.locator('#usd-chart-attempt .bar').count()).resolves.toBe(3);
-      await expect(page.locator('#usd-chart-category .bar[data-label="customer_action"]').getAttribute('data-value')).resolves.toBe('0.5');
-      const pathWidths = await page.locator('#usd-chart-path rect').evaluateAll((els) => els.map((e) => e.getBoundingClientRect().width));
+      await expect(
+        page.locator('#usd-chart-category .bar[data-label="customer_action"]').getAttribute('data-value'),
+      ).resolves.toBe('0.5');
+      const pathWidths = await page
+        .locator('#usd-chart-path rect')
+        .evaluateAll((els) => els.map((e) => e.getBoundingClientRect().width));
       expect(pathWidths).toHaveLength(3);
       expect(pathWidths.every((w) => w > 0)).toBe(true);
 
       // The same figures as numbers: two of the three recoveries came at the second charge.
-      const attempt2 = page.locator('#usd-table-attempt tbody tr').filter({ has: page.locator('td:first-child', { hasText: /^2$/ }) });
-      await expect(attempt2.locator('td').allTextContents()).resolves.toEqual(['2', '3', '2', '66.7 %', '66.7 %', '$70.00']);
+      const attempt2 = page
+        .locator('#usd-table-attempt tbody tr')
+        .filter({ has: page.locator('td:first-child', { hasText: /^2$/ }) });
+      await expect(attempt2.locator('td').allTextContents()).resolves.toEqual([
+        '2',
+        '3',
+        '2',
+        '66.7 %',
+        '66.7 %',
+        '$70.00',
+      ]);
       const customerAction = page.locator('#usd-table-category tbody tr').filter({ hasText: 'customer_action' });
-      await expect(customerAction.locator('td').allTextContents()).resolves.toEqual(['customer_action', '2', '1', '50.0 %', '$50.00']);
+      await expect(customerAction.locator('td').allTextContents()).resolves.toEqual([
+        'customer_action',
+        '2',
+        '1',
+        '50.0 %',
+        '$50.00',
+      ]);
       await expect(page.locator('#usd-table-category').isVisible()).resolves.toBe(true);
 
       await expect(page.locator('#definitions dt').first().textContent()).resolves.toBe('Period');

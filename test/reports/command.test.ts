@@ -35,7 +35,11 @@ describe('dunning report', () => {
     expect(table.stdout).toMatch(/lost in period\s+1\s+\$40\.00/);
     expect(table.stdout).toContain('Definitions');
     const json = await dunning(['--from', '2026-11-01', '--to', '2026-11-30', '--format', 'json']);
-    expect(JSON.parse(json.stdout).currencies.map((c: { currency: string }) => c.currency)).toEqual(['eur', 'jpy', 'usd']);
+    expect(JSON.parse(json.stdout).currencies.map((c: { currency: string }) => c.currency)).toEqual([
+      'eur',
+      'jpy',
+      'usd',
+    ]);
   });
 
   it.each([

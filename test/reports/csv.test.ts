@@ -13,11 +13,22 @@ function parseCsv(text: string): string[][] {
   for (let i = 0; i < text.length; i++) {
     const ch = text[i]!;
     if (quoted) {
-      if (ch === '"' && text[i + 1] === '"') { cell += '"'; i++; } else if (ch === '"') quoted = false; else cell += ch;
+      if (ch === '"' && text[i + 1] === '"') {
+        cell += '"';
+        i++;
+      } else if (ch === '"') quoted = false;
+      else cell += ch;
     } else if (ch === '"') quoted = true;
-    else if (ch === ',') { row.push(cell); cell = ''; }
-    else if (ch === '\r' && text[i + 1] === '\n') { row.push(cell); rows.push(row); row = []; cell = ''; i++; }
-    else cell += ch;
+    else if (ch === ',') {
+      row.push(cell);
+      cell = '';
+    } else if (ch === '\r' && text[i + 1] === '\n') {
+      row.push(cell);
+      rows.push(row);
+      row = [];
+      cell = '';
+      i++;
+    } else cell += ch;
   }
   return rows;
 }
@@ -49,14 +60,49 @@ describe('CSV cells', () => {
 
 describe('CSV report', () => {
   it('reads back to the same values when decline codes and reminder kinds are awkward', () => {
-    const period = resolvePeriod({ from: '2026-11-01', to: '2026-11-30', timeZone: 'UTC', now: new Date('2026-12-01T00:00:00Z') });
+    const period = resolvePeriod({
+      from: '2026-11-01',
+      to: '2026-11-30',
+      timeZone: 'UTC',
+      now: new Date('2026-12-01T00:00:00Z'),
+    });
     const awkward = 'weird, "quoted"\ncode';
     const data: ReportData = {
-      query: { period, currency: null, asOf: period.end }, snapshotAt: period.end, cohortStart: period.start, timelineUnit: 'day',
-      cohortTotals: [{ currency: 'usd', opened: 2, openedAmount: 3000, voided: 0, voidedAmount: 0, recovered: 1, recoveredAmount: 1000, lost: 0, open: 1 }],
-      closedTotals: [], atRisk: [],
-      declines: [{ currency: 'usd', category: 'generic', code: awkward, cases: 2, amount: 3000, recovered: 1, recoveredAmount: 1000 }],
-      attempts: [], paths: [], arms: [], months: [], timeline: [],
+      query: { period, currency: null, asOf: period.end },
+      snapshotAt: period.end,
+      cohortStart: period.start,
+      timelineUnit: 'day',
+      cohortTotals: [
+        {
+          currency: 'usd',
+          opened: 2,
+          openedAmount: 3000,
+          voided: 0,
+          voidedAmount: 0,
+          recovered: 1,
+          recoveredAmount: 1000,
+          lost: 0,
+          open: 1,
+        },
+      ],
+      closedTotals: [],
+      atRisk: [],
+      declines: [
+        {
+          currency: 'usd',
+          category: 'generic',
+          code: awkward,
+          cases: 2,
+          amount: 3000,
+          recovered: 1,
+          recoveredAmount: 1000,
+        },
+      ],
+      attempts: [],
+      paths: [],
+      arms: [],
+      months: [],
+      timeline: [],
       reminders: [{ currency: 'usd', kind: '=cmd|calc', step: 1, reached: 2, recoveredAfter: 1 }],
       churn: { activeAtStart: 0, churned: 0 },
     };

@@ -45,7 +45,13 @@ export async function insertCases(sql: Sql, specs: CaseSpec[]): Promise<Map<stri
   return ids;
 }
 
-export interface SubscriptionSpec { id: string; customer: string; startedAt: string; endedAt?: string; reason?: string }
+export interface SubscriptionSpec {
+  id: string;
+  customer: string;
+  startedAt: string;
+  endedAt?: string;
+  reason?: string;
+}
 
 export async function insertSubscriptions(sql: Sql, specs: SubscriptionSpec[]): Promise<void> {
   for (const s of specs) {
@@ -60,28 +66,150 @@ export async function insertSubscriptions(sql: Sql, specs: SubscriptionSpec[]): 
  */
 export const NOVEMBER: CaseSpec[] = [
   // Opened in October, recovered in November: counts as recovered in November, not in November's rate.
-  { id: 'in_a', amount: 1000, status: 'recovered', openedAt: '2026-10-20T10:00:00Z', closedAt: '2026-11-03T10:00:00Z', path: 'scheduled_retry', code: 'insufficient_funds', category: 'funds', attempts: ['declined', 'succeeded'] },
+  {
+    id: 'in_a',
+    amount: 1000,
+    status: 'recovered',
+    openedAt: '2026-10-20T10:00:00Z',
+    closedAt: '2026-11-03T10:00:00Z',
+    path: 'scheduled_retry',
+    code: 'insufficient_funds',
+    category: 'funds',
+    attempts: ['declined', 'succeeded'],
+  },
   // A retry planned and cancelled (the customer updated the card) between the two charges: paid at the second charge.
-  { id: 'in_b', amount: 2000, status: 'recovered', openedAt: '2026-11-02T10:00:00Z', closedAt: '2026-11-04T10:00:00Z', path: 'scheduled_retry', code: 'insufficient_funds', category: 'funds', attempts: ['declined', 'cancelled', 'succeeded'] },
-  { id: 'in_c', amount: 3000, status: 'recovered', openedAt: '2026-11-05T10:00:00Z', closedAt: '2026-11-06T10:00:00Z', path: 'paid_outside', cohort: 'holdout', code: 'do_not_honor', category: 'generic', attempts: ['declined'] },
+  {
+    id: 'in_b',
+    amount: 2000,
+    status: 'recovered',
+    openedAt: '2026-11-02T10:00:00Z',
+    closedAt: '2026-11-04T10:00:00Z',
+    path: 'scheduled_retry',
+    code: 'insufficient_funds',
+    category: 'funds',
+    attempts: ['declined', 'cancelled', 'succeeded'],
+  },
+  {
+    id: 'in_c',
+    amount: 3000,
+    status: 'recovered',
+    openedAt: '2026-11-05T10:00:00Z',
+    closedAt: '2026-11-06T10:00:00Z',
+    path: 'paid_outside',
+    cohort: 'holdout',
+    code: 'do_not_honor',
+    category: 'generic',
+    attempts: ['declined'],
+  },
   // Three charges among five ledger rows: one retry skipped, one never sent.
-  { id: 'in_d', amount: 4000, status: 'lost', openedAt: '2026-11-10T10:00:00Z', closedAt: '2026-11-25T10:00:00Z', code: 'expired_card', category: 'customer_action', attempts: ['declined', 'skipped', 'declined', 'not_sent', 'declined'] },
-  { id: 'in_e', amount: 5000, status: 'open', openedAt: '2026-11-20T10:00:00Z', cohort: 'holdout', code: 'try_again_later', category: 'temporary', attempts: ['declined'] },
+  {
+    id: 'in_d',
+    amount: 4000,
+    status: 'lost',
+    openedAt: '2026-11-10T10:00:00Z',
+    closedAt: '2026-11-25T10:00:00Z',
+    code: 'expired_card',
+    category: 'customer_action',
+    attempts: ['declined', 'skipped', 'declined', 'not_sent', 'declined'],
+  },
+  {
+    id: 'in_e',
+    amount: 5000,
+    status: 'open',
+    openedAt: '2026-11-20T10:00:00Z',
+    cohort: 'holdout',
+    code: 'try_again_later',
+    category: 'temporary',
+    attempts: ['declined'],
+  },
   // 23:30 UTC on 31 October is already 1 November in Berlin.
-  { id: 'in_f', amount: 700, status: 'closed', openedAt: '2026-10-31T23:30:00Z', closedAt: '2026-11-01T09:00:00Z', code: 'do_not_honor', category: 'generic', attempts: ['declined'] },
+  {
+    id: 'in_f',
+    amount: 700,
+    status: 'closed',
+    openedAt: '2026-10-31T23:30:00Z',
+    closedAt: '2026-11-01T09:00:00Z',
+    code: 'do_not_honor',
+    category: 'generic',
+    attempts: ['declined'],
+  },
   // Opened in November, paid in part in December: in November's rate, at risk at November's end.
-  { id: 'in_g', amount: 6000, status: 'recovered', recoveredAmount: 5000, openedAt: '2026-11-28T10:00:00Z', closedAt: '2026-12-02T10:00:00Z', path: 'card_update_retry', code: 'expired_card', category: 'customer_action', attempts: ['declined', 'succeeded'] },
-  { id: 'in_h', amount: 800, status: 'open', openedAt: '2026-09-15T10:00:00Z', code: 'do_not_honor', category: 'generic', attempts: ['declined'] },
-  { id: 'in_i', currency: 'eur', amount: 900, status: 'recovered', openedAt: '2026-11-12T10:00:00Z', closedAt: '2026-11-15T10:00:00Z', path: 'customer_paid', code: 'authentication_required', category: 'authentication', attempts: ['declined'] },
+  {
+    id: 'in_g',
+    amount: 6000,
+    status: 'recovered',
+    recoveredAmount: 5000,
+    openedAt: '2026-11-28T10:00:00Z',
+    closedAt: '2026-12-02T10:00:00Z',
+    path: 'card_update_retry',
+    code: 'expired_card',
+    category: 'customer_action',
+    attempts: ['declined', 'succeeded'],
+  },
+  {
+    id: 'in_h',
+    amount: 800,
+    status: 'open',
+    openedAt: '2026-09-15T10:00:00Z',
+    code: 'do_not_honor',
+    category: 'generic',
+    attempts: ['declined'],
+  },
+  {
+    id: 'in_i',
+    currency: 'eur',
+    amount: 900,
+    status: 'recovered',
+    openedAt: '2026-11-12T10:00:00Z',
+    closedAt: '2026-11-15T10:00:00Z',
+    path: 'customer_paid',
+    code: 'authentication_required',
+    category: 'authentication',
+    attempts: ['declined'],
+  },
   // 23:30 UTC on 30 November is 00:30 on 1 December in Berlin: lost in December, at risk at November's end.
-  { id: 'in_j', currency: 'jpy', amount: 1500, status: 'lost', openedAt: '2026-11-12T10:00:00Z', closedAt: '2026-11-30T23:30:00Z', code: 'insufficient_funds', category: 'funds', attempts: ['declined', 'declined'] },
+  {
+    id: 'in_j',
+    currency: 'jpy',
+    amount: 1500,
+    status: 'lost',
+    openedAt: '2026-11-12T10:00:00Z',
+    closedAt: '2026-11-30T23:30:00Z',
+    code: 'insufficient_funds',
+    category: 'funds',
+    attempts: ['declined', 'declined'],
+  },
 ];
 
 export const NOVEMBER_SUBSCRIPTIONS: SubscriptionSpec[] = [
-  { id: 'sub_1', customer: 'cu1', startedAt: '2026-01-01T00:00:00Z', endedAt: '2026-11-26T00:00:00Z', reason: 'payment_failed' },
+  {
+    id: 'sub_1',
+    customer: 'cu1',
+    startedAt: '2026-01-01T00:00:00Z',
+    endedAt: '2026-11-26T00:00:00Z',
+    reason: 'payment_failed',
+  },
   { id: 'sub_2', customer: 'cu2', startedAt: '2026-02-01T00:00:00Z' },
-  { id: 'sub_3', customer: 'cu3', startedAt: '2026-03-01T00:00:00Z', endedAt: '2026-11-10T00:00:00Z', reason: 'cancellation_requested' },
+  {
+    id: 'sub_3',
+    customer: 'cu3',
+    startedAt: '2026-03-01T00:00:00Z',
+    endedAt: '2026-11-10T00:00:00Z',
+    reason: 'cancellation_requested',
+  },
   // Started inside the period: not in the churn denominator, so not in the numerator either.
-  { id: 'sub_4', customer: 'cu4', startedAt: '2026-11-05T00:00:00Z', endedAt: '2026-11-20T00:00:00Z', reason: 'payment_failed' },
-  { id: 'sub_5', customer: 'cu5', startedAt: '2026-01-01T00:00:00Z', endedAt: '2026-10-15T00:00:00Z', reason: 'payment_failed' },
+  {
+    id: 'sub_4',
+    customer: 'cu4',
+    startedAt: '2026-11-05T00:00:00Z',
+    endedAt: '2026-11-20T00:00:00Z',
+    reason: 'payment_failed',
+  },
+  {
+    id: 'sub_5',
+    customer: 'cu5',
+    startedAt: '2026-01-01T00:00:00Z',
+    endedAt: '2026-10-15T00:00:00Z',
+    reason: 'payment_failed',
+  },
 ];

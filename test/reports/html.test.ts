@@ -5,15 +5,55 @@ import type { ReportData } from '../../src/reports/queries.ts';
 import { renderHtml } from '../../src/reports/render-html.ts';
 
 function data(currency: string): ReportData {
-  const period = resolvePeriod({ from: '2026-11-01', to: '2026-11-30', timeZone: 'UTC', now: new Date('2026-12-01T00:00:00Z') });
+  const period = resolvePeriod({
+    from: '2026-11-01',
+    to: '2026-11-30',
+    timeZone: 'UTC',
+    now: new Date('2026-12-01T00:00:00Z'),
+  });
   return {
-    query: { period, currency: null, asOf: period.end }, snapshotAt: period.end, cohortStart: period.start, timelineUnit: 'day',
-    cohortTotals: [{ currency, opened: 2, openedAmount: 3000, voided: 0, voidedAmount: 0, recovered: 1, recoveredAmount: 1000, lost: 0, open: 1 }],
-    closedTotals: [{ currency, recovered: 1, recoveredAmount: 1000, partial: 0, lost: 0, lostAmount: 0, p50: 3600, p90: 3600 }],
+    query: { period, currency: null, asOf: period.end },
+    snapshotAt: period.end,
+    cohortStart: period.start,
+    timelineUnit: 'day',
+    cohortTotals: [
+      {
+        currency,
+        opened: 2,
+        openedAmount: 3000,
+        voided: 0,
+        voidedAmount: 0,
+        recovered: 1,
+        recoveredAmount: 1000,
+        lost: 0,
+        open: 1,
+      },
+    ],
+    closedTotals: [
+      { currency, recovered: 1, recoveredAmount: 1000, partial: 0, lost: 0, lostAmount: 0, p50: 3600, p90: 3600 },
+    ],
     atRisk: [{ currency, count: 1, amount: 2000 }],
-    declines: [{ currency, category: 'funds', code: 'insufficient_funds', cases: 2, amount: 3000, recovered: 1, recoveredAmount: 1000 }],
-    attempts: [{ currency, attemptNo: 1, attempted: 2, succeeded: 0, succeededAmount: 0 }, { currency, attemptNo: 2, attempted: 2, succeeded: 1, succeededAmount: 1000 }],
-    paths: [], arms: [], months: [], timeline: [], reminders: [], churn: { activeAtStart: 0, churned: 0 },
+    declines: [
+      {
+        currency,
+        category: 'funds',
+        code: 'insufficient_funds',
+        cases: 2,
+        amount: 3000,
+        recovered: 1,
+        recoveredAmount: 1000,
+      },
+    ],
+    attempts: [
+      { currency, attemptNo: 1, attempted: 2, succeeded: 0, succeededAmount: 0 },
+      { currency, attemptNo: 2, attempted: 2, succeeded: 1, succeededAmount: 1000 },
+    ],
+    paths: [],
+    arms: [],
+    months: [],
+    timeline: [],
+    reminders: [],
+    churn: { activeAtStart: 0, churned: 0 },
   };
 }
 
@@ -28,7 +68,11 @@ describe('dashboard HTML', () => {
 
   it('shows the attempt and decline-category figures as tables, not only as charts', () => {
     const page = renderHtml(buildReport(data('usd')), { json: '/reports.json', csv: '/reports.csv' });
-    expect(page).toMatch(/<table id="usd-table-attempt">.*<tr><td class="num">2<\/td><td class="num">2<\/td><td class="num">1<\/td><td>50.0 %<\/td><td>100.0 %<\/td><td>\$10.00<\/td><\/tr>/s);
-    expect(page).toMatch(/<table id="usd-table-category">.*<tr><td>funds<\/td><td class="num">2<\/td><td class="num">1<\/td><td>50.0 %<\/td><td>\$10.00<\/td><\/tr>/s);
+    expect(page).toMatch(
+      /<table id="usd-table-attempt">.*<tr><td class="num">2<\/td><td class="num">2<\/td><td class="num">1<\/td><td>50.0 %<\/td><td>100.0 %<\/td><td>\$10.00<\/td><\/tr>/s,
+    );
+    expect(page).toMatch(
+      /<table id="usd-table-category">.*<tr><td>funds<\/td><td class="num">2<\/td><td class="num">1<\/td><td>50.0 %<\/td><td>\$10.00<\/td><\/tr>/s,
+    );
   });
 });

@@ -14,8 +14,12 @@ let off: Awaited<ReturnType<typeof serveRoutes>>;
 beforeAll(async () => {
   db = await createTestDatabase();
   await insertCases(db.sql, NOVEMBER);
-  on = await serveRoutes(reportRoutes({ sql: db.sql, clock, config: { reportsToken: TOKEN, defaultTimeZone: 'Europe/Berlin' } }));
-  off = await serveRoutes(reportRoutes({ sql: db.sql, clock, config: { reportsToken: null, defaultTimeZone: 'Europe/Berlin' } }));
+  on = await serveRoutes(
+    reportRoutes({ sql: db.sql, clock, config: { reportsToken: TOKEN, defaultTimeZone: 'Europe/Berlin' } }),
+  );
+  off = await serveRoutes(
+    reportRoutes({ sql: db.sql, clock, config: { reportsToken: null, defaultTimeZone: 'Europe/Berlin' } }),
+  );
 });
 afterAll(async () => {
   await on?.close();
@@ -26,29 +30,43 @@ afterAll(async () => {
 const basic = (password: string) => `Basic ${Buffer.from(`ops:${password}`).toString('base64')}`;
 
 describe('report routes', () => {
-  it.each(['/reports', '/reports.json', '/reports.csv'])('%s answers 401 with a challenge without the token', async (path) => {
-    const res = await fetch(`${on.base}${path}`);
-    expect(res.status).toBe(401);
-    expect(res.headers.get('www-authenticate')).toMatch(/Basic realm="dunning reports"/);
-    const wrong = await fetch(`${on.base}${path}`, { headers: { authorization: `Bearer ${TOKEN}x` } });
-    expect(wrong.status).toBe(401);
-  });
+  it.each(['/reports', '/reports.json', '/reports.csv'])(
+    '%s answers 401 with a challenge without the token',
+    async (path) => {
+      const res = await fetch(`${on.base}${path}`);
+      expect(res.status).toBe(401);
+      expect(res.headers.get('www-authenticate')).toMatch(/Basic realm="dunning reports"/);
+      const wrong = await fetch(`${on.base}${path}`, { headers: { authorization: `Bearer ${TOKEN}x` } });
+      expect(wrong.status).toBe(401);
+    },
+  );
 
   it('serves JSON with a bearer token, for the period asked', async () => {
-    const res = await fetch(`${on.base}/reports.json?from=2026-11-01&to=2026-11-30&currency=USD`, { headers: { authorization: `Bearer ${TOKEN}` } });
+    const res = await fetch(`${on.base}/reports.json?from=2026-11-01&to=2026-11-30&currency=USD`, {
+      headers: { authorization: `Bearer ${TOKEN}` },
+    });
     expect(res.status).toBe(200);
     expect(res.headers.get('content-type')).toBe('application/json');
-    const body = await res.json() as { currency: string; currencies: Array<{ currency: string; recovered: { amount: { minor: number } } }> };
+    const body = (await res.json()) as {
+      currency: string;
+      currencies: Array<{ currency: string; recovered: { amount: { minor: number } } }>;
+    };
     expect(body.currency).toBe('usd');
     expect(body.currencies.map((c) => [c.currency, c.recovered.amount.minor])).toEqual([['usd', 6000]]);
   });
 
   it('serves CSV and HTML with the token as basic-auth password', async () => {
-    const csv = await fetch(`${on.base}/reports.csv?from=2026-11-01&to=2026-11-30`, { headers: { authorization: basic(TOKEN) } });
+    const csv = await fetch(`${on.base}/reports.csv?from=2026-11-01&to=2026-11-30`, {
+      headers: { authorization: basic(TOKEN) },
+    });
     expect(csv.status).toBe(200);
-    expect(csv.headers.get('content-disposition')).toBe('attachment; filename="dunning-report-2026-11-01-2026-11-30.csv"');
+    expect(csv.headers.get('content-disposition')).toBe(
+      'attachment; filename="dunning-report-2026-11-01-2026-11-30.csv"',
+    );
     expect(await csv.text()).toContain('usd,summary,,recovered_amount,6000\r\n');
-    const html = await fetch(`${on.base}/reports?from=2026-11-01&to=2026-11-30`, { headers: { authorization: basic(TOKEN) } });
+    const html = await fetch(`${on.base}/reports?from=2026-11-01&to=2026-11-30`, {
+      headers: { authorization: basic(TOKEN) },
+    });
     expect(html.status).toBe(200);
     expect(html.headers.get('content-security-policy')).toMatch(/default-src 'none'/);
     const page = await html.text();
@@ -57,7 +75,9 @@ describe('report routes', () => {
   });
 
   it('answers 400 with the reason for a bad period', async () => {
-    const res = await fetch(`${on.base}/reports.json?from=2026-11-30&to=2026-11-01`, { headers: { authorization: `Bearer ${TOKEN}` } });
+    const res = await fetch(`${on.base}/reports.json?from=2026-11-30&to=2026-11-01`, {
+      headers: { authorization: `Bearer ${TOKEN}` },
+    });
     expect(res.status).toBe(400);
     expect(await res.text()).toMatch(/from 2026-11-30 is after to 2026-11-01/);
   });
@@ -75,10 +95,15 @@ describe('report routes', () => {
   });
 
   it('answers HEAD like GET, without a body', async () => {
-    const res = await fetch(`${on.base}/reports.csv?from=2026-11-01&to=2026-11-30`, { method: 'HEAD', headers: { authorization: `Bearer ${TOKEN}` } });
+    const res = await fetch(`${on.base}/reports.csv?from=2026-11-01&to=2026-11-30`, {
+      method: 'HEAD',
+      headers: { authorization: `Bearer ${TOKEN}` },
+    });
     expect(res.status).toBe(200);
     expect(res.headers.get('content-type')).toBe('text/csv; charset=utf-8');
-    expect(res.headers.get('content-disposition')).toBe('attachment; filename="dunning-report-2026-11-01-2026-11-30.csv"');
+    expect(res.headers.get('content-disposition')).toBe(
+      'attachment; filename="dunning-report-2026-11-01-2026-11-30.csv"',
+    );
     expect(await res.text()).toBe('');
     const anonymous = await fetch(`${on.base}/reports`, { method: 'HEAD' });
     expect(anonymous.status).toBe(401);

@@ -70,8 +70,12 @@ describe('period', () => {
 
   it('rejects bad dates, reversed periods and malformed currencies with clear messages', () => {
     const now = new Date('2026-11-23T10:00:00Z');
-    expect(() => resolvePeriod({ from: '2026-02-30', timeZone: 'UTC', now })).toThrow(/--from: "2026-02-30" is not a calendar date/);
-    expect(() => resolvePeriod({ to: '23.11.2026', timeZone: 'UTC', now })).toThrow(/--to: expected a date as YYYY-MM-DD/);
+    expect(() => resolvePeriod({ from: '2026-02-30', timeZone: 'UTC', now })).toThrow(
+      /--from: "2026-02-30" is not a calendar date/,
+    );
+    expect(() => resolvePeriod({ to: '23.11.2026', timeZone: 'UTC', now })).toThrow(
+      /--to: expected a date as YYYY-MM-DD/,
+    );
     expect(() => resolvePeriod({ from: '2026-11-02', to: '2026-11-01', timeZone: 'UTC', now })).toThrow(PeriodError);
     expect(() => parseCurrency('dollars')).toThrow(/three-letter ISO code/);
     expect(parseCurrency('EUR')).toBe('eur');
@@ -81,11 +85,15 @@ describe('period', () => {
 
 describe('terminal grid', () => {
   it('aligns names left and figures right', () => {
-    expect(grid(['step', 'kind', 'sent to'], [[1, 'first_notice', 12], [2, 'last_chance', 3]])).toEqual([
-      '  step  kind          sent to',
-      '  1     first_notice       12',
-      '  2     last_chance         3',
-    ]);
+    expect(
+      grid(
+        ['step', 'kind', 'sent to'],
+        [
+          [1, 'first_notice', 12],
+          [2, 'last_chance', 3],
+        ],
+      ),
+    ).toEqual(['  step  kind          sent to', '  1     first_notice       12', '  2     last_chance         3']);
     expect(grid(['a'], [])).toEqual(['  (none)']);
   });
 });

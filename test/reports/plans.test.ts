@@ -43,7 +43,11 @@ type Queries = ReturnType<typeof reportQueries>;
 
 /** The plan of one report query, as indented text, with sequential scans priced out when asked. */
 async function planOf(pick: (q: Queries) => Queries[keyof Queries], o: { noSeqScan: boolean }): Promise<string> {
-  const query = { period: resolvePeriod({ from: '2026-11-01', to: '2026-11-30', timeZone: 'Europe/Berlin', now: NOW }), currency: null, asOf: NOW };
+  const query = {
+    period: resolvePeriod({ from: '2026-11-01', to: '2026-11-30', timeZone: 'Europe/Berlin', now: NOW }),
+    currency: null,
+    asOf: NOW,
+  };
   return (await db.sql.begin(async (tx: Tx) => {
     if (o.noSeqScan) await tx`set local enable_seqscan = off`;
     const rows = await tx<{ 'QUERY PLAN': string }[]>`explain ${pick(reportQueries(tx, query))}`;
@@ -56,7 +60,7 @@ describe.each([false, true])('report query plans (enable_seqscan off: %s)', (noS
     expect(await planOf((q) => q.atRisk, { noSeqScan })).toMatch(/Index.* Scan .*on dunning_cases_open_span/);
   });
 
-  it('joins the period\'s cases to their attempts through the covering index, without the heap', async () => {
+  it("joins the period's cases to their attempts through the covering index, without the heap", async () => {
     const plan = await planOf((q) => q.attempts, { noSeqScan });
     expect(plan).toMatch(/Index Only Scan using payment_attempts_case_outcome on payment_attempts/);
     expect(plan).toMatch(/dunning_cases_opened/);

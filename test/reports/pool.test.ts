@@ -33,8 +33,15 @@ afterAll(async () => {
 function startWeb(): { child: ChildProcess; lines: string[] } {
   const child = spawn(process.execPath, [cli, 'start', '--role', 'web'], {
     env: {
-      PATH: process.env.PATH, DATABASE_URL: db.url, STRIPE_WEBHOOK_SECRET: SECRET, REPORTS_TOKEN: TOKEN, PORT: '0', HOST: '127.0.0.1',
-      OUTBOX_DIR: outbox, LOG_LEVEL: 'info', DEFAULT_TIME_ZONE: 'Europe/Berlin',
+      PATH: process.env.PATH,
+      DATABASE_URL: db.url,
+      STRIPE_WEBHOOK_SECRET: SECRET,
+      REPORTS_TOKEN: TOKEN,
+      PORT: '0',
+      HOST: '127.0.0.1',
+      OUTBOX_DIR: outbox,
+      LOG_LEVEL: 'info',
+      DEFAULT_TIME_ZONE: 'Europe/Berlin',
     },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
@@ -60,15 +67,23 @@ test('reports blocked in the database hold only their own pool; a webhook still 
   let release!: () => void;
   let locked!: Promise<unknown>;
   try {
-    const port = await waitFor('the server to listen', async () => {
-      const line = web.lines.find((l) => l.includes('"msg":"listening"'));
-      return line ? (JSON.parse(line) as { port: number }).port : null;
-    }, 20_000);
+    const port = await waitFor(
+      'the server to listen',
+      async () => {
+        const line = web.lines.find((l) => l.includes('"msg":"listening"'));
+        return line ? (JSON.parse(line) as { port: number }).port : null;
+      },
+      20_000,
+    );
     const url = `http://127.0.0.1:${port}`;
 
-    const held = new Promise<void>((resolve) => { release = resolve; });
+    const held = new Promise<void>((resolve) => {
+      release = resolve;
+    });
     let granted!: () => void;
-    const isLocked = new Promise<void>((resolve) => { granted = resolve; });
+    const isLocked = new Promise<void>((resolve) => {
+      granted = resolve;
+    });
     locked = locker.begin(async (tx) => {
       await tx`lock table dunning_cases in access exclusive mode`;
       granted();
@@ -78,11 +93,17 @@ test('reports blocked in the database hold only their own pool; a webhook still 
 
     // Four dashboards at once: 44 queries, far more than the report pool or the main pool of ten.
     const reports = Array.from({ length: 4 }, () =>
-      fetch(`${url}/reports.json?from=2026-11-01&to=2026-11-30`, { headers: { authorization: `Bearer ${TOKEN}` } }));
-    await waitFor('the report pool to fill up with blocked queries', async () =>
-      (await backends(db.sql, 'dunning-reports')).waiting === REPORT_POOL_SIZE, 15_000);
+      fetch(`${url}/reports.json?from=2026-11-01&to=2026-11-30`, { headers: { authorization: `Bearer ${TOKEN}` } }),
+    );
+    await waitFor(
+      'the report pool to fill up with blocked queries',
+      async () => (await backends(db.sql, 'dunning-reports')).waiting === REPORT_POOL_SIZE,
+      15_000,
+    );
 
-    const ev = event('invoice.payment_failed', invoice({ id: 'in_pool1', customer: 'cus_pool1' }), { created: Math.floor(Date.now() / 1000) });
+    const ev = event('invoice.payment_failed', invoice({ id: 'in_pool1', customer: 'cus_pool1' }), {
+      created: Math.floor(Date.now() / 1000),
+    });
     const text = JSON.stringify(ev);
     const answer = await deliver(url, text, sign(text, SECRET));
     expect(answer.status).toBe(200);
@@ -91,10 +112,14 @@ test('reports blocked in the database hold only their own pool; a webhook still 
 
     release();
     await locked;
-    const bodies = await Promise.all((await Promise.all(reports)).map(async (r) => {
-      expect(r.status).toBe(200);
-      return (await r.json()) as { currencies: Array<{ currency: string; recovered: { amount: { minor: number } } }> };
-    }));
+    const bodies = await Promise.all(
+      (await Promise.all(reports)).map(async (r) => {
+        expect(r.status).toBe(200);
+        return (await r.json()) as {
+          currencies: Array<{ currency: string; recovered: { amount: { minor: number } } }>;
+        };
+      }),
+    );
     for (const b of bodies) expect(b.currencies.find((c) => c.currency === 'usd')?.recovered.amount.minor).toBe(6000);
     expect((await backends(db.sql, 'dunning-reports')).all).toBeLessThanOrEqual(REPORT_POOL_SIZE);
   } finally {

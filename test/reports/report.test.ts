@@ -40,7 +40,7 @@ describe('monthly report over a hand-built November', () => {
     expect(usd.atRisk).toEqual({ count: 3, amount: { minor: 11800, formatted: '$118.00' } });
   });
 
-  it('computes the rates over November\'s cases without voided ones, and the time to recover', async () => {
+  it("computes the rates over November's cases without voided ones, and the time to recover", async () => {
     const usd = cur(await report('2026-11-01', '2026-11-30'), 'usd');
     expect(usd.cohort.eligible).toBe(5);
     expect(usd.cohort.recovered).toBe(3);
@@ -61,19 +61,31 @@ describe('monthly report over a hand-built November', () => {
     expect(usd.byCode.find((b) => b.key === 'expired_card')).toMatchObject({ cases: 2, recovered: 1 });
     // Charges, not ledger rows: b is [declined, cancelled, succeeded], recovered by its 2nd charge;
     // d is [declined, skipped, declined, not_sent, declined], three charges.
-    expect(usd.byAttempt.map((a) => [a.attemptNo, a.attempted, a.succeeded])).toEqual([[1, 5, 0], [2, 3, 2], [3, 1, 0]]);
+    expect(usd.byAttempt.map((a) => [a.attemptNo, a.attempted, a.succeeded])).toEqual([
+      [1, 5, 0],
+      [2, 3, 2],
+      [3, 1, 0],
+    ]);
     expect(usd.byAttempt[1]!.shareOfRecoveries).toBeCloseTo(2 / 3, 10);
     expect(usd.byAttempt[1]!.amount.minor).toBe(7000);
     expect(usd.byPath.map((p) => [p.path, p.count, p.amount.minor])).toEqual([
-      ['scheduled_retry', 1, 2000], ['card_update_retry', 1, 5000], ['paid_outside', 1, 3000],
+      ['scheduled_retry', 1, 2000],
+      ['card_update_retry', 1, 5000],
+      ['paid_outside', 1, 3000],
     ]);
     expect(usd.byMonth.map((m) => [m.month, m.opened, m.recovered, m.open])).toEqual([
-      ['2026-09', 1, 0, 1], ['2026-10', 1, 1, 0], ['2026-11', 6, 3, 1],
+      ['2026-09', 1, 0, 1],
+      ['2026-10', 1, 1, 0],
+      ['2026-11', 6, 3, 1],
     ]);
     expect(usd.policy.smart).toMatchObject({ cases: 3, recovered: 2 });
     expect(usd.policy.holdout).toMatchObject({ cases: 2, recovered: 1 });
     expect(usd.policy.lift?.difference).toBeCloseTo(1 / 6, 10);
-    expect(usd.timeline.map((t) => [t.bucket, t.amount.minor])).toEqual([['2026-11-03', 1000], ['2026-11-04', 2000], ['2026-11-06', 3000]]);
+    expect(usd.timeline.map((t) => [t.bucket, t.amount.minor])).toEqual([
+      ['2026-11-03', 1000],
+      ['2026-11-04', 2000],
+      ['2026-11-06', 3000],
+    ]);
   });
 
   it('keeps a case lost just after midnight Berlin time out of November, and formats yen without decimals', async () => {
@@ -96,7 +108,15 @@ describe('monthly report over a hand-built November', () => {
 
   it('counts a subscription this worker canceled as its final action as involuntary churn', async () => {
     // Stripe records an API cancellation as cancellation_requested, not payment_failed.
-    await insertSubscriptions(db.sql, [{ id: 'sub_6', customer: 'cu6', startedAt: '2026-01-01T00:00:00Z', endedAt: '2026-11-25T10:00:00Z', reason: 'cancellation_requested' }]);
+    await insertSubscriptions(db.sql, [
+      {
+        id: 'sub_6',
+        customer: 'cu6',
+        startedAt: '2026-01-01T00:00:00Z',
+        endedAt: '2026-11-25T10:00:00Z',
+        reason: 'cancellation_requested',
+      },
+    ]);
     await db.sql`update invoices set subscription_id = 'sub_6' where id = 'in_d'`;
     try {
       await db.sql`update dunning_cases set final_action = 'cancel_subscription' where invoice_id = 'in_d'`;
@@ -114,7 +134,13 @@ describe('monthly report over a hand-built November', () => {
     // cu1 lost sub_1 to a failed payment on 26 November.
     await insertSubscriptions(db.sql, [
       // Ended before the period end too: cu1 is still churned.
-      { id: 'sub_7', customer: 'cu1', startedAt: '2026-05-01T00:00:00Z', endedAt: '2026-11-28T00:00:00Z', reason: 'cancellation_requested' },
+      {
+        id: 'sub_7',
+        customer: 'cu1',
+        startedAt: '2026-05-01T00:00:00Z',
+        endedAt: '2026-11-28T00:00:00Z',
+        reason: 'cancellation_requested',
+      },
     ]);
     try {
       expect((await report('2026-11-01', '2026-11-30')).churn).toEqual({ activeAtStart: 3, churned: 1, rate: 1 / 3 });
@@ -132,7 +158,10 @@ describe('monthly report over a hand-built November', () => {
   it('filters by currency', async () => {
     const r = await report('2026-11-01', '2026-11-30', 'eur');
     expect(r.currencies.map((c) => c.currency)).toEqual(['eur']);
-    expect(cur(r, 'eur')).toMatchObject({ recovered: { count: 1, amount: { minor: 900, formatted: '€9.00' } }, cohort: { rateByCount: 1 } });
+    expect(cur(r, 'eur')).toMatchObject({
+      recovered: { count: 1, amount: { minor: 900, formatted: '€9.00' } },
+      cohort: { rateByCount: 1 },
+    });
   });
 
   it('returns an empty report, not zeros pretending to be rates, for a quiet period', async () => {
@@ -144,7 +173,11 @@ describe('monthly report over a hand-built November', () => {
 
 describe('reminder breakdown', () => {
   it('counts cases sent each reminder and those recovered after it', async () => {
-    const ids = new Map((await db.sql<{ id: number; invoiceId: string }[]>`select id::int, invoice_id as "invoiceId" from dunning_cases`).map((r) => [r.invoiceId, r.id]));
+    const ids = new Map(
+      (
+        await db.sql<{ id: number; invoiceId: string }[]>`select id::int, invoice_id as "invoiceId" from dunning_cases`
+      ).map((r) => [r.invoiceId, r.id]),
+    );
     const rows = [
       ['in_b', 'first_notice', 1, 'sent', '2026-11-03T10:00:00Z'],
       ['in_d', 'first_notice', 1, 'sent', '2026-11-11T10:00:00Z'],

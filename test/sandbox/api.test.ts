@@ -7,7 +7,12 @@ const clock = manualClock('2026-05-12T09:00:00Z');
 let sandbox: Sandbox;
 let stripe: Stripe;
 
-const card = (failure: Parameters<Sandbox['updateCard']>[1]['failure'], brand = 'visa') => ({ brand, failure, expMonth: 4, expYear: 2030 });
+const card = (failure: Parameters<Sandbox['updateCard']>[1]['failure'], brand = 'visa') => ({
+  brand,
+  failure,
+  expMonth: 4,
+  expYear: 2030,
+});
 
 async function failingInvoice(failure: Parameters<typeof card>[0], amount = 2500, brand = 'visa') {
   const customer = await sandbox.createCustomer({
@@ -55,8 +60,15 @@ describe('sandbox API through the real SDK', () => {
     const sub = await stripe.subscriptions.retrieve(invoice.subscriptionId as string);
     expect(sub.status).toBe('past_due');
     const c = await stripe.customers.retrieve(customer.id);
-    expect(c).toMatchObject({ email: 'ana@example.test', preferred_locales: ['de'], metadata: { time_zone: 'Europe/Berlin' } });
-    const types = sandbox.events().filter((e) => (e.data.object as { id?: string }).id === invoice.id).map((e) => e.type);
+    expect(c).toMatchObject({
+      email: 'ana@example.test',
+      preferred_locales: ['de'],
+      metadata: { time_zone: 'Europe/Berlin' },
+    });
+    const types = sandbox
+      .events()
+      .filter((e) => (e.data.object as { id?: string }).id === invoice.id)
+      .map((e) => e.type);
     expect(types).toContain('invoice.payment_failed');
   });
 
@@ -82,14 +94,30 @@ describe('sandbox API through the real SDK', () => {
     const err = await stripe.invoices.pay(invoice.id).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(Stripe.errors.StripeCardError);
     const cardErr = err as Stripe.errors.StripeCardError;
-    expect(cardErr).toMatchObject({ statusCode: 402, code: 'invoice_payment_intent_requires_action', charge: undefined });
+    expect(cardErr).toMatchObject({
+      statusCode: 402,
+      code: 'invoice_payment_intent_requires_action',
+      charge: undefined,
+    });
     expect(cardErr.raw).not.toHaveProperty('decline_code'); // the SDK shows the missing code as ''
-    expect(cardErr.payment_intent).toMatchObject({ status: 'requires_action', next_action: { type: 'use_stripe_sdk' } });
+    expect(cardErr.payment_intent).toMatchObject({
+      status: 'requires_action',
+      next_action: { type: 'use_stripe_sdk' },
+    });
     // Nothing reached the issuer: Stripe's first try is the only charge, yet the attempt counts.
     expect(sandbox.charges(invoice.id)).toHaveLength(1);
     expect((await stripe.invoices.retrieve(invoice.id)).attempt_count).toBe(2);
-    const ofRetry = sandbox.events().filter((e) => e.request.id === cardErr.requestId).map((e) => e.type);
-    expect(ofRetry).toEqual(expect.arrayContaining(['payment_intent.requires_action', 'invoice.payment_failed', 'invoice.payment_action_required']));
+    const ofRetry = sandbox
+      .events()
+      .filter((e) => e.request.id === cardErr.requestId)
+      .map((e) => e.type);
+    expect(ofRetry).toEqual(
+      expect.arrayContaining([
+        'payment_intent.requires_action',
+        'invoice.payment_failed',
+        'invoice.payment_action_required',
+      ]),
+    );
     expect(ofRetry).not.toContain('charge.failed');
     // The customer completes 3-D Secure on the hosted invoice page, which pays the invoice.
     await sandbox.payInvoiceOutOfBand(invoice.id);
@@ -113,9 +141,13 @@ describe('sandbox API through the real SDK', () => {
   it('sets the default payment method through customers.update', async () => {
     const { customer, invoice } = await failingInvoice('stolen_card');
     const pm = await sandbox.updateCard(customer.id, card(null));
-    await stripe.customers.update(customer.id, { invoice_settings: { default_payment_method: customer.paymentMethodId } });
+    await stripe.customers.update(customer.id, {
+      invoice_settings: { default_payment_method: customer.paymentMethodId },
+    });
     await expect(stripe.invoices.pay(invoice.id)).rejects.toBeInstanceOf(Stripe.errors.StripeCardError);
-    const updated = await stripe.customers.update(customer.id, { invoice_settings: { default_payment_method: pm.paymentMethodId } });
+    const updated = await stripe.customers.update(customer.id, {
+      invoice_settings: { default_payment_method: pm.paymentMethodId },
+    });
     expect(updated.invoice_settings.default_payment_method).toBe(pm.paymentMethodId);
     expect((await stripe.invoices.pay(invoice.id)).status).toBe('paid');
     const retrievedPm = await stripe.paymentMethods.retrieve(pm.paymentMethodId);
@@ -128,9 +160,16 @@ describe('sandbox API through the real SDK', () => {
     expect((await stripe.invoices.markUncollectible(a.invoice.id)).status).toBe('uncollectible');
     expect((await stripe.invoices.voidInvoice(b.invoice.id)).status).toBe('void');
     await expect(stripe.invoices.pay(b.invoice.id)).rejects.toBeInstanceOf(Stripe.errors.StripeInvalidRequestError);
-    const updated = await stripe.invoices.update(a.invoice.id, { metadata: { dunning_case: 'c1' }, auto_advance: false });
+    const updated = await stripe.invoices.update(a.invoice.id, {
+      metadata: { dunning_case: 'c1' },
+      auto_advance: false,
+    });
     expect(updated).toMatchObject({ metadata: { dunning_case: 'c1' }, auto_advance: false });
-    const typesFor = (id: string) => sandbox.events().filter((e) => (e.data.object as { id?: string }).id === id).map((e) => e.type);
+    const typesFor = (id: string) =>
+      sandbox
+        .events()
+        .filter((e) => (e.data.object as { id?: string }).id === id)
+        .map((e) => e.type);
     expect(typesFor(a.invoice.id)).toContain('invoice.marked_uncollectible');
     expect(typesFor(b.invoice.id)).toContain('invoice.voided');
   });
@@ -143,7 +182,10 @@ describe('sandbox API through the real SDK', () => {
     const canceled = await stripe.subscriptions.cancel(subId);
     expect(canceled.status).toBe('canceled');
     expect(sandbox.events().some((e) => e.type === 'customer.subscription.deleted')).toBe(true);
-    const session = await stripe.billingPortal.sessions.create({ customer: customer.id, return_url: 'https://merchant.test/back' });
+    const session = await stripe.billingPortal.sessions.create({
+      customer: customer.id,
+      return_url: 'https://merchant.test/back',
+    });
     expect(session.url).toContain(`${sandbox.url}/portal/`);
     const page = await fetch(session.url);
     expect(page.status).toBe(200);
@@ -154,13 +196,20 @@ describe('sandbox API through the real SDK', () => {
 
   it('opens portal deep links (flow_data) and refuses an unknown flow as Stripe does', async () => {
     const { customer } = await failingInvoice('expired_card');
-    const session = await stripe.billingPortal.sessions.create({ customer: customer.id, flow_data: { type: 'payment_method_update' } });
-    expect(session.flow).toMatchObject({ type: 'payment_method_update', after_completion: { type: 'portal_homepage' } });
+    const session = await stripe.billingPortal.sessions.create({
+      customer: customer.id,
+      flow_data: { type: 'payment_method_update' },
+    });
+    expect(session.flow).toMatchObject({
+      type: 'payment_method_update',
+      after_completion: { type: 'portal_homepage' },
+    });
     const page = await fetch(session.url);
     expect(page.status).toBe(200);
     expect(await page.text()).toContain('<p id="flow">payment_method_update</p>');
-    await expect(stripe.billingPortal.sessions.create({ customer: customer.id, flow_data: { type: 'teleport' } }))
-      .rejects.toMatchObject({ statusCode: 400, param: 'flow_data[type]' });
+    await expect(
+      stripe.billingPortal.sessions.create({ customer: customer.id, flow_data: { type: 'teleport' } }),
+    ).rejects.toMatchObject({ statusCode: 400, param: 'flow_data[type]' });
   });
 
   it('lets the customer pay on the hosted invoice page', async () => {
@@ -175,14 +224,24 @@ describe('sandbox API through the real SDK', () => {
   it('pages through invoices with filters and cursors', async () => {
     const { customer } = await failingInvoice('insufficient_funds');
     const ids: string[] = [];
-    for (let i = 0; i < 4; i += 1) ids.push((await sandbox.createFailingInvoice(customer.id, { amount: 100 + i, currency: 'eur', subscription: false })).id);
+    for (let i = 0; i < 4; i += 1)
+      ids.push(
+        (await sandbox.createFailingInvoice(customer.id, { amount: 100 + i, currency: 'eur', subscription: false })).id,
+      );
     const first = await stripe.invoices.list({ customer: customer.id, status: 'open', limit: 2 });
     expect(first.object).toBe('list');
     expect(first.has_more).toBe(true);
     const seen = [...first.data.map((i) => i.id)];
-    const auto = await stripe.invoices.list({ customer: customer.id, status: 'open', limit: 2 }).autoPagingToArray({ limit: 100 });
+    const auto = await stripe.invoices
+      .list({ customer: customer.id, status: 'open', limit: 2 })
+      .autoPagingToArray({ limit: 100 });
     expect(auto).toHaveLength(5);
-    const second = await stripe.invoices.list({ customer: customer.id, status: 'open', limit: 2, starting_after: seen[1] as string });
+    const second = await stripe.invoices.list({
+      customer: customer.id,
+      status: 'open',
+      limit: 2,
+      starting_after: seen[1] as string,
+    });
     seen.push(...second.data.map((i) => i.id));
     expect(new Set(seen).size).toBe(4);
     expect(seen).toEqual(expect.arrayContaining(ids.slice(1).reverse().slice(0, 3)));
@@ -202,11 +261,19 @@ describe('sandbox API through the real SDK', () => {
   });
 
   it('refuses a wrong API key and unknown routes with Stripe-shaped errors', async () => {
-    const wrong = new Stripe('rk_live_nope', { host: sandbox.host, port: sandbox.port, protocol: 'http', maxNetworkRetries: 0 });
+    const wrong = new Stripe('rk_live_nope', {
+      host: sandbox.host,
+      port: sandbox.port,
+      protocol: 'http',
+      maxNetworkRetries: 0,
+    });
     await expect(wrong.invoices.list()).rejects.toBeInstanceOf(Stripe.errors.StripeAuthenticationError);
     const res = await fetch(`${sandbox.url}/v1/widgets`, { headers: { authorization: `Bearer ${sandbox.apiKey}` } });
     expect(res.status).toBe(404);
     expect(await res.json()).toMatchObject({ error: { type: 'invalid_request_error' } });
-    await expect(stripe.invoices.retrieve('in_missing')).rejects.toMatchObject({ statusCode: 404, code: 'resource_missing' });
+    await expect(stripe.invoices.retrieve('in_missing')).rejects.toMatchObject({
+      statusCode: 404,
+      code: 'resource_missing',
+    });
   });
 });

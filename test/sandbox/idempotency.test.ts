@@ -14,7 +14,12 @@ async function setup(opts: { rateLimitPerSecond?: number; rateLimitBurst?: numbe
   const clock = manualClock('2026-05-15T06:00:00Z');
   const sb = await startSandbox({ clock, seed: 3, ...opts });
   sandbox = sb;
-  const healthy = await sb.createCustomer({ email: 'b@example.test', name: 'B', country: 'US', card: { brand: 'visa', failure: 'processing_error', expMonth: 1, expYear: 2031 } });
+  const healthy = await sb.createCustomer({
+    email: 'b@example.test',
+    name: 'B',
+    country: 'US',
+    card: { brand: 'visa', failure: 'processing_error', expMonth: 1, expYear: 2031 },
+  });
   const invoice = await sb.createFailingInvoice(healthy.id, { amount: 900, currency: 'usd', subscription: true });
   // A working card from now on, so a retry's outcome depends only on idempotency.
   await sb.updateCard(healthy.id, { brand: 'visa', failure: null, expMonth: 1, expYear: 2031 });
@@ -37,8 +42,12 @@ describe('idempotency, faults and rate limits', () => {
     const { sb, invoiceId, stripe } = await setup();
     const customer = (await stripe.invoices.retrieve(invoiceId)).customer as string;
     await sb.updateCard(customer, { brand: 'visa', failure: 'lost_card', expMonth: 1, expYear: 2031 });
-    const a = (await stripe.invoices.pay(invoiceId, {}, { idempotencyKey: 'k' }).catch((e: unknown) => e)) as Stripe.errors.StripeCardError;
-    const b = (await stripe.invoices.pay(invoiceId, {}, { idempotencyKey: 'k' }).catch((e: unknown) => e)) as Stripe.errors.StripeCardError;
+    const a = (await stripe.invoices
+      .pay(invoiceId, {}, { idempotencyKey: 'k' })
+      .catch((e: unknown) => e)) as Stripe.errors.StripeCardError;
+    const b = (await stripe.invoices
+      .pay(invoiceId, {}, { idempotencyKey: 'k' })
+      .catch((e: unknown) => e)) as Stripe.errors.StripeCardError;
     expect(b).toBeInstanceOf(Stripe.errors.StripeCardError);
     expect(b.charge).toBe(a.charge);
     expect(apiCharges(sb, invoiceId)).toHaveLength(1);
@@ -47,7 +56,9 @@ describe('idempotency, faults and rate limits', () => {
   it('refuses the same key with other parameters', async () => {
     const { invoiceId, stripe } = await setup();
     await stripe.invoices.update(invoiceId, { metadata: { a: '1' } }, { idempotencyKey: 'upd' });
-    const err = await stripe.invoices.update(invoiceId, { metadata: { a: '2' } }, { idempotencyKey: 'upd' }).catch((e: unknown) => e);
+    const err = await stripe.invoices
+      .update(invoiceId, { metadata: { a: '2' } }, { idempotencyKey: 'upd' })
+      .catch((e: unknown) => e);
     expect(err).toBeInstanceOf(Stripe.errors.StripeIdempotencyError);
     expect((await stripe.invoices.retrieve(invoiceId)).metadata).toEqual({ a: '1' });
   });
@@ -65,9 +76,16 @@ describe('idempotency, faults and rate limits', () => {
     async (kind) => {
       const { sb, invoiceId, stripe } = await setup();
       // The SDK retries a dropped connection once on its own (same key), so drop twice.
-      sb.inject({ kind, route: 'POST /v1/invoices/:id/pay', objectId: invoiceId, times: kind === 'execute_then_drop' ? 2 : 1 });
+      sb.inject({
+        kind,
+        route: 'POST /v1/invoices/:id/pay',
+        objectId: invoiceId,
+        times: kind === 'execute_then_drop' ? 2 : 1,
+      });
       const err = await stripe.invoices.pay(invoiceId, {}, { idempotencyKey: 'crash' }).catch((e: unknown) => e);
-      expect(err).toBeInstanceOf(kind === 'execute_then_500' ? Stripe.errors.StripeAPIError : Stripe.errors.StripeConnectionError);
+      expect(err).toBeInstanceOf(
+        kind === 'execute_then_500' ? Stripe.errors.StripeAPIError : Stripe.errors.StripeConnectionError,
+      );
       expect(apiCharges(sb, invoiceId).map((c) => c.status)).toEqual(['succeeded']);
       const retried = await stripe.invoices.pay(invoiceId, {}, { idempotencyKey: 'crash' });
       expect(retried.status).toBe('paid');
@@ -87,7 +105,9 @@ describe('idempotency, faults and rate limits', () => {
   it('runs nothing on a plain 500 fault, so the retry charges for real', async () => {
     const { sb, invoiceId, stripe } = await setup();
     sb.inject({ kind: 'http_500', route: 'POST /v1/invoices/:id/pay' });
-    await expect(stripe.invoices.pay(invoiceId, {}, { idempotencyKey: 'x' })).rejects.toBeInstanceOf(Stripe.errors.StripeAPIError);
+    await expect(stripe.invoices.pay(invoiceId, {}, { idempotencyKey: 'x' })).rejects.toBeInstanceOf(
+      Stripe.errors.StripeAPIError,
+    );
     expect(apiCharges(sb, invoiceId)).toHaveLength(0);
     expect((await stripe.invoices.pay(invoiceId, {}, { idempotencyKey: 'x' })).status).toBe('paid');
   });
@@ -95,7 +115,13 @@ describe('idempotency, faults and rate limits', () => {
   it('holds a hung request until the client gives up', async () => {
     const { sb, invoiceId } = await setup();
     sb.inject({ kind: 'hang', route: 'GET /v1/invoices/:id' });
-    const impatient = new Stripe(sb.apiKey, { host: sb.host, port: sb.port, protocol: 'http', maxNetworkRetries: 0, timeout: 200 });
+    const impatient = new Stripe(sb.apiKey, {
+      host: sb.host,
+      port: sb.port,
+      protocol: 'http',
+      maxNetworkRetries: 0,
+      timeout: 200,
+    });
     await expect(impatient.invoices.retrieve(invoiceId)).rejects.toBeInstanceOf(Stripe.errors.StripeConnectionError);
     expect((await impatient.invoices.retrieve(invoiceId)).id).toBe(invoiceId);
   });
@@ -106,7 +132,9 @@ describe('idempotency, faults and rate limits', () => {
       stripe.invoices.pay(invoiceId, {}, { idempotencyKey: 'race' }),
       stripe.invoices.pay(invoiceId, {}, { idempotencyKey: 'race' }),
     ]);
-    const statuses = results.map((r) => (r.status === 'fulfilled' ? 200 : (r.reason as Stripe.errors.StripeError).statusCode));
+    const statuses = results.map((r) =>
+      r.status === 'fulfilled' ? 200 : (r.reason as Stripe.errors.StripeError).statusCode,
+    );
     expect(statuses.sort()).toEqual([200, 409]);
     expect(apiCharges(sb, invoiceId)).toHaveLength(1);
   });
@@ -116,7 +144,8 @@ describe('idempotency, faults and rate limits', () => {
     const results = await Promise.allSettled(Array.from({ length: 6 }, () => stripe.invoices.retrieve(invoiceId)));
     const limited = results.filter((r) => r.status === 'rejected');
     expect(limited.length).toBeGreaterThanOrEqual(3);
-    for (const r of limited) expect((r as PromiseRejectedResult).reason).toBeInstanceOf(Stripe.errors.StripeRateLimitError);
+    for (const r of limited)
+      expect((r as PromiseRejectedResult).reason).toBeInstanceOf(Stripe.errors.StripeRateLimitError);
   });
 
   it('lets a burst through, then limits to the steady rate, and records what it turned away', async () => {
@@ -124,16 +153,26 @@ describe('idempotency, faults and rate limits', () => {
     // requests take over a quarter second to arrive).
     const { sb, invoiceId, stripe } = await setup({ rateLimitPerSecond: 4, rateLimitBurst: 4 });
     await new Promise((resolve) => setTimeout(resolve, 1100)); // setup's own requests: let the bucket refill
-    const results = await Promise.allSettled(Array.from({ length: 10 }, (_, i) => stripe.invoices.pay(invoiceId, {}, { idempotencyKey: `burst-${i}` })));
-    const limited = results.filter((r) => r.status === 'rejected' && r.reason instanceof Stripe.errors.StripeRateLimitError);
+    const results = await Promise.allSettled(
+      Array.from({ length: 10 }, (_, i) => stripe.invoices.pay(invoiceId, {}, { idempotencyKey: `burst-${i}` })),
+    );
+    const limited = results.filter(
+      (r) => r.status === 'rejected' && r.reason instanceof Stripe.errors.StripeRateLimitError,
+    );
     expect(limited.length).toBeGreaterThanOrEqual(5);
     expect(limited.length).toBeLessThanOrEqual(6);
     expect(sb.rateLimited()).toHaveLength(limited.length);
-    expect(sb.rateLimited()[0]).toMatchObject({ method: 'POST', path: `/v1/invoices/${invoiceId}/pay`, idempotencyKey: expect.stringMatching(/^burst-\d$/) });
+    expect(sb.rateLimited()[0]).toMatchObject({
+      method: 'POST',
+      path: `/v1/invoices/${invoiceId}/pay`,
+      idempotencyKey: expect.stringMatching(/^burst-\d$/),
+    });
     // A 429 stored nothing: the same key runs for real once the bucket has refilled.
     await new Promise((resolve) => setTimeout(resolve, 300));
     const key = sb.rateLimited()[0]!.idempotencyKey!;
-    const retried = await stripe.invoices.pay(invoiceId, {}, { idempotencyKey: key }).catch((e: unknown) => e as Stripe.errors.StripeError);
+    const retried = await stripe.invoices
+      .pay(invoiceId, {}, { idempotencyKey: key })
+      .catch((e: unknown) => e as Stripe.errors.StripeError);
     expect((retried as Stripe.errors.StripeError).message).toBe('Invoice is already paid');
   });
 

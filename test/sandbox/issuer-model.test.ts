@@ -13,7 +13,13 @@ const zone = 'Europe/Berlin';
 
 function outcomes(seed: number, reason: FailureReason, instants: Date[]): boolean[] {
   const rng = createRng(seed);
-  return instants.map((at) => decideCharge({ reason, cardBrand: 'visa', firstFailedAt: new Date('2026-03-01T00:00:00Z'), at, timeZone: zone }, rng).ok);
+  return instants.map(
+    (at) =>
+      decideCharge(
+        { reason, cardBrand: 'visa', firstFailedAt: new Date('2026-03-01T00:00:00Z'), at, timeZone: zone },
+        rng,
+      ).ok,
+  );
 }
 
 describe('issuer model', () => {
@@ -45,7 +51,10 @@ describe('issuer model', () => {
     const start = DateTime.fromISO('2026-01-01T00:00', { zone });
     for (let h = 0; h < 24 * 365; h += 5) {
       const local = start.plus({ hours: h });
-      const ok = decideCharge({ reason: 'insufficient_funds', cardBrand: 'visa', firstFailedAt: null, at: local.toJSDate(), timeZone: zone }, rng).ok;
+      const ok = decideCharge(
+        { reason: 'insufficient_funds', cardBrand: 'visa', firstFailedAt: null, at: local.toJSDate(), timeZone: zone },
+        rng,
+      ).ok;
       if (isPayday(local)) {
         paydayN += 1;
         if (ok) paydayOk += 1;
@@ -64,16 +73,33 @@ describe('issuer model', () => {
 
   it('favours early morning local time for funds', () => {
     const at = (hour: number) => DateTime.fromISO('2026-05-12T00:00', { zone }).set({ hour }).toJSDate();
-    const early = successProbability({ reason: 'insufficient_funds', cardBrand: 'visa', firstFailedAt: null, at: at(6), timeZone: zone });
-    const late = successProbability({ reason: 'insufficient_funds', cardBrand: 'visa', firstFailedAt: null, at: at(22), timeZone: zone });
+    const early = successProbability({
+      reason: 'insufficient_funds',
+      cardBrand: 'visa',
+      firstFailedAt: null,
+      at: at(6),
+      timeZone: zone,
+    });
+    const late = successProbability({
+      reason: 'insufficient_funds',
+      cardBrand: 'visa',
+      firstFailedAt: null,
+      at: at(22),
+      timeZone: zone,
+    });
     expect(early).toBeGreaterThan(late);
   });
 
   it('lets funds trickle in over the days after the failure, on other days than paydays', () => {
     const failed = DateTime.fromISO('2026-05-11T12:00', { zone }); // a Monday
-    const p = (days: number) => successProbability({
-      reason: 'insufficient_funds', cardBrand: 'visa', firstFailedAt: failed.toJSDate(), at: failed.plus({ days }).toJSDate(), timeZone: zone,
-    });
+    const p = (days: number) =>
+      successProbability({
+        reason: 'insufficient_funds',
+        cardBrand: 'visa',
+        firstFailedAt: failed.toJSDate(),
+        at: failed.plus({ days }).toJSDate(),
+        timeZone: zone,
+      });
     // Tuesday, Wednesday, Thursday; then the Tuesday and Wednesday after: none of them a payday.
     expect([p(1), p(2), p(3)]).toEqual([0.07, 0.08, 0.09].map((x) => expect.closeTo(x, 10)));
     expect(p(8)).toBeCloseTo(0.14, 10);
@@ -85,9 +111,18 @@ describe('issuer model', () => {
     const failed = DateTime.fromISO('2026-05-11T12:00', { zone });
     const at = (days: number, hour: number) => failed.plus({ days }).set({ hour, minute: 0 }).toJSDate();
     const p = (reason: FailureReason, days: number, hour: number, firstFailed = failed) =>
-      successProbability({ reason, cardBrand: 'visa', firstFailedAt: firstFailed.toJSDate(), at: at(days, hour), timeZone: zone });
+      successProbability({
+        reason,
+        cardBrand: 'visa',
+        firstFailedAt: firstFailed.toJSDate(),
+        at: at(days, hour),
+        timeZone: zone,
+      });
     // Five days on: 03:00 and 09:00 differ by six hours of recovery, the night by x0.6.
-    expect(p('generic_decline', 5, 3) / p('generic_decline', 5, 9)).toBeCloseTo((0.6 * (4 * 24 + 15)) / (4 * 24 + 21), 6);
+    expect(p('generic_decline', 5, 3) / p('generic_decline', 5, 9)).toBeCloseTo(
+      (0.6 * (4 * 24 + 15)) / (4 * 24 + 21),
+      6,
+    );
     expect(p('do_not_honor', 5, 3)).toBeLessThan(p('do_not_honor', 5, 9));
     // An outage long past: at 02:00 local the issuer is in its maintenance window.
     expect(p('issuer_not_available', 3, 2)).toBeCloseTo(0.3, 3);
@@ -109,7 +144,10 @@ describe('issuer model', () => {
     // Stripe's own advice is the same for every brand.
     expect(declineFor('lost_card', 'visa').adviceCode).toBe(declineFor('lost_card', 'mastercard').adviceCode);
     const rng = createRng(3);
-    const d = decideCharge({ reason: 'stolen_card', cardBrand: 'mastercard', firstFailedAt: null, at: new Date(), timeZone: 'UTC' }, rng);
+    const d = decideCharge(
+      { reason: 'stolen_card', cardBrand: 'mastercard', firstFailedAt: null, at: new Date(), timeZone: 'UTC' },
+      rng,
+    );
     expect(d).toMatchObject({ ok: false, decline: { declineCode: 'stolen_card', networkAdviceCode: '03' } });
   });
 
@@ -129,7 +167,12 @@ describe('issuer model', () => {
     for (const reason of ['lost_card', 'stolen_card', 'expired_card', 'authentication_required'] as const) {
       for (let i = 0; i < 50; i += 1) {
         const at = new Date(Date.UTC(2026, 4, 1 + i));
-        expect(decideCharge({ reason, cardBrand: 'mastercard', firstFailedAt: new Date(Date.UTC(2026, 3, 1)), at, timeZone: 'UTC' }, rng).ok).toBe(false);
+        expect(
+          decideCharge(
+            { reason, cardBrand: 'mastercard', firstFailedAt: new Date(Date.UTC(2026, 3, 1)), at, timeZone: 'UTC' },
+            rng,
+          ).ok,
+        ).toBe(false);
       }
     }
     expect(declineFor('lost_card', 'visa').adviceCode).toBe('do_not_try_again');
@@ -138,7 +181,13 @@ describe('issuer model', () => {
 
   it('refuses an invalid time zone instead of treating it as UTC', () => {
     expect(() =>
-      successProbability({ reason: 'insufficient_funds', cardBrand: 'visa', firstFailedAt: null, at: new Date(), timeZone: 'Mars/Olympus' }),
+      successProbability({
+        reason: 'insufficient_funds',
+        cardBrand: 'visa',
+        firstFailedAt: null,
+        at: new Date(),
+        timeZone: 'Mars/Olympus',
+      }),
     ).toThrow(/time zone/);
   });
 });

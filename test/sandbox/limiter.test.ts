@@ -4,7 +4,11 @@ import { createRateLimiter } from '../../src/sandbox/limiter.ts';
 describe('sandbox rate limiter', () => {
   it('lets a burst through, then the steady rate, per endpoint and for the account', () => {
     let t = 0;
-    const limiter = createRateLimiter({ account: { perSecond: 10, burst: 5 }, endpoint: { perSecond: 2, burst: 2 }, now: () => t });
+    const limiter = createRateLimiter({
+      account: { perSecond: 10, burst: 5 },
+      endpoint: { perSecond: 2, burst: 2 },
+      now: () => t,
+    });
     const pay = 'POST /v1/invoices/:id/pay';
     const read = 'GET /v1/invoices/:id';
     // The endpoint's burst of 2, then nothing more for it...

@@ -15,14 +15,32 @@ afterEach(async () => {
 
 async function setup(receiver: Awaited<ReturnType<typeof startReceiver>>, extra: Partial<SandboxOptions> = {}) {
   const clock = manualClock('2026-05-12T07:30:00Z');
-  const sb = await startSandbox({ clock, seed: 5, webhookUrl: receiver.url, webhookSecret: secret, webhookBackoffMs: 5, ...extra });
-  cleanup.push(() => sb.stop(), () => receiver.close());
+  const sb = await startSandbox({
+    clock,
+    seed: 5,
+    webhookUrl: receiver.url,
+    webhookSecret: secret,
+    webhookBackoffMs: 5,
+    ...extra,
+  });
+  cleanup.push(
+    () => sb.stop(),
+    () => receiver.close(),
+  );
   return { sb, clock };
 }
 
 async function failing(sb: Sandbox) {
-  const c = await sb.createCustomer({ email: 'c@example.test', name: 'C', country: 'FR', card: { brand: 'mastercard', failure: 'insufficient_funds', expMonth: 9, expYear: 2030 } });
-  return { customerId: c.id, invoice: await sb.createFailingInvoice(c.id, { amount: 4200, currency: 'eur', subscription: true }) };
+  const c = await sb.createCustomer({
+    email: 'c@example.test',
+    name: 'C',
+    country: 'FR',
+    card: { brand: 'mastercard', failure: 'insufficient_funds', expMonth: 9, expYear: 2030 },
+  });
+  return {
+    customerId: c.id,
+    invoice: await sb.createFailingInvoice(c.id, { amount: 4200, currency: 'eur', subscription: true }),
+  };
 }
 
 describe('sandbox webhooks', () => {
@@ -32,12 +50,31 @@ describe('sandbox webhooks', () => {
     const { invoice } = await failing(sb);
     await sb.flushWebhooks();
     const events = receiver.received.map((r) =>
-      verifier.webhooks.constructEvent(r.body, r.signature, secret, 300, undefined, Math.floor(clock.now().getTime() / 1000)),
+      verifier.webhooks.constructEvent(
+        r.body,
+        r.signature,
+        secret,
+        300,
+        undefined,
+        Math.floor(clock.now().getTime() / 1000),
+      ),
     );
     const types = events.map((e) => e.type);
-    expect(types).toEqual(expect.arrayContaining(['charge.failed', 'payment_intent.payment_failed', 'invoice.payment_failed', 'customer.subscription.updated']));
+    expect(types).toEqual(
+      expect.arrayContaining([
+        'charge.failed',
+        'payment_intent.payment_failed',
+        'invoice.payment_failed',
+        'customer.subscription.updated',
+      ]),
+    );
     const failed = events.find((e) => e.type === 'invoice.payment_failed') as Stripe.InvoicePaymentFailedEvent;
-    expect(failed).toMatchObject({ object: 'event', api_version: Stripe.API_VERSION, livemode: false, created: Math.floor(clock.now().getTime() / 1000) });
+    expect(failed).toMatchObject({
+      object: 'event',
+      api_version: Stripe.API_VERSION,
+      livemode: false,
+      created: Math.floor(clock.now().getTime() / 1000),
+    });
     expect(failed.data.object.id).toBe(invoice.id);
     const charge = events.find((e) => e.type === 'charge.failed') as Stripe.ChargeFailedEvent;
     expect(charge.data.object.outcome).toMatchObject({ advice_code: 'try_again_later', network_decline_code: '51' });
@@ -62,9 +99,16 @@ describe('sandbox webhooks', () => {
     await sb.flushWebhooks();
     const types = receiver.received.map((r) => (JSON.parse(r.body) as { type: string }).type);
     expect(types).toEqual(
-      expect.arrayContaining(['payment_method.attached', 'customer.updated', 'invoice.paid', 'invoice.payment_succeeded']),
+      expect.arrayContaining([
+        'payment_method.attached',
+        'customer.updated',
+        'invoice.paid',
+        'invoice.payment_succeeded',
+      ]),
     );
-    const paid = receiver.received.map((r) => JSON.parse(r.body) as Stripe.Event).find((e) => e.type === 'invoice.paid');
+    const paid = receiver.received
+      .map((r) => JSON.parse(r.body) as Stripe.Event)
+      .find((e) => e.type === 'invoice.paid');
     expect(paid?.request).toMatchObject({ idempotency_key: 'a1' });
   });
 
@@ -89,19 +133,34 @@ describe('sandbox webhooks', () => {
     expect(arrived).not.toEqual(emitted);
   });
 
-  it('holds back a share of API requests\' events and of duplicates, so they cross later operations, the same way for a seed', async () => {
+  it("holds back a share of API requests' events and of duplicates, so they cross later operations, the same way for a seed", async () => {
     async function story() {
       const receiver = await startReceiver();
       const { sb } = await setup(receiver, { seed: 8, lateShare: 0.5, lateMaxMs: 300, duplicateShare: 0.5 });
-      const c = await sb.createCustomer({ email: 'g@example.test', name: 'G', country: 'FR', card: { brand: 'mastercard', failure: 'generic_decline', expMonth: 9, expYear: 2030 } });
+      const c = await sb.createCustomer({
+        email: 'g@example.test',
+        name: 'G',
+        country: 'FR',
+        card: { brand: 'mastercard', failure: 'generic_decline', expMonth: 9, expYear: 2030 },
+      });
       const invoice = await sb.createFailingInvoice(c.id, { amount: 4200, currency: 'eur', subscription: true });
       const stripe = sb.stripe();
-      await expect(stripe.invoices.pay(invoice.id, {}, { idempotencyKey: 'retry' })).rejects.toBeInstanceOf(Stripe.errors.StripeCardError);
+      await expect(stripe.invoices.pay(invoice.id, {}, { idempotencyKey: 'retry' })).rejects.toBeInstanceOf(
+        Stripe.errors.StripeCardError,
+      );
       await sb.updateCard(c.id, { brand: 'visa', failure: null, expMonth: 1, expYear: 2031 });
       await stripe.invoices.pay(invoice.id, {}, { idempotencyKey: 'after-update' });
       await sb.flushWebhooks();
       const arrived = receiver.received.map((r) => JSON.parse(r.body) as Stripe.Event);
-      return { sb, arrived, held: sb.deliveries().filter((d) => d.heldMs > 0).map((d) => `${d.eventId}${d.duplicate ? '+dup' : ''}:${d.heldMs}`).sort() };
+      return {
+        sb,
+        arrived,
+        held: sb
+          .deliveries()
+          .filter((d) => d.heldMs > 0)
+          .map((d) => `${d.eventId}${d.duplicate ? '+dup' : ''}:${d.heldMs}`)
+          .sort(),
+      };
     }
     const { sb, arrived, held } = await story();
     const types = arrived.map((e) => e.type);
@@ -125,7 +184,12 @@ describe('sandbox webhooks', () => {
   it('redelivers on non-2xx with bounded attempts, without blocking the API', async () => {
     const receiver = await startReceiver((n) => (n <= 2 ? 500 : 200));
     const { sb } = await setup(receiver, { webhookMaxAttempts: 3 });
-    const c = await sb.createCustomer({ email: 'd@example.test', name: 'D', country: 'US', card: { brand: 'visa', failure: null, expMonth: 1, expYear: 2030 } });
+    const c = await sb.createCustomer({
+      email: 'd@example.test',
+      name: 'D',
+      country: 'US',
+      card: { brand: 'visa', failure: null, expMonth: 1, expYear: 2030 },
+    });
     await sb.updateCard(c.id, { brand: 'visa', failure: null, expMonth: 2, expYear: 2031 });
     await waitFor('deliveries to finish', () => receiver.received.length >= 4 && receiver.received.length);
     await sb.flushWebhooks();
@@ -144,16 +208,27 @@ describe('sandbox webhooks', () => {
       inFlight += 1;
       most = Math.max(most, inFlight);
       req.resume();
-      req.on('end', () => setTimeout(() => {
-        inFlight -= 1;
-        received += 1;
-        res.writeHead(200).end();
-      }, 15));
+      req.on('end', () =>
+        setTimeout(() => {
+          inFlight -= 1;
+          received += 1;
+          res.writeHead(200).end();
+        }, 15),
+      );
     });
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
     const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/webhooks`;
-    const sb = await startSandbox({ clock: manualClock('2026-05-12T07:30:00Z'), seed: 5, webhookUrl: url, webhookSecret: secret, webhookConcurrency: 3 });
-    cleanup.push(() => sb.stop(), () => new Promise<void>((resolve) => server.close(() => resolve())));
+    const sb = await startSandbox({
+      clock: manualClock('2026-05-12T07:30:00Z'),
+      seed: 5,
+      webhookUrl: url,
+      webhookSecret: secret,
+      webhookConcurrency: 3,
+    });
+    cleanup.push(
+      () => sb.stop(),
+      () => new Promise<void>((resolve) => server.close(() => resolve())),
+    );
     for (let i = 0; i < 6; i += 1) await failing(sb);
     await sb.flushWebhooks();
     expect(received).toBeGreaterThan(20);
@@ -164,7 +239,12 @@ describe('sandbox webhooks', () => {
   it('gives up after the last attempt', async () => {
     const receiver = await startReceiver(() => 503);
     const { sb } = await setup(receiver, { webhookMaxAttempts: 2 });
-    const c = await sb.createCustomer({ email: 'e@example.test', name: 'E', country: 'US', card: { brand: 'visa', failure: null, expMonth: 1, expYear: 2030 } });
+    const c = await sb.createCustomer({
+      email: 'e@example.test',
+      name: 'E',
+      country: 'US',
+      card: { brand: 'visa', failure: null, expMonth: 1, expYear: 2030 },
+    });
     await sb.updateCard(c.id, { brand: 'visa', failure: null, expMonth: 2, expYear: 2031 });
     await sb.flushWebhooks();
     expect(receiver.received).toHaveLength(sb.events().length * 2);

@@ -15,7 +15,10 @@ const settings: SimSettings = { seed: 7, start: SIMULATION_START };
 const H = 3_600_000;
 
 function run(args: string[]) {
-  return spawnSync(process.execPath, [cli, 'simulate', ...args], { encoding: 'utf8', env: { ...process.env, DEFAULT_TIME_ZONE: 'Europe/Berlin' } });
+  return spawnSync(process.execPath, [cli, 'simulate', ...args], {
+    encoding: 'utf8',
+    env: { ...process.env, DEFAULT_TIME_ZONE: 'Europe/Berlin' },
+  });
 }
 
 describe('population', () => {
@@ -33,7 +36,13 @@ describe('population', () => {
 });
 
 describe('comparePolicies', () => {
-  const options = { seed: 11, customers: 300, policy: defaultPolicy(), policyLabel: 'default policy', merchantTimeZone: 'Europe/Berlin' };
+  const options = {
+    seed: 11,
+    customers: 300,
+    policy: defaultPolicy(),
+    policyLabel: 'default policy',
+    merchantTimeZone: 'Europe/Berlin',
+  };
 
   it('gives the same figures for the same seed and different ones for another seed', () => {
     const first = comparePolicies(options);
@@ -64,7 +73,9 @@ describe('comparePolicies', () => {
     const expired = runOne(byReason('expired_card'));
     expect(expired.charges).toBe(8);
     const opened = expired.attempts[0]!.at.getTime();
-    expect(expired.attempts.slice(1).map((a) => (a.at.getTime() - opened) / 86_400_000)).toEqual([1.75, 3.5, 5.25, 7, 8.75, 10.5, 12.25, 14]);
+    expect(expired.attempts.slice(1).map((a) => (a.at.getTime() - opened) / 86_400_000)).toEqual([
+      1.75, 3.5, 5.25, 7, 8.75, 10.5, 12.25, 14,
+    ]);
     // A stolen card is on it: Stripe stops at once.
     expect(runOne(byReason('stolen_card')).charges).toBe(0);
   });
@@ -108,13 +119,30 @@ describe('violations', () => {
   it('counts each rule exactly on a hand-built card history', () => {
     const t0 = Date.parse('2026-03-02T06:00:00Z');
     const declines = (n: number, every: number, reason: SimAttempt['reason']): SimAttempt[] =>
-      Array.from({ length: n }, (_, i) => ({ at: new Date(t0 + i * every), card: 0, source: i === 0 ? 'stripe' : 'scheduled', ok: false, reason }));
+      Array.from({ length: n }, (_, i) => ({
+        at: new Date(t0 + i * every),
+        card: 0,
+        source: i === 0 ? 'stripe' : 'scheduled',
+        ok: false,
+        reason,
+      }));
     // 12 Mastercard declines within 11 hours: the 11th and 12th exceed 10 in 24 h.
-    expect(countViolations(declines(12, H, 'insufficient_funds'), 'mastercard')).toEqual({ over30d: 0, afterNeverRetry: 0, mastercard24h: 2 });
+    expect(countViolations(declines(12, H, 'insufficient_funds'), 'mastercard')).toEqual({
+      over30d: 0,
+      afterNeverRetry: 0,
+      mastercard24h: 2,
+    });
     // 17 charges a day apart on a Visa card: the 16th and 17th exceed 15 in 30 days.
-    expect(countViolations(declines(17, 24 * H, 'insufficient_funds'), 'visa')).toEqual({ over30d: 2, afterNeverRetry: 0, mastercard24h: 0 });
+    expect(countViolations(declines(17, 24 * H, 'insufficient_funds'), 'visa')).toEqual({
+      over30d: 2,
+      afterNeverRetry: 0,
+      mastercard24h: 0,
+    });
     // A lost card retried twice; a new card (card 1) after it is fine.
-    const lost = [...declines(3, 48 * H, 'lost_card'), { at: new Date(t0 + 200 * H), card: 1, source: 'card_update' as const, ok: true, reason: null }];
+    const lost = [
+      ...declines(3, 48 * H, 'lost_card'),
+      { at: new Date(t0 + 200 * H), card: 1, source: 'card_update' as const, ok: true, reason: null },
+    ];
     expect(countViolations(lost, 'visa')).toEqual({ over30d: 0, afterNeverRetry: 2, mastercard24h: 0 });
   });
 });
