@@ -68,7 +68,7 @@ async function startSandboxChild(count: number): Promise<{ child: ChildProcess; 
   const child = spawn(process.execPath, [import.meta.filename, '--sandbox-child', String(count)], {
     stdio: ['pipe', 'pipe', 'inherit'],
   });
-  const lines = createInterface({ input: child.stdout! });
+  const lines = createInterface({ input: child.stdout });
   const info = await new Promise<SandboxInfo>((resolve, reject) => {
     lines.once('line', (line) => resolve(JSON.parse(line) as SandboxInfo));
     child.once('exit', (code) => reject(new Error(`sandbox child exited with ${code}`)));
@@ -170,7 +170,7 @@ async function startWorkerChild(
       stdio: ['pipe', 'pipe', 'inherit'],
     },
   );
-  const lines = createInterface({ input: child.stdout! });
+  const lines = createInterface({ input: child.stdout });
   const queue: string[] = [];
   const waiters: Array<(line: string) => void> = [];
   lines.on('line', (line) => {
@@ -189,7 +189,7 @@ async function startWorkerChild(
   return {
     child,
     async finish() {
-      child.stdin!.end();
+      child.stdin.end();
       return JSON.parse(await next()) as WorkerReport;
     },
   };

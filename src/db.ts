@@ -34,7 +34,7 @@ export function connect(
 
 export interface EmbeddedDatabase {
   url: string;
-  stop(): Promise<void>;
+  stop: () => Promise<void>;
 }
 
 /**
@@ -58,7 +58,7 @@ export async function databaseServer(
 export interface EmbeddedPostgresCluster {
   initialise(): Promise<void>;
   start(): Promise<void>;
-  stop(): Promise<void>;
+  stop: () => Promise<void>;
 }
 export type EmbeddedPostgresClass = new (options: {
   databaseDir: string;

@@ -24,7 +24,7 @@ export function createLogger(level: string, destination?: DestinationStream): Lo
           const [first] = args as unknown[];
           if (args.length === 1 && typeof first === 'object' && first !== null) {
             const err = first instanceof Error ? first : (first as { err?: unknown }).err;
-            if (err instanceof Error) return method.call(this, first as object, scrubText(err.message));
+            if (err instanceof Error) return method.call(this, first, scrubText(err.message));
           }
           return method.apply(this, args);
         },
@@ -34,6 +34,7 @@ export function createLogger(level: string, destination?: DestinationStream): Lo
     destination,
   );
   // pino gives child bindings to no formatter; children inherit this `child` through their prototype.
+  // eslint-disable-next-line @typescript-eslint/unbound-method -- called below with `this` bound
   const child = log.child;
   log.child = function (this: Logger, bindings: Record<string, unknown>, options?: object) {
     return child.call(this, scrubObject(bindings), options);

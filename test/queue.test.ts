@@ -35,7 +35,7 @@ test('queues are created with their settings, and an existing queue with other s
     retryDelayMax: 300,
   });
   const job = await second.send(QUEUES.stripeEvents, { eventIds: ['evt_q'] });
-  const [row] = await db.sql`select retry_limit from pgboss.job where id = ${job!}`;
+  const [row] = await db.sql`select retry_limit from pgboss.job where id = ${job}`;
   expect(Number(row!.retry_limit)).toBe(10);
   // The other queues keep their own limits.
   const [attempts] = await db.sql`select retry_limit from pgboss.queue where name = ${QUEUES.attempts}`;

@@ -104,12 +104,12 @@ export async function replayEvent(
   id: string,
   force = false,
 ): Promise<ReplayResult> {
-  return (await sql.begin(async (tx) => {
+  return await sql.begin<ReplayResult>(async (tx) => {
     const result = await resetForReplay(tx, id, force);
     if (result === 'reset')
       await boss.send(QUEUES.stripeEvents, { eventIds: [id] } satisfies EventJob, { db: jobDb(tx) });
     return result;
-  })) as ReplayResult;
+  });
 }
 
 async function replay(sql: Sql, boss: PgBoss, id: string, force: boolean): Promise<number> {

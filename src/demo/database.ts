@@ -28,7 +28,7 @@ export async function openDemoDatabase(
     throw new Error(`demo database name must match ${DATABASE_NAME.source}, got "${name}"`);
   const { url: serverUrl, stop: stopEmbedded } = await databaseServer(config, log);
   const admin = connect(serverUrl, { max: 1 });
-  let kept = false;
+  let kept: boolean;
   try {
     const [existing] = await admin`select 1 as found from pg_database where datname = ${name}`;
     if (existing && !keep) await admin.unsafe(`drop database "${name}" with (force)`);

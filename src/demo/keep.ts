@@ -28,9 +28,11 @@ export function loadDemoState(file: string): DemoState | null {
     throw new Error(`cannot read the demo's sandbox state ${file}`, { cause: err });
   }
   const state = parseWithDates<DemoState>(text);
-  if (state.format !== DEMO_STATE_FORMAT)
+  // The file may hold anything, whatever the type says.
+  const format: unknown = state.format;
+  if (format !== DEMO_STATE_FORMAT)
     throw new Error(
-      `demo state ${file} has format ${String(state.format)}, expected ${DEMO_STATE_FORMAT}; run without --keep`,
+      `demo state ${file} has format ${String(format)}, expected ${DEMO_STATE_FORMAT}; run without --keep`,
     );
   return state;
 }

@@ -14,18 +14,22 @@ export interface Snapshot {
 }
 
 export async function takeSnapshot(sql: Tx): Promise<Snapshot> {
-  const [cases] = await sql`
+  const [cases] = await sql<{ failed: number; open: number; recovered: number; lost: number; closed: number }[]>`
     select count(*)::int as failed,
            count(*) filter (where status = 'open')::int as open,
            count(*) filter (where status = 'recovered')::int as recovered,
            count(*) filter (where status = 'lost')::int as lost,
            count(*) filter (where status = 'closed')::int as closed
       from dunning_cases`;
-  const [attempts] = await sql`
+  const [attempts] = await sql<{ charges: number }[]>`
     select count(*)::int as charges from payment_attempts
      where source <> 'stripe' and status in ('succeeded', 'declined', 'unknown', 'in_flight')`;
-  const [mail] = await sql`select count(*)::int as emails from reminder_outbox where status = 'sent'`;
-  const [events] = await sql`select count(*)::int as pending from stripe_events where status = 'pending'`;
+  const [mail] = await sql<
+    { emails: number }[]
+  >`select count(*)::int as emails from reminder_outbox where status = 'sent'`;
+  const [events] = await sql<
+    { pending: number }[]
+  >`select count(*)::int as pending from stripe_events where status = 'pending'`;
   return {
     failed: cases?.failed ?? 0,
     open: cases?.open ?? 0,

@@ -79,7 +79,7 @@ async function upsertCustomer(deps: BackfillDeps, customerId: string): Promise<v
   const c = await call(deps.gateway, (s) => s.customers.retrieve(customerId));
   if ('deleted' in c && c.deleted) return;
   // As of its creation, so any customer event we receive later wins over what backfill read.
-  await upsertCustomerRow(deps.sql, c as Stripe.Customer, new Date(c.created * 1000));
+  await upsertCustomerRow(deps.sql, c, new Date(c.created * 1000));
 }
 
 /** One of Stripe's own tries at the invoice, as far as Stripe can still tell. */
@@ -107,7 +107,7 @@ interface StripeTries {
  * finalization when no failed charge is known at all, and say so.
  */
 async function stripeTries(deps: BackfillDeps, inv: Stripe.Invoice): Promise<StripeTries> {
-  const invoiceId = inv.id!;
+  const invoiceId = inv.id;
   let lastError: DeclineDetails | null = null;
   let failed: Stripe.Charge[] = [];
   try {
@@ -201,17 +201,17 @@ async function takeOver(
   await tx`
     insert into invoices (id, customer_id, subscription_id, status, currency, amount_due, amount_paid, amount_remaining,
                           hosted_invoice_url, stripe_attempt_count, stripe_created, stripe_updated_at)
-    values (${inv.id!}, ${customerId}, ${subscription}, ${inv.status ?? 'open'}, ${inv.currency}, ${inv.amount_due}, ${inv.amount_paid},
+    values (${inv.id}, ${customerId}, ${subscription}, ${inv.status ?? 'open'}, ${inv.currency}, ${inv.amount_due}, ${inv.amount_paid},
             ${inv.amount_remaining}, ${inv.hosted_invoice_url ?? null}, ${inv.attempt_count}, ${created}, ${created})
     on conflict (id) do update set status = excluded.status, amount_paid = excluded.amount_paid,
       amount_remaining = excluded.amount_remaining, stripe_attempt_count = excluded.stripe_attempt_count
     where invoices.stripe_updated_at <= excluded.stripe_updated_at and invoices.status not in ('paid', 'void')`;
   if (inv.attempt_count <= 0 || !stripe) return { opened: false, plan: null };
   const now = deps.scheduler.clock.now();
-  const opened = await tx`
+  const opened = await tx<{ id: number }[]>`
     insert into dunning_cases (invoice_id, customer_id, currency, amount, policy_version, cohort, opened_at, window_starts_at, updated_at)
-    values (${inv.id!}, ${customerId}, ${inv.currency}, ${inv.amount_remaining}, ${deps.policy.version},
-            ${assignCohort(inv.id!, deps.policy)}, ${stripe.openedAt}, ${takeoverWindowStart(stripe.openedAt, now, deps.policy)}, ${now})
+    values (${inv.id}, ${customerId}, ${inv.currency}, ${inv.amount_remaining}, ${deps.policy.version},
+            ${assignCohort(inv.id, deps.policy)}, ${stripe.openedAt}, ${takeoverWindowStart(stripe.openedAt, now, deps.policy)}, ${now})
     on conflict (invoice_id) do nothing
     returning id`;
   const caseId = opened[0]?.id;
@@ -224,7 +224,7 @@ async function takeOver(
     if (t.details) {
       const id = await insertStripeAttempt(tx, {
         caseId: Number(caseId),
-        invoiceId: inv.id!,
+        invoiceId: inv.id,
         attemptNo: n,
         at: t.at,
         eventId: null,
@@ -236,12 +236,12 @@ async function takeOver(
     }
     await tx`
       insert into payment_attempts (case_id, invoice_id, attempt_no, source, status, started_at, finished_at, failure_message)
-      values (${caseId}, ${inv.id!}, ${n}, 'stripe', 'declined', ${t.at}, ${t.at}, ${t.note ?? 'recorded by backfill'})
+      values (${caseId}, ${inv.id}, ${n}, 'stripe', 'declined', ${t.at}, ${t.at}, ${t.note ?? 'recorded by backfill'})
       on conflict do nothing`;
   }
   // The case's decline columns, as the event processor keeps them: reminders word a hard decline
   // differently and say nothing on a merchant error.
   await refreshCaseDeclines(tx, Number(caseId));
-  await deps.onCaseOpened?.(tx, { caseId: Number(caseId), invoiceId: inv.id!, at: now });
+  await deps.onCaseOpened?.(tx, { caseId: Number(caseId), invoiceId: inv.id, at: now });
   return { opened: true, plan: await planNext(tx, deps.scheduler, Number(caseId)) };
 }

@@ -22,7 +22,8 @@ function describe(value: unknown): string {
     const text = JSON.stringify(value);
     return text.length > 60 ? `${text.slice(0, 57)}...` : text;
   } catch {
-    return String(value);
+    // JSON.stringify throws on cycles and BigInt; a type name is enough to act on.
+    return typeof value;
   }
 }
 

@@ -64,7 +64,7 @@ export async function processEvent(
 ): Promise<ProcessResult> {
   const log = deps.log.child({ eventId });
   if (deps.fetchCustomer) await learnCustomer(sql, deps, eventId, log);
-  return (await sql.begin(async (tx) => {
+  return await sql.begin<ProcessResult>(async (tx) => {
     const ev = await store.eventById(tx, eventId, true);
     if (!ev) return 'missing';
     if (ev.status === 'processed' || ev.status === 'ignored') return 'done';
@@ -79,7 +79,7 @@ export async function processEvent(
     await store.markDone(tx, eventId, outcome, deps.clock.now());
     log.debug({ type: ev.type, outcome }, 'event applied');
     return outcome;
-  })) as ProcessResult;
+  });
 }
 
 /**

@@ -222,7 +222,7 @@ export function createEventWriter(
           },
           reject: (err) => {
             clearTimeout(timer);
-            reject(err);
+            reject(err instanceof Error ? err : new Error('storing the event failed', { cause: err }));
           },
         };
         queue.push(pending);

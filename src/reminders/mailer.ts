@@ -144,7 +144,7 @@ export async function startMailer(deps: MailerDeps): Promise<() => Promise<void>
   const sweep = () =>
     failStuckSends({ ...deps, log }).catch((err: unknown) => log.error({ err }, 'stuck-send sweep failed'));
   await sweep();
-  const timer = setInterval(sweep, STUCK_SWEEP_MS).unref();
+  const timer = setInterval(() => void sweep(), STUCK_SWEEP_MS).unref();
   return async () => {
     clearInterval(timer);
     await deps.boss.offWork(QUEUES.reminders);

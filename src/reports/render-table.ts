@@ -141,9 +141,7 @@ export function grid(header: string[], rows: Array<Array<string | number>>): str
   if (rows.length === 0) return ['  (none)'];
   const cells = [header, ...rows.map((r) => r.map(String))];
   const widths = header.map((_, i) => Math.max(...cells.map((r) => (r[i] ?? '').length)));
-  const numeric = header.map(
-    (_, i) => i > 0 && !rows.some((r) => typeof r[i] === 'string' && /^[a-z_]+$/.test(r[i] as string)),
-  );
+  const numeric = header.map((_, i) => i > 0 && !rows.some((r) => typeof r[i] === 'string' && /^[a-z_]+$/.test(r[i])));
   return cells.map(
     (r) =>
       '  ' +

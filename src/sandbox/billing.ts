@@ -37,7 +37,7 @@ export class ApiError extends Error {
   readonly status: number;
   readonly body: { error: Record<string, unknown> };
   constructor(status: number, error: Record<string, unknown>) {
-    super(String(error.message ?? 'sandbox api error'));
+    super(typeof error.message === 'string' ? error.message : 'sandbox api error');
     this.status = status;
     this.body = { error };
   }

@@ -31,8 +31,9 @@ export function captureState(store: Store): SandboxState {
 }
 
 export function restoreStore(state: SandboxState): Store {
-  if (state.format !== STATE_FORMAT)
-    throw new Error(`sandbox state format ${String(state.format)} is not ${STATE_FORMAT}`);
+  // The file may hold anything, whatever the type says.
+  const format: unknown = state.format;
+  if (format !== STATE_FORMAT) throw new Error(`sandbox state format ${String(format)} is not ${STATE_FORMAT}`);
   const store = createStore(state.ids.tag, state.ids.counter);
   for (const name of MAPS) {
     const map = store[name] as Map<string, unknown>;

@@ -312,7 +312,7 @@ describe('a pause_collection final action and a card update landing while Stripe
     expect(await handleDeadline({ ...w.deps, gateway: { ...w.deps.gateway, throttle } }, job)).toBe('stood_down');
     expect(await caseRow(w.db.sql, s.caseId)).toMatchObject({ status: 'open', final_action: 'pause_collection' });
     // Stripe's event for the pause we applied reaches us: it must not withdraw the customer's retry.
-    await w.db.sql`update subscriptions set pause_collection_behavior = 'void' where id = ${s.subscriptionId!}`;
+    await w.db.sql`update subscriptions set pause_collection_behavior = 'void' where id = ${s.subscriptionId}`;
     await w.db.sql.begin((tx) =>
       createDunningHooks(w.deps).collectionPauseChanged(tx, { subscriptionId: s.subscriptionId!, at: w.clock.now() }),
     );

@@ -186,9 +186,9 @@ describe("Stripe's pause_collection on the subscription", () => {
     const s = await failedCase();
     await w.db.sql`
       insert into subscriptions (id, customer_id, status, pause_collection_behavior, stripe_updated_at)
-      values (${s.subscriptionId!}, ${s.customerId}, 'past_due', 'void', ${w.clock.now()})
+      values (${s.subscriptionId}, ${s.customerId}, 'past_due', 'void', ${w.clock.now()})
       on conflict (id) do update set pause_collection_behavior = 'void'`;
-    await w.db.sql`update invoices set subscription_id = ${s.subscriptionId!} where id = ${s.invoiceId}`;
+    await w.db.sql`update invoices set subscription_id = ${s.subscriptionId} where id = ${s.invoiceId}`;
     const held: number[] = [];
     const hooks = createDunningHooks({
       ...w.deps,
@@ -206,7 +206,7 @@ describe("Stripe's pause_collection on the subscription", () => {
     });
     // The pause event lists the case as open (the close is not committed yet), then waits for its lock.
     const following = w.db.sql.begin((tx) =>
-      hooks.collectionPauseChanged!(tx, { subscriptionId: s.subscriptionId!, at: w.clock.now() }),
+      hooks.collectionPauseChanged(tx, { subscriptionId: s.subscriptionId!, at: w.clock.now() }),
     );
     await new Promise((resolve) => setTimeout(resolve, 200));
     closeNow();

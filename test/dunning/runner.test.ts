@@ -25,8 +25,7 @@ async function jobsFor(
   queue: string,
   key: string,
 ): Promise<Array<{ data: Record<string, unknown>; start_after: Date }>> {
-  return (await w.db
-    .sql`select data, start_after from pgboss.job where name = ${queue} and singleton_key = ${key}`) as never;
+  return await w.db.sql`select data, start_after from pgboss.job where name = ${queue} and singleton_key = ${key}`;
 }
 
 /**

@@ -89,14 +89,14 @@ test('columns are read from the body itself: id, type, created, livemode, accoun
 test('a batch mixing stored and new ids stores and enqueues only the new ones', async () => {
   const writer = createEventWriter(db.sql, boss, { maxInFlight: 1, maxBatch: 8 });
   const [a, b, c, d] = [make(200), make(201), make(202), make(203)];
-  expect(await Promise.all([a!, b!].map((x) => writer.write(x.ev, x.raw)))).toEqual([true, true]);
-  expect(await Promise.all([a!, c!, b!, d!].map((x) => writer.write(x.ev, x.raw)))).toEqual([false, true, false, true]);
-  const ids = [a!, b!, c!, d!].map((x) => x.ev.id);
+  expect(await Promise.all([a, b].map((x) => writer.write(x.ev, x.raw)))).toEqual([true, true]);
+  expect(await Promise.all([a, c, b, d].map((x) => writer.write(x.ev, x.raw)))).toEqual([false, true, false, true]);
+  const ids = [a, b, c, d].map((x) => x.ev.id);
   for (const id of ids) expect(await jobsNaming(db.sql, id)).toBe(1);
   // The second batch's job names its new events only.
   const [second] = await db.sql<{ ids: string[] }[]>`select data->'eventIds' as ids from pgboss.job
-                                                      where name = ${QUEUES.stripeEvents} and data->'eventIds' ? ${c!.ev.id}`;
-  expect(second!.ids.sort()).toEqual([c!.ev.id, d!.ev.id].sort());
+                                                      where name = ${QUEUES.stripeEvents} and data->'eventIds' ? ${c.ev.id}`;
+  expect(second!.ids.sort()).toEqual([c.ev.id, d.ev.id].sort());
 });
 
 test('an event whose job cannot be inserted is not stored either: one statement, one transaction', async () => {

@@ -67,7 +67,7 @@ afterAll(async () => {
   await sandbox?.stop();
 });
 
-const text = (a: { body: Record<string, unknown> }) => String(a.body.text ?? '');
+const text = (a: { body: Record<string, unknown> }) => (typeof a.body.text === 'string' ? a.body.text : '');
 
 describe('GET /update-card', () => {
   it('a valid link is a 303 to a fresh portal session on the card form, through the shared throttle', async () => {

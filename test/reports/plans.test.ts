@@ -48,11 +48,11 @@ async function planOf(pick: (q: Queries) => Queries[keyof Queries], o: { noSeqSc
     currency: null,
     asOf: NOW,
   };
-  return (await db.sql.begin(async (tx: Tx) => {
+  return await db.sql.begin<string>(async (tx: Tx) => {
     if (o.noSeqScan) await tx`set local enable_seqscan = off`;
     const rows = await tx<{ 'QUERY PLAN': string }[]>`explain ${pick(reportQueries(tx, query))}`;
     return rows.map((r) => r['QUERY PLAN']).join('\n');
-  })) as string;
+  });
 }
 
 describe.each([false, true])('report query plans (enable_seqscan off: %s)', (noSeqScan) => {

@@ -47,8 +47,8 @@ function startWeb(): { child: ChildProcess; lines: string[] } {
   });
   const lines: string[] = [];
   const collect = (chunk: Buffer) => lines.push(...chunk.toString('utf8').split('\n').filter(Boolean));
-  child.stdout!.on('data', collect);
-  child.stderr!.on('data', collect);
+  child.stdout.on('data', collect);
+  child.stderr.on('data', collect);
   return { child, lines };
 }
 

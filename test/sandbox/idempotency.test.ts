@@ -144,8 +144,7 @@ describe('idempotency, faults and rate limits', () => {
     const results = await Promise.allSettled(Array.from({ length: 6 }, () => stripe.invoices.retrieve(invoiceId)));
     const limited = results.filter((r) => r.status === 'rejected');
     expect(limited.length).toBeGreaterThanOrEqual(3);
-    for (const r of limited)
-      expect((r as PromiseRejectedResult).reason).toBeInstanceOf(Stripe.errors.StripeRateLimitError);
+    for (const r of limited) expect(r.reason).toBeInstanceOf(Stripe.errors.StripeRateLimitError);
   });
 
   it('lets a burst through, then limits to the steady rate, and records what it turned away', async () => {
