@@ -295,6 +295,15 @@ export async function runDemo(env: NodeJS.ProcessEnv, o: DemoOptions, print: (li
       `Stripe sandbox ${sandbox.url} (${limits.account.perSecond} requests/s, ${limits.endpoint.perSecond}/s per endpoint), webhooks to http://127.0.0.1:${port}/webhooks/stripe, mail catcher ${catcher.url}, database ${o.database}${db.kept ? ' (kept)' : ''}.`,
     );
     const run = (kept?.runs ?? (db.kept ? 1 : 0)) + 1;
+    // Time runs from here, not from when setup began: under load setup takes seconds, which the
+    // scale made simulated days, so a short demo could end before the worker sent anything.
+    const held = clock.run();
+    const s0 = clock.scaled;
+    await moveQueuedJobs(
+      db.sql,
+      { simStart: held.simStart, realStart: held.realStart, scale: held.scale, frozenAt: held.simStart },
+      { simStart: s0.simStart, realStart: s0.realStart, scale: s0.scale },
+    );
     // The same seed makes the same people again: a kept run's customers get their own addresses.
     await driveCycle({ o, clock, sandbox, catcher, db, config, print, start, emailTag: run > 1 ? `run${run}` : null });
 
