@@ -1,6 +1,6 @@
 /**
- * What each number means. Printed with every report (table, CSV, JSON, HTML) and mirrored in the
- * README, so figures compare across periods and with other tools.
+ * What each number means. Printed with every report (table, CSV, JSON, HTML) and mirrored in
+ * docs/reports.md, so figures compare across periods and with other tools.
  */
 export interface Definition {
   term: string;

@@ -4,8 +4,8 @@ import { describe, expect, it } from 'vitest';
 import { DEFINITIONS } from '../../src/reports/definitions.ts';
 
 describe('report definitions', () => {
-  it('are the same in the README as in the report output', () => {
-    const doc = fs.readFileSync(path.resolve(import.meta.dirname, '../../README.md'), 'utf8');
+  it('are the same in docs/reports.md as in the report output', () => {
+    const doc = fs.readFileSync(path.resolve(import.meta.dirname, '../../docs/reports.md'), 'utf8');
     for (const d of DEFINITIONS) expect(doc).toContain(`- **${d.term}**: ${d.text}`);
   });
 });
