@@ -69,4 +69,6 @@ test('dunning events lists failed events, shows one, and replays it into the que
   expect((await dunning('events', 'replay', 'evt_nope')).code).toBe(1);
   expect((await dunning('events', '--force')).code).toBe(2);
   expect((await dunning('events', 'replay')).code).toBe(2);
-});
+  // Six CLI processes, each starting Node and pg-boss: on a machine whose cores are busy that alone
+  // took over the default 30 s.
+}, 120_000);

@@ -136,7 +136,15 @@ describe('sandbox webhooks', () => {
   it("holds back a share of API requests' events and of duplicates, so they cross later operations, the same way for a seed", async () => {
     async function story() {
       const receiver = await startReceiver();
-      const { sb } = await setup(receiver, { seed: 8, lateShare: 0.5, lateMaxMs: 300, duplicateShare: 0.5 });
+      // Held at least 1.5 s: far longer than the two API requests it must cross take on a busy
+      // machine (with up to 300 ms, a loaded machine let the held failure arrive first).
+      const { sb } = await setup(receiver, {
+        seed: 8,
+        lateShare: 0.5,
+        lateMinMs: 1500,
+        lateMaxMs: 2000,
+        duplicateShare: 0.5,
+      });
       const c = await sb.createCustomer({
         email: 'g@example.test',
         name: 'G',
