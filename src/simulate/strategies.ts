@@ -77,12 +77,23 @@ export function reminderSchedule(
   ];
 }
 
-/** The worker's own planner with the merchant's policy (every case in the smart cohort), with its window and reminders. */
-export function plannerStrategy(policy: Policy, merchantTimeZone: string, name = 'policy'): Strategy {
+/**
+ * The worker's own planner with the merchant's policy, with its window and reminders: every case
+ * in the smart cohort, or (`cohort: 'holdout'`) every case on the policy's plain baseline schedule.
+ */
+export function plannerStrategy(
+  policy: Policy,
+  merchantTimeZone: string,
+  name = 'policy',
+  cohort: CaseHistory['cohort'] = 'smart',
+): Strategy {
   const reminders = parseReminderPolicy(policy.reminders);
   return {
     name,
-    describe: `the planner with policy ${policy.version} (${policy.retry.maxAttempts} attempts in ${policy.retry.windowDays} days, by decline category)`,
+    describe:
+      cohort === 'smart'
+        ? `the planner with policy ${policy.version} (${policy.retry.maxAttempts} attempts in ${policy.retry.windowDays} days, by decline category)`
+        : `the policy's holdout schedule (retries on days ${policy.baseline.retryDays.join(', ')} after the failure, in a ${policy.retry.windowDays}-day window)`,
     windowDays: policy.retry.windowDays,
     reminderHours: reminderSchedule(policy.retry.windowDays, {
       firstNotice: reminders.enabled && reminders.firstNotice.enabled,
@@ -95,7 +106,7 @@ export function plannerStrategy(policy: Policy, merchantTimeZone: string, name =
       const history: CaseHistory = {
         invoiceId: c.invoiceId,
         openedAt: c.openedAt,
-        cohort: 'smart',
+        cohort,
         attempts: toLedger(c),
         currentPaymentMethod: `pm_sim_${last.card}`,
       };
