@@ -189,11 +189,9 @@ export function renderFamily(f: FamilyResult, policyLabel: string): string {
   );
   out.push('');
   out.push('Issuer models (src/simulate/issuers.ts):');
-  out.push(
-    table([
-      ['variant', 'parameters', 'source'],
-      ...f.variants.map((v) => [v.variant.name, describeParameters(v.variant), v.variant.source]),
-    ]),
-  );
+  for (const v of f.variants) {
+    out.push(`  ${v.variant.name}: ${describeParameters(v.variant)}`);
+    out.push(`    source: ${v.variant.source}`);
+  }
   return out.join('\n') + '\n';
 }

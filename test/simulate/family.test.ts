@@ -107,3 +107,24 @@ describe('the issuer family', () => {
     expect(r.stdout).toContain('on 12 issuer models, 20 failed renewals each (seed 3)');
   });
 });
+
+describe('the default policy on the issuer family', () => {
+  it('beats the Stripe-like schedule and its own holdout on every variant, with fewer charges and no violations', () => {
+    // Measured at larger sizes in docs/policy.md; 300 renewals per variant keeps this test quick.
+    const family = compareFamily({ ...options, seed: 1, customers: 300 });
+    for (const v of family.variants) {
+      const policy = figuresOf(v, 'policy');
+      const row = { variant: v.variant.name, policy: policy.revenueShare };
+      expect({ ...row, beatsStripeLike: policy.revenueShare > figuresOf(v, 'Stripe-like').revenueShare }).toEqual({
+        ...row,
+        beatsStripeLike: true,
+      });
+      expect({ ...row, beatsHoldout: policy.revenueShare > figuresOf(v, 'holdout').revenueShare }).toEqual({
+        ...row,
+        beatsHoldout: true,
+      });
+      expect(policy.result.charges).toBeLessThan(figuresOf(v, 'Stripe-like').result.charges);
+      expect(totalViolations(policy.result.violations)).toBe(0);
+    }
+  });
+});
