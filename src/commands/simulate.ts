@@ -4,6 +4,7 @@ import { IANAZone } from 'luxon';
 import { defaultPolicy, loadPolicyFile, type Policy } from '../dunning/policy.ts';
 import { comparePolicies, renderComparison, SIMULATION_START } from '../simulate/compare.ts';
 import { compareFamily, renderFamily } from '../simulate/family.ts';
+import { learningCurves, renderLearning } from '../simulate/learning.ts';
 import { UsageError, type Command } from './types.ts';
 
 const MAX_CUSTOMERS = 200_000;
@@ -39,7 +40,7 @@ export function joinNegativeNumbers(argv: readonly string[]): string[] {
 export const simulateCommand: Command = {
   name: 'simulate',
   summary: 'compare a retry policy with a fixed schedule and no retries on a simulated population',
-  help: `Usage: dunning simulate [--policy <file>] [--seed N] [--customers N] [--family]
+  help: `Usage: dunning simulate [--policy <file>] [--seed N] [--customers N] [--family | --months N [--per-month N]]
 
 Runs the same seeded population of failed renewals (EUR, USD, GBP and JPY customers in several
 time zones, realistic decline reasons, card brands and card-update habits) through three retry
@@ -68,6 +69,11 @@ so this is a comparison between policies, not a forecast of your revenue.
                on every issuer model of src/simulate/issuers.ts (today's sandbox model and variants in
                decline mix, how long soft declines last, pay cycles and never-clearing shares), one
                row each, with the worst-case lift of the policy over the fixed schedules
+  --months     instead, the learning curve of adaptive timing over N months (1-24) on every issuer
+               model: each month the policy plans with the table learned from earlier months, next
+               to the default policy and the holdout on the same customers
+  --per-month  failed renewals a month for --months (default 1000; slow: about a second of CPU
+               per model and month at 1000)
 
 Local times use DEFAULT_TIME_ZONE for customers without a known zone (default UTC).`,
   async run(argv, env) {
@@ -78,6 +84,8 @@ Local times use DEFAULT_TIME_ZONE for customers without a known zone (default UT
         seed: { type: 'string' },
         customers: { type: 'string' },
         family: { type: 'boolean' },
+        months: { type: 'string' },
+        'per-month': { type: 'string' },
       },
       strict: true,
       allowPositionals: false,
@@ -100,6 +108,20 @@ Local times use DEFAULT_TIME_ZONE for customers without a known zone (default UT
     if (!IANAZone.isValidZone(zone))
       throw new UsageError(`DEFAULT_TIME_ZONE: expected an IANA time zone such as Europe/Berlin, got "${zone}"`);
     const policyLabel = values.policy === undefined ? 'default policy' : `policy ${basename(values.policy)}`;
+    if (values.months !== undefined) {
+      const months = intFlag(values.months, '--months', 3, 1, 24);
+      const perMonth = intFlag(values['per-month'], '--per-month', 1000, 1, MAX_CUSTOMERS);
+      const curves = learningCurves({
+        seed,
+        months,
+        perMonth,
+        policy,
+        merchantTimeZone: zone,
+        start: SIMULATION_START,
+      });
+      process.stdout.write(renderLearning(curves, { seed, perMonth }));
+      return 0;
+    }
     if (values.family) {
       const family = compareFamily({ seed, customers, policy, merchantTimeZone: zone, start: SIMULATION_START });
       process.stdout.write(renderFamily(family, policyLabel));

@@ -7,6 +7,7 @@
 import { classifyDecline, type DeclineInfo } from '../dunning/declines.ts';
 import { planNextAttempt, type CaseHistory, type LedgerAttempt } from '../dunning/planner.ts';
 import type { Policy } from '../dunning/policy.ts';
+import type { LearnedTable } from '../dunning/adaptive.ts';
 import { parseReminderPolicy } from '../reminders/policy.ts';
 import { declineFor, type FailureReason } from '../sandbox/issuer-model.ts';
 
@@ -55,7 +56,8 @@ export function declineInfo(reason: FailureReason, cardBrand: string): DeclineIn
   };
 }
 
-function toLedger(c: SimCase): LedgerAttempt[] {
+/** A simulated case's attempts as the worker's ledger would hold them. */
+export function toLedger(c: Pick<SimCase, 'attempts' | 'cardBrand'>): LedgerAttempt[] {
   return c.attempts.map((a, i) => ({
     attemptNo: i + 1,
     at: a.at,
@@ -86,6 +88,7 @@ export function plannerStrategy(
   merchantTimeZone: string,
   name = 'policy',
   cohort: CaseHistory['cohort'] = 'smart',
+  learned: LearnedTable | null = null,
 ): Strategy {
   const reminders = parseReminderPolicy(policy.reminders);
   return {
@@ -116,6 +119,7 @@ export function plannerStrategy(
         policy,
         last.at,
         merchantTimeZone,
+        learned,
       );
       return plan.kind === 'retry' ? plan.at : null;
     },
