@@ -2,10 +2,14 @@ import { basename } from 'node:path';
 import { parseArgs } from 'node:util';
 import { IANAZone } from 'luxon';
 import { defaultPolicy, loadPolicyFile, type Policy } from '../dunning/policy.ts';
-import { comparePolicies, renderComparison } from '../simulate/compare.ts';
+import { comparePolicies, renderComparison, SIMULATION_START } from '../simulate/compare.ts';
+import { compareFamily, renderFamily } from '../simulate/family.ts';
+import { learningCurves, renderLearning } from '../simulate/learning.ts';
 import { UsageError, type Command } from './types.ts';
 
 const MAX_CUSTOMERS = 200_000;
+/** Per issuer model: the whole family runs in seconds at this size. */
+const FAMILY_CUSTOMERS = 500;
 
 /** A whole number in [min, max] from a flag, or a UsageError naming the flag. */
 export function intFlag(value: string | undefined, flag: string, fallback: number, min: number, max: number): number {
@@ -36,7 +40,7 @@ export function joinNegativeNumbers(argv: readonly string[]): string[] {
 export const simulateCommand: Command = {
   name: 'simulate',
   summary: 'compare a retry policy with a fixed schedule and no retries on a simulated population',
-  help: `Usage: dunning simulate [--policy <file>] [--seed N] [--customers N]
+  help: `Usage: dunning simulate [--policy <file>] [--seed N] [--customers N] [--family | --months N [--per-month N]]
 
 Runs the same seeded population of failed renewals (EUR, USD, GBP and JPY customers in several
 time zones, realistic decline reasons, card brands and card-update habits) through three retry
@@ -59,18 +63,41 @@ so this is a comparison between policies, not a forecast of your revenue.
 
   --policy     dunning policy JSON file (see docs/policy.md); default: the built-in policy
   --seed       random seed (default 1); the same seed gives the same output
-  --customers  size of the population (default 1000, at most ${MAX_CUSTOMERS})
+  --customers  size of the population (default 1000, at most ${MAX_CUSTOMERS}; with --family: per
+               issuer model, default ${FAMILY_CUSTOMERS})
+  --family     instead, run the policy, its holdout schedule, the Stripe-like schedule and no retries
+               on every issuer model of src/simulate/issuers.ts (today's sandbox model and variants in
+               decline mix, how long soft declines last, pay cycles and never-clearing shares), one
+               row each, with the worst-case lift of the policy over the fixed schedules
+  --months     instead, the learning curve of adaptive timing over N months (1-24) on every issuer
+               model: each month the policy plans with the table learned from earlier months, next
+               to the default policy and the holdout on the same customers
+  --per-month  failed renewals a month for --months (default 1000; slow: about a second of CPU
+               per model and month at 1000)
 
 Local times use DEFAULT_TIME_ZONE for customers without a known zone (default UTC).`,
   async run(argv, env) {
     const { values } = parseArgs({
       args: joinNegativeNumbers(argv),
-      options: { policy: { type: 'string' }, seed: { type: 'string' }, customers: { type: 'string' } },
+      options: {
+        policy: { type: 'string' },
+        seed: { type: 'string' },
+        customers: { type: 'string' },
+        family: { type: 'boolean' },
+        months: { type: 'string' },
+        'per-month': { type: 'string' },
+      },
       strict: true,
       allowPositionals: false,
     });
     const seed = intFlag(values.seed, '--seed', 1, 0, 2 ** 32 - 1);
-    const customers = intFlag(values.customers, '--customers', 1000, 1, MAX_CUSTOMERS);
+    const customers = intFlag(
+      values.customers,
+      '--customers',
+      values.family ? FAMILY_CUSTOMERS : 1000,
+      1,
+      MAX_CUSTOMERS,
+    );
     let policy: Policy;
     try {
       policy = values.policy === undefined ? defaultPolicy() : loadPolicyFile(values.policy);
@@ -81,6 +108,25 @@ Local times use DEFAULT_TIME_ZONE for customers without a known zone (default UT
     if (!IANAZone.isValidZone(zone))
       throw new UsageError(`DEFAULT_TIME_ZONE: expected an IANA time zone such as Europe/Berlin, got "${zone}"`);
     const policyLabel = values.policy === undefined ? 'default policy' : `policy ${basename(values.policy)}`;
+    if (values.months !== undefined) {
+      const months = intFlag(values.months, '--months', 3, 1, 24);
+      const perMonth = intFlag(values['per-month'], '--per-month', 1000, 1, MAX_CUSTOMERS);
+      const curves = learningCurves({
+        seed,
+        months,
+        perMonth,
+        policy,
+        merchantTimeZone: zone,
+        start: SIMULATION_START,
+      });
+      process.stdout.write(renderLearning(curves, { seed, perMonth }));
+      return 0;
+    }
+    if (values.family) {
+      const family = compareFamily({ seed, customers, policy, merchantTimeZone: zone, start: SIMULATION_START });
+      process.stdout.write(renderFamily(family, policyLabel));
+      return 0;
+    }
     const results = comparePolicies({ seed, customers, policy, policyLabel, merchantTimeZone: zone });
     process.stdout.write(renderComparison(results, { seed, customers }));
     return 0;

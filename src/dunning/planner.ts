@@ -8,6 +8,7 @@ import type { Policy } from './policy.ts';
 import { formatLocal, jitterMs, local, placeInWindow, resolveZone, windowClose } from './local-time.ts';
 import { nextPaydaySlot } from './paydays.ts';
 import { earliestWithinLimits, limitsFor, type CardAttempt } from './network-limits.ts';
+import { chooseDelay, type LearnedTable } from './adaptive.ts';
 
 export interface LedgerAttempt {
   attemptNo: number;
@@ -74,6 +75,8 @@ interface Ctx {
   targetPm: string | null;
   cardBrand: string | null;
   nextAttemptNo: number;
+  /** The merchant's learned timing, a snapshot the caller passes in; null plans by the policy alone. */
+  learned: LearnedTable | null;
 }
 
 interface Slot {
@@ -198,6 +201,7 @@ export function planNextAttempt(
   policy: Policy,
   now: Date,
   merchantTimeZone: string,
+  learned: LearnedTable | null = null,
 ): Plan {
   const attempts = [...history.attempts].sort(byTime);
   const paid = attempts.find((a) => a.outcome === 'succeeded');
@@ -247,6 +251,7 @@ export function planNextAttempt(
     targetPm,
     cardBrand: cardBrandOf(customer, declines),
     nextAttemptNo: Math.max(0, ...attempts.map((a) => a.attemptNo)) + 1,
+    learned,
   };
 
   if (!last) {
@@ -368,15 +373,28 @@ function categorySlot(ctx: Ctx, last: Decline): Slot | Plan {
     if (identical >= limit)
       return stop(`${identical} identical declines in a row; the issuer is not changing its answer`);
   }
-  const spacingHours = rule.spacingHours[Math.min(sameCategory - 1, rule.spacingHours.length - 1)] ?? 24;
+  const defaultHours = rule.spacingHours[Math.min(sameCategory - 1, rule.spacingHours.length - 1)] ?? 24;
+  // Learned timing moves generic retries only; a stable draw per invoice and attempt decides exploration.
+  const learned =
+    category === 'generic'
+      ? chooseDelay(
+          ctx.learned,
+          'generic',
+          defaultHours,
+          jitterMs(`explore:${ctx.history.invoiceId}`, ctx.nextAttemptNo, 1e9) / 1e9,
+          (ctx.windowEnd.getTime() - last.attempt.at.getTime()) / HOUR,
+        )
+      : null;
+  const spacingHours = learned?.hours ?? defaultHours;
   const spacingMs = spacingHours * HOUR;
   const advised = (c.retryAfterMs ?? 0) > spacingMs;
   const why = escalated
     ? `still failing after ${categories.temporary.maxAttempts} temporary declines, spaced as a generic decline: `
     : '';
+  const evidence = learned && !advised ? `: ${learned.evidence}` : '';
   return {
     base: notBefore(ctx, last, spacingMs),
-    label: `${c.code}: ${why}${advised ? `${c.retryAfterBy ?? 'network'} asked to wait ${hours(c.retryAfterMs ?? 0)}` : `retry ${hours(spacingMs)} after the decline`}`,
+    label: `${c.code}: ${why}${advised ? `${c.retryAfterBy ?? 'network'} asked to wait ${hours(c.retryAfterMs ?? 0)}` : `retry ${hours(spacingMs)} after the decline${evidence}`}`,
     category: c.category,
     windowed: true,
     jitter: true,

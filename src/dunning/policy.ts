@@ -73,16 +73,16 @@ export interface Policy extends PolicyBody {
 function defaultBody(): PolicyBody {
   return {
     retry: {
-      maxAttempts: 8,
-      windowDays: 21,
+      maxAttempts: 10,
+      windowDays: 28,
       takeoverDays: 7,
       jitterMinutes: 20,
       localWindow: { startHour: 6, endHour: 10 },
       paydays: { daysOfMonth: [1, 15], lastBusinessDay: true, weekdays: ['friday'] },
       categories: {
-        funds: { maxAttempts: 6, minSpacingHours: 24 },
+        funds: { maxAttempts: 8, minSpacingHours: 24 },
         temporary: { maxAttempts: 4, spacingHours: [1, 4, 24, 72] },
-        generic: { maxAttempts: 5, spacingHours: [72, 120, 168], stopAfterIdenticalDeclines: 4 },
+        generic: { maxAttempts: 9, spacingHours: [24, 48, 48, 72, 72, 96, 120, 144], stopAfterIdenticalDeclines: 9 },
       },
     },
     finalAction: 'cancel_subscription',

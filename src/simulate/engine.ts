@@ -5,6 +5,7 @@
  */
 import type { Member } from '../demo/population.ts';
 import { createRng, decideCardUpdate, decideCharge, type Rng } from '../sandbox/issuer-model.ts';
+import { sandboxIssuer, type IssuerModel } from './issuers.ts';
 import type { SimAttempt, SimCase, Strategy } from './strategies.ts';
 import { addViolations, countViolations, noViolations, type Violations } from './violations.ts';
 
@@ -12,6 +13,8 @@ export interface SimSettings {
   seed: number;
   /** Instant the population's billing week starts. */
   start: Date;
+  /** Who answers the charges; the sandbox's model when absent. */
+  issuer?: IssuerModel;
 }
 
 export interface CaseResult {
@@ -37,7 +40,7 @@ const MAX_STEPS = 200;
  * strategy meets the same customers: retries drawing on the issuer stream cannot change whether a
  * customer answers a reminder.
  */
-function memberRng(seed: number, index: number, stream: number): Rng {
+export function memberRng(seed: number, index: number, stream: number): Rng {
   return createRng((seed * 0x9e3779b1 + index * 0x85ebca6b + stream * 0xc2b2ae35) >>> 0);
 }
 
@@ -45,6 +48,7 @@ export function simulateCase(member: Member, index: number, strategy: Strategy, 
   const issuer = memberRng(s.seed, index, 1);
   const customer = memberRng(s.seed, index, 2);
   const openedAt = new Date(s.start.getTime() + member.failsAfterMs);
+  const cause = (s.issuer ?? sandboxIssuer).open(member, openedAt, memberRng(s.seed, index, 3));
   // Each strategy's own window: a baseline must not move with the policy under test.
   const windowEnd = openedAt.getTime() + strategy.windowDays * DAY;
   const reminders = strategy.reminderHours
@@ -59,7 +63,6 @@ export function simulateCase(member: Member, index: number, strategy: Strategy, 
     cardBrand: member.card.brand,
     attempts: [{ at: openedAt, card: 0, source: 'stripe', ok: false, reason: member.card.failure }],
   };
-  const firstFailedAt = openedAt;
   let recovered = member.card.failure === null;
   let reminderIdx = 0;
   for (let step = 0; step < MAX_STEPS && !recovered; step += 1) {
@@ -86,18 +89,9 @@ export function simulateCase(member: Member, index: number, strategy: Strategy, 
       continue;
     }
     const at = new Date(retryAt);
-    const decision = decideCharge(
-      { reason: member.card.failure, cardBrand: member.card.brand, firstFailedAt, at, timeZone: member.timeZone },
-      issuer,
-    );
-    c.attempts.push({
-      at,
-      card: last.card,
-      source: 'scheduled',
-      ok: decision.ok,
-      reason: decision.ok ? null : member.card.failure,
-    });
-    recovered = decision.ok;
+    const ok = cause.charge(at, issuer);
+    c.attempts.push({ at, card: last.card, source: 'scheduled', ok, reason: ok ? null : member.card.failure });
+    recovered = ok;
   }
   return {
     key: member.key,

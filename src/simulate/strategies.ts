@@ -7,6 +7,7 @@
 import { classifyDecline, type DeclineInfo } from '../dunning/declines.ts';
 import { planNextAttempt, type CaseHistory, type LedgerAttempt } from '../dunning/planner.ts';
 import type { Policy } from '../dunning/policy.ts';
+import type { LearnedTable } from '../dunning/adaptive.ts';
 import { parseReminderPolicy } from '../reminders/policy.ts';
 import { declineFor, type FailureReason } from '../sandbox/issuer-model.ts';
 
@@ -55,7 +56,8 @@ export function declineInfo(reason: FailureReason, cardBrand: string): DeclineIn
   };
 }
 
-function toLedger(c: SimCase): LedgerAttempt[] {
+/** A simulated case's attempts as the worker's ledger would hold them. */
+export function toLedger(c: Pick<SimCase, 'attempts' | 'cardBrand'>): LedgerAttempt[] {
   return c.attempts.map((a, i) => ({
     attemptNo: i + 1,
     at: a.at,
@@ -77,12 +79,24 @@ export function reminderSchedule(
   ];
 }
 
-/** The worker's own planner with the merchant's policy (every case in the smart cohort), with its window and reminders. */
-export function plannerStrategy(policy: Policy, merchantTimeZone: string, name = 'policy'): Strategy {
+/**
+ * The worker's own planner with the merchant's policy, with its window and reminders: every case
+ * in the smart cohort, or (`cohort: 'holdout'`) every case on the policy's plain baseline schedule.
+ */
+export function plannerStrategy(
+  policy: Policy,
+  merchantTimeZone: string,
+  name = 'policy',
+  cohort: CaseHistory['cohort'] = 'smart',
+  learned: LearnedTable | null = null,
+): Strategy {
   const reminders = parseReminderPolicy(policy.reminders);
   return {
     name,
-    describe: `the planner with policy ${policy.version} (${policy.retry.maxAttempts} attempts in ${policy.retry.windowDays} days, by decline category)`,
+    describe:
+      cohort === 'smart'
+        ? `the planner with policy ${policy.version} (${policy.retry.maxAttempts} attempts in ${policy.retry.windowDays} days, by decline category)`
+        : `the policy's holdout schedule (retries on days ${policy.baseline.retryDays.join(', ')} after the failure, in a ${policy.retry.windowDays}-day window)`,
     windowDays: policy.retry.windowDays,
     reminderHours: reminderSchedule(policy.retry.windowDays, {
       firstNotice: reminders.enabled && reminders.firstNotice.enabled,
@@ -95,7 +109,7 @@ export function plannerStrategy(policy: Policy, merchantTimeZone: string, name =
       const history: CaseHistory = {
         invoiceId: c.invoiceId,
         openedAt: c.openedAt,
-        cohort: 'smart',
+        cohort,
         attempts: toLedger(c),
         currentPaymentMethod: `pm_sim_${last.card}`,
       };
@@ -105,6 +119,7 @@ export function plannerStrategy(policy: Policy, merchantTimeZone: string, name =
         policy,
         last.at,
         merchantTimeZone,
+        learned,
       );
       return plan.kind === 'retry' ? plan.at : null;
     },

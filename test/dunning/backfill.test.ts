@@ -146,9 +146,9 @@ describe('backfill', () => {
       expect(
         tries.every((t) => t.failure_message !== null && !String(t.failure_message).startsWith('recorded by backfill')),
       ).toBe(true);
-      // The customer has until 21 days after the first failure, not after the import.
+      // The customer has until 28 days after the first failure, not after the import.
       expect(c!.next_attempt_reason).toMatch(
-        /^awaiting customer: expired_card: .* until Tue 24 Mar 09:00 Europe\/Berlin$/,
+        /^awaiting customer: expired_card: .* until Tue 31 Mar 10:00 Europe\/Berlin$/,
       );
       const [deadline] = await w.db
         .sql`select data from pgboss.job where name = 'dunning-deadlines' and singleton_key = ${String(c!.id)}`;
@@ -168,7 +168,7 @@ describe('backfill', () => {
       .sql`select id, opened_at, window_starts_at, next_attempt_reason from dunning_cases where invoice_id = ${invoiceId}`;
     // Reports count it from its first failure; the window gives it the policy's 7 days from now.
     expect(c!.opened_at).toEqual(new Date(start.getTime() - 30 * DAY));
-    expect(c!.window_starts_at).toEqual(new Date(start.getTime() + 7 * DAY - 21 * DAY));
+    expect(c!.window_starts_at).toEqual(new Date(start.getTime() + 7 * DAY - 28 * DAY));
     expect(c!.next_attempt_reason).toMatch(/^awaiting customer: expired_card: /);
     const [deadline] = await w.db
       .sql`select data, start_after from pgboss.job where name = 'dunning-deadlines' and singleton_key = ${String(c!.id)}`;
@@ -193,7 +193,7 @@ describe('backfill', () => {
     const [c] = await w.db
       .sql`select id, window_starts_at, next_attempt_reason from dunning_cases where invoice_id = ${invoiceId}`;
     expect(c!.window_starts_at).toBeNull();
-    expect(c!.next_attempt_reason).toMatch(/^stopping: dunning window of 21 days ended/);
+    expect(c!.next_attempt_reason).toMatch(/^stopping: dunning window of 28 days ended/);
     const [deadline] = await w.db
       .sql`select data from pgboss.job where name = 'dunning-deadlines' and singleton_key = ${String(c!.id)}`;
     expect(deadline!.data).toMatchObject({ kind: 'stop' });

@@ -107,19 +107,41 @@ describe('planNextAttempt: one example per category', () => {
     expect((p as { reason: string }).reason).toContain('card_decline_rate_limit_exceeded: Stripe asked to wait 1 d');
   });
 
-  it('generic: spaced days, then stops after four identical declines', () => {
+  it('generic: retries 1, 3, 5, 8, 11, 15, 20 and 26 days after the failure, then stops on the generic cap', () => {
+    // The default spacing spreads eight retries over the 28-day window (docs/policy.md says why).
+    const days = ['02', '03', '05', '07', '10', '13', '17', '22', '28'];
+    const declines = days.map((d) => declined(`2026-11-${d}T07:00:00Z`, { declineCode: 'do_not_honor' }));
+    for (let k = 1; k < days.length; k += 1) {
+      const p = plan(history(declines.slice(0, k)), `2026-11-${days[k - 1]}T07:00:01Z`);
+      expect(retryAt(p)).toBe(`2026-11-${days[k]}T07:00:00.000Z`);
+      expect(p).toMatchObject({ isLast: k === days.length - 1 });
+    }
+    const stop = plan(history(declines), '2026-11-28T07:00:01Z');
+    expect(stop).toMatchObject({ kind: 'stop', category: 'generic' });
+    expect((stop as { reason: string }).reason).toContain('9 generic declines, policy allows 9');
+  });
+
+  it('generic: stops after identical declines in a row when the policy sets that below its cap', () => {
+    const strict = parsePolicy({
+      retry: {
+        jitterMinutes: 0,
+        windowDays: 30,
+        categories: { generic: { maxAttempts: 5, spacingHours: [72, 120, 168], stopAfterIdenticalDeclines: 4 } },
+      },
+    });
     const first = declined('2026-11-02T07:00:00Z', { declineCode: 'do_not_honor' });
-    expect(retryAt(plan(history([first]), '2026-11-02T07:00:01Z'))).toBe('2026-11-05T07:00:00.000Z');
+    expect(retryAt(plan(history([first]), '2026-11-02T07:00:01Z', { policy: strict }))).toBe(
+      '2026-11-05T07:00:00.000Z',
+    );
     const four = ['2026-11-02', '2026-11-05', '2026-11-10', '2026-11-17'].map((d) =>
       declined(`${d}T07:00:00Z`, { declineCode: 'do_not_honor' }),
     );
-    const stop = plan(history(four), '2026-11-17T07:00:01Z');
+    const stop = plan(history(four), '2026-11-17T07:00:01Z', { policy: strict });
     expect(stop).toMatchObject({ kind: 'stop', category: 'generic' });
     expect((stop as { reason: string }).reason).toContain('4 identical declines in a row');
     // Three identical declines with a different fourth keep going, on the last spacing.
     const mixed = [...four.slice(0, 3), declined('2026-11-17T07:00:00Z', { declineCode: 'generic_decline' })];
-    const longer = parsePolicy({ retry: { jitterMinutes: 0, windowDays: 30 } });
-    expect(retryAt(plan(history(mixed), '2026-11-17T07:00:01Z', { policy: longer }))).toBe('2026-11-24T07:00:00.000Z');
+    expect(retryAt(plan(history(mixed), '2026-11-17T07:00:01Z', { policy: strict }))).toBe('2026-11-24T07:00:00.000Z');
   });
 
   it.each([
@@ -128,7 +150,7 @@ describe('planNextAttempt: one example per category', () => {
     ['authentication_required', 'authentication'],
   ] as const)('%s (%s): waits for the customer until the window ends', (declineCode, category) => {
     const p = plan(history([declined('2026-11-02T07:00:00Z', { declineCode })]), '2026-11-02T07:00:01Z');
-    expect(p).toMatchObject({ kind: 'await_customer', category, until: new Date('2026-11-23T07:00:00Z') });
+    expect(p).toMatchObject({ kind: 'await_customer', category, until: new Date('2026-11-30T07:00:00Z') });
   });
 
   it('merchant_error: stops without bothering the customer', () => {
@@ -142,7 +164,14 @@ describe('planNextAttempt: one example per category', () => {
 });
 
 describe('planNextAttempt: soft declines that outlast their first schedule', () => {
-  const anyHour = parsePolicy({ retry: { jitterMinutes: 0, localWindow: { startHour: 0, endHour: 24 } } });
+  // Generic rules as a merchant may set them (fewer retries, stop on identical answers), to see the hand-over.
+  const anyHour = parsePolicy({
+    retry: {
+      jitterMinutes: 0,
+      localWindow: { startHour: 0, endHour: 24 },
+      categories: { generic: { maxAttempts: 5, spacingHours: [72, 120, 168], stopAfterIdenticalDeclines: 4 } },
+    },
+  });
   const processing = (at: string) => declined(at, { declineCode: 'processing_error' });
 
   it('continues a temporary error that outlasts its quick retries with generic spacing, then stops on the generic caps', () => {
@@ -194,12 +223,14 @@ describe('planNextAttempt: soft declines that outlast their first schedule', () 
     const funds = ['2026-11-04T09:00:00Z', '2026-11-06T05:00:00Z', '2026-11-13T05:00:00Z', '2026-11-15T05:00:00Z'].map(
       (at) => declined(at, { declineCode: 'insufficient_funds' }),
     );
-    const p = plan(history(funds), '2026-11-15T05:00:01Z');
+    const threeWeeks = parsePolicy({ retry: { jitterMinutes: 0, windowDays: 21 } });
+    const p = plan(history(funds), '2026-11-15T05:00:01Z', { policy: threeWeeks });
     expect(retryAt(p)).toBe('2026-11-20T05:00:00.000Z');
     // After Fri 20 the window (to 25 Nov) has no payday left: that, not a count, ends the case.
     const stop = plan(
       history([...funds, declined('2026-11-20T05:00:00Z', { declineCode: 'insufficient_funds' })]),
       '2026-11-20T05:00:01Z',
+      { policy: threeWeeks },
     );
     expect(stop).toMatchObject({ kind: 'stop', category: 'funds' });
     expect((stop as { reason: string }).reason).toContain('no payday left before the dunning window ends');
@@ -242,7 +273,10 @@ describe('planNextAttempt: card changes, ledger states and caps', () => {
   });
 
   it('stops when the next retry would fall after the dunning window', () => {
-    const policy = parsePolicy({ retry: { windowDays: 2, jitterMinutes: 0 }, baseline: { retryDays: [1] } });
+    const policy = parsePolicy({
+      retry: { windowDays: 2, jitterMinutes: 0, categories: { generic: { spacingHours: [72] } } },
+      baseline: { retryDays: [1] },
+    });
     const p = plan(
       history([declined('2026-11-02T07:00:00Z', { declineCode: 'generic_decline' })]),
       '2026-11-02T07:00:01Z',
@@ -255,7 +289,12 @@ describe('planNextAttempt: card changes, ledger states and caps', () => {
   it('never lets jitter push a retry past the end of the dunning window', () => {
     // The generic spacing lands 10 minutes before the window's end; 60 minutes of jitter must shrink to fit.
     const policy = parsePolicy({
-      retry: { windowDays: 3, jitterMinutes: 60, localWindow: { startHour: 0, endHour: 24 } },
+      retry: {
+        windowDays: 3,
+        jitterMinutes: 60,
+        localWindow: { startHour: 0, endHour: 24 },
+        categories: { generic: { spacingHours: [72] } },
+      },
       baseline: { retryDays: [1] },
     });
     const h = history([declined('2026-11-02T07:00:00Z', { declineCode: 'generic_decline' })], {

@@ -20,9 +20,9 @@ describe('parsePolicy', () => {
   it('fills every default from an empty document', () => {
     const p = parsePolicy({});
     expect(p).toEqual(defaultPolicy());
-    expect(p.retry.maxAttempts).toBe(8);
-    expect(p.retry.windowDays).toBe(21);
-    expect(p.retry.categories.generic.spacingHours).toEqual([72, 120, 168]);
+    expect(p.retry.maxAttempts).toBe(10);
+    expect(p.retry.windowDays).toBe(28);
+    expect(p.retry.categories.generic.spacingHours).toEqual([24, 48, 48, 72, 72, 96, 120, 144]);
     expect(p.holdoutShare).toBe(0.1);
     expect(p.baseline.retryDays).toEqual([3, 5, 7, 10, 14]);
     expect(p.version).toMatch(/^[0-9a-f]{12}$/);
@@ -35,7 +35,7 @@ describe('parsePolicy', () => {
     });
     expect(p.retry.maxAttempts).toBe(5);
     expect(p.retry.categories.funds).toEqual({ maxAttempts: 2, minSpacingHours: 24 });
-    expect(p.retry.categories.generic.stopAfterIdenticalDeclines).toBe(4);
+    expect(p.retry.categories.generic.stopAfterIdenticalDeclines).toBe(9);
     expect(p.finalAction).toBe('pause_collection');
   });
 

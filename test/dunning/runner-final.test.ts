@@ -182,14 +182,14 @@ describe('deadlines and final actions', () => {
     expect(rows[0]).toMatchObject({ status: 'cancelled', failure_message: 'case closed: invoice voided' });
   });
 
-  /** The deadline a skipped attempt left behind, due when the 21-day dunning window closes. */
+  /** The deadline a skipped attempt left behind, due when the 28-day dunning window closes. */
   async function deadlineAfterSkip(s: SeededCase): Promise<DeadlineJob> {
     const jobs = await w.db
       .sql`select data, start_after from pgboss.job where name = 'dunning-deadlines' and singleton_key = ${String(s.caseId)}`;
     expect(jobs).toHaveLength(1);
     const dueInMs = (jobs[0]!.start_after as Date).getTime() - Date.now();
-    expect(dueInMs).toBeGreaterThan(20 * 86_400_000);
-    expect(dueInMs).toBeLessThanOrEqual(21 * 86_400_000);
+    expect(dueInMs).toBeGreaterThan(27 * 86_400_000);
+    expect(dueInMs).toBeLessThanOrEqual(28 * 86_400_000);
     return jobs[0]!.data as DeadlineJob;
   }
 
@@ -215,11 +215,11 @@ describe('deadlines and final actions', () => {
       expect(job).toMatchObject({ caseId: s.caseId, kind: 'await', attemptsSeen: 2 });
       expect(job.reason).toContain('attempt #2 skipped');
 
-      w.clock.advance(21 * 86_400_000);
+      w.clock.advance(28 * 86_400_000);
       try {
         expect(await handleDeadline(w.deps, job)).toBe('done');
       } finally {
-        w.clock.advance(-21 * 86_400_000);
+        w.clock.advance(-28 * 86_400_000);
       }
       const c = await caseRow(w.db.sql, s.caseId);
       expect(c).toMatchObject({ status: 'lost', final_action: 'cancel_subscription' });

@@ -156,7 +156,7 @@ describe('dunning simulate', () => {
     expect(a.stderr).toBe('');
     expect(a.status).toBe(0);
     expect(a.stdout).toContain('== policy policy.json: the planner with policy');
-    expect(a.stdout).toContain('4 attempts in 21 days');
+    expect(a.stdout).toContain('4 attempts in 28 days');
     expect(run(['--seed', '3', '--customers', '150', '--policy', file]).stdout).toBe(a.stdout);
   });
 
