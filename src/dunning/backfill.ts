@@ -6,6 +6,7 @@ import { upsertCustomer as upsertCustomerRow } from '../events/objects.ts';
 import { call, type StripeGateway } from '../stripe/charge.ts';
 import { assignCohort, type Policy } from './policy.ts';
 import { planNext, savePolicy, type PlanResult, type SchedulerDeps } from './scheduler.ts';
+import { rememberCard } from './store.ts';
 
 /**
  * Takes over dunning for invoices that failed before the worker was installed: pages through
@@ -222,6 +223,13 @@ async function takeOver(
   for (const [i, t] of stripe.tries.entries()) {
     const n = i + 1;
     if (t.details) {
+      await rememberCard(tx, {
+        paymentMethod: t.details.paymentMethod,
+        customerId,
+        fingerprint: t.details.cardFingerprint,
+        brand: t.details.cardBrand,
+        at: t.at,
+      });
       const id = await insertStripeAttempt(tx, {
         caseId: Number(caseId),
         invoiceId: inv.id!,

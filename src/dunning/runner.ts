@@ -220,12 +220,13 @@ export function lateStripeDecline(
 ): { attemptNo: number; paymentMethod: string | null; decline: DeclineInfo } | null {
   const last = attempts.filter((x) => x.status === 'declined').sort((x, y) => y.attemptNo - x.attemptNo)[0];
   if (!last || last.source !== 'stripe') return null;
-  if (last.declineCode || last.failureCode || last.adviceCode || last.networkAdviceCode) return null;
+  if (last.declineCode || last.failureCode || last.adviceCode || last.networkAdviceCode || last.networkDeclineCode)
+    return null;
   const d = lastIntentError(remote);
   if (!d) return null;
   // An error the ledger already holds on another attempt is that attempt's, not Stripe's.
   if (d.chargeId && attempts.some((x) => x.chargeId === d.chargeId && x.id !== last.id)) return null;
-  if (!d.declineCode && !d.failureCode && !d.adviceCode && !d.networkAdviceCode) return null;
+  if (!d.declineCode && !d.failureCode && !d.adviceCode && !d.networkAdviceCode && !d.networkDeclineCode) return null;
   return {
     attemptNo: last.attemptNo,
     paymentMethod: d.paymentMethod,
@@ -299,6 +300,7 @@ async function record(
           chargeId: d.chargeId,
           paymentIntentId: d.paymentIntentId,
           paymentMethod: d.paymentMethod,
+          cardFingerprint: d.cardFingerprint,
           cardBrand: d.cardBrand,
           declineCode: d.declineCode,
           failureCode: d.failureCode,
@@ -307,6 +309,13 @@ async function record(
           networkDeclineCode: d.networkDeclineCode,
           declineCategory: c.category,
           failureMessage: d.message,
+        });
+        await store.rememberCard(tx, {
+          paymentMethod: d.paymentMethod,
+          customerId: (await store.invoiceById(tx, a.invoiceId))?.customerId ?? null,
+          fingerprint: d.cardFingerprint,
+          brand: d.cardBrand,
+          at: now,
         });
         if (a.caseId === null) return;
         await store.recordDecline(tx, a.caseId, d.declineCode ?? d.failureCode, c.category, now);

@@ -38,6 +38,8 @@ export interface AttemptRow {
   startedAt: Date | null;
   finishedAt: Date | null;
   paymentMethod: string | null;
+  /** The card's fingerprint when Stripe gave it: the same card under another payment method id. */
+  cardFingerprint: string | null;
   cardBrand: string | null;
   chargeId: string | null;
   declineCode: string | null;
@@ -90,6 +92,7 @@ function toAttempt(r: Row): AttemptRow {
     startedAt: (r.started_at as Date | null) ?? null,
     finishedAt: (r.finished_at as Date | null) ?? null,
     paymentMethod: s('payment_method'),
+    cardFingerprint: s('card_fingerprint'),
     cardBrand: s('card_brand'),
     chargeId: s('charge_id'),
     declineCode: s('decline_code'),
@@ -128,6 +131,59 @@ export async function openCasesOfCustomer(tx: Tx, customerId: string): Promise<C
 export async function attemptsOf(tx: Tx, invoiceId: string): Promise<AttemptRow[]> {
   const rows = await tx`select * from payment_attempts where invoice_id = ${invoiceId} order by attempt_no`;
   return rows.map(toAttempt);
+}
+
+/**
+ * The customer's attempts on its other invoices that reached (or may have reached) the bank: the
+ * per-card side of the ledger (never-retry answers and network limits are per card).
+ */
+export async function customerAttemptsBesides(tx: Tx, customerId: string, invoiceId: string): Promise<AttemptRow[]> {
+  const rows = await tx`
+    select a.* from payment_attempts a join invoices i on i.id = a.invoice_id
+     where i.customer_id = ${customerId} and a.invoice_id <> ${invoiceId}
+       and a.status in ('in_flight', 'unknown', 'declined', 'succeeded')
+     order by a.started_at nulls last, a.id`;
+  return rows.map(toAttempt);
+}
+
+export interface PaymentMethodCard {
+  paymentMethod: string;
+  fingerprint: string | null;
+  brand: string | null;
+}
+
+/** What we know of the cards behind the customer's payment methods. */
+export async function cardsOf(tx: Tx, customerId: string): Promise<PaymentMethodCard[]> {
+  const rows = await tx<PaymentMethodCard[]>`
+    select payment_method as "paymentMethod", fingerprint, brand from payment_method_cards where customer_id = ${customerId}`;
+  return [...rows];
+}
+
+/**
+ * Remembers the card behind a payment method (fingerprint, brand), as a charge, a decline or a
+ * payment_method event reported it at `at`; a newer report wins, and a missing field never erases one.
+ */
+export async function rememberCard(
+  tx: Tx,
+  c: {
+    paymentMethod: string | null;
+    customerId: string | null;
+    fingerprint: string | null;
+    brand: string | null;
+    at: Date;
+  },
+): Promise<void> {
+  if (!c.paymentMethod || (!c.fingerprint && !c.brand)) return;
+  await tx`
+    insert into payment_method_cards as p (payment_method, customer_id, fingerprint, brand, updated_at)
+    values (${c.paymentMethod}, ${c.customerId}, ${c.fingerprint}, ${c.brand}, ${c.at})
+    on conflict (payment_method) do update set
+      customer_id = coalesce(excluded.customer_id, p.customer_id),
+      fingerprint = case when excluded.updated_at >= p.updated_at then coalesce(excluded.fingerprint, p.fingerprint)
+                         else coalesce(p.fingerprint, excluded.fingerprint) end,
+      brand = case when excluded.updated_at >= p.updated_at then coalesce(excluded.brand, p.brand)
+                   else coalesce(p.brand, excluded.brand) end,
+      updated_at = greatest(p.updated_at, excluded.updated_at)`;
 }
 
 export async function attemptById(tx: Tx, attemptId: number): Promise<AttemptRow | null> {
@@ -208,6 +264,7 @@ export interface AttemptResult {
   chargeId?: string | null;
   paymentIntentId?: string | null;
   paymentMethod?: string | null;
+  cardFingerprint?: string | null;
   cardBrand?: string | null;
   declineCode?: string | null;
   failureCode?: string | null;
@@ -233,6 +290,7 @@ export async function finishAttempt(tx: Tx, attemptId: number, r: AttemptResult)
       charge_id = coalesce(${r.chargeId ?? null}, charge_id),
       payment_intent_id = coalesce(${r.paymentIntentId ?? null}, payment_intent_id),
       payment_method = coalesce(${r.paymentMethod ?? null}, payment_method),
+      card_fingerprint = coalesce(${r.cardFingerprint ?? null}, card_fingerprint),
       card_brand = coalesce(${r.cardBrand ?? null}, card_brand),
       decline_code = ${r.declineCode ?? null},
       failure_code = ${r.failureCode ?? null},

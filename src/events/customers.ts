@@ -1,6 +1,6 @@
 import type Stripe from 'stripe';
 import type { HandlerContext, Outcome } from './context.ts';
-import { recordCardUpdate } from '../dunning/store.ts';
+import { recordCardUpdate, rememberCard } from '../dunning/store.ts';
 import { closeCase } from './ledger.ts';
 import { idOf, upsertCustomer, upsertSubscription } from './objects.ts';
 
@@ -86,6 +86,14 @@ export async function paymentMethodChanged(ctx: HandlerContext): Promise<Outcome
   const pm = ctx.event.data.object as Stripe.PaymentMethod;
   const customerId = idOf(pm.customer);
   if (!customerId) return 'ignored';
+  // Before anything else: the fingerprint says whether this is a card we know under another id.
+  await rememberCard(ctx.tx, {
+    paymentMethod: pm.id,
+    customerId,
+    fingerprint: pm.card?.fingerprint ?? null,
+    brand: pm.card?.brand ?? null,
+    at: ctx.at,
+  });
   if (await supersededCard(ctx, customerId, pm.id)) {
     ctx.log.info({ customerId, paymentMethod: pm.id }, 'card event older than the card already known: not acted on');
     return 'processed';
