@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { OpsError, retryNow } from '../../src/dunning/ops-actions.ts';
 import { executeAttempt } from '../../src/dunning/runner.ts';
 import { planNext } from '../../src/dunning/scheduler.ts';
 import { apiCharges, startWorld, type RunnerWorld } from './runner-helpers.ts';
@@ -117,6 +118,58 @@ describe('one card, one budget, across the customer’s invoices', () => {
       } else {
         expect(result.kind).toBe('stopping');
       }
+    } finally {
+      w.clock.set(start);
+    }
+  });
+});
+
+describe('an operator cannot override card-network rules', () => {
+  it('retry-now one hour after Mastercard advice 30 is refused until the 10 days are over', async () => {
+    const now = w.clock.now();
+    const c = await customerWithInvoices(1, 'mastercard', [now]);
+    const declinedAt = new Date(now.getTime() - 3_600_000);
+    // Mastercard merchant advice code 30: "retry after 10 days".
+    await declined(c, 0, 1, declinedAt, { networkAdviceCode: '30', brand: 'mastercard' });
+    const inv = c.invoices[0]!;
+    const refused = w.db.sql.begin((tx) => retryNow(tx, w.deps, inv.invoiceId));
+    await expect(refused).rejects.toThrow(OpsError);
+    await expect(refused).rejects.toThrow(
+      `card-network retry-after advice (held back by the network advice to wait 10 d after mastercard_advice_30 until ${new Date(declinedAt.getTime() + 10 * DAY).toISOString()}); earliest allowed ${new Date(declinedAt.getTime() + 10 * DAY).toISOString()}`,
+    );
+    // Nothing was planned, and a manual attempt that got into the ledger anyway is not charged.
+    const [planned] = await w.db
+      .sql`select 1 from payment_attempts where invoice_id = ${inv.invoiceId} and status = 'planned'`;
+    expect(planned).toBeUndefined();
+    const [row] = await w.db.sql`
+      insert into payment_attempts (case_id, invoice_id, attempt_no, source, status, planned_at, plan_reason, payment_method, idempotency_key)
+      values (${inv.caseId}, ${inv.invoiceId}, 2, 'manual', 'planned', ${now}, 'test', ${c.paymentMethod}, ${`dunning:${inv.invoiceId}:2`})
+      returning id`;
+    expect(await executeAttempt(w.deps, Number(row!.id))).toBe('skipped');
+    expect(apiCharges(w.sandbox, inv.invoiceId)).toHaveLength(0);
+  });
+
+  it('retry-now on a card barred by a never-retry answer on another invoice says no time allows it', async () => {
+    const now = w.clock.now();
+    const c = await customerWithInvoices(2, 'mastercard', [now, now]);
+    await declined(c, 0, 1, new Date(now.getTime() - DAY), { networkAdviceCode: '21', brand: 'mastercard' });
+    await declined(c, 1, 1, new Date(now.getTime() - DAY), { brand: 'mastercard' });
+    await expect(w.db.sql.begin((tx) => retryNow(tx, w.deps, c.invoices[1]!.invoiceId))).rejects.toThrow(
+      /never-retry answer on this card \(mastercard_advice_21: .*\); no time allows another charge of this card/,
+    );
+  });
+
+  it('retry-now over the 15-in-30-days limit names the limit and the earliest time', async () => {
+    const start = w.clock.now();
+    const day = (d: number) => new Date(start.getTime() + d * DAY);
+    const c = await customerWithInvoices(2, 'visa', [day(0), day(10)]);
+    for (let i = 0; i < 10; i += 1) await declined(c, 0, i + 1, day(i), { brand: 'visa' });
+    for (let i = 0; i < 5; i += 1) await declined(c, 1, i + 1, day(10 + i * 0.5), { brand: 'visa' });
+    w.clock.set(day(13));
+    try {
+      await expect(w.db.sql.begin((tx) => retryNow(tx, w.deps, c.invoices[1]!.invoiceId))).rejects.toThrow(
+        `card-network attempt limit (held back by the Visa limit of 15 attempts per card in 30 days until ${new Date(day(30).getTime() + 1000).toISOString()}); earliest allowed ${new Date(day(30).getTime() + 1000).toISOString()}`,
+      );
     } finally {
       w.clock.set(start);
     }
