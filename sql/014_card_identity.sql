@@ -16,3 +16,7 @@ create table payment_method_cards (
   updated_at     timestamptz not null
 );
 create index payment_method_cards_customer on payment_method_cards (customer_id);
+-- Fencing: each claim of an attempt gets a fresh token. A worker whose lease ran out and was taken
+-- over writes its result only while the token is still its own, so a stalled worker cannot
+-- overwrite what the worker that took over recorded.
+alter table payment_attempts add column lease_token uuid;

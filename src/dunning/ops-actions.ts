@@ -105,11 +105,16 @@ export async function retryNow(
   if (busy?.status === 'unknown' && o.resolveUnknown) {
     // The new attempt re-reads the invoice at Stripe before charging: if the unresolved request
     // did pay it after all, the manual one is skipped, not charged.
-    await store.finishAttempt(tx, busy.id, {
-      status: 'skipped',
-      finishedAt: now,
-      failureMessage: `resolved by ops as not charged; was: ${busy.failureMessage ?? 'unknown'}`,
-    });
+    await store.finishAttempt(
+      tx,
+      busy.id,
+      {
+        status: 'skipped',
+        finishedAt: now,
+        failureMessage: `resolved by ops as not charged; was: ${busy.failureMessage ?? 'unknown'}`,
+      },
+      { status: 'unknown' },
+    );
   } else if (busy) {
     throw new OpsError(
       `attempt #${busy.attemptNo} is ${busy.status}; it must be resolved before another charge${

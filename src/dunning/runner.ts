@@ -73,7 +73,30 @@ export async function executeAttempt(deps: RunnerDeps, attemptId: number): Promi
     await followUpHeldAttempt(deps, attemptId);
     return 'not_claimed';
   }
-  const { attempt, previous } = claimed;
+  try {
+    return await runClaimed(deps, claimed.attempt, claimed.previous);
+  } catch (err) {
+    if (!(err instanceof LeaseLost)) throw err;
+    // A worker that stalled past its lease: the one that took over owns the result.
+    deps.log.warn({ attemptId, invoiceId: claimed.attempt.invoiceId }, err.message);
+    return 'not_claimed';
+  }
+}
+
+/** The attempt was taken over by another worker after this one's lease ran out: nothing is written. */
+class LeaseLost extends Error {}
+
+/** Throws `LeaseLost` (rolling back the caller's transaction) when a fenced write found the attempt no longer ours. */
+async function owned(write: Promise<boolean>, a: AttemptRow): Promise<void> {
+  if (!(await write)) throw new LeaseLost(`attempt ${a.id} was taken over by another worker: its result stands`);
+}
+
+function fenceOf(a: AttemptRow): store.Fence {
+  return { leaseToken: a.leaseToken };
+}
+
+async function runClaimed(deps: RunnerDeps, attempt: AttemptRow, previous: store.AttemptStatus): Promise<RunResult> {
+  const attemptId = attempt.id;
   // A planned attempt never reached Stripe. Anything else (unknown, or a crashed worker's
   // in_flight) may have: only Stripe can say, so local state cannot skip it.
   const mayHaveRun = previous !== 'planned';
@@ -100,11 +123,15 @@ export async function executeAttempt(deps: RunnerDeps, attemptId: number): Promi
   if (remote === null) {
     // No invoice, so no earlier request of ours can have charged it either.
     await deps.sql.begin((tx) =>
-      store.finishAttempt(tx, attempt.id, {
-        status: 'skipped',
-        finishedAt: deps.clock.now(),
-        failureMessage: MISSING_INVOICE,
-      }),
+      owned(
+        store.finishAttempt(
+          tx,
+          attempt.id,
+          { status: 'skipped', finishedAt: deps.clock.now(), failureMessage: MISSING_INVOICE },
+          fenceOf(attempt),
+        ),
+        attempt,
+      ),
     );
     if (attempt.caseId !== null) await closeForMissingInvoice(deps, attempt.caseId, attempt.invoiceId);
     return 'skipped';
@@ -241,7 +268,15 @@ async function skip(
   o: { replan?: boolean; resumesAt?: Date | null } = {},
 ): Promise<RunResult> {
   await deps.sql.begin(async (tx) => {
-    await store.finishAttempt(tx, a.id, { status: 'skipped', finishedAt: deps.clock.now(), failureMessage: reason });
+    await owned(
+      store.finishAttempt(
+        tx,
+        a.id,
+        { status: 'skipped', finishedAt: deps.clock.now(), failureMessage: reason },
+        fenceOf(a),
+      ),
+      a,
+    );
     if (a.caseId !== null) {
       await tx`update dunning_cases set next_attempt_at = null, next_attempt_reason = ${`attempt #${a.attemptNo} skipped: ${reason}`}
                 where id = ${a.caseId} and status = 'open'`;
@@ -266,7 +301,10 @@ async function record(
     case 'succeeded': {
       const amount = outcome.invoice.amount_paid;
       await deps.sql.begin(async (tx) => {
-        await store.finishAttempt(tx, a.id, { status: 'succeeded', finishedAt: now, ...outcome.paidBy });
+        await owned(
+          store.finishAttempt(tx, a.id, { status: 'succeeded', finishedAt: now, ...outcome.paidBy }, fenceOf(a)),
+          a,
+        );
         await store.syncInvoiceStatus(tx, a.invoiceId, 'paid', amount, 0, now);
         if (a.caseId === null) return;
         const reason = `paid by attempt #${a.attemptNo} (${a.source})`;
@@ -294,22 +332,28 @@ async function record(
       const c = classifyDecline({ ...d, cardBrand: d.cardBrand ?? a.cardBrand });
       deps.reportUnknownCodes?.(c);
       await deps.sql.begin(async (tx) => {
-        await store.finishAttempt(tx, a.id, {
-          status: 'declined',
-          finishedAt: now,
-          chargeId: d.chargeId,
-          paymentIntentId: d.paymentIntentId,
-          paymentMethod: d.paymentMethod,
-          cardFingerprint: d.cardFingerprint,
-          cardBrand: d.cardBrand,
-          declineCode: d.declineCode,
-          failureCode: d.failureCode,
-          adviceCode: d.adviceCode,
-          networkAdviceCode: d.networkAdviceCode,
-          networkDeclineCode: d.networkDeclineCode,
-          declineCategory: c.category,
-          failureMessage: d.message,
-        });
+        const written = store.finishAttempt(
+          tx,
+          a.id,
+          {
+            status: 'declined',
+            finishedAt: now,
+            chargeId: d.chargeId,
+            paymentIntentId: d.paymentIntentId,
+            paymentMethod: d.paymentMethod,
+            cardFingerprint: d.cardFingerprint,
+            cardBrand: d.cardBrand,
+            declineCode: d.declineCode,
+            failureCode: d.failureCode,
+            adviceCode: d.adviceCode,
+            networkAdviceCode: d.networkAdviceCode,
+            networkDeclineCode: d.networkDeclineCode,
+            declineCategory: c.category,
+            failureMessage: d.message,
+          },
+          fenceOf(a),
+        );
+        await owned(written, a);
         await store.rememberCard(tx, {
           paymentMethod: d.paymentMethod,
           customerId: (await store.invoiceById(tx, a.invoiceId))?.customerId ?? null,
@@ -343,7 +387,7 @@ async function record(
       // request with this key went through: the attempt stays unresolved until ops look.
       const message = `needs ops: idempotency key ${keyOf(a)} was used before with other parameters`;
       await deps.sql.begin(async (tx) => {
-        await store.parkAttempt(tx, a.id, `${message}: ${outcome.message}`);
+        await owned(store.parkAttempt(tx, a.id, `${message}: ${outcome.message}`, fenceOf(a)), a);
         if (a.caseId !== null)
           await store.setNextAttempt(tx, a.caseId, null, `attempt #${a.attemptNo} ${message}`, now);
       });
@@ -369,7 +413,10 @@ async function requeue(
   // Request retries are about Stripe's real-time health, so the job runs in real time.
   const wallAt = new Date(Date.now() + delayMs);
   await deps.sql.begin(async (tx) => {
-    await store.releaseAttempt(tx, a.id, status, new Date(deps.clock.now().getTime() + delayMs), message);
+    await owned(
+      store.releaseAttempt(tx, a.id, status, new Date(deps.clock.now().getTime() + delayMs), message, fenceOf(a)),
+      a,
+    );
     await sendAttemptJob(
       tx,
       { boss: deps.boss, clock: { now: () => wallAt, wallTimeOf: (d) => d } },

@@ -53,6 +53,8 @@ export interface AttemptRow {
   requestTries: number;
   /** The pg-boss job sent last for this attempt. */
   jobId: string | null;
+  /** Set by each claim: the holder writes its result only while this is still its own. */
+  leaseToken: string | null;
   createdAt: Date;
 }
 
@@ -105,6 +107,7 @@ function toAttempt(r: Row): AttemptRow {
     idempotencyKey: s('idempotency_key'),
     requestTries: Number(r.request_tries ?? 0),
     jobId: s('job_id'),
+    leaseToken: s('lease_token'),
     createdAt: r.created_at as Date,
   };
 }
@@ -249,6 +252,7 @@ export async function claimAttempt(
     update payment_attempts a
        set status = 'in_flight',
            started_at = coalesce(a.started_at, ${now}),
+           lease_token = gen_random_uuid(),
            lease_until = clock_timestamp() + make_interval(secs => ${leaseMs / 1000})
       from (select id, status from payment_attempts where id = ${attemptId} for update) old
      where a.id = old.id
@@ -275,7 +279,22 @@ export interface AttemptResult {
   failureMessage?: string | null;
 }
 
-export async function finishAttempt(tx: Tx, attemptId: number, r: AttemptResult): Promise<void> {
+/**
+ * Who may write an attempt's result: the worker holding its claim (its `leaseToken` while the
+ * attempt is still in flight), or, for an attempt nobody holds, whoever finds it in `status`.
+ */
+export type Fence = { leaseToken: string | null } | { status: AttemptStatus };
+
+function fenced(tx: Tx, f: Fence) {
+  return 'leaseToken' in f
+    ? tx`status = 'in_flight' and lease_token = ${f.leaseToken}::uuid`
+    : tx`status = ${f.status}`;
+}
+
+/** Writes an attempt's result; false (nothing written) when `fence` no longer holds. */
+export async function finishAttempt(tx: Tx, attemptId: number, r: AttemptResult, fence: Fence): Promise<boolean> {
+  const [held] = await tx`select 1 from payment_attempts where id = ${attemptId} and ${fenced(tx, fence)} for update`;
+  if (!held) return false;
   if (r.chargeId) {
     // Our own charge, first-hand: should a late event have pinned it on a Stripe attempt, it leaves
     // that row, rather than the unique index failing this update on every try for good.
@@ -298,8 +317,10 @@ export async function finishAttempt(tx: Tx, attemptId: number, r: AttemptResult)
       network_advice_code = ${r.networkAdviceCode ?? null},
       network_decline_code = ${r.networkDeclineCode ?? null},
       decline_category = ${r.declineCategory ?? null},
-      failure_message = ${r.failureMessage ?? null}
+      failure_message = ${r.failureMessage ?? null},
+      lease_token = null
     where id = ${attemptId}`;
+  return true;
 }
 
 /**
@@ -313,24 +334,30 @@ export async function releaseAttempt(
   status: 'planned' | 'unknown',
   retryAt: Date,
   message: string,
-): Promise<void> {
-  await tx`
+  fence: Fence,
+): Promise<boolean> {
+  const rows = await tx`
     update payment_attempts
-       set status = ${status}, planned_at = ${retryAt}, lease_until = null,
+       set status = ${status}, planned_at = ${retryAt}, lease_until = null, lease_token = null,
            started_at = case when ${status} = 'planned' then null else started_at end,
            request_tries = request_tries + 1, failure_message = ${message}
-     where id = ${attemptId}`;
+     where id = ${attemptId} and ${fenced(tx, fence)}
+    returning id`;
+  return rows.length > 0;
 }
 
 /**
  * Stops repeating an attempt's request without settling it: it stays `unknown` (so no other charge
  * of the invoice can be planned) with no job, for ops to resolve.
  */
-export async function parkAttempt(tx: Tx, attemptId: number, message: string): Promise<void> {
-  await tx`
+export async function parkAttempt(tx: Tx, attemptId: number, message: string, fence: Fence): Promise<boolean> {
+  const rows = await tx`
     update payment_attempts
-       set status = 'unknown', lease_until = null, request_tries = request_tries + 1, failure_message = ${message}
-     where id = ${attemptId}`;
+       set status = 'unknown', lease_until = null, lease_token = null, request_tries = request_tries + 1,
+           failure_message = ${message}
+     where id = ${attemptId} and ${fenced(tx, fence)}
+    returning id`;
+  return rows.length > 0;
 }
 
 /**
