@@ -1,6 +1,7 @@
 import type Stripe from 'stripe';
 import type { Sql, Tx } from '../db.ts';
-import { call, classifyChargeError, retrieveInvoice, type StripeGateway } from '../stripe/charge.ts';
+import { call, classifyChargeError, paidBy, retrieveInvoice, type StripeGateway } from '../stripe/charge.ts';
+import { ledgerOf, recoveryPath } from '../events/ledger.ts';
 import type { FinalAction } from './policy.ts';
 import { pauseOfInvoice } from './collection-pause.ts';
 import { cancelPlanned, holdOf, planNext, stripeHold, type DeadlineJob, type SchedulerDeps } from './scheduler.ts';
@@ -122,8 +123,20 @@ export async function handleDeadline(deps: FinalActionDeps, job: DeadlineJob): P
     return 'stood_down';
   }
   if (remote.status === 'paid' || remote.status === 'void') {
-    // The event processor closes the case from the webhook; no final action against a settled invoice.
-    log.info({ status: remote.status }, 'deadline stands down: invoice settled at Stripe');
+    // No final action against a settled invoice; and the case closes now, whether or not its
+    // invoice.paid event ever gets processed (it may be parked).
+    await deps.sql.begin(async (tx) => {
+      await store.syncInvoiceStatus(
+        tx,
+        c.invoiceId,
+        remote.status ?? 'open',
+        remote.amount_paid,
+        remote.amount_remaining,
+        deps.clock.now(),
+      );
+      await closeSettledAtStripe(tx, deps, c.id, remote, deps.clock.now());
+    });
+    log.info({ status: remote.status }, 'deadline stands down: invoice settled at Stripe, case closed');
     return 'stood_down';
   }
   subscriptionId ??= subscriptionOf(remote);
@@ -152,6 +165,42 @@ export async function handleDeadline(deps: FinalActionDeps, job: DeadlineJob): P
   }
   log.info({ invoiceId: c.invoiceId, finalAction: done }, 'case lost: final action applied');
   return 'done';
+}
+
+/**
+ * Closes the open case of an invoice that Stripe says is paid (recovered) or void (closed), as the
+ * invoice.paid / invoice.voided events would: the runner and the deadline read it from Stripe, and
+ * the event may be parked or late. False when the invoice is not settled or the case was closed.
+ */
+export async function closeSettledAtStripe(
+  tx: Tx,
+  deps: Pick<FinalActionDeps, 'onCaseClosed'>,
+  caseId: number,
+  remote: Stripe.Invoice,
+  at: Date,
+): Promise<boolean> {
+  const invoiceId = remote.id!;
+  if (remote.status === 'paid') {
+    const offStripe = (remote.amount_paid_off_stripe ?? 0) > 0;
+    const path = recoveryPath(await ledgerOf(tx, invoiceId), paidBy(remote).chargeId, offStripe);
+    const reason = 'invoice paid (read from Stripe)';
+    const closed = await store.closeCase(tx, caseId, {
+      status: 'recovered',
+      reason,
+      at,
+      recoveryPath: path,
+      invoicePaid: remote.amount_paid,
+    });
+    if (closed) await deps.onCaseClosed?.(tx, { caseId, invoiceId, status: 'recovered', reason, at });
+    return closed;
+  }
+  if (remote.status === 'void') {
+    const reason = 'invoice voided (read from Stripe)';
+    const closed = await store.closeCase(tx, caseId, { status: 'closed', reason, at });
+    if (closed) await deps.onCaseClosed?.(tx, { caseId, invoiceId, status: 'closed', reason, at });
+    return closed;
+  }
+  return false;
 }
 
 /** The reason a case is closed when Stripe no longer knows its invoice. */

@@ -12,6 +12,7 @@ import { classifyDecline, type Classification, type DeclineInfo } from './declin
 import { lastIntentError } from '../events/charges.ts';
 import {
   closeForMissingInvoice,
+  closeSettledAtStripe,
   handleDeadline,
   MISSING_INVOICE,
   type CaseClosedEvent,
@@ -147,7 +148,7 @@ async function runClaimed(deps: RunnerDeps, attempt: AttemptRow, previous: store
   // Paid while our outcome was unknown: asking again with the same key tells whether it was us
   // (Stripe replays our success) or someone else (Stripe refuses: already paid).
   if (remote.status !== 'open' && !(remote.status === 'paid' && mayHaveRun)) {
-    return skip(deps, attempt, `invoice is ${remote.status} at Stripe`);
+    return skip(deps, attempt, `invoice is ${remote.status} at Stripe`, { settled: remote });
   }
   // Our copy of the subscription may not know yet (its event is late, or predates the install).
   // An open invoice also means an earlier request of this attempt did not take the money.
@@ -265,7 +266,7 @@ async function skip(
   deps: RunnerDeps,
   a: AttemptRow,
   reason: string,
-  o: { replan?: boolean; resumesAt?: Date | null } = {},
+  o: { replan?: boolean; resumesAt?: Date | null; settled?: Stripe.Invoice } = {},
 ): Promise<RunResult> {
   await deps.sql.begin(async (tx) => {
     await owned(
@@ -277,6 +278,8 @@ async function skip(
       ),
       a,
     );
+    if (a.caseId !== null && o.settled && (await closeSettledAtStripe(tx, deps, a.caseId, o.settled, deps.clock.now())))
+      return;
     if (a.caseId !== null) {
       await tx`update dunning_cases set next_attempt_at = null, next_attempt_reason = ${`attempt #${a.attemptNo} skipped: ${reason}`}
                 where id = ${a.caseId} and status = 'open'`;
