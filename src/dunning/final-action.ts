@@ -179,7 +179,7 @@ export async function closeSettledAtStripe(
   remote: Stripe.Invoice,
   at: Date,
 ): Promise<boolean> {
-  const invoiceId = remote.id!;
+  const invoiceId = remote.id;
   if (remote.status === 'paid') {
     const offStripe = (remote.amount_paid_off_stripe ?? 0) > 0;
     const path = recoveryPath(await ledgerOf(tx, invoiceId), paidBy(remote).chargeId, offStripe);
