@@ -4,7 +4,15 @@ import { call, classifyChargeError, paidBy, retrieveInvoice, type StripeGateway 
 import { ledgerOf, recoveryPath } from '../events/ledger.ts';
 import type { FinalAction } from './policy.ts';
 import { pauseOfInvoice } from './collection-pause.ts';
-import { cancelPlanned, holdOf, planNext, stripeHold, type DeadlineJob, type SchedulerDeps } from './scheduler.ts';
+import {
+  cancelPlanned,
+  holdOf,
+  planNext,
+  scheduleWindowDeadline,
+  stripeHold,
+  type DeadlineJob,
+  type SchedulerDeps,
+} from './scheduler.ts';
 import * as store from './store.ts';
 
 /**
@@ -99,7 +107,12 @@ export async function handleDeadline(deps: FinalActionDeps, job: DeadlineJob): P
     const c = await store.caseById(tx, job.caseId, true);
     // Held by ops or by Stripe's pause_collection: no final action while collection is stopped;
     // lifting the hold plans the case again, and the planner stops it then if its time is up.
-    if (!c || c.status !== 'open' || (await holdOf(tx, c, deps.clock.now())) !== null) return null;
+    if (!c || c.status !== 'open') return null;
+    const hold = await holdOf(tx, c, deps.clock.now());
+    if (hold !== null) {
+      if (!c.paused) await endOrAwaitStripePause(tx, deps, c, hold);
+      return null;
+    }
     const attempts = await store.attemptsOf(tx, c.invoiceId);
     if (attempts.length !== job.attemptsSeen) return null;
     if (attempts.some((a) => a.status === 'planned' || a.status === 'in_flight' || a.status === 'unknown')) return null;
@@ -118,7 +131,12 @@ export async function handleDeadline(deps: FinalActionDeps, job: DeadlineJob): P
     await closeForMissingInvoice(deps, c.id, c.invoiceId);
     return 'stood_down';
   }
-  if (remote.status === 'open' && stripeHold(c, pauseOfInvoice(remote), deps.clock.now())) {
+  const remoteHold = remote.status === 'open' ? stripeHold(c, pauseOfInvoice(remote), deps.clock.now()) : null;
+  if (remoteHold) {
+    await deps.sql.begin(async (tx) => {
+      const fresh = await store.caseById(tx, c.id, true);
+      if (fresh?.status === 'open') await endOrAwaitStripePause(tx, deps, fresh, remoteHold);
+    });
     log.info({}, 'deadline stands down: collection is paused at Stripe');
     return 'stood_down';
   }
@@ -201,6 +219,29 @@ export async function closeSettledAtStripe(
     return closed;
   }
   return false;
+}
+
+/**
+ * A Stripe pause_collection that still holds a case. Before the dunning window ends, the case
+ * waits: lifting the pause plans it again, and a deadline at the window's end makes sure it is
+ * looked at again. Once the window is over it is closed (status `closed`, no final action): the
+ * merchant stopped collection at Stripe, so cancelling the subscription or marking the invoice
+ * against that choice is not ours to do, and a case must not stay open for ever. The invoice stays
+ * open at Stripe, which collects it itself when the pause is lifted.
+ */
+async function endOrAwaitStripePause(tx: Tx, deps: FinalActionDeps, c: store.CaseRow, hold: string): Promise<void> {
+  const policy = await deps.policies.get(tx, c.policyVersion);
+  const windowEnd = new Date(c.windowStartsAt.getTime() + policy.retry.windowDays * 86_400_000);
+  const at = deps.clock.now();
+  if (at < windowEnd) {
+    await scheduleWindowDeadline(tx, deps, c.id, `held: ${hold}`);
+    return;
+  }
+  const reason = `dunning window ended while ${hold}: closed without a final action`;
+  await cancelPlanned(tx, deps, c.invoiceId, reason);
+  if (await store.closeCase(tx, c.id, { status: 'closed', reason, at })) {
+    await deps.onCaseClosed?.(tx, { caseId: c.id, invoiceId: c.invoiceId, status: 'closed', reason, at });
+  }
 }
 
 /** The reason a case is closed when Stripe no longer knows its invoice. */

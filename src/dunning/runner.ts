@@ -8,6 +8,7 @@ import { QUEUES } from '../queue.ts';
 import { payInvoice, retrieveInvoice, type ChargeOutcome, type StripeGateway } from '../stripe/charge.ts';
 import { createThrottle, type Throttle } from '../stripe/throttle.ts';
 import { pauseOfInvoice } from './collection-pause.ts';
+import { subscriptionOfInvoice } from '../events/objects.ts';
 import { classifyDecline, type Classification, type DeclineInfo } from './declines.ts';
 import { lastIntentError } from '../events/charges.ts';
 import {
@@ -154,7 +155,12 @@ async function runClaimed(deps: RunnerDeps, attempt: AttemptRow, previous: store
   // An open invoice also means an earlier request of this attempt did not take the money.
   const stripePause = pauseOfInvoice(remote);
   const held = remote.status === 'open' ? stripeHold(local.caseRow, stripePause, deps.clock.now()) : null;
-  if (held) return skip(deps, attempt, held, { resumesAt: stripePause?.resumesAt ?? null });
+  if (held) {
+    const subscriptionId = local.invoice?.subscriptionId ?? subscriptionOfInvoice(remote);
+    if (subscriptionId && local.invoice)
+      await store.learnCollectionPause(deps.sql, subscriptionId, local.invoice.customerId, stripePause);
+    return skip(deps, attempt, held, { resumesAt: stripePause?.resumesAt ?? null });
+  }
   if (
     localSkip &&
     remote.status === 'open' &&

@@ -482,6 +482,28 @@ export async function invoiceById(tx: Tx, invoiceId: string): Promise<InvoiceRow
   };
 }
 
+/**
+ * What a Stripe read showed of a subscription's `pause_collection`, written into our copy when it
+ * differs: the event that set it may be late or predate the install, and without it the event that
+ * lifts the pause would change nothing in our row, so no hook would plan the case again. The row
+ * keeps its event time (a row we did not have gets the epoch), so every real event still wins.
+ */
+export async function learnCollectionPause(
+  tx: Tx,
+  subscriptionId: string,
+  customerId: string,
+  pause: CollectionPause | null,
+): Promise<void> {
+  await tx`
+    insert into subscriptions as s (id, customer_id, status, stripe_updated_at, pause_collection_behavior, pause_collection_resumes_at)
+    values (${subscriptionId}, ${customerId}, 'active', to_timestamp(0), ${pause?.behavior ?? null}, ${pause?.resumesAt ?? null})
+    on conflict (id) do update set
+      pause_collection_behavior = excluded.pause_collection_behavior,
+      pause_collection_resumes_at = excluded.pause_collection_resumes_at
+    where s.pause_collection_behavior is distinct from excluded.pause_collection_behavior
+       or s.pause_collection_resumes_at is distinct from excluded.pause_collection_resumes_at`;
+}
+
 /** Our copy of a subscription's `pause_collection`; null when not paused or not known. */
 export async function collectionPauseOf(tx: Tx, subscriptionId: string): Promise<CollectionPause | null> {
   const [r] =
