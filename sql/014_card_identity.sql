@@ -20,3 +20,7 @@ create index payment_method_cards_customer on payment_method_cards (customer_id)
 -- over writes its result only while the token is still its own, so a stalled worker cannot
 -- overwrite what the worker that took over recorded.
 alter table payment_attempts add column lease_token uuid;
+-- The customer's default payment method before the change our row last applied, as the event's
+-- previous_attributes said. Two customer.updated events of the same second (A to B, then B to C)
+-- can arrive in reverse: the one whose new default is this "before" value is the older one.
+alter table customers add column default_payment_method_before text;

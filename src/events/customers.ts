@@ -8,8 +8,12 @@ import { idOf, upsertCustomer, upsertSubscription } from './objects.ts';
 
 export async function customerUpdated(ctx: HandlerContext): Promise<Outcome> {
   const c = ctx.event.data.object as Stripe.Customer;
-  const applied = await upsertCustomer(ctx.tx, c, ctx.at);
   const previous = ctx.event.data.previous_attributes as Partial<Stripe.Customer> | undefined;
+  const before =
+    previous && 'invoice_settings' in previous
+      ? idOf(previous.invoice_settings?.default_payment_method ?? null)
+      : undefined;
+  const applied = await upsertCustomer(ctx.tx, c, ctx.at, before);
   const pm = idOf(c.invoice_settings?.default_payment_method ?? null);
   // Only a changed default card is news; an older event must not announce a card that was since replaced.
   if (applied && pm && previous && 'invoice_settings' in previous && !(await supersededCard(ctx, c.id, pm))) {

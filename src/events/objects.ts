@@ -119,23 +119,44 @@ export function customerTimeZone(c: Pick<Stripe.Customer, 'metadata' | 'address'
   return meta.time_zone ?? meta.timezone ?? zoneOfCountry(c.address?.country);
 }
 
-/** Returns true when the event's state was applied (it was not older than what we hold). */
-export async function upsertCustomer(tx: Tx, c: Stripe.Customer, at: Date): Promise<boolean> {
+/**
+ * Returns true when the event's state was applied (it was not older than what we hold).
+ * `previousDefault`: the default payment method before this change, from the event's
+ * `previous_attributes` (undefined when the event did not change it). Stripe's `created` is in whole
+ * seconds, so two events of one second are ordered by it: an event whose new default is the
+ * default our row's last change replaced is older than that change, and is not applied.
+ */
+export async function upsertCustomer(
+  tx: Tx,
+  c: Stripe.Customer,
+  at: Date,
+  previousDefault?: string | null,
+): Promise<boolean> {
+  const newDefault = idOf(c.invoice_settings?.default_payment_method ?? null);
   const meta = c.metadata ?? {};
   const timeZone = customerTimeZone(c);
   const rows = await tx`
     insert into customers as c (id, email, name, preferred_locales, country, time_zone, default_payment_method,
                                 default_source, metadata, deleted, stripe_updated_at)
     values (${c.id}, ${c.email ?? null}, ${c.name ?? null}, ${c.preferred_locales ?? []}, ${c.address?.country ?? null},
-            ${timeZone}, ${idOf(c.invoice_settings?.default_payment_method ?? null)}, ${idOf(c.default_source ?? null)},
+            ${timeZone}, ${newDefault}, ${idOf(c.default_source ?? null)},
             ${tx.json(meta)}, false, ${at})
     on conflict (id) do update set
       email = excluded.email, name = excluded.name, preferred_locales = excluded.preferred_locales,
       country = excluded.country, time_zone = excluded.time_zone,
       default_payment_method = excluded.default_payment_method, default_source = excluded.default_source,
       metadata = excluded.metadata,
+      default_payment_method_before = case
+        when excluded.default_payment_method is distinct from c.default_payment_method
+          then coalesce(${previousDefault ?? null}::text, c.default_payment_method)
+        else c.default_payment_method_before end,
       stripe_updated_at = excluded.stripe_updated_at
-    where excluded.stripe_updated_at >= c.stripe_updated_at and not c.deleted
+    where not c.deleted and (
+      excluded.stripe_updated_at > c.stripe_updated_at
+      or (excluded.stripe_updated_at = c.stripe_updated_at
+          and not (c.default_payment_method_before is not null
+                   and excluded.default_payment_method is not distinct from c.default_payment_method_before
+                   and excluded.default_payment_method is distinct from c.default_payment_method)))
     returning id`;
   return rows.length > 0;
 }
