@@ -57,7 +57,7 @@ describe('two customer.updated events of the same second, delivered in reverse',
     expect(row!.default_payment_method).toBe('pm_C');
     const planned = await w.db.sql`
       select payment_method, source from payment_attempts where invoice_id = ${s.invoiceId} and status = 'planned'`;
-    expect(planned.map((r) => r.payment_method)).toEqual(['pm_C']);
+    expect(planned.map((r) => String(r.payment_method))).toEqual(['pm_C']);
   });
 
   it('in order, both apply and C wins', async () => {
