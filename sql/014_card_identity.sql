@@ -24,3 +24,8 @@ alter table payment_attempts add column lease_token uuid;
 -- previous_attributes said. Two customer.updated events of the same second (A to B, then B to C)
 -- can arrive in reverse: the one whose new default is this "before" value is the older one.
 alter table customers add column default_payment_method_before text;
+-- Which card Stripe charges for an invoice: the invoice's default_payment_method, else its
+-- subscription's, else the customer's invoice_settings.default_payment_method (else default
+-- source). Our copies of the first two.
+alter table invoices add column default_payment_method text;
+alter table subscriptions add column default_payment_method text;

@@ -160,13 +160,16 @@ export async function loadPlanContext(
   o: { asPlanned?: boolean } = {},
 ): Promise<PlanContext> {
   // Independent reads, sent together: pipelined on the connection, one round trip instead of five.
-  const [attempts, customer, updates, others, known] = await Promise.all([
+  const [attempts, customer, updates, others, known, invoice] = await Promise.all([
     store.attemptsOf(tx, caseRow.invoiceId),
     store.customerById(tx, caseRow.customerId),
     store.cardUpdatesOf(tx, caseRow.customerId),
     store.customerAttemptsBesides(tx, caseRow.customerId, caseRow.invoiceId),
     store.cardsOf(tx, caseRow.customerId),
+    store.invoiceById(tx, caseRow.invoiceId),
   ]);
+  // The card Stripe charges for this invoice: the invoice's own, else its subscription's, else the customer's default.
+  const stripeDefault = invoice?.ownCard ?? customer?.defaultPaymentMethod ?? null;
   const cards = new Map<string, CardInfo>(
     known.map((k) => [k.paymentMethod, { card: k.fingerprint ?? k.paymentMethod, brand: k.brand }]),
   );
@@ -177,7 +180,7 @@ export async function loadPlanContext(
       .map((a) => withCard(a, cards))
       .map((a) => asCardWas(a, updates));
   const ledger = toHistory(attempts);
-  const currentPaymentMethod = o.asPlanned ? card : currentCard(ledger, card, customer?.defaultPaymentMethod ?? null);
+  const currentPaymentMethod = o.asPlanned ? card : currentCard(ledger, card, stripeDefault);
   return {
     caseRow,
     attempts,

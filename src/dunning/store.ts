@@ -457,6 +457,11 @@ export interface InvoiceRow {
   amountRemaining: number;
   /** Our copy of the subscription's `pause_collection` (null: not paused, or subscription unknown). */
   collectionPause: CollectionPause | null;
+  /**
+   * The card Stripe charges before the customer's default: the invoice's default_payment_method,
+   * else its subscription's. Null: the customer's default applies.
+   */
+  ownCard: string | null;
 }
 
 function pauseOf(r: Row): CollectionPause | null {
@@ -466,7 +471,8 @@ function pauseOf(r: Row): CollectionPause | null {
 
 export async function invoiceById(tx: Tx, invoiceId: string): Promise<InvoiceRow | null> {
   const [r] = await tx`
-    select i.*, s.pause_collection_behavior, s.pause_collection_resumes_at
+    select i.*, s.pause_collection_behavior, s.pause_collection_resumes_at,
+           coalesce(i.default_payment_method, s.default_payment_method) as own_card
       from invoices i left join subscriptions s on s.id = i.subscription_id
      where i.id = ${invoiceId}`;
   if (!r) return null;
@@ -479,6 +485,7 @@ export async function invoiceById(tx: Tx, invoiceId: string): Promise<InvoiceRow
     amountDue: Number(r.amount_due),
     amountRemaining: Number(r.amount_remaining),
     collectionPause: pauseOf(r),
+    ownCard: (r.own_card as string | null) ?? null,
   };
 }
 
@@ -522,11 +529,14 @@ export interface CustomerRow {
   id: string;
   country: string | null;
   timeZone: string | null;
+  /** invoice_settings.default_payment_method, else the legacy default source. */
   defaultPaymentMethod: string | null;
 }
 
 export async function customerById(tx: Tx, customerId: string): Promise<CustomerRow | null> {
-  const [r] = await tx`select id, country, time_zone, default_payment_method from customers where id = ${customerId}`;
+  const [r] = await tx`
+    select id, country, time_zone, coalesce(default_payment_method, default_source) as default_payment_method
+      from customers where id = ${customerId}`;
   if (!r) return null;
   return {
     id: r.id as string,

@@ -56,11 +56,12 @@ export async function upsertInvoice(tx: Tx, inv: Stripe.Invoice, at: Date): Prom
   await tx`
     insert into invoices as i (id, customer_id, subscription_id, status, currency, amount_due, amount_paid,
                                amount_remaining, hosted_invoice_url, stripe_attempt_count, stripe_created, paid_at,
-                               stripe_updated_at)
+                               default_payment_method, stripe_updated_at)
     values (${inv.id}, ${customerId}, ${subscriptionOfInvoice(inv)}, ${inv.status}, ${inv.currency}, ${inv.amount_due},
             ${inv.amount_paid}, ${inv.amount_remaining}, ${inv.hosted_invoice_url ?? null}, ${inv.attempt_count},
-            ${new Date(inv.created * 1000)}, ${paidAt}, ${at})
+            ${new Date(inv.created * 1000)}, ${paidAt}, ${idOf(inv.default_payment_method ?? null)}, ${at})
     on conflict (id) do update set
+      default_payment_method = excluded.default_payment_method,
       customer_id = excluded.customer_id,
       subscription_id = coalesce(excluded.subscription_id, i.subscription_id),
       status = excluded.status,
@@ -168,11 +169,15 @@ export async function upsertSubscription(tx: Tx, s: Stripe.Subscription, at: Dat
   const pause = s.pause_collection ?? null;
   const rows = await tx`
     insert into subscriptions as s (id, customer_id, status, started_at, ended_at, cancellation_reason,
-                                    pause_collection_behavior, pause_collection_resumes_at, stripe_updated_at)
+                                    pause_collection_behavior, pause_collection_resumes_at, default_payment_method,
+                                    stripe_updated_at)
     values (${s.id}, ${customerId}, ${s.status}, ${s.start_date ? new Date(s.start_date * 1000) : null},
             ${s.ended_at ? new Date(s.ended_at * 1000) : null}, ${s.cancellation_details?.reason ?? null},
-            ${pause?.behavior ?? null}, ${pause?.resumes_at ? new Date(pause.resumes_at * 1000) : null}, ${at})
+            ${pause?.behavior ?? null}, ${pause?.resumes_at ? new Date(pause.resumes_at * 1000) : null},
+            ${idOf(s.default_payment_method ?? null)}, ${at})
     on conflict (id) do update set
+      default_payment_method = case when excluded.stripe_updated_at >= s.stripe_updated_at
+                                    then excluded.default_payment_method else s.default_payment_method end,
       status = excluded.status, started_at = coalesce(excluded.started_at, s.started_at),
       ended_at = coalesce(excluded.ended_at, s.ended_at),
       cancellation_reason = coalesce(excluded.cancellation_reason, s.cancellation_reason),
