@@ -2,6 +2,7 @@ import type Stripe from 'stripe';
 import type { Sql, Tx } from '../db.ts';
 import { call, classifyChargeError, paidBy, retrieveInvoice, type StripeGateway } from '../stripe/charge.ts';
 import { ledgerOf, recoveryPath } from '../events/ledger.ts';
+import { subscriptionOfInvoice } from '../events/objects.ts';
 import type { FinalAction } from './policy.ts';
 import { pauseOfInvoice } from './collection-pause.ts';
 import {
@@ -80,11 +81,6 @@ export async function applyFinalAction(
   }
 }
 
-function subscriptionOf(invoice: Stripe.Invoice): string | null {
-  const sub = invoice.parent?.subscription_details?.subscription ?? null;
-  return typeof sub === 'string' ? sub : (sub?.id ?? null);
-}
-
 /**
  * The deadline job: the customer had until now (`await`), or the planner stopped (`stop`). If the
  * ledger moved since the job was planned (a new card, a manual retry), it stands down.
@@ -157,7 +153,7 @@ export async function handleDeadline(deps: FinalActionDeps, job: DeadlineJob): P
     log.info({ status: remote.status }, 'deadline stands down: invoice settled at Stripe, case closed');
     return 'stood_down';
   }
-  subscriptionId ??= subscriptionOf(remote);
+  subscriptionId ??= subscriptionOfInvoice(remote);
   const done = await applyFinalAction(deps.gateway, action, c.invoiceId, subscriptionId);
   const at = deps.clock.now();
   const reason = job.kind === 'await' ? `no customer action in time: ${job.reason}` : job.reason;
