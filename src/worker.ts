@@ -11,6 +11,7 @@ import { startRetryWorkers, type RetryWorkerOptions } from './dunning/runner.ts'
 import { createPolicySource, type SchedulerDeps } from './dunning/scheduler.ts';
 import { combineHooks, type DomainHooks } from './events/hooks.ts';
 import { startEventWorker, startOrphanSweep, type ProcessorDeps } from './events/processor.ts';
+import { startAttemptOrphanSweep } from './dunning/orphans.ts';
 import type { Logger } from './log.ts';
 import { QUEUES } from './queue.ts';
 import { retrieveCustomer, type StripeGateway } from './stripe/charge.ts';
@@ -138,6 +139,13 @@ export async function startWorkers(deps: WorkerDeps): Promise<() => Promise<void
         throttle,
         ...wiring.runner,
         reportUnknownCodes,
+      }),
+    );
+    // An attempt without a live job would block its invoice for ever: it gets a new one.
+    stops.push(
+      startAttemptOrphanSweep(sql, { boss, clock }, log.child({ component: 'retry-runner' }), {
+        everyMs: 5 * 60_000,
+        graceSeconds: 15 * 60,
       }),
     );
   } else {

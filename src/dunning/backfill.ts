@@ -2,10 +2,11 @@ import type Stripe from 'stripe';
 import type { Sql, Tx } from '../db.ts';
 import { detailsOfCharge, intentsOf, lastIntentError } from '../events/charges.ts';
 import { insertStripeAttempt, mergeDetails, refreshCaseDeclines, type DeclineDetails } from '../events/ledger.ts';
-import { upsertCustomer as upsertCustomerRow } from '../events/objects.ts';
+import { idOf, upsertCustomer as upsertCustomerRow } from '../events/objects.ts';
 import { call, type StripeGateway } from '../stripe/charge.ts';
 import { assignCohort, type Policy } from './policy.ts';
 import { planNext, savePolicy, type PlanResult, type SchedulerDeps } from './scheduler.ts';
+import { rememberCard } from './store.ts';
 
 /**
  * Takes over dunning for invoices that failed before the worker was installed: pages through
@@ -66,11 +67,6 @@ export async function backfill(deps: BackfillDeps): Promise<BackfillProgress> {
     startingAfter = last.id;
   }
   return totals;
-}
-
-function idOf(v: string | { id?: string } | null | undefined): string | null {
-  if (!v) return null;
-  return typeof v === 'string' ? v : (v.id ?? null);
 }
 
 async function upsertCustomer(deps: BackfillDeps, customerId: string): Promise<void> {
@@ -222,6 +218,13 @@ async function takeOver(
   for (const [i, t] of stripe.tries.entries()) {
     const n = i + 1;
     if (t.details) {
+      await rememberCard(tx, {
+        paymentMethod: t.details.paymentMethod,
+        customerId,
+        fingerprint: t.details.cardFingerprint,
+        brand: t.details.cardBrand,
+        at: t.at,
+      });
       const id = await insertStripeAttempt(tx, {
         caseId: Number(caseId),
         invoiceId: inv.id,

@@ -1,9 +1,19 @@
 import type Stripe from 'stripe';
 import type { Sql, Tx } from '../db.ts';
-import { call, classifyChargeError, retrieveInvoice, type StripeGateway } from '../stripe/charge.ts';
+import { call, classifyChargeError, paidBy, retrieveInvoice, type StripeGateway } from '../stripe/charge.ts';
+import { ledgerOf, recoveryPath } from '../events/ledger.ts';
+import { subscriptionOfInvoice } from '../events/objects.ts';
 import type { FinalAction } from './policy.ts';
 import { pauseOfInvoice } from './collection-pause.ts';
-import { cancelPlanned, holdOf, planNext, stripeHold, type DeadlineJob, type SchedulerDeps } from './scheduler.ts';
+import {
+  cancelPlanned,
+  holdOf,
+  planNext,
+  scheduleWindowDeadline,
+  stripeHold,
+  type DeadlineJob,
+  type SchedulerDeps,
+} from './scheduler.ts';
 import * as store from './store.ts';
 
 /**
@@ -71,11 +81,6 @@ export async function applyFinalAction(
   }
 }
 
-function subscriptionOf(invoice: Stripe.Invoice): string | null {
-  const sub = invoice.parent?.subscription_details?.subscription ?? null;
-  return typeof sub === 'string' ? sub : (sub?.id ?? null);
-}
-
 /**
  * The deadline job: the customer had until now (`await`), or the planner stopped (`stop`). If the
  * ledger moved since the job was planned (a new card, a manual retry), it stands down.
@@ -98,7 +103,12 @@ export async function handleDeadline(deps: FinalActionDeps, job: DeadlineJob): P
     const c = await store.caseById(tx, job.caseId, true);
     // Held by ops or by Stripe's pause_collection: no final action while collection is stopped;
     // lifting the hold plans the case again, and the planner stops it then if its time is up.
-    if (!c || c.status !== 'open' || (await holdOf(tx, c, deps.clock.now())) !== null) return null;
+    if (!c || c.status !== 'open') return null;
+    const hold = await holdOf(tx, c, deps.clock.now());
+    if (hold !== null) {
+      if (!c.paused) await endOrAwaitStripePause(tx, deps, c, hold);
+      return null;
+    }
     const attempts = await store.attemptsOf(tx, c.invoiceId);
     if (attempts.length !== job.attemptsSeen) return null;
     if (attempts.some((a) => a.status === 'planned' || a.status === 'in_flight' || a.status === 'unknown')) return null;
@@ -117,16 +127,33 @@ export async function handleDeadline(deps: FinalActionDeps, job: DeadlineJob): P
     await closeForMissingInvoice(deps, c.id, c.invoiceId);
     return 'stood_down';
   }
-  if (remote.status === 'open' && stripeHold(c, pauseOfInvoice(remote), deps.clock.now())) {
+  const remoteHold = remote.status === 'open' ? stripeHold(c, pauseOfInvoice(remote), deps.clock.now()) : null;
+  if (remoteHold) {
+    await deps.sql.begin(async (tx) => {
+      const fresh = await store.caseById(tx, c.id, true);
+      if (fresh?.status === 'open') await endOrAwaitStripePause(tx, deps, fresh, remoteHold);
+    });
     log.info({}, 'deadline stands down: collection is paused at Stripe');
     return 'stood_down';
   }
   if (remote.status === 'paid' || remote.status === 'void') {
-    // The event processor closes the case from the webhook; no final action against a settled invoice.
-    log.info({ status: remote.status }, 'deadline stands down: invoice settled at Stripe');
+    // No final action against a settled invoice; and the case closes now, whether or not its
+    // invoice.paid event ever gets processed (it may be parked).
+    await deps.sql.begin(async (tx) => {
+      await store.syncInvoiceStatus(
+        tx,
+        c.invoiceId,
+        remote.status ?? 'open',
+        remote.amount_paid,
+        remote.amount_remaining,
+        deps.clock.now(),
+      );
+      await closeSettledAtStripe(tx, deps, c.id, remote, deps.clock.now());
+    });
+    log.info({ status: remote.status }, 'deadline stands down: invoice settled at Stripe, case closed');
     return 'stood_down';
   }
-  subscriptionId ??= subscriptionOf(remote);
+  subscriptionId ??= subscriptionOfInvoice(remote);
   const done = await applyFinalAction(deps.gateway, action, c.invoiceId, subscriptionId);
   const at = deps.clock.now();
   const reason = job.kind === 'await' ? `no customer action in time: ${job.reason}` : job.reason;
@@ -152,6 +179,65 @@ export async function handleDeadline(deps: FinalActionDeps, job: DeadlineJob): P
   }
   log.info({ invoiceId: c.invoiceId, finalAction: done }, 'case lost: final action applied');
   return 'done';
+}
+
+/**
+ * Closes the open case of an invoice that Stripe says is paid (recovered) or void (closed), as the
+ * invoice.paid / invoice.voided events would: the runner and the deadline read it from Stripe, and
+ * the event may be parked or late. False when the invoice is not settled or the case was closed.
+ */
+export async function closeSettledAtStripe(
+  tx: Tx,
+  deps: Pick<FinalActionDeps, 'onCaseClosed'>,
+  caseId: number,
+  remote: Stripe.Invoice,
+  at: Date,
+): Promise<boolean> {
+  const invoiceId = remote.id;
+  if (remote.status === 'paid') {
+    const offStripe = (remote.amount_paid_off_stripe ?? 0) > 0;
+    const path = recoveryPath(await ledgerOf(tx, invoiceId), paidBy(remote).chargeId, offStripe);
+    const reason = 'invoice paid (read from Stripe)';
+    const closed = await store.closeCase(tx, caseId, {
+      status: 'recovered',
+      reason,
+      at,
+      recoveryPath: path,
+      invoicePaid: remote.amount_paid,
+    });
+    if (closed) await deps.onCaseClosed?.(tx, { caseId, invoiceId, status: 'recovered', reason, at });
+    return closed;
+  }
+  if (remote.status === 'void') {
+    const reason = 'invoice voided (read from Stripe)';
+    const closed = await store.closeCase(tx, caseId, { status: 'closed', reason, at });
+    if (closed) await deps.onCaseClosed?.(tx, { caseId, invoiceId, status: 'closed', reason, at });
+    return closed;
+  }
+  return false;
+}
+
+/**
+ * A Stripe pause_collection that still holds a case. Before the dunning window ends, the case
+ * waits: lifting the pause plans it again, and a deadline at the window's end makes sure it is
+ * looked at again. Once the window is over it is closed (status `closed`, no final action): the
+ * merchant stopped collection at Stripe, so cancelling the subscription or marking the invoice
+ * against that choice is not ours to do, and a case must not stay open for ever. The invoice stays
+ * open at Stripe, which collects it itself when the pause is lifted.
+ */
+async function endOrAwaitStripePause(tx: Tx, deps: FinalActionDeps, c: store.CaseRow, hold: string): Promise<void> {
+  const policy = await deps.policies.get(tx, c.policyVersion);
+  const windowEnd = new Date(c.windowStartsAt.getTime() + policy.retry.windowDays * 86_400_000);
+  const at = deps.clock.now();
+  if (at < windowEnd) {
+    await scheduleWindowDeadline(tx, deps, c.id, `held: ${hold}`);
+    return;
+  }
+  const reason = `dunning window ended while ${hold}: closed without a final action`;
+  await cancelPlanned(tx, deps, c.invoiceId, reason);
+  if (await store.closeCase(tx, c.id, { status: 'closed', reason, at })) {
+    await deps.onCaseClosed?.(tx, { caseId: c.id, invoiceId: c.invoiceId, status: 'closed', reason, at });
+  }
 }
 
 /** The reason a case is closed when Stripe no longer knows its invoice. */

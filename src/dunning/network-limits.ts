@@ -31,6 +31,14 @@ export function limitsFor(cardBrand: string | null): CardLimits {
       label: 'Mastercard',
     };
   }
+  if (brand === '') {
+    // The brand of the card about to be charged is unknown: it may be a Mastercard, so both bind.
+    return {
+      maxAttempts30d: STRIPE_MAX_ATTEMPTS_30D,
+      maxDeclines24h: MASTERCARD_MAX_DECLINES_24H,
+      label: 'card-network (brand unknown)',
+    };
+  }
   return { maxAttempts30d: STRIPE_MAX_ATTEMPTS_30D, maxDeclines24h: null, label: brand === 'visa' ? 'Visa' : 'Stripe' };
 }
 

@@ -1,7 +1,15 @@
 import type { Sql, Tx } from '../db.ts';
 import { remindersOfCase, type ReminderLine } from '../reminders/outbox.ts';
 import { pausedAt, pauseReason } from './collection-pause.ts';
-import { cancelPlanned, planNext, scheduleAttempt, type PlanResult, type SchedulerDeps } from './scheduler.ts';
+import { checkCharge, type ChargeCheck } from './planner.ts';
+import {
+  cancelPlanned,
+  loadPlanContext,
+  planNext,
+  scheduleAttempt,
+  type PlanResult,
+  type SchedulerDeps,
+} from './scheduler.ts';
 import * as store from './store.ts';
 import type { AttemptRow, CaseRow } from './store.ts';
 
@@ -97,11 +105,16 @@ export async function retryNow(
   if (busy?.status === 'unknown' && o.resolveUnknown) {
     // The new attempt re-reads the invoice at Stripe before charging: if the unresolved request
     // did pay it after all, the manual one is skipped, not charged.
-    await store.finishAttempt(tx, busy.id, {
-      status: 'skipped',
-      finishedAt: now,
-      failureMessage: `resolved by ops as not charged; was: ${busy.failureMessage ?? 'unknown'}`,
-    });
+    await store.finishAttempt(
+      tx,
+      busy.id,
+      {
+        status: 'skipped',
+        finishedAt: now,
+        failureMessage: `resolved by ops as not charged; was: ${busy.failureMessage ?? 'unknown'}`,
+      },
+      { status: 'unknown' },
+    );
   } else if (busy) {
     throw new OpsError(
       `attempt #${busy.attemptNo} is ${busy.status}; it must be resolved before another charge${
@@ -116,6 +129,10 @@ export async function retryNow(
   if (stripePause && pausedAt(stripePause, now)) {
     throw new OpsError(`${pauseReason(stripePause)}: lift pause_collection on the subscription in Stripe first`);
   }
+  // Card-network rules are not the operator's to override: the refusal names the rule and when it allows a charge.
+  const ctx = await loadPlanContext(tx, deps, c, null);
+  const check = checkCharge(ctx.history, ctx.customer, now);
+  if (!check.allowed) throw new OpsError(refusal(invoiceId, check));
   await cancelPlanned(tx, deps, invoiceId, 'replaced by a manual retry');
   if (c.paused) {
     await store.setPaused(tx, c.id, false, now);
@@ -130,6 +147,20 @@ export async function retryNow(
   });
   if (!attempt) throw new OpsError(`another attempt became active for ${invoiceId}`);
   return attempt;
+}
+
+const RULE_NAMES = {
+  never_retry: 'never-retry answer on this card',
+  network_advice: 'card-network retry-after advice',
+  network_limit: 'card-network attempt limit',
+} as const;
+
+function refusal(invoiceId: string, check: Exclude<ChargeCheck, { allowed: true }>): string {
+  const when =
+    check.until === null
+      ? 'no time allows another charge of this card: the customer must give a new card'
+      : `earliest allowed ${check.until.toISOString()}`;
+  return `retry-now refused for ${invoiceId} by the ${RULE_NAMES[check.rule]} (${check.reason}); ${when}`;
 }
 
 /** Cases named by a customer id (`cus_...`, all its open cases) or an invoice id. */

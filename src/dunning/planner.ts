@@ -7,7 +7,7 @@ import { classifyDecline, type Classification, type DeclineCategory, type Declin
 import type { Policy } from './policy.ts';
 import { formatLocal, jitterMs, local, placeInWindow, resolveZone, windowClose } from './local-time.ts';
 import { nextPaydaySlot } from './paydays.ts';
-import { earliestWithinLimits, limitsFor, type CardAttempt } from './network-limits.ts';
+import { earliestWithinLimits, limitsFor } from './network-limits.ts';
 import { chooseDelay, type LearnedTable } from './adaptive.ts';
 
 export interface LedgerAttempt {
@@ -17,6 +17,18 @@ export interface LedgerAttempt {
   outcome: 'succeeded' | 'declined' | 'not_sent' | 'unknown' | 'planned';
   paymentMethod: string | null;
   decline: DeclineInfo | null;
+  /**
+   * The card as the networks count it: its fingerprint where Stripe gave one, else the payment
+   * method id. Absent: derived from `paymentMethod` and `CaseHistory.cards`.
+   */
+  card?: string | null;
+}
+
+/** What we know of a payment method's card. */
+export interface CardInfo {
+  /** Fingerprint where Stripe gave one, else the payment method id. */
+  card: string;
+  brand: string | null;
 }
 
 export interface CaseHistory {
@@ -27,11 +39,23 @@ export interface CaseHistory {
   cohort: 'smart' | 'holdout';
   attempts: LedgerAttempt[];
   currentPaymentMethod: string | null;
+  /**
+   * The customer's attempts on its other invoices. Never-retry answers and network limits are per
+   * card, whichever invoice the card was charged for; caps and categories stay per invoice.
+   */
+  otherInvoices?: LedgerAttempt[];
+  /** Card identity and brand per payment method id. */
+  cards?: ReadonlyMap<string, CardInfo>;
 }
 
 export interface CustomerContext {
   timeZone: string | null;
   country: string | null;
+  /**
+   * The brand of the card to be charged, when the caller knows it and the ledger does not (the
+   * brand recorded for the card itself wins). Not the last brand seen on the invoice: that may be
+   * another card's.
+   */
   cardBrand: string | null;
 }
 
@@ -73,7 +97,7 @@ interface Ctx {
   counted: LedgerAttempt[];
   declines: Decline[];
   targetPm: string | null;
-  cardBrand: string | null;
+  customer: CustomerContext;
   nextAttemptNo: number;
   /** The merchant's learned timing, a snapshot the caller passes in; null plans by the policy alone. */
   learned: LearnedTable | null;
@@ -90,10 +114,6 @@ interface Slot {
   remainingAfter: number;
 }
 
-function samePm(a: string | null, b: string | null): boolean {
-  return (a ?? '') === (b ?? '');
-}
-
 function byTime(a: LedgerAttempt, b: LedgerAttempt): number {
   return a.at.getTime() - b.at.getTime() || a.attemptNo - b.attemptNo;
 }
@@ -106,12 +126,54 @@ function hours(ms: number): string {
   return ms % DAY === 0 ? `${ms / DAY} d` : `${Math.round((ms / HOUR) * 100) / 100} h`;
 }
 
-function declinesOf(counted: LedgerAttempt[], customer: CustomerContext): Decline[] {
-  return counted
+/**
+ * Stripe's card updater changes the card behind a payment method id. For never-retry answers, an
+ * attempt made before that change was on another card (its decline does not bar the updated one),
+ * so the loader names its card apart with this suffix; `realCard` turns it back into the id to
+ * charge. The network limits count by card identity instead (`LedgerAttempt.card`): an update that
+ * kept the card number keeps the fingerprint, and the 30-day count goes on.
+ */
+export const BEFORE_UPDATE = '#before-card-update';
+
+export function realCard(pm: string | null): string | null {
+  return pm?.endsWith(BEFORE_UPDATE) ? pm.slice(0, -BEFORE_UPDATE.length) : pm;
+}
+
+/** The card identity networks count by, for a payment method id (null: unknown card). */
+function identityOf(history: CaseHistory, pm: string | null): string | null {
+  const real = realCard(pm);
+  return real === null ? null : (history.cards?.get(real)?.card ?? real);
+}
+
+/** The card a never-retry answer is about: a decline from before a card update is about the old card. */
+function barKeyOf(history: CaseHistory, pm: string | null): string | null {
+  return pm?.endsWith(BEFORE_UPDATE) ? pm : identityOf(history, pm);
+}
+
+function countKeyOf(history: CaseHistory, a: LedgerAttempt): string | null {
+  return a.card ?? identityOf(history, a.paymentMethod);
+}
+
+/** The brand of a card: as the payment method says, else as a charge of that card said. */
+function brandOfCard(history: CaseHistory, card: string | null, all: LedgerAttempt[]): string | null {
+  if (card === null) return null;
+  for (const [pm, info] of history.cards ?? [])
+    if (info.brand && (info.card === card || pm === card)) return info.brand;
+  const seen = all.filter((a) => a.decline?.cardBrand && countKeyOf(history, a) === card).sort(byTime);
+  return seen[seen.length - 1]?.decline?.cardBrand ?? null;
+}
+
+function declinesOf(history: CaseHistory, attempts: LedgerAttempt[], customer: CustomerContext): Decline[] {
+  const all = [...history.attempts, ...(history.otherInvoices ?? [])];
+  return attempts
     .filter((a) => a.outcome === 'declined')
     .map((attempt) => ({
       attempt,
-      c: classifyDecline({ ...attempt.decline, cardBrand: attempt.decline?.cardBrand ?? customer.cardBrand }),
+      c: classifyDecline({
+        ...attempt.decline,
+        cardBrand:
+          attempt.decline?.cardBrand ?? brandOfCard(history, countKeyOf(history, attempt), all) ?? customer.cardBrand,
+      }),
     }));
 }
 
@@ -148,15 +210,6 @@ export function currentCard(
   return customerDefault;
 }
 
-function cardBrandOf(customer: CustomerContext, declines: Decline[]): string | null {
-  return customer.cardBrand ?? declines[declines.length - 1]?.attempt.decline?.cardBrand ?? null;
-}
-
-/** A never-retry answer on this card: no charge on it, whatever the policy says. */
-function barringDecline(declines: Decline[], pm: string | null): Decline | undefined {
-  return declines.find((d) => d.c.neverRetrySameCard && samePm(d.attempt.paymentMethod, pm));
-}
-
 /** Why a barring decline bars the card, in the words ops read. */
 function barredBecause(d: Decline): string {
   return d.c.category === 'authentication'
@@ -164,34 +217,103 @@ function barredBecause(d: Decline): string {
     : 'this card must never be retried';
 }
 
-/** Attempts whose card is unknown count against every card: the limits are fines, not hints. */
-function attemptsOnCard(counted: LedgerAttempt[], pm: string | null): CardAttempt[] {
-  return counted
-    .filter((a) => a.paymentMethod === null || samePm(a.paymentMethod, pm))
-    .map((a) => ({ at: a.at, declined: a.outcome === 'declined' }));
+/** Which card-network rule holds a charge back. */
+export type CardRule = 'never_retry' | 'network_advice' | 'network_limit';
+
+/** The per-card verdict for one more charge of `targetPm` at `candidate` or later. */
+interface CardVerdict {
+  /** A never-retry answer on this card, on any of the customer's invoices. */
+  barred: Decline | null;
+  /** The earliest instant >= candidate the card's advice and limits allow. */
+  at: Date;
+  rule: CardRule | null;
+  reason: string | null;
 }
 
-export type ChargeCheck = { allowed: true } | { allowed: false; reason: string };
+/**
+ * The card-network rules for one more charge of a card, over every invoice of the customer: a
+ * never-retry answer bars the card, a retry-after advice (Mastercard 24-30) holds it until the
+ * wait is over, and the 30-day and 24-hour counts run per card. Attempts whose card is unknown
+ * count against every card: the limits are fines, not hints.
+ */
+function cardVerdict(
+  history: CaseHistory,
+  customer: CustomerContext,
+  targetPm: string | null,
+  candidate: Date,
+): CardVerdict {
+  const all = [...history.attempts, ...(history.otherInvoices ?? [])]
+    .filter((a) => COUNTED.has(a.outcome))
+    .sort(byTime);
+  const declines = declinesOf(history, all, customer);
+  const barKey = barKeyOf(history, targetPm);
+  const barred =
+    declines.find(
+      (d) => d.c.neverRetrySameCard && (barKeyOf(history, d.attempt.paymentMethod) ?? '') === (barKey ?? ''),
+    ) ?? null;
+  const card = identityOf(history, targetPm);
+  const onCard = (a: LedgerAttempt) => {
+    const k = countKeyOf(history, a);
+    return k === null || k === card;
+  };
+  let at = candidate;
+  let rule: CardRule | null = null;
+  let reason: string | null = null;
+  for (const d of declines) {
+    const wait = d.c.retryAfterMs;
+    if (!wait || (countKeyOf(history, d.attempt) ?? '') !== (card ?? '')) continue;
+    const until = new Date(d.attempt.at.getTime() + wait);
+    if (until > at) {
+      at = until;
+      rule = 'network_advice';
+      reason = `${d.c.retryAfterBy ?? 'network'} advice to wait ${hours(wait)} after ${d.c.code}`;
+    }
+  }
+  const limited = earliestWithinLimits(
+    all.filter(onCard).map((a) => ({ at: a.at, declined: a.outcome === 'declined' })),
+    at,
+    limitsFor(brandOfCard(history, card, all) ?? customer.cardBrand),
+  );
+  if (limited.at > at) {
+    at = limited.at;
+    rule = 'network_limit';
+    reason = limited.reason;
+  }
+  return { barred, at, rule, reason };
+}
+
+export type ChargeCheck =
+  | { allowed: true }
+  /** `until`: the earliest time the rule allows a charge of this card; null: never (a new card is needed). */
+  | { allowed: false; rule: CardRule; reason: string; until: Date | null };
 
 /**
- * Whether one more charge now stays clear of never-retry answers and card-network limits, with
- * the same rules the planner plans by. The runner asks this right before charging, because decline
- * details can reach the ledger after the attempt was planned. `history` must not contain the
- * attempt about to be charged.
+ * Whether one more charge now stays clear of never-retry answers, network retry-after advice and
+ * card-network limits, with the same rules the planner plans by, across all of the customer's
+ * invoices. The runner asks this right before charging (decline details can reach the ledger after
+ * the attempt was planned), and so does an operator's retry-now: no override breaks these rules.
+ * `history` must not contain the attempt about to be charged.
  */
 export function checkCharge(history: CaseHistory, customer: CustomerContext, now: Date): ChargeCheck {
   const counted = history.attempts.filter((a) => COUNTED.has(a.outcome)).sort(byTime);
-  const declines = declinesOf(counted, customer);
-  const targetPm = targetPaymentMethod(history, declines);
-  const barred = barringDecline(declines, targetPm);
-  if (barred) return { allowed: false, reason: `${barred.c.code}: ${barredBecause(barred)}` };
-  const limited = earliestWithinLimits(
-    attemptsOnCard(counted, targetPm),
-    now,
-    limitsFor(cardBrandOf(customer, declines)),
-  );
-  if (limited.at > now)
-    return { allowed: false, reason: `held back by the ${limited.reason} until ${limited.at.toISOString()}` };
+  const targetPm = targetPaymentMethod(history, declinesOf(history, counted, customer));
+  const v = cardVerdict(history, customer, targetPm, now);
+  if (v.barred) {
+    return {
+      allowed: false,
+      rule: 'never_retry',
+      reason: `${v.barred.c.code}: ${barredBecause(v.barred)}`,
+      until: null,
+    };
+  }
+  if (v.at > now && v.rule) {
+    return {
+      allowed: false,
+      rule: v.rule,
+      reason: `held back by the ${v.reason} until ${v.at.toISOString()}`,
+      until: v.at,
+    };
+  }
   return { allowed: true };
 }
 
@@ -219,7 +341,7 @@ export function planNextAttempt(
   const retry = policy.retry;
   const windowEnd = new Date((history.windowStartsAt ?? history.openedAt).getTime() + retry.windowDays * DAY);
   const counted = attempts.filter((a) => COUNTED.has(a.outcome));
-  const declines = declinesOf(counted, customer);
+  const declines = declinesOf(history, counted, customer);
   const last = declines[declines.length - 1];
   const lastCategory = last?.c.category ?? null;
 
@@ -249,7 +371,7 @@ export function planNextAttempt(
     counted,
     declines,
     targetPm,
-    cardBrand: cardBrandOf(customer, declines),
+    customer,
     nextAttemptNo: Math.max(0, ...attempts.map((a) => a.attemptNo)) + 1,
     learned,
   };
@@ -281,9 +403,10 @@ export function planNextAttempt(
       reason: say(`${d.c.code}: ${why}; waiting for the customer to ${wanted} until ${formatLocal(windowEnd, zone)}`),
     };
   };
-  const barred = barringDecline(declines, targetPm);
+  const { barred } = cardVerdict(history, customer, targetPm, now);
   if (barred) return awaitCustomer(barred, barredBecause(barred));
-  if (!samePm(targetPm, last.attempt.paymentMethod)) {
+  // A card re-added under a new id is the same card (same fingerprint): not a change.
+  if ((barKeyOf(history, targetPm) ?? '') !== (barKeyOf(history, last.attempt.paymentMethod) ?? '')) {
     return finish(ctx, {
       base: now,
       label: `${c.code}: payment method changed, retrying now`,
@@ -443,7 +566,7 @@ function finish(ctx: Ctx, slot: Slot): Plan {
       ? `, moved into the ${String(window.startHour).padStart(2, '0')}:00-${String(window.endHour).padStart(2, '0')}:00 local window`
       : '';
 
-  const limited = earliestWithinLimits(attemptsOnCard(ctx.counted, ctx.targetPm), at, limitsFor(ctx.cardBrand));
+  const limited = cardVerdict(ctx.history, ctx.customer, ctx.targetPm, at);
   if (limited.at > at) at = place(limited.at);
 
   if (slot.jitter && at < ctx.windowEnd) {

@@ -8,10 +8,12 @@ import { QUEUES } from '../queue.ts';
 import { payInvoice, retrieveInvoice, type ChargeOutcome, type StripeGateway } from '../stripe/charge.ts';
 import { createThrottle, type Throttle } from '../stripe/throttle.ts';
 import { pauseOfInvoice } from './collection-pause.ts';
+import { subscriptionOfInvoice } from '../events/objects.ts';
 import { classifyDecline, type Classification, type DeclineInfo } from './declines.ts';
 import { lastIntentError } from '../events/charges.ts';
 import {
   closeForMissingInvoice,
+  closeSettledAtStripe,
   handleDeadline,
   MISSING_INVOICE,
   type CaseClosedEvent,
@@ -73,7 +75,30 @@ export async function executeAttempt(deps: RunnerDeps, attemptId: number): Promi
     await followUpHeldAttempt(deps, attemptId);
     return 'not_claimed';
   }
-  const { attempt, previous } = claimed;
+  try {
+    return await runClaimed(deps, claimed.attempt, claimed.previous);
+  } catch (err) {
+    if (!(err instanceof LeaseLost)) throw err;
+    // A worker that stalled past its lease: the one that took over owns the result.
+    deps.log.warn({ attemptId, invoiceId: claimed.attempt.invoiceId }, err.message);
+    return 'not_claimed';
+  }
+}
+
+/** The attempt was taken over by another worker after this one's lease ran out: nothing is written. */
+class LeaseLost extends Error {}
+
+/** Throws `LeaseLost` (rolling back the caller's transaction) when a fenced write found the attempt no longer ours. */
+async function owned(write: Promise<boolean>, a: AttemptRow): Promise<void> {
+  if (!(await write)) throw new LeaseLost(`attempt ${a.id} was taken over by another worker: its result stands`);
+}
+
+function fenceOf(a: AttemptRow): store.Fence {
+  return { leaseToken: a.leaseToken };
+}
+
+async function runClaimed(deps: RunnerDeps, attempt: AttemptRow, previous: store.AttemptStatus): Promise<RunResult> {
+  const attemptId = attempt.id;
   // A planned attempt never reached Stripe. Anything else (unknown, or a crashed worker's
   // in_flight) may have: only Stripe can say, so local state cannot skip it.
   const mayHaveRun = previous !== 'planned';
@@ -100,11 +125,15 @@ export async function executeAttempt(deps: RunnerDeps, attemptId: number): Promi
   if (remote === null) {
     // No invoice, so no earlier request of ours can have charged it either.
     await deps.sql.begin((tx) =>
-      store.finishAttempt(tx, attempt.id, {
-        status: 'skipped',
-        finishedAt: deps.clock.now(),
-        failureMessage: MISSING_INVOICE,
-      }),
+      owned(
+        store.finishAttempt(
+          tx,
+          attempt.id,
+          { status: 'skipped', finishedAt: deps.clock.now(), failureMessage: MISSING_INVOICE },
+          fenceOf(attempt),
+        ),
+        attempt,
+      ),
     );
     if (attempt.caseId !== null) await closeForMissingInvoice(deps, attempt.caseId, attempt.invoiceId);
     return 'skipped';
@@ -120,13 +149,18 @@ export async function executeAttempt(deps: RunnerDeps, attemptId: number): Promi
   // Paid while our outcome was unknown: asking again with the same key tells whether it was us
   // (Stripe replays our success) or someone else (Stripe refuses: already paid).
   if (remote.status !== 'open' && !(remote.status === 'paid' && mayHaveRun)) {
-    return skip(deps, attempt, `invoice is ${remote.status} at Stripe`);
+    return skip(deps, attempt, `invoice is ${remote.status} at Stripe`, { settled: remote });
   }
   // Our copy of the subscription may not know yet (its event is late, or predates the install).
   // An open invoice also means an earlier request of this attempt did not take the money.
   const stripePause = pauseOfInvoice(remote);
   const held = remote.status === 'open' ? stripeHold(local.caseRow, stripePause, deps.clock.now()) : null;
-  if (held) return skip(deps, attempt, held, { resumesAt: stripePause?.resumesAt ?? null });
+  if (held) {
+    const subscriptionId = local.invoice?.subscriptionId ?? subscriptionOfInvoice(remote);
+    if (subscriptionId && local.invoice)
+      await store.learnCollectionPause(deps.sql, subscriptionId, local.invoice.customerId, stripePause);
+    return skip(deps, attempt, held, { resumesAt: stripePause?.resumesAt ?? null });
+  }
   if (
     localSkip &&
     remote.status === 'open' &&
@@ -220,12 +254,13 @@ export function lateStripeDecline(
 ): { attemptNo: number; paymentMethod: string | null; decline: DeclineInfo } | null {
   const last = attempts.filter((x) => x.status === 'declined').sort((x, y) => y.attemptNo - x.attemptNo)[0];
   if (!last || last.source !== 'stripe') return null;
-  if (last.declineCode || last.failureCode || last.adviceCode || last.networkAdviceCode) return null;
+  if (last.declineCode || last.failureCode || last.adviceCode || last.networkAdviceCode || last.networkDeclineCode)
+    return null;
   const d = lastIntentError(remote);
   if (!d) return null;
   // An error the ledger already holds on another attempt is that attempt's, not Stripe's.
   if (d.chargeId && attempts.some((x) => x.chargeId === d.chargeId && x.id !== last.id)) return null;
-  if (!d.declineCode && !d.failureCode && !d.adviceCode && !d.networkAdviceCode) return null;
+  if (!d.declineCode && !d.failureCode && !d.adviceCode && !d.networkAdviceCode && !d.networkDeclineCode) return null;
   return {
     attemptNo: last.attemptNo,
     paymentMethod: d.paymentMethod,
@@ -237,10 +272,20 @@ async function skip(
   deps: RunnerDeps,
   a: AttemptRow,
   reason: string,
-  o: { replan?: boolean; resumesAt?: Date | null } = {},
+  o: { replan?: boolean; resumesAt?: Date | null; settled?: Stripe.Invoice } = {},
 ): Promise<RunResult> {
   await deps.sql.begin(async (tx) => {
-    await store.finishAttempt(tx, a.id, { status: 'skipped', finishedAt: deps.clock.now(), failureMessage: reason });
+    await owned(
+      store.finishAttempt(
+        tx,
+        a.id,
+        { status: 'skipped', finishedAt: deps.clock.now(), failureMessage: reason },
+        fenceOf(a),
+      ),
+      a,
+    );
+    if (a.caseId !== null && o.settled && (await closeSettledAtStripe(tx, deps, a.caseId, o.settled, deps.clock.now())))
+      return;
     if (a.caseId !== null) {
       await tx`update dunning_cases set next_attempt_at = null, next_attempt_reason = ${`attempt #${a.attemptNo} skipped: ${reason}`}
                 where id = ${a.caseId} and status = 'open'`;
@@ -265,7 +310,10 @@ async function record(
     case 'succeeded': {
       const amount = outcome.invoice.amount_paid;
       await deps.sql.begin(async (tx) => {
-        await store.finishAttempt(tx, a.id, { status: 'succeeded', finishedAt: now, ...outcome.paidBy });
+        await owned(
+          store.finishAttempt(tx, a.id, { status: 'succeeded', finishedAt: now, ...outcome.paidBy }, fenceOf(a)),
+          a,
+        );
         await store.syncInvoiceStatus(tx, a.invoiceId, 'paid', amount, 0, now);
         if (a.caseId === null) return;
         const reason = `paid by attempt #${a.attemptNo} (${a.source})`;
@@ -293,20 +341,34 @@ async function record(
       const c = classifyDecline({ ...d, cardBrand: d.cardBrand ?? a.cardBrand });
       deps.reportUnknownCodes?.(c);
       await deps.sql.begin(async (tx) => {
-        await store.finishAttempt(tx, a.id, {
-          status: 'declined',
-          finishedAt: now,
-          chargeId: d.chargeId,
-          paymentIntentId: d.paymentIntentId,
+        const written = store.finishAttempt(
+          tx,
+          a.id,
+          {
+            status: 'declined',
+            finishedAt: now,
+            chargeId: d.chargeId,
+            paymentIntentId: d.paymentIntentId,
+            paymentMethod: d.paymentMethod,
+            cardFingerprint: d.cardFingerprint,
+            cardBrand: d.cardBrand,
+            declineCode: d.declineCode,
+            failureCode: d.failureCode,
+            adviceCode: d.adviceCode,
+            networkAdviceCode: d.networkAdviceCode,
+            networkDeclineCode: d.networkDeclineCode,
+            declineCategory: c.category,
+            failureMessage: d.message,
+          },
+          fenceOf(a),
+        );
+        await owned(written, a);
+        await store.rememberCard(tx, {
           paymentMethod: d.paymentMethod,
-          cardBrand: d.cardBrand,
-          declineCode: d.declineCode,
-          failureCode: d.failureCode,
-          adviceCode: d.adviceCode,
-          networkAdviceCode: d.networkAdviceCode,
-          networkDeclineCode: d.networkDeclineCode,
-          declineCategory: c.category,
-          failureMessage: d.message,
+          customerId: (await store.invoiceById(tx, a.invoiceId))?.customerId ?? null,
+          fingerprint: d.cardFingerprint,
+          brand: d.cardBrand,
+          at: now,
         });
         if (a.caseId === null) return;
         await store.recordDecline(tx, a.caseId, d.declineCode ?? d.failureCode, c.category, now);
@@ -334,7 +396,7 @@ async function record(
       // request with this key went through: the attempt stays unresolved until ops look.
       const message = `needs ops: idempotency key ${keyOf(a)} was used before with other parameters`;
       await deps.sql.begin(async (tx) => {
-        await store.parkAttempt(tx, a.id, `${message}: ${outcome.message}`);
+        await owned(store.parkAttempt(tx, a.id, `${message}: ${outcome.message}`, fenceOf(a)), a);
         if (a.caseId !== null)
           await store.setNextAttempt(tx, a.caseId, null, `attempt #${a.attemptNo} ${message}`, now);
       });
@@ -360,7 +422,10 @@ async function requeue(
   // Request retries are about Stripe's real-time health, so the job runs in real time.
   const wallAt = new Date(Date.now() + delayMs);
   await deps.sql.begin(async (tx) => {
-    await store.releaseAttempt(tx, a.id, status, new Date(deps.clock.now().getTime() + delayMs), message);
+    await owned(
+      store.releaseAttempt(tx, a.id, status, new Date(deps.clock.now().getTime() + delayMs), message, fenceOf(a)),
+      a,
+    );
     await sendAttemptJob(
       tx,
       { boss: deps.boss, clock: { now: () => wallAt, wallTimeOf: (d) => d } },

@@ -6,9 +6,12 @@ import type { Logger } from '../log.ts';
 import { QUEUES, jobDb } from '../queue.ts';
 import { pausedAt, pauseReason, type CollectionPause } from './collection-pause.ts';
 import {
+  BEFORE_UPDATE,
   currentCard,
   planNextAttempt,
   plannedCard,
+  realCard,
+  type CardInfo,
   type CaseHistory,
   type CustomerContext,
   type LedgerAttempt,
@@ -109,14 +112,20 @@ const LEDGER_OUTCOME: Partial<Record<store.AttemptStatus, LedgerAttempt['outcome
 export function toLedger(a: AttemptRow): LedgerAttempt | null {
   const outcome = LEDGER_OUTCOME[a.status];
   if (!outcome) return null; // skipped and cancelled attempts never reached Stripe
+  // A network decline code alone is an answer too (a Visa category-1 code bars the card).
   const hasDecline =
-    a.declineCode !== null || a.failureCode !== null || a.adviceCode !== null || a.networkAdviceCode !== null;
+    a.declineCode !== null ||
+    a.failureCode !== null ||
+    a.adviceCode !== null ||
+    a.networkAdviceCode !== null ||
+    a.networkDeclineCode !== null;
   return {
     attemptNo: a.attemptNo,
     at: a.startedAt ?? a.finishedAt ?? a.plannedAt ?? a.createdAt,
     source: a.source,
     outcome,
     paymentMethod: a.paymentMethod,
+    card: a.cardFingerprint ?? a.paymentMethod,
     decline: hasDecline
       ? {
           declineCode: a.declineCode,
@@ -150,18 +159,28 @@ export async function loadPlanContext(
   card: string | null,
   o: { asPlanned?: boolean } = {},
 ): Promise<PlanContext> {
-  // Independent reads, sent together: pipelined on the connection, one round trip instead of three.
-  const [attempts, customer, updates] = await Promise.all([
+  // Independent reads, sent together: pipelined on the connection, one round trip instead of five.
+  const [attempts, customer, updates, others, known, invoice] = await Promise.all([
     store.attemptsOf(tx, caseRow.invoiceId),
     store.customerById(tx, caseRow.customerId),
     store.cardUpdatesOf(tx, caseRow.customerId),
+    store.customerAttemptsBesides(tx, caseRow.customerId, caseRow.invoiceId),
+    store.cardsOf(tx, caseRow.customerId),
+    store.invoiceById(tx, caseRow.invoiceId),
   ]);
-  const ledger = attempts
-    .map(toLedger)
-    .filter((a): a is LedgerAttempt => a !== null)
-    .map((a) => asCardWas(a, updates));
-  const currentPaymentMethod = o.asPlanned ? card : currentCard(ledger, card, customer?.defaultPaymentMethod ?? null);
-  const lastBrand = [...attempts].reverse().find((a) => a.cardBrand !== null)?.cardBrand ?? null;
+  // The card Stripe charges for this invoice: the invoice's own, else its subscription's, else the customer's default.
+  const stripeDefault = invoice?.ownCard ?? customer?.defaultPaymentMethod ?? null;
+  const cards = new Map<string, CardInfo>(
+    known.map((k) => [k.paymentMethod, { card: k.fingerprint ?? k.paymentMethod, brand: k.brand }]),
+  );
+  const toHistory = (rows: AttemptRow[]) =>
+    rows
+      .map(toLedger)
+      .filter((a): a is LedgerAttempt => a !== null)
+      .map((a) => withCard(a, cards))
+      .map((a) => asCardWas(a, updates));
+  const ledger = toHistory(attempts);
+  const currentPaymentMethod = o.asPlanned ? card : currentCard(ledger, card, stripeDefault);
   return {
     caseRow,
     attempts,
@@ -172,29 +191,30 @@ export async function loadPlanContext(
       cohort: caseRow.cohort,
       attempts: ledger,
       currentPaymentMethod,
+      otherInvoices: toHistory(others),
+      cards,
     },
-    customer: { timeZone: customer?.timeZone ?? null, country: customer?.country ?? null, cardBrand: lastBrand },
+    customer: { timeZone: customer?.timeZone ?? null, country: customer?.country ?? null, cardBrand: null },
     policy: await deps.policies.get(tx, caseRow.policyVersion),
   };
 }
 
-/**
- * Stripe's card updater changes the card behind a payment method id. For the planner, an attempt
- * made before that change was on another card (its declines neither bar nor count against the
- * updated one), so its card gets a name of its own; `realCard` turns it back into the id to charge,
- * which now holds the updated details.
- */
-const BEFORE_UPDATE = '#before-card-update';
+/** An attempt recorded without its fingerprint counts by what we now know of its payment method's card. */
+function withCard(a: LedgerAttempt, cards: ReadonlyMap<string, CardInfo>): LedgerAttempt {
+  if (a.paymentMethod === null || a.card !== a.paymentMethod) return a;
+  return { ...a, card: cards.get(a.paymentMethod)?.card ?? a.paymentMethod };
+}
 
+/**
+ * Stripe's card updater changes the card behind a payment method id: an attempt made before that
+ * change gets the old card's name for never-retry answers (see `BEFORE_UPDATE`); its `card` (the
+ * identity limits count by) stays, so an update that kept the card number keeps the 30-day count.
+ */
 function asCardWas(a: LedgerAttempt, updates: ReadonlyMap<string, Date>): LedgerAttempt {
   const updatedAt = a.paymentMethod === null ? undefined : updates.get(a.paymentMethod);
   // Event times are whole seconds: a decline within the update's second counts as before it.
   const before = updatedAt !== undefined && Math.floor(a.at.getTime() / 1000) * 1000 <= updatedAt.getTime();
   return before ? { ...a, paymentMethod: `${a.paymentMethod}${BEFORE_UPDATE}` } : a;
-}
-
-export function realCard(pm: string | null): string | null {
-  return pm?.endsWith(BEFORE_UPDATE) ? pm.slice(0, -BEFORE_UPDATE.length) : pm;
 }
 
 export type PlanResult =

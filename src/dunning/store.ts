@@ -38,6 +38,8 @@ export interface AttemptRow {
   startedAt: Date | null;
   finishedAt: Date | null;
   paymentMethod: string | null;
+  /** The card's fingerprint when Stripe gave it: the same card under another payment method id. */
+  cardFingerprint: string | null;
   cardBrand: string | null;
   chargeId: string | null;
   declineCode: string | null;
@@ -51,6 +53,8 @@ export interface AttemptRow {
   requestTries: number;
   /** The pg-boss job sent last for this attempt. */
   jobId: string | null;
+  /** Set by each claim: the holder writes its result only while this is still its own. */
+  leaseToken: string | null;
   createdAt: Date;
 }
 
@@ -90,6 +94,7 @@ function toAttempt(r: Row): AttemptRow {
     startedAt: (r.started_at as Date | null) ?? null,
     finishedAt: (r.finished_at as Date | null) ?? null,
     paymentMethod: s('payment_method'),
+    cardFingerprint: s('card_fingerprint'),
     cardBrand: s('card_brand'),
     chargeId: s('charge_id'),
     declineCode: s('decline_code'),
@@ -102,6 +107,7 @@ function toAttempt(r: Row): AttemptRow {
     idempotencyKey: s('idempotency_key'),
     requestTries: Number(r.request_tries ?? 0),
     jobId: s('job_id'),
+    leaseToken: s('lease_token'),
     createdAt: r.created_at as Date,
   };
 }
@@ -128,6 +134,59 @@ export async function openCasesOfCustomer(tx: Tx, customerId: string): Promise<C
 export async function attemptsOf(tx: Tx, invoiceId: string): Promise<AttemptRow[]> {
   const rows = await tx`select * from payment_attempts where invoice_id = ${invoiceId} order by attempt_no`;
   return rows.map(toAttempt);
+}
+
+/**
+ * The customer's attempts on its other invoices that reached (or may have reached) the bank: the
+ * per-card side of the ledger (never-retry answers and network limits are per card).
+ */
+export async function customerAttemptsBesides(tx: Tx, customerId: string, invoiceId: string): Promise<AttemptRow[]> {
+  const rows = await tx`
+    select a.* from payment_attempts a join invoices i on i.id = a.invoice_id
+     where i.customer_id = ${customerId} and a.invoice_id <> ${invoiceId}
+       and a.status in ('in_flight', 'unknown', 'declined', 'succeeded')
+     order by a.started_at nulls last, a.id`;
+  return rows.map(toAttempt);
+}
+
+export interface PaymentMethodCard {
+  paymentMethod: string;
+  fingerprint: string | null;
+  brand: string | null;
+}
+
+/** What we know of the cards behind the customer's payment methods. */
+export async function cardsOf(tx: Tx, customerId: string): Promise<PaymentMethodCard[]> {
+  const rows = await tx<PaymentMethodCard[]>`
+    select payment_method as "paymentMethod", fingerprint, brand from payment_method_cards where customer_id = ${customerId}`;
+  return [...rows];
+}
+
+/**
+ * Remembers the card behind a payment method (fingerprint, brand), as a charge, a decline or a
+ * payment_method event reported it at `at`; a newer report wins, and a missing field never erases one.
+ */
+export async function rememberCard(
+  tx: Tx,
+  c: {
+    paymentMethod: string | null;
+    customerId: string | null;
+    fingerprint: string | null;
+    brand: string | null;
+    at: Date;
+  },
+): Promise<void> {
+  if (!c.paymentMethod || (!c.fingerprint && !c.brand)) return;
+  await tx`
+    insert into payment_method_cards as p (payment_method, customer_id, fingerprint, brand, updated_at)
+    values (${c.paymentMethod}, ${c.customerId}, ${c.fingerprint}, ${c.brand}, ${c.at})
+    on conflict (payment_method) do update set
+      customer_id = coalesce(excluded.customer_id, p.customer_id),
+      fingerprint = case when excluded.updated_at >= p.updated_at then coalesce(excluded.fingerprint, p.fingerprint)
+                         else coalesce(p.fingerprint, excluded.fingerprint) end,
+      brand = case when excluded.updated_at >= p.updated_at then coalesce(excluded.brand, p.brand)
+                   else coalesce(p.brand, excluded.brand) end,
+      updated_at = greatest(p.updated_at, excluded.updated_at)`;
 }
 
 export async function attemptById(tx: Tx, attemptId: number): Promise<AttemptRow | null> {
@@ -193,6 +252,7 @@ export async function claimAttempt(
     update payment_attempts a
        set status = 'in_flight',
            started_at = coalesce(a.started_at, ${now}),
+           lease_token = gen_random_uuid(),
            lease_until = clock_timestamp() + make_interval(secs => ${leaseMs / 1000})
       from (select id, status from payment_attempts where id = ${attemptId} for update) old
      where a.id = old.id
@@ -208,6 +268,7 @@ export interface AttemptResult {
   chargeId?: string | null;
   paymentIntentId?: string | null;
   paymentMethod?: string | null;
+  cardFingerprint?: string | null;
   cardBrand?: string | null;
   declineCode?: string | null;
   failureCode?: string | null;
@@ -218,7 +279,22 @@ export interface AttemptResult {
   failureMessage?: string | null;
 }
 
-export async function finishAttempt(tx: Tx, attemptId: number, r: AttemptResult): Promise<void> {
+/**
+ * Who may write an attempt's result: the worker holding its claim (its `leaseToken` while the
+ * attempt is still in flight), or, for an attempt nobody holds, whoever finds it in `status`.
+ */
+export type Fence = { leaseToken: string | null } | { status: AttemptStatus };
+
+function fenced(tx: Tx, f: Fence) {
+  return 'leaseToken' in f
+    ? tx`status = 'in_flight' and lease_token = ${f.leaseToken}::uuid`
+    : tx`status = ${f.status}`;
+}
+
+/** Writes an attempt's result; false (nothing written) when `fence` no longer holds. */
+export async function finishAttempt(tx: Tx, attemptId: number, r: AttemptResult, fence: Fence): Promise<boolean> {
+  const [held] = await tx`select 1 from payment_attempts where id = ${attemptId} and ${fenced(tx, fence)} for update`;
+  if (!held) return false;
   if (r.chargeId) {
     // Our own charge, first-hand: should a late event have pinned it on a Stripe attempt, it leaves
     // that row, rather than the unique index failing this update on every try for good.
@@ -233,6 +309,7 @@ export async function finishAttempt(tx: Tx, attemptId: number, r: AttemptResult)
       charge_id = coalesce(${r.chargeId ?? null}, charge_id),
       payment_intent_id = coalesce(${r.paymentIntentId ?? null}, payment_intent_id),
       payment_method = coalesce(${r.paymentMethod ?? null}, payment_method),
+      card_fingerprint = coalesce(${r.cardFingerprint ?? null}, card_fingerprint),
       card_brand = coalesce(${r.cardBrand ?? null}, card_brand),
       decline_code = ${r.declineCode ?? null},
       failure_code = ${r.failureCode ?? null},
@@ -240,8 +317,10 @@ export async function finishAttempt(tx: Tx, attemptId: number, r: AttemptResult)
       network_advice_code = ${r.networkAdviceCode ?? null},
       network_decline_code = ${r.networkDeclineCode ?? null},
       decline_category = ${r.declineCategory ?? null},
-      failure_message = ${r.failureMessage ?? null}
+      failure_message = ${r.failureMessage ?? null},
+      lease_token = null
     where id = ${attemptId}`;
+  return true;
 }
 
 /**
@@ -255,24 +334,30 @@ export async function releaseAttempt(
   status: 'planned' | 'unknown',
   retryAt: Date,
   message: string,
-): Promise<void> {
-  await tx`
+  fence: Fence,
+): Promise<boolean> {
+  const rows = await tx`
     update payment_attempts
-       set status = ${status}, planned_at = ${retryAt}, lease_until = null,
+       set status = ${status}, planned_at = ${retryAt}, lease_until = null, lease_token = null,
            started_at = case when ${status} = 'planned' then null else started_at end,
            request_tries = request_tries + 1, failure_message = ${message}
-     where id = ${attemptId}`;
+     where id = ${attemptId} and ${fenced(tx, fence)}
+    returning id`;
+  return rows.length > 0;
 }
 
 /**
  * Stops repeating an attempt's request without settling it: it stays `unknown` (so no other charge
  * of the invoice can be planned) with no job, for ops to resolve.
  */
-export async function parkAttempt(tx: Tx, attemptId: number, message: string): Promise<void> {
-  await tx`
+export async function parkAttempt(tx: Tx, attemptId: number, message: string, fence: Fence): Promise<boolean> {
+  const rows = await tx`
     update payment_attempts
-       set status = 'unknown', lease_until = null, request_tries = request_tries + 1, failure_message = ${message}
-     where id = ${attemptId}`;
+       set status = 'unknown', lease_until = null, lease_token = null, request_tries = request_tries + 1,
+           failure_message = ${message}
+     where id = ${attemptId} and ${fenced(tx, fence)}
+    returning id`;
+  return rows.length > 0;
 }
 
 /**
@@ -372,6 +457,11 @@ export interface InvoiceRow {
   amountRemaining: number;
   /** Our copy of the subscription's `pause_collection` (null: not paused, or subscription unknown). */
   collectionPause: CollectionPause | null;
+  /**
+   * The card Stripe charges before the customer's default: the invoice's default_payment_method,
+   * else its subscription's. Null: the customer's default applies.
+   */
+  ownCard: string | null;
 }
 
 function pauseOf(r: Row): CollectionPause | null {
@@ -381,7 +471,8 @@ function pauseOf(r: Row): CollectionPause | null {
 
 export async function invoiceById(tx: Tx, invoiceId: string): Promise<InvoiceRow | null> {
   const [r] = await tx`
-    select i.*, s.pause_collection_behavior, s.pause_collection_resumes_at
+    select i.*, s.pause_collection_behavior, s.pause_collection_resumes_at,
+           coalesce(i.default_payment_method, s.default_payment_method) as own_card
       from invoices i left join subscriptions s on s.id = i.subscription_id
      where i.id = ${invoiceId}`;
   if (!r) return null;
@@ -394,7 +485,30 @@ export async function invoiceById(tx: Tx, invoiceId: string): Promise<InvoiceRow
     amountDue: Number(r.amount_due),
     amountRemaining: Number(r.amount_remaining),
     collectionPause: pauseOf(r),
+    ownCard: (r.own_card as string | null) ?? null,
   };
+}
+
+/**
+ * What a Stripe read showed of a subscription's `pause_collection`, written into our copy when it
+ * differs: the event that set it may be late or predate the install, and without it the event that
+ * lifts the pause would change nothing in our row, so no hook would plan the case again. The row
+ * keeps its event time (a row we did not have gets the epoch), so every real event still wins.
+ */
+export async function learnCollectionPause(
+  tx: Tx,
+  subscriptionId: string,
+  customerId: string,
+  pause: CollectionPause | null,
+): Promise<void> {
+  await tx`
+    insert into subscriptions as s (id, customer_id, status, stripe_updated_at, pause_collection_behavior, pause_collection_resumes_at)
+    values (${subscriptionId}, ${customerId}, 'active', to_timestamp(0), ${pause?.behavior ?? null}, ${pause?.resumesAt ?? null})
+    on conflict (id) do update set
+      pause_collection_behavior = excluded.pause_collection_behavior,
+      pause_collection_resumes_at = excluded.pause_collection_resumes_at
+    where s.pause_collection_behavior is distinct from excluded.pause_collection_behavior
+       or s.pause_collection_resumes_at is distinct from excluded.pause_collection_resumes_at`;
 }
 
 /** Our copy of a subscription's `pause_collection`; null when not paused or not known. */
@@ -415,11 +529,14 @@ export interface CustomerRow {
   id: string;
   country: string | null;
   timeZone: string | null;
+  /** invoice_settings.default_payment_method, else the legacy default source. */
   defaultPaymentMethod: string | null;
 }
 
 export async function customerById(tx: Tx, customerId: string): Promise<CustomerRow | null> {
-  const [r] = await tx`select id, country, time_zone, default_payment_method from customers where id = ${customerId}`;
+  const [r] = await tx`
+    select id, country, time_zone, coalesce(default_payment_method, default_source) as default_payment_method
+      from customers where id = ${customerId}`;
   if (!r) return null;
   return {
     id: r.id as string,

@@ -11,6 +11,7 @@ import {
   type DeclineDetails,
 } from './ledger.ts';
 import { idOf } from './objects.ts';
+import { rememberCard } from '../dunning/store.ts';
 
 /**
  * `charge.failed` and `payment_intent.payment_failed` carry the decline details that the invoice
@@ -33,6 +34,7 @@ export function detailsOfCharge(ch: Stripe.Charge): DeclineDetails {
     chargeId: ch.id,
     paymentIntentId: idOf(ch.payment_intent),
     paymentMethod: ch.payment_method ?? null,
+    cardFingerprint: ch.payment_method_details?.card?.fingerprint ?? null,
     cardBrand: ch.payment_method_details?.card?.brand ?? null,
     declineCode: declineReason(ch.outcome),
     failureCode: ch.failure_code ?? null,
@@ -51,6 +53,7 @@ export function detailsOfIntent(pi: Stripe.PaymentIntent): DeclineDetails {
     chargeId: e?.charge ?? idOf(pi.latest_charge),
     paymentIntentId: pi.id,
     paymentMethod: pm?.id ?? idOf(pi.payment_method),
+    cardFingerprint: pm?.card?.fingerprint ?? null,
     cardBrand: pm?.card?.brand ?? null,
     declineCode: e?.decline_code ?? null,
     failureCode: e?.code ?? null,
@@ -124,6 +127,13 @@ async function byIntent(tx: Tx, paymentIntentId: string, at: Date): Promise<numb
 async function apply(ctx: HandlerContext, d: DeclineDetails, customerId: string | null): Promise<Outcome> {
   if (!d.chargeId && !d.paymentIntentId) return 'ignored';
   ctx.deps.reportUnknownCodes?.(classifyDecline(d));
+  await rememberCard(ctx.tx, {
+    paymentMethod: d.paymentMethod,
+    customerId,
+    fingerprint: d.cardFingerprint,
+    brand: d.cardBrand,
+    at: ctx.at,
+  });
   const attemptId = await attemptFor(ctx.tx, d, customerId, ctx.at);
   if (attemptId !== null) {
     const enriched = await enrichAttempt(ctx.tx, attemptId, d);

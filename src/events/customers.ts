@@ -1,6 +1,6 @@
 import type Stripe from 'stripe';
 import type { HandlerContext, Outcome } from './context.ts';
-import { recordCardUpdate } from '../dunning/store.ts';
+import { recordCardUpdate, rememberCard } from '../dunning/store.ts';
 import { closeCase } from './ledger.ts';
 import { idOf, upsertCustomer, upsertSubscription } from './objects.ts';
 
@@ -8,8 +8,12 @@ import { idOf, upsertCustomer, upsertSubscription } from './objects.ts';
 
 export async function customerUpdated(ctx: HandlerContext): Promise<Outcome> {
   const c = ctx.event.data.object as Stripe.Customer;
-  const applied = await upsertCustomer(ctx.tx, c, ctx.at);
   const previous = ctx.event.data.previous_attributes as Partial<Stripe.Customer> | undefined;
+  const before =
+    previous && 'invoice_settings' in previous
+      ? idOf(previous.invoice_settings?.default_payment_method ?? null)
+      : undefined;
+  const applied = await upsertCustomer(ctx.tx, c, ctx.at, before);
   const pm = idOf(c.invoice_settings?.default_payment_method ?? null);
   // Only a changed default card is news; an older event must not announce a card that was since replaced.
   if (applied && pm && previous && 'invoice_settings' in previous && !(await supersededCard(ctx, c.id, pm))) {
@@ -86,6 +90,14 @@ export async function paymentMethodChanged(ctx: HandlerContext): Promise<Outcome
   const pm = ctx.event.data.object as Stripe.PaymentMethod;
   const customerId = idOf(pm.customer);
   if (!customerId) return 'ignored';
+  // Before anything else: the fingerprint says whether this is a card we know under another id.
+  await rememberCard(ctx.tx, {
+    paymentMethod: pm.id,
+    customerId,
+    fingerprint: pm.card?.fingerprint ?? null,
+    brand: pm.card?.brand ?? null,
+    at: ctx.at,
+  });
   if (await supersededCard(ctx, customerId, pm.id)) {
     ctx.log.info({ customerId, paymentMethod: pm.id }, 'card event older than the card already known: not acted on');
     return 'processed';

@@ -12,6 +12,8 @@ export interface DeclineDetails {
   chargeId: string | null;
   paymentIntentId: string | null;
   paymentMethod: string | null;
+  /** `card.fingerprint`: the same card under any payment method id. */
+  cardFingerprint: string | null;
   cardBrand: string | null;
   declineCode: string | null;
   failureCode: string | null;
@@ -25,6 +27,7 @@ export const NO_DETAILS: DeclineDetails = {
   chargeId: null,
   paymentIntentId: null,
   paymentMethod: null,
+  cardFingerprint: null,
   cardBrand: null,
   declineCode: null,
   failureCode: null,
@@ -152,10 +155,10 @@ export async function insertStripeAttempt(
   const d = a.details;
   const rows = await tx`
     insert into payment_attempts (case_id, invoice_id, attempt_no, source, status, started_at, finished_at,
-      payment_method, card_brand, charge_id, payment_intent_id, decline_code, failure_code, advice_code,
+      payment_method, card_fingerprint, card_brand, charge_id, payment_intent_id, decline_code, failure_code, advice_code,
       network_advice_code, network_decline_code, decline_category, failure_message, stripe_event_id)
     values (${a.caseId}, ${a.invoiceId}, ${a.attemptNo}, 'stripe', 'declined', ${a.at}, ${a.at},
-      ${d.paymentMethod}, ${d.cardBrand}, ${d.chargeId}, ${d.paymentIntentId}, ${d.declineCode}, ${d.failureCode},
+      ${d.paymentMethod}, ${d.cardFingerprint ?? null}, ${d.cardBrand}, ${d.chargeId}, ${d.paymentIntentId}, ${d.declineCode}, ${d.failureCode},
       ${d.adviceCode}, ${d.networkAdviceCode}, ${d.networkDeclineCode}, ${categoryOf(d)}, ${d.failureMessage}, ${a.eventId})
     returning id`;
   return Number(rows[0]!.id);
@@ -169,6 +172,7 @@ const DECIDING = [
   'network_advice_code',
   'network_decline_code',
   'payment_method',
+  'card_fingerprint',
   'card_brand',
 ] as const;
 
@@ -191,6 +195,7 @@ export async function enrichAttempt(tx: Tx, attemptId: number, d: DeclineDetails
       charge_id = coalesce(charge_id, ${d.chargeId}),
       payment_intent_id = coalesce(payment_intent_id, ${d.paymentIntentId}),
       payment_method = coalesce(payment_method, ${d.paymentMethod}),
+      card_fingerprint = coalesce(card_fingerprint, ${d.cardFingerprint ?? null}),
       card_brand = coalesce(card_brand, ${d.cardBrand}),
       decline_code = coalesce(decline_code, ${d.declineCode}),
       failure_code = coalesce(failure_code, ${d.failureCode}),
@@ -208,6 +213,7 @@ export async function enrichAttempt(tx: Tx, attemptId: number, d: DeclineDetails
     chargeId: r.charge_id as string | null,
     paymentIntentId: r.payment_intent_id as string | null,
     paymentMethod: r.payment_method as string | null,
+    cardFingerprint: r.card_fingerprint as string | null,
     cardBrand: r.card_brand as string | null,
     declineCode: r.decline_code as string | null,
     failureCode: r.failure_code as string | null,

@@ -56,11 +56,12 @@ export async function upsertInvoice(tx: Tx, inv: Stripe.Invoice, at: Date): Prom
   await tx`
     insert into invoices as i (id, customer_id, subscription_id, status, currency, amount_due, amount_paid,
                                amount_remaining, hosted_invoice_url, stripe_attempt_count, stripe_created, paid_at,
-                               stripe_updated_at)
+                               default_payment_method, stripe_updated_at)
     values (${inv.id}, ${customerId}, ${subscriptionOfInvoice(inv)}, ${inv.status}, ${inv.currency}, ${inv.amount_due},
             ${inv.amount_paid}, ${inv.amount_remaining}, ${inv.hosted_invoice_url ?? null}, ${inv.attempt_count},
-            ${new Date(inv.created * 1000)}, ${paidAt}, ${at})
+            ${new Date(inv.created * 1000)}, ${paidAt}, ${idOf(inv.default_payment_method ?? null)}, ${at})
     on conflict (id) do update set
+      default_payment_method = excluded.default_payment_method,
       customer_id = excluded.customer_id,
       subscription_id = coalesce(excluded.subscription_id, i.subscription_id),
       status = excluded.status,
@@ -119,23 +120,44 @@ export function customerTimeZone(c: Pick<Stripe.Customer, 'metadata' | 'address'
   return meta.time_zone ?? meta.timezone ?? zoneOfCountry(c.address?.country);
 }
 
-/** Returns true when the event's state was applied (it was not older than what we hold). */
-export async function upsertCustomer(tx: Tx, c: Stripe.Customer, at: Date): Promise<boolean> {
+/**
+ * Returns true when the event's state was applied (it was not older than what we hold).
+ * `previousDefault`: the default payment method before this change, from the event's
+ * `previous_attributes` (undefined when the event did not change it). Stripe's `created` is in whole
+ * seconds, so two events of one second are ordered by it: an event whose new default is the
+ * default our row's last change replaced is older than that change, and is not applied.
+ */
+export async function upsertCustomer(
+  tx: Tx,
+  c: Stripe.Customer,
+  at: Date,
+  previousDefault?: string | null,
+): Promise<boolean> {
+  const newDefault = idOf(c.invoice_settings?.default_payment_method ?? null);
   const meta = c.metadata ?? {};
   const timeZone = customerTimeZone(c);
   const rows = await tx`
     insert into customers as c (id, email, name, preferred_locales, country, time_zone, default_payment_method,
                                 default_source, metadata, deleted, stripe_updated_at)
     values (${c.id}, ${c.email ?? null}, ${c.name ?? null}, ${c.preferred_locales ?? []}, ${c.address?.country ?? null},
-            ${timeZone}, ${idOf(c.invoice_settings?.default_payment_method ?? null)}, ${idOf(c.default_source ?? null)},
+            ${timeZone}, ${newDefault}, ${idOf(c.default_source ?? null)},
             ${tx.json(meta)}, false, ${at})
     on conflict (id) do update set
       email = excluded.email, name = excluded.name, preferred_locales = excluded.preferred_locales,
       country = excluded.country, time_zone = excluded.time_zone,
       default_payment_method = excluded.default_payment_method, default_source = excluded.default_source,
       metadata = excluded.metadata,
+      default_payment_method_before = case
+        when excluded.default_payment_method is distinct from c.default_payment_method
+          then coalesce(${previousDefault ?? null}::text, c.default_payment_method)
+        else c.default_payment_method_before end,
       stripe_updated_at = excluded.stripe_updated_at
-    where excluded.stripe_updated_at >= c.stripe_updated_at and not c.deleted
+    where not c.deleted and (
+      excluded.stripe_updated_at > c.stripe_updated_at
+      or (excluded.stripe_updated_at = c.stripe_updated_at
+          and not (c.default_payment_method_before is not null
+                   and excluded.default_payment_method is not distinct from c.default_payment_method_before
+                   and excluded.default_payment_method is distinct from c.default_payment_method)))
     returning id`;
   return rows.length > 0;
 }
@@ -147,11 +169,15 @@ export async function upsertSubscription(tx: Tx, s: Stripe.Subscription, at: Dat
   const pause = s.pause_collection ?? null;
   const rows = await tx`
     insert into subscriptions as s (id, customer_id, status, started_at, ended_at, cancellation_reason,
-                                    pause_collection_behavior, pause_collection_resumes_at, stripe_updated_at)
+                                    pause_collection_behavior, pause_collection_resumes_at, default_payment_method,
+                                    stripe_updated_at)
     values (${s.id}, ${customerId}, ${s.status}, ${s.start_date ? new Date(s.start_date * 1000) : null},
             ${s.ended_at ? new Date(s.ended_at * 1000) : null}, ${s.cancellation_details?.reason ?? null},
-            ${pause?.behavior ?? null}, ${pause?.resumes_at ? new Date(pause.resumes_at * 1000) : null}, ${at})
+            ${pause?.behavior ?? null}, ${pause?.resumes_at ? new Date(pause.resumes_at * 1000) : null},
+            ${idOf(s.default_payment_method ?? null)}, ${at})
     on conflict (id) do update set
+      default_payment_method = case when excluded.stripe_updated_at >= s.stripe_updated_at
+                                    then excluded.default_payment_method else s.default_payment_method end,
       status = excluded.status, started_at = coalesce(excluded.started_at, s.started_at),
       ended_at = coalesce(excluded.ended_at, s.ended_at),
       cancellation_reason = coalesce(excluded.cancellation_reason, s.cancellation_reason),

@@ -261,6 +261,7 @@ export function createBilling(deps: BillingDeps) {
         customer: customerId,
         status: 'active',
         pauseCollection: null,
+        defaultPaymentMethod: null,
         created: created - 30 * 86_400,
         currentPeriodStart: created,
         currentPeriodEnd: created + 30 * 86_400,
@@ -288,6 +289,7 @@ export function createBilling(deps: BillingDeps) {
       number: `SBX-${String(store.invoices.size + 1).padStart(6, '0')}`,
       customer: customerId,
       subscription,
+      defaultPaymentMethod: null,
       amount: input.amount,
       currency: input.currency,
       status: 'open',
@@ -311,12 +313,23 @@ export function createBilling(deps: BillingDeps) {
     return { invoice: inv, charge: ch };
   }
 
+  /**
+   * The card Stripe charges for an invoice when the request names none: the invoice's
+   * default_payment_method, else its subscription's, else the customer's
+   * invoice_settings.default_payment_method.
+   */
+  function cardCharged(inv: InvoiceRec): string | null {
+    const customer = mustGet(store.customers, inv.customer, 'customer');
+    const sub = inv.subscription === null ? undefined : store.subscriptions.get(inv.subscription);
+    return inv.defaultPaymentMethod ?? sub?.defaultPaymentMethod ?? customer.defaultPaymentMethod;
+  }
+
   function payInvoice(invoiceId: string, paymentMethod: string | undefined, request: RequestInfo): InvoiceRec {
     const inv = mustGet(store.invoices, invoiceId, 'invoice');
     if (inv.status === 'paid') throw invalidRequest('Invoice is already paid');
     if (inv.status === 'void') throw invalidRequest('This invoice is void and can no longer be paid.');
     const customer = mustGet(store.customers, inv.customer, 'customer');
-    const pmId = paymentMethod ?? customer.defaultPaymentMethod;
+    const pmId = paymentMethod ?? cardCharged(inv);
     if (pmId === null) {
       throw invalidRequest('This customer has no attached payment source or default payment method.');
     }

@@ -92,7 +92,7 @@ export function subscriptionJson(s: SubscriptionRec): Record<string, unknown> {
     created: s.created,
     currency: s.currency,
     customer: s.customer,
-    default_payment_method: null,
+    default_payment_method: s.defaultPaymentMethod,
     ended_at: s.canceledAt,
     items: {
       object: 'list',
@@ -153,7 +153,7 @@ export function invoiceJson(
     customer: inv.customer,
     customer_email: customer?.email ?? null,
     customer_name: customer?.name ?? null,
-    default_payment_method: null,
+    default_payment_method: inv.defaultPaymentMethod,
     description: null,
     due_date: null,
     effective_at: inv.finalizedAt,

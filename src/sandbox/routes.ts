@@ -183,12 +183,26 @@ function updateSubscription(deps: RouteDeps, call: Call): Reply {
     const resumes = str(raw, 'resumes_at');
     sub.pauseCollection = { behavior, resumes_at: resumes === undefined ? null : Number(resumes) };
   }
+  const pm = str(call.form, 'default_payment_method');
+  if (pm !== undefined) {
+    if (pm !== '' && deps.store.paymentMethods.get(pm)?.customer !== sub.customer) {
+      throw invalidRequest(`No such PaymentMethod: '${pm}'`, {
+        code: 'resource_missing',
+        param: 'default_payment_method',
+      });
+    }
+    sub.defaultPaymentMethod = pm === '' ? null : pm;
+  }
   applyMetadata(sub.metadata, obj(call.form, 'metadata'));
   const after = subscriptionJson(sub);
   deps.emit(
     'customer.subscription.updated',
     after,
-    { pause_collection: before.pause_collection, metadata: before.metadata },
+    {
+      pause_collection: before.pause_collection,
+      metadata: before.metadata,
+      ...(pm !== undefined ? { default_payment_method: before.default_payment_method } : {}),
+    },
     call.request,
   );
   return ok(after);

@@ -45,6 +45,8 @@ export interface SubscriptionRec {
   customer: string;
   status: SubscriptionStatus;
   pauseCollection: { behavior: string; resumes_at: number | null } | null;
+  /** The subscription's own card: Stripe charges it before the customer's default. */
+  defaultPaymentMethod: string | null;
   created: number;
   currentPeriodStart: number;
   currentPeriodEnd: number;
@@ -61,6 +63,8 @@ export interface InvoiceRec {
   number: string;
   customer: string;
   subscription: string | null;
+  /** The invoice's own card: Stripe charges it before the subscription's and the customer's. */
+  defaultPaymentMethod: string | null;
   amount: number;
   currency: string;
   status: InvoiceStatus;

@@ -21,6 +21,7 @@ export interface DeclineDetails {
   chargeId: string | null;
   paymentIntentId: string | null;
   paymentMethod: string | null;
+  cardFingerprint: string | null;
   cardBrand: string | null;
   message: string;
 }
@@ -186,6 +187,7 @@ export function classifyChargeError(err: unknown): ChargeOutcome {
         chargeId: err.charge ?? null,
         paymentIntentId: pi?.id ?? null,
         paymentMethod: pm?.id ?? null,
+        cardFingerprint: pm?.card?.fingerprint ?? null,
         cardBrand: pm?.card?.brand ?? null,
         message: err.message,
       },

@@ -76,7 +76,9 @@ describe('checkCharge (pure)', () => {
     ];
     expect(checkCharge(history(h), customer, now)).toEqual({
       allowed: false,
+      rule: 'never_retry',
       reason: 'stolen_card: this card must never be retried',
+      until: null,
     });
     expect(checkCharge(history(h, 'pm_new'), customer, now)).toEqual({ allowed: true });
   });

@@ -99,13 +99,18 @@ async function ourRetryInFlight(invoiceId: string, startedAt: Date): Promise<num
 
 async function finishDeclined(attemptId: number, chargeId: string, pi: string, finishedAt: Date): Promise<void> {
   await db.sql.begin((tx) =>
-    store.finishAttempt(tx, attemptId, {
-      status: 'declined',
-      finishedAt,
-      chargeId,
-      paymentIntentId: pi,
-      declineCode: 'do_not_honor',
-    }),
+    store.finishAttempt(
+      tx,
+      attemptId,
+      {
+        status: 'declined',
+        finishedAt,
+        chargeId,
+        paymentIntentId: pi,
+        declineCode: 'do_not_honor',
+      },
+      { status: 'in_flight' },
+    ),
   );
 }
 
@@ -205,7 +210,9 @@ test('an attempt handed back as not sent starts again when it is sent: a Stripe 
   );
   // Our retry is claimed, answered 429 (not sent) and handed back; sent for real two days later.
   const retry = await ourRetryInFlight(id.inv, at(T0 + 3_600));
-  await db.sql.begin((tx) => store.releaseAttempt(tx, retry, 'planned', at(T0 + 2 * 86_400), 'not sent: 429'));
+  await db.sql.begin((tx) =>
+    store.releaseAttempt(tx, retry, 'planned', at(T0 + 2 * 86_400), 'not sent: 429', { status: 'in_flight' }),
+  );
   expect((await attemptsOf(db.sql, id.inv))[1]).toMatchObject({ status: 'planned', started_at: null });
   await db.sql.begin((tx) => store.claimAttempt(tx, retry, at(T0 + 2 * 86_400), 120_000));
   await finishDeclined(retry, `ch_${id.inv}_ours`, id.pi, at(T0 + 2 * 86_400 + 3));
