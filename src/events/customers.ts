@@ -1,6 +1,7 @@
 import type Stripe from 'stripe';
 import type { HandlerContext, Outcome } from './context.ts';
 import { recordCardUpdate } from '../dunning/store.ts';
+import { recordCard, recordSubscriptionCard } from './cards.ts';
 import { closeCase } from './ledger.ts';
 import { idOf, upsertCustomer, upsertSubscription } from './objects.ts';
 
@@ -29,6 +30,7 @@ export async function subscriptionUpdated(ctx: HandlerContext): Promise<Outcome>
     )[0];
   const before = await pauseOf();
   if (!(await upsertSubscription(ctx.tx, s, ctx.at))) return 'processed';
+  await recordSubscriptionCard(ctx.tx, s, ctx.at);
   const after = await pauseOf();
   const paused = (p: typeof before) => (p?.b ?? null) !== null;
   const resumesAt = (p: typeof before) => (p?.r as Date | null | undefined)?.getTime() ?? null;
@@ -42,7 +44,7 @@ export async function subscriptionUpdated(ctx: HandlerContext): Promise<Outcome>
 /** A deleted subscription ends dunning on its invoices: what is still open is lost. */
 export async function subscriptionDeleted(ctx: HandlerContext): Promise<Outcome> {
   const s = ctx.event.data.object as Stripe.Subscription;
-  await upsertSubscription(ctx.tx, s, ctx.at);
+  if (await upsertSubscription(ctx.tx, s, ctx.at)) await recordSubscriptionCard(ctx.tx, s, ctx.at);
   const open = await ctx.tx`
     select c.id, c.invoice_id from dunning_cases c join invoices i on i.id = c.invoice_id
      where i.subscription_id = ${s.id} and c.status = 'open' for update of c`;
@@ -81,18 +83,26 @@ export async function subscriptionDeletedInOurCopy(
   return rows.length > 0;
 }
 
-/** payment_method.attached and payment_method.automatically_updated (card updater: new number or expiry). */
+/**
+ * payment_method.attached, .updated and .automatically_updated ("Occurs whenever a payment
+ * method's details are automatically updated by the network": the card updater's new number or
+ * expiry). Each keeps the card's expiry for the expiry scan; new card details are news for retries.
+ */
 export async function paymentMethodChanged(ctx: HandlerContext): Promise<Outcome> {
   const pm = ctx.event.data.object as Stripe.PaymentMethod;
   const customerId = idOf(pm.customer);
   if (!customerId) return 'ignored';
+  const fresh = await recordCard(ctx.tx, pm, ctx.at);
+  // An update through the API that leaves the card alone (billing details, metadata) is no card news.
+  const previous = ctx.event.data.previous_attributes as Partial<Stripe.PaymentMethod> | undefined;
+  if (ctx.event.type === 'payment_method.updated' && !(fresh && previous && 'card' in previous)) return 'processed';
   if (await supersededCard(ctx, customerId, pm.id)) {
     ctx.log.info({ customerId, paymentMethod: pm.id }, 'card event older than the card already known: not acted on');
     return 'processed';
   }
   // The card updater keeps the id and changes the card behind it: the hooks must know, or a
   // decline on the old details would keep barring the new ones.
-  const updated = ctx.event.type === 'payment_method.automatically_updated';
+  const updated = ctx.event.type !== 'payment_method.attached';
   if (updated) await recordCardUpdate(ctx.tx, pm.id, customerId, ctx.at);
   await ctx.deps.hooks.paymentMethodChanged?.(ctx.tx, {
     customerId,
