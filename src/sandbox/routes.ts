@@ -12,6 +12,7 @@ import {
 } from './objects.ts';
 import { accountRoutes } from './account.ts';
 import { pageOf } from './paging.ts';
+import { listSubscriptions } from './subscription-list.ts';
 import { unixSeconds, type InvoiceRec, type Store } from './store.ts';
 import type { Clock } from './webhooks.ts';
 
@@ -266,6 +267,7 @@ export const routes: readonly Route[] = [
     handle: (d, c) => ok(customerJson(d.billing.mustGet(d.store.customers, need(c), 'customer'))),
   },
   { method: 'POST', pattern: '/v1/customers/:id', handle: updateCustomer },
+  { method: 'GET', pattern: '/v1/subscriptions', handle: listSubscriptions },
   {
     method: 'GET',
     pattern: '/v1/subscriptions/:id',

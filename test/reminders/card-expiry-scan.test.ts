@@ -21,6 +21,7 @@ import { processEvent } from '../../src/events/processor.ts';
 import { insertEvent } from '../../src/events/store.ts';
 import { createLogger } from '../../src/log.ts';
 import { QUEUES, startQueue } from '../../src/queue.ts';
+import { backfillRenewalCards } from '../../src/reminders/card-backfill.ts';
 import { scanExpiringCards, startCardExpiryScan, type CardScanDeps } from '../../src/reminders/card-expiry-scan.ts';
 import { startMailCatcher, type MailCatcher } from '../../src/reminders/mail-catcher.ts';
 import { startMailer } from '../../src/reminders/mailer.ts';
@@ -302,6 +303,26 @@ describe('card-expiry scan for PaymentMethod cards', () => {
     expect((await remindersOf(c.id)).map((r) => r.data.paymentMethod)).toEqual([c.paymentMethodId]);
     const second = await scanExpiringCards(scan);
     expect(second.learned).toBe(0);
+  });
+
+  it('backfill copies live subscriptions with their cards, so the scan reminds with no event seen', async () => {
+    const c = await sandbox.createCustomer({
+      email: 'backfill@customer.test',
+      name: 'Backfill',
+      country: 'DE',
+      preferredLocales: ['en'],
+      card: { brand: 'visa', failure: null, expMonth: 6, expYear: 2026 },
+    });
+    await sandbox.createFailingInvoice(c.id, { amount: 1_000, currency: 'eur', subscription: true });
+    const copied = await backfillRenewalCards({ sql: db.sql, gateway: scan.gateway!, clock, pageSize: 1 });
+    expect(copied.subscriptions).toBe(1);
+    expect(copied.cards).toBe(1);
+    const [kept] =
+      await db.sql`select exp_month, exp_year from payment_method_cards where payment_method = ${c.paymentMethodId}`;
+    expect(kept).toEqual({ exp_month: 6, exp_year: 2026 });
+    const result = await scanExpiringCards(scan);
+    expect(result.learned).toBe(0);
+    expect((await remindersOf(c.id)).map((r) => r.data.paymentMethod)).toEqual([c.paymentMethodId]);
   });
 
   it('runs daily as a pg-boss schedule in the merchant time zone', async () => {
