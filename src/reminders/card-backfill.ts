@@ -48,7 +48,7 @@ export async function backfillRenewalCards(deps: CardBackfillDeps): Promise<Card
         // As of creation, as backfill copies customers: any event we receive later wins.
         if (customer && !('deleted' in customer && customer.deleted)) {
           await upsertCustomer(tx, customer, new Date(customer.created * 1000));
-          const pm = asPaymentMethod((customer).invoice_settings?.default_payment_method);
+          const pm = asPaymentMethod(customer.invoice_settings?.default_payment_method);
           if (pm && (await recordCard(tx, pm, readAt))) result.cards += 1;
         }
         const created = new Date(sub.created * 1000);

@@ -242,6 +242,40 @@ describe('card-expiry scan for PaymentMethod cards', () => {
     }
   });
 
+  it('a card whose expiry is changed through the API (payment_method.updated): the old reminder is dropped', async () => {
+    clock.set('2026-07-16T10:00:00Z');
+    try {
+      const s = await subscriber({ pm: 'pm_g1' });
+      await apply(
+        event('payment_method.attached', card('pm_g1', s.cus, 7, 2026), { created: at('2026-07-01T00:00:00Z') }),
+      );
+      await scanExpiringCards(scan);
+      expect((await remindersOf(s.cus)).map((r) => r.status)).toEqual(['pending']);
+      // "Occurs whenever a payment method is updated via the PaymentMethod update API." Only a
+      // change of the card itself is news: new billing details alone leave the reminder alone.
+      await apply(
+        event('payment_method.updated', card('pm_g1', s.cus, 7, 2026), {
+          created: at('2026-07-16T08:00:00Z'),
+          previous: { billing_details: { name: null } },
+        }),
+      );
+      expect((await remindersOf(s.cus)).map((r) => r.status)).toEqual(['pending']);
+      await apply(
+        event('payment_method.updated', card('pm_g1', s.cus, 7, 2028), {
+          created: at('2026-07-16T09:00:00Z'),
+          previous: { card: { exp_year: 2026 } },
+        }),
+      );
+      expect(await remindersOf(s.cus)).toEqual([
+        expect.objectContaining({ status: 'cancelled', cancel_reason: 'payment method changed' }),
+      ]);
+      await scanExpiringCards(scan);
+      expect(await remindersOf(s.cus)).toHaveLength(1);
+    } finally {
+      clock.set('2026-06-20T10:00:00Z');
+    }
+  });
+
   it('an older card event never overwrites a newer expiry', async () => {
     const s = await subscriber({ pm: 'pm_f1' });
     await apply(
