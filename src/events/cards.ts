@@ -12,7 +12,7 @@ import { idOf } from './objects.ts';
 export async function recordCard(tx: Tx, pm: Stripe.PaymentMethod, at: Date): Promise<boolean> {
   if (pm.type !== 'card' || !pm.card) return false;
   const rows = await tx`
-    insert into payment_method_cards as p (payment_method, customer_id, exp_month, exp_year, stripe_updated_at)
+    insert into card_expiries as p (payment_method, customer_id, exp_month, exp_year, stripe_updated_at)
     values (${pm.id}, ${idOf(pm.customer)}, ${pm.card.exp_month}, ${pm.card.exp_year}, ${at})
     on conflict (payment_method) do update set
       customer_id = coalesce(excluded.customer_id, p.customer_id),
@@ -44,7 +44,7 @@ export async function renewalCard(tx: Tx, customerId: string): Promise<RenewalCa
     select c.id as "customerId", k.card as "paymentMethod", p.exp_month as "expMonth", p.exp_year as "expYear"
       from customers c
       cross join lateral (select customer_renewal_card(c.id) as card) k
-      left join payment_method_cards p on p.payment_method = k.card
+      left join card_expiries p on p.payment_method = k.card
      where c.id = ${customerId}`;
   return row ?? null;
 }

@@ -68,7 +68,7 @@ export async function scanExpiringCards(deps: CardScanDeps): Promise<CardScanRes
   const [unknown] = await sql<{ n: number }[]>`
     select count(*)::int as n from (${subscribers(sql)}) x
      where customer_renewal_card(x.id) is not null
-       and not exists (select 1 from payment_method_cards p where p.payment_method = customer_renewal_card(x.id))`;
+       and not exists (select 1 from card_expiries p where p.payment_method = customer_renewal_card(x.id))`;
   result.unknown = unknown?.n ?? 0;
 
   // Months from the one ending soonest (a day of slack for zones behind UTC) to the one whose
@@ -78,7 +78,7 @@ export async function scanExpiringCards(deps: CardScanDeps): Promise<CardScanRes
   const to = monthIndex(new Date(now.getTime() + (policy.cardExpiring.daysBefore + 2) * DAY_MS));
   const candidates = await sql<{ id: string }[]>`
     select x.id from (${subscribers(sql)}) x
-      join payment_method_cards p on p.payment_method = customer_renewal_card(x.id)
+      join card_expiries p on p.payment_method = customer_renewal_card(x.id)
      where p.exp_year * 12 + p.exp_month - 1 between ${from} and ${to}
      order by x.id`;
   for (const { id } of candidates) {
@@ -117,7 +117,7 @@ async function learnUnknownExpiries(deps: CardScanDeps, log: Logger): Promise<nu
   const cards = await sql<{ card: string; customerId: string }[]>`
     select distinct customer_renewal_card(x.id) as card, x.id as "customerId" from (${subscribers(sql)}) x
      where left(customer_renewal_card(x.id), 3) = 'pm_'
-       and not exists (select 1 from payment_method_cards p where p.payment_method = customer_renewal_card(x.id))
+       and not exists (select 1 from card_expiries p where p.payment_method = customer_renewal_card(x.id))
      order by 1 limit ${deps.maxReads ?? 500}`;
   if (cards.length === 0) return 0;
   if (!gateway) {

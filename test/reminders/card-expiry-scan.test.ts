@@ -235,7 +235,7 @@ describe('card-expiry scan for PaymentMethod cards', () => {
       await scanExpiringCards(scan);
       expect(await remindersOf(replaced.cus)).toHaveLength(1);
       expect(await remindersOf(renewed.cus)).toHaveLength(1);
-      const [kept] = await db.sql`select exp_month, exp_year from payment_method_cards where payment_method = 'pm_e1'`;
+      const [kept] = await db.sql`select exp_month, exp_year from card_expiries where payment_method = 'pm_e1'`;
       expect(kept).toEqual({ exp_month: 7, exp_year: 2029 });
     } finally {
       clock.set('2026-06-20T10:00:00Z');
@@ -352,7 +352,7 @@ describe('card-expiry scan for PaymentMethod cards', () => {
     expect(copied.subscriptions).toBe(1);
     expect(copied.cards).toBe(1);
     const [kept] =
-      await db.sql`select exp_month, exp_year from payment_method_cards where payment_method = ${c.paymentMethodId}`;
+      await db.sql`select exp_month, exp_year from card_expiries where payment_method = ${c.paymentMethodId}`;
     expect(kept).toEqual({ exp_month: 6, exp_year: 2026 });
     const result = await scanExpiringCards(scan);
     expect(result.learned).toBe(0);

@@ -2,7 +2,7 @@
 -- integrations using Card or Source objects. If you use the PaymentMethod API, this event won't
 -- occur." So the worker keeps each card's expiry itself and a daily scan finds the ones running out.
 
-create table payment_method_cards (
+create table card_expiries (
   payment_method     text primary key,
   customer_id        text,
   exp_month          int not null check (exp_month between 1 and 12),
@@ -10,7 +10,7 @@ create table payment_method_cards (
   -- `created` of the event (or the time of the read) that wrote the row: older news never wins.
   stripe_updated_at  timestamptz not null
 );
-create index payment_method_cards_customer on payment_method_cards (customer_id);
+create index card_expiries_customer on card_expiries (customer_id);
 
 -- A subscription's own card is charged before the customer's default (Stripe's order).
 alter table subscriptions add column if not exists default_payment_method text;
