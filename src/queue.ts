@@ -10,6 +10,7 @@ export const QUEUES = {
   deadlines: 'dunning-deadlines',
   reminders: 'reminders-send',
   opsAlerts: 'ops-alerts',
+  cardExpiryScan: 'card-expiry-scan',
 } as const;
 export type QueueName = (typeof QUEUES)[keyof typeof QUEUES];
 
@@ -45,6 +46,8 @@ export function queueSettings(): Array<[QueueName, RetrySettings]> {
     [QUEUES.deadlines, { retryLimit: 10, retryDelay: 5, retryBackoff: true, retryDelayMax: 600 }],
     [QUEUES.reminders, { retryLimit: 10, retryDelay: 30, retryBackoff: true, retryDelayMax: 3600 }],
     [QUEUES.opsAlerts, { retryLimit: OPS_ALERT_TRIES - 1, retryDelay: 10, retryBackoff: true, retryDelayMax: 3600 }],
+    // A failed daily scan tries again within the day; the next day's scan covers anything left.
+    [QUEUES.cardExpiryScan, { retryLimit: 5, retryDelay: 300, retryBackoff: true, retryDelayMax: 3600 }],
   ];
 }
 

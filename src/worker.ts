@@ -19,6 +19,7 @@ import { createThrottle, type Throttle } from './stripe/throttle.ts';
 import { createReminderHooks, type ReminderHooks } from './reminders/hooks.ts';
 import { parseReminderPolicy } from './reminders/policy.ts';
 import { startReminderWorkers } from './reminders/worker.ts';
+import { startCardExpiryScan } from './reminders/card-expiry-scan.ts';
 
 /**
  * The one place where background work is wired: which hooks react to Stripe events and which
@@ -159,6 +160,19 @@ export async function startWorkers(deps: WorkerDeps): Promise<() => Promise<void
       log,
       config,
       policy: parseReminderPolicy(policy.reminders),
+      ...(gateway ? { gateway } : {}),
+    }),
+  );
+  // Stripe sends no expiry warning for PaymentMethod cards: a daily scan of the expiries we keep does.
+  stops.push(
+    await startCardExpiryScan({
+      sql,
+      boss,
+      clock,
+      log,
+      policy: parseReminderPolicy(policy.reminders),
+      reminders: wiring.reminders,
+      timeZone: config.defaultTimeZone,
       ...(gateway ? { gateway } : {}),
     }),
   );

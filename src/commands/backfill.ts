@@ -1,6 +1,7 @@
 import { parseArgs } from 'node:util';
 import { backfill } from '../dunning/backfill.ts';
 import { openOps } from '../dunning/ops-context.ts';
+import { backfillRenewalCards } from '../reminders/card-backfill.ts';
 import type { Command } from './types.ts';
 
 export const backfillCommand: Command = {
@@ -12,6 +13,10 @@ Pages through Stripe's open invoices with collection_method=charge_automatically
 request, paced by STRIPE_REQUESTS_PER_SECOND), copies them and their customers, and opens a
 dunning case with a planned next attempt for every invoice Stripe already tried to charge
 (attempt_count > 0). Safe to run again: known cases are left alone. Progress goes to stderr.
+
+Then pages through the live subscriptions with their customers' and their own default cards
+expanded, so the daily card-expiry scan knows every subscriber's renewal card and its expiry
+(Stripe sends no expiry warning for PaymentMethod cards).
 
 Switch off Stripe's Smart Retries first, or both will retry the same invoices.
 Needs STRIPE_SECRET_KEY.`,
@@ -33,6 +38,14 @@ Needs STRIPE_SECRET_KEY.`,
       console.log(
         `Backfill done: ${totals.seen} open invoices, ${totals.opened} new cases, ${totals.planned} attempts planned.`,
       );
+      const cards = await backfillRenewalCards({
+        sql: ops.rt.sql,
+        gateway: ops.runner!.gateway,
+        clock: ops.clock,
+        progress: (p) =>
+          process.stderr.write(`subscriptions page ${p.pages}: ${p.subscriptions} seen, ${p.cards} card expiries\n`),
+      });
+      console.log(`Cards: ${cards.subscriptions} live subscriptions, ${cards.cards} card expiries copied.`);
       return 0;
     } finally {
       await ops.close();

@@ -7,10 +7,14 @@ import { simulateCommand } from './simulate.ts';
 import { demoCommand } from './demo.ts';
 import { eventsCommand } from './events.ts';
 import { startCommand } from './start.ts';
+import { setupCommand } from './setup.ts';
+import { doctorCommand } from './doctor.ts';
 
 /** Every subcommand; `dunning --help` lists them in this order. */
 export const commands: Command[] = [
   startCommand,
+  setupCommand,
+  doctorCommand,
   eventsCommand,
   migrateCommand,
   reportCommand,

@@ -1,6 +1,7 @@
 import type Stripe from 'stripe';
 import type { HandlerContext, Outcome } from './context.ts';
 import { recordCardUpdate, rememberCard } from '../dunning/store.ts';
+import { recordCard } from './cards.ts';
 import { closeCase } from './ledger.ts';
 import { idOf, upsertCustomer, upsertSubscription } from './objects.ts';
 
@@ -85,7 +86,11 @@ export async function subscriptionDeletedInOurCopy(
   return rows.length > 0;
 }
 
-/** payment_method.attached and payment_method.automatically_updated (card updater: new number or expiry). */
+/**
+ * payment_method.attached, .updated and .automatically_updated ("Occurs whenever a payment
+ * method's details are automatically updated by the network": the card updater's new number or
+ * expiry). Each keeps the card's expiry for the expiry scan; new card details are news for retries.
+ */
 export async function paymentMethodChanged(ctx: HandlerContext): Promise<Outcome> {
   const pm = ctx.event.data.object as Stripe.PaymentMethod;
   const customerId = idOf(pm.customer);
@@ -98,13 +103,17 @@ export async function paymentMethodChanged(ctx: HandlerContext): Promise<Outcome
     brand: pm.card?.brand ?? null,
     at: ctx.at,
   });
+  const fresh = await recordCard(ctx.tx, pm, ctx.at);
+  // An update through the API that leaves the card alone (billing details, metadata) is no card news.
+  const previous = ctx.event.data.previous_attributes as Partial<Stripe.PaymentMethod> | undefined;
+  if (ctx.event.type === 'payment_method.updated' && !(fresh && previous && 'card' in previous)) return 'processed';
   if (await supersededCard(ctx, customerId, pm.id)) {
     ctx.log.info({ customerId, paymentMethod: pm.id }, 'card event older than the card already known: not acted on');
     return 'processed';
   }
   // The card updater keeps the id and changes the card behind it: the hooks must know, or a
   // decline on the old details would keep barring the new ones.
-  const updated = ctx.event.type === 'payment_method.automatically_updated';
+  const updated = ctx.event.type !== 'payment_method.attached';
   if (updated) await recordCardUpdate(ctx.tx, pm.id, customerId, ctx.at);
   await ctx.deps.hooks.paymentMethodChanged?.(ctx.tx, {
     customerId,

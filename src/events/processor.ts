@@ -33,6 +33,7 @@ export const HANDLERS: Readonly<Record<string, EventHandler>> = {
   'customer.subscription.updated': subscriptionUpdated,
   'customer.subscription.deleted': subscriptionDeleted,
   'payment_method.attached': paymentMethodChanged,
+  'payment_method.updated': paymentMethodChanged,
   'payment_method.automatically_updated': paymentMethodChanged,
   'customer.source.expiring': sourceExpiring,
 };

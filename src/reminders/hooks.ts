@@ -316,19 +316,14 @@ export function createReminderHooks(deps: ReminderHookDeps): ReminderHooks {
 
     async cardExpiring(tx, e) {
       const [customer] = await tx<
-        {
-          preferredLocales: string[] | null;
-          timeZone: string | null;
-          defaultPaymentMethod: string | null;
-          defaultSource: string | null;
-        }[]
+        { preferredLocales: string[] | null; timeZone: string | null; renewalCard: string | null }[]
       >`
         select preferred_locales as "preferredLocales", time_zone as "timeZone",
-               default_payment_method as "defaultPaymentMethod", default_source as "defaultSource"
+               customer_renewal_card(id) as "renewalCard"
         from customers where id = ${e.customerId}`;
       const to = recipient(customer?.preferredLocales ?? null, customer?.timeZone ?? null, currentPolicy);
       const expiresAt = cardExpiryEnd(e.expMonth, e.expYear, to.zone);
-      const card = planner.defaultCard(customer ?? null);
+      const card = customer?.renewalCard ?? null;
       const plan = planner.planCardExpiring(to.policy, { ...e, expiresAt, defaultCard: card }, clock.now());
       if (!plan && e.paymentMethod !== card)
         log.info({ customerId: e.customerId, card: e.paymentMethod }, 'expiring card is not the default: no reminder');

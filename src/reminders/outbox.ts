@@ -126,8 +126,8 @@ export async function lockSendContext(tx: Tx, id: number): Promise<SendContext |
     select o.id::float8 as id, o.case_id::float8 as "caseId", o.customer_id as "customerId", o.invoice_id as "invoiceId", o.kind, o.step,
            o.status, o.send_at as "sendAt", o.locale, o.time_zone as "timeZone", o.data, o.tries, o.first_failed_at as "firstFailedAt",
            c.email, c.name as "customerName", coalesce(c.deleted, false) as "customerDeleted",
-           -- The card Stripe charges: the default payment method, else the default (legacy) source.
-           coalesce(c.default_payment_method, c.default_source) as "defaultPaymentMethod",
+           -- The card renewals charge: the subscription's, else the customer's default payment method or source.
+           customer_renewal_card(o.customer_id) as "defaultPaymentMethod",
            i.status as "invoiceStatus", i.hosted_invoice_url as "hostedInvoiceUrl",
            i.amount_remaining::float8 as "amountRemaining", i.currency,
            d.status as "caseStatus", coalesce(d.paused, false) as "casePaused", d.amount::float8 as "caseAmount",

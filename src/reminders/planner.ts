@@ -105,19 +105,10 @@ export function planOnCaseClosed(
 }
 
 /**
- * The card Stripe charges for the customer's invoices: the default payment method, else the
- * default source (a legacy `card_...`). Null when neither is known.
- */
-export function defaultCard(
-  customer: { defaultPaymentMethod: string | null; defaultSource: string | null } | null,
-): string | null {
-  return customer?.defaultPaymentMethod ?? customer?.defaultSource ?? null;
-}
-
-/**
  * A card that stops working at the end of its expiry month: remind `daysBefore` days earlier, or
- * at once when that moment has passed but the card still works. Only the default card matters:
- * another saved card expiring charges nothing and is no reason to write. Step = YYYYMM, so each
+ * at once when that moment has passed but the card still works. Only the card renewals charge
+ * matters (`customer_renewal_card` in SQL: the subscription's card, else the customer's default
+ * payment method, else the default source): another saved card expiring charges nothing. Step = YYYYMM, so each
  * expiry of each customer is announced once.
  */
 export function planCardExpiring(

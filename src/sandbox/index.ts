@@ -1,6 +1,7 @@
 import type { AddressInfo } from 'node:net';
 import { pino, type Logger } from 'pino';
 import Stripe from 'stripe';
+import { addWebhookEndpoint, type WebhookEndpointRec } from './account.ts';
 import { createBilling, type Emit, type NewCustomer, type NewInvoice } from './billing.ts';
 import { createFaultRegistry, type Fault } from './faults.ts';
 import { createIdempotencyCache } from './idempotency.ts';
@@ -97,6 +98,8 @@ export interface Sandbox {
   payInvoiceOutOfBand(invoiceId: string): Promise<void>;
   /** Lets the card model decide whether this reminder makes the customer update their card. */
   reminderSent(customerId: string): Promise<{ updated: boolean; paymentMethodId: string | null }>;
+  /** A webhook endpoint made as in the Dashboard, which can be a live-mode one (the API only makes test ones). */
+  addWebhookEndpoint(input: Parameters<typeof addWebhookEndpoint>[1]): WebhookEndpointRec;
   inject(fault: Fault): void;
   clearFaults(): void;
   charges(invoiceId?: string): ExecutedCharge[];
@@ -216,6 +219,7 @@ export async function startSandbox(opts: SandboxOptions): Promise<Sandbox> {
       const pm = billing.reminderSent(customerId);
       return { updated: pm !== null, paymentMethodId: pm?.id ?? null };
     },
+    addWebhookEndpoint: (input) => addWebhookEndpoint({ store, clock: opts.clock }, input),
     inject: (fault) => faults.add(fault),
     clearFaults: () => faults.clear(),
     charges(invoiceId) {

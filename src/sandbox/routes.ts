@@ -10,6 +10,9 @@ import {
   subscriptionJson,
   type RenderContext,
 } from './objects.ts';
+import { accountRoutes } from './account.ts';
+import { pageOf } from './paging.ts';
+import { listSubscriptions } from './subscription-list.ts';
 import { unixSeconds, type InvoiceRec, type Store } from './store.ts';
 import type { Clock } from './webhooks.ts';
 
@@ -46,33 +49,6 @@ const ok = (body: unknown): Reply => ({ status: 200, body });
 function need(call: Call): string {
   if (call.id === null) throw new Error('route without :id');
   return call.id;
-}
-
-/**
- * One page of a list, newest first, as Stripe pages: `limit` (1-100, default 10) and
- * `starting_after` (an id on the list; an unknown one is a 404 like Stripe's). Ids grow with
- * creation, so they break ties in `created`.
- */
-function pageOf<T extends { id: string; created: number }>(
-  form: Call['form'],
-  items: Iterable<T>,
-  noun: string,
-): { page: T[]; hasMore: boolean } {
-  const limitRaw = str(form, 'limit');
-  const limit = limitRaw === undefined ? 10 : Number(limitRaw);
-  if (!Number.isInteger(limit) || limit < 1 || limit > 100) {
-    throw invalidRequest('Invalid integer: limit must be between 1 and 100', { param: 'limit' });
-  }
-  const all = [...items].sort((a, b) => b.created - a.created || (a.id < b.id ? 1 : a.id > b.id ? -1 : 0));
-  let start = 0;
-  const after = str(form, 'starting_after');
-  if (after !== undefined) {
-    const idx = all.findIndex((x) => x.id === after);
-    if (idx === -1)
-      throw invalidRequest(`No such ${noun}: '${after}'`, { code: 'resource_missing', param: 'starting_after' });
-    start = idx + 1;
-  }
-  return { page: all.slice(start, start + limit), hasMore: start + limit < all.length };
 }
 
 function listInvoices(deps: RouteDeps, call: Call): Reply {
@@ -305,6 +281,7 @@ export const routes: readonly Route[] = [
     handle: (d, c) => ok(customerJson(d.billing.mustGet(d.store.customers, need(c), 'customer'))),
   },
   { method: 'POST', pattern: '/v1/customers/:id', handle: updateCustomer },
+  { method: 'GET', pattern: '/v1/subscriptions', handle: listSubscriptions },
   {
     method: 'GET',
     pattern: '/v1/subscriptions/:id',
@@ -339,6 +316,7 @@ export const routes: readonly Route[] = [
     },
   },
   { method: 'POST', pattern: '/v1/billing_portal/sessions', handle: portalSession },
+  ...accountRoutes,
 ];
 
 /** Finds the route for a path; `:id` captures one segment. */

@@ -1,3 +1,4 @@
+import type { PortalConfigurationRec, WebhookEndpointRec } from './account.ts';
 import type { FailureReason } from './issuer-model.ts';
 
 /**
@@ -143,6 +144,8 @@ export interface Store {
   charges: Map<string, ChargeRec>;
   paymentIntents: Map<string, PaymentIntentRec>;
   portalSessions: Map<string, PortalSessionRec>;
+  webhookEndpoints: Map<string, WebhookEndpointRec>;
+  portalConfigurations: Map<string, PortalConfigurationRec>;
   events: EventRec[];
   nextId(prefix: string): string;
   /** What a restored store needs to go on numbering where this one stopped. */
@@ -163,6 +166,8 @@ export function createStore(idTag = '', startCounter = 0): Store {
     charges: new Map(),
     paymentIntents: new Map(),
     portalSessions: new Map(),
+    webhookEndpoints: new Map(),
+    portalConfigurations: new Map(),
     events: [],
     // Ids sort in creation order, which list pagination relies on.
     nextId(prefix) {

@@ -7,6 +7,7 @@ import { executeAttempt } from '../../src/dunning/runner.ts';
 import type { DeadlineJob } from '../../src/dunning/scheduler.ts';
 import type { ProcessorDeps } from '../../src/events/context.ts';
 import { apply, testDeps } from '../events/helpers.ts';
+import { waitFor } from '../helpers/db.ts';
 import {
   apiCharges,
   attemptRow,
@@ -197,13 +198,17 @@ describe("Stripe's pause_collection on the subscription", () => {
       },
     });
     let closeNow!: () => void;
+    let locked = false;
     const closing = w.db.sql.begin(async (tx) => {
       await tx`select id from dunning_cases where id = ${s.caseId} for update`;
       await tx`update dunning_cases set status = 'recovered', closed_at = now() where id = ${s.caseId}`;
+      locked = true;
       await new Promise<void>((resolve) => {
         closeNow = resolve;
       });
     });
+    // The close must hold the case's lock before the pause event starts, or the event may take it first.
+    await waitFor('the close to hold the case lock', () => Promise.resolve(locked));
     // The pause event lists the case as open (the close is not committed yet), then waits for its lock.
     const following = w.db.sql.begin((tx) =>
       hooks.collectionPauseChanged(tx, { subscriptionId: s.subscriptionId!, at: w.clock.now() }),

@@ -186,12 +186,6 @@ describe('planner', () => {
       planner.planCardExpiring(defaultReminderPolicy(), { ...card, paymentMethod: null, defaultCard: null }, at),
     ).toBeNull();
   });
-  it('the default card is the default payment method, else the default source', () => {
-    expect(planner.defaultCard({ defaultPaymentMethod: 'pm_1', defaultSource: 'card_1' })).toBe('pm_1');
-    expect(planner.defaultCard({ defaultPaymentMethod: null, defaultSource: 'card_1' })).toBe('card_1');
-    expect(planner.defaultCard({ defaultPaymentMethod: null, defaultSource: null })).toBeNull();
-    expect(planner.defaultCard(null)).toBeNull();
-  });
   it('stop rules: nothing asks for money once paid, void, closed or paused', () => {
     const base: planner.SendState = {
       kind: 'first_notice',
