@@ -384,14 +384,22 @@ async function loadReminders(sql: Tx, from: Date, to: Date, cur: string | null):
   // The reminders migration may not be applied on this database yet; the report still works.
   const [exists] = await sql<{ present: boolean }[]>`select to_regclass('reminder_outbox') is not null as present`;
   if (!exists?.present) return null;
+  // The step is the email's place in what the customer received (1st, 2nd, ...): the outbox's own
+  // `step` is a per-kind dedupe counter, 1 for every kind but action_required.
   return sql<ReminderRow[]>`
-    select c.currency, r.kind, r.step,
+    select c.currency, r.kind, r.step::int as step,
       count(distinct c.id)::int as reached,
       (count(distinct c.id) filter (where c.status = 'recovered' and c.closed_at >= r.sent_at))::int as "recoveredAfter"
-    from dunning_cases c join reminder_outbox r on r.case_id = c.id
+    from dunning_cases c
+    join (
+      select o.case_id, o.kind, o.sent_at, row_number() over (partition by o.case_id order by o.sent_at, o.id) as step
+        from reminder_outbox o
+       -- The thank-you mail follows the payment; it cannot have helped bring it about.
+       where o.status = 'sent' and o.kind <> 'recovered'
+         -- Only the period's cases (each with all its emails, so the numbering holds).
+         and o.case_id in (select d.id from dunning_cases d where d.opened_at >= ${from} and d.opened_at < ${to})
+    ) r on r.case_id = c.id
     where c.opened_at >= ${from} and c.opened_at < ${to} and (${cur}::text is null or c.currency = ${cur})
-      and c.status <> 'closed' and r.status = 'sent'
-      -- The thank-you mail follows the payment; it cannot have helped bring it about.
-      and r.kind <> 'recovered'
+      and c.status <> 'closed'
     group by 1, 2, 3`;
 }

@@ -178,10 +178,15 @@ describe('reminder breakdown', () => {
         await db.sql<{ id: number; invoiceId: string }[]>`select id::int, invoice_id as "invoiceId" from dunning_cases`
       ).map((r) => [r.invoiceId, r.id]),
     );
+    // The outbox `step` is each kind's own dedupe counter as src/reminders/planner.ts writes it: 1
+    // for every kind but action_required, which counts declines. The report numbers the emails in
+    // the order the customer received them instead.
     const rows = [
       ['in_b', 'first_notice', 1, 'sent', '2026-11-03T10:00:00Z'],
       ['in_d', 'first_notice', 1, 'sent', '2026-11-11T10:00:00Z'],
-      ['in_d', 'last_chance', 2, 'sent', '2026-11-20T10:00:00Z'],
+      ['in_d', 'action_required', 2, 'sent', '2026-11-15T10:00:00Z'],
+      ['in_d', 'last_chance', 1, 'sent', '2026-11-20T10:00:00Z'],
+      ['in_g', 'last_chance', 1, 'cancelled', null],
       ['in_g', 'first_notice', 1, 'sent', '2026-11-29T10:00:00Z'],
       ['in_e', 'first_notice', 1, 'pending', null],
       // Sent after the payment: not "recovered after".
@@ -200,7 +205,8 @@ describe('reminder breakdown', () => {
     try {
       expect(cur(await report('2026-11-01', '2026-11-30', 'usd'), 'usd').byReminder).toEqual([
         { kind: 'first_notice', step: 1, reached: 4, recoveredAfter: 2, rate: 0.5 },
-        { kind: 'last_chance', step: 2, reached: 1, recoveredAfter: 0, rate: 0 },
+        { kind: 'action_required', step: 2, reached: 1, recoveredAfter: 0, rate: 0 },
+        { kind: 'last_chance', step: 3, reached: 1, recoveredAfter: 0, rate: 0 },
       ]);
     } finally {
       await db.sql`delete from reminder_outbox`;
