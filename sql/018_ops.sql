@@ -29,3 +29,10 @@ create table ops_audit (
 );
 create index ops_audit_invoice on ops_audit (invoice_id, at);
 create index ops_audit_at on ops_audit (at);
+
+-- Narrow filters get an index of their own, so a filter that matches few (or no) cases does not
+-- walk every open case to find them: by decline category, the paused cases, and the cases whose
+-- charge outcome is unknown ("needs ops").
+create index dunning_cases_by_category_amount on dunning_cases (last_decline_category, status, amount desc, id desc);
+create index dunning_cases_paused_by_amount on dunning_cases (amount desc, id desc) where status = 'open' and paused;
+create index payment_attempts_unknown on payment_attempts (invoice_id) where status = 'unknown';

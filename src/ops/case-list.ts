@@ -64,7 +64,7 @@ export async function listCasePage(sql: Sql, f: CaseFilters, now: Date, limit = 
        ${f.state === 'active' ? sql`and not c.paused` : f.state === 'paused' ? sql`and c.paused` : none}
        ${
          f.state === 'needs_ops'
-           ? sql`and exists (select 1 from payment_attempts a where a.invoice_id = c.invoice_id and a.status = 'unknown')`
+           ? sql`and c.invoice_id in (select a.invoice_id from payment_attempts a where a.status = 'unknown')`
            : none
        }
        ${f.currency ? sql`and c.currency = ${f.currency}` : none}

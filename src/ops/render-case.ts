@@ -48,13 +48,16 @@ export function renderCase(access: Access, v: CaseView, banner: AuditEntry | nul
     });
   }
   for (const a of v.detail.attempts) {
-    const ran = a.startedAt ?? a.finishedAt;
+    // A cancelled or skipped attempt never ran: its finish is when it was called off.
+    const charged = !['cancelled', 'skipped', 'planned'].includes(a.status);
+    const ran = charged ? (a.startedAt ?? a.finishedAt) : null;
+    const ended = !charged && a.finishedAt ? `, ${a.status} ${when(a.finishedAt)}` : '';
     items.push({
-      at: a.plannedAt ?? ran ?? a.createdAt,
+      at: a.plannedAt ?? ran ?? a.finishedAt ?? a.createdAt,
       order: 1,
       cls: 'attempt',
       html: `Attempt #${a.attemptNo} (${h(a.source)}): <b>${h(a.status)}</b>${a.requestTries > 0 ? ` (${a.requestTries} resent)` : ''}
-<div>planned ${h(when(a.plannedAt))}${ran ? `, ran ${h(when(ran))}` : ''}${a.planReason ? ` – ${h(a.planReason)}` : ''}</div>
+<div>planned ${h(when(a.plannedAt))}${ran ? `, ran ${h(when(ran))}` : h(ended)}${a.planReason ? ` – ${h(a.planReason)}` : ''}</div>
 ${declineText(a) ? `<div class="muted">${h(declineText(a))}</div>` : ''}`,
     });
   }

@@ -191,7 +191,9 @@ function send(res: ServerResponse, status: number, type: string, body: string, h
     'cache-control': 'no-store',
     'content-security-policy': CSP,
     'x-content-type-options': 'nosniff',
-    'referrer-policy': 'no-referrer',
+    // Invoice ids must not leak to other sites; `no-referrer` would also make the browser send
+    // `Origin: null` on our own form posts, which the origin check must refuse.
+    'referrer-policy': 'same-origin',
     ...headers,
   });
   res.end(res.req.method === 'HEAD' ? undefined : body);
