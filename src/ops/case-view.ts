@@ -43,7 +43,11 @@ export interface CaseView {
 export async function loadCaseView(
   sql: Sql,
   invoiceId: string,
-  o: { now: Date; templates: TemplateSet | null; config: Pick<Config, 'merchantName' | 'supportEmail'> },
+  o: {
+    now: Date;
+    templates: TemplateSet | null;
+    config: Pick<Config, 'merchantName' | 'supportEmail' | 'merchantLogoUrl'>;
+  },
 ): Promise<CaseView | null> {
   const detail = await caseDetail(sql, invoiceId);
   if (!detail) return null;
@@ -88,13 +92,18 @@ export async function loadCaseView(
 async function emailsOf(
   sql: Sql,
   caseId: number,
-  o: { now: Date; templates: TemplateSet | null; config: Pick<Config, 'merchantName' | 'supportEmail'> },
+  o: {
+    now: Date;
+    templates: TemplateSet | null;
+    config: Pick<Config, 'merchantName' | 'supportEmail' | 'merchantLogoUrl'>;
+  },
 ): Promise<EmailLine[]> {
   const rows = await sql<Array<SendContext & { sentAt: Date | null; note: string | null }>>`
     select o.id::float8 as id, o.case_id::float8 as "caseId", o.customer_id as "customerId", o.invoice_id as "invoiceId", o.kind, o.step,
            o.status, o.send_at as "sendAt", o.sent_at as "sentAt", o.locale, o.time_zone as "timeZone", o.data, o.tries,
            coalesce(o.last_error, o.cancel_reason) as note,
            c.name as "customerName", i.amount_remaining::float8 as "amountRemaining", i.currency,
+           i.stripe_created as "invoiceCreated", (i.subscription_id is not null) as "invoiceForSubscription",
            d.amount::float8 as "caseAmount", d.last_decline_category as "declineCategory", d.next_attempt_at as "nextAttemptAt"
       from reminder_outbox o
       left join customers c on c.id = o.customer_id

@@ -20,7 +20,7 @@ export interface OpsRouteDeps {
   sql: Sql;
   clock: Clock;
   log: Logger;
-  config: Pick<Config, 'reportsToken' | 'opsTokens' | 'merchantName' | 'supportEmail'>;
+  config: Pick<Config, 'reportsToken' | 'opsTokens' | 'merchantName' | 'supportEmail' | 'merchantLogoUrl'>;
   /** For email previews on the case page; null: no previews. */
   templates: TemplateSet | null;
   /** What acting needs; null: the pages are read-only for everyone (e.g. no OPS_TOKENS). */
