@@ -22,7 +22,7 @@ export const REPORT_POOL_SIZE = 3;
 
 export interface ReportRouteDeps {
   sql: Sql;
-  config: Pick<Config, 'reportsToken' | 'defaultTimeZone'>;
+  config: Pick<Config, 'reportsToken' | 'defaultTimeZone'> & Partial<Pick<Config, 'opsTokens'>>;
   clock: Clock;
   log?: Logger;
 }
@@ -56,7 +56,12 @@ function handler(deps: ReportRouteDeps, format: Format): Handler {
         'The reports dashboard is off: set REPORTS_TOKEN (16+ characters) to turn it on.\n',
       );
     }
-    if (!authorized(req.headers.authorization, token)) {
+    // Who may act at /ops (OPS_TOKENS) may read the figures too; every token is compared.
+    const opsToken = (deps.config.opsTokens ?? []).reduce(
+      (hit, t) => authorized(req.headers.authorization, t.token) || hit,
+      false,
+    );
+    if (!authorized(req.headers.authorization, token) && !opsToken) {
       res.setHeader('www-authenticate', [
         'Basic realm="dunning reports", charset="UTF-8"',
         'Bearer realm="dunning reports"',
