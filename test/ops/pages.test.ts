@@ -90,6 +90,23 @@ describe('/ops case list', () => {
 });
 
 describe('/ops actions', () => {
+  it('shows on the case page the Stripe events about the invoice, whether it is their object or they name it', async () => {
+    const event = (id: string, type: string, object: Record<string, string>, created: string) =>
+      w.db.sql`insert into stripe_events (id, type, created, livemode, payload, status)
+        values (${id}, ${type}, ${created}, false, ${w.db.sql.json({ id, type, data: { object } })}, 'processed')`;
+    await event('evt_inv', 'invoice.payment_failed', { id: 'in_mid', object: 'invoice' }, '2026-03-01T08:00:01Z');
+    await event('evt_ch', 'charge.failed', { id: 'ch_1', object: 'charge', invoice: 'in_mid' }, '2026-03-01T08:00:00Z');
+    await event(
+      'evt_other',
+      'charge.failed',
+      { id: 'ch_2', object: 'charge', invoice: 'in_small' },
+      '2026-03-01T08:00:00Z',
+    );
+    const page = await (await get('/ops/case?invoice=in_mid')).text();
+    const shown = [...page.matchAll(/Stripe event <b>([\w.]+)<\/b> <span class="muted">(\w+)/g)].map((m) => m[2]);
+    expect(shown).toEqual(['evt_ch', 'evt_inv']);
+  });
+
   it('a read-only token sees the case but cannot confirm or act (403)', async () => {
     const page = await (await get('/ops/case?invoice=in_big')).text();
     expect(page).toContain('Read-only access');
