@@ -39,7 +39,12 @@ export interface Config {
   templatesDir: string | null;
   merchantName: string;
   supportEmail: string | null;
+  /** Read-only access to /reports and /ops. */
   reportsToken: string | null;
+  /** Named tokens that may act on cases at /ops (retry now, pause, resume); the name goes into the audit log. */
+  opsTokens: OpsToken[];
+  /** A logo shown at the top of customer emails; null: the merchant's name alone. */
+  merchantLogoUrl: string | null;
   opsWebhookUrl: string | null;
   opsWebhookSecret: string | null;
   opsAlertMinAmount: AlertThreshold;
@@ -71,6 +76,48 @@ export class ConfigError extends Error {
 }
 
 type Env = Record<string, string | undefined>;
+
+export interface OpsToken {
+  name: string;
+  token: string;
+}
+
+/** `alice:<token>,bob:<token>`; the errors name entries by position and name, never echo a token. */
+function opsTokensOf(raw: string | null, reportsToken: string | null, problems: string[]): OpsToken[] {
+  if (raw === null) return [];
+  const out: OpsToken[] = [];
+  const names = new Set<string>();
+  raw
+    .split(',')
+    .map((e) => e.trim())
+    .filter(Boolean)
+    .forEach((entry, i) => {
+      const at = `OPS_TOKENS: entry ${i + 1}`;
+      const colon = entry.indexOf(':');
+      if (colon < 0) {
+        problems.push(`${at} is not name:token (comma-separated, such as alice:<token>,bob:<token>)`);
+        return;
+      }
+      const name = entry.slice(0, colon).trim();
+      const token = entry.slice(colon + 1).trim();
+      const seen = names.has(name);
+      names.add(name);
+      if (!/^[\w.-]{1,64}$/.test(name)) {
+        problems.push(`${at}: the name "${name}" must be letters, digits, dot, dash or underscore (at most 64)`);
+      } else if (token.length < 16) {
+        problems.push(`${at} (${name}): the token needs at least 16 characters (it can charge cards)`);
+      } else if (seen) {
+        problems.push(`${at}: the name ${name} is used twice (the audit log must tell people apart)`);
+      } else if (token === reportsToken) {
+        problems.push(
+          `${at} (${name}): the token is the same as REPORTS_TOKEN (read-only and acting access must differ)`,
+        );
+      } else if (out.some((t) => t.token === token)) {
+        problems.push(`${at} (${name}): the token is used by another name (the audit log must tell people apart)`);
+      } else out.push({ name, token });
+    });
+  return out;
+}
 
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
 
@@ -298,6 +345,8 @@ export function loadConfig(env: Env, require: Requirement[] = []): Config {
     merchantName: str('MERCHANT_NAME') ?? 'Example Inc.',
     supportEmail,
     reportsToken,
+    opsTokens: opsTokensOf(str('OPS_TOKENS'), reportsToken, problems),
+    merchantLogoUrl: url('MERCHANT_LOGO_URL', ['https:', 'http:']),
     opsWebhookUrl,
     opsWebhookSecret,
     opsAlertMinAmount: alertThreshold(str('OPS_ALERT_MIN_AMOUNT'), problems),

@@ -177,6 +177,44 @@ describe('loadConfig', () => {
     expect(problemsOfRequired({ PUBLIC_URL: 'https://billing.example.com' }, ['stripe', 'cardLinks'])).toHaveLength(1);
   });
 
+  it('reads OPS_TOKENS as named tokens, distinct from REPORTS_TOKEN, with one clear line per bad entry', () => {
+    expect(loadConfig({}).opsTokens).toEqual([]);
+    expect(
+      loadConfig({ OPS_TOKENS: ' alice:alice-token-0123456789 , bob:bob-token-0123456789abc ' }).opsTokens,
+    ).toEqual([
+      { name: 'alice', token: 'alice-token-0123456789' },
+      { name: 'bob', token: 'bob-token-0123456789abc' },
+    ]);
+    expect(
+      problemsOfRequired(
+        {
+          OPS_TOKENS:
+            'alice:short,no-colon-here-0123456789,alice:other-token-0123456789,b@d:x123456789012345678,carol:reports-token-0123456789',
+          REPORTS_TOKEN: 'reports-token-0123456789',
+        },
+        [],
+      ),
+    ).toEqual([
+      'OPS_TOKENS: entry 1 (alice): the token needs at least 16 characters (it can charge cards)',
+      'OPS_TOKENS: entry 2 is not name:token (comma-separated, such as alice:<token>,bob:<token>)',
+      'OPS_TOKENS: entry 3: the name alice is used twice (the audit log must tell people apart)',
+      'OPS_TOKENS: entry 4: the name "b@d" must be letters, digits, dot, dash or underscore (at most 64)',
+      'OPS_TOKENS: entry 5 (carol): the token is the same as REPORTS_TOKEN (read-only and acting access must differ)',
+    ]);
+    // Never the token in an error.
+    expect(problemsOfRequired({ OPS_TOKENS: 'alice:short' }, []).join('\n')).not.toContain('short');
+  });
+
+  it('takes an optional https logo for emails', () => {
+    expect(loadConfig({}).merchantLogoUrl).toBeNull();
+    expect(loadConfig({ MERCHANT_LOGO_URL: 'https://cdn.example.com/logo.png' }).merchantLogoUrl).toBe(
+      'https://cdn.example.com/logo.png',
+    );
+    expect(problemsOfRequired({ MERCHANT_LOGO_URL: 'ftp://x/logo.png' }, [])).toEqual([
+      'MERCHANT_LOGO_URL: expected a https: or http: URL',
+    ]);
+  });
+
   const problemsOfRequired = (env: Record<string, string>, require: Parameters<typeof loadConfig>[1]): string[] => {
     try {
       loadConfig(env, require);

@@ -9,6 +9,7 @@ import { REPORT_POOL_SIZE, reportRoutes } from '../reports/routes.ts';
 import { openRuntime } from '../runtime.ts';
 import { createStripeClient } from '../stripe/client.ts';
 import { createThrottle } from '../stripe/throttle.ts';
+import { opsRoutesFor } from '../ops/mount.ts';
 import { startWorkers } from '../worker.ts';
 import { UsageError, type Command } from './types.ts';
 
@@ -22,7 +23,8 @@ export const startCommand: Command = {
 
 Applies pending migrations, starts the job queue, then:
   web     the HTTP server on HOST:PORT: POST /webhooks/stripe (signed Stripe events, stored
-          and queued), GET /healthz, the reports at /reports* when REPORTS_TOKEN is set, and
+          and queued), GET /healthz, the reports at /reports* when REPORTS_TOKEN is set, the
+          ops pages at /ops* when OPS_TOKENS or REPORTS_TOKEN is set (docs/ops.md), and
           GET /update-card (the signed update-card links in emails) when PUBLIC_URL is set
   worker  the background workers: Stripe event processing, retries, reminders, ops alerts
   all     both (default)
@@ -43,7 +45,8 @@ signal exits at once.`,
     // With PUBLIC_URL, workers sign update-card links and the web role opens portal sessions: both need the key.
     const rt = await openRuntime(env, {
       require: web ? ['webhook', 'cardLinks'] : ['cardLinks'],
-      policy: work,
+      // The ops pages plan attempts as the workers do, so they need the policy too.
+      policy: work || Boolean(env.OPS_TOKENS?.trim()),
       reportPoolSize: web ? REPORT_POOL_SIZE : undefined,
     });
     const { config, log, sql } = rt;
@@ -86,6 +89,7 @@ signal exits at once.`,
             ...healthRoutes({ sql, queueRunning: () => queueRunning }),
             ...reportRoutes({ sql: rt.reportSql, config, clock, log }),
             ...updateCardRoutesFor(config, { clock, gateway }),
+            ...opsRoutesFor({ sql, boss, clock, log, config, policy: rt.policy }),
           },
         });
         const port = await listen(server, config.port, config.host);

@@ -27,9 +27,16 @@ function dateFor(ctx: SendContext, now: Date): Date | null {
   }
 }
 
+/** What the invoice is for, as the summary names it (our copy of an invoice keeps no line items). */
+function invoiceFor(ctx: SendContext, merchantName: string, locale: Locale): string {
+  if (locale === 'de')
+    return ctx.invoiceForSubscription ? `Abonnement bei ${merchantName}` : `Rechnung von ${merchantName}`;
+  return ctx.invoiceForSubscription ? `${merchantName} subscription` : `Invoice from ${merchantName}`;
+}
+
 export function buildValues(
   ctx: SendContext,
-  config: Pick<Config, 'merchantName' | 'supportEmail'>,
+  config: Pick<Config, 'merchantName' | 'supportEmail' | 'merchantLogoUrl'>,
   link: string,
   now: Date,
 ): Values {
@@ -56,5 +63,10 @@ export function buildValues(
     hasName: Boolean(ctx.customerName?.trim()),
     // last_chance before a deadline rather than a final charge: the customer must act by `date`.
     deadline: ctx.data.deadline === 1,
+    logoUrl: config.merchantLogoUrl ?? '',
+    hasLogo: Boolean(config.merchantLogoUrl),
+    invoiceDate: ctx.invoiceCreated ? formatDate(ctx.invoiceCreated, ctx.timeZone, locale) : '',
+    invoiceFor: invoiceFor(ctx, config.merchantName, locale),
+    hasInvoice: Boolean(ctx.invoiceId && ctx.currency && ctx.invoiceCreated),
   };
 }

@@ -107,6 +107,9 @@ export interface SendContext {
   caseAmount: number | null;
   declineCategory: string | null;
   nextAttemptAt: Date | null;
+  /** When Stripe created the invoice, for the email's invoice summary. */
+  invoiceCreated: Date | null;
+  invoiceForSubscription: boolean;
 }
 
 /**
@@ -130,6 +133,7 @@ export async function lockSendContext(tx: Tx, id: number): Promise<SendContext |
            customer_renewal_card(o.customer_id) as "defaultPaymentMethod",
            i.status as "invoiceStatus", i.hosted_invoice_url as "hostedInvoiceUrl",
            i.amount_remaining::float8 as "amountRemaining", i.currency,
+           i.stripe_created as "invoiceCreated", (i.subscription_id is not null) as "invoiceForSubscription",
            d.status as "caseStatus", coalesce(d.paused, false) as "casePaused", d.amount::float8 as "caseAmount",
            d.last_decline_category as "declineCategory", d.next_attempt_at as "nextAttemptAt",
            s.pause_collection_behavior as "pauseBehavior", s.pause_collection_resumes_at as "pauseResumesAt"

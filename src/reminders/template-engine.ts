@@ -20,9 +20,12 @@ export const VARIABLES = [
   'link',
   'date',
   'cardExpiry',
+  'logoUrl',
+  'invoiceDate',
+  'invoiceFor',
 ] as const;
 export type Variable = (typeof VARIABLES)[number];
-export const FLAGS = ['hardDecline', 'hasSupport', 'hasDate', 'hasName', 'deadline'] as const;
+export const FLAGS = ['hardDecline', 'hasSupport', 'hasDate', 'hasName', 'deadline', 'hasLogo', 'hasInvoice'] as const;
 export type Flag = (typeof FLAGS)[number];
 
 export type Values = Record<Variable, string> & Record<Flag, boolean>;

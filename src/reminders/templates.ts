@@ -10,6 +10,7 @@ import { REMINDER_KINDS, type ReminderKind } from './kinds.ts';
 import { LOCALES, type Locale } from './localize.ts';
 import {
   compileTemplate,
+  escapeHtml,
   renderTemplate,
   type CompiledTemplate,
   type RenderedEmail,
@@ -65,9 +66,34 @@ export function loadTemplates(overrideDir: string | null, defaultsDir: string = 
     render(kind, locale, values) {
       const template = compiled.get(`${locale}/${kind}`);
       if (!template) throw new Error(`no template for ${locale}/${kind}`);
-      return renderTemplate(template, values);
+      const email = renderTemplate(template, values);
+      return { ...email, html: emailFrame(email.html, values) };
     },
   };
+}
+
+/**
+ * The frame around every email's html: the merchant's logo (or name) on top, the body on a white
+ * card, with inline styles only (mail clients drop style sheets). Templates hold the words; the
+ * frame is the same for all of them.
+ */
+export function emailFrame(body: string, values: Values): string {
+  const name = escapeHtml(values.merchantName);
+  const brand = values.hasLogo
+    ? `<img src="${escapeHtml(values.logoUrl)}" alt="${name}" height="40" style="display:block;max-height:48px;max-width:240px;height:40px;border:0">`
+    : name;
+  return `<!doctype html>
+<html><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1"><title>${name}</title></head>
+<body style="margin:0;padding:0;background:#f2f3f5">
+<table role="presentation" width="100%" cellpadding="0" cellspacing="0" style="background:#f2f3f5"><tr><td align="center" style="padding:24px 12px">
+<table role="presentation" width="100%" cellpadding="0" cellspacing="0" style="max-width:560px;background:#ffffff;border-radius:8px;font:15px/1.5 -apple-system,'Segoe UI',Helvetica,Arial,sans-serif;color:#1a1a1a">
+<tr><td class="brand" style="padding:20px 28px;border-bottom:1px solid #e8e8e8;font-size:18px;font-weight:600">${brand}</td></tr>
+<tr><td style="padding:8px 28px 24px">
+${body}
+</td></tr></table>
+</td></tr></table>
+</body></html>
+`;
 }
 
 /** A misspelt override file would otherwise be ignored in silence while the default goes out. */

@@ -9,6 +9,8 @@ export interface Money {
   formatted: string;
 }
 
+const moneyOf = (minor: number, currency: string): Money => ({ minor, formatted: formatMoney(minor, currency) });
+
 export interface BreakdownRow {
   key: string;
   cases: number;
@@ -98,7 +100,13 @@ export interface Report {
     timelineUnit: 'day' | 'month';
   };
   currency: string | null;
-  churn: { activeAtStart: number; churned: number; rate: number | null };
+  churn: {
+    activeAtStart: number;
+    churned: number;
+    rate: number | null;
+    /** The same churn weighed by each customer's latest invoice before the period, per currency. */
+    byRevenue: Array<{ currency: string; base: Money; churned: Money; rate: number | null }>;
+  };
   currencies: CurrencyReport[];
   definitions: readonly Definition[];
 }
@@ -125,7 +133,18 @@ export function buildReport(data: ReportData): Report {
       timelineUnit: data.timelineUnit,
     },
     currency: data.query.currency,
-    churn: { ...data.churn, rate: rate(data.churn.churned, data.churn.activeAtStart) },
+    churn: {
+      ...data.churn,
+      rate: rate(data.churn.churned, data.churn.activeAtStart),
+      byRevenue: [...data.churnRevenue]
+        .sort((a, b) => a.currency.localeCompare(b.currency))
+        .map((r) => ({
+          currency: r.currency,
+          base: moneyOf(r.base, r.currency),
+          churned: moneyOf(r.churned, r.currency),
+          rate: rate(r.churned, r.base),
+        })),
+    },
     currencies: [...currencies].sort().map((c) => currencyReport(data, c)),
     definitions: DEFINITIONS,
   };

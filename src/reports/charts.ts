@@ -63,3 +63,65 @@ export function columnChart(id: string, title: string, bars: Bar[]): string {
 function figure(id: string, title: string, svg: string): string {
   return `<figure class="chart" id="${escapeHtml(id)}"><figcaption>${escapeHtml(title)}</figcaption>${svg}</figure>`;
 }
+
+export interface TrendPoint {
+  label: string;
+  /** Bars: e.g. recovered revenue in minor units. */
+  value: number;
+  display: string;
+  /** The line, 0..1; null where there is nothing to measure (no cases that month). */
+  rate: number | null;
+  rateDisplay: string;
+}
+
+/**
+ * Bars (an amount) with a line over them (a rate, 0..100 % on its own scale), one column per
+ * month; months without data stay on the axis so gaps show as gaps and the line breaks there.
+ */
+export function trendChart(id: string, title: string, points: TrendPoint[]): string {
+  const width = 720;
+  const height = 220;
+  const left = 76;
+  const right = 44;
+  const base = height - 30;
+  const plot = base - 12;
+  const top = Math.max(0, ...points.map((p) => p.value));
+  const step = points.length > 0 ? (width - left - right) / points.length : 0;
+  const xOf = (i: number) => left + i * step;
+  const bars = points.map((p, i) => {
+    const bh = top > 0 ? (p.value / top) * plot : 0;
+    return `<rect class="bar" data-label="${escapeHtml(p.label)}" data-value="${p.value}" x="${(xOf(i) + 3).toFixed(1)}" y="${(base - bh).toFixed(1)}" width="${Math.max(1, step - 6).toFixed(1)}" height="${bh.toFixed(1)}"><title>${escapeHtml(p.label)}: ${escapeHtml(p.display)} recovered, ${escapeHtml(p.rateDisplay)}</title></rect>`;
+  });
+  // One polyline per run of months that have a rate.
+  const runs: string[][] = [[]];
+  const dots: string[] = [];
+  points.forEach((p, i) => {
+    if (p.rate === null) {
+      runs.push([]);
+      return;
+    }
+    const x = (xOf(i) + step / 2).toFixed(1);
+    const y = (base - p.rate * plot).toFixed(1);
+    runs[runs.length - 1]!.push(`${x},${y}`);
+    dots.push(
+      `<circle class="rate" data-label="${escapeHtml(p.label)}" data-value="${p.rate}" cx="${x}" cy="${y}" r="3.5"><title>${escapeHtml(p.label)}: ${escapeHtml(p.rateDisplay)}</title></circle>`,
+    );
+  });
+  const lines = runs
+    .filter((r) => r.length > 1)
+    .map((r) => `<polyline class="rate" points="${r.join(' ')}" fill="none" stroke="#d9480f" stroke-width="2"/>`);
+  const labels = points.map(
+    (p, i) =>
+      `<text x="${(xOf(i) + step / 2).toFixed(1)}" y="${height - 12}" text-anchor="middle">${escapeHtml(p.label.slice(2))}</text>`,
+  );
+  const axes =
+    `<line x1="${left}" y1="${base}" x2="${width - right}" y2="${base}" class="axis"/>` +
+    `<text x="${left - 6}" y="${base - plot + 4}" text-anchor="end">${escapeHtml(points.find((p) => p.value === top)?.display ?? '')}</text>` +
+    `<text x="${width - right + 6}" y="${base - plot + 4}" fill="#d9480f">100 %</text>` +
+    `<text x="${width - right + 6}" y="${base}" fill="#d9480f">0 %</text>`;
+  return figure(
+    id,
+    title,
+    `<svg role="img" aria-label="${escapeHtml(title)}" viewBox="0 0 ${width} ${height}" width="${width}" height="${height}">${bars.join('')}${lines.join('')}${dots.join('')}${labels.join('')}${axes}</svg>`,
+  );
+}

@@ -120,6 +120,11 @@ export interface ChurnRow {
   activeAtStart: number;
   churned: number;
 }
+export interface ChurnRevenueRow {
+  currency: string;
+  base: number;
+  churned: number;
+}
 
 export interface ReportData {
   query: ReportQuery;
@@ -138,15 +143,19 @@ export interface ReportData {
   /** Null until the reminders migration has created `reminder_outbox`. */
   reminders: ReminderRow[] | null;
   churn: ChurnRow;
+  churnRevenue: ChurnRevenueRow[];
 }
 
-/** Cohort tables show at least six months so a one-month report still shows a trend. */
+/** Cohort tables show at least twelve months so a one-month report still shows the year's trend. */
+export const TREND_MONTHS = 12;
+
 export function cohortStartOf(period: Period): Date {
-  const sixBack = DateTime.fromJSDate(period.end, { zone: period.timeZone })
-    .minus({ months: 6 })
+  const back = DateTime.fromJSDate(period.end, { zone: period.timeZone })
+    .minus({ milliseconds: 1 })
+    .minus({ months: TREND_MONTHS - 1 })
     .startOf('month')
     .toJSDate();
-  return sixBack < period.start ? sixBack : period.start;
+  return back < period.start ? back : period.start;
 }
 
 interface Frame {
@@ -214,6 +223,29 @@ export function reportQueries(sql: Tx, query: ReportQuery, frame: Frame = frameO
   const { period, currency: cur } = query;
   const from = period.start;
   const to = period.end;
+  // Customers active at the start whose subscription ended in the period for a failed payment, and
+  // who hold none at its end (another one, or a new one, means they have not left).
+  const churnedCtes = sql`
+      -- Canceled by this worker's final action (Stripe records that as an API cancellation, not
+      -- payment_failed). The case closes moments after the cancellation, so a day's margin on
+      -- either side of the period catches the pairs that straddle a boundary; the period's lost
+      -- cases come through dunning_cases_closed, never a scan of all cases.
+      canceled_by_worker as (
+        select distinct i.subscription_id as id from dunning_cases c join invoices i on i.id = c.invoice_id
+        where c.closed_at >= ${from}::timestamptz - interval '1 day' and c.closed_at < ${to}::timestamptz + interval '1 day'
+          and c.status = 'lost' and c.final_action = 'cancel_subscription' and i.subscription_id is not null
+      ),
+      ended_by_failure as (
+        select distinct s.customer_id from subscriptions s
+        where s.ended_at >= ${from} and s.ended_at < ${to} and s.started_at < ${from}
+          and (s.cancellation_reason = 'payment_failed' or s.id in (select id from canceled_by_worker))
+      ),
+      -- Few rows, each through subscriptions_customer.
+      churned as (
+        select e.customer_id from ended_by_failure e where not exists (
+          select 1 from subscriptions s where s.customer_id = e.customer_id
+            and s.started_at < ${to} and (s.ended_at is null or s.ended_at >= ${to}))
+      )`;
   const tz = period.timeZone;
   const { snapshotAt, cohortStart, timelineUnit, monthStarts } = frame;
   const bucketFormat = timelineUnit === 'day' ? 'YYYY-MM-DD' : 'YYYY-MM';
@@ -312,30 +344,29 @@ export function reportQueries(sql: Tx, query: ReportQuery, frame: Frame = frameO
     // customer with a hash aggregate; those of them that ended in the period come through
     // subscriptions_ended, not a second pass over every subscription.
     churn: sql<ChurnRow[]>`
-      with
-      -- Canceled by this worker's final action (Stripe records that as an API cancellation, not
-      -- payment_failed). The case closes moments after the cancellation, so a day's margin on
-      -- either side of the period catches the pairs that straddle a boundary; the period's lost
-      -- cases come through dunning_cases_closed, never a scan of all cases.
-      canceled_by_worker as (
-        select distinct i.subscription_id as id from dunning_cases c join invoices i on i.id = c.invoice_id
-        where c.closed_at >= ${from}::timestamptz - interval '1 day' and c.closed_at < ${to}::timestamptz + interval '1 day'
-          and c.status = 'lost' and c.final_action = 'cancel_subscription' and i.subscription_id is not null
-      ),
-      ended_by_failure as (
-        select distinct s.customer_id from subscriptions s
-        where s.ended_at >= ${from} and s.ended_at < ${to} and s.started_at < ${from}
-          and (s.cancellation_reason = 'payment_failed' or s.id in (select id from canceled_by_worker))
-      )
+      with ${churnedCtes}
       select
         (select count(*) from (
           select customer_id from subscriptions
           where started_at < ${from} and (ended_at is null or ended_at >= ${from}) group by customer_id) active)::int as "activeAtStart",
-        -- A customer who still has a subscription at the end of the period (another one, or a new
-        -- one) has not left: only those with none are churned. Few rows, each through subscriptions_customer.
-        (select count(*) from ended_by_failure e where not exists (
-          select 1 from subscriptions s where s.customer_id = e.customer_id
-            and s.started_at < ${to} and (s.ended_at is null or s.ended_at >= ${to})))::int as churned`,
+        (select count(*) from churned)::int as churned`,
+    // The same customers weighed by revenue: each customer's latest invoice before the start is
+    // what they paid per period, so a few large customers lost show as the share they were.
+    churnRevenue: sql<ChurnRevenueRow[]>`
+      with ${churnedCtes},
+      active as (
+        select distinct customer_id from subscriptions where started_at < ${from} and (ended_at is null or ended_at >= ${from})
+      ),
+      latest as (
+        select distinct on (i.customer_id) i.customer_id, i.currency, i.amount_due
+          from invoices i join active a on a.customer_id = i.customer_id
+         where i.stripe_created < ${from}
+         order by i.customer_id, i.stripe_created desc, i.id desc
+      )
+      select l.currency, sum(l.amount_due)::float8 as base,
+        coalesce(sum(l.amount_due) filter (where l.customer_id in (select customer_id from churned)), 0)::float8 as churned
+      from latest l where ${cur}::text is null or l.currency = ${cur}
+      group by 1`,
   };
 }
 
@@ -344,20 +375,33 @@ export async function loadReportData(sql: Tx, query: ReportQuery): Promise<Repor
   const { snapshotAt, cohortStart, timelineUnit, monthStarts } = frame;
   const q = reportQueries(sql, query, frame);
   const { period, currency: cur } = query;
-  const [cohortTotals, closedTotals, atRisk, declines, attempts, paths, arms, months, timeline, reminders, churn] =
-    await Promise.all([
-      q.cohortTotals,
-      q.closedTotals,
-      q.atRisk,
-      q.declines,
-      q.attempts,
-      q.paths,
-      q.arms,
-      q.months,
-      q.timeline,
-      loadReminders(sql, period.start, period.end, cur),
-      q.churn,
-    ]);
+  const [
+    cohortTotals,
+    closedTotals,
+    atRisk,
+    declines,
+    attempts,
+    paths,
+    arms,
+    months,
+    timeline,
+    reminders,
+    churn,
+    churnRevenue,
+  ] = await Promise.all([
+    q.cohortTotals,
+    q.closedTotals,
+    q.atRisk,
+    q.declines,
+    q.attempts,
+    q.paths,
+    q.arms,
+    q.months,
+    q.timeline,
+    loadReminders(sql, period.start, period.end, cur),
+    q.churn,
+    q.churnRevenue,
+  ]);
 
   const monthLabel = (bucket: number) =>
     DateTime.fromJSDate(monthStarts[bucket - 1]!, { zone: period.timeZone }).toFormat('yyyy-MM');
@@ -377,6 +421,7 @@ export async function loadReportData(sql: Tx, query: ReportQuery): Promise<Repor
     attempts: chargesByNumber(attempts),
     months: months.map(({ bucket, ...m }) => ({ ...m, month: monthLabel(bucket) })),
     churn: churn[0] ?? { activeAtStart: 0, churned: 0 },
+    churnRevenue,
   };
 }
 
@@ -384,14 +429,22 @@ async function loadReminders(sql: Tx, from: Date, to: Date, cur: string | null):
   // The reminders migration may not be applied on this database yet; the report still works.
   const [exists] = await sql<{ present: boolean }[]>`select to_regclass('reminder_outbox') is not null as present`;
   if (!exists?.present) return null;
+  // The step is the email's place in what the customer received (1st, 2nd, ...): the outbox's own
+  // `step` is a per-kind dedupe counter, 1 for every kind but action_required.
   return sql<ReminderRow[]>`
-    select c.currency, r.kind, r.step,
+    select c.currency, r.kind, r.step::int as step,
       count(distinct c.id)::int as reached,
       (count(distinct c.id) filter (where c.status = 'recovered' and c.closed_at >= r.sent_at))::int as "recoveredAfter"
-    from dunning_cases c join reminder_outbox r on r.case_id = c.id
+    from dunning_cases c
+    join (
+      select o.case_id, o.kind, o.sent_at, row_number() over (partition by o.case_id order by o.sent_at, o.id) as step
+        from reminder_outbox o
+       -- The thank-you mail follows the payment; it cannot have helped bring it about.
+       where o.status = 'sent' and o.kind <> 'recovered'
+         -- Only the period's cases (each with all its emails, so the numbering holds).
+         and o.case_id in (select d.id from dunning_cases d where d.opened_at >= ${from} and d.opened_at < ${to})
+    ) r on r.case_id = c.id
     where c.opened_at >= ${from} and c.opened_at < ${to} and (${cur}::text is null or c.currency = ${cur})
-      and c.status <> 'closed' and r.status = 'sent'
-      -- The thank-you mail follows the payment; it cannot have helped bring it about.
-      and r.kind <> 'recovered'
+      and c.status <> 'closed'
     group by 1, 2, 3`;
 }

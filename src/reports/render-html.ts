@@ -1,7 +1,8 @@
 import { DateTime } from 'luxon';
 import type { CurrencyReport, Report } from './build.ts';
-import { columnChart, escapeHtml as h, horizontalBars, type Bar } from './charts.ts';
+import { columnChart, escapeHtml as h, horizontalBars, trendChart, type Bar, type TrendPoint } from './charts.ts';
 import { formatDuration, formatMoney, formatPercent, formatPoints } from './metrics.ts';
+import { TREND_MONTHS } from './queries.ts';
 
 /** The dashboard page: server-rendered, self-contained (inline CSS and SVG, no scripts). */
 export function renderHtml(report: Report, links: { json: string; csv: string }): string {
@@ -25,10 +26,42 @@ export function renderHtml(report: Report, links: { json: string; csv: string })
 <label>Currency <input name="currency" size="4" value="${h(report.currency ?? '')}" placeholder="all"></label>
 <button>Show</button> <a href="${h(links.json)}">JSON</a> <a href="${h(links.csv)}">CSV</a></form>
 <p>Period ${h(p.from)} to ${h(p.to)} (${h(p.timeZone)}); at-risk snapshot ${h(p.snapshotAt)}. Involuntary churn, all currencies: <span id="churn">${h(churn)}</span>.</p></header>
+${churnSection(report)}
 <main>${sections}</main>
 <section id="definitions"><h2>Definitions</h2><dl>${report.definitions.map((d) => `<dt>${h(d.term)}</dt><dd>${h(d.text)}</dd>`).join('')}</dl></section>
 </body></html>
 `;
+}
+
+/** The months of the trend, oldest first, ending with the period's last month; empty months stay. */
+function trendPoints(c: CurrencyReport, report: Report): TrendPoint[] {
+  const last = DateTime.fromISO(report.period.end, { zone: report.period.timeZone }).minus({ milliseconds: 1 });
+  const byMonth = new Map(c.byMonth.map((m) => [m.month, m]));
+  return Array.from({ length: TREND_MONTHS }, (_, i) => {
+    const label = last.minus({ months: TREND_MONTHS - 1 - i }).toFormat('yyyy-MM');
+    const m = byMonth.get(label);
+    return {
+      label,
+      value: m?.recoveredAmount.minor ?? 0,
+      display: m?.recoveredAmount.formatted ?? formatMoney(0, c.currency),
+      rate: m?.rate ?? null,
+      rateDisplay: m ? `${formatPercent(m.rate)} of ${m.opened - m.voided} cases` : 'no cases',
+    };
+  });
+}
+
+/**
+ * Churn two ways, side by side: a few lost customers can be a large share of revenue, or many
+ * small ones a small share.
+ */
+function churnSection(report: Report): string {
+  const c = report.churn;
+  const customers = `<div class="tile" id="churn-customers"><div class="label">Involuntary churn by customers</div><div class="value">${h(formatPercent(c.rate, 2))}</div><div class="sub">${c.churned} of ${c.activeAtStart} customers active at the start</div></div>`;
+  const revenue = c.byRevenue.map(
+    (r) =>
+      `<div class="tile" id="churn-revenue-${h(r.currency)}"><div class="label">By revenue (${h(r.currency.toUpperCase())})</div><div class="value">${h(formatPercent(r.rate, 2))}</div><div class="sub">${h(r.churned.formatted)} of ${h(r.base.formatted)} per billing period</div></div>`,
+  );
+  return `<section id="churn-section"><h2>Involuntary churn</h2><div class="tiles">${customers}${revenue.join('') || '<div class="tile"><div class="label">By revenue</div><div class="value">n/a</div><div class="sub">no invoices before the period</div></div>'}</div></section>`;
 }
 
 function currencySection(c: CurrencyReport, report: Report): string {
@@ -52,6 +85,7 @@ ${tile('time', 'Time to recover', formatDuration(c.timeToRecover.medianSeconds),
 ${tile('lift', 'Smart vs holdout', lift ? formatPoints(lift.difference) : 'n/a', lift ? `95 % CI ${formatPoints(lift.low)} .. ${formatPoints(lift.high)}` : 'needs both groups')}
 </div>
 <div class="charts">
+${trendChart(`${cur}-chart-trend`, `Last ${TREND_MONTHS} months: recovered revenue (bars) and recovery rate (line), by month of first failure`, trendPoints(c, report))}
 ${columnChart(`${cur}-chart-timeline`, `Recovered revenue per ${report.period.timelineUnit}`, timelineBars(c, report))}
 ${horizontalBars(
   `${cur}-chart-attempt`,
@@ -175,6 +209,6 @@ h1{margin:0 0 .5rem}h2{border-bottom:2px solid #ccc;margin-top:2rem}form label{m
 .tiles{display:flex;flex-wrap:wrap;gap:.8rem}.tile{border:1px solid #ccc;border-radius:6px;padding:.6rem .9rem;min-width:150px}
 .tile .label{color:#555;font-size:12px}.tile .value{font-size:22px;font-weight:600}.tile .sub{color:#555;font-size:12px}
 .charts,.tables{display:flex;flex-wrap:wrap;gap:1.5rem;margin-top:1rem}figure{margin:0}figcaption{font-weight:600;margin-bottom:.3rem}
-svg text{font-size:11px;fill:#333}svg rect{fill:#2f6fb0}svg .axis{stroke:#999}
+svg text{font-size:11px;fill:#333}svg rect{fill:#2f6fb0}svg circle.rate{fill:#d9480f}svg .axis{stroke:#999}
 table{border-collapse:collapse;margin:.3rem 0 1rem}th,td{border-bottom:1px solid #ddd;padding:.2rem .6rem;text-align:left}td.num{text-align:right}
 dt{font-weight:600;margin-top:.4rem}dd{margin-left:1rem;color:#333}`;

@@ -22,7 +22,7 @@ export const REPORT_POOL_SIZE = 3;
 
 export interface ReportRouteDeps {
   sql: Sql;
-  config: Pick<Config, 'reportsToken' | 'defaultTimeZone'>;
+  config: Pick<Config, 'reportsToken' | 'defaultTimeZone'> & Partial<Pick<Config, 'opsTokens'>>;
   clock: Clock;
   log?: Logger;
 }
@@ -56,7 +56,12 @@ function handler(deps: ReportRouteDeps, format: Format): Handler {
         'The reports dashboard is off: set REPORTS_TOKEN (16+ characters) to turn it on.\n',
       );
     }
-    if (!authorized(req.headers.authorization, token)) {
+    // Who may act at /ops (OPS_TOKENS) may read the figures too; every token is compared.
+    const opsToken = (deps.config.opsTokens ?? []).reduce(
+      (hit, t) => authorized(req.headers.authorization, t.token) || hit,
+      false,
+    );
+    if (!authorized(req.headers.authorization, token) && !opsToken) {
       res.setHeader('www-authenticate', [
         'Basic realm="dunning reports", charset="UTF-8"',
         'Bearer realm="dunning reports"',
@@ -111,21 +116,28 @@ function handler(deps: ReportRouteDeps, format: Format): Handler {
  * comparison runs in constant time whatever the lengths.
  */
 export function authorized(header: string | undefined, token: string): boolean {
-  if (!header) return false;
+  const presented = presentedToken(header);
+  return presented !== null && sameSecret(presented, token);
+}
+
+/** The token a request presents: `Bearer <token>`, or the password of `Basic`; null when neither. */
+export function presentedToken(header: string | undefined): string | null {
+  if (!header) return null;
   const space = header.indexOf(' ');
-  if (space < 0) return false;
+  if (space < 0) return null;
   const scheme = header.slice(0, space).toLowerCase();
   const value = header.slice(space + 1).trim();
-  let presented: string;
-  if (scheme === 'bearer') presented = value;
-  else if (scheme === 'basic') {
-    const decoded = Buffer.from(value, 'base64').toString('utf8');
-    const colon = decoded.indexOf(':');
-    if (colon < 0) return false;
-    presented = decoded.slice(colon + 1);
-  } else return false;
+  if (scheme === 'bearer') return value;
+  if (scheme !== 'basic') return null;
+  const decoded = Buffer.from(value, 'base64').toString('utf8');
+  const colon = decoded.indexOf(':');
+  return colon < 0 ? null : decoded.slice(colon + 1);
+}
+
+/** Constant time whatever the lengths: both sides are hashed first. */
+export function sameSecret(a: string, b: string): boolean {
   const digest = (s: string) => createHash('sha256').update(s, 'utf8').digest();
-  return timingSafeEqual(digest(presented), digest(token));
+  return timingSafeEqual(digest(a), digest(b));
 }
 
 function send(

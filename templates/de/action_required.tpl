@@ -4,7 +4,11 @@ Subject: Bitte bestätigen Sie Ihre Zahlung an {{merchantName}}
 
 Ihre Bank bittet Sie, die Zahlung über {{amount}} an {{merchantName}} zu bestätigen. Dieser Sicherheitsschritt (3-D Secure) kann nur von Ihnen abgeschlossen werden.
 
-Hier bestätigen Sie die Zahlung:
+{{#hasInvoice}}Betrag: {{amount}}
+Rechnungsdatum: {{invoiceDate}}
+Für: {{invoiceFor}}
+
+{{/hasInvoice}}Hier bestätigen Sie die Zahlung:
 {{link}}
 {{#hasSupport}}
 Fragen? Schreiben Sie an {{supportEmail}}.{{/hasSupport}}
@@ -13,6 +17,7 @@ Fragen? Schreiben Sie an {{supportEmail}}.{{/hasSupport}}
 --- html ---
 <p>{{#hasName}}Hallo {{customerName}},{{/hasName}}{{^hasName}}Hallo,{{/hasName}}</p>
 <p>Ihre Bank bittet Sie, die Zahlung über <strong>{{amount}}</strong> an {{merchantName}} zu bestätigen. Dieser Sicherheitsschritt (3-D Secure) kann nur von Ihnen abgeschlossen werden.</p>
-<p><a href="{{link}}">Zahlung bestätigen</a></p>
+{{#hasInvoice}}<table class="summary" role="presentation" style="border-collapse:collapse;margin:16px 0;background:#f6f7f9;border-radius:6px"><tr><td style="padding:6px 14px;color:#555555">Betrag</td><td style="padding:6px 14px"><strong>{{amount}}</strong></td></tr><tr><td style="padding:6px 14px;color:#555555">Rechnungsdatum</td><td style="padding:6px 14px">{{invoiceDate}}</td></tr><tr><td style="padding:6px 14px;color:#555555">Für</td><td style="padding:6px 14px">{{invoiceFor}}</td></tr></table>{{/hasInvoice}}
+<p style="margin:24px 0"><a class="button" href="{{link}}" style="display:inline-block;background:#1f5fa8;color:#ffffff;text-decoration:none;font-weight:600;padding:12px 24px;border-radius:6px;min-width:140px;text-align:center">Zahlung bestätigen</a></p>
 {{#hasSupport}}<p>Fragen? Schreiben Sie an <a href="mailto:{{supportEmail}}">{{supportEmail}}</a>.</p>{{/hasSupport}}
 <p>{{merchantName}}</p>

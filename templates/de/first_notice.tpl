@@ -7,7 +7,11 @@ wir konnten Ihre Zahlung über {{amount}} an {{merchantName}} nicht einziehen.
 {{#hasDate}}
 Wir versuchen es am {{date}} erneut.{{/hasDate}}
 
-Hier können Sie Ihre Zahlungsdaten aktualisieren:
+{{#hasInvoice}}Betrag: {{amount}}
+Rechnungsdatum: {{invoiceDate}}
+Für: {{invoiceFor}}
+
+{{/hasInvoice}}Hier können Sie Ihre Zahlungsdaten aktualisieren:
 {{link}}
 {{#hasSupport}}
 Fragen? Schreiben Sie an {{supportEmail}}.{{/hasSupport}}
@@ -18,6 +22,7 @@ Fragen? Schreiben Sie an {{supportEmail}}.{{/hasSupport}}
 <p>wir konnten Ihre Zahlung über <strong>{{amount}}</strong> an {{merchantName}} nicht einziehen.</p>
 <p>{{#hardDecline}}Ihre Bank hat die Karte abgelehnt; bitte verwenden Sie eine andere.{{/hardDecline}}{{^hardDecline}}Das ist oft nur vorübergehend. Bitte prüfen Sie Ihre Zahlungsdaten, damit Ihr Abonnement ohne Unterbrechung weiterläuft.{{/hardDecline}}</p>
 {{#hasDate}}<p>Wir versuchen es am {{date}} erneut.</p>{{/hasDate}}
-<p><a href="{{link}}">Zahlungsdaten aktualisieren</a></p>
+{{#hasInvoice}}<table class="summary" role="presentation" style="border-collapse:collapse;margin:16px 0;background:#f6f7f9;border-radius:6px"><tr><td style="padding:6px 14px;color:#555555">Betrag</td><td style="padding:6px 14px"><strong>{{amount}}</strong></td></tr><tr><td style="padding:6px 14px;color:#555555">Rechnungsdatum</td><td style="padding:6px 14px">{{invoiceDate}}</td></tr><tr><td style="padding:6px 14px;color:#555555">Für</td><td style="padding:6px 14px">{{invoiceFor}}</td></tr></table>{{/hasInvoice}}
+<p style="margin:24px 0"><a class="button" href="{{link}}" style="display:inline-block;background:#1f5fa8;color:#ffffff;text-decoration:none;font-weight:600;padding:12px 24px;border-radius:6px;min-width:140px;text-align:center">Zahlungsdaten aktualisieren</a></p>
 {{#hasSupport}}<p>Fragen? Schreiben Sie an <a href="mailto:{{supportEmail}}">{{supportEmail}}</a>.</p>{{/hasSupport}}
 <p>{{merchantName}}</p>

@@ -7,7 +7,11 @@ we could not collect your payment of {{amount}} to {{merchantName}}.
 {{#hasDate}}
 We will try again on {{date}}.{{/hasDate}}
 
-Update your payment details here:
+{{#hasInvoice}}Amount: {{amount}}
+Invoice date: {{invoiceDate}}
+For: {{invoiceFor}}
+
+{{/hasInvoice}}Update your payment details here:
 {{link}}
 {{#hasSupport}}
 Questions? Write to {{supportEmail}}.{{/hasSupport}}
@@ -18,6 +22,7 @@ Questions? Write to {{supportEmail}}.{{/hasSupport}}
 <p>we could not collect your payment of <strong>{{amount}}</strong> to {{merchantName}}.</p>
 <p>{{#hardDecline}}Your bank declined the card; please use another one.{{/hardDecline}}{{^hardDecline}}This is often temporary. Please check your payment details so your subscription continues without interruption.{{/hardDecline}}</p>
 {{#hasDate}}<p>We will try again on {{date}}.</p>{{/hasDate}}
-<p><a href="{{link}}">Update your payment details</a></p>
+{{#hasInvoice}}<table class="summary" role="presentation" style="border-collapse:collapse;margin:16px 0;background:#f6f7f9;border-radius:6px"><tr><td style="padding:6px 14px;color:#555555">Amount</td><td style="padding:6px 14px"><strong>{{amount}}</strong></td></tr><tr><td style="padding:6px 14px;color:#555555">Invoice date</td><td style="padding:6px 14px">{{invoiceDate}}</td></tr><tr><td style="padding:6px 14px;color:#555555">For</td><td style="padding:6px 14px">{{invoiceFor}}</td></tr></table>{{/hasInvoice}}
+<p style="margin:24px 0"><a class="button" href="{{link}}" style="display:inline-block;background:#1f5fa8;color:#ffffff;text-decoration:none;font-weight:600;padding:12px 24px;border-radius:6px;min-width:140px;text-align:center">Update your payment details</a></p>
 {{#hasSupport}}<p>Questions? Write to <a href="mailto:{{supportEmail}}">{{supportEmail}}</a>.</p>{{/hasSupport}}
 <p>{{merchantName}}</p>

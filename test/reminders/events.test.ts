@@ -136,9 +136,8 @@ describe('authentication requests', () => {
     expect(mail!.parsed.text).toContain('This is a security step (3-D Secure) that only you can complete.');
     expect(mail!.parsed.text).toContain('$2,500.00');
     expect(mail!.parsed.text).toContain(`https://invoice.stripe.test/${id.inv}`);
-    expect(String(mail!.parsed.html)).toContain(
-      `<a href="https://invoice.stripe.test/${id.inv}">Confirm the payment</a>`,
-    );
+    expect(String(mail!.parsed.html)).toContain(`<a class="button" href="https://invoice.stripe.test/${id.inv}"`);
+    expect(String(mail!.parsed.html)).toMatch(/<a class="button"[^>]*>Confirm the payment<\/a>/);
     expect(mail!.parsed.text).not.toMatch(/update your card|another card/i);
     expect(`${mail!.parsed.text} ${String(mail!.parsed.html)}`).not.toMatch(FORBIDDEN);
   });

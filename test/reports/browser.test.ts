@@ -115,6 +115,29 @@ describe.runIf(run)('dashboard in headless Chromium', () => {
       ]);
       await expect(page.locator('#usd-table-category').isVisible()).resolves.toBe(true);
 
+      // The year's trend: twelve months ending with the period's, each month's cohort rate as a point
+      // where that month had cases (September to November here), the months before on the axis.
+      await page.locator('#usd-chart-trend').screenshot({ path: path.join(ARTIFACTS, 'reports-trend.png') });
+      const months = page.locator('#usd-chart-trend rect.bar');
+      await expect(months.count()).resolves.toBe(12);
+      await expect(months.first().getAttribute('data-label')).resolves.toBe('2025-12');
+      await expect(months.last().getAttribute('data-label')).resolves.toBe('2026-11');
+      const points = await page.locator('#usd-chart-trend circle.rate').all();
+      await expect(Promise.all(points.map((p) => p.getAttribute('data-label')))).resolves.toEqual([
+        '2026-09',
+        '2026-10',
+        '2026-11',
+      ]);
+      await expect(page.locator('#usd-chart-trend polyline.rate').count()).resolves.toBe(1);
+      // Churn by customers and by revenue, side by side.
+      await expect(page.locator('#churn-customers .label').textContent()).resolves.toBe(
+        'Involuntary churn by customers',
+      );
+      const churnTiles = await page.locator('#churn-section .tile').all();
+      const tops = await Promise.all(churnTiles.map(async (t) => (await t.boundingBox())?.y));
+      expect(tops).toHaveLength(2);
+      expect(new Set(tops).size).toBe(1);
+
       await expect(page.locator('#definitions dt').first().textContent()).resolves.toBe('Period');
       expect(foreign).toEqual([]);
     } finally {

@@ -105,6 +105,7 @@ describe('CSV report', () => {
       timeline: [],
       reminders: [{ currency: 'usd', kind: '=cmd|calc', step: 1, reached: 2, recoveredAfter: 1 }],
       churn: { activeAtStart: 0, churned: 0 },
+      churnRevenue: [],
     };
     const rows = parseCsv(renderCsv(buildReport(data)));
     expect(rows[0]).toEqual(['currency', 'section', 'key', 'metric', 'value']);

@@ -54,6 +54,7 @@ function data(currency: string): ReportData {
     timeline: [],
     reminders: [],
     churn: { activeAtStart: 0, churned: 0 },
+    churnRevenue: [],
   };
 }
 

@@ -6,6 +6,7 @@ import { insertCases, NOVEMBER } from './fixtures.ts';
 import { serveRoutes } from './serve.ts';
 
 const TOKEN = 'reports-token-0123456789';
+const OPS = 'alice-ops-token-0123456789';
 const clock = new FixedClock('2026-12-10T12:00:00Z');
 let db: TestDatabase;
 let on: Awaited<ReturnType<typeof serveRoutes>>;
@@ -15,7 +16,11 @@ beforeAll(async () => {
   db = await createTestDatabase();
   await insertCases(db.sql, NOVEMBER);
   on = await serveRoutes(
-    reportRoutes({ sql: db.sql, clock, config: { reportsToken: TOKEN, defaultTimeZone: 'Europe/Berlin' } }),
+    reportRoutes({
+      sql: db.sql,
+      clock,
+      config: { reportsToken: TOKEN, defaultTimeZone: 'Europe/Berlin', opsTokens: [{ name: 'alice', token: OPS }] },
+    }),
   );
   off = await serveRoutes(
     reportRoutes({ sql: db.sql, clock, config: { reportsToken: null, defaultTimeZone: 'Europe/Berlin' } }),
@@ -30,6 +35,13 @@ afterAll(async () => {
 const basic = (password: string) => `Basic ${Buffer.from(`ops:${password}`).toString('base64')}`;
 
 describe('report routes', () => {
+  it('also let the ops (OPS_TOKENS) read the reports: who may act may read', async () => {
+    const res = await fetch(`${on.base}/reports.json?from=2026-11-01&to=2026-11-30`, {
+      headers: { authorization: basic(OPS) },
+    });
+    expect(res.status).toBe(200);
+  });
+
   it.each(['/reports', '/reports.json', '/reports.csv'])(
     '%s answers 401 with a challenge without the token',
     async (path) => {

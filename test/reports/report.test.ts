@@ -103,7 +103,37 @@ describe('monthly report over a hand-built November', () => {
 
   it('measures involuntary churn over customers active at the start', async () => {
     const r = await report('2026-11-01', '2026-11-30');
-    expect(r.churn).toEqual({ activeAtStart: 3, churned: 1, rate: 1 / 3 });
+    expect(r.churn).toMatchObject({ activeAtStart: 3, churned: 1, rate: 1 / 3 });
+  });
+
+  it('measures involuntary churn by revenue too, per currency: one large customer lost is most of it', async () => {
+    // Each customer's recurring amount is their latest invoice before the period.
+    const invoices = [
+      ['in_r1', 'cu1', 90_000, '2026-10-20T00:00:00Z'],
+      ['in_r2_old', 'cu2', 500, '2026-09-20T00:00:00Z'],
+      ['in_r2', 'cu2', 1_000, '2026-10-20T00:00:00Z'],
+      ['in_r3', 'cu3', 1_000, '2026-10-20T00:00:00Z'],
+      // After the start: not the amount the customer had when the period began.
+      ['in_r3_new', 'cu3', 7_000, '2026-11-02T00:00:00Z'],
+    ] as const;
+    for (const [id, customer, amount, created] of invoices) {
+      await db.sql`insert into invoices (id, customer_id, status, currency, amount_due, amount_remaining, stripe_created, stripe_updated_at)
+        values (${id}, ${customer}, 'paid', 'usd', ${amount}, 0, ${created}, ${created})`;
+    }
+    try {
+      const r = await report('2026-11-01', '2026-11-30');
+      expect(r.churn.rate).toBe(1 / 3);
+      expect(r.churn.byRevenue).toEqual([
+        {
+          currency: 'usd',
+          base: { minor: 92_000, formatted: '$920.00' },
+          churned: { minor: 90_000, formatted: '$900.00' },
+          rate: 90_000 / 92_000,
+        },
+      ]);
+    } finally {
+      await db.sql`delete from invoices where id like 'in_r%'`;
+    }
   });
 
   it('counts a subscription this worker canceled as its final action as involuntary churn', async () => {
@@ -120,10 +150,18 @@ describe('monthly report over a hand-built November', () => {
     await db.sql`update invoices set subscription_id = 'sub_6' where id = 'in_d'`;
     try {
       await db.sql`update dunning_cases set final_action = 'cancel_subscription' where invoice_id = 'in_d'`;
-      expect((await report('2026-11-01', '2026-11-30')).churn).toEqual({ activeAtStart: 4, churned: 2, rate: 2 / 4 });
+      expect((await report('2026-11-01', '2026-11-30')).churn).toMatchObject({
+        activeAtStart: 4,
+        churned: 2,
+        rate: 2 / 4,
+      });
       // The same cancellation without a lost case behind it was the customer's choice.
       await db.sql`update dunning_cases set final_action = null where invoice_id = 'in_d'`;
-      expect((await report('2026-11-01', '2026-11-30')).churn).toEqual({ activeAtStart: 4, churned: 1, rate: 1 / 4 });
+      expect((await report('2026-11-01', '2026-11-30')).churn).toMatchObject({
+        activeAtStart: 4,
+        churned: 1,
+        rate: 1 / 4,
+      });
     } finally {
       await db.sql`update invoices set subscription_id = null where id = 'in_d'`;
       await db.sql`delete from subscriptions where id = 'sub_6'`;
@@ -143,13 +181,21 @@ describe('monthly report over a hand-built November', () => {
       },
     ]);
     try {
-      expect((await report('2026-11-01', '2026-11-30')).churn).toEqual({ activeAtStart: 3, churned: 1, rate: 1 / 3 });
+      expect((await report('2026-11-01', '2026-11-30')).churn).toMatchObject({
+        activeAtStart: 3,
+        churned: 1,
+        rate: 1 / 3,
+      });
       // Still active after 30 November in Berlin: cu1 stayed a customer.
       await insertSubscriptions(db.sql, [{ id: 'sub_8', customer: 'cu1', startedAt: '2026-11-27T00:00:00Z' }]);
-      expect((await report('2026-11-01', '2026-11-30')).churn).toEqual({ activeAtStart: 3, churned: 0, rate: 0 });
+      expect((await report('2026-11-01', '2026-11-30')).churn).toMatchObject({ activeAtStart: 3, churned: 0, rate: 0 });
       // One that ended an hour before the period end (midnight Berlin) was not active at the end.
       await db.sql`update subscriptions set ended_at = '2026-11-30T22:00:00Z', status = 'canceled' where id = 'sub_8'`;
-      expect((await report('2026-11-01', '2026-11-30')).churn).toEqual({ activeAtStart: 3, churned: 1, rate: 1 / 3 });
+      expect((await report('2026-11-01', '2026-11-30')).churn).toMatchObject({
+        activeAtStart: 3,
+        churned: 1,
+        rate: 1 / 3,
+      });
     } finally {
       await db.sql`delete from subscriptions where id in ('sub_7', 'sub_8')`;
     }
@@ -167,7 +213,7 @@ describe('monthly report over a hand-built November', () => {
   it('returns an empty report, not zeros pretending to be rates, for a quiet period', async () => {
     const r = await report('2025-01-01', '2025-01-31');
     expect(r.currencies).toEqual([]);
-    expect(r.churn).toEqual({ activeAtStart: 0, churned: 0, rate: null });
+    expect(r.churn).toEqual({ activeAtStart: 0, churned: 0, rate: null, byRevenue: [] });
   });
 });
 
@@ -178,10 +224,15 @@ describe('reminder breakdown', () => {
         await db.sql<{ id: number; invoiceId: string }[]>`select id::int, invoice_id as "invoiceId" from dunning_cases`
       ).map((r) => [r.invoiceId, r.id]),
     );
+    // The outbox `step` is each kind's own dedupe counter as src/reminders/planner.ts writes it: 1
+    // for every kind but action_required, which counts declines. The report numbers the emails in
+    // the order the customer received them instead.
     const rows = [
       ['in_b', 'first_notice', 1, 'sent', '2026-11-03T10:00:00Z'],
       ['in_d', 'first_notice', 1, 'sent', '2026-11-11T10:00:00Z'],
-      ['in_d', 'last_chance', 2, 'sent', '2026-11-20T10:00:00Z'],
+      ['in_d', 'action_required', 2, 'sent', '2026-11-15T10:00:00Z'],
+      ['in_d', 'last_chance', 1, 'sent', '2026-11-20T10:00:00Z'],
+      ['in_g', 'last_chance', 1, 'cancelled', null],
       ['in_g', 'first_notice', 1, 'sent', '2026-11-29T10:00:00Z'],
       ['in_e', 'first_notice', 1, 'pending', null],
       // Sent after the payment: not "recovered after".
@@ -200,7 +251,8 @@ describe('reminder breakdown', () => {
     try {
       expect(cur(await report('2026-11-01', '2026-11-30', 'usd'), 'usd').byReminder).toEqual([
         { kind: 'first_notice', step: 1, reached: 4, recoveredAfter: 2, rate: 0.5 },
-        { kind: 'last_chance', step: 2, reached: 1, recoveredAfter: 0, rate: 0 },
+        { kind: 'action_required', step: 2, reached: 1, recoveredAfter: 0, rate: 0 },
+        { kind: 'last_chance', step: 3, reached: 1, recoveredAfter: 0, rate: 0 },
       ]);
     } finally {
       await db.sql`delete from reminder_outbox`;

@@ -1,0 +1,133 @@
+import type { Config } from '../config.ts';
+import type { Sql } from '../db.ts';
+import { caseDetail, type CaseDetail } from '../dunning/ops-actions.ts';
+import { limitsFor, type CardLimits } from '../dunning/network-limits.ts';
+import { buildValues } from '../reminders/content.ts';
+import type { ReminderKind } from '../reminders/kinds.ts';
+import type { Locale } from '../reminders/localize.ts';
+import type { SendContext } from '../reminders/outbox.ts';
+import type { TemplateSet } from '../reminders/templates.ts';
+import { auditOfInvoice, type AuditEntry } from './audit.ts';
+
+/** Everything the case page shows, read in one place: the CLI's case detail plus the rest of the story. */
+
+export interface StripeEventLine {
+  id: string;
+  type: string;
+  created: Date;
+  status: string;
+}
+
+export interface EmailLine {
+  id: number;
+  kind: ReminderKind;
+  step: number;
+  status: string;
+  sendAt: Date;
+  sentAt: Date | null;
+  tries: number;
+  note: string | null;
+  preview: { subject: string; text: string } | null;
+}
+
+export interface CaseView {
+  detail: CaseDetail;
+  email: string | null;
+  customerName: string | null;
+  card: { paymentMethod: string | null; brand: string | null; limits: CardLimits; charged30d: number };
+  events: StripeEventLine[];
+  emails: EmailLine[];
+  audit: AuditEntry[];
+}
+
+export async function loadCaseView(
+  sql: Sql,
+  invoiceId: string,
+  o: {
+    now: Date;
+    templates: TemplateSet | null;
+    config: Pick<Config, 'merchantName' | 'supportEmail' | 'merchantLogoUrl'>;
+  },
+): Promise<CaseView | null> {
+  const detail = await caseDetail(sql, invoiceId);
+  if (!detail) return null;
+  const c = detail.caseRow;
+  const [customer] = await sql`
+    select email, name, coalesce(default_payment_method, default_source) as pm from customers where id = ${c.customerId}`;
+  // The Stripe events whose object is the invoice, or names it (charges, payment intents).
+  const events = await sql<StripeEventLine[]>`
+    select id, type, created, status from stripe_events where payload -> 'data' -> 'object' ->> 'id' = ${invoiceId}
+    union
+    select id, type, created, status from stripe_events where payload -> 'data' -> 'object' ->> 'invoice' = ${invoiceId}
+    order by created, id limit 500`;
+  const lastCard = [...detail.attempts].reverse().find((a) => a.cardBrand || a.paymentMethod);
+  const brand = lastCard?.cardBrand ?? null;
+  const since = o.now.getTime() - 30 * 86_400_000;
+  const charged30d = detail.attempts.filter(
+    (a) =>
+      ['succeeded', 'declined', 'unknown', 'in_flight'].includes(a.status) &&
+      (a.finishedAt ?? a.startedAt ?? a.plannedAt ?? a.createdAt).getTime() >= since,
+  ).length;
+  return {
+    detail,
+    email: (customer?.email as string | null) ?? null,
+    customerName: (customer?.name as string | null) ?? null,
+    card: {
+      paymentMethod: (customer?.pm as string | null) ?? lastCard?.paymentMethod ?? null,
+      brand,
+      limits: limitsFor(brand),
+      charged30d,
+    },
+    events,
+    emails: await emailsOf(sql, c.id, o),
+    audit: await auditOfInvoice(sql, invoiceId),
+  };
+}
+
+/**
+ * The case's emails with what each said. Sent mail is not stored, so the preview is the template
+ * rendered again from the row's facts (the link shown as a placeholder: the real one is signed
+ * and personal). Read without locks: the mailer must never find a row held by a page view.
+ */
+async function emailsOf(
+  sql: Sql,
+  caseId: number,
+  o: {
+    now: Date;
+    templates: TemplateSet | null;
+    config: Pick<Config, 'merchantName' | 'supportEmail' | 'merchantLogoUrl'>;
+  },
+): Promise<EmailLine[]> {
+  const rows = await sql<Array<SendContext & { sentAt: Date | null; note: string | null }>>`
+    select o.id::float8 as id, o.case_id::float8 as "caseId", o.customer_id as "customerId", o.invoice_id as "invoiceId", o.kind, o.step,
+           o.status, o.send_at as "sendAt", o.sent_at as "sentAt", o.locale, o.time_zone as "timeZone", o.data, o.tries,
+           coalesce(o.last_error, o.cancel_reason) as note,
+           c.name as "customerName", i.amount_remaining::float8 as "amountRemaining", i.currency,
+           i.stripe_created as "invoiceCreated", (i.subscription_id is not null) as "invoiceForSubscription",
+           d.amount::float8 as "caseAmount", d.last_decline_category as "declineCategory", d.next_attempt_at as "nextAttemptAt"
+      from reminder_outbox o
+      left join customers c on c.id = o.customer_id
+      left join invoices i on i.id = o.invoice_id
+      left join dunning_cases d on d.id = o.case_id
+     where o.case_id = ${caseId}
+     order by o.send_at, o.id`;
+  return rows.map((r) => {
+    let preview: EmailLine['preview'] = null;
+    if (o.templates) {
+      const at = r.sentAt ?? r.sendAt;
+      const m = o.templates.render(r.kind, r.locale as Locale, buildValues(r, o.config, '[update-card link]', at));
+      preview = { subject: m.subject, text: m.text };
+    }
+    return {
+      id: r.id,
+      kind: r.kind,
+      step: r.step,
+      status: r.status,
+      sendAt: r.sendAt,
+      sentAt: r.sentAt,
+      tries: r.tries,
+      note: r.note,
+      preview,
+    };
+  });
+}
