@@ -74,7 +74,7 @@ export const DEFINITIONS: readonly Definition[] = [
   },
   {
     term: 'Reminder step',
-    text: 'Cases that were sent the reminder, and how many of them were recovered after it was sent (the thank-you mail sent after a recovery is left out).',
+    text: 'The place of an email in what the customer received (1 = the first email of the case, 2 = the second, ...), by kind: cases that were sent it, and how many of them were recovered after it was sent (the thank-you mail sent after a recovery is left out).',
   },
   {
     term: 'Cohort',
