@@ -94,7 +94,7 @@ interface StripeTry {
 interface StripeTries {
   /** The first failure: the earliest failed charge, else the invoice's finalization (see `note`). */
   openedAt: Date;
-  /** One per `attempt_count`, oldest first. */
+  /** One per failed charge (at least `attempt_count`), oldest first. */
   tries: StripeTry[];
 }
 
@@ -132,8 +132,11 @@ async function stripeTries(deps: BackfillDeps, inv: Stripe.Invoice): Promise<Str
       "backfill: no failed charge found; the case opens at the invoice's finalization",
     );
   }
-  const n = inv.attempt_count;
-  const known = failed.slice(-n);
+  // Every failed charge is a try the card network counts, whoever made it (the customer on the
+  // hosted page, the Dashboard, an earlier dunning tool): `attempt_count` counts only Stripe's first
+  // try and its automatic retries, so it is a floor, not the number of tries.
+  const n = Math.max(inv.attempt_count, failed.length);
+  const known = failed;
   const unknownNote = first
     ? 'recorded by backfill: no charge found for this try; time of the first failed charge'
     : "recorded by backfill: no failed charge found; time of the invoice's finalization";

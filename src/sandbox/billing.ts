@@ -156,6 +156,11 @@ export function createBilling(deps: BillingDeps) {
     return pm;
   }
 
+  /** `previous_attributes` name only what changed: nothing when a manual try left the count alone. */
+  function attemptCountChange(inv: InvoiceRec, before: number): Record<string, unknown> | undefined {
+    return inv.attemptCount === before ? undefined : { attempt_count: before };
+  }
+
   function setSubscriptionStatus(subId: string | null, status: 'active' | 'past_due', request: RequestInfo): void {
     const sub = subId === null ? undefined : store.subscriptions.get(subId);
     if (sub === undefined || sub.status === status || sub.status === 'canceled') return;
@@ -168,30 +173,41 @@ export function createBilling(deps: BillingDeps) {
     return customer.timeZone ?? 'UTC';
   }
 
-  /** One charge attempt on an open invoice: records the charge and emits every outcome event. */
+  /**
+   * Stripe: "Any payment attempt counts as the first attempt, and subsequently only automatic
+   * retries increment the attempt count. In other words, manual payment attempts after the first
+   * attempt do not affect the retry schedule." (`Invoice.attempt_count`)
+   */
+  function countAttempt(inv: InvoiceRec, source: ChargeRec['source']): void {
+    if (inv.attemptCount === 0 || source === 'initial' || source === 'automatic') inv.attemptCount += 1;
+  }
+
+  /**
+   * One charge attempt on an open invoice: records the charge and emits every outcome event.
+   * `outcome`: `model` lets the card model decide; `fail` declines a failing card whatever the odds
+   * (Stripe's own first attempt, a test's failed try); `succeed` pays (a card the customer just
+   * typed in on the hosted page).
+   */
   function charge(
     inv: InvoiceRec,
     pmId: string,
     source: ChargeRec['source'],
     request: RequestInfo,
-    forceFail = false,
+    outcome: 'model' | 'fail' | 'succeed' = 'model',
   ): ChargeRec {
     const pm = mustGet(store.paymentMethods, pmId, 'payment_method');
     const customer = mustGet(store.customers, inv.customer, 'customer');
     const at = clock.now();
-    let decision: ChargeDecision;
-    if (source === 'hosted') decision = { ok: true };
-    else {
-      const reason = pm.card.failure;
-      // Stripe's own first attempt is the failure that opens the case, whatever the odds.
-      decision =
-        forceFail && reason !== null
+    const reason = pm.card.failure;
+    const decision: ChargeDecision =
+      outcome === 'succeed'
+        ? { ok: true }
+        : outcome === 'fail' && reason !== null
           ? { ok: false, decline: declineFor(reason, pm.card.brand) }
           : decideCharge(
               { reason, cardBrand: pm.card.brand, firstFailedAt: pm.firstFailedAt, at, timeZone: timeZoneOf(customer) },
               deps.rng,
             );
-    }
     const ch: ChargeRec = {
       id: store.nextId('ch'),
       invoice: inv.id,
@@ -209,7 +225,8 @@ export function createBilling(deps: BillingDeps) {
     const pi = mustGet(store.paymentIntents, inv.paymentIntent, 'payment_intent');
     pi.latestCharge = ch.id;
     pi.paymentMethod = pm.id;
-    inv.attemptCount += 1;
+    const countBefore = inv.attemptCount;
+    countAttempt(inv, source);
     if (decision.ok) {
       pi.status = 'succeeded';
       const previous = { status: inv.status, amount_paid: 0 };
@@ -227,7 +244,7 @@ export function createBilling(deps: BillingDeps) {
     pi.status = auth ? 'requires_action' : 'requires_payment_method';
     emit('charge.failed', chargeJson(ch), undefined, request);
     emit('payment_intent.payment_failed', paymentIntentJson(render, pi), undefined, request);
-    emit('invoice.payment_failed', invoiceJson(render, inv), { attempt_count: inv.attemptCount - 1 }, request);
+    emit('invoice.payment_failed', invoiceJson(render, inv), attemptCountChange(inv, countBefore), request);
     if (auth) emit('invoice.payment_action_required', invoiceJson(render, inv), undefined, request);
     setSubscriptionStatus(inv.subscription, 'past_due', request);
     return ch;
@@ -242,9 +259,10 @@ export function createBilling(deps: BillingDeps) {
     const pi = mustGet(store.paymentIntents, inv.paymentIntent, 'payment_intent');
     pi.status = 'requires_action';
     pi.paymentMethod = pm.id;
-    inv.attemptCount += 1;
+    const countBefore = inv.attemptCount;
+    countAttempt(inv, 'api');
     emit('payment_intent.requires_action', paymentIntentJson(render, pi), undefined, request);
-    emit('invoice.payment_failed', invoiceJson(render, inv), { attempt_count: inv.attemptCount - 1 }, request);
+    emit('invoice.payment_failed', invoiceJson(render, inv), attemptCountChange(inv, countBefore), request);
     emit('invoice.payment_action_required', invoiceJson(render, inv), undefined, request);
     setSubscriptionStatus(inv.subscription, 'past_due', request);
     return pi;
@@ -307,7 +325,7 @@ export function createBilling(deps: BillingDeps) {
     store.invoices.set(id, inv);
     emit('invoice.finalized', invoiceJson(render, inv));
     if (customer.defaultPaymentMethod === null) throw new Error(`customer ${customerId} has no card`);
-    const ch = charge(inv, customer.defaultPaymentMethod, 'initial', noRequest, true);
+    const ch = charge(inv, customer.defaultPaymentMethod, 'initial', noRequest, 'fail');
     return { invoice: inv, charge: ch };
   }
 
@@ -385,7 +403,33 @@ export function createBilling(deps: BillingDeps) {
     const pmId =
       customer.defaultPaymentMethod ??
       newPaymentMethod(customer.id, { brand: 'visa', failure: null, expMonth: 12, expYear: 2099 }).id;
-    return charge(inv, pmId, 'hosted', noRequest);
+    return charge(inv, pmId, 'hosted', noRequest, 'succeed');
+  }
+
+  /**
+   * A failed try at an open invoice made outside the worker, with the customer's saved card: the
+   * customer on the hosted invoice page, or someone in the Dashboard or another tool (`dashboard`). Declined
+   * whatever the card model's odds, so a test can build a known history.
+   */
+  function failedTry(invoiceId: string, source: 'hosted' | 'dashboard'): ChargeRec {
+    const inv = mustGet(store.invoices, invoiceId, 'invoice');
+    if (inv.status !== 'open') throw invalidRequest(`Invoice ${invoiceId} is ${inv.status} and cannot be paid.`);
+    const customer = mustGet(store.customers, inv.customer, 'customer');
+    const pm =
+      customer.defaultPaymentMethod === null ? undefined : store.paymentMethods.get(customer.defaultPaymentMethod);
+    if (pm === undefined || pm.card.failure === null) {
+      throw new Error(`failedTry: customer ${customer.id} has no failing default card`);
+    }
+    return charge(inv, pm.id, source, noRequest, 'fail');
+  }
+
+  /** Stripe's own automatic retry (Smart Retries or a custom schedule): the only retry that counts in `attempt_count`. */
+  function automaticRetry(invoiceId: string): ChargeRec {
+    const inv = mustGet(store.invoices, invoiceId, 'invoice');
+    if (inv.status !== 'open') throw invalidRequest(`Invoice ${invoiceId} is ${inv.status} and cannot be paid.`);
+    const customer = mustGet(store.customers, inv.customer, 'customer');
+    if (customer.defaultPaymentMethod === null) throw new Error(`customer ${customer.id} has no card`);
+    return charge(inv, customer.defaultPaymentMethod, 'automatic', noRequest);
   }
 
   /** The customer got a reminder: maybe they put in a working card. Returns the new card if so. */
@@ -408,6 +452,8 @@ export function createBilling(deps: BillingDeps) {
     markUncollectible,
     voidInvoice,
     payOutOfBand,
+    failedTry,
+    automaticRetry,
     reminderSent,
   };
 }

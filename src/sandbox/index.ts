@@ -74,7 +74,7 @@ export interface ExecutedCharge {
   currency: string;
   status: 'succeeded' | 'failed';
   declineCode: string | null;
-  source: 'initial' | 'api' | 'hosted';
+  source: 'initial' | 'automatic' | 'api' | 'hosted' | 'dashboard';
   created: number;
 }
 
@@ -95,6 +95,14 @@ export interface Sandbox {
   /** The card updater: new expiry for the same payment method id, which works again. */
   updateCardAutomatically(paymentMethodId: string, card: Pick<CardSpec, 'expMonth' | 'expYear'>): Promise<void>;
   payInvoiceOutOfBand(invoiceId: string): Promise<void>;
+  /**
+   * A declined try made outside the worker with the customer's failing default card: `hosted` (the
+   * customer on the hosted invoice page) or `dashboard` (the Dashboard, another tool). A manual try: it
+   * does not move `attempt_count` after the first attempt.
+   */
+  failedTry(invoiceId: string, source?: 'hosted' | 'dashboard'): Promise<{ chargeId: string }>;
+  /** Stripe's own automatic retry (Smart Retries): it counts in `attempt_count`. */
+  automaticRetry(invoiceId: string): Promise<{ chargeId: string; status: 'succeeded' | 'failed' }>;
   /** Lets the card model decide whether this reminder makes the customer update their card. */
   reminderSent(customerId: string): Promise<{ updated: boolean; paymentMethodId: string | null }>;
   inject(fault: Fault): void;
@@ -211,6 +219,11 @@ export async function startSandbox(opts: SandboxOptions): Promise<Sandbox> {
     },
     async payInvoiceOutOfBand(invoiceId) {
       billing.payOutOfBand(invoiceId);
+    },
+    failedTry: (invoiceId, source = 'hosted') => Promise.resolve({ chargeId: billing.failedTry(invoiceId, source).id }),
+    automaticRetry(invoiceId) {
+      const ch = billing.automaticRetry(invoiceId);
+      return Promise.resolve({ chargeId: ch.id, status: ch.status });
     },
     async reminderSent(customerId) {
       const pm = billing.reminderSent(customerId);

@@ -97,8 +97,8 @@ export interface ChargeRec {
     message: string;
   } | null;
   created: number;
-  /** Who asked: Stripe's own first attempt, the API, or the customer on the hosted page. */
-  source: 'initial' | 'api' | 'hosted';
+  /** Who asked: Stripe's own first attempt, its automatic retries, the API (our runner), the customer on the hosted page, or someone in the Dashboard. */
+  source: 'initial' | 'automatic' | 'api' | 'hosted' | 'dashboard';
 }
 
 export interface PaymentIntentRec {

@@ -85,7 +85,8 @@ describe('sandbox API through the real SDK', () => {
     expect(cardErr.network_advice_code).toBe('03');
     expect(cardErr.network_decline_code).toBe('41');
     expect(cardErr.charge).toMatch(/^ch_/);
-    expect((await stripe.invoices.retrieve(invoice.id)).attempt_count).toBe(2);
+    // A manual `invoices.pay` after the first attempt leaves `attempt_count` alone (see below).
+    expect((await stripe.invoices.retrieve(invoice.id)).attempt_count).toBe(1);
     expect(sandbox.charges(invoice.id).map((c) => c.status)).toEqual(['failed', 'failed']);
   });
 
@@ -104,9 +105,9 @@ describe('sandbox API through the real SDK', () => {
       status: 'requires_action',
       next_action: { type: 'use_stripe_sdk' },
     });
-    // Nothing reached the issuer: Stripe's first try is the only charge, yet the attempt counts.
+    // Nothing reached the issuer: Stripe's first try is the only charge; a manual try does not count.
     expect(sandbox.charges(invoice.id)).toHaveLength(1);
-    expect((await stripe.invoices.retrieve(invoice.id)).attempt_count).toBe(2);
+    expect((await stripe.invoices.retrieve(invoice.id)).attempt_count).toBe(1);
     const ofRetry = sandbox
       .events()
       .filter((e) => e.request.id === cardErr.requestId)
@@ -122,6 +123,40 @@ describe('sandbox API through the real SDK', () => {
     // The customer completes 3-D Secure on the hosted invoice page, which pays the invoice.
     await sandbox.payInvoiceOutOfBand(invoice.id);
     expect((await stripe.invoices.retrieve(invoice.id)).status).toBe('paid');
+  });
+
+  it('counts attempts as Stripe does: the first try, then only automatic retries; manual tries are charges all the same', async () => {
+    // Stripe, Invoice.attempt_count: "Any payment attempt counts as the first attempt, and
+    // subsequently only automatic retries increment the attempt count. In other words, manual payment
+    // attempts after the first attempt do not affect the retry schedule."
+    const { invoice } = await failingInvoice('expired_card');
+    const count = async () => (await stripe.invoices.retrieve(invoice.id)).attempt_count;
+    expect(await count()).toBe(1);
+    await stripe.invoices.pay(invoice.id).catch(() => undefined);
+    await sandbox.failedTry(invoice.id, 'hosted');
+    await sandbox.failedTry(invoice.id, 'dashboard');
+    expect(await count()).toBe(1);
+    await sandbox.automaticRetry(invoice.id);
+    expect(await count()).toBe(2);
+    expect(sandbox.charges(invoice.id).map((c) => [c.source, c.status])).toEqual([
+      ['initial', 'failed'],
+      ['api', 'failed'],
+      ['hosted', 'failed'],
+      ['dashboard', 'failed'],
+      ['automatic', 'failed'],
+    ]);
+    // Stripe, invoice.payment_failed: "Occurs whenever an invoice payment attempt fails"; each
+    // failed try is announced, counted or not, and names the count change only when there is one.
+    const failures = sandbox
+      .events()
+      .filter((e) => e.type === 'invoice.payment_failed' && (e.data.object as { id: string }).id === invoice.id);
+    expect(failures.map((e) => e.data.previous_attributes ?? null)).toEqual([
+      { attempt_count: 0 },
+      null,
+      null,
+      null,
+      { attempt_count: 1 },
+    ]);
   });
 
   it('pays after the customer gets a new default card, then refuses a second payment like Stripe', async () => {
