@@ -3,7 +3,7 @@ import type { Sql, Tx } from '../db.ts';
 import { detailsOfCharge, intentsOf, lastIntentError } from '../events/charges.ts';
 import { insertStripeAttempt, mergeDetails, refreshCaseDeclines, type DeclineDetails } from '../events/ledger.ts';
 import { upsertCustomer as upsertCustomerRow } from '../events/objects.ts';
-import { call, type StripeGateway } from '../stripe/charge.ts';
+import { call, withAllPayments, type StripeGateway } from '../stripe/charge.ts';
 import { assignCohort, type Policy } from './policy.ts';
 import { planNext, savePolicy, type PlanResult, type SchedulerDeps } from './scheduler.ts';
 
@@ -111,8 +111,11 @@ async function stripeTries(deps: BackfillDeps, inv: Stripe.Invoice): Promise<Str
   let lastError: DeclineDetails | null = null;
   let failed: Stripe.Charge[] = [];
   try {
-    const full = await call(deps.gateway, (s) =>
-      s.invoices.retrieve(invoiceId, { expand: ['payments.data.payment.payment_intent'] }),
+    const full = await withAllPayments(
+      deps.gateway,
+      await call(deps.gateway, (s) =>
+        s.invoices.retrieve(invoiceId, { expand: ['payments.data.payment.payment_intent'] }),
+      ),
     );
     lastError = lastIntentError(full);
     for (const pi of intentsOf(full)) failed.push(...(await failedCharges(deps, pi.id)));

@@ -268,6 +268,37 @@ export function createBilling(deps: BillingDeps) {
     return pi;
   }
 
+  function newPaymentIntent(invoiceId: string, customerId: string, amount: number, currency: string): PaymentIntentRec {
+    const pi: PaymentIntentRec = {
+      id: store.nextId('pi'),
+      invoice: invoiceId,
+      customer: customerId,
+      amount,
+      currency,
+      status: 'requires_payment_method',
+      paymentMethod: null,
+      latestCharge: null,
+      created: now(),
+    };
+    store.paymentIntents.set(pi.id, pi);
+    return pi;
+  }
+
+  /**
+   * A new InvoicePayment for the invoice (say, the customer starts over on the hosted page): a new
+   * PaymentIntent becomes the default and the one it replaces is canceled.
+   */
+  function startNewPayment(inv: InvoiceRec): PaymentIntentRec {
+    const old = mustGet(store.paymentIntents, inv.paymentIntent, 'payment_intent');
+    if (old.status !== 'succeeded') {
+      old.status = 'canceled';
+      old.canceledAt = now();
+    }
+    const pi = newPaymentIntent(inv.id, inv.customer, inv.amount, inv.currency);
+    inv.paymentIntent = pi.id;
+    return pi;
+  }
+
   function createFailingInvoice(customerId: string, input: NewInvoice): { invoice: InvoiceRec; charge: ChargeRec } {
     const customer = mustGet(store.customers, customerId, 'customer');
     const created = now();
@@ -289,18 +320,7 @@ export function createBilling(deps: BillingDeps) {
       });
     }
     const id = store.nextId('in');
-    const pi = store.nextId('pi');
-    store.paymentIntents.set(pi, {
-      id: pi,
-      invoice: id,
-      customer: customerId,
-      amount: input.amount,
-      currency: input.currency,
-      status: 'requires_payment_method',
-      paymentMethod: null,
-      latestCharge: null,
-      created,
-    });
+    const pi = newPaymentIntent(id, customerId, input.amount, input.currency).id;
     const inv: InvoiceRec = {
       id,
       number: `SBX-${String(store.invoices.size + 1).padStart(6, '0')}`,
@@ -409,11 +429,13 @@ export function createBilling(deps: BillingDeps) {
   /**
    * A failed try at an open invoice made outside the worker, with the customer's saved card: the
    * customer on the hosted invoice page, or someone in the Dashboard or another tool (`dashboard`). Declined
-   * whatever the card model's odds, so a test can build a known history.
+   * whatever the card model's odds, so a test can build a known history. `newPayment`: the try
+   * comes with a new InvoicePayment (its own PaymentIntent), as when the customer starts over.
    */
-  function failedTry(invoiceId: string, source: 'hosted' | 'dashboard'): ChargeRec {
+  function failedTry(invoiceId: string, source: 'hosted' | 'dashboard', newPayment = false): ChargeRec {
     const inv = mustGet(store.invoices, invoiceId, 'invoice');
     if (inv.status !== 'open') throw invalidRequest(`Invoice ${invoiceId} is ${inv.status} and cannot be paid.`);
+    if (newPayment) startNewPayment(inv);
     const customer = mustGet(store.customers, inv.customer, 'customer');
     const pm =
       customer.defaultPaymentMethod === null ? undefined : store.paymentMethods.get(customer.defaultPaymentMethod);

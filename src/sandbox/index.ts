@@ -98,9 +98,13 @@ export interface Sandbox {
   /**
    * A declined try made outside the worker with the customer's failing default card: `hosted` (the
    * customer on the hosted invoice page) or `dashboard` (the Dashboard, another tool). A manual try: it
-   * does not move `attempt_count` after the first attempt.
+   * does not move `attempt_count` after the first attempt. `newPayment`: with a new InvoicePayment.
    */
-  failedTry(invoiceId: string, source?: 'hosted' | 'dashboard'): Promise<{ chargeId: string }>;
+  failedTry(
+    invoiceId: string,
+    source?: 'hosted' | 'dashboard',
+    options?: { newPayment?: boolean },
+  ): Promise<{ chargeId: string; paymentIntentId: string }>;
   /** Stripe's own automatic retry (Smart Retries): it counts in `attempt_count`. */
   automaticRetry(invoiceId: string): Promise<{ chargeId: string; status: 'succeeded' | 'failed' }>;
   /** Lets the card model decide whether this reminder makes the customer update their card. */
@@ -220,7 +224,10 @@ export async function startSandbox(opts: SandboxOptions): Promise<Sandbox> {
     async payInvoiceOutOfBand(invoiceId) {
       billing.payOutOfBand(invoiceId);
     },
-    failedTry: (invoiceId, source = 'hosted') => Promise.resolve({ chargeId: billing.failedTry(invoiceId, source).id }),
+    failedTry(invoiceId, source = 'hosted', options = {}) {
+      const ch = billing.failedTry(invoiceId, source, options.newPayment ?? false);
+      return Promise.resolve({ chargeId: ch.id, paymentIntentId: ch.paymentIntent });
+    },
     automaticRetry(invoiceId) {
       const ch = billing.automaticRetry(invoiceId);
       return Promise.resolve({ chargeId: ch.id, status: ch.status });

@@ -187,31 +187,60 @@ export function invoiceJson(
     total: inv.amount,
     webhooks_delivered_at: inv.created,
   };
-  // Expanding a nested path expands its parent too, as Stripe does.
+  // Expanding a nested path expands its parent too, as Stripe does. An expanded list holds its
+  // first page (10, newest first); `has_more` says the rest is at its `url`.
   if (expand.some((e) => e === 'payments' || e.startsWith('payments.'))) {
+    const all = paymentsOf(ctx.store, inv.id);
+    const expandIntent = expand.includes('payments.data.payment.payment_intent');
     json.payments = {
       object: 'list',
-      data: [
-        {
-          id: `inpay_${inv.paymentIntent.slice(3)}`,
-          object: 'invoice_payment',
-          amount_paid: paid ? inv.amount : null,
-          amount_requested: inv.amount,
-          created: inv.created,
-          currency: inv.currency,
-          invoice: inv.id,
-          is_default: true,
-          livemode: false,
-          payment: { type: 'payment_intent', payment_intent: expandedIntent(ctx, inv.paymentIntent, expand) },
-          status: paid ? 'paid' : inv.status === 'void' ? 'canceled' : 'open',
-          status_transitions: { canceled_at: inv.voidedAt, paid_at: inv.paidAt },
-        },
-      ],
-      has_more: false,
+      data: all.slice(0, EXPANDED_LIST_PAGE).map((pi) => invoicePaymentJson(ctx, inv, pi, expandIntent)),
+      has_more: all.length > EXPANDED_LIST_PAGE,
       url: `/v1/invoice_payments?invoice=${inv.id}`,
     };
   }
   return json;
+}
+
+const EXPANDED_LIST_PAGE = 10;
+
+/** The invoice's PaymentIntents, one per InvoicePayment, newest first as Stripe lists them. */
+export function paymentsOf(store: Store, invoiceId: string): PaymentIntentRec[] {
+  return [...store.paymentIntents.values()]
+    .filter((pi) => pi.invoice === invoiceId)
+    .sort((a, b) => b.created - a.created || (a.id < b.id ? 1 : -1));
+}
+
+export function invoicePaymentId(pi: PaymentIntentRec): string {
+  return `inpay_${pi.id.slice(3)}`;
+}
+
+/** The InvoicePayment of one of the invoice's PaymentIntents; only the invoice's current one is its default. */
+export function invoicePaymentJson(
+  ctx: RenderContext,
+  inv: InvoiceRec,
+  pi: PaymentIntentRec,
+  expandIntent: boolean,
+): Record<string, unknown> {
+  const paid = pi.status === 'succeeded';
+  const canceled = !paid && (inv.status === 'void' || pi.status === 'canceled');
+  return {
+    id: invoicePaymentId(pi),
+    object: 'invoice_payment',
+    amount_paid: paid ? pi.amount : null,
+    amount_requested: pi.amount,
+    created: pi.created,
+    currency: pi.currency,
+    invoice: inv.id,
+    is_default: pi.id === inv.paymentIntent,
+    livemode: false,
+    payment: { type: 'payment_intent', payment_intent: expandIntent ? paymentIntentJson(ctx, pi) : pi.id },
+    status: paid ? 'paid' : canceled ? 'canceled' : 'open',
+    status_transitions: {
+      canceled_at: canceled ? (inv.voidedAt ?? pi.canceledAt) : null,
+      paid_at: paid ? inv.paidAt : null,
+    },
+  };
 }
 
 function outcomeJson(ch: ChargeRec): Record<string, unknown> {
@@ -290,12 +319,6 @@ function expandedSubscription(
 ): string | Record<string, unknown> {
   const sub = expand.includes('parent.subscription_details.subscription') ? ctx.store.subscriptions.get(id) : undefined;
   return sub === undefined ? id : subscriptionJson(sub);
-}
-
-/** `expand[]=payments.data.payment.payment_intent` gives the PaymentIntent object (with its latest charge), as Stripe does. */
-function expandedIntent(ctx: RenderContext, id: string, expand: readonly string[]): string | Record<string, unknown> {
-  const pi = expand.includes('payments.data.payment.payment_intent') ? ctx.store.paymentIntents.get(id) : undefined;
-  return pi === undefined ? id : paymentIntentJson(ctx, pi);
 }
 
 export function paymentIntentJson(ctx: RenderContext, pi: PaymentIntentRec): Record<string, unknown> {

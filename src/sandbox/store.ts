@@ -75,7 +75,10 @@ export interface InvoiceRec {
   paidAt: number | null;
   voidedAt: number | null;
   uncollectibleAt: number | null;
-  /** The PaymentIntent Stripe reuses for every attempt on this invoice. */
+  /**
+   * The invoice's current PaymentIntent (its default InvoicePayment), which Stripe reuses for every
+   * attempt until a new payment replaces it; earlier ones are found through their `invoice`.
+   */
   paymentIntent: string;
 }
 
@@ -107,10 +110,12 @@ export interface PaymentIntentRec {
   customer: string;
   amount: number;
   currency: string;
-  status: 'requires_payment_method' | 'requires_action' | 'succeeded';
+  status: 'requires_payment_method' | 'requires_action' | 'succeeded' | 'canceled';
   paymentMethod: string | null;
   latestCharge: string | null;
   created: number;
+  /** Set when a newer InvoicePayment of the invoice replaced this one. */
+  canceledAt?: number | null;
 }
 
 export interface EventRec {

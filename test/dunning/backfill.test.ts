@@ -242,6 +242,44 @@ describe('backfill', () => {
     }
   });
 
+  it('reads every InvoicePayment of an invoice, past the first page: all their failed charges, and the latest answer', async () => {
+    // Stripe: "When retrieving an invoice, there is an includable payments property containing the
+    // first handful of those items. There is also a URL where you can retrieve the full (paginated)
+    // list of payments."
+    const start = new Date(w.clock.now());
+    w.sandboxClock.set(new Date(start.getTime() - 3 * DAY));
+    const c = await w.sandbox.createCustomer({
+      email: 'p@example.com',
+      name: 'P',
+      country: 'US',
+      card: { brand: 'visa', failure: 'generic_decline', expMonth: 1, expYear: 2030 },
+    });
+    const inv = await w.sandbox.createFailingInvoice(c.id, { amount: 1_500, currency: 'usd', subscription: true });
+    for (let i = 1; i <= 11; i += 1) {
+      w.sandboxClock.set(new Date(start.getTime() - 3 * DAY + i * HOUR));
+      await w.sandbox.failedTry(inv.id, 'hosted', { newPayment: true });
+    }
+    // The customer's latest try, on another card, met a stolen-card answer: never retry that card.
+    await w.sandbox.updateCard(c.id, { brand: 'visa', failure: 'stolen_card', expMonth: 1, expYear: 2031 });
+    w.sandboxClock.set(new Date(start.getTime() - 2 * DAY));
+    await w.sandbox.failedTry(inv.id, 'hosted', { newPayment: true });
+    w.sandboxClock.set(start);
+    const expanded = await w.sandbox.stripe().invoices.retrieve(inv.id, { expand: ['payments'] });
+    expect(expanded.payments).toMatchObject({ has_more: true });
+    expect(expanded.payments!.data).toHaveLength(10);
+
+    await backfill({ sql: w.db.sql, gateway: w.deps.gateway, scheduler: w.deps, policy: w.policy });
+    const tries = await w.db.sql`
+      select charge_id, decline_code from payment_attempts where invoice_id = ${inv.id} and status = 'declined' order by started_at, attempt_no`;
+    expect(tries.map((t) => t.charge_id as string)).toEqual(w.sandbox.charges(inv.id).map((ch) => ch.id));
+    expect(tries).toHaveLength(13);
+    expect(tries[12]!.decline_code).toBe('stolen_card');
+    const [row] = await w.db.sql`select last_decline_code from dunning_cases where invoice_id = ${inv.id}`;
+    expect(row!.last_decline_code).toBe('stolen_card');
+    const planned = await w.db.sql`select 1 from payment_attempts where invoice_id = ${inv.id} and status = 'planned'`;
+    expect(planned).toHaveLength(0);
+  });
+
   it("falls back to the invoice's finalization when Stripe's charges cannot be read, and says so", async () => {
     const start = new Date(w.clock.now());
     const { invoiceId, times } = await failingThreeTimes(new Date(start.getTime() - 2 * DAY));

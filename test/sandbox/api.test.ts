@@ -159,6 +159,37 @@ describe('sandbox API through the real SDK', () => {
     ]);
   });
 
+  it('keeps several InvoicePayments per invoice and pages them as Stripe does', async () => {
+    // Stripe: "When retrieving an invoice, there is an includable payments property containing the
+    // first handful of those items. There is also a URL where you can retrieve the full (paginated)
+    // list of payments." Lists come newest first, a page at a time, with `has_more` when more follow.
+    const { invoice } = await failingInvoice('generic_decline');
+    clock.advance(60_000);
+    const second = await sandbox.failedTry(invoice.id, 'hosted', { newPayment: true });
+    clock.advance(60_000);
+    const third = await sandbox.failedTry(invoice.id, 'hosted', { newPayment: true });
+    const firstPage = await stripe.invoicePayments.list({ invoice: invoice.id, limit: 2 });
+    expect(firstPage.has_more).toBe(true);
+    const all = await stripe.invoicePayments
+      .list({ invoice: invoice.id, limit: 2, expand: ['data.payment.payment_intent'] })
+      .autoPagingToArray({ limit: 10 });
+    expect(all).toHaveLength(3);
+    const intents = all.map((p) => p.payment.payment_intent as Stripe.PaymentIntent);
+    expect(intents.map((pi) => pi.id).slice(0, 2)).toEqual([third.paymentIntentId, second.paymentIntentId]);
+    expect(all.map((p) => [p.is_default, p.status])).toEqual([
+      [true, 'open'],
+      [false, 'canceled'],
+      [false, 'canceled'],
+    ]);
+    expect(intents.map((pi) => pi.last_payment_error?.decline_code)).toEqual([
+      'generic_decline',
+      'generic_decline',
+      'generic_decline',
+    ]);
+    const inv = await stripe.invoices.retrieve(invoice.id, { expand: ['payments'] });
+    expect(inv.payments?.data.map((p) => p.id)).toEqual(all.map((p) => p.id));
+  });
+
   it('pays after the customer gets a new default card, then refuses a second payment like Stripe', async () => {
     const { customer, invoice } = await failingInvoice('expired_card');
     const { paymentMethodId } = await sandbox.updateCard(customer.id, card(null));
