@@ -13,7 +13,7 @@ import { combineHooks, type DomainHooks } from './events/hooks.ts';
 import { startEventWorker, startOrphanSweep, type ProcessorDeps } from './events/processor.ts';
 import type { Logger } from './log.ts';
 import { QUEUES } from './queue.ts';
-import { retrieveCustomer, type StripeGateway } from './stripe/charge.ts';
+import { retrieveCustomer, retrieveInvoice, type StripeGateway } from './stripe/charge.ts';
 import { createThrottle, type Throttle } from './stripe/throttle.ts';
 import { createReminderHooks, type ReminderHooks } from './reminders/hooks.ts';
 import { parseReminderPolicy } from './reminders/policy.ts';
@@ -51,7 +51,12 @@ export function processorDeps(
     hooks,
     policy: { version, body },
     assignCohort: (invoiceId) => assignCohort(invoiceId, deps.policy),
-    ...(gateway ? { fetchCustomer: (id: string) => retrieveCustomer(gateway, id) } : {}),
+    ...(gateway
+      ? {
+          fetchCustomer: (id: string) => retrieveCustomer(gateway, id),
+          fetchInvoice: (id: string) => retrieveInvoice(gateway, id),
+        }
+      : {}),
     ...(reportUnknownCodes ? { reportUnknownCodes } : {}),
   };
 }

@@ -5,7 +5,7 @@ import { createBilling, type Emit, type NewCustomer, type NewInvoice } from './b
 import { createFaultRegistry, type Fault } from './faults.ts';
 import { createIdempotencyCache } from './idempotency.ts';
 import { createRng } from './issuer-model.ts';
-import { apiVersion } from './objects.ts';
+import { apiVersion, eventAtVersion } from './objects.ts';
 import { createSandboxHttp, type RateLimitedRequest } from './server.ts';
 import { captureState, restoreStore, type SandboxState } from './snapshot.ts';
 import { createStore, unixSeconds, type CardSpec, type EventRec } from './store.ts';
@@ -60,6 +60,11 @@ export interface SandboxOptions {
   log?: Logger;
   /** Put into every id, so objects differ from an earlier sandbox's kept in a database (demo --keep). */
   idTag?: string;
+  /**
+   * The webhook endpoint's API version (default: the SDK's). Stripe renders each event at it; one
+   * older than 2025-03-31.basil gets invoices with top-level `subscription` and no `parent`.
+   */
+  webhookApiVersion?: string;
   /** Go on from an earlier sandbox's `saveState()` (its objects and id numbering; not its random draws). */
   state?: SandboxState;
 }
@@ -121,6 +126,8 @@ export interface Sandbox {
   /** Requests the rate limiter turned away with 429, in arrival order. */
   rateLimited(): RateLimitedRequest[];
   flushWebhooks(): Promise<void>;
+  /** Sets the webhook endpoint's API version for events emitted from now on, as updating the endpoint does. */
+  setWebhookApiVersion(version: string): void;
   stop(): Promise<void>;
 }
 
@@ -152,6 +159,7 @@ export async function startSandbox(opts: SandboxOptions): Promise<Sandbox> {
     });
   }
 
+  let endpointVersion = opts.webhookApiVersion ?? apiVersion;
   const emit: Emit = (type, object, previous, request) => {
     const event: EventRec = {
       id: store.nextId('evt'),
@@ -165,7 +173,7 @@ export async function startSandbox(opts: SandboxOptions): Promise<Sandbox> {
       request: { id: request?.id ?? null, idempotency_key: request?.idempotencyKey ?? null },
     };
     store.events.push(event);
-    queue?.enqueue(event);
+    queue?.enqueue(eventAtVersion(render, event, endpointVersion));
   };
 
   const billing = createBilling({
@@ -258,6 +266,9 @@ export async function startSandbox(opts: SandboxOptions): Promise<Sandbox> {
     customers: () => [...store.customers.values()].map((c) => ({ id: c.id, email: c.email })),
     saveState: () => captureState(store),
     rateLimited: () => http.rateLimited(),
+    setWebhookApiVersion(version) {
+      endpointVersion = version;
+    },
     flushWebhooks: async () => {
       await queue?.flush();
     },

@@ -2,6 +2,7 @@ import Stripe from 'stripe';
 import type {
   ChargeRec,
   CustomerRec,
+  EventRec,
   InvoiceRec,
   PaymentIntentRec,
   PaymentMethodRec,
@@ -16,6 +17,34 @@ import type {
 
 /** The SDK's own pinned version, so an SDK upgrade cannot leave the sandbox claiming an older one. */
 export const apiVersion: string = Stripe.API_VERSION;
+
+/** The first API version whose invoices carry `parent` and `payments` instead of top-level ids. */
+export const BASIL = '2025-03-31.basil';
+
+/**
+ * An event as a webhook endpoint at `version` receives it. Stripe: "Webhook events are rendered
+ * with the API version of the webhook endpoint" (the account default when none was set). The
+ * sandbox renders the one change the worker meets: before 2025-03-31.basil an invoice names its
+ * `subscription`, `payment_intent` and `charge` at top level and has no `parent`.
+ */
+export function eventAtVersion(ctx: RenderContext, event: EventRec, version: string): EventRec {
+  if (version === event.api_version) return event;
+  const object = event.data.object as Record<string, unknown>;
+  const rendered = object.object === 'invoice' && version < BASIL ? legacyInvoice(ctx, object) : object;
+  return { ...event, api_version: version, data: { ...event.data, object: rendered } };
+}
+
+function legacyInvoice(ctx: RenderContext, json: Record<string, unknown>): Record<string, unknown> {
+  const inv = ctx.store.invoices.get(String(json.id));
+  const pi = inv === undefined ? undefined : ctx.store.paymentIntents.get(inv.paymentIntent);
+  const { parent: _parent, payments: _payments, ...rest } = json;
+  return {
+    ...rest,
+    subscription: inv?.subscription ?? null,
+    payment_intent: pi?.id ?? null,
+    charge: pi?.latestCharge ?? null,
+  };
+}
 
 export interface RenderContext {
   store: Store;
