@@ -232,7 +232,7 @@ export function createBilling(deps: BillingDeps) {
       const previous = { status: inv.status, amount_paid: 0 };
       inv.status = 'paid';
       inv.paidAt = ch.created;
-      emit('charge.succeeded', chargeJson(ch), undefined, request);
+      emit('charge.succeeded', chargeJson(store, ch), undefined, request);
       emit('payment_intent.succeeded', paymentIntentJson(render, pi), undefined, request);
       emit('invoice.paid', invoiceJson(render, inv), previous, request);
       emit('invoice.payment_succeeded', invoiceJson(render, inv), undefined, request);
@@ -242,7 +242,7 @@ export function createBilling(deps: BillingDeps) {
     if (pm.firstFailedAt === null) pm.firstFailedAt = at;
     const auth = decision.decline.code === 'authentication_required';
     pi.status = auth ? 'requires_action' : 'requires_payment_method';
-    emit('charge.failed', chargeJson(ch), undefined, request);
+    emit('charge.failed', chargeJson(store, ch), undefined, request);
     emit('payment_intent.payment_failed', paymentIntentJson(render, pi), undefined, request);
     emit('invoice.payment_failed', invoiceJson(render, inv), attemptCountChange(inv, countBefore), request);
     if (auth) emit('invoice.payment_action_required', invoiceJson(render, inv), undefined, request);

@@ -117,6 +117,11 @@ export function subscriptionJson(s: SubscriptionRec): Record<string, unknown> {
     cancel_at: null,
     cancel_at_period_end: false,
     canceled_at: s.canceledAt,
+    cancellation_details: {
+      comment: null,
+      feedback: null,
+      reason: s.canceledAt === null ? null : (s.cancellationReason ?? 'cancellation_requested'),
+    },
     collection_method: 'charge_automatically',
     created: s.created,
     currency: s.currency,
@@ -169,6 +174,8 @@ export function invoiceJson(
     amount_due: inv.amount,
     amount_overpaid: 0,
     amount_paid: paid ? inv.amount : 0,
+    // Every payment the sandbox takes goes through Stripe (no payment recorded off Stripe).
+    amount_paid_off_stripe: 0,
     amount_remaining: paid || inv.status === 'void' ? 0 : inv.amount,
     amount_shipping: 0,
     attempt_count: inv.attemptCount,
@@ -180,6 +187,11 @@ export function invoiceJson(
     created: inv.created,
     currency: inv.currency,
     customer: inv.customer,
+    // As it stood when the invoice was finalized; the sandbox's addresses hold only a country.
+    customer_address:
+      customer === undefined
+        ? null
+        : { city: null, country: customer.country, line1: null, line2: null, postal_code: null, state: null },
     customer_email: customer?.email ?? null,
     customer_name: customer?.name ?? null,
     default_payment_method: null,
@@ -298,7 +310,28 @@ function outcomeJson(ch: ChargeRec): Record<string, unknown> {
   };
 }
 
-export function chargeJson(ch: ChargeRec): Record<string, unknown> {
+/** The card as a charge reports it; the same fingerprint as its PaymentMethod's. */
+function paymentMethodDetailsJson(pm: PaymentMethodRec | undefined): Record<string, unknown> | null {
+  if (pm === undefined) return null;
+  const card = paymentMethodJson(pm).card as Record<string, unknown>;
+  return {
+    type: 'card',
+    card: {
+      brand: pm.card.brand,
+      checks: card.checks,
+      country: card.country,
+      exp_month: pm.card.expMonth,
+      exp_year: pm.card.expYear,
+      fingerprint: card.fingerprint,
+      funding: card.funding,
+      last4: pm.last4,
+      network: pm.card.brand,
+      wallet: null,
+    },
+  };
+}
+
+export function chargeJson(store: Store, ch: ChargeRec): Record<string, unknown> {
   return {
     id: ch.id,
     object: 'charge',
@@ -318,6 +351,7 @@ export function chargeJson(ch: ChargeRec): Record<string, unknown> {
     paid: ch.status === 'succeeded',
     payment_intent: ch.paymentIntent,
     payment_method: ch.paymentMethod,
+    payment_method_details: paymentMethodDetailsJson(store.paymentMethods.get(ch.paymentMethod)),
     refunded: false,
     status: ch.status,
   };

@@ -117,7 +117,13 @@ function listCharges(deps: RouteDeps, call: Call): Reply {
     ),
     'charge',
   );
-  return ok(listJson('/v1/charges', page.map(chargeJson), hasMore));
+  return ok(
+    listJson(
+      '/v1/charges',
+      page.map((ch) => chargeJson(deps.store, ch)),
+      hasMore,
+    ),
+  );
 }
 
 /**
@@ -338,7 +344,7 @@ export const routes: readonly Route[] = [
   {
     method: 'GET',
     pattern: '/v1/charges/:id',
-    handle: (d, c) => ok(chargeJson(d.billing.mustGet(d.store.charges, need(c), 'charge'))),
+    handle: (d, c) => ok(chargeJson(d.store, d.billing.mustGet(d.store.charges, need(c), 'charge'))),
   },
   {
     method: 'GET',

@@ -49,6 +49,8 @@ export interface SubscriptionRec {
   currentPeriodStart: number;
   currentPeriodEnd: number;
   canceledAt: number | null;
+  /** Why it was canceled (`cancellation_details.reason`); null: on request, as a DELETE does. */
+  cancellationReason?: 'cancellation_requested' | 'payment_disputed' | 'payment_failed' | null;
   amount: number;
   currency: string;
   metadata: Metadata;

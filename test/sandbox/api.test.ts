@@ -190,6 +190,29 @@ describe('sandbox API through the real SDK', () => {
     expect(inv.payments?.data.map((p) => p.id)).toEqual(all.map((p) => p.id));
   });
 
+  it('sends the fields the worker reads: card details on charges, cancellation details, the customer address, off-Stripe payments', async () => {
+    const { invoice } = await failingInvoice('insufficient_funds', 1200, 'mastercard');
+    // Charge.payment_method_details: "Details about the payment method at the time of the transaction."
+    const ch = await stripe.charges.retrieve(invoice.chargeId);
+    expect(ch.payment_method_details?.type).toBe('card');
+    expect(ch.payment_method_details?.card).toMatchObject({ brand: 'mastercard', exp_year: 2030 });
+    const pm = await stripe.paymentMethods.retrieve(ch.payment_method!);
+    expect(ch.payment_method_details?.card?.fingerprint).toBe(pm.card?.fingerprint);
+    // Invoice.customer_address: "The customer's address. Until the invoice is finalized, this field
+    // will equal `customer.address`. Once the invoice is finalized, this field will no longer be updated."
+    // Invoice.amount_paid_off_stripe: "Amount, in cents (or local equivalent), that was paid on the
+    // invoice outside of Stripe."
+    const inv = await stripe.invoices.retrieve(invoice.id);
+    expect(inv.customer_address?.country).toBe('DE');
+    expect(inv.amount_paid_off_stripe).toBe(0);
+    // Subscription.cancellation_details: "Details about why this subscription was cancelled"; its
+    // reason: "Why this subscription was canceled." (a cancellation through the API: cancellation_requested).
+    const sub = await stripe.subscriptions.retrieve(invoice.subscriptionId!);
+    expect(sub.cancellation_details).toEqual({ comment: null, feedback: null, reason: null });
+    const canceled = await stripe.subscriptions.cancel(invoice.subscriptionId!);
+    expect(canceled.cancellation_details?.reason).toBe('cancellation_requested');
+  });
+
   it('pays after the customer gets a new default card, then refuses a second payment like Stripe', async () => {
     const { customer, invoice } = await failingInvoice('expired_card');
     const { paymentMethodId } = await sandbox.updateCard(customer.id, card(null));
