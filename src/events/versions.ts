@@ -3,7 +3,8 @@ import type { Logger } from '../log.ts';
 
 /**
  * Stripe renders each event at the API version of the webhook endpoint that receives it, not at the
- * version of the SDK that reads it. The worker reads objects at the SDK's pinned version; an event
+ * version of the SDK that reads it: WebhookEndpoint.api_version, "The API version that events are
+ * rendered as for this webhook endpoint. You can't change this value after you create the endpoint." The worker reads objects at the SDK's pinned version; an event
  * at another version may lack fields it needs (before 2025-03-31.basil an invoice names its
  * subscription at top level and has no `parent`), and reading it as ours would silently lose them.
  */
@@ -50,7 +51,7 @@ export function versionWarner(): (log: Logger, apiVersion: string | null | undef
     seen.add(v.version);
     log.warn(
       { apiVersion: v.version, ours: OUR_API_VERSION, known: v.kind === 'older' },
-      `a webhook endpoint sends events at Stripe API version ${v.version}; this worker reads ${OUR_API_VERSION}: set the endpoint's API version to ${OUR_API_VERSION} (invoice events are read again from Stripe until then)`,
+      `a webhook endpoint sends events at Stripe API version ${v.version}; this worker reads ${OUR_API_VERSION}: create the endpoint anew at API version ${OUR_API_VERSION} (an endpoint's version cannot be changed); until then invoice events are read again from Stripe`,
     );
   };
 }

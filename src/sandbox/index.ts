@@ -126,7 +126,10 @@ export interface Sandbox {
   /** Requests the rate limiter turned away with 429, in arrival order. */
   rateLimited(): RateLimitedRequest[];
   flushWebhooks(): Promise<void>;
-  /** Sets the webhook endpoint's API version for events emitted from now on, as updating the endpoint does. */
+  /**
+   * The API version of events emitted from now on: as replacing the endpoint with one created at
+   * another version (an endpoint's own version cannot be changed).
+   */
   setWebhookApiVersion(version: string): void;
   stop(): Promise<void>;
 }

@@ -22,9 +22,9 @@ export const apiVersion: string = Stripe.API_VERSION;
 export const BASIL = '2025-03-31.basil';
 
 /**
- * An event as a webhook endpoint at `version` receives it. Stripe: "Webhook events are rendered
- * with the API version of the webhook endpoint" (the account default when none was set). The
- * sandbox renders the one change the worker meets: before 2025-03-31.basil an invoice names its
+ * An event as a webhook endpoint at `version` receives it. Stripe, WebhookEndpoint.api_version:
+ * "The API version that events are rendered as for this webhook endpoint. You can't change this
+ * value after you create the endpoint." (the account default when none was set). The sandbox renders the one change the worker meets: before 2025-03-31.basil an invoice names its
  * `subscription`, `payment_intent` and `charge` at top level and has no `parent`.
  */
 export function eventAtVersion(ctx: RenderContext, event: EventRec, version: string): EventRec {

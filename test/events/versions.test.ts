@@ -8,8 +8,9 @@ import { manualClock, startReceiver } from '../sandbox/helpers.ts';
 import { apply, recordingHooks, testDeps } from './helpers.ts';
 
 /**
- * Stripe: "Webhook events are rendered with the API version of the webhook endpoint", not the
- * version of the SDK that reads them. Before 2025-03-31.basil an invoice names its subscription at
+ * Stripe, WebhookEndpoint.api_version: "The API version that events are rendered as for this
+ * webhook endpoint. You can't change this value after you create the endpoint." Not the version of
+ * the SDK that reads them. Before 2025-03-31.basil an invoice names its subscription at
  * top level and has no `parent`: read as ours, a deleted subscription would no longer close its
  * cases and a Stripe pause would not be followed, silently.
  */
@@ -108,5 +109,5 @@ test('the receiver side warns once per endpoint API version other than ours', ()
   const warn = versionWarner();
   for (const v of [Stripe.API_VERSION, LEGACY, LEGACY, '2025-01-27.acacia', LEGACY]) warn(log, v);
   expect(lines.map((l) => l.apiVersion)).toEqual([LEGACY, '2025-01-27.acacia']);
-  expect(String(lines[0]!.msg)).toContain(`set the endpoint's API version to ${Stripe.API_VERSION}`);
+  expect(String(lines[0]!.msg)).toContain(`create the endpoint anew at API version ${Stripe.API_VERSION}`);
 });

@@ -45,7 +45,8 @@ async function failing(sb: Sandbox) {
 
 describe('sandbox webhooks', () => {
   it("renders events at the webhook endpoint's API version: before 2025-03-31.basil an invoice has top-level ids and no parent", async () => {
-    // Stripe: "Webhook events are rendered with the API version of the webhook endpoint"; before
+    // Stripe, WebhookEndpoint.api_version: "The API version that events are rendered as for this
+    // webhook endpoint. You can't change this value after you create the endpoint." Before
     // 2025-03-31.basil the invoice carries `subscription`, `payment_intent` and `charge` at top level.
     const receiver = await startReceiver();
     const { sb } = await setup(receiver, { webhookApiVersion: '2024-06-20' });
