@@ -139,7 +139,7 @@ export const CHARGED = new Set(['in_flight', 'unknown', 'declined', 'succeeded']
 
 /**
  * The ledger row a failure event reports, claimed for it: the row it already claimed (the event
- * applied again), else a failed or unresolved try that no failure event has claimed and whose
+ * applied again), or the row of another copy of the same failure event, else a failed or unresolved try that no failure event has claimed and whose
  * charge may be the one the event reports: ours (the runner wrote it) or Stripe's recorded without
  * an event (backfill). Stripe sends `invoice.payment_failed` within the second of the failed
  * charge, so the try must have started by the event's time and not finished before it, give or
@@ -149,6 +149,13 @@ export const CHARGED = new Set(['in_flight', 'unknown', 'declined', 'succeeded']
 export async function claimFailureRow(tx: Tx, invoiceId: string, eventId: string, at: Date): Promise<number | null> {
   const [mine] = await tx`select id from payment_attempts where failure_event_id = ${eventId}`;
   if (mine) return Number(mine.id);
+  // The same failure under another event id (a copy of the event): Stripe's own try recorded from
+  // an event of the very same time. Two real tries of one invoice within one second do not happen.
+  const [same] = await tx`
+    select id from payment_attempts
+     where invoice_id = ${invoiceId} and source = 'stripe' and failure_event_id is not null and started_at = ${at}
+     limit 1`;
+  if (same) return Number(same.id);
   const skew = STRIPE_CLOCK_SKEW_MS / 1000;
   const rows = await tx`
     update payment_attempts set failure_event_id = ${eventId}
