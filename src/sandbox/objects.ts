@@ -81,6 +81,11 @@ export function customerJson(c: CustomerRec): Record<string, unknown> {
   };
 }
 
+/** One card number, one fingerprint: here derived from the payment method id. */
+function fingerprintOf(pm: PaymentMethodRec): string {
+  return `fp${pm.id.slice(-10)}`;
+}
+
 export function paymentMethodJson(pm: PaymentMethodRec): Record<string, unknown> {
   return {
     id: pm.id,
@@ -94,7 +99,7 @@ export function paymentMethodJson(pm: PaymentMethodRec): Record<string, unknown>
       display_brand: pm.card.brand,
       exp_month: pm.card.expMonth,
       exp_year: pm.card.expYear,
-      fingerprint: `fp${pm.id.slice(-10)}`,
+      fingerprint: fingerprintOf(pm),
       funding: 'credit',
       last4: pm.last4,
       networks: { available: [pm.card.brand], preferred: null },
@@ -284,7 +289,7 @@ export function invoicePaymentJson(
   };
 }
 
-function outcomeJson(ch: ChargeRec): Record<string, unknown> {
+function outcomeJson(ch: ChargeRec): Stripe.Charge.Outcome {
   const f = ch.failure;
   if (f === null) {
     return {
@@ -311,49 +316,81 @@ function outcomeJson(ch: ChargeRec): Record<string, unknown> {
 }
 
 /** The card as a charge reports it; the same fingerprint as its PaymentMethod's. */
-function paymentMethodDetailsJson(pm: PaymentMethodRec | undefined): Record<string, unknown> | null {
+function paymentMethodDetailsJson(pm: PaymentMethodRec | undefined): Stripe.Charge.PaymentMethodDetails | null {
   if (pm === undefined) return null;
-  const card = paymentMethodJson(pm).card as Record<string, unknown>;
   return {
     type: 'card',
     card: {
+      amount_authorized: null,
+      authorization_code: null,
       brand: pm.card.brand,
-      checks: card.checks,
-      country: card.country,
+      checks: { address_line1_check: null, address_postal_code_check: null, cvc_check: 'pass' },
+      country: 'US',
+      electronic_commerce_indicator: null,
       exp_month: pm.card.expMonth,
       exp_year: pm.card.expYear,
-      fingerprint: card.fingerprint,
-      funding: card.funding,
+      fingerprint: fingerprintOf(pm),
+      funding: 'credit',
+      installments: null,
       last4: pm.last4,
+      mandate: null,
       network: pm.card.brand,
+      network_token: null,
+      network_transaction_id: null,
+      regulated_status: null,
+      three_d_secure: null,
+      transaction_link_id: null,
       wallet: null,
     },
   };
 }
 
-export function chargeJson(store: Store, ch: ChargeRec): Record<string, unknown> {
+/** Typed with the SDK's `Stripe.Charge`: a field Stripe requires and the sandbox forgets fails the typecheck. */
+export function chargeJson(store: Store, ch: ChargeRec): Stripe.Charge {
+  const succeeded = ch.status === 'succeeded';
   return {
     id: ch.id,
     object: 'charge',
     amount: ch.amount,
-    amount_captured: ch.status === 'succeeded' ? ch.amount : 0,
+    amount_captured: succeeded ? ch.amount : 0,
     amount_refunded: 0,
-    captured: ch.status === 'succeeded',
+    application: null,
+    application_fee: null,
+    application_fee_amount: null,
+    balance_transaction: null,
+    billing_details: { address: null, email: null, name: null, phone: null, tax_id: null },
+    calculated_statement_descriptor: null,
+    captured: succeeded,
     created: ch.created,
     currency: ch.currency,
     customer: ch.customer,
     description: 'Subscription update',
+    disputed: false,
+    failure_balance_transaction: null,
     failure_code: ch.failure?.code ?? null,
     failure_message: ch.failure?.message ?? null,
+    fraud_details: null,
     livemode: false,
     metadata: {},
+    on_behalf_of: null,
     outcome: outcomeJson(ch),
-    paid: ch.status === 'succeeded',
+    paid: succeeded,
     payment_intent: ch.paymentIntent,
     payment_method: ch.paymentMethod,
     payment_method_details: paymentMethodDetailsJson(store.paymentMethods.get(ch.paymentMethod)),
+    receipt_email: null,
+    receipt_number: null,
+    receipt_url: null,
     refunded: false,
+    review: null,
+    shipping: null,
+    source: null,
+    source_transfer: null,
+    statement_descriptor: null,
+    statement_descriptor_suffix: null,
     status: ch.status,
+    transfer_data: null,
+    transfer_group: null,
   };
 }
 
