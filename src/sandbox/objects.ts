@@ -164,18 +164,24 @@ export function subscriptionJson(s: SubscriptionRec): Record<string, unknown> {
   };
 }
 
-export function invoiceJson(
-  ctx: RenderContext,
-  inv: InvoiceRec,
-  expand: readonly string[] = [],
-): Record<string, unknown> {
+/**
+ * The invoice as Stripe answers it, unexpanded. Typed with the SDK's `Stripe.Invoice`: a field
+ * Stripe requires and the sandbox forgets fails the typecheck. Includable `payments` and expanded
+ * objects are added by `invoiceJson`.
+ */
+export function invoiceObject(ctx: RenderContext, inv: InvoiceRec): Stripe.Invoice {
   const customer = ctx.store.customers.get(inv.customer);
   const paid = inv.status === 'paid';
-  const json: Record<string, unknown> = {
+  const address: Stripe.Address | null =
+    customer === undefined
+      ? null
+      : { city: null, country: customer.country, line1: null, line2: null, postal_code: null, state: null };
+  return {
     id: inv.id,
     object: 'invoice',
     account_country: 'US',
     account_name: 'Sandbox Merchant',
+    account_tax_ids: null,
     amount_due: inv.amount,
     amount_overpaid: 0,
     amount_paid: paid ? inv.amount : 0,
@@ -183,44 +189,67 @@ export function invoiceJson(
     amount_paid_off_stripe: 0,
     amount_remaining: paid || inv.status === 'void' ? 0 : inv.amount,
     amount_shipping: 0,
+    application: null,
     attempt_count: inv.attemptCount,
     attempted: inv.attemptCount > 0,
     auto_advance: inv.autoAdvance,
-    automatic_tax: { enabled: false, liability: null, status: null },
+    automatic_tax: { disabled_reason: null, enabled: false, liability: null, provider: null, status: null },
+    automatically_finalizes_at: null,
     billing_reason: inv.subscription === null ? 'manual' : 'subscription_cycle',
     collection_method: inv.collectionMethod,
     created: inv.created,
     currency: inv.currency,
+    custom_fields: null,
     customer: inv.customer,
+    customer_account: null,
     // As it stood when the invoice was finalized; the sandbox's addresses hold only a country.
-    customer_address:
-      customer === undefined
-        ? null
-        : { city: null, country: customer.country, line1: null, line2: null, postal_code: null, state: null },
+    customer_address: address,
     customer_email: customer?.email ?? null,
     customer_name: customer?.name ?? null,
+    customer_phone: null,
+    customer_shipping: null,
+    customer_tax_exempt: 'none',
     default_payment_method: null,
+    default_source: null,
+    default_tax_rates: [],
     description: null,
+    discounts: [],
     due_date: null,
     effective_at: inv.finalizedAt,
+    ending_balance: 0,
+    footer: null,
+    from_invoice: null,
     hosted_invoice_url: `${ctx.baseUrl}/hosted/invoices/${inv.id}`,
     invoice_pdf: `${ctx.baseUrl}/hosted/invoices/${inv.id}/pdf`,
+    issuer: { type: 'self' },
+    last_finalization_error: null,
+    latest_revision: null,
     lines: { object: 'list', data: [], has_more: false, url: `/v1/invoices/${inv.id}/lines` },
     livemode: false,
     metadata: { ...inv.metadata },
     // Smart Retries are off in the sandbox: the worker owns dunning.
     next_payment_attempt: null,
     number: inv.number,
+    on_behalf_of: null,
     parent:
       inv.subscription === null
         ? null
         : {
             type: 'subscription_details',
             quote_details: null,
-            subscription_details: { metadata: {}, subscription: expandedSubscription(ctx, inv.subscription, expand) },
+            subscription_details: { metadata: {}, subscription: inv.subscription },
           },
+    payment_settings: { default_mandate: null, payment_method_options: null, payment_method_types: null },
     period_end: inv.periodEnd,
     period_start: inv.periodStart,
+    post_payment_credit_notes_amount: 0,
+    pre_payment_credit_notes_amount: 0,
+    receipt_number: null,
+    rendering: null,
+    shipping_cost: null,
+    shipping_details: null,
+    starting_balance: 0,
+    statement_descriptor: null,
     status: inv.status,
     status_transitions: {
       finalized_at: inv.finalizedAt,
@@ -229,10 +258,34 @@ export function invoiceJson(
       voided_at: inv.voidedAt,
     },
     subtotal: inv.amount,
+    subtotal_excluding_tax: inv.amount,
     test_clock: null,
     total: inv.amount,
+    total_discount_amounts: [],
+    total_excluding_tax: inv.amount,
+    total_pretax_credit_amounts: [],
+    total_taxes: [],
     webhooks_delivered_at: inv.created,
   };
+}
+
+/** The invoice with what `expand[]` asks for: the subscription object, the payments and their PaymentIntents. */
+export function invoiceJson(
+  ctx: RenderContext,
+  inv: InvoiceRec,
+  expand: readonly string[] = [],
+): Record<string, unknown> {
+  const base = invoiceObject(ctx, inv);
+  const json: Record<string, unknown> = { ...base };
+  const sub = expand.includes('parent.subscription_details.subscription')
+    ? inv.subscription && ctx.store.subscriptions.get(inv.subscription)
+    : undefined;
+  if (sub && base.parent) {
+    json.parent = {
+      ...base.parent,
+      subscription_details: { ...base.parent.subscription_details, subscription: subscriptionJson(sub) },
+    };
+  }
   // Expanding a nested path expands its parent too, as Stripe does. An expanded list holds its
   // first page (10, newest first); `has_more` says the rest is at its `url`.
   if (expand.some((e) => e === 'payments' || e.startsWith('payments.'))) {
@@ -409,16 +462,6 @@ export function lastPaymentErrorJson(ch: ChargeRec, pm: PaymentMethodRec | undef
     doc_url: `https://docs.stripe.com/error-codes/${f.code.replaceAll('_', '-')}`,
     payment_method: pm === undefined ? undefined : paymentMethodJson(pm),
   };
-}
-
-/** `expand[]=parent.subscription_details.subscription` gives the Subscription object, as Stripe does. */
-function expandedSubscription(
-  ctx: RenderContext,
-  id: string,
-  expand: readonly string[],
-): string | Record<string, unknown> {
-  const sub = expand.includes('parent.subscription_details.subscription') ? ctx.store.subscriptions.get(id) : undefined;
-  return sub === undefined ? id : subscriptionJson(sub);
 }
 
 export function paymentIntentJson(ctx: RenderContext, pi: PaymentIntentRec): Record<string, unknown> {
