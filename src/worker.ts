@@ -14,7 +14,7 @@ import { startEventWorker, startOrphanSweep, type ProcessorDeps } from './events
 import { startAttemptOrphanSweep } from './dunning/orphans.ts';
 import type { Logger } from './log.ts';
 import { QUEUES } from './queue.ts';
-import { retrieveCustomer, type StripeGateway } from './stripe/charge.ts';
+import { retrieveCustomer, retrieveInvoice, type StripeGateway } from './stripe/charge.ts';
 import { createThrottle, type Throttle } from './stripe/throttle.ts';
 import { createReminderHooks, type ReminderHooks } from './reminders/hooks.ts';
 import { parseReminderPolicy } from './reminders/policy.ts';
@@ -53,7 +53,12 @@ export function processorDeps(
     hooks,
     policy: { version, body },
     assignCohort: (invoiceId) => assignCohort(invoiceId, deps.policy),
-    ...(gateway ? { fetchCustomer: (id: string) => retrieveCustomer(gateway, id) } : {}),
+    ...(gateway
+      ? {
+          fetchCustomer: (id: string) => retrieveCustomer(gateway, id),
+          fetchInvoice: (id: string) => retrieveInvoice(gateway, id),
+        }
+      : {}),
     ...(reportUnknownCodes ? { reportUnknownCodes } : {}),
   };
 }

@@ -3,7 +3,7 @@ import type { Sql, Tx } from '../db.ts';
 import { detailsOfCharge, intentsOf, lastIntentError } from '../events/charges.ts';
 import { insertStripeAttempt, mergeDetails, refreshCaseDeclines, type DeclineDetails } from '../events/ledger.ts';
 import { idOf, upsertCustomer as upsertCustomerRow } from '../events/objects.ts';
-import { call, type StripeGateway } from '../stripe/charge.ts';
+import { call, withAllPayments, type StripeGateway } from '../stripe/charge.ts';
 import { assignCohort, type Policy } from './policy.ts';
 import { planNext, savePolicy, type PlanResult, type SchedulerDeps } from './scheduler.ts';
 import { rememberCard } from './store.ts';
@@ -90,7 +90,7 @@ interface StripeTry {
 interface StripeTries {
   /** The first failure: the earliest failed charge, else the invoice's finalization (see `note`). */
   openedAt: Date;
-  /** One per `attempt_count`, oldest first. */
+  /** One per failed charge (at least `attempt_count`), oldest first. */
   tries: StripeTry[];
 }
 
@@ -107,8 +107,11 @@ async function stripeTries(deps: BackfillDeps, inv: Stripe.Invoice): Promise<Str
   let lastError: DeclineDetails | null = null;
   let failed: Stripe.Charge[] = [];
   try {
-    const full = await call(deps.gateway, (s) =>
-      s.invoices.retrieve(invoiceId, { expand: ['payments.data.payment.payment_intent'] }),
+    const full = await withAllPayments(
+      deps.gateway,
+      await call(deps.gateway, (s) =>
+        s.invoices.retrieve(invoiceId, { expand: ['payments.data.payment.payment_intent'] }),
+      ),
     );
     lastError = lastIntentError(full);
     for (const pi of intentsOf(full)) failed.push(...(await failedCharges(deps, pi.id)));
@@ -128,8 +131,11 @@ async function stripeTries(deps: BackfillDeps, inv: Stripe.Invoice): Promise<Str
       "backfill: no failed charge found; the case opens at the invoice's finalization",
     );
   }
-  const n = inv.attempt_count;
-  const known = failed.slice(-n);
+  // Every failed charge is a try the card network counts, whoever made it (the customer on the
+  // hosted page, the Dashboard, an earlier dunning tool): `attempt_count` counts only Stripe's first
+  // try and its automatic retries, so it is a floor, not the number of tries.
+  const n = Math.max(inv.attempt_count, failed.length);
+  const known = failed;
   const unknownNote = first
     ? 'recorded by backfill: no charge found for this try; time of the first failed charge'
     : "recorded by backfill: no failed charge found; time of the invoice's finalization";

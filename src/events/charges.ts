@@ -64,11 +64,20 @@ export function detailsOfIntent(pi: Stripe.PaymentIntent): DeclineDetails {
   };
 }
 
-/** The PaymentIntents of an invoice read with `expand[]=payments.data.payment.payment_intent`. */
+/**
+ * The PaymentIntents of an invoice read with `expand[]=payments.data.payment.payment_intent` (all
+ * of its InvoicePayments: see `withAllPayments`), oldest first. Stripe lists newest first; the
+ * payment's `created` orders them whatever order the list came in.
+ */
 export function intentsOf(inv: Stripe.Invoice): Stripe.PaymentIntent[] {
-  return (inv.payments?.data ?? [])
-    .map((p) => p.payment?.payment_intent)
-    .filter((pi): pi is Stripe.PaymentIntent => typeof pi === 'object' && pi !== null);
+  const payments = [...(inv.payments?.data ?? [])].reverse();
+  return payments
+    .map((p, i) => ({ created: p.created, i, pi: p.payment?.payment_intent }))
+    .filter(
+      (x): x is { created: number; i: number; pi: Stripe.PaymentIntent } => typeof x.pi === 'object' && x.pi !== null,
+    )
+    .sort((a, b) => a.created - b.created || a.i - b.i)
+    .map((x) => x.pi);
 }
 
 /** What the bank said to the latest of those PaymentIntents that failed; null when none did. */

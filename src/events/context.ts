@@ -18,6 +18,11 @@ export interface ProcessorDeps {
    * reached us. Optional: without a Stripe key, and in most tests, customers stay as events left them.
    */
   fetchCustomer?(customerId: string): Promise<Stripe.Customer | null>;
+  /**
+   * Reads an invoice from Stripe at our API version (null when Stripe has no such invoice), for
+   * invoice events rendered at another version. Without it such events are parked (see versions.ts).
+   */
+  fetchInvoice?(invoiceId: string): Promise<Stripe.Invoice | null>;
   /** Told about every decline that arrives, so unknown codes get logged (once per process). */
   reportUnknownCodes?(classification: Classification): void;
 }

@@ -2,8 +2,8 @@ import type Stripe from 'stripe';
 import type { HandlerContext, Outcome } from './context.ts';
 import {
   caseOfInvoice,
-  CHARGED,
   claimChargeFailure,
+  claimFailureRow,
   closeCase,
   enrichAttempt,
   insertStripeAttempt,
@@ -12,7 +12,6 @@ import {
   openCase,
   recoveryPath,
   refreshCaseDeclines,
-  startedBy,
 } from './ledger.ts';
 import { loseToDeletedSubscription, subscriptionDeletedInOurCopy } from './customers.ts';
 import { idOf, upsertInvoice, type InvoiceState } from './objects.ts';
@@ -112,20 +111,21 @@ async function openFor(ctx: HandlerContext, state: InvoiceState) {
 }
 
 /**
- * Records the failure an `invoice.payment_failed` reports, once, and returns its ledger row. The
- * event's `attempt_count` counts every charge Stripe made on the invoice, ours included; only the
- * charges that had started by the event's time count against it, so the late event of an earlier
- * failure is still recorded when a retry of ours went first.
+ * Records the failure an `invoice.payment_failed` reports, once, and returns its ledger row. Stripe
+ * sends the event for every failed try, whoever made it ("Occurs whenever an invoice payment attempt
+ * fails"), but its `attempt_count` moves only for the first try and Stripe's automatic retries, so
+ * it cannot tell a new failure from one we know: the event is matched to the try it reports, ours
+ * or one backfill read, by time (see `claimFailureRow`); an event no known try explains is a try
+ * someone else made (the hosted page, the Dashboard, another tool) and gets a row of its own.
  */
 async function recordFailure(
   ctx: HandlerContext,
   inv: Stripe.Invoice,
   c: { caseId: number; invoiceId: string; customerId: string },
 ): Promise<number> {
+  const known = await claimFailureRow(ctx.tx, c.invoiceId, ctx.event.id, ctx.at);
+  if (known !== null) return known;
   const ledger = await ledgerOf(ctx.tx, c.invoiceId);
-  const charged = ledger.filter((a) => CHARGED.has(a.status) && startedBy(a.startedAt, ctx.at));
-  // Already in the ledger: our own retry (the runner wrote it) or a redelivery under another event id.
-  if (charged.length >= inv.attempt_count && charged.length > 0) return charged[charged.length - 1]!.id;
   const attemptNo = Math.max(0, ...ledger.map((a) => a.attemptNo)) + 1;
   const paymentIntentId = intentOf(inv);
   const attemptId = await insertStripeAttempt(ctx.tx, {

@@ -140,6 +140,39 @@ export async function ledgerOf(tx: Tx, invoiceId: string): Promise<LedgerEntry[]
 /** Statuses of attempts that reached (or may have reached) the bank. */
 export const CHARGED = new Set(['in_flight', 'unknown', 'declined', 'succeeded']);
 
+/**
+ * The ledger row a failure event reports, claimed for it: the row it already claimed (the event
+ * applied again), or the row of another copy of the same failure event, else a failed or unresolved try that no failure event has claimed and whose
+ * charge may be the one the event reports: ours (the runner wrote it) or Stripe's recorded without
+ * an event (backfill). Stripe sends `invoice.payment_failed` within the second of the failed
+ * charge, so the try must have started by the event's time and not finished before it, give or
+ * take the clocks' skew; of several, the latest started. Null when none: the failure is someone
+ * else's try (the customer on the hosted page, the Dashboard, Stripe), to be recorded as new.
+ */
+export async function claimFailureRow(tx: Tx, invoiceId: string, eventId: string, at: Date): Promise<number | null> {
+  const [mine] = await tx`select id from payment_attempts where failure_event_id = ${eventId}`;
+  if (mine) return Number(mine.id);
+  // The same failure under another event id (a copy of the event): Stripe's own try recorded from
+  // an event of the very same time. Two real tries of one invoice within one second do not happen.
+  const [same] = await tx`
+    select id from payment_attempts
+     where invoice_id = ${invoiceId} and source = 'stripe' and failure_event_id is not null and started_at = ${at}
+     limit 1`;
+  if (same) return Number(same.id);
+  const skew = STRIPE_CLOCK_SKEW_MS / 1000;
+  const rows = await tx`
+    update payment_attempts set failure_event_id = ${eventId}
+     where id = (
+       select id from payment_attempts
+        where invoice_id = ${invoiceId} and failure_event_id is null and status in ('in_flight', 'unknown', 'declined')
+          and (started_at is null or started_at <= ${at}::timestamptz + make_interval(secs => ${skew}))
+          and (finished_at is null or finished_at >= ${at}::timestamptz - make_interval(secs => ${skew}))
+        order by started_at desc nulls last, attempt_no desc limit 1
+        for update)
+    returning id`;
+  return rows[0] ? Number(rows[0].id) : null;
+}
+
 export async function insertStripeAttempt(
   tx: Tx,
   /** `eventId`: the event that reported the failure; null when backfill read it from the API. */
@@ -156,10 +189,11 @@ export async function insertStripeAttempt(
   const rows = await tx`
     insert into payment_attempts (case_id, invoice_id, attempt_no, source, status, started_at, finished_at,
       payment_method, card_fingerprint, card_brand, charge_id, payment_intent_id, decline_code, failure_code, advice_code,
-      network_advice_code, network_decline_code, decline_category, failure_message, stripe_event_id)
+      network_advice_code, network_decline_code, decline_category, failure_message, stripe_event_id, failure_event_id)
     values (${a.caseId}, ${a.invoiceId}, ${a.attemptNo}, 'stripe', 'declined', ${a.at}, ${a.at},
       ${d.paymentMethod}, ${d.cardFingerprint ?? null}, ${d.cardBrand}, ${d.chargeId}, ${d.paymentIntentId}, ${d.declineCode}, ${d.failureCode},
-      ${d.adviceCode}, ${d.networkAdviceCode}, ${d.networkDeclineCode}, ${categoryOf(d)}, ${d.failureMessage}, ${a.eventId})
+      ${d.adviceCode}, ${d.networkAdviceCode}, ${d.networkDeclineCode}, ${categoryOf(d)}, ${d.failureMessage}, ${a.eventId},
+      ${a.eventId})
     returning id`;
   return Number(rows[0]!.id);
 }

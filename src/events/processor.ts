@@ -1,4 +1,5 @@
 import type { JobResult, PgBoss } from 'pg-boss';
+import type Stripe from 'stripe';
 import type { Sql } from '../db.ts';
 import { QUEUES } from '../queue.ts';
 import { chargeFailed, intentFailed } from './charges.ts';
@@ -14,6 +15,7 @@ import { actionRequired, invoiceChanged, paymentFailed } from './invoices.ts';
 import type { Logger } from '../log.ts';
 import { customerKnown, customerOfEvent, upsertCustomer } from './objects.ts';
 import * as store from './store.ts';
+import { needsReread, OUR_API_VERSION, versionOf, withObject } from './versions.ts';
 
 export type { ProcessorDeps } from './context.ts';
 
@@ -65,10 +67,17 @@ export async function processEvent(
 ): Promise<ProcessResult> {
   const log = deps.log.child({ eventId });
   if (deps.fetchCustomer) await learnCustomer(sql, deps, eventId, log);
+  const current = await atOurVersion(sql, deps, eventId, log);
+  if (current?.kind === 'park') {
+    await store.recordFailure(sql, eventId, current.reason, true);
+    log.error({ eventId }, `event parked: ${current.reason}`);
+    return 'done';
+  }
   return await sql.begin<ProcessResult>(async (tx) => {
     const ev = await store.eventById(tx, eventId, true);
     if (!ev) return 'missing';
     if (ev.status === 'processed' || ev.status === 'ignored') return 'done';
+    if (current?.kind === 'reread') ev.payload = withObject(ev.payload, current.object);
     // One customer's events apply one at a time: a charge.failed and the invoice.payment_failed
     // it explains, applied side by side, would each miss the other's uncommitted rows.
     const customerId = customerOfEvent(ev.payload);
@@ -104,6 +113,39 @@ async function learnCustomer(sql: Sql, deps: ProcessorDeps, eventId: string, log
   } catch (err) {
     log.warn({ customerId, err }, 'cannot read customer from Stripe; continuing without');
   }
+}
+
+type AtOurVersion = { kind: 'reread'; object: Stripe.Invoice } | { kind: 'park'; reason: string } | null;
+
+/**
+ * An event rendered at another API version than ours, whose object lacks fields we read, is never
+ * read as if it were ours: its invoice is read again from Stripe at our version, before the event's
+ * transaction (no Stripe call holds one open), through the shared request budget. Without a Stripe
+ * key, or when Stripe no longer has the invoice, the event is parked with a reason naming the
+ * version, for `dunning events replay` once the endpoint's version is fixed. A transient Stripe
+ * error throws: the event is tried again later. Null: the event applies as it is.
+ */
+async function atOurVersion(sql: Sql, deps: ProcessorDeps, eventId: string, log: Logger): Promise<AtOurVersion> {
+  const ev = await store.eventById(sql, eventId);
+  if (!ev || ev.status === 'processed' || ev.status === 'ignored') return null;
+  const version = versionOf(ev.payload.api_version);
+  if (version.kind === 'unknown') {
+    log.error(
+      { eventId, type: ev.type, apiVersion: version.version, ours: OUR_API_VERSION },
+      'event at an unknown Stripe API version: its invoice is read again from Stripe; other objects apply as they are',
+    );
+  }
+  if (!needsReread(ev.payload)) return null;
+  const invoiceId = (ev.payload.data.object as { id?: string }).id;
+  const rendered = `${ev.type} rendered at Stripe API version ${version.kind === 'ours' ? OUR_API_VERSION : version.version}, not ${OUR_API_VERSION}`;
+  if (!invoiceId) return { kind: 'park', reason: `${rendered}, names no invoice` };
+  if (!deps.fetchInvoice) {
+    return { kind: 'park', reason: `${rendered}, and no Stripe key to read invoice ${invoiceId} again at ours` };
+  }
+  const invoice = await deps.fetchInvoice(invoiceId);
+  if (!invoice) return { kind: 'park', reason: `${rendered}, and Stripe has no invoice ${invoiceId} any more` };
+  log.debug({ eventId, invoiceId, apiVersion: version }, 'invoice read again at our API version');
+  return { kind: 'reread', object: invoice };
 }
 
 /** An event's handler failed and it has tries left: it must run again, after `tries` failures. */

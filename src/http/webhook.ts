@@ -2,6 +2,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { PgBoss } from 'pg-boss';
 import Stripe from 'stripe';
 import type { Sql } from '../db.ts';
+import { versionWarner } from '../events/versions.ts';
 import { BodyTooLarge, readRawBody } from './body.ts';
 import { createEventWriter, storeEvents, type EventWriterOptions } from './event-writer.ts';
 import { sendJson, type Handler, type RequestContext, type Routes } from './server.ts';
@@ -84,6 +85,8 @@ export function webhookRoutes(deps: WebhookDeps): Routes {
 
 export function webhookHandler(deps: WebhookDeps): Handler {
   const writer = createEventWriter(deps.sql, deps.boss, { timeoutMs: deps.storeTimeoutMs ?? 2_000, ...deps.batching });
+  // Once per version for the process: the endpoint's version is the operator's to fix.
+  const warnVersion = versionWarner();
   return async (req: IncomingMessage, res: ServerResponse, ctx: RequestContext) => {
     if (req.method !== 'POST') return sendJson(res, 405, { error: 'method not allowed' }, { allow: 'POST' });
     let raw: Buffer;
@@ -110,6 +113,7 @@ export function webhookHandler(deps: WebhookDeps): Handler {
     }
     const event = verdict.event;
     ctx.annotate({ eventId: event.id, type: event.type });
+    warnVersion(ctx.log, event.api_version);
     try {
       const inserted = await writer.write(event, raw.toString('utf8'));
       // The request line says what happened: one log line per delivery, on the hot path.

@@ -156,6 +156,11 @@ export function createBilling(deps: BillingDeps) {
     return pm;
   }
 
+  /** `previous_attributes` name only what changed: nothing when a manual try left the count alone. */
+  function attemptCountChange(inv: InvoiceRec, before: number): Record<string, unknown> | undefined {
+    return inv.attemptCount === before ? undefined : { attempt_count: before };
+  }
+
   function setSubscriptionStatus(subId: string | null, status: 'active' | 'past_due', request: RequestInfo): void {
     const sub = subId === null ? undefined : store.subscriptions.get(subId);
     if (sub === undefined || sub.status === status || sub.status === 'canceled') return;
@@ -168,30 +173,41 @@ export function createBilling(deps: BillingDeps) {
     return customer.timeZone ?? 'UTC';
   }
 
-  /** One charge attempt on an open invoice: records the charge and emits every outcome event. */
+  /**
+   * Stripe: "Any payment attempt counts as the first attempt, and subsequently only automatic
+   * retries increment the attempt count. In other words, manual payment attempts after the first
+   * attempt do not affect the retry schedule." (`Invoice.attempt_count`)
+   */
+  function countAttempt(inv: InvoiceRec, source: ChargeRec['source']): void {
+    if (inv.attemptCount === 0 || source === 'initial' || source === 'automatic') inv.attemptCount += 1;
+  }
+
+  /**
+   * One charge attempt on an open invoice: records the charge and emits every outcome event.
+   * `outcome`: `model` lets the card model decide; `fail` declines a failing card whatever the odds
+   * (Stripe's own first attempt, a test's failed try); `succeed` pays (a card the customer just
+   * typed in on the hosted page).
+   */
   function charge(
     inv: InvoiceRec,
     pmId: string,
     source: ChargeRec['source'],
     request: RequestInfo,
-    forceFail = false,
+    outcome: 'model' | 'fail' | 'succeed' = 'model',
   ): ChargeRec {
     const pm = mustGet(store.paymentMethods, pmId, 'payment_method');
     const customer = mustGet(store.customers, inv.customer, 'customer');
     const at = clock.now();
-    let decision: ChargeDecision;
-    if (source === 'hosted') decision = { ok: true };
-    else {
-      const reason = pm.card.failure;
-      // Stripe's own first attempt is the failure that opens the case, whatever the odds.
-      decision =
-        forceFail && reason !== null
+    const reason = pm.card.failure;
+    const decision: ChargeDecision =
+      outcome === 'succeed'
+        ? { ok: true }
+        : outcome === 'fail' && reason !== null
           ? { ok: false, decline: declineFor(reason, pm.card.brand) }
           : decideCharge(
               { reason, cardBrand: pm.card.brand, firstFailedAt: pm.firstFailedAt, at, timeZone: timeZoneOf(customer) },
               deps.rng,
             );
-    }
     const ch: ChargeRec = {
       id: store.nextId('ch'),
       invoice: inv.id,
@@ -209,13 +225,14 @@ export function createBilling(deps: BillingDeps) {
     const pi = mustGet(store.paymentIntents, inv.paymentIntent, 'payment_intent');
     pi.latestCharge = ch.id;
     pi.paymentMethod = pm.id;
-    inv.attemptCount += 1;
+    const countBefore = inv.attemptCount;
+    countAttempt(inv, source);
     if (decision.ok) {
       pi.status = 'succeeded';
       const previous = { status: inv.status, amount_paid: 0 };
       inv.status = 'paid';
       inv.paidAt = ch.created;
-      emit('charge.succeeded', chargeJson(ch), undefined, request);
+      emit('charge.succeeded', chargeJson(store, ch), undefined, request);
       emit('payment_intent.succeeded', paymentIntentJson(render, pi), undefined, request);
       emit('invoice.paid', invoiceJson(render, inv), previous, request);
       emit('invoice.payment_succeeded', invoiceJson(render, inv), undefined, request);
@@ -225,9 +242,9 @@ export function createBilling(deps: BillingDeps) {
     if (pm.firstFailedAt === null) pm.firstFailedAt = at;
     const auth = decision.decline.code === 'authentication_required';
     pi.status = auth ? 'requires_action' : 'requires_payment_method';
-    emit('charge.failed', chargeJson(ch), undefined, request);
+    emit('charge.failed', chargeJson(store, ch), undefined, request);
     emit('payment_intent.payment_failed', paymentIntentJson(render, pi), undefined, request);
-    emit('invoice.payment_failed', invoiceJson(render, inv), { attempt_count: inv.attemptCount - 1 }, request);
+    emit('invoice.payment_failed', invoiceJson(render, inv), attemptCountChange(inv, countBefore), request);
     if (auth) emit('invoice.payment_action_required', invoiceJson(render, inv), undefined, request);
     setSubscriptionStatus(inv.subscription, 'past_due', request);
     return ch;
@@ -242,11 +259,43 @@ export function createBilling(deps: BillingDeps) {
     const pi = mustGet(store.paymentIntents, inv.paymentIntent, 'payment_intent');
     pi.status = 'requires_action';
     pi.paymentMethod = pm.id;
-    inv.attemptCount += 1;
+    const countBefore = inv.attemptCount;
+    countAttempt(inv, 'api');
     emit('payment_intent.requires_action', paymentIntentJson(render, pi), undefined, request);
-    emit('invoice.payment_failed', invoiceJson(render, inv), { attempt_count: inv.attemptCount - 1 }, request);
+    emit('invoice.payment_failed', invoiceJson(render, inv), attemptCountChange(inv, countBefore), request);
     emit('invoice.payment_action_required', invoiceJson(render, inv), undefined, request);
     setSubscriptionStatus(inv.subscription, 'past_due', request);
+    return pi;
+  }
+
+  function newPaymentIntent(invoiceId: string, customerId: string, amount: number, currency: string): PaymentIntentRec {
+    const pi: PaymentIntentRec = {
+      id: store.nextId('pi'),
+      invoice: invoiceId,
+      customer: customerId,
+      amount,
+      currency,
+      status: 'requires_payment_method',
+      paymentMethod: null,
+      latestCharge: null,
+      created: now(),
+    };
+    store.paymentIntents.set(pi.id, pi);
+    return pi;
+  }
+
+  /**
+   * A new InvoicePayment for the invoice (say, the customer starts over on the hosted page): a new
+   * PaymentIntent becomes the default and the one it replaces is canceled.
+   */
+  function startNewPayment(inv: InvoiceRec): PaymentIntentRec {
+    const old = mustGet(store.paymentIntents, inv.paymentIntent, 'payment_intent');
+    if (old.status !== 'succeeded') {
+      old.status = 'canceled';
+      old.canceledAt = now();
+    }
+    const pi = newPaymentIntent(inv.id, inv.customer, inv.amount, inv.currency);
+    inv.paymentIntent = pi.id;
     return pi;
   }
 
@@ -272,18 +321,7 @@ export function createBilling(deps: BillingDeps) {
       });
     }
     const id = store.nextId('in');
-    const pi = store.nextId('pi');
-    store.paymentIntents.set(pi, {
-      id: pi,
-      invoice: id,
-      customer: customerId,
-      amount: input.amount,
-      currency: input.currency,
-      status: 'requires_payment_method',
-      paymentMethod: null,
-      latestCharge: null,
-      created,
-    });
+    const pi = newPaymentIntent(id, customerId, input.amount, input.currency).id;
     const inv: InvoiceRec = {
       id,
       number: `SBX-${String(store.invoices.size + 1).padStart(6, '0')}`,
@@ -309,7 +347,7 @@ export function createBilling(deps: BillingDeps) {
     store.invoices.set(id, inv);
     emit('invoice.finalized', invoiceJson(render, inv));
     if (customer.defaultPaymentMethod === null) throw new Error(`customer ${customerId} has no card`);
-    const ch = charge(inv, customer.defaultPaymentMethod, 'initial', noRequest, true);
+    const ch = charge(inv, customer.defaultPaymentMethod, 'initial', noRequest, 'fail');
     return { invoice: inv, charge: ch };
   }
 
@@ -398,7 +436,35 @@ export function createBilling(deps: BillingDeps) {
     const pmId =
       customer.defaultPaymentMethod ??
       newPaymentMethod(customer.id, { brand: 'visa', failure: null, expMonth: 12, expYear: 2099 }).id;
-    return charge(inv, pmId, 'hosted', noRequest);
+    return charge(inv, pmId, 'hosted', noRequest, 'succeed');
+  }
+
+  /**
+   * A failed try at an open invoice made outside the worker, with the customer's saved card: the
+   * customer on the hosted invoice page, or someone in the Dashboard or another tool (`dashboard`). Declined
+   * whatever the card model's odds, so a test can build a known history. `newPayment`: the try
+   * comes with a new InvoicePayment (its own PaymentIntent), as when the customer starts over.
+   */
+  function failedTry(invoiceId: string, source: 'hosted' | 'dashboard', newPayment = false): ChargeRec {
+    const inv = mustGet(store.invoices, invoiceId, 'invoice');
+    if (inv.status !== 'open') throw invalidRequest(`Invoice ${invoiceId} is ${inv.status} and cannot be paid.`);
+    if (newPayment) startNewPayment(inv);
+    const customer = mustGet(store.customers, inv.customer, 'customer');
+    const pm =
+      customer.defaultPaymentMethod === null ? undefined : store.paymentMethods.get(customer.defaultPaymentMethod);
+    if (pm === undefined || pm.card.failure === null) {
+      throw new Error(`failedTry: customer ${customer.id} has no failing default card`);
+    }
+    return charge(inv, pm.id, source, noRequest, 'fail');
+  }
+
+  /** Stripe's own automatic retry (Smart Retries or a custom schedule): the only retry that counts in `attempt_count`. */
+  function automaticRetry(invoiceId: string): ChargeRec {
+    const inv = mustGet(store.invoices, invoiceId, 'invoice');
+    if (inv.status !== 'open') throw invalidRequest(`Invoice ${invoiceId} is ${inv.status} and cannot be paid.`);
+    const customer = mustGet(store.customers, inv.customer, 'customer');
+    if (customer.defaultPaymentMethod === null) throw new Error(`customer ${customer.id} has no card`);
+    return charge(inv, customer.defaultPaymentMethod, 'automatic', noRequest);
   }
 
   /** The customer got a reminder: maybe they put in a working card. Returns the new card if so. */
@@ -421,6 +487,8 @@ export function createBilling(deps: BillingDeps) {
     markUncollectible,
     voidInvoice,
     payOutOfBand,
+    failedTry,
+    automaticRetry,
     reminderSent,
   };
 }

@@ -6,7 +6,7 @@ import { createBilling, type Emit, type NewCustomer, type NewInvoice } from './b
 import { createFaultRegistry, type Fault } from './faults.ts';
 import { createIdempotencyCache } from './idempotency.ts';
 import { createRng } from './issuer-model.ts';
-import { apiVersion } from './objects.ts';
+import { apiVersion, eventAtVersion } from './objects.ts';
 import { createSandboxHttp, type RateLimitedRequest } from './server.ts';
 import { captureState, restoreStore, type SandboxState } from './snapshot.ts';
 import { createStore, unixSeconds, type CardSpec, type EventRec } from './store.ts';
@@ -61,6 +61,11 @@ export interface SandboxOptions {
   log?: Logger;
   /** Put into every id, so objects differ from an earlier sandbox's kept in a database (demo --keep). */
   idTag?: string;
+  /**
+   * The webhook endpoint's API version (default: the SDK's). Stripe renders each event at it; one
+   * older than 2025-03-31.basil gets invoices with top-level `subscription` and no `parent`.
+   */
+  webhookApiVersion?: string;
   /** Go on from an earlier sandbox's `saveState()` (its objects and id numbering; not its random draws). */
   state?: SandboxState;
 }
@@ -75,7 +80,7 @@ export interface ExecutedCharge {
   currency: string;
   status: 'succeeded' | 'failed';
   declineCode: string | null;
-  source: 'initial' | 'api' | 'hosted';
+  source: 'initial' | 'automatic' | 'api' | 'hosted' | 'dashboard';
   created: number;
 }
 
@@ -96,6 +101,18 @@ export interface Sandbox {
   /** The card updater: new expiry for the same payment method id, which works again. */
   updateCardAutomatically(paymentMethodId: string, card: Pick<CardSpec, 'expMonth' | 'expYear'>): Promise<void>;
   payInvoiceOutOfBand(invoiceId: string): Promise<void>;
+  /**
+   * A declined try made outside the worker with the customer's failing default card: `hosted` (the
+   * customer on the hosted invoice page) or `dashboard` (the Dashboard, another tool). A manual try: it
+   * does not move `attempt_count` after the first attempt. `newPayment`: with a new InvoicePayment.
+   */
+  failedTry(
+    invoiceId: string,
+    source?: 'hosted' | 'dashboard',
+    options?: { newPayment?: boolean },
+  ): Promise<{ chargeId: string; paymentIntentId: string }>;
+  /** Stripe's own automatic retry (Smart Retries): it counts in `attempt_count`. */
+  automaticRetry(invoiceId: string): Promise<{ chargeId: string; status: 'succeeded' | 'failed' }>;
   /** Lets the card model decide whether this reminder makes the customer update their card. */
   reminderSent(customerId: string): Promise<{ updated: boolean; paymentMethodId: string | null }>;
   /** A webhook endpoint made as in the Dashboard, which can be a live-mode one (the API only makes test ones). */
@@ -112,6 +129,11 @@ export interface Sandbox {
   /** Requests the rate limiter turned away with 429, in arrival order. */
   rateLimited(): RateLimitedRequest[];
   flushWebhooks(): Promise<void>;
+  /**
+   * The API version of events emitted from now on: as replacing the endpoint with one created at
+   * another version (an endpoint's own version cannot be changed).
+   */
+  setWebhookApiVersion(version: string): void;
   stop(): Promise<void>;
 }
 
@@ -143,6 +165,7 @@ export async function startSandbox(opts: SandboxOptions): Promise<Sandbox> {
     });
   }
 
+  let endpointVersion = opts.webhookApiVersion ?? apiVersion;
   const emit: Emit = (type, object, previous, request) => {
     const event: EventRec = {
       id: store.nextId('evt'),
@@ -156,7 +179,7 @@ export async function startSandbox(opts: SandboxOptions): Promise<Sandbox> {
       request: { id: request?.id ?? null, idempotency_key: request?.idempotencyKey ?? null },
     };
     store.events.push(event);
-    queue?.enqueue(event);
+    queue?.enqueue(eventAtVersion(render, event, endpointVersion));
   };
 
   const billing = createBilling({
@@ -215,6 +238,14 @@ export async function startSandbox(opts: SandboxOptions): Promise<Sandbox> {
     async payInvoiceOutOfBand(invoiceId) {
       billing.payOutOfBand(invoiceId);
     },
+    failedTry(invoiceId, source = 'hosted', options = {}) {
+      const ch = billing.failedTry(invoiceId, source, options.newPayment ?? false);
+      return Promise.resolve({ chargeId: ch.id, paymentIntentId: ch.paymentIntent });
+    },
+    automaticRetry(invoiceId) {
+      const ch = billing.automaticRetry(invoiceId);
+      return Promise.resolve({ chargeId: ch.id, status: ch.status });
+    },
     async reminderSent(customerId) {
       const pm = billing.reminderSent(customerId);
       return { updated: pm !== null, paymentMethodId: pm?.id ?? null };
@@ -242,6 +273,9 @@ export async function startSandbox(opts: SandboxOptions): Promise<Sandbox> {
     customers: () => [...store.customers.values()].map((c) => ({ id: c.id, email: c.email })),
     saveState: () => captureState(store),
     rateLimited: () => http.rateLimited(),
+    setWebhookApiVersion(version) {
+      endpointVersion = version;
+    },
     flushWebhooks: async () => {
       await queue?.flush();
     },

@@ -4,6 +4,8 @@ import {
   chargeJson,
   customerJson,
   invoiceJson,
+  invoicePaymentId,
+  invoicePaymentJson,
   listJson,
   paymentIntentJson,
   paymentMethodJson,
@@ -91,7 +93,41 @@ function listCharges(deps: RouteDeps, call: Call): Reply {
     ),
     'charge',
   );
-  return ok(listJson('/v1/charges', page.map(chargeJson), hasMore));
+  return ok(
+    listJson(
+      '/v1/charges',
+      page.map((ch) => chargeJson(deps.store, ch)),
+      hasMore,
+    ),
+  );
+}
+
+/**
+ * `GET /v1/invoice_payments`, newest first, filtered by `invoice`; `expand[]=data.payment.payment_intent`
+ * gives each PaymentIntent.
+ */
+function listInvoicePayments(deps: RouteDeps, call: Call): Reply {
+  const { form } = call;
+  const invoiceId = str(form, 'invoice');
+  const items = [...deps.store.paymentIntents.values()]
+    .filter((pi) => invoiceId === undefined || pi.invoice === invoiceId)
+    .map((pi) => ({ id: invoicePaymentId(pi), created: pi.created, pi }));
+  const { page, hasMore } = pageOf(form, items, 'invoice_payment');
+  const expandIntent = strings(form, 'expand').includes('data.payment.payment_intent');
+  return ok(
+    listJson(
+      '/v1/invoice_payments',
+      page.map(({ pi }) =>
+        invoicePaymentJson(
+          deps.render,
+          deps.billing.mustGet(deps.store.invoices, pi.invoice, 'invoice'),
+          pi,
+          expandIntent,
+        ),
+      ),
+      hasMore,
+    ),
+  );
 }
 
 function updateInvoice(deps: RouteDeps, call: Call): Reply {
@@ -294,11 +330,12 @@ export const routes: readonly Route[] = [
     pattern: '/v1/payment_methods/:id',
     handle: (d, c) => ok(paymentMethodJson(d.billing.mustGet(d.store.paymentMethods, need(c), 'payment_method'))),
   },
+  { method: 'GET', pattern: '/v1/invoice_payments', handle: listInvoicePayments },
   { method: 'GET', pattern: '/v1/charges', handle: listCharges },
   {
     method: 'GET',
     pattern: '/v1/charges/:id',
-    handle: (d, c) => ok(chargeJson(d.billing.mustGet(d.store.charges, need(c), 'charge'))),
+    handle: (d, c) => ok(chargeJson(d.store, d.billing.mustGet(d.store.charges, need(c), 'charge'))),
   },
   {
     method: 'GET',

@@ -110,6 +110,18 @@ export function createSandboxHttp(opts: HttpOptions): SandboxHttp {
     else send(res, reply, headers);
   }
 
+  /**
+   * A request refused before any endpoint ran: an unknown URL, or a parameter that names nothing or
+   * is invalid (Stripe's parameter errors carry `param`). Refusals of state (an invoice already
+   * paid) come from a running endpoint and are stored like any answer.
+   */
+  function failedValidation(reply: Reply): boolean {
+    if (reply.status !== 400 && reply.status !== 404) return false;
+    const error = (reply.body as { error?: { type?: unknown; param?: unknown; message?: unknown } }).error;
+    if (error?.type !== 'invalid_request_error') return false;
+    return error.param !== undefined || String(error.message).startsWith('Unrecognized request URL');
+  }
+
   function execute(
     method: string,
     path: string,
@@ -172,7 +184,10 @@ export function createSandboxHttp(opts: HttpOptions): SandboxHttp {
     const requestId = `req_sbx${requestCounter.toString(36).padStart(8, '0')}`;
     const headers: Record<string, string> = { 'request-id': requestId };
     const rawKey = req.headers['idempotency-key'];
-    const idemKey = method !== 'GET' && typeof rawKey === 'string' && rawKey !== '' ? rawKey : null;
+    // Stripe: "Sending idempotency keys in GET and DELETE requests has no effect and should be
+    // avoided, as these requests are idempotent by definition."
+    const keyed = method !== 'GET' && method !== 'DELETE';
+    const idemKey = keyed && typeof rawKey === 'string' && rawKey !== '' ? rawKey : null;
     if (idemKey !== null) {
       headers['idempotency-key'] = idemKey;
       const lookup = opts.idempotency.begin(idemKey, requestFingerprint(method, path, parsePairs(body)));
@@ -214,7 +229,11 @@ export function createSandboxHttp(opts: HttpOptions): SandboxHttp {
     }
     if (opts.latencyMs > 0) await delay(opts.latencyMs);
     const reply = execute(method, path, query, body, requestId, idemKey);
-    if (idemKey !== null) opts.idempotency.complete(idemKey, reply);
+    // Stripe: "Results are only saved if an API endpoint started executing. If incoming parameters
+    // failed validation, or the request conflicted with another that was executing concurrently,
+    // no idempotent result is saved because no API endpoint began execution."
+    if (idemKey !== null && failedValidation(reply)) opts.idempotency.release(idemKey);
+    else if (idemKey !== null) opts.idempotency.complete(idemKey, reply);
     postFault(fault, res, reply, headers);
   }
 

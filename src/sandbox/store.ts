@@ -52,6 +52,8 @@ export interface SubscriptionRec {
   currentPeriodStart: number;
   currentPeriodEnd: number;
   canceledAt: number | null;
+  /** Why it was canceled (`cancellation_details.reason`); null: on request, as a DELETE does. */
+  cancellationReason?: 'cancellation_requested' | 'payment_disputed' | 'payment_failed' | null;
   amount: number;
   currency: string;
   metadata: Metadata;
@@ -80,7 +82,10 @@ export interface InvoiceRec {
   paidAt: number | null;
   voidedAt: number | null;
   uncollectibleAt: number | null;
-  /** The PaymentIntent Stripe reuses for every attempt on this invoice. */
+  /**
+   * The invoice's current PaymentIntent (its default InvoicePayment), which Stripe reuses for every
+   * attempt until a new payment replaces it; earlier ones are found through their `invoice`.
+   */
   paymentIntent: string;
 }
 
@@ -102,8 +107,8 @@ export interface ChargeRec {
     message: string;
   } | null;
   created: number;
-  /** Who asked: Stripe's own first attempt, the API, or the customer on the hosted page. */
-  source: 'initial' | 'api' | 'hosted';
+  /** Who asked: Stripe's own first attempt, its automatic retries, the API (our runner), the customer on the hosted page, or someone in the Dashboard. */
+  source: 'initial' | 'automatic' | 'api' | 'hosted' | 'dashboard';
 }
 
 export interface PaymentIntentRec {
@@ -112,10 +117,12 @@ export interface PaymentIntentRec {
   customer: string;
   amount: number;
   currency: string;
-  status: 'requires_payment_method' | 'requires_action' | 'succeeded';
+  status: 'requires_payment_method' | 'requires_action' | 'succeeded' | 'canceled';
   paymentMethod: string | null;
   latestCharge: string | null;
   created: number;
+  /** Set when a newer InvoicePayment of the invoice replaced this one. */
+  canceledAt?: number | null;
 }
 
 export interface EventRec {

@@ -57,11 +57,38 @@ export async function retrieveInvoice(gateway: StripeGateway, invoiceId: string)
     expand: ['parent.subscription_details.subscription', 'payments.data.payment.payment_intent'],
   };
   try {
-    return await call(gateway, (s) => s.invoices.retrieve(invoiceId, params));
+    return await withAllPayments(gateway, await call(gateway, (s) => s.invoices.retrieve(invoiceId, params)));
   } catch (cause) {
     if (cause instanceof Stripe.errors.StripeError && cause.statusCode === 404) return null;
     throw new Error(`cannot read invoice ${invoiceId} from Stripe`, { cause });
   }
+}
+
+/**
+ * The invoice with every one of its InvoicePayments, PaymentIntents expanded. An invoice can have
+ * several, and an expanded `payments` holds only its first page (`has_more` says there is more):
+ * the rest is listed through `GET /v1/invoice_payments`, each page one request through the throttle.
+ * An invoice read without `payments` is returned as it is.
+ */
+export async function withAllPayments(gateway: StripeGateway, inv: Stripe.Invoice): Promise<Stripe.Invoice> {
+  const list = inv.payments;
+  if (!list?.has_more || !inv.id) return inv;
+  const invoice = inv.id;
+  const data = [...list.data];
+  for (;;) {
+    const after = data[data.length - 1]?.id;
+    const page = await call(gateway, (s) =>
+      s.invoicePayments.list({
+        invoice,
+        limit: 100,
+        expand: ['data.payment.payment_intent'],
+        ...(after ? { starting_after: after } : {}),
+      }),
+    );
+    data.push(...page.data);
+    if (!page.has_more || page.data.length === 0) break;
+  }
+  return { ...inv, payments: { ...list, data, has_more: false } };
 }
 
 /**

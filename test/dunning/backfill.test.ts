@@ -199,6 +199,87 @@ describe('backfill', () => {
     expect(deadline!.data).toMatchObject({ kind: 'stop' });
   });
 
+  it('takes every failed charge, whoever made it, not attempt_count: 15 tries of one Visa card in 19 days plan no retry inside the 15-in-30-days limit', async () => {
+    // Stripe, Invoice.attempt_count: "Any payment attempt counts as the first attempt, and
+    // subsequently only automatic retries increment the attempt count. In other words, manual payment
+    // attempts after the first attempt do not affect the retry schedule." The customer's own tries on
+    // the hosted invoice page and a Dashboard user's leave it at 1; the card network counts them all.
+    const start = new Date(w.clock.now());
+    const first = new Date(start.getTime() - 19 * DAY);
+    w.sandboxClock.set(first);
+    const c = await w.sandbox.createCustomer({
+      email: 'v@example.com',
+      name: 'V',
+      country: 'US',
+      timeZone: 'America/New_York',
+      card: { brand: 'visa', failure: 'generic_decline', expMonth: 1, expYear: 2030 },
+    });
+    const inv = await w.sandbox.createFailingInvoice(c.id, { amount: 4_000, currency: 'usd', subscription: true });
+    for (let i = 1; i < 15; i += 1) {
+      w.sandboxClock.set(new Date(first.getTime() + Math.round((i * 19 * DAY) / 14)));
+      await w.sandbox.failedTry(inv.id, i % 3 === 0 ? 'dashboard' : 'hosted');
+    }
+    w.sandboxClock.set(start);
+    try {
+      expect((await w.sandbox.stripe().invoices.retrieve(inv.id)).attempt_count).toBe(1);
+      await backfill({ sql: w.db.sql, gateway: w.deps.gateway, scheduler: w.deps, policy: w.policy });
+      const tries = await w.db.sql`
+        select started_at, charge_id, card_brand from payment_attempts
+         where invoice_id = ${inv.id} and status = 'declined' order by started_at`;
+      const charges = w.sandbox.charges(inv.id);
+      expect(charges).toHaveLength(15);
+      expect(tries.map((t) => [t.charge_id as string, (t.started_at as Date).getTime()])).toEqual(
+        charges.map((ch) => [ch.id, ch.created * 1000]),
+      );
+      // The next try may come no earlier than 30 days after the first of the 15.
+      const planned = await w.db
+        .sql`select planned_at from payment_attempts where invoice_id = ${inv.id} and status = 'planned'`;
+      for (const p of planned) {
+        expect((p.planned_at as Date).getTime()).toBeGreaterThan(first.getTime() + 30 * DAY);
+      }
+    } finally {
+      w.sandboxClock.set(start);
+    }
+  });
+
+  it('reads every InvoicePayment of an invoice, past the first page: all their failed charges, and the latest answer', async () => {
+    // Stripe: "When retrieving an invoice, there is an includable payments property containing the
+    // first handful of those items. There is also a URL where you can retrieve the full (paginated)
+    // list of payments."
+    const start = new Date(w.clock.now());
+    w.sandboxClock.set(new Date(start.getTime() - 3 * DAY));
+    const c = await w.sandbox.createCustomer({
+      email: 'p@example.com',
+      name: 'P',
+      country: 'US',
+      card: { brand: 'visa', failure: 'generic_decline', expMonth: 1, expYear: 2030 },
+    });
+    const inv = await w.sandbox.createFailingInvoice(c.id, { amount: 1_500, currency: 'usd', subscription: true });
+    for (let i = 1; i <= 11; i += 1) {
+      w.sandboxClock.set(new Date(start.getTime() - 3 * DAY + i * HOUR));
+      await w.sandbox.failedTry(inv.id, 'hosted', { newPayment: true });
+    }
+    // The customer's latest try, on another card, met a stolen-card answer: never retry that card.
+    await w.sandbox.updateCard(c.id, { brand: 'visa', failure: 'stolen_card', expMonth: 1, expYear: 2031 });
+    w.sandboxClock.set(new Date(start.getTime() - 2 * DAY));
+    await w.sandbox.failedTry(inv.id, 'hosted', { newPayment: true });
+    w.sandboxClock.set(start);
+    const expanded = await w.sandbox.stripe().invoices.retrieve(inv.id, { expand: ['payments'] });
+    expect(expanded.payments).toMatchObject({ has_more: true });
+    expect(expanded.payments!.data).toHaveLength(10);
+
+    await backfill({ sql: w.db.sql, gateway: w.deps.gateway, scheduler: w.deps, policy: w.policy });
+    const tries = await w.db.sql`
+      select charge_id, decline_code from payment_attempts where invoice_id = ${inv.id} and status = 'declined' order by started_at, attempt_no`;
+    expect(tries.map((t) => t.charge_id as string)).toEqual(w.sandbox.charges(inv.id).map((ch) => ch.id));
+    expect(tries).toHaveLength(13);
+    expect(tries[12]!.decline_code).toBe('stolen_card');
+    const [row] = await w.db.sql`select last_decline_code from dunning_cases where invoice_id = ${inv.id}`;
+    expect(row!.last_decline_code).toBe('stolen_card');
+    const planned = await w.db.sql`select 1 from payment_attempts where invoice_id = ${inv.id} and status = 'planned'`;
+    expect(planned).toHaveLength(0);
+  });
+
   it("falls back to the invoice's finalization when Stripe's charges cannot be read, and says so", async () => {
     const start = new Date(w.clock.now());
     const { invoiceId, times } = await failingThreeTimes(new Date(start.getTime() - 2 * DAY));
@@ -213,7 +294,8 @@ describe('backfill', () => {
     expect(c!.opened_at).toEqual(times[0]); // the sandbox finalizes and first charges in the same second
     const tries = await w.db
       .sql`select started_at, decline_code, failure_message from payment_attempts where invoice_id = ${invoiceId} order by attempt_no`;
-    expect(tries).toHaveLength(3);
+    // Without the charges only `attempt_count` is known: the two manual tries did not move it.
+    expect(tries).toHaveLength(1);
     for (const t of tries) {
       expect(t.started_at).toEqual(times[0]);
       expect(t.failure_message).toMatch(
@@ -221,6 +303,6 @@ describe('backfill', () => {
       );
     }
     // The PaymentIntent still tells the latest answer.
-    expect(tries.map((t) => t.decline_code)).toEqual([null, null, 'expired_card']);
+    expect(tries.map((t) => t.decline_code as string | null)).toEqual(['expired_card']);
   });
 });

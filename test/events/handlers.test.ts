@@ -249,6 +249,54 @@ describe('failed payments', () => {
     ]);
   });
 
+  test('every failed try is recorded, whoever made it: a hosted-page failure after our retry is not mistaken for it', async () => {
+    // Stripe, Invoice.attempt_count: "Any payment attempt counts as the first attempt, and
+    // subsequently only automatic retries increment the attempt count. In other words, manual payment
+    // attempts after the first attempt do not affect the retry schedule." Our retries and the
+    // customer's own tries leave it at 1, yet each is announced: invoice.payment_failed "Occurs
+    // whenever an invoice payment attempt fails".
+    const id = ids();
+    const deps = testDeps(recordingHooks().hooks);
+    await apply(db.sql, deps, failed(id));
+    const c = await caseOf(db.sql, id.inv);
+    const ourAt = new Date((T0 + 86_400) * 1000);
+    await db.sql`insert into payment_attempts (case_id, invoice_id, attempt_no, source, status, charge_id, payment_intent_id, started_at, finished_at)
+                 values (${Number(c!.id)}, ${id.inv}, 2, 'scheduled', 'declined', ${`${id.ch}_ours`}, ${id.pi}, ${ourAt}, ${ourAt})`;
+    // Our retry's own failure event, then the customer's failed try on the hosted page a day later,
+    // then a Dashboard user's: all with attempt_count 1.
+    await apply(db.sql, deps, failed(id, {}, T0 + 86_400), failed(id, {}, T0 + 2 * 86_400));
+    await apply(db.sql, deps, failed(id, {}, T0 + 3 * 86_400));
+    const attempts = await attemptsOf(db.sql, id.inv);
+    expect(
+      attempts.map((a) => [Number(a.attempt_no), String(a.source), (a.started_at as Date).getTime() / 1000]),
+    ).toEqual([
+      [1, 'stripe', T0],
+      [2, 'scheduled', T0 + 86_400],
+      [3, 'stripe', T0 + 2 * 86_400],
+      [4, 'stripe', T0 + 3 * 86_400],
+    ]);
+  });
+
+  test('a failure event that arrives after a later one still finds its own place; none is counted twice', async () => {
+    const id = ids();
+    const deps = testDeps(recordingHooks().hooks);
+    await apply(db.sql, deps, failed(id));
+    const c = await caseOf(db.sql, id.inv);
+    const ourAt = new Date((T0 + 86_400) * 1000);
+    await db.sql`insert into payment_attempts (case_id, invoice_id, attempt_no, source, status, charge_id, payment_intent_id, started_at, finished_at)
+                 values (${Number(c!.id)}, ${id.inv}, 2, 'scheduled', 'declined', ${`${id.ch}_ours`}, ${id.pi}, ${ourAt}, ${ourAt})`;
+    // The customer's try (a day after ours) is delivered before our retry's own event.
+    const hosted = failed(id, {}, T0 + 2 * 86_400);
+    const ours = failed(id, {}, T0 + 86_400);
+    await apply(db.sql, deps, hosted, ours, hosted);
+    const attempts = await attemptsOf(db.sql, id.inv);
+    expect(attempts.map((a) => [String(a.source), (a.started_at as Date).getTime() / 1000])).toEqual([
+      ['stripe', T0],
+      ['scheduled', T0 + 86_400],
+      ['stripe', T0 + 2 * 86_400],
+    ]);
+  });
+
   test('a charge.failed delayed behind our next retry still explains the Stripe failure; a charge made after that retry started waits for it', async () => {
     const id = ids();
     const deps = testDeps(recordingHooks().hooks);

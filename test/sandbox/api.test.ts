@@ -85,7 +85,8 @@ describe('sandbox API through the real SDK', () => {
     expect(cardErr.network_advice_code).toBe('03');
     expect(cardErr.network_decline_code).toBe('41');
     expect(cardErr.charge).toMatch(/^ch_/);
-    expect((await stripe.invoices.retrieve(invoice.id)).attempt_count).toBe(2);
+    // A manual `invoices.pay` after the first attempt leaves `attempt_count` alone (see below).
+    expect((await stripe.invoices.retrieve(invoice.id)).attempt_count).toBe(1);
     expect(sandbox.charges(invoice.id).map((c) => c.status)).toEqual(['failed', 'failed']);
   });
 
@@ -104,9 +105,9 @@ describe('sandbox API through the real SDK', () => {
       status: 'requires_action',
       next_action: { type: 'use_stripe_sdk' },
     });
-    // Nothing reached the issuer: Stripe's first try is the only charge, yet the attempt counts.
+    // Nothing reached the issuer: Stripe's first try is the only charge; a manual try does not count.
     expect(sandbox.charges(invoice.id)).toHaveLength(1);
-    expect((await stripe.invoices.retrieve(invoice.id)).attempt_count).toBe(2);
+    expect((await stripe.invoices.retrieve(invoice.id)).attempt_count).toBe(1);
     const ofRetry = sandbox
       .events()
       .filter((e) => e.request.id === cardErr.requestId)
@@ -122,6 +123,94 @@ describe('sandbox API through the real SDK', () => {
     // The customer completes 3-D Secure on the hosted invoice page, which pays the invoice.
     await sandbox.payInvoiceOutOfBand(invoice.id);
     expect((await stripe.invoices.retrieve(invoice.id)).status).toBe('paid');
+  });
+
+  it('counts attempts as Stripe does: the first try, then only automatic retries; manual tries are charges all the same', async () => {
+    // Stripe, Invoice.attempt_count: "Any payment attempt counts as the first attempt, and
+    // subsequently only automatic retries increment the attempt count. In other words, manual payment
+    // attempts after the first attempt do not affect the retry schedule."
+    const { invoice } = await failingInvoice('expired_card');
+    const count = async () => (await stripe.invoices.retrieve(invoice.id)).attempt_count;
+    expect(await count()).toBe(1);
+    await stripe.invoices.pay(invoice.id).catch(() => undefined);
+    await sandbox.failedTry(invoice.id, 'hosted');
+    await sandbox.failedTry(invoice.id, 'dashboard');
+    expect(await count()).toBe(1);
+    await sandbox.automaticRetry(invoice.id);
+    expect(await count()).toBe(2);
+    expect(sandbox.charges(invoice.id).map((c) => [c.source, c.status])).toEqual([
+      ['initial', 'failed'],
+      ['api', 'failed'],
+      ['hosted', 'failed'],
+      ['dashboard', 'failed'],
+      ['automatic', 'failed'],
+    ]);
+    // Stripe, invoice.payment_failed: "Occurs whenever an invoice payment attempt fails"; each
+    // failed try is announced, counted or not, and names the count change only when there is one.
+    const failures = sandbox
+      .events()
+      .filter((e) => e.type === 'invoice.payment_failed' && (e.data.object as { id: string }).id === invoice.id);
+    expect(failures.map((e) => e.data.previous_attributes ?? null)).toEqual([
+      { attempt_count: 0 },
+      null,
+      null,
+      null,
+      { attempt_count: 1 },
+    ]);
+  });
+
+  it('keeps several InvoicePayments per invoice and pages them as Stripe does', async () => {
+    // Stripe: "When retrieving an invoice, there is an includable payments property containing the
+    // first handful of those items. There is also a URL where you can retrieve the full (paginated)
+    // list of payments." Lists come newest first, a page at a time, with `has_more` when more follow.
+    const { invoice } = await failingInvoice('generic_decline');
+    clock.advance(60_000);
+    const second = await sandbox.failedTry(invoice.id, 'hosted', { newPayment: true });
+    clock.advance(60_000);
+    const third = await sandbox.failedTry(invoice.id, 'hosted', { newPayment: true });
+    const firstPage = await stripe.invoicePayments.list({ invoice: invoice.id, limit: 2 });
+    expect(firstPage.has_more).toBe(true);
+    const all = await stripe.invoicePayments
+      .list({ invoice: invoice.id, limit: 2, expand: ['data.payment.payment_intent'] })
+      .autoPagingToArray({ limit: 10 });
+    expect(all).toHaveLength(3);
+    const intents = all.map((p) => p.payment.payment_intent as Stripe.PaymentIntent);
+    expect(intents.map((pi) => pi.id).slice(0, 2)).toEqual([third.paymentIntentId, second.paymentIntentId]);
+    expect(all.map((p) => [p.is_default, p.status])).toEqual([
+      [true, 'open'],
+      [false, 'canceled'],
+      [false, 'canceled'],
+    ]);
+    expect(intents.map((pi) => pi.last_payment_error?.decline_code)).toEqual([
+      'generic_decline',
+      'generic_decline',
+      'generic_decline',
+    ]);
+    const inv = await stripe.invoices.retrieve(invoice.id, { expand: ['payments'] });
+    expect(inv.payments?.data.map((p) => p.id)).toEqual(all.map((p) => p.id));
+  });
+
+  it('sends the fields the worker reads: card details on charges, cancellation details, the customer address, off-Stripe payments', async () => {
+    const { invoice } = await failingInvoice('insufficient_funds', 1200, 'mastercard');
+    // Charge.payment_method_details: "Details about the payment method at the time of the transaction."
+    const ch = await stripe.charges.retrieve(invoice.chargeId);
+    expect(ch.payment_method_details?.type).toBe('card');
+    expect(ch.payment_method_details?.card).toMatchObject({ brand: 'mastercard', exp_year: 2030 });
+    const pm = await stripe.paymentMethods.retrieve(ch.payment_method!);
+    expect(ch.payment_method_details?.card?.fingerprint).toBe(pm.card?.fingerprint);
+    // Invoice.customer_address: "The customer's address. Until the invoice is finalized, this field
+    // will equal `customer.address`. Once the invoice is finalized, this field will no longer be updated."
+    // Invoice.amount_paid_off_stripe: "Amount, in cents (or local equivalent), that was paid on the
+    // invoice outside of Stripe."
+    const inv = await stripe.invoices.retrieve(invoice.id);
+    expect(inv.customer_address?.country).toBe('DE');
+    expect(inv.amount_paid_off_stripe).toBe(0);
+    // Subscription.cancellation_details: "Details about why this subscription was cancelled"; its
+    // reason: "Why this subscription was canceled." (a cancellation through the API: cancellation_requested).
+    const sub = await stripe.subscriptions.retrieve(invoice.subscriptionId!);
+    expect(sub.cancellation_details).toEqual({ comment: null, feedback: null, reason: null });
+    const canceled = await stripe.subscriptions.cancel(invoice.subscriptionId!);
+    expect(canceled.cancellation_details?.reason).toBe('cancellation_requested');
   });
 
   it('pays after the customer gets a new default card, then refuses a second payment like Stripe', async () => {

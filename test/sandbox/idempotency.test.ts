@@ -53,6 +53,42 @@ describe('idempotency, faults and rate limits', () => {
     expect(apiCharges(sb, invoiceId)).toHaveLength(1);
   });
 
+  it('stores no result for a request that failed validation: the key runs again, even with other parameters', async () => {
+    // Stripe: "Results are only saved if an API endpoint started executing. If incoming parameters
+    // failed validation, or the request conflicted with another that was executing concurrently, no
+    // idempotent result is saved because no API endpoint began execution. It is safe to retry these
+    // requests."
+    const { sb, invoiceId, stripe } = await setup();
+    const bad = (await stripe.invoices
+      .pay(invoiceId, { payment_method: 'pm_nope' }, { idempotencyKey: 'val' })
+      .catch((e: unknown) => e)) as Stripe.errors.StripeInvalidRequestError;
+    expect(bad).toBeInstanceOf(Stripe.errors.StripeInvalidRequestError);
+    expect(bad.param).toBe('payment_method');
+    const again = (await stripe.invoices
+      .pay(invoiceId, { payment_method: 'pm_nope' }, { idempotencyKey: 'val' })
+      .catch((e: unknown) => e)) as Stripe.errors.StripeInvalidRequestError;
+    expect(again.headers?.['idempotent-replayed']).toBeUndefined();
+    const paid = await stripe.invoices.pay(invoiceId, {}, { idempotencyKey: 'val' });
+    expect(paid.status).toBe('paid');
+    expect(apiCharges(sb, invoiceId)).toHaveLength(1);
+  });
+
+  it('ignores idempotency keys on DELETE, as Stripe does', async () => {
+    // Stripe: "Sending idempotency keys in GET and DELETE requests has no effect and should be
+    // avoided, as these requests are idempotent by definition."
+    const { invoiceId, stripe } = await setup();
+    const inv = await stripe.invoices.retrieve(invoiceId);
+    const sub = inv.parent!.subscription_details!.subscription as string;
+    const canceled = await stripe.subscriptions.cancel(sub, {}, { idempotencyKey: 'del' });
+    expect(canceled.status).toBe('canceled');
+    const err = (await stripe.subscriptions
+      .cancel(sub, {}, { idempotencyKey: 'del' })
+      .catch((e: unknown) => e)) as Stripe.errors.StripeInvalidRequestError;
+    // Not a replay of the first answer: the request ran again and found the subscription gone.
+    expect(err).toBeInstanceOf(Stripe.errors.StripeInvalidRequestError);
+    expect(err.statusCode).toBe(404);
+  });
+
   it('refuses the same key with other parameters', async () => {
     const { invoiceId, stripe } = await setup();
     await stripe.invoices.update(invoiceId, { metadata: { a: '1' } }, { idempotencyKey: 'upd' });

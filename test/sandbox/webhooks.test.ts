@@ -44,6 +44,31 @@ async function failing(sb: Sandbox) {
 }
 
 describe('sandbox webhooks', () => {
+  it("renders events at the webhook endpoint's API version: before 2025-03-31.basil an invoice has top-level ids and no parent", async () => {
+    // Stripe, WebhookEndpoint.api_version: "The API version that events are rendered as for this
+    // webhook endpoint. You can't change this value after you create the endpoint." Before
+    // 2025-03-31.basil the invoice carries `subscription`, `payment_intent` and `charge` at top level.
+    const receiver = await startReceiver();
+    const { sb } = await setup(receiver, { webhookApiVersion: '2024-06-20' });
+    const { invoice } = await failing(sb);
+    sb.setWebhookApiVersion(Stripe.API_VERSION);
+    await sb.stripe().invoices.update(invoice.id, { metadata: { k: 'v' } });
+    await sb.flushWebhooks();
+    const events = receiver.received.map((r) => JSON.parse(r.body) as Stripe.Event);
+    const failed = events.find((e) => e.type === 'invoice.payment_failed')!;
+    expect(failed.api_version).toBe('2024-06-20');
+    const legacy = failed.data.object as unknown as Record<string, unknown>;
+    expect(legacy).not.toHaveProperty('parent');
+    expect(legacy).toMatchObject({ subscription: invoice.subscriptionId, charge: invoice.chargeId });
+    expect(String(legacy.payment_intent)).toMatch(/^pi_/);
+    const updated = events.find((e) => e.type === 'invoice.updated')!;
+    expect(updated.api_version).toBe(Stripe.API_VERSION);
+    expect(updated.data.object).toMatchObject({
+      parent: { subscription_details: { subscription: invoice.subscriptionId } },
+    });
+    expect(updated.data.object).not.toHaveProperty('subscription');
+  });
+
   it('sends signed events that verify with constructEvent', async () => {
     const receiver = await startReceiver();
     const { sb, clock } = await setup(receiver);
