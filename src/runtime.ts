@@ -5,6 +5,7 @@ import { parseReminderPolicy } from './reminders/policy.ts';
 import { loadTemplates, TemplateError } from './reminders/templates.ts';
 import { createLogger, type Logger } from './log.ts';
 import { migrate } from './migrate.ts';
+import { postgresDriverGuard } from './postgres-guard.ts';
 
 /** What every long-lived command needs: validated config, a logger and a migrated database. */
 export interface Runtime {
@@ -63,6 +64,11 @@ export async function openRuntime(env: NodeJS.ProcessEnv, options: RuntimeOption
   const config = loadConfig(env, options.require ?? []);
   const policy = options.policy ? checkedPolicy(config) : defaultPolicy();
   const log = createLogger(options.logLevel ?? config.logLevel);
+  if (postgresDriverGuard() === 'unknown source')
+    log.warn(
+      {},
+      'postgres.js changed: its guard against writes to closed connections is not installed (src/postgres-guard.ts)',
+    );
   const { url: databaseUrl, stop: stopEmbedded } = await databaseServer(config, log);
   const sql = connect(databaseUrl, { max: options.poolSize ?? 10 });
   // Connections open on first use: an unused report pool costs nothing.
