@@ -26,7 +26,7 @@ import { deliver, request, sign } from '../http/harness.ts';
 
 const SECRET = 'whsec_fault_test_0123456789';
 const ATTEMPTS = 24;
-const LEASE_SECONDS = 15;
+const LEASE_SECONDS = 10;
 
 let pg: PrivatePostgres;
 let sandbox: Sandbox;
