@@ -3,6 +3,7 @@ import { ConfigError } from './config.ts';
 import { commands } from './commands/index.ts';
 import { UsageError } from './commands/types.ts';
 import { OpsError } from './dunning/ops-actions.ts';
+import { Unavailable } from './unavailable.ts';
 
 function overview(): string {
   const width = Math.max(...commands.map((c) => c.name.length));
@@ -48,7 +49,19 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<numb
       console.error(`dunning ${name}: ${(err as Error).message}\n\n${command.help}`);
       return 2;
     }
-    console.error(`dunning ${name}: ${(err as Error).stack ?? String(err)}`);
+    const debug = (env.LOG_LEVEL ?? '').toLowerCase() === 'debug' || env.LOG_LEVEL === 'trace';
+    if (err instanceof Unavailable) {
+      // Something outside is missing (the database, the port): the line names the setting to check.
+      console.error(`dunning ${name}: ${err.message}`);
+      if (debug) console.error((err.cause as Error | undefined)?.stack ?? err.stack);
+      return 69; // EX_UNAVAILABLE
+    }
+    // A bug: the stack helps whoever fixes it, but only when asked for.
+    console.error(
+      debug
+        ? `dunning ${name}: ${(err as Error).stack ?? String(err)}`
+        : `dunning ${name}: ${(err as Error).message ?? String(err)} (LOG_LEVEL=debug prints the stack)`,
+    );
     return 1;
   }
 }

@@ -54,3 +54,45 @@ export function guardPostgresDriver(): void {
 export function postgresDriverGuard(): typeof state {
   return state;
 }
+
+/** Error codes of a database that went away (postgres.js's own, the socket's, Postgres's shutdown and startup). */
+const CONNECTION_LOST = new Set([
+  'CONNECTION_CLOSED',
+  'CONNECTION_DESTROYED',
+  'CONNECTION_ENDED',
+  'CONNECT_TIMEOUT',
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'EPIPE',
+  'ETIMEDOUT',
+  '57P01', // admin_shutdown
+  '57P02', // crash_shutdown
+  '57P03', // cannot_connect_now: starting up
+]);
+
+export function isConnectionLost(err: unknown): boolean {
+  const code = (err as { code?: unknown } | null)?.code;
+  return typeof code === 'string' && CONNECTION_LOST.has(code);
+}
+
+/**
+ * A long-running process outlives its database's restarts. A query whose connection died and whose
+ * promise nobody awaited any more (a caller that gave up after its own timeout) must not end the
+ * process as Node's default for an unhandled rejection does: it is logged and the process goes on.
+ * Any other unhandled rejection is a bug and still ends the process (exit 1).
+ */
+export function surviveLostConnections(log: {
+  warn(o: object, msg: string): void;
+  fatal(o: object, msg: string): void;
+}): () => void {
+  const onRejection = (err: unknown) => {
+    if (isConnectionLost(err)) {
+      log.warn({ err }, 'a database request failed after its caller stopped waiting (connection lost)');
+      return;
+    }
+    log.fatal({ err }, 'unhandled promise rejection');
+    process.exit(1);
+  };
+  process.on('unhandledRejection', onRejection);
+  return () => process.off('unhandledRejection', onRejection);
+}

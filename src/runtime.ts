@@ -6,6 +6,7 @@ import { loadTemplates, TemplateError } from './reminders/templates.ts';
 import { createLogger, type Logger } from './log.ts';
 import { migrate } from './migrate.ts';
 import { postgresDriverGuard } from './postgres-guard.ts';
+import { databaseUnavailable } from './unavailable.ts';
 
 /** What every long-lived command needs: validated config, a logger and a migrated database. */
 export interface Runtime {
@@ -80,11 +81,13 @@ export async function openRuntime(env: NodeJS.ProcessEnv, options: RuntimeOption
     await sql.end({ timeout });
   };
   try {
+    // The first statement: a database that cannot be reached is reported here, naming DATABASE_URL.
     if (options.migrate ?? true) await migrate(sql, log);
+    else await sql`select 1`;
   } catch (err) {
     await endPools(1);
     await stopEmbedded();
-    throw err;
+    throw databaseUnavailable(databaseUrl, err) ?? err;
   }
   return {
     config,

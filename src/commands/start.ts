@@ -4,7 +4,9 @@ import { healthRoutes } from '../http/health.ts';
 import { closeServer, createServer, listen } from '../http/server.ts';
 import { updateCardRoutesFor } from '../http/update-card.ts';
 import { webhookRoutes } from '../http/webhook.ts';
+import { surviveLostConnections } from '../postgres-guard.ts';
 import { startQueue } from '../queue.ts';
+import { listenUnavailable } from '../unavailable.ts';
 import { REPORT_POOL_SIZE, reportRoutes } from '../reports/routes.ts';
 import { openRuntime } from '../runtime.ts';
 import { createStripeClient } from '../stripe/client.ts';
@@ -47,6 +49,7 @@ signal exits at once.`,
       reportPoolSize: web ? REPORT_POOL_SIZE : undefined,
     });
     const { config, log, sql } = rt;
+    surviveLostConnections(log);
     const clock = systemClock;
     const boss = await startQueue(rt.databaseUrl, log);
     let queueRunning = true;
@@ -88,7 +91,9 @@ signal exits at once.`,
             ...updateCardRoutesFor(config, { clock, gateway }),
           },
         });
-        const port = await listen(server, config.port, config.host);
+        const port = await listen(server, config.port, config.host).catch((err: unknown) => {
+          throw listenUnavailable(config.host, config.port, err) ?? err;
+        });
         log.info(
           {
             host: config.host,
