@@ -4,6 +4,7 @@ import Stripe from 'stripe';
 import type { Sql } from '../db.ts';
 import { BodyTooLarge, readRawBody } from './body.ts';
 import { createEventWriter, storeEvents, type EventWriterOptions } from './event-writer.ts';
+import { unstorableReason } from './storable.ts';
 import { sendJson, type Handler, type RequestContext, type Routes } from './server.ts';
 
 export const MAX_BODY_BYTES = 1024 * 1024;
@@ -110,6 +111,11 @@ export function webhookHandler(deps: WebhookDeps): Handler {
     }
     const event = verdict.event;
     ctx.annotate({ eventId: event.id, type: event.type });
+    const unstorable = unstorableReason(event);
+    if (unstorable) {
+      ctx.log.warn({ reason: unstorable, bytes: raw.length }, 'webhook rejected: Postgres cannot store it');
+      return sendJson(res, 400, { error: `event cannot be stored: ${unstorable}` });
+    }
     try {
       const inserted = await writer.write(event, raw.toString('utf8'));
       // The request line says what happened: one log line per delivery, on the hot path.
