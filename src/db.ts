@@ -27,9 +27,21 @@ export function connect(
       bigint: { to: 20, from: [20], serialize: (n: number | bigint) => String(n), parse: (s: string) => Number(s) },
     },
     transform: { undefined: null },
+    backoff: reconnectDelaySeconds,
     // Shown in pg_stat_activity, so each pool's connections can be told apart.
     connection: { application_name: options.applicationName ?? 'dunning' },
   });
+}
+
+/**
+ * How long a pooled connection that failed waits before it connects again. postgres.js's default
+ * grows with every failure the pool has seen (3^n / 100 s, up to 20 s), so after a database
+ * restart the pool still waited out seconds of backoff while the server answered again: the
+ * receiver refused deliveries for 5-10 s more. A refused connect costs almost nothing; half a
+ * second at most keeps recovery within a second of the server's return.
+ */
+export function reconnectDelaySeconds(failures: number): number {
+  return Math.min(0.05 * 2 ** failures, 0.5);
 }
 
 export interface EmbeddedDatabase {
