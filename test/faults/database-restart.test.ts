@@ -97,6 +97,26 @@ async function flood(
   return sent;
 }
 
+/**
+ * Called once the server answers again (pg_ctl waited for it): how long until the receiver stores a
+ * delivery. It must be within a second.
+ */
+async function msUntilStored(url: string): Promise<number> {
+  const back = Date.now();
+  await waitFor(
+    'a delivery stored after the restart',
+    async () => {
+      const ev = event('customer.updated', customer({ id: 'cus_back' }), { created: Math.floor(Date.now() / 1000) });
+      const text = JSON.stringify(ev);
+      return (await deliver(url, text, sign(text, SECRET))).status === 200;
+    },
+    20_000,
+  );
+  const ms = Date.now() - back;
+  console.log(`receiver stored a delivery ${ms} ms after the restarted server answered`);
+  return ms;
+}
+
 test('every role lives through pg_ctl restart -m fast and a killed postmaster under a webhook flood and a burst of due attempts', async () => {
   const policy = defaultPolicy();
   const log = createLogger('silent');
@@ -140,22 +160,11 @@ test('every role lives through pg_ctl restart -m fast and a killed postmaster un
   await waitFor('the burst to start charging', () => sandbox.charges().some((c) => c.source === 'api'));
 
   await pg.restart();
-  // The server answers again (pg_ctl waited for it): the receiver must store deliveries within a second.
-  const back = Date.now();
-  await waitFor(
-    'a delivery stored after the restart',
-    async () => {
-      const ev = event('customer.updated', customer({ id: 'cus_back' }), { created: Math.floor(Date.now() / 1000) });
-      const text = JSON.stringify(ev);
-      return (await deliver(urls[1]!, text, sign(text, SECRET))).status === 200;
-    },
-    10_000,
-  );
-  const recoveryMs = Date.now() - back;
-  console.log(`receiver stored a delivery ${recoveryMs} ms after the restarted server answered`);
+  const recoveries = [await msUntilStored(urls[1]!)];
   await waitFor('events accepted after the restart', () => accepted.length > 20);
   const beforeKill = accepted.length;
   await pg.killAndStart();
+  recoveries.push(await msUntilStored(urls[1]!));
   await waitFor('events accepted after the killed postmaster', () => accepted.length > beforeKill + 20, 20_000);
   stop.value = true;
   const sent = (await floods).reduce((a, b) => a + b, 0);
@@ -209,7 +218,7 @@ test('every role lives through pg_ctl restart -m fast and a killed postmaster un
     const charges = apiCharges(sandbox, c.invoiceId);
     expect(charges, c.invoiceId).toHaveLength(1);
   }
-  expect(recoveryMs).toBeLessThan(1_000);
+  expect(Math.max(...recoveries)).toBeLessThan(1_000);
   console.log(
     `fault test: ${sent} deliveries, ${accepted.length} accepted and stored; ${ATTEMPTS} due attempts made once; ` +
       `health samples ${health.length} (${health.filter((h) => h.status === 503).length} degraded)`,
