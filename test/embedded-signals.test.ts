@@ -28,28 +28,32 @@ afterAll(async () => {
 
 const embeddedUrl = (port: number) => `postgres://postgres:dunning-local@127.0.0.1:${port}/postgres`;
 
-test.each(['SIGHUP', 'SIGTERM'] as const)('%s stops dunning start and the embedded Postgres it started', async (signal) => {
-  const port = await freePort();
-  const p = runCli(['start', '--role', 'web'], {
-    EMBEDDED_PG_DIR: path.join(root, `data-${signal}`),
-    EMBEDDED_PG_PORT: String(port),
-    STRIPE_WEBHOOK_SECRET: 'whsec_embedded_0123456789',
-    HOST: '127.0.0.1',
-    PORT: '0',
-    LOG_LEVEL: 'info',
-  });
-  try {
-    await listeningPort(p);
-    expect(await reachable(embeddedUrl(port))).toBe(true);
-    p.child.kill(signal);
-    expect(await p.exit).toBe(0);
-    await waitFor('the embedded Postgres to be stopped', async () => !(await reachable(embeddedUrl(port))), 15_000);
-  } finally {
-    if (p.running()) p.child.kill('SIGKILL');
-  }
-}, 60_000);
+test.each(['SIGHUP', 'SIGTERM'] as const)(
+  '%s stops dunning start and the embedded Postgres it started',
+  async (signal) => {
+    const port = await freePort();
+    const p = runCli(['start', '--role', 'web'], {
+      EMBEDDED_PG_DIR: path.join(root, `data-${signal}`),
+      EMBEDDED_PG_PORT: String(port),
+      STRIPE_WEBHOOK_SECRET: 'whsec_embedded_0123456789',
+      HOST: '127.0.0.1',
+      PORT: '0',
+      LOG_LEVEL: 'info',
+    });
+    try {
+      await listeningPort(p);
+      expect(await reachable(embeddedUrl(port))).toBe(true);
+      p.child.kill(signal);
+      expect(await p.exit).toBe(0);
+      await waitFor('the embedded Postgres to be stopped', async () => !(await reachable(embeddedUrl(port))), 15_000);
+    } finally {
+      if (p.running()) p.child.kill('SIGKILL');
+    }
+  },
+  60_000,
+);
 
-test("a server on EMBEDDED_PG_PORT that is not this cluster is refused with a clear message, and left alone", async () => {
+test('a server on EMBEDDED_PG_PORT that is not this cluster is refused with a clear message, and left alone', async () => {
   const port = new URL(other.url).port;
   const p = runCli(['migrate'], {
     EMBEDDED_PG_DIR: path.join(root, 'data-mine'),

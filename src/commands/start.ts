@@ -32,7 +32,7 @@ Applies pending migrations, starts the job queue, then:
 Run several workers against one database to share the load; a web process only needs the
 database. STRIPE_WEBHOOK_SECRET is required for web (comma-separated for rotation), and
 STRIPE_SECRET_KEY for any role when PUBLIC_URL is set (links are signed with a key derived from it).
-SIGTERM or SIGINT stops gracefully: no new requests or jobs, in-flight ones finish; a second
+SIGTERM, SIGINT or SIGHUP stops gracefully: no new requests or jobs, in-flight ones finish; a second
 signal exits at once.`,
   async run(argv, env) {
     const { values } = parseArgs({ args: argv, options: { role: { type: 'string', default: 'all' } }, strict: true });
@@ -117,6 +117,8 @@ signal exits at once.`,
     const signal = await new Promise<NodeJS.Signals>((resolve) => {
       process.once('SIGTERM', () => resolve('SIGTERM'));
       process.once('SIGINT', () => resolve('SIGINT'));
+      // The terminal closed: stop as on Ctrl-C.
+      process.once('SIGHUP', () => resolve('SIGHUP'));
     });
     log.info({ signal }, 'shutting down: finishing in-flight requests and jobs');
     const force = () => {
@@ -125,6 +127,7 @@ signal exits at once.`,
     };
     process.once('SIGTERM', force);
     process.once('SIGINT', force);
+    process.once('SIGHUP', force);
     for (const stop of shutdown) await stop();
     await boss.stop({ graceful: true, timeout: 30_000 });
     await rt.close();
