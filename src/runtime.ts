@@ -3,6 +3,7 @@ import { connect, databaseServer, type Sql } from './db.ts';
 import { defaultPolicy, loadPolicyFile, type Policy } from './dunning/policy.ts';
 import { parseReminderPolicy } from './reminders/policy.ts';
 import { loadTemplates, TemplateError } from './reminders/templates.ts';
+import { checkOutboxDir } from './reminders/transport.ts';
 import { createLogger, type Logger } from './log.ts';
 import { migrate } from './migrate.ts';
 import { postgresDriverGuard } from './postgres-guard.ts';
@@ -42,6 +43,13 @@ export function checkedPolicy(config: Config): Policy {
         ? err.problems.map((p) => `TEMPLATES_DIR: ${p}`)
         : [`TEMPLATES_DIR: ${(err as Error).message}`],
     );
+  }
+  if (!config.smtpUrl) {
+    try {
+      checkOutboxDir(config.outboxDir);
+    } catch (err) {
+      throw new ConfigError([`OUTBOX_DIR: ${(err as Error).message}`]);
+    }
   }
   return policy;
 }

@@ -78,3 +78,16 @@ test('PORT in use: one line naming PORT and HOST, exit 69; LOG_LEVEL=debug adds 
     taken.close();
   }
 });
+
+test('an OUTBOX_DIR that cannot be written (no SMTP_URL) is configuration: exit 78 before the database is touched', async () => {
+  const p = runCli(['start', '--role', 'worker'], {
+    // Port 1: were the database opened first, this would be exit 69.
+    DATABASE_URL: 'postgres://postgres@127.0.0.1:1/dunning',
+    OUTBOX_DIR: '/etc/passwd/outbox',
+    LOG_LEVEL: 'info',
+  });
+  expect(await p.exit).toBe(78);
+  expect(p.lines.join('\n')).toContain(
+    'OUTBOX_DIR: /etc/passwd/outbox is not writable (ENOTDIR); set SMTP_URL, or OUTBOX_DIR to a writable directory',
+  );
+});
