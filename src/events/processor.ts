@@ -11,6 +11,7 @@ import {
   subscriptionUpdated,
 } from './customers.ts';
 import { actionRequired, invoiceChanged, paymentFailed } from './invoices.ts';
+import { withoutRowValues } from '../redact.ts';
 import type { Logger } from '../log.ts';
 import { customerKnown, customerOfEvent, upsertCustomer } from './objects.ts';
 import * as store from './store.ts';
@@ -132,7 +133,11 @@ export async function processWithTries(
   try {
     return await processEvent(sql, deps, eventId, handlers);
   } catch (err) {
-    const message = err instanceof Error ? err.message : String(err);
+    // Postgres's detail names the failing column; its row values (names, emails) are left out.
+    const detail = (err as { detail?: unknown } | null)?.detail;
+    const message =
+      (err instanceof Error ? err.message : String(err)) +
+      (typeof detail === 'string' && detail ? `: ${withoutRowValues(detail)}` : '');
     const current = await store.eventById(sql, eventId);
     const parked = (current?.tries ?? 0) + 1 >= maxTries;
     const tries = await store.recordFailure(sql, eventId, message, parked);
