@@ -2,7 +2,7 @@ import type { JobResult, PgBoss } from 'pg-boss';
 import type { Sql } from '../db.ts';
 import { QUEUES } from '../queue.ts';
 import { chargeFailed, intentFailed } from './charges.ts';
-import type { EventHandler, Outcome, ProcessorDeps } from './context.ts';
+import { EventUnprocessable, type EventHandler, type Outcome, type ProcessorDeps } from './context.ts';
 import {
   customerUpdated,
   paymentMethodChanged,
@@ -139,7 +139,7 @@ export async function processWithTries(
       (err instanceof Error ? err.message : String(err)) +
       (typeof detail === 'string' && detail ? `: ${withoutRowValues(detail)}` : '');
     const current = await store.eventById(sql, eventId);
-    const parked = (current?.tries ?? 0) + 1 >= maxTries;
+    const parked = err instanceof EventUnprocessable || (current?.tries ?? 0) + 1 >= maxTries;
     const tries = await store.recordFailure(sql, eventId, message, parked);
     deps.log.error(
       { eventId, type: current?.type, tries, parked, err },
