@@ -111,11 +111,12 @@ test('two web and three worker processes; a worker killed mid-burst: every due a
 
   const held: string[] = [];
   const proxy = await answerHoldingProxy(held);
+  // The victim works alone at first, so it surely holds attempts when it dies (on a busy machine
+  // the other workers could otherwise take the whole burst); they join before the kill.
   const victim = start('worker', proxy.url);
-  const workers = [start('worker'), start('worker')];
   const webs = [start('web'), start('web')];
   const urls = (await Promise.all(webs.map(listeningPort))).map((p) => `http://127.0.0.1:${p}`);
-  await Promise.all([victim, ...workers].map((w) => w.line('"msg":"dunning started"')));
+  await victim.line('"msg":"dunning started"');
 
   // The burst, queued as the scheduler queues attempts; webhooks arrive at both web processes meanwhile.
   const boss = await startQueue(db.url, createLogger('silent'));
@@ -133,7 +134,9 @@ test('two web and three worker processes; a worker killed mid-burst: every due a
     }),
   );
 
-  await waitFor('the victim to have charges in flight', () => held.length >= HELD, 20_000);
+  await waitFor('the victim to have charges in flight', () => held.length >= HELD, 30_000);
+  const workers = [start('worker'), start('worker')];
+  await Promise.all(workers.map((w) => w.line('"msg":"dunning started"')));
   victim.child.kill('SIGKILL');
   const killedAt = Date.now();
   await victim.exit;
