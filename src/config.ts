@@ -30,6 +30,11 @@ export interface Config {
   policyFile: string | null;
   eventMaxTries: number;
   workerConcurrency: number;
+  /**
+   * How long a worker's claim on a charge attempt protects it from other workers; a killed worker's
+   * attempts are taken over after it (docs/runner.md). Must outlast the Stripe requests of one attempt.
+   */
+  attemptLeaseSeconds: number;
   smtpUrl: string | null;
   /** The From header as configured: an address or `Name <address>`. */
   mailFrom: string;
@@ -337,6 +342,7 @@ export function loadConfig(env: Env, require: Requirement[] = []): Config {
     policyFile: str('DUNNING_POLICY_FILE'),
     eventMaxTries: int('EVENT_MAX_TRIES', 8, 1, 100),
     workerConcurrency: int('WORKER_CONCURRENCY', 4, 1, 64),
+    attemptLeaseSeconds: int('ATTEMPT_LEASE_SECONDS', 120, 10, 3600),
     smtpUrl,
     mailFrom,
     mailFromAddress: mailFromAddress ?? mailFrom,

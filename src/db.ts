@@ -27,9 +27,21 @@ export function connect(
       bigint: { to: 20, from: [20], serialize: (n: number | bigint) => String(n), parse: (s: string) => Number(s) },
     },
     transform: { undefined: null },
+    backoff: reconnectDelaySeconds,
     // Shown in pg_stat_activity, so each pool's connections can be told apart.
     connection: { application_name: options.applicationName ?? 'dunning' },
   });
+}
+
+/**
+ * How long a pooled connection that failed waits before it connects again. postgres.js's default
+ * grows with every failure the pool has seen (3^n / 100 s, up to 20 s), so after a database
+ * restart the pool still waited out seconds of backoff while the server answered again: the
+ * receiver refused deliveries for 5-10 s more. A refused connect costs almost nothing; half a
+ * second at most keeps recovery within a second of the server's return.
+ */
+export function reconnectDelaySeconds(failures: number): number {
+  return Math.min(0.05 * 2 ** failures, 0.5);
 }
 
 export interface EmbeddedDatabase {
@@ -108,7 +120,15 @@ export async function startEmbeddedPostgres(
 ): Promise<EmbeddedDatabase> {
   const url = `postgres://postgres:${EMBEDDED_PASSWORD}@127.0.0.1:${port}/postgres`;
   if (await reachable(url)) {
-    log.info({ port }, 'embedded Postgres already running; reusing it');
+    // Another checkout's cluster, or any server with these credentials, must not be migrated as ours.
+    const theirs = await dataDirectory(url);
+    if (theirs !== null && theirs !== realDir(dir)) {
+      throw new ConfigError([
+        `EMBEDDED_PG_PORT: ${port} is taken by another Postgres server (data directory ${theirs}, not this one's ${realDir(dir)}); ` +
+          'stop it, choose a free EMBEDDED_PG_PORT, or set DATABASE_URL to use that server on purpose',
+      ]);
+    }
+    log.info({ port, dir }, 'embedded Postgres already running; reusing it');
     return { url, stop: async () => {} };
   }
   try {
@@ -147,7 +167,45 @@ async function startCluster(
   if (isRoot) chownToPostgres(dir);
   await pg.start();
   log.info({ dir, port, fresh }, 'no DATABASE_URL: started embedded Postgres');
-  return { url, stop: () => pg.stop() };
+  // The package's own signal hooks are removed (see importEmbeddedPostgres). A command that handles
+  // the signal stops gracefully and calls stop(); until it does (during startup, or a command
+  // that does not listen), the signal stops the cluster here rather than leaving it orphaned.
+  const onSignal = (signal: NodeJS.Signals) => {
+    if (process.listenerCount(signal) > 1) return;
+    log.info({ signal }, 'stopping embedded Postgres');
+    void pg.stop().finally(() => process.exit(128 + (os.constants.signals[signal] ?? 0)));
+  };
+  for (const signal of STOP_SIGNALS) process.on(signal, onSignal);
+  return {
+    url,
+    stop: async () => {
+      for (const signal of STOP_SIGNALS) process.off(signal, onSignal);
+      await pg.stop();
+    },
+  };
+}
+
+const STOP_SIGNALS = ['SIGTERM', 'SIGINT', 'SIGHUP'] as const;
+
+function realDir(dir: string): string {
+  try {
+    return fs.realpathSync(dir);
+  } catch {
+    return path.resolve(dir);
+  }
+}
+
+/** The data directory of the server at `url` (superusers may read it), or null when it will not say. */
+async function dataDirectory(url: string): Promise<string | null> {
+  const probe = postgres(url, { max: 1, connect_timeout: 2, onnotice: () => {} });
+  try {
+    const [row] = await probe<{ data_directory: string }[]>`show data_directory`;
+    return row ? realDir(row.data_directory) : null;
+  } catch {
+    return null;
+  } finally {
+    await probe.end({ timeout: 1 });
+  }
 }
 
 /**

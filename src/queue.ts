@@ -14,8 +14,24 @@ export const QUEUES = {
 } as const;
 export type QueueName = (typeof QUEUES)[keyof typeof QUEUES];
 
+/**
+ * How often pg-boss looks for jobs whose worker stopped beating (and other upkeep); with
+ * JOB_HEARTBEAT_SECONDS it bounds how long a killed worker's jobs stay `active` (pg-boss's own
+ * default is a minute, and without a heartbeat such a job waited for its 15-minute expiry).
+ */
+export const SUPERVISE_SECONDS = 10;
+/** A running job's worker refreshes it every half of this; a job not refreshed for this long is retried. pg-boss's minimum. */
+export const JOB_HEARTBEAT_SECONDS = 10;
+
 export async function startQueue(url: string, log: Logger): Promise<PgBoss> {
-  const boss = new PgBoss({ connectionString: url, schema: 'pgboss', max: 5, application_name: 'dunning-queue' });
+  const boss = new PgBoss({
+    connectionString: url,
+    schema: 'pgboss',
+    max: 5,
+    application_name: 'dunning-queue',
+    superviseIntervalSeconds: SUPERVISE_SECONDS,
+    monitorIntervalSeconds: SUPERVISE_SECONDS,
+  });
   boss.on('error', (err: Error) => log.error({ err }, 'job queue error'));
   await boss.start();
   await ensureQueues(boss);
@@ -31,23 +47,80 @@ export interface RetrySettings {
   retryDelay: number;
   retryBackoff: boolean;
   retryDelayMax: number;
+  heartbeatSeconds: number;
 }
 
 /**
  * The retry settings each queue must have. For stripe-events they cover only a run that died (a
  * crash, an expired job, the database away): an event's own tries (EVENT_MAX_TRIES) are counted on
  * its row, and the processor sends a new job for the events that failed (src/events/processor.ts),
- * so no setting here depends on the configuration, and every process agrees on them.
+ * so no setting here depends on the configuration, and every process agrees on them. Every queue
+ * has a heartbeat: a job whose process died (SIGKILL, OOM) or lost the database while settling it is
+ * retried within about JOB_HEARTBEAT_SECONDS + SUPERVISE_SECONDS, not after pg-boss's 15-minute expiry.
  */
 export function queueSettings(): Array<[QueueName, RetrySettings]> {
   return [
-    [QUEUES.stripeEvents, { retryLimit: 10, retryDelay: 2, retryBackoff: true, retryDelayMax: 300 }],
-    [QUEUES.attempts, { retryLimit: 10, retryDelay: 5, retryBackoff: true, retryDelayMax: 600 }],
-    [QUEUES.deadlines, { retryLimit: 10, retryDelay: 5, retryBackoff: true, retryDelayMax: 600 }],
-    [QUEUES.reminders, { retryLimit: 10, retryDelay: 30, retryBackoff: true, retryDelayMax: 3600 }],
-    [QUEUES.opsAlerts, { retryLimit: OPS_ALERT_TRIES - 1, retryDelay: 10, retryBackoff: true, retryDelayMax: 3600 }],
+    [
+      QUEUES.stripeEvents,
+      {
+        retryLimit: 10,
+        retryDelay: 2,
+        retryBackoff: true,
+        retryDelayMax: 300,
+        heartbeatSeconds: JOB_HEARTBEAT_SECONDS,
+      },
+    ],
+    [
+      QUEUES.attempts,
+      {
+        retryLimit: 10,
+        retryDelay: 5,
+        retryBackoff: true,
+        retryDelayMax: 600,
+        heartbeatSeconds: JOB_HEARTBEAT_SECONDS,
+      },
+    ],
+    [
+      QUEUES.deadlines,
+      {
+        retryLimit: 10,
+        retryDelay: 5,
+        retryBackoff: true,
+        retryDelayMax: 600,
+        heartbeatSeconds: JOB_HEARTBEAT_SECONDS,
+      },
+    ],
+    [
+      QUEUES.reminders,
+      {
+        retryLimit: 10,
+        retryDelay: 30,
+        retryBackoff: true,
+        retryDelayMax: 3600,
+        heartbeatSeconds: JOB_HEARTBEAT_SECONDS,
+      },
+    ],
+    [
+      QUEUES.opsAlerts,
+      {
+        retryLimit: OPS_ALERT_TRIES - 1,
+        retryDelay: 10,
+        retryBackoff: true,
+        retryDelayMax: 3600,
+        heartbeatSeconds: JOB_HEARTBEAT_SECONDS,
+      },
+    ],
     // A failed daily scan tries again within the day; the next day's scan covers anything left.
-    [QUEUES.cardExpiryScan, { retryLimit: 5, retryDelay: 300, retryBackoff: true, retryDelayMax: 3600 }],
+    [
+      QUEUES.cardExpiryScan,
+      {
+        retryLimit: 5,
+        retryDelay: 300,
+        retryBackoff: true,
+        retryDelayMax: 3600,
+        heartbeatSeconds: JOB_HEARTBEAT_SECONDS,
+      },
+    ],
   ];
 }
 
@@ -78,7 +151,8 @@ function sameRetry(q: Partial<RetrySettings>, wanted: RetrySettings): boolean {
     q.retryLimit === wanted.retryLimit &&
     q.retryDelay === wanted.retryDelay &&
     q.retryBackoff === wanted.retryBackoff &&
-    q.retryDelayMax === wanted.retryDelayMax
+    q.retryDelayMax === wanted.retryDelayMax &&
+    q.heartbeatSeconds === wanted.heartbeatSeconds
   );
 }
 

@@ -156,6 +156,17 @@ const ERROR_FIELDS = [
 const ERROR_OBJECT_IDS = ['payment_intent', 'payment_method', 'setup_intent', 'source'] as const;
 
 /**
+ * Postgres puts the offending row's values in a constraint error's detail ("Failing row contains
+ * (cus_1, Jane Doe, ...)", "Key (email)=(jane@example.com) already exists"): customer data. The
+ * column names stay, the values go.
+ */
+export function withoutRowValues(detail: string): string {
+  return detail
+    .replace(/Failing row contains \(.*\)/s, 'Failing row contains (values withheld)')
+    .replace(/(Key \([^)]*\))=\(.*?\)(?= already exists| is not present| conflicts|\.|$)/gs, '$1=(values withheld)');
+}
+
+/**
  * An error as a log line may show it: type, message, stack, the fields above and its cause, with
  * every string scrubbed. Whatever else the error holds (Stripe's `raw`, `headers`,
  * `payment_method`; a signature error's `payload`) is left out.
@@ -171,7 +182,7 @@ export function serializeError(err: unknown, depth = 0): unknown {
   for (const k of ERROR_FIELDS) {
     const v = e[k];
     if (v !== undefined && v !== null && v !== '' && typeof v !== 'object')
-      out[k] = typeof v === 'string' ? scrubText(v) : v;
+      out[k] = typeof v === 'string' ? scrubText(k === 'detail' ? withoutRowValues(v) : v) : v;
   }
   for (const k of ERROR_OBJECT_IDS) {
     const v = e[k];

@@ -3,8 +3,11 @@ import { connect, databaseServer, type Sql } from './db.ts';
 import { defaultPolicy, loadPolicyFile, type Policy } from './dunning/policy.ts';
 import { parseReminderPolicy } from './reminders/policy.ts';
 import { loadTemplates, TemplateError } from './reminders/templates.ts';
+import { checkOutboxDir } from './reminders/transport.ts';
 import { createLogger, type Logger } from './log.ts';
 import { migrate } from './migrate.ts';
+import { postgresDriverGuard } from './postgres-guard.ts';
+import { databaseUnavailable } from './unavailable.ts';
 
 /** What every long-lived command needs: validated config, a logger and a migrated database. */
 export interface Runtime {
@@ -41,6 +44,13 @@ export function checkedPolicy(config: Config): Policy {
         : [`TEMPLATES_DIR: ${(err as Error).message}`],
     );
   }
+  if (!config.smtpUrl) {
+    try {
+      checkOutboxDir(config.outboxDir);
+    } catch (err) {
+      throw new ConfigError([`OUTBOX_DIR: ${(err as Error).message}`]);
+    }
+  }
   return policy;
 }
 
@@ -63,6 +73,11 @@ export async function openRuntime(env: NodeJS.ProcessEnv, options: RuntimeOption
   const config = loadConfig(env, options.require ?? []);
   const policy = options.policy ? checkedPolicy(config) : defaultPolicy();
   const log = createLogger(options.logLevel ?? config.logLevel);
+  if (postgresDriverGuard() === 'unknown source')
+    log.warn(
+      {},
+      'postgres.js changed: its guard against writes to closed connections is not installed (src/postgres-guard.ts)',
+    );
   const { url: databaseUrl, stop: stopEmbedded } = await databaseServer(config, log);
   const sql = connect(databaseUrl, { max: options.poolSize ?? 10 });
   // Connections open on first use: an unused report pool costs nothing.
@@ -74,11 +89,13 @@ export async function openRuntime(env: NodeJS.ProcessEnv, options: RuntimeOption
     await sql.end({ timeout });
   };
   try {
+    // The first statement: a database that cannot be reached is reported here, naming DATABASE_URL.
     if (options.migrate ?? true) await migrate(sql, log);
+    else await sql`select 1`;
   } catch (err) {
     await endPools(1);
     await stopEmbedded();
-    throw err;
+    throw databaseUnavailable(databaseUrl, err) ?? err;
   }
   return {
     config,

@@ -143,6 +143,7 @@ export async function startWorkers(deps: WorkerDeps): Promise<() => Promise<void
         config,
         policy,
         throttle,
+        leaseMs: config.attemptLeaseSeconds * 1000,
         ...wiring.runner,
         reportUnknownCodes,
       }),

@@ -101,6 +101,7 @@ Logs go to stderr at LOG_LEVEL (default error).`,
       await new Promise<void>((resolve) => {
         process.once('SIGINT', () => resolve());
         process.once('SIGTERM', () => resolve());
+        process.once('SIGHUP', () => resolve());
       });
       return 0;
     } finally {

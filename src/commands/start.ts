@@ -4,7 +4,9 @@ import { healthRoutes } from '../http/health.ts';
 import { closeServer, createServer, listen } from '../http/server.ts';
 import { updateCardRoutesFor } from '../http/update-card.ts';
 import { webhookRoutes } from '../http/webhook.ts';
+import { surviveLostConnections } from '../postgres-guard.ts';
 import { startQueue } from '../queue.ts';
+import { listenUnavailable } from '../unavailable.ts';
 import { REPORT_POOL_SIZE, reportRoutes } from '../reports/routes.ts';
 import { openRuntime } from '../runtime.ts';
 import { createStripeClient } from '../stripe/client.ts';
@@ -32,7 +34,7 @@ Applies pending migrations, starts the job queue, then:
 Run several workers against one database to share the load; a web process only needs the
 database. STRIPE_WEBHOOK_SECRET is required for web (comma-separated for rotation), and
 STRIPE_SECRET_KEY for any role when PUBLIC_URL is set (links are signed with a key derived from it).
-SIGTERM or SIGINT stops gracefully: no new requests or jobs, in-flight ones finish; a second
+SIGTERM, SIGINT or SIGHUP stops gracefully: no new requests or jobs, in-flight ones finish; a second
 signal exits at once.`,
   async run(argv, env) {
     const { values } = parseArgs({ args: argv, options: { role: { type: 'string', default: 'all' } }, strict: true });
@@ -50,6 +52,7 @@ signal exits at once.`,
       reportPoolSize: web ? REPORT_POOL_SIZE : undefined,
     });
     const { config, log, sql } = rt;
+    surviveLostConnections(log);
     const clock = systemClock;
     const boss = await startQueue(rt.databaseUrl, log);
     let queueRunning = true;
@@ -92,7 +95,9 @@ signal exits at once.`,
             ...opsRoutesFor({ sql, boss, clock, log, config, policy: rt.policy }),
           },
         });
-        const port = await listen(server, config.port, config.host);
+        const port = await listen(server, config.port, config.host).catch((err: unknown) => {
+          throw listenUnavailable(config.host, config.port, err) ?? err;
+        });
         log.info(
           {
             host: config.host,
@@ -116,6 +121,8 @@ signal exits at once.`,
     const signal = await new Promise<NodeJS.Signals>((resolve) => {
       process.once('SIGTERM', () => resolve('SIGTERM'));
       process.once('SIGINT', () => resolve('SIGINT'));
+      // The terminal closed: stop as on Ctrl-C.
+      process.once('SIGHUP', () => resolve('SIGHUP'));
     });
     log.info({ signal }, 'shutting down: finishing in-flight requests and jobs');
     const force = () => {
@@ -124,6 +131,7 @@ signal exits at once.`,
     };
     process.once('SIGTERM', force);
     process.once('SIGINT', force);
+    process.once('SIGHUP', force);
     for (const stop of shutdown) await stop();
     await boss.stop({ graceful: true, timeout: 30_000 });
     await rt.close();

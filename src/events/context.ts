@@ -38,4 +38,16 @@ export interface HandlerContext {
 
 /** `processed` when the event was applied (even as a no-op on newer state), `ignored` when it does not concern us. */
 export type Outcome = 'processed' | 'ignored';
+
+/**
+ * The event is well formed but makes no sense to act on (a negative amount due, a currency that
+ * does not exist): retrying cannot help, so it is parked as failed at once with this reason, for
+ * ops to see in `dunning events --failed`.
+ */
+export class EventUnprocessable extends Error {
+  constructor(reason: string) {
+    super(reason);
+    this.name = 'EventUnprocessable';
+  }
+}
 export type EventHandler = (ctx: HandlerContext) => Promise<Outcome>;

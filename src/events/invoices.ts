@@ -1,5 +1,5 @@
 import type Stripe from 'stripe';
-import type { HandlerContext, Outcome } from './context.ts';
+import { EventUnprocessable, type HandlerContext, type Outcome } from './context.ts';
 import {
   caseOfInvoice,
   claimChargeFailure,
@@ -148,7 +148,21 @@ async function recordFailure(
   return attemptId;
 }
 
+/** ISO 4217 codes (Stripe's currencies are their lower-case forms). */
+const CURRENCIES = new Set(Intl.supportedValuesOf('currency').map((c) => c.toLowerCase()));
+
+/** Why an invoice cannot be dunned at all, whatever its state: not a debt in a real currency. */
+function undunnable(inv: Stripe.Invoice): string | null {
+  if (!Number.isInteger(inv.amount_due) || inv.amount_due < 0)
+    return `invoice ${inv.id}: amount_due ${inv.amount_due} is not an amount to collect`;
+  if (typeof inv.currency !== 'string' || !CURRENCIES.has(inv.currency))
+    return `invoice ${inv.id}: currency "${String(inv.currency)}" is not an ISO 4217 currency`;
+  return null;
+}
+
 export async function paymentFailed(ctx: HandlerContext): Promise<Outcome> {
+  const reason = undunnable(invoiceOf(ctx));
+  if (reason) throw new EventUnprocessable(reason);
   const d = await dunnable(ctx);
   if (!d) {
     await recordPastFailure(ctx);

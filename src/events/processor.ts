@@ -3,7 +3,7 @@ import type Stripe from 'stripe';
 import type { Sql } from '../db.ts';
 import { QUEUES } from '../queue.ts';
 import { chargeFailed, intentFailed } from './charges.ts';
-import type { EventHandler, Outcome, ProcessorDeps } from './context.ts';
+import { EventUnprocessable, type EventHandler, type Outcome, type ProcessorDeps } from './context.ts';
 import {
   customerUpdated,
   paymentMethodChanged,
@@ -12,6 +12,7 @@ import {
   subscriptionUpdated,
 } from './customers.ts';
 import { actionRequired, invoiceChanged, paymentFailed } from './invoices.ts';
+import { withoutRowValues } from '../redact.ts';
 import type { Logger } from '../log.ts';
 import { customerKnown, customerOfEvent, upsertCustomer } from './objects.ts';
 import * as store from './store.ts';
@@ -175,9 +176,13 @@ export async function processWithTries(
   try {
     return await processEvent(sql, deps, eventId, handlers);
   } catch (err) {
-    const message = err instanceof Error ? err.message : String(err);
+    // Postgres's detail names the failing column; its row values (names, emails) are left out.
+    const detail = (err as { detail?: unknown } | null)?.detail;
+    const message =
+      (err instanceof Error ? err.message : String(err)) +
+      (typeof detail === 'string' && detail ? `: ${withoutRowValues(detail)}` : '');
     const current = await store.eventById(sql, eventId);
-    const parked = (current?.tries ?? 0) + 1 >= maxTries;
+    const parked = err instanceof EventUnprocessable || (current?.tries ?? 0) + 1 >= maxTries;
     const tries = await store.recordFailure(sql, eventId, message, parked);
     deps.log.error(
       { eventId, type: current?.type, tries, parked, err },

@@ -8,7 +8,15 @@ export interface HealthDeps {
   timeoutMs?: number;
 }
 
-export async function checkHealth(deps: HealthDeps): Promise<{ ok: boolean; db: 'ok' | 'down'; queue: 'ok' | 'down' }> {
+export interface Health {
+  ok: boolean;
+  /** `degraded` while the database or the queue is away: the process lives on and recovers by itself. */
+  status: 'ok' | 'degraded';
+  db: 'ok' | 'down';
+  queue: 'ok' | 'down';
+}
+
+export async function checkHealth(deps: HealthDeps): Promise<Health> {
   let timer: NodeJS.Timeout | undefined;
   const db = await Promise.race([
     deps.sql`select 1`.then(
@@ -21,7 +29,8 @@ export async function checkHealth(deps: HealthDeps): Promise<{ ok: boolean; db: 
   ]);
   clearTimeout(timer);
   const queue = deps.queueRunning() ? 'ok' : 'down';
-  return { ok: db === 'ok' && queue === 'ok', db, queue };
+  const ok = db === 'ok' && queue === 'ok';
+  return { ok, status: ok ? 'ok' : 'degraded', db, queue };
 }
 
 export function healthRoutes(deps: HealthDeps): Routes {

@@ -3,8 +3,9 @@ import type { PgBoss } from 'pg-boss';
 import Stripe from 'stripe';
 import type { Sql } from '../db.ts';
 import { versionWarner } from '../events/versions.ts';
-import { BodyTooLarge, readRawBody } from './body.ts';
+import { BodyTimeout, BodyTooLarge, ClientGone, readRawBody } from './body.ts';
 import { createEventWriter, storeEvents, type EventWriterOptions } from './event-writer.ts';
+import { unstorableReason } from './storable.ts';
 import { sendJson, type Handler, type RequestContext, type Routes } from './server.ts';
 
 export const MAX_BODY_BYTES = 1024 * 1024;
@@ -31,9 +32,15 @@ export function verifyDelivery(
   header: string | undefined,
   secrets: readonly string[],
   toleranceSeconds: number,
+  now: () => number = Date.now,
 ): Verification {
   if (!header) return { ok: false, reason: 'missing Stripe-Signature header' };
   if (secrets.length === 0) return { ok: false, reason: 'no webhook secret configured' };
+  // The SDK refuses only timestamps too far in the past; one too far in the future is as suspect
+  // (a replay prepared ahead, or a clock far off) and is refused the same way.
+  const signedAt = Number(/(?:^|,)\s*t=(\d+)/.exec(header)?.[1]);
+  if (Number.isFinite(signedAt) && signedAt - now() / 1000 > toleranceSeconds)
+    return { ok: false, reason: 'timestamp outside the tolerance' };
   let reason = 'signature does not match';
   for (const secret of secrets) {
     let event: unknown;
@@ -98,6 +105,17 @@ export function webhookHandler(deps: WebhookDeps): Handler {
         res.once('finish', () => req.socket.destroy());
         return sendJson(res, 413, { error: 'body larger than 1 MiB' }, { connection: 'close' });
       }
+      if (err instanceof BodyTimeout) {
+        ctx.log.warn({ reason: err.message }, 'webhook body too slow');
+        res.once('finish', () => req.socket.destroy());
+        return sendJson(res, 408, { error: err.message }, { connection: 'close' });
+      }
+      if (err instanceof ClientGone) {
+        // Stripe redelivers what it could not send; a disconnect is routine, not an error of ours.
+        ctx.log.debug({ reason: err.message }, 'webhook client disconnected');
+        req.socket.destroy();
+        return;
+      }
       throw err;
     }
     const header = req.headers['stripe-signature'];
@@ -113,6 +131,11 @@ export function webhookHandler(deps: WebhookDeps): Handler {
     }
     const event = verdict.event;
     ctx.annotate({ eventId: event.id, type: event.type });
+    const unstorable = unstorableReason(event);
+    if (unstorable) {
+      ctx.log.warn({ reason: unstorable, bytes: raw.length }, 'webhook rejected: Postgres cannot store it');
+      return sendJson(res, 400, { error: `event cannot be stored: ${unstorable}` });
+    }
     warnVersion(ctx.log, event.api_version);
     try {
       const inserted = await writer.write(event, raw.toString('utf8'));

@@ -132,6 +132,24 @@ export function fileTransport(dir: string): MailTransport {
   };
 }
 
+/**
+ * Without SMTP every reminder is a file in `dir`: a directory that cannot be written would fail
+ * every send, days later. Checked at start; the error names the reason.
+ */
+export function checkOutboxDir(dir: string): void {
+  const probe = path.join(dir, `.write-check-${process.pid}`);
+  try {
+    fs.mkdirSync(dir, { recursive: true });
+    fs.writeFileSync(probe, '');
+    fs.unlinkSync(probe);
+  } catch (err) {
+    const code = (err as { code?: string }).code ?? 'error';
+    throw new Error(`${dir} is not writable (${code}); set SMTP_URL, or OUTBOX_DIR to a writable directory`, {
+      cause: err,
+    });
+  }
+}
+
 /** Picks the transport from the config and says at start where emails will go. */
 export function createMailTransport(config: Pick<Config, 'smtpUrl' | 'outboxDir'>, log: Logger): MailTransport {
   if (config.smtpUrl) {

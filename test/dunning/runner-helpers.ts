@@ -1,5 +1,5 @@
 import type { PgBoss } from 'pg-boss';
-import { FixedClock } from '../../src/clock.ts';
+import { FixedClock, type Clock } from '../../src/clock.ts';
 import type { Sql } from '../../src/db.ts';
 import { createLogger } from '../../src/log.ts';
 import { startQueue } from '../../src/queue.ts';
@@ -82,7 +82,11 @@ export interface SeededCase {
  * A failed invoice as the event processor leaves it: customer, invoice, open case and Stripe's own
  * declined first attempt in the ledger. Seeded with SQL so these tests do not depend on webhooks.
  */
-export async function seedFailedInvoice(w: RunnerWorld, failure: FailureReason, amount = 4_900): Promise<SeededCase> {
+export async function seedFailedInvoice(
+  w: Pick<RunnerWorld, 'sandbox' | 'policy'> & { clock: Clock; db: { sql: Sql } },
+  failure: FailureReason,
+  amount = 4_900,
+): Promise<SeededCase> {
   const customer = await w.sandbox.createCustomer({
     email: 'someone@example.com',
     name: 'Some One',

@@ -6,8 +6,8 @@ import { OpsError, pause, resume, retryNow } from '../../src/dunning/ops-actions
 import { executeAttempt } from '../../src/dunning/runner.ts';
 import type { DeadlineJob } from '../../src/dunning/scheduler.ts';
 import type { ProcessorDeps } from '../../src/events/context.ts';
+import { waitForLockWait } from '../helpers/db.ts';
 import { apply, testDeps } from '../events/helpers.ts';
-import { waitFor } from '../helpers/db.ts';
 import {
   apiCharges,
   attemptRow,
@@ -198,22 +198,24 @@ describe("Stripe's pause_collection on the subscription", () => {
       },
     });
     let closeNow!: () => void;
-    let locked = false;
+    let locked!: () => void;
+    const holding = new Promise<void>((resolve) => {
+      locked = resolve;
+    });
     const closing = w.db.sql.begin(async (tx) => {
       await tx`select id from dunning_cases where id = ${s.caseId} for update`;
       await tx`update dunning_cases set status = 'recovered', closed_at = now() where id = ${s.caseId}`;
-      locked = true;
+      locked();
       await new Promise<void>((resolve) => {
         closeNow = resolve;
       });
     });
-    // The close must hold the case's lock before the pause event starts, or the event may take it first.
-    await waitFor('the close to hold the case lock', () => Promise.resolve(locked));
+    await holding;
     // The pause event lists the case as open (the close is not committed yet), then waits for its lock.
     const following = w.db.sql.begin((tx) =>
       hooks.collectionPauseChanged(tx, { subscriptionId: s.subscriptionId!, at: w.clock.now() }),
     );
-    await new Promise((resolve) => setTimeout(resolve, 200));
+    await waitForLockWait(w.db.sql);
     closeNow();
     await closing;
     await following;

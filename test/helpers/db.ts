@@ -45,7 +45,7 @@ export async function createTestDatabase(): Promise<TestDatabase> {
 /** Polls `check` until it returns a truthy value; fails with `what` after `timeoutMs`. */
 export async function waitFor<T>(
   what: string,
-  check: () => Promise<T | null | undefined | false>,
+  check: () => Promise<T | null | undefined | false> | T | null | undefined | false,
   timeoutMs = 10_000,
 ): Promise<T> {
   const deadline = Date.now() + timeoutMs;
@@ -70,4 +70,22 @@ export async function jobsNaming(
      where name = 'stripe-events' and state::text in ${sql(states)}
        and (data->'eventIds' ? ${eventId} or data->>'eventId' = ${eventId})`;
   return row?.n ?? 0;
+}
+
+/**
+ * Resolves once a backend of this database waits for a lock: the point a test must reach before it
+ * lets the lock holder go (a sleep is not enough on a busy machine). Pass `query` to wait for one
+ * statement in particular.
+ */
+export async function waitForLockWait(sql: Sql, query = '', timeoutMs = 10_000): Promise<void> {
+  await waitFor(
+    `a backend waiting for a lock${query ? ` in "${query}"` : ''}`,
+    async () => {
+      const [row] = await sql<{ n: number }[]>`
+        select count(*)::int as n from pg_stat_activity
+         where datname = current_database() and wait_event_type = 'Lock' and query ilike ${`%${query}%`}`;
+      return row!.n > 0;
+    },
+    timeoutMs,
+  );
 }
