@@ -1,4 +1,4 @@
-import { registerHooks } from 'node:module';
+import * as nodeModule from 'node:module';
 
 /**
  * postgres.js 3.4.x (3.4.9 and 3.4.10, the newest 3.x) can queue a write on a connection whose
@@ -27,13 +27,20 @@ const GUARDED = `  function nextWrite(fn) {
 
 const CONNECTION_MODULE = /\/node_modules\/postgres\/src\/connection\.js$/;
 
-let state: 'not loaded' | 'guarded' | 'unknown source' = 'not loaded';
+let state: 'not loaded' | 'guarded' | 'unknown source' | 'no load hooks' = 'not loaded';
 let installed = false;
 
 /** Installs the load hook; call before anything imports `postgres` (src/cli.ts does, first). */
 export function guardPostgresDriver(): void {
   if (installed) return;
   installed = true;
+  // module.registerHooks arrived in Node 22.15; on 22.12-22.14 the driver runs unguarded and
+  // startup says so (the Docker image and the tests run Node 24).
+  const registerHooks = (nodeModule as Partial<typeof nodeModule>).registerHooks;
+  if (typeof registerHooks !== 'function') {
+    state = 'no load hooks';
+    return;
+  }
   registerHooks({
     load(url, context, nextLoad) {
       const result = nextLoad(url, context);

@@ -73,10 +73,16 @@ export async function openRuntime(env: NodeJS.ProcessEnv, options: RuntimeOption
   const config = loadConfig(env, options.require ?? []);
   const policy = options.policy ? checkedPolicy(config) : defaultPolicy();
   const log = createLogger(options.logLevel ?? config.logLevel);
-  if (postgresDriverGuard() === 'unknown source')
+  const guard = postgresDriverGuard();
+  if (guard === 'unknown source')
     log.warn(
       {},
       'postgres.js changed: its guard against writes to closed connections is not installed (src/postgres-guard.ts)',
+    );
+  if (guard === 'no load hooks')
+    log.warn(
+      { node: process.version },
+      'Node before 22.15 has no module.registerHooks: a database restart may end this process; use Node 22.15 or newer',
     );
   const { url: databaseUrl, stop: stopEmbedded } = await databaseServer(config, log);
   const sql = connect(databaseUrl, { max: options.poolSize ?? 10 });
