@@ -333,6 +333,7 @@ export function loadConfig(env: Env, require: Requirement[] = []): Config {
     );
   }
 
+  const opsTokens = opsTokensOf(str('OPS_TOKENS'), reportsToken, problems);
   const resolve = (p: string) => path.resolve(projectRoot, p);
   const config: Config = {
     databaseUrl,
@@ -359,7 +360,7 @@ export function loadConfig(env: Env, require: Requirement[] = []): Config {
     merchantName: str('MERCHANT_NAME') ?? 'Example Inc.',
     supportEmail,
     reportsToken,
-    opsTokens: opsTokensOf(str('OPS_TOKENS'), reportsToken, problems),
+    opsTokens,
     merchantLogoUrl: url('MERCHANT_LOGO_URL', ['https:', 'http:']),
     opsWebhookUrl,
     opsWebhookSecret,
@@ -367,7 +368,10 @@ export function loadConfig(env: Env, require: Requirement[] = []): Config {
     billingPortalReturnUrl: url('BILLING_PORTAL_RETURN_URL', ['https:', 'http:']),
     publicUrl,
     updateCardLinkDays: int('UPDATE_CARD_LINK_DAYS', 30, 1, 90),
-    apiKeys: parseApiKeys(str('API_KEYS'), problems),
+    apiKeys: parseApiKeys(str('API_KEYS'), problems, [
+      ...(reportsToken ? [{ variable: 'REPORTS_TOKEN', token: reportsToken }] : []),
+      ...opsTokens.map((t) => ({ variable: `OPS_TOKENS (${t.name})`, token: t.token })),
+    ]),
     bannerOrigins: parseOrigins(str('BANNER_ORIGINS'), problems),
     bannerTokenMinutes: int('BANNER_TOKEN_MINUTES', 10, 1, 60),
   };

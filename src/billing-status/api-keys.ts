@@ -28,7 +28,12 @@ export function apiKeyDigest(rawKey: string): Buffer {
  * `name:sha256hex,...` -> keys; one line in `problems` per bad entry, named by position and name
  * and never echoing the value (a raw key pasted by mistake must not end up in a log).
  */
-export function parseApiKeys(raw: string | null, problems: string[]): ApiKey[] {
+export function parseApiKeys(
+  raw: string | null,
+  problems: string[],
+  /** Tokens the keys must differ from, by the variable that holds them (REPORTS_TOKEN, OPS_TOKENS). */
+  others: ReadonlyArray<{ variable: string; token: string }> = [],
+): ApiKey[] {
   if (raw === null) return [];
   const out: ApiKey[] = [];
   raw
@@ -54,8 +59,11 @@ export function parseApiKeys(raw: string | null, problems: string[]): ApiKey[] {
         problems.push(`${at}: the name ${name} is used twice (logs must tell keys apart)`);
       } else {
         const digest = Buffer.from(hex, 'hex');
+        const shared = others.find((o) => apiKeyDigest(o.token).equals(digest));
         if (out.some((k) => k.digest.equals(digest)))
           problems.push(`${at} (${name}): the same key is configured under another name`);
+        else if (shared)
+          problems.push(`${at} (${name}): this is the key of ${shared.variable}; API keys must be separate from it`);
         else out.push({ name, digest });
       }
     });

@@ -118,7 +118,8 @@ describe.runIf(run)('the billing banner embedded in a merchant page, in headless
       // The link is one the worker's update-card page accepts (HEAD checks it without opening a portal session).
       expect((await fetch(href!, { method: 'HEAD' })).status).toBe(200);
 
-      // Stripe reports the invoice paid; the worker processes invoice.paid and closes the case.
+      // Stripe, invoice.paid: "Occurs whenever an invoice payment attempt succeeds or an invoice is
+      // marked as paid out-of-band." The worker processes it and closes the case.
       await apply(
         db.sql,
         deps,

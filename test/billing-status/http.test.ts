@@ -109,6 +109,8 @@ describe('GET /api/v1/customers/{id}/billing-status', () => {
   });
 
   it('sends a customer awaiting 3-D Secure to the hosted invoice page, in German', async () => {
+    // Stripe, Invoice.hosted_invoice_url: "The URL for the hosted invoice page, which allows customers
+    // to view and pay an invoice." Paying there is where the customer completes 3-D Secure.
     const r = await get('/api/v1/customers/cus_3ds/billing-status', authed);
     await expect(r.json()).resolves.toMatchObject({
       status: 'action_required',

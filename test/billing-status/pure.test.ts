@@ -34,6 +34,22 @@ describe('API_KEYS', () => {
     ]);
     expect(problems.join('\n')).not.toContain(WEB_KEY);
     expect(() => loadConfig({ API_KEYS: 'oops' })).toThrow(ConfigError);
+    const reports = 'reports-token-0123456789';
+    const ops = 'alice-ops-token-0123456789';
+    let err: ConfigError | undefined;
+    try {
+      loadConfig({
+        REPORTS_TOKEN: reports,
+        OPS_TOKENS: `alice:${ops}`,
+        API_KEYS: `dash:${hex(reports)},tool:${hex(ops)}`,
+      });
+    } catch (e) {
+      err = e as ConfigError;
+    }
+    expect(err?.problems).toEqual([
+      'API_KEYS: entry 1 (dash): this is the key of REPORTS_TOKEN; API keys must be separate from it',
+      'API_KEYS: entry 2 (tool): this is the key of OPS_TOKENS (alice); API keys must be separate from it',
+    ]);
   });
 
   it('does the same work for a missing, a wrong and a right key: one hash, then every key compared', () => {
