@@ -46,7 +46,7 @@ export function billingStatusRoutes(deps: BillingStatusDeps): Routes {
       // Every request pays for the same hash and comparisons before anything else is looked at.
       const keyName = apiKeyName(presentedApiKey(req.headers.authorization), deps.config.apiKeys);
       if (keyName === null) {
-        ctx.annotate({ apiKey: 'refused' });
+        ctx.annotate({ apiClient: null });
         return sendJson(
           res,
           401,
@@ -54,7 +54,8 @@ export function billingStatusRoutes(deps: BillingStatusDeps): Routes {
           { ...NO_STORE, 'www-authenticate': 'Bearer realm="dunning api"' },
         );
       }
-      ctx.annotate({ apiKey: keyName });
+      // The key's name, not the key: the log line says which backend asked.
+      ctx.annotate({ apiClient: keyName });
       const m = API_PATH.exec(new URL(req.url ?? '/', 'http://localhost').pathname);
       if (!m) return sendJson(res, 404, { error: 'not found' }, NO_STORE);
       const [, rawId = '', what] = m;
