@@ -158,7 +158,10 @@ async function mintToken(deps: BillingStatusDeps, res: ServerResponse, customerI
       NO_STORE,
     );
   if (!(await loadCustomerDue(deps.sql, customerId))) return unknownCustomer(res, customerId);
-  const expiresAt = new Date(deps.clock.now().getTime() + deps.config.bannerTokenMinutes * 60_000);
+  // Whole seconds, as the token carries it: the answer never promises more than the token holds.
+  const expiresAt = new Date(
+    Math.ceil((deps.clock.now().getTime() + deps.config.bannerTokenMinutes * 60_000) / 1000) * 1000,
+  );
   const token = deps.bannerTokens.sign(customerId, expiresAt);
   return sendJson(res, 200, { token, expiresAt: expiresAt.toISOString() }, NO_STORE);
 }

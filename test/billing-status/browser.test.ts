@@ -76,7 +76,7 @@ describe.runIf(run)('the billing banner embedded in a merchant page, in headless
 
   /** The merchant's backend: mints a token for the signed-in customer and renders the page. */
   async function merchantPage(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
-    if (req.url !== '/') {
+    if (req.url !== '/' && req.url !== '/forged') {
       res.writeHead(404).end();
       return;
     }
@@ -84,7 +84,8 @@ describe.runIf(run)('the billing banner embedded in a merchant page, in headless
       method: 'POST',
       headers: { authorization: `Bearer ${API_KEY}` },
     });
-    const { token } = (await r.json()) as { token: string };
+    const minted = ((await r.json()) as { token: string }).token;
+    const token = req.url === '/forged' ? `${minted.slice(0, -4)}AAAA` : minted;
     const html = `<!doctype html><html><head><title>Merchant app</title></head><body>
 <main><h1>Your dashboard</h1></main>
 <script src="${workerBase}/embed/billing-banner.js" data-token="${token}" async></script>
@@ -139,6 +140,28 @@ describe.runIf(run)('the billing banner embedded in a merchant page, in headless
       await answered;
       await expect(banner.count()).resolves.toBe(0);
       expect([...hosts].sort()).toEqual([merchantBase, workerBase].sort());
+    } finally {
+      await context.close();
+    }
+  });
+
+  it('shows nothing, and breaks nothing, when the token is not ours', async () => {
+    await apply(
+      db.sql,
+      deps,
+      event('invoice.payment_failed', invoice({ id: 'in_banner2', customer: CUSTOMER }), { created: T0 + 7_200 }),
+    );
+    const context = await browser.newContext();
+    try {
+      const page = await context.newPage();
+      const refused = page.waitForResponse((r) => r.url().includes('/embed/billing-status') && r.status() === 401);
+      await page.goto(`${merchantBase}/forged`);
+      await refused;
+      await expect(page.locator('#dunning-billing-banner').count()).resolves.toBe(0);
+      await expect(page.locator('h1').textContent()).resolves.toBe('Your dashboard');
+      // The same customer, with the token as minted: the banner is there.
+      await page.goto(merchantBase);
+      await page.locator('#dunning-billing-banner').waitFor();
     } finally {
       await context.close();
     }
