@@ -32,12 +32,16 @@ export interface CardLinkSigner {
 }
 
 /** The signing key: HMAC of a fixed label under the Stripe secret key. */
-export function deriveCardLinkKey(stripeSecretKey: string): Buffer {
-  return createHmac('sha256', stripeSecretKey).update(KEY_LABEL).digest();
+export function deriveCardLinkKey(stripeSecretKey: string, label: string = KEY_LABEL): Buffer {
+  return createHmac('sha256', stripeSecretKey).update(label).digest();
 }
 
-export function createCardLinkSigner(stripeSecretKey: string): CardLinkSigner {
-  const key = deriveCardLinkKey(stripeSecretKey);
+/**
+ * `label` signs other customer tokens the same way under an unrelated key (the billing banner's
+ * short-lived tokens), so a token of one kind never passes as the other.
+ */
+export function createCardLinkSigner(stripeSecretKey: string, label: string = KEY_LABEL): CardLinkSigner {
+  const key = deriveCardLinkKey(stripeSecretKey, label);
   const mac = (customerId: string, expiry: string) =>
     createHmac('sha256', key).update(`${VERSION}.${customerId}.${expiry}`).digest().subarray(0, MAC_BYTES);
   return {

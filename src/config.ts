@@ -1,6 +1,8 @@
 import { isIP } from 'node:net';
 import path from 'node:path';
 import { IANAZone } from 'luxon';
+import { parseApiKeys, type ApiKey } from './billing-status/api-keys.ts';
+import { parseOrigins } from './billing-status/origins.ts';
 import { projectRoot } from './paths.ts';
 
 /**
@@ -62,6 +64,12 @@ export interface Config {
   publicUrl: string | null;
   /** How long an emailed update-card link works. */
   updateCardLinkDays: number;
+  /** Keys (stored as SHA-256 digests) for /api/v1 (billing status, banner tokens): docs/billing-status.md. */
+  apiKeys: ApiKey[];
+  /** Origins whose pages may embed the billing banner (CORS on /embed/billing-status). */
+  bannerOrigins: string[];
+  /** How long a banner token minted by the merchant's backend works. */
+  bannerTokenMinutes: number;
 }
 
 /**
@@ -324,6 +332,13 @@ export function loadConfig(env: Env, require: Requirement[] = []): Config {
     problems.push('REPORTS_TOKEN: expected at least 16 characters (it guards revenue figures)');
   }
 
+  if (str('BANNER_ORIGINS') !== null && stripeSecretKey === null) {
+    problems.push(
+      'STRIPE_SECRET_KEY: required when BANNER_ORIGINS is set (banner tokens are signed with a key derived from it)',
+    );
+  }
+
+  const opsTokens = opsTokensOf(str('OPS_TOKENS'), reportsToken, problems);
   const resolve = (p: string) => path.resolve(projectRoot, p);
   const config: Config = {
     databaseUrl,
@@ -351,7 +366,7 @@ export function loadConfig(env: Env, require: Requirement[] = []): Config {
     merchantName: str('MERCHANT_NAME') ?? 'Example Inc.',
     supportEmail,
     reportsToken,
-    opsTokens: opsTokensOf(str('OPS_TOKENS'), reportsToken, problems),
+    opsTokens,
     merchantLogoUrl: url('MERCHANT_LOGO_URL', ['https:', 'http:']),
     opsWebhookUrl,
     opsWebhookSecret,
@@ -359,6 +374,12 @@ export function loadConfig(env: Env, require: Requirement[] = []): Config {
     billingPortalReturnUrl: url('BILLING_PORTAL_RETURN_URL', ['https:', 'http:']),
     publicUrl,
     updateCardLinkDays: int('UPDATE_CARD_LINK_DAYS', 30, 1, 90),
+    apiKeys: parseApiKeys(str('API_KEYS'), problems, [
+      ...(reportsToken ? [{ variable: 'REPORTS_TOKEN', token: reportsToken }] : []),
+      ...opsTokens.map((t) => ({ variable: `OPS_TOKENS (${t.name})`, token: t.token })),
+    ]),
+    bannerOrigins: parseOrigins(str('BANNER_ORIGINS'), problems),
+    bannerTokenMinutes: int('BANNER_TOKEN_MINUTES', 10, 1, 60),
   };
   if (problems.length > 0) throw new ConfigError(problems);
   return config;

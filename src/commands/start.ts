@@ -1,5 +1,6 @@
 import { parseArgs } from 'node:util';
 import { systemClock } from '../clock.ts';
+import { billingStatusRoutesFor } from '../http/billing-status.ts';
 import { healthRoutes } from '../http/health.ts';
 import { closeServer, createServer, listen } from '../http/server.ts';
 import { updateCardRoutesFor } from '../http/update-card.ts';
@@ -27,7 +28,9 @@ Applies pending migrations, starts the job queue, then:
   web     the HTTP server on HOST:PORT: POST /webhooks/stripe (signed Stripe events, stored
           and queued), GET /healthz, the reports at /reports* when REPORTS_TOKEN is set, the
           ops pages at /ops* when OPS_TOKENS or REPORTS_TOKEN is set (docs/ops.md), and
-          GET /update-card (the signed update-card links in emails) when PUBLIC_URL is set
+          GET /update-card (the signed update-card links in emails) when PUBLIC_URL is set, and
+          the billing status API and banner at /api/v1/customers/* and /embed/* when API_KEYS
+          is set (docs/billing-status.md)
   worker  the background workers: Stripe event processing, retries, reminders, ops alerts
   all     both (default)
 
@@ -93,6 +96,7 @@ signal exits at once.`,
             ...reportRoutes({ sql: rt.reportSql, config, clock, log }),
             ...updateCardRoutesFor(config, { clock, gateway }),
             ...opsRoutesFor({ sql, boss, clock, log, config, policy: rt.policy }),
+            ...billingStatusRoutesFor(config, { sql, clock }),
           },
         });
         const port = await listen(server, config.port, config.host).catch((err: unknown) => {

@@ -5,6 +5,7 @@
  */
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
+import { parseAccessPolicy, type AccessPolicy } from '../billing-status/access-policy.ts';
 import { bool, int, intItem, Issues, list, num, numItem, oneOf, section } from './validate.ts';
 
 export const FINAL_ACTIONS = [
@@ -64,6 +65,11 @@ export interface PolicyBody {
   baseline: { retryDays: number[] };
   /** Validated by the reminders module; carried here untouched. */
   reminders: unknown;
+  /**
+   * The in-app billing status's access decision (docs/billing-status.md). Absent unless the file has
+   * it, so policies without it keep their version hash; readers fall back to its defaults.
+   */
+  access?: AccessPolicy;
 }
 export interface Policy extends PolicyBody {
   /** 12 hex chars of sha256 over the canonical JSON of the body: a case records it at opening. */
@@ -219,7 +225,7 @@ export function parsePolicy(raw: unknown): Policy {
   const top = section(
     raw ?? {},
     '',
-    ['retry', 'finalAction', 'holdoutShare', 'baseline', 'reminders', 'version'],
+    ['retry', 'finalAction', 'holdoutShare', 'baseline', 'reminders', 'access', 'version'],
     issues,
   );
   const retry = parseRetry(top.retry, d.retry, issues);
@@ -242,6 +248,7 @@ export function parsePolicy(raw: unknown): Policy {
     holdoutShare: num(top.holdoutShare, 'holdoutShare', 0, 0.5, d.holdoutShare, issues),
     baseline: { retryDays },
     reminders: top.reminders === undefined ? d.reminders : top.reminders,
+    ...(top.access === undefined ? {} : { access: parseAccessPolicy(top.access, issues) }),
   };
   if (issues.list.length > 0) {
     throw new Error(`invalid dunning policy:\n  - ${issues.list.join('\n  - ')}`);

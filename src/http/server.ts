@@ -14,7 +14,11 @@ export interface RequestContext {
   annotate(fields: Record<string, unknown>): void;
 }
 
-/** Routes keyed by exact path; each handler checks its own methods. */
+/**
+ * Routes keyed by exact path; a key ending in `/*` also takes every path under it (for ids in the
+ * path, such as /api/v1/customers/{id}/...; the handler parses the rest). Each handler checks its
+ * own methods.
+ */
 export type Routes = Record<string, Handler>;
 
 export interface ServerDeps {
@@ -55,7 +59,7 @@ export function createServer(deps: ServerDeps): http.Server {
         'request',
       );
     });
-    const handler = Object.hasOwn(routes, path) ? routes[path] : undefined;
+    const handler = Object.hasOwn(routes, path) ? routes[path] : underPrefix(routes, path);
     if (!handler) {
       sendJson(res, 404, { error: 'not found' });
       return;
@@ -71,6 +75,11 @@ export function createServer(deps: ServerDeps): http.Server {
   server.headersTimeout = 10_000;
   mounted.set(server, routes);
   return server;
+}
+
+function underPrefix(routes: Routes, path: string): Handler | undefined {
+  const key = Object.keys(routes).find((k) => k.endsWith('/*') && path.startsWith(k.slice(0, -1)));
+  return key === undefined ? undefined : routes[key];
 }
 
 const mounted = new WeakMap<http.Server, Routes>();

@@ -1,4 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -189,5 +190,33 @@ test('a broken policy file or template stops dunning start as configuration (exi
     expect(t.lines.join('\n')).toMatch(/TEMPLATES_DIR: .*first_notice\.tpl/);
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('with API_KEYS, --role web serves the billing status API behind the key and the banner script', async () => {
+  const key = 'merchant-backend-key-0123456789';
+  const web = run(['start', '--role', 'web'], {
+    API_KEYS: `backend:${createHash('sha256').update(key).digest('hex')}`,
+    STRIPE_SECRET_KEY: 'sk_test_start_banner',
+  });
+  try {
+    const port = await waitFor(
+      'the web process to listen',
+      async () => {
+        const line = web.lines.find((l) => l.includes('"msg":"listening"'));
+        return line ? (JSON.parse(line) as { port: number }).port : null;
+      },
+      20_000,
+    );
+    const base = `http://127.0.0.1:${port}`;
+    const path = '/api/v1/customers/cus_start/billing-status';
+    expect((await fetch(`${base}${path}`)).status).toBe(401);
+    expect((await fetch(`${base}${path}`, { headers: { authorization: `Bearer ${key}` } })).status).toBe(404);
+    expect((await fetch(`${base}/embed/billing-banner.js`)).status).toBe(200);
+    web.child.kill('SIGTERM');
+    expect(await web.exit).toBe(0);
+    expect(web.lines.join('\n')).toContain('"apiClient":"backend"');
+  } finally {
+    if (web.child.exitCode === null) web.child.kill('SIGKILL');
   }
 });
