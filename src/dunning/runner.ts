@@ -375,7 +375,10 @@ async function record(
           at: now,
         });
         if (a.caseId === null) return;
-        await store.recordDecline(tx, a.caseId, d.declineCode ?? d.failureCode, c.category, now);
+        // The case's decline codes tell the default card's story (reminders speak of that card);
+        // a backup card's decline is on the ledger, not there.
+        if (a.source !== 'backup_card')
+          await store.recordDecline(tx, a.caseId, d.declineCode ?? d.failureCode, c.category, now);
         await planNext(tx, deps, a.caseId);
       });
       log.info({ declineCode: d.declineCode, category: c.category }, 'attempt declined');

@@ -211,3 +211,50 @@ describe('backup retry on another saved card', () => {
     );
   });
 });
+
+describe('backup retries after soft declines, one card at a time', () => {
+  it('replaces the scheduled retry on the default card, then moves to the next card when one declines', async () => {
+    const s = await seedFailedInvoice(w, 'do_not_honor');
+    const policy = parsePolicy({ retry: { backupCards: { enabled: true, afterSoftDeclines: 1 } } });
+    await savePolicy(w.db.sql, policy);
+    // As the event processor records Stripe's own decline.
+    await w.db.sql`update dunning_cases set policy_version = ${policy.version}, last_decline_code = 'do_not_honor',
+                     last_decline_category = 'generic' where id = ${s.caseId}`;
+    const older = await w.sandbox.saveCard(s.customerId, { brand: 'visa', failure: null, expMonth: 12, expYear: 2031 });
+    // Saved a second later (`created` has one-second precision), so tried first (none of them has
+    // paid yet); the issuer says stolen.
+    w.sandboxClock.advance(1000);
+    const newer = await w.sandbox.saveCard(s.customerId, {
+      brand: 'visa',
+      failure: 'stolen_card',
+      expMonth: 12,
+      expYear: 2031,
+    });
+
+    w.sandboxClock.set(w.clock.now());
+    const job = await failAndFindCardsJob(s);
+    // Until the cards are listed, the default card's own schedule stands.
+    expect(await plannedRow(s.invoiceId)).toMatchObject({ source: 'scheduled', payment_method: s.paymentMethod });
+    expect(await handleDeadline(w.deps, job)).toBe('done');
+    const first = await plannedRow(s.invoiceId);
+    expect(first).toMatchObject({ source: 'backup_card', payment_method: newer.paymentMethodId });
+    expect(first!.plan_reason).toContain('1 soft declines on the default card');
+    expect(first!.plan_reason).toContain('the most recently added of the other cards');
+
+    expect(await executeAttempt(w.deps, Number(first!.id))).toBe('declined');
+    // The backup card's decline does not rewrite the case's story about the default card.
+    expect((await caseRow(w.db.sql, s.caseId)).last_decline_code).toBe('do_not_honor');
+    const second = await plannedRow(s.invoiceId);
+    expect(second).toMatchObject({ source: 'backup_card', payment_method: older.paymentMethodId });
+    expect(second!.plan_reason).toContain('already declined for this invoice');
+    expect(await executeAttempt(w.deps, Number(second!.id))).toBe('succeeded');
+    expect(apiCharges(w.sandbox, s.invoiceId).map((c) => c.paymentMethod)).toEqual([
+      newer.paymentMethodId,
+      older.paymentMethodId,
+    ]);
+    expect(await caseRow(w.db.sql, s.caseId)).toMatchObject({
+      status: 'recovered',
+      recovery_path: 'backup_card_retry',
+    });
+  });
+});
