@@ -379,7 +379,9 @@ export async function recordPlan(
       }
       if (plan.listCards) {
         // No final action before the other cards on file were looked at: the listing plans again.
+        // Should the listing never succeed, the window's end still brings the final action.
         await store.setNextAttempt(tx, caseRow.id, null, `before stopping: ${plan.reason}`, now);
+        await scheduleWindowDeadline(tx, deps, caseRow.id, `before stopping: ${plan.reason}`);
         return { kind: 'unchanged', why: plan.reason };
       }
       await store.setNextAttempt(tx, caseRow.id, null, `stopping: ${plan.reason}`, now);

@@ -117,6 +117,25 @@ describe('backup retries on other cards on file: when', () => {
     });
   });
 
+  it('before the policy gives up on the default card: the stop waits for the listing, then a backup card', () => {
+    const capped = parsePolicy({
+      retry: {
+        jitterMinutes: 0,
+        categories: { generic: { maxAttempts: 2, stopAfterIdenticalDeclines: 2 } },
+        backupCards: { enabled: true, afterSoftDeclines: 2 },
+      },
+    });
+    const two = [
+      attempt('2026-11-24T08:00:00Z', { declineCode: 'do_not_honor' }),
+      attempt(FAILED, { declineCode: 'do_not_honor' }, { source: 'scheduled' }),
+    ];
+    expect(plan(history(two, null), capped)).toMatchObject({ kind: 'stop', listCards: true });
+    expect(plan(history(two, [card('pm_2')]), capped)).toMatchObject({ kind: 'retry', paymentMethod: 'pm_2' });
+    const none = plan(history(two, []), capped);
+    expect(none).toMatchObject({ kind: 'stop' });
+    expect(none).not.toHaveProperty('listCards');
+  });
+
   it('never in the holdout, whose schedule stays plain', () => {
     const p = plan(history([lost], [card('pm_2')], { cohort: 'holdout' }));
     expect(p.kind).not.toBe('retry');
