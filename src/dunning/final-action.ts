@@ -15,6 +15,7 @@ import {
   type SchedulerDeps,
 } from './scheduler.ts';
 import * as store from './store.ts';
+import { listCardsAndPlan } from './backup-card-shell.ts';
 
 /**
  * What happens when dunning gives up: the policy's final action, applied through the Stripe API
@@ -87,6 +88,7 @@ export async function applyFinalAction(
  */
 export async function handleDeadline(deps: FinalActionDeps, job: DeadlineJob): Promise<'done' | 'stood_down'> {
   const log = deps.log.child({ caseId: job.caseId });
+  if (job.kind === 'cards') return listCardsAndPlan(deps, job);
   if (job.kind === 'resume') {
     // A Stripe pause ran out by itself: plan the case again (the planner stops it if its time is
     // up), unless something holds it still or it closed meanwhile.

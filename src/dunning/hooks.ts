@@ -180,6 +180,26 @@ export async function replanWithLateDetails(tx: Tx, deps: SchedulerDeps, caseId:
   return replacePlanned(tx, deps, ctx, plan, { source: planned.source, why: 'replaced: decline details arrived' });
 }
 
+/**
+ * Plans a case again once the customer's saved cards were listed: with nothing active, as usual;
+ * a scheduled retry on the default card gives way to a backup retry allowed now. Anything else
+ * active (a card-update, manual or backup attempt, or one in flight) stands.
+ */
+export async function replanWithSavedCards(tx: Tx, deps: SchedulerDeps, caseId: number): Promise<PlanResult> {
+  const caseRow = await store.caseById(tx, caseId, true);
+  if (!caseRow || caseRow.status !== 'open') return { kind: 'unchanged', why: 'case is not open' };
+  const held = await holdOf(tx, caseRow, deps.clock.now());
+  if (held) return { kind: 'unchanged', why: held };
+  const planned = activeAttempt(await store.attemptsOf(tx, caseRow.invoiceId));
+  if (!planned) return planNext(tx, deps, caseId);
+  if (planned.status !== 'planned' || planned.source !== 'scheduled')
+    return { kind: 'unchanged', why: `attempt #${planned.attemptNo} (${planned.source}) is ${planned.status}` };
+  const ctx = await loadPlanContext(tx, deps, caseRow, null);
+  const plan = planWithoutPlanned(deps, ctx);
+  if (plan.kind !== 'retry' || !plan.backupCard) return { kind: 'unchanged', why: 'the plan stands' };
+  return replacePlanned(tx, deps, ctx, plan, { source: 'backup_card', why: 'replaced: a backup card may be charged' });
+}
+
 function activeAttempt(attempts: AttemptRow[]): AttemptRow | undefined {
   return attempts.find((a) => a.status === 'planned' || a.status === 'in_flight' || a.status === 'unknown');
 }

@@ -9,11 +9,12 @@ import { formatLocal, jitterMs, local, placeInWindow, resolveZone, windowClose }
 import { nextPaydaySlot } from './paydays.ts';
 import { earliestWithinLimits, limitsFor } from './network-limits.ts';
 import { chooseDelay, type LearnedTable } from './adaptive.ts';
+import { chooseBackupCard, describeCard, type SavedCard, type SavedCards } from './backup-cards.ts';
 
 export interface LedgerAttempt {
   attemptNo: number;
   at: Date;
-  source: 'stripe' | 'scheduled' | 'card_update' | 'manual';
+  source: 'stripe' | 'scheduled' | 'card_update' | 'manual' | 'backup_card';
   outcome: 'succeeded' | 'declined' | 'not_sent' | 'unknown' | 'planned';
   paymentMethod: string | null;
   decline: DeclineInfo | null;
@@ -46,6 +47,11 @@ export interface CaseHistory {
   otherInvoices?: LedgerAttempt[];
   /** Card identity and brand per payment method id. */
   cards?: ReadonlyMap<string, CardInfo>;
+  /**
+   * The customer's saved cards, for backup retries (`retry.backupCards`); absent or null: not
+   * listed yet. A listing older than the last decline on the default card is listed again first.
+   */
+  savedCards?: SavedCards | null;
 }
 
 export interface CustomerContext {
@@ -68,11 +74,14 @@ export type Plan =
       isLast: boolean;
       category: DeclineCategory | null;
       paymentMethod: string | null;
+      /** A retry on another of the customer's saved cards, not the one Stripe would charge. */
+      backupCard?: boolean;
+      listCards?: boolean;
     }
   /** No blind retry: wait for a new payment method (or 3-D Secure) until `until`, then the final action. */
-  | { kind: 'await_customer'; until: Date; reason: string; category: DeclineCategory }
+  | { kind: 'await_customer'; until: Date; reason: string; category: DeclineCategory; listCards?: boolean }
   /** Nothing more to try: policy exhausted, window over, network cap or merchant error. */
-  | { kind: 'stop'; reason: string; category: DeclineCategory | null }
+  | { kind: 'stop'; reason: string; category: DeclineCategory | null; listCards?: boolean }
   /** An attempt is planned or its outcome unknown: reconcile it first; never plan a second charge. */
   | { kind: 'blocked'; reason: string };
 
@@ -177,14 +186,18 @@ function declinesOf(history: CaseHistory, attempts: LedgerAttempt[], customer: C
     }));
 }
 
-/** The card the next charge will use: a new one the caller names, else the one last declined. */
+/**
+ * The card the next charge will use: a new one the caller names, else the one last declined.
+ * Backup-card attempts are left out: the case stays about the card Stripe charges.
+ */
 function targetPaymentMethod(history: CaseHistory, declines: Decline[]): string | null {
-  return history.currentPaymentMethod ?? declines[declines.length - 1]?.attempt.paymentMethod ?? null;
+  const own = declines.filter((d) => d.attempt.source !== 'backup_card');
+  return history.currentPaymentMethod ?? own[own.length - 1]?.attempt.paymentMethod ?? null;
 }
 
 /** The card a charge planned now would be for, as the planner reasons: a planned attempt records it. */
 export function plannedCard(history: CaseHistory): string | null {
-  const declined = history.attempts.filter((a) => a.outcome === 'declined').sort(byTime);
+  const declined = history.attempts.filter((a) => a.outcome === 'declined' && a.source !== 'backup_card').sort(byTime);
   return history.currentPaymentMethod ?? declined[declined.length - 1]?.paymentMethod ?? null;
 }
 
@@ -341,7 +354,9 @@ export function planNextAttempt(
   const retry = policy.retry;
   const windowEnd = new Date((history.windowStartsAt ?? history.openedAt).getTime() + retry.windowDays * DAY);
   const counted = attempts.filter((a) => COUNTED.has(a.outcome));
-  const declines = declinesOf(history, counted, customer);
+  // Backup-card attempts count against the caps and their card's network budget, but the case's
+  // categories and schedule stay those of the default card's declines.
+  const declines = declinesOf(history, counted, customer).filter((d) => d.attempt.source !== 'backup_card');
   const last = declines[declines.length - 1];
   const lastCategory = last?.c.category ?? null;
 
@@ -404,9 +419,8 @@ export function planNextAttempt(
     };
   };
   const { barred } = cardVerdict(history, customer, targetPm, now);
-  if (barred) return awaitCustomer(barred, barredBecause(barred));
   // A card re-added under a new id is the same card (same fingerprint): not a change.
-  if ((barKeyOf(history, targetPm) ?? '') !== (barKeyOf(history, last.attempt.paymentMethod) ?? '')) {
+  if (!barred && (barKeyOf(history, targetPm) ?? '') !== (barKeyOf(history, last.attempt.paymentMethod) ?? '')) {
     return finish(ctx, {
       base: now,
       label: `${c.code}: payment method changed, retrying now`,
@@ -416,13 +430,101 @@ export function planNextAttempt(
       remainingAfter: Infinity,
     });
   }
-  if (history.cohort === 'holdout') {
-    const baseline = baselineSlot(ctx, last);
-    return 'kind' in baseline ? baseline : finish(ctx, baseline);
+  const backup = backupStep(ctx, last, barred);
+  if (backup.plan) return backup.plan;
+  const regular = ((): Plan => {
+    if (barred) return awaitCustomer(barred, barredBecause(barred));
+    if (history.cohort === 'holdout') {
+      const baseline = baselineSlot(ctx, last);
+      return 'kind' in baseline ? baseline : finish(ctx, baseline);
+    }
+    if (AWAIT_CATEGORIES.has(c.category)) return awaitCustomer(last, 'no blind retry');
+    const slot = categorySlot(ctx, last);
+    return 'kind' in slot ? slot : finish(ctx, slot);
+  })();
+  if (regular.kind === 'blocked' || !backup.note) return regular;
+  return { ...regular, reason: `${regular.reason}; ${backup.note}`, ...(backup.listCards ? { listCards: true } : {}) };
+}
+
+const SOFT: ReadonlySet<DeclineCategory> = new Set(['funds', 'temporary', 'generic']);
+const BACKUP_AFTER: ReadonlySet<DeclineCategory> = new Set(['hard', 'customer_action']);
+
+/**
+ * Whether the default card's declines call for another card on file (`retry.backupCards`): a hard
+ * or customer-action decline (or a never-retry answer on it from another invoice), or the stated
+ * number of soft declines on it. Null: they do not, or the policy does not ask for backup cards.
+ */
+function backupTrigger(ctx: Ctx, last: Decline, barred: Decline | null): string | null {
+  const rule = ctx.policy.retry.backupCards;
+  if (!rule.enabled || ctx.history.cohort === 'holdout') return null;
+  if (barred) return `${barred.c.code} on the default card`;
+  if (BACKUP_AFTER.has(last.c.category)) return `${last.c.code} on the default card`;
+  const card = identityOf(ctx.history, ctx.targetPm);
+  const onDefault = (a: LedgerAttempt) =>
+    (countKeyOf(ctx.history, a) ?? '') === (card ?? '') || realCard(a.paymentMethod) === realCard(ctx.targetPm);
+  const soft = ctx.declines.filter((d) => SOFT.has(d.c.category) && onDefault(d.attempt)).length;
+  return soft >= rule.afterSoftDeclines ? `${soft} soft declines on the default card` : null;
+}
+
+/**
+ * A retry on another of the customer's saved cards, when the policy asks for one and a card is
+ * allowed now; otherwise a note the regular plan's reason carries (why there is no backup retry),
+ * and `listCards` when the cards must be listed first (never listed, or only before the latest
+ * decline on the default card). Each saved card is tried at most once per invoice, one at a time.
+ */
+function backupStep(
+  ctx: Ctx,
+  last: Decline,
+  barred: Decline | null,
+): { plan?: Plan; note?: string; listCards?: boolean } {
+  const trigger = backupTrigger(ctx, last, barred);
+  if (!trigger) return {};
+  const saved = ctx.history.savedCards;
+  if (!saved || saved.listedAt < last.attempt.at) {
+    return { note: `${trigger}: listing the customer's other cards on file for a backup retry`, listCards: true };
   }
-  if (AWAIT_CATEGORIES.has(c.category)) return awaitCustomer(last, 'no blind retry');
-  const slot = categorySlot(ctx, last);
-  return 'kind' in slot ? slot : finish(ctx, slot);
+  const cards = new Map(ctx.history.cards ?? []);
+  for (const c of saved.cards) cards.set(c.paymentMethod, { card: c.card, brand: c.brand });
+  const history: CaseHistory = { ...ctx.history, cards };
+  const all = [...history.attempts, ...(history.otherInvoices ?? [])];
+  const defaultCard = identityOf(history, ctx.targetPm);
+  const choice = chooseBackupCard({
+    cards: saved.cards,
+    exclude: new Set(defaultCard === null ? [] : [defaultCard]),
+    declinedHere: new Set(
+      history.attempts
+        .filter((a) => a.outcome === 'declined')
+        .map((a) => countKeyOf(history, a))
+        .filter((k): k is string => k !== null),
+    ),
+    now: ctx.now,
+    rules: (c: SavedCard) => {
+      const v = cardVerdict(history, ctx.customer, c.paymentMethod, ctx.now);
+      return {
+        barred: v.barred ? `${v.barred.c.code}: ${barredBecause(v.barred)}` : null,
+        heldUntil: v.at > ctx.now ? { at: v.at, reason: v.reason ?? 'card-network rules' } : null,
+      };
+    },
+    lastSuccess: (c: SavedCard) => {
+      const paid = all.filter((a) => a.outcome === 'succeeded' && countKeyOf(history, a) === c.card).sort(byTime);
+      return paid[paid.length - 1]?.at ?? null;
+    },
+  });
+  const passed = choice.passedOver.length > 0 ? ` (passed over: ${choice.passedOver.join('; ')})` : '';
+  if (!choice.card) return { note: `no backup card: ${choice.why}${passed}` };
+  const plan = finish(
+    { ...ctx, history, targetPm: choice.card.paymentMethod },
+    {
+      base: ctx.now,
+      label: `${trigger}: retrying with backup card ${describeCard(choice.card)} (${choice.card.paymentMethod}), ${choice.why}${passed}`,
+      category: last.c.category,
+      windowed: true,
+      jitter: true,
+      remainingAfter: Infinity,
+    },
+  );
+  if (plan.kind !== 'retry') return { note: `no backup retry: ${plan.reason}` };
+  return { plan: { ...plan, backupCard: true } };
 }
 
 /** The earliest moment the network's retry-after advice allows, never before `now`. */

@@ -42,6 +42,17 @@ export interface Paydays {
   lastBusinessDay: boolean;
   weekdays: Weekday[];
 }
+/**
+ * Retrying another of the customer's saved cards when the default one fails. Off by default: it
+ * charges a card the customer did not choose for this subscription, which is the merchant's call.
+ */
+export interface BackupCards {
+  enabled: boolean;
+  /** Soft declines (funds, temporary, generic) on the default card after which a backup card is tried. */
+  afterSoftDeclines: number;
+  /** Make the backup card that paid the customer's default payment method. */
+  promote: boolean;
+}
 export interface RetryPolicy {
   /** Total attempts on the invoice (Stripe's first charge included), counted from the ledger. */
   maxAttempts: number;
@@ -56,6 +67,7 @@ export interface RetryPolicy {
   localWindow: { startHour: number; endHour: number };
   paydays: Paydays;
   categories: { funds: FundsRule; temporary: SpacedRule; generic: GenericRule };
+  backupCards: BackupCards;
 }
 export interface PolicyBody {
   retry: RetryPolicy;
@@ -90,6 +102,7 @@ function defaultBody(): PolicyBody {
         temporary: { maxAttempts: 4, spacingHours: [1, 4, 24, 72] },
         generic: { maxAttempts: 9, spacingHours: [24, 48, 48, 72, 72, 96, 120, 144], stopAfterIdenticalDeclines: 9 },
       },
+      backupCards: { enabled: false, afterSoftDeclines: 3, promote: false },
     },
     finalAction: 'cancel_subscription',
     holdoutShare: 0.1,
@@ -123,9 +136,31 @@ function parseRetry(raw: unknown, d: RetryPolicy, issues: Issues): RetryPolicy {
   const r = section(
     raw,
     'retry',
-    ['maxAttempts', 'windowDays', 'takeoverDays', 'jitterMinutes', 'localWindow', 'paydays', 'categories'],
+    [
+      'maxAttempts',
+      'windowDays',
+      'takeoverDays',
+      'jitterMinutes',
+      'localWindow',
+      'paydays',
+      'categories',
+      'backupCards',
+    ],
     issues,
   );
+  const bc = section(r.backupCards, 'retry.backupCards', ['enabled', 'afterSoftDeclines', 'promote'], issues);
+  const backupCards: BackupCards = {
+    enabled: bool(bc.enabled, 'retry.backupCards.enabled', d.backupCards.enabled, issues),
+    afterSoftDeclines: int(
+      bc.afterSoftDeclines,
+      'retry.backupCards.afterSoftDeclines',
+      1,
+      30,
+      d.backupCards.afterSoftDeclines,
+      issues,
+    ),
+    promote: bool(bc.promote, 'retry.backupCards.promote', d.backupCards.promote, issues),
+  };
   const lw = section(r.localWindow, 'retry.localWindow', ['startHour', 'endHour'], issues);
   const localWindow = {
     startHour: int(lw.startHour, 'retry.localWindow.startHour', 0, 23, d.localWindow.startHour, issues),
@@ -211,6 +246,7 @@ function parseRetry(raw: unknown, d: RetryPolicy, issues: Issues): RetryPolicy {
         ),
       },
     },
+    backupCards,
   };
 }
 

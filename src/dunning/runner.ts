@@ -21,6 +21,7 @@ import {
 } from './final-action.ts';
 import type { Policy } from './policy.ts';
 import { checkCharge } from './planner.ts';
+import { promoteBackupCard } from './backup-card-shell.ts';
 import {
   createPolicySource,
   loadPlanContext,
@@ -65,6 +66,7 @@ const RECOVERY_PATH = {
   scheduled: 'scheduled_retry',
   stripe: 'scheduled_retry',
   card_update: 'card_update_retry',
+  backup_card: 'backup_card_retry',
   manual: 'manual_retry',
 } as const;
 
@@ -334,6 +336,8 @@ async function record(
           });
       });
       log.info({ amount, source: a.source }, 'attempt succeeded: case recovered');
+      if (a.source === 'backup_card' && a.caseId !== null)
+        await promoteBackupCard(deps, a.caseId, a.invoiceId, a.paymentMethod);
       return 'succeeded';
     }
     case 'declined': {
@@ -371,7 +375,10 @@ async function record(
           at: now,
         });
         if (a.caseId === null) return;
-        await store.recordDecline(tx, a.caseId, d.declineCode ?? d.failureCode, c.category, now);
+        // The case's decline codes tell the default card's story (reminders speak of that card);
+        // a backup card's decline is on the ledger, not there.
+        if (a.source !== 'backup_card')
+          await store.recordDecline(tx, a.caseId, d.declineCode ?? d.failureCode, c.category, now);
         await planNext(tx, deps, a.caseId);
       });
       log.info({ declineCode: d.declineCode, category: c.category }, 'attempt declined');

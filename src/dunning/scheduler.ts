@@ -65,9 +65,10 @@ export interface DeadlineJob {
   caseId: number;
   /**
    * `await`: the customer had until now; `stop`: the planner gave up, apply the final action;
-   * `resume`: a Stripe pause with a `resumes_at` ends now: plan the case again (no final action).
+   * `resume`: a Stripe pause with a `resumes_at` ends now: plan the case again (no final action);
+   * `cards`: list the customer's saved cards from Stripe, then plan again (a backup retry may follow).
    */
-  kind: 'await' | 'stop' | 'resume';
+  kind: 'await' | 'stop' | 'resume' | 'cards';
   reason: string;
   /** Ledger size when the job was planned: if it grew, something happened and the job stands down. */
   attemptsSeen: number;
@@ -160,13 +161,14 @@ export async function loadPlanContext(
   o: { asPlanned?: boolean } = {},
 ): Promise<PlanContext> {
   // Independent reads, sent together: pipelined on the connection, one round trip instead of five.
-  const [attempts, customer, updates, others, known, invoice] = await Promise.all([
+  const [attempts, customer, updates, others, known, invoice, savedCards] = await Promise.all([
     store.attemptsOf(tx, caseRow.invoiceId),
     store.customerById(tx, caseRow.customerId),
     store.cardUpdatesOf(tx, caseRow.customerId),
     store.customerAttemptsBesides(tx, caseRow.customerId, caseRow.invoiceId),
     store.cardsOf(tx, caseRow.customerId),
     store.invoiceById(tx, caseRow.invoiceId),
+    store.savedCardsOf(tx, caseRow.customerId),
   ]);
   // The card Stripe charges for this invoice: the invoice's own, else its subscription's, else the customer's default.
   const stripeDefault = invoice?.ownCard ?? customer?.defaultPaymentMethod ?? null;
@@ -193,6 +195,7 @@ export async function loadPlanContext(
       currentPaymentMethod,
       otherInvoices: toHistory(others),
       cards,
+      savedCards,
     },
     customer: { timeZone: customer?.timeZone ?? null, country: customer?.country ?? null, cardBrand: null },
     policy: await deps.policies.get(tx, caseRow.policyVersion),
@@ -298,6 +301,7 @@ export async function cancelPlanned(
  * the card changed while an attempt was running, so its event could not plan it then.
  */
 function sourceOf(ctx: PlanContext, plan: Plan): AttemptSource {
+  if (plan.kind === 'retry' && plan.backupCard) return 'backup_card';
   const card = ctx.history.currentPaymentMethod;
   if (plan.kind !== 'retry' || card === null || plan.paymentMethod !== card) return 'scheduled';
   return ctx.attempts.some((a) => a.status === 'declined' && a.paymentMethod !== null && a.paymentMethod !== card)
@@ -315,6 +319,18 @@ export async function recordPlan(
   const { caseRow } = ctx;
   const now = deps.clock.now();
   const log = deps.log.child({ caseId: caseRow.id, invoiceId: caseRow.invoiceId });
+  // A plan on another saved card is a backup-card attempt whoever asked for the plan, and only it is.
+  if (plan.kind === 'retry' && plan.backupCard) source = 'backup_card';
+  else if (source === 'backup_card') source = 'scheduled';
+  if (plan.kind !== 'blocked' && plan.listCards) {
+    // Listing calls Stripe, which never happens inside a transaction: a job does it, then plans again.
+    await sendDeadline(
+      tx,
+      deps,
+      { caseId: caseRow.id, kind: 'cards', reason: plan.reason, attemptsSeen: ctx.attempts.length },
+      now,
+    );
+  }
   switch (plan.kind) {
     case 'blocked':
       return { kind: 'unchanged', why: plan.reason };
@@ -359,6 +375,13 @@ export async function recordPlan(
           reason: plan.reason,
           at: now,
         });
+        return { kind: 'unchanged', why: plan.reason };
+      }
+      if (plan.listCards) {
+        // No final action before the other cards on file were looked at: the listing plans again.
+        // Should the listing never succeed, the window's end still brings the final action.
+        await store.setNextAttempt(tx, caseRow.id, null, `before stopping: ${plan.reason}`, now);
+        await scheduleWindowDeadline(tx, deps, caseRow.id, `before stopping: ${plan.reason}`);
         return { kind: 'unchanged', why: plan.reason };
       }
       await store.setNextAttempt(tx, caseRow.id, null, `stopping: ${plan.reason}`, now);

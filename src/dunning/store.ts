@@ -1,9 +1,10 @@
 import type { Tx } from '../db.ts';
 import type { CollectionPause } from './collection-pause.ts';
+import type { SavedCard, SavedCards } from './backup-cards.ts';
 
 /** SQL for dunning cases and the attempt ledger. Every function takes the connection first. */
 
-export type AttemptSource = 'stripe' | 'scheduled' | 'card_update' | 'manual';
+export type AttemptSource = 'stripe' | 'scheduled' | 'card_update' | 'manual' | 'backup_card';
 export type AttemptStatus =
   'planned' | 'in_flight' | 'succeeded' | 'declined' | 'not_sent' | 'unknown' | 'skipped' | 'cancelled';
 
@@ -187,6 +188,54 @@ export async function rememberCard(
       brand = case when excluded.updated_at >= p.updated_at then coalesce(excluded.brand, p.brand)
                    else coalesce(p.brand, excluded.brand) end,
       updated_at = greatest(p.updated_at, excluded.updated_at)`;
+}
+
+/** The customer's saved cards as last listed from Stripe; null when never listed. */
+export async function savedCardsOf(tx: Tx, customerId: string): Promise<SavedCards | null> {
+  const [listing] = await tx`select listed_at from saved_card_listings where customer_id = ${customerId}`;
+  if (!listing) return null;
+  const rows = await tx`select * from saved_cards where customer_id = ${customerId} order by payment_method`;
+  return {
+    listedAt: listing.listed_at as Date,
+    cards: rows.map((r) => ({
+      paymentMethod: r.payment_method as string,
+      card: (r.fingerprint as string | null) ?? (r.payment_method as string),
+      brand: (r.brand as string | null) ?? null,
+      last4: (r.last4 as string | null) ?? null,
+      expMonth: (r.exp_month as number | null) ?? null,
+      expYear: (r.exp_year as number | null) ?? null,
+      createdAt: r.created_at as Date,
+    })),
+  };
+}
+
+/**
+ * Replaces what we hold of the customer's saved cards with a fresh listing, and remembers each
+ * card's identity and brand for the per-card ledger. An older listing never overwrites a newer one.
+ */
+export async function replaceSavedCards(
+  tx: Tx,
+  customerId: string,
+  cards: readonly SavedCard[],
+  listedAt: Date,
+): Promise<boolean> {
+  const [fresh] = await tx`
+    insert into saved_card_listings as l (customer_id, listed_at) values (${customerId}, ${listedAt})
+    on conflict (customer_id) do update set listed_at = excluded.listed_at where l.listed_at <= excluded.listed_at
+    returning customer_id`;
+  if (!fresh) return false;
+  await tx`delete from saved_cards where customer_id = ${customerId}`;
+  for (const c of cards) {
+    const fingerprint = c.card === c.paymentMethod ? null : c.card;
+    await tx`
+      insert into saved_cards (payment_method, customer_id, fingerprint, brand, last4, exp_month, exp_year, created_at)
+      values (${c.paymentMethod}, ${customerId}, ${fingerprint}, ${c.brand}, ${c.last4}, ${c.expMonth}, ${c.expYear}, ${c.createdAt})
+      on conflict (payment_method) do update set customer_id = excluded.customer_id, fingerprint = excluded.fingerprint,
+        brand = excluded.brand, last4 = excluded.last4, exp_month = excluded.exp_month, exp_year = excluded.exp_year,
+        created_at = excluded.created_at`;
+    await rememberCard(tx, { paymentMethod: c.paymentMethod, customerId, fingerprint, brand: c.brand, at: listedAt });
+  }
+  return true;
 }
 
 export async function attemptById(tx: Tx, attemptId: number): Promise<AttemptRow | null> {
@@ -386,7 +435,8 @@ export interface CloseCase {
   status: 'recovered' | 'lost' | 'closed';
   reason: string;
   at: Date;
-  recoveryPath?: 'scheduled_retry' | 'card_update_retry' | 'manual_retry' | 'customer_paid' | 'paid_outside';
+  recoveryPath?:
+    'scheduled_retry' | 'card_update_retry' | 'backup_card_retry' | 'manual_retry' | 'customer_paid' | 'paid_outside';
   /**
    * The invoice's `amount_paid` as Stripe reported it with the payment: everything ever paid on it,
    * including any part paid before the first failure. Defaults to our copy of the invoice.

@@ -325,7 +325,8 @@ export async function claimChargeFailure(
 }
 
 export type CloseStatus = 'recovered' | 'lost' | 'closed';
-export type RecoveryPath = 'scheduled_retry' | 'card_update_retry' | 'manual_retry' | 'customer_paid' | 'paid_outside';
+export type RecoveryPath =
+  'scheduled_retry' | 'card_update_retry' | 'backup_card_retry' | 'manual_retry' | 'customer_paid' | 'paid_outside';
 
 /**
  * Closes an open case; returns false when it was already closed (a closed case stays as it is).
@@ -336,6 +337,7 @@ export { closeCase } from '../dunning/store.ts';
 const PATH_OF_SOURCE: Record<string, RecoveryPath> = {
   scheduled: 'scheduled_retry',
   card_update: 'card_update_retry',
+  backup_card: 'backup_card_retry',
   manual: 'manual_retry',
 };
 

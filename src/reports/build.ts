@@ -115,7 +115,14 @@ export async function loadReport(sql: Tx, query: ReportQuery): Promise<Report> {
   return buildReport(await loadReportData(sql, query));
 }
 
-const PATHS = ['scheduled_retry', 'card_update_retry', 'manual_retry', 'customer_paid', 'paid_outside'];
+const PATHS = [
+  'scheduled_retry',
+  'card_update_retry',
+  'backup_card_retry',
+  'manual_retry',
+  'customer_paid',
+  'paid_outside',
+];
 
 export function buildReport(data: ReportData): Report {
   const currencies = new Set<string>();

@@ -66,7 +66,7 @@ export const DEFINITIONS: readonly Definition[] = [
   },
   {
     term: 'Recovery path',
-    text: 'scheduled_retry: a retry planned by the worker; card_update_retry: a retry after the customer changed card; manual_retry: an operator retry; customer_paid: the customer paid through the invoice link; paid_outside: paid off Stripe (marked paid out of band, e.g. a bank transfer). A charge made in the Stripe dashboard counts as customer_paid.',
+    text: "scheduled_retry: a retry planned by the worker; card_update_retry: a retry after the customer changed card; backup_card_retry: a retry on another of the customer's saved cards after the default card failed (policy retry.backupCards); manual_retry: an operator retry; customer_paid: the customer paid through the invoice link; paid_outside: paid off Stripe (marked paid out of band, e.g. a bank transfer). A charge made in the Stripe dashboard counts as customer_paid.",
   },
   {
     term: 'Breakdowns',

@@ -141,6 +141,17 @@ export function createBilling(deps: BillingDeps) {
   }
 
   /**
+   * Another card the customer saves (e.g. in the Billing Portal) without making it the default:
+   * attached and announced, the default stays as it is.
+   */
+  function saveCard(customerId: string, card: CardSpec, request = noRequest): PaymentMethodRec {
+    mustGet(store.customers, customerId, 'customer');
+    const pm = newPaymentMethod(customerId, card);
+    emit('payment_method.attached', paymentMethodJson(pm), undefined, request);
+    return pm;
+  }
+
+  /**
    * Stripe's card updater: the network sent new details (here a new expiry, and the card works
    * again) for a saved card. Same id; announced as `payment_method.automatically_updated`.
    */
@@ -481,6 +492,7 @@ export function createBilling(deps: BillingDeps) {
     mustGet,
     createCustomer,
     updateCard,
+    saveCard,
     updateCardAutomatically,
     createFailingInvoice,
     payInvoice,

@@ -98,6 +98,8 @@ export interface Sandbox {
     input: NewInvoice,
   ): Promise<{ id: string; subscriptionId: string | null; chargeId: string }>;
   updateCard(customerId: string, card: CardSpec): Promise<{ paymentMethodId: string }>;
+  /** Another saved card for the customer, not made the default (a card saved in the portal). */
+  saveCard(customerId: string, card: CardSpec): Promise<{ paymentMethodId: string }>;
   /** The card updater: new expiry for the same payment method id, which works again. */
   updateCardAutomatically(paymentMethodId: string, card: Pick<CardSpec, 'expMonth' | 'expYear'>): Promise<void>;
   payInvoiceOutOfBand(invoiceId: string): Promise<void>;
@@ -231,6 +233,9 @@ export async function startSandbox(opts: SandboxOptions): Promise<Sandbox> {
     },
     async updateCard(customerId, card) {
       return { paymentMethodId: billing.updateCard(customerId, card).id };
+    },
+    async saveCard(customerId, card) {
+      return { paymentMethodId: billing.saveCard(customerId, card).id };
     },
     async updateCardAutomatically(paymentMethodId, card) {
       billing.updateCardAutomatically(paymentMethodId, card);

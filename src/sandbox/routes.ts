@@ -145,6 +145,25 @@ function updateInvoice(deps: RouteDeps, call: Call): Reply {
   return ok(invoiceJson(deps.render, inv));
 }
 
+/**
+ * `GET /v1/customers/{id}/payment_methods`: "Returns a list of PaymentMethods for a given Customer",
+ * newest first and paged like every list; `type` is "an optional filter on the list, based on the
+ * object type field" (every payment method here is a card).
+ */
+function listCustomerPaymentMethods(deps: RouteDeps, call: Call): Reply {
+  const id = need(call);
+  deps.billing.mustGet(deps.store.customers, id, 'customer');
+  const type = str(call.form, 'type');
+  const { page, hasMore } = pageOf(
+    call.form,
+    [...deps.store.paymentMethods.values()].filter(
+      (pm) => pm.customer === id && (type === undefined || type === 'card'),
+    ),
+    'payment_method',
+  );
+  return ok(listJson(`/v1/customers/${id}/payment_methods`, page.map(paymentMethodJson), hasMore));
+}
+
 function updateCustomer(deps: RouteDeps, call: Call): Reply {
   const c = deps.billing.mustGet(deps.store.customers, need(call), 'customer');
   const before = customerJson(c);
@@ -317,6 +336,7 @@ export const routes: readonly Route[] = [
     handle: (d, c) => ok(customerJson(d.billing.mustGet(d.store.customers, need(c), 'customer'))),
   },
   { method: 'POST', pattern: '/v1/customers/:id', handle: updateCustomer },
+  { method: 'GET', pattern: '/v1/customers/:id/payment_methods', handle: listCustomerPaymentMethods },
   { method: 'GET', pattern: '/v1/subscriptions', handle: listSubscriptions },
   {
     method: 'GET',
