@@ -1,0 +1,120 @@
+/**
+ * Policies per segment as Stripe events drive them: a subscription's items and an invoice's lines
+ * arrive as events, applied by the real processor with the hooks wired as `dunning start` wires them
+ * (src/worker.ts); the case opens under the policy the segment rules pick, and the plan says so.
+ */
+import type { PgBoss } from 'pg-boss';
+import type Stripe from 'stripe';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { FixedClock } from '../../src/clock.ts';
+import { loadConfig } from '../../src/config.ts';
+import { parsePolicy } from '../../src/dunning/policy.ts';
+import { savePolicy } from '../../src/dunning/scheduler.ts';
+import type { ProcessorDeps } from '../../src/events/context.ts';
+import { processEvent } from '../../src/events/processor.ts';
+import { insertEvent } from '../../src/events/store.ts';
+import { createLogger } from '../../src/log.ts';
+import { QUEUES, startQueue } from '../../src/queue.ts';
+import { processorDeps, wireHooks } from '../../src/worker.ts';
+import { charge, event, invoice, subscription, T0 } from '../fixtures/events/stripe-objects.ts';
+import { createTestDatabase, type TestDatabase } from '../helpers/db.ts';
+
+const log = createLogger(process.env.TEST_LOG_LEVEL ?? 'silent');
+const DAY_MS = 86_400_000;
+const clock = new FixedClock(new Date((T0 + 60) * 1000));
+// The file's top level is the default policy (28 days); `annual` overrides only its window.
+const policy = parsePolicy({
+  holdoutShare: 0,
+  policies: { annual: { retry: { windowDays: 60 } } },
+  segments: [{ policy: 'annual', match: { intervals: ['year'] } }],
+});
+
+let db: TestDatabase;
+let boss: PgBoss;
+let deps: ProcessorDeps;
+
+beforeAll(async () => {
+  db = await createTestDatabase();
+  boss = await startQueue(db.url, log);
+  await savePolicy(db.sql, policy);
+  const wiring = wireHooks({ boss, clock, log, config: loadConfig({}), policy });
+  deps = processorDeps({ clock, log, policy }, wiring.hooks);
+});
+afterAll(async () => {
+  await boss?.stop({ graceful: false });
+  await db?.drop();
+});
+
+async function apply(...events: Stripe.Event[]): Promise<void> {
+  for (const ev of events) {
+    await insertEvent(db.sql, ev);
+    await processEvent(db.sql, deps, ev.id);
+  }
+}
+
+/**
+ * A subscription on one price billed every `interval`, and a failed renewal invoice of it whose card
+ * was lost: a hard decline, so the case waits for a new card until its window ends.
+ */
+async function failedRenewal(n: number, interval: 'month' | 'year') {
+  const id = { cus: `cus_seg${n}`, sub: `sub_seg${n}`, inv: `in_seg${n}`, price: `price_pro_${interval}` };
+  const sub = subscription({ id: id.sub, customer: id.cus, status: 'past_due' });
+  // Stripe docs (Subscription object): `items` is the "List of subscription items, each with an
+  // attached price"; Price `recurring.interval`: "The frequency at which a subscription is billed.
+  // One of `day`, `week`, `month` or `year`." `customer.subscription.*` events carry the subscription.
+  sub.items.data = [
+    { id: `si_seg${n}`, price: { id: id.price, product: 'prod_pro', recurring: { interval, interval_count: 1 } } },
+  ] as unknown as Stripe.SubscriptionItem[];
+  const inv = invoice({
+    id: id.inv,
+    customer: id.cus,
+    parent: {
+      type: 'subscription_details',
+      quote_details: null,
+      subscription_details: { metadata: {}, subscription: id.sub },
+    },
+  });
+  // Stripe docs (Invoice line item `pricing.price_details`): `price`: "The ID of the price this item
+  // is associated with."; `product`: "The ID of the product this item is associated with."
+  inv.lines.data = [
+    { pricing: { type: 'price_details', price_details: { price: id.price, product: 'prod_pro' } } },
+  ] as unknown as Stripe.InvoiceLineItem[];
+  const failed = charge({
+    id: `ch_seg${n}`,
+    customer: id.cus,
+    paymentIntent: `pi_seg${n}`,
+    declineCode: 'lost_card',
+    failureCode: 'card_declined',
+    created: T0 - 1,
+  });
+  await apply(
+    event('customer.subscription.updated', sub, { created: T0 - 10 }),
+    event('charge.failed', failed, { created: T0 - 1 }),
+    event('invoice.payment_failed', inv, { created: T0 }),
+  );
+  const [c] = await db.sql`
+    select id, policy_name, policy_version, opened_at, next_attempt_reason from dunning_cases where invoice_id = ${id.inv}`;
+  const [deadline] = await db.sql`
+    select start_after from pgboss.job where name = ${QUEUES.deadlines} and singleton_key = ${String(c!.id)}`;
+  // Jobs run on wall time: the deadline is the window's end as the test clock maps it.
+  const windowEnd = (deadline!.start_after as Date).getTime() - clock.wallTimeOf(c!.opened_at as Date).getTime();
+  return { c: c!, windowDays: windowEnd / DAY_MS };
+}
+
+describe('policies per segment', () => {
+  it('an annual-plan invoice opens under the annual policy: a 60-day window, and the reason names it', async () => {
+    const { c, windowDays } = await failedRenewal(1, 'year');
+    expect(c.policy_name).toBe('annual');
+    expect(c.policy_version).toBe(policy.segments!.policies.annual!.version);
+    expect(c.next_attempt_reason).toMatch(/^awaiting customer: .*\(policy annual\)$/);
+    expect(windowDays).toBeCloseTo(60, 1);
+  });
+
+  it('a monthly invoice matches no rule and keeps the default: 28 days, reason unchanged', async () => {
+    const { c, windowDays } = await failedRenewal(2, 'month');
+    expect(c.policy_name).toBe('default');
+    expect(c.policy_version).toBe(policy.version);
+    expect(c.next_attempt_reason).not.toContain('(policy');
+    expect(windowDays).toBeCloseTo(28, 1);
+  });
+});
