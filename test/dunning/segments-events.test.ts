@@ -15,6 +15,9 @@ import { processEvent } from '../../src/events/processor.ts';
 import { insertEvent } from '../../src/events/store.ts';
 import { createLogger } from '../../src/log.ts';
 import { QUEUES, startQueue } from '../../src/queue.ts';
+import { loadReport } from '../../src/reports/build.ts';
+import { resolvePeriod } from '../../src/reports/period.ts';
+import { renderTable } from '../../src/reports/render-table.ts';
 import { processorDeps, wireHooks } from '../../src/worker.ts';
 import { charge, event, invoice, subscription, T0 } from '../fixtures/events/stripe-objects.ts';
 import { createTestDatabase, type TestDatabase } from '../helpers/db.ts';
@@ -116,5 +119,19 @@ describe('policies per segment', () => {
     expect(c.policy_version).toBe(policy.version);
     expect(c.next_attempt_reason).not.toContain('(policy');
     expect(windowDays).toBeCloseTo(28, 1);
+  });
+
+  it('the report breaks the cases down by the policy they opened with', async () => {
+    const report = await loadReport(db.sql, {
+      period: resolvePeriod({ from: '2026-05-01', to: '2026-05-31', timeZone: 'UTC', now: clock.now() }),
+      currency: null,
+      asOf: clock.now(),
+    });
+    const usd = report.currencies.find((c) => c.currency === 'usd')!;
+    expect(usd.byPolicy.map((r) => [r.key, r.cases])).toEqual([
+      ['annual', 1],
+      ['default', 1],
+    ]);
+    expect(renderTable(report)).toContain('By policy (segment rules)');
   });
 });
