@@ -3,6 +3,9 @@
  * arrive as events, applied by the real processor with the hooks wired as `dunning start` wires them
  * (src/worker.ts); the case opens under the policy the segment rules pick, and the plan says so.
  */
+import { execFile } from 'node:child_process';
+import path from 'node:path';
+import { promisify } from 'node:util';
 import type { PgBoss } from 'pg-boss';
 import type Stripe from 'stripe';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -111,6 +114,16 @@ describe('policies per segment', () => {
     expect(c.policy_version).toBe(policy.segments!.policies.annual!.version);
     expect(c.next_attempt_reason).toMatch(/^awaiting customer: .*\(policy annual\)$/);
     expect(windowDays).toBeCloseTo(60, 1);
+  });
+
+  it('dunning case names the policy the case opened with', async () => {
+    const cli = path.resolve(import.meta.dirname, '../../src/cli.ts');
+    const { stdout } = await promisify(execFile)(process.execPath, [cli, 'case', 'in_seg1'], {
+      env: { PATH: process.env.PATH, DATABASE_URL: db.url, LOG_LEVEL: 'silent' },
+      timeout: 30_000,
+    });
+    expect(stdout).toContain(`Policy annual ${policy.segments!.policies.annual!.version} (smart)`);
+    expect(stdout).toMatch(/Next attempt .*: awaiting customer: .*\(policy annual\)/);
   });
 
   it('a monthly invoice matches no rule and keeps the default: 28 days, reason unchanged', async () => {
