@@ -72,6 +72,11 @@ export interface PolicyBody {
   baseline: { retryDays: number[] };
   /** Validated by the reminders module; carried here untouched. */
   reminders: unknown;
+  /**
+   * Ops are alerted the moment a case opens under this policy, whatever OPS_ALERT_MIN_AMOUNT says
+   * (e.g. a high-value segment). Present only when true, so policies without it keep their version.
+   */
+  opsAlertOnOpen?: true;
 }
 export interface Policy extends PolicyBody {
   /** 12 hex chars of sha256 over the canonical JSON of the body: a case records it at opening. */
@@ -243,7 +248,7 @@ function parseRetry(raw: unknown, d: RetryPolicy, issues: Issues): RetryPolicy {
   };
 }
 
-const BODY_KEYS = ['retry', 'finalAction', 'holdoutShare', 'baseline', 'reminders'] as const;
+const BODY_KEYS = ['retry', 'finalAction', 'holdoutShare', 'baseline', 'reminders', 'opsAlertOnOpen'] as const;
 
 function parseBody(top: Obj, issues: Issues): PolicyBody {
   const d = defaultBody();
@@ -267,6 +272,7 @@ function parseBody(top: Obj, issues: Issues): PolicyBody {
     holdoutShare: num(top.holdoutShare, 'holdoutShare', 0, 0.5, d.holdoutShare, issues),
     baseline: { retryDays },
     reminders: top.reminders === undefined ? d.reminders : top.reminders,
+    ...(bool(top.opsAlertOnOpen, 'opsAlertOnOpen', false, issues) ? { opsAlertOnOpen: true as const } : {}),
   };
 }
 

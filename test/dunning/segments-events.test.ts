@@ -31,8 +31,11 @@ const clock = new FixedClock(new Date((T0 + 60) * 1000));
 // The file's top level is the default policy (28 days); `annual` overrides only its window.
 const policy = parsePolicy({
   holdoutShare: 0,
-  policies: { annual: { retry: { windowDays: 60 } } },
-  segments: [{ policy: 'annual', match: { intervals: ['year'] } }],
+  policies: { annual: { retry: { windowDays: 60 } }, 'high-value': { opsAlertOnOpen: true } },
+  segments: [
+    { policy: 'high-value', match: { currencies: ['usd'], amount: { min: 200_000 } } },
+    { policy: 'annual', match: { intervals: ['year'] } },
+  ],
 });
 
 let db: TestDatabase;
@@ -62,7 +65,7 @@ async function apply(...events: Stripe.Event[]): Promise<void> {
  * A subscription on one price billed every `interval`, and a failed renewal invoice of it whose card
  * was lost: a hard decline, so the case waits for a new card until its window ends.
  */
-async function failedRenewal(n: number, interval: 'month' | 'year') {
+async function failedRenewal(n: number, interval: 'month' | 'year', amount = 4_900) {
   const id = { cus: `cus_seg${n}`, sub: `sub_seg${n}`, inv: `in_seg${n}`, price: `price_pro_${interval}` };
   const sub = subscription({ id: id.sub, customer: id.cus, status: 'past_due' });
   // Stripe docs (Subscription object): `items` is the "List of subscription items, each with an
@@ -74,6 +77,7 @@ async function failedRenewal(n: number, interval: 'month' | 'year') {
   const inv = invoice({
     id: id.inv,
     customer: id.cus,
+    amount_due: amount,
     parent: {
       type: 'subscription_details',
       quote_details: null,
@@ -146,5 +150,19 @@ describe('policies per segment', () => {
       ['default', 1],
     ]);
     expect(renderTable(report)).toContain('By policy (segment rules)');
+  });
+
+  it('a high-value invoice opens under its policy, which alerts ops at once whatever OPS_ALERT_MIN_AMOUNT says', async () => {
+    const { c } = await failedRenewal(3, 'year', 250_000);
+    // The high-value rule comes first, so this annual invoice is high-value.
+    expect(c.policy_name).toBe('high-value');
+    const alerts = await db.sql`select kind, payload from ops_alerts where case_id = ${c.id}`;
+    expect(alerts.map((a) => [a.kind, (a.payload as { detail: string }).detail])).toEqual([
+      ['case_opened_large', expect.stringMatching(/^policy high-value/)],
+    ]);
+    // The default policy does not ask for it: the small monthly case above got no alert.
+    const [other] = await db.sql`select count(*)::int as n from ops_alerts a join dunning_cases d on d.id = a.case_id
+                                 where d.invoice_id = 'in_seg2'`;
+    expect(other!.n).toBe(0);
   });
 });
