@@ -299,6 +299,9 @@ function parseNamed(raw: unknown, base: PolicyBody, issues: Issues): Record<stri
     }
     const own = new Issues();
     const o = section(over ?? {}, path, BODY_KEYS, own);
+    // The cohort is drawn before a segment is known, from the default's share: one set here would do nothing.
+    if (o.holdoutShare !== undefined)
+      own.note(`${path}.holdoutShare`, 'set the holdout share at the top level: it applies to every case');
     const body = parseBody(overlay(base, o) as Obj, own);
     issues.list.push(...own.list.map((m) => (m.startsWith(`${path}`) ? m : `${path}.${m}`)));
     out[name] = withVersion(body);

@@ -105,7 +105,12 @@ describe('segment configuration errors', () => {
   it('lists every bad rule and bad override by its path', () => {
     const msg = errorOf(() =>
       parsePolicy({
-        policies: { annual: { retry: { windowDays: 400 }, colour: 'red' }, default: {}, 'Bad Name': {} },
+        policies: {
+          annual: { retry: { windowDays: 400 }, colour: 'red' },
+          default: {},
+          'Bad Name': {},
+          trial: { holdoutShare: 0 },
+        },
         segments: [
           { policy: 'annual', match: { intervals: ['yearly'] } },
           { policy: 'annual', match: { amount: { min: 10, max: 5 } } },
@@ -119,6 +124,7 @@ describe('segment configuration errors', () => {
     expect(msg).toContain('policies.annual.colour: unknown field');
     expect(msg).toContain('policies.default: a policy name is');
     expect(msg).toContain('policies.Bad Name: a policy name is');
+    expect(msg).toContain('policies.trial.holdoutShare: set the holdout share at the top level');
     expect(msg).toContain('segments[0].match.intervals[0]: expected one of day, week, month, year, got "yearly"');
     expect(msg).toContain('segments[1].match.amount: max (5) is below min (10)');
     expect(msg).toContain('segments[1].match.amount: needs currencies');
