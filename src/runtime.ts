@@ -1,6 +1,7 @@
 import { ConfigError, loadConfig, type Config, type Requirement } from './config.ts';
 import { connect, databaseServer, type Sql } from './db.ts';
-import { defaultPolicy, loadPolicyFile, type Policy } from './dunning/policy.ts';
+import { allPolicies, defaultPolicy, loadPolicyFile, type Policy } from './dunning/policy.ts';
+import { DEFAULT_POLICY_NAME } from './dunning/segments.ts';
 import { parseReminderPolicy } from './reminders/policy.ts';
 import { loadTemplates, TemplateError } from './reminders/templates.ts';
 import { checkOutboxDir } from './reminders/transport.ts';
@@ -31,7 +32,14 @@ export function checkedPolicy(config: Config): Policy {
   let policy: Policy;
   try {
     policy = config.policyFile ? loadPolicyFile(config.policyFile) : defaultPolicy();
-    parseReminderPolicy(policy.reminders);
+    for (const named of allPolicies(policy)) {
+      try {
+        parseReminderPolicy(named.policy.reminders);
+      } catch (err) {
+        if (named.name === DEFAULT_POLICY_NAME) throw err;
+        throw new Error(`policies.${named.name}: ${(err as Error).message}`, { cause: err });
+      }
+    }
   } catch (err) {
     throw new ConfigError([`DUNNING_POLICY_FILE: ${(err as Error).message}`]);
   }

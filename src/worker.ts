@@ -3,7 +3,8 @@ import type Stripe from 'stripe';
 import type { Clock } from './clock.ts';
 import type { Config } from './config.ts';
 import type { Sql } from './db.ts';
-import { assignCohort, type Policy } from './dunning/policy.ts';
+import { assignCohort, choosePolicy, policyBody, type Policy } from './dunning/policy.ts';
+import type { SegmentFacts } from './dunning/segments.ts';
 import { createUnknownCodeReporter, type Classification } from './dunning/declines.ts';
 import { createDunningHooks } from './dunning/hooks.ts';
 import type { BackfillDeps } from './dunning/backfill.ts';
@@ -46,12 +47,25 @@ export function processorDeps(
   gateway?: StripeGateway,
   reportUnknownCodes?: (c: Classification) => void,
 ): ProcessorDeps {
-  const { version, ...body } = deps.policy;
+  const { policy } = deps;
   return {
     clock: deps.clock,
     log: deps.log.child({ component: 'events' }),
     hooks,
-    policy: { version, body },
+    policy: { version: policy.version, body: policyBody(policy) },
+    ...(policy.segments
+      ? {
+          choosePolicy: (facts: SegmentFacts) => {
+            const chosen = choosePolicy(policy, facts);
+            return {
+              name: chosen.name,
+              version: chosen.policy.version,
+              body: policyBody(chosen.policy),
+              rule: chosen.rule,
+            };
+          },
+        }
+      : {}),
     assignCohort: (invoiceId) => assignCohort(invoiceId, deps.policy),
     ...(gateway
       ? {

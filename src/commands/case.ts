@@ -38,7 +38,7 @@ emails of the case with their status, and any email problem ops should act on. T
       const lines = [
         `Invoice ${c.invoiceId}  customer ${c.customerId}  ${money(c.amount, c.currency)}`,
         `Status ${c.status}${c.paused ? ' (paused)' : ''}  opened ${when(c.openedAt)}${c.closedAt ? `  closed ${when(c.closedAt)}: ${c.closeReason ?? ''}` : ''}`,
-        `Policy ${c.policyVersion} (${c.cohort})${c.recoveryPath ? `  recovered via ${c.recoveryPath}` : ''}${c.finalAction ? `  final action ${c.finalAction} at ${when(c.finalActionAt)}` : ''}`,
+        `Policy ${c.policyName} ${c.policyVersion} (${c.cohort})${c.recoveryPath ? `  recovered via ${c.recoveryPath}` : ''}${c.finalAction ? `  final action ${c.finalAction} at ${when(c.finalActionAt)}` : ''}`,
         `Next attempt ${when(c.nextAttemptAt)}: ${c.nextAttemptReason ?? '-'}`,
         ...(c.reminderProblem ? [`Email problem: ${c.reminderProblem}`] : []),
         '',

@@ -2,9 +2,11 @@ import type Stripe from 'stripe';
 import type { Sql, Tx } from '../db.ts';
 import { detailsOfCharge, intentsOf, lastIntentError } from '../events/charges.ts';
 import { insertStripeAttempt, mergeDetails, refreshCaseDeclines, type DeclineDetails } from '../events/ledger.ts';
-import { idOf, upsertCustomer as upsertCustomerRow } from '../events/objects.ts';
+import { idOf, invoiceLinePricing, upsertCustomer as upsertCustomerRow } from '../events/objects.ts';
 import { call, withAllPayments, type StripeGateway } from '../stripe/charge.ts';
-import { assignCohort, type Policy } from './policy.ts';
+import { assignCohort, choosePolicy, type Policy } from './policy.ts';
+import { segmentFactsOf } from './segment-facts.ts';
+import { DEFAULT_POLICY_NAME } from './segments.ts';
 import { planNext, savePolicy, type PlanResult, type SchedulerDeps } from './scheduler.ts';
 import { rememberCard } from './store.ts';
 
@@ -199,21 +201,31 @@ async function takeOver(
 ): Promise<{ opened: boolean; plan: PlanResult | null }> {
   const created = new Date(inv.created * 1000);
   const subscription = idOf(inv.parent?.subscription_details?.subscription);
+  const lines = invoiceLinePricing(inv);
   // Never move a newer copy (written from a webhook) back.
   await tx`
     insert into invoices (id, customer_id, subscription_id, status, currency, amount_due, amount_paid, amount_remaining,
-                          hosted_invoice_url, stripe_attempt_count, stripe_created, stripe_updated_at)
+                          hosted_invoice_url, stripe_attempt_count, stripe_created, line_prices, line_products,
+                          stripe_updated_at)
     values (${inv.id}, ${customerId}, ${subscription}, ${inv.status ?? 'open'}, ${inv.currency}, ${inv.amount_due}, ${inv.amount_paid},
-            ${inv.amount_remaining}, ${inv.hosted_invoice_url ?? null}, ${inv.attempt_count}, ${created}, ${created})
+            ${inv.amount_remaining}, ${inv.hosted_invoice_url ?? null}, ${inv.attempt_count}, ${created},
+            ${lines.prices}, ${lines.products}, ${created})
     on conflict (id) do update set status = excluded.status, amount_paid = excluded.amount_paid,
-      amount_remaining = excluded.amount_remaining, stripe_attempt_count = excluded.stripe_attempt_count
+      amount_remaining = excluded.amount_remaining, stripe_attempt_count = excluded.stripe_attempt_count,
+      line_prices = case when cardinality(excluded.line_prices) > 0 then excluded.line_prices else invoices.line_prices end,
+      line_products = case when cardinality(excluded.line_products) > 0 then excluded.line_products else invoices.line_products end
     where invoices.stripe_updated_at <= excluded.stripe_updated_at and invoices.status not in ('paid', 'void')`;
   if (inv.attempt_count <= 0 || !stripe) return { opened: false, plan: null };
   const now = deps.scheduler.clock.now();
+  // Segment rules pick the policy from what we hold: this invoice's lines, its subscription's items
+  // as events left them, the customer backfill just read.
+  const facts = await segmentFactsOf(tx, inv.id);
+  const chosen = facts ? choosePolicy(deps.policy, facts) : { name: DEFAULT_POLICY_NAME, policy: deps.policy };
   const opened = await tx<{ id: number }[]>`
-    insert into dunning_cases (invoice_id, customer_id, currency, amount, policy_version, cohort, opened_at, window_starts_at, updated_at)
-    values (${inv.id}, ${customerId}, ${inv.currency}, ${inv.amount_remaining}, ${deps.policy.version},
-            ${assignCohort(inv.id, deps.policy)}, ${stripe.openedAt}, ${takeoverWindowStart(stripe.openedAt, now, deps.policy)}, ${now})
+    insert into dunning_cases (invoice_id, customer_id, currency, amount, policy_version, policy_name, cohort, opened_at,
+                               window_starts_at, updated_at)
+    values (${inv.id}, ${customerId}, ${inv.currency}, ${inv.amount_remaining}, ${chosen.policy.version}, ${chosen.name},
+            ${assignCohort(inv.id, deps.policy)}, ${stripe.openedAt}, ${takeoverWindowStart(stripe.openedAt, now, chosen.policy)}, ${now})
     on conflict (invoice_id) do nothing
     returning id`;
   const caseId = opened[0]?.id;

@@ -6,7 +6,15 @@
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { parseAccessPolicy, type AccessPolicy } from '../billing-status/access-policy.ts';
-import { bool, int, intItem, Issues, list, num, numItem, oneOf, section } from './validate.ts';
+import {
+  DEFAULT_POLICY_NAME,
+  parseSegments,
+  selectSegment,
+  validPolicyName,
+  type SegmentFacts,
+  type SegmentRule,
+} from './segments.ts';
+import { bool, int, intItem, isObj, Issues, list, num, numItem, oneOf, section, type Obj } from './validate.ts';
 
 export const FINAL_ACTIONS = [
   'cancel_subscription',
@@ -82,10 +90,42 @@ export interface PolicyBody {
    * it, so policies without it keep their version hash; readers fall back to its defaults.
    */
   access?: AccessPolicy;
+  /**
+   * Ops are alerted the moment a case opens under this policy, whatever OPS_ALERT_MIN_AMOUNT says
+   * (e.g. a high-value segment). Present only when true, so policies without it keep their version.
+   */
+  opsAlertOnOpen?: true;
 }
 export interface Policy extends PolicyBody {
   /** 12 hex chars of sha256 over the canonical JSON of the body: a case records it at opening. */
   version: string;
+  /**
+   * On the file's top-level (default) policy only: the named policies and the rules that pick one
+   * for a new case. Not part of the body or its version: adding a rule does not move a case opened
+   * under the default, and each named policy has a version of its own.
+   */
+  segments?: PolicySegments;
+}
+export interface PolicySegments {
+  rules: SegmentRule[];
+  /** Named policies, complete: the default's body with the named override merged in. */
+  policies: Record<string, Policy>;
+}
+
+/** What is stored and hashed: the policy without its version and its segments. */
+export function policyBody(policy: Policy): PolicyBody {
+  // eslint-disable-next-line @typescript-eslint/no-unused-vars
+  const { version, segments, ...body } = policy;
+  return body;
+}
+
+/**
+ * The policy a case opened under `name` runs: the named one, else the default (the policy itself).
+ * A name the current file no longer has falls back to the default; cases already open keep theirs
+ * by version.
+ */
+export function namedPolicy(policy: Policy, name: string): Policy {
+  return (name !== DEFAULT_POLICY_NAME && policy.segments?.policies[name]) || policy;
 }
 
 function defaultBody(): PolicyBody {
@@ -250,20 +290,10 @@ function parseRetry(raw: unknown, d: RetryPolicy, issues: Issues): RetryPolicy {
   };
 }
 
-/**
- * Validates a parsed policy document, filling defaults for absent fields. Throws one Error that
- * lists every bad field by its path, so a merchant fixes the file in one go.
- */
-export function parsePolicy(raw: unknown): Policy {
-  const issues = new Issues();
+const BODY_KEYS = ['retry', 'finalAction', 'holdoutShare', 'baseline', 'reminders', 'access', 'opsAlertOnOpen'] as const;
+
+function parseBody(top: Obj, issues: Issues): PolicyBody {
   const d = defaultBody();
-  // `version` is accepted and ignored so a stored Policy can be parsed again; it is always recomputed.
-  const top = section(
-    raw ?? {},
-    '',
-    ['retry', 'finalAction', 'holdoutShare', 'baseline', 'reminders', 'access', 'version'],
-    issues,
-  );
   const retry = parseRetry(top.retry, d.retry, issues);
   const base = section(top.baseline, 'baseline', ['retryDays'], issues);
   const retryDays = list(base.retryDays, 'baseline.retryDays', d.baseline.retryDays, issues, {
@@ -278,18 +308,67 @@ export function parsePolicy(raw: unknown): Policy {
       `day ${lastDay} is after the dunning window (retry.windowDays = ${retry.windowDays})`,
     );
   }
-  const body: PolicyBody = {
+  return {
     retry,
     finalAction: oneOf(top.finalAction, 'finalAction', FINAL_ACTIONS, d.finalAction, issues),
     holdoutShare: num(top.holdoutShare, 'holdoutShare', 0, 0.5, d.holdoutShare, issues),
     baseline: { retryDays },
     reminders: top.reminders === undefined ? d.reminders : top.reminders,
     ...(top.access === undefined ? {} : { access: parseAccessPolicy(top.access, issues) }),
+    ...(bool(top.opsAlertOnOpen, 'opsAlertOnOpen', false, issues) ? { opsAlertOnOpen: true as const } : {}),
   };
+}
+
+/** Objects merge key by key; lists and values replace: a named policy says only what differs. */
+function overlay(base: unknown, over: unknown): unknown {
+  if (!isObj(base) || !isObj(over)) return over === undefined ? base : over;
+  const out: Obj = { ...base };
+  for (const [k, v] of Object.entries(over)) out[k] = overlay(base[k], v);
+  return out;
+}
+
+function parseNamed(raw: unknown, base: PolicyBody, issues: Issues): Record<string, Policy> {
+  const out: Record<string, Policy> = {};
+  if (raw === undefined) return out;
+  if (!isObj(raw)) {
+    issues.bad('policies', 'an object of named policies', raw);
+    return out;
+  }
+  for (const [name, over] of Object.entries(raw)) {
+    const path = `policies.${name}`;
+    if (!validPolicyName(name)) {
+      issues.note(path, `a policy name is 1-40 of a-z, 0-9, "-" and "_", and not "${DEFAULT_POLICY_NAME}"`);
+      continue;
+    }
+    const own = new Issues();
+    const o = section(over ?? {}, path, BODY_KEYS, own);
+    // The cohort is drawn before a segment is known, from the default's share: one set here would do nothing.
+    if (o.holdoutShare !== undefined)
+      own.note(`${path}.holdoutShare`, 'set the holdout share at the top level: it applies to every case');
+    const body = parseBody(overlay(base, o) as Obj, own);
+    issues.list.push(...own.list.map((m) => (m.startsWith(`${path}`) ? m : `${path}.${m}`)));
+    out[name] = withVersion(body);
+  }
+  return out;
+}
+
+/**
+ * Validates a parsed policy document, filling defaults for absent fields. Throws one Error that
+ * lists every bad field by its path, so a merchant fixes the file in one go. The top level is the
+ * default policy; `policies` holds named overrides of it and `segments` the rules that pick one.
+ */
+export function parsePolicy(raw: unknown): Policy {
+  const issues = new Issues();
+  // `version` is accepted and ignored so a stored Policy can be parsed again; it is always recomputed.
+  const top = section(raw ?? {}, '', [...BODY_KEYS, 'version', 'policies', 'segments'], issues);
+  const body = parseBody(top, issues);
+  const policies = parseNamed(top.policies, body, issues);
+  const rules = parseSegments(top.segments, new Set(Object.keys(policies)), issues);
   if (issues.list.length > 0) {
     throw new Error(`invalid dunning policy:\n  - ${issues.list.join('\n  - ')}`);
   }
-  return withVersion(body);
+  const policy = withVersion(body);
+  return rules.length > 0 || Object.keys(policies).length > 0 ? { ...policy, segments: { rules, policies } } : policy;
 }
 
 /** Reads and validates a policy file; the error names the file and every bad field. */
@@ -311,6 +390,26 @@ export function loadPolicyFile(path: string): Policy {
   } catch (cause) {
     throw new Error(`${path}: ${(cause as Error).message}`, { cause });
   }
+}
+
+/**
+ * The policy a new case opens with: the first segment rule that matches the invoice names it, else
+ * the default. `rule` is the index of that rule (null: none matched), for logs.
+ */
+export function choosePolicy(
+  policy: Policy,
+  facts: SegmentFacts,
+): { name: string; policy: Policy; rule: number | null } {
+  const { name, rule } = selectSegment(policy.segments?.rules ?? [], facts);
+  return { name, policy: namedPolicy(policy, name), rule };
+}
+
+/** The default and every named policy: what must be stored so cases can find theirs by version. */
+export function allPolicies(policy: Policy): Array<{ name: string; policy: Policy }> {
+  return [
+    { name: DEFAULT_POLICY_NAME, policy },
+    ...Object.entries(policy.segments?.policies ?? {}).map(([name, p]) => ({ name, policy: p })),
+  ];
 }
 
 /**

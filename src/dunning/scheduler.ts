@@ -17,7 +17,8 @@ import {
   type LedgerAttempt,
   type Plan,
 } from './planner.ts';
-import { parsePolicy, type Policy } from './policy.ts';
+import { allPolicies, parsePolicy, policyBody, type Policy } from './policy.ts';
+import { DEFAULT_POLICY_NAME } from './segments.ts';
 import * as store from './store.ts';
 import type { AttemptRow, AttemptSource, CaseRow } from './store.ts';
 
@@ -80,7 +81,7 @@ export interface PolicySource {
 }
 
 export function createPolicySource(current: Policy): PolicySource {
-  const cache = new Map<string, Policy>([[current.version, current]]);
+  const cache = new Map<string, Policy>(allPolicies(current).map(({ policy }) => [policy.version, policy]));
   return {
     async get(tx, version) {
       const hit = cache.get(version);
@@ -94,10 +95,11 @@ export function createPolicySource(current: Policy): PolicySource {
   };
 }
 
-/** Stores the current policy so cases opened under it can find it again. */
+/** Stores the current policy and its named policies so cases opened under them can find them again. */
 export async function savePolicy(tx: Tx, policy: Policy): Promise<void> {
-  const { version, ...body } = policy;
-  await tx`insert into policies (version, body) values (${version}, ${tx.json(body as never)}) on conflict (version) do nothing`;
+  for (const { policy: p } of allPolicies(policy)) {
+    await tx`insert into policies (version, body) values (${p.version}, ${tx.json(policyBody(p) as never)}) on conflict (version) do nothing`;
+  }
 }
 
 const LEDGER_OUTCOME: Partial<Record<store.AttemptStatus, LedgerAttempt['outcome']>> = {
@@ -309,14 +311,23 @@ function sourceOf(ctx: PlanContext, plan: Plan): AttemptSource {
     : 'scheduled';
 }
 
+/**
+ * A case under a named policy (segment rules) says so in every reason it records, so ops reading
+ * "retry in 60 days" see which policy allowed it. Reasons under the default policy stay as they were.
+ */
+export function withPolicyName<P extends { reason: string }>(plan: P, policyName: string): P {
+  return policyName === DEFAULT_POLICY_NAME ? plan : { ...plan, reason: `${plan.reason} (policy ${policyName})` };
+}
+
 export async function recordPlan(
   tx: Tx,
   deps: SchedulerDeps,
   ctx: PlanContext,
-  plan: Plan,
+  planned: Plan,
   source: AttemptSource,
 ): Promise<PlanResult> {
   const { caseRow } = ctx;
+  const plan = withPolicyName(planned, caseRow.policyName);
   const now = deps.clock.now();
   const log = deps.log.child({ caseId: caseRow.id, invoiceId: caseRow.invoiceId });
   // A plan on another saved card is a backup-card attempt whoever asked for the plan, and only it is.

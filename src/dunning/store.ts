@@ -16,6 +16,8 @@ export interface CaseRow {
   amount: number;
   status: 'open' | 'recovered' | 'lost' | 'closed';
   policyVersion: string;
+  /** The named policy the case opened with (segment rules), `default` when none applied. */
+  policyName: string;
   cohort: 'smart' | 'holdout';
   openedAt: Date;
   /** Where the dunning window starts: the first failure, or later for an invoice taken over by backfill. */
@@ -70,6 +72,7 @@ function toCase(r: Row): CaseRow {
     amount: Number(r.amount),
     status: r.status as CaseRow['status'],
     policyVersion: r.policy_version as string,
+    policyName: (r.policy_name as string | undefined) ?? 'default',
     cohort: r.cohort as CaseRow['cohort'],
     openedAt: r.opened_at as Date,
     windowStartsAt: ((r.window_starts_at as Date | null) ?? r.opened_at) as Date,

@@ -2,6 +2,7 @@ import type Stripe from 'stripe';
 import type { Clock } from '../clock.ts';
 import type { Tx } from '../db.ts';
 import type { Classification } from '../dunning/declines.ts';
+import type { SegmentFacts } from '../dunning/segments.ts';
 import type { Logger } from '../log.ts';
 import type { DomainHooks } from './hooks.ts';
 
@@ -12,6 +13,11 @@ export interface ProcessorDeps {
   hooks: DomainHooks;
   /** The current policy: a case opened now records this version. */
   policy: { version: string; body: unknown };
+  /**
+   * Picks the policy a new case opens with from its invoice (the policy file's segment rules).
+   * Without it every case opens with `policy`, named `default`.
+   */
+  choosePolicy?(facts: SegmentFacts): { name: string; version: string; body: unknown; rule: number | null };
   assignCohort(invoiceId: string): 'smart' | 'holdout';
   /**
    * Reads a customer from Stripe (null when deleted), for customers whose `customer.*` events never

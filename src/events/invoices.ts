@@ -15,6 +15,7 @@ import {
 } from './ledger.ts';
 import { loseToDeletedSubscription, subscriptionDeletedInOurCopy } from './customers.ts';
 import { idOf, upsertInvoice, type InvoiceState } from './objects.ts';
+import { segmentFactsOf } from '../dunning/segment-facts.ts';
 
 /** Handlers for `invoice.*` events. Each first brings our invoice copy up to date, then acts on the result. */
 
@@ -97,17 +98,33 @@ async function lostAlready(ctx: HandlerContext, state: InvoiceState, caseId: num
   return loseToDeletedSubscription(ctx, caseId, state.id);
 }
 
+/** The policy a new case of this invoice opens with: the segment rules' choice, else the default. */
+async function policyFor(ctx: HandlerContext, invoiceId: string) {
+  const facts = ctx.deps.choosePolicy ? await segmentFactsOf(ctx.tx, invoiceId) : null;
+  if (!facts || !ctx.deps.choosePolicy) return { name: 'default', ...ctx.deps.policy };
+  return ctx.deps.choosePolicy(facts);
+}
+
 async function openFor(ctx: HandlerContext, state: InvoiceState) {
-  return openCase(ctx.tx, {
+  const policy = await policyFor(ctx, state.id);
+  const opened = await openCase(ctx.tx, {
     invoiceId: state.id,
     customerId: state.customerId,
     currency: state.currency,
     amount: state.amountRemaining,
-    policyVersion: ctx.deps.policy.version,
-    policyBody: ctx.deps.policy.body,
+    policyVersion: policy.version,
+    policyBody: policy.body,
+    policyName: policy.name,
     cohort: ctx.deps.assignCohort(state.id),
     at: ctx.at,
   });
+  if (opened.opened && policy.name !== 'default') {
+    ctx.log.info(
+      { caseId: opened.caseId, invoiceId: state.id, policy: policy.name },
+      'case opened under a segment policy',
+    );
+  }
+  return opened;
 }
 
 /**

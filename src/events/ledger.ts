@@ -55,6 +55,8 @@ export interface OpenCase {
   amount: number;
   policyVersion: string;
   policyBody: unknown;
+  /** The named policy (segment rules), `default` when none applied. */
+  policyName?: string;
   cohort: 'smart' | 'holdout';
   at: Date;
 }
@@ -64,8 +66,9 @@ export async function openCase(tx: Tx, c: OpenCase): Promise<{ caseId: number; o
   await tx`insert into policies (version, body) values (${c.policyVersion}, ${tx.json(c.policyBody as never)})
            on conflict (version) do nothing`;
   const inserted = await tx`
-    insert into dunning_cases (invoice_id, customer_id, currency, amount, policy_version, cohort, opened_at, updated_at)
-    values (${c.invoiceId}, ${c.customerId}, ${c.currency}, ${c.amount}, ${c.policyVersion}, ${c.cohort}, ${c.at}, ${c.at})
+    insert into dunning_cases (invoice_id, customer_id, currency, amount, policy_version, policy_name, cohort, opened_at, updated_at)
+    values (${c.invoiceId}, ${c.customerId}, ${c.currency}, ${c.amount}, ${c.policyVersion}, ${c.policyName ?? 'default'},
+            ${c.cohort}, ${c.at}, ${c.at})
     on conflict (invoice_id) do nothing
     returning id, status`;
   if (inserted[0]) return { caseId: Number(inserted[0].id), opened: true, status: 'open' };

@@ -47,20 +47,50 @@ export function subscriptionOfInvoice(inv: Stripe.Invoice): string | null {
   return idOf(inv.parent?.subscription_details?.subscription ?? null);
 }
 
+/**
+ * Prices and products the invoice bills, from its lines' `pricing.price_details` (the first page of
+ * `lines` that the object carries), for segment rules.
+ */
+export function invoiceLinePricing(inv: Pick<Stripe.Invoice, 'lines'>): { prices: string[]; products: string[] } {
+  const details = (inv.lines?.data ?? []).map((l) => l.pricing?.price_details).filter((d) => d !== undefined);
+  const prices = details.map((d) => idOf(d.price)).filter((id): id is string => id !== null);
+  return { prices: [...new Set(prices)], products: [...new Set(details.map((d) => d.product).filter(Boolean))] };
+}
+
+/** Prices, products and billing intervals of a subscription's items, for segment rules. */
+export function subscriptionItemPricing(s: Pick<Stripe.Subscription, 'items'>): {
+  prices: string[];
+  products: string[];
+  intervals: string[];
+} {
+  const prices = (s.items?.data ?? []).map((i) => i.price).filter((p) => p != null);
+  const uniq = (xs: Array<string | null | undefined>) => [...new Set(xs.filter((x): x is string => !!x))];
+  return {
+    prices: uniq(prices.map((p) => p.id)),
+    products: uniq(prices.map((p) => idOf(p.product))),
+    intervals: uniq(prices.map((p) => p.recurring?.interval)),
+  };
+}
+
 /** Upserts the invoice and returns the row as it stands afterwards (ours, not necessarily the event's). */
 export async function upsertInvoice(tx: Tx, inv: Stripe.Invoice, at: Date): Promise<InvoiceState | null> {
   const customerId = idOf(inv.customer);
   if (!customerId || !inv.status) return null;
   const paidAt = inv.status_transitions?.paid_at ? new Date(inv.status_transitions.paid_at * 1000) : null;
+  const lines = invoiceLinePricing(inv);
   // Status rank: how far an invoice has moved. `paid` and `void` are final; `uncollectible` is not.
   await tx`
     insert into invoices as i (id, customer_id, subscription_id, status, currency, amount_due, amount_paid,
                                amount_remaining, hosted_invoice_url, stripe_attempt_count, stripe_created, paid_at,
-                               default_payment_method, stripe_updated_at)
+                               default_payment_method, line_prices, line_products, stripe_updated_at)
     values (${inv.id}, ${customerId}, ${subscriptionOfInvoice(inv)}, ${inv.status}, ${inv.currency}, ${inv.amount_due},
             ${inv.amount_paid}, ${inv.amount_remaining}, ${inv.hosted_invoice_url ?? null}, ${inv.attempt_count},
-            ${new Date(inv.created * 1000)}, ${paidAt}, ${idOf(inv.default_payment_method ?? null)}, ${at})
+            ${new Date(inv.created * 1000)}, ${paidAt}, ${idOf(inv.default_payment_method ?? null)},
+            ${lines.prices}, ${lines.products}, ${at})
     on conflict (id) do update set
+      -- An open invoice's lines are fixed once it is finalized; a payload without them keeps ours.
+      line_prices = case when cardinality(excluded.line_prices) > 0 then excluded.line_prices else i.line_prices end,
+      line_products = case when cardinality(excluded.line_products) > 0 then excluded.line_products else i.line_products end,
       default_payment_method = excluded.default_payment_method,
       customer_id = excluded.customer_id,
       subscription_id = coalesce(excluded.subscription_id, i.subscription_id),
@@ -167,15 +197,23 @@ export async function upsertSubscription(tx: Tx, s: Stripe.Subscription, at: Dat
   const customerId = idOf(s.customer);
   if (!customerId) return false;
   const pause = s.pause_collection ?? null;
+  const items = subscriptionItemPricing(s);
   const rows = await tx`
     insert into subscriptions as s (id, customer_id, status, started_at, ended_at, cancellation_reason,
                                     pause_collection_behavior, pause_collection_resumes_at, default_payment_method,
-                                    stripe_updated_at)
+                                    item_prices, item_products, item_intervals, stripe_updated_at)
     values (${s.id}, ${customerId}, ${s.status}, ${s.start_date ? new Date(s.start_date * 1000) : null},
             ${s.ended_at ? new Date(s.ended_at * 1000) : null}, ${s.cancellation_details?.reason ?? null},
             ${pause?.behavior ?? null}, ${pause?.resumes_at ? new Date(pause.resumes_at * 1000) : null},
-            ${idOf(s.default_payment_method ?? null)}, ${at})
+            ${idOf(s.default_payment_method ?? null)}, ${items.prices}, ${items.products}, ${items.intervals}, ${at})
     on conflict (id) do update set
+      -- Items are state: only an event at least as new as the row, and one that carries them, changes them.
+      item_prices = case when excluded.stripe_updated_at >= s.stripe_updated_at and cardinality(excluded.item_prices) > 0
+                         then excluded.item_prices else s.item_prices end,
+      item_products = case when excluded.stripe_updated_at >= s.stripe_updated_at and cardinality(excluded.item_prices) > 0
+                           then excluded.item_products else s.item_products end,
+      item_intervals = case when excluded.stripe_updated_at >= s.stripe_updated_at and cardinality(excluded.item_prices) > 0
+                            then excluded.item_intervals else s.item_intervals end,
       default_payment_method = case when excluded.stripe_updated_at >= s.stripe_updated_at
                                     then excluded.default_payment_method else s.default_payment_method end,
       status = excluded.status, started_at = coalesce(excluded.started_at, s.started_at),

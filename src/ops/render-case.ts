@@ -92,7 +92,7 @@ ${m.preview ? `<details><summary>${h(m.preview.subject)}</summary><pre>${h(m.pre
 <dt>Status</dt><dd id="status">${h(c.status)}${c.paused ? ' <span class="tag paused">paused</span>' : ''}${c.closedAt ? ` ${h(when(c.closedAt))}: ${h(c.closeReason ?? '')}` : ''}</dd>
 <dt>Opened</dt><dd>${h(when(c.openedAt))}</dd>
 <dt>Next attempt</dt><dd id="next">${h(when(c.nextAttemptAt))} ${h(c.nextAttemptReason ?? '')}</dd>
-<dt>Policy</dt><dd>${h(c.policyVersion)} (${h(c.cohort)})${c.recoveryPath ? `; recovered via ${h(c.recoveryPath)}` : ''}${c.finalAction ? `; final action ${h(c.finalAction)} ${h(when(c.finalActionAt))}` : ''}</dd>
+<dt>Policy</dt><dd>${h(c.policyName)} ${h(c.policyVersion)} (${h(c.cohort)})${c.recoveryPath ? `; recovered via ${h(c.recoveryPath)}` : ''}${c.finalAction ? `; final action ${h(c.finalAction)} ${h(when(c.finalActionAt))}` : ''}</dd>
 <dt>Card</dt><dd id="card">${h(v.card.brand ?? 'unknown brand')} ${h(v.card.paymentMethod ?? '')}; network budget: ${v.card.charged30d} of ${limits.maxAttempts30d} charges in 30 days (${h(limits.label)} rules${limits.maxDeclines24h !== null ? `, at most ${limits.maxDeclines24h} declines in 24 hours` : ''})</dd>
 ${c.reminderProblem ? `<dt>Email problem</dt><dd class="banner refused">${h(c.reminderProblem)}</dd>` : ''}
 </dl>`;

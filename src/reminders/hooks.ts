@@ -78,6 +78,9 @@ interface CaseRow {
   declined: number;
   sent: number;
   actionRequested: boolean;
+  /** The case's policy (segment rules) alerts ops on every new case: `opsAlertOnOpen`. */
+  alertOnOpen: boolean;
+  policyName: string;
 }
 
 interface Recipient {
@@ -95,6 +98,7 @@ export function createReminderHooks(deps: ReminderHookDeps): ReminderHooks {
     const [row] = await tx<CaseRow[]>`
       select d.id::float8 as "caseId", d.customer_id as "customerId", d.invoice_id as "invoiceId", d.status, d.paused,
              d.amount::float8 as amount, d.currency, d.last_decline_category as "declineCategory", p.body -> 'reminders' as reminders,
+             coalesce((p.body ->> 'opsAlertOnOpen')::boolean, false) as "alertOnOpen", d.policy_name as "policyName",
              c.preferred_locales as "preferredLocales", c.time_zone as "timeZone",
              (select count(*)::int from payment_attempts a where a.invoice_id = d.invoice_id and a.status = 'declined') as declined,
              (select count(*)::int from reminder_outbox o where o.case_id = d.id and o.status in ('sent', 'sending')) as sent,
@@ -177,10 +181,16 @@ export function createReminderHooks(deps: ReminderHookDeps): ReminderHooks {
   });
   const ongoing = (row: CaseRow) => row.status === 'open' && !row.paused;
 
-  /** A case just opened, whatever opened it: a large one is worth a word to ops. Once per case (ops_alerts key). */
+  /**
+   * A case just opened, whatever opened it: a large one, or one whose policy asks for it
+   * (`opsAlertOnOpen`, e.g. a high-value segment), is worth a word to ops. Once per case (ops_alerts key).
+   */
   async function caseOpened(tx: Tx, row: CaseRow, detail: string | null, at: Date): Promise<void> {
-    if (!isLargeAmount(row.amount, row.currency, config.opsAlertMinAmount)) return;
-    await recordOpsAlert(tx, deps, 'case_opened_large', alertFacts(row, detail), at);
+    if (!row.alertOnOpen && !isLargeAmount(row.amount, row.currency, config.opsAlertMinAmount)) return;
+    // Say why when the policy asked for it: ops should know the segment, not guess from the amount.
+    const why = row.alertOnOpen ? `policy ${row.policyName}` : null;
+    const text = [why, detail].filter((x) => x !== null).join('; ') || null;
+    await recordOpsAlert(tx, deps, 'case_opened_large', alertFacts(row, text), at);
   }
 
   return {

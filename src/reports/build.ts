@@ -81,6 +81,11 @@ export interface CurrencyReport {
   timeToRecover: { medianSeconds: number | null; p90Seconds: number | null };
   byCategory: BreakdownRow[];
   byCode: BreakdownRow[];
+  /**
+   * By the named policy cases opened with (segment rules, docs/policy.md). Empty while every case
+   * ran the default, so installs without segments see no extra table.
+   */
+  byPolicy: BreakdownRow[];
   byAttempt: AttemptBreakdown[];
   byPath: PathBreakdown[];
   byReminder: ReminderBreakdown[] | null;
@@ -228,6 +233,7 @@ function currencyReport(data: ReportData, currency: string): CurrencyReport {
     timeToRecover: { medianSeconds: cl?.p50 ?? null, p90Seconds: cl?.p90 ?? null },
     byCategory: group((r) => r.category ?? 'unknown'),
     byCode: group((r) => r.code ?? 'unknown'),
+    byPolicy: declines.some((r) => (r.policy ?? 'default') !== 'default') ? group((r) => r.policy ?? 'default') : [],
     byAttempt: attempts.map((a) => ({
       attemptNo: a.attemptNo,
       attempted: a.attempted,

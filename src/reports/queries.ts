@@ -46,6 +46,8 @@ export interface DeclineRow {
   currency: string;
   category: string | null;
   code: string | null;
+  /** The named policy the cases opened with (segment rules); `default` (or absent) when none applied. */
+  policy?: string;
   cases: number;
   amount: number;
   recovered: number;
@@ -285,12 +287,12 @@ export function reportQueries(sql: Tx, query: ReportQuery, frame: Frame = frameO
       where tstzrange(c.opened_at, c.closed_at) @> ${snapshotAt}::timestamptz and (${cur}::text is null or c.currency = ${cur})
       group by c.currency`,
     declines: sql<DeclineRow[]>`
-      select c.currency, c.first_decline_category as category, c.first_decline_code as code,
+      select c.currency, c.first_decline_category as category, c.first_decline_code as code, c.policy_name as policy,
         count(*)::int as cases, coalesce(sum(c.amount), 0)::float8 as amount,
         (count(*) filter (where c.status = 'recovered'))::int as recovered,
         coalesce(sum(coalesce(c.recovered_amount, c.amount)) filter (where c.status = 'recovered'), 0)::float8 as "recoveredAmount"
       from dunning_cases c where ${cohort} and c.status <> 'closed'
-      group by 1, 2, 3`,
+      group by 1, 2, 3, 4`,
     // Attempt N is the case's Nth charge that reached the bank and came back with an answer. The
     // ledger's attempt_no also numbers retries that were cancelled, skipped or never sent (and must
     // keep doing so: idempotency keys are built from it), so charges are counted here instead. A

@@ -39,6 +39,7 @@ export function renderCsv(report: Report): string {
     for (const [section, list] of [
       ['decline_category', c.byCategory],
       ['decline_code', c.byCode],
+      ['policy', c.byPolicy],
     ] as const) {
       for (const r of list) {
         add(cur, section, r.key, 'cases', r.cases);

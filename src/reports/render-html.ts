@@ -142,6 +142,15 @@ ${table(
   ['code', 'cases', 'recovered', 'rate', 'recovered amount'],
   c.byCode.map((r) => [r.key, r.cases, r.recovered, formatPercent(r.rate), r.recoveredAmount.formatted]),
 )}
+${
+  c.byPolicy.length > 0
+    ? table(
+        'By policy (segment rules)',
+        ['policy', 'cases', 'recovered', 'rate', 'recovered amount'],
+        c.byPolicy.map((r) => [r.key, r.cases, r.recovered, formatPercent(r.rate), r.recoveredAmount.formatted]),
+      )
+    : ''
+}
 ${table(
   'By recovery path',
   ['path', 'recovered', 'amount', 'share'],

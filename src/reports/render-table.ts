@@ -82,6 +82,7 @@ function currencyBlock(c: CurrencyReport): string[] {
   };
   rows('By decline category (first decline)', c.byCategory);
   rows('By decline code (first decline)', c.byCode);
+  if (c.byPolicy.length > 0) rows('By policy (segment rules)', c.byPolicy);
   out.push(
     '',
     'By attempt number',

@@ -6,7 +6,7 @@ import { generatePopulation } from '../demo/population.ts';
 import type { Policy } from '../dunning/policy.ts';
 import { majorUnits, minorDigits } from '../money.ts';
 import { simulateStrategy, type SimSettings, type StrategyResult } from './engine.ts';
-import { fixedSchedule, noRetries, plannerStrategy, STRIPE_LIKE, type Strategy } from './strategies.ts';
+import { fixedSchedule, noRetries, segmentedPlannerStrategy, STRIPE_LIKE, type Strategy } from './strategies.ts';
 import { totalViolations } from './violations.ts';
 
 export interface CompareOptions {
@@ -24,7 +24,7 @@ export const SIMULATION_START = new Date('2026-03-02T00:00:00Z');
 
 export function standardStrategies(policy: Policy, policyLabel: string, merchantTimeZone: string): Strategy[] {
   return [
-    plannerStrategy(policy, merchantTimeZone, policyLabel),
+    segmentedPlannerStrategy(policy, merchantTimeZone, policyLabel),
     fixedSchedule({ ...STRIPE_LIKE, name: 'Stripe-like fixed schedule' }),
     noRetries,
   ];
@@ -103,6 +103,18 @@ export function renderComparison(results: readonly StrategyResult[], o: { seed: 
             return row ? pct(row.recovered, row.cases) : '-';
           }),
         ]),
+      ]).replace(/^/gm, '  '),
+    );
+    out.push('');
+  }
+  // Only the policy row has segments; the fixed schedules run every case alike.
+  const policies = results[0]?.byPolicy ?? [];
+  if (policies.some((p) => p.policy !== 'default')) {
+    out.push(`== ${results[0]!.name} by policy (segment rules; simulated customers have only currency and amount)`);
+    out.push(
+      table([
+        ['policy', 'cases', 'recovered', 'rate'],
+        ...policies.map((p) => [p.policy, String(p.cases), String(p.recovered), pct(p.recovered, p.cases)]),
       ]).replace(/^/gm, '  '),
     );
     out.push('');

@@ -4,6 +4,7 @@
  * charge. No database, no HTTP, no clock: a seed replays the same story.
  */
 import type { Member } from '../demo/population.ts';
+import { DEFAULT_POLICY_NAME } from '../dunning/segments.ts';
 import { createRng, decideCardUpdate, decideCharge, type Rng } from '../sandbox/issuer-model.ts';
 import { sandboxIssuer, type IssuerModel } from './issuers.ts';
 import type { SimAttempt, SimCase, Strategy } from './strategies.ts';
@@ -23,6 +24,8 @@ export interface CaseResult {
   amount: number;
   /** Why the renewal failed: the first decline's reason. */
   reason: string;
+  /** The named policy the case ran (segment rules), `default` when none applied. */
+  policy: string;
   recovered: boolean;
   /** Charges after Stripe's failed renewal: scheduled retries and card-update charges. */
   charges: number;
@@ -44,7 +47,9 @@ export function memberRng(seed: number, index: number, stream: number): Rng {
   return createRng((seed * 0x9e3779b1 + index * 0x85ebca6b + stream * 0xc2b2ae35) >>> 0);
 }
 
-export function simulateCase(member: Member, index: number, strategy: Strategy, s: SimSettings): CaseResult {
+export function simulateCase(member: Member, index: number, outer: Strategy, s: SimSettings): CaseResult {
+  const segment = outer.segment?.(member);
+  const strategy = segment?.strategy ?? outer;
   const issuer = memberRng(s.seed, index, 1);
   const customer = memberRng(s.seed, index, 2);
   const openedAt = new Date(s.start.getTime() + member.failsAfterMs);
@@ -98,6 +103,7 @@ export function simulateCase(member: Member, index: number, strategy: Strategy, 
     currency: member.currency,
     amount: member.amount,
     reason: member.card.failure ?? 'none',
+    policy: segment?.policy ?? DEFAULT_POLICY_NAME,
     recovered,
     charges: c.attempts.length - 1,
     violations: countViolations(c.attempts, member.card.brand),
@@ -123,12 +129,15 @@ export interface StrategyResult {
   byCurrency: CurrencyTotals[];
   /** Cases and recoveries per failure reason, to see where a policy wins or loses. */
   byReason: Array<{ reason: string; cases: number; recovered: number }>;
+  /** Cases and recoveries per named policy (segment rules); one `default` row without segments. */
+  byPolicy: Array<{ policy: string; cases: number; recovered: number }>;
 }
 
 export function summarize(strategy: Strategy, results: readonly CaseResult[]): StrategyResult {
   const byCurrency = new Map<string, CurrencyTotals>();
   const violations = noViolations();
   const byReason = new Map<string, { reason: string; cases: number; recovered: number }>();
+  const byPolicy = new Map<string, { policy: string; cases: number; recovered: number }>();
   let recovered = 0;
   let charges = 0;
   for (const r of results) {
@@ -151,6 +160,10 @@ export function summarize(strategy: Strategy, results: readonly CaseResult[]): S
     why.cases += 1;
     if (r.recovered) why.recovered += 1;
     byReason.set(r.reason, why);
+    const pol = byPolicy.get(r.policy) ?? { policy: r.policy, cases: 0, recovered: 0 };
+    pol.cases += 1;
+    if (r.recovered) pol.recovered += 1;
+    byPolicy.set(r.policy, pol);
     addViolations(violations, r.violations);
     byCurrency.set(r.currency, t);
   }
@@ -163,6 +176,7 @@ export function summarize(strategy: Strategy, results: readonly CaseResult[]): S
     violations,
     byCurrency: [...byCurrency.values()].sort((a, b) => a.currency.localeCompare(b.currency)),
     byReason: [...byReason.values()].sort((a, b) => b.cases - a.cases || a.reason.localeCompare(b.reason)),
+    byPolicy: [...byPolicy.values()].sort((a, b) => b.cases - a.cases || a.policy.localeCompare(b.policy)),
   };
 }
 

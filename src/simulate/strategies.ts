@@ -6,7 +6,8 @@
  */
 import { classifyDecline, type DeclineInfo } from '../dunning/declines.ts';
 import { planNextAttempt, type CaseHistory, type LedgerAttempt } from '../dunning/planner.ts';
-import type { Policy } from '../dunning/policy.ts';
+import { choosePolicy, type Policy } from '../dunning/policy.ts';
+import type { Member } from '../demo/population.ts';
 import type { LearnedTable } from '../dunning/adaptive.ts';
 import { parseReminderPolicy } from '../reminders/policy.ts';
 import { declineFor, type FailureReason } from '../sandbox/issuer-model.ts';
@@ -40,6 +41,11 @@ export interface Strategy {
   reminderHours: number[];
   /** When to retry the failed card next, after its last decline; null when no blind retry follows. */
   nextRetry(c: SimCase): Date | null;
+  /**
+   * The policy file's segment rules: the named policy (and its strategy) a case runs, as a new case
+   * would open with it. Absent: every case runs this strategy, as `default`.
+   */
+  segment?(m: Pick<Member, 'currency' | 'amount'>): { policy: string; strategy: Strategy };
 }
 
 const DAY = 86_400_000;
@@ -122,6 +128,37 @@ export function plannerStrategy(
         learned,
       );
       return plan.kind === 'retry' ? plan.at : null;
+    },
+  };
+}
+
+/**
+ * The planner with the policy's segment rules: each case runs the named policy its rule picks. The
+ * simulated population has no prices, products, intervals or metadata, so only currency and amount
+ * rules can match here; every other case runs the default.
+ */
+export function segmentedPlannerStrategy(policy: Policy, merchantTimeZone: string, name = 'policy'): Strategy {
+  const base = plannerStrategy(policy, merchantTimeZone, name);
+  if (!policy.segments) return base;
+  const named = new Map<string, Strategy>();
+  return {
+    ...base,
+    segment(m) {
+      const chosen = choosePolicy(policy, {
+        prices: [],
+        products: [],
+        intervals: [],
+        currency: m.currency,
+        amount: m.amount,
+        metadata: {},
+      });
+      if (chosen.policy === policy) return { policy: chosen.name, strategy: base };
+      let strategy = named.get(chosen.name);
+      if (!strategy) {
+        strategy = plannerStrategy(chosen.policy, merchantTimeZone, name);
+        named.set(chosen.name, strategy);
+      }
+      return { policy: chosen.name, strategy };
     },
   };
 }
