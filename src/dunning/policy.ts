@@ -290,7 +290,15 @@ function parseRetry(raw: unknown, d: RetryPolicy, issues: Issues): RetryPolicy {
   };
 }
 
-const BODY_KEYS = ['retry', 'finalAction', 'holdoutShare', 'baseline', 'reminders', 'access', 'opsAlertOnOpen'] as const;
+const BODY_KEYS = [
+  'retry',
+  'finalAction',
+  'holdoutShare',
+  'baseline',
+  'reminders',
+  'access',
+  'opsAlertOnOpen',
+] as const;
 
 function parseBody(top: Obj, issues: Issues): PolicyBody {
   const d = defaultBody();
