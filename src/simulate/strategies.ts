@@ -5,7 +5,13 @@
  * do not move when the merchant's policy file does.
  */
 import { classifyDecline, type DeclineInfo } from '../dunning/declines.ts';
-import { planNextAttempt, type CaseHistory, type LedgerAttempt } from '../dunning/planner.ts';
+import {
+  checkCharge,
+  planNextAttempt,
+  type CardInfo,
+  type CaseHistory,
+  type LedgerAttempt,
+} from '../dunning/planner.ts';
 import type { Policy } from '../dunning/policy.ts';
 import type { LearnedTable } from '../dunning/adaptive.ts';
 import { parseReminderPolicy } from '../reminders/policy.ts';
@@ -15,6 +21,11 @@ export interface SimAttempt {
   at: Date;
   /** 0 is the card the renewal failed on; later numbers are cards the customer put in. */
   card: number;
+  /**
+   * The payment method id charged: a card re-added by the customer gets a new id but stays the same
+   * card (the same fingerprint). Absent: the card's first id, `paymentMethodOf(card)`.
+   */
+  paymentMethod?: string;
   source: 'stripe' | 'scheduled' | 'card_update';
   ok: boolean;
   /** The failure the card carries, when this attempt was declined. */
@@ -28,6 +39,12 @@ export interface SimCase {
   country: string;
   cardBrand: string;
   attempts: SimAttempt[];
+  /** The payment method the next charge would use, when the customer re-added the card under a new id. */
+  current?: { paymentMethod: string; card: number };
+  /** The customer's attempts on its other invoices so far: card-network rules are per card. */
+  otherInvoices?: SimAttempt[];
+  /** When the strategy decides; the last attempt's time when absent. */
+  now?: Date;
 }
 
 export interface Strategy {
@@ -40,6 +57,12 @@ export interface Strategy {
   reminderHours: number[];
   /** When to retry the failed card next, after its last decline; null when no blind retry follows. */
   nextRetry(c: SimCase): Date | null;
+  /**
+   * The check right before a due retry charges, as the worker's runner makes it (`checkCharge`):
+   * another invoice of the customer may have charged the card since the retry was planned. False:
+   * the engine asks `nextRetry` again. Absent: the strategy charges whatever happened meanwhile.
+   */
+  allows?(c: SimCase, at: Date): boolean;
 }
 
 const DAY = 86_400_000;
@@ -56,16 +79,50 @@ export function declineInfo(reason: FailureReason, cardBrand: string): DeclineIn
   };
 }
 
-/** A simulated case's attempts as the worker's ledger would hold them. */
+/** A card's first payment method id; a re-added card gets another one. */
+export function paymentMethodOf(card: number): string {
+  return `pm_sim_${card}`;
+}
+
+/** The card's fingerprint: what the networks count by, whatever its payment method id. */
+function fingerprintOf(card: number): string {
+  return `fp_sim_${card}`;
+}
+
+/** A simulated case's attempts as the worker's ledger would hold them, each with its card's fingerprint. */
 export function toLedger(c: Pick<SimCase, 'attempts' | 'cardBrand'>): LedgerAttempt[] {
   return c.attempts.map((a, i) => ({
     attemptNo: i + 1,
     at: a.at,
     source: a.source,
     outcome: a.ok ? 'succeeded' : 'declined',
-    paymentMethod: `pm_sim_${a.card}`,
+    paymentMethod: a.paymentMethod ?? paymentMethodOf(a.card),
+    card: fingerprintOf(a.card),
     decline: a.ok || a.reason === null ? null : declineInfo(a.reason, c.cardBrand),
   }));
+}
+
+/**
+ * The case as the worker's planner sees it (`loadPlanContext`): its own ledger, the customer's other
+ * invoices, and the card (fingerprint and brand) behind every payment method id.
+ */
+export function toHistory(c: SimCase, cohort: CaseHistory['cohort']): CaseHistory {
+  const last = c.attempts[c.attempts.length - 1];
+  const current =
+    c.current ?? (last ? { paymentMethod: last.paymentMethod ?? paymentMethodOf(last.card), card: last.card } : null);
+  const cards = new Map<string, CardInfo>();
+  for (const a of [...c.attempts, ...(c.otherInvoices ?? [])])
+    cards.set(a.paymentMethod ?? paymentMethodOf(a.card), { card: fingerprintOf(a.card), brand: c.cardBrand });
+  if (current) cards.set(current.paymentMethod, { card: fingerprintOf(current.card), brand: c.cardBrand });
+  return {
+    invoiceId: c.invoiceId,
+    openedAt: c.openedAt,
+    cohort,
+    attempts: toLedger(c),
+    currentPaymentMethod: current?.paymentMethod ?? null,
+    otherInvoices: toLedger({ attempts: c.otherInvoices ?? [], cardBrand: c.cardBrand }),
+    cards,
+  };
 }
 
 /** A notice at the failure and a last chance `lastChanceHoursBefore` the window ends, as the reminder policy has them. */
@@ -106,22 +163,19 @@ export function plannerStrategy(
     nextRetry(c) {
       const last = c.attempts[c.attempts.length - 1];
       if (!last) return null;
-      const history: CaseHistory = {
-        invoiceId: c.invoiceId,
-        openedAt: c.openedAt,
-        cohort,
-        attempts: toLedger(c),
-        currentPaymentMethod: `pm_sim_${last.card}`,
-      };
       const plan = planNextAttempt(
-        history,
+        toHistory(c, cohort),
         { timeZone: c.timeZone, country: c.country, cardBrand: c.cardBrand },
         policy,
-        last.at,
+        c.now ?? last.at,
         merchantTimeZone,
         learned,
       );
       return plan.kind === 'retry' ? plan.at : null;
+    },
+    allows(c, at) {
+      return checkCharge(toHistory(c, cohort), { timeZone: c.timeZone, country: c.country, cardBrand: c.cardBrand }, at)
+        .allowed;
     },
   };
 }
