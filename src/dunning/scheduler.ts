@@ -78,8 +78,9 @@ export interface PolicySource {
   get(tx: Tx, version: string): Promise<Policy>;
 }
 
-export function createPolicySource(current: Policy): PolicySource {
-  const cache = new Map<string, Policy>([[current.version, current]]);
+/** `current`: the policy in force, known without a read; null for readers that only look at stored cases. */
+export function createPolicySource(current: Policy | null): PolicySource {
+  const cache = new Map<string, Policy>(current ? [[current.version, current]] : []);
   return {
     async get(tx, version) {
       const hit = cache.get(version);
@@ -154,7 +155,7 @@ export interface PlanContext {
  */
 export async function loadPlanContext(
   tx: Tx,
-  deps: SchedulerDeps,
+  deps: Pick<SchedulerDeps, 'policies'>,
   caseRow: CaseRow,
   card: string | null,
   o: { asPlanned?: boolean } = {},
