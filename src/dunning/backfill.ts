@@ -1,8 +1,16 @@
 import type Stripe from 'stripe';
 import type { Sql, Tx } from '../db.ts';
-import { detailsOfCharge, intentsOf, lastIntentError } from '../events/charges.ts';
-import { insertStripeAttempt, mergeDetails, refreshCaseDeclines, type DeclineDetails } from '../events/ledger.ts';
-import { idOf, upsertCustomer as upsertCustomerRow } from '../events/objects.ts';
+import { insertStripeAttempt, refreshCaseDeclines } from '../events/ledger.ts';
+import { upsertCustomer as upsertCustomerRow } from '../events/objects.ts';
+import {
+  detailsOfCharge,
+  idOf,
+  intentsOf,
+  lastIntentError,
+  mergeDetails,
+  subscriptionOfInvoice,
+  type DeclineDetails,
+} from '../stripe/read.ts';
 import { call, withAllPayments, type StripeGateway } from '../stripe/charge.ts';
 import { assignCohort, type Policy } from './policy.ts';
 import { planNext, savePolicy, type PlanResult, type SchedulerDeps } from './scheduler.ts';
@@ -198,7 +206,7 @@ async function takeOver(
   stripe: StripeTries | null,
 ): Promise<{ opened: boolean; plan: PlanResult | null }> {
   const created = new Date(inv.created * 1000);
-  const subscription = idOf(inv.parent?.subscription_details?.subscription);
+  const subscription = subscriptionOfInvoice(inv);
   // Never move a newer copy (written from a webhook) back.
   await tx`
     insert into invoices (id, customer_id, subscription_id, status, currency, amount_due, amount_paid, amount_remaining,

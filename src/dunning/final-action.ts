@@ -2,7 +2,7 @@ import type Stripe from 'stripe';
 import type { Sql, Tx } from '../db.ts';
 import { call, classifyChargeError, paidBy, retrieveInvoice, type StripeGateway } from '../stripe/charge.ts';
 import { ledgerOf, recoveryPath } from '../events/ledger.ts';
-import { subscriptionOfInvoice } from '../events/objects.ts';
+import { subscriptionOfInvoice } from '../stripe/read.ts';
 import type { FinalAction } from './policy.ts';
 import { pauseOfInvoice } from './collection-pause.ts';
 import {

@@ -8,9 +8,8 @@ import { QUEUES } from '../queue.ts';
 import { payInvoice, retrieveInvoice, type ChargeOutcome, type StripeGateway } from '../stripe/charge.ts';
 import { createThrottle, type Throttle } from '../stripe/throttle.ts';
 import { pauseOfInvoice } from './collection-pause.ts';
-import { subscriptionOfInvoice } from '../events/objects.ts';
 import { classifyDecline, type Classification, type DeclineInfo } from './declines.ts';
-import { lastIntentError } from '../events/charges.ts';
+import { lastIntentError, subscriptionOfInvoice } from '../stripe/read.ts';
 import {
   closeForMissingInvoice,
   closeSettledAtStripe,

@@ -1,48 +1,12 @@
 import { classifyDecline } from '../dunning/declines.ts';
 import type postgres from 'postgres';
 import type { Tx } from '../db.ts';
+import { NO_DETAILS, type DeclineDetails } from '../stripe/read.ts';
 
 /**
  * The processor's side of dunning cases and the attempt ledger: opening a case, recording
  * Stripe's own attempts, and filling in decline details that arrive on other events.
  */
-
-/** What a failed charge told us; every field may be missing depending on which event carried it. */
-export interface DeclineDetails {
-  chargeId: string | null;
-  paymentIntentId: string | null;
-  paymentMethod: string | null;
-  /** `card.fingerprint`: the same card under any payment method id. */
-  cardFingerprint: string | null;
-  cardBrand: string | null;
-  declineCode: string | null;
-  failureCode: string | null;
-  adviceCode: string | null;
-  networkAdviceCode: string | null;
-  networkDeclineCode: string | null;
-  failureMessage: string | null;
-}
-
-export const NO_DETAILS: DeclineDetails = {
-  chargeId: null,
-  paymentIntentId: null,
-  paymentMethod: null,
-  cardFingerprint: null,
-  cardBrand: null,
-  declineCode: null,
-  failureCode: null,
-  adviceCode: null,
-  networkAdviceCode: null,
-  networkDeclineCode: null,
-  failureMessage: null,
-};
-
-/** Fields of `a` win; `b` fills the gaps. */
-export function mergeDetails(a: DeclineDetails, b: DeclineDetails): DeclineDetails {
-  const out = { ...a };
-  for (const k of Object.keys(out) as Array<keyof DeclineDetails>) out[k] = a[k] ?? b[k];
-  return out;
-}
 
 export function categoryOf(d: DeclineDetails): string {
   return classifyDecline(d).category;
