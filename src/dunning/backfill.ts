@@ -1,6 +1,6 @@
 import type Stripe from 'stripe';
 import type { Sql, Tx } from '../db.ts';
-import { insertStripeAttempt, refreshCaseDeclines } from '../events/ledger.ts';
+import { insertStripeAttempt, refreshCaseDeclines, rememberCard } from '../ledger.ts';
 import { upsertCustomer as upsertCustomerRow } from '../events/objects.ts';
 import {
   detailsOfCharge,
@@ -14,7 +14,6 @@ import {
 import { call, withAllPayments, type StripeGateway } from '../stripe/charge.ts';
 import { assignCohort, type Policy } from './policy.ts';
 import { planNext, savePolicy, type PlanResult, type SchedulerDeps } from './scheduler.ts';
-import { rememberCard } from './store.ts';
 
 /**
  * Takes over dunning for invoices that failed before the worker was installed: pages through

@@ -1,7 +1,7 @@
 import type Stripe from 'stripe';
 import type { Sql, Tx } from '../db.ts';
 import { call, classifyChargeError, paidBy, retrieveInvoice, type StripeGateway } from '../stripe/charge.ts';
-import { ledgerOf, recoveryPath } from '../events/ledger.ts';
+import { closeCase, ledgerOf, recoveryPath } from '../ledger.ts';
 import { subscriptionOfInvoice } from '../stripe/read.ts';
 import type { FinalAction } from './policy.ts';
 import { pauseOfInvoice } from './collection-pause.ts';
@@ -165,7 +165,7 @@ export async function handleDeadline(deps: FinalActionDeps, job: DeadlineJob): P
     await store.caseById(tx, c.id, true);
     if ((await store.attemptsOf(tx, c.invoiceId)).length !== job.attemptsSeen) return false;
     await cancelPlanned(tx, deps, c.invoiceId, 'case lost');
-    if (await store.closeCase(tx, c.id, { status: 'lost', reason, at })) {
+    if (await closeCase(tx, c.id, { status: 'lost', reason, at })) {
       await deps.onCaseClosed?.(tx, { caseId: c.id, invoiceId: c.invoiceId, status: 'lost', reason, at });
     }
     return true;
@@ -198,7 +198,7 @@ export async function closeSettledAtStripe(
     const offStripe = (remote.amount_paid_off_stripe ?? 0) > 0;
     const path = recoveryPath(await ledgerOf(tx, invoiceId), paidBy(remote).chargeId, offStripe);
     const reason = 'invoice paid (read from Stripe)';
-    const closed = await store.closeCase(tx, caseId, {
+    const closed = await closeCase(tx, caseId, {
       status: 'recovered',
       reason,
       at,
@@ -210,7 +210,7 @@ export async function closeSettledAtStripe(
   }
   if (remote.status === 'void') {
     const reason = 'invoice voided (read from Stripe)';
-    const closed = await store.closeCase(tx, caseId, { status: 'closed', reason, at });
+    const closed = await closeCase(tx, caseId, { status: 'closed', reason, at });
     if (closed) await deps.onCaseClosed?.(tx, { caseId, invoiceId, status: 'closed', reason, at });
     return closed;
   }
@@ -235,7 +235,7 @@ async function endOrAwaitStripePause(tx: Tx, deps: FinalActionDeps, c: store.Cas
   }
   const reason = `dunning window ended while ${hold}: closed without a final action`;
   await cancelPlanned(tx, deps, c.invoiceId, reason);
-  if (await store.closeCase(tx, c.id, { status: 'closed', reason, at })) {
+  if (await closeCase(tx, c.id, { status: 'closed', reason, at })) {
     await deps.onCaseClosed?.(tx, { caseId: c.id, invoiceId: c.invoiceId, status: 'closed', reason, at });
   }
 }
@@ -253,7 +253,7 @@ export async function closeForMissingInvoice(deps: FinalActionDeps, caseId: numb
   const at = deps.clock.now();
   await deps.sql.begin(async (tx) => {
     await cancelPlanned(tx, deps, invoiceId, MISSING_INVOICE);
-    if (await store.closeCase(tx, caseId, { status: 'closed', reason: MISSING_INVOICE, at })) {
+    if (await closeCase(tx, caseId, { status: 'closed', reason: MISSING_INVOICE, at })) {
       await deps.onCaseClosed?.(tx, { caseId, invoiceId, status: 'closed', reason: MISSING_INVOICE, at });
     }
   });

@@ -34,6 +34,7 @@ import {
   type DeadlineJob,
   type SchedulerDeps,
 } from './scheduler.ts';
+import { closeCase, rememberCard } from '../ledger.ts';
 import * as store from './store.ts';
 import type { AttemptRow, CaseRow } from './store.ts';
 
@@ -316,7 +317,7 @@ async function record(
         await store.syncInvoiceStatus(tx, a.invoiceId, 'paid', amount, 0, now);
         if (a.caseId === null) return;
         const reason = `paid by attempt #${a.attemptNo} (${a.source})`;
-        const closed = await store.closeCase(tx, a.caseId, {
+        const closed = await closeCase(tx, a.caseId, {
           status: 'recovered',
           reason,
           at: now,
@@ -362,7 +363,7 @@ async function record(
           fenceOf(a),
         );
         await owned(written, a);
-        await store.rememberCard(tx, {
+        await rememberCard(tx, {
           paymentMethod: d.paymentMethod,
           customerId: (await store.invoiceById(tx, a.invoiceId))?.customerId ?? null,
           fingerprint: d.cardFingerprint,

@@ -18,6 +18,7 @@ import {
   type Plan,
 } from './planner.ts';
 import { parsePolicy, type Policy } from './policy.ts';
+import { cardsOf, cardUpdatesOf } from '../ledger.ts';
 import * as store from './store.ts';
 import type { AttemptRow, AttemptSource, CaseRow } from './store.ts';
 
@@ -164,9 +165,9 @@ export async function loadPlanContext(
   const [attempts, customer, updates, others, known, invoice] = await Promise.all([
     store.attemptsOf(tx, caseRow.invoiceId),
     store.customerById(tx, caseRow.customerId),
-    store.cardUpdatesOf(tx, caseRow.customerId),
+    cardUpdatesOf(tx, caseRow.customerId),
     store.customerAttemptsBesides(tx, caseRow.customerId, caseRow.invoiceId),
-    store.cardsOf(tx, caseRow.customerId),
+    cardsOf(tx, caseRow.customerId),
     store.invoiceById(tx, caseRow.invoiceId),
   ]);
   // The card Stripe charges for this invoice: the invoice's own, else its subscription's, else the customer's default.

@@ -2,9 +2,8 @@ import type Stripe from 'stripe';
 import type { Tx } from '../db.ts';
 import type { HandlerContext, Outcome } from './context.ts';
 import { classifyDecline } from '../dunning/declines.ts';
-import { enrichAttempt, ourAttemptMayOwn, parkChargeFailure, startedBy } from './ledger.ts';
+import { enrichAttempt, ourAttemptMayOwn, parkChargeFailure, rememberCard, startedBy } from '../ledger.ts';
 import { detailsOfCharge, detailsOfIntent, idOf, type DeclineDetails } from '../stripe/read.ts';
-import { rememberCard } from '../dunning/store.ts';
 
 /**
  * `charge.failed` and `payment_intent.payment_failed` carry the decline details that the invoice

@@ -1,8 +1,7 @@
 import type Stripe from 'stripe';
 import type { HandlerContext, Outcome } from './context.ts';
-import { recordCardUpdate, rememberCard } from '../dunning/store.ts';
 import { recordCard } from './cards.ts';
-import { closeCase } from './ledger.ts';
+import { closeCase, recordCardUpdate, rememberCard } from '../ledger.ts';
 import { upsertCustomer, upsertSubscription } from './objects.ts';
 import { idOf } from '../stripe/read.ts';
 

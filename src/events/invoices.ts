@@ -11,7 +11,7 @@ import {
   openCase,
   recoveryPath,
   refreshCaseDeclines,
-} from './ledger.ts';
+} from '../ledger.ts';
 import { loseToDeletedSubscription, subscriptionDeletedInOurCopy } from './customers.ts';
 import { upsertInvoice, type InvoiceState } from './objects.ts';
 import { idOf, NO_DETAILS } from '../stripe/read.ts';
