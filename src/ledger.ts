@@ -102,6 +102,19 @@ export async function ledgerOf(tx: Tx, invoiceId: string): Promise<LedgerEntry[]
   }));
 }
 
+/**
+ * Attempts that hold their invoice: planned, running, or with an outcome we do not know. At most
+ * one per invoice at any moment, across all processes (the partial unique index
+ * `payment_attempts_one_active`, sql/001_init.sql, enforces it); nothing else may be planned or
+ * charged for the invoice while one stands.
+ */
+export const ACTIVE_STATUSES: readonly string[] = ['planned', 'in_flight', 'unknown'];
+
+/** The invoice's active attempt (see `ACTIVE_STATUSES`), if any. */
+export function activeAttempt<T extends { status: string }>(attempts: readonly T[]): T | undefined {
+  return attempts.find((a) => ACTIVE_STATUSES.includes(a.status));
+}
+
 /** Statuses of attempts that reached (or may have reached) the bank. */
 export const CHARGED = new Set(['in_flight', 'unknown', 'declined', 'succeeded']);
 

@@ -1,7 +1,7 @@
 import type Stripe from 'stripe';
 import type { Sql, Tx } from '../db.ts';
 import { call, classifyChargeError, paidBy, retrieveInvoice, type StripeGateway } from '../stripe/charge.ts';
-import { closeCase, ledgerOf, recoveryPath } from '../ledger.ts';
+import { activeAttempt, closeCase, ledgerOf, recoveryPath } from '../ledger.ts';
 import { subscriptionOfInvoice } from '../stripe/read.ts';
 import type { FinalAction } from './policy.ts';
 import { pauseOfInvoice } from './collection-pause.ts';
@@ -111,7 +111,7 @@ export async function handleDeadline(deps: FinalActionDeps, job: DeadlineJob): P
     }
     const attempts = await store.attemptsOf(tx, c.invoiceId);
     if (attempts.length !== job.attemptsSeen) return null;
-    if (attempts.some((a) => a.status === 'planned' || a.status === 'in_flight' || a.status === 'unknown')) return null;
+    if (activeAttempt(attempts)) return null;
     const invoice = await store.invoiceById(tx, c.invoiceId);
     const policy = await deps.policies.get(tx, c.policyVersion);
     return { c, subscriptionId: invoice?.subscriptionId ?? null, action: policy.finalAction };

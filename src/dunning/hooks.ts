@@ -14,8 +14,9 @@ import {
   type PlanResult,
   type SchedulerDeps,
 } from './scheduler.ts';
+import { activeAttempt } from '../ledger.ts';
 import * as store from './store.ts';
-import type { AttemptRow, AttemptSource } from './store.ts';
+import type { AttemptSource } from './store.ts';
 
 /**
  * The retry engine's reaction to domain events. Every hook runs inside the event processor's
@@ -178,10 +179,6 @@ export async function replanWithLateDetails(tx: Tx, deps: SchedulerDeps, caseId:
     'planned attempt replaced: decline details arrived',
   );
   return replacePlanned(tx, deps, ctx, plan, { source: planned.source, why: 'replaced: decline details arrived' });
-}
-
-function activeAttempt(attempts: AttemptRow[]): AttemptRow | undefined {
-  return attempts.find((a) => a.status === 'planned' || a.status === 'in_flight' || a.status === 'unknown');
 }
 
 /** The plan as if the planned attempt were gone, so it can be compared with or replace it. */

@@ -1,4 +1,5 @@
 import type { Tx } from '../db.ts';
+import { ACTIVE_STATUSES } from '../ledger.ts';
 import type { CollectionPause } from './collection-pause.ts';
 
 /** SQL for dunning cases and the attempt ledger. Every function takes the connection first. */
@@ -182,7 +183,7 @@ export async function insertPlannedAttempt(tx: Tx, p: PlannedAttempt): Promise<A
       returning *`;
     if (rows[0]) return toAttempt(rows[0]);
     const [active] = await tx`
-      select 1 from payment_attempts where invoice_id = ${p.invoiceId} and status in ('planned', 'in_flight', 'unknown')`;
+      select 1 from payment_attempts where invoice_id = ${p.invoiceId} and status = any(${ACTIVE_STATUSES})`;
     if (active) return null;
   }
   throw new Error(`cannot number a new attempt for invoice ${p.invoiceId}: attempt numbers keep colliding`);
