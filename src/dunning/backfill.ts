@@ -1,14 +1,21 @@
 import type Stripe from 'stripe';
 import type { Sql, Tx } from '../db.ts';
-import { detailsOfCharge, intentsOf, lastIntentError } from '../events/charges.ts';
-import { insertStripeAttempt, mergeDetails, refreshCaseDeclines, type DeclineDetails } from '../events/ledger.ts';
-import { idOf, invoiceLinePricing, upsertCustomer as upsertCustomerRow } from '../events/objects.ts';
+import { insertStripeAttempt, refreshCaseDeclines, rememberCard } from '../ledger.ts';
+import { invoiceLinePricing, upsertCustomer as upsertCustomerRow } from '../events/objects.ts';
+import {
+  detailsOfCharge,
+  idOf,
+  intentsOf,
+  lastIntentError,
+  mergeDetails,
+  subscriptionOfInvoice,
+  type DeclineDetails,
+} from '../stripe/read.ts';
 import { call, withAllPayments, type StripeGateway } from '../stripe/charge.ts';
 import { assignCohort, choosePolicy, type Policy } from './policy.ts';
 import { segmentFactsOf } from './segment-facts.ts';
 import { DEFAULT_POLICY_NAME } from './segments.ts';
 import { planNext, savePolicy, type PlanResult, type SchedulerDeps } from './scheduler.ts';
-import { rememberCard } from './store.ts';
 
 /**
  * Takes over dunning for invoices that failed before the worker was installed: pages through
@@ -200,7 +207,7 @@ async function takeOver(
   stripe: StripeTries | null,
 ): Promise<{ opened: boolean; plan: PlanResult | null }> {
   const created = new Date(inv.created * 1000);
-  const subscription = idOf(inv.parent?.subscription_details?.subscription);
+  const subscription = subscriptionOfInvoice(inv);
   const lines = invoiceLinePricing(inv);
   // Never move a newer copy (written from a webhook) back.
   await tx`

@@ -1,8 +1,8 @@
 import type Stripe from 'stripe';
 import type { Sql, Tx } from '../db.ts';
 import { call, classifyChargeError, paidBy, retrieveInvoice, type StripeGateway } from '../stripe/charge.ts';
-import { ledgerOf, recoveryPath } from '../events/ledger.ts';
-import { subscriptionOfInvoice } from '../events/objects.ts';
+import { activeAttempt, closeCase, ledgerOf, recoveryPath } from '../ledger.ts';
+import { subscriptionOfInvoice } from '../stripe/read.ts';
 import type { FinalAction } from './policy.ts';
 import { pauseOfInvoice } from './collection-pause.ts';
 import {
@@ -113,7 +113,7 @@ export async function handleDeadline(deps: FinalActionDeps, job: DeadlineJob): P
     }
     const attempts = await store.attemptsOf(tx, c.invoiceId);
     if (attempts.length !== job.attemptsSeen) return null;
-    if (attempts.some((a) => a.status === 'planned' || a.status === 'in_flight' || a.status === 'unknown')) return null;
+    if (activeAttempt(attempts)) return null;
     const invoice = await store.invoiceById(tx, c.invoiceId);
     const policy = await deps.policies.get(tx, c.policyVersion);
     return { c, subscriptionId: invoice?.subscriptionId ?? null, action: policy.finalAction };
@@ -167,7 +167,7 @@ export async function handleDeadline(deps: FinalActionDeps, job: DeadlineJob): P
     await store.caseById(tx, c.id, true);
     if ((await store.attemptsOf(tx, c.invoiceId)).length !== job.attemptsSeen) return false;
     await cancelPlanned(tx, deps, c.invoiceId, 'case lost');
-    if (await store.closeCase(tx, c.id, { status: 'lost', reason, at })) {
+    if (await closeCase(tx, c.id, { status: 'lost', reason, at })) {
       await deps.onCaseClosed?.(tx, { caseId: c.id, invoiceId: c.invoiceId, status: 'lost', reason, at });
     }
     return true;
@@ -200,7 +200,7 @@ export async function closeSettledAtStripe(
     const offStripe = (remote.amount_paid_off_stripe ?? 0) > 0;
     const path = recoveryPath(await ledgerOf(tx, invoiceId), paidBy(remote).chargeId, offStripe);
     const reason = 'invoice paid (read from Stripe)';
-    const closed = await store.closeCase(tx, caseId, {
+    const closed = await closeCase(tx, caseId, {
       status: 'recovered',
       reason,
       at,
@@ -212,7 +212,7 @@ export async function closeSettledAtStripe(
   }
   if (remote.status === 'void') {
     const reason = 'invoice voided (read from Stripe)';
-    const closed = await store.closeCase(tx, caseId, { status: 'closed', reason, at });
+    const closed = await closeCase(tx, caseId, { status: 'closed', reason, at });
     if (closed) await deps.onCaseClosed?.(tx, { caseId, invoiceId, status: 'closed', reason, at });
     return closed;
   }
@@ -237,7 +237,7 @@ async function endOrAwaitStripePause(tx: Tx, deps: FinalActionDeps, c: store.Cas
   }
   const reason = `dunning window ended while ${hold}: closed without a final action`;
   await cancelPlanned(tx, deps, c.invoiceId, reason);
-  if (await store.closeCase(tx, c.id, { status: 'closed', reason, at })) {
+  if (await closeCase(tx, c.id, { status: 'closed', reason, at })) {
     await deps.onCaseClosed?.(tx, { caseId: c.id, invoiceId: c.invoiceId, status: 'closed', reason, at });
   }
 }
@@ -255,7 +255,7 @@ export async function closeForMissingInvoice(deps: FinalActionDeps, caseId: numb
   const at = deps.clock.now();
   await deps.sql.begin(async (tx) => {
     await cancelPlanned(tx, deps, invoiceId, MISSING_INVOICE);
-    if (await store.closeCase(tx, caseId, { status: 'closed', reason: MISSING_INVOICE, at })) {
+    if (await closeCase(tx, caseId, { status: 'closed', reason: MISSING_INVOICE, at })) {
       await deps.onCaseClosed?.(tx, { caseId, invoiceId, status: 'closed', reason: MISSING_INVOICE, at });
     }
   });

@@ -14,8 +14,9 @@ import {
   type PlanResult,
   type SchedulerDeps,
 } from './scheduler.ts';
+import { activeAttempt } from '../ledger.ts';
 import * as store from './store.ts';
-import type { AttemptRow, AttemptSource } from './store.ts';
+import type { AttemptSource } from './store.ts';
 
 /**
  * The retry engine's reaction to domain events. Every hook runs inside the event processor's
@@ -198,10 +199,6 @@ export async function replanWithSavedCards(tx: Tx, deps: SchedulerDeps, caseId: 
   const plan = planWithoutPlanned(deps, ctx);
   if (plan.kind !== 'retry' || !plan.backupCard) return { kind: 'unchanged', why: 'the plan stands' };
   return replacePlanned(tx, deps, ctx, plan, { source: 'backup_card', why: 'replaced: a backup card may be charged' });
-}
-
-function activeAttempt(attempts: AttemptRow[]): AttemptRow | undefined {
-  return attempts.find((a) => a.status === 'planned' || a.status === 'in_flight' || a.status === 'unknown');
 }
 
 /** The plan as if the planned attempt were gone, so it can be compared with or replace it. */

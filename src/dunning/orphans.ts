@@ -1,5 +1,6 @@
 import type { Sql } from '../db.ts';
 import type { Logger } from '../log.ts';
+import { ACTIVE_STATUSES } from '../ledger.ts';
 import { QUEUES } from '../queue.ts';
 import { sendAttemptJob, type SchedulerDeps } from './scheduler.ts';
 
@@ -19,7 +20,7 @@ export async function resendOrphanedAttempts(
 ): Promise<Array<{ attemptId: number; invoiceId: string }>> {
   const rows = await sql`
     select a.id, a.invoice_id, a.planned_at from payment_attempts a
-     where a.status in ('planned', 'in_flight', 'unknown')
+     where a.status = any(${ACTIVE_STATUSES})
        and a.created_at < now() - make_interval(secs => ${graceSeconds})
        and not (a.status = 'in_flight' and a.lease_until > clock_timestamp())
        and not (a.status = 'unknown' and a.lease_until is null and coalesce(a.failure_message, '') like 'needs ops%')

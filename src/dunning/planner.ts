@@ -7,7 +7,7 @@ import { classifyDecline, type Classification, type DeclineCategory, type Declin
 import type { Policy } from './policy.ts';
 import { formatLocal, jitterMs, local, placeInWindow, resolveZone, windowClose } from './local-time.ts';
 import { nextPaydaySlot } from './paydays.ts';
-import { earliestWithinLimits, limitsFor } from './network-limits.ts';
+import { earliestWithinLimits, limitsFor, WINDOW_24H_MS, WINDOW_30D_MS, type CardLimits } from './network-limits.ts';
 import { chooseDelay, type LearnedTable } from './adaptive.ts';
 import { chooseBackupCard, describeCard, type SavedCard, type SavedCards } from './backup-cards.ts';
 
@@ -249,15 +249,26 @@ interface CardVerdict {
  * wait is over, and the 30-day and 24-hour counts run per card. Attempts whose card is unknown
  * count against every card: the limits are fines, not hints.
  */
+/** Every attempt of the customer that reached the bank, on any invoice, oldest first. */
+function customerAttempts(history: CaseHistory): LedgerAttempt[] {
+  return [...history.attempts, ...(history.otherInvoices ?? [])].filter((a) => COUNTED.has(a.outcome)).sort(byTime);
+}
+
+/** Whether an attempt counts against `card`'s limits: an attempt on an unknown card counts against every card. */
+function countsAgainst(history: CaseHistory, card: string | null): (a: LedgerAttempt) => boolean {
+  return (a) => {
+    const k = countKeyOf(history, a);
+    return k === null || k === card;
+  };
+}
+
 function cardVerdict(
   history: CaseHistory,
   customer: CustomerContext,
   targetPm: string | null,
   candidate: Date,
 ): CardVerdict {
-  const all = [...history.attempts, ...(history.otherInvoices ?? [])]
-    .filter((a) => COUNTED.has(a.outcome))
-    .sort(byTime);
+  const all = customerAttempts(history);
   const declines = declinesOf(history, all, customer);
   const barKey = barKeyOf(history, targetPm);
   const barred =
@@ -265,10 +276,7 @@ function cardVerdict(
       (d) => d.c.neverRetrySameCard && (barKeyOf(history, d.attempt.paymentMethod) ?? '') === (barKey ?? ''),
     ) ?? null;
   const card = identityOf(history, targetPm);
-  const onCard = (a: LedgerAttempt) => {
-    const k = countKeyOf(history, a);
-    return k === null || k === card;
-  };
+  const onCard = countsAgainst(history, card);
   let at = candidate;
   let rule: CardRule | null = null;
   let reason: string | null = null;
@@ -308,9 +316,16 @@ export type ChargeCheck =
  * `history` must not contain the attempt about to be charged.
  */
 export function checkCharge(history: CaseHistory, customer: CustomerContext, now: Date): ChargeCheck {
+  return checkOf(cardVerdict(history, customer, chargedCard(history, customer), now), now);
+}
+
+/** The card the next charge of this invoice uses: a new one the caller names, else the one last declined. */
+function chargedCard(history: CaseHistory, customer: CustomerContext): string | null {
   const counted = history.attempts.filter((a) => COUNTED.has(a.outcome)).sort(byTime);
-  const targetPm = targetPaymentMethod(history, declinesOf(history, counted, customer));
-  const v = cardVerdict(history, customer, targetPm, now);
+  return targetPaymentMethod(history, declinesOf(history, counted, customer));
+}
+
+function checkOf(v: CardVerdict, now: Date): ChargeCheck {
   if (v.barred) {
     return {
       allowed: false,
@@ -328,6 +343,46 @@ export function checkCharge(history: CaseHistory, customer: CustomerContext, now
     };
   }
   return { allowed: true };
+}
+
+/** The network budget of the card the next charge of this invoice would use, over all of the customer's invoices. */
+export interface CardBudget {
+  /** The payment method the next charge uses (null: unknown). */
+  paymentMethod: string | null;
+  brand: string | null;
+  limits: CardLimits;
+  /** Charges of this card in the 30 days up to now, on any invoice of the customer. */
+  charges30d: number;
+  /** Of those, the charges for the customer's other invoices. */
+  otherInvoices30d: number;
+  /** Declines of this card in the 24 hours up to now. */
+  declines24h: number;
+  /** Whether the card rules allow a charge now, else which rule and the earliest time it allows one. */
+  next: ChargeCheck;
+}
+
+/**
+ * What the card rules leave of the card's budget, counted as `checkCharge` counts (same window
+ * edges, same card identity, attempts on an unknown card counting against it), for people to read.
+ */
+export function cardBudget(history: CaseHistory, customer: CustomerContext, now: Date): CardBudget {
+  const pm = chargedCard(history, customer);
+  const card = identityOf(history, pm);
+  const all = customerAttempts(history);
+  const mine = new Set(history.attempts);
+  const recent = all.filter(countsAgainst(history, card)).filter((a) => a.at.getTime() <= now.getTime());
+  const in30d = recent.filter((a) => a.at.getTime() >= now.getTime() - WINDOW_30D_MS);
+  const brand = brandOfCard(history, card, all) ?? customer.cardBrand;
+  return {
+    paymentMethod: realCard(pm),
+    brand,
+    limits: limitsFor(brand),
+    charges30d: in30d.length,
+    otherInvoices30d: in30d.filter((a) => !mine.has(a)).length,
+    declines24h: recent.filter((a) => a.outcome === 'declined' && a.at.getTime() >= now.getTime() - WINDOW_24H_MS)
+      .length,
+    next: checkOf(cardVerdict(history, customer, pm, now), now),
+  };
 }
 
 export function planNextAttempt(

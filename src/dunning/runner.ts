@@ -8,9 +8,8 @@ import { QUEUES } from '../queue.ts';
 import { payInvoice, retrieveInvoice, type ChargeOutcome, type StripeGateway } from '../stripe/charge.ts';
 import { createThrottle, type Throttle } from '../stripe/throttle.ts';
 import { pauseOfInvoice } from './collection-pause.ts';
-import { subscriptionOfInvoice } from '../events/objects.ts';
 import { classifyDecline, type Classification, type DeclineInfo } from './declines.ts';
-import { lastIntentError } from '../events/charges.ts';
+import { lastIntentError, subscriptionOfInvoice } from '../stripe/read.ts';
 import {
   closeForMissingInvoice,
   closeSettledAtStripe,
@@ -36,6 +35,7 @@ import {
   type DeadlineJob,
   type SchedulerDeps,
 } from './scheduler.ts';
+import { closeCase, rememberCard } from '../ledger.ts';
 import * as store from './store.ts';
 import type { AttemptRow, CaseRow } from './store.ts';
 
@@ -319,7 +319,7 @@ async function record(
         await store.syncInvoiceStatus(tx, a.invoiceId, 'paid', amount, 0, now);
         if (a.caseId === null) return;
         const reason = `paid by attempt #${a.attemptNo} (${a.source})`;
-        const closed = await store.closeCase(tx, a.caseId, {
+        const closed = await closeCase(tx, a.caseId, {
           status: 'recovered',
           reason,
           at: now,
@@ -367,7 +367,7 @@ async function record(
           fenceOf(a),
         );
         await owned(written, a);
-        await store.rememberCard(tx, {
+        await rememberCard(tx, {
           paymentMethod: d.paymentMethod,
           customerId: (await store.invoiceById(tx, a.invoiceId))?.customerId ?? null,
           fingerprint: d.cardFingerprint,

@@ -19,6 +19,7 @@ import {
 } from './planner.ts';
 import { allPolicies, parsePolicy, policyBody, type Policy } from './policy.ts';
 import { DEFAULT_POLICY_NAME } from './segments.ts';
+import { cardsOf, cardUpdatesOf } from '../ledger.ts';
 import * as store from './store.ts';
 import type { AttemptRow, AttemptSource, CaseRow } from './store.ts';
 
@@ -80,8 +81,11 @@ export interface PolicySource {
   get(tx: Tx, version: string): Promise<Policy>;
 }
 
-export function createPolicySource(current: Policy): PolicySource {
-  const cache = new Map<string, Policy>(allPolicies(current).map(({ policy }) => [policy.version, policy]));
+/** `current`: the policy in force, known without a read; null for readers that only look at stored cases. */
+export function createPolicySource(current: Policy | null): PolicySource {
+  const cache = new Map<string, Policy>(
+    current ? allPolicies(current).map(({ policy }) => [policy.version, policy]) : [],
+  );
   return {
     async get(tx, version) {
       const hit = cache.get(version);
@@ -157,7 +161,7 @@ export interface PlanContext {
  */
 export async function loadPlanContext(
   tx: Tx,
-  deps: SchedulerDeps,
+  deps: Pick<SchedulerDeps, 'policies'>,
   caseRow: CaseRow,
   card: string | null,
   o: { asPlanned?: boolean } = {},
@@ -166,9 +170,9 @@ export async function loadPlanContext(
   const [attempts, customer, updates, others, known, invoice, savedCards] = await Promise.all([
     store.attemptsOf(tx, caseRow.invoiceId),
     store.customerById(tx, caseRow.customerId),
-    store.cardUpdatesOf(tx, caseRow.customerId),
+    cardUpdatesOf(tx, caseRow.customerId),
     store.customerAttemptsBesides(tx, caseRow.customerId, caseRow.invoiceId),
-    store.cardsOf(tx, caseRow.customerId),
+    cardsOf(tx, caseRow.customerId),
     store.invoiceById(tx, caseRow.invoiceId),
     store.savedCardsOf(tx, caseRow.customerId),
   ]);

@@ -1,4 +1,5 @@
 import type { Tx } from '../db.ts';
+import { ACTIVE_STATUSES, rememberCard } from '../ledger.ts';
 import type { CollectionPause } from './collection-pause.ts';
 import type { SavedCard, SavedCards } from './backup-cards.ts';
 
@@ -153,46 +154,6 @@ export async function customerAttemptsBesides(tx: Tx, customerId: string, invoic
   return rows.map(toAttempt);
 }
 
-export interface PaymentMethodCard {
-  paymentMethod: string;
-  fingerprint: string | null;
-  brand: string | null;
-}
-
-/** What we know of the cards behind the customer's payment methods. */
-export async function cardsOf(tx: Tx, customerId: string): Promise<PaymentMethodCard[]> {
-  const rows = await tx<PaymentMethodCard[]>`
-    select payment_method as "paymentMethod", fingerprint, brand from payment_method_cards where customer_id = ${customerId}`;
-  return [...rows];
-}
-
-/**
- * Remembers the card behind a payment method (fingerprint, brand), as a charge, a decline or a
- * payment_method event reported it at `at`; a newer report wins, and a missing field never erases one.
- */
-export async function rememberCard(
-  tx: Tx,
-  c: {
-    paymentMethod: string | null;
-    customerId: string | null;
-    fingerprint: string | null;
-    brand: string | null;
-    at: Date;
-  },
-): Promise<void> {
-  if (!c.paymentMethod || (!c.fingerprint && !c.brand)) return;
-  await tx`
-    insert into payment_method_cards as p (payment_method, customer_id, fingerprint, brand, updated_at)
-    values (${c.paymentMethod}, ${c.customerId}, ${c.fingerprint}, ${c.brand}, ${c.at})
-    on conflict (payment_method) do update set
-      customer_id = coalesce(excluded.customer_id, p.customer_id),
-      fingerprint = case when excluded.updated_at >= p.updated_at then coalesce(excluded.fingerprint, p.fingerprint)
-                         else coalesce(p.fingerprint, excluded.fingerprint) end,
-      brand = case when excluded.updated_at >= p.updated_at then coalesce(excluded.brand, p.brand)
-                   else coalesce(p.brand, excluded.brand) end,
-      updated_at = greatest(p.updated_at, excluded.updated_at)`;
-}
-
 /** The customer's saved cards as last listed from Stripe; null when never listed. */
 export async function savedCardsOf(tx: Tx, customerId: string): Promise<SavedCards | null> {
   const [listing] = await tx`select listed_at from saved_card_listings where customer_id = ${customerId}`;
@@ -274,7 +235,7 @@ export async function insertPlannedAttempt(tx: Tx, p: PlannedAttempt): Promise<A
       returning *`;
     if (rows[0]) return toAttempt(rows[0]);
     const [active] = await tx`
-      select 1 from payment_attempts where invoice_id = ${p.invoiceId} and status in ('planned', 'in_flight', 'unknown')`;
+      select 1 from payment_attempts where invoice_id = ${p.invoiceId} and status = any(${ACTIVE_STATUSES})`;
     if (active) return null;
   }
   throw new Error(`cannot number a new attempt for invoice ${p.invoiceId}: attempt numbers keep colliding`);
@@ -434,49 +395,6 @@ export async function setAttemptJob(tx: Tx, attemptId: number, jobId: string): P
   await tx`update payment_attempts set job_id = ${jobId} where id = ${attemptId}`;
 }
 
-export interface CloseCase {
-  status: 'recovered' | 'lost' | 'closed';
-  reason: string;
-  at: Date;
-  recoveryPath?:
-    'scheduled_retry' | 'card_update_retry' | 'backup_card_retry' | 'manual_retry' | 'customer_paid' | 'paid_outside';
-  /**
-   * The invoice's `amount_paid` as Stripe reported it with the payment: everything ever paid on it,
-   * including any part paid before the first failure. Defaults to our copy of the invoice.
-   */
-  invoicePaid?: number;
-}
-
-/**
- * Closes an open case; a case already closed stays as it is (returns false). `at` comes from the
- * worker's clock (runner) or Stripe's event time (processor): when the two disagree, `at` can fall
- * before `opened_at`, so the close time is clamped to it. The open span [opened_at, closed_at)
- * must not be negative: the reports' GiST index on it refuses such a row, which would make the
- * close fail, and a negative span would be a negative time to recover.
- *
- * `recovered_amount` is the part of the case amount paid while the case was open. The case amount
- * is what was still due at the first failure (amount_due - amount_paid then), so what had been paid
- * before is amount_due - amount; the rest of amount_paid came in during dunning, and never more than
- * the case amount. A recovered case records it as its recovery; a lost case records what was paid
- * in part before it was given up (null when nothing), so "lost" is the case amount minus that.
- * A credit note that lowers amount_due during dunning makes "paid before" look smaller; amount_paid
- * then still bounds the result from above, so it errs only when both happen on one invoice.
- */
-export async function closeCase(tx: Tx, caseId: number, c: CloseCase): Promise<boolean> {
-  const rows = await tx`
-    update dunning_cases d set
-      status = ${c.status}, closed_at = greatest(${c.at}::timestamptz, d.opened_at), close_reason = ${c.reason},
-      recovery_path = ${c.recoveryPath ?? null},
-      recovered_amount = (
-        select case ${c.status}::text when 'recovered' then p.in_dunning when 'lost' then nullif(p.in_dunning, 0) end
-        from (select least(d.amount, greatest(0, coalesce(${c.invoicePaid ?? null}::bigint, i.amount_paid) - greatest(0, i.amount_due - d.amount))) as in_dunning
-              from invoices i where i.id = d.invoice_id) p),
-      next_attempt_at = null, next_attempt_reason = null, updated_at = ${c.at}
-    where d.id = ${caseId} and d.status = 'open'
-    returning d.id`;
-  return rows.length > 0;
-}
-
 export async function recordDecline(
   tx: Tx,
   caseId: number,
@@ -597,19 +515,6 @@ export async function customerById(tx: Tx, customerId: string): Promise<Customer
     timeZone: (r.time_zone as string | null) ?? null,
     defaultPaymentMethod: (r.default_payment_method as string | null) ?? null,
   };
-}
-
-/** When Stripe's card updater last changed each of the customer's payment methods. */
-export async function cardUpdatesOf(tx: Tx, customerId: string): Promise<Map<string, Date>> {
-  const rows = await tx<{ paymentMethod: string; updatedAt: Date }[]>`
-    select payment_method as "paymentMethod", updated_at as "updatedAt" from payment_method_updates where customer_id = ${customerId}`;
-  return new Map(rows.map((r) => [r.paymentMethod, r.updatedAt]));
-}
-
-export async function recordCardUpdate(tx: Tx, paymentMethod: string, customerId: string, at: Date): Promise<void> {
-  await tx`
-    insert into payment_method_updates as u (payment_method, customer_id, updated_at) values (${paymentMethod}, ${customerId}, ${at})
-    on conflict (payment_method) do update set updated_at = greatest(u.updated_at, excluded.updated_at), customer_id = excluded.customer_id`;
 }
 
 /** Our copy of the invoice after a Stripe read: only moves forward (paid/void are final). */

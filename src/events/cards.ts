@@ -1,6 +1,6 @@
 import type Stripe from 'stripe';
 import type { Tx } from '../db.ts';
-import { idOf } from './objects.ts';
+import { idOf } from '../stripe/read.ts';
 
 /**
  * Our copy of card expiries: what the card-expiry

@@ -2,90 +2,14 @@ import type Stripe from 'stripe';
 import type { Tx } from '../db.ts';
 import type { HandlerContext, Outcome } from './context.ts';
 import { classifyDecline } from '../dunning/declines.ts';
-import {
-  enrichAttempt,
-  NO_DETAILS,
-  ourAttemptMayOwn,
-  parkChargeFailure,
-  startedBy,
-  type DeclineDetails,
-} from './ledger.ts';
-import { idOf } from './objects.ts';
-import { rememberCard } from '../dunning/store.ts';
+import { enrichAttempt, ourAttemptMayOwn, parkChargeFailure, rememberCard, startedBy } from '../ledger.ts';
+import { detailsOfCharge, detailsOfIntent, idOf, type DeclineDetails } from '../stripe/read.ts';
 
 /**
  * `charge.failed` and `payment_intent.payment_failed` carry the decline details that the invoice
  * event lacks. They enrich the ledger row of the same charge (ours or Stripe's) and never add one:
  * the invoice event is what counts an attempt.
  */
-
-/**
- * `outcome.reason` names the decline for an issuer decline, and for a charge Stripe blocked before
- * the bank saw it (`highest_risk_level` from Radar, `rule` for the merchant's own Radar rules):
- * dropping it would retry a Radar block, which Stripe never lets through, as a generic decline.
- */
-function declineReason(outcome: Stripe.Charge.Outcome | null | undefined): string | null {
-  if (outcome?.type !== 'issuer_declined' && outcome?.type !== 'blocked') return null;
-  return outcome.reason ?? null;
-}
-
-export function detailsOfCharge(ch: Stripe.Charge): DeclineDetails {
-  return {
-    chargeId: ch.id,
-    paymentIntentId: idOf(ch.payment_intent),
-    paymentMethod: ch.payment_method ?? null,
-    cardFingerprint: ch.payment_method_details?.card?.fingerprint ?? null,
-    cardBrand: ch.payment_method_details?.card?.brand ?? null,
-    declineCode: declineReason(ch.outcome),
-    failureCode: ch.failure_code ?? null,
-    adviceCode: ch.outcome?.advice_code ?? null,
-    networkAdviceCode: ch.outcome?.network_advice_code ?? null,
-    networkDeclineCode: ch.outcome?.network_decline_code ?? null,
-    failureMessage: ch.failure_message ?? null,
-  };
-}
-
-export function detailsOfIntent(pi: Stripe.PaymentIntent): DeclineDetails {
-  const e = pi.last_payment_error;
-  const pm = e?.payment_method;
-  return {
-    ...NO_DETAILS,
-    chargeId: e?.charge ?? idOf(pi.latest_charge),
-    paymentIntentId: pi.id,
-    paymentMethod: pm?.id ?? idOf(pi.payment_method),
-    cardFingerprint: pm?.card?.fingerprint ?? null,
-    cardBrand: pm?.card?.brand ?? null,
-    declineCode: e?.decline_code ?? null,
-    failureCode: e?.code ?? null,
-    adviceCode: e?.advice_code ?? null,
-    networkAdviceCode: e?.network_advice_code ?? null,
-    networkDeclineCode: e?.network_decline_code ?? null,
-    failureMessage: e?.message ?? null,
-  };
-}
-
-/**
- * The PaymentIntents of an invoice read with `expand[]=payments.data.payment.payment_intent` (all
- * of its InvoicePayments: see `withAllPayments`), oldest first. Stripe lists newest first; the
- * payment's `created` orders them whatever order the list came in.
- */
-export function intentsOf(inv: Stripe.Invoice): Stripe.PaymentIntent[] {
-  const payments = [...(inv.payments?.data ?? [])].reverse();
-  return payments
-    .map((p, i) => ({ created: p.created, i, pi: p.payment?.payment_intent }))
-    .filter(
-      (x): x is { created: number; i: number; pi: Stripe.PaymentIntent } => typeof x.pi === 'object' && x.pi !== null,
-    )
-    .sort((a, b) => a.created - b.created || a.i - b.i)
-    .map((x) => x.pi);
-}
-
-/** What the bank said to the latest of those PaymentIntents that failed; null when none did. */
-export function lastIntentError(inv: Stripe.Invoice): DeclineDetails | null {
-  const failed = intentsOf(inv).filter((pi) => pi.last_payment_error != null);
-  const latest = failed[failed.length - 1];
-  return latest ? detailsOfIntent(latest) : null;
-}
 
 /**
  * The ledger row these details belong to: the row with this charge id (the runner records its own

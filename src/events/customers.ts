@@ -1,9 +1,9 @@
 import type Stripe from 'stripe';
 import type { HandlerContext, Outcome } from './context.ts';
-import { recordCardUpdate, rememberCard } from '../dunning/store.ts';
 import { recordCard } from './cards.ts';
-import { closeCase } from './ledger.ts';
-import { idOf, upsertCustomer, upsertSubscription } from './objects.ts';
+import { closeCase, recordCardUpdate, rememberCard } from '../ledger.ts';
+import { upsertCustomer, upsertSubscription } from './objects.ts';
+import { idOf } from '../stripe/read.ts';
 
 /** Handlers for customers, subscriptions and payment methods. */
 

@@ -8,13 +8,13 @@ import {
   enrichAttempt,
   insertStripeAttempt,
   ledgerOf,
-  NO_DETAILS,
   openCase,
   recoveryPath,
   refreshCaseDeclines,
-} from './ledger.ts';
+} from '../ledger.ts';
 import { loseToDeletedSubscription, subscriptionDeletedInOurCopy } from './customers.ts';
-import { idOf, upsertInvoice, type InvoiceState } from './objects.ts';
+import { upsertInvoice, type InvoiceState } from './objects.ts';
+import { idOf, NO_DETAILS } from '../stripe/read.ts';
 import { segmentFactsOf } from '../dunning/segment-facts.ts';
 
 /** Handlers for `invoice.*` events. Each first brings our invoice copy up to date, then acts on the result. */

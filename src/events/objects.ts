@@ -1,6 +1,7 @@
 import type Stripe from 'stripe';
 import type { Tx } from '../db.ts';
 import { zoneOfCountry } from '../dunning/local-time.ts';
+import { idOf, subscriptionOfInvoice } from '../stripe/read.ts';
 
 /**
  * Our copies of Stripe customers, subscriptions and invoices. Each upsert is guarded by
@@ -8,11 +9,6 @@ import { zoneOfCountry } from '../dunning/local-time.ts';
  * overwrites newer state. Stripe's `created` has one-second precision, so for two events of the
  * same second the object's own progress decides (an invoice only moves forward).
  */
-
-export function idOf(ref: string | { id: string } | null | undefined): string | null {
-  if (ref === null || ref === undefined) return null;
-  return typeof ref === 'string' ? ref : ref.id;
-}
 
 /** `stripe_updated_at` of a customer row we only know from an invoice. */
 const STUB_TIME = new Date(0);
@@ -41,10 +37,6 @@ export interface InvoiceState {
   amountRemaining: number;
   attemptCount: number;
   stripeUpdatedAt: Date;
-}
-
-export function subscriptionOfInvoice(inv: Stripe.Invoice): string | null {
-  return idOf(inv.parent?.subscription_details?.subscription ?? null);
 }
 
 /**

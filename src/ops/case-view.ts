@@ -1,7 +1,8 @@
 import type { Config } from '../config.ts';
 import type { Sql } from '../db.ts';
 import { caseDetail, type CaseDetail } from '../dunning/ops-actions.ts';
-import { limitsFor, type CardLimits } from '../dunning/network-limits.ts';
+import { cardBudget, type CardBudget } from '../dunning/planner.ts';
+import { createPolicySource, loadPlanContext } from '../dunning/scheduler.ts';
 import { buildValues } from '../reminders/content.ts';
 import type { ReminderKind } from '../reminders/kinds.ts';
 import type { Locale } from '../reminders/localize.ts';
@@ -34,7 +35,8 @@ export interface CaseView {
   detail: CaseDetail;
   email: string | null;
   customerName: string | null;
-  card: { paymentMethod: string | null; brand: string | null; limits: CardLimits; charged30d: number };
+  /** The budget of the card the next charge uses, across the customer's invoices, as the planner counts it. */
+  card: CardBudget;
   events: StripeEventLine[];
   emails: EmailLine[];
   audit: AuditEntry[];
@@ -52,32 +54,20 @@ export async function loadCaseView(
   const detail = await caseDetail(sql, invoiceId);
   if (!detail) return null;
   const c = detail.caseRow;
-  const [customer] = await sql`
-    select email, name, coalesce(default_payment_method, default_source) as pm from customers where id = ${c.customerId}`;
+  const [customer] = await sql`select email, name from customers where id = ${c.customerId}`;
   // The Stripe events whose object is the invoice, or names it (charges, payment intents).
   const events = await sql<StripeEventLine[]>`
     select id, type, created, status from stripe_events where payload -> 'data' -> 'object' ->> 'id' = ${invoiceId}
     union
     select id, type, created, status from stripe_events where payload -> 'data' -> 'object' ->> 'invoice' = ${invoiceId}
     order by created, id limit 500`;
-  const lastCard = [...detail.attempts].reverse().find((a) => a.cardBrand || a.paymentMethod);
-  const brand = lastCard?.cardBrand ?? null;
-  const since = o.now.getTime() - 30 * 86_400_000;
-  const charged30d = detail.attempts.filter(
-    (a) =>
-      ['succeeded', 'declined', 'unknown', 'in_flight'].includes(a.status) &&
-      (a.finishedAt ?? a.startedAt ?? a.plannedAt ?? a.createdAt).getTime() >= since,
-  ).length;
+  // The same ledger reads and card rules the planner and retry-now use, so the page cannot disagree with them.
+  const ctx = await loadPlanContext(sql, { policies: createPolicySource(null) }, c, null);
   return {
     detail,
     email: (customer?.email as string | null) ?? null,
     customerName: (customer?.name as string | null) ?? null,
-    card: {
-      paymentMethod: (customer?.pm as string | null) ?? lastCard?.paymentMethod ?? null,
-      brand,
-      limits: limitsFor(brand),
-      charged30d,
-    },
+    card: cardBudget(ctx.history, ctx.customer, o.now),
     events,
     emails: await emailsOf(sql, c.id, o),
     audit: await auditOfInvoice(sql, invoiceId),

@@ -1,3 +1,4 @@
+import type { ChargeCheck } from '../dunning/planner.ts';
 import type { AttemptRow } from '../dunning/store.ts';
 import { csrfOf, type Access } from './access.ts';
 import type { AuditEntry, OpsAction } from './audit.ts';
@@ -25,6 +26,13 @@ function declineText(a: AttemptRow): string {
 const ACTION_LABELS: Record<OpsAction, string> = { 'retry-now': 'Retry now', pause: 'Pause', resume: 'Resume' };
 
 /** The actions the case's state allows; the action functions still decide (and may refuse). */
+/** When the card rules next allow a charge of this card: what retry-now would be told. */
+function nextCharge(next: ChargeCheck): string {
+  if (next.allowed) return 'the card rules allow a charge now';
+  if (next.until === null) return `no charge of this card, ever: ${next.reason}; a new card is needed`;
+  return `next charge allowed from ${when(next.until)} (${next.reason})`;
+}
+
 function offeredActions(v: CaseView): OpsAction[] {
   const c = v.detail.caseRow;
   if (c.status !== 'open') return [];
@@ -93,7 +101,7 @@ ${m.preview ? `<details><summary>${h(m.preview.subject)}</summary><pre>${h(m.pre
 <dt>Opened</dt><dd>${h(when(c.openedAt))}</dd>
 <dt>Next attempt</dt><dd id="next">${h(when(c.nextAttemptAt))} ${h(c.nextAttemptReason ?? '')}</dd>
 <dt>Policy</dt><dd>${h(c.policyName)} ${h(c.policyVersion)} (${h(c.cohort)})${c.recoveryPath ? `; recovered via ${h(c.recoveryPath)}` : ''}${c.finalAction ? `; final action ${h(c.finalAction)} ${h(when(c.finalActionAt))}` : ''}</dd>
-<dt>Card</dt><dd id="card">${h(v.card.brand ?? 'unknown brand')} ${h(v.card.paymentMethod ?? '')}; network budget: ${v.card.charged30d} of ${limits.maxAttempts30d} charges in 30 days (${h(limits.label)} rules${limits.maxDeclines24h !== null ? `, at most ${limits.maxDeclines24h} declines in 24 hours` : ''})</dd>
+<dt>Card</dt><dd id="card">${h(v.card.brand ?? 'unknown brand')} ${h(v.card.paymentMethod ?? '')}; network budget across the customer's invoices: ${v.card.charges30d} of ${limits.maxAttempts30d} charges in 30 days${v.card.otherInvoices30d > 0 ? ` (${v.card.otherInvoices30d} for other invoices)` : ''}${limits.maxDeclines24h !== null ? `, ${v.card.declines24h} of ${limits.maxDeclines24h} declines in 24 hours` : ''} (${h(limits.label)} rules); <span id="card-next">${h(nextCharge(v.card.next))}</span></dd>
 ${c.reminderProblem ? `<dt>Email problem</dt><dd class="banner refused">${h(c.reminderProblem)}</dd>` : ''}
 </dl>`;
   const bannerHtml = banner ? `<p class="banner ${h(banner.outcome)}" id="result">${auditLine(banner)}</p>` : '';

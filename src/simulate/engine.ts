@@ -1,14 +1,15 @@
 /**
  * A fast, in-memory discrete-event simulation of dunning: each failed renewal runs through retries
  * (timed by a strategy), reminders and card updates, with the sandbox's issuer model deciding every
- * charge. No database, no HTTP, no clock: a seed replays the same story.
+ * charge. A customer's failed renewals run together: the card networks count per card. No database, no HTTP, no clock: a seed replays the same story.
  */
 import type { Member } from '../demo/population.ts';
 import { DEFAULT_POLICY_NAME } from '../dunning/segments.ts';
 import { createRng, decideCardUpdate, decideCharge, type Rng } from '../sandbox/issuer-model.ts';
-import { sandboxIssuer, type IssuerModel } from './issuers.ts';
-import type { SimAttempt, SimCase, Strategy } from './strategies.ts';
-import { addViolations, countViolations, noViolations, type Violations } from './violations.ts';
+import { customersOf, type SimCustomer, type SimInvoice } from './customers.ts';
+import { sandboxIssuer, type CaseIssuer, type IssuerModel } from './issuers.ts';
+import { paymentMethodOf, type SimAttempt, type SimCase, type Strategy } from './strategies.ts';
+import { addViolations, noViolations, violationsByAttempt, type Violations } from './violations.ts';
 
 export interface SimSettings {
   seed: number;
@@ -47,68 +48,183 @@ export function memberRng(seed: number, index: number, stream: number): Rng {
   return createRng((seed * 0x9e3779b1 + index * 0x85ebca6b + stream * 0xc2b2ae35) >>> 0);
 }
 
-export function simulateCase(member: Member, index: number, outer: Strategy, s: SimSettings): CaseResult {
-  const segment = outer.segment?.(member);
+/** Chance that a customer who does not put in a working card after a reminder re-enters the failing one. */
+export const READD_SHARE = 0.3;
+
+interface OpenCase {
+  inv: SimInvoice;
+  result: CaseResult;
+  c: SimCase;
+  issuer: Rng;
+  customer: Rng;
+  cause: CaseIssuer;
+  windowEnd: number;
+  reminders: number[];
+  reminderIdx: number;
+  /** The planned retry (ms), Infinity when none; null: to be asked. */
+  retryAt: number | null;
+  /** When the plan is asked for: the event that made it stale. */
+  planFrom: number;
+}
+
+function lastOf(c: SimCase): SimAttempt {
+  return c.attempts[c.attempts.length - 1] as SimAttempt;
+}
+
+function paymentMethodIn(a: SimAttempt): string {
+  return a.paymentMethod ?? paymentMethodOf(a.card);
+}
+
+/**
+ * One customer's failed renewals, run together in time order, as the worker meets them: the
+ * planner sees the customer's other invoices (`SimCase.otherInvoices`), a due retry is checked
+ * against what the other invoices charged since it was planned (`Strategy.allows`), a working card
+ * the customer puts in is charged for every open invoice, and a card re-entered under a new payment
+ * method id is the same card. Violations are counted per card across the invoices and charged to
+ * the invoice whose charge broke the rule.
+ */
+export function simulateCustomer(customer: SimCustomer, outer: Strategy, s: SimSettings): CaseResult[] {
+  // A customer's invoices renew one plan (same price and currency): the first names the segment.
+  const first = customer.invoices[0]?.member;
+  const segment = first ? outer.segment?.(first) : undefined;
   const strategy = segment?.strategy ?? outer;
-  const issuer = memberRng(s.seed, index, 1);
-  const customer = memberRng(s.seed, index, 2);
-  const openedAt = new Date(s.start.getTime() + member.failsAfterMs);
-  const cause = (s.issuer ?? sandboxIssuer).open(member, openedAt, memberRng(s.seed, index, 3));
-  // Each strategy's own window: a baseline must not move with the policy under test.
-  const windowEnd = openedAt.getTime() + strategy.windowDays * DAY;
-  const reminders = strategy.reminderHours
-    .map((h) => openedAt.getTime() + h * HOUR)
-    .filter((t) => t < windowEnd)
-    .sort((a, b) => a - b);
-  const c: SimCase = {
-    invoiceId: `in_sim_${member.key}`,
-    openedAt,
-    timeZone: member.timeZone,
-    country: member.country,
-    cardBrand: member.card.brand,
-    attempts: [{ at: openedAt, card: 0, source: 'stripe', ok: false, reason: member.card.failure }],
-  };
-  let recovered = member.card.failure === null;
-  let reminderIdx = 0;
-  for (let step = 0; step < MAX_STEPS && !recovered; step += 1) {
-    const last = c.attempts[c.attempts.length - 1] as SimAttempt;
-    const proposed = strategy.nextRetry(c);
+  const cases: OpenCase[] = customer.invoices.map((inv) => {
+    const { member, index } = inv;
+    const openedAt = new Date(s.start.getTime() + member.failsAfterMs);
+    // Each strategy's own window: a baseline must not move with the policy under test.
+    const windowEnd = openedAt.getTime() + strategy.windowDays * DAY;
+    const c: SimCase = {
+      invoiceId: `in_sim_${member.key}`,
+      openedAt,
+      timeZone: member.timeZone,
+      country: member.country,
+      cardBrand: member.card.brand,
+      attempts: [{ at: openedAt, card: 0, source: 'stripe', ok: false, reason: member.card.failure }],
+    };
+    return {
+      inv,
+      c,
+      issuer: memberRng(s.seed, index, 1),
+      customer: memberRng(s.seed, index, 2),
+      cause: (s.issuer ?? sandboxIssuer).open(member, openedAt, memberRng(s.seed, index, 3)),
+      windowEnd,
+      reminders: strategy.reminderHours
+        .map((h) => openedAt.getTime() + h * HOUR)
+        .filter((t) => t < windowEnd)
+        .sort((a, b) => a - b),
+      reminderIdx: 0,
+      retryAt: null,
+      planFrom: openedAt.getTime(),
+      result: {
+        key: member.key,
+        currency: member.currency,
+        amount: member.amount,
+        reason: member.card.failure ?? 'none',
+        policy: segment?.policy ?? DEFAULT_POLICY_NAME,
+        recovered: member.card.failure === null,
+        charges: 0,
+        violations: noViolations(),
+        attempts: c.attempts,
+      },
+    };
+  });
+  // A case exists from its failed renewal on: another invoice's story is only seen up to `now`.
+  const opened = (k: OpenCase, now: number) => k.c.openedAt.getTime() <= now;
+  const others = (k: OpenCase, now: number) =>
+    cases.filter((o) => o !== k && opened(o, now)).flatMap((o) => o.c.attempts.filter((a) => a.at.getTime() <= now));
+  const view = (k: OpenCase, now: number): SimCase => ({ ...k.c, otherInvoices: others(k, now), now: new Date(now) });
+  const plan = (k: OpenCase, now: number) => {
+    const last = lastOf(k.c);
+    const proposed = strategy.nextRetry(view(k, now));
     // A strategy must move forward in time, within its window (a retry on its last day counts).
-    const retryAt =
-      proposed !== null && proposed.getTime() > last.at.getTime() && proposed.getTime() <= windowEnd
+    k.retryAt =
+      proposed !== null &&
+      proposed.getTime() > last.at.getTime() &&
+      proposed.getTime() >= now &&
+      proposed.getTime() <= k.windowEnd
         ? proposed.getTime()
         : Infinity;
-    const reminderAt = reminders[reminderIdx] ?? Infinity;
-    if (retryAt === Infinity && reminderAt === Infinity) break;
-    if (reminderAt <= retryAt) {
-      reminderIdx += 1;
-      if (!decideCardUpdate(member.cardUpdateProbability, customer)) continue;
-      // The customer put in a working card: every strategy charges it at once.
-      const at = new Date(Math.max(reminderAt, last.at.getTime() + 1));
-      const ok = decideCharge(
-        { reason: null, cardBrand: member.card.brand, firstFailedAt: null, at, timeZone: member.timeZone },
-        issuer,
-      ).ok;
-      c.attempts.push({ at, card: last.card + 1, source: 'card_update', ok, reason: null });
-      recovered = ok;
+  };
+  let cards = 1;
+  let readds = 0;
+  for (let step = 0; step < MAX_STEPS * cases.length; step += 1) {
+    let next: { k: OpenCase; at: number; reminder: boolean } | null = null;
+    for (const k of cases) {
+      if (k.result.recovered) continue;
+      if (k.retryAt === null) plan(k, k.planFrom);
+      const reminderAt = k.reminders[k.reminderIdx] ?? Infinity;
+      const retryAt = k.retryAt ?? Infinity;
+      const at = Math.min(reminderAt, retryAt);
+      if (at !== Infinity && (next === null || at < next.at)) next = { k, at, reminder: reminderAt <= retryAt };
+    }
+    if (next === null) break;
+    const { k, at } = next;
+    if (next.reminder) {
+      k.reminderIdx += 1;
+      if (decideCardUpdate(k.inv.member.cardUpdateProbability, k.customer)) {
+        // The customer put in a working card: every strategy charges it at once, for every open invoice.
+        const card = cards++;
+        for (const o of cases) {
+          if (o.result.recovered || !opened(o, at)) continue;
+          const t = new Date(Math.max(at, lastOf(o.c).at.getTime() + 1));
+          const member = o.inv.member;
+          const ok = decideCharge(
+            { reason: null, cardBrand: member.card.brand, firstFailedAt: null, at: t, timeZone: member.timeZone },
+            o.issuer,
+          ).ok;
+          o.c.attempts.push({ at: t, card, source: 'card_update', ok, reason: null });
+          delete o.c.current;
+          o.result.recovered = ok;
+          o.retryAt = null;
+          o.planFrom = t.getTime();
+        }
+      } else if (k.customer() < READD_SHARE) {
+        // The customer typed the same card in again: a new payment method id, the same card.
+        const card = lastOf(k.c).card;
+        readds += 1;
+        const current = { paymentMethod: `${paymentMethodOf(card)}.${readds}`, card };
+        for (const o of cases) {
+          if (o.result.recovered || !opened(o, at) || lastOf(o.c).card !== card) continue;
+          o.c.current = current;
+          o.retryAt = null;
+          o.planFrom = at;
+        }
+      }
       continue;
     }
-    const at = new Date(retryAt);
-    const ok = cause.charge(at, issuer);
-    c.attempts.push({ at, card: last.card, source: 'scheduled', ok, reason: ok ? null : member.card.failure });
-    recovered = ok;
+    if (strategy.allows && !strategy.allows(view(k, at), new Date(at))) {
+      // The runner's check right before charging said no: plan again from now.
+      plan(k, at);
+      if ((k.retryAt ?? Infinity) <= at) k.retryAt = Infinity;
+      continue;
+    }
+    const last = lastOf(k.c);
+    const ok = k.cause.charge(new Date(at), k.issuer);
+    k.c.attempts.push({
+      at: new Date(at),
+      card: k.c.current?.card ?? last.card,
+      paymentMethod: k.c.current?.paymentMethod ?? paymentMethodIn(last),
+      source: 'scheduled',
+      ok,
+      reason: ok ? null : k.inv.member.card.failure,
+    });
+    k.result.recovered = ok;
+    k.retryAt = null;
+    k.planFrom = at;
   }
-  return {
-    key: member.key,
-    currency: member.currency,
-    amount: member.amount,
-    reason: member.card.failure ?? 'none',
-    policy: segment?.policy ?? DEFAULT_POLICY_NAME,
-    recovered,
-    charges: c.attempts.length - 1,
-    violations: countViolations(c.attempts, member.card.brand),
-    attempts: c.attempts,
-  };
+  const all = cases.flatMap((k) => k.c.attempts.map((a) => ({ k, a })));
+  const brand = customer.invoices[0]?.member.card.brand ?? '';
+  violationsByAttempt(
+    all.map((x) => x.a),
+    brand,
+  ).forEach((v, i) => addViolations((all[i] as (typeof all)[number]).k.result.violations, v));
+  for (const k of cases) k.result.charges = k.c.attempts.length - 1;
+  return cases.map((k) => k.result);
+}
+
+/** One failed renewal of a customer with no other failing invoice. */
+export function simulateCase(member: Member, index: number, strategy: Strategy, s: SimSettings): CaseResult {
+  return simulateCustomer({ key: member.key, invoices: [{ member, index }] }, strategy, s)[0] as CaseResult;
 }
 
 export interface CurrencyTotals {
@@ -180,9 +296,17 @@ export function summarize(strategy: Strategy, results: readonly CaseResult[]): S
   };
 }
 
+/** The population's customers: some own several of its failed renewals (see customers.ts). */
+export function populationCustomers(population: readonly Member[], seed: number): SimCustomer[] {
+  return customersOf(population, (i) => memberRng(seed, i, 5));
+}
+
+/** Every customer of the population through one strategy; results in population order. */
 export function simulateStrategy(population: readonly Member[], strategy: Strategy, s: SimSettings): StrategyResult {
-  return summarize(
-    strategy,
-    population.map((m, i) => simulateCase(m, i, strategy, s)),
-  );
+  const results: CaseResult[] = [];
+  for (const customer of populationCustomers(population, s.seed)) {
+    const rs = simulateCustomer(customer, strategy, s);
+    customer.invoices.forEach((inv, i) => (results[inv.index] = rs[i] as CaseResult));
+  }
+  return summarize(strategy, results);
 }

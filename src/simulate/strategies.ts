@@ -5,7 +5,13 @@
  * do not move when the merchant's policy file does.
  */
 import { classifyDecline, type DeclineInfo } from '../dunning/declines.ts';
-import { planNextAttempt, type CaseHistory, type LedgerAttempt } from '../dunning/planner.ts';
+import {
+  checkCharge,
+  planNextAttempt,
+  type CardInfo,
+  type CaseHistory,
+  type LedgerAttempt,
+} from '../dunning/planner.ts';
 import { choosePolicy, type Policy } from '../dunning/policy.ts';
 import type { Member } from '../demo/population.ts';
 import type { LearnedTable } from '../dunning/adaptive.ts';
@@ -16,6 +22,11 @@ export interface SimAttempt {
   at: Date;
   /** 0 is the card the renewal failed on; later numbers are cards the customer put in. */
   card: number;
+  /**
+   * The payment method id charged: a card re-added by the customer gets a new id but stays the same
+   * card (the same fingerprint). Absent: the card's first id, `paymentMethodOf(card)`.
+   */
+  paymentMethod?: string;
   source: 'stripe' | 'scheduled' | 'card_update';
   ok: boolean;
   /** The failure the card carries, when this attempt was declined. */
@@ -29,6 +40,12 @@ export interface SimCase {
   country: string;
   cardBrand: string;
   attempts: SimAttempt[];
+  /** The payment method the next charge would use, when the customer re-added the card under a new id. */
+  current?: { paymentMethod: string; card: number };
+  /** The customer's attempts on its other invoices so far: card-network rules are per card. */
+  otherInvoices?: SimAttempt[];
+  /** When the strategy decides; the last attempt's time when absent. */
+  now?: Date;
 }
 
 export interface Strategy {
@@ -46,6 +63,12 @@ export interface Strategy {
    * would open with it. Absent: every case runs this strategy, as `default`.
    */
   segment?(m: Pick<Member, 'currency' | 'amount'>): { policy: string; strategy: Strategy };
+  /**
+   * The check right before a due retry charges, as the worker's runner makes it (`checkCharge`):
+   * another invoice of the customer may have charged the card since the retry was planned. False:
+   * the engine asks `nextRetry` again. Absent: the strategy charges whatever happened meanwhile.
+   */
+  allows?(c: SimCase, at: Date): boolean;
 }
 
 const DAY = 86_400_000;
@@ -62,16 +85,50 @@ export function declineInfo(reason: FailureReason, cardBrand: string): DeclineIn
   };
 }
 
-/** A simulated case's attempts as the worker's ledger would hold them. */
+/** A card's first payment method id; a re-added card gets another one. */
+export function paymentMethodOf(card: number): string {
+  return `pm_sim_${card}`;
+}
+
+/** The card's fingerprint: what the networks count by, whatever its payment method id. */
+function fingerprintOf(card: number): string {
+  return `fp_sim_${card}`;
+}
+
+/** A simulated case's attempts as the worker's ledger would hold them, each with its card's fingerprint. */
 export function toLedger(c: Pick<SimCase, 'attempts' | 'cardBrand'>): LedgerAttempt[] {
   return c.attempts.map((a, i) => ({
     attemptNo: i + 1,
     at: a.at,
     source: a.source,
     outcome: a.ok ? 'succeeded' : 'declined',
-    paymentMethod: `pm_sim_${a.card}`,
+    paymentMethod: a.paymentMethod ?? paymentMethodOf(a.card),
+    card: fingerprintOf(a.card),
     decline: a.ok || a.reason === null ? null : declineInfo(a.reason, c.cardBrand),
   }));
+}
+
+/**
+ * The case as the worker's planner sees it (`loadPlanContext`): its own ledger, the customer's other
+ * invoices, and the card (fingerprint and brand) behind every payment method id.
+ */
+export function toHistory(c: SimCase, cohort: CaseHistory['cohort']): CaseHistory {
+  const last = c.attempts[c.attempts.length - 1];
+  const current =
+    c.current ?? (last ? { paymentMethod: last.paymentMethod ?? paymentMethodOf(last.card), card: last.card } : null);
+  const cards = new Map<string, CardInfo>();
+  for (const a of [...c.attempts, ...(c.otherInvoices ?? [])])
+    cards.set(a.paymentMethod ?? paymentMethodOf(a.card), { card: fingerprintOf(a.card), brand: c.cardBrand });
+  if (current) cards.set(current.paymentMethod, { card: fingerprintOf(current.card), brand: c.cardBrand });
+  return {
+    invoiceId: c.invoiceId,
+    openedAt: c.openedAt,
+    cohort,
+    attempts: toLedger(c),
+    currentPaymentMethod: current?.paymentMethod ?? null,
+    otherInvoices: toLedger({ attempts: c.otherInvoices ?? [], cardBrand: c.cardBrand }),
+    cards,
+  };
 }
 
 /** A notice at the failure and a last chance `lastChanceHoursBefore` the window ends, as the reminder policy has them. */
@@ -112,22 +169,19 @@ export function plannerStrategy(
     nextRetry(c) {
       const last = c.attempts[c.attempts.length - 1];
       if (!last) return null;
-      const history: CaseHistory = {
-        invoiceId: c.invoiceId,
-        openedAt: c.openedAt,
-        cohort,
-        attempts: toLedger(c),
-        currentPaymentMethod: `pm_sim_${last.card}`,
-      };
       const plan = planNextAttempt(
-        history,
+        toHistory(c, cohort),
         { timeZone: c.timeZone, country: c.country, cardBrand: c.cardBrand },
         policy,
-        last.at,
+        c.now ?? last.at,
         merchantTimeZone,
         learned,
       );
       return plan.kind === 'retry' ? plan.at : null;
+    },
+    allows(c, at) {
+      return checkCharge(toHistory(c, cohort), { timeZone: c.timeZone, country: c.country, cardBrand: c.cardBrand }, at)
+        .allowed;
     },
   };
 }

@@ -29,25 +29,43 @@ export function addViolations(into: Violations, v: Violations): void {
   into.mastercard24h += v.mastercard24h;
 }
 
-export function countViolations(attempts: readonly SimAttempt[], cardBrand: string): Violations {
-  const v = noViolations();
+/**
+ * The rules each attempt broke, in the order given. Attempts are counted per card (its
+ * fingerprint, `SimAttempt.card`, not its payment method id), whichever invoice they were for: pass
+ * all of a customer's attempts. Stripe's own renewal charges count toward the limits but are not
+ * violations themselves: no retry strategy decides them.
+ */
+export function violationsByAttempt(attempts: readonly SimAttempt[], cardBrand: string): Violations[] {
+  const out = attempts.map(() => noViolations());
   const limits = limitsFor(cardBrand);
-  const byCard = new Map<number, SimAttempt[]>();
-  for (const a of attempts) byCard.set(a.card, [...(byCard.get(a.card) ?? []), a]);
+  const byCard = new Map<number, number[]>();
+  attempts.forEach((a, i) => byCard.set(a.card, [...(byCard.get(a.card) ?? []), i]));
   for (const list of byCard.values()) {
-    const sorted = [...list].sort((a, b) => a.at.getTime() - b.at.getTime());
+    const sorted = [...list].sort(
+      (x, y) => (attempts[x] as SimAttempt).at.getTime() - (attempts[y] as SimAttempt).at.getTime() || x - y,
+    );
     let barred = false;
-    sorted.forEach((a, i) => {
+    sorted.forEach((idx, i) => {
+      const a = attempts[idx] as SimAttempt;
+      const v = out[idx] as Violations;
       const t = a.at.getTime();
-      const earlier = sorted.slice(0, i + 1);
-      if (barred) v.afterNeverRetry += 1;
-      if (earlier.filter((e) => e.at.getTime() > t - WINDOW_30D_MS).length > limits.maxAttempts30d) v.over30d += 1;
-      if (limits.maxDeclines24h !== null && !a.ok) {
+      const earlier = sorted.slice(0, i + 1).map((j) => attempts[j] as SimAttempt);
+      const ours = a.source !== 'stripe';
+      if (barred && ours) v.afterNeverRetry += 1;
+      if (ours && earlier.filter((e) => e.at.getTime() > t - WINDOW_30D_MS).length > limits.maxAttempts30d)
+        v.over30d += 1;
+      if (ours && limits.maxDeclines24h !== null && !a.ok) {
         const declines = earlier.filter((e) => !e.ok && e.at.getTime() > t - WINDOW_24H_MS).length;
         if (declines > limits.maxDeclines24h) v.mastercard24h += 1;
       }
       if (!a.ok && a.reason !== null && neverRetryAfter(a.reason, cardBrand)) barred = true;
     });
   }
+  return out;
+}
+
+export function countViolations(attempts: readonly SimAttempt[], cardBrand: string): Violations {
+  const v = noViolations();
+  for (const each of violationsByAttempt(attempts, cardBrand)) addViolations(v, each);
   return v;
 }

@@ -1,4 +1,5 @@
 import Stripe from 'stripe';
+import { idOf } from './read.ts';
 import type { Throttle } from './throttle.ts';
 
 /**
@@ -185,8 +186,8 @@ export function paidBy(invoice: Stripe.Invoice): PaidBy {
   const pi = paid?.payment.payment_intent ?? null;
   const charge = paid?.payment.charge ?? (pi !== null && typeof pi !== 'string' ? pi.latest_charge : null) ?? null;
   return {
-    chargeId: charge === null ? null : typeof charge === 'string' ? charge : charge.id,
-    paymentIntentId: pi === null ? null : typeof pi === 'string' ? pi : pi.id,
+    chargeId: idOf(charge),
+    paymentIntentId: idOf(pi),
   };
 }
 

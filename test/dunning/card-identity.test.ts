@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { retryWithNewCard } from '../../src/dunning/hooks.ts';
 import { parsePolicy } from '../../src/dunning/policy.ts';
 import { planNext, savePolicy } from '../../src/dunning/scheduler.ts';
-import { recordCardUpdate } from '../../src/dunning/store.ts';
+import { recordCardUpdate } from '../../src/ledger.ts';
 import { seedFailedInvoice, startWorld, type RunnerWorld, type SeededCase } from './runner-helpers.ts';
 
 /**

@@ -1,6 +1,6 @@
 import type Stripe from 'stripe';
 import { expect, test } from 'vitest';
-import { intentsOf, lastIntentError } from '../../src/events/charges.ts';
+import { intentsOf, lastIntentError } from '../../src/stripe/read.ts';
 import { invoice, paymentIntent, T0 } from '../fixtures/events/stripe-objects.ts';
 
 function payment(pi: Stripe.PaymentIntent, created: number, invoiceId: string): Stripe.InvoicePayment {

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ALICE_TOKEN, insertOpsCases, READ_TOKEN, startOpsWorld, type OpsWorld } from './fixtures.ts';
+import { ALICE_TOKEN, insertOpsCases, NOW, READ_TOKEN, startOpsWorld, type OpsWorld } from './fixtures.ts';
 
 let w: OpsWorld;
 
@@ -86,6 +86,42 @@ describe('/ops case list', () => {
     expect(res.status).toBe(400);
     expect(await res.text()).toContain('status: expected one of open, active, paused');
     expect((await get('/ops?after=1;drop')).status).toBe(400);
+  });
+});
+
+describe('/ops case page, card budget', () => {
+  it("counts the card's charges on all of the customer's invoices, by fingerprint, and says when the next is allowed", async () => {
+    const sql = w.db.sql;
+    await insertOpsCases(sql, [{ invoice: 'in_budget', amount: 2_500 }]);
+    // The customer's other invoice was charged 14 times on the same card, re-added under another id.
+    await sql`insert into payment_method_cards (payment_method, customer_id, fingerprint, brand, updated_at)
+      values ('pm_card_visa', 'cus_budget', 'fp_shared', 'visa', ${NOW}), ('pm_readded', 'cus_budget', 'fp_shared', 'visa', ${NOW})`;
+    await sql`insert into invoices (id, customer_id, status, currency, amount_due, amount_remaining, stripe_created, stripe_updated_at)
+      values ('in_budget_other', 'cus_budget', 'open', 'usd', 900, 900, ${NOW}, ${NOW})`;
+    for (let i = 0; i < 14; i += 1) {
+      const at = new Date(Date.parse('2026-02-20T08:00:00Z') + i * 12 * 3_600_000);
+      await sql`insert into payment_attempts (invoice_id, attempt_no, source, status, started_at, finished_at, card_brand,
+          payment_method, card_fingerprint, decline_code, decline_category)
+        values ('in_budget_other', ${i + 1}, ${i === 0 ? 'stripe' : 'scheduled'}, 'declined', ${at}, ${at}, 'visa',
+          'pm_readded', 'fp_shared', 'generic_decline', 'generic')`;
+    }
+    const page = await (await get('/ops/case?invoice=in_budget')).text();
+    const card = /<dd id="card">(.*?)<\/dd>/s.exec(page)?.[1] ?? '';
+    // 14 on the other invoice and Stripe's failed renewal of this one: Visa's 15 in 30 days are used up
+    // until the oldest charge (2026-02-20 08:00) is 30 days old.
+    expect(card).toContain(
+      "network budget across the customer's invoices: 15 of 15 charges in 30 days (14 for other invoices)",
+    );
+    expect(card).toContain(
+      'next charge allowed from 2026-03-22 08:00 UTC (held back by the Visa limit of 15 attempts per card in 30 days',
+    );
+  });
+
+  it('shows a card with budget left as chargeable now', async () => {
+    const page = await (await get('/ops/case?invoice=in_small')).text();
+    const card = /<dd id="card">(.*?)<\/dd>/s.exec(page)?.[1] ?? '';
+    expect(card).toContain('1 of 15 charges in 30 days');
+    expect(card).toContain('the card rules allow a charge now');
   });
 });
 

@@ -1,7 +1,6 @@
 import type Stripe from 'stripe';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import * as store from '../../src/dunning/store.ts';
-import { openCase } from '../../src/events/ledger.ts';
+import { closeCase, openCase } from '../../src/ledger.ts';
 import { loadReport } from '../../src/reports/build.ts';
 import { resolvePeriod } from '../../src/reports/period.ts';
 import { createTestDatabase, type TestDatabase } from '../helpers/db.ts';
@@ -59,7 +58,7 @@ describe('a close time before the open time', () => {
       const openedAt = new Date('2026-11-10T10:00:00Z');
       const caseId = await openAt(id, openedAt);
       const at = new Date(openedAt.getTime() - 90_000);
-      expect(await store.closeCase(db.sql, caseId, { status, reason: 'test', at })).toBe(true);
+      expect(await closeCase(db.sql, caseId, { status, reason: 'test', at })).toBe(true);
       const c = await caseOf(db.sql, id.inv);
       expect(c).toMatchObject({ status, closed_at: openedAt });
       // The span is empty, so the case was never at risk, and the time to recover is zero, not negative.
@@ -94,7 +93,7 @@ describe('a close time before the open time', () => {
     const openedAt = new Date('2026-11-10T10:00:00Z');
     const caseId = await openAt(id, openedAt);
     const at = new Date(openedAt.getTime() + 1_000);
-    await store.closeCase(db.sql, caseId, { status: 'lost', reason: 'test', at });
+    await closeCase(db.sql, caseId, { status: 'lost', reason: 'test', at });
     expect(await caseOf(db.sql, id.inv)).toMatchObject({ closed_at: at });
   });
 });
@@ -154,7 +153,7 @@ describe('what a closed case records as paid', () => {
   ])('the runner recording a payment: %s', async (_what, paidBefore, invoicePaid, recorded) => {
     const id = ids();
     const caseId = await partlyPaid(id, paidBefore);
-    await store.closeCase(db.sql, caseId, {
+    await closeCase(db.sql, caseId, {
       status: 'recovered',
       reason: 'test',
       at,
@@ -171,14 +170,14 @@ describe('what a closed case records as paid', () => {
     const id = ids();
     const caseId = await partlyPaid(id, paidBefore);
     await db.sql`update invoices set amount_paid = ${paidNow}, amount_remaining = ${10000 - paidNow} where id = ${id.inv}`;
-    await store.closeCase(db.sql, caseId, { status: 'lost', reason: 'test', at });
+    await closeCase(db.sql, caseId, { status: 'lost', reason: 'test', at });
     expect(await caseOf(db.sql, id.inv)).toMatchObject({ status: 'lost', recovered_amount: recorded });
   });
 
   test('a voided case records no payment', async () => {
     const id = ids();
     const caseId = await partlyPaid(id, 3000);
-    await store.closeCase(db.sql, caseId, { status: 'closed', reason: 'test', at });
+    await closeCase(db.sql, caseId, { status: 'closed', reason: 'test', at });
     expect(await caseOf(db.sql, id.inv)).toMatchObject({ status: 'closed', recovered_amount: null });
   });
 
@@ -187,8 +186,8 @@ describe('what a closed case records as paid', () => {
     const won = ids();
     const lostId = await partlyPaid(lost, 3000, 'chf');
     await db.sql`update invoices set amount_paid = 5000, amount_remaining = 5000 where id = ${lost.inv}`;
-    await store.closeCase(db.sql, lostId, { status: 'lost', reason: 'test', at });
-    await store.closeCase(db.sql, await partlyPaid(won, 3000, 'chf'), {
+    await closeCase(db.sql, lostId, { status: 'lost', reason: 'test', at });
+    await closeCase(db.sql, await partlyPaid(won, 3000, 'chf'), {
       status: 'recovered',
       reason: 'test',
       at,

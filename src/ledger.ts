@@ -1,49 +1,14 @@
-import { classifyDecline } from '../dunning/declines.ts';
+import { classifyDecline } from './dunning/declines.ts';
 import type postgres from 'postgres';
-import type { Tx } from '../db.ts';
+import type { Tx } from './db.ts';
+import { NO_DETAILS, type DeclineDetails } from './stripe/read.ts';
 
 /**
- * The processor's side of dunning cases and the attempt ledger: opening a case, recording
- * Stripe's own attempts, and filling in decline details that arrive on other events.
+ * The attempt ledger and its cases, shared by the event processor (events/) and the worker
+ * (dunning/): opening and closing a case, recording Stripe's own attempts, filling in decline
+ * details that arrive on other events, and the per-card view (which card stands behind a payment
+ * method id, and when the card updater changed it).
  */
-
-/** What a failed charge told us; every field may be missing depending on which event carried it. */
-export interface DeclineDetails {
-  chargeId: string | null;
-  paymentIntentId: string | null;
-  paymentMethod: string | null;
-  /** `card.fingerprint`: the same card under any payment method id. */
-  cardFingerprint: string | null;
-  cardBrand: string | null;
-  declineCode: string | null;
-  failureCode: string | null;
-  adviceCode: string | null;
-  networkAdviceCode: string | null;
-  networkDeclineCode: string | null;
-  failureMessage: string | null;
-}
-
-export const NO_DETAILS: DeclineDetails = {
-  chargeId: null,
-  paymentIntentId: null,
-  paymentMethod: null,
-  cardFingerprint: null,
-  cardBrand: null,
-  declineCode: null,
-  failureCode: null,
-  adviceCode: null,
-  networkAdviceCode: null,
-  networkDeclineCode: null,
-  failureMessage: null,
-};
-
-/** Fields of `a` win; `b` fills the gaps. */
-export function mergeDetails(a: DeclineDetails, b: DeclineDetails): DeclineDetails {
-  const out = { ...a };
-  for (const k of Object.keys(out) as Array<keyof DeclineDetails>) out[k] = a[k] ?? b[k];
-  return out;
-}
-
 export function categoryOf(d: DeclineDetails): string {
   return classifyDecline(d).category;
 }
@@ -138,6 +103,19 @@ export async function ledgerOf(tx: Tx, invoiceId: string): Promise<LedgerEntry[]
     paymentIntentId: (r.payment_intent_id as string | null) ?? null,
     startedAt: (r.started_at as Date | null) ?? null,
   }));
+}
+
+/**
+ * Attempts that hold their invoice: planned, running, or with an outcome we do not know. At most
+ * one per invoice at any moment, across all processes (the partial unique index
+ * `payment_attempts_one_active`, sql/001_init.sql, enforces it); nothing else may be planned or
+ * charged for the invoice while one stands.
+ */
+export const ACTIVE_STATUSES: readonly string[] = ['planned', 'in_flight', 'unknown'];
+
+/** The invoice's active attempt (see `ACTIVE_STATUSES`), if any. */
+export function activeAttempt<T extends { status: string }>(attempts: readonly T[]): T | undefined {
+  return attempts.find((a) => ACTIVE_STATUSES.includes(a.status));
 }
 
 /** Statuses of attempts that reached (or may have reached) the bank. */
@@ -331,12 +309,6 @@ export type CloseStatus = 'recovered' | 'lost' | 'closed';
 export type RecoveryPath =
   'scheduled_retry' | 'card_update_retry' | 'backup_card_retry' | 'manual_retry' | 'customer_paid' | 'paid_outside';
 
-/**
- * Closes an open case; returns false when it was already closed (a closed case stays as it is).
- * One implementation for the processor and the runner, so both close by the same rules.
- */
-export { closeCase } from '../dunning/store.ts';
-
 const PATH_OF_SOURCE: Record<string, RecoveryPath> = {
   scheduled: 'scheduled_retry',
   card_update: 'card_update_retry',
@@ -358,4 +330,100 @@ export function recoveryPath(ledger: LedgerEntry[], paidChargeId: string | null,
   const last = reached[reached.length - 1];
   if (last && last.status !== 'declined' && PATH_OF_SOURCE[last.source]) return PATH_OF_SOURCE[last.source]!;
   return paidOffStripe ? 'paid_outside' : 'customer_paid';
+}
+
+export interface CloseCase {
+  status: CloseStatus;
+  reason: string;
+  at: Date;
+  recoveryPath?: RecoveryPath;
+  /**
+   * The invoice's `amount_paid` as Stripe reported it with the payment: everything ever paid on it,
+   * including any part paid before the first failure. Defaults to our copy of the invoice.
+   */
+  invoicePaid?: number;
+}
+
+/**
+ * Closes an open case; a case already closed stays as it is (returns false). One implementation
+ * for the processor and the runner, so both close by the same rules. `at` comes from the
+ * worker's clock (runner) or Stripe's event time (processor): when the two disagree, `at` can fall
+ * before `opened_at`, so the close time is clamped to it. The open span [opened_at, closed_at)
+ * must not be negative: the reports' GiST index on it refuses such a row, which would make the
+ * close fail, and a negative span would be a negative time to recover.
+ *
+ * `recovered_amount` is the part of the case amount paid while the case was open. The case amount
+ * is what was still due at the first failure (amount_due - amount_paid then), so what had been paid
+ * before is amount_due - amount; the rest of amount_paid came in during dunning, and never more than
+ * the case amount. A recovered case records it as its recovery; a lost case records what was paid
+ * in part before it was given up (null when nothing), so "lost" is the case amount minus that.
+ * A credit note that lowers amount_due during dunning makes "paid before" look smaller; amount_paid
+ * then still bounds the result from above, so it errs only when both happen on one invoice.
+ */
+export async function closeCase(tx: Tx, caseId: number, c: CloseCase): Promise<boolean> {
+  const rows = await tx`
+    update dunning_cases d set
+      status = ${c.status}, closed_at = greatest(${c.at}::timestamptz, d.opened_at), close_reason = ${c.reason},
+      recovery_path = ${c.recoveryPath ?? null},
+      recovered_amount = (
+        select case ${c.status}::text when 'recovered' then p.in_dunning when 'lost' then nullif(p.in_dunning, 0) end
+        from (select least(d.amount, greatest(0, coalesce(${c.invoicePaid ?? null}::bigint, i.amount_paid) - greatest(0, i.amount_due - d.amount))) as in_dunning
+              from invoices i where i.id = d.invoice_id) p),
+      next_attempt_at = null, next_attempt_reason = null, updated_at = ${c.at}
+    where d.id = ${caseId} and d.status = 'open'
+    returning d.id`;
+  return rows.length > 0;
+}
+
+export interface PaymentMethodCard {
+  paymentMethod: string;
+  fingerprint: string | null;
+  brand: string | null;
+}
+
+/** What we know of the cards behind the customer's payment methods. */
+export async function cardsOf(tx: Tx, customerId: string): Promise<PaymentMethodCard[]> {
+  const rows = await tx<PaymentMethodCard[]>`
+    select payment_method as "paymentMethod", fingerprint, brand from payment_method_cards where customer_id = ${customerId}`;
+  return [...rows];
+}
+
+/**
+ * Remembers the card behind a payment method (fingerprint, brand), as a charge, a decline or a
+ * payment_method event reported it at `at`; a newer report wins, and a missing field never erases one.
+ */
+export async function rememberCard(
+  tx: Tx,
+  c: {
+    paymentMethod: string | null;
+    customerId: string | null;
+    fingerprint: string | null;
+    brand: string | null;
+    at: Date;
+  },
+): Promise<void> {
+  if (!c.paymentMethod || (!c.fingerprint && !c.brand)) return;
+  await tx`
+    insert into payment_method_cards as p (payment_method, customer_id, fingerprint, brand, updated_at)
+    values (${c.paymentMethod}, ${c.customerId}, ${c.fingerprint}, ${c.brand}, ${c.at})
+    on conflict (payment_method) do update set
+      customer_id = coalesce(excluded.customer_id, p.customer_id),
+      fingerprint = case when excluded.updated_at >= p.updated_at then coalesce(excluded.fingerprint, p.fingerprint)
+                         else coalesce(p.fingerprint, excluded.fingerprint) end,
+      brand = case when excluded.updated_at >= p.updated_at then coalesce(excluded.brand, p.brand)
+                   else coalesce(p.brand, excluded.brand) end,
+      updated_at = greatest(p.updated_at, excluded.updated_at)`;
+}
+
+/** When Stripe's card updater last changed each of the customer's payment methods. */
+export async function cardUpdatesOf(tx: Tx, customerId: string): Promise<Map<string, Date>> {
+  const rows = await tx<{ paymentMethod: string; updatedAt: Date }[]>`
+    select payment_method as "paymentMethod", updated_at as "updatedAt" from payment_method_updates where customer_id = ${customerId}`;
+  return new Map(rows.map((r) => [r.paymentMethod, r.updatedAt]));
+}
+
+export async function recordCardUpdate(tx: Tx, paymentMethod: string, customerId: string, at: Date): Promise<void> {
+  await tx`
+    insert into payment_method_updates as u (payment_method, customer_id, updated_at) values (${paymentMethod}, ${customerId}, ${at})
+    on conflict (payment_method) do update set updated_at = greatest(u.updated_at, excluded.updated_at), customer_id = excluded.customer_id`;
 }
