@@ -340,8 +340,17 @@ function cardChanged(s: Scenario): boolean {
   const last = lastDecline(s);
   return last !== undefined && (target(s) ?? '') !== (last.paymentMethod ?? '');
 }
+/**
+ * A decline without a brand is read with its card's brand as another decline of the same card
+ * reported it, else the customer's: Visa's never-retry codes are Visa's only (a network decline
+ * code 14 on an Amex card bars nothing), and the card's own brand beats the customer's.
+ */
 function classify(s: Scenario, a: LedgerAttempt) {
-  return classifyDecline({ ...a.decline, cardBrand: a.decline?.cardBrand ?? s.customer.cardBrand });
+  const sameCard = s.history.attempts
+    .filter((x) => x.decline?.cardBrand && (x.paymentMethod ?? '') === (a.paymentMethod ?? ''))
+    .sort((x, y) => x.at.getTime() - y.at.getTime());
+  const cardBrand = a.decline?.cardBrand ?? sameCard[sameCard.length - 1]?.decline?.cardBrand ?? s.customer.cardBrand;
+  return classifyDecline({ ...a.decline, cardBrand });
 }
 
 describe('planNextAttempt properties', () => {
