@@ -243,7 +243,11 @@ export async function enrichAttempt(tx: Tx, attemptId: number, d: DeclineDetails
   return result;
 }
 
-/** The case's first and last decline, in the order they happened, whichever order their events arrived in. */
+/**
+ * The case's first and last decline, in the order they happened, whichever order their events
+ * arrived in. Of the default card only: reminders, the billing status and ops read these as the
+ * story of the card the customer must fix; a backup card's declines stay on the ledger.
+ */
 export async function refreshCaseDeclines(tx: Tx, caseId: number): Promise<void> {
   await tx`
     update dunning_cases c set
@@ -251,9 +255,11 @@ export async function refreshCaseDeclines(tx: Tx, caseId: number): Promise<void>
       last_decline_code = l.code, last_decline_category = l.category
     from
       (select coalesce(decline_code, failure_code) as code, decline_category as category from payment_attempts
-        where case_id = ${caseId} and status = 'declined' order by started_at asc nulls last, attempt_no asc limit 1) f,
+        where case_id = ${caseId} and status = 'declined' and source <> 'backup_card'
+        order by started_at asc nulls last, attempt_no asc limit 1) f,
       (select coalesce(decline_code, failure_code) as code, decline_category as category from payment_attempts
-        where case_id = ${caseId} and status = 'declined' order by started_at desc nulls first, attempt_no desc limit 1) l
+        where case_id = ${caseId} and status = 'declined' and source <> 'backup_card'
+        order by started_at desc nulls first, attempt_no desc limit 1) l
     where c.id = ${caseId}`;
 }
 

@@ -385,6 +385,13 @@ async function record(
       return 'declined';
     }
     case 'refused':
+      // The runner has just read the invoice open: a refused backup card is one Stripe no longer
+      // lets us charge (the customer removed it since it was listed). Forget it and plan again,
+      // or the case would sit idle until its window ends with the default card's retries unmade.
+      if (a.source === 'backup_card' && a.paymentMethod && !mayHaveRun) {
+        await store.forgetSavedCard(deps.sql, a.paymentMethod);
+        return skip(deps, a, `Stripe refused the backup card: ${outcome.message}`, { replan: true });
+      }
       // With an unknown earlier outcome, a refusal means that request never charged (Stripe would
       // have replayed it): someone else settled the invoice.
       return skip(

@@ -173,6 +173,11 @@ export async function savedCardsOf(tx: Tx, customerId: string): Promise<SavedCar
   };
 }
 
+/** A saved card Stripe no longer lets us charge (removed by the customer): out of the listing. */
+export async function forgetSavedCard(tx: Tx, paymentMethod: string): Promise<void> {
+  await tx`delete from saved_cards where payment_method = ${paymentMethod}`;
+}
+
 /**
  * Replaces what we hold of the customer's saved cards with a fresh listing, and remembers each
  * card's identity and brand for the per-card ledger. An older listing never overwrites a newer one.

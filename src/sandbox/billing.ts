@@ -152,6 +152,18 @@ export function createBilling(deps: BillingDeps) {
   }
 
   /**
+   * The customer removes a saved card (e.g. in the Billing Portal): Stripe's "Detach a
+   * PaymentMethod from a Customer" makes it unusable for that customer, announced as
+   * `payment_method.detached`.
+   */
+  function detachCard(paymentMethodId: string, request = noRequest): PaymentMethodRec {
+    const pm = mustGet(store.paymentMethods, paymentMethodId, 'payment_method');
+    pm.customer = null;
+    emit('payment_method.detached', paymentMethodJson(pm), undefined, request);
+    return pm;
+  }
+
+  /**
    * Stripe's card updater: the network sent new details (here a new expiry, and the card works
    * again) for a saved card. Same id; announced as `payment_method.automatically_updated`.
    */
@@ -493,6 +505,7 @@ export function createBilling(deps: BillingDeps) {
     createCustomer,
     updateCard,
     saveCard,
+    detachCard,
     updateCardAutomatically,
     createFailingInvoice,
     payInvoice,

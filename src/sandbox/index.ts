@@ -100,6 +100,8 @@ export interface Sandbox {
   updateCard(customerId: string, card: CardSpec): Promise<{ paymentMethodId: string }>;
   /** Another saved card for the customer, not made the default (a card saved in the portal). */
   saveCard(customerId: string, card: CardSpec): Promise<{ paymentMethodId: string }>;
+  /** The customer removes a saved card: it can no longer be charged for them. */
+  detachCard(paymentMethodId: string): Promise<void>;
   /** The card updater: new expiry for the same payment method id, which works again. */
   updateCardAutomatically(paymentMethodId: string, card: Pick<CardSpec, 'expMonth' | 'expYear'>): Promise<void>;
   payInvoiceOutOfBand(invoiceId: string): Promise<void>;
@@ -236,6 +238,9 @@ export async function startSandbox(opts: SandboxOptions): Promise<Sandbox> {
     },
     async saveCard(customerId, card) {
       return { paymentMethodId: billing.saveCard(customerId, card).id };
+    },
+    async detachCard(paymentMethodId) {
+      billing.detachCard(paymentMethodId);
     },
     async updateCardAutomatically(paymentMethodId, card) {
       billing.updateCardAutomatically(paymentMethodId, card);

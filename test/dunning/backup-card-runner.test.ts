@@ -5,6 +5,7 @@ import { parsePolicy } from '../../src/dunning/policy.ts';
 import { executeAttempt } from '../../src/dunning/runner.ts';
 import { savePolicy, type DeadlineJob } from '../../src/dunning/scheduler.ts';
 import { listSavedCards } from '../../src/stripe/saved-cards.ts';
+import { refreshCaseDeclines } from '../../src/ledger.ts';
 import { loadReport } from '../../src/reports/build.ts';
 import { resolvePeriod } from '../../src/reports/period.ts';
 import {
@@ -242,7 +243,10 @@ describe('backup retries after soft declines, one card at a time', () => {
     expect(first!.plan_reason).toContain('the most recently added of the other cards');
 
     expect(await executeAttempt(w.deps, Number(first!.id))).toBe('declined');
-    // The backup card's decline does not rewrite the case's story about the default card.
+    // The backup card's decline does not rewrite the case's story about the default card: not from
+    // the runner, nor when its charge.failed arrives and the case's declines are worked out again.
+    expect((await caseRow(w.db.sql, s.caseId)).last_decline_code).toBe('do_not_honor');
+    await refreshCaseDeclines(w.db.sql, s.caseId);
     expect((await caseRow(w.db.sql, s.caseId)).last_decline_code).toBe('do_not_honor');
     const second = await plannedRow(s.invoiceId);
     expect(second).toMatchObject({ source: 'backup_card', payment_method: older.paymentMethodId });
@@ -256,5 +260,34 @@ describe('backup retries after soft declines, one card at a time', () => {
       status: 'recovered',
       recovery_path: 'backup_card_retry',
     });
+  });
+
+  it('a backup card the customer removed before the charge is forgotten, and the default card is planned again', async () => {
+    const s = await seedFailedInvoice(w, 'do_not_honor');
+    const policy = parsePolicy({ retry: { backupCards: { enabled: true, afterSoftDeclines: 1 } } });
+    await savePolicy(w.db.sql, policy);
+    await w.db.sql`update dunning_cases set policy_version = ${policy.version}, last_decline_code = 'do_not_honor',
+                     last_decline_category = 'generic' where id = ${s.caseId}`;
+    const backup = await w.sandbox.saveCard(s.customerId, {
+      brand: 'visa',
+      failure: null,
+      expMonth: 12,
+      expYear: 2031,
+    });
+    w.sandboxClock.set(w.clock.now());
+    expect(await handleDeadline(w.deps, await failAndFindCardsJob(s))).toBe('done');
+    const planned = await plannedRow(s.invoiceId);
+    expect(planned).toMatchObject({ source: 'backup_card', payment_method: backup.paymentMethodId });
+
+    // "The PaymentMethod must be the ID of a PaymentMethod belonging to the customer associated
+    // with the invoice being paid": once removed, Stripe refuses it.
+    await w.sandbox.detachCard(backup.paymentMethodId);
+    expect(await executeAttempt(w.deps, Number(planned!.id))).toBe('skipped');
+    expect(apiCharges(w.sandbox, s.invoiceId)).toEqual([]);
+    const [kept] = await w.db
+      .sql`select count(*)::int as n from saved_cards where payment_method = ${backup.paymentMethodId}`;
+    expect(kept!.n).toBe(0);
+    // Not left idle until the window ends: the default card's own schedule goes on.
+    expect(await plannedRow(s.invoiceId)).toMatchObject({ source: 'scheduled', payment_method: s.paymentMethod });
   });
 });
