@@ -47,8 +47,14 @@ export async function promoteBackupCard(
   const policy = await deps.policies.get(deps.sql, caseRow.policyVersion);
   if (!policy.retry.backupCards.promote) return false;
   const params: Stripe.CustomerUpdateParams = { invoice_settings: { default_payment_method: paymentMethod } };
+  // Stripe charges the subscription's own card before the customer's default: where the
+  // subscription has one, it must change too, or the next renewal charges the failing card again.
+  const [own] = await deps.sql<{ id: string }[]>`
+    select s.id from invoices i join subscriptions s on s.id = i.subscription_id
+     where i.id = ${invoiceId} and s.default_payment_method is not null`;
   try {
     await call(deps.gateway, (s) => s.customers.update(caseRow.customerId, params));
+    if (own) await call(deps.gateway, (s) => s.subscriptions.update(own.id, { default_payment_method: paymentMethod }));
   } catch (err) {
     deps.log.warn(
       { err, caseId, invoiceId, paymentMethod },

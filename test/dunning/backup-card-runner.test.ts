@@ -177,6 +177,27 @@ describe('backup retry on another saved card', () => {
     expect(await defaultOf(s.customerId)).toBe(backup.paymentMethodId);
   });
 
+  it('promote on, with a subscription that has its own card: the subscription charges the backup card next', async () => {
+    const s = await seeded('expired_card', true);
+    // Stripe charges "the subscription's default_payment_method" before the customer's default.
+    await w.deps.gateway.stripe.subscriptions.update(s.subscriptionId!, { default_payment_method: s.paymentMethod });
+    await w.db.sql`insert into subscriptions (id, customer_id, status, default_payment_method, stripe_updated_at)
+                   values (${s.subscriptionId}, ${s.customerId}, 'past_due', ${s.paymentMethod}, ${w.clock.now()})
+                   on conflict (id) do update set default_payment_method = excluded.default_payment_method`;
+    const backup = await w.sandbox.saveCard(s.customerId, {
+      brand: 'visa',
+      failure: null,
+      expMonth: 12,
+      expYear: 2031,
+    });
+    expect(await handleDeadline(w.deps, await failAndFindCardsJob(s))).toBe('done');
+    const retry = await plannedRow(s.invoiceId);
+    expect(retry).toMatchObject({ source: 'backup_card', payment_method: backup.paymentMethodId });
+    expect(await executeAttempt(w.deps, Number(retry!.id))).toBe('succeeded');
+    const sub = await w.deps.gateway.stripe.subscriptions.retrieve(s.subscriptionId!);
+    expect(sub.default_payment_method).toBe(backup.paymentMethodId);
+  });
+
   it('a backup card barred by a never-retry answer on another invoice is not charged', async () => {
     const s = await seeded('lost_card', false);
     const backup = await w.sandbox.saveCard(s.customerId, {
