@@ -1,6 +1,6 @@
 import type { Tx } from '../db.ts';
 import { DEFINITIONS, type Definition } from './definitions.ts';
-import { formatMoney, liftOf, rate, type Lift } from './metrics.ts';
+import { formatMoney, liftOf, liftsByCategory, rate, type CategoryLift, type Lift } from './metrics.ts';
 import { loadReportData, type ReportData, type ReportQuery } from './queries.ts';
 
 /** The report as every renderer sees it: plain, JSON-ready data. */
@@ -90,7 +90,8 @@ export interface CurrencyReport {
   byPath: PathBreakdown[];
   byReminder: ReminderBreakdown[] | null;
   byMonth: MonthBreakdown[];
-  policy: { smart: ArmSummary; holdout: ArmSummary; lift: Lift | null };
+  /** Overall, and per first decline category (each with its own interval). */
+  policy: { smart: ArmSummary; holdout: ArmSummary; lift: Lift | null; byCategory: CategoryLift[] };
   timeline: Array<{ bucket: string; count: number; amount: Money }>;
 }
 
@@ -200,14 +201,21 @@ function currencyReport(data: ReportData, currency: string): CurrencyReport {
   const attempts = mine(data.attempts).sort((a, b) => a.attemptNo - b.attemptNo);
   const paths = mine(data.paths);
   const pathTotal = paths.reduce((s, p) => s + p.count, 0);
+  const arms = mine(data.arms);
   const arm = (name: string): ArmSummary => {
-    const r = mine(data.arms).find((a) => a.cohort === name);
+    const r = { cases: 0, recovered: 0, amount: 0, recoveredAmount: 0 };
+    for (const a of arms.filter((x) => x.cohort === name)) {
+      r.cases += a.cases;
+      r.recovered += a.recovered;
+      r.amount += a.amount;
+      r.recoveredAmount += a.recoveredAmount;
+    }
     return {
-      cases: r?.cases ?? 0,
-      recovered: r?.recovered ?? 0,
-      rate: rate(r?.recovered ?? 0, r?.cases ?? 0),
-      amount: money(r?.amount ?? 0),
-      recoveredAmount: money(r?.recoveredAmount ?? 0),
+      cases: r.cases,
+      recovered: r.recovered,
+      rate: rate(r.recovered, r.cases),
+      amount: money(r.amount),
+      recoveredAmount: money(r.recoveredAmount),
     };
   };
   const smart = arm('smart');
@@ -276,7 +284,12 @@ function currencyReport(data: ReportData, currency: string): CurrencyReport {
         rate: rate(m.recovered, m.opened - m.voided),
         revenueRate: rate(m.recoveredAmount, m.amount),
       })),
-    policy: { smart, holdout, lift: liftOf(smart, holdout) },
+    policy: {
+      smart,
+      holdout,
+      lift: liftOf(smart, holdout),
+      byCategory: liftsByCategory(arms.map((a) => ({ ...a, category: a.category ?? 'unknown' }))),
+    },
     timeline: mine(data.timeline)
       .sort((a, b) => a.bucket.localeCompare(b.bucket))
       .map((t) => ({ bucket: t.bucket, count: t.count, amount: money(t.amount) })),

@@ -84,4 +84,8 @@ export const DEFINITIONS: readonly Definition[] = [
     term: 'Holdout lift',
     text: 'Recovery rate by count of the smart policy minus that of the holdout group (the stickily assigned control), in percentage points, with a 95 % confidence interval for the difference of two proportions (Agresti-Caffo: one success and one failure added to each group, so small groups and rates near 0 or 100 % still get an honest width). The table shows the size of each group.',
   },
+  {
+    term: 'Lift by decline category',
+    text: 'The holdout lift computed separately for the cases of each first decline category (the category of the failure that opened the case), with the same Agresti-Caffo 95 % interval as the overall lift. Each interval holds for its own row; they are not adjusted for comparing several categories at once, so with many small categories one may exclude zero by chance. A category with cases in only one group has no lift.',
+  },
 ];

@@ -52,6 +52,48 @@ export function liftOf(smart: Arm, holdout: Arm): Lift | null {
   };
 }
 
+/** Cases of one decline category in one arm, as the report's query groups them. */
+export interface CategoryArmCount {
+  category: string;
+  cohort: string;
+  cases: number;
+  recovered: number;
+}
+
+export interface CategoryLift {
+  category: string;
+  smart: Arm;
+  holdout: Arm;
+  /** Null when either arm has no case of this category. */
+  lift: Lift | null;
+}
+
+/**
+ * The holdout lift per decline category, with the same Agresti-Caffo interval as the overall lift
+ * (`liftOf`): each category is its own comparison of two independent groups, so a small category
+ * gets a wide interval instead of a confident-looking zero. Intervals are per row, not adjusted for
+ * the several categories compared at once; they say how sure each row is, not which row is "best".
+ * Rows follow the larger categories first, so the ones with evidence lead.
+ */
+export function liftsByCategory(rows: readonly CategoryArmCount[]): CategoryLift[] {
+  const byCategory = new Map<string, { smart: Arm; holdout: Arm }>();
+  for (const r of rows) {
+    if (r.cohort !== 'smart' && r.cohort !== 'holdout') continue;
+    const arms = byCategory.get(r.category) ?? {
+      smart: { cases: 0, recovered: 0 },
+      holdout: { cases: 0, recovered: 0 },
+    };
+    arms[r.cohort] = { cases: arms[r.cohort].cases + r.cases, recovered: arms[r.cohort].recovered + r.recovered };
+    byCategory.set(r.category, arms);
+  }
+  return [...byCategory]
+    .map(([category, { smart, holdout }]) => ({ category, smart, holdout, lift: liftOf(smart, holdout) }))
+    .sort(
+      (a, b) =>
+        b.smart.cases + b.holdout.cases - (a.smart.cases + a.holdout.cases) || a.category.localeCompare(b.category),
+    );
+}
+
 export function formatMoney(minor: number, currency: string, locale = 'en'): string {
   const digits = minorDigits(currency);
   try {

@@ -77,6 +77,8 @@ export interface PathRow {
 export interface ArmRow {
   currency: string;
   cohort: string;
+  /** The case's first decline category: the lift is shown per category too. */
+  category: string | null;
   cases: number;
   recovered: number;
   amount: number;
@@ -316,12 +318,12 @@ export function reportQueries(sql: Tx, query: ReportQuery, frame: Frame = frameO
       from dunning_cases c where ${cohort} and c.status = 'recovered'
       group by 1, 2`,
     arms: sql<ArmRow[]>`
-      select c.currency, c.cohort, count(*)::int as cases,
+      select c.currency, c.cohort, c.first_decline_category as category, count(*)::int as cases,
         (count(*) filter (where c.status = 'recovered'))::int as recovered,
         coalesce(sum(c.amount), 0)::float8 as amount,
         coalesce(sum(coalesce(c.recovered_amount, c.amount)) filter (where c.status = 'recovered'), 0)::float8 as "recoveredAmount"
       from dunning_cases c where ${cohort} and c.status <> 'closed'
-      group by 1, 2`,
+      group by 1, 2, 3`,
     // Bucketed by the months' own instants (luxon, in the merchant zone): a time zone conversion
     // and a truncation per row cost more than the whole aggregate.
     months: sql<MonthBucketRow[]>`

@@ -81,6 +81,15 @@ export function renderCsv(report: Report): string {
     add(cur, 'policy', 'lift', 'difference', l?.difference ?? null);
     add(cur, 'policy', 'lift', 'ci95_low', l?.low ?? null);
     add(cur, 'policy', 'lift', 'ci95_high', l?.high ?? null);
+    for (const r of c.policy.byCategory) {
+      add(cur, 'lift_by_category', r.category, 'smart_cases', r.smart.cases);
+      add(cur, 'lift_by_category', r.category, 'smart_recovered', r.smart.recovered);
+      add(cur, 'lift_by_category', r.category, 'holdout_cases', r.holdout.cases);
+      add(cur, 'lift_by_category', r.category, 'holdout_recovered', r.holdout.recovered);
+      add(cur, 'lift_by_category', r.category, 'difference', r.lift?.difference ?? null);
+      add(cur, 'lift_by_category', r.category, 'ci95_low', r.lift?.low ?? null);
+      add(cur, 'lift_by_category', r.category, 'ci95_high', r.lift?.high ?? null);
+    }
     for (const t of c.timeline) add(cur, 'recovered_over_time', t.bucket, 'amount', t.amount.minor);
   }
   for (const d of report.definitions) add('', 'definition', d.term, 'text', d.text);

@@ -137,6 +137,21 @@ ${table(
     c.policy[g].recoveredAmount.formatted,
   ]),
 )}
+${
+  c.policy.byCategory.length > 0
+    ? table(
+        'Lift by decline category',
+        ['category', 'smart', 'holdout', 'lift', '95 % CI'],
+        c.policy.byCategory.map((r) => [
+          r.category,
+          `${r.smart.recovered}/${r.smart.cases}`,
+          `${r.holdout.recovered}/${r.holdout.cases}`,
+          r.lift ? formatPoints(r.lift.difference) : 'n/a',
+          r.lift ? `${formatPoints(r.lift.low)} .. ${formatPoints(r.lift.high)}` : 'needs both groups',
+        ]),
+      )
+    : ''
+}
 ${table(
   'By decline code',
   ['code', 'cases', 'recovered', 'rate', 'recovered amount'],

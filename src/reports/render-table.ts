@@ -70,6 +70,21 @@ function currencyBlock(c: CurrencyReport): string[] {
       ? `lift ${formatPoints(lift.difference)} (95 % CI ${formatPoints(lift.low)} .. ${formatPoints(lift.high)})`
       : 'lift: n/a (needs cases in both groups)',
   );
+  if (c.policy.byCategory.length > 0)
+    out.push(
+      '',
+      'Lift by decline category',
+      ...grid(
+        ['category', 'smart', 'holdout', 'lift', '95 % CI'],
+        c.policy.byCategory.map((r) => [
+          r.category,
+          `${r.smart.recovered}/${r.smart.cases}`,
+          `${r.holdout.recovered}/${r.holdout.cases}`,
+          r.lift ? formatPoints(r.lift.difference) : 'n/a',
+          r.lift ? `${formatPoints(r.lift.low)} .. ${formatPoints(r.lift.high)}` : 'needs both groups',
+        ]),
+      ),
+    );
   const rows = (title: string, b: CurrencyReport['byCategory']) => {
     out.push(
       '',

@@ -1,5 +1,12 @@
 import { describe, expect, it } from 'vitest';
-import { formatDuration, formatMoney, formatPercent, liftOf, rate } from '../../src/reports/metrics.ts';
+import {
+  formatDuration,
+  formatMoney,
+  formatPercent,
+  liftOf,
+  liftsByCategory,
+  rate,
+} from '../../src/reports/metrics.ts';
 import { plainMoney } from '../../src/money.ts';
 import { parseCurrency, PeriodError, resolvePeriod } from '../../src/reports/period.ts';
 import { grid } from '../../src/reports/render-table.ts';
@@ -30,6 +37,44 @@ describe('rates and lift', () => {
   it('has no lift without a holdout group, and no relative lift when the holdout recovered nothing', () => {
     expect(liftOf({ cases: 10, recovered: 5 }, { cases: 0, recovered: 0 })).toBeNull();
     expect(liftOf({ cases: 10, recovered: 5 }, { cases: 10, recovered: 0 })!.relative).toBeNull();
+  });
+});
+
+describe('lift per decline category', () => {
+  it('sums the rows of each arm and gives every category its own Agresti-Caffo interval', () => {
+    const lifts = liftsByCategory([
+      // generic: smart 30/50 (two rows, e.g. two currencies), holdout 10/20.
+      { category: 'generic', cohort: 'smart', cases: 20, recovered: 12 },
+      { category: 'generic', cohort: 'smart', cases: 30, recovered: 18 },
+      { category: 'generic', cohort: 'holdout', cases: 20, recovered: 10 },
+      // funds: smart 8/10, holdout 2/10.
+      { category: 'funds', cohort: 'smart', cases: 10, recovered: 8 },
+      { category: 'funds', cohort: 'holdout', cases: 10, recovered: 2 },
+      // Only smart cases: no comparison, so no lift.
+      { category: 'fraud', cohort: 'smart', cases: 4, recovered: 0 },
+    ]);
+    expect(lifts.map((l) => l.category)).toEqual(['generic', 'funds', 'fraud']);
+    const [generic, funds, fraud] = lifts;
+    expect(generic!.smart).toEqual({ cases: 50, recovered: 30 });
+    expect(generic!.holdout).toEqual({ cases: 20, recovered: 10 });
+    // Adjusted 31/52 and 11/22: centre 0.096154, se 0.126466, so 0.096154 -+ 1.96 * 0.126466.
+    expect(generic!.lift!.difference).toBeCloseTo(0.1, 12);
+    expect(generic!.lift!.low).toBeCloseTo(-0.151714, 5);
+    expect(generic!.lift!.high).toBeCloseTo(0.344022, 5);
+    // Adjusted 9/12 and 3/12: centre 0.5, se 0.176777.
+    expect(funds!.lift!.difference).toBeCloseTo(0.6, 12);
+    expect(funds!.lift!.low).toBeCloseTo(0.153524, 5);
+    expect(funds!.lift!.high).toBeCloseTo(0.846476, 5);
+    expect(fraud!.lift).toBeNull();
+    expect(fraud!.holdout).toEqual({ cases: 0, recovered: 0 });
+  });
+
+  it('is the overall lift when there is one category', () => {
+    const [only] = liftsByCategory([
+      { category: 'generic', cohort: 'smart', cases: 100, recovered: 60 },
+      { category: 'generic', cohort: 'holdout', cases: 100, recovered: 40 },
+    ]);
+    expect(only!.lift).toEqual(liftOf({ cases: 100, recovered: 60 }, { cases: 100, recovered: 40 }));
   });
 });
 
