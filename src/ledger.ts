@@ -315,7 +315,8 @@ export type CloseStatus = 'recovered' | 'lost' | 'closed';
 export type RecoveryPath =
   'scheduled_retry' | 'card_update_retry' | 'backup_card_retry' | 'manual_retry' | 'customer_paid' | 'paid_outside';
 
-const PATH_OF_SOURCE: Record<string, RecoveryPath> = {
+/** The recovery path a paying charge of ours gives the case, by the attempt's source. */
+export const PATH_OF_SOURCE: Readonly<Record<string, RecoveryPath>> = {
   scheduled: 'scheduled_retry',
   card_update: 'card_update_retry',
   backup_card: 'backup_card_retry',

@@ -35,7 +35,7 @@ import {
   type DeadlineJob,
   type SchedulerDeps,
 } from './scheduler.ts';
-import { closeCase, rememberCard } from '../ledger.ts';
+import { closeCase, PATH_OF_SOURCE, rememberCard } from '../ledger.ts';
 import * as store from './store.ts';
 import type { AttemptRow, CaseRow } from './store.ts';
 
@@ -61,14 +61,6 @@ export interface RunnerDeps extends FinalActionDeps {
 }
 
 export type RunResult = 'not_claimed' | 'skipped' | 'succeeded' | 'declined' | 'not_sent' | 'unknown' | 'needs_ops';
-
-const RECOVERY_PATH = {
-  scheduled: 'scheduled_retry',
-  stripe: 'scheduled_retry',
-  card_update: 'card_update_retry',
-  backup_card: 'backup_card_retry',
-  manual: 'manual_retry',
-} as const;
 
 export async function executeAttempt(deps: RunnerDeps, attemptId: number): Promise<RunResult> {
   // One guarded UPDATE: atomic on its own, no explicit transaction (two round trips fewer).
@@ -323,7 +315,8 @@ async function record(
           status: 'recovered',
           reason,
           at: now,
-          recoveryPath: RECOVERY_PATH[a.source],
+          // The runner charges only attempts of ours; a `stripe` row never reaches here.
+          recoveryPath: PATH_OF_SOURCE[a.source] ?? 'scheduled_retry',
           invoicePaid: amount,
         });
         if (closed)
