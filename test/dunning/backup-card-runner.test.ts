@@ -69,6 +69,17 @@ async function failAndFindCardsJob(s: SeededCase): Promise<DeadlineJob> {
   return job.data;
 }
 
+/** A do_not_honor case whose policy tries a backup card after one soft decline, as the processor leaves it. */
+async function softDeclined(): Promise<SeededCase> {
+  const s = await seedFailedInvoice(w, 'do_not_honor');
+  const policy = parsePolicy({ retry: { backupCards: { enabled: true, afterSoftDeclines: 1 } } });
+  await savePolicy(w.db.sql, policy);
+  // As the event processor records Stripe's own decline.
+  await w.db.sql`update dunning_cases set policy_version = ${policy.version}, last_decline_code = 'do_not_honor',
+                   last_decline_category = 'generic' where id = ${s.caseId}`;
+  return s;
+}
+
 async function plannedRow(invoiceId: string) {
   const [row] = await w.db.sql`select * from payment_attempts where invoice_id = ${invoiceId} and status = 'planned'`;
   return row;
@@ -236,12 +247,7 @@ describe('backup retry on another saved card', () => {
 
 describe('backup retries after soft declines, one card at a time', () => {
   it('replaces the scheduled retry on the default card, then moves to the next card when one declines', async () => {
-    const s = await seedFailedInvoice(w, 'do_not_honor');
-    const policy = parsePolicy({ retry: { backupCards: { enabled: true, afterSoftDeclines: 1 } } });
-    await savePolicy(w.db.sql, policy);
-    // As the event processor records Stripe's own decline.
-    await w.db.sql`update dunning_cases set policy_version = ${policy.version}, last_decline_code = 'do_not_honor',
-                     last_decline_category = 'generic' where id = ${s.caseId}`;
+    const s = await softDeclined();
     const older = await w.sandbox.saveCard(s.customerId, { brand: 'visa', failure: null, expMonth: 12, expYear: 2031 });
     // Saved a second later (`created` has one-second precision), so tried first (none of them has
     // paid yet); the issuer says stolen.
@@ -284,11 +290,7 @@ describe('backup retries after soft declines, one card at a time', () => {
   });
 
   it('a backup card the customer removed before the charge is forgotten, and the default card is planned again', async () => {
-    const s = await seedFailedInvoice(w, 'do_not_honor');
-    const policy = parsePolicy({ retry: { backupCards: { enabled: true, afterSoftDeclines: 1 } } });
-    await savePolicy(w.db.sql, policy);
-    await w.db.sql`update dunning_cases set policy_version = ${policy.version}, last_decline_code = 'do_not_honor',
-                     last_decline_category = 'generic' where id = ${s.caseId}`;
+    const s = await softDeclined();
     const backup = await w.sandbox.saveCard(s.customerId, {
       brand: 'visa',
       failure: null,
