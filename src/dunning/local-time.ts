@@ -105,9 +105,21 @@ export function placeInWindow(earliest: Date, zone: string, window: LocalWindow)
 
 /** The first instant after `at` that is no longer inside the window `at` is in. */
 export function windowClose(at: Date, zone: string, window: LocalWindow): Date {
-  const day = local(at, zone).startOf('day');
+  const start = local(at, zone);
+  const day = start.startOf('day');
   const close = window.endHour >= 24 ? day.plus({ days: 1 }).startOf('day') : day.set({ hour: window.endHour });
-  return close.toJSDate();
+  if (close.offset === start.offset) return close.toJSDate();
+  // A clock change inside the window (e.g. Pacific/Chatham falls back from 03:45 to 02:45): the
+  // local hours after it may lie outside the window. Find the change, and close there if so.
+  let lo = at.getTime();
+  let hi = close.toMillis();
+  while (hi - lo > 1000) {
+    const mid = Math.floor((lo + hi) / 2);
+    if (local(new Date(mid), zone).offset === start.offset) lo = mid;
+    else hi = mid;
+  }
+  const after = local(new Date(hi), zone);
+  return after.hour >= window.startHour && after.hour < window.endHour ? close.toJSDate() : after.toJSDate();
 }
 
 /**

@@ -9,7 +9,7 @@ import {
 } from '../../src/dunning/planner.ts';
 import { parsePolicy, type Policy } from '../../src/dunning/policy.ts';
 import type { DeclineInfo } from '../../src/dunning/declines.ts';
-import { zoneOfCountry } from '../../src/dunning/local-time.ts';
+import { windowClose, zoneOfCountry } from '../../src/dunning/local-time.ts';
 import { customerTimeZone } from '../../src/events/objects.ts';
 
 const exact = parsePolicy({ retry: { jitterMinutes: 0 } });
@@ -521,5 +521,20 @@ describe('customer time zone from the address', () => {
     expect(customerTimeZone({ metadata: {}, address: address('FR') })).toBe('Europe/Paris');
     expect(customerTimeZone({ metadata: {}, address: address('US') })).toBeNull();
     expect(customerTimeZone({ metadata: {}, address: null })).toBeNull();
+  });
+});
+
+describe('windowClose', () => {
+  it('closes a window at a clock change whose new local hour lies outside it (found by fast-check)', () => {
+    // Pacific/Chatham falls back on 5 Apr 2026 at 03:45 (+13:45) to 02:45 (+12:45): a retry placed
+    // at 03:00 local may be jittered only until 03:45, or it lands at 02:xx, outside 03:00-04:00.
+    const at = new Date('2026-04-04T13:15:00.000Z'); // 03:00 +13:45
+    expect(windowClose(at, 'Pacific/Chatham', { startHour: 3, endHour: 4 }).toISOString()).toBe(
+      '2026-04-04T14:00:00.000Z',
+    );
+    // A clock change that keeps the window's hours (Berlin springs forward at 02:00 to 03:00) does not.
+    expect(
+      windowClose(new Date('2026-03-29T00:30:00.000Z'), 'Europe/Berlin', { startHour: 1, endHour: 6 }).toISOString(),
+    ).toBe('2026-03-29T04:00:00.000Z');
   });
 });
