@@ -31,12 +31,15 @@ export interface RenewalCard {
   expYear: number | null;
 }
 
-/** The card the customer's renewals charge, and its expiry as far as we know it. */
-export async function renewalCard(tx: Tx, customerId: string): Promise<RenewalCard | null> {
+/**
+ * A card the customer's renewals charge, and its expiry as far as we know it: `card` when it still
+ * is one (a subscription's own card or the default it falls back to), else null in paymentMethod.
+ */
+export async function renewalCard(tx: Tx, customerId: string, card: string): Promise<RenewalCard | null> {
   const [row] = await tx<RenewalCard[]>`
     select c.id as "customerId", k.card as "paymentMethod", p.exp_month as "expMonth", p.exp_year as "expYear"
       from customers c
-      cross join lateral (select customer_renewal_card(c.id) as card) k
+      cross join lateral (select case when is_renewal_card(c.id, ${card}) then ${card}::text end as card) k
       left join card_expiries p on p.payment_method = k.card
      where c.id = ${customerId}`;
   return row ?? null;

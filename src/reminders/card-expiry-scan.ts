@@ -1,7 +1,7 @@
 /**
  * Pre-dunning for PaymentMethod cards. Stripe's `customer.source.expiring` "only works with legacy
  * integrations using Card or Source objects. If you use the PaymentMethod API, this event won't
- * occur." So once a day the worker looks at the expiry it keeps of each subscriber's renewal card
+ * occur." So once a day the worker looks at the expiry it keeps of each subscriber's renewal cards
  * (src/events/cards.ts) and hands the ones running out to the card-expiring reminder, which plans
  * it `cardExpiring.daysBefore` ahead, once per card expiry (its outbox key), and drops it when the
  * card is replaced or the card updater renews it.
@@ -48,6 +48,11 @@ const subscribers = (sql: Sql) => sql`
   select distinct c.id from customers c join subscriptions s on s.customer_id = c.id
    where not c.deleted and s.status not in ('canceled', 'incomplete_expired')`;
 
+/** Every card a subscriber's renewals charge: one per subscription with a card of its own, and the default. */
+const renewalCards = (sql: Sql) => sql`
+  select x.id as "customerId", k.card from (${subscribers(sql)}) x
+   cross join lateral customer_renewal_cards(x.id) k(card)`;
+
 export async function scanExpiringCards(deps: CardScanDeps): Promise<CardScanResult> {
   const { sql, clock, policy } = deps;
   const log = deps.log.child({ component: 'card-expiry-scan' });
@@ -58,7 +63,8 @@ export async function scanExpiringCards(deps: CardScanDeps): Promise<CardScanRes
   }
 
   const withoutCard = await sql<{ id: string }[]>`
-    select id from (${subscribers(sql)}) x where customer_renewal_card(x.id) is null order by id`;
+    select id from (${subscribers(sql)}) x
+     where not exists (select 1 from customer_renewal_cards(x.id)) order by id`;
   for (const { id } of withoutCard) {
     log.info({ customerId: id }, 'subscriber has no default card: no card-expiry reminder, nothing sent');
   }
@@ -66,9 +72,8 @@ export async function scanExpiringCards(deps: CardScanDeps): Promise<CardScanRes
 
   result.learned = await learnUnknownExpiries(deps, log);
   const [unknown] = await sql<{ n: number }[]>`
-    select count(*)::int as n from (${subscribers(sql)}) x
-     where customer_renewal_card(x.id) is not null
-       and not exists (select 1 from card_expiries p where p.payment_method = customer_renewal_card(x.id))`;
+    select count(*)::int as n from (${renewalCards(sql)}) r
+     where not exists (select 1 from card_expiries p where p.payment_method = r.card)`;
   result.unknown = unknown?.n ?? 0;
 
   // Months from the one ending soonest (a day of slack for zones behind UTC) to the one whose
@@ -76,13 +81,17 @@ export async function scanExpiringCards(deps: CardScanDeps): Promise<CardScanRes
   const now = clock.now();
   const from = monthIndex(new Date(now.getTime() - DAY_MS));
   const to = monthIndex(new Date(now.getTime() + (policy.cardExpiring.daysBefore + 2) * DAY_MS));
-  const candidates = await sql<{ id: string }[]>`
-    select x.id from (${subscribers(sql)}) x
-      join card_expiries p on p.payment_method = customer_renewal_card(x.id)
+  const candidates = await sql<{ customerId: string; card: string }[]>`
+    select r."customerId", r.card from (${renewalCards(sql)}) r
+      join card_expiries p on p.payment_method = r.card
      where p.exp_year * 12 + p.exp_month - 1 between ${from} and ${to}
-     order by x.id`;
-  for (const { id } of candidates) {
-    if (await remind(deps, id)) result.expiring += 1;
+     order by r."customerId", p.exp_year, p.exp_month, r.card`;
+  const reminded = new Set<string>();
+  for (const { customerId, card } of candidates) {
+    if (await remind(deps, customerId, card)) {
+      if (!reminded.has(customerId)) result.expiring += 1;
+      reminded.add(customerId);
+    }
   }
   log.info({ ...result }, 'card expiry scan done');
   return result;
@@ -92,10 +101,10 @@ export async function scanExpiringCards(deps: CardScanDeps): Promise<CardScanRes
  * One customer, in the transaction the reminder is planned in, under the lock the event processor
  * takes for the customer's events: a card replaced or renewed a moment ago is seen, not overtaken.
  */
-async function remind(deps: CardScanDeps, customerId: string): Promise<boolean> {
+async function remind(deps: CardScanDeps, customerId: string, paymentMethod: string): Promise<boolean> {
   return deps.sql.begin(async (tx) => {
     await tx`select pg_advisory_xact_lock(hashtextextended(${`customer:${customerId}`}, 0))`;
-    const card = await renewalCard(tx, customerId);
+    const card = await renewalCard(tx, customerId, paymentMethod);
     if (!card?.paymentMethod || card.expMonth === null || card.expYear === null) return false;
     await deps.reminders.cardExpiring(tx, {
       customerId,
@@ -115,10 +124,10 @@ async function remind(deps: CardScanDeps, customerId: string): Promise<boolean> 
 async function learnUnknownExpiries(deps: CardScanDeps, log: Logger): Promise<number> {
   const { sql, gateway } = deps;
   const cards = await sql<{ card: string; customerId: string }[]>`
-    select distinct customer_renewal_card(x.id) as card, x.id as "customerId" from (${subscribers(sql)}) x
-     where left(customer_renewal_card(x.id), 3) = 'pm_'
-       and not exists (select 1 from card_expiries p where p.payment_method = customer_renewal_card(x.id))
-     order by 1 limit ${deps.maxReads ?? 500}`;
+    select distinct on (r.card) r.card, r."customerId" from (${renewalCards(sql)}) r
+     where left(r.card, 3) = 'pm_'
+       and not exists (select 1 from card_expiries p where p.payment_method = r.card)
+     order by r.card limit ${deps.maxReads ?? 500}`;
   if (cards.length === 0) return 0;
   if (!gateway) {
     log.info({ cards: cards.length }, 'renewal cards with unknown expiry: STRIPE_SECRET_KEY not set, not read');

@@ -34,7 +34,10 @@ export interface ReminderHooks {
     tx: Tx,
     e: { caseId: number; invoiceId: string; status: 'recovered' | 'lost' | 'closed'; reason?: string | null; at: Date },
   ): Promise<void>;
-  paymentMethodChanged(tx: Tx, e: { customerId: string; paymentMethod?: string | null; at: Date }): Promise<void>;
+  paymentMethodChanged(
+    tx: Tx,
+    e: { customerId: string; paymentMethod?: string | null; at: Date; updated?: boolean },
+  ): Promise<void>;
   cardExpiring(
     tx: Tx,
     e: { customerId: string; paymentMethod: string | null; expMonth: number; expYear: number; at: Date },
@@ -285,10 +288,10 @@ export function createReminderHooks(deps: ReminderHookDeps): ReminderHooks {
     },
 
     async paymentMethodChanged(tx, e) {
-      const n = await outbox.cancelPendingForCustomer(
+      const n = await outbox.cancelCardExpiringNoLongerDue(
         tx,
         e.customerId,
-        'card_expiring',
+        e.updated ? (e.paymentMethod ?? null) : null,
         'payment method changed',
         e.at,
       );
@@ -329,7 +332,8 @@ export function createReminderHooks(deps: ReminderHookDeps): ReminderHooks {
         { preferredLocales: string[] | null; timeZone: string | null; renewalCard: string | null }[]
       >`
         select preferred_locales as "preferredLocales", time_zone as "timeZone",
-               customer_renewal_card(id) as "renewalCard"
+               case when is_renewal_card(id, ${e.paymentMethod}) then ${e.paymentMethod}::text
+                    else customer_renewal_card(id) end as "renewalCard"
         from customers where id = ${e.customerId}`;
       const to = recipient(customer?.preferredLocales ?? null, customer?.timeZone ?? null, currentPolicy);
       const expiresAt = cardExpiryEnd(e.expMonth, e.expYear, to.zone);

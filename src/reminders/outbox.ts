@@ -55,16 +55,22 @@ export async function releaseCancelled(tx: Tx, caseId: number, reason: string, a
   return rows.length;
 }
 
-export async function cancelPendingForCustomer(
+/**
+ * Cancels the pending card-expiring reminders whose card renewals no longer charge (replaced as a
+ * default, its subscription gone), and those about `changedCard`, whose details just changed (the
+ * card updater's new expiry). A card saved beside the expiring one leaves its reminder alone.
+ */
+export async function cancelCardExpiringNoLongerDue(
   tx: Tx,
   customerId: string,
-  kind: ReminderKind,
+  changedCard: string | null,
   reason: string,
   at: Date,
 ): Promise<number> {
   const rows = await tx`
     update reminder_outbox set status = 'cancelled', cancel_reason = ${reason}, updated_at = ${at}
-    where customer_id = ${customerId} and kind = ${kind} and status = 'pending'
+    where customer_id = ${customerId} and kind = 'card_expiring' and status = 'pending'
+      and (data->>'paymentMethod' = ${changedCard} or not is_renewal_card(customer_id, data->>'paymentMethod'))
     returning id`;
   return rows.length;
 }
@@ -130,7 +136,9 @@ export async function lockSendContext(tx: Tx, id: number): Promise<SendContext |
            o.status, o.send_at as "sendAt", o.locale, o.time_zone as "timeZone", o.data, o.tries, o.first_failed_at as "firstFailedAt",
            c.email, c.name as "customerName", coalesce(c.deleted, false) as "customerDeleted",
            -- The card renewals charge: the subscription's, else the customer's default payment method or source.
-           customer_renewal_card(o.customer_id) as "defaultPaymentMethod",
+           -- The reminder's own card while some renewal still charges it (a customer can renew on several).
+           case when is_renewal_card(o.customer_id, o.data->>'paymentMethod') then o.data->>'paymentMethod'
+                else customer_renewal_card(o.customer_id) end as "defaultPaymentMethod",
            i.status as "invoiceStatus", i.hosted_invoice_url as "hostedInvoiceUrl",
            i.amount_remaining::float8 as "amountRemaining", i.currency,
            i.stripe_created as "invoiceCreated", (i.subscription_id is not null) as "invoiceForSubscription",

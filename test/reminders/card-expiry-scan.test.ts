@@ -131,6 +131,17 @@ async function subscriber(o: { pm: string | null; subCard?: string | null }) {
   return id;
 }
 
+/** Another live subscription of the customer, on its own card (or the customer's default when null). */
+async function secondSubscription(cus: string, sub: string, subCard: string | null, createdIso: string) {
+  await apply(
+    event(
+      'customer.subscription.created',
+      { ...subscription({ id: sub, customer: cus, status: 'active' }), default_payment_method: subCard },
+      { created: at(createdIso) },
+    ),
+  );
+}
+
 function card(id: string, cus: string, expMonth: number, expYear: number): Stripe.PaymentMethod {
   const pm = paymentMethod({ id, customer: cus });
   return { ...pm, card: { ...pm.card!, exp_month: expMonth, exp_year: expYear } };
@@ -189,6 +200,54 @@ describe('card-expiry scan for PaymentMethod cards', () => {
     await waitFor('the email about the subscription card', () => Promise.resolve(mailsTo(due.email)[0]));
     expect((await remindersOf(due.cus)).map((r) => [r.status, r.data.paymentMethod])).toEqual([['sent', 'pm_c_sub']]);
     expect(await remindersOf(safe.cus)).toEqual([]);
+  });
+
+  it('watches every card a renewal charges, not one per customer', async () => {
+    // Stripe charges "the subscription's default_payment_method, if set, or else the customer's
+    // invoice_settings.default_payment_method": a customer with two subscriptions can renew on two cards.
+    const two = await subscriber({ pm: 'pm_h_default', subCard: 'pm_h_sub1' });
+    await secondSubscription(two.cus, 'sub_h2', 'pm_h_sub2', '2026-06-03T00:00:00Z');
+    // The other way: one subscription on its own card, one on the customer's default.
+    const mixed = await subscriber({ pm: 'pm_i_default', subCard: null });
+    await secondSubscription(mixed.cus, 'sub_i2', 'pm_i_sub2', '2026-06-03T00:00:00Z');
+    await apply(
+      // The subscription updated first charges the card that runs out; the later one is safe.
+      event('payment_method.attached', card('pm_h_sub1', two.cus, 6, 2026), { created: at('2026-06-02T00:00:00Z') }),
+      event('payment_method.attached', card('pm_h_sub2', two.cus, 9, 2030), { created: at('2026-06-02T00:00:00Z') }),
+      event('payment_method.attached', card('pm_h_default', two.cus, 9, 2030), {
+        created: at('2026-06-02T00:00:00Z'),
+      }),
+      // The customer's default runs out; the subscription with its own card is safe.
+      event('payment_method.attached', card('pm_i_default', mixed.cus, 6, 2026), {
+        created: at('2026-06-02T00:00:00Z'),
+      }),
+      event('payment_method.attached', card('pm_i_sub2', mixed.cus, 9, 2030), { created: at('2026-06-02T00:00:00Z') }),
+    );
+    await scanExpiringCards(scan);
+    await waitFor('both emails', () => Promise.resolve(mailsTo(two.email)[0] && mailsTo(mixed.email)[0]));
+    expect((await remindersOf(two.cus)).map((r) => [r.status, r.data.paymentMethod])).toEqual([['sent', 'pm_h_sub1']]);
+    expect((await remindersOf(mixed.cus)).map((r) => [r.status, r.data.paymentMethod])).toEqual([
+      ['sent', 'pm_i_default'],
+    ]);
+  });
+
+  it('a new card attached beside the expiring one does not drop its reminder', async () => {
+    clock.set('2026-07-16T10:00:00Z');
+    try {
+      const s = await subscriber({ pm: 'pm_j1' });
+      await apply(
+        event('payment_method.attached', card('pm_j1', s.cus, 7, 2026), { created: at('2026-07-01T00:00:00Z') }),
+      );
+      await scanExpiringCards(scan);
+      expect((await remindersOf(s.cus)).map((r) => r.status)).toEqual(['pending']);
+      // Saved, not made the default: renewals still charge pm_j1, which still runs out.
+      await apply(
+        event('payment_method.attached', card('pm_j2', s.cus, 3, 2030), { created: at('2026-07-16T09:00:00Z') }),
+      );
+      expect((await remindersOf(s.cus)).map((r) => r.status)).toEqual(['pending']);
+    } finally {
+      clock.set('2026-06-20T10:00:00Z');
+    }
   });
 
   it('a card replaced, or renewed by the card updater, before the reminder is due: dropped, nothing new', async () => {
