@@ -152,6 +152,7 @@ async function main(): Promise<void> {
       'restart   down for   first 2xx   last 503 (sent)     baseline first commit   503s   (all relative to "back")',
     );
     const rows: Array<{ first2xx: number | null; last503: number | null; base: number | null }> = [];
+    const backs: number[] = [];
     await new Promise((r) => setTimeout(r, 2_000)); // warm: connections open, JIT done
     for (let n = 1; n <= restarts; n++) {
       const mark = answered.length;
@@ -170,6 +171,7 @@ async function main(): Promise<void> {
         await new Promise((r) => setTimeout(r, 5));
       }
       await restart;
+      backs.push(backAt);
       await new Promise((r) => setTimeout(r, 4_000)); // let the receiver settle before the next one
       const after = answered.slice(mark);
       const first2xx = after.find((a) => a.status >= 200 && a.status < 300 && a.at > backAt);
@@ -202,6 +204,10 @@ async function main(): Promise<void> {
     const stored = await baseline<{ n: number }[]>`
       select count(*)::int as n from stripe_events where id = any(${ok})`;
     const others = answered.filter((a) => a.status !== 503 && (a.status < 200 || a.status >= 300));
+    const lateRefusals = backs.reduce(
+      (n, back) => n + answered.filter((a) => a.status === 503 && a.sentAt > back && a.sentAt < back + 3_000).length,
+      0,
+    );
     const first = rows.map((r) => r.first2xx ?? Infinity);
     const last = rows.map((r) => r.last503 ?? 0);
     const bases = rows.map((r) => r.base ?? Infinity);
@@ -212,7 +218,8 @@ async function main(): Promise<void> {
     );
     console.log(
       `${answered.length} deliveries, ${ok.length} answered 2xx and ${stored[0]!.n} of them stored, ` +
-        `${answered.filter((a) => a.status === 503).length} answered 503, ${others.length} other answers`,
+        `${answered.filter((a) => a.status === 503).length} answered 503 (${lateRefusals} of them sent within 3 s after "back"), ` +
+        `${others.length} other answers`,
     );
     await baseline.end({ timeout: 1 });
     if (stored[0]!.n !== ok.length) throw new Error('a delivery answered 2xx is not stored');
