@@ -153,6 +153,7 @@ async function main(): Promise<void> {
     );
     const rows: Array<{ first2xx: number | null; last503: number | null; base: number | null }> = [];
     const backs: number[] = [];
+    const backWalls: number[] = [];
     await new Promise((r) => setTimeout(r, 2_000)); // warm: connections open, JIT done
     for (let n = 1; n <= restarts; n++) {
       const mark = answered.length;
@@ -166,6 +167,7 @@ async function main(): Promise<void> {
         if (!ok) failed = true;
         else if (failed) {
           backAt = performance.now();
+          backWalls.push(Date.now());
           break;
         }
         await new Promise((r) => setTimeout(r, 5));
@@ -198,6 +200,15 @@ async function main(): Promise<void> {
         why.set(k, (why.get(k) ?? 0) + 1);
       }
       console.log(why);
+      // Each not-stored line from a second before to three after each "back", by reason.
+      for (const [n, wall] of backWalls.entries()) {
+        const near = receiver.lines
+          .filter((l) => l.includes('not stored'))
+          .map((l) => JSON.parse(l) as { time: string; err?: { message?: string } })
+          .map((j) => ({ at: Date.parse(j.time) - wall, why: (j.err?.message ?? '').replace(/\d+/g, 'N') }))
+          .filter((x) => x.at > -1_000 && x.at < 3_000);
+        console.log(`restart ${n + 1}:`, near.map((x) => `${x.at} ${x.why}`).join('; '));
+      }
     }
 
     const ok = answered.filter((a) => a.status >= 200 && a.status < 300).map((a) => a.id);
