@@ -3,14 +3,14 @@
  * work do not colour the next one's figures.
  *
  *   npm run bench                 all of them
- *   npm run bench -- ingest       only the named ones (ingest, attempts, report, ops)
+ *   npm run bench -- ingest       only the named ones (ingest, recovery, attempts, report, ops)
  *
  * Each benchmark prints its own figures next to a baseline measured in the same run.
  */
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 
-const ALL = ['ingest', 'attempts', 'report', 'ops'];
+const ALL = ['ingest', 'recovery', 'attempts', 'report', 'ops'];
 const wanted = process.argv.slice(2);
 const unknown = wanted.filter((n) => !ALL.includes(n));
 if (unknown.length > 0) {

@@ -10,11 +10,18 @@ export type { Logger };
  * flat fields costs a key lookup and a string test per field.
  */
 export function createLogger(level: string, destination?: DestinationStream): Logger {
-  const log = pino(
+  // Stacks only when asked for: an operator reads one line per problem, which names what to check.
+  const stacks = () => log.isLevelEnabled('debug');
+  const log: Logger = pino(
     {
       level,
       base: { service: 'dunning' },
-      formatters: { log: (obj) => scrubObject(obj) },
+      formatters: {
+        log: (obj) => {
+          const out = scrubObject(obj);
+          return stacks() ? out : withoutStacks(out);
+        },
+      },
       // The formatter has rebuilt errors already; this only keeps pino's own err serializer from
       // seeing an Error that reached `err` some other way.
       serializers: { err: (e: unknown) => (e instanceof Error ? serializeError(e) : e) },
@@ -40,6 +47,23 @@ export function createLogger(level: string, destination?: DestinationStream): Lo
     return child.call(this, scrubObject(bindings), options);
   } as Logger['child'];
   return log;
+}
+
+/**
+ * Drops `stack` from the errors in a scrubbed log object (`serializeError`'s output: an object
+ * with a string `message` and `stack`), at any depth: causes, and errors under other keys. Works
+ * on the scrubbed copy, never on what the caller logged.
+ */
+export function withoutStacks<T>(value: T, depth = 0): T {
+  if (typeof value !== 'object' || value === null || depth > 8) return value;
+  if (Array.isArray(value)) {
+    for (const v of value) withoutStacks(v, depth + 1);
+    return value;
+  }
+  const o = value as Record<string, unknown>;
+  if (typeof o.stack === 'string' && typeof o.message === 'string') delete o.stack;
+  for (const k in o) withoutStacks(o[k], depth + 1);
+  return value;
 }
 
 /** Shows only the domain of an email address: enough for ops to spot a typo domain, no more. */

@@ -1,7 +1,8 @@
 import { PgBoss } from 'pg-boss';
 import type { Db as IDatabase } from 'pg-boss';
-import type { Tx } from './db.ts';
+import { reachable, type Tx } from './db.ts';
 import type { Logger } from './log.ts';
+import { databaseOutageReporter } from './unavailable.ts';
 
 /** Every queue the worker uses; all are created at start, because pg-boss may drop jobs sent to an unknown queue. */
 export const QUEUES = {
@@ -32,7 +33,13 @@ export async function startQueue(url: string, log: Logger): Promise<PgBoss> {
     superviseIntervalSeconds: SUPERVISE_SECONDS,
     monitorIntervalSeconds: SUPERVISE_SECONDS,
   });
-  boss.on('error', (err: Error) => log.error({ err }, 'job queue error'));
+  // The database away is one warning naming DATABASE_URL and one line when it is back, not a
+  // line with a stack from every poller every half second; anything else is an error.
+  const outage = databaseOutageReporter({ url, log, probe: () => reachable(url) });
+  boss.on('error', (err: Error) => {
+    if (!outage.report(err)) log.error({ err }, 'job queue error');
+  });
+  boss.on('stopped', () => outage.close());
   await boss.start();
   await ensureQueues(boss);
   return boss;

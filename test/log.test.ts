@@ -174,3 +174,35 @@ describe('log redaction', () => {
     expect(JSON.stringify(lines()[0])).toContain('[too deep]');
   });
 });
+
+describe('stacks only at debug', () => {
+  const at = (level: string) => {
+    const raw: string[] = [];
+    const log = createLogger(level, { write: (s: string) => void raw.push(s) });
+    return { log, lines: () => raw.map((l) => JSON.parse(l) as Record<string, unknown>) };
+  };
+  const failure = () =>
+    Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:5432', { cause: new Error('underneath') }), {
+      code: 'ECONNREFUSED',
+    });
+
+  test('at info an error is its type, message and fields, with no stack at any depth', () => {
+    const { log, lines } = at('info');
+    log.warn({ err: failure(), nested: { errors: [failure()] } }, 'database away');
+    log.error(failure());
+    const text = JSON.stringify(lines());
+    expect(text).not.toContain('"stack"');
+    expect(text).not.toMatch(/\\n\s+at /);
+    expect(lines()[0]).toMatchObject({
+      err: { type: 'Error', message: 'connect ECONNREFUSED 127.0.0.1:5432', code: 'ECONNREFUSED', cause: {} },
+    });
+  });
+
+  test('at debug the stack is there, and the error logged is left as it was', () => {
+    const { log, lines } = at('debug');
+    const err = failure();
+    log.warn({ err }, 'database away');
+    expect((lines()[0]!.err as { stack: string }).stack).toMatch(/^Error: connect ECONNREFUSED/);
+    expect(err.stack).toBeTruthy();
+  });
+});

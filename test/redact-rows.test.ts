@@ -1,5 +1,10 @@
 import { afterAll, beforeAll, expect, test } from 'vitest';
+import type { Sql } from '../src/db.ts';
+import { processWithTries } from '../src/events/processor.ts';
+import { insertEvent, listEvents } from '../src/events/store.ts';
 import { createLogger } from '../src/log.ts';
+import { recordingHooks, testDeps } from './events/helpers.ts';
+import { event, invoice } from './fixtures/events/stripe-objects.ts';
 import { createTestDatabase, type TestDatabase } from './helpers/db.ts';
 
 /** Postgres's constraint details carry the row's values; logs and stored errors must not. */
@@ -37,4 +42,19 @@ test.each([
   createLogger('info', { write: (s: string) => void lines.push(s) }).error({ err }, 'failed');
   expect(lines.join('')).not.toMatch(/Jane Doe|jo@example|\*\*\*@example/);
   expect(lines.join('')).toContain('values withheld');
+});
+
+test('an event parked on such an error stores the columns, not the customer values', async () => {
+  // A hook that writes a row Postgres refuses, as a domain write with a customer's name would.
+  const { hooks } = recordingHooks();
+  hooks.paymentFailed = async (tx) => {
+    await (tx as Sql)`insert into people values ('p4', 'Jane Doe-Smith', 'jane@example.org')`;
+  };
+  const ev = event('invoice.payment_failed', invoice({ id: 'in_redact_rows', customer: 'cus_redact_rows' }));
+  await insertEvent(db.sql, ev);
+  expect(await processWithTries(db.sql, testDeps(hooks), ev.id, 1)).toBe('done');
+  const parked = (await listEvents(db.sql, { status: 'failed', limit: 10 })).find((e) => e.id === ev.id);
+  expect(parked?.lastError).toMatch(/violates check constraint .*Failing row contains \(values withheld\)/);
+  const [row] = await db.sql`select last_error, payload::text from stripe_events where id = ${ev.id}`;
+  expect(String(row!.last_error)).not.toMatch(/Jane|jane@example/);
 });

@@ -14,6 +14,8 @@ import type { EventJob } from '../events/processor.ts';
 export interface EventWriter {
   /** Resolves true when the event was new, false for a duplicate id; rejects when nothing was committed. */
   write(event: Stripe.Event, raw: string): Promise<boolean>;
+  /** What it holds now: deliveries waiting, transactions in flight, and those given up on that have not answered. */
+  load(): { queued: number; inFlight: number; abandoned: number };
 }
 
 interface Pending {
@@ -200,6 +202,7 @@ export function createEventWriter(
   };
 
   return {
+    load: () => ({ queued: queue.length, inFlight, abandoned }),
     write(event, raw) {
       if (queue.length >= maxQueued) {
         return Promise.reject(new EventNotStored(`${queue.length} deliveries already wait for the database`));

@@ -145,7 +145,12 @@ export function webhookHandler(deps: WebhookDeps): Handler {
     } catch (err) {
       // Never 2xx for an event that may not be committed: Stripe redelivers, the duplicate is harmless.
       ctx.log.error(
-        { eventId: event.id, type: event.type, err: { message: err instanceof Error ? err.message : String(err) } },
+        {
+          eventId: event.id,
+          type: event.type,
+          setting: 'DATABASE_URL',
+          err: { message: err instanceof Error ? err.message : String(err) },
+        },
         'webhook event not stored',
       );
       return sendJson(res, 503, { error: 'temporarily unable to store the event' }, { 'retry-after': '5' });

@@ -35,6 +35,11 @@ export interface SandboxOptions {
   rateLimitBurst?: number;
   /** The same for each endpoint on its own (Stripe's is 25/s), on top of the account's (default: none). */
   endpointRateLimit?: { perSecond: number; burst?: number };
+  /**
+   * Milliseconds the rate limiter's buckets refill by (default: real time, `performance.now()`).
+   * Tests pass their own so a refill is a step of the clock, not a wait.
+   */
+  rateLimitNow?: () => number;
   latencyMs?: number;
   /** Share (0..1) of deliveries sent twice. */
   duplicateShare?: number;
@@ -206,6 +211,7 @@ export async function startSandbox(opts: SandboxOptions): Promise<Sandbox> {
           ? null
           : { perSecond: opts.rateLimitPerSecond, burst: opts.rateLimitBurst },
       endpoint: opts.endpointRateLimit ?? null,
+      ...(opts.rateLimitNow ? { now: opts.rateLimitNow } : {}),
     },
     latencyMs: opts.latencyMs ?? 0,
   });

@@ -21,7 +21,7 @@ export interface HttpOptions {
   idempotency: IdempotencyCache;
   log: Logger;
   /** The account's limit over every request, and each endpoint's own; null: none. */
-  rateLimit: { account: LimitSpec | null; endpoint: LimitSpec | null };
+  rateLimit: { account: LimitSpec | null; endpoint: LimitSpec | null; now?: () => number };
   latencyMs: number;
 }
 

@@ -235,11 +235,13 @@ export function classifyChargeError(err: unknown): ChargeOutcome {
   }
   if (err instanceof Stripe.errors.StripeConnectionError) {
     const code = (err.detail as { code?: string } | undefined)?.code;
+    // The SDK's message ("An error occurred with our connection to Stripe") says neither why nor
+    // what to check; this one is logged and stored on the attempt.
+    const message = `${err.message} (${code ?? 'no answer'}: check STRIPE_API_BASE, or the network to Stripe)`;
     // Refused or unresolvable: the request cannot have reached Stripe. Anything else (timeout,
     // reset) may have run there.
-    if (code !== undefined && NOT_SENT_CODES.has(code))
-      return { kind: 'not_sent', message: err.message, retryAfterMs: null };
-    return { kind: 'unknown', message: err.message };
+    if (code !== undefined && NOT_SENT_CODES.has(code)) return { kind: 'not_sent', message, retryAfterMs: null };
+    return { kind: 'unknown', message };
   }
   if (
     err instanceof Stripe.errors.StripeInvalidRequestError ||

@@ -34,6 +34,18 @@ describe('Stripe calls', () => {
     expect(outcome.kind).toBe('not_sent');
   });
 
+  it('an unknown Stripe host is "not sent", and the message names STRIPE_API_BASE', async () => {
+    const stripe = createStripeClient(
+      { stripeSecretKey: 'sk_test_x', stripeApiBase: { protocol: 'http', host: 'no-such-host.invalid', port: 80 } },
+      { timeoutMs: 2_000 },
+    );
+    const outcome = await payInvoice({ stripe, throttle: createThrottle(100) }, 'in_1', 'dunning:in_1:2', null);
+    expect(outcome).toMatchObject({
+      kind: 'not_sent',
+      message: expect.stringMatching(/\((ENOTFOUND|EAI_AGAIN): check STRIPE_API_BASE, or the network to Stripe\)$/),
+    });
+  });
+
   it('idempotency errors: 409 (key in use) is "not sent", 400 (other parameters) is a key conflict, not retried', () => {
     const inUse = new Stripe.errors.StripeIdempotencyError({
       type: 'idempotency_error',

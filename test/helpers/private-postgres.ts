@@ -21,6 +21,10 @@ export interface PrivatePostgres {
   restart(): Promise<void>;
   /** SIGKILL of the postmaster, then a start once its orphaned backends are gone (crash recovery). */
   killAndStart(): Promise<void>;
+  /** `pg_ctl stop -m fast`: the server stays away until `start()`. */
+  halt(): Promise<void>;
+  /** Starts the halted server; resolves once it answers. */
+  start(): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -98,6 +102,13 @@ export async function startPrivatePostgres(): Promise<PrivatePostgres> {
       );
       await pgCtl(dir, ['start', '-l', logFile, '-o', `-p ${port}`]);
       await waitFor('the restarted server to answer', () => reachable(url), 30_000);
+    },
+    async halt() {
+      await pgCtl(dir, ['stop', '-m', 'fast']);
+    },
+    async start() {
+      await pgCtl(dir, ['start', '-l', logFile, '-o', `-p ${port}`]);
+      await waitFor('the started server to answer', () => reachable(url), 30_000);
     },
     async stop() {
       try {

@@ -189,7 +189,8 @@ test('transactions given up on but still hung are bounded: past the bound, deliv
   await expect(writer.write(a.ev, a.raw)).rejects.toThrow(/took over 100 ms/);
   await expect(writer.write(b.ev, b.raw)).rejects.toThrow(/took over 100 ms/);
   // The slot is given up a moment after its caller hears, on its own timer.
-  await new Promise((r) => setTimeout(r, 30));
+  await waitFor('both hung transactions to be given up', () => writer.load().abandoned === 2);
+  expect(writer.load()).toEqual({ queued: 0, inFlight: 0, abandoned: 2 });
   const c = make(602);
   const started = Date.now();
   await expect(writer.write(c.ev, c.raw)).rejects.toThrow(/2 transactions are still waiting for the database/);

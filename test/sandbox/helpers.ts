@@ -15,11 +15,15 @@ export function manualClock(startIso: string) {
   };
 }
 
-/** Bounded poll: resolves with the first truthy value, fails with `what` after `timeoutMs`. */
+/**
+ * Bounded poll: resolves with the first truthy value, fails with `what` after `timeoutMs`. The
+ * deadline is generous on purpose: on a busy machine state takes its time, and a passing test
+ * never waits it out.
+ */
 export async function waitFor<T>(
   what: string,
   probe: () => T | undefined | null | false,
-  timeoutMs = 5000,
+  timeoutMs = 10_000,
 ): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
