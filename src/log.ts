@@ -10,7 +10,8 @@ export type { Logger };
  * flat fields costs a key lookup and a string test per field.
  */
 export function createLogger(level: string, destination?: DestinationStream): Logger {
-  // Stacks only when asked for: an operator reads one line per problem, which names what to check.
+  // Stacks of operational errors only when asked for: an operator reads one line per problem,
+  // which names what to check. A bug's stack is always kept (see withoutStacks).
   const stacks = () => log.isLevelEnabled('debug');
   const log: Logger = pino(
     {
@@ -50,19 +51,24 @@ export function createLogger(level: string, destination?: DestinationStream): Lo
 }
 
 /**
- * Drops `stack` from the errors in a scrubbed log object (`serializeError`'s output: an object
- * with a string `message` and `stack`), at any depth: causes, and errors under other keys. Works
- * on the scrubbed copy, never on what the caller logged.
+ * Drops `stack` from the operational errors in a scrubbed log object (`serializeError`'s output:
+ * an object with a string `message`, `stack` and, for a system, Postgres or Stripe error, a `code`)
+ * at any depth: an error with a code and everything under it (causes, nested errors). Its message
+ * and code say what to check; the stack only repeats where it was noticed. An error without a code
+ * anywhere above it is a bug (a TypeError, a failed assertion): it keeps its stack, which is what
+ * finding it needs. Works on the scrubbed copy, never on what the caller logged.
  */
-export function withoutStacks<T>(value: T, depth = 0): T {
+export function withoutStacks<T>(value: T, depth = 0, operational = false): T {
   if (typeof value !== 'object' || value === null || depth > 8) return value;
   if (Array.isArray(value)) {
-    for (const v of value) withoutStacks(v, depth + 1);
+    for (const v of value) withoutStacks(v, depth + 1, operational);
     return value;
   }
   const o = value as Record<string, unknown>;
-  if (typeof o.stack === 'string' && typeof o.message === 'string') delete o.stack;
-  for (const k in o) withoutStacks(o[k], depth + 1);
+  const isError = typeof o.message === 'string' && typeof o.stack === 'string';
+  const below = operational || (typeof o.message === 'string' && o.code !== undefined && o.code !== null);
+  if (isError && below) delete o.stack;
+  for (const k in o) withoutStacks(o[k], depth + 1, below);
   return value;
 }
 

@@ -175,7 +175,7 @@ describe('log redaction', () => {
   });
 });
 
-describe('stacks only at debug', () => {
+describe('stacks of operational errors only at debug', () => {
   const at = (level: string) => {
     const raw: string[] = [];
     const log = createLogger(level, { write: (s: string) => void raw.push(s) });
@@ -196,6 +196,12 @@ describe('stacks only at debug', () => {
     expect(lines()[0]).toMatchObject({
       err: { type: 'Error', message: 'connect ECONNREFUSED 127.0.0.1:5432', code: 'ECONNREFUSED', cause: {} },
     });
+  });
+
+  test('a bug (an error with no code anywhere above it) keeps its stack at info: finding it needs one', () => {
+    const { log, lines } = at('info');
+    log.error({ err: new TypeError("Cannot read properties of null (reading 'write')") }, 'uncaught');
+    expect((lines()[0]!.err as { stack?: string }).stack).toMatch(/^TypeError: Cannot read properties/);
   });
 
   test('at debug the stack is there, and the error logged is left as it was', () => {
