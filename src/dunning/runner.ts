@@ -69,14 +69,58 @@ export async function executeAttempt(deps: RunnerDeps, attemptId: number): Promi
     await followUpHeldAttempt(deps, attemptId);
     return 'not_claimed';
   }
+  const progress: Progress = { chargeSent: false };
   try {
-    return await runClaimed(deps, claimed.attempt, claimed.previous);
+    return await runClaimed(deps, claimed.attempt, claimed.previous, progress);
   } catch (err) {
-    if (!(err instanceof LeaseLost)) throw err;
-    // A worker that stalled past its lease: the one that took over owns the result.
-    deps.log.warn({ attemptId, invoiceId: claimed.attempt.invoiceId }, err.message);
-    return 'not_claimed';
+    if (err instanceof LeaseLost) {
+      // A worker that stalled past its lease: the one that took over owns the result.
+      deps.log.warn({ attemptId, invoiceId: claimed.attempt.invoiceId }, err.message);
+      return 'not_claimed';
+    }
+    return handBack(deps, claimed.attempt, claimed.previous, progress, err);
   }
+}
+
+/** How far a claimed run got: whether the charge request may have reached Stripe. */
+interface Progress {
+  chargeSent: boolean;
+}
+
+/**
+ * `runClaimed` failed on something of ours, not on Stripe's answer: a statement (a deadlock, the
+ * pool under load), a hook, a bug. Left `in_flight`, the attempt would block every other charge of
+ * its invoice until its lease ran out (2 minutes by default), and the job's own retry, seconds
+ * later, would find that lease still held. So the claim is handed back, fenced, with the same key
+ * and a job soon, as for a request that was not sent: `planned` if no request of this attempt can
+ * have charged, else `unknown`, so the next run reads the invoice first and a repeated charge is a
+ * replay. Only when that write fails too (the database is away) is the error thrown, and the lease
+ * and the job's retry take over as for a killed worker.
+ */
+async function handBack(
+  deps: RunnerDeps,
+  a: AttemptRow,
+  previous: store.AttemptStatus,
+  progress: Progress,
+  err: unknown,
+): Promise<RunResult> {
+  const status = progress.chargeSent || previous !== 'planned' ? 'unknown' : 'planned';
+  const log = deps.log.child({ attemptId: a.id, invoiceId: a.invoiceId, attemptNo: a.attemptNo });
+  const message = err instanceof Error ? err.message : String(err);
+  let result: RunResult;
+  try {
+    result = await requeue(deps, a, status, `runner error: ${message}`, null);
+  } catch (releaseErr) {
+    // LeaseLost here: the outcome was written before the error (or another worker took over).
+    if (!(releaseErr instanceof LeaseLost))
+      log.error(
+        { err, releaseErr },
+        'attempt failed inside the runner and could not be handed back: it waits for its lease',
+      );
+    throw err;
+  }
+  log.error({ err, status }, 'attempt failed inside the runner: handed back to run again soon');
+  return result;
 }
 
 /** The attempt was taken over by another worker after this one's lease ran out: nothing is written. */
@@ -91,7 +135,12 @@ function fenceOf(a: AttemptRow): store.Fence {
   return { leaseToken: a.leaseToken };
 }
 
-async function runClaimed(deps: RunnerDeps, attempt: AttemptRow, previous: store.AttemptStatus): Promise<RunResult> {
+async function runClaimed(
+  deps: RunnerDeps,
+  attempt: AttemptRow,
+  previous: store.AttemptStatus,
+  progress: Progress,
+): Promise<RunResult> {
   const attemptId = attempt.id;
   // A planned attempt never reached Stripe. Anything else (unknown, or a crashed worker's
   // in_flight) may have: only Stripe can say, so local state cannot skip it.
@@ -175,7 +224,9 @@ async function runClaimed(deps: RunnerDeps, attempt: AttemptRow, previous: store
     if (barred) return skip(deps, attempt, barred.reason, { replan: !barred.late });
   }
 
-  const outcome = await payInvoice(deps.gateway, attempt.invoiceId, keyOf(attempt), attempt.paymentMethod);
+  const key = keyOf(attempt);
+  progress.chargeSent = true;
+  const outcome = await payInvoice(deps.gateway, attempt.invoiceId, key, attempt.paymentMethod);
   await deps.afterCharge?.(attempt, outcome);
   return record(deps, attempt, outcome, mayHaveRun);
 }

@@ -34,6 +34,14 @@ async function payableCase() {
   return { ...s, workingCard: paymentMethodId };
 }
 
+function captureLog() {
+  const lines: Array<Record<string, unknown>> = [];
+  const log = createLogger('info', {
+    write: (line: string) => void lines.push(JSON.parse(line) as Record<string, unknown>),
+  });
+  return { lines, log };
+}
+
 async function pendingJobs(attemptId: number): Promise<number> {
   const rows = await w.db
     .sql`select 1 from pgboss.job where name = 'dunning-attempts' and state = 'created' and (data->>'attemptId')::int = ${attemptId}`;
@@ -96,13 +104,18 @@ describe('runner under Stripe faults', () => {
     const id = await planDueAttempt(w.db.sql, s, w.clock.now());
     // The default lease (a minute): the test ends it by hand below. A 200 ms lease ran out on a
     // busy machine before the second worker tried, which then charged-and-reconciled too early.
-    const crashing: RunnerDeps = {
+    // A killed worker runs nothing more, not even a catch: this one stops for good after the charge.
+    let charged!: () => void;
+    const reached = new Promise<void>((resolve) => (charged = resolve));
+    const killed: RunnerDeps = {
       ...w.deps,
-      afterCharge: async () => {
-        throw new Error('simulated crash after the charge');
+      afterCharge: () => {
+        charged();
+        return new Promise<void>(() => {});
       },
     };
-    await expect(executeAttempt(crashing, id)).rejects.toThrow('simulated crash');
+    void executeAttempt(killed, id);
+    await reached;
     expect((await attemptRow(w.db.sql, id)).status).toBe('in_flight');
     // Lease still held: another worker must not touch it, but leaves a follow-up job.
     expect(await executeAttempt(w.deps, id)).toBe('not_claimed');
@@ -110,6 +123,50 @@ describe('runner under Stripe faults', () => {
     await w.db.sql`update payment_attempts set lease_until = now() - interval '1 second' where id = ${id}`;
     expect(await executeAttempt(w.deps, id)).toBe('succeeded');
     expect(apiCharges(w.sandbox, s.invoiceId)).toHaveLength(1);
+  });
+
+  it('an error of ours before the charge (a statement, a hook) hands the attempt back as planned with a job; charged once later', async () => {
+    const s = await payableCase();
+    const id = await planDueAttempt(w.db.sql, s, w.clock.now());
+    const { lines, log } = captureLog();
+    // The check before the charge reads the case's policy: here that read fails, as a statement
+    // under load or a hook's bug would. Left in flight, the attempt would block its invoice until
+    // its lease ran out, and the job's own retry would find the lease still held.
+    const failing: RunnerDeps = {
+      ...w.deps,
+      log,
+      policies: {
+        get: () => Promise.reject(new Error('simulated statement failure')),
+      },
+    };
+    expect(await executeAttempt(failing, id)).toBe('not_sent');
+    const a = await attemptRow(w.db.sql, id);
+    expect(a).toMatchObject({ status: 'planned', request_tries: 1, lease_until: null, lease_token: null });
+    expect(a.failure_message).toContain('simulated statement failure');
+    expect(await pendingJobs(id)).toBe(1);
+    expect(apiCharges(w.sandbox, s.invoiceId)).toHaveLength(0);
+    expect(lines.filter((l) => l.level === 50).map((l) => l.msg)).toEqual([
+      'attempt failed inside the runner: handed back to run again soon',
+    ]);
+    expect(await executeAttempt(w.deps, id)).toBe('succeeded');
+    expect(apiCharges(w.sandbox, s.invoiceId)).toHaveLength(1);
+  });
+
+  it('an error of ours after the charge was sent hands the attempt back as unknown; the rerun reconciles with the same key; one charge', async () => {
+    const s = await payableCase();
+    const id = await planDueAttempt(w.db.sql, s, w.clock.now());
+    const failing: RunnerDeps = {
+      ...w.deps,
+      afterCharge: () => Promise.reject(new Error('simulated failure while recording')),
+    };
+    expect(await executeAttempt(failing, id)).toBe('unknown');
+    expect(await attemptRow(w.db.sql, id)).toMatchObject({ status: 'unknown', request_tries: 1, lease_until: null });
+    expect(await pendingJobs(id)).toBe(1);
+    expect(apiCharges(w.sandbox, s.invoiceId)).toHaveLength(1);
+    // Stripe says paid: the same key replays our success, recorded as ours.
+    expect(await executeAttempt(w.deps, id)).toBe('succeeded');
+    expect(apiCharges(w.sandbox, s.invoiceId)).toHaveLength(1);
+    expect((await caseRow(w.db.sql, s.caseId)).recovery_path).toBe('scheduled_retry');
   });
 
   it('two workers racing on the same attempt: one claim, one charge', async () => {
