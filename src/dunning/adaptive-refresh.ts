@@ -49,6 +49,7 @@ interface PairRow {
   networkAdviceCode: string | null;
   networkDeclineCode: string | null;
   cardBrand: string | null;
+  declines: number;
   bucket: number;
   hour: number;
   won: boolean;
@@ -57,7 +58,7 @@ interface PairRow {
 
 /**
  * Every scheduled retry since `since` of the card that was just declined, grouped by that
- * decline's codes, the delay bucket since it and the local hour of the retry (the customer's zone,
+ * decline's codes, the declines of the invoice so far, the delay bucket since it and the local hour of the retry (the customer's zone,
  * else the merchant's), as `observationsFromLedger` defines them. A retry after a card change, a
  * backup-card or manual charge is not timing evidence. Both cohorts count: the holdout's fixed days
  * are timing evidence too. One pass over the attempts of the period (`payment_attempts_finished`).
@@ -75,12 +76,15 @@ export async function countRetries(sql: Tx, since: Date, merchantTimeZone: strin
              lag(status) over w as p_status, lag(payment_method) over w as p_pm, lag(at) over w as p_at,
              lag(decline_code) over w as p_decline, lag(failure_code) over w as p_failure,
              lag(advice_code) over w as p_advice, lag(network_advice_code) over w as p_nadvice,
-             lag(network_decline_code) over w as p_ndecline, lag(card_brand) over w as p_brand
+             lag(network_decline_code) over w as p_ndecline, lag(card_brand) over w as p_brand,
+             count(*) filter (where status = 'declined' and source <> 'backup_card')
+               over (w rows between unbounded preceding and 1 preceding) as p_declines
         from counted k
       window w as (partition by invoice_id order by at, attempt_no)
     )
     select p.p_decline as "declineCode", p.p_failure as "failureCode", p.p_advice as "adviceCode",
            p.p_nadvice as "networkAdviceCode", p.p_ndecline as "networkDeclineCode", p.p_brand as "cardBrand",
+           p.p_declines::int as declines,
            greatest(width_bucket(extract(epoch from p.at - p.p_at)::float8 / 3600, ${DELAY_BUCKETS_HOURS as number[]}::float8[]) - 1, 0)::int as bucket,
            extract(hour from p.at at time zone coalesce(z.name, ${merchantTimeZone}))::int as hour,
            p.status = 'succeeded' as won, count(*)::int as n
@@ -90,7 +94,7 @@ export async function countRetries(sql: Tx, since: Date, merchantTimeZone: strin
      where p.source = 'scheduled' and p.p_status = 'declined'
        and coalesce(p.p_pm, '') = coalesce(p.payment_method, '')
        and coalesce(p.p_decline, p.p_failure, p.p_advice, p.p_nadvice, p.p_ndecline) is not null
-     group by 1, 2, 3, 4, 5, 6, 7, 8, 9`;
+     group by 1, 2, 3, 4, 5, 6, 7, 8, 9, 10`;
   const counts = emptyCounts();
   for (const r of rows) {
     const { category } = classifyDecline(r);
@@ -100,6 +104,7 @@ export async function countRetries(sql: Tx, since: Date, merchantTimeZone: strin
       {
         category: category as LearnedCategory,
         hoursSinceDecline: DELAY_BUCKETS_HOURS[r.bucket] ?? 0,
+        declinesSoFar: r.declines,
         localHour: r.hour,
         // The customer's own payday is not derived from the ledger yet: funds keep the payday calendar.
         daysFromPayday: null,

@@ -24,6 +24,16 @@ export const LEARNED_CATEGORIES: readonly LearnedCategory[] = ['generic', 'funds
 export const DELAY_BUCKETS_HOURS: readonly number[] = [1, 4, 24, 48, 72, 96, 120, 168, 240];
 /** Days since the customer's observed payday, 0..7; later days share the last bucket. */
 export const PAYDAY_BUCKETS = 8;
+/**
+ * Declines of the invoice so far (1..8; more share the last row). Delays are compared within one
+ * row: pooled over rows, a long wait looks good only because the policy uses long waits late,
+ * when more issuers have stopped declining, and moving an early retry there buys nothing of that.
+ */
+export const DECLINE_ROWS = 8;
+
+export function declineRow(declinesSoFar: number): number {
+  return Math.min(DECLINE_ROWS, Math.max(1, declinesSoFar)) - 1;
+}
 
 /**
  * `retry.adaptive` in the policy. `auto` (the default): a category's timing is learned once the
@@ -56,6 +66,8 @@ export const ADAPTIVE_DEFAULTS: AdaptiveSettings = {
 export interface RetryObservation {
   category: LearnedCategory;
   hoursSinceDecline: number;
+  /** Declines of the invoice up to the one this retry follows (backup-card charges left out). */
+  declinesSoFar: number;
   /** 0-23 in the customer's zone. */
   localHour: number;
   /** Days since the customer's observed payday (the day of month a past invoice of theirs was paid), if known. */
@@ -82,6 +94,8 @@ export interface LearnedTable {
   pooled: Record<LearnedCategory, Cell>;
   /** Aligned with DELAY_BUCKETS_HOURS. */
   byDelay: Record<LearnedCategory, Cell[]>;
+  /** Per decline row (`declineRow`), aligned with DELAY_BUCKETS_HOURS, shrunk towards the row's own pooled rate. */
+  byRowDelay: Record<LearnedCategory, Cell[][]>;
   /** 24 local hours. */
   byLocalHour: Record<LearnedCategory, Cell[]>;
   /** Funds retries by days since the customer's payday, PAYDAY_BUCKETS cells. */
@@ -97,6 +111,7 @@ export type Count = [number, number];
  */
 export interface TableCounts {
   byDelay: Record<LearnedCategory, Count[]>;
+  byRowDelay: Record<LearnedCategory, Count[][]>;
   byLocalHour: Record<LearnedCategory, Count[]>;
   byPaydayDistance: Count[];
 }
@@ -121,7 +136,15 @@ const zeros = (size: number): Count[] => Array.from({ length: size }, (): Count 
 export function emptyCounts(): TableCounts {
   const per = (size: number) =>
     Object.fromEntries(LEARNED_CATEGORIES.map((c) => [c, zeros(size)])) as Record<LearnedCategory, Count[]>;
-  return { byDelay: per(DELAY_BUCKETS_HOURS.length), byLocalHour: per(24), byPaydayDistance: zeros(PAYDAY_BUCKETS) };
+  const rows = Object.fromEntries(
+    LEARNED_CATEGORIES.map((c) => [c, Array.from({ length: DECLINE_ROWS }, () => zeros(DELAY_BUCKETS_HOURS.length))]),
+  ) as Record<LearnedCategory, Count[][]>;
+  return {
+    byDelay: per(DELAY_BUCKETS_HOURS.length),
+    byRowDelay: rows,
+    byLocalHour: per(24),
+    byPaydayDistance: zeros(PAYDAY_BUCKETS),
+  };
 }
 
 /** Adds `trials` retries (`successes` of them paid) of one kind to the counts. */
@@ -137,6 +160,7 @@ export function addObservation(
     c[1] += trials;
   };
   add(counts.byDelay[o.category][delayBucket(o.hoursSinceDecline)]);
+  add(counts.byRowDelay[o.category][declineRow(o.declinesSoFar)]?.[delayBucket(o.hoursSinceDecline)]);
   add(counts.byLocalHour[o.category][o.localHour]);
   if (o.category === 'funds' && o.daysFromPayday !== null)
     add(counts.byPaydayDistance[Math.min(PAYDAY_BUCKETS - 1, Math.max(0, o.daysFromPayday))]);
@@ -173,6 +197,7 @@ export function tableFromCounts(
   const k = settings.priorStrength;
   const pooled = {} as LearnedTable['pooled'];
   const byDelay = {} as LearnedTable['byDelay'];
+  const byRowDelay = {} as LearnedTable['byRowDelay'];
   const byLocalHour = {} as LearnedTable['byLocalHour'];
   let byPaydayDistance: Cell[] = [];
   let retries = 0;
@@ -185,10 +210,16 @@ export function tableFromCounts(
     const mean = trials === 0 ? 0.5 : wins / trials;
     pooled[category] = cell(wins, trials, mean, k);
     byDelay[category] = delays.map(([w, n]) => cell(w, n, mean, k));
+    byRowDelay[category] = counts.byRowDelay[category].map((row) => {
+      const rw = row.reduce((s, [w]) => s + w, 0);
+      const rn = row.reduce((s, [, n]) => s + n, 0);
+      const rowMean = rn === 0 ? mean : rw / rn;
+      return row.map(([w, n]) => cell(w, n, rowMean, k));
+    });
     byLocalHour[category] = counts.byLocalHour[category].map(([w, n]) => cell(w, n, mean, k));
     if (category === 'funds') byPaydayDistance = counts.byPaydayDistance.map(([w, n]) => cell(w, n, mean, k));
   }
-  return { builtAt, retries, settings, pooled, byDelay, byLocalHour, byPaydayDistance };
+  return { builtAt, retries, settings, pooled, byDelay, byRowDelay, byLocalHour, byPaydayDistance };
 }
 
 export function learnTable(
@@ -228,9 +259,11 @@ export function observationsFromLedger(
     const sorted = [...c.attempts]
       .filter((a) => a.outcome === 'declined' || a.outcome === 'succeeded')
       .sort((a, b) => a.at.getTime() - b.at.getTime());
+    let declines = 0;
     for (let i = 1; i < sorted.length; i += 1) {
       const prev = sorted[i - 1] as LedgerAttempt;
       const a = sorted[i] as LedgerAttempt;
+      if (prev.outcome === 'declined' && prev.source !== 'backup_card') declines += 1;
       if (a.source !== 'scheduled' || prev.outcome !== 'declined' || !prev.decline) continue;
       if ((prev.paymentMethod ?? '') !== (a.paymentMethod ?? '')) continue;
       const { category } = classifyDecline(prev.decline);
@@ -246,6 +279,7 @@ export function observationsFromLedger(
       out.push({
         category: category as LearnedCategory,
         hoursSinceDecline: (a.at.getTime() - prev.at.getTime()) / 3_600_000,
+        declinesSoFar: declines,
         localHour: local.hour,
         daysFromPayday,
         succeeded: a.outcome === 'succeeded',
@@ -289,6 +323,8 @@ export interface DelayChoice {
   maxHours: number;
   mode: AdaptiveMode;
   invoiceId: string;
+  /** Declines of the invoice so far, the one this retry follows included (backup-card charges left out). */
+  declinesSoFar: number;
 }
 
 /**
@@ -309,9 +345,11 @@ export function chooseDelay(table: LearnedTable | null | undefined, c: DelayChoi
     return keep(
       `policy timing: learned timing needs ${table.settings.minRetriesPerCategory} of your ${c.category} retries, ${n} so far`,
     );
-  const cells = table.byDelay[c.category];
+  const row = declineRow(c.declinesSoFar);
+  const cells = table.byRowDelay[c.category][row] as Cell[];
   const base = cells[delayBucket(c.defaultHours)] as Cell;
-  const baseText = `${pct(base.rate)} success at this delay over your last ${base.trials} retries at it`;
+  const after = `after ${row + 1 === DECLINE_ROWS ? `${DECLINE_ROWS} or more` : row + 1} decline${row === 0 ? '' : 's'}`;
+  const baseText = `${pct(base.rate)} success at this delay over your last ${base.trials} retries at it ${after}`;
   if (explorationUnit(c.invoiceId) < table.settings.explorationShare)
     return keep(
       `policy timing kept for ${pct(table.settings.explorationShare)} of cases, to go on measuring it (${baseText})`,
@@ -334,6 +372,6 @@ export function chooseDelay(table: LearnedTable | null | undefined, c: DelayChoi
   return {
     hours: best.hours,
     moved: true,
-    evidence: `${pct(best.cell.rate)} success at this delay over your last ${best.cell.trials} retries at it (policy wait ${hoursText(c.defaultHours)}: ${pct(base.rate)} over ${base.trials})`,
+    evidence: `${pct(best.cell.rate)} success at this delay over your last ${best.cell.trials} retries at it ${after} (policy wait ${hoursText(c.defaultHours)}: ${pct(base.rate)} over ${base.trials})`,
   };
 }

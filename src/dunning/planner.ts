@@ -669,6 +669,7 @@ function categorySlot(ctx: Ctx, last: Decline): Slot | Plan {
     maxHours: (ctx.windowEnd.getTime() - last.attempt.at.getTime()) / HOUR - laterHours,
     mode: ctx.policy.retry.adaptive,
     invoiceId: ctx.history.invoiceId,
+    declinesSoFar: ctx.declines.length,
   });
   const spacingHours = learned?.hours ?? defaultHours;
   const spacingMs = spacingHours * HOUR;

@@ -71,10 +71,10 @@ async function seedRetries(prefix: string, n: number, wins: number, delayHours: 
       from dunning_cases c where c.customer_id like ${prefix + '%'}`;
 }
 
-/** A case with four do_not_honor declines on one card, the last an hour ago: its next generic wait is 72 h by the policy. */
+/** A case whose renewal Stripe declined an hour ago with do_not_honor: its first generic wait is 24 h by the policy. */
 async function openCase(invoiceId: string): Promise<number> {
   const customerId = `cus_${invoiceId}`;
-  const opened = new Date(clock.now().getTime() - 5 * DAY - HOUR);
+  const opened = new Date(clock.now().getTime() - HOUR);
   await db.sql`insert into customers (id, time_zone, stripe_updated_at) values (${customerId}, 'Europe/Berlin', ${opened})`;
   await db.sql`
     insert into invoices (id, customer_id, status, currency, amount_due, amount_remaining, stripe_created, stripe_updated_at)
@@ -84,15 +84,10 @@ async function openCase(invoiceId: string): Promise<number> {
     values (${invoiceId}, ${customerId}, 'eur', 1000, ${policy.version}, 'smart', ${opened})
     returning id::float8 as id`;
   const caseId = row!.id;
-  const offsets = [0, 1, 3, 5];
-  for (const [i, days] of offsets.entries()) {
-    const at = new Date(opened.getTime() + days * DAY);
-    await db.sql`
-      insert into payment_attempts (case_id, invoice_id, attempt_no, source, status, started_at, finished_at,
-                                    payment_method, card_brand, decline_code)
-      values (${caseId}, ${invoiceId}, ${i + 1}, ${i === 0 ? 'stripe' : 'scheduled'}, 'declined', ${at}, ${at},
-              ${`pm_${customerId}`}, 'visa', 'do_not_honor')`;
-  }
+  await db.sql`
+    insert into payment_attempts (case_id, invoice_id, attempt_no, source, status, started_at, finished_at,
+                                  payment_method, card_brand, decline_code)
+    values (${caseId}, ${invoiceId}, 1, 'stripe', 'declined', ${opened}, ${opened}, ${`pm_${customerId}`}, 'visa', 'do_not_honor')`;
   return caseId;
 }
 
@@ -115,7 +110,7 @@ function learningInvoice(prefix: string): string {
 
 describe('the learned-timing refresh job', () => {
   it('counts too few retries honestly, and the plan says why it keeps the policy timing', async () => {
-    await seedRetries('few', 50, 10, 72, 40);
+    await seedRetries('few', 50, 10, 24, 40);
     const snap = await refreshAdaptive({ sql: db.sql, clock, log, mode: 'auto', merchantTimeZone: 'Europe/Berlin' });
     expect(snap.retries).toEqual({ generic: 50, funds: 0, temporary: 0 });
     expect(snap.inUse).toEqual({ generic: false, funds: false, temporary: false });
@@ -126,14 +121,14 @@ describe('the learned-timing refresh job', () => {
     expect(result.kind).toBe('planned');
     const { reason } = (result as { plan: { reason: string } }).plan;
     expect(reason).toContain(
-      'do_not_honor: retry 3 d after the decline: policy timing: learned timing needs 200 of your generic retries, 50 so far',
+      'do_not_honor: retry 1 d after the decline: policy timing: learned timing needs 200 of your generic retries, 50 so far',
     );
   });
 
   it('stores a snapshot from the ledger, and a planned retry cites it', async () => {
-    // 72 h (the policy's wait for a fourth generic retry): 20 % of 200; 96 h: 50 % of 200.
-    await seedRetries('slow', 200, 100, 96, 30);
-    await seedRetries('mid', 150, 30, 72, 20);
+    // After one decline: 24 h (the policy's first generic wait) 20 % of 200; 48 h: 50 % of 200.
+    await seedRetries('slow', 200, 100, 48, 30);
+    await seedRetries('mid', 150, 30, 24, 20);
     // Older than the 180 days learned from: not counted.
     await seedRetries('old', 40, 40, 96, 200);
     // A retry after a card change is not timing evidence.
@@ -149,8 +144,7 @@ describe('the learned-timing refresh job', () => {
       merchantTimeZone: 'Europe/Berlin',
       source,
     });
-    // The case planned above adds its own three retries (24 h, 48 h, 48 h).
-    expect(snap.retries).toEqual({ generic: 50 + 3 + 200 + 149, funds: 0, temporary: 0 });
+    expect(snap.retries).toEqual({ generic: 50 + 200 + 149, funds: 0, temporary: 0 });
     expect(snap.inUse).toEqual({ generic: true, funds: false, temporary: false });
 
     const stored = await latestSnapshot(db.sql);
@@ -162,9 +156,11 @@ describe('the learned-timing refresh job', () => {
       retries: snap.retries,
       inUse: snap.inUse,
     });
-    // Delay buckets 72 h and 96 h (indexes 4 and 5 of 1, 4, 24, 48, 72, 96, ...): [successes, trials].
-    expect(stored!.counts.byDelay.generic[4]).toEqual([10 + 29, 50 + 149]);
-    expect(stored!.counts.byDelay.generic[5]).toEqual([100, 200]);
+    // Delay buckets 24 h and 48 h (indexes 2 and 3 of 1, 4, 24, 48, ...): [successes, trials], all after one decline.
+    expect(stored!.counts.byDelay.generic[2]).toEqual([10 + 29, 50 + 149]);
+    expect(stored!.counts.byDelay.generic[3]).toEqual([100, 200]);
+    expect(stored!.counts.byRowDelay.generic[0]![3]).toEqual([100, 200]);
+    expect(stored!.counts.byRowDelay.generic[1]![3]).toEqual([0, 0]);
     // The local hour is the customer's (Berlin, UTC+1 in winter): 05:00 UTC is 06:00.
     expect(stored!.counts.byLocalHour.generic[6]![1]).toBe(399);
 
@@ -173,12 +169,12 @@ describe('the learned-timing refresh job', () => {
     const result = await db.sql.begin((tx) => planNext(tx, schedulerDeps(source), caseId));
     expect(result.kind).toBe('planned');
     const { reason, at } = (result as { plan: { reason: string; at: Date } }).plan;
-    // 4 d after the last decline (an hour ago), at 06:00 Berlin, the local window's start, plus jitter.
+    // 2 d after the decline (an hour ago), at 06:00 Berlin, the local window's start, plus jitter.
     expect(reason).toMatch(
-      /^do_not_honor: retry 4 d after the decline: 49 % success at this delay over your last 200 retries at it \(policy wait 72 h: 21 % over 199\)/,
+      /^do_not_honor: retry 2 d after the decline: 49 % success at this delay over your last 200 retries at it after 1 decline \(policy wait 24 h: 21 % over 199\)/,
     );
-    expect(at.getTime()).toBeGreaterThanOrEqual(new Date('2026-12-11T05:00:00Z').getTime());
-    expect(at.getTime()).toBeLessThanOrEqual(new Date('2026-12-11T05:20:00Z').getTime());
+    expect(at.getTime()).toBeGreaterThanOrEqual(new Date('2026-12-09T05:00:00Z').getTime());
+    expect(at.getTime()).toBeLessThanOrEqual(new Date('2026-12-09T05:20:00Z').getTime());
     const [row] =
       await db.sql`select plan_reason from payment_attempts where case_id = ${caseId} and status = 'planned'`;
     expect(row!.plan_reason).toBe(reason);
@@ -194,6 +190,6 @@ describe('the learned-timing refresh job', () => {
       expect.objectContaining({ name: QUEUES.adaptiveRefresh, cron: '30 4 * * *', timezone: 'Europe/Berlin' }),
     ]);
     const snap = await waitFor('the first refresh at start', () => latestSnapshot(db.sql), 20_000);
-    expect(snap.retries.generic).toBe(402 + 3);
+    expect(snap.retries.generic).toBe(399);
   });
 });

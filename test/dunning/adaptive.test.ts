@@ -23,6 +23,7 @@ function retries(n: number, wins: number, hoursSinceDecline: number, extra: Part
   return Array.from({ length: n }, (_, i): RetryObservation => ({
     category: 'generic',
     hoursSinceDecline,
+    declinesSoFar: 4,
     localHour: 7,
     daysFromPayday: null,
     succeeded: i < wins,
@@ -93,7 +94,13 @@ function invoiceWhere(explores: boolean): string {
 
 describe('chooseDelay', () => {
   const table = learnTable(evidence, builtAt);
-  const choice = { category: 'generic' as const, defaultHours: 72, maxHours: 1000, mode: 'auto' as const };
+  const choice = {
+    category: 'generic' as const,
+    defaultHours: 72,
+    maxHours: 1000,
+    mode: 'auto' as const,
+    declinesSoFar: 4,
+  };
   const exploiting = invoiceWhere(false);
 
   it('keeps the policy timing below the stated per-category minimum, and says why', () => {
@@ -119,7 +126,8 @@ describe('chooseDelay', () => {
     expect(chooseDelay(table, { ...choice, invoiceId: exploiting })).toEqual({
       hours: 96,
       moved: true,
-      evidence: '44 % success at this delay over your last 200 retries at it (policy wait 72 h: 26 % over 100)',
+      evidence:
+        '44 % success at this delay over your last 200 retries at it after 4 declines (policy wait 72 h: 26 % over 100)',
     });
     // Never so late that the retries still allowed after it fall out of the window.
     expect(chooseDelay(table, { ...choice, maxHours: 80, invoiceId: exploiting })).toMatchObject({
@@ -138,7 +146,7 @@ describe('chooseDelay', () => {
       hours: 72,
       moved: false,
       evidence:
-        '25 % success at this delay over your last 100 retries at it; no other delay from 36 h to 144 h did better at 95 %',
+        '25 % success at this delay over your last 100 retries at it after 4 declines; no other delay from 36 h to 144 h did better at 95 %',
     });
   });
 
@@ -149,7 +157,7 @@ describe('chooseDelay', () => {
       hours: 72,
       moved: false,
       evidence:
-        'policy timing kept for 10 % of cases, to go on measuring it (26 % success at this delay over your last 100 retries at it)',
+        'policy timing kept for 10 % of cases, to go on measuring it (26 % success at this delay over your last 100 retries at it after 4 declines)',
     });
     expect(chooseDelay(table, { ...choice, invoiceId: exploring })).toEqual(kept);
     // About the stated share of invoices, drawn from the invoice id alone.
@@ -243,8 +251,22 @@ describe('observationsFromLedger', () => {
       { attempts: other, timeZone: 'Europe/Berlin' },
     ]);
     expect(obs).toEqual([
-      { category: 'generic', hoursSinceDecline: 24, localHour: 8, daysFromPayday: 2, succeeded: false },
-      { category: 'generic', hoursSinceDecline: 73, localHour: 9, daysFromPayday: 5, succeeded: true },
+      {
+        category: 'generic',
+        hoursSinceDecline: 24,
+        declinesSoFar: 1,
+        localHour: 8,
+        daysFromPayday: 2,
+        succeeded: false,
+      },
+      {
+        category: 'generic',
+        hoursSinceDecline: 73,
+        declinesSoFar: 2,
+        localHour: 9,
+        daysFromPayday: 5,
+        succeeded: true,
+      },
     ]);
   });
 });
