@@ -343,7 +343,9 @@ export function chooseDelay(table: LearnedTable | null | undefined, c: DelayChoi
   const n = table.pooled[c.category].trials;
   if (!categoryInUse(table, c.category, c.mode))
     return keep(
-      `policy timing: learned timing needs ${table.settings.minRetriesPerCategory} of your ${c.category} retries, ${n} so far`,
+      c.mode === 'on'
+        ? `policy timing: none of your ${c.category} retries learned yet`
+        : `policy timing: learned timing needs ${table.settings.minRetriesPerCategory} of your ${c.category} retries, ${n} so far`,
     );
   const row = declineRow(c.declinesSoFar);
   const cells = table.byRowDelay[c.category][row] as Cell[];

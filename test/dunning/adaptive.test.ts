@@ -118,6 +118,11 @@ describe('chooseDelay', () => {
     expect(categoryInUse(table, 'funds')).toBe(false);
     // `on` uses the table from the first retry, `off` never, and says nothing.
     expect(categoryInUse(few, 'generic', 'on')).toBe(true);
+    expect(chooseDelay(learnTable([], builtAt), { ...choice, mode: 'on', invoiceId: exploiting })).toEqual({
+      hours: 72,
+      moved: false,
+      evidence: 'policy timing: none of your generic retries learned yet',
+    });
     expect(chooseDelay(table, { ...choice, mode: 'off', invoiceId: exploiting })).toBeNull();
     expect(chooseDelay(null, { ...choice, invoiceId: exploiting })).toBeNull();
   });
