@@ -1,16 +1,16 @@
 /**
  * Retry timing learned from the merchant's own ledger, kept explainable: a table of success rates
- * per decline category by delay since the decline, by local hour and (funds) by days since the
- * customer's observed payday, each cell a Beta posterior shrunk towards the category's pooled rate.
+ * per decline category by delay since the decline (within the number of declines so far), by local
+ * hour and (funds) by days since the customer's observed payday, each cell a Beta posterior.
  *
  * The prior, stated: a cell with `trials` retries and `successes` successes has posterior mean
- * (successes + k * m) / (trials + k), where m is the category's pooled success rate over all cells
- * and k = `priorStrength` pseudo-retries (default 20). A cell with a handful of retries therefore
- * reads as "average", and cannot out-score the default delay by luck.
+ * (successes + k * m) / (trials + k), where m is the pooled success rate of its row (the category's,
+ * for the pooled tables) and k = `priorStrength` pseudo-retries (default 20). A cell with a handful
+ * of retries therefore reads as "average", and cannot out-score the default delay by luck.
  *
- * Pure: a scheduled job builds the table from the ledger and hands the planner a snapshot; the
- * planner never reads the database. Network limits and the dunning window stay hard limits in the
- * planner, whatever the table says.
+ * Pure: a scheduled job (adaptive-refresh.ts) counts the ledger into a snapshot and the planner gets
+ * the table as input; it never reads the database. Network limits and the dunning window stay hard
+ * limits in the planner, whatever the table says; `retry.adaptive` in the policy switches it.
  */
 import { createHash } from 'node:crypto';
 import { DateTime } from 'luxon';
