@@ -12,6 +12,7 @@ export const QUEUES = {
   reminders: 'reminders-send',
   opsAlerts: 'ops-alerts',
   cardExpiryScan: 'card-expiry-scan',
+  adaptiveRefresh: 'adaptive-refresh',
 } as const;
 export type QueueName = (typeof QUEUES)[keyof typeof QUEUES];
 
@@ -120,6 +121,17 @@ export function queueSettings(): Array<[QueueName, RetrySettings]> {
     // A failed daily scan tries again within the day; the next day's scan covers anything left.
     [
       QUEUES.cardExpiryScan,
+      {
+        retryLimit: 5,
+        retryDelay: 300,
+        retryBackoff: true,
+        retryDelayMax: 3600,
+        heartbeatSeconds: JOB_HEARTBEAT_SECONDS,
+      },
+    ],
+    // A failed refresh tries again within the hour; until then plans use the previous snapshot.
+    [
+      QUEUES.adaptiveRefresh,
       {
         retryLimit: 5,
         retryDelay: 300,

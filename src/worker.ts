@@ -21,6 +21,7 @@ import { createReminderHooks, type ReminderHooks } from './reminders/hooks.ts';
 import { parseReminderPolicy } from './reminders/policy.ts';
 import { startReminderWorkers } from './reminders/worker.ts';
 import { startCardExpiryScan } from './reminders/card-expiry-scan.ts';
+import { createLearnedSource, startAdaptiveRefresh, type LearnedSource } from './dunning/adaptive-refresh.ts';
 
 /**
  * The one place where background work is wired: which hooks react to Stripe events and which
@@ -39,6 +40,8 @@ export interface WorkerDeps {
   throttle?: Throttle;
   /** More hooks, called after the built-in ones (tests, the demo). */
   extraHooks?: DomainHooks[];
+  /** The learned-timing snapshot the planners read; one per process, made here when absent. */
+  learned?: LearnedSource;
 }
 
 export function processorDeps(
@@ -96,7 +99,7 @@ export interface Wiring {
 }
 
 export function wireHooks(
-  deps: Pick<WorkerDeps, 'boss' | 'clock' | 'log' | 'config' | 'policy' | 'extraHooks'>,
+  deps: Pick<WorkerDeps, 'boss' | 'clock' | 'log' | 'config' | 'policy' | 'extraHooks' | 'learned'>,
 ): Wiring {
   const { boss, clock, log, config, policy } = deps;
   const reminders = createReminderHooks({ boss, clock, log, config, policy: parseReminderPolicy(policy.reminders) });
@@ -111,6 +114,7 @@ export function wireHooks(
     log,
     merchantTimeZone: config.defaultTimeZone,
     policies: createPolicySource(policy),
+    learned: deps.learned ?? createLearnedSource(),
     onAttemptPlanned: runner.onAttemptPlanned,
     onMerchantError: runner.onMerchantError,
     // Stripe's pause_collection holds reminders as `dunning pause` does.
@@ -129,7 +133,8 @@ export function wireHooks(
 /** Starts every worker of this process; the returned function stops them, letting running jobs finish. */
 export async function startWorkers(deps: WorkerDeps): Promise<() => Promise<void>> {
   const { sql, boss, clock, log, config, policy } = deps;
-  const wiring = wireHooks(deps);
+  const learned = deps.learned ?? createLearnedSource();
+  const wiring = wireHooks({ ...deps, learned });
   const stops: Array<() => Promise<void>> = [];
   // One throttle for every Stripe call of the process: customer reads, invoice reads, charges, portal sessions.
   const throttle = deps.throttle ?? createThrottle(config.stripeRequestsPerSecond);
@@ -157,6 +162,7 @@ export async function startWorkers(deps: WorkerDeps): Promise<() => Promise<void
         config,
         policy,
         throttle,
+        learned,
         leaseMs: config.attemptLeaseSeconds * 1000,
         ...wiring.runner,
         reportUnknownCodes,
@@ -194,6 +200,18 @@ export async function startWorkers(deps: WorkerDeps): Promise<() => Promise<void
       reminders: wiring.reminders,
       timeZone: config.defaultTimeZone,
       ...(gateway ? { gateway } : {}),
+    }),
+  );
+  // The learned retry timing: counted from the ledger once a day, read by the planners above.
+  stops.push(
+    await startAdaptiveRefresh({
+      sql,
+      boss,
+      clock,
+      log,
+      mode: policy.retry.adaptive,
+      merchantTimeZone: config.defaultTimeZone,
+      source: learned,
     }),
   );
   log.info({ concurrency: config.workerConcurrency }, 'workers started');

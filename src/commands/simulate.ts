@@ -69,9 +69,10 @@ so this is a comparison between policies, not a forecast of your revenue.
                on every issuer model of src/simulate/issuers.ts (today's sandbox model and variants in
                decline mix, how long soft declines last, pay cycles and never-clearing shares), one
                row each, with the worst-case lift of the policy over the fixed schedules
-  --months     instead, the learning curve of adaptive timing over N months (1-24) on every issuer
-               model: each month the policy plans with the table learned from earlier months, next
-               to the default policy and the holdout on the same customers
+  --months     instead, the learning curve of learned retry timing (retry.adaptive) over N months
+               (1-24) on every issuer model: each month the policy plans with the table learned
+               from earlier months' retries (both cohorts, as the refresh job learns from the whole
+               ledger), next to the default policy and the holdout on the same customers
   --per-month  failed renewals a month for --months (default 1000; slow: about a second of CPU
                per model and month at 1000)
 

@@ -1,17 +1,18 @@
 /**
  * Retry timing learned from the merchant's own ledger, kept explainable: a table of success rates
- * per decline category by delay since the decline, by local hour and (funds) by days since the
- * customer's observed payday, each cell a Beta posterior shrunk towards the category's pooled rate.
+ * per decline category by delay since the decline (within the number of declines so far), by local
+ * hour and (funds) by days since the customer's observed payday, each cell a Beta posterior.
  *
  * The prior, stated: a cell with `trials` retries and `successes` successes has posterior mean
- * (successes + k * m) / (trials + k), where m is the category's pooled success rate over all cells
- * and k = `priorStrength` pseudo-retries (default 20). A cell with a handful of retries therefore
- * reads as "average", and cannot out-score the default delay by luck.
+ * (successes + k * m) / (trials + k), where m is the pooled success rate of its row (the category's,
+ * for the pooled tables) and k = `priorStrength` pseudo-retries (default 20). A cell with a handful
+ * of retries therefore reads as "average", and cannot out-score the default delay by luck.
  *
- * Pure: a scheduled job builds the table from the ledger and hands the planner a snapshot; the
- * planner never reads the database. Network limits and the dunning window stay hard limits in the
- * planner, whatever the table says.
+ * Pure: a scheduled job (adaptive-refresh.ts) counts the ledger into a snapshot and the planner gets
+ * the table as input; it never reads the database. Network limits and the dunning window stay hard
+ * limits in the planner, whatever the table says; `retry.adaptive` in the policy switches it.
  */
+import { createHash } from 'node:crypto';
 import { DateTime } from 'luxon';
 import { classifyDecline, type DeclineCategory } from './declines.ts';
 import type { LedgerAttempt } from './planner.ts';
@@ -23,23 +24,50 @@ export const LEARNED_CATEGORIES: readonly LearnedCategory[] = ['generic', 'funds
 export const DELAY_BUCKETS_HOURS: readonly number[] = [1, 4, 24, 48, 72, 96, 120, 168, 240];
 /** Days since the customer's observed payday, 0..7; later days share the last bucket. */
 export const PAYDAY_BUCKETS = 8;
+/**
+ * Declines of the invoice so far (1..8; more share the last row). Delays are compared within one
+ * row: pooled over rows, a long wait looks good only because the policy uses long waits late,
+ * when more issuers have stopped declining, and moving an early retry there buys nothing of that.
+ */
+export const DECLINE_ROWS = 8;
+
+export function declineRow(declinesSoFar: number): number {
+  return Math.min(DECLINE_ROWS, Math.max(1, declinesSoFar)) - 1;
+}
+
+/**
+ * `retry.adaptive` in the policy. `auto` (the default): a category's timing is learned once the
+ * merchant has `minRetriesPerCategory` of its own retries of that category; `on`: from the first
+ * learned retry (the prior alone guards); `off`: never, the policy's timing only.
+ */
+export const ADAPTIVE_MODES = ['auto', 'on', 'off'] as const;
+export type AdaptiveMode = (typeof ADAPTIVE_MODES)[number];
 
 export interface AdaptiveSettings {
-  /** Learned retries needed before the table may move a retry; below it the defaults plan alone. */
-  minRetries: number;
+  /** Learned retries of a category needed (in `auto`) before the table may move a retry of it. */
+  minRetriesPerCategory: number;
   /** k of the Beta prior, in pseudo-retries at the category's pooled rate. */
   priorStrength: number;
-  /** Share of learned-timing retries sent to another candidate delay, so every delay keeps being measured. */
+  /** Share of cases (a stable hash of the invoice) kept on the policy's timing, so the default keeps being measured. */
   explorationShare: number;
 }
 
-/** 300 retries: about 30 per delay bucket, enough for a 95 % interval of roughly +-15 points. */
-export const ADAPTIVE_DEFAULTS: AdaptiveSettings = { minRetries: 300, priorStrength: 20, explorationShare: 0.1 };
+/**
+ * 200 retries of a category: a choice compares the 3-4 delay buckets from half to twice the
+ * default wait, so about 50 retries each, a 95 % interval of about +-13 points at a 30 % rate.
+ * Fewer, and a 10-point difference is noise; the prior and the move rule (`chooseDelay`) guard the rest.
+ */
+export const ADAPTIVE_DEFAULTS: AdaptiveSettings = {
+  minRetriesPerCategory: 200,
+  priorStrength: 20,
+  explorationShare: 0.1,
+};
 
-/** One scheduled retry of a declined card, as the ledger tells it. */
 export interface RetryObservation {
   category: LearnedCategory;
   hoursSinceDecline: number;
+  /** Declines of the invoice up to the one this retry follows (backup-card charges left out). */
+  declinesSoFar: number;
   /** 0-23 in the customer's zone. */
   localHour: number;
   /** Days since the customer's observed payday (the day of month a past invoice of theirs was paid), if known. */
@@ -62,14 +90,30 @@ export interface LearnedTable {
   /** Retries the table learned from, over all categories. */
   retries: number;
   settings: AdaptiveSettings;
-  /** Pooled success rate per category: the prior's mean. */
+  /** Pooled success rate per category: the prior's mean; its `trials` are the category's learned retries. */
   pooled: Record<LearnedCategory, Cell>;
   /** Aligned with DELAY_BUCKETS_HOURS. */
   byDelay: Record<LearnedCategory, Cell[]>;
+  /** Per decline row (`declineRow`), aligned with DELAY_BUCKETS_HOURS, shrunk towards the row's own pooled rate. */
+  byRowDelay: Record<LearnedCategory, Cell[][]>;
   /** 24 local hours. */
   byLocalHour: Record<LearnedCategory, Cell[]>;
   /** Funds retries by days since the customer's payday, PAYDAY_BUCKETS cells. */
   byPaydayDistance: Cell[];
+}
+
+/** Successes and trials, as [s, n]. */
+export type Count = [number, number];
+
+/**
+ * What a snapshot stores: raw counts only, so a change of prior needs no new refresh and the
+ * stored row is small (about 3 x (9 + 24) + 8 pairs).
+ */
+export interface TableCounts {
+  byDelay: Record<LearnedCategory, Count[]>;
+  byRowDelay: Record<LearnedCategory, Count[][]>;
+  byLocalHour: Record<LearnedCategory, Count[]>;
+  byPaydayDistance: Count[];
 }
 
 export function delayBucket(hours: number): number {
@@ -87,8 +131,95 @@ function cell(successes: number, trials: number, priorMean: number, k: number): 
   return { successes, trials, rate, low: Math.max(0, rate - 1.96 * sd), high: Math.min(1, rate + 1.96 * sd) };
 }
 
-function counts(size: number): Array<{ s: number; n: number }> {
-  return Array.from({ length: size }, () => ({ s: 0, n: 0 }));
+const zeros = (size: number): Count[] => Array.from({ length: size }, (): Count => [0, 0]);
+
+export function emptyCounts(): TableCounts {
+  const per = (size: number) =>
+    Object.fromEntries(LEARNED_CATEGORIES.map((c) => [c, zeros(size)])) as Record<LearnedCategory, Count[]>;
+  const rows = Object.fromEntries(
+    LEARNED_CATEGORIES.map((c) => [c, Array.from({ length: DECLINE_ROWS }, () => zeros(DELAY_BUCKETS_HOURS.length))]),
+  ) as Record<LearnedCategory, Count[][]>;
+  return {
+    byDelay: per(DELAY_BUCKETS_HOURS.length),
+    byRowDelay: rows,
+    byLocalHour: per(24),
+    byPaydayDistance: zeros(PAYDAY_BUCKETS),
+  };
+}
+
+/** Adds `trials` retries (`successes` of them paid) of one kind to the counts. */
+export function addObservation(
+  counts: TableCounts,
+  o: Omit<RetryObservation, 'succeeded'>,
+  successes: number,
+  trials = 1,
+): void {
+  const add = (c: Count | undefined) => {
+    if (!c) return;
+    c[0] += successes;
+    c[1] += trials;
+  };
+  add(counts.byDelay[o.category][delayBucket(o.hoursSinceDecline)]);
+  add(counts.byRowDelay[o.category][declineRow(o.declinesSoFar)]?.[delayBucket(o.hoursSinceDecline)]);
+  add(counts.byLocalHour[o.category][o.localHour]);
+  if (o.category === 'funds' && o.daysFromPayday !== null)
+    add(counts.byPaydayDistance[Math.min(PAYDAY_BUCKETS - 1, Math.max(0, o.daysFromPayday))]);
+}
+
+export function countObservations(observations: readonly RetryObservation[]): TableCounts {
+  const counts = emptyCounts();
+  for (const o of observations) addObservation(counts, o, o.succeeded ? 1 : 0);
+  return counts;
+}
+
+/** Learned retries per category in the counts (every retry falls in exactly one delay bucket). */
+export function retriesByCategory(counts: TableCounts): Record<LearnedCategory, number> {
+  return Object.fromEntries(
+    LEARNED_CATEGORIES.map((c) => [c, counts.byDelay[c].reduce((s, [, n]) => s + n, 0)]),
+  ) as Record<LearnedCategory, number>;
+}
+
+function checkSettings(settings: AdaptiveSettings): void {
+  if (!(settings.priorStrength > 0)) throw new Error(`priorStrength must be > 0, got ${settings.priorStrength}`);
+  if (!(settings.explorationShare >= 0 && settings.explorationShare < 1))
+    throw new Error(`explorationShare must be in [0, 1), got ${settings.explorationShare}`);
+  if (!(Number.isInteger(settings.minRetriesPerCategory) && settings.minRetriesPerCategory >= 0))
+    throw new Error(`minRetriesPerCategory must be a whole number >= 0, got ${settings.minRetriesPerCategory}`);
+}
+
+/** The shrunk table from raw counts (a snapshot's, or `countObservations`'). */
+export function tableFromCounts(
+  counts: TableCounts,
+  builtAt: Date,
+  settings: AdaptiveSettings = ADAPTIVE_DEFAULTS,
+): LearnedTable {
+  checkSettings(settings);
+  const k = settings.priorStrength;
+  const pooled = {} as LearnedTable['pooled'];
+  const byDelay = {} as LearnedTable['byDelay'];
+  const byRowDelay = {} as LearnedTable['byRowDelay'];
+  const byLocalHour = {} as LearnedTable['byLocalHour'];
+  let byPaydayDistance: Cell[] = [];
+  let retries = 0;
+  for (const category of LEARNED_CATEGORIES) {
+    const delays = counts.byDelay[category];
+    const wins = delays.reduce((s, [w]) => s + w, 0);
+    const trials = delays.reduce((s, [, n]) => s + n, 0);
+    retries += trials;
+    // With no data at all the prior mean is a neutral one half; it only matters once data arrive.
+    const mean = trials === 0 ? 0.5 : wins / trials;
+    pooled[category] = cell(wins, trials, mean, k);
+    byDelay[category] = delays.map(([w, n]) => cell(w, n, mean, k));
+    byRowDelay[category] = counts.byRowDelay[category].map((row) => {
+      const rw = row.reduce((s, [w]) => s + w, 0);
+      const rn = row.reduce((s, [, n]) => s + n, 0);
+      const rowMean = rn === 0 ? mean : rw / rn;
+      return row.map(([w, n]) => cell(w, n, rowMean, k));
+    });
+    byLocalHour[category] = counts.byLocalHour[category].map(([w, n]) => cell(w, n, mean, k));
+    if (category === 'funds') byPaydayDistance = counts.byPaydayDistance.map(([w, n]) => cell(w, n, mean, k));
+  }
+  return { builtAt, retries, settings, pooled, byDelay, byRowDelay, byLocalHour, byPaydayDistance };
 }
 
 export function learnTable(
@@ -96,43 +227,23 @@ export function learnTable(
   builtAt: Date,
   settings: AdaptiveSettings = ADAPTIVE_DEFAULTS,
 ): LearnedTable {
-  if (!(settings.priorStrength > 0)) throw new Error(`priorStrength must be > 0, got ${settings.priorStrength}`);
-  if (!(settings.explorationShare >= 0 && settings.explorationShare < 1))
-    throw new Error(`explorationShare must be in [0, 1), got ${settings.explorationShare}`);
-  const k = settings.priorStrength;
-  const pooled = {} as LearnedTable['pooled'];
-  const byDelay = {} as LearnedTable['byDelay'];
-  const byLocalHour = {} as LearnedTable['byLocalHour'];
-  let byPaydayDistance: Cell[] = [];
-  for (const category of LEARNED_CATEGORIES) {
-    const mine = observations.filter((o) => o.category === category);
-    const wins = mine.filter((o) => o.succeeded).length;
-    // With no data at all the prior mean is a neutral one half; it only matters once data arrive.
-    const mean = mine.length === 0 ? 0.5 : wins / mine.length;
-    pooled[category] = cell(wins, mine.length, mean, k);
-    const delays = counts(DELAY_BUCKETS_HOURS.length);
-    const hours = counts(24);
-    const paydays = counts(PAYDAY_BUCKETS);
-    for (const o of mine) {
-      const add = (c: { s: number; n: number } | undefined) => {
-        if (!c) return;
-        c.n += 1;
-        if (o.succeeded) c.s += 1;
-      };
-      add(delays[delayBucket(o.hoursSinceDecline)]);
-      add(hours[o.localHour]);
-      if (o.daysFromPayday !== null) add(paydays[Math.min(PAYDAY_BUCKETS - 1, Math.max(0, o.daysFromPayday))]);
-    }
-    byDelay[category] = delays.map((c) => cell(c.s, c.n, mean, k));
-    byLocalHour[category] = hours.map((c) => cell(c.s, c.n, mean, k));
-    if (category === 'funds') byPaydayDistance = paydays.map((c) => cell(c.s, c.n, mean, k));
-  }
-  return { builtAt, retries: observations.length, settings, pooled, byDelay, byLocalHour, byPaydayDistance };
+  return tableFromCounts(countObservations(observations), builtAt, settings);
 }
 
-/** Whether the planner may let this table move a retry: enough of the merchant's own retries. */
-export function tableInUse(table: LearnedTable | null | undefined): table is LearnedTable {
-  return !!table && table.retries >= table.settings.minRetries;
+/** Whether the table may move a retry of this category under the policy's `retry.adaptive`. */
+export function categoryInUse(
+  table: LearnedTable | null | undefined,
+  category: LearnedCategory,
+  mode: AdaptiveMode = 'auto',
+): boolean {
+  if (!table || mode === 'off') return false;
+  const n = table.pooled[category].trials;
+  return mode === 'on' ? n > 0 : n >= table.settings.minRetriesPerCategory;
+}
+
+/** Whether the table may move any retry: some category has enough of the merchant's own retries. */
+export function tableInUse(table: LearnedTable | null | undefined, mode: AdaptiveMode = 'auto'): boolean {
+  return LEARNED_CATEGORIES.some((c) => categoryInUse(table, c, mode));
 }
 
 /**
@@ -148,9 +259,11 @@ export function observationsFromLedger(
     const sorted = [...c.attempts]
       .filter((a) => a.outcome === 'declined' || a.outcome === 'succeeded')
       .sort((a, b) => a.at.getTime() - b.at.getTime());
+    let declines = 0;
     for (let i = 1; i < sorted.length; i += 1) {
       const prev = sorted[i - 1] as LedgerAttempt;
       const a = sorted[i] as LedgerAttempt;
+      if (prev.outcome === 'declined' && prev.source !== 'backup_card') declines += 1;
       if (a.source !== 'scheduled' || prev.outcome !== 'declined' || !prev.decline) continue;
       if ((prev.paymentMethod ?? '') !== (a.paymentMethod ?? '')) continue;
       const { category } = classifyDecline(prev.decline);
@@ -166,6 +279,7 @@ export function observationsFromLedger(
       out.push({
         category: category as LearnedCategory,
         hoursSinceDecline: (a.at.getTime() - prev.at.getTime()) / 3_600_000,
+        declinesSoFar: declines,
         localHour: local.hour,
         daysFromPayday,
         succeeded: a.outcome === 'succeeded',
@@ -176,44 +290,90 @@ export function observationsFromLedger(
 }
 
 export interface LearnedDelay {
+  /** The wait after the decline, in hours. */
   hours: number;
-  explored: boolean;
-  /** The reason's data clause, e.g. `34 % success at this delay over your last 512 retries`. */
+  /** Whether the table moved the retry off the policy's wait. */
+  moved: boolean;
+  /** The reason's data clause, e.g. `34 % success at this delay over your last 512 retries at it`. */
   evidence: string;
 }
 
+function pct(x: number): string {
+  return `${Math.round(100 * x)} %`;
+}
+
+function hoursText(h: number): string {
+  return `${Math.round(h * 100) / 100} h`;
+}
+
+/** A stable unit in [0, 1) per invoice: below the exploration share, the case keeps the policy's timing. */
+export function explorationUnit(invoiceId: string): number {
+  return createHash('sha256').update(`explore:${invoiceId}`).digest().readUInt32BE(0) / 2 ** 32;
+}
+
+export interface DelayChoice {
+  category: LearnedCategory;
+  /** The policy's wait for this retry. */
+  defaultHours: number;
+  /**
+   * The longest wait that still leaves the policy's waits for the category's remaining retries
+   * inside the dunning window: a learned wait never costs a retry. The policy's own wait is
+   * always allowed (the window decides about it as before).
+   */
+  maxHours: number;
+  mode: AdaptiveMode;
+  invoiceId: string;
+  /** Declines of the invoice so far, the one this retry follows included (backup-card charges left out). */
+  declinesSoFar: number;
+}
+
 /**
- * The delay for the next retry of this category: the default delay unless the table, in use, has a
- * candidate (from half to twice the default, so a retry count still fits the window) whose
- * posterior beats the default's. `unit` in [0, 1) is a stable draw per invoice and attempt: below
- * the exploration share, another candidate is tried instead, so no delay goes unmeasured. A
- * candidate later than `maxHours` (the dunning window's end) is never chosen: the window stays a hard
- * limit, and the default decides then.
+ * The wait for the next retry of a category, with the data behind it; null when no table is
+ * given or `retry.adaptive` is off (the reason then stays the policy's alone).
+ *
+ * Candidates are the delay buckets from half to twice the policy's wait, up to `maxHours`. The
+ * best posterior moves the retry only when its whole 95 % interval lies above the policy wait's
+ * posterior rate: a table that is merely noisy, or a few lucky retries (the prior pulls them to
+ * the pool), keeps the policy's timing. Cases whose stable draw falls below the exploration share
+ * keep the policy's timing whatever the table says, so the default goes on being measured.
  */
-export function chooseDelay(
-  table: LearnedTable | null | undefined,
-  category: LearnedCategory,
-  defaultHours: number,
-  unit: number,
-  maxHours = Infinity,
-): LearnedDelay | null {
-  if (!tableInUse(table)) return null;
-  const cells = table.byDelay[category];
+export function chooseDelay(table: LearnedTable | null | undefined, c: DelayChoice): LearnedDelay | null {
+  if (!table || c.mode === 'off') return null;
+  const keep = (evidence: string): LearnedDelay => ({ hours: c.defaultHours, moved: false, evidence });
+  const n = table.pooled[c.category].trials;
+  if (!categoryInUse(table, c.category, c.mode))
+    return keep(
+      c.mode === 'on'
+        ? `policy timing: none of your ${c.category} retries learned yet`
+        : `policy timing: learned timing needs ${table.settings.minRetriesPerCategory} of your ${c.category} retries, ${n} so far`,
+    );
+  const row = declineRow(c.declinesSoFar);
+  const cells = table.byRowDelay[c.category][row] as Cell[];
+  const base = cells[delayBucket(c.defaultHours)] as Cell;
+  const after = `after ${row + 1 === DECLINE_ROWS ? `${DECLINE_ROWS} or more` : row + 1} decline${row === 0 ? '' : 's'}`;
+  const baseText = `${pct(base.rate)} success at this delay over your last ${base.trials} retries at it ${after}`;
+  if (explorationUnit(c.invoiceId) < table.settings.explorationShare)
+    return keep(
+      `policy timing kept for ${pct(table.settings.explorationShare)} of cases, to go on measuring it (${baseText})`,
+    );
   const candidates = DELAY_BUCKETS_HOURS.map((hours, i) => ({ hours, cell: cells[i] as Cell })).filter(
-    (c) => c.hours >= defaultHours / 2 && c.hours <= defaultHours * 2 && c.hours <= maxHours,
+    (x) =>
+      x.hours >= c.defaultHours / 2 &&
+      x.hours <= c.defaultHours * 2 &&
+      x.hours <= c.maxHours &&
+      delayBucket(x.hours) !== delayBucket(c.defaultHours),
   );
-  if (candidates.length === 0) return null;
-  const base = candidates.find((c) => c.hours === DELAY_BUCKETS_HOURS[delayBucket(defaultHours)]) ?? null;
-  const share = table.settings.explorationShare;
-  let pick = candidates.reduce(
-    (best, c) => (c.cell.rate > best.cell.rate ? c : best),
-    base ?? (candidates[0] as (typeof candidates)[number]),
+  const best = candidates.reduce<(typeof candidates)[number] | null>(
+    (b, x) => (b === null || x.cell.rate > b.cell.rate ? x : b),
+    null,
   );
-  const explored = unit < share && candidates.length > 1;
-  if (explored)
-    pick = candidates[Math.min(candidates.length - 1, Math.floor((unit / share) * candidates.length))] as typeof pick;
-  const c = pick.cell;
-  const pct = Math.round(100 * c.rate);
-  const evidence = `${pct} % success at this delay over your last ${c.trials} retries at it (${table.retries} learned; prior ${table.settings.priorStrength} retries at ${Math.round(100 * table.pooled[category].rate)} %)`;
-  return { hours: pick.hours, explored, evidence: explored ? `exploring, ${evidence}` : evidence };
+  if (!best || best.cell.low <= base.rate)
+    return keep(
+      `${baseText}; no other delay from ${hoursText(c.defaultHours / 2)} to ${hoursText(Math.max(c.defaultHours, Math.min(2 * c.defaultHours, c.maxHours)))} did better at 95 %`,
+    );
+  return {
+    hours: best.hours,
+    moved: true,
+    evidence: `${pct(best.cell.rate)} success at this delay over your last ${best.cell.trials} retries at it ${after} (policy wait ${hoursText(c.defaultHours)}: ${pct(base.rate)} over ${base.trials})`,
+  };
 }

@@ -204,7 +204,7 @@ export async function replanWithSavedCards(tx: Tx, deps: SchedulerDeps, caseId: 
 /** The plan as if the planned attempt were gone, so it can be compared with or replace it. */
 function planWithoutPlanned(deps: SchedulerDeps, ctx: PlanContext): Plan {
   const history = { ...ctx.history, attempts: ctx.history.attempts.filter((a) => a.outcome !== 'planned') };
-  return planNextAttempt(history, ctx.customer, ctx.policy, deps.clock.now(), deps.merchantTimeZone);
+  return planNextAttempt(history, ctx.customer, ctx.policy, deps.clock.now(), deps.merchantTimeZone, ctx.learned);
 }
 
 /**

@@ -654,17 +654,23 @@ function categorySlot(ctx: Ctx, last: Decline): Slot | Plan {
       return stop(`${identical} identical declines in a row; the issuer is not changing its answer`);
   }
   const defaultHours = rule.spacingHours[Math.min(sameCategory - 1, rule.spacingHours.length - 1)] ?? 24;
-  // Learned timing moves generic retries only; a stable draw per invoice and attempt decides exploration.
-  const learned =
-    category === 'generic'
-      ? chooseDelay(
-          ctx.learned,
-          'generic',
-          defaultHours,
-          jitterMs(`explore:${ctx.history.invoiceId}`, ctx.nextAttemptNo, 1e9) / 1e9,
-          (ctx.windowEnd.getTime() - last.attempt.at.getTime()) / HOUR,
-        )
-      : null;
+  // The merchant's learned timing may move this wait (src/dunning/adaptive.ts), never so far that
+  // the policy's waits for the retries still allowed after it fall out of the window.
+  const retriesAfter = Math.max(
+    0,
+    Math.min(rule.maxAttempts - sameCategory - 1, ctx.policy.retry.maxAttempts - ctx.counted.length - 1),
+  );
+  let laterHours = 0;
+  for (let i = 0; i < retriesAfter; i += 1)
+    laterHours += rule.spacingHours[Math.min(sameCategory + i, rule.spacingHours.length - 1)] ?? 24;
+  const learned = chooseDelay(ctx.learned, {
+    category: category as 'generic' | 'temporary',
+    defaultHours,
+    maxHours: (ctx.windowEnd.getTime() - last.attempt.at.getTime()) / HOUR - laterHours,
+    mode: ctx.policy.retry.adaptive,
+    invoiceId: ctx.history.invoiceId,
+    declinesSoFar: ctx.declines.length,
+  });
   const spacingHours = learned?.hours ?? defaultHours;
   const spacingMs = spacingHours * HOUR;
   const advised = (c.retryAfterMs ?? 0) > spacingMs;

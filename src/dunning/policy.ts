@@ -14,6 +14,7 @@ import {
   type SegmentFacts,
   type SegmentRule,
 } from './segments.ts';
+import { ADAPTIVE_MODES, type AdaptiveMode } from './adaptive.ts';
 import { bool, int, intItem, isObj, Issues, list, num, numItem, oneOf, section, type Obj } from './validate.ts';
 
 export const FINAL_ACTIONS = [
@@ -76,6 +77,11 @@ export interface RetryPolicy {
   paydays: Paydays;
   categories: { funds: FundsRule; temporary: SpacedRule; generic: GenericRule };
   backupCards: BackupCards;
+  /**
+   * Learned retry timing from the merchant's own ledger (src/dunning/adaptive.ts): `auto` once a
+   * category has enough of the merchant's retries, `on` from the first, `off` never.
+   */
+  adaptive: AdaptiveMode;
 }
 export interface PolicyBody {
   retry: RetryPolicy;
@@ -143,6 +149,7 @@ function defaultBody(): PolicyBody {
         generic: { maxAttempts: 9, spacingHours: [24, 48, 48, 72, 72, 96, 120, 144], stopAfterIdenticalDeclines: 9 },
       },
       backupCards: { enabled: false, afterSoftDeclines: 3, promote: false },
+      adaptive: 'auto',
     },
     finalAction: 'cancel_subscription',
     holdoutShare: 0.1,
@@ -185,6 +192,7 @@ function parseRetry(raw: unknown, d: RetryPolicy, issues: Issues): RetryPolicy {
       'paydays',
       'categories',
       'backupCards',
+      'adaptive',
     ],
     issues,
   );
@@ -287,6 +295,7 @@ function parseRetry(raw: unknown, d: RetryPolicy, issues: Issues): RetryPolicy {
       },
     },
     backupCards,
+    adaptive: oneOf(r.adaptive, 'retry.adaptive', ADAPTIVE_MODES, d.adaptive, issues),
   };
 }
 

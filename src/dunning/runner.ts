@@ -1,3 +1,4 @@
+import type { LearnedSource } from './adaptive-refresh.ts';
 import type { PgBoss } from 'pg-boss';
 import type Stripe from 'stripe';
 import type { Clock } from '../clock.ts';
@@ -528,6 +529,8 @@ export interface RetryWorkerOptions {
   reportUnknownCodes?: (classification: Classification) => void;
   /** Share one throttle with every other Stripe caller of the process. */
   throttle?: Throttle;
+  /** The process's learned-timing snapshot source (src/dunning/adaptive-refresh.ts); absent: the policy's timing alone. */
+  learned?: LearnedSource;
   /** Independent fetch loops (default WORKER_CONCURRENCY), so one slow batch does not hold up the rest. */
   localConcurrency?: number;
   /** Attempts fetched per poll by each loop; they run concurrently (default 10). */
@@ -550,6 +553,7 @@ export function runnerDeps(
     log: o.log.child({ component: 'retry-runner' }),
     merchantTimeZone: o.config.defaultTimeZone,
     policies: createPolicySource(o.policy),
+    ...(o.learned ? { learned: o.learned } : {}),
     gateway: { stripe: o.stripe, throttle: o.throttle ?? createThrottle(o.config.stripeRequestsPerSecond) },
     leaseMs: o.leaseMs ?? 120_000,
     requestRetryBaseMs: o.requestRetryBaseMs ?? 2_000,

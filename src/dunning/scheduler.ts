@@ -21,6 +21,8 @@ import { allPolicies, parsePolicy, policyBody, type Policy } from './policy.ts';
 import { DEFAULT_POLICY_NAME } from './segments.ts';
 import { cardsOf, cardUpdatesOf } from '../ledger.ts';
 import * as store from './store.ts';
+import type { LearnedTable } from './adaptive.ts';
+import type { LearnedSource } from './adaptive-refresh.ts';
 import type { AttemptRow, AttemptSource, CaseRow } from './store.ts';
 
 /**
@@ -47,6 +49,8 @@ export interface SchedulerDeps {
   log: Logger;
   merchantTimeZone: string;
   policies: PolicySource;
+  /** The merchant's learned retry timing (newest snapshot, cached briefly); absent: the policy's timing alone. */
+  learned?: LearnedSource;
   /** Reminders want to know (e.g. to warn before the last attempt). */
   onAttemptPlanned?: (tx: Tx, e: AttemptPlannedEvent) => Promise<void>;
   /** Dunning stopped on the merchant's own error: ops are alerted (once per case). */
@@ -152,6 +156,8 @@ export interface PlanContext {
   history: CaseHistory;
   customer: CustomerContext;
   policy: Policy;
+  /** The learned timing snapshot the planner gets (null: none yet, or no source). */
+  learned: LearnedTable | null;
 }
 
 /**
@@ -161,13 +167,13 @@ export interface PlanContext {
  */
 export async function loadPlanContext(
   tx: Tx,
-  deps: Pick<SchedulerDeps, 'policies'>,
+  deps: Pick<SchedulerDeps, 'policies' | 'learned'>,
   caseRow: CaseRow,
   card: string | null,
   o: { asPlanned?: boolean } = {},
 ): Promise<PlanContext> {
   // Independent reads, sent together: pipelined on the connection, one round trip instead of five.
-  const [attempts, customer, updates, others, known, invoice, savedCards] = await Promise.all([
+  const [attempts, customer, updates, others, known, invoice, savedCards, learned] = await Promise.all([
     store.attemptsOf(tx, caseRow.invoiceId),
     store.customerById(tx, caseRow.customerId),
     cardUpdatesOf(tx, caseRow.customerId),
@@ -175,6 +181,7 @@ export async function loadPlanContext(
     cardsOf(tx, caseRow.customerId),
     store.invoiceById(tx, caseRow.invoiceId),
     store.savedCardsOf(tx, caseRow.customerId),
+    deps.learned ? deps.learned.get(tx) : null,
   ]);
   // The card Stripe charges for this invoice: the invoice's own, else its subscription's, else the customer's default.
   const stripeDefault = invoice?.ownCard ?? customer?.defaultPaymentMethod ?? null;
@@ -205,6 +212,7 @@ export async function loadPlanContext(
     },
     customer: { timeZone: customer?.timeZone ?? null, country: customer?.country ?? null, cardBrand: null },
     policy: await deps.policies.get(tx, caseRow.policyVersion),
+    learned,
   };
 }
 
@@ -251,7 +259,7 @@ export async function planNext(
     return { kind: 'unchanged', why: held };
   }
   const ctx = await loadPlanContext(tx, deps, caseRow, options.paymentMethod ?? null);
-  const plan = planNextAttempt(ctx.history, ctx.customer, ctx.policy, now, deps.merchantTimeZone);
+  const plan = planNextAttempt(ctx.history, ctx.customer, ctx.policy, now, deps.merchantTimeZone, ctx.learned);
   return recordPlan(tx, deps, ctx, plan, options.source ?? sourceOf(ctx, plan));
 }
 

@@ -2,6 +2,8 @@ import type { Tx } from '../db.ts';
 import { DEFINITIONS, type Definition } from './definitions.ts';
 import { formatMoney, liftOf, liftsByCategory, rate, type CategoryLift, type Lift } from './metrics.ts';
 import { loadReportData, type ReportData, type ReportQuery } from './queries.ts';
+import { ADAPTIVE_DEFAULTS, LEARNED_CATEGORIES, type AdaptiveMode } from '../dunning/adaptive.ts';
+import { latestSnapshot, type Snapshot } from '../dunning/adaptive-refresh.ts';
 
 /** The report as every renderer sees it: plain, JSON-ready data. */
 export interface Money {
@@ -95,6 +97,25 @@ export interface CurrencyReport {
   timeline: Array<{ bucket: string; count: number; amount: Money }>;
 }
 
+/**
+ * The learned retry timing as its newest snapshot states it (docs/policy.md, "Learned timing"):
+ * read from one stored row, never recomputed for a report.
+ */
+export interface AdaptiveSummary {
+  /** When the refresh job computed the table, and from when it counted retries. */
+  computedAt: string;
+  since: string;
+  /** The default policy's `retry.adaptive` at that refresh. */
+  mode: AdaptiveMode;
+  /** Whether the table moves retries of at least one category. */
+  inUse: boolean;
+  /** Learned retries over all categories. */
+  retries: number;
+  /** Retries a category needs before `auto` uses it. */
+  minimumPerCategory: number;
+  categories: Array<{ category: string; retries: number; inUse: boolean }>;
+}
+
 export interface Report {
   period: {
     from: string;
@@ -114,11 +135,32 @@ export interface Report {
     byRevenue: Array<{ currency: string; base: Money; churned: Money; rate: number | null }>;
   };
   currencies: CurrencyReport[];
+  /** Null before the first refresh of the learned timing. */
+  adaptive: AdaptiveSummary | null;
   definitions: readonly Definition[];
 }
 
 export async function loadReport(sql: Tx, query: ReportQuery): Promise<Report> {
-  return buildReport(await loadReportData(sql, query));
+  const [data, snapshot] = await Promise.all([loadReportData(sql, query), latestSnapshot(sql)]);
+  return buildReport(data, snapshot);
+}
+
+export function adaptiveSummary(s: Snapshot | null): AdaptiveSummary | null {
+  if (!s) return null;
+  const categories = LEARNED_CATEGORIES.map((category) => ({
+    category,
+    retries: s.retries[category] ?? 0,
+    inUse: s.inUse[category] ?? false,
+  }));
+  return {
+    computedAt: s.computedAt.toISOString(),
+    since: s.since.toISOString(),
+    mode: s.mode,
+    inUse: categories.some((c) => c.inUse),
+    retries: categories.reduce((n, c) => n + c.retries, 0),
+    minimumPerCategory: ADAPTIVE_DEFAULTS.minRetriesPerCategory,
+    categories,
+  };
 }
 
 const PATHS = [
@@ -130,7 +172,7 @@ const PATHS = [
   'paid_outside',
 ];
 
-export function buildReport(data: ReportData): Report {
+export function buildReport(data: ReportData, snapshot: Snapshot | null = null): Report {
   const currencies = new Set<string>();
   for (const rows of [data.cohortTotals, data.closedTotals, data.atRisk])
     for (const r of rows) currencies.add(r.currency);
@@ -159,6 +201,7 @@ export function buildReport(data: ReportData): Report {
         })),
     },
     currencies: [...currencies].sort().map((c) => currencyReport(data, c)),
+    adaptive: adaptiveSummary(snapshot),
     definitions: DEFINITIONS,
   };
 }

@@ -16,6 +16,17 @@ export function renderCsv(report: Report): string {
   add('', 'churn', '', 'active_customers_at_start', report.churn.activeAtStart);
   add('', 'churn', '', 'churned_customers', report.churn.churned);
   add('', 'churn', '', 'rate', report.churn.rate);
+  const a = report.adaptive;
+  add('', 'adaptive', '', 'computed_at', a?.computedAt ?? null);
+  if (a) {
+    add('', 'adaptive', '', 'mode', a.mode);
+    add('', 'adaptive', '', 'in_use', a.inUse ? 1 : 0);
+    add('', 'adaptive', '', 'retries', a.retries);
+    for (const c of a.categories) {
+      add('', 'adaptive', c.category, 'retries', c.retries);
+      add('', 'adaptive', c.category, 'in_use', c.inUse ? 1 : 0);
+    }
+  }
   for (const c of report.currencies) {
     const cur = c.currency;
     const s = (metric: string, value: number | null) => add(cur, 'summary', '', metric, value);

@@ -1,5 +1,6 @@
 import { DateTime } from 'luxon';
 import type { CurrencyReport, Report } from './build.ts';
+import { adaptiveLine } from './render-table.ts';
 import { columnChart, escapeHtml as h, horizontalBars, trendChart, type Bar, type TrendPoint } from './charts.ts';
 import { formatDuration, formatMoney, formatPercent, formatPoints } from './metrics.ts';
 import { TREND_MONTHS } from './queries.ts';
@@ -25,7 +26,7 @@ export function renderHtml(report: Report, links: { json: string; csv: string })
 <label>To <input type="date" name="to" value="${h(p.to)}"></label>
 <label>Currency <input name="currency" size="4" value="${h(report.currency ?? '')}" placeholder="all"></label>
 <button>Show</button> <a href="${h(links.json)}">JSON</a> <a href="${h(links.csv)}">CSV</a></form>
-<p>Period ${h(p.from)} to ${h(p.to)} (${h(p.timeZone)}); at-risk snapshot ${h(p.snapshotAt)}. Involuntary churn, all currencies: <span id="churn">${h(churn)}</span>.</p></header>
+<p>Period ${h(p.from)} to ${h(p.to)} (${h(p.timeZone)}); at-risk snapshot ${h(p.snapshotAt)}. Involuntary churn, all currencies: <span id="churn">${h(churn)}</span>.</p><p id="adaptive">${h(adaptiveLine(report.adaptive))}.</p></header>
 ${churnSection(report)}
 <main>${sections}</main>
 <section id="definitions"><h2>Definitions</h2><dl>${report.definitions.map((d) => `<dt>${h(d.term)}</dt><dd>${h(d.text)}</dd>`).join('')}</dl></section>

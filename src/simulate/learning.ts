@@ -1,12 +1,13 @@
 /**
  * `dunning simulate --months N`: the learning curve of adaptive timing. A merchant's failed
  * renewals arrive month by month; each month the policy plans with the table learned from every
- * earlier month's retries of its own (adaptive) cohort, next to the default policy and the holdout
- * on the same customers. The table is rebuilt once a month, as the scheduled job would.
+ * earlier month's retries, next to the default policy and the holdout on the same customers. The
+ * table learns from each case in its own cohort (the holdout share on the fixed schedule, the rest
+ * adaptive), as the scheduled job learns from the whole ledger; it is rebuilt once a month.
  */
 import { generatePopulation } from '../demo/population.ts';
 import { learnTable, observationsFromLedger, tableInUse, type RetryObservation } from '../dunning/adaptive.ts';
-import type { Policy } from '../dunning/policy.ts';
+import { assignCohort, type Policy } from '../dunning/policy.ts';
 import { majorUnits } from '../money.ts';
 import { simulateCase, type CaseResult } from './engine.ts';
 import { EUR_PER_UNIT, FAMILY_SPREAD_DAYS, variantPopulation } from './family.ts';
@@ -91,16 +92,23 @@ export function learningCurves(o: LearningOptions): LearningCurve[] {
         holdout: share(holdout),
         overHoldout: pairedLift(adaptive, holdout),
       });
-      // The job learns from what the adaptive cohort did this month.
+      // The job learns from the whole ledger, as in production: each case in the cohort its
+      // invoice is drawn into (assignCohort), the holdout's fixed days included.
+      const ledger = (results: readonly CaseResult[], i: number) => {
+        const member = population[i] as (typeof population)[number];
+        return {
+          attempts: toLedger({ attempts: (results[i] as CaseResult).attempts, cardBrand: member.card.brand }),
+          timeZone: member.timeZone,
+        };
+      };
       observations.push(
         ...observationsFromLedger(
-          adaptive.map((r, i) => ({
-            attempts: toLedger({
-              attempts: r.attempts,
-              cardBrand: (population[i] as (typeof population)[number]).card.brand,
-            }),
-            timeZone: (population[i] as (typeof population)[number]).timeZone,
-          })),
+          population.map((_, i) =>
+            ledger(
+              assignCohort(`in_sim_${(adaptive[i] as CaseResult).key}`, o.policy) === 'holdout' ? holdout : adaptive,
+              i,
+            ),
+          ),
         ),
       );
     }
@@ -118,7 +126,7 @@ function points(x: number): string {
 
 export function renderLearning(curves: readonly LearningCurve[], o: { seed: number; perMonth: number }): string {
   const out = [
-    `Learning curve: ${o.perMonth} failed renewals a month (seed ${o.seed}); the table is rebuilt each month from the adaptive cohort's retries.`,
+    `Learning curve: ${o.perMonth} failed renewals a month (seed ${o.seed}); the table is rebuilt each month from the retries of both cohorts.`,
     '',
   ];
   const rows = [

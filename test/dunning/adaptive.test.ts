@@ -1,14 +1,18 @@
 import { describe, expect, it } from 'vitest';
 import {
   ADAPTIVE_DEFAULTS,
+  categoryInUse,
   chooseDelay,
+  countObservations,
   delayBucket,
+  explorationUnit,
   learnTable,
   observationsFromLedger,
-  tableInUse,
+  retriesByCategory,
+  tableFromCounts,
   type RetryObservation,
 } from '../../src/dunning/adaptive.ts';
-import { planNextAttempt, type CaseHistory, type LedgerAttempt } from '../../src/dunning/planner.ts';
+import { planNextAttempt, type CaseHistory, type LedgerAttempt, type Plan } from '../../src/dunning/planner.ts';
 import { parsePolicy } from '../../src/dunning/policy.ts';
 
 const builtAt = new Date('2026-11-01T00:00:00Z');
@@ -19,6 +23,7 @@ function retries(n: number, wins: number, hoursSinceDecline: number, extra: Part
   return Array.from({ length: n }, (_, i): RetryObservation => ({
     category: 'generic',
     hoursSinceDecline,
+    declinesSoFar: 4,
     localHour: 7,
     daysFromPayday: null,
     succeeded: i < wins,
@@ -70,30 +75,101 @@ describe('learnTable', () => {
     expect(() => learnTable([], builtAt, { ...ADAPTIVE_DEFAULTS, priorStrength: 0 })).toThrow(/priorStrength/);
     expect(() => learnTable([], builtAt, { ...ADAPTIVE_DEFAULTS, explorationShare: 1 })).toThrow(/explorationShare/);
   });
+
+  it('rebuilds the same table from the raw counts a snapshot stores', () => {
+    const counts = countObservations(evidence);
+    const again = tableFromCounts(JSON.parse(JSON.stringify(counts)) as typeof counts, builtAt);
+    expect(again).toEqual(learnTable(evidence, builtAt));
+    expect(retriesByCategory(counts)).toEqual({ generic: 600, funds: 0, temporary: 0 });
+  });
 });
 
-describe('chooseDelay', () => {
-  const table = learnTable(evidence, builtAt, { ...ADAPTIVE_DEFAULTS, explorationShare: 0.1 });
+/** An invoice id whose stable draw is at or above the exploration share (10 %), and one below it. */
+function invoiceWhere(explores: boolean): string {
+  for (let i = 0; ; i += 1) {
+    const id = `in_draw${i}`;
+    if (explorationUnit(id) < ADAPTIVE_DEFAULTS.explorationShare === explores) return id;
+  }
+}
 
-  it('is off below the stated minimum of the merchant retries', () => {
-    const few = learnTable(evidence.slice(0, 250), builtAt);
-    expect(tableInUse(few)).toBe(false);
-    expect(chooseDelay(few, 'generic', 72, 0.5)).toBeNull();
-    expect(tableInUse(table)).toBe(true);
+describe('chooseDelay', () => {
+  const table = learnTable(evidence, builtAt);
+  const choice = {
+    category: 'generic' as const,
+    defaultHours: 72,
+    maxHours: 1000,
+    mode: 'auto' as const,
+    declinesSoFar: 4,
+  };
+  const exploiting = invoiceWhere(false);
+
+  it('keeps the policy timing below the stated per-category minimum, and says why', () => {
+    // 150 generic retries: under the minimum of 200.
+    const few = learnTable(evidence.slice(0, 150), builtAt);
+    expect(categoryInUse(few, 'generic')).toBe(false);
+    expect(chooseDelay(few, { ...choice, invoiceId: exploiting })).toEqual({
+      hours: 72,
+      moved: false,
+      evidence: 'policy timing: learned timing needs 200 of your generic retries, 150 so far',
+    });
+    expect(ADAPTIVE_DEFAULTS.minRetriesPerCategory).toBe(200);
+    expect(categoryInUse(table, 'generic')).toBe(true);
+    // The minimum is per category: no funds retries were learned.
+    expect(categoryInUse(table, 'funds')).toBe(false);
+    // `on` uses the table from the first retry, `off` never, and says nothing.
+    expect(categoryInUse(few, 'generic', 'on')).toBe(true);
+    expect(chooseDelay(learnTable([], builtAt), { ...choice, mode: 'on', invoiceId: exploiting })).toEqual({
+      hours: 72,
+      moved: false,
+      evidence: 'policy timing: none of your generic retries learned yet',
+    });
+    expect(chooseDelay(table, { ...choice, mode: 'off', invoiceId: exploiting })).toBeNull();
+    expect(chooseDelay(null, { ...choice, invoiceId: exploiting })).toBeNull();
   });
 
-  it('picks the best posterior between half and twice the default, and explores a stated share', () => {
-    const chosen = chooseDelay(table, 'generic', 72, 0.5);
-    expect(chosen).toMatchObject({ hours: 96, explored: false });
-    expect(chosen?.evidence).toMatch(
-      /^44 % success at this delay over your last 200 retries at it \(600 learned; prior 20 retries at 30 %\)$/,
+  it('moves to a delay whose 95 % interval lies above the policy wait, and cites the data', () => {
+    expect(chooseDelay(table, { ...choice, invoiceId: exploiting })).toEqual({
+      hours: 96,
+      moved: true,
+      evidence:
+        '44 % success at this delay over your last 200 retries at it after 4 declines (policy wait 72 h: 26 % over 100)',
+    });
+    // Never so late that the retries still allowed after it fall out of the window.
+    expect(chooseDelay(table, { ...choice, maxHours: 80, invoiceId: exploiting })).toMatchObject({
+      hours: 72,
+      moved: false,
+    });
+  });
+
+  it('keeps the policy wait when the better delay is within the noise', () => {
+    // 96 h at 35 % of 40 against 72 h at 25 %: the interval of 96 h reaches below 25 %.
+    const noisy = learnTable(
+      [...retries(100, 25, 24), ...retries(100, 25, 48), ...retries(100, 25, 72), ...retries(40, 14, 96)],
+      builtAt,
     );
-    // Below the exploration share (10 %) another candidate is tried, and the reason says so.
-    const explored = chooseDelay(table, 'generic', 72, 0.01);
-    expect(explored?.explored).toBe(true);
-    expect(explored?.evidence).toMatch(/^exploring, /);
-    // Never past the window.
-    expect(chooseDelay(table, 'generic', 72, 0.5, 80)).toMatchObject({ hours: 72 });
+    expect(chooseDelay(noisy, { ...choice, invoiceId: exploiting })).toEqual({
+      hours: 72,
+      moved: false,
+      evidence:
+        '25 % success at this delay over your last 100 retries at it after 4 declines; no other delay from 36 h to 144 h did better at 95 %',
+    });
+  });
+
+  it('keeps a stated share of cases on the policy timing, the same cases every time', () => {
+    const exploring = invoiceWhere(true);
+    const kept = chooseDelay(table, { ...choice, invoiceId: exploring });
+    expect(kept).toEqual({
+      hours: 72,
+      moved: false,
+      evidence:
+        'policy timing kept for 10 % of cases, to go on measuring it (26 % success at this delay over your last 100 retries at it after 4 declines)',
+    });
+    expect(chooseDelay(table, { ...choice, invoiceId: exploring })).toEqual(kept);
+    // About the stated share of invoices, drawn from the invoice id alone.
+    const ids = Array.from({ length: 4000 }, (_, i) => `in_share${i}`);
+    const share = ids.filter((id) => explorationUnit(id) < ADAPTIVE_DEFAULTS.explorationShare).length / ids.length;
+    expect(share).toBeGreaterThan(0.085);
+    expect(share).toBeLessThan(0.115);
   });
 });
 
@@ -134,11 +210,29 @@ describe('the planner with a learned table', () => {
     );
   });
 
-  it('plans by the policy alone while the table holds too few retries', () => {
+  it('plans at the policy time while the table holds too few retries, and says so; off leaves the reason alone', () => {
     const few = learnTable(evidence.slice(0, 100), builtAt);
-    expect(planNextAttempt(h, berlin, exact, now, 'Europe/London', few)).toEqual(
-      planNextAttempt(h, berlin, exact, now, 'Europe/London'),
+    const plain = planNextAttempt(h, berlin, exact, now, 'Europe/London') as Extract<Plan, { kind: 'retry' }>;
+    const p = planNextAttempt(h, berlin, exact, now, 'Europe/London', few) as Extract<Plan, { kind: 'retry' }>;
+    expect(p.at).toEqual(plain.at);
+    expect(p.reason).toBe(
+      plain.reason.replace(
+        'retry 3 d after the decline',
+        'retry 3 d after the decline: policy timing: learned timing needs 200 of your generic retries, 100 so far',
+      ),
     );
+    const off = parsePolicy({ retry: { jitterMinutes: 0, adaptive: 'off' } });
+    expect(planNextAttempt(h, berlin, off, now, 'Europe/London', table)).toEqual(
+      planNextAttempt(h, berlin, off, now, 'Europe/London'),
+    );
+  });
+
+  it('never moves a retry so late that the retries the policy still allows fall out of the window', () => {
+    // A 14-day window: after the fourth decline (day 5) the remaining waits 72+96+120+144 h do not fit, so no later slot.
+    const short = parsePolicy({ retry: { jitterMinutes: 0, windowDays: 14 } });
+    const p = planNextAttempt(h, berlin, short, now, 'Europe/London', table);
+    expect(p).toMatchObject({ kind: 'retry', at: new Date('2026-11-10T07:00:00Z') });
+    expect((p as { reason: string }).reason).toContain('no other delay from 36 h to 72 h did better at 95 %');
   });
 });
 
@@ -162,8 +256,33 @@ describe('observationsFromLedger', () => {
       { attempts: other, timeZone: 'Europe/Berlin' },
     ]);
     expect(obs).toEqual([
-      { category: 'generic', hoursSinceDecline: 24, localHour: 8, daysFromPayday: 2, succeeded: false },
-      { category: 'generic', hoursSinceDecline: 73, localHour: 9, daysFromPayday: 5, succeeded: true },
+      {
+        category: 'generic',
+        hoursSinceDecline: 24,
+        declinesSoFar: 1,
+        localHour: 8,
+        daysFromPayday: 2,
+        succeeded: false,
+      },
+      {
+        category: 'generic',
+        hoursSinceDecline: 73,
+        declinesSoFar: 2,
+        localHour: 9,
+        daysFromPayday: 5,
+        succeeded: true,
+      },
     ]);
+  });
+});
+
+describe('retry.adaptive in the policy', () => {
+  it('is auto by default, takes on and off, and names a bad value in one line', () => {
+    expect(parsePolicy({}).retry.adaptive).toBe('auto');
+    expect(parsePolicy({ retry: { adaptive: 'on' } }).retry.adaptive).toBe('on');
+    expect(parsePolicy({ retry: { adaptive: 'off' } }).retry.adaptive).toBe('off');
+    expect(() => parsePolicy({ retry: { adaptive: true } })).toThrow(
+      /^invalid dunning policy:\n {2}- retry\.adaptive: expected one of auto, on, off, got true$/,
+    );
   });
 });
