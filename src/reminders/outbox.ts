@@ -358,7 +358,7 @@ export async function remindersOfCase(sql: Tx, caseId: number): Promise<Reminder
              case when o.status = 'merged' then
                format('in one email with %s (%s #%s, %s)', coalesce(h.invoice_id, 'no invoice'), h.kind, h.id, h.status) end,
              case when o.cap_deferrals > 0 then
-               format('deferred %s by the frequency cap: %s', case when o.cap_deferrals = 1 then 'once' else o.cap_deferrals || ' times' end, o.cap_note) end,
+               format('deferred %s: %s', case when o.cap_deferrals = 1 then 'once' else o.cap_deferrals || ' times' end, o.cap_note) end,
              coalesce(o.last_error, o.cancel_reason)), '') as note
     from reminder_outbox o left join reminder_outbox h on h.id = o.merged_into
     where o.case_id = ${caseId} order by o.send_at, o.id`;
