@@ -217,3 +217,22 @@ export function parseReminderPolicy(raw: unknown): ReminderPolicy {
   }
   return policy;
 }
+
+/**
+ * The fields of the reminders section that are about the customer, not a case: one customer's
+ * cases may run different named policies, and one cap must hold across them. Only the default
+ * policy may set them; a named policy that does is refused at start rather than ignored.
+ */
+export const CUSTOMER_WIDE_FIELDS = ['frequencyCap', 'merge'] as const;
+
+/**
+ * The customer-wide fields a named policy sets differently from the default. A named policy is the
+ * default merged with its override, so the default's own values come along and are fine.
+ */
+export function customerWideFieldsIn(named: unknown, base: unknown): string[] {
+  const field = (raw: unknown, k: string): string | undefined =>
+    typeof raw === 'object' && raw !== null && !Array.isArray(raw)
+      ? JSON.stringify((raw as Record<string, unknown>)[k])
+      : undefined;
+  return CUSTOMER_WIDE_FIELDS.filter((k) => field(named, k) !== field(base, k));
+}
