@@ -15,3 +15,16 @@ create index reminder_outbox_merged_into on reminder_outbox (merged_into) where 
 -- The cap reads a customer's recent emails on every send.
 create index reminder_outbox_customer_contact on reminder_outbox (customer_id, coalesce(sent_at, claimed_at))
   where status in ('sent', 'sending');
+
+-- What ops read next to a reminder (`dunning case`, the ops case page): the email that carried a
+-- merged row, how often and why the cap held it back, and any error or cancel reason.
+create function reminder_outbox_note(row_id bigint) returns text language sql stable as $$
+  select nullif(concat_ws('; ',
+           case when o.status = 'merged' then
+             format('in one email with %s (%s #%s, %s)', coalesce(h.invoice_id, 'no invoice'), h.kind, h.id, h.status) end,
+           case when o.cap_deferrals > 0 then
+             format('deferred %s: %s', case when o.cap_deferrals = 1 then 'once' else o.cap_deferrals || ' times' end, o.cap_note) end,
+           coalesce(o.last_error, o.cancel_reason)), '')
+    from reminder_outbox o left join reminder_outbox h on h.id = o.merged_into
+   where o.id = row_id
+$$;

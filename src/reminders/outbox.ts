@@ -354,12 +354,7 @@ export interface ReminderLine {
 export async function remindersOfCase(sql: Tx, caseId: number): Promise<ReminderLine[]> {
   return sql<ReminderLine[]>`
     select o.kind, o.step, o.status, o.send_at as "sendAt", coalesce(o.sent_at, h.sent_at) as "sentAt", o.tries,
-           nullif(concat_ws('; ',
-             case when o.status = 'merged' then
-               format('in one email with %s (%s #%s, %s)', coalesce(h.invoice_id, 'no invoice'), h.kind, h.id, h.status) end,
-             case when o.cap_deferrals > 0 then
-               format('deferred %s: %s', case when o.cap_deferrals = 1 then 'once' else o.cap_deferrals || ' times' end, o.cap_note) end,
-             coalesce(o.last_error, o.cancel_reason)), '') as note
+           reminder_outbox_note(o.id) as note
     from reminder_outbox o left join reminder_outbox h on h.id = o.merged_into
     where o.case_id = ${caseId} order by o.send_at, o.id`;
 }
