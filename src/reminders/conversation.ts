@@ -17,6 +17,8 @@ export interface PendingReminder {
   caseId: number | null;
   invoiceId: string | null;
   sendAt: Date;
+  /** When what the reminder announces happens (a last chance's final attempt): no use after it. */
+  pointlessAfter?: Date | null;
 }
 
 /** An email the customer was sent (or is being sent right now): merged rows are not emails. */
@@ -25,7 +27,10 @@ export interface SentEmail {
   kind: ReminderKind;
 }
 
-export type Decision = { action: 'send'; merge: number[] } | { action: 'defer'; until: Date; reason: string };
+export type Decision =
+  | { action: 'send'; merge: number[] }
+  | { action: 'defer'; until: Date; reason: string }
+  | { action: 'cancel'; reason: string };
 
 /** The steps that talk about unpaid invoices and so can list several of them in one email. */
 export const MERGEABLE: readonly ReminderKind[] = ['first_notice', 'last_chance', 'final_notice'];
@@ -87,7 +92,17 @@ export function decideSend(o: {
   const { reminder, policy, now } = o;
   if (!policy.frequencyCap.exempt.includes(reminder.kind)) {
     const allowed = capAllows(o.history, policy.frequencyCap, now);
-    if (allowed.reason !== null) return { action: 'defer', until: allowed.at, reason: allowed.reason };
+    if (allowed.reason !== null) {
+      // "We make the final attempt on ..." read after that attempt would mislead: the final
+      // notice (or the thank-you) tells the customer how it ended instead.
+      const end = reminder.pointlessAfter ?? null;
+      if (end !== null && allowed.at.getTime() >= end.getTime())
+        return {
+          action: 'cancel',
+          reason: `${allowed.reason}: held past ${end.toISOString()}, when it no longer applies`,
+        };
+      return { action: 'defer', until: allowed.at, reason: allowed.reason };
+    }
   }
   if (!policy.merge.enabled) return { action: 'send', merge: [] };
   const horizon = now.getTime() + policy.merge.aheadHours * HOUR_MS;

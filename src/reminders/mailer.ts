@@ -331,7 +331,8 @@ export async function sendOne(deps: MailerDeps, outboxId: number, scheduledFor: 
 
 /**
  * Under the customer's lock: asks the pure decision whether the reminder goes now and what it takes
- * along, and writes the answer. Null when the cap held it back (moved and re-enqueued). The cap is
+ * along, and writes the answer. Null when the cap held it back (moved and re-enqueued) or held it
+ * past the moment it was about (cancelled). The cap is
  * judged at the job's own time when the queue ran it early against a scaled or frozen clock, as
  * the send time itself is, so a deferred reminder is not deferred again by the same emails.
  */
@@ -362,12 +363,27 @@ async function converse(
       }) === null,
   );
   const decision = decideSend({
-    reminder: { id: ctx.id, kind: ctx.kind, caseId: ctx.caseId, invoiceId: ctx.invoiceId, sendAt: ctx.sendAt },
+    reminder: {
+      id: ctx.id,
+      kind: ctx.kind,
+      caseId: ctx.caseId,
+      invoiceId: ctx.invoiceId,
+      sendAt: ctx.sendAt,
+      pointlessAfter: ctx.kind === 'last_chance' ? dateOf(ctx.data.attemptAt) : null,
+    },
     pending,
     history,
     policy,
     now: at,
   });
+  if (decision.action === 'cancel') {
+    await outbox.markCancelled(tx, ctx.id, decision.reason, now);
+    deps.log.info(
+      { outboxId: ctx.id, kind: ctx.kind, caseId: ctx.caseId, reason: decision.reason },
+      'reminder cancelled',
+    );
+    return null;
+  }
   if (decision.action === 'defer') {
     const sendAt = nextAllowedSend(decision.until, ctx.timeZone, quietHoursOf(ctx));
     await outbox.deferByCap(tx, ctx.id, sendAt, decision.reason, now);
@@ -403,6 +419,12 @@ async function converse(
   ];
   return { listed, merged };
 }
+
+const dateOf = (v: unknown): Date | null => {
+  if (typeof v !== 'string') return null;
+  const d = new Date(v);
+  return Number.isNaN(d.getTime()) ? null : d;
+};
 
 function quietHoursOf(ctx: outbox.SendContext) {
   const { quietStart, quietEnd } = ctx.data;

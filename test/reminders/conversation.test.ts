@@ -147,6 +147,24 @@ describe('the frequency cap (default: 2 in 7 days, 48 h apart)', () => {
   });
 });
 
+describe('a last chance the cap would hold past its final attempt', () => {
+  it.each([
+    { attemptIn: 60, action: 'defer' },
+    { attemptIn: 47, action: 'cancel' },
+    { attemptIn: 30, action: 'cancel' },
+  ])('final attempt in $attemptIn h, cap open in 47 h: $action', ({ attemptIn, action }) => {
+    const d = decideSend({
+      reminder: { ...pending(1, 'last_chance', 0), pointlessAfter: at(attemptIn) },
+      pending: [],
+      history: [sent(-1)],
+      policy,
+      now: at(0),
+    });
+    expect(d.action).toBe(action);
+    if (d.action === 'cancel') expect(d.reason).toMatch(/held past .* when it no longer applies/);
+  });
+});
+
 describe('what a sending reminder takes along', () => {
   it.each([
     ['first_notice', 'first_notice', true],
