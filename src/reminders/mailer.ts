@@ -369,7 +369,13 @@ async function converse(
       caseId: ctx.caseId,
       invoiceId: ctx.invoiceId,
       sendAt: ctx.sendAt,
-      pointlessAfter: ctx.kind === 'last_chance' ? dateOf(ctx.data.attemptAt) : null,
+      // A last chance after its final attempt, a card-expiry warning after the card expired: no use.
+      pointlessAfter:
+        ctx.kind === 'last_chance'
+          ? dateOf(ctx.data.attemptAt)
+          : ctx.kind === 'card_expiring'
+            ? dateOf(ctx.data.expiresAt)
+            : null,
     },
     pending,
     history,
