@@ -2,7 +2,7 @@ import { ConfigError, loadConfig, type Config, type Requirement } from './config
 import { connect, databaseServer, type Sql } from './db.ts';
 import { allPolicies, defaultPolicy, loadPolicyFile, type Policy } from './dunning/policy.ts';
 import { DEFAULT_POLICY_NAME } from './dunning/segments.ts';
-import { parseReminderPolicy } from './reminders/policy.ts';
+import { customerWideFieldsIn, parseReminderPolicy } from './reminders/policy.ts';
 import { loadTemplates, TemplateError } from './reminders/templates.ts';
 import { checkOutboxDir } from './reminders/transport.ts';
 import { createLogger, type Logger } from './log.ts';
@@ -35,6 +35,12 @@ export function checkedPolicy(config: Config): Policy {
     for (const named of allPolicies(policy)) {
       try {
         parseReminderPolicy(named.policy.reminders);
+        const wide =
+          named.name === DEFAULT_POLICY_NAME ? [] : customerWideFieldsIn(named.policy.reminders, policy.reminders);
+        if (wide.length > 0)
+          throw new Error(
+            `Invalid policy: reminders.${wide[0]}: holds for the customer across all their cases, so only the default policy may set it`,
+          );
       } catch (err) {
         if (named.name === DEFAULT_POLICY_NAME) throw err;
         throw new Error(`policies.${named.name}: ${(err as Error).message}`, { cause: err });

@@ -23,7 +23,9 @@ export const caseCommand: Command = {
 Shows one case: status, policy version, cohort, next attempt and why, and the attempt ledger
 (Stripe's own attempts, scheduled, card-update and manual retries) with planned and actual
 times, the planner's reason and the decline codes with their category; then the customer
-emails of the case with their status, and any email problem ops should act on. Times are UTC.`,
+emails of the case with their status, and any email problem ops should act on. An email sent
+together with the customer's other invoices shows as merged, naming the email that carried it
+(SENT is when that went); one the frequency cap held back says why and until when. Times are UTC.`,
   async run(argv, env) {
     const { positionals } = parseArgs({ args: argv, options: {}, strict: true, allowPositionals: true });
     const invoiceId = oneArgument(positionals, 'invoice id (in_...)');

@@ -90,12 +90,14 @@ async function emailsOf(
 ): Promise<EmailLine[]> {
   const rows = await sql<Array<SendContext & { sentAt: Date | null; note: string | null }>>`
     select o.id::float8 as id, o.case_id::float8 as "caseId", o.customer_id as "customerId", o.invoice_id as "invoiceId", o.kind, o.step,
-           o.status, o.send_at as "sendAt", o.sent_at as "sentAt", o.locale, o.time_zone as "timeZone", o.data, o.tries,
-           coalesce(o.last_error, o.cancel_reason) as note,
+           o.status, o.send_at as "sendAt", coalesce(o.sent_at, h.sent_at) as "sentAt", o.locale, o.time_zone as "timeZone", o.data, o.tries,
+           -- Merged into another invoice's email, held back by the cap, failed or cancelled (sql/019).
+           reminder_outbox_note(o.id) as note,
            c.name as "customerName", i.amount_remaining::float8 as "amountRemaining", i.currency,
            i.stripe_created as "invoiceCreated", (i.subscription_id is not null) as "invoiceForSubscription",
            d.amount::float8 as "caseAmount", d.last_decline_category as "declineCategory", d.next_attempt_at as "nextAttemptAt"
       from reminder_outbox o
+      left join reminder_outbox h on h.id = o.merged_into
       left join customers c on c.id = o.customer_id
       left join invoices i on i.id = o.invoice_id
       left join dunning_cases d on d.id = o.case_id

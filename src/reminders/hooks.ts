@@ -104,7 +104,7 @@ export function createReminderHooks(deps: ReminderHookDeps): ReminderHooks {
              coalesce((p.body ->> 'opsAlertOnOpen')::boolean, false) as "alertOnOpen", d.policy_name as "policyName",
              c.preferred_locales as "preferredLocales", c.time_zone as "timeZone",
              (select count(*)::int from payment_attempts a where a.invoice_id = d.invoice_id and a.status = 'declined') as declined,
-             (select count(*)::int from reminder_outbox o where o.case_id = d.id and o.status in ('sent', 'sending')) as sent,
+             (select count(*)::int from reminder_outbox o where o.case_id = d.id and o.status in ('sent', 'sending', 'merged')) as sent,
              exists (select 1 from reminder_outbox o where o.case_id = d.id and o.kind = 'action_required'
                       and o.status in ('pending', 'sending', 'sent')) as "actionRequested"
       from dunning_cases d

@@ -11,6 +11,7 @@ import type { Sql, Tx } from '../db.ts';
 import type { Logger } from '../log.ts';
 import { jobDb, QUEUES } from '../queue.ts';
 import { buildValues } from './content.ts';
+import { decideSend, MERGEABLE, type ListedInvoice } from './conversation.ts';
 import type { Locale } from './localize.ts';
 import { nextAllowedSend } from './localize.ts';
 import * as outbox from './outbox.ts';
@@ -53,6 +54,8 @@ export interface MailerDeps {
    */
   portalLink?: (customerId: string) => Promise<string | null>;
   backoff?: Backoff;
+  /** The frequency cap and merging (the default policy's: the cap is per customer, across cases). */
+  policy?: Pick<ReminderPolicy, 'frequencyCap' | 'merge'>;
   pollingIntervalSeconds?: number;
   concurrency?: number;
 }
@@ -95,7 +98,11 @@ export interface SendJob {
   sendAt?: string;
 }
 
-type Claim = { ok: true; ctx: outbox.SendContext } | { ok: false };
+type Claim = { ok: true; ctx: outbox.SendContext; listed: ListedInvoice[]; merged: number[] } | { ok: false };
+
+const HOUR_MS = 3_600_000;
+/** Steps whose email lists every invoice of the customer still being dunned, not only the merged ones. */
+const LISTS_ALL_OPEN = ['first_notice', 'last_chance'];
 
 /** Reminders fetched per poll by each slot; they are sent side by side. */
 const MAIL_BATCH_SIZE = 10;
@@ -190,7 +197,10 @@ export async function sendOne(deps: MailerDeps, outboxId: number, scheduledFor: 
   const log = deps.log.child({ outboxId });
   const backoff = deps.backoff ?? DEFAULT_BACKOFF;
 
+  const customerId = await outbox.customerOfReminder(sql, outboxId);
   const claim = await sql.begin(async (tx): Promise<Claim> => {
+    // Customer first, as the event processor does, then the case, then the row: one lock order.
+    if (customerId !== null) await outbox.lockCustomer(tx, customerId);
     await outbox.lockCaseOf(tx, outboxId);
     const ctx = await outbox.lockSendContext(tx, outboxId);
     // Locked by another worker (it decides) or no longer pending: nothing to do here.
@@ -243,21 +253,29 @@ export async function sendOne(deps: MailerDeps, outboxId: number, scheduledFor: 
       await fail(tx, deps, ctx, 'customer has no email address', now);
       return { ok: false };
     }
-    return (await outbox.markSending(tx, outboxId, now, SEND_LEASE_SECONDS)) ? { ok: true, ctx } : { ok: false };
+    const conversation = await converse(tx, deps, ctx, now, scheduledFor);
+    if (conversation === null) return { ok: false };
+    if (!(await outbox.markSending(tx, outboxId, now, SEND_LEASE_SECONDS))) return { ok: false };
+    return { ok: true, ctx, ...conversation };
   });
   if (!claim.ok) return;
-  const ctx = claim.ctx;
+  const { ctx, listed, merged } = claim;
 
   let messageId: string | null;
   try {
-    // The invoice's own page first: it lets the customer pay as well as change card.
-    const link = ctx.hostedInvoiceUrl ?? (await deps.portalLink?.(ctx.customerId)) ?? null;
+    // The invoice's own page first: it lets the customer pay as well as change card. An email
+    // about several invoices has one update-card link instead: the new card pays them all (every
+    // open case is retried on a card update), where one invoice's page would pay only that one.
+    const link =
+      listed.length > 1
+        ? ((await deps.portalLink?.(ctx.customerId)) ?? ctx.hostedInvoiceUrl ?? null)
+        : (ctx.hostedInvoiceUrl ?? (await deps.portalLink?.(ctx.customerId)) ?? null);
     if (!link)
       throw new SendError(
         'no update-card link: the invoice has no hosted URL and no Billing Portal link is available',
         'permanent',
       );
-    const values = buildValues(ctx, config, link, clock.now());
+    const values = buildValues(ctx, config, link, clock.now(), listed);
     const email = deps.templates.render(ctx.kind, ctx.locale as Locale, values);
     const domain = config.mailFromAddress.split('@')[1] ?? 'dunning.local';
     const sent = await deps.transport.send({
@@ -284,6 +302,8 @@ export async function sendOne(deps: MailerDeps, outboxId: number, scheduledFor: 
       const sendAt = nextAllowedSend(next.at, ctx.timeZone, quietHoursOf(ctx));
       await outbox.markRetry(tx, ctx.id, problem.message, sendAt, now, problem.problem === 'temporary' ? now : null);
       await enqueueSend(tx, deps.boss, clock, ctx.id, sendAt);
+      for (const id of await outbox.releaseMerged(tx, ctx.id, sendAt, now))
+        await enqueueSend(tx, deps.boss, clock, id, sendAt);
       const fields = { kind: ctx.kind, caseId: ctx.caseId, tries, retryAt: sendAt, err: problem.message };
       // Our own mail setup is broken: every reminder is held up, and only ops can fix it.
       if (problem.problem === 'transport')
@@ -296,8 +316,121 @@ export async function sendOne(deps: MailerDeps, outboxId: number, scheduledFor: 
     return;
   }
   await outbox.markSent(sql, ctx.id, clock.now(), messageId);
-  log.info({ kind: ctx.kind, step: ctx.step, caseId: ctx.caseId, locale: ctx.locale }, 'reminder sent');
+  log.info(
+    {
+      kind: ctx.kind,
+      step: ctx.step,
+      caseId: ctx.caseId,
+      locale: ctx.locale,
+      ...(merged.length > 0 ? { merged } : {}),
+      ...(listed.length > 1 ? { invoices: listed.length } : {}),
+    },
+    'reminder sent',
+  );
 }
+
+/**
+ * Under the customer's lock: asks the pure decision whether the reminder goes now and what it takes
+ * along, and writes the answer. Null when the cap held it back (moved and re-enqueued) or held it
+ * past the moment it was about (cancelled). The cap is
+ * judged at the job's own time when the queue ran it early against a scaled or frozen clock, as
+ * the send time itself is, so a deferred reminder is not deferred again by the same emails.
+ */
+async function converse(
+  tx: Tx,
+  deps: MailerDeps,
+  ctx: outbox.SendContext,
+  now: Date,
+  scheduledFor: Date | null,
+): Promise<{ listed: ListedInvoice[]; merged: number[] } | null> {
+  const policy = deps.policy ?? defaultReminderPolicy();
+  const at = scheduledFor !== null && scheduledFor.getTime() > now.getTime() ? scheduledFor : now;
+  const cap = policy.frequencyCap;
+  const lookbackMs = Math.max(cap.perDays * 24, cap.minHoursBetween) * HOUR_MS;
+  const history = await outbox.emailsOfCustomer(tx, ctx.customerId, new Date(at.getTime() - lookbackMs));
+  // A pending row the mailer would cancel at its own send time (paid, paused...) is not taken along.
+  const pending = (await outbox.pendingOfCustomer(tx, ctx.customerId)).filter(
+    (p) =>
+      p.id !== ctx.id &&
+      cancelReason({
+        kind: p.kind,
+        caseStatus: p.caseStatus,
+        casePaused: p.casePaused,
+        invoiceStatus: p.invoiceStatus,
+        customerDeleted: ctx.customerDeleted,
+        reminderPaymentMethod: null,
+        currentPaymentMethod: null,
+      }) === null,
+  );
+  const decision = decideSend({
+    reminder: {
+      id: ctx.id,
+      kind: ctx.kind,
+      caseId: ctx.caseId,
+      invoiceId: ctx.invoiceId,
+      sendAt: ctx.sendAt,
+      // A last chance after its final attempt, a card-expiry warning after the card expired: no use.
+      pointlessAfter:
+        ctx.kind === 'last_chance'
+          ? dateOf(ctx.data.attemptAt)
+          : ctx.kind === 'card_expiring'
+            ? dateOf(ctx.data.expiresAt)
+            : null,
+    },
+    pending,
+    history,
+    policy,
+    now: at,
+  });
+  if (decision.action === 'cancel') {
+    await outbox.markCancelled(tx, ctx.id, decision.reason, now);
+    deps.log.info(
+      { outboxId: ctx.id, kind: ctx.kind, caseId: ctx.caseId, reason: decision.reason },
+      'reminder cancelled',
+    );
+    return null;
+  }
+  if (decision.action === 'defer') {
+    const sendAt = nextAllowedSend(decision.until, ctx.timeZone, quietHoursOf(ctx));
+    await outbox.deferByCap(tx, ctx.id, sendAt, decision.reason, now);
+    await enqueueSend(tx, deps.boss, deps.clock, ctx.id, sendAt);
+    deps.log.info(
+      { outboxId: ctx.id, kind: ctx.kind, caseId: ctx.caseId, due: ctx.sendAt, sendAt, reason: decision.reason },
+      'reminder held back by the frequency cap',
+    );
+    return null;
+  }
+  const merged = await outbox.markMerged(tx, decision.merge, ctx.id, now);
+  if (!MERGEABLE.includes(ctx.kind) || ctx.invoiceId === null || ctx.currency === null) return { listed: [], merged };
+  const others = (await outbox.invoicesOfEmail(tx, ctx.id, ctx.customerId, LISTS_ALL_OPEN.includes(ctx.kind))).filter(
+    (i) => i.invoiceId !== ctx.invoiceId,
+  );
+  if (others.length === 0) return { listed: [], merged };
+  const own: ListedInvoice = {
+    invoiceId: ctx.invoiceId,
+    currency: ctx.currency,
+    amount: ctx.amountRemaining || (ctx.caseAmount ?? 0),
+    created: ctx.invoiceCreated,
+    forSubscription: ctx.invoiceForSubscription,
+  };
+  const listed = [
+    own,
+    ...others.map((i) => ({
+      invoiceId: i.invoiceId,
+      currency: i.currency,
+      amount: i.amountRemaining || (i.caseAmount ?? 0),
+      created: i.created,
+      forSubscription: i.forSubscription,
+    })),
+  ];
+  return { listed, merged };
+}
+
+const dateOf = (v: unknown): Date | null => {
+  if (typeof v !== 'string') return null;
+  const d = new Date(v);
+  return Number.isNaN(d.getTime()) ? null : d;
+};
 
 function quietHoursOf(ctx: outbox.SendContext) {
   const { quietStart, quietEnd } = ctx.data;
@@ -315,6 +448,7 @@ async function fail(
   now: Date,
 ): Promise<void> {
   await outbox.markFailed(tx, ctx.id, problem, now);
+  await outbox.failMerged(tx, ctx.id, problem, now);
   deps.log.warn({ outboxId: ctx.id, kind: ctx.kind, caseId: ctx.caseId, err: problem }, 'reminder failed permanently');
   if (ctx.caseId === null) return;
   await outbox.recordCaseProblem(tx, ctx.caseId, `${ctx.kind} email failed: ${problem}`, now);

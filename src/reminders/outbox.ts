@@ -77,7 +77,7 @@ export async function cancelCardExpiringNoLongerDue(
 
 export async function countSentForCase(tx: Tx, caseId: number): Promise<number> {
   const [row] = await tx<{ n: number }[]>`
-    select count(*)::int as n from reminder_outbox where case_id = ${caseId} and status in ('sent', 'sending')`;
+    select count(*)::int as n from reminder_outbox where case_id = ${caseId} and status in ('sent', 'sending', 'merged')`;
   return row?.n ?? 0;
 }
 
@@ -217,6 +217,133 @@ export async function reschedule(tx: Tx, id: number, sendAt: Date, at: Date): Pr
   await tx`update reminder_outbox set send_at = ${sendAt}, updated_at = ${at} where id = ${id}`;
 }
 
+/** The customer a row is for, read without a lock: the lock order starts with the customer. */
+export async function customerOfReminder(tx: Tx, id: number): Promise<string | null> {
+  const [row] = await tx<
+    { customerId: string }[]
+  >`select customer_id as "customerId" from reminder_outbox where id = ${id}`;
+  return row?.customerId ?? null;
+}
+
+/**
+ * Serialises every send decision of one customer, and those decisions with the customer's events:
+ * the same lock the event processor takes (src/events/processor.ts), so a payment on another of
+ * the customer's invoices is either applied before the merge is decided or after it commits. Two
+ * mailers that pick up two reminders of the customer at once therefore decide one after the
+ * other: the second finds its row merged, or the first email `sending` and the cap closed.
+ */
+export async function lockCustomer(tx: Tx, customerId: string): Promise<void> {
+  await tx`select pg_advisory_xact_lock(hashtextextended(${`customer:${customerId}`}, 0))`;
+}
+
+/** A pending reminder of the customer with what `cancelReason` needs to rule it out. */
+export interface PendingOfCustomer {
+  id: number;
+  kind: ReminderKind;
+  caseId: number | null;
+  invoiceId: string | null;
+  sendAt: Date;
+  caseStatus: string | null;
+  casePaused: boolean;
+  invoiceStatus: string | null;
+}
+
+export async function pendingOfCustomer(tx: Tx, customerId: string): Promise<PendingOfCustomer[]> {
+  return tx<PendingOfCustomer[]>`
+    select o.id::float8 as id, o.kind, o.case_id::float8 as "caseId", o.invoice_id as "invoiceId", o.send_at as "sendAt",
+           d.status as "caseStatus", coalesce(d.paused, false) as "casePaused", i.status as "invoiceStatus"
+    from reminder_outbox o
+    left join dunning_cases d on d.id = o.case_id
+    left join invoices i on i.id = o.invoice_id
+    where o.customer_id = ${customerId} and o.status = 'pending'
+    order by o.send_at, o.id`;
+}
+
+/** The customer's emails since `since`: sent, or being sent now (claimed). Merged rows are no email. */
+export async function emailsOfCustomer(
+  tx: Tx,
+  customerId: string,
+  since: Date,
+): Promise<Array<{ at: Date; kind: ReminderKind }>> {
+  return tx<Array<{ at: Date; kind: ReminderKind }>>`
+    select coalesce(sent_at, claimed_at) as at, kind from reminder_outbox
+    where customer_id = ${customerId} and status in ('sent', 'sending') and coalesce(sent_at, claimed_at) >= ${since}
+    order by 1`;
+}
+
+/** Rows another email of the customer now covers; only those still pending. */
+export async function markMerged(tx: Tx, ids: readonly number[], hostId: number, at: Date): Promise<number[]> {
+  if (ids.length === 0) return [];
+  const rows = await tx<{ id: number }[]>`
+    update reminder_outbox set status = 'merged', merged_into = ${hostId}, merged_at = ${at}, updated_at = ${at}
+    where id = any(${ids as number[]}::bigint[]) and status = 'pending'
+    returning id::float8 as id`;
+  return rows.map((r) => r.id);
+}
+
+/**
+ * The host email goes back to pending for another try: what it had taken along is released to
+ * pending at the same time, so whichever of them goes first takes the others again, and a host
+ * cancelled meanwhile (its invoice paid) does not strand them.
+ */
+export async function releaseMerged(tx: Tx, hostId: number, sendAt: Date, at: Date): Promise<number[]> {
+  const rows = await tx<{ id: number }[]>`
+    update reminder_outbox set status = 'pending', merged_into = null, merged_at = null, send_at = greatest(send_at, ${sendAt}),
+           updated_at = ${at}
+    where merged_into = ${hostId} and status = 'merged'
+    returning id::float8 as id`;
+  return rows.map((r) => r.id);
+}
+
+/** The host failed for good: the reminders it carried did not reach the customer either. */
+export async function failMerged(tx: Tx, hostId: number, error: string, at: Date): Promise<number> {
+  const rows = await tx`
+    update reminder_outbox set status = 'failed', last_error = ${`in the email that failed: ${error}`}, updated_at = ${at}
+    where merged_into = ${hostId} and status = 'merged'
+    returning id`;
+  return rows.length;
+}
+
+/** Held back by the frequency cap: moved to `sendAt`, counted and explained for `dunning case` and the report. */
+export async function deferByCap(tx: Tx, id: number, sendAt: Date, reason: string, at: Date): Promise<void> {
+  await tx`
+    update reminder_outbox set send_at = ${sendAt}, cap_deferrals = cap_deferrals + 1, updated_at = ${at},
+           cap_note = ${`${reason}; held until ${sendAt.toISOString().slice(0, 16).replace('T', ' ')} UTC`}
+    where id = ${id}`;
+}
+
+/** An invoice an email lists, before formatting. */
+export interface InvoiceOfEmail {
+  invoiceId: string;
+  currency: string;
+  amountRemaining: number | null;
+  caseAmount: number | null;
+  created: Date | null;
+  forSubscription: boolean;
+}
+
+/**
+ * What an email about unpaid invoices lists besides its own: the invoices of the rows merged into
+ * it and, with `allOpen`, every other invoice of the customer still being dunned (open case, not
+ * paused, still owed), so each email states the whole balance and one card update settles it.
+ */
+export async function invoicesOfEmail(
+  tx: Tx,
+  hostId: number,
+  customerId: string,
+  allOpen: boolean,
+): Promise<InvoiceOfEmail[]> {
+  return tx<InvoiceOfEmail[]>`
+    select i.id as "invoiceId", i.currency, i.amount_remaining::float8 as "amountRemaining",
+           d.amount::float8 as "caseAmount", i.stripe_created as created, (i.subscription_id is not null) as "forSubscription"
+    from invoices i
+    left join dunning_cases d on d.invoice_id = i.id
+    where i.id in (select o.invoice_id from reminder_outbox o where o.merged_into = ${hostId} and o.status = 'merged')
+       or (${allOpen} and i.customer_id = ${customerId} and i.status = 'open' and i.amount_remaining > 0
+           and d.status = 'open' and not coalesce(d.paused, false))
+    order by i.stripe_created, i.id`;
+}
+
 /** One reminder as ops see it in `dunning case`. */
 export interface ReminderLine {
   kind: ReminderKind;
@@ -228,10 +355,16 @@ export interface ReminderLine {
   note: string | null;
 }
 
+/**
+ * A merged row shows when the email that carried it went (and which one); a row the cap held back
+ * says how often and why, next to any error or cancel reason.
+ */
 export async function remindersOfCase(sql: Tx, caseId: number): Promise<ReminderLine[]> {
   return sql<ReminderLine[]>`
-    select kind, step, status, send_at as "sendAt", sent_at as "sentAt", tries, coalesce(last_error, cancel_reason) as note
-    from reminder_outbox where case_id = ${caseId} order by send_at, id`;
+    select o.kind, o.step, o.status, o.send_at as "sendAt", coalesce(o.sent_at, h.sent_at) as "sentAt", o.tries,
+           reminder_outbox_note(o.id) as note
+    from reminder_outbox o left join reminder_outbox h on h.id = o.merged_into
+    where o.case_id = ${caseId} order by o.send_at, o.id`;
 }
 
 /** A permanent email failure, written on the case where ops look first. */

@@ -3,6 +3,8 @@
  * JSON; this module owns its shape, its defaults and its validation.
  */
 
+import { REMINDER_KINDS, type ReminderKind } from './kinds.ts';
+
 export const FIRST_NOTICE_WHEN = ['first_failure', 'first_retry_failed'] as const;
 export type FirstNoticeWhen = (typeof FIRST_NOTICE_WHEN)[number];
 
@@ -24,6 +26,25 @@ export interface ReminderPolicy {
   quietHours: QuietHours;
   /** How long a message the mail server keeps refusing for now (4xx) is retried before it counts as failed. */
   delivery: { retryHours: number };
+  /**
+   * How often one customer may be written to, across every kind and every case: at most
+   * `maxEmails` in any `perDays` days and `minHoursBetween` hours apart. `exempt` kinds go out
+   * regardless (they still count as contact for the others).
+   */
+  frequencyCap: FrequencyCap;
+  /**
+   * One email per step for all of a customer's failing invoices: a reminder being sent takes along
+   * the customer's other pending reminders of the same step due within `aheadHours`.
+   */
+  merge: { enabled: boolean; aheadHours: number };
+}
+
+export interface FrequencyCap {
+  enabled: boolean;
+  maxEmails: number;
+  perDays: number;
+  minHoursBetween: number;
+  exempt: ReminderKind[];
 }
 
 export function defaultReminderPolicy(): ReminderPolicy {
@@ -38,6 +59,19 @@ export function defaultReminderPolicy(): ReminderPolicy {
     quietHours: { start: 21, end: 8 },
     // Two days outlast a receiving server's greylisting or a weekend outage; tries are at most an hour apart.
     delivery: { retryHours: 48 },
+    // Two in a week, two days apart: a first notice and a last chance fit; a third email in the
+    // same week is held back. The 3-D Secure request is exempt because the bank's authentication
+    // window is short and the payment waits on it; the thank-you because it answers the customer's
+    // own payment and must not arrive days later.
+    frequencyCap: {
+      enabled: true,
+      maxEmails: 2,
+      perDays: 7,
+      minHoursBetween: 48,
+      exempt: ['action_required', 'recovered'],
+    },
+    // As far ahead as the cap's gap: a reminder due that soon would be held back anyway.
+    merge: { enabled: true, aheadHours: 48 },
   };
 }
 
@@ -96,6 +130,8 @@ export function parseReminderPolicy(raw: unknown): ReminderPolicy {
     'cardExpiring',
     'quietHours',
     'delivery',
+    'frequencyCap',
+    'merge',
   ]);
   policy.enabled = bool(raw, 'enabled', p, policy.enabled);
 
@@ -143,8 +179,60 @@ export function parseReminderPolicy(raw: unknown): ReminderPolicy {
     known(dl, dp, ['retryHours']);
     policy.delivery.retryHours = int(dl, 'retryHours', dp, policy.delivery.retryHours, 1, 24 * 14);
   }
-  if (problems.length > 0) {
+  const fc = section(raw, 'frequencyCap', p);
+  if (fc) {
+    const cp = `${p}.frequencyCap`;
+    const cap = policy.frequencyCap;
+    known(fc, cp, ['enabled', 'maxEmails', 'perDays', 'minHoursBetween', 'exempt']);
+    cap.enabled = bool(fc, 'enabled', cp, cap.enabled);
+    cap.maxEmails = int(fc, 'maxEmails', cp, cap.maxEmails, 1, 50);
+    cap.perDays = int(fc, 'perDays', cp, cap.perDays, 1, 60);
+    cap.minHoursBetween = int(fc, 'minHoursBetween', cp, cap.minHoursBetween, 0, 24 * 30);
+    if (fc.exempt !== undefined) {
+      const list = fc.exempt;
+      const bad = Array.isArray(list) ? list.filter((k) => !(REMINDER_KINDS as readonly unknown[]).includes(k)) : null;
+      if (bad === null || bad.length > 0)
+        problems.push(
+          `${cp}.exempt: expected a list of reminder kinds (${REMINDER_KINDS.join(', ')})${bad && bad.length > 0 ? `, got ${bad.map((b) => JSON.stringify(b)).join(', ')}` : ''}`,
+        );
+      else cap.exempt = [...new Set(list as ReminderKind[])];
+    }
+    // A gap longer than the window leaves maxEmails meaningless: almost certainly a unit mix-up.
+    if (cap.minHoursBetween > cap.perDays * 24)
+      problems.push(
+        `${cp}.minHoursBetween: ${cap.minHoursBetween} h is longer than perDays (${cap.perDays} days); did you mean days?`,
+      );
+  }
+  const mg = section(raw, 'merge', p);
+  if (mg) {
+    const mp = `${p}.merge`;
+    known(mg, mp, ['enabled', 'aheadHours']);
+    policy.merge.enabled = bool(mg, 'enabled', mp, policy.merge.enabled);
+    policy.merge.aheadHours = int(mg, 'aheadHours', mp, policy.merge.aheadHours, 0, 24 * 14);
+  }
+  // One problem reads as one line (what `dunning start` prints); several as a list.
+  if (problems.length === 1) throw new Error(`Invalid policy: ${problems[0]}`);
+  if (problems.length > 1) {
     throw new Error(`Invalid policy:\n${problems.map((x) => `  - ${x}`).join('\n')}`);
   }
   return policy;
+}
+
+/**
+ * The fields of the reminders section that are about the customer, not a case: one customer's
+ * cases may run different named policies, and one cap must hold across them. Only the default
+ * policy may set them; a named policy that does is refused at start rather than ignored.
+ */
+export const CUSTOMER_WIDE_FIELDS = ['frequencyCap', 'merge'] as const;
+
+/**
+ * The customer-wide fields a named policy sets differently from the default. A named policy is the
+ * default merged with its override, so the default's own values come along and are fine.
+ */
+export function customerWideFieldsIn(named: unknown, base: unknown): string[] {
+  const field = (raw: unknown, k: string): string | undefined =>
+    typeof raw === 'object' && raw !== null && !Array.isArray(raw)
+      ? JSON.stringify((raw as Record<string, unknown>)[k])
+      : undefined;
+  return CUSTOMER_WIDE_FIELDS.filter((k) => field(named, k) !== field(base, k));
 }

@@ -9,7 +9,9 @@
  *   html body
  *
  * `{{name}}` inserts a value (HTML-escaped in the html part); `{{#flag}}...{{/flag}}` keeps its
- * content when the flag is true, `{{^flag}}...{{/flag}}` when it is false.
+ * content when the flag is true, `{{^flag}}...{{/flag}}` when it is false. `{{#invoices}}...{{/invoices}}`
+ * repeats its content for each invoice the email lists, with `{{amount}}`, `{{invoiceDate}}` and
+ * `{{invoiceFor}}` taken from that invoice.
  */
 
 export const VARIABLES = [
@@ -23,17 +25,34 @@ export const VARIABLES = [
   'logoUrl',
   'invoiceDate',
   'invoiceFor',
+  'total',
 ] as const;
 export type Variable = (typeof VARIABLES)[number];
-export const FLAGS = ['hardDecline', 'hasSupport', 'hasDate', 'hasName', 'deadline', 'hasLogo', 'hasInvoice'] as const;
+export const FLAGS = [
+  'hardDecline',
+  'hasSupport',
+  'hasDate',
+  'hasName',
+  'deadline',
+  'hasLogo',
+  'hasInvoice',
+  'manyInvoices',
+] as const;
 export type Flag = (typeof FLAGS)[number];
 
-export type Values = Record<Variable, string> & Record<Flag, boolean>;
+/** Sections repeated per item; inside, the item's own values replace the email's. */
+export const LISTS = ['invoices'] as const;
+export type List = (typeof LISTS)[number];
+export const LIST_ITEM_VARIABLES = ['amount', 'invoiceDate', 'invoiceFor'] as const;
+export type ListItem = Record<(typeof LIST_ITEM_VARIABLES)[number], string>;
+
+export type Values = Record<Variable, string> & Record<Flag, boolean> & { invoices?: ListItem[] };
 
 type Node =
   | { type: 'text'; text: string }
   | { type: 'var'; name: Variable }
-  | { type: 'block'; flag: Flag; negate: boolean; body: Node[] };
+  | { type: 'block'; flag: Flag; negate: boolean; body: Node[] }
+  | { type: 'each'; list: List; body: Node[] };
 
 export interface CompiledTemplate {
   subject: Node[];
@@ -89,7 +108,7 @@ export function compileTemplate(source: string): { template: CompiledTemplate | 
 
 function parse(source: string): Node[] {
   const root: Node[] = [];
-  const stack: Array<{ flag: Flag; body: Node[] }> = [];
+  const stack: Array<{ flag: Flag | List; body: Node[] }> = [];
   const current = () => stack.at(-1)?.body ?? root;
   const tag = /\{\{\s*([#^/]?)\s*([A-Za-z]+)\s*\}\}/g;
   let last = 0;
@@ -104,6 +123,12 @@ function parse(source: string): Node[] {
     } else if (sigil === '/') {
       const open = stack.pop();
       if (!open || open.flag !== name) throw new Error(`{{/${name}}} does not close the open block`);
+    } else if (sigil === '#' && (LISTS as readonly string[]).includes(name)) {
+      if (stack.some((s) => (LISTS as readonly string[]).includes(s.flag)))
+        throw new Error(`{{#${name}}} cannot be nested in another list`);
+      const body: Node[] = [];
+      current().push({ type: 'each', list: name as List, body });
+      stack.push({ flag: name as List, body });
     } else {
       if (!(FLAGS as readonly string[]).includes(name))
         throw new Error(`unknown flag {{${sigil}${name}}} (known: ${FLAGS.join(', ')})`);
@@ -130,7 +155,9 @@ function renderNodes(nodes: Node[], values: Values, escape: (s: string) => strin
   for (const node of nodes) {
     if (node.type === 'text') out += node.text;
     else if (node.type === 'var') out += escape(values[node.name]);
-    else if (values[node.flag] !== node.negate) out += renderNodes(node.body, values, escape);
+    else if (node.type === 'each') {
+      for (const item of values[node.list] ?? []) out += renderNodes(node.body, { ...values, ...item }, escape);
+    } else if (values[node.flag] !== node.negate) out += renderNodes(node.body, values, escape);
   }
   return out;
 }

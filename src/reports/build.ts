@@ -42,6 +42,10 @@ export interface ReminderBreakdown {
   reached: number;
   recoveredAfter: number;
   rate: number | null;
+  /** Of `reached`: cases this step reached in one email with other invoices of the customer. */
+  merged: number;
+  /** Of `reached`: cases whose email of this step the frequency cap held back first. */
+  deferred: number;
 }
 export interface MonthBreakdown {
   month: string;
@@ -311,6 +315,8 @@ function currencyReport(data: ReportData, currency: string): CurrencyReport {
               reached: r.reached,
               recoveredAfter: r.recoveredAfter,
               rate: rate(r.recoveredAfter, r.reached),
+              merged: r.merged,
+              deferred: r.deferred,
             }))
             .sort((a, b) => a.step - b.step || a.kind.localeCompare(b.kind)),
     byMonth: mine(data.months)

@@ -74,7 +74,7 @@ export const DEFINITIONS: readonly Definition[] = [
   },
   {
     term: 'Reminder step',
-    text: 'The place of an email in what the customer received (1 = the first email of the case, 2 = the second, ...), by kind: cases that were sent it, and how many of them were recovered after it was sent (the thank-you mail sent after a recovery is left out).',
+    text: 'The place of an email in what the customer received (1 = the first email of the case, 2 = the second, ...), by kind: cases that were sent it, and how many of them were recovered after it was sent (the thank-you mail sent after a recovery is left out). A case whose reminder went out in one email with other invoices of the same customer counts as sent to when that email went; "merged" says how many of the cases were reached that way, "deferred by cap" how many of them had that email held back by the frequency cap first (docs/reminders.md). An email still held back is not counted until it is sent.',
   },
   {
     term: 'Cohort',

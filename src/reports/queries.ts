@@ -119,6 +119,8 @@ export interface ReminderRow {
   step: number;
   reached: number;
   recoveredAfter: number;
+  merged: number;
+  deferred: number;
 }
 export interface ChurnRow {
   activeAtStart: number;
@@ -434,17 +436,25 @@ async function loadReminders(sql: Tx, from: Date, to: Date, cur: string | null):
   const [exists] = await sql<{ present: boolean }[]>`select to_regclass('reminder_outbox') is not null as present`;
   if (!exists?.present) return null;
   // The step is the email's place in what the customer received (1st, 2nd, ...): the outbox's own
-  // `step` is a per-kind dedupe counter, 1 for every kind but action_required.
+  // `step` is a per-kind dedupe counter, 1 for every kind but action_required. A reminder merged
+  // into another invoice's email reached the customer when that email was sent (sql/019), so it
+  // counts as sent then; `merged` and `deferred` say how many were carried by another invoice's
+  // email and how many the frequency cap held back first.
   return sql<ReminderRow[]>`
     select c.currency, r.kind, r.step::int as step,
       count(distinct c.id)::int as reached,
-      (count(distinct c.id) filter (where c.status = 'recovered' and c.closed_at >= r.sent_at))::int as "recoveredAfter"
+      (count(distinct c.id) filter (where c.status = 'recovered' and c.closed_at >= r.sent_at))::int as "recoveredAfter",
+      (count(distinct c.id) filter (where r.merged))::int as merged,
+      (count(distinct c.id) filter (where r.deferred))::int as deferred
     from dunning_cases c
     join (
-      select o.case_id, o.kind, o.sent_at, row_number() over (partition by o.case_id order by o.sent_at, o.id) as step
+      select o.case_id, o.kind, coalesce(o.sent_at, h.sent_at) as sent_at, o.status = 'merged' as merged,
+             o.cap_deferrals > 0 as deferred,
+             row_number() over (partition by o.case_id order by coalesce(o.sent_at, h.sent_at), o.id) as step
         from reminder_outbox o
+        left join reminder_outbox h on h.id = o.merged_into
        -- The thank-you mail follows the payment; it cannot have helped bring it about.
-       where o.status = 'sent' and o.kind <> 'recovered'
+       where (o.status = 'sent' or (o.status = 'merged' and h.status = 'sent')) and o.kind <> 'recovered'
          -- Only the period's cases (each with all its emails, so the numbering holds).
          and o.case_id in (select d.id from dunning_cases d where d.opened_at >= ${from} and d.opened_at < ${to})
     ) r on r.case_id = c.id

@@ -74,6 +74,8 @@ export function renderCsv(report: Report): string {
       const k = `${r.step}:${r.kind}`;
       add(cur, 'reminder', k, 'sent_to', r.reached);
       add(cur, 'reminder', k, 'recovered_after', r.recoveredAfter);
+      add(cur, 'reminder', k, 'merged', r.merged);
+      add(cur, 'reminder', k, 'deferred_by_cap', r.deferred);
     }
     for (const m of c.byMonth) {
       add(cur, 'cohort', m.month, 'opened', m.opened);

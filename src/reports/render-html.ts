@@ -177,8 +177,16 @@ ${
     ? '<h3>By reminder step</h3><p>Reminders are not set up on this database.</p>'
     : table(
         'By reminder step',
-        ['step', 'kind', 'sent to', 'recovered after', 'rate'],
-        c.byReminder.map((r) => [r.step, r.kind, r.reached, r.recoveredAfter, formatPercent(r.rate)]),
+        ['step', 'kind', 'sent to', 'recovered after', 'rate', 'merged', 'deferred by cap'],
+        c.byReminder.map((r) => [
+          r.step,
+          r.kind,
+          r.reached,
+          r.recoveredAfter,
+          formatPercent(r.rate),
+          r.merged,
+          r.deferred,
+        ]),
       )
 }
 ${table(

@@ -145,8 +145,16 @@ function currencyBlock(c: CurrencyReport): string[] {
   else
     out.push(
       ...grid(
-        ['step', 'kind', 'sent to', 'recovered after', 'rate'],
-        c.byReminder.map((r) => [r.step, r.kind, r.reached, r.recoveredAfter, formatPercent(r.rate)]),
+        ['step', 'kind', 'sent to', 'recovered after', 'rate', 'merged', 'deferred by cap'],
+        c.byReminder.map((r) => [
+          r.step,
+          r.kind,
+          r.reached,
+          r.recoveredAfter,
+          formatPercent(r.rate),
+          r.merged,
+          r.deferred,
+        ]),
       ),
     );
   out.push(

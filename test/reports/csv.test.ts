@@ -103,7 +103,9 @@ describe('CSV report', () => {
       arms: [],
       months: [],
       timeline: [],
-      reminders: [{ currency: 'usd', kind: '=cmd|calc', step: 1, reached: 2, recoveredAfter: 1 }],
+      reminders: [
+        { currency: 'usd', kind: '=cmd|calc', step: 1, reached: 2, recoveredAfter: 1, merged: 1, deferred: 0 },
+      ],
       churn: { activeAtStart: 0, churned: 0 },
       churnRevenue: [],
     };
@@ -112,6 +114,8 @@ describe('CSV report', () => {
     expect(rows.every((r) => r.length === 5)).toBe(true);
     expect(rows).toContainEqual(['usd', 'decline_code', awkward, 'cases', '2']);
     expect(rows).toContainEqual(['usd', 'reminder', '1:=cmd|calc', 'sent_to', '2']);
+    expect(rows).toContainEqual(['usd', 'reminder', '1:=cmd|calc', 'merged', '1']);
+    expect(rows).toContainEqual(['usd', 'reminder', '1:=cmd|calc', 'deferred_by_cap', '0']);
     expect(rows).toContainEqual(['usd', 'summary', '', 'recovery_rate_by_count', '0.5']);
     expect(rows.find((r) => r[1] === 'definition' && r[2] === 'Refunds')?.[4]).toMatch(/Not subtracted/);
   });

@@ -250,9 +250,9 @@ describe('reminder breakdown', () => {
     }
     try {
       expect(cur(await report('2026-11-01', '2026-11-30', 'usd'), 'usd').byReminder).toEqual([
-        { kind: 'first_notice', step: 1, reached: 4, recoveredAfter: 2, rate: 0.5 },
-        { kind: 'action_required', step: 2, reached: 1, recoveredAfter: 0, rate: 0 },
-        { kind: 'last_chance', step: 3, reached: 1, recoveredAfter: 0, rate: 0 },
+        { kind: 'first_notice', step: 1, reached: 4, recoveredAfter: 2, rate: 0.5, merged: 0, deferred: 0 },
+        { kind: 'action_required', step: 2, reached: 1, recoveredAfter: 0, rate: 0, merged: 0, deferred: 0 },
+        { kind: 'last_chance', step: 3, reached: 1, recoveredAfter: 0, rate: 0, merged: 0, deferred: 0 },
       ]);
     } finally {
       await db.sql`delete from reminder_outbox`;
