@@ -1,3 +1,4 @@
+import type Stripe from 'stripe';
 import {
   declineFor,
   decideCardUpdate,
@@ -52,7 +53,20 @@ export interface RequestInfo {
   idempotencyKey: string | null;
 }
 
-export type Emit = (type: string, object: unknown, previous?: Record<string, unknown>, request?: RequestInfo) => void;
+export type EventType = Stripe.Event['type'];
+export type EventOf<T extends EventType> = Extract<Stripe.Event, { type: T }>;
+
+/**
+ * Raises an event. Typed per event type as the SDK pairs them: `invoice.payment_failed` carries a
+ * `Stripe.Invoice` and a `Partial<Stripe.Invoice>`, so an object of the wrong kind, or one missing
+ * a field, fails the typecheck.
+ */
+export type Emit = <T extends EventType>(
+  type: T,
+  object: EventOf<T>['data']['object'],
+  previous?: EventOf<T>['data']['previous_attributes'],
+  request?: RequestInfo,
+) => void;
 
 export interface BillingDeps {
   store: Store;
@@ -180,7 +194,7 @@ export function createBilling(deps: BillingDeps) {
   }
 
   /** `previous_attributes` name only what changed: nothing when a manual try left the count alone. */
-  function attemptCountChange(inv: InvoiceRec, before: number): Record<string, unknown> | undefined {
+  function attemptCountChange(inv: InvoiceRec, before: number): Partial<Stripe.Invoice> | undefined {
     return inv.attemptCount === before ? undefined : { attempt_count: before };
   }
 

@@ -171,17 +171,20 @@ export async function startSandbox(opts: SandboxOptions): Promise<Sandbox> {
 
   let endpointVersion = opts.webhookApiVersion ?? apiVersion;
   const emit: Emit = (type, object, previous, request) => {
-    const event: EventRec = {
+    const envelope = {
       id: store.nextId('evt'),
       object: 'event',
       api_version: apiVersion,
       created: unixSeconds(opts.clock.now()),
       livemode: false,
-      type,
-      data: previous === undefined ? { object } : { object, previous_attributes: previous },
       pending_webhooks: queue === null ? 0 : 1,
       request: { id: request?.id ?? null, idempotency_key: request?.idempotencyKey ?? null },
-    };
+    } satisfies Omit<Stripe.Event, 'type' | 'data'>;
+    const data = previous === undefined ? { object } : { object, previous_attributes: previous };
+    // `Emit` pairs `type` with its object; TypeScript cannot see that a generic `Extract<>` of the
+    // union is one of its members, so the pair is asserted here, and only the pair: the envelope
+    // is checked above and the object by `Emit`'s parameters.
+    const event = { ...envelope, type, data } as EventRec;
     store.events.push(event);
     queue?.enqueue(eventAtVersion(render, event, endpointVersion));
   };
