@@ -15,7 +15,7 @@ import { startEventWorker, startOrphanSweep, type ProcessorDeps } from './events
 import { startAttemptOrphanSweep } from './dunning/orphans.ts';
 import type { Logger } from './log.ts';
 import { QUEUES } from './queue.ts';
-import { retrieveCustomer, retrieveInvoice, type StripeGateway } from './stripe/charge.ts';
+import { retrieveCustomer, retrieveInvoice, retrieveInvoiceCharges, type StripeGateway } from './stripe/charge.ts';
 import { createThrottle, type Throttle } from './stripe/throttle.ts';
 import { createReminderHooks, type ReminderHooks } from './reminders/hooks.ts';
 import { parseReminderPolicy } from './reminders/policy.ts';
@@ -71,6 +71,7 @@ export function processorDeps(
       ? {
           fetchCustomer: (id: string) => retrieveCustomer(gateway, id),
           fetchInvoice: (id: string) => retrieveInvoice(gateway, id),
+          fetchInvoiceCharges: (id: string) => retrieveInvoiceCharges(gateway, id),
         }
       : {}),
     ...(reportUnknownCodes ? { reportUnknownCodes } : {}),
