@@ -102,6 +102,7 @@ export async function recordFailedCharges(
     );
   }
   let nextNo = Math.max(0, ...rows.map((r) => r.attemptNo)) + 1;
+  const recorded: string[] = [];
   for (const ch of missing) {
     if (mayBeOurs.includes(ch)) continue;
     const d = detailsOfCharge(ch);
@@ -151,6 +152,19 @@ export async function recordFailedCharges(
     }
     // Its charge.failed may have come first and been parked: it is this row's now.
     await tx`update charge_failures set claimed_by = ${id} where charge_id = ${ch.id} and claimed_by is null`;
+    recorded.push(ch.id);
+  }
+  if (recorded.length > 0) {
+    ctx.log.info(
+      {
+        invoiceId: c.invoiceId,
+        charges: recorded,
+        paymentIntents: new Set(failed.map((ch) => ch.payment_intent)).size,
+        failedCharges: failed.length,
+        attemptCount: ctx.event.data.object.object === 'invoice' ? ctx.event.data.object.attempt_count : null,
+      },
+      "failed charges recorded from the invoice's payments",
+    );
   }
   await refreshCaseDeclines(tx, c.caseId);
   return ownRow(ctx, c, failed, rows, ours);
@@ -164,7 +178,7 @@ export async function recordFailedCharges(
  */
 async function ownRow(
   ctx: HandlerContext,
-  c: { caseId: number; invoiceId: string },
+  c: { caseId: number; invoiceId: string; customerId: string },
   failed: readonly Stripe.Charge[],
   rows: Row[],
   ours: Row | undefined,
@@ -179,7 +193,17 @@ async function ownRow(
     .filter((r): r is Row => r !== undefined);
   const row = near.reverse().find((r) => r.failureEventId === null) ?? near[0];
   if (row) return claim(tx, row, event.id);
-  // No charge: the try stopped before the bank. Ours of its time without a charge, else its own row.
+  // No charge: the try stopped before the bank. The same failure under another event id (a copy:
+  // two tries of one invoice within one second do not happen), else ours of its time without a
+  // charge, else its own row.
+  const copy = rows.find(
+    (r) =>
+      r.source === 'stripe' &&
+      r.chargeId === null &&
+      r.failureEventId !== null &&
+      r.startedAt?.getTime() === at.getTime(),
+  );
+  if (copy) return copy.id;
   const skew = STRIPE_CLOCK_SKEW_MS;
   const chargeless = rows
     .filter(
@@ -192,6 +216,16 @@ async function ownRow(
     )
     .sort((a, b) => (b.startedAt?.getTime() ?? Infinity) - (a.startedAt?.getTime() ?? Infinity));
   if (chargeless[0]) return claim(tx, chargeless[0], event.id);
+  const [customer] = await tx`
+    select default_payment_method is null and default_source is null as "noCard" from customers where id = ${c.customerId}`;
+  ctx.log.warn(
+    {
+      invoiceId: c.invoiceId,
+      customerId: c.customerId,
+      noCardOnFile: (customer?.noCard as boolean | undefined) ?? null,
+    },
+    'payment failure without a charge recorded: nothing reached the bank (no card on file, or the try waits for 3-D Secure)',
+  );
   const id = await insertStripeAttempt(tx, {
     caseId: c.caseId,
     invoiceId: c.invoiceId,

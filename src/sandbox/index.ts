@@ -97,6 +97,8 @@ export interface Sandbox {
     customerId: string,
     input: NewInvoice,
   ): Promise<{ id: string; subscriptionId: string | null; chargeId: string }>;
+  /** An open invoice of a customer without any card: Stripe's first attempt fails with no charge. */
+  createUnpayableInvoice(customerId: string, input: NewInvoice): Promise<{ id: string; subscriptionId: string | null }>;
   updateCard(customerId: string, card: CardSpec): Promise<{ paymentMethodId: string }>;
   /** Another saved card for the customer, not made the default (a card saved in the portal). */
   saveCard(customerId: string, card: CardSpec): Promise<{ paymentMethodId: string }>;
@@ -235,6 +237,10 @@ export async function startSandbox(opts: SandboxOptions): Promise<Sandbox> {
     async createFailingInvoice(customerId, input) {
       const { invoice, charge } = billing.createFailingInvoice(customerId, input);
       return { id: invoice.id, subscriptionId: invoice.subscription, chargeId: charge.id };
+    },
+    async createUnpayableInvoice(customerId, input) {
+      const invoice = billing.createUnpayableInvoice(customerId, input);
+      return { id: invoice.id, subscriptionId: invoice.subscription };
     },
     async updateCard(customerId, card) {
       return { paymentMethodId: billing.updateCard(customerId, card).id };

@@ -52,10 +52,12 @@ afterAll(async () => {
   await db?.drop();
 });
 
+let lines: Array<Record<string, unknown>> = [];
+
 function deps() {
   return {
     ...testDeps(recordingHooks().hooks),
-    log: createLogger('silent'),
+    log: createLogger('info', { write: (s: string) => void lines.push(JSON.parse(s) as Record<string, unknown>) }),
     fetchInvoiceCharges: (id: string) => retrieveInvoiceCharges(gateway, id),
   };
 }
@@ -152,6 +154,36 @@ describe('every failed charge on the ledger, by id', () => {
     // The charge events that arrive afterwards add nothing.
     await applyAll(chargeEventsOf(start));
     expect(await ledger(inv.id)).toHaveLength(14);
+    // One clear line: all 14 charges of the 12 payments recorded by the first event to apply.
+    const recorded = lines.filter((l) => l.msg === "failed charges recorded from the invoice's payments");
+    expect(recorded.map((l) => [(l.charges as string[]).length, l.paymentIntents, l.attemptCount])).toEqual([
+      [14, 12, 1],
+    ]);
+  });
+
+  test('a customer without any card: one failure without a charge, a clear log line, nothing charged, once however often it arrives', async () => {
+    const c = await sandbox.createCustomer({ email: 'ola@example.test', name: 'Ola', country: 'DE', card: null });
+    const start = sandbox.events().length;
+    const inv = await sandbox.createUnpayableInvoice(c.id, { amount: 900, currency: 'eur', subscription: true });
+    const failures = eventsOf(inv.id, start);
+    expect(failures).toHaveLength(1);
+    expect(sandbox.charges(inv.id)).toEqual([]);
+    lines = [];
+    await applyAll([failures[0]!, failures[0]!, { ...failures[0]!, id: `${failures[0]!.id}_copy` }]);
+    const rows = await ledger(inv.id);
+    expect(rows.map((r) => [r.source, r.chargeId])).toEqual([['stripe', null]]);
+    const [caseRow] = await db.sql`select status from dunning_cases where invoice_id = ${inv.id}`;
+    expect(caseRow!.status).toBe('open');
+    expect(lines.filter((l) => String(l.msg).startsWith('payment failure without a charge recorded'))).toHaveLength(1);
+    // A charge without a card is refused by Stripe, and makes no charge: the runner reads that as
+    // "refused" and skips.
+    await expect(
+      sandbox.stripe().invoices.pay(inv.id, {}, { idempotencyKey: `dunning:${inv.id}:2` }),
+    ).rejects.toMatchObject({
+      statusCode: 400,
+      message: 'This customer has no attached payment source or default payment method.',
+    });
+    expect(sandbox.charges(inv.id)).toEqual([]);
   });
 
   test("our retry's own event while it is in flight; a hosted-page failure in the same moment waits for it", async () => {
