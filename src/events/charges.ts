@@ -9,7 +9,8 @@ import { detailsOfCharge, detailsOfIntent, idOf, type DeclineDetails } from '../
  * `charge.failed` and `payment_intent.payment_failed` carry the decline details that the invoice
  * event lacks. They enrich the ledger row of the same charge (ours or Stripe's) and never add one:
  * the invoice event is what counts an attempt. With a Stripe key that row is found by charge id
- * only (the invoice event records every failed charge by id); without one, by the rules below.
+ * first (the invoice event records every failed charge by id); else by the rules below, which only
+ * find rows recorded without a charge id.
  */
 
 /**
@@ -75,9 +76,11 @@ async function apply(ctx: HandlerContext, d: DeclineDetails, customerId: string 
     at: ctx.at,
   });
   // With the invoice's charges read from Stripe, each failed charge reaches the ledger by its id
-  // from the invoice event; these details join that row by id or wait, parked, for it.
+  // from the invoice event; these details join that row by id. A Stripe row without any charge id
+  // is one whose invoice event could not read them (Stripe busy or away): for it, as without a
+  // key, the rules of `attemptFor`.
   const attemptId = ctx.deps.fetchInvoiceCharges
-    ? await attemptByCharge(ctx.tx, d)
+    ? ((await attemptByCharge(ctx.tx, d)) ?? (await attemptFor(ctx.tx, d, customerId, ctx.at)))
     : await attemptFor(ctx.tx, d, customerId, ctx.at);
   if (attemptId !== null) {
     const enriched = await enrichAttempt(ctx.tx, attemptId, d);
