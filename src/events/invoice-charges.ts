@@ -84,7 +84,23 @@ export async function recordFailedCharges(
     .filter((ch) => ch.status === 'failed')
     .sort((a, b) => a.created - b.created || (a.id < b.id ? -1 : 1));
   const rows = await ledgerRows(tx, c.invoiceId);
-  const onLedger = new Set(rows.map((r) => r.chargeId).filter((id) => id !== null));
+  // On any invoice's row: a charge the time rules once gave to another invoice of the customer
+  // stays there rather than be counted twice (the charge id is unique on the ledger).
+  const ids = failed.map((ch) => ch.id);
+  const elsewhere =
+    ids.length === 0
+      ? []
+      : await tx`select charge_id, invoice_id from payment_attempts where charge_id in ${tx(ids)} and invoice_id <> ${c.invoiceId}`;
+  for (const r of elsewhere) {
+    ctx.log.warn(
+      { invoiceId: c.invoiceId, chargeId: r.charge_id, onInvoice: r.invoice_id },
+      "a failed charge of this invoice is on another invoice's ledger row; left there",
+    );
+  }
+  const onLedger = new Set([
+    ...rows.map((r) => r.chargeId).filter((id) => id !== null),
+    ...elsewhere.map((r) => r.charge_id as string),
+  ]);
   const unresolved = rows.filter((r) => r.source !== 'stripe' && (r.status === 'in_flight' || r.status === 'unknown'));
   const missing = failed.filter((ch) => !onLedger.has(ch.id));
   // A charge made after one of our unresolved attempts started may be that attempt's. One request

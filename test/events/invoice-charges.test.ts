@@ -186,6 +186,21 @@ describe('every failed charge on the ledger, by id', () => {
     expect(sandbox.charges(inv.id)).toEqual([]);
   });
 
+  test("a charge the time rules once gave to another invoice's row stays there: never counted twice, never a stuck event", async () => {
+    const c = await customerWithFailingCard('uma@example.test');
+    const start = sandbox.events().length;
+    const a = await sandbox.createFailingInvoice(c.id, { amount: 1_000, currency: 'eur', subscription: true });
+    const b = await sandbox.createFailingInvoice(c.id, { amount: 2_000, currency: 'eur', subscription: true });
+    await applyAll(eventsOf(b.id, start));
+    // As an older worker's customer-wide time match could have left it: a's charge on b's case.
+    await db.sql`update payment_attempts set charge_id = ${a.chargeId} where invoice_id = ${b.id}`;
+    lines = [];
+    await applyAll(eventsOf(a.id, start));
+    expect(await ledger(a.id)).toHaveLength(1);
+    expect((await ledger(a.id))[0]!.chargeId).toBeNull();
+    expect(lines.filter((l) => String(l.msg).includes("on another invoice's ledger row"))).toHaveLength(1);
+  });
+
   test("our retry's own event while it is in flight; a hosted-page failure in the same moment waits for it", async () => {
     // A lost card: declined whoever tries it.
     const c = await customerWithFailingCard('nora@example.test', 'lost_card');
