@@ -15,7 +15,13 @@ import { startEventWorker, startOrphanSweep, type ProcessorDeps } from './events
 import { startAttemptOrphanSweep } from './dunning/orphans.ts';
 import type { Logger } from './log.ts';
 import { QUEUES } from './queue.ts';
-import { retrieveCustomer, retrieveInvoice, type StripeGateway } from './stripe/charge.ts';
+import {
+  readWithRetries,
+  retrieveCustomer,
+  retrieveInvoice,
+  retrieveInvoiceCharges,
+  type StripeGateway,
+} from './stripe/charge.ts';
 import { createThrottle, type Throttle } from './stripe/throttle.ts';
 import { createReminderHooks, type ReminderHooks } from './reminders/hooks.ts';
 import { parseReminderPolicy } from './reminders/policy.ts';
@@ -74,6 +80,10 @@ export function processorDeps(
       ? {
           fetchCustomer: (id: string) => retrieveCustomer(gateway, id),
           fetchInvoice: (id: string) => retrieveInvoice(gateway, id),
+          // Asked again while Stripe is busy (three tries within about 1.5 s), as customer reads are:
+          // without the list a failure is matched by time.
+          fetchInvoiceCharges: (id: string) =>
+            readWithRetries(() => retrieveInvoiceCharges(gateway, id), { tries: 3, firstDelayMs: 500 }),
         }
       : {}),
     ...(reportUnknownCodes ? { reportUnknownCodes } : {}),

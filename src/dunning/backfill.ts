@@ -11,7 +11,7 @@ import {
   subscriptionOfInvoice,
   type DeclineDetails,
 } from '../stripe/read.ts';
-import { call, withAllPayments, type StripeGateway } from '../stripe/charge.ts';
+import { call, failedChargesOf, withAllPayments, type StripeGateway } from '../stripe/charge.ts';
 import { assignCohort, choosePolicy, type Policy } from './policy.ts';
 import { segmentFactsOf } from './segment-facts.ts';
 import { DEFAULT_POLICY_NAME } from './segments.ts';
@@ -123,7 +123,7 @@ async function stripeTries(deps: BackfillDeps, inv: Stripe.Invoice): Promise<Str
       ),
     );
     lastError = lastIntentError(full);
-    for (const pi of intentsOf(full)) failed.push(...(await failedCharges(deps, pi.id)));
+    for (const pi of intentsOf(full)) failed.push(...(await failedChargesOf(deps.gateway, pi.id)));
   } catch (err) {
     deps.scheduler.log.warn(
       { invoiceId, err: (err as Error).message },
@@ -165,23 +165,6 @@ async function stripeTries(deps: BackfillDeps, inv: Stripe.Invoice): Promise<Str
     }
   }
   return { openedAt, tries };
-}
-
-async function failedCharges(deps: BackfillDeps, paymentIntent: string): Promise<Stripe.Charge[]> {
-  const out: Stripe.Charge[] = [];
-  let startingAfter: string | undefined;
-  for (;;) {
-    const params: Stripe.ChargeListParams = {
-      payment_intent: paymentIntent,
-      limit: 100,
-      ...(startingAfter ? { starting_after: startingAfter } : {}),
-    };
-    const page = await call(deps.gateway, (s) => s.charges.list(params));
-    out.push(...page.data.filter((c) => c.status === 'failed'));
-    const last = page.data[page.data.length - 1];
-    if (!page.has_more || !last) return out;
-    startingAfter = last.id;
-  }
 }
 
 const DAY_MS = 24 * 3_600_000;

@@ -8,7 +8,9 @@ import { detailsOfCharge, detailsOfIntent, idOf, type DeclineDetails } from '../
 /**
  * `charge.failed` and `payment_intent.payment_failed` carry the decline details that the invoice
  * event lacks. They enrich the ledger row of the same charge (ours or Stripe's) and never add one:
- * the invoice event is what counts an attempt.
+ * the invoice event is what counts an attempt. With a Stripe key that row is found by charge id
+ * first (the invoice event records every failed charge by id); else by the rules below, which only
+ * find rows recorded without a charge id.
  */
 
 /**
@@ -44,6 +46,12 @@ async function attemptFor(tx: Tx, d: DeclineDetails, customerId: string | null, 
   return busy ? null : Number(r.id);
 }
 
+async function attemptByCharge(tx: Tx, d: DeclineDetails): Promise<number | null> {
+  if (!d.chargeId) return null;
+  const [row] = await tx`select id from payment_attempts where charge_id = ${d.chargeId}`;
+  return row ? Number(row.id) : null;
+}
+
 /** `at`: the charge's time; attempts that started after it cannot have made it. */
 async function byIntent(tx: Tx, paymentIntentId: string, at: Date): Promise<number | null> {
   const rows = await tx`
@@ -67,7 +75,13 @@ async function apply(ctx: HandlerContext, d: DeclineDetails, customerId: string 
     brand: d.cardBrand,
     at: ctx.at,
   });
-  const attemptId = await attemptFor(ctx.tx, d, customerId, ctx.at);
+  // With the invoice's charges read from Stripe, each failed charge reaches the ledger by its id
+  // from the invoice event; these details join that row by id. A Stripe row without any charge id
+  // is one whose invoice event could not read them (Stripe busy or away): for it, as without a
+  // key, the rules of `attemptFor`.
+  const attemptId = ctx.deps.fetchInvoiceCharges
+    ? ((await attemptByCharge(ctx.tx, d)) ?? (await attemptFor(ctx.tx, d, customerId, ctx.at)))
+    : await attemptFor(ctx.tx, d, customerId, ctx.at);
   if (attemptId !== null) {
     const enriched = await enrichAttempt(ctx.tx, attemptId, d);
     ctx.log.debug({ attemptId, chargeId: d.chargeId }, 'attempt enriched with decline details');

@@ -29,6 +29,13 @@ export interface ProcessorDeps {
    * invoice events rendered at another version. Without it such events are parked (see versions.ts).
    */
   fetchInvoice?(invoiceId: string): Promise<Stripe.Invoice | null>;
+  /**
+   * Reads an invoice at our API version with every failed charge of its InvoicePayments'
+   * PaymentIntents (null when Stripe has no such invoice), so `invoice.payment_failed` puts each
+   * failed charge on the ledger by its id, whoever made it. Without it (no Stripe key, most tests)
+   * a failure event is matched to the try it reports by time (see `claimFailureRow`).
+   */
+  fetchInvoiceCharges?(invoiceId: string): Promise<{ invoice: Stripe.Invoice; failedCharges: Stripe.Charge[] } | null>;
   /** Told about every decline that arrives, so unknown codes get logged (once per process). */
   reportUnknownCodes?(classification: Classification): void;
 }
@@ -40,6 +47,11 @@ export interface HandlerContext {
   at: Date;
   deps: ProcessorDeps;
   log: Logger;
+  /**
+   * The invoice's failed charges as Stripe listed them just before this event applied (an
+   * `invoice.payment_failed` with `fetchInvoiceCharges`), oldest first; null when not read.
+   */
+  failedCharges?: readonly Stripe.Charge[] | null;
 }
 
 /** `processed` when the event was applied (even as a no-op on newer state), `ignored` when it does not concern us. */

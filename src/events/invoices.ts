@@ -13,6 +13,7 @@ import {
   refreshCaseDeclines,
 } from '../ledger.ts';
 import { loseToDeletedSubscription, subscriptionDeletedInOurCopy } from './customers.ts';
+import { recordFailedCharges } from './invoice-charges.ts';
 import { upsertInvoice, type InvoiceState } from './objects.ts';
 import { idOf, NO_DETAILS } from '../stripe/read.ts';
 import { segmentFactsOf } from '../dunning/segment-facts.ts';
@@ -131,15 +132,18 @@ async function openFor(ctx: HandlerContext, state: InvoiceState) {
  * Records the failure an `invoice.payment_failed` reports, once, and returns its ledger row. Stripe
  * sends the event for every failed try, whoever made it ("Occurs whenever an invoice payment attempt
  * fails"), but its `attempt_count` moves only for the first try and Stripe's automatic retries, so
- * it cannot tell a new failure from one we know: the event is matched to the try it reports, ours
- * or one backfill read, by time (see `claimFailureRow`); an event no known try explains is a try
- * someone else made (the hosted page, the Dashboard, another tool) and gets a row of its own.
+ * it cannot tell a new failure from one we know. With the invoice's failed charges read from Stripe
+ * (`fetchInvoiceCharges`), every one of them is put on the ledger by its id (see
+ * `recordFailedCharges`). Without them (no Stripe key, or the read failed) the event is matched to
+ * the try it reports, ours or one backfill read, by time (see `claimFailureRow`); an event no known
+ * try explains is a try someone else made and gets a row of its own.
  */
 async function recordFailure(
   ctx: HandlerContext,
   inv: Stripe.Invoice,
   c: { caseId: number; invoiceId: string; customerId: string },
 ): Promise<number> {
+  if (ctx.failedCharges) return recordFailedCharges(ctx, c, ctx.failedCharges);
   const known = await claimFailureRow(ctx.tx, c.invoiceId, ctx.event.id, ctx.at);
   if (known !== null) return known;
   const ledger = await ledgerOf(ctx.tx, c.invoiceId);

@@ -78,14 +78,22 @@ export async function processEvent(
     const ev = await store.eventById(tx, eventId, true);
     if (!ev) return 'missing';
     if (ev.status === 'processed' || ev.status === 'ignored') return 'done';
-    if (current?.kind === 'reread') ev.payload = withObject(ev.payload, current.object);
+    const read = current?.kind === 'read' ? current.read : null;
+    if (read?.object) ev.payload = withObject(ev.payload, read.object);
     // One customer's events apply one at a time: a charge.failed and the invoice.payment_failed
     // it explains, applied side by side, would each miss the other's uncommitted rows.
     const customerId = customerOfEvent(ev.payload);
     if (customerId) await tx`select pg_advisory_xact_lock(hashtextextended(${`customer:${customerId}`}, 0))`;
     const handler = handlers[ev.type];
     const outcome: Outcome = handler
-      ? await handler({ tx, event: ev.payload, at: ev.created, deps, log: log.child({ type: ev.type }) })
+      ? await handler({
+          tx,
+          event: ev.payload,
+          at: ev.created,
+          deps,
+          log: log.child({ type: ev.type }),
+          failedCharges: read?.failedCharges ?? null,
+        })
       : 'ignored';
     await store.markDone(tx, eventId, outcome, deps.clock.now());
     log.debug({ type: ev.type, outcome }, 'event applied');
@@ -116,15 +124,28 @@ async function learnCustomer(sql: Sql, deps: ProcessorDeps, eventId: string, log
   }
 }
 
-type AtOurVersion = { kind: 'reread'; object: Stripe.Invoice } | { kind: 'park'; reason: string } | null;
+type ReadAhead = {
+  /** The event's invoice read again at our version, to apply instead of the event's own. */
+  object?: Stripe.Invoice;
+  /** The invoice's failed charges (see `HandlerContext.failedCharges`); null when not read. */
+  failedCharges: readonly Stripe.Charge[] | null;
+};
+type AtOurVersion = { kind: 'read'; read: ReadAhead } | { kind: 'park'; reason: string } | null;
 
 /**
- * An event rendered at another API version than ours, whose object lacks fields we read, is never
- * read as if it were ours: its invoice is read again from Stripe at our version, before the event's
- * transaction (no Stripe call holds one open), through the shared request budget. Without a Stripe
- * key, or when Stripe no longer has the invoice, the event is parked with a reason naming the
- * version, for `dunning events replay` once the endpoint's version is fixed. A transient Stripe
- * error throws: the event is tried again later. Null: the event applies as it is.
+ * What an event needs from Stripe before it applies, read before the event's transaction (no Stripe
+ * call holds one open), through the shared request budget:
+ *
+ * - An event rendered at another API version than ours, whose object lacks fields we read, is
+ *   never read as if it were ours: its invoice is read again at our version. Without a Stripe key,
+ *   or when Stripe no longer has the invoice, the event is parked with a reason naming the version,
+ *   for `dunning events replay` once the endpoint's version is fixed. A transient Stripe error
+ *   throws: the event is tried again later.
+ * - An `invoice.payment_failed` lists the invoice's failed charges (one invoice read serves both),
+ *   so each is recorded by id. When that read fails the event still applies, matched by time, and
+ *   says so in the log: a failure is never held back by a Stripe outage.
+ *
+ * Null: the event applies as it is.
  */
 async function atOurVersion(sql: Sql, deps: ProcessorDeps, eventId: string, log: Logger): Promise<AtOurVersion> {
   const ev = await store.eventById(sql, eventId);
@@ -136,17 +157,39 @@ async function atOurVersion(sql: Sql, deps: ProcessorDeps, eventId: string, log:
       'event at an unknown Stripe API version: its invoice is read again from Stripe; other objects apply as they are',
     );
   }
-  if (!needsReread(ev.payload)) return null;
+  const reread = needsReread(ev.payload);
+  const wantsCharges = ev.type === 'invoice.payment_failed' && deps.fetchInvoiceCharges !== undefined;
+  if (!reread && !wantsCharges) return null;
   const invoiceId = (ev.payload.data.object as { id?: string }).id;
   const rendered = `${ev.type} rendered at Stripe API version ${version.kind === 'ours' ? OUR_API_VERSION : version.version}, not ${OUR_API_VERSION}`;
-  if (!invoiceId) return { kind: 'park', reason: `${rendered}, names no invoice` };
+  if (!invoiceId) return reread ? { kind: 'park', reason: `${rendered}, names no invoice` } : null;
+  if (wantsCharges) {
+    try {
+      const found = await deps.fetchInvoiceCharges!(invoiceId);
+      if (!found && reread)
+        return { kind: 'park', reason: `${rendered}, and Stripe has no invoice ${invoiceId} any more` };
+      if (!found) return { kind: 'read', read: { failedCharges: null } };
+      log.debug({ eventId, invoiceId, failedCharges: found.failedCharges.length }, "invoice's failed charges read");
+      return {
+        kind: 'read',
+        read: { failedCharges: found.failedCharges, ...(reread ? { object: found.invoice } : {}) },
+      };
+    } catch (err) {
+      if (reread) throw err;
+      log.warn(
+        { eventId, invoiceId, err },
+        "cannot read the invoice's charges from Stripe: this failure is matched by time; the invoice's next failure event puts its charge ids on the ledger",
+      );
+      return { kind: 'read', read: { failedCharges: null } };
+    }
+  }
   if (!deps.fetchInvoice) {
     return { kind: 'park', reason: `${rendered}, and no Stripe key to read invoice ${invoiceId} again at ours` };
   }
   const invoice = await deps.fetchInvoice(invoiceId);
   if (!invoice) return { kind: 'park', reason: `${rendered}, and Stripe has no invoice ${invoiceId} any more` };
   log.debug({ eventId, invoiceId, apiVersion: version }, 'invoice read again at our API version');
-  return { kind: 'reread', object: invoice };
+  return { kind: 'read', read: { object: invoice, failedCharges: null } };
 }
 
 /** An event's handler failed and it has tries left: it must run again, after `tries` failures. */

@@ -111,7 +111,8 @@ function createEndpoint(deps: RouteDeps, call: Call): Reply {
   rec.endpoint.description = str(call.form, 'description') || null;
   applyMetadata(rec.endpoint.metadata, obj(call.form, 'metadata'));
   // "The endpoint's secret ... Only returned at creation."
-  return ok({ ...rec.endpoint, secret: rec.secret });
+  const created: Stripe.WebhookEndpoint = { ...rec.endpoint, secret: rec.secret };
+  return ok(created);
 }
 
 function updateEndpoint(deps: RouteDeps, call: Call): Reply {
@@ -264,7 +265,8 @@ export const accountRoutes: readonly Route[] = [
     handle: (d, c) => {
       mustEndpoint(d, need(c));
       d.store.webhookEndpoints.delete(need(c));
-      return ok({ id: need(c), object: 'webhook_endpoint', deleted: true });
+      const deleted: Stripe.DeletedWebhookEndpoint = { id: need(c), object: 'webhook_endpoint', deleted: true };
+      return ok(deleted);
     },
   },
   { method: 'GET', pattern: '/v1/billing_portal/configurations', handle: listConfigurations },

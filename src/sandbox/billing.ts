@@ -1,3 +1,4 @@
+import type Stripe from 'stripe';
 import {
   declineFor,
   decideCardUpdate,
@@ -52,7 +53,20 @@ export interface RequestInfo {
   idempotencyKey: string | null;
 }
 
-export type Emit = (type: string, object: unknown, previous?: Record<string, unknown>, request?: RequestInfo) => void;
+export type EventType = Stripe.Event['type'];
+export type EventOf<T extends EventType> = Extract<Stripe.Event, { type: T }>;
+
+/**
+ * Raises an event. Typed per event type as the SDK pairs them: `invoice.payment_failed` carries a
+ * `Stripe.Invoice` and a `Partial<Stripe.Invoice>`, so an object of the wrong kind, or one missing
+ * a field, fails the typecheck.
+ */
+export type Emit = <T extends EventType>(
+  type: T,
+  object: EventOf<T>['data']['object'],
+  previous?: EventOf<T>['data']['previous_attributes'],
+  request?: RequestInfo,
+) => void;
 
 export interface BillingDeps {
   store: Store;
@@ -72,7 +86,8 @@ export interface NewCustomer {
   timeZone?: string;
   /** Chance per reminder that this customer puts in a working card (default: the sandbox's). */
   cardUpdateProbability?: number;
-  card: CardSpec;
+  /** The customer's default card; null: a customer without any card. */
+  card: CardSpec | null;
 }
 
 export interface NewInvoice {
@@ -125,7 +140,7 @@ export function createBilling(deps: BillingDeps) {
       created: now(),
     };
     store.customers.set(id, customer);
-    customer.defaultPaymentMethod = newPaymentMethod(id, input.card).id;
+    if (input.card !== null) customer.defaultPaymentMethod = newPaymentMethod(id, input.card).id;
     return customer;
   }
 
@@ -180,7 +195,7 @@ export function createBilling(deps: BillingDeps) {
   }
 
   /** `previous_attributes` name only what changed: nothing when a manual try left the count alone. */
-  function attemptCountChange(inv: InvoiceRec, before: number): Record<string, unknown> | undefined {
+  function attemptCountChange(inv: InvoiceRec, before: number): Partial<Stripe.Invoice> | undefined {
     return inv.attemptCount === before ? undefined : { attempt_count: before };
   }
 
@@ -322,8 +337,9 @@ export function createBilling(deps: BillingDeps) {
     return pi;
   }
 
-  function createFailingInvoice(customerId: string, input: NewInvoice): { invoice: InvoiceRec; charge: ChargeRec } {
-    const customer = mustGet(store.customers, customerId, 'customer');
+  /** A new open invoice (and its subscription), finalized: Stripe's first attempt comes next. */
+  function openInvoice(customerId: string, input: NewInvoice): InvoiceRec {
+    mustGet(store.customers, customerId, 'customer');
     const created = now();
     let subscription: string | null = null;
     if (input.subscription) {
@@ -369,9 +385,31 @@ export function createBilling(deps: BillingDeps) {
     };
     store.invoices.set(id, inv);
     emit('invoice.finalized', invoiceJson(render, inv));
+    return inv;
+  }
+
+  function createFailingInvoice(customerId: string, input: NewInvoice): { invoice: InvoiceRec; charge: ChargeRec } {
+    const customer = mustGet(store.customers, customerId, 'customer');
     if (customer.defaultPaymentMethod === null) throw new Error(`customer ${customerId} has no card`);
+    const inv = openInvoice(customerId, input);
     const ch = charge(inv, customer.defaultPaymentMethod, 'initial', noRequest, 'fail');
     return { invoice: inv, charge: ch };
+  }
+
+  /**
+   * An invoice of a customer with no card at all (no invoice, subscription or customer default):
+   * Stripe's first attempt has nothing to charge. invoice.payment_failed: "Occurs whenever an
+   * invoice payment attempt fails, due to either a declined payment, including soft decline, or to
+   * the lack of a stored payment method." No charge is made, so no charge event comes.
+   */
+  function createUnpayableInvoice(customerId: string, input: NewInvoice): InvoiceRec {
+    const inv = openInvoice(customerId, input);
+    if (cardCharged(inv) !== null) throw new Error(`customer ${customerId} has a card: use createFailingInvoice`);
+    const countBefore = inv.attemptCount;
+    countAttempt(inv, 'initial');
+    emit('invoice.payment_failed', invoiceJson(render, inv), attemptCountChange(inv, countBefore), noRequest);
+    setSubscriptionStatus(inv.subscription, 'past_due', noRequest);
+    return inv;
   }
 
   /**
@@ -508,6 +546,7 @@ export function createBilling(deps: BillingDeps) {
     detachCard,
     updateCardAutomatically,
     createFailingInvoice,
+    createUnpayableInvoice,
     payInvoice,
     markUncollectible,
     voidInvoice,

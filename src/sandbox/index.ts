@@ -102,6 +102,8 @@ export interface Sandbox {
     customerId: string,
     input: NewInvoice,
   ): Promise<{ id: string; subscriptionId: string | null; chargeId: string }>;
+  /** An open invoice of a customer without any card: Stripe's first attempt fails with no charge. */
+  createUnpayableInvoice(customerId: string, input: NewInvoice): Promise<{ id: string; subscriptionId: string | null }>;
   updateCard(customerId: string, card: CardSpec): Promise<{ paymentMethodId: string }>;
   /** Another saved card for the customer, not made the default (a card saved in the portal). */
   saveCard(customerId: string, card: CardSpec): Promise<{ paymentMethodId: string }>;
@@ -176,17 +178,20 @@ export async function startSandbox(opts: SandboxOptions): Promise<Sandbox> {
 
   let endpointVersion = opts.webhookApiVersion ?? apiVersion;
   const emit: Emit = (type, object, previous, request) => {
-    const event: EventRec = {
+    const envelope = {
       id: store.nextId('evt'),
       object: 'event',
       api_version: apiVersion,
       created: unixSeconds(opts.clock.now()),
       livemode: false,
-      type,
-      data: previous === undefined ? { object } : { object, previous_attributes: previous },
       pending_webhooks: queue === null ? 0 : 1,
       request: { id: request?.id ?? null, idempotency_key: request?.idempotencyKey ?? null },
-    };
+    } satisfies Omit<Stripe.Event, 'type' | 'data'>;
+    const data = previous === undefined ? { object } : { object, previous_attributes: previous };
+    // `Emit` pairs `type` with its object; TypeScript cannot see that a generic `Extract<>` of the
+    // union is one of its members, so the pair is asserted here, and only the pair: the envelope
+    // is checked above and the object by `Emit`'s parameters.
+    const event = { ...envelope, type, data } as EventRec;
     store.events.push(event);
     queue?.enqueue(eventAtVersion(render, event, endpointVersion));
   };
@@ -238,6 +243,10 @@ export async function startSandbox(opts: SandboxOptions): Promise<Sandbox> {
     async createFailingInvoice(customerId, input) {
       const { invoice, charge } = billing.createFailingInvoice(customerId, input);
       return { id: invoice.id, subscriptionId: invoice.subscription, chargeId: charge.id };
+    },
+    async createUnpayableInvoice(customerId, input) {
+      const invoice = billing.createUnpayableInvoice(customerId, input);
+      return { id: invoice.id, subscriptionId: invoice.subscription };
     },
     async updateCard(customerId, card) {
       return { paymentMethodId: billing.updateCard(customerId, card).id };

@@ -2,7 +2,6 @@ import Stripe from 'stripe';
 import type {
   ChargeRec,
   CustomerRec,
-  EventRec,
   InvoiceRec,
   PaymentIntentRec,
   PaymentMethodRec,
@@ -11,8 +10,12 @@ import type {
 } from './store.ts';
 
 /**
- * Stripe API shapes of the API version the SDK pins, built from sandbox records: realistic
- * enough for the SDK and the worker, with only the fields anyone reads.
+ * Stripe API shapes of the API version the SDK pins, built from sandbox records. Every object is
+ * typed with the SDK's own type (`Stripe.Customer`, `Stripe.Subscription`, ...), never cast: a
+ * field Stripe always sends and the sandbox forgets fails the typecheck
+ * (`test/sandbox/shapes.test.ts` checks the served JSON against the same types). Where the sandbox
+ * has no value for a field, it sends what Stripe sends for an account that does not use the
+ * feature: null, false, 0, an empty list, or the documented default.
  */
 
 /** The SDK's own pinned version, so an SDK upgrade cannot leave the sandbox claiming an older one. */
@@ -27,15 +30,35 @@ export const BASIL = '2025-03-31.basil';
  * value after you create the endpoint." (the account default when none was set). The sandbox renders the one change the worker meets: before 2025-03-31.basil an invoice names its
  * `subscription`, `payment_intent` and `charge` at top level and has no `parent`.
  */
-export function eventAtVersion(ctx: RenderContext, event: EventRec, version: string): EventRec {
+export function eventAtVersion(ctx: RenderContext, event: Stripe.Event, version: string): WireEvent {
   if (version === event.api_version) return event;
-  const object = event.data.object as Record<string, unknown>;
-  const rendered = object.object === 'invoice' && version < BASIL ? legacyInvoice(ctx, object) : object;
-  return { ...event, api_version: version, data: { ...event.data, object: rendered } };
+  if (event.data.object.object === 'invoice' && version < BASIL) {
+    const { object: _object, ...data } = event.data;
+    return { ...event, api_version: version, data: { ...data, object: legacyInvoice(ctx, event.data.object) } };
+  }
+  return { ...event, api_version: version };
 }
 
-function legacyInvoice(ctx: RenderContext, json: Record<string, unknown>): Record<string, unknown> {
-  const inv = ctx.store.invoices.get(String(json.id));
+/**
+ * An invoice as an endpoint older than 2025-03-31.basil receives it: the fields that moved in that
+ * version at top level, `parent` and `payments` absent. Typed from the SDK's invoice, so the rest
+ * of it cannot drift.
+ */
+export type LegacyInvoice = Omit<Stripe.Invoice, 'parent' | 'payments'> & {
+  subscription: string | null;
+  payment_intent: string | null;
+  charge: string | null;
+};
+
+/** An event as it goes out on the wire: at the SDK's version, or with a legacy invoice. */
+export type WireEvent =
+  | Stripe.Event
+  | (Omit<Stripe.Event, 'data'> & {
+      data: { object: LegacyInvoice; previous_attributes?: Stripe.Event['data']['previous_attributes'] };
+    });
+
+function legacyInvoice(ctx: RenderContext, json: Stripe.Invoice): LegacyInvoice {
+  const inv = json.id === undefined ? undefined : ctx.store.invoices.get(json.id);
   const pi = inv === undefined ? undefined : ctx.store.paymentIntents.get(inv.paymentIntent);
   const { parent: _parent, payments: _payments, ...rest } = json;
   return {
@@ -51,7 +74,7 @@ export interface RenderContext {
   baseUrl: string;
 }
 
-export function customerJson(c: CustomerRec): Record<string, unknown> {
+export function customerJson(c: CustomerRec): Stripe.Customer {
   return {
     id: c.id,
     object: 'customer',
@@ -59,9 +82,11 @@ export function customerJson(c: CustomerRec): Record<string, unknown> {
     balance: 0,
     created: c.created,
     currency: null,
+    customer_account: null,
     default_source: null,
     delinquent: false,
     description: null,
+    discount: null,
     email: c.email,
     invoice_prefix: c.id.slice(-8).toUpperCase(),
     invoice_settings: {
@@ -73,6 +98,7 @@ export function customerJson(c: CustomerRec): Record<string, unknown> {
     livemode: false,
     metadata: { ...c.metadata },
     name: c.name,
+    next_invoice_sequence: 1,
     phone: null,
     preferred_locales: [...c.preferredLocales],
     shipping: null,
@@ -86,7 +112,7 @@ function fingerprintOf(pm: PaymentMethodRec): string {
   return `fp${pm.id.slice(-10)}`;
 }
 
-export function paymentMethodJson(pm: PaymentMethodRec): Record<string, unknown> {
+export function paymentMethodJson(pm: PaymentMethodRec): Stripe.PaymentMethod {
   return {
     id: pm.id,
     object: 'payment_method',
@@ -101,66 +127,149 @@ export function paymentMethodJson(pm: PaymentMethodRec): Record<string, unknown>
       exp_year: pm.card.expYear,
       fingerprint: fingerprintOf(pm),
       funding: 'credit',
+      generated_from: null,
       last4: pm.last4,
       networks: { available: [pm.card.brand], preferred: null },
+      regulated_status: 'unregulated',
       three_d_secure_usage: { supported: true },
       wallet: null,
     },
     created: pm.created,
     customer: pm.customer,
+    customer_account: null,
     livemode: false,
     metadata: {},
     type: 'card',
   };
 }
 
-export function subscriptionJson(s: SubscriptionRec): Record<string, unknown> {
+/** The price a subscription's one item bills: a monthly licensed price of the sandbox's one product. */
+function priceJson(s: SubscriptionRec): Stripe.Price {
+  return {
+    id: `price_${s.currency}_${s.amount}`,
+    object: 'price',
+    active: true,
+    billing_scheme: 'per_unit',
+    created: s.created,
+    currency: s.currency,
+    custom_unit_amount: null,
+    livemode: false,
+    lookup_key: null,
+    metadata: {},
+    nickname: null,
+    product: SANDBOX_PRODUCT,
+    recurring: { interval: 'month', interval_count: 1, meter: null, trial_period_days: null, usage_type: 'licensed' },
+    tax_behavior: 'unspecified',
+    tiers_mode: null,
+    transform_quantity: null,
+    type: 'recurring',
+    unit_amount: s.amount,
+    unit_amount_decimal: Stripe.Decimal.from(s.amount),
+  };
+}
+
+/** `plan`: "You can now model subscriptions more flexibly using the Prices API", the same price as a plan. */
+function planJson(s: SubscriptionRec): Stripe.Plan {
+  return {
+    id: `price_${s.currency}_${s.amount}`,
+    object: 'plan',
+    active: true,
+    amount: s.amount,
+    amount_decimal: Stripe.Decimal.from(s.amount),
+    billing_scheme: 'per_unit',
+    created: s.created,
+    currency: s.currency,
+    interval: 'month',
+    interval_count: 1,
+    livemode: false,
+    metadata: {},
+    meter: null,
+    nickname: null,
+    product: SANDBOX_PRODUCT,
+    tiers_mode: null,
+    transform_usage: null,
+    trial_period_days: null,
+    usage_type: 'licensed',
+  };
+}
+
+const SANDBOX_PRODUCT = 'prod_sandbox';
+
+export function subscriptionJson(s: SubscriptionRec): Stripe.Subscription {
+  const item: Stripe.SubscriptionItem = {
+    id: `si_${s.id.slice(4)}`,
+    object: 'subscription_item',
+    billing_thresholds: null,
+    created: s.created,
+    current_period_end: s.currentPeriodEnd,
+    current_period_start: s.currentPeriodStart,
+    current_trial: null,
+    discounts: [],
+    metadata: {},
+    plan: planJson(s),
+    price: priceJson(s),
+    quantity: 1,
+    subscription: s.id,
+    tax_rates: [],
+  };
   return {
     id: s.id,
     object: 'subscription',
+    application: null,
+    application_fee_percent: null,
+    automatic_tax: { disabled_reason: null, enabled: false, liability: null },
     billing_cycle_anchor: s.currentPeriodStart,
+    billing_cycle_anchor_config: null,
+    billing_mode: { flexible: null, type: 'classic' },
+    billing_schedules: [],
+    billing_thresholds: null,
     cancel_at: null,
     cancel_at_period_end: false,
     canceled_at: s.canceledAt,
     cancellation_details: {
       comment: null,
       feedback: null,
+      feedback_option: null,
       reason: s.canceledAt === null ? null : (s.cancellationReason ?? 'cancellation_requested'),
     },
     collection_method: 'charge_automatically',
     created: s.created,
     currency: s.currency,
     customer: s.customer,
+    customer_account: null,
+    days_until_due: null,
     default_payment_method: s.defaultPaymentMethod,
+    default_source: null,
+    description: null,
+    discounts: [],
     ended_at: s.canceledAt,
-    items: {
-      object: 'list',
-      data: [
-        {
-          id: `si_${s.id.slice(4)}`,
-          object: 'subscription_item',
-          current_period_end: s.currentPeriodEnd,
-          current_period_start: s.currentPeriodStart,
-          quantity: 1,
-          subscription: s.id,
-          price: {
-            id: `price_${s.currency}_${s.amount}`,
-            object: 'price',
-            currency: s.currency,
-            unit_amount: s.amount,
-          },
-        },
-      ],
-      has_more: false,
-      url: `/v1/subscription_items?subscription=${s.id}`,
+    invoice_settings: {
+      account_tax_ids: null,
+      custom_fields: null,
+      description: null,
+      footer: null,
+      issuer: { type: 'self' },
     },
+    items: { object: 'list', data: [item], has_more: false, url: `/v1/subscription_items?subscription=${s.id}` },
     latest_invoice: null,
     livemode: false,
+    managed_payments: null,
     metadata: { ...s.metadata },
+    next_pending_invoice_item_invoice: null,
+    on_behalf_of: null,
     pause_collection: s.pauseCollection === null ? null : { ...s.pauseCollection },
+    payment_settings: null,
+    pending_invoice_item_interval: null,
+    pending_setup_intent: null,
+    pending_update: null,
+    schedule: null,
     start_date: s.created,
     status: s.status,
     test_clock: null,
+    transfer_data: null,
+    trial_end: null,
+    trial_settings: null,
+    trial_start: null,
   };
 }
 
@@ -270,20 +379,15 @@ export function invoiceObject(ctx: RenderContext, inv: InvoiceRec): Stripe.Invoi
 }
 
 /** The invoice with what `expand[]` asks for: the subscription object, the payments and their PaymentIntents. */
-export function invoiceJson(
-  ctx: RenderContext,
-  inv: InvoiceRec,
-  expand: readonly string[] = [],
-): Record<string, unknown> {
-  const base = invoiceObject(ctx, inv);
-  const json: Record<string, unknown> = { ...base };
+export function invoiceJson(ctx: RenderContext, inv: InvoiceRec, expand: readonly string[] = []): Stripe.Invoice {
+  const json = invoiceObject(ctx, inv);
   const sub = expand.includes('parent.subscription_details.subscription')
     ? inv.subscription && ctx.store.subscriptions.get(inv.subscription)
     : undefined;
-  if (sub && base.parent) {
+  if (sub && json.parent?.subscription_details) {
     json.parent = {
-      ...base.parent,
-      subscription_details: { ...base.parent.subscription_details, subscription: subscriptionJson(sub) },
+      ...json.parent,
+      subscription_details: { ...json.parent.subscription_details, subscription: subscriptionJson(sub) },
     };
   }
   // Expanding a nested path expands its parent too, as Stripe does. An expanded list holds its
@@ -291,12 +395,11 @@ export function invoiceJson(
   if (expand.some((e) => e === 'payments' || e.startsWith('payments.'))) {
     const all = paymentsOf(ctx.store, inv.id);
     const expandIntent = expand.includes('payments.data.payment.payment_intent');
-    json.payments = {
-      object: 'list',
-      data: all.slice(0, EXPANDED_LIST_PAGE).map((pi) => invoicePaymentJson(ctx, inv, pi, expandIntent)),
-      has_more: all.length > EXPANDED_LIST_PAGE,
-      url: `/v1/invoice_payments?invoice=${inv.id}`,
-    };
+    json.payments = listJson(
+      `/v1/invoice_payments?invoice=${inv.id}`,
+      all.slice(0, EXPANDED_LIST_PAGE).map((pi) => invoicePaymentJson(ctx, inv, pi, expandIntent)),
+      all.length > EXPANDED_LIST_PAGE,
+    );
   }
   return json;
 }
@@ -320,7 +423,7 @@ export function invoicePaymentJson(
   inv: InvoiceRec,
   pi: PaymentIntentRec,
   expandIntent: boolean,
-): Record<string, unknown> {
+): Stripe.InvoicePayment {
   const paid = pi.status === 'succeeded';
   const canceled = !paid && (inv.status === 'void' || pi.status === 'canceled');
   return {
@@ -336,7 +439,7 @@ export function invoicePaymentJson(
     payment: { type: 'payment_intent', payment_intent: expandIntent ? paymentIntentJson(ctx, pi) : pi.id },
     status: paid ? 'paid' : canceled ? 'canceled' : 'open',
     status_transitions: {
-      canceled_at: canceled ? (inv.voidedAt ?? pi.canceledAt) : null,
+      canceled_at: canceled ? (inv.voidedAt ?? pi.canceledAt ?? null) : null,
       paid_at: paid ? inv.paidAt : null,
     },
   };
@@ -447,7 +550,10 @@ export function chargeJson(store: Store, ch: ChargeRec): Stripe.Charge {
   };
 }
 
-export function lastPaymentErrorJson(ch: ChargeRec, pm: PaymentMethodRec | undefined): Record<string, unknown> | null {
+export function lastPaymentErrorJson(
+  ch: ChargeRec,
+  pm: PaymentMethodRec | undefined,
+): Stripe.PaymentIntent.LastPaymentError | null {
   const f = ch.failure;
   if (f === null) return null;
   return {
@@ -460,36 +566,64 @@ export function lastPaymentErrorJson(ch: ChargeRec, pm: PaymentMethodRec | undef
     message: f.message,
     charge: ch.id,
     doc_url: `https://docs.stripe.com/error-codes/${f.code.replaceAll('_', '-')}`,
-    payment_method: pm === undefined ? undefined : paymentMethodJson(pm),
+    ...(pm === undefined ? {} : { payment_method: paymentMethodJson(pm) }),
   };
 }
 
-export function paymentIntentJson(ctx: RenderContext, pi: PaymentIntentRec): Record<string, unknown> {
+/** A PaymentIntent of an invoice: confirmed off-session with the invoice's card, captured at once. */
+export function paymentIntentJson(ctx: RenderContext, pi: PaymentIntentRec): Stripe.PaymentIntent {
   const latest = pi.latestCharge === null ? undefined : ctx.store.charges.get(pi.latestCharge);
   const pm = latest === undefined ? undefined : ctx.store.paymentMethods.get(latest.paymentMethod);
+  const canceled = pi.status === 'canceled';
   return {
     id: pi.id,
     object: 'payment_intent',
+    allowed_payment_method_types: null,
     amount: pi.amount,
+    amount_capturable: 0,
     amount_received: pi.status === 'succeeded' ? pi.amount : 0,
+    application: null,
+    application_fee_amount: null,
+    automatic_payment_methods: null,
+    canceled_at: canceled ? (pi.canceledAt ?? null) : null,
+    cancellation_reason: canceled ? 'void_invoice' : null,
     capture_method: 'automatic',
+    client_secret: `${pi.id}_secret_sandbox`,
+    confirmation_method: 'automatic',
     created: pi.created,
     currency: pi.currency,
     customer: pi.customer,
+    customer_account: null,
     description: 'Subscription update',
+    excluded_payment_method_types: null,
     last_payment_error: latest === undefined ? null : lastPaymentErrorJson(latest, pm),
     latest_charge: pi.latestCharge,
     livemode: false,
+    managed_payments: null,
     metadata: {},
     // 3-D Secure waits for the customer (the hosted invoice page completes it).
     next_action: pi.status === 'requires_action' ? { type: 'use_stripe_sdk', use_stripe_sdk: {} } : null,
+    on_behalf_of: null,
     payment_method: pi.paymentMethod,
+    payment_method_configuration_details: null,
+    payment_method_options: null,
     payment_method_types: ['card'],
+    payment_record: null,
+    processing: null,
+    receipt_email: null,
+    review: null,
+    setup_future_usage: null,
+    shipping: null,
+    source: null,
+    statement_descriptor: null,
+    statement_descriptor_suffix: null,
     status: pi.status,
+    transfer_group: null,
   };
 }
 
-export function listJson(url: string, data: unknown[], hasMore: boolean): Record<string, unknown> {
+/** A list object: "a dictionary with a data property that contains an array of up to limit objects". */
+export function listJson<T>(url: string, data: T[], hasMore: boolean): Stripe.ApiList<T> {
   return { object: 'list', data, has_more: hasMore, url };
 }
 

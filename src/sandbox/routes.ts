@@ -1,3 +1,4 @@
+import type Stripe from 'stripe';
 import { invalidRequest, type Billing, type Emit, type RequestInfo } from './billing.ts';
 import { applyMetadata, obj, str, strings, type FormObject } from './form.ts';
 import {
@@ -12,7 +13,7 @@ import {
   subscriptionJson,
   type RenderContext,
 } from './objects.ts';
-import { accountRoutes } from './account.ts';
+import { accountRoutes, DEFAULT_PORTAL_CONFIGURATION } from './account.ts';
 import { pageOf } from './paging.ts';
 import { listSubscriptions } from './subscription-list.ts';
 import { unixSeconds, type InvoiceRec, type Store } from './store.ts';
@@ -182,10 +183,13 @@ function updateCustomer(deps: RouteDeps, call: Call): Reply {
   c.email = str(call.form, 'email') ?? c.email;
   c.name = str(call.form, 'name') ?? c.name;
   const after = customerJson(c);
-  const previous: Record<string, unknown> = {};
-  for (const key of ['invoice_settings', 'metadata', 'email', 'name'] as const) {
-    if (JSON.stringify(before[key]) !== JSON.stringify(after[key])) previous[key] = before[key];
-  }
+  const changed = (a: unknown, b: unknown): boolean => JSON.stringify(a) !== JSON.stringify(b);
+  const previous: Partial<Stripe.Customer> = {
+    ...(changed(before.invoice_settings, after.invoice_settings) ? { invoice_settings: before.invoice_settings } : {}),
+    ...(changed(before.metadata, after.metadata) ? { metadata: before.metadata } : {}),
+    ...(changed(before.email, after.email) ? { email: before.email } : {}),
+    ...(changed(before.name, after.name) ? { name: before.name } : {}),
+  };
   if (Object.keys(previous).length > 0) deps.emit('customer.updated', after, previous, call.request);
   return ok(after);
 }
@@ -240,34 +244,51 @@ function updateSubscription(deps: RouteDeps, call: Call): Reply {
 }
 
 /** Flows Stripe accepts in `flow_data[type]`; the ones naming a subscription need it, which the sandbox does not check. */
-const PORTAL_FLOWS = [
+const PORTAL_FLOWS: readonly Stripe.BillingPortal.Session.Flow.Type[] = [
   'payment_method_update',
   'customer_update',
-  'subscription_cancel',
   'subscription_pause',
+  'subscription_cancel',
   'subscription_update',
   'subscription_update_confirm',
 ];
 
+const AFTER_COMPLETION: readonly Stripe.BillingPortal.Session.Flow.AfterCompletion.Type[] = [
+  'hosted_confirmation',
+  'portal_homepage',
+  'redirect',
+];
+
+function oneOf<T extends string>(allowed: readonly T[], value: string | undefined): T | undefined {
+  return allowed.find((a) => a === value);
+}
+
 /** `flow_data` as Stripe echoes it in `flow`, or null without one; an unknown type is refused as Stripe does. */
-function portalFlow(form: FormObject): Record<string, unknown> | null {
+function portalFlow(form: FormObject): Stripe.BillingPortal.Session.Flow | null {
   const data = obj(form, 'flow_data');
   if (data === undefined) return null;
-  const type = str(data, 'type');
-  if (type === undefined || !PORTAL_FLOWS.includes(type)) {
+  const type = oneOf(PORTAL_FLOWS, str(data, 'type'));
+  if (type === undefined) {
     throw invalidRequest(`Invalid flow_data[type]: must be one of ${PORTAL_FLOWS.join(', ')}`, {
       param: 'flow_data[type]',
     });
   }
   const after = obj(data, 'after_completion');
-  const afterType = (after && str(after, 'type')) ?? 'portal_homepage';
+  const afterRaw = after && str(after, 'type');
+  const afterType = afterRaw === undefined ? 'portal_homepage' : oneOf(AFTER_COMPLETION, afterRaw);
+  if (afterType === undefined) {
+    throw invalidRequest(`Invalid flow_data[after_completion][type]: must be one of ${AFTER_COMPLETION.join(', ')}`, {
+      param: 'flow_data[after_completion][type]',
+    });
+  }
   const redirect = after && obj(after, 'redirect');
+  const returnUrl = redirect && str(redirect, 'return_url');
   return {
     type,
     after_completion: {
       type: afterType,
       hosted_confirmation: null,
-      redirect: redirect ? { return_url: str(redirect, 'return_url') ?? null } : null,
+      redirect: returnUrl === undefined ? null : { return_url: returnUrl },
     },
     customer_update: type === 'customer_update' ? {} : null,
     subscription_cancel: null,
@@ -283,21 +304,26 @@ function portalSession(deps: RouteDeps, call: Call): Reply {
   deps.billing.mustGet(deps.store.customers, customer, 'customer');
   const flow = portalFlow(call.form);
   const id = deps.store.nextId('bps');
-  deps.store.portalSessions.set(id, { customer, flow: flow === null ? null : String(flow.type) });
-  return ok({
+  deps.store.portalSessions.set(id, { customer, flow: flow === null ? null : flow.type });
+  const session: Stripe.BillingPortal.Session = {
     id,
     object: 'billing_portal.session',
-    configuration: 'bpc_sandbox',
+    configuration: DEFAULT_PORTAL_CONFIGURATION,
     created: unixSeconds(deps.clock.now()),
     customer,
+    customer_account: null,
     flow,
     livemode: false,
-    locale: str(call.form, 'locale') ?? null,
+    locale: oneOf(PORTAL_LOCALES, str(call.form, 'locale')) ?? null,
     on_behalf_of: null,
     return_url: str(call.form, 'return_url') ?? null,
     url: `${deps.render.baseUrl}/portal/${id}`,
-  });
+  };
+  return ok(session);
 }
+
+/** The locales the sandbox's portal knows; any other is answered as Stripe's default (null: auto). */
+const PORTAL_LOCALES: readonly Stripe.BillingPortal.Session.Locale[] = ['auto', 'de', 'en', 'es', 'fr', 'it', 'nl'];
 
 export const routes: readonly Route[] = [
   { method: 'GET', pattern: '/v1/invoices', handle: listInvoices },

@@ -1,3 +1,4 @@
+import type Stripe from 'stripe';
 import type { PortalConfigurationRec, WebhookEndpointRec } from './account.ts';
 import type { FailureReason } from './issuer-model.ts';
 
@@ -125,17 +126,8 @@ export interface PaymentIntentRec {
   canceledAt?: number | null;
 }
 
-export interface EventRec {
-  id: string;
-  object: 'event';
-  api_version: string;
-  created: number;
-  livemode: false;
-  type: string;
-  data: { object: unknown; previous_attributes?: Record<string, unknown> };
-  pending_webhooks: number;
-  request: { id: string | null; idempotency_key: string | null };
-}
+/** Events are the SDK's own: `emit` pairs each type with its object as `Stripe.Event` does. */
+export type EventRec = Stripe.Event;
 
 /** A Billing Portal session: whose, and which deep-link flow it opens (null: the portal's home). */
 export interface PortalSessionRec {

@@ -41,7 +41,7 @@ export function listSubscriptions(deps: RouteDeps, call: Call): Reply {
     const cus = customerJson(c);
     const pm = c.defaultPaymentMethod === null ? undefined : deps.store.paymentMethods.get(c.defaultPaymentMethod);
     if (withCard && pm !== undefined) {
-      cus.invoice_settings = { ...(cus.invoice_settings as object), default_payment_method: paymentMethodJson(pm) };
+      cus.invoice_settings = { ...cus.invoice_settings, default_payment_method: paymentMethodJson(pm) };
     }
     return { ...json, customer: cus };
   });

@@ -1,6 +1,6 @@
 import { createHmac } from 'node:crypto';
 import type { Rng } from './issuer-model.ts';
-import type { EventRec } from './store.ts';
+import type { WireEvent } from './objects.ts';
 
 /**
  * Signed webhook delivery like Stripe's: at least once, optionally duplicated and out of
@@ -59,7 +59,7 @@ export interface WebhookQueueOptions {
 }
 
 export interface WebhookQueue {
-  enqueue(event: EventRec): void;
+  enqueue(event: WireEvent): void;
   flush(): Promise<void>;
   deliveries(): DeliveryRecord[];
   stop(): void;
@@ -69,7 +69,7 @@ export function createWebhookQueue(opts: WebhookQueueOptions): WebhookQueue {
   const pending = new Set<Promise<void>>();
   const timers = new Map<NodeJS.Timeout, () => void>();
   const log: DeliveryRecord[] = [];
-  let batch: EventRec[] = [];
+  let batch: WireEvent[] = [];
   let stopped = false;
   const limit = opts.concurrency ?? 16;
   let inFlight = 0;
@@ -102,7 +102,7 @@ export function createWebhookQueue(opts: WebhookQueueOptions): WebhookQueue {
       timers.set(t, resolve);
     });
 
-  async function deliver(event: EventRec, duplicate: boolean, heldMs: number): Promise<void> {
+  async function deliver(event: WireEvent, duplicate: boolean, heldMs: number): Promise<void> {
     if (heldMs > 0) await wait(heldMs);
     const payload = JSON.stringify(event, null, 2);
     for (let attempt = 1; attempt <= opts.maxAttempts && !stopped; attempt += 1) {
@@ -146,13 +146,15 @@ export function createWebhookQueue(opts: WebhookQueueOptions): WebhookQueue {
     }
   }
 
-  function dispatch(events: EventRec[]): void {
+  function dispatch(events: WireEvent[]): void {
     const order = [...events];
     if (opts.reorder) {
       for (let i = order.length - 1; i > 0; i -= 1) {
         const j = Math.floor(opts.rng() * (i + 1));
-        const a = order[i] as EventRec;
-        order[i] = order[j] as EventRec;
+        const a = order[i];
+        const b = order[j];
+        if (a === undefined || b === undefined) continue;
+        order[i] = b;
         order[j] = a;
       }
     }
@@ -161,7 +163,7 @@ export function createWebhookQueue(opts: WebhookQueueOptions): WebhookQueue {
     // Only answers to API requests are held, whose caller already has the answer: a held renewal
     // failure would open its case late, with retries already due before the rest of the batch is
     // applied, which on the demo's compressed clock is days (the worker would charge blind).
-    const heldMs = events.some((e) => e.request.id !== null) ? holdTime() : 0;
+    const heldMs = events.some((e) => (e.request?.id ?? null) !== null) ? holdTime() : 0;
     for (const ev of order) {
       track(deliver(ev, false, heldMs));
       if (opts.duplicateShare > 0 && opts.rng() < opts.duplicateShare) track(deliver(ev, true, holdTime()));

@@ -1,5 +1,5 @@
 import Stripe from 'stripe';
-import { idOf } from './read.ts';
+import { idOf, intentsOf } from './read.ts';
 import type { Throttle } from './throttle.ts';
 
 /**
@@ -90,6 +90,58 @@ export async function withAllPayments(gateway: StripeGateway, inv: Stripe.Invoic
     if (!page.has_more || page.data.length === 0) break;
   }
   return { ...inv, payments: { ...list, data, has_more: false } };
+}
+
+/**
+ * The failed charges of one PaymentIntent, every page. The PaymentIntent lists no charges since API
+ * 2022-11-15 (only `latest_charge`), and each try on it is a charge of its own: "Returns a list of
+ * charges you've previously created", filtered by `payment_intent` ("Only return charges that were
+ * created by the PaymentIntent specified by this PaymentIntent ID").
+ */
+export async function failedChargesOf(gateway: StripeGateway, paymentIntent: string): Promise<Stripe.Charge[]> {
+  const out: Stripe.Charge[] = [];
+  let startingAfter: string | undefined;
+  for (;;) {
+    const params: Stripe.ChargeListParams = {
+      payment_intent: paymentIntent,
+      limit: 100,
+      ...(startingAfter ? { starting_after: startingAfter } : {}),
+    };
+    const page = await call(gateway, (s) => s.charges.list(params));
+    out.push(...page.data.filter((c) => c.status === 'failed'));
+    const last = page.data[page.data.length - 1];
+    if (!page.has_more || !last) return out;
+    startingAfter = last.id;
+  }
+}
+
+/** An invoice at our API version with every failed charge on it, oldest first. */
+export interface InvoiceCharges {
+  invoice: Stripe.Invoice;
+  failedCharges: Stripe.Charge[];
+}
+
+/**
+ * The invoice (see `retrieveInvoice`: all of its InvoicePayments, their PaymentIntents expanded)
+ * and every failed charge of every one of those PaymentIntents, whoever made it: the worker, Stripe,
+ * the customer on the hosted invoice page, someone in the Dashboard. One request for the invoice,
+ * one more per further page of payments, one per PaymentIntent (and page of its charges), each
+ * through the shared throttle. Null when Stripe has no such invoice.
+ */
+export async function retrieveInvoiceCharges(
+  gateway: StripeGateway,
+  invoiceId: string,
+): Promise<InvoiceCharges | null> {
+  const invoice = await retrieveInvoice(gateway, invoiceId);
+  if (!invoice) return null;
+  const failedCharges: Stripe.Charge[] = [];
+  try {
+    for (const pi of intentsOf(invoice)) failedCharges.push(...(await failedChargesOf(gateway, pi.id)));
+  } catch (cause) {
+    throw new Error(`cannot list the charges of invoice ${invoiceId} from Stripe`, { cause });
+  }
+  failedCharges.sort((a, b) => a.created - b.created || (a.id < b.id ? -1 : 1));
+  return { invoice, failedCharges };
 }
 
 /**

@@ -77,7 +77,8 @@ describe('deadlines and final actions', () => {
           .events()
           .filter(
             (e) =>
-              e.request.id !== null && [s.invoiceId, s.subscriptionId].includes((e.data.object as { id: string }).id),
+              (e.request?.id ?? null) !== null &&
+              [s.invoiceId, s.subscriptionId].includes((e.data.object as { id: string }).id),
           ).length;
       const before = changes();
       expect(await handleDeadline(w.deps, job)).toBe('stood_down');

@@ -3,6 +3,7 @@ import { afterAll, beforeAll, expect, test } from 'vitest';
 import { createLogger } from '../../src/log.ts';
 import { startSandbox, type Sandbox } from '../../src/sandbox/index.ts';
 import { versionWarner } from '../../src/events/versions.ts';
+import { retrieveInvoiceCharges } from '../../src/stripe/charge.ts';
 import { createTestDatabase, type TestDatabase } from '../helpers/db.ts';
 import { manualClock, startReceiver } from '../sandbox/helpers.ts';
 import { apply, recordingHooks, testDeps } from './helpers.ts';
@@ -102,6 +103,24 @@ test('an event at an unknown API version gets a clear log line; its invoice is r
   const [row] = await db.sql`select subscription_id from invoices where id = ${invoiceId}`;
   expect(row!.subscription_id).toBe(subscriptionId);
   expect(await db.sql`select 1 from payment_attempts where invoice_id = ${invoiceId}`).toHaveLength(1);
+});
+
+test("an older-version failure with the invoice's charges read: one invoice read serves both, the charge is on the ledger by id", async () => {
+  const { invoiceId, subscriptionId, events } = await legacyFailure();
+  let requests = 0;
+  const gateway = { stripe: sandbox.stripe(), throttle: { take: async () => void (requests += 1), waiting: () => 0 } };
+  const deps = {
+    ...testDeps(recordingHooks().hooks),
+    fetchInvoice: () => Promise.reject(new Error('not asked: the charges read brings the invoice')),
+    fetchInvoiceCharges: (id: string) => retrieveInvoiceCharges(gateway, id),
+  };
+  expect(await apply(db.sql, deps, ...events, ...events)).toEqual(['processed', 'done']);
+  // The invoice at our version, then the charges of its one PaymentIntent; the copy reads nothing.
+  expect(requests).toBe(2);
+  const [row] = await db.sql`select subscription_id from invoices where id = ${invoiceId}`;
+  expect(row!.subscription_id).toBe(subscriptionId);
+  const attempts = await db.sql`select charge_id from payment_attempts where invoice_id = ${invoiceId}`;
+  expect(attempts.map((a) => a.charge_id)).toEqual(sandbox.charges(invoiceId).map((c) => c.id));
 });
 
 test('the receiver side warns once per endpoint API version other than ours', () => {

@@ -110,7 +110,7 @@ describe('sandbox API through the real SDK', () => {
     expect((await stripe.invoices.retrieve(invoice.id)).attempt_count).toBe(1);
     const ofRetry = sandbox
       .events()
-      .filter((e) => e.request.id === cardErr.requestId)
+      .filter((e) => e.request?.id === cardErr.requestId)
       .map((e) => e.type);
     expect(ofRetry).toEqual(
       expect.arrayContaining([
@@ -208,7 +208,7 @@ describe('sandbox API through the real SDK', () => {
     // Subscription.cancellation_details: "Details about why this subscription was cancelled"; its
     // reason: "Why this subscription was canceled." (a cancellation through the API: cancellation_requested).
     const sub = await stripe.subscriptions.retrieve(invoice.subscriptionId!);
-    expect(sub.cancellation_details).toEqual({ comment: null, feedback: null, reason: null });
+    expect(sub.cancellation_details).toEqual({ comment: null, feedback: null, feedback_option: null, reason: null });
     const canceled = await stripe.subscriptions.cancel(invoice.subscriptionId!);
     expect(canceled.cancellation_details?.reason).toBe('cancellation_requested');
   });

@@ -199,13 +199,13 @@ describe('sandbox webhooks', () => {
     const types = arrived.map((e) => e.type);
     // The retry's failure arrives after the payment that closed the invoice.
     expect(types.lastIndexOf('invoice.payment_failed')).toBeGreaterThan(types.indexOf('invoice.paid'));
-    const retryEvents = sb.events().filter((e) => e.request.idempotency_key === 'retry');
+    const retryEvents = sb.events().filter((e) => e.request?.idempotency_key === 'retry');
     const firstTry = (id: string) => sb.deliveries().find((d) => d.eventId === id && !d.duplicate && d.attempt === 1)!;
     // Held together: the failure never arrives without the charge that explains it.
     expect(new Set(retryEvents.map((e) => firstTry(e.id).heldMs)).size).toBe(1);
     expect(firstTry(retryEvents[0]!.id).heldMs).toBeGreaterThan(0);
     // Stripe's own renewal charge (no API request) is never held; duplicates may be.
-    const renewal = sb.events().filter((e) => e.request.id === null && e.type === 'invoice.payment_failed');
+    const renewal = sb.events().filter((e) => (e.request?.id ?? null) === null && e.type === 'invoice.payment_failed');
     expect(renewal.map((e) => firstTry(e.id).heldMs)).toEqual([0]);
     expect(sb.deliveries().some((d) => d.duplicate && d.heldMs > 0)).toBe(true);
     // Still at least once: every event arrives.
