@@ -156,7 +156,7 @@ export function createReminderHooks(deps: ReminderHookDeps): ReminderHooks {
         ...owner,
         kind: plan.kind,
         step: plan.step,
-        dedupeKey: planner.dedupeKey(owner, plan.kind, plan.step),
+        dedupeKey: planner.dedupeKey(owner, plan.kind, plan.step, plan.data),
         dueAt: plan.dueAt,
         sendAt,
         locale: to.locale,

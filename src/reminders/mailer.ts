@@ -221,6 +221,7 @@ export async function sendOne(deps: MailerDeps, outboxId: number, scheduledFor: 
       customerDeleted: ctx.customerDeleted,
       reminderPaymentMethod: typeof ctx.data.paymentMethod === 'string' ? ctx.data.paymentMethod : null,
       currentPaymentMethod: ctx.defaultPaymentMethod,
+      reminderCardRenews: ctx.reminderCardRenews,
     });
     if (reason) {
       await outbox.markCancelled(tx, outboxId, reason, now);
@@ -256,7 +257,7 @@ export async function sendOne(deps: MailerDeps, outboxId: number, scheduledFor: 
     const conversation = await converse(tx, deps, ctx, now, scheduledFor);
     if (conversation === null) return { ok: false };
     if (!(await outbox.markSending(tx, outboxId, now, SEND_LEASE_SECONDS))) return { ok: false };
-    return { ok: true, ctx, ...conversation };
+    return { ok: true, ...conversation };
   });
   if (!claim.ok) return;
   const { ctx, listed, merged } = claim;
@@ -342,14 +343,14 @@ async function converse(
   ctx: outbox.SendContext,
   now: Date,
   scheduledFor: Date | null,
-): Promise<{ listed: ListedInvoice[]; merged: number[] } | null> {
+): Promise<{ ctx: outbox.SendContext; listed: ListedInvoice[]; merged: number[] } | null> {
   const policy = deps.policy ?? defaultReminderPolicy();
   const at = scheduledFor !== null && scheduledFor.getTime() > now.getTime() ? scheduledFor : now;
   const cap = policy.frequencyCap;
   const lookbackMs = Math.max(cap.perDays * 24, cap.minHoursBetween) * HOUR_MS;
   const history = await outbox.emailsOfCustomer(tx, ctx.customerId, new Date(at.getTime() - lookbackMs));
   // A pending row the mailer would cancel at its own send time (paid, paused...) is not taken along.
-  const pending = (await outbox.pendingOfCustomer(tx, ctx.customerId)).filter(
+  const pending = (await outbox.pendingOfCustomer(tx, ctx.customerId, at)).filter(
     (p) =>
       p.id !== ctx.id &&
       cancelReason({
@@ -401,11 +402,12 @@ async function converse(
     return null;
   }
   const merged = await outbox.markMerged(tx, decision.merge, ctx.id, now);
-  if (!MERGEABLE.includes(ctx.kind) || ctx.invoiceId === null || ctx.currency === null) return { listed: [], merged };
-  const others = (await outbox.invoicesOfEmail(tx, ctx.id, ctx.customerId, LISTS_ALL_OPEN.includes(ctx.kind))).filter(
-    (i) => i.invoiceId !== ctx.invoiceId,
-  );
-  if (others.length === 0) return { listed: [], merged };
+  if (!MERGEABLE.includes(ctx.kind) || ctx.invoiceId === null || ctx.currency === null)
+    return { ctx, listed: [], merged };
+  const others = (
+    await outbox.invoicesOfEmail(tx, ctx.id, ctx.customerId, LISTS_ALL_OPEN.includes(ctx.kind), now)
+  ).filter((i) => i.invoiceId !== ctx.invoiceId);
+  if (others.length === 0) return { ctx, listed: [], merged };
   const own: ListedInvoice = {
     invoiceId: ctx.invoiceId,
     currency: ctx.currency,
@@ -423,7 +425,21 @@ async function converse(
       forSubscription: i.forSubscription,
     })),
   ];
-  return { listed, merged };
+  return { ctx: withEarliestFinalAttempt(ctx, others), listed, merged };
+}
+
+/**
+ * A last chance that carries others names one date for the final attempt: the earliest of them,
+ * so no invoice it lists is charged for the last time (and lost) before the day the email gives.
+ */
+function withEarliestFinalAttempt(ctx: outbox.SendContext, others: readonly outbox.InvoiceOfEmail[]) {
+  const own = dateOf(ctx.data.attemptAt);
+  if (ctx.kind !== 'last_chance' || own === null) return ctx;
+  const earliest = others.reduce(
+    (min, i) => (i.finalAttemptAt !== null && i.finalAttemptAt.getTime() < min.getTime() ? i.finalAttemptAt : min),
+    own,
+  );
+  return earliest === own ? ctx : { ...ctx, data: { ...ctx.data, attemptAt: earliest.toISOString() } };
 }
 
 const dateOf = (v: unknown): Date | null => {

@@ -101,6 +101,8 @@ export interface SendContext {
   customerName: string | null;
   customerDeleted: boolean;
   defaultPaymentMethod: string | null;
+  /** For a card-expiry reminder: whether a live subscription still renews on its card; null when we know none of theirs. */
+  reminderCardRenews: boolean | null;
   invoiceStatus: string | null;
   hostedInvoiceUrl: string | null;
   amountRemaining: number | null;
@@ -136,9 +138,11 @@ export async function lockSendContext(tx: Tx, id: number): Promise<SendContext |
            o.status, o.send_at as "sendAt", o.locale, o.time_zone as "timeZone", o.data, o.tries, o.first_failed_at as "firstFailedAt",
            c.email, c.name as "customerName", coalesce(c.deleted, false) as "customerDeleted",
            -- The card renewals charge: the subscription's, else the customer's default payment method or source.
-           -- The reminder's own card while some renewal still charges it (a customer can renew on several).
-           case when is_renewal_card(o.customer_id, o.data->>'paymentMethod') then o.data->>'paymentMethod'
-                else customer_renewal_card(o.customer_id) end as "defaultPaymentMethod",
+           customer_renewal_card(o.customer_id) as "defaultPaymentMethod",
+           -- A customer can renew on several cards: is the card-expiry reminder's card still one of them?
+           -- Unknown (null) while our copy holds none of the customer's subscriptions (not backfilled).
+           case when o.kind = 'card_expiring' and exists (select 1 from subscriptions x where x.customer_id = o.customer_id)
+                then is_renewal_card(o.customer_id, o.data->>'paymentMethod') end as "reminderCardRenews",
            i.status as "invoiceStatus", i.hosted_invoice_url as "hostedInvoiceUrl",
            i.amount_remaining::float8 as "amountRemaining", i.currency,
            i.stripe_created as "invoiceCreated", (i.subscription_id is not null) as "invoiceForSubscription",
@@ -248,13 +252,24 @@ export interface PendingOfCustomer {
   invoiceStatus: string | null;
 }
 
-export async function pendingOfCustomer(tx: Tx, customerId: string): Promise<PendingOfCustomer[]> {
+/**
+ * Whether collection of invoice `i`'s subscription `s` is paused at Stripe at `at`: the SQL twin
+ * of `pausedAt` (src/dunning/collection-pause.ts), for queries that list invoices.
+ */
+const stripePaused = (tx: Tx, at: Date) => tx`
+  (s.pause_collection_behavior is not null
+   and (s.pause_collection_resumes_at is null or s.pause_collection_resumes_at > ${at}))`;
+
+/** The customer's pending reminders at `at`; a case paused by ops or at Stripe counts as paused. */
+export async function pendingOfCustomer(tx: Tx, customerId: string, at: Date): Promise<PendingOfCustomer[]> {
   return tx<PendingOfCustomer[]>`
     select o.id::float8 as id, o.kind, o.case_id::float8 as "caseId", o.invoice_id as "invoiceId", o.send_at as "sendAt",
-           d.status as "caseStatus", coalesce(d.paused, false) as "casePaused", i.status as "invoiceStatus"
+           d.status as "caseStatus", (coalesce(d.paused, false) or coalesce(${stripePaused(tx, at)}, false)) as "casePaused",
+           i.status as "invoiceStatus"
     from reminder_outbox o
     left join dunning_cases d on d.id = o.case_id
     left join invoices i on i.id = o.invoice_id
+    left join subscriptions s on s.id = i.subscription_id
     where o.customer_id = ${customerId} and o.status = 'pending'
     order by o.send_at, o.id`;
 }
@@ -320,6 +335,8 @@ export interface InvoiceOfEmail {
   caseAmount: number | null;
   created: Date | null;
   forSubscription: boolean;
+  /** The final attempt a last chance merged into this email announced for the invoice, if any. */
+  finalAttemptAt: Date | null;
 }
 
 /**
@@ -332,15 +349,20 @@ export async function invoicesOfEmail(
   hostId: number,
   customerId: string,
   allOpen: boolean,
+  at: Date,
 ): Promise<InvoiceOfEmail[]> {
   return tx<InvoiceOfEmail[]>`
     select i.id as "invoiceId", i.currency, i.amount_remaining::float8 as "amountRemaining",
-           d.amount::float8 as "caseAmount", i.stripe_created as created, (i.subscription_id is not null) as "forSubscription"
+           d.amount::float8 as "caseAmount", i.stripe_created as created, (i.subscription_id is not null) as "forSubscription",
+           (select min((o.data->>'attemptAt')::timestamptz) from reminder_outbox o
+             where o.merged_into = ${hostId} and o.status = 'merged' and o.kind = 'last_chance'
+               and o.invoice_id = i.id and o.data->>'attemptAt' is not null) as "finalAttemptAt"
     from invoices i
     left join dunning_cases d on d.invoice_id = i.id
+    left join subscriptions s on s.id = i.subscription_id
     where i.id in (select o.invoice_id from reminder_outbox o where o.merged_into = ${hostId} and o.status = 'merged')
        or (${allOpen} and i.customer_id = ${customerId} and i.status = 'open' and i.amount_remaining > 0
-           and d.status = 'open' and not coalesce(d.paused, false))
+           and d.status = 'open' and not coalesce(d.paused, false) and not coalesce(${stripePaused(tx, at)}, false))
     order by i.stripe_created, i.id`;
 }
 

@@ -139,14 +139,19 @@ export function planCardExpiring(
   };
 }
 
+/**
+ * The outbox key that makes each reminder happen once. A card-expiry warning is once per card and
+ * expiry month: a customer who renews on two cards that run out in the same month hears of both.
+ */
 export function dedupeKey(
   owner: { caseId: number | null; customerId: string },
   kind: ReminderKind,
   step: number,
+  data: PlannedReminder['data'] = {},
 ): string {
-  return owner.caseId !== null
-    ? `case:${owner.caseId}:${kind}:${step}`
-    : `customer:${owner.customerId}:${kind}:${step}`;
+  if (owner.caseId !== null) return `case:${owner.caseId}:${kind}:${step}`;
+  const card = kind === 'card_expiring' && typeof data.paymentMethod === 'string' ? `:${data.paymentMethod}` : '';
+  return `customer:${owner.customerId}:${kind}:${step}${card}`;
 }
 
 export interface SendState {
@@ -158,6 +163,8 @@ export interface SendState {
   /** For card reminders: the card the reminder is about, and the customer's card now. */
   reminderPaymentMethod: string | null;
   currentPaymentMethod: string | null;
+  /** Whether a live subscription still renews on the reminder's card (a customer can renew on several); null: unknown. */
+  reminderCardRenews?: boolean | null;
 }
 
 /** Why a pending reminder must not go out any more, or null when it still should. */
@@ -173,13 +180,10 @@ export function cancelReason(s: SendState): string | null {
     if (settled) return `invoice ${s.invoiceStatus}`;
     if (s.caseStatus === 'recovered') return 'case recovered';
   }
-  if (
-    s.kind === 'card_expiring' &&
-    s.reminderPaymentMethod !== null &&
-    s.currentPaymentMethod !== null &&
-    s.reminderPaymentMethod !== s.currentPaymentMethod
-  ) {
-    return 'payment method changed';
+  if (s.kind === 'card_expiring' && s.reminderPaymentMethod !== null && s.reminderCardRenews !== true) {
+    if (s.currentPaymentMethod !== null && s.reminderPaymentMethod !== s.currentPaymentMethod)
+      return 'payment method changed';
+    if (s.reminderCardRenews === false) return 'no subscription renews on this card';
   }
   return null;
 }

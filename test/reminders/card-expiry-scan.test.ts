@@ -231,6 +231,38 @@ describe('card-expiry scan for PaymentMethod cards', () => {
     ]);
   });
 
+  it('two renewal cards running out in the same month: a warning for each, and one left when the other is replaced', async () => {
+    clock.set('2026-07-16T10:00:00Z');
+    try {
+      const two = await subscriber({ pm: 'pm_r_default', subCard: 'pm_r_sub1' });
+      await secondSubscription(two.cus, 'sub_r2', 'pm_r_sub2', '2026-07-03T00:00:00Z');
+      await apply(
+        event('payment_method.attached', card('pm_r_sub1', two.cus, 7, 2026), { created: at('2026-07-02T00:00:00Z') }),
+        event('payment_method.attached', card('pm_r_sub2', two.cus, 7, 2026), { created: at('2026-07-02T00:00:00Z') }),
+        event('payment_method.attached', card('pm_r_default', two.cus, 9, 2030), {
+          created: at('2026-07-02T00:00:00Z'),
+        }),
+      );
+      await scanExpiringCards(scan);
+      const pending = async () =>
+        (await remindersOf(two.cus)).filter((r) => r.status === 'pending').map((r) => r.data.paymentMethod);
+      expect((await pending()).sort()).toEqual(['pm_r_sub1', 'pm_r_sub2']);
+      // The first subscription moves to a new card ("default_payment_method: ID of the default
+      // payment method for the subscription"): its warning goes, the other card's stays.
+      await apply(
+        event(
+          'customer.subscription.updated',
+          { ...subscription({ id: two.sub, customer: two.cus, status: 'active' }), default_payment_method: 'pm_r_new' },
+          { created: at('2026-07-16T09:00:00Z'), previous: { default_payment_method: 'pm_r_sub1' } },
+        ),
+      );
+      await scanExpiringCards(scan);
+      expect(await pending()).toContain('pm_r_sub2');
+    } finally {
+      clock.set('2026-06-20T10:00:00Z');
+    }
+  });
+
   it('a new card attached beside the expiring one does not drop its reminder', async () => {
     clock.set('2026-07-16T10:00:00Z');
     try {

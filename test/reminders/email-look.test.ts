@@ -33,6 +33,7 @@ function contextOf(kind: ReminderKind, locale: Locale): SendContext {
     customerName: 'Some One',
     customerDeleted: false,
     defaultPaymentMethod: 'pm_1',
+    reminderCardRenews: null,
     invoiceStatus: 'open',
     hostedInvoiceUrl: null,
     amountRemaining: 4_900,

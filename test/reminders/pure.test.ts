@@ -221,6 +221,10 @@ describe('planner', () => {
     expect(planner.dedupeKey({ caseId: null, customerId: 'c' }, 'card_expiring', 202604)).toBe(
       'customer:c:card_expiring:202604',
     );
+    // Two cards running out in the same month: two warnings, each once.
+    expect(
+      planner.dedupeKey({ caseId: null, customerId: 'c' }, 'card_expiring', 202604, { paymentMethod: 'pm_1' }),
+    ).toBe('customer:c:card_expiring:202604:pm_1');
   });
 });
 
