@@ -254,6 +254,8 @@ export const MISSING_INVOICE =
 export async function closeForMissingInvoice(deps: FinalActionDeps, caseId: number, invoiceId: string): Promise<void> {
   const at = deps.clock.now();
   await deps.sql.begin(async (tx) => {
+    // The customer's lock first: cancelling locks attempt rows before the case (see store.lockCustomerOfInvoice).
+    await store.lockCustomerOfInvoice(tx, invoiceId);
     await cancelPlanned(tx, deps, invoiceId, MISSING_INVOICE);
     if (await closeCase(tx, caseId, { status: 'closed', reason: MISSING_INVOICE, at })) {
       await deps.onCaseClosed?.(tx, { caseId, invoiceId, status: 'closed', reason: MISSING_INVOICE, at });

@@ -168,7 +168,7 @@ async function runClaimed(
   }
   if (remote === null) {
     // No invoice, so no earlier request of ours can have charged it either.
-    await deps.sql.begin((tx) =>
+    await attemptTx(deps, attempt, (tx) =>
       owned(
         store.finishAttempt(
           tx,
@@ -230,6 +230,18 @@ async function runClaimed(
   const outcome = await payInvoice(deps.gateway, attempt.invoiceId, key, attempt.paymentMethod);
   await deps.afterCharge?.(attempt, outcome);
   return record(deps, attempt, outcome, mayHaveRun);
+}
+
+/**
+ * A transaction of the runner that writes an attempt's row: the customer's lock first (see
+ * `store.lockCustomerOfInvoice`), so it never holds the attempt row while the event processor
+ * holds the case (or the other way round) and each waits for the other.
+ */
+function attemptTx<T>(deps: RunnerDeps, a: AttemptRow, fn: (tx: Tx) => Promise<T>): Promise<T> {
+  return deps.sql.begin(async (tx) => {
+    await store.lockCustomerOfInvoice(tx, a.invoiceId);
+    return fn(tx);
+  }) as Promise<T>;
 }
 
 function keyOf(a: AttemptRow): string {
@@ -320,7 +332,7 @@ async function skip(
   reason: string,
   o: { replan?: boolean; resumesAt?: Date | null; settled?: Stripe.Invoice } = {},
 ): Promise<RunResult> {
-  await deps.sql.begin(async (tx) => {
+  await attemptTx(deps, a, async (tx) => {
     await owned(
       store.finishAttempt(
         tx,
@@ -355,7 +367,7 @@ async function record(
   switch (outcome.kind) {
     case 'succeeded': {
       const amount = outcome.invoice.amount_paid;
-      await deps.sql.begin(async (tx) => {
+      await attemptTx(deps, a, async (tx) => {
         await owned(
           store.finishAttempt(tx, a.id, { status: 'succeeded', finishedAt: now, ...outcome.paidBy }, fenceOf(a)),
           a,
@@ -389,7 +401,7 @@ async function record(
       const d = outcome.decline;
       const c = classifyDecline({ ...d, cardBrand: d.cardBrand ?? a.cardBrand });
       deps.reportUnknownCodes?.(c);
-      await deps.sql.begin(async (tx) => {
+      await attemptTx(deps, a, async (tx) => {
         const written = store.finishAttempt(
           tx,
           a.id,
@@ -454,7 +466,7 @@ async function record(
       // Repeating it would get the same 400 forever, and a new key could charge twice if the first
       // request with this key went through: the attempt stays unresolved until ops look.
       const message = `needs ops: idempotency key ${keyOf(a)} was used before with other parameters`;
-      await deps.sql.begin(async (tx) => {
+      await attemptTx(deps, a, async (tx) => {
         await owned(store.parkAttempt(tx, a.id, `${message}: ${outcome.message}`, fenceOf(a)), a);
         if (a.caseId !== null)
           await store.setNextAttempt(tx, a.caseId, null, `attempt #${a.attemptNo} ${message}`, now);
@@ -480,7 +492,7 @@ async function requeue(
   const delayMs = Math.max(backoff, retryAfterMs ?? 0);
   // Request retries are about Stripe's real-time health, so the job runs in real time.
   const wallAt = new Date(Date.now() + delayMs);
-  await deps.sql.begin(async (tx) => {
+  await attemptTx(deps, a, async (tx) => {
     await owned(
       store.releaseAttempt(tx, a.id, status, new Date(deps.clock.now().getTime() + delayMs), message, fenceOf(a)),
       a,
