@@ -209,6 +209,9 @@ export class EventRetryDue extends Error {
  * On the last allowed try the event is parked as `failed`; earlier failures throw `EventRetryDue`.
  * Anything else thrown (the database away while counting) is the run's failure, not the event's.
  */
+/** SQLSTATEs whose transaction succeeds when simply run again: deadlock_detected, serialization_failure. */
+const TRANSIENT_SQLSTATES = new Set(['40P01', '40001']);
+
 export async function processWithTries(
   sql: Sql,
   deps: ProcessorDeps,
@@ -227,7 +230,11 @@ export async function processWithTries(
     const current = await store.eventById(sql, eventId);
     const parked = err instanceof EventUnprocessable || (current?.tries ?? 0) + 1 >= maxTries;
     const tries = await store.recordFailure(sql, eventId, message, parked);
-    deps.log.error(
+    // A deadlock or serialization failure is Postgres asking for the transaction again, which the
+    // retry does: a warning, unless it is the last try. Everything else is an error to look at.
+    const transient = !parked && TRANSIENT_SQLSTATES.has(String((err as { code?: unknown } | null)?.code));
+    (transient ? deps.log.warn : deps.log.error).call(
+      deps.log,
       { eventId, type: current?.type, tries, parked, err },
       parked ? 'event parked as failed' : 'event failed; will retry',
     );

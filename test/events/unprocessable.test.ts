@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, expect, test } from 'vitest';
-import { processWithTries } from '../../src/events/processor.ts';
+import { EventRetryDue, processWithTries } from '../../src/events/processor.ts';
+import { createLogger } from '../../src/log.ts';
 import { insertEvent, listEvents } from '../../src/events/store.ts';
 import { createTestDatabase, type TestDatabase } from '../helpers/db.ts';
 import { event, invoice } from '../fixtures/events/stripe-objects.ts';
@@ -40,4 +41,23 @@ test.each([
   const parked = failed.find((e) => e.id === ev.id);
   expect(parked?.tries).toBe(1);
   expect(parked?.lastError).toMatch(reason);
+});
+
+test('a deadlock the retry will repeat is a warning; on the last try it is an error', async () => {
+  const ev = event('invoice.payment_failed', invoice({ id: 'in_deadlock', customer: 'cus_deadlock' }));
+  await insertEvent(db.sql, ev);
+  const lines: Array<{ level: number; msg: string }> = [];
+  const deps = {
+    ...testDeps(recordingHooks().hooks),
+    log: createLogger('info', { write: (s: string) => void lines.push(JSON.parse(s) as (typeof lines)[number]) }),
+  };
+  // What Postgres raises when it breaks a lock cycle: SQLSTATE 40P01, deadlock_detected.
+  const deadlock = () => Promise.reject(Object.assign(new Error('deadlock detected'), { code: '40P01' }));
+  const handlers = { 'invoice.payment_failed': deadlock };
+  await expect(processWithTries(db.sql, deps, ev.id, 2, handlers)).rejects.toBeInstanceOf(EventRetryDue);
+  expect(await processWithTries(db.sql, deps, ev.id, 2, handlers)).toBe('done');
+  expect(lines.map((l) => [l.level, l.msg])).toEqual([
+    [40, 'event failed; will retry'],
+    [50, 'event parked as failed'],
+  ]);
 });
