@@ -257,6 +257,10 @@ export async function runDemo(env: NodeJS.ProcessEnv, o: DemoOptions, print: (li
       endpointRateLimit: limits.endpoint,
       // Signatures are checked against real time, as Stripe's are.
       webhookSigningClock: systemClock,
+      // The workers repeat an unanswered charge seconds later in real time, simulated days here:
+      // keys aging in simulated time would be forgotten by then, and the repeat would charge again
+      // or be refused as "already paid" for a charge of ours. Stripe keeps them 24 real hours.
+      idempotencyClock: systemClock,
       log: log.child({ component: 'sandbox' }),
       // The kept database points at the earlier sandbox's objects: bring them back. Without a
       // saved state (nothing was open), new ids must still not collide with the old ones.

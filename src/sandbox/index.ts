@@ -57,6 +57,13 @@ export interface SandboxOptions {
   cardUpdateProbability?: number;
   /** Clock for webhook signature timestamps (default: `clock`); receivers compare it with theirs. */
   webhookSigningClock?: Clock;
+  /**
+   * Clock idempotency keys age by (default: `clock`). Stripe keeps a key at least 24 hours, far
+   * longer than a worker waits before repeating a request (seconds of real time). Under a scaled
+   * clock those seconds are simulated days: keys aging on it would be gone by the repeat, which
+   * would then run as a new request. The demo passes real time.
+   */
+  idempotencyClock?: Clock;
   /** Delivery attempts per event on non-2xx (default 4) and the first backoff (default 50 ms, doubling). */
   webhookMaxAttempts?: number;
   webhookBackoffMs?: number;
@@ -208,7 +215,7 @@ export async function startSandbox(opts: SandboxOptions): Promise<Sandbox> {
   const http = createSandboxHttp({
     deps: { store, billing, render, emit, clock: opts.clock },
     faults,
-    idempotency: createIdempotencyCache(opts.clock),
+    idempotency: createIdempotencyCache(opts.idempotencyClock ?? opts.clock),
     log,
     rateLimit: {
       account:

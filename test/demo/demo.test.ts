@@ -168,11 +168,17 @@ describe('dunning demo (headless, small)', () => {
       attemptsOf.set(r.invoice_id as string, [...(attemptsOf.get(r.invoice_id as string) ?? []), r] as typeof ledger);
     const chargesOf = new Map<string, typeof retries>();
     for (const c of retries) chargesOf.set(c.invoice, [...(chargesOf.get(c.invoice) ?? []), c]);
+    // On a mismatch, every row of the invoice: an attempt whose charge the ledger disowned shows
+    // there with the status and message it ended with (skipped, cancelled, a Stripe row).
+    const everyRow = await sql`
+      select invoice_id, attempt_no, source, status, request_tries, started_at, finished_at, failure_message
+        from payment_attempts order by invoice_id, attempt_no`;
+    const rowsOf = (invoice: string) => everyRow.filter((r) => r.invoice_id === invoice);
     for (const [invoice, charges] of chargesOf) {
       const attempts = attemptsOf.get(invoice) ?? [];
       expect(
         charges.length,
-        `charges at the sandbox for ${invoice}: ${JSON.stringify(charges)} ledger ${JSON.stringify(attempts)}`,
+        `charges at the sandbox for ${invoice}: ${JSON.stringify(charges)} ledger ${JSON.stringify(rowsOf(invoice))}`,
       ).toBe(attempts.length);
       charges.sort((a, b) => a.created - b.created);
       charges.forEach((charge, i) => {

@@ -11,7 +11,13 @@ afterEach(async () => {
 });
 
 async function setup(
-  opts: { rateLimitPerSecond?: number; rateLimitBurst?: number; latencyMs?: number; rateLimitNow?: () => number } = {},
+  opts: {
+    rateLimitPerSecond?: number;
+    rateLimitBurst?: number;
+    latencyMs?: number;
+    rateLimitNow?: () => number;
+    idempotencyClock?: { now(): Date };
+  } = {},
 ) {
   const clock = manualClock('2026-05-15T06:00:00Z');
   const sb = await startSandbox({ clock, seed: 3, ...opts });
@@ -37,6 +43,23 @@ describe('idempotency, faults and rate limits', () => {
     const second = await stripe.invoices.pay(invoiceId, {}, { idempotencyKey: 'pay-1' });
     expect(second).toEqual(first);
     expect(second.lastResponse.headers['idempotent-replayed']).toBe('true');
+    expect(apiCharges(sb, invoiceId)).toHaveLength(1);
+  });
+
+  it('ages keys by the idempotency clock when given one: simulated days later, a request repeated at once is still a replay', async () => {
+    // Stripe: "Keys are eligible to be removed from the system automatically after they're at
+    // least 24 hours old". The worker repeats an unanswered request within seconds of real time;
+    // the demo's scaled clock turns those seconds into simulated days, so keys aging on it would
+    // be gone before the repeat, which Stripe would then run as a new request (a second charge,
+    // or "already paid" for a charge of ours that succeeded). Keys age in real time there.
+    const realTime = manualClock('2026-05-15T06:00:00Z');
+    const { sb, clock, invoiceId, stripe } = await setup({ idempotencyClock: realTime });
+    const first = await stripe.invoices.pay(invoiceId, {}, { idempotencyKey: 'pay-days' });
+    clock.advance(2 * 86_400_000);
+    realTime.advance(2_000);
+    const second = await stripe.invoices.pay(invoiceId, {}, { idempotencyKey: 'pay-days' });
+    expect(second.lastResponse.headers['idempotent-replayed']).toBe('true');
+    expect(second.status).toBe(first.status);
     expect(apiCharges(sb, invoiceId)).toHaveLength(1);
   });
 
