@@ -66,6 +66,8 @@ export type Emit = <T extends EventType>(
   object: EventOf<T>['data']['object'],
   previous?: EventOf<T>['data']['previous_attributes'],
   request?: RequestInfo,
+  /** The event's time (default: the clock's now): an operation's events carry its own time. */
+  at?: Date,
 ) => void;
 
 export interface BillingDeps {
@@ -199,12 +201,17 @@ export function createBilling(deps: BillingDeps) {
     return inv.attemptCount === before ? undefined : { attempt_count: before };
   }
 
-  function setSubscriptionStatus(subId: string | null, status: 'active' | 'past_due', request: RequestInfo): void {
+  function setSubscriptionStatus(
+    subId: string | null,
+    status: 'active' | 'past_due',
+    request: RequestInfo,
+    at?: Date,
+  ): void {
     const sub = subId === null ? undefined : store.subscriptions.get(subId);
     if (sub === undefined || sub.status === status || sub.status === 'canceled') return;
     const previous = { status: sub.status };
     sub.status = status;
-    emit('customer.subscription.updated', subscriptionJson(sub), previous, request);
+    emit('customer.subscription.updated', subscriptionJson(sub), previous, request, at);
   }
 
   function timeZoneOf(customer: CustomerRec): string {
@@ -270,21 +277,21 @@ export function createBilling(deps: BillingDeps) {
       const previous = { status: inv.status, amount_paid: 0 };
       inv.status = 'paid';
       inv.paidAt = ch.created;
-      emit('charge.succeeded', chargeJson(store, ch), undefined, request);
-      emit('payment_intent.succeeded', paymentIntentJson(render, pi), undefined, request);
-      emit('invoice.paid', invoiceJson(render, inv), previous, request);
-      emit('invoice.payment_succeeded', invoiceJson(render, inv), undefined, request);
-      setSubscriptionStatus(inv.subscription, 'active', request);
+      emit('charge.succeeded', chargeJson(store, ch), undefined, request, at);
+      emit('payment_intent.succeeded', paymentIntentJson(render, pi), undefined, request, at);
+      emit('invoice.paid', invoiceJson(render, inv), previous, request, at);
+      emit('invoice.payment_succeeded', invoiceJson(render, inv), undefined, request, at);
+      setSubscriptionStatus(inv.subscription, 'active', request, at);
       return ch;
     }
     if (pm.firstFailedAt === null) pm.firstFailedAt = at;
     const auth = decision.decline.code === 'authentication_required';
     pi.status = auth ? 'requires_action' : 'requires_payment_method';
-    emit('charge.failed', chargeJson(store, ch), undefined, request);
-    emit('payment_intent.payment_failed', paymentIntentJson(render, pi), undefined, request);
-    emit('invoice.payment_failed', invoiceJson(render, inv), attemptCountChange(inv, countBefore), request);
-    if (auth) emit('invoice.payment_action_required', invoiceJson(render, inv), undefined, request);
-    setSubscriptionStatus(inv.subscription, 'past_due', request);
+    emit('charge.failed', chargeJson(store, ch), undefined, request, at);
+    emit('payment_intent.payment_failed', paymentIntentJson(render, pi), undefined, request, at);
+    emit('invoice.payment_failed', invoiceJson(render, inv), attemptCountChange(inv, countBefore), request, at);
+    if (auth) emit('invoice.payment_action_required', invoiceJson(render, inv), undefined, request, at);
+    setSubscriptionStatus(inv.subscription, 'past_due', request, at);
     return ch;
   }
 

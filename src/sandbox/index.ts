@@ -184,12 +184,12 @@ export async function startSandbox(opts: SandboxOptions): Promise<Sandbox> {
   }
 
   let endpointVersion = opts.webhookApiVersion ?? apiVersion;
-  const emit: Emit = (type, object, previous, request) => {
+  const emit: Emit = (type, object, previous, request, at) => {
     const envelope = {
       id: store.nextId('evt'),
       object: 'event',
       api_version: apiVersion,
-      created: unixSeconds(opts.clock.now()),
+      created: unixSeconds(at ?? opts.clock.now()),
       livemode: false,
       pending_webhooks: queue === null ? 0 : 1,
       request: { id: request?.id ?? null, idempotency_key: request?.idempotencyKey ?? null },
