@@ -1,6 +1,6 @@
 import { DateTime } from 'luxon';
 import type { CurrencyReport, Report } from './build.ts';
-import { adaptiveLine } from './render-table.ts';
+import { adaptiveLine, REMINDER_STEP_COLUMNS, reminderStepRows } from './render-table.ts';
 import { columnChart, escapeHtml as h, horizontalBars, trendChart, type Bar, type TrendPoint } from './charts.ts';
 import { formatDuration, formatMoney, formatPercent, formatPoints } from './metrics.ts';
 import { TREND_MONTHS } from './queries.ts';
@@ -175,19 +175,7 @@ ${table(
 ${
   c.byReminder === null
     ? '<h3>By reminder step</h3><p>Reminders are not set up on this database.</p>'
-    : table(
-        'By reminder step',
-        ['step', 'kind', 'sent to', 'recovered after', 'rate', 'merged', 'deferred by cap'],
-        c.byReminder.map((r) => [
-          r.step,
-          r.kind,
-          r.reached,
-          r.recoveredAfter,
-          formatPercent(r.rate),
-          r.merged,
-          r.deferred,
-        ]),
-      )
+    : table('By reminder step', REMINDER_STEP_COLUMNS, reminderStepRows(c.byReminder))
 }
 ${table(
   'By cohort (month of first failure)',

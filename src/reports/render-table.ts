@@ -142,21 +142,7 @@ function currencyBlock(c: CurrencyReport): string[] {
   );
   out.push('', 'By reminder step');
   if (c.byReminder === null) out.push('  (reminders are not set up on this database)');
-  else
-    out.push(
-      ...grid(
-        ['step', 'kind', 'sent to', 'recovered after', 'rate', 'merged', 'deferred by cap'],
-        c.byReminder.map((r) => [
-          r.step,
-          r.kind,
-          r.reached,
-          r.recoveredAfter,
-          formatPercent(r.rate),
-          r.merged,
-          r.deferred,
-        ]),
-      ),
-    );
+  else out.push(...grid(REMINDER_STEP_COLUMNS, reminderStepRows(c.byReminder)));
   out.push(
     '',
     'By cohort (month of first failure)',
@@ -194,4 +180,19 @@ export function grid(header: string[], rows: Array<Array<string | number>>): str
         .join('  ')
         .trimEnd(),
   );
+}
+
+/** The reminder-step breakdown's columns and rows, the same in the text and the HTML report. */
+export const REMINDER_STEP_COLUMNS = [
+  'step',
+  'kind',
+  'sent to',
+  'recovered after',
+  'rate',
+  'merged',
+  'deferred by cap',
+];
+
+export function reminderStepRows(rows: NonNullable<CurrencyReport['byReminder']>): Array<Array<string | number>> {
+  return rows.map((r) => [r.step, r.kind, r.reached, r.recoveredAfter, formatPercent(r.rate), r.merged, r.deferred]);
 }
