@@ -1,4 +1,5 @@
 import type Stripe from 'stripe';
+import { lockCustomerOfInvoice } from '../customer-lock.ts';
 import type { Sql, Tx } from '../db.ts';
 import { call, classifyChargeError, paidBy, retrieveInvoice, type StripeGateway } from '../stripe/charge.ts';
 import { activeAttempt, closeCase, ledgerOf, recoveryPath } from '../ledger.ts';
@@ -254,8 +255,8 @@ export const MISSING_INVOICE =
 export async function closeForMissingInvoice(deps: FinalActionDeps, caseId: number, invoiceId: string): Promise<void> {
   const at = deps.clock.now();
   await deps.sql.begin(async (tx) => {
-    // The customer's lock first: cancelling locks attempt rows before the case (see store.lockCustomerOfInvoice).
-    await store.lockCustomerOfInvoice(tx, invoiceId);
+    // The customer's lock first: cancelling locks attempt rows before the case (see lockCustomerOfInvoice).
+    await lockCustomerOfInvoice(tx, invoiceId);
     await cancelPlanned(tx, deps, invoiceId, MISSING_INVOICE);
     if (await closeCase(tx, caseId, { status: 'closed', reason: MISSING_INVOICE, at })) {
       await deps.onCaseClosed?.(tx, { caseId, invoiceId, status: 'closed', reason: MISSING_INVOICE, at });

@@ -3,6 +3,7 @@ import type { PgBoss } from 'pg-boss';
 import type Stripe from 'stripe';
 import type { Clock } from '../clock.ts';
 import type { Config } from '../config.ts';
+import { lockCustomerOfInvoice } from '../customer-lock.ts';
 import type { Sql, Tx } from '../db.ts';
 import type { Logger } from '../log.ts';
 import { QUEUES } from '../queue.ts';
@@ -234,12 +235,12 @@ async function runClaimed(
 
 /**
  * A transaction of the runner that writes an attempt's row: the customer's lock first (see
- * `store.lockCustomerOfInvoice`), so it never holds the attempt row while the event processor
+ * `lockCustomerOfInvoice`), so it never holds the attempt row while the event processor
  * holds the case (or the other way round) and each waits for the other.
  */
 function attemptTx<T>(deps: RunnerDeps, a: AttemptRow, fn: (tx: Tx) => Promise<T>): Promise<T> {
   return deps.sql.begin(async (tx) => {
-    await store.lockCustomerOfInvoice(tx, a.invoiceId);
+    await lockCustomerOfInvoice(tx, a.invoiceId);
     return fn(tx);
   }) as Promise<T>;
 }

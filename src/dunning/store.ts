@@ -117,19 +117,6 @@ function toAttempt(r: Row): AttemptRow {
   };
 }
 
-/**
- * Takes the per-customer lock the event processor takes before it applies an event of the customer
- * (src/events/processor.ts; the mailer takes it too), for the customer of `invoiceId`. A runner
- * transaction that writes an attempt takes it first, before any row: the processor applying
- * `invoice.payment_failed` locks the case, then the invoice's attempt rows, while the runner
- * recording a decline locked its attempt row, then the case; each then waited for the other
- * (40P01). Under one lock taken first the second of the two waits for the first to commit. The
- * key is the processor's, `customer:<id>` hashed the same way.
- */
-export async function lockCustomerOfInvoice(tx: Tx, invoiceId: string): Promise<void> {
-  await tx`select pg_advisory_xact_lock(hashtextextended('customer:' || customer_id, 0)) from invoices where id = ${invoiceId}`;
-}
-
 export async function caseById(tx: Tx, caseId: number, lock = false): Promise<CaseRow | null> {
   const rows = lock
     ? await tx`select * from dunning_cases where id = ${caseId} for update`

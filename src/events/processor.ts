@@ -1,5 +1,6 @@
 import type { JobResult, PgBoss } from 'pg-boss';
 import type Stripe from 'stripe';
+import { lockCustomer } from '../customer-lock.ts';
 import type { Sql } from '../db.ts';
 import { QUEUES } from '../queue.ts';
 import { chargeFailed, intentFailed } from './charges.ts';
@@ -83,7 +84,7 @@ export async function processEvent(
     // One customer's events apply one at a time: a charge.failed and the invoice.payment_failed
     // it explains, applied side by side, would each miss the other's uncommitted rows.
     const customerId = customerOfEvent(ev.payload);
-    if (customerId) await tx`select pg_advisory_xact_lock(hashtextextended(${`customer:${customerId}`}, 0))`;
+    if (customerId) await lockCustomer(tx, customerId);
     const handler = handlers[ev.type];
     const outcome: Outcome = handler
       ? await handler({

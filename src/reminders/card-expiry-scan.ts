@@ -9,6 +9,7 @@
 import type { PgBoss } from 'pg-boss';
 import type Stripe from 'stripe';
 import type { Clock } from '../clock.ts';
+import { lockCustomer } from '../customer-lock.ts';
 import type { Sql } from '../db.ts';
 import { recordCard, renewalCard } from '../events/cards.ts';
 import type { Logger } from '../log.ts';
@@ -103,7 +104,7 @@ export async function scanExpiringCards(deps: CardScanDeps): Promise<CardScanRes
  */
 async function remind(deps: CardScanDeps, customerId: string, paymentMethod: string): Promise<boolean> {
   return deps.sql.begin(async (tx) => {
-    await tx`select pg_advisory_xact_lock(hashtextextended(${`customer:${customerId}`}, 0))`;
+    await lockCustomer(tx, customerId);
     const card = await renewalCard(tx, customerId, paymentMethod);
     if (!card?.paymentMethod || card.expMonth === null || card.expYear === null) return false;
     await deps.reminders.cardExpiring(tx, {

@@ -7,6 +7,7 @@ import { pausedAt } from '../dunning/collection-pause.ts';
 import type { JobResult, PgBoss } from 'pg-boss';
 import type { Clock } from '../clock.ts';
 import type { Config } from '../config.ts';
+import { lockCustomer } from '../customer-lock.ts';
 import type { Sql, Tx } from '../db.ts';
 import type { Logger } from '../log.ts';
 import { jobDb, QUEUES } from '../queue.ts';
@@ -200,7 +201,7 @@ export async function sendOne(deps: MailerDeps, outboxId: number, scheduledFor: 
   const customerId = await outbox.customerOfReminder(sql, outboxId);
   const claim = await sql.begin(async (tx): Promise<Claim> => {
     // Customer first, as the event processor does, then the case, then the row: one lock order.
-    if (customerId !== null) await outbox.lockCustomer(tx, customerId);
+    if (customerId !== null) await lockCustomer(tx, customerId);
     await outbox.lockCaseOf(tx, outboxId);
     const ctx = await outbox.lockSendContext(tx, outboxId);
     // Locked by another worker (it decides) or no longer pending: nothing to do here.

@@ -229,17 +229,6 @@ export async function customerOfReminder(tx: Tx, id: number): Promise<string | n
   return row?.customerId ?? null;
 }
 
-/**
- * Serialises every send decision of one customer, and those decisions with the customer's events:
- * the same lock the event processor takes (src/events/processor.ts), so a payment on another of
- * the customer's invoices is either applied before the merge is decided or after it commits. Two
- * mailers that pick up two reminders of the customer at once therefore decide one after the
- * other: the second finds its row merged, or the first email `sending` and the cap closed.
- */
-export async function lockCustomer(tx: Tx, customerId: string): Promise<void> {
-  await tx`select pg_advisory_xact_lock(hashtextextended(${`customer:${customerId}`}, 0))`;
-}
-
 /** A pending reminder of the customer with what `cancelReason` needs to rule it out. */
 export interface PendingOfCustomer {
   id: number;
