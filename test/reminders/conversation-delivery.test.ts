@@ -6,22 +6,17 @@
 import { execFile } from 'node:child_process';
 import path from 'node:path';
 import { promisify } from 'node:util';
-import type { PgBoss } from 'pg-boss';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FixedClock } from '../../src/clock.ts';
-import { loadConfig, type Config } from '../../src/config.ts';
 import { createLogger } from '../../src/log.ts';
-import { startQueue } from '../../src/queue.ts';
 import { loadReport } from '../../src/reports/build.ts';
 import { resolvePeriod } from '../../src/reports/period.ts';
-import { createReminderHooks, type ReminderHooks } from '../../src/reminders/hooks.ts';
-import { startMailCatcher, type CaughtMail, type MailCatcher } from '../../src/reminders/mail-catcher.ts';
-import { sendOne, startMailer, type MailerDeps } from '../../src/reminders/mailer.ts';
-import { defaultReminderPolicy } from '../../src/reminders/policy.ts';
-import { loadTemplates } from '../../src/reminders/templates.ts';
-import { smtpTransport } from '../../src/reminders/transport.ts';
-import { createTestDatabase, waitFor, type TestDatabase } from '../helpers/db.ts';
+import type { ReminderHooks } from '../../src/reminders/hooks.ts';
+import type { CaughtMail, MailCatcher } from '../../src/reminders/mail-catcher.ts';
+import { sendOne, type MailerDeps } from '../../src/reminders/mailer.ts';
+import { waitFor, type TestDatabase } from '../helpers/db.ts';
 import { insertCase } from './fixtures.ts';
+import { startMailWorld, type MailWorld } from './mail-world.ts';
 
 const log = createLogger(process.env.TEST_LOG_LEVEL ?? 'silent');
 const nbsp = (s: string) => s.replace(/[\u00a0\u202f]/g, ' ');
@@ -29,52 +24,28 @@ const cli = path.resolve(import.meta.dirname, '../../src/cli.ts');
 const H = 3_600_000;
 
 let db: TestDatabase;
-let boss: PgBoss;
 let catcher: MailCatcher;
-let config: Config;
 let hooks: ReminderHooks;
 let mailerDeps: MailerDeps;
-const stops: Array<() => Promise<void>> = [];
 // Monday 2 March 2026, 16:00 in Berlin: outside the quiet hours.
 const clock = new FixedClock('2026-03-02T15:00:00Z');
 const CUSTOMER = 'cus_three';
 const EMAIL = 'clara@kunde.de';
 
+let world: MailWorld | undefined;
 beforeAll(async () => {
-  db = await createTestDatabase();
-  catcher = await startMailCatcher();
-  config = loadConfig({
-    DEFAULT_TIME_ZONE: 'Europe/Berlin',
-    DEFAULT_LOCALE: 'en',
-    MERCHANT_NAME: 'Acme GmbH',
-    MAIL_FROM: 'billing@acme.test',
-    SMTP_URL: catcher.url,
-  });
-  boss = await startQueue(db.url, log);
-  hooks = createReminderHooks({ boss, clock, log, config });
-  mailerDeps = {
-    sql: db.sql,
-    boss,
+  world = await startMailWorld({
     clock,
     log,
-    config,
-    transport: smtpTransport(catcher.url),
-    templates: loadTemplates(null),
+    merchantName: 'Acme GmbH',
     portalLink: async (customerId) => `https://acme.test/update-card?c=${customerId}`,
-    policy: defaultReminderPolicy(),
-    pollingIntervalSeconds: 0.5,
     // Several slots, so the three first notices are picked up side by side.
-    concurrency: 3,
-  };
-  stops.push(await startMailer(mailerDeps));
+    mailer: { pollingIntervalSeconds: 0.5, concurrency: 3 },
+  });
+  ({ db, catcher, hooks, mailerDeps } = world);
 });
 
-afterAll(async () => {
-  for (const stop of stops.reverse()) await stop();
-  await boss?.stop({ graceful: false });
-  await catcher?.close();
-  await db?.drop();
-});
+afterAll(() => world?.stop());
 
 const mails = (): CaughtMail[] => catcher.messages.filter((m) => m.to.includes(EMAIL));
 const rows = () =>

@@ -3,65 +3,40 @@
  * subscription that ended under a card-expiry warning, and several final attempts in one email.
  * Real Postgres, pg-boss and SMTP on loopback; the mailer's `sendOne` as the queue runs it.
  */
-import type { PgBoss } from 'pg-boss';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FixedClock } from '../../src/clock.ts';
-import { loadConfig, type Config } from '../../src/config.ts';
 import { createLogger } from '../../src/log.ts';
-import { startQueue } from '../../src/queue.ts';
-import { createReminderHooks, type ReminderHooks } from '../../src/reminders/hooks.ts';
+import type { ReminderHooks } from '../../src/reminders/hooks.ts';
 import { formatDate } from '../../src/reminders/localize.ts';
-import { startMailCatcher, type MailCatcher } from '../../src/reminders/mail-catcher.ts';
+import type { MailCatcher } from '../../src/reminders/mail-catcher.ts';
 import { sendOne, type MailerDeps } from '../../src/reminders/mailer.ts';
 import * as outbox from '../../src/reminders/outbox.ts';
-import { defaultReminderPolicy } from '../../src/reminders/policy.ts';
-import { loadTemplates } from '../../src/reminders/templates.ts';
-import { smtpTransport } from '../../src/reminders/transport.ts';
-import { createTestDatabase, type TestDatabase } from '../helpers/db.ts';
+import type { TestDatabase } from '../helpers/db.ts';
 import { insertCase } from './fixtures.ts';
+import { startMailWorld, type MailWorld } from './mail-world.ts';
 
 const log = createLogger(process.env.TEST_LOG_LEVEL ?? 'silent');
 const H = 3_600_000;
 let db: TestDatabase;
-let boss: PgBoss;
 let catcher: MailCatcher;
-let config: Config;
 let hooks: ReminderHooks;
 let deps: MailerDeps;
 const clock = new FixedClock('2026-03-02T15:00:00Z');
 const textTo = (email: string) =>
   (catcher.messages.find((m) => m.to.includes(email))?.parsed.text ?? '').replace(/[\u00a0\u202f]/g, ' ');
 
+let world: MailWorld | undefined;
 beforeAll(async () => {
-  db = await createTestDatabase();
-  catcher = await startMailCatcher();
-  config = loadConfig({
-    DEFAULT_TIME_ZONE: 'Europe/Berlin',
-    DEFAULT_LOCALE: 'en',
-    MERCHANT_NAME: 'Acme',
-    MAIL_FROM: 'billing@acme.test',
-    SMTP_URL: catcher.url,
-  });
-  boss = await startQueue(db.url, log);
-  hooks = createReminderHooks({ boss, clock, log, config });
-  deps = {
-    sql: db.sql,
-    boss,
+  world = await startMailWorld({
     clock,
     log,
-    config,
-    transport: smtpTransport(catcher.url),
-    templates: loadTemplates(null),
+    merchantName: 'Acme',
     portalLink: (c) => Promise.resolve(`https://acme.test/portal/${c}`),
-    policy: defaultReminderPolicy(),
-  };
+  });
+  ({ db, catcher, hooks, mailerDeps: deps } = world);
 });
 
-afterAll(async () => {
-  await boss?.stop({ graceful: false });
-  await catcher?.close();
-  await db?.drop();
-});
+afterAll(() => world?.stop());
 
 describe('one conversation per customer, at its edges', () => {
   it("leaves out an invoice whose subscription's collection is paused at Stripe", async () => {
