@@ -9,6 +9,7 @@ import { formatLocal, jitterMs, local, placeInWindow, resolveZone, windowClose }
 import { nextPaydaySlot } from './paydays.ts';
 import { earliestWithinLimits, limitsFor, WINDOW_24H_MS, WINDOW_30D_MS, type CardLimits } from './network-limits.ts';
 import { chooseDelay, type LearnedTable } from './adaptive.ts';
+import type { ObservedPayday } from './observed-payday.ts';
 import { chooseBackupCard, describeCard, type SavedCard, type SavedCards } from './backup-cards.ts';
 
 export interface LedgerAttempt {
@@ -63,6 +64,12 @@ export interface CustomerContext {
    * another card's.
    */
   cardBrand: string | null;
+  /**
+   * The customer's own payday as the ledger shows it (src/dunning/observed-payday.ts): the local
+   * day of month on which an earlier invoice of theirs, declined for lack of funds, was paid.
+   * Absent or null: not observed; funds retries keep the policy's payday calendar.
+   */
+  observedPayday?: ObservedPayday | null;
 }
 
 export type Plan =
