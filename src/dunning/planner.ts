@@ -670,8 +670,10 @@ function categorySlot(ctx: Ctx, last: Decline): Slot | Plan {
   let laterHours = 0;
   for (let i = 0; i < retriesAfter; i += 1)
     laterHours += rule.spacingHours[Math.min(sameCategory + i, rule.spacingHours.length - 1)] ?? 24;
+  // The table files a retry under the category of the decline it follows (a processing error
+  // stays `temporary` however long it lasts), its row by the declines so far: read it the same way.
   const learned = chooseDelay(ctx.learned, {
-    category: category as 'generic' | 'temporary',
+    category: c.category as 'generic' | 'temporary',
     defaultHours,
     maxHours: (ctx.windowEnd.getTime() - last.attempt.at.getTime()) / HOUR - laterHours,
     mode: ctx.policy.retry.adaptive,

@@ -227,6 +227,33 @@ describe('the planner with a learned table', () => {
     );
   });
 
+  it('reads a temporary error that outlasted its quick retries from the table its retries were learned into', () => {
+    // The refresh files a retry under the category of the decline it follows, and a processing
+    // error stays `temporary` there however long it lasts; the planner spaces it as generic but
+    // must read the same rows, or those retries are learned and never used.
+    const errors = ['02T05', '02T06', '02T07', '03T07'].map((t, i) =>
+      declined(`2026-11-${t}:00:00Z`, {
+        attemptNo: i + 1,
+        source: i === 0 ? 'stripe' : 'scheduled',
+        decline: { declineCode: 'processing_error', cardBrand: 'visa' },
+      }),
+    );
+    const outlasted: CaseHistory = { ...h, invoiceId: 'in_outlasted', attempts: errors };
+    const temporary = { category: 'temporary' as const };
+    const learned = learnTable([...retries(200, 40, 24, temporary), ...retries(200, 90, 48, temporary)], builtAt, {
+      ...ADAPTIVE_DEFAULTS,
+      explorationShare: 0,
+    });
+    const at = new Date('2026-11-03T07:00:01Z');
+    const plain = planNextAttempt(outlasted, berlin, exact, at, 'Europe/London');
+    expect(plain).toMatchObject({ kind: 'retry', at: new Date('2026-11-04T07:00:00Z') });
+    const p = planNextAttempt(outlasted, berlin, exact, at, 'Europe/London', learned);
+    expect(p).toMatchObject({ kind: 'retry', at: new Date('2026-11-05T07:00:00Z') });
+    expect((p as { reason: string }).reason).toContain(
+      'still failing after 4 temporary declines, spaced as a generic decline: retry 2 d after the decline: 44 % success at this delay over your last 200 retries at it after 4 declines (policy wait 24 h: 21 % over 200)',
+    );
+  });
+
   it('never moves a retry so late that the retries the policy still allows fall out of the window', () => {
     // A 14-day window: after the fourth decline (day 5) the remaining waits 72+96+120+144 h do not fit, so no later slot.
     const short = parsePolicy({ retry: { jitterMinutes: 0, windowDays: 14 } });
