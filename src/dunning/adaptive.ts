@@ -15,6 +15,8 @@
 import { createHash } from 'node:crypto';
 import { DateTime } from 'luxon';
 import { classifyDecline, type DeclineCategory } from './declines.ts';
+import { local, placeInWindow, type LocalWindow } from './local-time.ts';
+import { daysSincePayday, type ObservedPayday } from './observed-payday.ts';
 import type { LedgerAttempt } from './planner.ts';
 
 export type LearnedCategory = Extract<DeclineCategory, 'generic' | 'funds' | 'temporary'>;
@@ -268,19 +270,14 @@ export function observationsFromLedger(
       if ((prev.paymentMethod ?? '') !== (a.paymentMethod ?? '')) continue;
       const { category } = classifyDecline(prev.decline);
       if (!(LEARNED_CATEGORIES as readonly string[]).includes(category)) continue;
-      const local = DateTime.fromJSDate(a.at, { zone: c.timeZone });
-      if (!local.isValid) throw new Error(`invalid time zone ${c.timeZone} in the ledger of a learned case`);
-      let daysFromPayday: number | null = null;
-      if (c.paydayOfMonth) {
-        const payday = Math.min(c.paydayOfMonth, local.daysInMonth ?? 31);
-        const since = local.day - payday;
-        daysFromPayday = since >= 0 ? since : since + (local.minus({ months: 1 }).daysInMonth ?? 30);
-      }
+      const localAt = DateTime.fromJSDate(a.at, { zone: c.timeZone });
+      if (!localAt.isValid) throw new Error(`invalid time zone ${c.timeZone} in the ledger of a learned case`);
+      const daysFromPayday = c.paydayOfMonth ? daysSincePayday(a.at, c.timeZone, c.paydayOfMonth) : null;
       out.push({
         category: category as LearnedCategory,
         hoursSinceDecline: (a.at.getTime() - prev.at.getTime()) / 3_600_000,
         declinesSoFar: declines,
-        localHour: local.hour,
+        localHour: localAt.hour,
         daysFromPayday,
         succeeded: a.outcome === 'succeeded',
       });
@@ -375,5 +372,134 @@ export function chooseDelay(table: LearnedTable | null | undefined, c: DelayChoi
     hours: best.hours,
     moved: true,
     evidence: `${pct(best.cell.rate)} success at this delay over your last ${best.cell.trials} retries at it ${after} (policy wait ${hoursText(c.defaultHours)}: ${pct(base.rate)} over ${base.trials})`,
+  };
+}
+
+/** A learned move of a slot the policy chose: where to, and the data clause for the reason. */
+export interface LearnedSlot {
+  at: Date;
+  moved: boolean;
+  evidence: string;
+}
+
+/** Learned funds retries from customers whose payday was known at the time. */
+export function paydayRetries(table: LearnedTable): number {
+  return table.byPaydayDistance.reduce((s, c) => s + c.trials, 0);
+}
+
+function paydayInUse(table: LearnedTable, mode: AdaptiveMode): boolean {
+  if (!categoryInUse(table, 'funds', mode)) return false;
+  const n = paydayRetries(table);
+  return mode === 'on' ? n > 0 : n >= table.settings.minRetriesPerCategory;
+}
+
+function ordinal(day: number): string {
+  const tens = day % 100;
+  const suffix = tens >= 11 && tens <= 13 ? 'th' : (['th', 'st', 'nd', 'rd'][day % 10] ?? 'th');
+  return `${day}${suffix}`;
+}
+
+function distanceText(bucket: number): string {
+  if (bucket === 0) return 'on the payday';
+  const plus = bucket === PAYDAY_BUCKETS - 1 ? ' or more' : '';
+  return `${bucket}${plus} day${bucket === 1 && !plus ? '' : 's'} after the payday`;
+}
+
+export interface FundsDayChoice {
+  /** The slot the policy's payday calendar chose. */
+  policy: { at: Date; label: string };
+  /** No earlier than this (the funds spacing and network advice), no later than the dunning window's end. */
+  earliest: Date;
+  latest: Date;
+  zone: string;
+  window: LocalWindow;
+  payday: ObservedPayday | null | undefined;
+  mode: AdaptiveMode;
+  invoiceId: string;
+}
+
+/**
+ * The day of a funds retry, from the merchant's funds retries by days since each customer's own
+ * payday (`byPaydayDistance`). Candidates are the local days from `earliest` up to a week after
+ * the calendar's slot, each at its window's opening (money lands overnight). The best day moves the
+ * retry only when its whole 95 % interval lies above the rate at the calendar slot's distance,
+ * the earliest such day on a tie; the exploration share keeps the calendar. Null when no table is
+ * given or `retry.adaptive` is off.
+ */
+export function chooseFundsDay(table: LearnedTable | null | undefined, c: FundsDayChoice): LearnedSlot | null {
+  if (!table || c.mode === 'off') return null;
+  const keep = (evidence: string): LearnedSlot => ({ at: c.policy.at, moved: false, evidence });
+  if (!c.payday) return keep("policy calendar: this customer's payday is not on record yet");
+  const n = paydayRetries(table);
+  if (!paydayInUse(table, c.mode))
+    return keep(
+      `policy calendar: learned paydays need ${table.settings.minRetriesPerCategory} of your funds retries from customers with a known payday, ${n} so far`,
+    );
+  const whose = `this customer's payday: the ${ordinal(c.payday.dayOfMonth)}, seen when ${c.payday.invoiceId} was paid`;
+  const bucketOf = (at: Date) =>
+    Math.min(PAYDAY_BUCKETS - 1, daysSincePayday(at, c.zone, (c.payday as ObservedPayday).dayOfMonth));
+  const baseBucket = bucketOf(c.policy.at);
+  const base = table.byPaydayDistance[baseBucket] as Cell;
+  const baseText = `${pct(base.rate)} success ${distanceText(baseBucket)} over your last ${base.trials} funds retries at it (${whose})`;
+  if (explorationUnit(c.invoiceId) < table.settings.explorationShare)
+    return keep(
+      `policy calendar kept for ${pct(table.settings.explorationShare)} of cases, to go on measuring it (${baseText})`,
+    );
+  const until = Math.min(c.latest.getTime(), c.policy.at.getTime() + 7 * 86_400_000);
+  let best: { at: Date; bucket: number; cell: Cell } | null = null;
+  let day = local(c.earliest, c.zone).startOf('day');
+  for (let i = 0; i < 40 && day.toJSDate().getTime() <= until; i += 1, day = day.plus({ days: 1 }).startOf('day')) {
+    const from = day.toJSDate() > c.earliest ? day.toJSDate() : c.earliest;
+    const at = placeInWindow(from, c.zone, c.window);
+    if (!local(at, c.zone).hasSame(day, 'day') || at.getTime() > until) continue;
+    const bucket = bucketOf(at);
+    const cell = table.byPaydayDistance[bucket] as Cell;
+    if (bucket !== baseBucket && (best === null || cell.rate > best.cell.rate)) best = { at, bucket, cell };
+  }
+  if (!best || best.cell.low <= base.rate) return keep(`${baseText}; no day up to a week later did better at 95 %`);
+  return {
+    at: best.at,
+    moved: true,
+    evidence: `${pct(best.cell.rate)} success ${distanceText(best.bucket)} over your last ${best.cell.trials} funds retries at it (${whose}; ${c.policy.label}, ${distanceText(baseBucket)}: ${pct(base.rate)} over ${base.trials})`,
+  };
+}
+
+export interface HourChoice {
+  category: LearnedCategory;
+  /** The slot the policy chose, inside the local window. */
+  at: Date;
+  latest: Date;
+  zone: string;
+  window: LocalWindow;
+  mode: AdaptiveMode;
+  invoiceId: string;
+}
+
+/**
+ * A later hour of the same local window, from the merchant's retries of the category by local hour.
+ * Only later: an earlier hour would shorten the wait the delay table chose. Moves only when the
+ * whole 95 % interval of the best hour lies above the planned hour's rate; otherwise (and for the
+ * exploration share, or with too few retries) null, and the reason stays the delay's.
+ */
+export function chooseHour(table: LearnedTable | null | undefined, c: HourChoice): LearnedSlot | null {
+  if (!table || !categoryInUse(table, c.category, c.mode)) return null;
+  if (explorationUnit(c.invoiceId) < table.settings.explorationShare) return null;
+  const planned = local(c.at, c.zone);
+  const cells = table.byLocalHour[c.category];
+  const base = cells[planned.hour] as Cell;
+  let best: { at: Date; hour: number; cell: Cell } | null = null;
+  for (let hour = planned.hour + 1; hour < c.window.endHour; hour += 1) {
+    const at = planned.set({ hour, minute: 0, second: 0, millisecond: 0 });
+    // A gap hour (the spring change) does not exist on that day.
+    if (at.hour !== hour || at.toJSDate() > c.latest) continue;
+    const cell = cells[hour] as Cell;
+    if (best === null || cell.rate > best.cell.rate) best = { at: at.toJSDate(), hour, cell };
+  }
+  if (!best || best.cell.low <= base.rate) return null;
+  const hh = (h: number) => `${String(h).padStart(2, '0')}:00`;
+  return {
+    at: best.at,
+    moved: true,
+    evidence: `at ${hh(best.hour)} local: ${pct(best.cell.rate)} success at this hour over your last ${best.cell.trials} ${c.category} retries at it (${hh(planned.hour)}: ${pct(base.rate)} over ${base.trials})`,
   };
 }

@@ -8,7 +8,7 @@ import type { Policy } from './policy.ts';
 import { formatLocal, jitterMs, local, placeInWindow, resolveZone, windowClose } from './local-time.ts';
 import { nextPaydaySlot } from './paydays.ts';
 import { earliestWithinLimits, limitsFor, WINDOW_24H_MS, WINDOW_30D_MS, type CardLimits } from './network-limits.ts';
-import { chooseDelay, type LearnedTable } from './adaptive.ts';
+import { chooseDelay, chooseFundsDay, chooseHour, type LearnedCategory, type LearnedTable } from './adaptive.ts';
 import type { ObservedPayday } from './observed-payday.ts';
 import { chooseBackupCard, describeCard, type SavedCard, type SavedCards } from './backup-cards.ts';
 
@@ -128,6 +128,8 @@ interface Slot {
   jitter: boolean;
   /** Attempts still allowed by the category rule or baseline after this one. */
   remainingAfter: number;
+  /** The learned table's category whose local hours may move this retry later in its window. */
+  learnedHour?: LearnedCategory;
 }
 
 function byTime(a: LedgerAttempt, b: LedgerAttempt): number {
@@ -631,13 +633,27 @@ function categorySlot(ctx: Ctx, last: Decline): Slot | Plan {
       ctx.policy.retry.paydays,
     );
     if (!slot) return stop(`no payday left before the dunning window ends ${formatLocal(ctx.windowEnd, ctx.zone)}`);
+    // The merchant's funds retries by days since each customer's own payday may move the day.
+    const learned = chooseFundsDay(ctx.learned, {
+      policy: { at: slot.at, label: `the calendar's next ${slot.label}` },
+      earliest,
+      latest: ctx.windowEnd,
+      zone: ctx.zone,
+      window: ctx.policy.retry.localWindow,
+      payday: ctx.customer.observedPayday,
+      mode: ctx.policy.retry.adaptive,
+      invoiceId: ctx.history.invoiceId,
+    });
     return {
-      base: slot.at,
-      label: `${c.code}: next ${slot.label}`,
+      base: learned?.moved ? learned.at : slot.at,
+      label: learned?.moved
+        ? `${c.code}: learned payday timing: ${learned.evidence}`
+        : `${c.code}: next ${slot.label}${learned ? `: ${learned.evidence}` : ''}`,
       category: c.category,
       windowed: true,
       jitter: true,
       remainingAfter: rule.maxAttempts - sameCategory - 1,
+      learnedHour: 'funds',
     };
   }
 
@@ -694,6 +710,8 @@ function categorySlot(ctx: Ctx, last: Decline): Slot | Plan {
     windowed: true,
     jitter: true,
     remainingAfter: rule.maxAttempts - sameCategory - 1,
+    // Quick retries of a temporary error are about the outage, not the time of day.
+    ...(category === 'generic' ? { learnedHour: c.category as LearnedCategory } : {}),
   };
 }
 
@@ -737,6 +755,20 @@ function finish(ctx: Ctx, slot: Slot): Plan {
     at > earliest
       ? `, moved into the ${String(window.startHour).padStart(2, '0')}:00-${String(window.endHour).padStart(2, '0')}:00 local window`
       : '';
+  const hour =
+    slot.learnedHour && slot.windowed
+      ? chooseHour(ctx.learned, {
+          category: slot.learnedHour,
+          at,
+          latest: ctx.windowEnd,
+          zone,
+          window,
+          mode: policy.retry.adaptive,
+          invoiceId: ctx.history.invoiceId,
+        })
+      : null;
+  if (hour) at = hour.at;
+  const hourNote = hour ? `, ${hour.evidence}` : '';
 
   const limited = cardVerdict(ctx.history, ctx.customer, ctx.targetPm, at);
   if (limited.at > at) at = place(limited.at);
@@ -763,6 +795,6 @@ function finish(ctx: Ctx, slot: Slot): Plan {
     isLast,
     category: slot.category,
     paymentMethod: ctx.targetPm,
-    reason: ctx.say(`${slot.label}${windowNote}, ${formatLocal(at, zone)}${capNote}`),
+    reason: ctx.say(`${slot.label}${windowNote}${hourNote}, ${formatLocal(at, zone)}${capNote}`),
   };
 }

@@ -3,6 +3,8 @@ import {
   ADAPTIVE_DEFAULTS,
   categoryInUse,
   chooseDelay,
+  chooseFundsDay,
+  chooseHour,
   countObservations,
   delayBucket,
   explorationUnit,
@@ -311,5 +313,120 @@ describe('retry.adaptive in the policy', () => {
     expect(() => parsePolicy({ retry: { adaptive: true } })).toThrow(
       /^invalid dunning policy:\n {2}- retry\.adaptive: expected one of auto, on, off, got true$/,
     );
+  });
+});
+
+describe('learned paydays and hours', () => {
+  const funds = (n: number, wins: number, daysFromPayday: number | null, localHour = 6) =>
+    retries(n, wins, 72, { category: 'funds', daysFromPayday, localHour });
+  /** On the customer's own payday 60 % of 200 paid; a week or more after it 15 % of 300; between, 25 %. */
+  const paydayEvidence = [
+    ...funds(200, 120, 0),
+    ...[1, 2, 3, 4, 5, 6].flatMap((d) => funds(50, 12, d)),
+    ...funds(300, 45, 9),
+  ];
+  const table = learnTable(paydayEvidence, builtAt, { ...ADAPTIVE_DEFAULTS, explorationShare: 0 });
+  const payday = { dayOfMonth: 20, invoiceId: 'in_october', paidAt: new Date('2026-10-20T05:30:00Z') };
+  // Tuesday 10 November 2026, 08:00 Berlin: insufficient funds.
+  const h: CaseHistory = {
+    invoiceId: 'in_funds',
+    openedAt: new Date('2026-11-10T07:00:00Z'),
+    cohort: 'smart',
+    attempts: [declined('2026-11-10T07:00:00Z', { decline: { declineCode: 'insufficient_funds', cardBrand: 'visa' } })],
+    currentPaymentMethod: 'pm_1',
+  };
+  const now = new Date('2026-11-10T07:00:01Z');
+
+  it("moves a funds retry to the customer's own payday when the merchant's data say so, and cites them", () => {
+    // The calendar's next payday is Friday 13 November (06:00 Berlin), 24 days after the customer's payday.
+    const plain = planNextAttempt(h, { ...berlin, observedPayday: payday }, exact, now, 'Europe/London');
+    expect(plain).toMatchObject({ kind: 'retry', at: new Date('2026-11-13T05:00:00Z') });
+    const p = planNextAttempt(h, { ...berlin, observedPayday: payday }, exact, now, 'Europe/London', table);
+    expect(p).toMatchObject({ kind: 'retry', at: new Date('2026-11-20T05:00:00Z') });
+    expect((p as { reason: string }).reason).toContain(
+      "insufficient_funds: learned payday timing: 57 % success on the payday over your last 200 funds retries at it (this customer's payday: the 20th, seen when in_october was paid; the calendar's next payday (friday), 7 or more days after the payday: 16 % over 300)",
+    );
+  });
+
+  it('keeps the calendar without a payday on record, with too few retries, or for the exploration share', () => {
+    const plain = planNextAttempt(h, berlin, exact, now, 'Europe/London') as Extract<Plan, { kind: 'retry' }>;
+    const unknown = planNextAttempt(h, berlin, exact, now, 'Europe/London', table) as Extract<Plan, { kind: 'retry' }>;
+    expect(unknown.at).toEqual(plain.at);
+    expect(unknown.reason).toContain(
+      "insufficient_funds: next payday (friday): policy calendar: this customer's payday is not on record yet",
+    );
+    const few = learnTable(paydayEvidence.slice(0, 150), builtAt);
+    const c = {
+      policy: { at: plain.at, label: 'the calendar next payday' },
+      earliest: new Date('2026-11-11T07:00:00Z'),
+      latest: new Date('2026-12-08T07:00:00Z'),
+      zone: 'Europe/Berlin',
+      window: { startHour: 6, endHour: 10 },
+      payday,
+      mode: 'auto' as const,
+      invoiceId: invoiceWhere(false),
+    };
+    expect(chooseFundsDay(few, c)).toEqual({
+      at: plain.at,
+      moved: false,
+      evidence:
+        'policy calendar: learned paydays need 200 of your funds retries from customers with a known payday, 150 so far',
+    });
+    const exploring = chooseFundsDay(learnTable(paydayEvidence, builtAt), { ...c, invoiceId: invoiceWhere(true) });
+    expect(exploring).toMatchObject({ at: plain.at, moved: false });
+    expect(exploring?.evidence).toMatch(/^policy calendar kept for 10 % of cases/);
+    expect(chooseFundsDay(table, { ...c, mode: 'off' })).toBeNull();
+    // Funds retries from customers without a known payday do not count towards the payday table.
+    const unknownPaydays = learnTable(funds(400, 100, null), builtAt);
+    expect(chooseFundsDay(unknownPaydays, c)?.evidence).toBe(
+      'policy calendar: learned paydays need 200 of your funds retries from customers with a known payday, 0 so far',
+    );
+  });
+
+  it('never moves a funds retry past the dunning window or more than a week after the calendar slot', () => {
+    const short = parsePolicy({ retry: { jitterMinutes: 0, windowDays: 9 }, baseline: { retryDays: [3, 5, 7] } });
+    const p = planNextAttempt(h, { ...berlin, observedPayday: payday }, short, now, 'Europe/London', table);
+    expect(p).toMatchObject({ kind: 'retry', at: new Date('2026-11-13T05:00:00Z') });
+    const far = { ...payday, dayOfMonth: 28 };
+    const q = planNextAttempt(h, { ...berlin, observedPayday: far }, exact, now, 'Europe/London', table);
+    // The 28th is more than a week after the calendar's 13th, and every day up to the 20th is as far from it as the 13th.
+    expect(q).toMatchObject({ kind: 'retry', at: new Date('2026-11-13T05:00:00Z') });
+    expect((q as { reason: string }).reason).toContain('no day up to a week later did better at 95 %');
+  });
+
+  it("moves a retry to a later hour of the window when the merchant's retries at that hour did clearly better", () => {
+    const byHour = [
+      ...evidence,
+      ...[6, 7, 8].flatMap((hour) => retries(300, 60, 24, { localHour: hour })),
+      ...retries(300, 150, 24, { localHour: 9 }),
+    ];
+    const hourly = learnTable(byHour, builtAt, { ...ADAPTIVE_DEFAULTS, explorationShare: 0 });
+    const generic: CaseHistory = {
+      invoiceId: 'in_hourly',
+      openedAt: new Date('2026-11-02T06:00:00Z'),
+      cohort: 'smart',
+      attempts: [declined('2026-11-02T06:00:00Z')],
+      currentPaymentMethod: 'pm_1',
+    };
+    const at = new Date('2026-11-02T06:00:01Z');
+    const plain = planNextAttempt(generic, berlin, exact, at, 'Europe/London');
+    expect(plain).toMatchObject({ kind: 'retry', at: new Date('2026-11-03T06:00:00Z') });
+    const p = planNextAttempt(generic, berlin, exact, at, 'Europe/London', hourly);
+    expect(p).toMatchObject({ kind: 'retry', at: new Date('2026-11-03T08:00:00Z') });
+    expect((p as { reason: string }).reason).toContain(
+      'at 09:00 local: 49 % success at this hour over your last 300 generic retries at it (07:00: 27 % over 900)',
+    );
+    // Never earlier than the planned time: that would shorten the learned wait.
+    expect(
+      chooseHour(hourly, {
+        category: 'generic',
+        at: new Date('2026-11-03T08:30:00Z'),
+        latest: new Date('2026-12-01T00:00:00Z'),
+        zone: 'Europe/Berlin',
+        window: { startHour: 6, endHour: 10 },
+        mode: 'auto',
+        invoiceId: 'in_hourly',
+      }),
+    ).toBeNull();
   });
 });
