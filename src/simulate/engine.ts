@@ -4,10 +4,12 @@
  * charge. A customer's failed renewals run together: the card networks count per card. No database, no HTTP, no clock: a seed replays the same story.
  */
 import type { Member } from '../demo/population.ts';
+import type { ObservedPayday } from '../dunning/observed-payday.ts';
 import { DEFAULT_POLICY_NAME } from '../dunning/segments.ts';
 import { createRng, decideCardUpdate, decideCharge, type Rng } from '../sandbox/issuer-model.ts';
 import { customersOf, type SimCustomer, type SimInvoice } from './customers.ts';
 import { sandboxIssuer, type CaseIssuer, type IssuerModel } from './issuers.ts';
+import { OBSERVED_PAYDAY_SHARE, observedPaydayOf } from './observed-paydays.ts';
 import { paymentMethodOf, type SimAttempt, type SimCase, type Strategy } from './strategies.ts';
 import { addViolations, noViolations, violationsByAttempt, type Violations } from './violations.ts';
 
@@ -17,6 +19,11 @@ export interface SimSettings {
   start: Date;
   /** Who answers the charges; the sandbox's model when absent. */
   issuer?: IssuerModel;
+  /**
+   * Share of customers whose ledger shows their payday (observed-paydays.ts), where the issuer model
+   * has pay cycles; `OBSERVED_PAYDAY_SHARE` when absent, 0 for none.
+   */
+  observedPaydayShare?: number;
 }
 
 export interface CaseResult {
@@ -32,6 +39,8 @@ export interface CaseResult {
   charges: number;
   violations: Violations;
   attempts: SimAttempt[];
+  /** What the customer's ledger showed the strategy of their payday; null: nothing. */
+  observedPayday: ObservedPayday | null;
 }
 
 const DAY = 86_400_000;
@@ -93,6 +102,18 @@ export function simulateCustomer(customer: SimCustomer, outer: Strategy, s: SimS
     const openedAt = new Date(s.start.getTime() + member.failsAfterMs);
     // Each strategy's own window: a baseline must not move with the policy under test.
     const windowEnd = openedAt.getTime() + strategy.windowDays * DAY;
+    const cause = (s.issuer ?? sandboxIssuer).open(member, openedAt, memberRng(s.seed, index, 3));
+    // From a stream of its own (6), after the case's hidden draws: no figure without it moves.
+    const observedPayday = cause.paydays
+      ? observedPaydayOf(
+          cause.paydays,
+          openedAt,
+          member.timeZone,
+          member.key,
+          memberRng(s.seed, index, 6),
+          s.observedPaydayShare ?? OBSERVED_PAYDAY_SHARE,
+        )
+      : null;
     const c: SimCase = {
       invoiceId: `in_sim_${member.key}`,
       openedAt,
@@ -100,13 +121,14 @@ export function simulateCustomer(customer: SimCustomer, outer: Strategy, s: SimS
       country: member.country,
       cardBrand: member.card.brand,
       attempts: [{ at: openedAt, card: 0, source: 'stripe', ok: false, reason: member.card.failure }],
+      observedPayday,
     };
     return {
       inv,
       c,
       issuer: memberRng(s.seed, index, 1),
       customer: memberRng(s.seed, index, 2),
-      cause: (s.issuer ?? sandboxIssuer).open(member, openedAt, memberRng(s.seed, index, 3)),
+      cause,
       windowEnd,
       reminders: strategy.reminderHours
         .map((h) => openedAt.getTime() + h * HOUR)
@@ -125,6 +147,7 @@ export function simulateCustomer(customer: SimCustomer, outer: Strategy, s: SimS
         charges: 0,
         violations: noViolations(),
         attempts: c.attempts,
+        observedPayday,
       },
     };
   });

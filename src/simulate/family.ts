@@ -8,6 +8,7 @@ import type { Policy } from '../dunning/policy.ts';
 import { majorUnits } from '../money.ts';
 import { memberRng, simulateStrategy, type StrategyResult } from './engine.ts';
 import { ISSUER_VARIANTS, issuerModelOf, SANDBOX_MIX, withMix, type IssuerVariant } from './issuers.ts';
+import { OBSERVED_PAYDAY_SHARE } from './observed-paydays.ts';
 import { fixedSchedule, noRetries, plannerStrategy, STRIPE_LIKE, type Strategy } from './strategies.ts';
 import { totalViolations } from './violations.ts';
 import { cacheZoneOffsets } from './zone-offsets.ts';
@@ -51,6 +52,8 @@ export interface FamilyOptions {
   merchantTimeZone: string;
   start: Date;
   variants?: readonly IssuerVariant[];
+  /** Share of customers with an observed payday (engine's `SimSettings`); the assumption when absent. */
+  observedPaydayShare?: number;
 }
 
 function eur(amount: number, currency: string): number {
@@ -90,7 +93,12 @@ export function compareFamily(o: FamilyOptions): FamilyResult {
   const strategies = familyStrategies(o.policy, o.merchantTimeZone);
   const variants = (o.variants ?? ISSUER_VARIANTS).map((variant): VariantFigures => {
     const population = variantPopulation(base, variant, o.seed);
-    const settings = { seed: o.seed, start: o.start, issuer: issuerModelOf(variant) };
+    const settings = {
+      seed: o.seed,
+      start: o.start,
+      issuer: issuerModelOf(variant),
+      observedPaydayShare: o.observedPaydayShare,
+    };
     return {
       variant,
       strategies: strategies.map((s, i) => {
@@ -130,8 +138,11 @@ function shareOf(v: VariantFigures, name: StrategyFigures['name']): number {
   return figuresOf(v, name).revenueShare;
 }
 
-/** One line of a variant's parameters: mix, how long soft declines last, permanent share, pay cycles. */
-export function describeParameters(v: IssuerVariant): string {
+/**
+ * One line of a variant's parameters: mix, how long soft declines last, permanent share, pay cycles
+ * and how many customers' ledgers show their payday.
+ */
+export function describeParameters(v: IssuerVariant, observedPaydayShare = OBSERVED_PAYDAY_SHARE): string {
   const mix = v.mix ?? SANDBOX_MIX;
   const total = mix.reduce((s, [, w]) => s + w, 0);
   const share = (...reasons: string[]) =>
@@ -142,7 +153,7 @@ export function describeParameters(v: IssuerVariant): string {
   const paydays = p.paydays.map(([profile, w]) =>
     p.paydays.length === 1 ? profile : `${profile} ${Math.round(100 * w)} %`,
   );
-  return `${shares}; soft declines clear after ${p.softClearMeanHours} h on average, ${Math.round(100 * p.permanentShare)} % never; paid ${paydays.join(', ')}; funds last ${p.fundsLastDays} d`;
+  return `${shares}; soft declines clear after ${p.softClearMeanHours} h on average, ${Math.round(100 * p.permanentShare)} % never; paid ${paydays.join(', ')}; funds last ${p.fundsLastDays} d; ${Math.round(100 * observedPaydayShare)} % with an observed payday (a funds failure paid the month before)`;
 }
 
 function pct(x: number): string {

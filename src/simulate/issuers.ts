@@ -22,6 +22,11 @@ export type Weighted<T> = ReadonlyArray<readonly [T, number]>;
 export interface CaseIssuer {
   /** Whether a charge of the failed card at `at` goes through. */
   charge(at: Date, rng: Rng): boolean;
+  /**
+   * The customer's true pay cycle, which the simulator shows strategies only through an observed
+   * payday (observed-paydays.ts). Absent: the model has no pay cycles (the sandbox's).
+   */
+  paydays?: PaydayProfile;
 }
 
 export interface IssuerModel {
@@ -295,6 +300,7 @@ export function hiddenStateIssuer(p: HiddenStateParams): IssuerModel {
       }
       const zone = member.timeZone;
       return {
+        paydays: profile,
         charge(at, rng) {
           const t = at.getTime();
           switch (reason) {

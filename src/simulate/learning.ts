@@ -42,6 +42,8 @@ export interface LearningOptions {
   merchantTimeZone: string;
   start: Date;
   variants?: readonly IssuerVariant[];
+  /** Share of customers with an observed payday (engine's `SimSettings`); the assumption when absent. */
+  observedPaydayShare?: number;
 }
 
 function weight(r: CaseResult): number {
@@ -77,7 +79,7 @@ export function learningCurves(o: LearningOptions): LearningCurve[] {
       const base = generatePopulation({ seed, customers: o.perMonth, spreadDays: FAMILY_SPREAD_DAYS });
       const population = variantPopulation(base, variant, seed);
       const table = learnTable(observations, start);
-      const settings = { seed, start, issuer };
+      const settings = { seed, start, issuer, observedPaydayShare: o.observedPaydayShare };
       const run = (s: ReturnType<typeof plannerStrategy>) =>
         population.map((member, i) => simulateCase(member, i, s, settings));
       const adaptive = run(plannerStrategy(o.policy, o.merchantTimeZone, 'adaptive', 'smart', table));
@@ -94,11 +96,15 @@ export function learningCurves(o: LearningOptions): LearningCurve[] {
       });
       // The job learns from the whole ledger, as in production: each case in the cohort its
       // invoice is drawn into (assignCohort), the holdout's fixed days included.
+      // The customer's observed payday goes with the case, so funds retries are learned by the days
+      // since it (byPaydayDistance), as the refresh job reads it from the ledger.
       const ledger = (results: readonly CaseResult[], i: number) => {
         const member = population[i] as (typeof population)[number];
+        const result = results[i] as CaseResult;
         return {
-          attempts: toLedger({ attempts: (results[i] as CaseResult).attempts, cardBrand: member.card.brand }),
+          attempts: toLedger({ attempts: result.attempts, cardBrand: member.card.brand }),
           timeZone: member.timeZone,
+          paydayOfMonth: result.observedPayday?.dayOfMonth ?? null,
         };
       };
       observations.push(

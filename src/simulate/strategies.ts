@@ -10,11 +10,13 @@ import {
   planNextAttempt,
   type CardInfo,
   type CaseHistory,
+  type CustomerContext,
   type LedgerAttempt,
 } from '../dunning/planner.ts';
 import { choosePolicy, type Policy } from '../dunning/policy.ts';
 import type { Member } from '../demo/population.ts';
 import type { LearnedTable } from '../dunning/adaptive.ts';
+import type { ObservedPayday } from '../dunning/observed-payday.ts';
 import { parseReminderPolicy } from '../reminders/policy.ts';
 import { declineFor, type FailureReason } from '../sandbox/issuer-model.ts';
 
@@ -46,6 +48,8 @@ export interface SimCase {
   otherInvoices?: SimAttempt[];
   /** When the strategy decides; the last attempt's time when absent. */
   now?: Date;
+  /** The customer's payday as their ledger shows it (observed-paydays.ts); absent or null: none. */
+  observedPayday?: ObservedPayday | null;
 }
 
 export interface Strategy {
@@ -142,6 +146,17 @@ export function reminderSchedule(
   ];
 }
 
+/** The customer as the worker's planner sees them (`CustomerContext`). */
+function customerOf(c: SimCase): CustomerContext {
+  return {
+    timeZone: c.timeZone,
+    country: c.country,
+    cardBrand: c.cardBrand,
+    // A fact about the customer, so every planner strategy gets it; only learned timing uses it.
+    observedPayday: c.observedPayday ?? null,
+  };
+}
+
 /**
  * The worker's own planner with the merchant's policy, with its window and reminders: every case
  * in the smart cohort, or (`cohort: 'holdout'`) every case on the policy's plain baseline schedule.
@@ -171,7 +186,7 @@ export function plannerStrategy(
       if (!last) return null;
       const plan = planNextAttempt(
         toHistory(c, cohort),
-        { timeZone: c.timeZone, country: c.country, cardBrand: c.cardBrand },
+        customerOf(c),
         policy,
         c.now ?? last.at,
         merchantTimeZone,
@@ -180,8 +195,7 @@ export function plannerStrategy(
       return plan.kind === 'retry' ? plan.at : null;
     },
     allows(c, at) {
-      return checkCharge(toHistory(c, cohort), { timeZone: c.timeZone, country: c.country, cardBrand: c.cardBrand }, at)
-        .allowed;
+      return checkCharge(toHistory(c, cohort), customerOf(c), at).allowed;
     },
   };
 }
