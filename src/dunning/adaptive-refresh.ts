@@ -16,6 +16,7 @@ import {
   categoryInUse,
   DELAY_BUCKETS_HOURS,
   emptyCounts,
+  PAYDAY_BUCKETS,
   LEARNED_CATEGORIES,
   retriesByCategory,
   tableFromCounts,
@@ -52,6 +53,7 @@ interface PairRow {
   declines: number;
   bucket: number;
   hour: number;
+  fromPayday: number | null;
   won: boolean;
   n: number;
 }
@@ -71,7 +73,8 @@ export async function countRetries(sql: Sql, since: Date, merchantTimeZone: stri
     return tx<PairRow[]>`
     with zones as materialized (select name from pg_timezone_names),
     counted as (
-      select a.invoice_id, a.attempt_no, a.source, a.status, a.payment_method,
+      select a.invoice_id, a.attempt_no, a.source, a.status, a.payment_method, a.decline_category,
+             c.customer_id, c.opened_at,
              coalesce(a.started_at, a.finished_at, a.planned_at, a.created_at) as at,
              coalesce(z.name, ${merchantTimeZone}) as zone,
              a.decline_code, a.failure_code, a.advice_code, a.network_advice_code, a.network_decline_code, a.card_brand
@@ -86,6 +89,7 @@ export async function countRetries(sql: Sql, since: Date, merchantTimeZone: stri
              lag(decline_code) over w as p_decline, lag(failure_code) over w as p_failure,
              lag(advice_code) over w as p_advice, lag(network_advice_code) over w as p_nadvice,
              lag(network_decline_code) over w as p_ndecline, lag(card_brand) over w as p_brand,
+             lag(decline_category) over w as p_category,
              count(*) filter (where status = 'declined' and source <> 'backup_card')
                over (w rows between unbounded preceding and 1 preceding) as p_declines
         from counted k
@@ -96,12 +100,20 @@ export async function countRetries(sql: Sql, since: Date, merchantTimeZone: stri
            p.p_declines::int as declines,
            greatest(width_bucket(extract(epoch from p.at - p.p_at)::float8 / 3600, ${DELAY_BUCKETS_HOURS as number[]}::float8[]) - 1, 0)::int as bucket,
            extract(hour from p.at at time zone p.zone)::int as hour,
+           -- least() skips nulls: an unknown payday must stay null, not become the last bucket.
+           case when pd.paid_at is not null
+                then least(days_since_payday((p.at at time zone p.zone)::date,
+                                             extract(day from pd.paid_at at time zone p.zone)::int), ${PAYDAY_BUCKETS - 1})
+           end as "fromPayday",
            p.status = 'succeeded' as won, count(*)::int as n
       from paired p
+      -- A funds retry's distance from the customer's payday as it was known when the case opened.
+      left join lateral (select o.paid_at from customer_observed_payday(p.customer_id, p.opened_at) o
+                          where p.p_category = 'funds') pd on true
      where p.source = 'scheduled' and p.p_status = 'declined'
        and coalesce(p.p_pm, '') = coalesce(p.payment_method, '')
        and coalesce(p.p_decline, p.p_failure, p.p_advice, p.p_nadvice, p.p_ndecline) is not null
-     group by 1, 2, 3, 4, 5, 6, 7, 8, 9, 10`;
+     group by 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11`;
   });
   const counts = emptyCounts();
   for (const r of rows) {
@@ -114,8 +126,7 @@ export async function countRetries(sql: Sql, since: Date, merchantTimeZone: stri
         hoursSinceDecline: DELAY_BUCKETS_HOURS[r.bucket] ?? 0,
         declinesSoFar: r.declines,
         localHour: r.hour,
-        // The customer's own payday is not derived from the ledger yet: funds keep the payday calendar.
-        daysFromPayday: null,
+        daysFromPayday: r.fromPayday,
       },
       r.won ? r.n : 0,
       r.n,

@@ -23,6 +23,7 @@ import { cardsOf, cardUpdatesOf } from '../ledger.ts';
 import * as store from './store.ts';
 import type { LearnedTable } from './adaptive.ts';
 import type { LearnedSource } from './adaptive-refresh.ts';
+import { observedPaydayOf } from './observed-payday-query.ts';
 import type { AttemptRow, AttemptSource, CaseRow } from './store.ts';
 
 /**
@@ -167,13 +168,14 @@ export interface PlanContext {
  */
 export async function loadPlanContext(
   tx: Tx,
-  deps: Pick<SchedulerDeps, 'policies' | 'learned'>,
+  deps: Pick<SchedulerDeps, 'policies'> & ({ learned?: undefined } | Pick<SchedulerDeps, 'learned' | 'merchantTimeZone'>),
   caseRow: CaseRow,
   card: string | null,
   o: { asPlanned?: boolean } = {},
 ): Promise<PlanContext> {
   // Independent reads, sent together: pipelined on the connection, one round trip instead of five.
-  const [attempts, customer, updates, others, known, invoice, savedCards, learned] = await Promise.all([
+  // The customer's payday matters only to learned timing, so it is read only with a learned source.
+  const [attempts, customer, updates, others, known, invoice, savedCards, learned, payday] = await Promise.all([
     store.attemptsOf(tx, caseRow.invoiceId),
     store.customerById(tx, caseRow.customerId),
     cardUpdatesOf(tx, caseRow.customerId),
@@ -182,6 +184,7 @@ export async function loadPlanContext(
     store.invoiceById(tx, caseRow.invoiceId),
     store.savedCardsOf(tx, caseRow.customerId),
     deps.learned ? deps.learned.get(tx) : null,
+    deps.learned ? observedPaydayOf(tx, caseRow.customerId, caseRow.openedAt, deps.merchantTimeZone) : null,
   ]);
   // The card Stripe charges for this invoice: the invoice's own, else its subscription's, else the customer's default.
   const stripeDefault = invoice?.ownCard ?? customer?.defaultPaymentMethod ?? null;
@@ -210,7 +213,12 @@ export async function loadPlanContext(
       cards,
       savedCards,
     },
-    customer: { timeZone: customer?.timeZone ?? null, country: customer?.country ?? null, cardBrand: null },
+    customer: {
+      timeZone: customer?.timeZone ?? null,
+      country: customer?.country ?? null,
+      cardBrand: null,
+      observedPayday: payday,
+    },
     policy: await deps.policies.get(tx, caseRow.policyVersion),
     learned,
   };

@@ -71,6 +71,53 @@ async function seedRetries(prefix: string, n: number, wins: number, delayHours: 
       from dunning_cases c where c.customer_id like ${prefix + '%'}`;
 }
 
+/**
+ * `n` customers (Berlin) each with an earlier invoice recovered after a funds decline and paid at
+ * `paidAt` (their observed payday), and a case opened at `opened` whose renewal was declined for
+ * insufficient funds and retried once at `retried`, `wins` of them paid.
+ */
+async function seedFundsRetries(
+  prefix: string,
+  n: number,
+  wins: number,
+  paidAt: string,
+  opened: string,
+  retried: string,
+) {
+  await db.sql`
+    insert into customers (id, time_zone, stripe_updated_at)
+    select ${prefix} || i, 'Europe/Berlin', ${paidAt}::timestamptz from generate_series(1, ${n}::int) i`;
+  await db.sql`
+    insert into invoices (id, customer_id, status, currency, amount_due, amount_remaining, stripe_created, paid_at, stripe_updated_at)
+    select 'in_' || ${prefix} || i || v, ${prefix} || i, 'open', 'eur', 1000, 1000, ${paidAt}::timestamptz,
+           case when v = '_before' then ${paidAt}::timestamptz end, ${paidAt}::timestamptz
+      from generate_series(1, ${n}::int) i, unnest(array['_before', '_now']) v`;
+  await db.sql`
+    insert into dunning_cases (invoice_id, customer_id, currency, amount, policy_version, cohort, opened_at,
+                               status, closed_at, recovery_path, last_decline_category)
+    select 'in_' || ${prefix} || i || '_before', ${prefix} || i, 'eur', 1000, ${policy.version}, 'smart',
+           ${paidAt}::timestamptz - interval '3 days', 'recovered', ${paidAt}::timestamptz, 'scheduled_retry', 'funds'
+      from generate_series(1, ${n}::int) i`;
+  await db.sql`
+    insert into dunning_cases (invoice_id, customer_id, currency, amount, policy_version, cohort, opened_at, last_decline_category)
+    select 'in_' || ${prefix} || i || '_now', ${prefix} || i, 'eur', 1000, ${policy.version}, 'smart', ${opened}::timestamptz, 'funds'
+      from generate_series(1, ${n}::int) i`;
+  await db.sql`
+    insert into payment_attempts (case_id, invoice_id, attempt_no, source, status, started_at, finished_at,
+                                  payment_method, card_brand, decline_code, decline_category)
+    select c.id, c.invoice_id, 1, 'stripe', 'declined', ${opened}::timestamptz, ${opened}::timestamptz,
+           'pm_' || c.customer_id, 'visa', 'insufficient_funds', 'funds'
+      from dunning_cases c where c.customer_id like ${prefix + '%'} and c.status = 'open'`;
+  await db.sql`
+    insert into payment_attempts (case_id, invoice_id, attempt_no, source, status, started_at, finished_at,
+                                  payment_method, card_brand, decline_code, decline_category)
+    select c.id, c.invoice_id, 2, 'scheduled', case when row_number() over (order by c.id) <= ${wins} then 'succeeded' else 'declined' end,
+           ${retried}::timestamptz, ${retried}::timestamptz, 'pm_' || c.customer_id, 'visa',
+           case when row_number() over (order by c.id) <= ${wins} then null else 'insufficient_funds' end,
+           case when row_number() over (order by c.id) <= ${wins} then null else 'funds' end
+      from dunning_cases c where c.customer_id like ${prefix + '%'} and c.status = 'open'`;
+}
+
 /** A case whose renewal Stripe declined an hour ago with do_not_honor: its first generic wait is 24 h by the policy. */
 async function openCase(invoiceId: string): Promise<number> {
   const customerId = `cus_${invoiceId}`;
@@ -178,6 +225,54 @@ describe('the learned-timing refresh job', () => {
     const [row] =
       await db.sql`select plan_reason from payment_attempts where case_id = ${caseId} and status = 'planned'`;
     expect(row!.plan_reason).toBe(reason);
+  });
+
+  it("learns funds retries by days since the customer's own payday as known when the case opened, and a plan uses it", async () => {
+    // Paid on 15 October (Berlin); the November renewals retried on the 15th (day 0) or the 27th (day 12).
+    await seedFundsRetries('pd0_', 200, 120, '2026-10-15T06:00:00Z', '2026-11-13T05:00:00Z', '2026-11-15T05:00:00Z');
+    await seedFundsRetries('pd12_', 200, 30, '2026-10-15T06:00:00Z', '2026-11-13T05:00:00Z', '2026-11-27T05:00:00Z');
+    // The earlier invoice was paid after this case opened: no payday was known when it was planned.
+    await seedFundsRetries('late_', 50, 5, '2026-11-14T06:00:00Z', '2026-11-13T05:00:00Z', '2026-11-16T05:00:00Z');
+    const source = createLearnedSource();
+    const snap = await refreshAdaptive({
+      sql: db.sql,
+      clock,
+      log,
+      mode: 'auto',
+      merchantTimeZone: 'Europe/Berlin',
+      source,
+    });
+    expect(snap.retries.funds).toBe(450);
+    const stored = await latestSnapshot(db.sql);
+    expect(stored!.counts.byPaydayDistance).toEqual([
+      [120, 200],
+      [0, 0],
+      [0, 0],
+      [0, 0],
+      [0, 0],
+      [0, 0],
+      [0, 0],
+      [30, 200],
+    ]);
+
+    // A customer paid on the 15th last month, declined for funds now (Monday 7 December): the
+    // calendar's next payday is Friday the 11th; the merchant's data favour the 15th.
+    let customerId = '';
+    for (let i = 0; !customerId; i += 1)
+      if (explorationUnit(`in_cus_pp${i}_1_now`) >= ADAPTIVE_DEFAULTS.explorationShare) customerId = `cus_pp${i}_`;
+    const invoiceId = `in_${customerId}1_now`;
+    await seedFundsRetries(customerId, 1, 0, '2026-11-15T07:00:00Z', '2026-12-07T04:00:00Z', '2026-12-07T04:00:00Z');
+    await db.sql`delete from payment_attempts where invoice_id = ${invoiceId} and attempt_no = 2`;
+    const [c] = await db.sql<
+      { id: number }[]
+    >`select id::float8 as id from dunning_cases where invoice_id = ${invoiceId}`;
+    const result = await db.sql.begin((tx) => planNext(tx, schedulerDeps(source), c!.id));
+    const { reason, at } = (result as { plan: { reason: string; at: Date } }).plan;
+    expect(reason).toContain(
+      `insufficient_funds: learned payday timing: 58 % success on the payday over your last 200 funds retries at it (this customer's payday: the 15th, seen when in_${customerId}1_before was paid;`,
+    );
+    expect(at.getTime()).toBeGreaterThanOrEqual(new Date('2026-12-15T05:00:00Z').getTime());
+    expect(at.getTime()).toBeLessThanOrEqual(new Date('2026-12-15T05:20:00Z').getTime());
   });
 
   it('runs as a daily pg-boss schedule in the merchant zone, and refreshes at start when no snapshot exists', async () => {
