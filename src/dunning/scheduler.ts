@@ -168,7 +168,8 @@ export interface PlanContext {
  */
 export async function loadPlanContext(
   tx: Tx,
-  deps: Pick<SchedulerDeps, 'policies'> & ({ learned?: undefined } | Pick<SchedulerDeps, 'learned' | 'merchantTimeZone'>),
+  deps: Pick<SchedulerDeps, 'policies'> &
+    ({ learned?: undefined } | Pick<SchedulerDeps, 'learned' | 'merchantTimeZone'>),
   caseRow: CaseRow,
   card: string | null,
   o: { asPlanned?: boolean } = {},
