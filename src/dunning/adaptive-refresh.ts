@@ -139,7 +139,11 @@ export interface RefreshDeps {
   sql: Sql;
   clock: Clock;
   log: Logger;
-  /** The default policy's `retry.adaptive`: what the report says about "in use". */
+  /**
+   * The default policy's `retry.adaptive`, stored with the snapshot (and its `in_use` under it). The
+   * report decides "in use" per policy at read time (src/reports/adaptive.ts) and takes this mode
+   * only for a default policy that had no case in the report's period.
+   */
   mode: AdaptiveMode;
   merchantTimeZone: string;
   /** Told after a refresh, so this process plans with the new table at once. */

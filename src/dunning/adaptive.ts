@@ -232,15 +232,23 @@ export function learnTable(
   return tableFromCounts(countObservations(observations), builtAt, settings);
 }
 
+/**
+ * The rule of `categoryInUse` on a category's learned retries alone: the report applies it to a
+ * stored snapshot's counts under each policy's own mode, without building the table.
+ */
+export function retriesInUse(retries: number, mode: AdaptiveMode, minRetriesPerCategory: number): boolean {
+  if (mode === 'off') return false;
+  return mode === 'on' ? retries > 0 : retries >= minRetriesPerCategory;
+}
+
 /** Whether the table may move a retry of this category under the policy's `retry.adaptive`. */
 export function categoryInUse(
   table: LearnedTable | null | undefined,
   category: LearnedCategory,
   mode: AdaptiveMode = 'auto',
 ): boolean {
-  if (!table || mode === 'off') return false;
-  const n = table.pooled[category].trials;
-  return mode === 'on' ? n > 0 : n >= table.settings.minRetriesPerCategory;
+  if (!table) return false;
+  return retriesInUse(table.pooled[category].trials, mode, table.settings.minRetriesPerCategory);
 }
 
 /** Whether the table may move any retry: some category has enough of the merchant's own retries. */

@@ -2,8 +2,8 @@ import type { Tx } from '../db.ts';
 import { DEFINITIONS, type Definition } from './definitions.ts';
 import { formatMoney, liftOf, liftsByCategory, rate, type CategoryLift, type Lift } from './metrics.ts';
 import { loadReportData, type ReportData, type ReportQuery } from './queries.ts';
-import { ADAPTIVE_DEFAULTS, LEARNED_CATEGORIES, type AdaptiveMode } from '../dunning/adaptive.ts';
 import { latestSnapshot, type Snapshot } from '../dunning/adaptive-refresh.ts';
+import { adaptiveSummary, type AdaptiveSummary } from './adaptive.ts';
 
 /** The report as every renderer sees it: plain, JSON-ready data. */
 export interface Money {
@@ -101,25 +101,6 @@ export interface CurrencyReport {
   timeline: Array<{ bucket: string; count: number; amount: Money }>;
 }
 
-/**
- * The learned retry timing as its newest snapshot states it (docs/policy.md, "Learned timing"):
- * read from one stored row, never recomputed for a report.
- */
-export interface AdaptiveSummary {
-  /** When the refresh job computed the table, and from when it counted retries. */
-  computedAt: string;
-  since: string;
-  /** The default policy's `retry.adaptive` at that refresh. */
-  mode: AdaptiveMode;
-  /** Whether the table moves retries of at least one category. */
-  inUse: boolean;
-  /** Learned retries over all categories. */
-  retries: number;
-  /** Retries a category needs before `auto` uses it. */
-  minimumPerCategory: number;
-  categories: Array<{ category: string; retries: number; inUse: boolean }>;
-}
-
 export interface Report {
   period: {
     from: string;
@@ -139,7 +120,7 @@ export interface Report {
     byRevenue: Array<{ currency: string; base: Money; churned: Money; rate: number | null }>;
   };
   currencies: CurrencyReport[];
-  /** Null before the first refresh of the learned timing. */
+  /** Null before the first refresh of the learned timing (src/reports/adaptive.ts). */
   adaptive: AdaptiveSummary | null;
   definitions: readonly Definition[];
 }
@@ -147,24 +128,6 @@ export interface Report {
 export async function loadReport(sql: Tx, query: ReportQuery): Promise<Report> {
   const [data, snapshot] = await Promise.all([loadReportData(sql, query), latestSnapshot(sql)]);
   return buildReport(data, snapshot);
-}
-
-export function adaptiveSummary(s: Snapshot | null): AdaptiveSummary | null {
-  if (!s) return null;
-  const categories = LEARNED_CATEGORIES.map((category) => ({
-    category,
-    retries: s.retries[category] ?? 0,
-    inUse: s.inUse[category] ?? false,
-  }));
-  return {
-    computedAt: s.computedAt.toISOString(),
-    since: s.since.toISOString(),
-    mode: s.mode,
-    inUse: categories.some((c) => c.inUse),
-    retries: categories.reduce((n, c) => n + c.retries, 0),
-    minimumPerCategory: ADAPTIVE_DEFAULTS.minRetriesPerCategory,
-    categories,
-  };
 }
 
 const PATHS = [
@@ -205,7 +168,7 @@ export function buildReport(data: ReportData, snapshot: Snapshot | null = null):
         })),
     },
     currencies: [...currencies].sort().map((c) => currencyReport(data, c)),
-    adaptive: adaptiveSummary(snapshot),
+    adaptive: adaptiveSummary(snapshot, data.policies),
     definitions: DEFINITIONS,
   };
 }

@@ -132,6 +132,14 @@ export interface ChurnRevenueRow {
   churned: number;
 }
 
+/** A policy version that cases in the period ran, with its stored body (for its `retry.adaptive`). */
+export interface PolicyCasesRow {
+  name: string;
+  version: string;
+  body: unknown;
+  cases: number;
+}
+
 export interface ReportData {
   query: ReportQuery;
   snapshotAt: Date;
@@ -150,6 +158,8 @@ export interface ReportData {
   reminders: ReminderRow[] | null;
   churn: ChurnRow;
   churnRevenue: ChurnRevenueRow[];
+  /** The policies of the cases open at some time in the period (not voided), per stored version. */
+  policies: PolicyCasesRow[];
 }
 
 /** Cohort tables show at least twelve months so a one-month report still shows the year's trend. */
@@ -326,6 +336,18 @@ export function reportQueries(sql: Tx, query: ReportQuery, frame: Frame = frameO
         coalesce(sum(coalesce(c.recovered_amount, c.amount)) filter (where c.status = 'recovered'), 0)::float8 as "recoveredAmount"
       from dunning_cases c where ${cohort} and c.status <> 'closed'
       group by 1, 2, 3`,
+    // Every case open at some time in the period ran its policy version's retries in it, also one
+    // opened before the period; the few versions are joined to their bodies after the grouping.
+    policies: sql<PolicyCasesRow[]>`
+      select k.name, k.version, p.body, k.cases
+      from (
+        select c.policy_name as name, c.policy_version as version, count(*)::int as cases
+        from dunning_cases c
+        where tstzrange(c.opened_at, c.closed_at) && tstzrange(${from}, ${to})
+          and c.status <> 'closed' and (${cur}::text is null or c.currency = ${cur})
+        group by 1, 2
+      ) k
+      join policies p on p.version = k.version`,
     // Bucketed by the months' own instants (luxon, in the merchant zone): a time zone conversion
     // and a truncation per row cost more than the whole aggregate.
     months: sql<MonthBucketRow[]>`
@@ -394,6 +416,7 @@ export async function loadReportData(sql: Tx, query: ReportQuery): Promise<Repor
     reminders,
     churn,
     churnRevenue,
+    policies,
   ] = await Promise.all([
     q.cohortTotals,
     q.closedTotals,
@@ -407,6 +430,7 @@ export async function loadReportData(sql: Tx, query: ReportQuery): Promise<Repor
     loadReminders(sql, period.start, period.end, cur),
     q.churn,
     q.churnRevenue,
+    q.policies,
   ]);
 
   const monthLabel = (bucket: number) =>
@@ -428,6 +452,7 @@ export async function loadReportData(sql: Tx, query: ReportQuery): Promise<Repor
     months: months.map(({ bucket, ...m }) => ({ ...m, month: monthLabel(bucket) })),
     churn: churn[0] ?? { activeAtStart: 0, churned: 0 },
     churnRevenue,
+    policies,
   };
 }
 

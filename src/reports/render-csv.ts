@@ -19,12 +19,15 @@ export function renderCsv(report: Report): string {
   const a = report.adaptive;
   add('', 'adaptive', '', 'computed_at', a?.computedAt ?? null);
   if (a) {
-    add('', 'adaptive', '', 'mode', a.mode);
     add('', 'adaptive', '', 'in_use', a.inUse ? 1 : 0);
     add('', 'adaptive', '', 'retries', a.retries);
-    for (const c of a.categories) {
-      add('', 'adaptive', c.category, 'retries', c.retries);
-      add('', 'adaptive', c.category, 'in_use', c.inUse ? 1 : 0);
+    for (const c of a.categories) add('', 'adaptive', c.category, 'retries', c.retries);
+    // Per policy, as the text and HTML reports list them (src/reports/adaptive.ts).
+    for (const p of a.policies) {
+      add('', 'adaptive_policy', p.name, 'mode', p.mode);
+      add('', 'adaptive_policy', p.name, 'cases', p.cases);
+      for (const c of a.categories)
+        add('', 'adaptive_policy', p.name, `${c.category}_in_use`, p.inUse[c.category] ? 1 : 0);
     }
   }
   for (const c of report.currencies) {

@@ -1,6 +1,7 @@
 import { DateTime } from 'luxon';
 import type { CurrencyReport, Report } from './build.ts';
-import { adaptiveLine, REMINDER_STEP_COLUMNS, reminderStepRows } from './render-table.ts';
+import { adaptiveLines } from './adaptive.ts';
+import { REMINDER_STEP_COLUMNS, reminderStepRows } from './render-table.ts';
 import { columnChart, escapeHtml as h, horizontalBars, trendChart, type Bar, type TrendPoint } from './charts.ts';
 import { formatDuration, formatMoney, formatPercent, formatPoints } from './metrics.ts';
 import { TREND_MONTHS } from './queries.ts';
@@ -26,12 +27,19 @@ export function renderHtml(report: Report, links: { json: string; csv: string })
 <label>To <input type="date" name="to" value="${h(p.to)}"></label>
 <label>Currency <input name="currency" size="4" value="${h(report.currency ?? '')}" placeholder="all"></label>
 <button>Show</button> <a href="${h(links.json)}">JSON</a> <a href="${h(links.csv)}">CSV</a></form>
-<p>Period ${h(p.from)} to ${h(p.to)} (${h(p.timeZone)}); at-risk snapshot ${h(p.snapshotAt)}. Involuntary churn, all currencies: <span id="churn">${h(churn)}</span>.</p><p id="adaptive">${h(adaptiveLine(report.adaptive))}.</p></header>
+<p>Period ${h(p.from)} to ${h(p.to)} (${h(p.timeZone)}); at-risk snapshot ${h(p.snapshotAt)}. Involuntary churn, all currencies: <span id="churn">${h(churn)}</span>.</p>${adaptiveSection(report)}</header>
 ${churnSection(report)}
 <main>${sections}</main>
 <section id="definitions"><h2>Definitions</h2><dl>${report.definitions.map((d) => `<dt>${h(d.term)}</dt><dd>${h(d.text)}</dd>`).join('')}</dl></section>
 </body></html>
 `;
+}
+
+/** The learned-timing lines of the text report (adaptiveLines), as a paragraph and a list of policies. */
+function adaptiveSection(report: Report): string {
+  const a = adaptiveLines(report.adaptive);
+  const items = a.policies.map((p) => `<li data-policy="${h(p.name)}">${h(p.text)}</li>`).join('');
+  return `<div id="adaptive"><p>${h(a.head)}.</p>${items ? `<ul>${items}</ul>` : ''}</div>`;
 }
 
 /** The months of the trend, oldest first, ending with the period's last month; empty months stay. */

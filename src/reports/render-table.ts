@@ -1,3 +1,4 @@
+import { adaptiveLines } from './adaptive.ts';
 import type { CurrencyReport, Report } from './build.ts';
 import { formatDuration, formatPercent, formatPoints } from './metrics.ts';
 
@@ -13,7 +14,8 @@ export function renderTable(report: Report, options: { definitions?: boolean } =
   out.push(
     `Involuntary churn (all currencies): ${churn.activeAtStart === 0 ? 'n/a (no subscriptions active at the start of the period)' : `${churn.churned} of ${churn.activeAtStart} customers = ${formatPercent(churn.rate, 2)}`}`,
   );
-  out.push(adaptiveLine(report.adaptive));
+  const adaptive = adaptiveLines(report.adaptive);
+  out.push(adaptive.head, ...adaptive.policies.map((p) => `  ${p.text}`));
   if (report.currencies.length === 0) out.push('', 'No dunning activity in this period.');
   for (const c of report.currencies) out.push('', ...currencyBlock(c));
   if (options.definitions ?? true) {
@@ -21,25 +23,6 @@ export function renderTable(report: Report, options: { definitions?: boolean } =
     for (const d of report.definitions) out.push(`  ${d.term}: ${d.text}`);
   }
   return out.join('\n') + '\n';
-}
-
-/** One line on the learned retry timing, from its stored snapshot. */
-export function adaptiveLine(a: Report['adaptive']): string {
-  const title = 'Learned retry timing';
-  if (!a) return `${title}: no snapshot yet (the daily refresh has not run); retries follow the policy's timing`;
-  const learned = `learned from ${a.retries} retries since ${a.since.slice(0, 10)}, refreshed ${a.computedAt}`;
-  if (a.mode === 'off') return `${title} (retry.adaptive off): not used; ${learned}`;
-  const used = a.categories.filter((c) => c.inUse).map((c) => `${c.category} (${c.retries} retries)`);
-  const waiting = a.categories
-    .filter((c) => !c.inUse)
-    .map((c) =>
-      a.mode === 'on' ? `${c.category} (none yet)` : `${c.category} (${c.retries} of ${a.minimumPerCategory})`,
-    );
-  const state = [
-    used.length > 0 ? `in use for ${used.join(', ')}` : 'not in use yet',
-    ...(waiting.length > 0 ? [`${used.length > 0 ? 'not yet for' : 'waiting for'} ${waiting.join(', ')}`] : []),
-  ];
-  return `${title} (retry.adaptive ${a.mode}): ${state.join('; ')}; ${learned}`;
 }
 
 function currencyBlock(c: CurrencyReport): string[] {

@@ -108,6 +108,7 @@ describe('CSV report', () => {
       ],
       churn: { activeAtStart: 0, churned: 0 },
       churnRevenue: [],
+      policies: [],
     };
     const rows = parseCsv(renderCsv(buildReport(data)));
     expect(rows[0]).toEqual(['currency', 'section', 'key', 'metric', 'value']);

@@ -18,6 +18,9 @@ export interface CaseSpec {
    * not-sent rows take an attempt_no in the ledger but are not charges.
    */
   attempts?: Array<'declined' | 'succeeded' | 'cancelled' | 'skipped' | 'not_sent'>;
+  /** The named policy the case opened with (default `default`), and its stored version (default `test-policy`, an empty body). */
+  policyName?: string;
+  policyVersion?: string;
 }
 
 export async function insertCases(sql: Sql, specs: CaseSpec[]): Promise<Map<string, number>> {
@@ -28,9 +31,10 @@ export async function insertCases(sql: Sql, specs: CaseSpec[]): Promise<Map<stri
     await sql`insert into invoices (id, customer_id, status, currency, amount_due, amount_remaining, stripe_created, stripe_updated_at)
       values (${s.id}, ${'cus_' + s.id}, ${s.status === 'recovered' ? 'paid' : 'open'}, ${currency}, ${s.amount}, ${s.amount}, ${s.openedAt}, ${s.openedAt})`;
     const [row] = await sql<{ id: number }[]>`
-      insert into dunning_cases (invoice_id, customer_id, currency, amount, status, policy_version, cohort, opened_at, closed_at,
+      insert into dunning_cases (invoice_id, customer_id, currency, amount, status, policy_version, policy_name, cohort, opened_at, closed_at,
         recovery_path, recovered_amount, first_decline_code, first_decline_category, last_decline_code, last_decline_category)
-      values (${s.id}, ${'cus_' + s.id}, ${currency}, ${s.amount}, ${s.status}, 'test-policy', ${s.cohort ?? 'smart'}, ${s.openedAt},
+      values (${s.id}, ${'cus_' + s.id}, ${currency}, ${s.amount}, ${s.status}, ${s.policyVersion ?? 'test-policy'},
+        ${s.policyName ?? 'default'}, ${s.cohort ?? 'smart'}, ${s.openedAt},
         ${s.closedAt ?? null}, ${s.path ?? null}, ${s.status === 'recovered' ? (s.recoveredAmount ?? s.amount) : null},
         ${s.code ?? null}, ${s.category ?? null}, ${s.code ?? null}, ${s.category ?? null})
       returning id::int as id`;

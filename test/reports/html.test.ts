@@ -55,6 +55,7 @@ function data(currency: string): ReportData {
     reminders: [],
     churn: { activeAtStart: 0, churned: 0 },
     churnRevenue: [],
+    policies: [],
   };
 }
 

@@ -60,6 +60,10 @@ describe.each([false, true])('report query plans (enable_seqscan off: %s)', (noS
     expect(await planOf((q) => q.atRisk, { noSeqScan })).toMatch(/Index.* Scan .*on dunning_cases_open_span/);
   });
 
+  it('finds the policies of the cases open in the period through the open-span GiST index', async () => {
+    expect(await planOf((q) => q.policies, { noSeqScan })).toMatch(/Index.* Scan .*on dunning_cases_open_span/);
+  });
+
   it("joins the period's cases to their attempts through the covering index, without the heap", async () => {
     const plan = await planOf((q) => q.attempts, { noSeqScan });
     expect(plan).toMatch(/Index Only Scan using payment_attempts_case_outcome on payment_attempts/);
