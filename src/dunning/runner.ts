@@ -7,11 +7,18 @@ import { lockCustomerOfInvoice } from '../customer-lock.ts';
 import type { Sql, Tx } from '../db.ts';
 import type { Logger } from '../log.ts';
 import { QUEUES } from '../queue.ts';
-import { payInvoice, retrieveInvoice, type ChargeOutcome, type StripeGateway } from '../stripe/charge.ts';
+import {
+  failedChargesOf,
+  payInvoice,
+  retrieveInvoice,
+  type ChargeOutcome,
+  type DeclineDetails as ChargeDecline,
+  type StripeGateway,
+} from '../stripe/charge.ts';
 import { createThrottle, type Throttle } from '../stripe/throttle.ts';
 import { pauseOfInvoice } from './collection-pause.ts';
 import { classifyDecline, type Classification, type DeclineInfo } from './declines.ts';
-import { lastIntentError, subscriptionOfInvoice } from '../stripe/read.ts';
+import { detailsOfCharge, intentsOf, lastIntentError, subscriptionOfInvoice } from '../stripe/read.ts';
 import {
   closeForMissingInvoice,
   closeSettledAtStripe,
@@ -37,7 +44,7 @@ import {
   type DeadlineJob,
   type SchedulerDeps,
 } from './scheduler.ts';
-import { closeCase, PATH_OF_SOURCE, rememberCard } from '../ledger.ts';
+import { closeCase, PATH_OF_SOURCE, rememberCard, STRIPE_CLOCK_SKEW_MS } from '../ledger.ts';
 import * as store from './store.ts';
 import type { AttemptRow, CaseRow } from './store.ts';
 
@@ -51,6 +58,11 @@ import type { AttemptRow, CaseRow } from './store.ts';
 export interface RunnerDeps extends FinalActionDeps {
   sql: Sql;
   gateway: StripeGateway;
+  /**
+   * Real time, which Stripe's idempotency keys age by. Not `clock`: the demo scales that one (a
+   * simulated day in real seconds) while Stripe's keys still last a real day.
+   */
+  wallNow: () => Date;
   /** How long a claim protects an attempt from other workers; must exceed the Stripe timeout. */
   leaseMs: number;
   /** First delay before repeating a request that was not sent or has an unknown outcome; doubles. */
@@ -61,6 +73,34 @@ export interface RunnerDeps extends FinalActionDeps {
   /** Test seam: runs after the charge call and before the outcome is written (a crash there). */
   afterCharge?: (attempt: AttemptRow, outcome: ChargeOutcome) => Promise<void>;
 }
+
+/**
+ * How long Stripe keeps an idempotency key and replays its first answer. Stripe
+ * (https://docs.stripe.com/idempotency): "You can remove keys from the system automatically after
+ * they're at least 24 hours old. We generate a new request if a key is reused after the original is
+ * pruned." Asked again later, an attempt's request may run as a new charge.
+ */
+export const STRIPE_KEY_LIFE_MS = 24 * 3_600_000;
+/**
+ * Taken off the key life before trusting a replay: our clock against Stripe's, and the time the
+ * first request took to arrive. An attempt unresolved that long is rare (the workers were away for
+ * most of a day), and reconciling it an hour early costs nothing but Stripe's replayed details.
+ */
+export const KEY_LIFE_MARGIN_MS = 3_600_000;
+
+/**
+ * Whether the attempt's idempotency key may be gone at Stripe, so asking again with it could
+ * charge a second time: its first request left (`firstSentAt`, real time) at least the key life,
+ * less the margin, before `wallNow`. A request never sent has no key to lose.
+ */
+export function keyMayHaveExpired(firstSentAt: Date | null, wallNow: Date): boolean {
+  if (firstSentAt === null) return false;
+  return wallNow.getTime() - firstSentAt.getTime() >= STRIPE_KEY_LIFE_MS - KEY_LIFE_MARGIN_MS;
+}
+
+/** Said of an attempt resolved from Stripe's state instead of its key's replay. */
+const KEY_EXPIRED =
+  'not asked again: its first request left over a day ago and Stripe may have pruned the idempotency key';
 
 export type RunResult = 'not_claimed' | 'skipped' | 'succeeded' | 'declined' | 'not_sent' | 'unknown' | 'needs_ops';
 
@@ -191,10 +231,35 @@ async function runClaimed(
     remote.amount_remaining,
     deps.clock.now(),
   );
+  // Past the key's life, the same key could charge again: the attempt is resolved from Stripe's
+  // state, never asked again.
+  const keyExpired = mayHaveRun && keyMayHaveExpired(attempt.firstSentAt, deps.wallNow());
   // Paid while our outcome was unknown: asking again with the same key tells whether it was us
-  // (Stripe replays our success) or someone else (Stripe refuses: already paid).
-  if (remote.status !== 'open' && !(remote.status === 'paid' && mayHaveRun)) {
-    return skip(deps, attempt, `invoice is ${remote.status} at Stripe`, { settled: remote });
+  // (Stripe replays our success) or someone else (Stripe refuses: already paid). Once the key may be
+  // gone that cannot be told: the case closes as paid, and the payment is not credited to this
+  // attempt (the customer paying on the hosted page would look the same).
+  if (remote.status !== 'open' && !(remote.status === 'paid' && mayHaveRun && !keyExpired)) {
+    const why = keyExpired ? ` (${KEY_EXPIRED}; whether this attempt paid it cannot be told)` : '';
+    return skip(deps, attempt, `invoice is ${remote.status} at Stripe${why}`, { settled: remote });
+  }
+  if (keyExpired) {
+    // Open: the earlier request did not take the money. If it reached the bank, its decline is
+    // among the invoice's charges, and is recorded as this attempt's answer: counted once, as the
+    // replay would have.
+    let lost: ChargeDecline | null;
+    try {
+      lost = await chargeOfLostRequest(deps, attempt, remote);
+    } catch (err) {
+      log.warn({ err }, "cannot read the invoice's charges to resolve an attempt past its key's life; retrying soon");
+      return requeue(deps, attempt, 'unknown', `charges read failed: ${(err as Error).message}`, null);
+    }
+    if (lost) {
+      log.warn(
+        { chargeId: lost.chargeId },
+        "attempt past its key's life resolved from the invoice's charges: declined",
+      );
+      return record(deps, attempt, { kind: 'declined', decline: lost }, mayHaveRun);
+    }
   }
   // Our copy of the subscription may not know yet (its event is late, or predates the install).
   // An open invoice also means an earlier request of this attempt did not take the money.
@@ -216,6 +281,18 @@ async function runClaimed(
     // Repeating it could charge a case ops stopped; a decline it may have drawn goes unrecorded.
     return skip(deps, attempt, localSkip);
   }
+  if (keyExpired) {
+    // No charge of it at Stripe: it never reached the bank, and nothing is counted. Charging now
+    // would be a new request under an old plan; the planner plans a new attempt, with a new number
+    // and key, under the caps and network limits of now.
+    log.warn(
+      { firstSentAt: attempt.firstSentAt },
+      "attempt past its key's life made no charge: not repeated, planned again",
+    );
+    return skip(deps, attempt, `${KEY_EXPIRED}; no charge of it at Stripe, planned again with a new key`, {
+      replan: true,
+    });
+  }
 
   if (remote.status === 'open' && local.caseRow !== null) {
     // Decline details can reach the ledger after this attempt was planned (events arrive in any
@@ -227,10 +304,58 @@ async function runClaimed(
   }
 
   const key = keyOf(attempt);
+  // Before the request leaves, so a takeover after a crash knows the key's age; only the first
+  // request starts it (a replay or a takeover does not renew the key).
+  if (attempt.firstSentAt === null)
+    await owned(store.markSent(deps.sql, attempt.id, deps.wallNow(), fenceOf(attempt)), attempt);
   progress.chargeSent = true;
   const outcome = await payInvoice(deps.gateway, attempt.invoiceId, key, attempt.paymentMethod);
   await deps.afterCharge?.(attempt, outcome);
   return record(deps, attempt, outcome, mayHaveRun);
+}
+
+/**
+ * The failed charge an attempt's lost request made, if it made one: the earliest failed charge of
+ * the invoice (every PaymentIntent of it) that no ledger row holds, made after the request first
+ * left (give or take the clocks' skew), on the attempt's card when the attempt names one. A request
+ * makes at most one charge. Someone else's try on the invoice meanwhile (the hosted page) is one
+ * too, and its event waits while this attempt is unresolved (`OurAttemptUnresolved`): taking it for
+ * ours may credit it to the wrong row, but every charge is still on the ledger once.
+ */
+async function chargeOfLostRequest(
+  deps: RunnerDeps,
+  a: AttemptRow,
+  remote: Stripe.Invoice,
+): Promise<ChargeDecline | null> {
+  if (a.firstSentAt === null) return null;
+  const from = a.firstSentAt.getTime() - STRIPE_CLOCK_SKEW_MS;
+  const charges: Stripe.Charge[] = [];
+  for (const pi of intentsOf(remote)) charges.push(...(await failedChargesOf(deps.gateway, pi.id)));
+  const after = charges.filter(
+    (ch) => ch.created * 1000 >= from && (a.paymentMethod === null || ch.payment_method === a.paymentMethod),
+  );
+  if (after.length === 0) return null;
+  const known =
+    await deps.sql`select charge_id from payment_attempts where charge_id in ${deps.sql(after.map((ch) => ch.id))}`;
+  const onLedger = new Set(known.map((r) => r.charge_id as string));
+  const ours = after
+    .filter((ch) => !onLedger.has(ch.id))
+    .sort((x, y) => x.created - y.created || (x.id < y.id ? -1 : 1))[0];
+  if (!ours) return null;
+  const d = detailsOfCharge(ours);
+  return {
+    declineCode: d.declineCode,
+    failureCode: d.failureCode,
+    adviceCode: d.adviceCode,
+    networkAdviceCode: d.networkAdviceCode,
+    networkDeclineCode: d.networkDeclineCode,
+    chargeId: d.chargeId,
+    paymentIntentId: d.paymentIntentId,
+    paymentMethod: d.paymentMethod,
+    cardFingerprint: d.cardFingerprint,
+    cardBrand: d.cardBrand,
+    message: `${d.failureMessage ?? 'declined'} (read from the invoice's charges: ${KEY_EXPIRED})`,
+  };
 }
 
 /**
@@ -568,6 +693,7 @@ export function runnerDeps(
     policies: createPolicySource(o.policy),
     ...(o.learned ? { learned: o.learned } : {}),
     gateway: { stripe: o.stripe, throttle: o.throttle ?? createThrottle(o.config.stripeRequestsPerSecond) },
+    wallNow: () => new Date(),
     leaseMs: o.leaseMs ?? 120_000,
     requestRetryBaseMs: o.requestRetryBaseMs ?? 2_000,
     requestRetryMaxMs: 300_000,

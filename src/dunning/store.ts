@@ -59,6 +59,8 @@ export interface AttemptRow {
   jobId: string | null;
   /** Set by each claim: the holder writes its result only while this is still its own. */
   leaseToken: string | null;
+  /** Real time its charge request first left (null: never sent); the idempotency key's age counts from it. */
+  firstSentAt: Date | null;
   createdAt: Date;
 }
 
@@ -113,6 +115,7 @@ function toAttempt(r: Row): AttemptRow {
     requestTries: Number(r.request_tries ?? 0),
     jobId: s('job_id'),
     leaseToken: s('lease_token'),
+    firstSentAt: (r.first_sent_at as Date | null) ?? null,
     createdAt: r.created_at as Date,
   };
 }
@@ -339,6 +342,19 @@ export async function finishAttempt(tx: Tx, attemptId: number, r: AttemptResult,
       lease_token = null
     where id = ${attemptId}`;
   return true;
+}
+
+/**
+ * Notes the real time the attempt's charge request leaves, before it leaves, unless an earlier
+ * request of the attempt already did: the idempotency key's life starts with the first request, and
+ * a replay or a takeover does not renew it. False when `fence` no longer holds.
+ */
+export async function markSent(tx: Tx, attemptId: number, at: Date, fence: Fence): Promise<boolean> {
+  const rows = await tx`
+    update payment_attempts set first_sent_at = coalesce(first_sent_at, ${at})
+     where id = ${attemptId} and ${fenced(tx, fence)}
+    returning id`;
+  return rows.length > 0;
 }
 
 /**

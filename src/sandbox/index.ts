@@ -7,7 +7,7 @@ import { createFaultRegistry, type Fault } from './faults.ts';
 import { createIdempotencyCache } from './idempotency.ts';
 import { createRng } from './issuer-model.ts';
 import { apiVersion, eventAtVersion } from './objects.ts';
-import { createSandboxHttp, type RateLimitedRequest } from './server.ts';
+import { createSandboxHttp, type ApiRequestRecord, type RateLimitedRequest } from './server.ts';
 import { captureState, restoreStore, type SandboxState } from './snapshot.ts';
 import { createStore, unixSeconds, type CardSpec, type EventRec } from './store.ts';
 import { createWebhookQueue, type Clock, type DeliveryRecord, type WebhookQueue } from './webhooks.ts';
@@ -21,7 +21,7 @@ export type { Fault, FaultKind } from './faults.ts';
 export type { FailureReason } from './issuer-model.ts';
 export type { CardSpec, EventRec } from './store.ts';
 export type { DeliveryRecord } from './webhooks.ts';
-export type { RateLimitedRequest } from './server.ts';
+export type { ApiRequestRecord, RateLimitedRequest } from './server.ts';
 export { parseState, parseWithDates, stringifyState, stringifyWithDates, type SandboxState } from './snapshot.ts';
 
 export interface SandboxOptions {
@@ -64,6 +64,8 @@ export interface SandboxOptions {
    * would then run as a new request. The demo passes real time.
    */
   idempotencyClock?: Clock;
+  /** Record every API request, see `requests()` (tests; a long demo would keep them all). */
+  recordRequests?: boolean;
   /** Delivery attempts per event on non-2xx (default 4) and the first backoff (default 50 ms, doubling). */
   webhookMaxAttempts?: number;
   webhookBackoffMs?: number;
@@ -146,6 +148,8 @@ export interface Sandbox {
   saveState(): SandboxState;
   /** Requests the rate limiter turned away with 429, in arrival order. */
   rateLimited(): RateLimitedRequest[];
+  /** Every API request in arrival order, with what became of it; empty unless `recordRequests`. */
+  requests(): ApiRequestRecord[];
   flushWebhooks(): Promise<void>;
   /**
    * The API version of events emitted from now on: as replacing the endpoint with one created at
@@ -226,6 +230,7 @@ export async function startSandbox(opts: SandboxOptions): Promise<Sandbox> {
       ...(opts.rateLimitNow ? { now: opts.rateLimitNow } : {}),
     },
     latencyMs: opts.latencyMs ?? 0,
+    recordRequests: opts.recordRequests ?? false,
   });
   await new Promise<void>((resolve, reject) => {
     http.server.once('error', reject);
@@ -305,6 +310,7 @@ export async function startSandbox(opts: SandboxOptions): Promise<Sandbox> {
     customers: () => [...store.customers.values()].map((c) => ({ id: c.id, email: c.email })),
     saveState: () => captureState(store),
     rateLimited: () => http.rateLimited(),
+    requests: () => http.requests(),
     setWebhookApiVersion(version) {
       endpointVersion = version;
     },

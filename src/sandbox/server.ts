@@ -23,6 +23,8 @@ export interface HttpOptions {
   /** The account's limit over every request, and each endpoint's own; null: none. */
   rateLimit: { account: LimitSpec | null; endpoint: LimitSpec | null; now?: () => number };
   latencyMs: number;
+  /** Keep a record of every API request (tests); off by default, as a long demo would keep them all. */
+  recordRequests?: boolean;
 }
 
 /** A request the rate limiter answered 429: nothing executed, nothing stored. */
@@ -32,11 +34,26 @@ export interface RateLimitedRequest {
   idempotencyKey: string | null;
 }
 
+/**
+ * An API request as it arrived and what became of it: `executed` (an endpoint ran, whatever it
+ * answered, also when a fault then lost the answer), `replayed` (an idempotency key's stored answer),
+ * or turned away before any endpoint ran.
+ */
+export interface ApiRequestRecord {
+  method: string;
+  path: string;
+  idempotencyKey: string | null;
+  handled: 'executed' | 'replayed' | 'rate_limited' | 'fault' | 'key_mismatch' | 'key_in_use';
+  fault: FaultKind | null;
+}
+
 export interface SandboxHttp {
   server: Server;
   /** Ends every held connection (hang faults) so `close` can finish. */
   dropHeld(): void;
   rateLimited(): RateLimitedRequest[];
+  /** Every API request since the start, in arrival order (empty unless `recordRequests`). */
+  requests(): ApiRequestRecord[];
 }
 
 const maxBodyBytes = 1_000_000;
@@ -60,6 +77,7 @@ const delay = (ms: number): Promise<void> => new Promise((resolve) => setTimeout
 export function createSandboxHttp(opts: HttpOptions): SandboxHttp {
   const held = new Set<ServerResponse>();
   const limited: RateLimitedRequest[] = [];
+  const requests: ApiRequestRecord[] = [];
   let requestCounter = 0;
   const limiter = createRateLimiter(opts.rateLimit);
 
@@ -171,14 +189,28 @@ export function createSandboxHttp(opts: HttpOptions): SandboxHttp {
       return;
     }
     const matched = matchRoute(method, path);
+    const sentKey = req.headers['idempotency-key'];
+    const record = (handled: ApiRequestRecord['handled'], fault: FaultKind | null = null): void => {
+      if (opts.recordRequests)
+        requests.push({
+          method,
+          path,
+          idempotencyKey: typeof sentKey === 'string' && sentKey !== '' ? sentKey : null,
+          handled,
+          fault,
+        });
+    };
     if (!limiter.allow(`${method} ${matched?.route.pattern ?? 'unknown'}`)) {
-      const key = req.headers['idempotency-key'];
-      limited.push({ method, path, idempotencyKey: typeof key === 'string' && key !== '' ? key : null });
+      limited.push({ method, path, idempotencyKey: typeof sentKey === 'string' && sentKey !== '' ? sentKey : null });
+      record('rate_limited');
       send(res, rateLimited());
       return;
     }
     const fault = matched === null ? null : opts.faults.take(`${method} ${matched.route.pattern}`, matched.id);
-    if (fault !== null && preFault(fault, res)) return;
+    if (fault !== null && preFault(fault, res)) {
+      record('fault', fault);
+      return;
+    }
 
     requestCounter += 1;
     const requestId = `req_sbx${requestCounter.toString(36).padStart(8, '0')}`;
@@ -192,10 +224,12 @@ export function createSandboxHttp(opts: HttpOptions): SandboxHttp {
       headers['idempotency-key'] = idemKey;
       const lookup = opts.idempotency.begin(idemKey, requestFingerprint(method, path, parsePairs(body)));
       if (lookup.kind === 'replay') {
+        record('replayed', fault);
         postFault(fault, res, lookup.response, { ...headers, 'idempotent-replayed': 'true' });
         return;
       }
       if (lookup.kind === 'mismatch') {
+        record('key_mismatch');
         send(
           res,
           {
@@ -210,6 +244,7 @@ export function createSandboxHttp(opts: HttpOptions): SandboxHttp {
         return;
       }
       if (lookup.kind === 'in_flight') {
+        record('key_in_use');
         send(
           res,
           {
@@ -229,6 +264,7 @@ export function createSandboxHttp(opts: HttpOptions): SandboxHttp {
     }
     if (opts.latencyMs > 0) await delay(opts.latencyMs);
     const reply = execute(method, path, query, body, requestId, idemKey);
+    record('executed', fault);
     // Stripe: "Results are only saved if an API endpoint started executing. If incoming parameters
     // failed validation, or the request conflicted with another that was executing concurrently,
     // no idempotent result is saved because no API endpoint began execution."
@@ -286,5 +322,6 @@ export function createSandboxHttp(opts: HttpOptions): SandboxHttp {
       held.clear();
     },
     rateLimited: () => [...limited],
+    requests: () => [...requests],
   };
 }

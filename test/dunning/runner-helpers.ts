@@ -27,13 +27,13 @@ export interface RunnerWorld {
 export const START = '2026-03-03T08:00:00Z';
 
 export async function startWorld(
-  options: { stripeTimeoutMs?: number; leaseMs?: number; start?: Date | string } = {},
+  options: { stripeTimeoutMs?: number; leaseMs?: number; start?: Date | string; recordRequests?: boolean } = {},
 ): Promise<RunnerWorld> {
   const db = await createTestDatabase();
   const clock = new FixedClock(options.start ?? START);
   // The sandbox's card model runs on its own clock so a test can let "time heal" a card.
   const sandboxClock = new FixedClock(options.start ?? START);
-  const sandbox = await startSandbox({ clock: sandboxClock, seed: 7 });
+  const sandbox = await startSandbox({ clock: sandboxClock, seed: 7, recordRequests: options.recordRequests ?? false });
   const log = createLogger(process.env.TEST_LOG_LEVEL ?? 'silent');
   const boss = await startQueue(db.url, log);
   const policy = defaultPolicy();

@@ -1,0 +1,13 @@
+-- When, in real time, an attempt's charge request first left for Stripe. Stripe keeps an
+-- idempotency key at least 24 hours and may prune it after that; a request repeated later with the
+-- same key can run as a new charge. The runner compares this with its real clock before repeating
+-- an unresolved attempt (src/dunning/runner.ts, "key life"). Set once, just before the first
+-- request, and never moved by a takeover or a replay: the key's life starts with that request.
+-- `started_at` cannot serve: it is on the worker's clock, which the demo scales (a simulated day
+-- in real seconds), and it is set by a claim that may never send.
+alter table payment_attempts add column first_sent_at timestamptz;
+-- Attempts unresolved when this migration runs may have sent their request: their first claim is
+-- the best time we have, and it is no later than the request, so their key looks older, never
+-- younger, than it is (the safe side: such an attempt is reconciled rather than repeated).
+update payment_attempts set first_sent_at = started_at
+ where status in ('unknown', 'in_flight') and started_at is not null;

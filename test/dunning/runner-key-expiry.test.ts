@@ -1,0 +1,226 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import {
+  executeAttempt,
+  KEY_LIFE_MARGIN_MS,
+  keyMayHaveExpired,
+  STRIPE_KEY_LIFE_MS,
+  type RunnerDeps,
+} from '../../src/dunning/runner.ts';
+import {
+  apiCharges,
+  attemptRow,
+  caseRow,
+  planDueAttempt,
+  seedFailedInvoice,
+  START,
+  startWorld,
+  type RunnerWorld,
+} from './runner-helpers.ts';
+
+/**
+ * An attempt whose charge outcome is unknown is asked again with the same idempotency key, and
+ * Stripe replays the first answer. Stripe (https://docs.stripe.com/idempotency): "You can remove
+ * keys from the system automatically after they're at least 24 hours old. We generate a new request
+ * if a key is reused after the original is pruned." So once the workers were away longer than that,
+ * the same key could charge the card again: the runner reconciles from Stripe's state instead and
+ * never sends that request.
+ *
+ * The sandbox ages its keys on its own clock, which here is also the runner's real clock
+ * (`wallNow`): moving it moves Stripe's time and ours together. The sandbox records every request.
+ */
+
+const HOUR = 3_600_000;
+const PAY = 'POST /v1/invoices/:id/pay';
+let w: RunnerWorld;
+let deps: RunnerDeps;
+beforeAll(async () => {
+  w = await startWorld({ recordRequests: true });
+  deps = { ...w.deps, wallNow: () => w.sandboxClock.now() };
+});
+afterAll(async () => {
+  await w?.close();
+});
+
+/** Stripe's time and the worker's move on together (the workers were down meanwhile). */
+function advance(ms: number): void {
+  w.clock.advance(ms);
+  w.sandboxClock.advance(ms);
+}
+
+/** Every charge request that reached the sandbox with this key, replays and refusals included. */
+function payRequests(invoiceId: string, key: string) {
+  return w.sandbox
+    .requests()
+    .filter((r) => r.method === 'POST' && r.path === `/v1/invoices/${invoiceId}/pay` && r.idempotencyKey === key);
+}
+
+/** A card the sandbox approves: the customer's default becomes a working card. */
+async function payableCase() {
+  const s = await seedFailedInvoice(w, 'generic_decline');
+  await w.sandbox.updateCard(s.customerId, { brand: 'visa', failure: null, expMonth: 1, expYear: 2031 });
+  return s;
+}
+
+/**
+ * What the planner counts (attempts that reached Stripe or may have) against every charge Stripe
+ * made on the invoice: each charge is on the ledger exactly once, and no counted row lacks one.
+ */
+async function ledgerMatchesStripe(invoiceId: string): Promise<void> {
+  const counted = await w.db.sql`
+    select charge_id from payment_attempts
+     where invoice_id = ${invoiceId} and status in ('declined', 'succeeded', 'unknown', 'in_flight')`;
+  const atStripe = w.sandbox.charges(invoiceId).map((c) => c.id);
+  expect(counted.map((r) => r.charge_id as string | null).sort()).toEqual([...atStripe].sort());
+}
+
+async function plannedNos(invoiceId: string): Promise<number[]> {
+  const rows = await w.db.sql`
+    select attempt_no, idempotency_key from payment_attempts where invoice_id = ${invoiceId} and status = 'planned'`;
+  for (const r of rows) expect(r.idempotency_key).toBe(`dunning:${invoiceId}:${r.attempt_no as number}`);
+  return rows.map((r) => Number(r.attempt_no));
+}
+
+describe('an unknown attempt past the idempotency key life', () => {
+  it('declined at the bank, answer lost, workers away 25 h: no second request with the key; the decline is read from Stripe, counted once, and a new attempt with a new key is planned', async () => {
+    w.clock.set(START);
+    w.sandboxClock.set(START);
+    const s = await seedFailedInvoice(w, 'generic_decline');
+    const id = await planDueAttempt(w.db.sql, s, w.clock.now());
+    const key = `dunning:${s.invoiceId}:2`;
+    w.sandbox.inject({ kind: 'execute_then_500', route: PAY, objectId: s.invoiceId });
+    expect(await executeAttempt(deps, id)).toBe('unknown');
+    expect(apiCharges(w.sandbox, s.invoiceId)).toHaveLength(1);
+    expect((await attemptRow(w.db.sql, id)).first_sent_at).toEqual(new Date(START));
+
+    advance(25 * HOUR);
+    expect(await executeAttempt(deps, id)).toBe('declined');
+
+    expect(payRequests(s.invoiceId, key).map((r) => r.handled)).toEqual(['executed']);
+    const charges = apiCharges(w.sandbox, s.invoiceId);
+    expect(charges).toHaveLength(1);
+    const a = await attemptRow(w.db.sql, id);
+    expect(a).toMatchObject({ status: 'declined', charge_id: charges[0]!.id, first_sent_at: new Date(START) });
+    expect(a.failure_message).toMatch(/idempotency key/);
+    await ledgerMatchesStripe(s.invoiceId);
+    expect(await plannedNos(s.invoiceId)).toEqual([3]);
+  });
+
+  it('paid by the lost request, workers away 25 h: no second request; the case closes as paid, the attempt is not credited with it', async () => {
+    w.clock.set(START);
+    w.sandboxClock.set(START);
+    const s = await payableCase();
+    const id = await planDueAttempt(w.db.sql, s, w.clock.now());
+    const key = `dunning:${s.invoiceId}:2`;
+    w.sandbox.inject({ kind: 'execute_then_500', route: PAY, objectId: s.invoiceId });
+    expect(await executeAttempt(deps, id)).toBe('unknown');
+
+    advance(25 * HOUR);
+    expect(await executeAttempt(deps, id)).toBe('skipped');
+
+    expect(payRequests(s.invoiceId, key).map((r) => r.handled)).toEqual(['executed']);
+    expect(apiCharges(w.sandbox, s.invoiceId)).toHaveLength(1);
+    const a = await attemptRow(w.db.sql, id);
+    expect(a.status).toBe('skipped');
+    expect(a.failure_message).toMatch(/invoice is paid at Stripe.*idempotency key/);
+    // Not credited to dunning: the customer paying on the hosted page would look the same.
+    expect(await caseRow(w.db.sql, s.caseId)).toMatchObject({ status: 'recovered', recovery_path: 'customer_paid' });
+    expect(await plannedNos(s.invoiceId)).toEqual([]);
+  });
+
+  it('never executed (500 before the endpoint), workers away 25 h: not repeated, nothing counted; the next attempt has a new key and is a new request', async () => {
+    w.clock.set(START);
+    w.sandboxClock.set(START);
+    const s = await seedFailedInvoice(w, 'generic_decline');
+    const id = await planDueAttempt(w.db.sql, s, w.clock.now());
+    const key = `dunning:${s.invoiceId}:2`;
+    w.sandbox.inject({ kind: 'http_500', route: PAY, objectId: s.invoiceId });
+    expect(await executeAttempt(deps, id)).toBe('unknown');
+
+    advance(25 * HOUR);
+    expect(await executeAttempt(deps, id)).toBe('skipped');
+
+    expect(payRequests(s.invoiceId, key).map((r) => r.handled)).toEqual(['fault']);
+    expect(apiCharges(w.sandbox, s.invoiceId)).toHaveLength(0);
+    expect((await attemptRow(w.db.sql, id)).failure_message).toMatch(/no charge of it at Stripe/);
+    await ledgerMatchesStripe(s.invoiceId);
+    expect(await plannedNos(s.invoiceId)).toEqual([3]);
+
+    const [next] = await w.db.sql`select id from payment_attempts where invoice_id = ${s.invoiceId} and attempt_no = 3`;
+    expect(await executeAttempt(deps, Number(next!.id))).toBe('declined');
+    expect(payRequests(s.invoiceId, `dunning:${s.invoiceId}:3`).map((r) => r.handled)).toEqual(['executed']);
+    await ledgerMatchesStripe(s.invoiceId);
+  });
+
+  it('a worker killed after sending, taken over 25 h later: the takeover reconciles and keeps the first send time', async () => {
+    w.clock.set(START);
+    w.sandboxClock.set(START);
+    const s = await seedFailedInvoice(w, 'generic_decline');
+    const id = await planDueAttempt(w.db.sql, s, w.clock.now());
+    const key = `dunning:${s.invoiceId}:2`;
+    let charged!: () => void;
+    const reached = new Promise<void>((resolve) => (charged = resolve));
+    // A killed worker runs nothing more: this one stops for good after the charge.
+    void executeAttempt(
+      {
+        ...deps,
+        afterCharge: () => {
+          charged();
+          return new Promise<void>(() => {});
+        },
+      },
+      id,
+    );
+    await reached;
+    advance(25 * HOUR);
+    await w.db.sql`update payment_attempts set lease_until = now() - interval '1 second' where id = ${id}`;
+    expect(await executeAttempt(deps, id)).toBe('declined');
+
+    expect(payRequests(s.invoiceId, key)).toHaveLength(1);
+    expect(await attemptRow(w.db.sql, id)).toMatchObject({ status: 'declined', first_sent_at: new Date(START) });
+    await ledgerMatchesStripe(s.invoiceId);
+  });
+});
+
+describe('an unknown attempt within the key life', () => {
+  it('22 h later the same key is asked again and Stripe replays the decline: one charge, first send time kept', async () => {
+    w.clock.set(START);
+    w.sandboxClock.set(START);
+    const s = await seedFailedInvoice(w, 'generic_decline');
+    const id = await planDueAttempt(w.db.sql, s, w.clock.now());
+    const key = `dunning:${s.invoiceId}:2`;
+    w.sandbox.inject({ kind: 'execute_then_500', route: PAY, objectId: s.invoiceId });
+    expect(await executeAttempt(deps, id)).toBe('unknown');
+
+    advance(22 * HOUR);
+    expect(await executeAttempt(deps, id)).toBe('declined');
+
+    expect(payRequests(s.invoiceId, key).map((r) => r.handled)).toEqual(['executed', 'replayed']);
+    expect(apiCharges(w.sandbox, s.invoiceId)).toHaveLength(1);
+    expect(await attemptRow(w.db.sql, id)).toMatchObject({ status: 'declined', first_sent_at: new Date(START) });
+    await ledgerMatchesStripe(s.invoiceId);
+    expect(await plannedNos(s.invoiceId)).toEqual([3]);
+  });
+});
+
+describe('keyMayHaveExpired (pure)', () => {
+  const sent = new Date(START);
+  const at = (ms: number) => new Date(sent.getTime() + ms);
+
+  it('is 24 hours, as Stripe documents, less a margin for the clocks', () => {
+    expect(STRIPE_KEY_LIFE_MS).toBe(24 * HOUR);
+    expect(KEY_LIFE_MARGIN_MS).toBeGreaterThan(0);
+    expect(KEY_LIFE_MARGIN_MS).toBeLessThanOrEqual(HOUR);
+  });
+
+  it('holds from the key life less the margin on, never before', () => {
+    const limit = STRIPE_KEY_LIFE_MS - KEY_LIFE_MARGIN_MS;
+    expect(keyMayHaveExpired(sent, at(limit - 1))).toBe(false);
+    expect(keyMayHaveExpired(sent, at(limit))).toBe(true);
+    expect(keyMayHaveExpired(sent, at(25 * HOUR))).toBe(true);
+    expect(keyMayHaveExpired(sent, at(-HOUR))).toBe(false);
+  });
+
+  it('a request never sent has no key to lose', () => {
+    expect(keyMayHaveExpired(null, at(30 * 24 * HOUR))).toBe(false);
+  });
+});
