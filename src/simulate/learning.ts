@@ -6,7 +6,13 @@
  * adaptive), as the scheduled job learns from the whole ledger; it is rebuilt once a month.
  */
 import { generatePopulation } from '../demo/population.ts';
-import { learnTable, observationsFromLedger, tableInUse, type RetryObservation } from '../dunning/adaptive.ts';
+import {
+  learnTable,
+  observationsFromLedger,
+  paydayRetries,
+  tableInUse,
+  type RetryObservation,
+} from '../dunning/adaptive.ts';
 import { assignCohort, type Policy } from '../dunning/policy.ts';
 import { majorUnits } from '../money.ts';
 import { simulateCase, type CaseResult } from './engine.ts';
@@ -21,6 +27,8 @@ export interface MonthFigures {
   month: number;
   /** Retries the table was built from at the start of the month, and whether it may move a retry. */
   learnedRetries: number;
+  /** Of those, funds retries of customers whose payday was on record: what the payday table learned from. */
+  paydayRetries: number;
   inUse: boolean;
   adaptive: number;
   defaults: number;
@@ -88,6 +96,7 @@ export function learningCurves(o: LearningOptions): LearningCurve[] {
       months.push({
         month: m,
         learnedRetries: table.retries,
+        paydayRetries: paydayRetries(table),
         inUse: tableInUse(table),
         adaptive: share(adaptive),
         defaults: share(defaults),

@@ -1,64 +1,58 @@
 /**
- * The observed payday reaches the planner and the learned table. Until the planner times funds
- * retries by it no figure shows that, so the planner's and the learner's inputs are recorded here.
+ * The observed payday reaches the planner and the learned table in the simulator: a customer's
+ * payday on record moves their funds retry when the merchant's data favour it, and the learning
+ * curve's table learns funds retries by days since the payday.
  */
-import { describe, expect, it, vi } from 'vitest';
+import { describe, expect, it } from 'vitest';
+import { ADAPTIVE_DEFAULTS, explorationUnit, learnTable, type RetryObservation } from '../../src/dunning/adaptive.ts';
 import { defaultPolicy } from '../../src/dunning/policy.ts';
-import type { CustomerContext } from '../../src/dunning/planner.ts';
-import type { RetryObservation } from '../../src/dunning/adaptive.ts';
 import { SIMULATION_START } from '../../src/simulate/compare.ts';
 import { issuerVariant } from '../../src/simulate/issuers.ts';
 import { learningCurves } from '../../src/simulate/learning.ts';
 import { plannerStrategy, type SimCase } from '../../src/simulate/strategies.ts';
 
-const seen = vi.hoisted(() => ({ customers: [] as CustomerContext[], learnedFrom: [] as RetryObservation[][] }));
-
-vi.mock('../../src/dunning/planner.ts', async (original) => {
-  const m = await original<typeof import('../../src/dunning/planner.ts')>();
-  return {
-    ...m,
-    planNextAttempt: (...args: Parameters<typeof m.planNextAttempt>) => {
-      seen.customers.push(args[1]);
-      return m.planNextAttempt(...args);
-    },
-  };
-});
-
-vi.mock('../../src/dunning/adaptive.ts', async (original) => {
-  const m = await original<typeof import('../../src/dunning/adaptive.ts')>();
-  return {
-    ...m,
-    learnTable: (...args: Parameters<typeof m.learnTable>) => {
-      seen.learnedFrom.push([...args[0]]);
-      return m.learnTable(...args);
-    },
-  };
-});
+function funds(n: number, wins: number, daysFromPayday: number): RetryObservation[] {
+  return Array.from({ length: n }, (_, i) => ({
+    category: 'funds' as const,
+    hoursSinceDecline: 72,
+    declinesSoFar: 1,
+    localHour: 6,
+    daysFromPayday,
+    succeeded: i < wins,
+  }));
+}
 
 describe('the observed payday in the simulator', () => {
-  it('goes to the planner with the rest of the customer', () => {
-    const observedPayday = { dayOfMonth: 15, invoiceId: 'in_prev_k', paidAt: new Date('2026-10-15T05:00:00Z') };
+  it("moves a funds retry to the customer's payday when the learned table favours it, and only then", () => {
+    // 60 % on the payday, 15 % a week or more after it.
+    const table = learnTable([...funds(200, 120, 0), ...funds(300, 45, 7)], new Date('2026-11-01T00:00:00Z'));
+    let key = '';
+    for (let i = 0; !key; i += 1)
+      if (explorationUnit(`in_sim_k${i}`) >= ADAPTIVE_DEFAULTS.explorationShare) key = `k${i}`;
+    const observedPayday = { dayOfMonth: 20, invoiceId: `in_prev_${key}`, paidAt: new Date('2026-10-20T05:00:00Z') };
+    // Tuesday 10 November 2026, 08:00 Berlin: the calendar's next payday is Friday the 13th.
     const c: SimCase = {
-      invoiceId: 'in_sim_k',
-      openedAt: new Date('2026-11-03T10:00:00Z'),
+      invoiceId: `in_sim_${key}`,
+      openedAt: new Date('2026-11-10T07:00:00Z'),
       timeZone: 'Europe/Berlin',
       country: 'DE',
       cardBrand: 'visa',
       attempts: [
-        { at: new Date('2026-11-03T10:00:00Z'), card: 0, source: 'stripe', ok: false, reason: 'insufficient_funds' },
+        { at: new Date('2026-11-10T07:00:00Z'), card: 0, source: 'stripe', ok: false, reason: 'insufficient_funds' },
       ],
       observedPayday,
     };
-    seen.customers.length = 0;
-    for (const cohort of ['smart', 'holdout'] as const)
-      plannerStrategy(defaultPolicy(), 'Europe/Berlin', 'p', cohort).nextRetry(c);
-    plannerStrategy(defaultPolicy(), 'Europe/Berlin').nextRetry({ ...c, observedPayday: undefined });
-    expect(seen.customers.map((x) => x.observedPayday)).toEqual([observedPayday, observedPayday, null]);
+    const policy = defaultPolicy();
+    const day = (d: Date | null) => d?.toISOString().slice(0, 10);
+    const adaptive = plannerStrategy(policy, 'Europe/Berlin', 'adaptive', 'smart', table);
+    expect(day(adaptive.nextRetry(c))).toBe('2026-11-20');
+    expect(day(adaptive.nextRetry({ ...c, observedPayday: null }))).toBe('2026-11-13');
+    // Without a learned table the payday on record changes nothing.
+    expect(day(plannerStrategy(policy, 'Europe/Berlin').nextRetry(c))).toBe('2026-11-13');
   });
 
   it('is learned from: funds retries of customers with one are counted by days since their payday', () => {
-    seen.learnedFrom.length = 0;
-    learningCurves({
+    const [curve] = learningCurves({
       seed: 4,
       months: 2,
       perMonth: 120,
@@ -67,12 +61,21 @@ describe('the observed payday in the simulator', () => {
       start: SIMULATION_START,
       variants: [issuerVariant('funds-majority')],
     });
-    const month2 = seen.learnedFrom[1] ?? [];
-    const funds = month2.filter((o) => o.category === 'funds');
-    const known = funds.filter((o) => o.daysFromPayday !== null);
-    // About 40 % of customers have one on record: some funds retries with a distance, most without.
-    expect(known.length).toBeGreaterThan(0);
-    expect(known.length).toBeLessThan(funds.length);
-    for (const o of known) expect(o.daysFromPayday).toBeGreaterThanOrEqual(0);
+    const [month1, month2] = curve!.months;
+    expect(month1!.paydayRetries).toBe(0);
+    // About 40 % of customers have one on record: some of the learned retries, not all.
+    expect(month2!.paydayRetries).toBeGreaterThan(0);
+    expect(month2!.paydayRetries).toBeLessThan(month2!.learnedRetries);
+    const none = learningCurves({
+      seed: 4,
+      months: 2,
+      perMonth: 120,
+      policy: defaultPolicy(),
+      merchantTimeZone: 'Europe/Berlin',
+      start: SIMULATION_START,
+      variants: [issuerVariant('funds-majority')],
+      observedPaydayShare: 0,
+    });
+    expect(none[0]!.months[1]!.paydayRetries).toBe(0);
   });
 });
