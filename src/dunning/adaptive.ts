@@ -428,11 +428,17 @@ export interface FundsDayChoice {
 
 /**
  * The day of a funds retry, from the merchant's funds retries by days since each customer's own
- * payday (`byPaydayDistance`). Candidates are the local days from `earliest` up to a week after
- * the calendar's slot, each at its window's opening (money lands overnight). The best day moves the
- * retry only when its whole 95 % interval lies above the rate at the calendar slot's distance,
- * the earliest such day on a tie; the exploration share keeps the calendar. Null when no table is
- * given or `retry.adaptive` is off.
+ * payday (`byPaydayDistance`). Candidates are the local days from `earliest` up to the calendar's
+ * slot, each at its window's opening (money lands overnight). The best day moves the retry only
+ * when its whole 95 % interval lies above the rate at the calendar slot's distance, the earliest
+ * such day on a tie; the exploration share keeps the calendar. Null when no table is given or
+ * `retry.adaptive` is off.
+ *
+ * Never later than the calendar's slot: a payday seen once is a weak guess (a month-end payer's day
+ * of month moves, a weekly payer has four), and a retry moved past a calendar payday skipped the day
+ * money most likely came. Moved earlier, a wrong guess costs one charge: the calendar's slot still
+ * follows. Measured on the issuer family (docs/simulate.md): up to a week later lost up to 3 points
+ * on the month-end model.
  */
 export function chooseFundsDay(table: LearnedTable | null | undefined, c: FundsDayChoice): LearnedSlot | null {
   if (!table || c.mode === 'off') return null;
@@ -453,7 +459,7 @@ export function chooseFundsDay(table: LearnedTable | null | undefined, c: FundsD
     return keep(
       `policy calendar kept for ${pct(table.settings.explorationShare)} of cases, to go on measuring it (${baseText})`,
     );
-  const until = Math.min(c.latest.getTime(), c.policy.at.getTime() + 7 * 86_400_000);
+  const until = Math.min(c.latest.getTime(), c.policy.at.getTime());
   let best: { at: Date; bucket: number; cell: Cell } | null = null;
   let day = local(c.earliest, c.zone).startOf('day');
   for (let i = 0; i < 40 && day.toJSDate().getTime() <= until; i += 1, day = day.plus({ days: 1 }).startOf('day')) {
@@ -464,7 +470,7 @@ export function chooseFundsDay(table: LearnedTable | null | undefined, c: FundsD
     const cell = table.byPaydayDistance[bucket] as Cell;
     if (bucket !== baseBucket && (best === null || cell.rate > best.cell.rate)) best = { at, bucket, cell };
   }
-  if (!best || best.cell.low <= base.rate) return keep(`${baseText}; no day up to a week later did better at 95 %`);
+  if (!best || best.cell.low <= base.rate) return keep(`${baseText}; no earlier day did better at 95 %`);
   return {
     at: best.at,
     moved: true,

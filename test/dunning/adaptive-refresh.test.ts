@@ -255,13 +255,13 @@ describe('the learned-timing refresh job', () => {
       [30, 200],
     ]);
 
-    // A customer paid on the 15th last month, declined for funds now (Monday 7 December): the
-    // calendar's next payday is Friday the 11th; the merchant's data favour the 15th.
+    // A customer paid on the 9th last month, declined for funds now (Monday 7 December): the
+    // calendar's next payday is Friday the 11th; the merchant's data favour the 9th.
     let customerId = '';
     for (let i = 0; !customerId; i += 1)
       if (explorationUnit(`in_cus_pp${i}_1_now`) >= ADAPTIVE_DEFAULTS.explorationShare) customerId = `cus_pp${i}_`;
     const invoiceId = `in_${customerId}1_now`;
-    await seedFundsRetries(customerId, 1, 0, '2026-11-15T07:00:00Z', '2026-12-07T04:00:00Z', '2026-12-07T04:00:00Z');
+    await seedFundsRetries(customerId, 1, 0, '2026-11-09T07:00:00Z', '2026-12-07T04:00:00Z', '2026-12-07T04:00:00Z');
     await db.sql`delete from payment_attempts where invoice_id = ${invoiceId} and attempt_no = 2`;
     const [c] = await db.sql<
       { id: number }[]
@@ -269,10 +269,10 @@ describe('the learned-timing refresh job', () => {
     const result = await db.sql.begin((tx) => planNext(tx, schedulerDeps(source), c!.id));
     const { reason, at } = (result as { plan: { reason: string; at: Date } }).plan;
     expect(reason).toContain(
-      `insufficient_funds: learned payday timing: 58 % success on the payday over your last 200 funds retries at it (this customer's payday: the 15th, seen when in_${customerId}1_before was paid;`,
+      `insufficient_funds: learned payday timing: 58 % success on the payday over your last 200 funds retries at it (this customer's payday: the 9th, seen when in_${customerId}1_before was paid;`,
     );
-    expect(at.getTime()).toBeGreaterThanOrEqual(new Date('2026-12-15T05:00:00Z').getTime());
-    expect(at.getTime()).toBeLessThanOrEqual(new Date('2026-12-15T05:20:00Z').getTime());
+    expect(at.getTime()).toBeGreaterThanOrEqual(new Date('2026-12-09T05:00:00Z').getTime());
+    expect(at.getTime()).toBeLessThanOrEqual(new Date('2026-12-09T05:20:00Z').getTime());
   });
 
   it('runs as a daily pg-boss schedule in the merchant zone, and refreshes at start when no snapshot exists', async () => {

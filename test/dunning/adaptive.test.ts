@@ -326,7 +326,7 @@ describe('learned paydays and hours', () => {
     ...funds(300, 45, 9),
   ];
   const table = learnTable(paydayEvidence, builtAt, { ...ADAPTIVE_DEFAULTS, explorationShare: 0 });
-  const payday = { dayOfMonth: 20, invoiceId: 'in_october', paidAt: new Date('2026-10-20T05:30:00Z') };
+  const payday = { dayOfMonth: 11, invoiceId: 'in_october', paidAt: new Date('2026-10-11T05:30:00Z') };
   // Tuesday 10 November 2026, 08:00 Berlin: insufficient funds.
   const h: CaseHistory = {
     invoiceId: 'in_funds',
@@ -342,9 +342,10 @@ describe('learned paydays and hours', () => {
     const plain = planNextAttempt(h, { ...berlin, observedPayday: payday }, exact, now, 'Europe/London');
     expect(plain).toMatchObject({ kind: 'retry', at: new Date('2026-11-13T05:00:00Z') });
     const p = planNextAttempt(h, { ...berlin, observedPayday: payday }, exact, now, 'Europe/London', table);
-    expect(p).toMatchObject({ kind: 'retry', at: new Date('2026-11-20T05:00:00Z') });
+    // 24 h after the decline, Wednesday the 11th at 08:00 Berlin, already inside the window.
+    expect(p).toMatchObject({ kind: 'retry', at: new Date('2026-11-11T07:00:00Z') });
     expect((p as { reason: string }).reason).toContain(
-      "insufficient_funds: learned payday timing: 57 % success on the payday over your last 200 funds retries at it (this customer's payday: the 20th, seen when in_october was paid; the calendar's next payday (friday), 7 or more days after the payday: 16 % over 300)",
+      "insufficient_funds: learned payday timing: 57 % success on the payday over your last 200 funds retries at it (this customer's payday: the 11th, seen when in_october was paid; the calendar's next payday (friday), 2 days after the payday: 26 % over 50)",
     );
   });
 
@@ -383,15 +384,12 @@ describe('learned paydays and hours', () => {
     );
   });
 
-  it('never moves a funds retry past the dunning window or more than a week after the calendar slot', () => {
-    const short = parsePolicy({ retry: { jitterMinutes: 0, windowDays: 9 }, baseline: { retryDays: [3, 5, 7] } });
-    const p = planNextAttempt(h, { ...berlin, observedPayday: payday }, short, now, 'Europe/London', table);
-    expect(p).toMatchObject({ kind: 'retry', at: new Date('2026-11-13T05:00:00Z') });
-    const far = { ...payday, dayOfMonth: 28 };
-    const q = planNextAttempt(h, { ...berlin, observedPayday: far }, exact, now, 'Europe/London', table);
-    // The 28th is more than a week after the calendar's 13th, and every day up to the 20th is as far from it as the 13th.
+  it("never moves a funds retry past the calendar's slot", () => {
+    // Paid on the 20th: its payday is after the calendar's Friday 13th, so the calendar stands.
+    const later = { ...payday, dayOfMonth: 20 };
+    const q = planNextAttempt(h, { ...berlin, observedPayday: later }, exact, now, 'Europe/London', table);
     expect(q).toMatchObject({ kind: 'retry', at: new Date('2026-11-13T05:00:00Z') });
-    expect((q as { reason: string }).reason).toContain('no day up to a week later did better at 95 %');
+    expect((q as { reason: string }).reason).toContain('no earlier day did better at 95 %');
   });
 
   it("moves a retry to a later hour of the window when the merchant's retries at that hour did clearly better", () => {

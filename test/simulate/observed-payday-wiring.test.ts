@@ -29,7 +29,7 @@ describe('the observed payday in the simulator', () => {
     let key = '';
     for (let i = 0; !key; i += 1)
       if (explorationUnit(`in_sim_k${i}`) >= ADAPTIVE_DEFAULTS.explorationShare) key = `k${i}`;
-    const observedPayday = { dayOfMonth: 20, invoiceId: `in_prev_${key}`, paidAt: new Date('2026-10-20T05:00:00Z') };
+    const observedPayday = { dayOfMonth: 11, invoiceId: `in_prev_${key}`, paidAt: new Date('2026-10-11T05:00:00Z') };
     // Tuesday 10 November 2026, 08:00 Berlin: the calendar's next payday is Friday the 13th.
     const c: SimCase = {
       invoiceId: `in_sim_${key}`,
@@ -45,7 +45,7 @@ describe('the observed payday in the simulator', () => {
     const policy = defaultPolicy();
     const day = (d: Date | null) => d?.toISOString().slice(0, 10);
     const adaptive = plannerStrategy(policy, 'Europe/Berlin', 'adaptive', 'smart', table);
-    expect(day(adaptive.nextRetry(c))).toBe('2026-11-20');
+    expect(day(adaptive.nextRetry(c))).toBe('2026-11-11');
     expect(day(adaptive.nextRetry({ ...c, observedPayday: null }))).toBe('2026-11-13');
     // Without a learned table the payday on record changes nothing.
     expect(day(plannerStrategy(policy, 'Europe/Berlin').nextRetry(c))).toBe('2026-11-13');
