@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { assignCohort, defaultPolicy, loadPolicyFile, parsePolicy } from '../../src/dunning/policy.ts';
+import { defaultReminderPolicy, parseReminderPolicy } from '../../src/reminders/policy.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'policy-test-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -97,9 +98,14 @@ describe('parsePolicy', () => {
 });
 
 describe('loadPolicyFile', () => {
-  it('loads the example file shipped with the project', () => {
+  it('loads the example file shipped with the project, which spells out every default', () => {
     const p = loadPolicyFile(new URL('../../dunning.config.example.json', import.meta.url).pathname);
-    expect(p.retry.maxAttempts).toBeGreaterThan(0);
+    const d = defaultPolicy();
+    expect(p.retry).toEqual(d.retry);
+    expect({ ...p, version: null, reminders: null }).toEqual({ ...d, version: null, reminders: null });
+    // Spelled out field by field, not left to the reminders module's defaults.
+    expect(p.reminders).toEqual(JSON.parse(JSON.stringify(defaultReminderPolicy())));
+    expect(parseReminderPolicy(p.reminders)).toEqual(defaultReminderPolicy());
   });
 
   it('names the file and the field when invalid', () => {
