@@ -102,6 +102,8 @@ export interface LearnedTable {
   byLocalHour: Record<LearnedCategory, Cell[]>;
   /** Funds retries by days since the customer's payday, PAYDAY_BUCKETS cells. */
   byPaydayDistance: Cell[];
+  /** The same per decline row (`declineRow`), shrunk towards the row's own rate: what the planner compares. */
+  byRowPayday: Cell[][];
 }
 
 /** Successes and trials, as [s, n]. */
@@ -116,6 +118,8 @@ export interface TableCounts {
   byRowDelay: Record<LearnedCategory, Count[][]>;
   byLocalHour: Record<LearnedCategory, Count[]>;
   byPaydayDistance: Count[];
+  /** Absent in snapshots stored before it was counted: read as empty. */
+  byRowPayday?: Count[][];
 }
 
 export function delayBucket(hours: number): number {
@@ -146,6 +150,7 @@ export function emptyCounts(): TableCounts {
     byRowDelay: rows,
     byLocalHour: per(24),
     byPaydayDistance: zeros(PAYDAY_BUCKETS),
+    byRowPayday: Array.from({ length: DECLINE_ROWS }, () => zeros(PAYDAY_BUCKETS)),
   };
 }
 
@@ -164,8 +169,11 @@ export function addObservation(
   add(counts.byDelay[o.category][delayBucket(o.hoursSinceDecline)]);
   add(counts.byRowDelay[o.category][declineRow(o.declinesSoFar)]?.[delayBucket(o.hoursSinceDecline)]);
   add(counts.byLocalHour[o.category][o.localHour]);
-  if (o.category === 'funds' && o.daysFromPayday !== null)
-    add(counts.byPaydayDistance[Math.min(PAYDAY_BUCKETS - 1, Math.max(0, o.daysFromPayday))]);
+  if (o.category === 'funds' && o.daysFromPayday !== null) {
+    const bucket = Math.min(PAYDAY_BUCKETS - 1, Math.max(0, o.daysFromPayday));
+    add(counts.byPaydayDistance[bucket]);
+    add(counts.byRowPayday?.[declineRow(o.declinesSoFar)]?.[bucket]);
+  }
 }
 
 export function countObservations(observations: readonly RetryObservation[]): TableCounts {
@@ -202,6 +210,7 @@ export function tableFromCounts(
   const byRowDelay = {} as LearnedTable['byRowDelay'];
   const byLocalHour = {} as LearnedTable['byLocalHour'];
   let byPaydayDistance: Cell[] = [];
+  let byRowPayday: Cell[][] = [];
   let retries = 0;
   for (const category of LEARNED_CATEGORIES) {
     const delays = counts.byDelay[category];
@@ -219,9 +228,17 @@ export function tableFromCounts(
       return row.map(([w, n]) => cell(w, n, rowMean, k));
     });
     byLocalHour[category] = counts.byLocalHour[category].map(([w, n]) => cell(w, n, mean, k));
-    if (category === 'funds') byPaydayDistance = counts.byPaydayDistance.map(([w, n]) => cell(w, n, mean, k));
+    if (category === 'funds') {
+      byPaydayDistance = counts.byPaydayDistance.map(([w, n]) => cell(w, n, mean, k));
+      const rows = counts.byRowPayday ?? emptyCounts().byRowPayday ?? [];
+      byRowPayday = rows.map((row) => {
+        const rw = row.reduce((s, [w]) => s + w, 0);
+        const rn = row.reduce((s, [, n]) => s + n, 0);
+        return row.map(([w, n]) => cell(w, n, rn === 0 ? mean : rw / rn, k));
+      });
+    }
   }
-  return { builtAt, retries, settings, pooled, byDelay, byRowDelay, byLocalHour, byPaydayDistance };
+  return { builtAt, retries, settings, pooled, byDelay, byRowDelay, byLocalHour, byPaydayDistance, byRowPayday };
 }
 
 export function learnTable(
@@ -424,6 +441,8 @@ export interface FundsDayChoice {
   payday: ObservedPayday | null | undefined;
   mode: AdaptiveMode;
   invoiceId: string;
+  /** Declines of the invoice so far, the one this retry follows included (backup-card charges left out). */
+  declinesSoFar: number;
 }
 
 /**
@@ -452,9 +471,14 @@ export function chooseFundsDay(table: LearnedTable | null | undefined, c: FundsD
   const whose = `this customer's payday: the ${ordinal(c.payday.dayOfMonth)}, seen when ${c.payday.invoiceId} was paid`;
   const bucketOf = (at: Date) =>
     Math.min(PAYDAY_BUCKETS - 1, daysSincePayday(at, c.zone, (c.payday as ObservedPayday).dayOfMonth));
+  // Compared within the number of declines so far, as delays are: pooled, a day far from the payday
+  // looks bad mostly because late retries of customers whose money never came fall there.
+  const row = declineRow(c.declinesSoFar);
+  const cells = table.byRowPayday[row] as Cell[];
+  const after = `after ${row + 1 === DECLINE_ROWS ? `${DECLINE_ROWS} or more` : row + 1} decline${row === 0 ? '' : 's'}`;
   const baseBucket = bucketOf(c.policy.at);
-  const base = table.byPaydayDistance[baseBucket] as Cell;
-  const baseText = `${pct(base.rate)} success ${distanceText(baseBucket)} over your last ${base.trials} funds retries at it (${whose})`;
+  const base = cells[baseBucket] as Cell;
+  const baseText = `${pct(base.rate)} success ${distanceText(baseBucket)} over your last ${base.trials} funds retries at it ${after} (${whose})`;
   if (explorationUnit(c.invoiceId) < table.settings.explorationShare)
     return keep(
       `policy calendar kept for ${pct(table.settings.explorationShare)} of cases, to go on measuring it (${baseText})`,
@@ -467,14 +491,14 @@ export function chooseFundsDay(table: LearnedTable | null | undefined, c: FundsD
     const at = placeInWindow(from, c.zone, c.window);
     if (!local(at, c.zone).hasSame(day, 'day') || at.getTime() > until) continue;
     const bucket = bucketOf(at);
-    const cell = table.byPaydayDistance[bucket] as Cell;
+    const cell = cells[bucket] as Cell;
     if (bucket !== baseBucket && (best === null || cell.rate > best.cell.rate)) best = { at, bucket, cell };
   }
   if (!best || best.cell.low <= base.rate) return keep(`${baseText}; no earlier day did better at 95 %`);
   return {
     at: best.at,
     moved: true,
-    evidence: `${pct(best.cell.rate)} success ${distanceText(best.bucket)} over your last ${best.cell.trials} funds retries at it (${whose}; ${c.policy.label}, ${distanceText(baseBucket)}: ${pct(base.rate)} over ${base.trials})`,
+    evidence: `${pct(best.cell.rate)} success ${distanceText(best.bucket)} over your last ${best.cell.trials} funds retries at it ${after} (${whose}; ${c.policy.label}, ${distanceText(baseBucket)}: ${pct(base.rate)} over ${base.trials})`,
   };
 }
 

@@ -643,6 +643,7 @@ function categorySlot(ctx: Ctx, last: Decline): Slot | Plan {
       payday: ctx.customer.observedPayday,
       mode: ctx.policy.retry.adaptive,
       invoiceId: ctx.history.invoiceId,
+      declinesSoFar: ctx.declines.length,
     });
     return {
       base: learned?.moved ? learned.at : slot.at,

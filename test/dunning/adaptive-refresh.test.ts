@@ -269,7 +269,7 @@ describe('the learned-timing refresh job', () => {
     const result = await db.sql.begin((tx) => planNext(tx, schedulerDeps(source), c!.id));
     const { reason, at } = (result as { plan: { reason: string; at: Date } }).plan;
     expect(reason).toContain(
-      `insufficient_funds: learned payday timing: 58 % success on the payday over your last 200 funds retries at it (this customer's payday: the 9th, seen when in_${customerId}1_before was paid;`,
+      `insufficient_funds: learned payday timing: 58 % success on the payday over your last 200 funds retries at it after 1 decline (this customer's payday: the 9th, seen when in_${customerId}1_before was paid;`,
     );
     expect(at.getTime()).toBeGreaterThanOrEqual(new Date('2026-12-09T05:00:00Z').getTime());
     expect(at.getTime()).toBeLessThanOrEqual(new Date('2026-12-09T05:20:00Z').getTime());

@@ -318,7 +318,7 @@ describe('retry.adaptive in the policy', () => {
 
 describe('learned paydays and hours', () => {
   const funds = (n: number, wins: number, daysFromPayday: number | null, localHour = 6) =>
-    retries(n, wins, 72, { category: 'funds', daysFromPayday, localHour });
+    retries(n, wins, 72, { category: 'funds', daysFromPayday, localHour, declinesSoFar: 1 });
   /** On the customer's own payday 60 % of 200 paid; a week or more after it 15 % of 300; between, 25 %. */
   const paydayEvidence = [
     ...funds(200, 120, 0),
@@ -345,7 +345,7 @@ describe('learned paydays and hours', () => {
     // 24 h after the decline, Wednesday the 11th at 08:00 Berlin, already inside the window.
     expect(p).toMatchObject({ kind: 'retry', at: new Date('2026-11-11T07:00:00Z') });
     expect((p as { reason: string }).reason).toContain(
-      "insufficient_funds: learned payday timing: 57 % success on the payday over your last 200 funds retries at it (this customer's payday: the 11th, seen when in_october was paid; the calendar's next payday (friday), 2 days after the payday: 26 % over 50)",
+      "insufficient_funds: learned payday timing: 57 % success on the payday over your last 200 funds retries at it after 1 decline (this customer's payday: the 11th, seen when in_october was paid; the calendar's next payday (friday), 2 days after the payday: 26 % over 50)",
     );
   });
 
@@ -366,6 +366,7 @@ describe('learned paydays and hours', () => {
       payday,
       mode: 'auto' as const,
       invoiceId: invoiceWhere(false),
+      declinesSoFar: 1,
     };
     expect(chooseFundsDay(few, c)).toEqual({
       at: plain.at,
