@@ -96,7 +96,8 @@ function paymentMethodIn(a: SimAttempt): string {
  * planner sees the customer's other invoices (`SimCase.otherInvoices`), a due retry is checked
  * against what the other invoices charged since it was planned (`Strategy.allows`), a working card
  * the customer puts in is charged for every open invoice, and a card re-entered under a new payment
- * method id is the same card. Violations are counted per card across the invoices and charged to
+ * method id is the same card. The customer's reminders are one conversation (conversation.ts): capped
+ * and merged as the mailer sends them, one chance of a card update per email. Violations are counted per card across the invoices and charged to
  * the invoice whose charge broke the rule.
  */
 export function simulateCustomer(customer: SimCustomer, outer: Strategy, s: SimSettings): CaseResult[] {
