@@ -82,7 +82,7 @@ export function renderComparison(results: readonly StrategyResult[], o: { seed: 
       ]).replace(/^/gm, '  '),
     );
     out.push(
-      `  recovered ${r.recovered} of ${r.cases} (${pct(r.recovered, r.cases)}); charges used ${r.charges} (${(r.cases === 0 ? 0 : r.charges / r.cases).toFixed(2)} per case)`,
+      `  recovered ${r.recovered} of ${r.cases} (${pct(r.recovered, r.cases)}); charges used ${r.charges} (${(r.cases === 0 ? 0 : r.charges / r.cases).toFixed(2)} per case); reminder emails ${r.emails} (${(r.cases === 0 ? 0 : r.emails / r.cases).toFixed(2)} per case)`,
     );
     out.push(
       `  network-rule violations: ${totalViolations(v)} (over 15 per card in 30 days: ${v.over30d}; after a never-retry answer: ${v.afterNeverRetry}; Mastercard over 10 declines in 24 h: ${v.mastercard24h})`,
@@ -123,8 +123,13 @@ export function renderComparison(results: readonly StrategyResult[], o: { seed: 
     "Charges count every attempt after Stripe's failed renewal. Each strategy keeps its case open for its own window and sends",
   );
   out.push(
-    'a notice at the failure and a last chance before its window ends (your policy: as its reminder settings say); how',
+    'a notice at the failure and a last chance before its window ends (your policy: as its reminder settings say), as one',
   );
-  out.push('customers answer reminders is the same for every strategy.');
+  out.push(
+    'conversation per customer (the frequency cap and merging; the baselines: the default rules). Reminder emails count',
+  );
+  out.push(
+    'first notices and last chances; each is one chance that the customer puts in a card, however many invoices it lists.',
+  );
   return out.join('\n') + '\n';
 }

@@ -7,6 +7,7 @@ import type { Member } from '../demo/population.ts';
 import type { ObservedPayday } from '../dunning/observed-payday.ts';
 import { DEFAULT_POLICY_NAME } from '../dunning/segments.ts';
 import { createRng, decideCardUpdate, decideCharge, type Rng } from '../sandbox/issuer-model.ts';
+import { CHANCE_KINDS, createConversation, type SimEmail } from './conversation.ts';
 import { customersOf, type SimCustomer, type SimInvoice } from './customers.ts';
 import { sandboxIssuer, type CaseIssuer, type IssuerModel } from './issuers.ts';
 import { OBSERVED_PAYDAY_SHARE, observedPaydayOf } from './observed-paydays.ts';
@@ -24,6 +25,13 @@ export interface SimSettings {
    * has pay cycles; `OBSERVED_PAYDAY_SHARE` when absent, 0 for none.
    */
   observedPaydayShare?: number;
+  /**
+   * Whether the customer puts in a working card after an email, from the customer's stream;
+   * `decideCardUpdate` when absent (tests count the chances through it).
+   */
+  answers?: (probability: number, customer: Rng) => boolean;
+  /** Sees every email of a customer as it goes out, for tests (cases by their place in the customer). */
+  onEmail?: (email: SimEmail, customer: SimCustomer) => void;
 }
 
 export interface CaseResult {
@@ -41,10 +49,11 @@ export interface CaseResult {
   attempts: SimAttempt[];
   /** What the customer's ledger showed the strategy of their payday; null: nothing. */
   observedPayday: ObservedPayday | null;
+  /** Emails sent for this case that asked the customer to act (a merged one counts for its host only). */
+  emails: number;
 }
 
 const DAY = 86_400_000;
-const HOUR = 3_600_000;
 /** A strategy that keeps proposing retries cannot loop forever. */
 const MAX_STEPS = 200;
 
@@ -68,8 +77,6 @@ interface OpenCase {
   customer: Rng;
   cause: CaseIssuer;
   windowEnd: number;
-  reminders: number[];
-  reminderIdx: number;
   /** The planned retry (ms), Infinity when none; null: to be asked. */
   retryAt: number | null;
   /** When the plan is asked for: the event that made it stale. */
@@ -89,7 +96,8 @@ function paymentMethodIn(a: SimAttempt): string {
  * planner sees the customer's other invoices (`SimCase.otherInvoices`), a due retry is checked
  * against what the other invoices charged since it was planned (`Strategy.allows`), a working card
  * the customer puts in is charged for every open invoice, and a card re-entered under a new payment
- * method id is the same card. Violations are counted per card across the invoices and charged to
+ * method id is the same card. The customer's reminders are one conversation (conversation.ts): capped
+ * and merged as the mailer sends them, one chance of a card update per email. Violations are counted per card across the invoices and charged to
  * the invoice whose charge broke the rule.
  */
 export function simulateCustomer(customer: SimCustomer, outer: Strategy, s: SimSettings): CaseResult[] {
@@ -130,11 +138,6 @@ export function simulateCustomer(customer: SimCustomer, outer: Strategy, s: SimS
       customer: memberRng(s.seed, index, 2),
       cause,
       windowEnd,
-      reminders: strategy.reminderHours
-        .map((h) => openedAt.getTime() + h * HOUR)
-        .filter((t) => t < windowEnd)
-        .sort((a, b) => a - b),
-      reminderIdx: 0,
       retryAt: null,
       planFrom: openedAt.getTime(),
       result: {
@@ -148,6 +151,7 @@ export function simulateCustomer(customer: SimCustomer, outer: Strategy, s: SimS
         violations: noViolations(),
         attempts: c.attempts,
         observedPayday,
+        emails: 0,
       },
     };
   });
@@ -168,23 +172,47 @@ export function simulateCustomer(customer: SimCustomer, outer: Strategy, s: SimS
         ? proposed.getTime()
         : Infinity;
   };
+  // The customer's reminders, as one conversation (or one sequence per invoice, without rules).
+  const conversation = createConversation(
+    strategy.conversation,
+    cases.map((k) => ({
+      openedAt: k.c.openedAt.getTime(),
+      windowEnd: k.windowEnd,
+      get recovered() {
+        return k.result.recovered;
+      },
+    })),
+  );
+  cases.forEach((_, i) => conversation.open(i, strategy.reminders));
+  const paid = (o: OpenCase, at: number) => {
+    if (o.result.recovered) conversation.recovered(cases.indexOf(o), at);
+  };
+  const answers = s.answers ?? decideCardUpdate;
   let cards = 1;
   let readds = 0;
-  for (let step = 0; step < MAX_STEPS * cases.length; step += 1) {
-    let next: { k: OpenCase; at: number; reminder: boolean } | null = null;
+  // Steps are charges and emails that ask the customer to act; mail that is held back, cancelled
+  // or only informs (a final notice, a thank-you) moves time on without one.
+  let steps = 0;
+  for (let guard = 0; steps < MAX_STEPS * cases.length && guard < 2 * MAX_STEPS * cases.length; guard += 1) {
+    let next: { k: OpenCase; at: number } | null = null;
     for (const k of cases) {
       if (k.result.recovered) continue;
       if (k.retryAt === null) plan(k, k.planFrom);
-      const reminderAt = k.reminders[k.reminderIdx] ?? Infinity;
-      const retryAt = k.retryAt ?? Infinity;
-      const at = Math.min(reminderAt, retryAt);
-      if (at !== Infinity && (next === null || at < next.at)) next = { k, at, reminder: reminderAt <= retryAt };
+      const at = k.retryAt ?? Infinity;
+      if (at !== Infinity && (next === null || at < next.at)) next = { k, at };
     }
-    if (next === null) break;
-    const { k, at } = next;
-    if (next.reminder) {
-      k.reminderIdx += 1;
-      if (decideCardUpdate(k.inv.member.cardUpdateProbability, k.customer)) {
+    // An email due at the same moment as a retry goes first, as a case's reminder always did.
+    const mail = conversation.next();
+    if (mail !== null && (next === null || mail.at <= next.at)) {
+      const email = conversation.run();
+      if (email !== null) s.onEmail?.(email, customer);
+      if (email === null || !CHANCE_KINDS.includes(email.kind)) continue;
+      steps += 1;
+      // One email, one chance, drawn from the stream of the case it was sent for.
+      const k = cases[email.host] as OpenCase;
+      const at = email.at.getTime();
+      k.result.emails += 1;
+      if (answers(k.inv.member.cardUpdateProbability, k.customer)) {
         // The customer put in a working card: every strategy charges it at once, for every open invoice.
         const card = cards++;
         for (const o of cases) {
@@ -200,6 +228,7 @@ export function simulateCustomer(customer: SimCustomer, outer: Strategy, s: SimS
           o.result.recovered = ok;
           o.retryAt = null;
           o.planFrom = t.getTime();
+          paid(o, t.getTime());
         }
       } else if (k.customer() < READD_SHARE) {
         // The customer typed the same card in again: a new payment method id, the same card.
@@ -215,6 +244,9 @@ export function simulateCustomer(customer: SimCustomer, outer: Strategy, s: SimS
       }
       continue;
     }
+    if (next === null) break;
+    steps += 1;
+    const { k, at } = next;
     if (strategy.allows && !strategy.allows(view(k, at), new Date(at))) {
       // The runner's check right before charging said no: plan again from now.
       plan(k, at);
@@ -234,6 +266,7 @@ export function simulateCustomer(customer: SimCustomer, outer: Strategy, s: SimS
     k.result.recovered = ok;
     k.retryAt = null;
     k.planFrom = at;
+    paid(k, at);
   }
   const all = cases.flatMap((k) => k.c.attempts.map((a) => ({ k, a })));
   const brand = customer.invoices[0]?.member.card.brand ?? '';
@@ -264,6 +297,8 @@ export interface StrategyResult {
   cases: number;
   recovered: number;
   charges: number;
+  /** Emails that asked customers to act (first notices, last chances): one chance each of a card update. */
+  emails: number;
   violations: Violations;
   byCurrency: CurrencyTotals[];
   /** Cases and recoveries per failure reason, to see where a policy wins or loses. */
@@ -279,6 +314,7 @@ export function summarize(strategy: Strategy, results: readonly CaseResult[]): S
   const byPolicy = new Map<string, { policy: string; cases: number; recovered: number }>();
   let recovered = 0;
   let charges = 0;
+  let emails = 0;
   for (const r of results) {
     const t = byCurrency.get(r.currency) ?? {
       currency: r.currency,
@@ -295,6 +331,7 @@ export function summarize(strategy: Strategy, results: readonly CaseResult[]): S
       recovered += 1;
     }
     charges += r.charges;
+    emails += r.emails;
     const why = byReason.get(r.reason) ?? { reason: r.reason, cases: 0, recovered: 0 };
     why.cases += 1;
     if (r.recovered) why.recovered += 1;
@@ -312,6 +349,7 @@ export function summarize(strategy: Strategy, results: readonly CaseResult[]): S
     cases: results.length,
     recovered,
     charges,
+    emails,
     violations,
     byCurrency: [...byCurrency.values()].sort((a, b) => a.currency.localeCompare(b.currency)),
     byReason: [...byReason.values()].sort((a, b) => b.cases - a.cases || a.reason.localeCompare(b.reason)),

@@ -17,8 +17,9 @@ import { choosePolicy, type Policy } from '../dunning/policy.ts';
 import type { Member } from '../demo/population.ts';
 import type { LearnedTable } from '../dunning/adaptive.ts';
 import type { ObservedPayday } from '../dunning/observed-payday.ts';
-import { parseReminderPolicy } from '../reminders/policy.ts';
+import { defaultReminderPolicy, parseReminderPolicy, type ReminderPolicy } from '../reminders/policy.ts';
 import { declineFor, type FailureReason } from '../sandbox/issuer-model.ts';
+import type { ConversationRules, SimReminder } from './conversation.ts';
 
 export interface SimAttempt {
   at: Date;
@@ -58,8 +59,17 @@ export interface Strategy {
   describe: string;
   /** Days from the failure until the case ends: retries, reminders and card updates count until then. */
   windowDays: number;
-  /** Hours after the failure at which dunning reminders go out (each may make the customer put in a card). */
-  reminderHours: number[];
+  /**
+   * The reminders each case schedules, hours after its failure. An email that goes out may make the
+   * customer put in a card, however many invoices it lists.
+   */
+  reminders: SimReminder[];
+  /**
+   * How a customer's reminders become emails: one conversation under these rules (the mailer's cap
+   * and merging, src/simulate/conversation.ts), or null: every invoice its own emails, none held
+   * back or merged, each a chance of its own (how the simulator counted before conversations).
+   */
+  conversation: ConversationRules | null;
   /** When to retry the failed card next, after its last decline; null when no blind retry follows. */
   nextRetry(c: SimCase): Date | null;
   /**
@@ -139,11 +149,23 @@ export function toHistory(c: SimCase, cohort: CaseHistory['cohort']): CaseHistor
 export function reminderSchedule(
   windowDays: number,
   o: { firstNotice: boolean; lastChanceHoursBefore: number | null },
-): number[] {
+): SimReminder[] {
   return [
-    ...(o.firstNotice ? [0] : []),
-    ...(o.lastChanceHoursBefore === null ? [] : [Math.max(0, windowDays * 24 - o.lastChanceHoursBefore)]),
+    ...(o.firstNotice ? [{ hours: 0, kind: 'first_notice' as const }] : []),
+    ...(o.lastChanceHoursBefore === null
+      ? []
+      : [{ hours: Math.max(0, windowDays * 24 - o.lastChanceHoursBefore), kind: 'last_chance' as const }]),
   ];
+}
+
+/** The conversation rules of a reminder policy (the cap, merging, and which closing emails it sends). */
+export function conversationOf(p: ReminderPolicy): ConversationRules {
+  return {
+    frequencyCap: p.frequencyCap,
+    merge: p.merge,
+    finalNotice: { enabled: p.enabled && p.finalNotice.enabled },
+    recovered: { enabled: p.enabled && p.recovered.enabled },
+  };
 }
 
 /** The customer as the worker's planner sees them (`CustomerContext`). */
@@ -176,11 +198,13 @@ export function plannerStrategy(
         ? `the planner with policy ${policy.version} (${policy.retry.maxAttempts} attempts in ${policy.retry.windowDays} days, by decline category)`
         : `the policy's holdout schedule (retries on days ${policy.baseline.retryDays.join(', ')} after the failure, in a ${policy.retry.windowDays}-day window)`,
     windowDays: policy.retry.windowDays,
-    reminderHours: reminderSchedule(policy.retry.windowDays, {
+    reminders: reminderSchedule(policy.retry.windowDays, {
       firstNotice: reminders.enabled && reminders.firstNotice.enabled,
       lastChanceHoursBefore:
         reminders.enabled && reminders.lastChance.enabled ? reminders.lastChance.hoursBefore : null,
     }),
+    // The worker's mailer writes to the holdout's customers as to everyone else's.
+    conversation: conversationOf(reminders),
     nextRetry(c) {
       const last = c.attempts[c.attempts.length - 1];
       if (!last) return null;
@@ -247,6 +271,14 @@ const STRIPE_NEVER_RETRY = new Set([
 const BASELINE_REMINDERS = { firstNotice: true, lastChanceHoursBefore: 48 };
 
 /**
+ * The baselines' emails follow the default conversation rules, not the policy file's (so they stay
+ * put when it changes), and not one sequence per invoice as Stripe's own emails would: each email
+ * is one chance that the customer puts in a card, so per-invoice emails would credit a baseline
+ * with recoveries that come from writing more often, not from when it retries (docs/simulate.md).
+ */
+export const BASELINE_CONVERSATION: ConversationRules = conversationOf(defaultReminderPolicy());
+
+/**
  * `retries` charges after the failed renewal, evenly over `days` (the last on the day the window
  * ends), at the time of day the renewal failed, whatever the decline said, except Stripe's own
  * never-retry codes unless told to ignore them: Stripe does not retry those on any schedule.
@@ -256,7 +288,7 @@ export function fixedSchedule(opts: {
   days: number;
   name?: string;
   ignoreNeverRetry?: boolean;
-  reminderHours?: number[];
+  reminders?: SimReminder[];
 }): Strategy {
   const gap = (opts.days * DAY) / Math.max(1, opts.retries);
   return {
@@ -265,7 +297,8 @@ export function fixedSchedule(opts: {
       opts.ignoreNeverRetry ? 'never-retry codes included' : "except Stripe's never-retry codes"
     }; the case ends with the last retry`,
     windowDays: opts.days,
-    reminderHours: opts.reminderHours ?? reminderSchedule(opts.days, BASELINE_REMINDERS),
+    reminders: opts.reminders ?? reminderSchedule(opts.days, BASELINE_REMINDERS),
+    conversation: BASELINE_CONVERSATION,
     nextRetry(c) {
       const last = c.attempts[c.attempts.length - 1];
       const retries = c.attempts.filter((a) => a.source === 'scheduled').length;
@@ -292,7 +325,8 @@ export const noRetries: Strategy = {
   name: 'no retries',
   describe: `only Stripe's failed renewal; recoveries come from reminders and card updates alone, over ${STRIPE_LIKE.days} days`,
   windowDays: STRIPE_LIKE.days,
-  reminderHours: reminderSchedule(STRIPE_LIKE.days, BASELINE_REMINDERS),
+  reminders: reminderSchedule(STRIPE_LIKE.days, BASELINE_REMINDERS),
+  conversation: BASELINE_CONVERSATION,
   nextRetry: () => null,
 };
 

@@ -55,7 +55,7 @@ describe('violations per card across invoices', () => {
     const members = twoInvoices('generic_decline', 'visa');
     const customer = { key: 'c', invoices: members.map((member, index) => ({ member, index })) };
     const settings: SimSettings = { seed: 3, start: SIMULATION_START, issuer: neverClears };
-    const nine = fixedSchedule({ retries: 9, days: 14, name: 'nine', reminderHours: [] });
+    const nine = fixedSchedule({ retries: 9, days: 14, name: 'nine', reminders: [] });
     const [a, b] = simulateCustomer(customer, nine, settings);
     // Each invoice on its own: its renewal and 9 retries, 10 charges, within the limit.
     expect([a!.charges, b!.charges]).toEqual([9, 9]);
@@ -70,7 +70,7 @@ describe('violations per card across invoices', () => {
     policy.retry.maxAttempts = 13;
     policy.retry.categories.generic = { maxAttempts: 13, spacingHours: [24], stopAfterIdenticalDeclines: 13 };
     const planner = plannerStrategy(policy, 'Europe/Berlin');
-    const [pa, pb] = simulateCustomer(customer, { ...planner, reminderHours: [] }, settings);
+    const [pa, pb] = simulateCustomer(customer, { ...planner, reminders: [] }, settings);
     expect(totalViolations(pa!.violations) + totalViolations(pb!.violations)).toBe(0);
     const all = [...pa!.attempts, ...pb!.attempts].map((x) => x.at.getTime()).sort((x, y) => x - y);
     for (const t of all) expect(all.filter((u) => u > t - 30 * DAY && u <= t).length).toBeLessThanOrEqual(15);

@@ -54,7 +54,11 @@ describe('comparePolicies', () => {
     const other = defaultPolicy();
     other.retry.windowDays = 9;
     other.retry.maxAttempts = 3;
-    other.reminders = { firstNotice: { enabled: false }, lastChance: { hoursBefore: 120 } };
+    other.reminders = {
+      firstNotice: { enabled: false },
+      lastChance: { hoursBefore: 120 },
+      frequencyCap: { maxEmails: 1, perDays: 30 },
+    };
     const [mine, fixed, none] = comparePolicies(options);
     const [theirs, fixed2, none2] = comparePolicies({ ...options, policy: other, policyLabel: 'policy other.json' });
     // The policy row does change, or the file never reached the simulation.
@@ -66,7 +70,7 @@ describe('comparePolicies', () => {
   it('retries 8 times over 14 days in the Stripe-like schedule, and not after a never-retry code', () => {
     const population = generatePopulation({ seed: 11, customers: 300 });
     const stripeLike = fixedSchedule({ retries: 8, days: 14 });
-    const noReminders = { ...stripeLike, reminderHours: [] };
+    const noReminders = { ...stripeLike, reminders: [] };
     const byReason = (reason: string) => population.findIndex((m) => m.card.failure === reason);
     const runOne = (i: number) => simulateCase(population[i]!, i, noReminders, settings);
     // Expired cards never pass and are not on Stripe's never-retry list: all 8 retries, the last on day 14.
@@ -109,7 +113,7 @@ describe('comparePolicies', () => {
 describe('violations', () => {
   it('are counted when a deliberately bad schedule hammers every card', () => {
     const population = generatePopulation({ seed: 5, customers: 120 });
-    const hammer = fixedSchedule({ retries: 60, days: 2, name: 'hammer', ignoreNeverRetry: true, reminderHours: [] });
+    const hammer = fixedSchedule({ retries: 60, days: 2, name: 'hammer', ignoreNeverRetry: true, reminders: [] });
     const result = simulateStrategy(population, hammer, settings);
     expect(result.violations.over30d).toBeGreaterThan(0);
     expect(result.violations.afterNeverRetry).toBeGreaterThan(0);
