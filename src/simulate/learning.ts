@@ -145,7 +145,17 @@ export function renderLearning(curves: readonly LearningCurve[], o: { seed: numb
     '',
   ];
   const rows = [
-    ['variant', 'month', 'learned retries', 'table', 'adaptive', 'defaults', 'holdout', 'adaptive - holdout (95 %)'],
+    [
+      'variant',
+      'month',
+      'learned retries',
+      'of them by payday',
+      'table',
+      'adaptive',
+      'defaults',
+      'holdout',
+      'adaptive - holdout (95 %)',
+    ],
   ];
   for (const c of curves) {
     for (const m of c.months) {
@@ -153,6 +163,7 @@ export function renderLearning(curves: readonly LearningCurve[], o: { seed: numb
         c.variant.name,
         String(m.month),
         String(m.learnedRetries),
+        String(m.paydayRetries),
         m.inUse ? 'in use' : 'too few',
         pct(m.adaptive),
         pct(m.defaults),
