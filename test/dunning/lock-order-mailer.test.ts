@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/config.ts';
 import { lockCustomer } from '../../src/customer-lock.ts';
+import { handleDeadline } from '../../src/dunning/final-action.ts';
 import { executeAttempt, type RunnerDeps, type RunResult } from '../../src/dunning/runner.ts';
 import { createReminderHooks, type ReminderHooks } from '../../src/reminders/hooks.ts';
 import { sendOne, type MailerDeps } from '../../src/reminders/mailer.ts';
@@ -200,5 +201,47 @@ describe('mailer and runner on two invoices of one customer', () => {
       select count(*)::int as n from reminder_outbox where case_id = ${b.caseId} and kind = 'recovered'`;
     expect(thanks!.n).toBe(1);
     expect(apiCharges(w.sandbox, b.invoiceId)).toHaveLength(1);
+  });
+});
+
+/**
+ * The deadline job reads the invoice from Stripe too, and closes a case whose invoice turns out paid
+ * (cancelling its reminders). Before the fix it did so with no customer lock, so it could land
+ * inside the mailer's decision. A transaction holding the customer's lock stands in for that
+ * decision: the deadline must queue for the lock (seen in pg_stat_activity) and write nothing first.
+ */
+describe("the deadline and the customer's lock", () => {
+  it('the deadline that finds the invoice paid at Stripe writes it paid and closes its case only once it holds the lock the mailer decides under', async () => {
+    const a = await seedFailedInvoice(w, 'generic_decline', 4_900);
+    const b = await seedAnotherInvoice(a, 12_345);
+    // The customer paid B on the hosted page; its invoice.paid has not been applied here.
+    await w.sandbox.payInvoiceOutOfBand(b.invoiceId);
+    const job = { caseId: b.caseId, kind: 'await' as const, reason: 'test', attemptsSeen: 1 };
+
+    // A mailer deciding for the customer holds their lock.
+    const mailerTx = await w.db.sql.reserve();
+    let whileHeld: { invoice: string; case: string } | undefined;
+    try {
+      await mailerTx`begin`;
+      await lockCustomer(mailerTx, a.customerId);
+      const deadline = handleDeadline({ ...w.deps, onCaseClosed: (tx, e) => hooks.caseClosed(tx, e) }, job);
+      deadline.catch(() => undefined);
+      // Either the deadline queues for the lock, or (before the fix) it got through without it.
+      await Promise.race([deadline, waitForLockWait(w.db.sql, 'from dunning_cases where id')]);
+      const [inv] = await w.db.sql`select status from invoices where id = ${b.invoiceId}`;
+      whileHeld = { invoice: inv!.status as string, case: (await caseRow(w.db.sql, b.caseId)).status as string };
+      await mailerTx`commit`;
+      expect(await deadline).toBe('stood_down');
+    } finally {
+      await mailerTx`rollback`.catch(() => undefined);
+      mailerTx.release();
+    }
+    expect(whileHeld, 'B was written paid while the mailer held the customer lock').toEqual({
+      invoice: 'open',
+      case: 'open',
+    });
+    expect(await caseRow(w.db.sql, b.caseId)).toMatchObject({ status: 'recovered' });
+    const [inv] = await w.db.sql`select status from invoices where id = ${b.invoiceId}`;
+    expect(inv!.status).toBe('paid');
   });
 });
