@@ -2,6 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/config.ts';
 import { lockCustomer } from '../../src/customer-lock.ts';
 import { handleDeadline } from '../../src/dunning/final-action.ts';
+import { pause, resume, retryNow } from '../../src/dunning/ops-actions.ts';
 import { executeAttempt, type RunnerDeps, type RunResult } from '../../src/dunning/runner.ts';
 import { createReminderHooks, type ReminderHooks } from '../../src/reminders/hooks.ts';
 import { sendOne, type MailerDeps } from '../../src/reminders/mailer.ts';
@@ -244,4 +245,56 @@ describe("the deadline and the customer's lock", () => {
     const [inv] = await w.db.sql`select status from invoices where id = ${b.invoiceId}`;
     expect(inv!.status).toBe('paid');
   });
+});
+
+/**
+ * Ops acting on a case (`dunning pause`, `resume`, `retry-now`, the /ops buttons) lock the case and
+ * then its attempt rows and reminders; a paused case leaves the mailer's list and its reminders are
+ * cancelled. The same stand-in for the mailer's decision holds the customer's lock: the action must
+ * queue for it before it writes anything.
+ */
+describe("ops actions and the customer's lock", () => {
+  it.each(['pause', 'retry-now', 'resume'] as const)(
+    '%s waits for the lock the mailer decides under before it writes',
+    async (action) => {
+      const a = await seedFailedInvoice(w, 'generic_decline', 4_900);
+      if (action === 'resume') await pause(w.db.sql, w.deps, a.invoiceId);
+      const before = await w.db.sql`select paused, updated_at from dunning_cases where id = ${a.caseId}`;
+      const planned = async () =>
+        (
+          await w.db
+            .sql`select count(*)::int as n from payment_attempts where invoice_id = ${a.invoiceId} and status = 'planned'`
+        )[0]!.n as number;
+      const plannedBefore = await planned();
+      const hooksOf = { casePaused: hooks.casePaused.bind(hooks), caseResumed: hooks.caseResumed.bind(hooks) };
+      const mailerTx = await w.db.sql.reserve();
+      let whileHeld: unknown;
+      try {
+        await mailerTx`begin`;
+        await lockCustomer(mailerTx, a.customerId);
+        const acted = w.db.sql.begin(async (tx) => {
+          if (action === 'pause') await pause(tx, w.deps, a.invoiceId, hooksOf);
+          else if (action === 'resume') await resume(tx, w.deps, a.invoiceId, hooksOf);
+          else await retryNow(tx, w.deps, a.invoiceId, { hooks: hooksOf });
+        });
+        acted.catch(() => undefined);
+        await Promise.race([acted, waitForLockWait(w.db.sql, 'from invoices where id')]);
+        whileHeld = {
+          case: await w.db.sql`select paused, updated_at from dunning_cases where id = ${a.caseId}`,
+          planned: await planned(),
+        };
+        await mailerTx`commit`;
+        await acted;
+      } finally {
+        await mailerTx`rollback`.catch(() => undefined);
+        mailerTx.release();
+      }
+      expect(whileHeld, `${action} wrote while the mailer held the customer lock`).toEqual({
+        case: before,
+        planned: plannedBefore,
+      });
+      const [after] = await w.db.sql`select paused from dunning_cases where id = ${a.caseId}`;
+      expect(after!.paused).toBe(action === 'pause');
+    },
+  );
 });
