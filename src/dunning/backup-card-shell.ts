@@ -1,4 +1,5 @@
 import type Stripe from 'stripe';
+import { lockCustomer } from '../customer-lock.ts';
 import { call } from '../stripe/charge.ts';
 import { listSavedCards } from '../stripe/saved-cards.ts';
 import type { FinalActionDeps } from './final-action.ts';
@@ -24,6 +25,8 @@ export async function listCardsAndPlan(deps: FinalActionDeps, job: DeadlineJob):
   // A failed listing throws: the job is repeated with backoff, and the case waits as planned.
   const cards = await listSavedCards(deps.gateway, caseRow.customerId);
   const result = await deps.sql.begin(async (tx) => {
+    // The customer's lock first, as every transaction that plans their case (and its reminders).
+    await lockCustomer(tx, caseRow.customerId);
     await store.replaceSavedCards(tx, caseRow.customerId, cards, listedAt);
     return replanWithSavedCards(tx, deps, job.caseId);
   });

@@ -1,5 +1,5 @@
 import type Stripe from 'stripe';
-import { lockCustomerOfInvoice } from '../customer-lock.ts';
+import { lockCustomerOfCase, lockCustomerOfInvoice } from '../customer-lock.ts';
 import type { Sql, Tx } from '../db.ts';
 import { call, classifyChargeError, paidBy, retrieveInvoice, type StripeGateway } from '../stripe/charge.ts';
 import { activeAttempt, closeCase, ledgerOf, recoveryPath } from '../ledger.ts';
@@ -94,6 +94,7 @@ export async function handleDeadline(deps: FinalActionDeps, job: DeadlineJob): P
     // A Stripe pause ran out by itself: plan the case again (the planner stops it if its time is
     // up), unless something holds it still or it closed meanwhile.
     const planned = await deps.sql.begin(async (tx) => {
+      await lockCustomerOfCase(tx, job.caseId);
       const c = await store.caseById(tx, job.caseId, true);
       if (!c || c.status !== 'open' || (await holdOf(tx, c, deps.clock.now())) !== null) return false;
       await planNext(tx, deps, c.id);
@@ -102,7 +103,11 @@ export async function handleDeadline(deps: FinalActionDeps, job: DeadlineJob): P
     log.info({ planned }, planned ? 'Stripe pause over: case planned again' : 'Stripe pause over: nothing to plan');
     return planned ? 'done' : 'stood_down';
   }
+  // Every transaction of the deadline takes the customer's lock first, as the runner, the event
+  // processor and the mailer do: closing a case (and cancelling or planning its reminders) then
+  // never happens while the mailer decides an email that lists the case's invoice.
   const check = await deps.sql.begin(async (tx) => {
+    await lockCustomerOfCase(tx, job.caseId);
     const c = await store.caseById(tx, job.caseId, true);
     // Held by ops or by Stripe's pause_collection: no final action while collection is stopped;
     // lifting the hold plans the case again, and the planner stops it then if its time is up.
@@ -133,6 +138,7 @@ export async function handleDeadline(deps: FinalActionDeps, job: DeadlineJob): P
   const remoteHold = remote.status === 'open' ? stripeHold(c, pauseOfInvoice(remote), deps.clock.now()) : null;
   if (remoteHold) {
     await deps.sql.begin(async (tx) => {
+      await lockCustomerOfCase(tx, c.id);
       const fresh = await store.caseById(tx, c.id, true);
       if (fresh?.status === 'open') await endOrAwaitStripePause(tx, deps, fresh, remoteHold);
     });
@@ -143,6 +149,7 @@ export async function handleDeadline(deps: FinalActionDeps, job: DeadlineJob): P
     // No final action against a settled invoice; and the case closes now, whether or not its
     // invoice.paid event ever gets processed (it may be parked).
     await deps.sql.begin(async (tx) => {
+      await lockCustomerOfCase(tx, c.id);
       await store.syncInvoiceStatus(
         tx,
         c.invoiceId,
@@ -161,6 +168,7 @@ export async function handleDeadline(deps: FinalActionDeps, job: DeadlineJob): P
   const at = deps.clock.now();
   const reason = job.kind === 'await' ? `no customer action in time: ${job.reason}` : job.reason;
   const closed = await deps.sql.begin(async (tx) => {
+    await lockCustomerOfCase(tx, c.id);
     await store.recordFinalAction(tx, c.id, done, at);
     // The case lock orders this against a card update planning its retry. One that got in while
     // Stripe applied the action still runs: the customer acted, and a paid invoice beats a lost

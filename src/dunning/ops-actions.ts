@@ -1,3 +1,4 @@
+import { lockCustomer, lockCustomerOfInvoice } from '../customer-lock.ts';
 import type { Sql, Tx } from '../db.ts';
 import { remindersOfCase, type ReminderLine } from '../reminders/outbox.ts';
 import { pausedAt, pauseReason } from './collection-pause.ts';
@@ -98,6 +99,7 @@ export async function retryNow(
   invoiceId: string,
   o: { resolveUnknown?: boolean; hooks?: PauseHooks } = {},
 ): Promise<AttemptRow> {
+  await lockCustomerOf(tx, invoiceId);
   const c = await openCase(tx, invoiceId);
   const attempts = await store.attemptsOf(tx, invoiceId);
   const now = deps.clock.now();
@@ -163,6 +165,16 @@ function refusal(invoiceId: string, check: Exclude<ChargeCheck, { allowed: true 
   return `retry-now refused for ${invoiceId} by the ${RULE_NAMES[check.rule]} (${check.reason}); ${when}`;
 }
 
+/**
+ * The customer's lock, before any row, as the runner, the event processor and the mailer take it:
+ * ops lock the case, then its attempt rows (the runner's order is the other way round), and a
+ * pause takes the case's invoice off the merged email the mailer may be deciding.
+ */
+async function lockCustomerOf(tx: Tx, target: string): Promise<void> {
+  if (target.startsWith('cus_')) await lockCustomer(tx, target);
+  else await lockCustomerOfInvoice(tx, target);
+}
+
 /** Cases named by a customer id (`cus_...`, all its open cases) or an invoice id. */
 async function casesOf(tx: Tx, target: string): Promise<CaseRow[]> {
   if (target.startsWith('cus_')) return store.openCasesOfCustomer(tx, target);
@@ -177,6 +189,7 @@ export interface PauseHooks {
 }
 
 export async function pause(tx: Tx, deps: SchedulerDeps, target: string, hooks: PauseHooks = {}): Promise<CaseRow[]> {
+  await lockCustomerOf(tx, target);
   const cases = await casesOf(tx, target);
   if (cases.length === 0) throw new OpsError(`no open dunning case for ${target}`);
   const now = deps.clock.now();
@@ -196,6 +209,7 @@ export async function resume(
   target: string,
   hooks: PauseHooks = {},
 ): Promise<Array<{ caseRow: CaseRow; result: PlanResult }>> {
+  await lockCustomerOf(tx, target);
   const cases = await casesOf(tx, target);
   if (cases.length === 0) throw new OpsError(`no open dunning case for ${target}`);
   const out: Array<{ caseRow: CaseRow; result: PlanResult }> = [];

@@ -223,13 +223,18 @@ async function runClaimed(
     if (attempt.caseId !== null) await closeForMissingInvoice(deps, attempt.caseId, attempt.invoiceId);
     return 'skipped';
   }
-  await store.syncInvoiceStatus(
-    deps.sql,
-    attempt.invoiceId,
-    remote.status ?? 'open',
-    remote.amount_paid,
-    remote.amount_remaining,
-    deps.clock.now(),
+  // Under the customer's lock: `paid` here takes the invoice off what the mailer lists, and the
+  // mailer decides a merged email under that lock. Written beside it, the invoice could turn paid
+  // between that decision and its commit, and the email went out listing a paid invoice.
+  await attemptTx(deps, attempt, (tx) =>
+    store.syncInvoiceStatus(
+      tx,
+      attempt.invoiceId,
+      remote.status ?? 'open',
+      remote.amount_paid,
+      remote.amount_remaining,
+      deps.clock.now(),
+    ),
   );
   // Past the key's life, the same key could charge again: the attempt is resolved from Stripe's
   // state, never asked again.
@@ -267,8 +272,11 @@ async function runClaimed(
   const held = remote.status === 'open' ? stripeHold(local.caseRow, stripePause, deps.clock.now()) : null;
   if (held) {
     const subscriptionId = local.invoice?.subscriptionId ?? subscriptionOfInvoice(remote);
-    if (subscriptionId && local.invoice)
-      await store.learnCollectionPause(deps.sql, subscriptionId, local.invoice.customerId, stripePause);
+    // Under the customer's lock too: a paused subscription's invoices leave the mailer's list.
+    if (subscriptionId && local.invoice) {
+      const customerId = local.invoice.customerId;
+      await attemptTx(deps, attempt, (tx) => store.learnCollectionPause(tx, subscriptionId, customerId, stripePause));
+    }
     return skip(deps, attempt, held, { resumesAt: stripePause?.resumesAt ?? null });
   }
   if (
@@ -359,9 +367,10 @@ async function chargeOfLostRequest(
 }
 
 /**
- * A transaction of the runner that writes an attempt's row: the customer's lock first (see
- * `lockCustomerOfInvoice`), so it never holds the attempt row while the event processor
- * holds the case (or the other way round) and each waits for the other.
+ * A transaction of the runner that writes an attempt's outcome, the case or our copy of the
+ * invoice: the customer's lock first (see `lockCustomerOfInvoice`), so it never holds the attempt
+ * row while the event processor holds the case (or the other way round) and each waits for the
+ * other, and it never changes what the mailer lists while the mailer decides an email.
  */
 function attemptTx<T>(deps: RunnerDeps, a: AttemptRow, fn: (tx: Tx) => Promise<T>): Promise<T> {
   return deps.sql.begin(async (tx) => {
