@@ -16,7 +16,7 @@ import { createHash } from 'node:crypto';
 import { DateTime } from 'luxon';
 import { classifyDecline, type DeclineCategory } from './declines.ts';
 import { local, placeInWindow, type LocalWindow } from './local-time.ts';
-import { daysSincePayday, type ObservedPayday } from './observed-payday.ts';
+import { daysSincePayday, ordinal, type ObservedPayday } from './observed-payday.ts';
 import type { LedgerAttempt } from './planner.ts';
 
 export type LearnedCategory = Extract<DeclineCategory, 'generic' | 'funds' | 'temporary'>;
@@ -416,12 +416,6 @@ function paydayInUse(table: LearnedTable, mode: AdaptiveMode): boolean {
   if (!categoryInUse(table, 'funds', mode)) return false;
   const n = paydayRetries(table);
   return mode === 'on' ? n > 0 : n >= table.settings.minRetriesPerCategory;
-}
-
-function ordinal(day: number): string {
-  const tens = day % 100;
-  const suffix = tens >= 11 && tens <= 13 ? 'th' : (['th', 'st', 'nd', 'rd'][day % 10] ?? 'th');
-  return `${day}${suffix}`;
 }
 
 function distanceText(bucket: number): string {

@@ -27,3 +27,9 @@ export function daysSincePayday(at: Date, zone: string, dayOfMonth: number): num
   const lastMonth = prev.set({ day: Math.min(dayOfMonth, prev.daysInMonth ?? 31) });
   return Math.round(day.diff(lastMonth, 'days').days);
 }
+
+/** 1st, 2nd, 3rd, 11th, 21st, ...: the day of month as the reasons write it. */
+export function ordinal(day: number): string {
+  const tens = day % 100;
+  return `${day}${tens >= 11 && tens <= 13 ? 'th' : (['th', 'st', 'nd', 'rd'][day % 10] ?? 'th')}`;
+}

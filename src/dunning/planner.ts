@@ -631,6 +631,7 @@ function categorySlot(ctx: Ctx, last: Decline): Slot | Plan {
       ctx.zone,
       ctx.policy.retry.localWindow,
       ctx.policy.retry.paydays,
+      ctx.customer.observedPayday,
     );
     if (!slot) return stop(`no payday left before the dunning window ends ${formatLocal(ctx.windowEnd, ctx.zone)}`);
     // The merchant's funds retries by days since each customer's own payday may move the day.

@@ -50,6 +50,12 @@ export interface Paydays {
   daysOfMonth: number[];
   lastBusinessDay: boolean;
   weekdays: Weekday[];
+  /**
+   * The customer's own observed payday (src/dunning/observed-payday.ts) joins the calendar: the day
+   * of month on which an earlier invoice of theirs, declined for funds, was paid. It adds a day and
+   * never removes one, so a wrong guess costs a charge, not a calendar payday.
+   */
+  observed: boolean;
 }
 /**
  * Retrying another of the customer's saved cards when the default one fails. Off by default: it
@@ -142,7 +148,7 @@ function defaultBody(): PolicyBody {
       takeoverDays: 7,
       jitterMinutes: 20,
       localWindow: { startHour: 6, endHour: 10 },
-      paydays: { daysOfMonth: [1, 15], lastBusinessDay: true, weekdays: ['friday'] },
+      paydays: { daysOfMonth: [1, 15], lastBusinessDay: true, weekdays: ['friday'], observed: true },
       categories: {
         funds: { maxAttempts: 8, minSpacingHours: 24 },
         temporary: { maxAttempts: 4, spacingHours: [1, 4, 24, 72] },
@@ -220,7 +226,7 @@ function parseRetry(raw: unknown, d: RetryPolicy, issues: Issues): RetryPolicy {
       `endHour (${localWindow.endHour}) must be after startHour (${localWindow.startHour})`,
     );
   }
-  const pd = section(r.paydays, 'retry.paydays', ['daysOfMonth', 'lastBusinessDay', 'weekdays'], issues);
+  const pd = section(r.paydays, 'retry.paydays', ['daysOfMonth', 'lastBusinessDay', 'weekdays', 'observed'], issues);
   const paydays: Paydays = {
     daysOfMonth: list(pd.daysOfMonth, 'retry.paydays.daysOfMonth', d.paydays.daysOfMonth, issues, {
       minLength: 0,
@@ -235,6 +241,7 @@ function parseRetry(raw: unknown, d: RetryPolicy, issues: Issues): RetryPolicy {
           ? (value as Weekday)
           : (issues.bad(path, `one of ${WEEKDAYS.join(', ')}`, value), undefined),
     }),
+    observed: bool(pd.observed, 'retry.paydays.observed', d.paydays.observed, issues),
   };
   if (paydays.daysOfMonth.length === 0 && !paydays.lastBusinessDay && paydays.weekdays.length === 0) {
     issues.note('retry.paydays', 'at least one payday rule is needed (daysOfMonth, lastBusinessDay or weekdays)');

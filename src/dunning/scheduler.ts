@@ -169,13 +169,14 @@ export interface PlanContext {
 export async function loadPlanContext(
   tx: Tx,
   deps: Pick<SchedulerDeps, 'policies'> &
-    ({ learned?: undefined } | Pick<SchedulerDeps, 'learned' | 'merchantTimeZone'>),
+    ({ learned?: undefined; merchantTimeZone?: undefined } | Pick<SchedulerDeps, 'learned' | 'merchantTimeZone'>),
   caseRow: CaseRow,
   card: string | null,
   o: { asPlanned?: boolean } = {},
 ): Promise<PlanContext> {
   // Independent reads, sent together: pipelined on the connection, one round trip instead of five.
-  // The customer's payday matters only to learned timing, so it is read only with a learned source.
+  // The customer's observed payday joins the funds calendar; only the ops page's card budget,
+  // which plans nothing, reads without the merchant's zone and so without it.
   const [attempts, customer, updates, others, known, invoice, savedCards, learned, payday] = await Promise.all([
     store.attemptsOf(tx, caseRow.invoiceId),
     store.customerById(tx, caseRow.customerId),
@@ -185,7 +186,7 @@ export async function loadPlanContext(
     store.invoiceById(tx, caseRow.invoiceId),
     store.savedCardsOf(tx, caseRow.customerId),
     deps.learned ? deps.learned.get(tx) : null,
-    deps.learned ? observedPaydayOf(tx, caseRow.customerId, caseRow.openedAt, deps.merchantTimeZone) : null,
+    deps.merchantTimeZone ? observedPaydayOf(tx, caseRow.customerId, caseRow.openedAt, deps.merchantTimeZone) : null,
   ]);
   // The card Stripe charges for this invoice: the invoice's own, else its subscription's, else the customer's default.
   const stripeDefault = invoice?.ownCard ?? customer?.defaultPaymentMethod ?? null;

@@ -15,7 +15,7 @@ import { FAILURE_SHARES, type Member } from '../demo/population.ts';
 import { lastBusinessDay } from '../dunning/paydays.ts';
 import { decideCharge, type FailureReason, type Rng } from '../sandbox/issuer-model.ts';
 
-export type PaydayProfile = 'first' | 'month_end' | 'semi_monthly' | 'weekly';
+export type PaydayProfile = 'first' | 'month_end' | 'semi_monthly' | 'weekly' | 'day_25';
 export type Weighted<T> = ReadonlyArray<readonly [T, number]>;
 
 /** What a simulated issuer knows about one failed renewal: its hidden cause, drawn once. */
@@ -204,6 +204,13 @@ export const ISSUER_VARIANTS: readonly IssuerVariant[] = [
     source: 'every customer paid on Fridays (assumption)',
   },
   {
+    name: 'paydays-25th',
+    mix: BALANCED,
+    params: { ...BASE, paydays: [['day_25', 1]] },
+    source:
+      "every customer paid on the 25th, a day the policy's payday calendar does not hold (assumption): what the calendar misses, only learned timing can find",
+  },
+  {
     name: 'permanent-low',
     mix: GENERIC_MAJORITY,
     params: { ...BASE, permanentShare: 0.1 },
@@ -269,6 +276,7 @@ export function paydaysOf(profile: PaydayProfile, from: Date, days: number, zone
       if (profile === 'first' || profile === 'semi_monthly') out.push(m);
       if (profile === 'semi_monthly') out.push(m.set({ day: 15 }));
       if (profile === 'month_end') out.push(m.set({ day: lastBusinessDay(m) }));
+      if (profile === 'day_25') out.push(m.set({ day: 25 }));
     }
   }
   return out.filter((d) => d >= start && d <= end).map((d) => d.toJSDate());

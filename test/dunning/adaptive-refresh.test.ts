@@ -228,8 +228,8 @@ describe('the learned-timing refresh job', () => {
   });
 
   it("learns funds retries by days since the customer's own payday as known when the case opened, and a plan uses it", async () => {
-    // Paid on 15 October (Berlin); the November renewals retried on the 15th (day 0) or the 27th (day 12).
-    await seedFundsRetries('pd0_', 200, 120, '2026-10-15T06:00:00Z', '2026-11-13T05:00:00Z', '2026-11-15T05:00:00Z');
+    // Paid on 15 October (Berlin); the November renewals retried on the 16th (day 1) or the 27th (day 12).
+    await seedFundsRetries('pd1_', 200, 120, '2026-10-15T06:00:00Z', '2026-11-13T05:00:00Z', '2026-11-16T05:00:00Z');
     await seedFundsRetries('pd12_', 200, 30, '2026-10-15T06:00:00Z', '2026-11-13T05:00:00Z', '2026-11-27T05:00:00Z');
     // The earlier invoice was paid after this case opened: no payday was known when it was planned.
     await seedFundsRetries('late_', 50, 5, '2026-11-14T06:00:00Z', '2026-11-13T05:00:00Z', '2026-11-16T05:00:00Z');
@@ -245,8 +245,8 @@ describe('the learned-timing refresh job', () => {
     expect(snap.retries.funds).toBe(450);
     const stored = await latestSnapshot(db.sql);
     expect(stored!.counts.byPaydayDistance).toEqual([
-      [120, 200],
       [0, 0],
+      [120, 200],
       [0, 0],
       [0, 0],
       [0, 0],
@@ -255,13 +255,13 @@ describe('the learned-timing refresh job', () => {
       [30, 200],
     ]);
 
-    // A customer paid on the 9th last month, declined for funds now (Monday 7 December): the
-    // calendar's next payday is Friday the 11th; the merchant's data favour the 9th.
+    // A customer paid on the 7th last month, declined for funds now (Monday 7 December): the
+    // calendar's next payday is Friday the 11th; the merchant's data favour the day after a payday, the 8th.
     let customerId = '';
     for (let i = 0; !customerId; i += 1)
       if (explorationUnit(`in_cus_pp${i}_1_now`) >= ADAPTIVE_DEFAULTS.explorationShare) customerId = `cus_pp${i}_`;
     const invoiceId = `in_${customerId}1_now`;
-    await seedFundsRetries(customerId, 1, 0, '2026-11-09T07:00:00Z', '2026-12-07T04:00:00Z', '2026-12-07T04:00:00Z');
+    await seedFundsRetries(customerId, 1, 0, '2026-11-07T07:00:00Z', '2026-12-07T04:00:00Z', '2026-12-07T04:00:00Z');
     await db.sql`delete from payment_attempts where invoice_id = ${invoiceId} and attempt_no = 2`;
     const [c] = await db.sql<
       { id: number }[]
@@ -269,10 +269,20 @@ describe('the learned-timing refresh job', () => {
     const result = await db.sql.begin((tx) => planNext(tx, schedulerDeps(source), c!.id));
     const { reason, at } = (result as { plan: { reason: string; at: Date } }).plan;
     expect(reason).toContain(
-      `insufficient_funds: learned payday timing: 58 % success on the payday over your last 200 funds retries at it after 1 decline (this customer's payday: the 9th, seen when in_${customerId}1_before was paid;`,
+      `insufficient_funds: learned payday timing: 58 % success 1 day after the payday over your last 200 funds retries at it after 1 decline (this customer's payday: the 7th, seen when in_${customerId}1_before was paid;`,
     );
-    expect(at.getTime()).toBeGreaterThanOrEqual(new Date('2026-12-09T05:00:00Z').getTime());
-    expect(at.getTime()).toBeLessThanOrEqual(new Date('2026-12-09T05:20:00Z').getTime());
+    expect(at.getTime()).toBeGreaterThanOrEqual(new Date('2026-12-08T05:00:00Z').getTime());
+    expect(at.getTime()).toBeLessThanOrEqual(new Date('2026-12-08T05:20:00Z').getTime());
+
+    // Without any learned table the customer's payday is still on the calendar: paid on the 9th.
+    await seedFundsRetries('cus_ninth_', 1, 0, '2026-11-09T07:00:00Z', '2026-12-07T04:00:00Z', '2026-12-07T04:00:00Z');
+    await db.sql`delete from payment_attempts where invoice_id = 'in_cus_ninth_1_now' and attempt_no = 2`;
+    const [ninth] = await db.sql<{ id: number }[]>`
+      select id::float8 as id from dunning_cases where invoice_id = 'in_cus_ninth_1_now'`;
+    const plain = await db.sql.begin((tx) => planNext(tx, schedulerDeps(undefined), ninth!.id));
+    expect((plain as { plan: { reason: string } }).plan.reason).toMatch(
+      /^insufficient_funds: next payday of this customer's \(the 9th, seen when in_cus_ninth_1_before was paid\), .*Wed 9 Dec/,
+    );
   });
 
   it('runs as a daily pg-boss schedule in the merchant zone, and refreshes at start when no snapshot exists', async () => {

@@ -319,14 +319,14 @@ describe('retry.adaptive in the policy', () => {
 describe('learned paydays and hours', () => {
   const funds = (n: number, wins: number, daysFromPayday: number | null, localHour = 6) =>
     retries(n, wins, 72, { category: 'funds', daysFromPayday, localHour, declinesSoFar: 1 });
-  /** On the customer's own payday 60 % of 200 paid; a week or more after it 15 % of 300; between, 25 %. */
+  /** The day after the customer's own payday 60 % of 200 paid; a week or more after it 15 % of 300; other days 25 %. */
   const paydayEvidence = [
-    ...funds(200, 120, 0),
-    ...[1, 2, 3, 4, 5, 6].flatMap((d) => funds(50, 12, d)),
+    ...funds(200, 120, 1),
+    ...[0, 2, 3, 4, 5, 6].flatMap((d) => funds(50, 12, d)),
     ...funds(300, 45, 9),
   ];
   const table = learnTable(paydayEvidence, builtAt, { ...ADAPTIVE_DEFAULTS, explorationShare: 0 });
-  const payday = { dayOfMonth: 11, invoiceId: 'in_october', paidAt: new Date('2026-10-11T05:30:00Z') };
+  const payday = { dayOfMonth: 10, invoiceId: 'in_october', paidAt: new Date('2026-10-10T05:30:00Z') };
   // Tuesday 10 November 2026, 08:00 Berlin: insufficient funds.
   const h: CaseHistory = {
     invoiceId: 'in_funds',
@@ -337,15 +337,15 @@ describe('learned paydays and hours', () => {
   };
   const now = new Date('2026-11-10T07:00:01Z');
 
-  it("moves a funds retry to the customer's own payday when the merchant's data say so, and cites them", () => {
-    // The calendar's next payday is Friday 13 November (06:00 Berlin), 24 days after the customer's payday.
+  it("moves a funds retry to a day after the customer's own payday when the merchant's data say so, and cites them", () => {
+    // The calendar's next payday is Friday 13 November (06:00 Berlin), 3 days after the customer's payday.
     const plain = planNextAttempt(h, { ...berlin, observedPayday: payday }, exact, now, 'Europe/London');
     expect(plain).toMatchObject({ kind: 'retry', at: new Date('2026-11-13T05:00:00Z') });
     const p = planNextAttempt(h, { ...berlin, observedPayday: payday }, exact, now, 'Europe/London', table);
     // 24 h after the decline, Wednesday the 11th at 08:00 Berlin, already inside the window.
     expect(p).toMatchObject({ kind: 'retry', at: new Date('2026-11-11T07:00:00Z') });
     expect((p as { reason: string }).reason).toContain(
-      "insufficient_funds: learned payday timing: 57 % success on the payday over your last 200 funds retries at it after 1 decline (this customer's payday: the 11th, seen when in_october was paid; the calendar's next payday (friday), 2 days after the payday: 26 % over 50)",
+      "insufficient_funds: learned payday timing: 57 % success 1 day after the payday over your last 200 funds retries at it after 1 decline (this customer's payday: the 10th, seen when in_october was paid; the calendar's next payday (friday), 3 days after the payday: 26 % over 50)",
     );
   });
 

@@ -73,6 +73,35 @@ describe('planNextAttempt: one example per category', () => {
     });
   });
 
+  it("funds: the customer's observed payday is a payday too, unless the policy says otherwise", () => {
+    // Mon 23 Nov 2026; the customer's earlier funds failure was paid on 25 October.
+    const observedPayday = { dayOfMonth: 25, invoiceId: 'in_october', paidAt: new Date('2026-10-25T06:10:00Z') };
+    const h = history([declined('2026-11-23T09:00:00Z', { declineCode: 'insufficient_funds' })]);
+    const p = plan(h, '2026-11-23T09:00:05Z', { customer: { ...berlin, observedPayday } });
+    expect(retryAt(p)).toBe('2026-11-25T05:00:00.000Z');
+    expect(p).toMatchObject({
+      reason:
+        "insufficient_funds: next payday of this customer's (the 25th, seen when in_october was paid), Wed 25 Nov 06:00 Europe/Berlin",
+    });
+    const calendarOnly = parsePolicy({ retry: { jitterMinutes: 0, paydays: { observed: false } } });
+    expect(
+      retryAt(plan(h, '2026-11-23T09:00:05Z', { customer: { ...berlin, observedPayday }, policy: calendarOnly })),
+    ).toBe('2026-11-27T05:00:00.000Z');
+    // The 31st falls on the last day of a 30-day month.
+    const thirtyFirst = { ...observedPayday, dayOfMonth: 31 };
+    const q = plan(
+      history([declined('2026-11-28T09:00:00Z', { declineCode: 'insufficient_funds' })]),
+      '2026-11-28T09:00:05Z',
+      {
+        customer: { ...berlin, observedPayday: thirtyFirst },
+        policy: parsePolicy({
+          retry: { jitterMinutes: 0, paydays: { daysOfMonth: [15], lastBusinessDay: false, weekdays: [] } },
+        }),
+      },
+    );
+    expect(retryAt(q)).toBe('2026-11-30T05:00:00.000Z');
+  });
+
   it('temporary: retries hours later, inside the local window', () => {
     const p = plan(
       history([declined('2026-11-25T05:10:00Z', { declineCode: 'processing_error' })]),

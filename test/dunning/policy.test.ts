@@ -79,6 +79,14 @@ describe('parsePolicy', () => {
     expect(message).toContain('retry.paydays: at least one payday rule');
   });
 
+  it("takes the customer's observed payday into the funds calendar by default, and a bad value names the field", () => {
+    expect(defaultPolicy().retry.paydays.observed).toBe(true);
+    expect(parsePolicy({ retry: { paydays: { observed: false } } }).retry.paydays.observed).toBe(false);
+    expect(errorOf(() => parsePolicy({ retry: { paydays: { observed: 'yes' } } }))).toContain(
+      'retry.paydays.observed: expected true or false',
+    );
+  });
+
   it('passes reminders through untouched', () => {
     const reminders = { schedule: [{ day: 0, template: 'first' }], anything: true };
     expect(parsePolicy({ reminders }).reminders).toEqual(reminders);

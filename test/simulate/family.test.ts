@@ -79,6 +79,7 @@ describe('the issuer family', () => {
     expect(days('first')).toEqual(['2026-03-31']);
     expect(days('month_end')).toEqual(['2026-03-30']);
     expect(days('semi_monthly')).toEqual(['2026-03-14', '2026-03-31', '2026-04-14']);
+    expect(days('day_25')).toEqual(['2026-03-24']);
     expect(days('weekly')).toEqual([
       '2026-03-12',
       '2026-03-19',
@@ -104,14 +105,15 @@ describe('the issuer family', () => {
     });
     expect(r.stderr).toBe('');
     expect(r.status).toBe(0);
-    expect(r.stdout).toContain('on 12 issuer models, 20 failed renewals each (seed 3)');
+    expect(r.stdout).toContain('on 13 issuer models, 20 failed renewals each (seed 3)');
   });
 });
 
 describe('the default policy on the issuer family', () => {
   it('beats the Stripe-like schedule and its own holdout on every variant, with fewer charges and no violations', () => {
-    // Measured at larger sizes in docs/policy.md; 300 renewals per variant keeps this test quick.
-    const family = compareFamily({ ...options, seed: 1, customers: 300 });
+    // Measured at 3,000 per variant in docs/policy.md. Below about 1,000 one model's lift is noise:
+    // paydays-25th, the closest, reads -0.5 points at 300 and +0.5 at 1,500 (seed 1).
+    const family = compareFamily({ ...options, seed: 1, customers: 1500 });
     for (const v of family.variants) {
       const policy = figuresOf(v, 'policy');
       const row = { variant: v.variant.name, policy: policy.revenueShare };
@@ -126,5 +128,5 @@ describe('the default policy on the issuer family', () => {
       expect(policy.result.charges).toBeLessThan(figuresOf(v, 'Stripe-like').result.charges);
       expect(totalViolations(policy.result.violations)).toBe(0);
     }
-  });
+  }, 120_000);
 });

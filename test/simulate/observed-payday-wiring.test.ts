@@ -23,13 +23,13 @@ function funds(n: number, wins: number, daysFromPayday: number): RetryObservatio
 }
 
 describe('the observed payday in the simulator', () => {
-  it("moves a funds retry to the customer's payday when the learned table favours it, and only then", () => {
-    // 60 % on the payday, 15 % a week or more after it.
-    const table = learnTable([...funds(200, 120, 0), ...funds(300, 45, 7)], new Date('2026-11-01T00:00:00Z'));
+  it("puts the customer's payday on the funds calendar, and a learned table may move the retry near it", () => {
+    // The day after a payday 60 %, a week or more after it 15 %.
+    const table = learnTable([...funds(200, 120, 1), ...funds(300, 45, 7)], new Date('2026-11-01T00:00:00Z'));
     let key = '';
     for (let i = 0; !key; i += 1)
       if (explorationUnit(`in_sim_k${i}`) >= ADAPTIVE_DEFAULTS.explorationShare) key = `k${i}`;
-    const observedPayday = { dayOfMonth: 11, invoiceId: `in_prev_${key}`, paidAt: new Date('2026-10-11T05:00:00Z') };
+    const observedPayday = { dayOfMonth: 12, invoiceId: `in_prev_${key}`, paidAt: new Date('2026-10-12T05:00:00Z') };
     // Tuesday 10 November 2026, 08:00 Berlin: the calendar's next payday is Friday the 13th.
     const c: SimCase = {
       invoiceId: `in_sim_${key}`,
@@ -44,11 +44,15 @@ describe('the observed payday in the simulator', () => {
     };
     const policy = defaultPolicy();
     const day = (d: Date | null) => d?.toISOString().slice(0, 10);
-    const adaptive = plannerStrategy(policy, 'Europe/Berlin', 'adaptive', 'smart', table);
-    expect(day(adaptive.nextRetry(c))).toBe('2026-11-11');
-    expect(day(adaptive.nextRetry({ ...c, observedPayday: null }))).toBe('2026-11-13');
-    // Without a learned table the payday on record changes nothing.
-    expect(day(plannerStrategy(policy, 'Europe/Berlin').nextRetry(c))).toBe('2026-11-13');
+    const plain = plannerStrategy(policy, 'Europe/Berlin');
+    expect(day(plain.nextRetry(c))).toBe('2026-11-12');
+    expect(day(plain.nextRetry({ ...c, observedPayday: null }))).toBe('2026-11-13');
+    // Paid on the 10th: the 11th is the day after it, which the table favours over the calendar's 13th.
+    const tenth = { ...c, observedPayday: { ...observedPayday, dayOfMonth: 10 } };
+    expect(day(plain.nextRetry(tenth))).toBe('2026-11-13');
+    expect(day(plannerStrategy(policy, 'Europe/Berlin', 'adaptive', 'smart', table).nextRetry(tenth))).toBe(
+      '2026-11-11',
+    );
   });
 
   it('is learned from: funds retries of customers with one are counted by days since their payday', () => {

@@ -132,11 +132,21 @@ describe('the family figures without observed paydays', () => {
     );
   };
 
+  const pinned = (f: Record<string, string>) => Object.fromEntries(Object.keys(before).map((k) => [k, f[k]]));
+
   it('are the figures from before the feature, with it disabled', () => {
-    expect(figures(0)).toEqual(before);
+    expect(pinned(figures(0))).toEqual(before);
   });
 
-  it('stay so with it on: no family strategy plans with a learned table, so none times by the observed payday', () => {
-    expect(figures()).toEqual(before);
+  it("with it on, move only for the policy, whose funds calendar holds the customer's payday", () => {
+    const on = pinned(figures());
+    const others = (f: Record<string, string | undefined>) =>
+      Object.fromEntries(Object.entries(f).map(([k, v]) => [k, v?.split(' ').slice(1).join(' ')]));
+    expect(others(on)).toEqual(others(before));
+    // On the model whose payday the calendar does not hold, the customer's own payday moves the policy.
+    const off25 = figures(0)['paydays-25th']?.split(' ');
+    const on25 = figures()['paydays-25th']?.split(' ');
+    expect(on25?.[0]).not.toBe(off25?.[0]);
+    expect(on25?.slice(1)).toEqual(off25?.slice(1));
   });
 });
