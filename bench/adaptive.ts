@@ -33,6 +33,18 @@ try {
            c.opened_at + (k - 1) * (1 + c.id % 5) * interval '1 day', c.opened_at + (k - 1) * (1 + c.id % 5) * interval '1 day',
            'pm' || c.id, 'visa', case when k = 5 and c.id % 3 = 0 then null else (array['do_not_honor','insufficient_funds','generic_decline','try_again_later'])[1 + c.id % 4] end
       from dunning_cases c, generate_series(1, 5) k`;
+  await sql`update payment_attempts set decline_category = 'funds' where decline_code = 'insufficient_funds'`;
+  // A third of the customers have an earlier invoice recovered after a funds decline: their observed
+  // payday, looked up once per case with a funds retry.
+  await sql`insert into invoices (id, customer_id, status, currency, amount_due, amount_remaining, stripe_created, paid_at, stripe_updated_at)
+    select 'inp' || i, 'c' || i, 'paid', 'eur', 1000, 0, ${now}::timestamptz - interval '200 days',
+           ${now}::timestamptz - (171 + i % 20) * interval '1 day', ${now}::timestamptz
+      from generate_series(1, ${N}::int) i where i % 3 = 0`;
+  await sql`insert into dunning_cases (invoice_id, customer_id, currency, amount, policy_version, cohort, opened_at,
+                                       status, closed_at, recovery_path, last_decline_category)
+    select 'inp' || i, 'c' || i, 'eur', 1000, 'v', 'smart', ${now}::timestamptz - interval '200 days', 'recovered',
+           ${now}::timestamptz - (171 + i % 20) * interval '1 day', 'scheduled_retry', 'funds'
+      from generate_series(1, ${N}::int) i where i % 3 = 0`;
   await sql`vacuum analyze`;
   console.log(`seeded ${N} cases, ${5 * N} attempts in ${Math.round(performance.now() - t)} ms`);
   const since = new Date(now.getTime() - 180 * 86400000);
@@ -42,7 +54,10 @@ try {
     const n = Object.values(counts.byDelay)
       .flat()
       .reduce((s, [, x]) => s + x, 0);
-    console.log(`countRetries: ${n} retries in ${Math.round(performance.now() - t)} ms`);
+    const byPayday = counts.byPaydayDistance.reduce((s, [, x]) => s + x, 0);
+    console.log(
+      `countRetries: ${n} retries (${byPayday} funds retries by payday) in ${Math.round(performance.now() - t)} ms`,
+    );
   }
 } finally {
   await sql.end();

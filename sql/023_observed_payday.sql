@@ -1,7 +1,8 @@
 -- The customer's observed payday (src/dunning/observed-payday.ts), defined once for the planner's
 -- read and the learned-timing refresh: the newest of their cases recovered after a funds decline,
--- paid before `before`, by any path but a new card (a new card says nothing about when money
--- arrives).
+-- paid before `before`, by any path but another card (a new card or a backup card says nothing
+-- about when money arrives on the failing one). A customer who paid on the hosted page may have
+-- used another card too; that cannot be told apart and is counted.
 create function customer_observed_payday(p_customer text, p_before timestamptz)
 returns table (invoice_id text, paid_at timestamptz)
 language sql stable as $$
@@ -10,6 +11,7 @@ language sql stable as $$
     left join invoices i on i.id = c.invoice_id
    where c.customer_id = p_customer and c.status = 'recovered' and c.last_decline_category = 'funds'
      and c.recovery_path is distinct from 'card_update_retry'
+     and c.recovery_path is distinct from 'backup_card_retry'
      and coalesce(i.paid_at, c.closed_at) < p_before
    order by coalesce(i.paid_at, c.closed_at) desc
    limit 1

@@ -498,8 +498,11 @@ export function chooseFundsDay(table: LearnedTable | null | undefined, c: FundsD
 
 export interface HourChoice {
   category: LearnedCategory;
-  /** The slot the policy chose, inside the local window. */
-  at: Date;
+  /** The slot the policy chose, inside the local window, whatever the time of planning. */
+  planned: Date;
+  /** Not before this (the planned slot, or now when planning later than it). */
+  earliest: Date;
+  /** Not after this: the dunning window's end, less what later retries need after this one. */
   latest: Date;
   zone: string;
   window: LocalWindow;
@@ -516,14 +519,16 @@ export interface HourChoice {
 export function chooseHour(table: LearnedTable | null | undefined, c: HourChoice): LearnedSlot | null {
   if (!table || !categoryInUse(table, c.category, c.mode)) return null;
   if (explorationUnit(c.invoiceId) < table.settings.explorationShare) return null;
-  const planned = local(c.at, c.zone);
+  const first =
+    c.planned.getTime() >= c.earliest.getTime() || local(c.planned, c.zone).hasSame(local(c.earliest, c.zone), 'day');
+  const planned = local(first ? c.planned : c.earliest, c.zone);
   const cells = table.byLocalHour[c.category];
   const base = cells[planned.hour] as Cell;
   let best: { at: Date; hour: number; cell: Cell } | null = null;
   for (let hour = planned.hour + 1; hour < c.window.endHour; hour += 1) {
     const at = planned.set({ hour, minute: 0, second: 0, millisecond: 0 });
     // A gap hour (the spring change) does not exist on that day.
-    if (at.hour !== hour || at.toJSDate() > c.latest) continue;
+    if (at.hour !== hour || at.toJSDate() > c.latest || at.toJSDate() < c.earliest) continue;
     const cell = cells[hour] as Cell;
     if (best === null || cell.rate > best.cell.rate) best = { at: at.toJSDate(), hour, cell };
   }

@@ -128,8 +128,11 @@ interface Slot {
   jitter: boolean;
   /** Attempts still allowed by the category rule or baseline after this one. */
   remainingAfter: number;
-  /** The learned table's category whose local hours may move this retry later in its window. */
-  learnedHour?: LearnedCategory;
+  /**
+   * The learned table's category whose local hours may move this retry later in its window, and the
+   * latest it may move to (later retries spaced from this one must still fit in the window).
+   */
+  learnedHour?: { category: LearnedCategory; latest: Date; from: Date };
 }
 
 function byTime(a: LedgerAttempt, b: LedgerAttempt): number {
@@ -655,7 +658,12 @@ function categorySlot(ctx: Ctx, last: Decline): Slot | Plan {
       windowed: true,
       jitter: true,
       remainingAfter: rule.maxAttempts - sameCategory - 1,
-      learnedHour: 'funds',
+      // Later funds retries follow the calendar, not this one's hour: only the window bounds it.
+      learnedHour: {
+        category: 'funds',
+        latest: ctx.windowEnd,
+        from: local(slot.at, ctx.zone).startOf('day').toJSDate(),
+      },
     };
   }
 
@@ -713,7 +721,15 @@ function categorySlot(ctx: Ctx, last: Decline): Slot | Plan {
     jitter: true,
     remainingAfter: rule.maxAttempts - sameCategory - 1,
     // Quick retries of a temporary error are about the outage, not the time of day.
-    ...(category === 'generic' ? { learnedHour: c.category as LearnedCategory } : {}),
+    ...(category === 'generic'
+      ? {
+          learnedHour: {
+            category: c.category as LearnedCategory,
+            latest: new Date(ctx.windowEnd.getTime() - laterHours * HOUR),
+            from: new Date(last.attempt.at.getTime() + Math.max(spacingMs, c.retryAfterMs ?? 0)),
+          },
+        }
+      : {}),
   };
 }
 
@@ -760,9 +776,12 @@ function finish(ctx: Ctx, slot: Slot): Plan {
   const hour =
     slot.learnedHour && slot.windowed
       ? chooseHour(ctx.learned, {
-          category: slot.learnedHour,
-          at,
-          latest: ctx.windowEnd,
+          category: slot.learnedHour.category,
+          // The policy's slot as planned from the decline, not from now: a re-plan later the same
+          // morning compares from the same hour as the first plan did.
+          planned: place(slot.learnedHour.from),
+          earliest: at,
+          latest: slot.learnedHour.latest,
           zone,
           window,
           mode: policy.retry.adaptive,
@@ -770,10 +789,11 @@ function finish(ctx: Ctx, slot: Slot): Plan {
         })
       : null;
   if (hour) at = hour.at;
-  const hourNote = hour ? `, ${hour.evidence}` : '';
 
   const limited = cardVerdict(ctx.history, ctx.customer, ctx.targetPm, at);
   if (limited.at > at) at = place(limited.at);
+  // A network hold that moved the retry leaves the learned hour behind: the reason must not claim it.
+  const hourNote = hour && at.getTime() === hour.at.getTime() ? `, ${hour.evidence}` : '';
 
   if (slot.jitter && at < ctx.windowEnd) {
     let maxJitter = Math.min(policy.retry.jitterMinutes * 60_000, ctx.windowEnd.getTime() - at.getTime());

@@ -316,6 +316,69 @@ describe('retry.adaptive in the policy', () => {
   });
 });
 
+describe('the learned hour', () => {
+  const r = (n: number, wins: number, hour: number, declinesSoFar = 1): RetryObservation[] =>
+    retries(n, wins, 24, { localHour: hour, declinesSoFar });
+  const once: CaseHistory = {
+    invoiceId: 'in_hour',
+    openedAt: new Date('2026-11-02T04:00:00Z'),
+    cohort: 'smart',
+    attempts: [declined('2026-11-02T04:00:00Z')],
+    currentPaymentMethod: 'pm_1',
+  };
+
+  it('gives the same plan when the case is planned again later the same morning', () => {
+    // 06:00 20 %, 07:00 45 %, 08:00 50 %, 09:00 20 %: from the policy's 06:00, 08:00 is clearly better.
+    const t = learnTable([...r(300, 60, 6), ...r(300, 135, 7), ...r(300, 150, 8), ...r(300, 60, 9)], builtAt, {
+      ...ADAPTIVE_DEFAULTS,
+      explorationShare: 0,
+    });
+    const at = (now: string) =>
+      (planNextAttempt(once, berlin, exact, new Date(now), 'Europe/London', t) as { at: Date }).at;
+    const first = at('2026-11-02T04:00:01Z');
+    expect(first).toEqual(new Date('2026-11-03T07:00:00Z'));
+    // Planned again at 05:30 and at 07:10 Berlin on the day (a late event, a worker restart).
+    expect(at('2026-11-03T04:30:00Z')).toEqual(first);
+    expect(at('2026-11-03T06:10:00Z')).toEqual(first);
+  });
+
+  it('never moves a retry so late in the morning that a later retry falls out of the window', () => {
+    // A 3-day window with a retry a day for three days: 09:00 is better, but a retry at 09:00 on the
+    // first day pushes the third past the window's end at 07:30.
+    const policy = parsePolicy({
+      baseline: { retryDays: [1, 2] },
+      retry: {
+        jitterMinutes: 0,
+        windowDays: 3,
+        maxAttempts: 4,
+        categories: { generic: { maxAttempts: 4, spacingHours: [24, 24, 24], stopAfterIdenticalDeclines: 9 } },
+      },
+    });
+    const t = learnTable(
+      [1, 2, 3].flatMap((d) => [...r(300, 60, 7, d), ...r(300, 60, 8, d), ...r(300, 150, 9, d)]),
+      builtAt,
+      { ...ADAPTIVE_DEFAULTS, explorationShare: 0 },
+    );
+    const h: CaseHistory = { ...once, invoiceId: 'in_chain', openedAt: new Date('2026-11-02T06:30:00Z') };
+    h.attempts = [declined('2026-11-02T06:30:00Z')];
+    const retriesOf = (table: typeof t | null) => {
+      const c: CaseHistory = { ...h, attempts: [...h.attempts] };
+      let now = new Date('2026-11-02T06:30:01Z');
+      const out: string[] = [];
+      for (let i = 0; i < 5; i += 1) {
+        const p = planNextAttempt(c, berlin, policy, now, 'Europe/London', table);
+        if (p.kind !== 'retry') break;
+        out.push(p.at.toISOString());
+        c.attempts.push(declined(p.at.toISOString(), { attemptNo: i + 2, source: 'scheduled' }));
+        now = new Date(p.at.getTime() + 1000);
+      }
+      return out;
+    };
+    expect(retriesOf(null)).toHaveLength(3);
+    expect(retriesOf(t)).toHaveLength(3);
+  });
+});
+
 describe('learned paydays and hours', () => {
   const funds = (n: number, wins: number, daysFromPayday: number | null, localHour = 6) =>
     retries(n, wins, 72, { category: 'funds', daysFromPayday, localHour, declinesSoFar: 1 });
@@ -419,7 +482,8 @@ describe('learned paydays and hours', () => {
     expect(
       chooseHour(hourly, {
         category: 'generic',
-        at: new Date('2026-11-03T08:30:00Z'),
+        planned: new Date('2026-11-03T08:30:00Z'),
+        earliest: new Date('2026-11-03T08:30:00Z'),
         latest: new Date('2026-12-01T00:00:00Z'),
         zone: 'Europe/Berlin',
         window: { startHour: 6, endHour: 10 },
