@@ -1,3 +1,4 @@
+import type Stripe from 'stripe';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   executeAttempt,
@@ -6,6 +7,8 @@ import {
   STRIPE_KEY_LIFE_MS,
   type RunnerDeps,
 } from '../../src/dunning/runner.ts';
+import { retrieveInvoiceCharges } from '../../src/stripe/charge.ts';
+import { apply, recordingHooks, testDeps } from '../events/helpers.ts';
 import {
   apiCharges,
   attemptRow,
@@ -71,6 +74,28 @@ async function ledgerMatchesStripe(invoiceId: string): Promise<void> {
      where invoice_id = ${invoiceId} and status in ('declined', 'succeeded', 'unknown', 'in_flight')`;
   const atStripe = w.sandbox.charges(invoiceId).map((c) => c.id);
   expect(counted.map((r) => r.charge_id as string | null).sort()).toEqual([...atStripe].sort());
+}
+
+/** The invoice's `invoice.payment_failed` events the sandbox emitted from `since` on. */
+function failureEvents(invoiceId: string, since: number): Stripe.Event[] {
+  return w.sandbox
+    .events()
+    .slice(since)
+    .filter((e) => e.type === 'invoice.payment_failed' && (e.data.object as { id?: string }).id === invoiceId);
+}
+
+/** Applies events as the event worker does, reading the invoice's failed charges from the sandbox. */
+function applyEvents(...events: Stripe.Event[]): Promise<string[]> {
+  return apply(
+    w.db.sql,
+    {
+      ...testDeps(recordingHooks().hooks),
+      clock: w.clock,
+      policy: { version: w.policy.version, body: w.policy },
+      fetchInvoiceCharges: (id) => retrieveInvoiceCharges(w.deps.gateway, id),
+    },
+    ...events,
+  );
 }
 
 async function plannedNos(invoiceId: string): Promise<number[]> {
@@ -177,6 +202,38 @@ describe('an unknown attempt past the idempotency key life', () => {
 
     expect(payRequests(s.invoiceId, key)).toHaveLength(1);
     expect(await attemptRow(w.db.sql, id)).toMatchObject({ status: 'declined', first_sent_at: new Date(START) });
+    await ledgerMatchesStripe(s.invoiceId);
+  });
+  it("timed out before reaching Stripe, the customer declined on the hosted page 2 h later, workers back after 25 h: the customer's charge is not taken for ours, and its waiting event puts it on the ledger once, as the customer's", async () => {
+    w.clock.set(START);
+    w.sandboxClock.set(START);
+    const s = await seedFailedInvoice(w, 'generic_decline');
+    const id = await planDueAttempt(w.db.sql, s, w.clock.now());
+    const key = `dunning:${s.invoiceId}:2`;
+    // The request never reaches the charge: the client gives up after its timeout.
+    w.sandbox.inject({ kind: 'hang', route: PAY, objectId: s.invoiceId });
+    expect(await executeAttempt(deps, id)).toBe('unknown');
+
+    advance(2 * HOUR);
+    const since = w.sandbox.events().length;
+    const hosted = await w.sandbox.failedTry(s.invoiceId, 'hosted');
+    const hostedEvents = failureEvents(s.invoiceId, since);
+    expect(hostedEvents).toHaveLength(1);
+    advance(23 * HOUR);
+
+    // Delivered when the workers are back, the customer's failure waits while our attempt is unresolved.
+    await expect(applyEvents(...hostedEvents)).rejects.toThrow(/may be our attempt #2/);
+    expect(await executeAttempt(deps, id)).toBe('skipped');
+    const a = await attemptRow(w.db.sql, id);
+    expect(a).toMatchObject({ status: 'skipped', charge_id: null });
+    expect(a.failure_message).toMatch(/no charge of it at Stripe/);
+    expect(payRequests(s.invoiceId, key).map((r) => r.handled)).toEqual(['fault']);
+    expect(apiCharges(w.sandbox, s.invoiceId)).toHaveLength(0);
+
+    // The event's retry applies it: the customer's charge is on the ledger once, under its own source.
+    expect(await applyEvents(...hostedEvents)).toEqual(['processed']);
+    const rows = await w.db.sql`select source, status from payment_attempts where charge_id = ${hosted.chargeId}`;
+    expect(rows.map((r) => [r.source, r.status])).toEqual([['stripe', 'declined']]);
     await ledgerMatchesStripe(s.invoiceId);
   });
 });
