@@ -15,6 +15,7 @@ import {
   type DeclineDetails as ChargeDecline,
   type StripeGateway,
 } from '../stripe/charge.ts';
+import { STRIPE_REQUEST_TIMEOUT_MS } from '../stripe/client.ts';
 import { createThrottle, type Throttle } from '../stripe/throttle.ts';
 import { pauseOfInvoice } from './collection-pause.ts';
 import { classifyDecline, type Classification, type DeclineInfo } from './declines.ts';
@@ -312,10 +313,10 @@ async function runClaimed(
   }
 
   const key = keyOf(attempt);
-  // Before the request leaves, so a takeover after a crash knows the key's age; only the first
-  // request starts it (a replay or a takeover does not renew the key).
-  if (attempt.firstSentAt === null)
-    await owned(store.markSent(deps.sql, attempt.id, deps.wallNow(), fenceOf(attempt)), attempt);
+  // Before the request leaves, so a takeover after a crash knows the key's age (only the first
+  // request starts it: a replay or a takeover does not renew the key) and the time of the latest
+  // request, which a charge of the attempt cannot be later than.
+  await owned(store.markSent(deps.sql, attempt.id, deps.wallNow(), fenceOf(attempt)), attempt);
   progress.chargeSent = true;
   const outcome = await payInvoice(deps.gateway, attempt.invoiceId, key, attempt.paymentMethod);
   await deps.afterCharge?.(attempt, outcome);
@@ -323,30 +324,54 @@ async function runClaimed(
 }
 
 /**
+ * When a charge made by an attempt's requests can have been created, in real time, as epoch
+ * milliseconds: from its first request (less the clocks' skew) to its latest request plus the time
+ * the SDK waits for an answer (after that the request was given up; a repeat is a request of its
+ * own and moves `lastSentAt`) plus the skew. Null when no request of it is known to have left.
+ */
+export function lostChargeWindow(
+  firstSentAt: Date | null,
+  lastSentAt: Date | null,
+): { from: number; to: number } | null {
+  if (firstSentAt === null) return null;
+  const last = Math.max(firstSentAt.getTime(), lastSentAt?.getTime() ?? -Infinity);
+  return {
+    from: firstSentAt.getTime() - STRIPE_CLOCK_SKEW_MS,
+    to: last + STRIPE_REQUEST_TIMEOUT_MS + STRIPE_CLOCK_SKEW_MS,
+  };
+}
+
+/**
  * The failed charge an attempt's lost request made, if it made one: the earliest failed charge of
- * the invoice (every PaymentIntent of it) that no ledger row holds, made after the request first
- * left (give or take the clocks' skew), on the attempt's card when the attempt names one. A request
- * makes at most one charge. Someone else's try on the invoice meanwhile (the hosted page) is one
- * too, and its event waits while this attempt is unresolved (`OurAttemptUnresolved`): taking it for
- * ours may credit it to the wrong row, but every charge is still on the ledger once.
+ * the invoice (every PaymentIntent of it) that no ledger row holds, made while a request of the
+ * attempt can have charged (`lostChargeWindow`), on the attempt's card when the attempt names one. A
+ * request makes at most one charge. Someone else's try on the invoice (the hosted page) is a charge
+ * too, and its event waits while this attempt is unresolved (`OurAttemptUnresolved`): one made after
+ * our requests (the customer trying hours later, the workers down) is left to that event, which
+ * records it under its own source once this attempt is resolved. One made inside the window cannot
+ * be told from ours: taking it may credit it to the wrong row, but every charge is still on the
+ * ledger once.
  */
 async function chargeOfLostRequest(
   deps: RunnerDeps,
   a: AttemptRow,
   remote: Stripe.Invoice,
 ): Promise<ChargeDecline | null> {
-  if (a.firstSentAt === null) return null;
-  const from = a.firstSentAt.getTime() - STRIPE_CLOCK_SKEW_MS;
+  const window = lostChargeWindow(a.firstSentAt, a.lastSentAt);
+  if (window === null) return null;
   const charges: Stripe.Charge[] = [];
   for (const pi of intentsOf(remote)) charges.push(...(await failedChargesOf(deps.gateway, pi.id)));
-  const after = charges.filter(
-    (ch) => ch.created * 1000 >= from && (a.paymentMethod === null || ch.payment_method === a.paymentMethod),
+  const inWindow = charges.filter(
+    (ch) =>
+      ch.created * 1000 >= window.from &&
+      ch.created * 1000 <= window.to &&
+      (a.paymentMethod === null || ch.payment_method === a.paymentMethod),
   );
-  if (after.length === 0) return null;
+  if (inWindow.length === 0) return null;
   const known =
-    await deps.sql`select charge_id from payment_attempts where charge_id in ${deps.sql(after.map((ch) => ch.id))}`;
+    await deps.sql`select charge_id from payment_attempts where charge_id in ${deps.sql(inWindow.map((ch) => ch.id))}`;
   const onLedger = new Set(known.map((r) => r.charge_id as string));
-  const ours = after
+  const ours = inWindow
     .filter((ch) => !onLedger.has(ch.id))
     .sort((x, y) => x.created - y.created || (x.id < y.id ? -1 : 1))[0];
   if (!ours) return null;

@@ -61,6 +61,8 @@ export interface AttemptRow {
   leaseToken: string | null;
   /** Real time its charge request first left (null: never sent); the idempotency key's age counts from it. */
   firstSentAt: Date | null;
+  /** Real time its latest charge request left (null: none recorded); a charge of it is no later than that request. */
+  lastSentAt: Date | null;
   createdAt: Date;
 }
 
@@ -116,6 +118,7 @@ function toAttempt(r: Row): AttemptRow {
     jobId: s('job_id'),
     leaseToken: s('lease_token'),
     firstSentAt: (r.first_sent_at as Date | null) ?? null,
+    lastSentAt: (r.last_sent_at as Date | null) ?? null,
     createdAt: r.created_at as Date,
   };
 }
@@ -345,13 +348,14 @@ export async function finishAttempt(tx: Tx, attemptId: number, r: AttemptResult,
 }
 
 /**
- * Notes the real time the attempt's charge request leaves, before it leaves, unless an earlier
- * request of the attempt already did: the idempotency key's life starts with the first request, and
- * a replay or a takeover does not renew it. False when `fence` no longer holds.
+ * Notes the real time the attempt's charge request leaves, before it leaves: as its latest request
+ * always, and as its first unless an earlier request of the attempt already left (the idempotency
+ * key's life starts with the first request, and a replay or a takeover does not renew it). False
+ * when `fence` no longer holds.
  */
 export async function markSent(tx: Tx, attemptId: number, at: Date, fence: Fence): Promise<boolean> {
   const rows = await tx`
-    update payment_attempts set first_sent_at = coalesce(first_sent_at, ${at})
+    update payment_attempts set first_sent_at = coalesce(first_sent_at, ${at}), last_sent_at = ${at}
      where id = ${attemptId} and ${fenced(tx, fence)}
     returning id`;
   return rows.length > 0;

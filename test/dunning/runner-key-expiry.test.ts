@@ -4,10 +4,13 @@ import {
   executeAttempt,
   KEY_LIFE_MARGIN_MS,
   keyMayHaveExpired,
+  lostChargeWindow,
   STRIPE_KEY_LIFE_MS,
   type RunnerDeps,
 } from '../../src/dunning/runner.ts';
+import { STRIPE_CLOCK_SKEW_MS } from '../../src/ledger.ts';
 import { retrieveInvoiceCharges } from '../../src/stripe/charge.ts';
+import { STRIPE_REQUEST_TIMEOUT_MS } from '../../src/stripe/client.ts';
 import { apply, recordingHooks, testDeps } from '../events/helpers.ts';
 import {
   apiCharges,
@@ -253,7 +256,11 @@ describe('an unknown attempt within the key life', () => {
 
     expect(payRequests(s.invoiceId, key).map((r) => r.handled)).toEqual(['executed', 'replayed']);
     expect(apiCharges(w.sandbox, s.invoiceId)).toHaveLength(1);
-    expect(await attemptRow(w.db.sql, id)).toMatchObject({ status: 'declined', first_sent_at: new Date(START) });
+    expect(await attemptRow(w.db.sql, id)).toMatchObject({
+      status: 'declined',
+      first_sent_at: new Date(START),
+      last_sent_at: new Date(new Date(START).getTime() + 22 * HOUR),
+    });
     await ledgerMatchesStripe(s.invoiceId);
     expect(await plannedNos(s.invoiceId)).toEqual([3]);
   });
@@ -279,5 +286,26 @@ describe('keyMayHaveExpired (pure)', () => {
 
   it('a request never sent has no key to lose', () => {
     expect(keyMayHaveExpired(null, at(30 * 24 * HOUR))).toBe(false);
+  });
+});
+
+describe('lostChargeWindow (pure)', () => {
+  const first = new Date(START);
+  const at = (ms: number) => new Date(first.getTime() + ms);
+
+  it("from the first request less the skew to the latest request plus the SDK's timeout and the skew", () => {
+    expect(STRIPE_REQUEST_TIMEOUT_MS).toBe(20_000);
+    expect(lostChargeWindow(first, at(10 * 60_000))).toEqual({
+      from: first.getTime() - STRIPE_CLOCK_SKEW_MS,
+      to: at(10 * 60_000).getTime() + STRIPE_REQUEST_TIMEOUT_MS + STRIPE_CLOCK_SKEW_MS,
+    });
+  });
+
+  it('without a latest request recorded, ends after the first', () => {
+    expect(lostChargeWindow(first, null)).toEqual({
+      from: first.getTime() - STRIPE_CLOCK_SKEW_MS,
+      to: first.getTime() + STRIPE_REQUEST_TIMEOUT_MS + STRIPE_CLOCK_SKEW_MS,
+    });
+    expect(lostChargeWindow(null, null)).toBeNull();
   });
 });
