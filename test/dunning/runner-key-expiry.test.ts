@@ -41,7 +41,13 @@ let w: RunnerWorld;
 let deps: RunnerDeps;
 beforeAll(async () => {
   w = await startWorld({ recordRequests: true });
-  deps = { ...w.deps, wallNow: () => w.sandboxClock.now() };
+  // The worker's clock reads real time, as in production (a FixedClock puts any past instant at
+  // real now): a claim's time is then the real time of the claim.
+  deps = {
+    ...w.deps,
+    clock: { now: () => w.clock.now(), wallTimeOf: (d) => d },
+    wallNow: () => w.sandboxClock.now(),
+  };
 });
 afterAll(async () => {
   await w?.close();
@@ -237,6 +243,59 @@ describe('an unknown attempt past the idempotency key life', () => {
     expect(await applyEvents(...hostedEvents)).toEqual(['processed']);
     const rows = await w.db.sql`select source, status from payment_attempts where charge_id = ${hosted.chargeId}`;
     expect(rows.map((r) => [r.source, r.status])).toEqual([['stripe', 'declined']]);
+    await ledgerMatchesStripe(s.invoiceId);
+  });
+});
+
+describe('an attempt sent by an older worker, which does not record the send', () => {
+  /** What a worker from before migration 024 leaves on the row it sent: no send time. */
+  async function sentByOlderWorker(id: number): Promise<void> {
+    await w.db.sql`update payment_attempts set first_sent_at = null, last_sent_at = null where id = ${id}`;
+  }
+
+  it("workers away 25 h: its first claim's time stands in for the send, and the key is not asked again", async () => {
+    w.clock.set(START);
+    w.sandboxClock.set(START);
+    const s = await seedFailedInvoice(w, 'generic_decline');
+    const id = await planDueAttempt(w.db.sql, s, w.clock.now());
+    const key = `dunning:${s.invoiceId}:2`;
+    w.sandbox.inject({ kind: 'execute_then_500', route: PAY, objectId: s.invoiceId });
+    expect(await executeAttempt(deps, id)).toBe('unknown');
+    await sentByOlderWorker(id);
+    expect((await attemptRow(w.db.sql, id)).started_at).toEqual(new Date(START));
+
+    advance(25 * HOUR);
+    expect(await executeAttempt(deps, id)).toBe('declined');
+
+    expect(payRequests(s.invoiceId, key).map((r) => r.handled)).toEqual(['executed']);
+    const charges = apiCharges(w.sandbox, s.invoiceId);
+    expect(charges).toHaveLength(1);
+    expect(await attemptRow(w.db.sql, id)).toMatchObject({ status: 'declined', charge_id: charges[0]!.id });
+    await ledgerMatchesStripe(s.invoiceId);
+  });
+
+  it("repeated by a new worker 2 h later: the first claim's time is recorded as the first send, so 24.5 h after the older worker's request the key is not asked again", async () => {
+    w.clock.set(START);
+    w.sandboxClock.set(START);
+    const s = await seedFailedInvoice(w, 'generic_decline');
+    const id = await planDueAttempt(w.db.sql, s, w.clock.now());
+    const key = `dunning:${s.invoiceId}:2`;
+    w.sandbox.inject({ kind: 'execute_then_500', route: PAY, objectId: s.invoiceId });
+    expect(await executeAttempt(deps, id)).toBe('unknown');
+    await sentByOlderWorker(id);
+
+    advance(2 * HOUR);
+    w.sandbox.inject({ kind: 'http_500', route: PAY, objectId: s.invoiceId });
+    expect(await executeAttempt(deps, id)).toBe('unknown');
+    expect(await attemptRow(w.db.sql, id)).toMatchObject({
+      first_sent_at: new Date(START),
+      last_sent_at: new Date(new Date(START).getTime() + 2 * HOUR),
+    });
+
+    advance(22.5 * HOUR);
+    expect(await executeAttempt(deps, id)).toBe('declined');
+    expect(payRequests(s.invoiceId, key).map((r) => r.handled)).toEqual(['executed', 'fault']);
+    expect(apiCharges(w.sandbox, s.invoiceId)).toHaveLength(1);
     await ledgerMatchesStripe(s.invoiceId);
   });
 });
