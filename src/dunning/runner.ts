@@ -99,6 +99,29 @@ export function keyMayHaveExpired(firstSentAt: Date | null, wallNow: Date): bool
   return wallNow.getTime() - firstSentAt.getTime() >= STRIPE_KEY_LIFE_MS - KEY_LIFE_MARGIN_MS;
 }
 
+/**
+ * When, in real time, the attempt's key began its life as far as we can tell: its first send, or,
+ * for an attempt that may have been sent (`mayHaveRun`) without one recorded, its first claim.
+ * `first_sent_at` is null on a request an older worker sent (one from before migration 024, still
+ * running during a rolling deploy): taken for "never sent", its key would be asked again however
+ * old. The claim (`started_at`, kept by every later claim of the attempt) comes just before the
+ * request, so the key looks older, never younger, than it is. It is on the worker's clock, which
+ * `wallTimeOf` turns into real time (the same instant on the system clock; the demo's scaled clock
+ * maps it back), and it is never later than `wallNow`. A row never claimed (no `started_at`) falls
+ * back to its creation, which the database stamps in real time before any request.
+ */
+export function keyLifeStart(
+  a: Pick<AttemptRow, 'firstSentAt' | 'startedAt' | 'createdAt'>,
+  mayHaveRun: boolean,
+  wallTimeOf: (at: Date) => Date,
+  wallNow: Date,
+): Date | null {
+  if (a.firstSentAt !== null) return a.firstSentAt;
+  if (!mayHaveRun) return null;
+  const claimed = a.startedAt === null ? a.createdAt : wallTimeOf(a.startedAt);
+  return new Date(Math.min(claimed.getTime(), wallNow.getTime()));
+}
+
 /** Said of an attempt resolved from Stripe's state instead of its key's replay. */
 const KEY_EXPIRED =
   'not asked again: its first request left over a day ago and Stripe may have pruned the idempotency key';
@@ -239,7 +262,8 @@ async function runClaimed(
   );
   // Past the key's life, the same key could charge again: the attempt is resolved from Stripe's
   // state, never asked again.
-  const keyExpired = mayHaveRun && keyMayHaveExpired(attempt.firstSentAt, deps.wallNow());
+  const firstSent = keyLifeStart(attempt, mayHaveRun, (at) => deps.clock.wallTimeOf(at), deps.wallNow());
+  const keyExpired = mayHaveRun && keyMayHaveExpired(firstSent, deps.wallNow());
   // Paid while our outcome was unknown: asking again with the same key tells whether it was us
   // (Stripe replays our success) or someone else (Stripe refuses: already paid). Once the key may be
   // gone that cannot be told: the case closes as paid, and the payment is not credited to this
@@ -254,7 +278,7 @@ async function runClaimed(
     // replay would have.
     let lost: ChargeDecline | null;
     try {
-      lost = await chargeOfLostRequest(deps, attempt, remote);
+      lost = await chargeOfLostRequest(deps, attempt, firstSent, remote);
     } catch (err) {
       log.warn({ err }, "cannot read the invoice's charges to resolve an attempt past its key's life; retrying soon");
       return requeue(deps, attempt, 'unknown', `charges read failed: ${(err as Error).message}`, null);
@@ -294,10 +318,7 @@ async function runClaimed(
     // No charge of it at Stripe: it never reached the bank, and nothing is counted. Charging now
     // would be a new request under an old plan; the planner plans a new attempt, with a new number
     // and key, under the caps and network limits of now.
-    log.warn(
-      { firstSentAt: attempt.firstSentAt },
-      "attempt past its key's life made no charge: not repeated, planned again",
-    );
+    log.warn({ firstSentAt: firstSent }, "attempt past its key's life made no charge: not repeated, planned again");
     return skip(deps, attempt, `${KEY_EXPIRED}; no charge of it at Stripe, planned again with a new key`, {
       replan: true,
     });
@@ -316,7 +337,9 @@ async function runClaimed(
   // Before the request leaves, so a takeover after a crash knows the key's age (only the first
   // request starts it: a replay or a takeover does not renew the key) and the time of the latest
   // request, which a charge of the attempt cannot be later than.
-  await owned(store.markSent(deps.sql, attempt.id, deps.wallNow(), fenceOf(attempt)), attempt);
+  // An attempt an older worker sent starts its key's life at that worker's claim (`keyLifeStart`).
+  const sentAt = deps.wallNow();
+  await owned(store.markSent(deps.sql, attempt.id, firstSent ?? sentAt, sentAt, fenceOf(attempt)), attempt);
   progress.chargeSent = true;
   const outcome = await payInvoice(deps.gateway, attempt.invoiceId, key, attempt.paymentMethod);
   await deps.afterCharge?.(attempt, outcome);
@@ -355,9 +378,10 @@ export function lostChargeWindow(
 async function chargeOfLostRequest(
   deps: RunnerDeps,
   a: AttemptRow,
+  firstSent: Date | null,
   remote: Stripe.Invoice,
 ): Promise<ChargeDecline | null> {
-  const window = lostChargeWindow(a.firstSentAt, a.lastSentAt);
+  const window = lostChargeWindow(firstSent, a.lastSentAt);
   if (window === null) return null;
   const charges: Stripe.Charge[] = [];
   for (const pi of intentsOf(remote)) charges.push(...(await failedChargesOf(deps.gateway, pi.id)));

@@ -3,6 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   executeAttempt,
   KEY_LIFE_MARGIN_MS,
+  keyLifeStart,
   keyMayHaveExpired,
   lostChargeWindow,
   STRIPE_KEY_LIFE_MS,
@@ -366,5 +367,34 @@ describe('lostChargeWindow (pure)', () => {
       to: first.getTime() + STRIPE_REQUEST_TIMEOUT_MS + STRIPE_CLOCK_SKEW_MS,
     });
     expect(lostChargeWindow(null, null)).toBeNull();
+  });
+});
+
+describe('keyLifeStart (pure)', () => {
+  const claimed = new Date(START);
+  const created = new Date(claimed.getTime() - 3 * 24 * HOUR);
+  const now = new Date(claimed.getTime() + 25 * HOUR);
+  const same = (d: Date) => d;
+
+  it('is the recorded first send when there is one', () => {
+    const sent = new Date(claimed.getTime() + 1_000);
+    expect(keyLifeStart({ firstSentAt: sent, startedAt: claimed, createdAt: created }, true, same, now)).toEqual(sent);
+  });
+
+  it('is none for an attempt that cannot have been sent', () => {
+    expect(keyLifeStart({ firstSentAt: null, startedAt: claimed, createdAt: created }, false, same, now)).toBeNull();
+  });
+
+  it("without a recorded send, is the first claim's time in real time, never later than now", () => {
+    const row = { firstSentAt: null, startedAt: claimed, createdAt: created };
+    expect(keyLifeStart(row, true, same, now)).toEqual(claimed);
+    // A scaled clock: the claim's reading maps back to the real instant.
+    const real = new Date(claimed.getTime() - 10 * HOUR);
+    expect(keyLifeStart(row, true, () => real, now)).toEqual(real);
+    expect(keyLifeStart(row, true, () => new Date(now.getTime() + HOUR), now)).toEqual(now);
+  });
+
+  it("without a claim either, is the row's creation", () => {
+    expect(keyLifeStart({ firstSentAt: null, startedAt: null, createdAt: created }, true, same, now)).toEqual(created);
   });
 });
