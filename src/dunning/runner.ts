@@ -15,6 +15,7 @@ import {
   type DeclineDetails as ChargeDecline,
   type StripeGateway,
 } from '../stripe/charge.ts';
+import { STRIPE_REQUEST_TIMEOUT_MS } from '../stripe/client.ts';
 import { createThrottle, type Throttle } from '../stripe/throttle.ts';
 import { pauseOfInvoice } from './collection-pause.ts';
 import { classifyDecline, type Classification, type DeclineInfo } from './declines.ts';
@@ -96,6 +97,29 @@ export const KEY_LIFE_MARGIN_MS = 3_600_000;
 export function keyMayHaveExpired(firstSentAt: Date | null, wallNow: Date): boolean {
   if (firstSentAt === null) return false;
   return wallNow.getTime() - firstSentAt.getTime() >= STRIPE_KEY_LIFE_MS - KEY_LIFE_MARGIN_MS;
+}
+
+/**
+ * When, in real time, the attempt's key began its life as far as we can tell: its first send, or,
+ * for an attempt that may have been sent (`mayHaveRun`) without one recorded, its first claim.
+ * `first_sent_at` is null on a request an older worker sent (one from before migration 024, still
+ * running during a rolling deploy): taken for "never sent", its key would be asked again however
+ * old. The claim (`started_at`, kept by every later claim of the attempt) comes just before the
+ * request, so the key looks older, never younger, than it is. It is on the worker's clock, which
+ * `wallTimeOf` turns into real time (the same instant on the system clock; the demo's scaled clock
+ * maps it back), and it is never later than `wallNow`. A row never claimed (no `started_at`) falls
+ * back to its creation, which the database stamps in real time before any request.
+ */
+export function keyLifeStart(
+  a: Pick<AttemptRow, 'firstSentAt' | 'startedAt' | 'createdAt'>,
+  mayHaveRun: boolean,
+  wallTimeOf: (at: Date) => Date,
+  wallNow: Date,
+): Date | null {
+  if (a.firstSentAt !== null) return a.firstSentAt;
+  if (!mayHaveRun) return null;
+  const claimed = a.startedAt === null ? a.createdAt : wallTimeOf(a.startedAt);
+  return new Date(Math.min(claimed.getTime(), wallNow.getTime()));
 }
 
 /** Said of an attempt resolved from Stripe's state instead of its key's replay. */
@@ -238,7 +262,8 @@ async function runClaimed(
   );
   // Past the key's life, the same key could charge again: the attempt is resolved from Stripe's
   // state, never asked again.
-  const keyExpired = mayHaveRun && keyMayHaveExpired(attempt.firstSentAt, deps.wallNow());
+  const firstSent = keyLifeStart(attempt, mayHaveRun, (at) => deps.clock.wallTimeOf(at), deps.wallNow());
+  const keyExpired = mayHaveRun && keyMayHaveExpired(firstSent, deps.wallNow());
   // Paid while our outcome was unknown: asking again with the same key tells whether it was us
   // (Stripe replays our success) or someone else (Stripe refuses: already paid). Once the key may be
   // gone that cannot be told: the case closes as paid, and the payment is not credited to this
@@ -253,7 +278,7 @@ async function runClaimed(
     // replay would have.
     let lost: ChargeDecline | null;
     try {
-      lost = await chargeOfLostRequest(deps, attempt, remote);
+      lost = await chargeOfLostRequest(deps, attempt, firstSent, remote);
     } catch (err) {
       log.warn({ err }, "cannot read the invoice's charges to resolve an attempt past its key's life; retrying soon");
       return requeue(deps, attempt, 'unknown', `charges read failed: ${(err as Error).message}`, null);
@@ -293,10 +318,7 @@ async function runClaimed(
     // No charge of it at Stripe: it never reached the bank, and nothing is counted. Charging now
     // would be a new request under an old plan; the planner plans a new attempt, with a new number
     // and key, under the caps and network limits of now.
-    log.warn(
-      { firstSentAt: attempt.firstSentAt },
-      "attempt past its key's life made no charge: not repeated, planned again",
-    );
+    log.warn({ firstSentAt: firstSent }, "attempt past its key's life made no charge: not repeated, planned again");
     return skip(deps, attempt, `${KEY_EXPIRED}; no charge of it at Stripe, planned again with a new key`, {
       replan: true,
     });
@@ -312,10 +334,12 @@ async function runClaimed(
   }
 
   const key = keyOf(attempt);
-  // Before the request leaves, so a takeover after a crash knows the key's age; only the first
-  // request starts it (a replay or a takeover does not renew the key).
-  if (attempt.firstSentAt === null)
-    await owned(store.markSent(deps.sql, attempt.id, deps.wallNow(), fenceOf(attempt)), attempt);
+  // Before the request leaves, so a takeover after a crash knows the key's age (only the first
+  // request starts it: a replay or a takeover does not renew the key) and the time of the latest
+  // request, which a charge of the attempt cannot be later than.
+  // An attempt an older worker sent starts its key's life at that worker's claim (`keyLifeStart`).
+  const sentAt = deps.wallNow();
+  await owned(store.markSent(deps.sql, attempt.id, firstSent ?? sentAt, sentAt, fenceOf(attempt)), attempt);
   progress.chargeSent = true;
   const outcome = await payInvoice(deps.gateway, attempt.invoiceId, key, attempt.paymentMethod);
   await deps.afterCharge?.(attempt, outcome);
@@ -323,30 +347,55 @@ async function runClaimed(
 }
 
 /**
+ * When a charge made by an attempt's requests can have been created, in real time, as epoch
+ * milliseconds: from its first request (less the clocks' skew) to its latest request plus the time
+ * the SDK waits for an answer (after that the request was given up; a repeat is a request of its
+ * own and moves `lastSentAt`) plus the skew. Null when no request of it is known to have left.
+ */
+export function lostChargeWindow(
+  firstSentAt: Date | null,
+  lastSentAt: Date | null,
+): { from: number; to: number } | null {
+  if (firstSentAt === null) return null;
+  const last = Math.max(firstSentAt.getTime(), lastSentAt?.getTime() ?? -Infinity);
+  return {
+    from: firstSentAt.getTime() - STRIPE_CLOCK_SKEW_MS,
+    to: last + STRIPE_REQUEST_TIMEOUT_MS + STRIPE_CLOCK_SKEW_MS,
+  };
+}
+
+/**
  * The failed charge an attempt's lost request made, if it made one: the earliest failed charge of
- * the invoice (every PaymentIntent of it) that no ledger row holds, made after the request first
- * left (give or take the clocks' skew), on the attempt's card when the attempt names one. A request
- * makes at most one charge. Someone else's try on the invoice meanwhile (the hosted page) is one
- * too, and its event waits while this attempt is unresolved (`OurAttemptUnresolved`): taking it for
- * ours may credit it to the wrong row, but every charge is still on the ledger once.
+ * the invoice (every PaymentIntent of it) that no ledger row holds, made while a request of the
+ * attempt can have charged (`lostChargeWindow`), on the attempt's card when the attempt names one. A
+ * request makes at most one charge. Someone else's try on the invoice (the hosted page) is a charge
+ * too, and its event waits while this attempt is unresolved (`OurAttemptUnresolved`): one made after
+ * our requests (the customer trying hours later, the workers down) is left to that event, which
+ * records it under its own source once this attempt is resolved. One made inside the window cannot
+ * be told from ours: taking it may credit it to the wrong row, but every charge is still on the
+ * ledger once.
  */
 async function chargeOfLostRequest(
   deps: RunnerDeps,
   a: AttemptRow,
+  firstSent: Date | null,
   remote: Stripe.Invoice,
 ): Promise<ChargeDecline | null> {
-  if (a.firstSentAt === null) return null;
-  const from = a.firstSentAt.getTime() - STRIPE_CLOCK_SKEW_MS;
+  const window = lostChargeWindow(firstSent, a.lastSentAt);
+  if (window === null) return null;
   const charges: Stripe.Charge[] = [];
   for (const pi of intentsOf(remote)) charges.push(...(await failedChargesOf(deps.gateway, pi.id)));
-  const after = charges.filter(
-    (ch) => ch.created * 1000 >= from && (a.paymentMethod === null || ch.payment_method === a.paymentMethod),
+  const inWindow = charges.filter(
+    (ch) =>
+      ch.created * 1000 >= window.from &&
+      ch.created * 1000 <= window.to &&
+      (a.paymentMethod === null || ch.payment_method === a.paymentMethod),
   );
-  if (after.length === 0) return null;
+  if (inWindow.length === 0) return null;
   const known =
-    await deps.sql`select charge_id from payment_attempts where charge_id in ${deps.sql(after.map((ch) => ch.id))}`;
+    await deps.sql`select charge_id from payment_attempts where charge_id in ${deps.sql(inWindow.map((ch) => ch.id))}`;
   const onLedger = new Set(known.map((r) => r.charge_id as string));
-  const ours = after
+  const ours = inWindow
     .filter((ch) => !onLedger.has(ch.id))
     .sort((x, y) => x.created - y.created || (x.id < y.id ? -1 : 1))[0];
   if (!ours) return null;

@@ -59,8 +59,13 @@ export interface AttemptRow {
   jobId: string | null;
   /** Set by each claim: the holder writes its result only while this is still its own. */
   leaseToken: string | null;
-  /** Real time its charge request first left (null: never sent); the idempotency key's age counts from it. */
+  /**
+   * Real time its charge request first left (null: never sent, or sent by a worker from before
+   * migration 024); the idempotency key's age counts from it (see `keyLifeStart` in the runner).
+   */
   firstSentAt: Date | null;
+  /** Real time its latest charge request left (null: none recorded); a charge of it is no later than that request. */
+  lastSentAt: Date | null;
   createdAt: Date;
 }
 
@@ -116,6 +121,7 @@ function toAttempt(r: Row): AttemptRow {
     jobId: s('job_id'),
     leaseToken: s('lease_token'),
     firstSentAt: (r.first_sent_at as Date | null) ?? null,
+    lastSentAt: (r.last_sent_at as Date | null) ?? null,
     createdAt: r.created_at as Date,
   };
 }
@@ -345,13 +351,14 @@ export async function finishAttempt(tx: Tx, attemptId: number, r: AttemptResult,
 }
 
 /**
- * Notes the real time the attempt's charge request leaves, before it leaves, unless an earlier
- * request of the attempt already did: the idempotency key's life starts with the first request, and
- * a replay or a takeover does not renew it. False when `fence` no longer holds.
+ * Notes the real time the attempt's charge request leaves, before it leaves: `at` as its latest
+ * request always, and `first` as its first unless one is recorded (the idempotency key's life starts
+ * with the first request, and a replay or a takeover does not renew it). `first` is `at` but for a
+ * request an older worker sent without recording it. False when `fence` no longer holds.
  */
-export async function markSent(tx: Tx, attemptId: number, at: Date, fence: Fence): Promise<boolean> {
+export async function markSent(tx: Tx, attemptId: number, first: Date, at: Date, fence: Fence): Promise<boolean> {
   const rows = await tx`
-    update payment_attempts set first_sent_at = coalesce(first_sent_at, ${at})
+    update payment_attempts set first_sent_at = coalesce(first_sent_at, ${first}), last_sent_at = ${at}
      where id = ${attemptId} and ${fenced(tx, fence)}
     returning id`;
   return rows.length > 0;
