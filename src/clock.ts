@@ -9,11 +9,14 @@ export interface Clock {
    * database's real clock, so a scaled clock must translate planned times before enqueueing.
    */
   wallTimeOf(at: Date): Date;
+  /** The real time a span of `ms` of this clock's time takes: `ms` itself but on a scaled clock. */
+  realDurationMs(ms: number): number;
 }
 
 export const systemClock: Clock = {
   now: () => new Date(),
   wallTimeOf: (at) => at,
+  realDurationMs: (ms) => ms,
 };
 
 /** A clock that stands still until moved: for tests. */
@@ -37,6 +40,10 @@ export class FixedClock implements Clock {
       ? new Date()
       : new Date(Date.now() + (at.getTime() - this.#now.getTime()));
   }
+  /** Tests move a fixed clock as if that much real time had passed. */
+  realDurationMs(ms: number): number {
+    return ms;
+  }
 }
 
 /**
@@ -58,5 +65,8 @@ export class ScaledClock implements Clock {
   }
   wallTimeOf(at: Date): Date {
     return new Date(this.realStart + (at.getTime() - this.simStart) / this.scale);
+  }
+  realDurationMs(ms: number): number {
+    return ms / this.scale;
   }
 }

@@ -31,6 +31,9 @@ export class DemoClock implements Clock {
   wallTimeOf(at: Date): Date {
     return this.#scaled.wallTimeOf(at);
   }
+  realDurationMs(ms: number): number {
+    return this.#scaled.realDurationMs(ms);
+  }
   /**
    * Starts simulated time from now. Returns the provisional mapping it replaces: jobs queued
    * against it must move to the new one (`moveQueuedJobs`).

@@ -683,7 +683,7 @@ async function requeue(
     );
     await sendAttemptJob(
       tx,
-      { boss: deps.boss, clock: { now: () => wallAt, wallTimeOf: (d) => d } },
+      { boss: deps.boss, clock: { now: () => wallAt, wallTimeOf: (d) => d, realDurationMs: (ms) => ms } },
       a.id,
       a.invoiceId,
       wallAt,
@@ -703,7 +703,7 @@ async function followUpHeldAttempt(deps: RunnerDeps, attemptId: number): Promise
   const wallAt = new Date((row.lease_until as Date).getTime() + 1000);
   await sendAttemptJob(
     deps.sql,
-    { boss: deps.boss, clock: { now: () => wallAt, wallTimeOf: (d) => d } },
+    { boss: deps.boss, clock: { now: () => wallAt, wallTimeOf: (d) => d, realDurationMs: (ms) => ms } },
     attemptId,
     row.invoice_id as string,
     wallAt,

@@ -18,7 +18,7 @@ import { nextAllowedSend } from './localize.ts';
 import * as outbox from './outbox.ts';
 import { recordOpsAlert } from './ops-alerts.ts';
 import { cancelReason } from './planner.ts';
-import { defaultReminderPolicy, type ReminderPolicy } from './policy.ts';
+import { defaultReminderPolicy, type QuietHours, type ReminderPolicy } from './policy.ts';
 import type { TemplateSet } from './templates.ts';
 import { classifySendError, SendError, type MailTransport, type SendProblem } from './transport.ts';
 
@@ -113,6 +113,31 @@ const MAIL_BATCH_SIZE = 10;
  * before this (see transport.ts), so only a worker that died mid-send leaves a row past its lease.
  */
 export const SEND_LEASE_SECONDS = 15 * 60;
+/**
+ * How late, in real time, a send job may run and still send into quiet hours. The queue's own
+ * polling and a short backlog make a job seconds to minutes late; that is not a reason to hold a
+ * reminder due in the customer's evening until the next morning. On the demo's fast clock one real
+ * second is hours, so lateness is measured in real time, not in the clock's.
+ */
+export const LATE_SEND_TOLERANCE_MS = 10 * 60_000;
+
+/**
+ * Where a send job that runs late (the worker was down, a backlog) moves its reminder: the next
+ * moment outside the customer's quiet hours, or null to send now. Only ever to a time later than
+ * the row's own, so a clock that stands still (tests, the demo once its cycle ends) cannot defer a
+ * reminder again when the queue runs that job.
+ */
+export function lateSendMovedTo(
+  now: Date,
+  sendAt: Date,
+  zone: string,
+  quiet: QuietHours,
+  clock: Pick<Clock, 'realDurationMs'>,
+): Date | null {
+  if (clock.realDurationMs(now.getTime() - sendAt.getTime()) <= LATE_SEND_TOLERANCE_MS) return null;
+  const allowed = nextAllowedSend(now, zone, quiet);
+  return allowed.getTime() > now.getTime() && allowed.getTime() > sendAt.getTime() ? allowed : null;
+}
 const STUCK_SWEEP_MS = 60_000;
 const STUCK_BATCH = 100;
 
@@ -237,12 +262,8 @@ export async function sendOne(deps: MailerDeps, outboxId: number, scheduledFor: 
       await enqueueSend(tx, deps.boss, clock, outboxId, ctx.sendAt);
       return { ok: false };
     }
-    // A job that runs late (the worker was down, a backlog) must not send into the customer's
-    // night: the row moves to the next allowed moment and a job is enqueued for it. Only ever to a
-    // time later than the row's own, so a clock that stands still (tests, the demo once its cycle
-    // ends) cannot defer a reminder again when the queue runs that job.
-    const allowed = nextAllowedSend(now, ctx.timeZone, quietHoursOf(ctx));
-    if (allowed.getTime() > now.getTime() && allowed.getTime() > ctx.sendAt.getTime()) {
+    const allowed = lateSendMovedTo(now, ctx.sendAt, ctx.timeZone, quietHoursOf(ctx), clock);
+    if (allowed) {
       await outbox.reschedule(tx, outboxId, allowed, now);
       await enqueueSend(tx, deps.boss, clock, outboxId, allowed);
       log.info(

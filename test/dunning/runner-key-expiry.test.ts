@@ -46,7 +46,7 @@ beforeAll(async () => {
   // real now): a claim's time is then the real time of the claim.
   deps = {
     ...w.deps,
-    clock: { now: () => w.clock.now(), wallTimeOf: (d) => d },
+    clock: { now: () => w.clock.now(), wallTimeOf: (d) => d, realDurationMs: (ms) => ms },
     wallNow: () => w.sandboxClock.now(),
   };
 });

@@ -6,14 +6,14 @@
  */
 import type { PgBoss } from 'pg-boss';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { FixedClock } from '../../src/clock.ts';
+import { FixedClock, ScaledClock } from '../../src/clock.ts';
 import { loadConfig, type Config } from '../../src/config.ts';
 import { createLogger } from '../../src/log.ts';
 import { QUEUES, startQueue } from '../../src/queue.ts';
 import { createReminderHooks, type ReminderHooks } from '../../src/reminders/hooks.ts';
 import { billingPortalLinks } from '../../src/reminders/links.ts';
 import { startMailCatcher, type MailCatcher } from '../../src/reminders/mail-catcher.ts';
-import { startMailer, type MailerDeps } from '../../src/reminders/mailer.ts';
+import { lateSendMovedTo, startMailer, type MailerDeps } from '../../src/reminders/mailer.ts';
 import { loadTemplates } from '../../src/reminders/templates.ts';
 import { smtpTransport, type MailTransport } from '../../src/reminders/transport.ts';
 import { startSandbox, type Sandbox } from '../../src/sandbox/index.ts';
@@ -244,5 +244,28 @@ describe('Billing Portal links', () => {
     expect((await rowOf(caseId)).last_error).toMatch(/^billing portal: 404/);
     const [c] = await db.sql`select reminder_problem from dunning_cases where id = ${caseId}`;
     expect(c!.reminder_problem).toMatch(/^first_notice email failed: billing portal: 404/);
+  });
+});
+
+describe('how late a send job may run into quiet hours', () => {
+  const quiet = { start: 21, end: 8 };
+  // Due at 20:55 New York time; the job runs at 22:00 there.
+  const due = new Date('2026-12-08T01:55:00Z');
+  const ran = new Date('2026-12-08T03:00:00Z');
+  const morning = new Date('2026-12-08T13:00:00Z');
+
+  it('moves a reminder to the morning when the job ran over ten minutes late in real time', () => {
+    expect(lateSendMovedTo(ran, due, 'America/New_York', quiet, new FixedClock(ran))).toEqual(morning);
+  });
+
+  it('sends a job that is late only by the queue polling: minutes of real time, or on the demo clock hours of its time', () => {
+    const minutesLate = new Date(due.getTime() + 9 * 60_000);
+    expect(
+      lateSendMovedTo(minutesLate, due, 'America/New_York', { start: 20, end: 8 }, new FixedClock(ran)),
+    ).toBeNull();
+    // The demo's clock runs a day in a real second: an hour of its time late is 42 ms of real time.
+    const demo = new ScaledClock(due, 86_400);
+    expect(lateSendMovedTo(ran, due, 'America/New_York', quiet, demo)).toBeNull();
+    expect(demo.realDurationMs(ran.getTime() - due.getTime())).toBeCloseTo(3_900_000 / 86_400);
   });
 });
