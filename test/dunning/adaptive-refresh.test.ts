@@ -149,6 +149,17 @@ function schedulerDeps(learned: SchedulerDeps['learned']): SchedulerDeps {
   };
 }
 
+/** The refresh job's work, once, in the merchant's zone (Berlin), telling `source` of the new snapshot. */
+const refresh = (source?: ReturnType<typeof createLearnedSource>) =>
+  refreshAdaptive({
+    sql: db.sql,
+    clock,
+    log,
+    mode: 'auto',
+    merchantTimeZone: 'Europe/Berlin',
+    ...(source ? { source } : {}),
+  });
+
 /** An invoice id whose stable exploration draw keeps it on learned timing. */
 function learningInvoice(prefix: string): string {
   for (let i = 0; ; i += 1)
@@ -158,7 +169,7 @@ function learningInvoice(prefix: string): string {
 describe('the learned-timing refresh job', () => {
   it('counts too few retries honestly, and the plan says why it keeps the policy timing', async () => {
     await seedRetries('few', 50, 10, 24, 40);
-    const snap = await refreshAdaptive({ sql: db.sql, clock, log, mode: 'auto', merchantTimeZone: 'Europe/Berlin' });
+    const snap = await refresh();
     expect(snap.retries).toEqual({ generic: 50, funds: 0, temporary: 0 });
     expect(snap.inUse).toEqual({ generic: false, funds: false, temporary: false });
 
@@ -183,14 +194,7 @@ describe('the learned-timing refresh job', () => {
       update payment_attempts set payment_method = 'pm_changed' where attempt_no = 2 and invoice_id = 'in_mid1'`;
 
     const source = createLearnedSource();
-    const snap = await refreshAdaptive({
-      sql: db.sql,
-      clock,
-      log,
-      mode: 'auto',
-      merchantTimeZone: 'Europe/Berlin',
-      source,
-    });
+    const snap = await refresh(source);
     expect(snap.retries).toEqual({ generic: 50 + 200 + 149, funds: 0, temporary: 0 });
     expect(snap.inUse).toEqual({ generic: true, funds: false, temporary: false });
 
@@ -234,14 +238,7 @@ describe('the learned-timing refresh job', () => {
     // The earlier invoice was paid after this case opened: no payday was known when it was planned.
     await seedFundsRetries('late_', 50, 5, '2026-11-14T06:00:00Z', '2026-11-13T05:00:00Z', '2026-11-16T05:00:00Z');
     const source = createLearnedSource();
-    const snap = await refreshAdaptive({
-      sql: db.sql,
-      clock,
-      log,
-      mode: 'auto',
-      merchantTimeZone: 'Europe/Berlin',
-      source,
-    });
+    const snap = await refresh(source);
     expect(snap.retries.funds).toBe(450);
     const stored = await latestSnapshot(db.sql);
     expect(stored!.counts.byPaydayDistance).toEqual([

@@ -56,30 +56,24 @@ describe('the observed payday in the simulator', () => {
   });
 
   it('is learned from: funds retries of customers with one are counted by days since their payday', () => {
-    const [curve] = learningCurves({
-      seed: 4,
-      months: 2,
-      perMonth: 120,
-      policy: defaultPolicy(),
-      merchantTimeZone: 'Europe/Berlin',
-      start: SIMULATION_START,
-      variants: [issuerVariant('funds-majority')],
-    });
+    const curveOf = (observedPaydayShare?: number) =>
+      learningCurves({
+        seed: 4,
+        months: 2,
+        perMonth: 120,
+        policy: defaultPolicy(),
+        merchantTimeZone: 'Europe/Berlin',
+        start: SIMULATION_START,
+        variants: [issuerVariant('funds-majority')],
+        observedPaydayShare,
+      });
+    const [curve] = curveOf();
     const [month1, month2] = curve!.months;
     expect(month1!.paydayRetries).toBe(0);
     // About 40 % of customers have one on record: some of the learned retries, not all.
     expect(month2!.paydayRetries).toBeGreaterThan(0);
     expect(month2!.paydayRetries).toBeLessThan(month2!.learnedRetries);
-    const none = learningCurves({
-      seed: 4,
-      months: 2,
-      perMonth: 120,
-      policy: defaultPolicy(),
-      merchantTimeZone: 'Europe/Berlin',
-      start: SIMULATION_START,
-      variants: [issuerVariant('funds-majority')],
-      observedPaydayShare: 0,
-    });
+    const none = curveOf(0);
     expect(none[0]!.months[1]!.paydayRetries).toBe(0);
   });
 });
