@@ -93,7 +93,8 @@ describe("dunning backfill and the customer's lock", () => {
       card: { brand: 'visa', failure: 'insufficient_funds', expMonth: 1, expYear: 2030 },
     });
     const inv = await w.sandbox.createFailingInvoice(c.id, { amount: 2_000, currency: 'eur', subscription: true });
-    if (known) await w.db.sql`insert into customers (id, email, stripe_updated_at) values (${c.id}, 'held@example.com', now())`;
+    if (known)
+      await w.db.sql`insert into customers (id, email, stripe_updated_at) values (${c.id}, 'held@example.com', now())`;
 
     const { waiter, seen } = await underHeldLock(
       c.id,
@@ -129,8 +130,8 @@ describe("the card backfill and the customer's lock", () => {
     const inv = await w.sandbox.createFailingInvoice(c.id, { amount: 1_000, currency: 'eur', subscription: true });
     const copied = async () => {
       const [sub] = await w.db.sql`select count(*)::int as n from subscriptions where id = ${inv.subscriptionId}`;
-      const [card] =
-        await w.db.sql`select count(*)::int as n from card_expiries where payment_method = ${c.paymentMethodId}`;
+      const [card] = await w.db
+        .sql`select count(*)::int as n from card_expiries where payment_method = ${c.paymentMethodId}`;
       return { customer: await customerOf(c.id), subscription: sub!.n as number, card: card!.n as number };
     };
 
