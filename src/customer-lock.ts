@@ -2,9 +2,12 @@
  * One lock per customer, taken first in every transaction that decides on the customer's money or
  * mail: the event processor applying an event of theirs, the runner writing an attempt's outcome,
  * the mailer deciding a send (merges and the frequency cap), the card-expiry scan planning a
- * warning, the deadline closing a case. Taken before any row lock, it orders those transactions one after the other: without
- * it the processor (case, then the invoice's attempt rows) and the runner (attempt row, then the
- * case) deadlocked (40P01), and two mailers could both merge the same reminders.
+ * warning, the deadline and saved-card jobs closing or re-planning a case, ops' pause, resume and
+ * retry-now, and `dunning backfill` (copying a new customer, taking over an invoice; its card half
+ * copying a subscriber's customer, cards and subscription). Taken before any row lock, it orders
+ * those transactions one after the other: without it the processor (case, then the invoice's
+ * attempt rows) and the runner (attempt row, then the case) deadlocked (40P01), and two mailers
+ * could both merge the same reminders.
  */
 import type { Tx } from './db.ts';
 

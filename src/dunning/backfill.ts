@@ -1,4 +1,5 @@
 import type Stripe from 'stripe';
+import { lockCustomer } from '../customer-lock.ts';
 import type { Sql, Tx } from '../db.ts';
 import { insertStripeAttempt, refreshCaseDeclines, rememberCard } from '../ledger.ts';
 import { invoiceLinePricing, upsertCustomer as upsertCustomerRow } from '../events/objects.ts';
@@ -83,8 +84,12 @@ async function upsertCustomer(deps: BackfillDeps, customerId: string): Promise<v
   if (known) return;
   const c = await call(deps.gateway, (s) => s.customers.retrieve(customerId));
   if ('deleted' in c && c.deleted) return;
-  // As of its creation, so any customer event we receive later wins over what backfill read.
-  await upsertCustomerRow(deps.sql, c, new Date(c.created * 1000));
+  // As of its creation, so any customer event we receive later wins over what backfill read. Under
+  // the customer's lock, as the processor writes the row the mailer reads it (address, locale, zone).
+  await deps.sql.begin(async (tx) => {
+    await lockCustomer(tx, customerId);
+    await upsertCustomerRow(tx, c, new Date(c.created * 1000));
+  });
 }
 
 /** One of Stripe's own tries at the invoice, as far as Stripe can still tell. */
@@ -189,6 +194,10 @@ async function takeOver(
   customerId: string,
   stripe: StripeTries | null,
 ): Promise<{ opened: boolean; plan: PlanResult | null }> {
+  // The customer's lock first: this writes the invoice (perhaps `paid`), opens the case and plans
+  // its attempt, which the event processor, the runner and the mailer (merging the customer's
+  // reminders) decide on under that lock; taken before any row lock, as they take it.
+  await lockCustomer(tx, customerId);
   const created = new Date(inv.created * 1000);
   const subscription = subscriptionOfInvoice(inv);
   const lines = invoiceLinePricing(inv);

@@ -6,10 +6,12 @@
  */
 import type Stripe from 'stripe';
 import type { Clock } from '../clock.ts';
+import { lockCustomer } from '../customer-lock.ts';
 import type { Sql } from '../db.ts';
 import { recordCard } from '../events/cards.ts';
 import { upsertCustomer, upsertSubscription } from '../events/objects.ts';
 import { call, type StripeGateway } from '../stripe/charge.ts';
+import { idOf } from '../stripe/read.ts';
 
 export interface CardBackfillResult {
   pages: number;
@@ -44,7 +46,11 @@ export async function backfillRenewalCards(deps: CardBackfillDeps): Promise<Card
     for (const sub of page.data) {
       result.subscriptions += 1;
       const customer = typeof sub.customer === 'string' ? null : sub.customer;
+      const customerId = idOf(sub.customer);
       await deps.sql.begin(async (tx) => {
+        // The customer's lock first: the card-expiry scan and the mailer read these rows (the
+        // renewal cards, a `pause_collection`) under it, and the processor writes them under it.
+        if (customerId) await lockCustomer(tx, customerId);
         // As of creation, as backfill copies customers: any event we receive later wins.
         if (customer && !('deleted' in customer && customer.deleted)) {
           await upsertCustomer(tx, customer, new Date(customer.created * 1000));
