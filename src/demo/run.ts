@@ -30,6 +30,7 @@ import {
   startSandbox,
   type DeliveryRecord,
   type ExecutedCharge,
+  type Fault,
   type RateLimitedRequest,
   type Sandbox,
 } from '../sandbox/index.ts';
@@ -70,6 +71,11 @@ export interface DemoOptions {
    * that at least): default 10 %, 2 days. Tests raise both to see more crossings.
    */
   late?: { share: number; maxDays: number };
+  /**
+   * Faults the sandbox plays from the start (see src/sandbox/faults.ts): a test that must see the
+   * workers meet a 429 or a 500 makes it certain instead of hoping the load brings one.
+   */
+  faults?: readonly Fault[];
 }
 
 export interface DemoRun {
@@ -267,6 +273,7 @@ export async function runDemo(env: NodeJS.ProcessEnv, o: DemoOptions, print: (li
       ...(kept ? { state: kept.sandbox } : db.kept ? { idTag: randomBytes(3).toString('hex') } : {}),
     });
     const sandbox = parts.sandbox;
+    for (const fault of o.faults ?? []) sandbox.inject(fault);
     const config = loadConfig({
       ...demoEnv(env, { databaseUrl: db.url, smtpUrl: catcher.url, token, secret, apiBase: sandbox.url }),
       PUBLIC_URL: `http://127.0.0.1:${port}`,

@@ -10,7 +10,7 @@ import { parsePolicy } from '../../src/dunning/policy.ts';
 import { DUNNING_KINDS } from '../../src/reminders/kinds.ts';
 
 /**
- * The demo at a small size, headless: 60 failing renewals over 26 simulated days in ~25 real
+ * The demo at a small size, headless: 60 failing renewals over 26 simulated days in ~35 real
  * seconds, through the real receiver, processor, runner and mailer. Then the invariants a
  * newcomer would trust the report for, checked against the demo database and against what the
  * sandbox really charged and the mail catcher really received.
@@ -38,7 +38,7 @@ const NEVER_RETRY = new Set([
 ]);
 const CUSTOMERS = 60;
 const DAYS = 26;
-const SECONDS = 25;
+const SECONDS = 35;
 /** Simulated seconds per real second. */
 const SCALE = (DAYS * 86_400) / SECONDS;
 const database = `dunning_demo_t_${process.pid}_${Math.random().toString(36).slice(2, 8)}`;
@@ -62,11 +62,15 @@ beforeAll(async () => {
       database,
       port: 0,
       workers: 2,
-      // Most operations' webhooks held back four to eight simulated days: a payment comes days
-      // after the last failure, so crossings need many long holds to show up reliably. At 60 % a
-      // quiet machine saw 0 to 11 crossings by held deliveries per run (0 fails the test: it would
-      // prove nothing); at 85 %, 5 to 18.
-      late: { share: 0.85, maxDays: 8 },
+      // Most operations' webhooks held back six to twelve simulated days: a payment comes days after
+      // the last failure, so crossings need many long holds to show up reliably. Measured in 9 runs
+      // (3 with both cores busy elsewhere): 26 to 63 crossings by held deliveries, 67 to 78 retries.
+      // In 25 s instead of 35 the workers fell behind the clock: 3 to 23 crossings, one run with
+      // none (the test then proves nothing and fails), and 29 to 54 retries.
+      late: { share: 0.85, maxDays: 12 },
+      // Whether the load brings a 429 on a charge request is up to the machine: 2 runs in 16 saw
+      // 429s only on the webhook processor's reads. These make the runner's repeat certain.
+      faults: [{ kind: 'http_429', route: 'POST /v1/invoices/:id/pay', times: 3 }],
       mailDir: join(files, 'mail'),
       stateFile: join(files, 'sandbox.json'),
       // A window shorter than the run, so cases opened in its first days reach their end and the
@@ -242,10 +246,17 @@ describe('dunning demo (headless, small)', () => {
     const onAttempts = demo.rateLimited.filter(
       (r) => invoiceIn(r.path) !== null && (r.method === 'GET' || r.path.endsWith('/pay')),
     );
+    // From the load alone: the workers' pace against the sandbox's limit (the reads of webhook
+    // processing count too, so this holds on every run measured).
     expect(onAttempts.length, 'rate-limited reads or charges of invoices').toBeGreaterThan(0);
-    const repeated =
-      await sql`select invoice_id, attempt_no, status, request_tries from payment_attempts where request_tries > 0`;
-    expect(repeated.length, 'attempts sent again after "not sent"').toBeGreaterThan(0);
+    // The first three charge requests of the run were answered 429 for certain (the faults above):
+    // each is repeated later, so the ledger counts at least three requests sent again.
+    const [repeated] =
+      await sql`select count(*)::int as attempts, coalesce(sum(request_tries), 0)::int as tries from payment_attempts where request_tries > 0`;
+    expect(
+      repeated?.tries,
+      `requests sent again after "not sent" (${repeated?.attempts} attempts)`,
+    ).toBeGreaterThanOrEqual(3);
     const [asDeclines] =
       await sql`select count(*)::int as n from payment_attempts where 'rate_limit' in (decline_code, failure_code)`;
     expect(asDeclines?.n).toBe(0);
