@@ -10,6 +10,7 @@ import {
   type RunnerDeps,
 } from '../../src/dunning/runner.ts';
 import { STRIPE_CLOCK_SKEW_MS } from '../../src/ledger.ts';
+import type { FaultKind } from '../../src/sandbox/index.ts';
 import { retrieveInvoiceCharges } from '../../src/stripe/charge.ts';
 import { STRIPE_REQUEST_TIMEOUT_MS } from '../../src/stripe/client.ts';
 import { apply, recordingHooks, testDeps } from '../events/helpers.ts';
@@ -74,6 +75,16 @@ async function payableCase() {
   return s;
 }
 
+/** A failed invoice with its second attempt due at START on both clocks; `fault` plays on its first charge request. */
+async function dueAttempt(o: { payable?: boolean; fault?: FaultKind } = {}) {
+  w.clock.set(START);
+  w.sandboxClock.set(START);
+  const s = o.payable ? await payableCase() : await seedFailedInvoice(w, 'generic_decline');
+  const id = await planDueAttempt(w.db.sql, s, w.clock.now());
+  if (o.fault) w.sandbox.inject({ kind: o.fault, route: PAY, objectId: s.invoiceId });
+  return { s, id, key: `dunning:${s.invoiceId}:2` };
+}
+
 /**
  * What the planner counts (attempts that reached Stripe or may have) against every charge Stripe
  * made on the invoice: each charge is on the ledger exactly once, and no counted row lacks one.
@@ -117,12 +128,7 @@ async function plannedNos(invoiceId: string): Promise<number[]> {
 
 describe('an unknown attempt past the idempotency key life', () => {
   it('declined at the bank, answer lost, workers away 25 h: no second request with the key; the decline is read from Stripe, counted once, and a new attempt with a new key is planned', async () => {
-    w.clock.set(START);
-    w.sandboxClock.set(START);
-    const s = await seedFailedInvoice(w, 'generic_decline');
-    const id = await planDueAttempt(w.db.sql, s, w.clock.now());
-    const key = `dunning:${s.invoiceId}:2`;
-    w.sandbox.inject({ kind: 'execute_then_500', route: PAY, objectId: s.invoiceId });
+    const { s, id, key } = await dueAttempt({ fault: 'execute_then_500' });
     expect(await executeAttempt(deps, id)).toBe('unknown');
     expect(apiCharges(w.sandbox, s.invoiceId)).toHaveLength(1);
     expect((await attemptRow(w.db.sql, id)).first_sent_at).toEqual(new Date(START));
@@ -141,12 +147,7 @@ describe('an unknown attempt past the idempotency key life', () => {
   });
 
   it('paid by the lost request, workers away 25 h: no second request; the case closes as paid, the attempt is not credited with it', async () => {
-    w.clock.set(START);
-    w.sandboxClock.set(START);
-    const s = await payableCase();
-    const id = await planDueAttempt(w.db.sql, s, w.clock.now());
-    const key = `dunning:${s.invoiceId}:2`;
-    w.sandbox.inject({ kind: 'execute_then_500', route: PAY, objectId: s.invoiceId });
+    const { s, id, key } = await dueAttempt({ payable: true, fault: 'execute_then_500' });
     expect(await executeAttempt(deps, id)).toBe('unknown');
 
     advance(25 * HOUR);
@@ -163,12 +164,7 @@ describe('an unknown attempt past the idempotency key life', () => {
   });
 
   it('never executed (500 before the endpoint), workers away 25 h: not repeated, nothing counted; the next attempt has a new key and is a new request', async () => {
-    w.clock.set(START);
-    w.sandboxClock.set(START);
-    const s = await seedFailedInvoice(w, 'generic_decline');
-    const id = await planDueAttempt(w.db.sql, s, w.clock.now());
-    const key = `dunning:${s.invoiceId}:2`;
-    w.sandbox.inject({ kind: 'http_500', route: PAY, objectId: s.invoiceId });
+    const { s, id, key } = await dueAttempt({ fault: 'http_500' });
     expect(await executeAttempt(deps, id)).toBe('unknown');
 
     advance(25 * HOUR);
@@ -187,11 +183,7 @@ describe('an unknown attempt past the idempotency key life', () => {
   });
 
   it('a worker killed after sending, taken over 25 h later: the takeover reconciles and keeps the first send time', async () => {
-    w.clock.set(START);
-    w.sandboxClock.set(START);
-    const s = await seedFailedInvoice(w, 'generic_decline');
-    const id = await planDueAttempt(w.db.sql, s, w.clock.now());
-    const key = `dunning:${s.invoiceId}:2`;
+    const { s, id, key } = await dueAttempt();
     let charged!: () => void;
     const reached = new Promise<void>((resolve) => (charged = resolve));
     // A killed worker runs nothing more: this one stops for good after the charge.
@@ -215,13 +207,8 @@ describe('an unknown attempt past the idempotency key life', () => {
     await ledgerMatchesStripe(s.invoiceId);
   });
   it("timed out before reaching Stripe, the customer declined on the hosted page 2 h later, workers back after 25 h: the customer's charge is not taken for ours, and its waiting event puts it on the ledger once, as the customer's", async () => {
-    w.clock.set(START);
-    w.sandboxClock.set(START);
-    const s = await seedFailedInvoice(w, 'generic_decline');
-    const id = await planDueAttempt(w.db.sql, s, w.clock.now());
-    const key = `dunning:${s.invoiceId}:2`;
     // The request never reaches the charge: the client gives up after its timeout.
-    w.sandbox.inject({ kind: 'hang', route: PAY, objectId: s.invoiceId });
+    const { s, id, key } = await dueAttempt({ fault: 'hang' });
     expect(await executeAttempt(deps, id)).toBe('unknown');
 
     advance(2 * HOUR);
@@ -255,12 +242,7 @@ describe('an attempt sent by an older worker, which does not record the send', (
   }
 
   it("workers away 25 h: its first claim's time stands in for the send, and the key is not asked again", async () => {
-    w.clock.set(START);
-    w.sandboxClock.set(START);
-    const s = await seedFailedInvoice(w, 'generic_decline');
-    const id = await planDueAttempt(w.db.sql, s, w.clock.now());
-    const key = `dunning:${s.invoiceId}:2`;
-    w.sandbox.inject({ kind: 'execute_then_500', route: PAY, objectId: s.invoiceId });
+    const { s, id, key } = await dueAttempt({ fault: 'execute_then_500' });
     expect(await executeAttempt(deps, id)).toBe('unknown');
     await sentByOlderWorker(id);
     expect((await attemptRow(w.db.sql, id)).started_at).toEqual(new Date(START));
@@ -276,12 +258,7 @@ describe('an attempt sent by an older worker, which does not record the send', (
   });
 
   it("repeated by a new worker 2 h later: the first claim's time is recorded as the first send, so 24.5 h after the older worker's request the key is not asked again", async () => {
-    w.clock.set(START);
-    w.sandboxClock.set(START);
-    const s = await seedFailedInvoice(w, 'generic_decline');
-    const id = await planDueAttempt(w.db.sql, s, w.clock.now());
-    const key = `dunning:${s.invoiceId}:2`;
-    w.sandbox.inject({ kind: 'execute_then_500', route: PAY, objectId: s.invoiceId });
+    const { s, id, key } = await dueAttempt({ fault: 'execute_then_500' });
     expect(await executeAttempt(deps, id)).toBe('unknown');
     await sentByOlderWorker(id);
 
@@ -303,12 +280,7 @@ describe('an attempt sent by an older worker, which does not record the send', (
 
 describe('an unknown attempt within the key life', () => {
   it('22 h later the same key is asked again and Stripe replays the decline: one charge, first send time kept', async () => {
-    w.clock.set(START);
-    w.sandboxClock.set(START);
-    const s = await seedFailedInvoice(w, 'generic_decline');
-    const id = await planDueAttempt(w.db.sql, s, w.clock.now());
-    const key = `dunning:${s.invoiceId}:2`;
-    w.sandbox.inject({ kind: 'execute_then_500', route: PAY, objectId: s.invoiceId });
+    const { s, id, key } = await dueAttempt({ fault: 'execute_then_500' });
     expect(await executeAttempt(deps, id)).toBe('unknown');
 
     advance(22 * HOUR);
