@@ -19,9 +19,13 @@ ENV NODE_ENV=production
 ENV NODE_OPTIONS="--max-semi-space-size=4 --max-old-space-size=256"
 WORKDIR /app
 COPY package.json package-lock.json ./
+COPY scripts/patch-postgres.cjs ./scripts/
 # No production dependency needs an install script. The demo and mail-catcher commands need
 # devDependencies and say so here; without DATABASE_URL the worker exits 78 (no embedded Postgres).
-RUN npm ci --omit=dev --omit=optional --ignore-scripts --no-audit --no-fund && npm cache clean --force
+# Our own postinstall step is run by hand: postgres.js must reserve a transaction's connection
+# (scripts/patch-postgres.cjs).
+RUN npm ci --omit=dev --omit=optional --ignore-scripts --no-audit --no-fund && node scripts/patch-postgres.cjs \
+  && npm cache clean --force
 COPY --from=build /app/dist ./dist
 COPY sql ./sql
 COPY templates ./templates
