@@ -17,7 +17,7 @@ const adminUrl = inject('adminUrl');
 const database = `dunning_demo_k_${process.pid}_${Math.random().toString(36).slice(2, 8)}`;
 const files = mkdtempSync(join(tmpdir(), 'demo-keep-'));
 const options: DemoOptions = {
-  // Every customer's renewal fails and half to two in three recover within eight days: 20
+  // Every customer's renewal fails and a third to three quarters recover within eight days: 20
   // left 6 to 13 cases open in 11 runs (12 left 2 to 4, and 2 fails the guard below).
   customers: 20,
   days: 8,
